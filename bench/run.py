@@ -1,0 +1,145 @@
+"""Benchmark driver: flowkit against TaskFlow 6.5.0 in the same run, as a table with ratios and targets.
+
+    .venv/bin/python bench/run.py [--quick] [--full] [--skip-peer | --skip-flowkit | --reuse-peer]
+                                  [--suites core] [--cases linear,compile] [--repeat N]
+
+Each suite's flowkit script runs in a subprocess of this interpreter (use the repo's ``.venv``), its peer
+script in ``.bench/taskflow-venv`` (created on first use). Both sides run one after the other, never at
+once: the machine has two cores. Results go to ``.bench/results-<suite>.json``. Figures are printed,
+never asserted: a MISSED target does not fail the run; only a side that could not run at all does.
+
+``--quick``: one repeat, no 10k flows / 100k compile / memory child, peer at N=100 only (about a minute).
+Default: median of 3, every size a target names; the peer takes about 5 minutes.
+``--full``: also the peer's 5,000-atom compile (about a minute more).
+``--no-gc``: pause Python's cyclic GC inside the timed region on both sides (a diagnostic: at 10,000
+tasks the collector's passes over every live object cost more per task than at 1,000, on any engine).
+``--reuse-peer``: the peer figures of the last run that measured them (``.bench/peer-<suite>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import _suite_core
+from _peer import REPO_ROOT, run_json, run_peer
+from _report import report
+from _suite import Preset, Results, Suite, chosen_cases
+
+SUITES: dict[str, Suite] = {s.name: s for s in (_suite_core.SUITE,)}
+RESULTS_DIR = REPO_ROOT / ".bench"
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    p.add_argument("--full", action="store_true", help="also the peer's slow sizes")
+    p.add_argument("--skip-peer", action="store_true", help="flowkit only")
+    p.add_argument("--skip-flowkit", action="store_true", help="TaskFlow only")
+    p.add_argument("--reuse-peer", action="store_true", help="reuse the last measured peer figures")
+    p.add_argument("--suites", default=",".join(SUITES), help="comma separated; default: %(default)s")
+    p.add_argument("--cases", default=None, help="only these cases (comma separated)")
+    p.add_argument("--repeat", type=int, default=None, help="median of N runs (default 3, quick 1)")
+    p.add_argument("--no-gc", action="store_true", help="both sides: pause the GC while timing")
+    args = p.parse_args(argv)
+    unknown = set(args.suites.split(",")) - set(SUITES)
+    if unknown:
+        p.error(f"unknown suite(s) {sorted(unknown)}; known: {sorted(SUITES)}")
+    return args
+
+
+def _results_path(suite: Suite) -> Path:
+    return RESULTS_DIR / f"results-{suite.name}.json"
+
+
+def _peer_cache(suite: Suite) -> Path:
+    """Last successful peer measurement, kept apart so a ``--skip-peer`` run cannot erase it."""
+    return RESULTS_DIR / f"peer-{suite.name}.json"
+
+
+def _previous_peer(suite: Suite) -> tuple[Results, str] | None:
+    """The peer figures last measured for this suite, with when they were measured."""
+    try:
+        saved = json.loads(_peer_cache(suite).read_text())
+    except (OSError, ValueError):
+        return None
+    peer = saved.get("taskflow") or {}
+    return (peer, saved.get("measured_at", "?")) if peer else None
+
+
+def _side(label: str, run: Any) -> tuple[Results, str | None]:
+    """Run one side; a crash is reported and kept, so the other side's figures still print."""
+    print(f"\n== {label}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        results: Results = run()
+    except Exception as exc:
+        print(f"== {label} FAILED: {exc}", file=sys.stderr, flush=True)
+        return {}, f"{type(exc).__name__}: {exc}"
+    print(f"== {label} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return results, None
+
+
+def _only(results: Results, preset: Preset) -> Results:
+    """The requested cases: reused peer figures may cover more than this run measured."""
+    return {c: v for c, v in results.items() if preset.cases is None or c in preset.cases}
+
+
+def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
+    """Measure both sides of one suite, save the JSON, print the tables; False if a side failed."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    ours: Results = {}
+    peer: Results = {}
+    errors: dict[str, str] = {}
+    peer_when = now
+    if not args.skip_flowkit and chosen_cases(preset, suite.flowkit_cases):
+        ours, err = _side(f"{suite.name}: flowkit", lambda: run_json(
+            sys.executable, suite.flowkit_script, suite.flowkit_args(preset)))
+        if err:
+            errors["flowkit"] = err
+    previous = _previous_peer(suite) if args.reuse_peer else None
+    if previous:
+        peer, peer_when = previous
+        print(f"\n== {suite.name}: TaskFlow figures reused from {peer_when}", file=sys.stderr)
+    elif suite.peer_script and not args.skip_peer and chosen_cases(preset, suite.peer_cases):
+        script = suite.peer_script
+        peer, err = _side(f"{suite.name}: TaskFlow 6.5.0", lambda: run_peer(script, suite.peer_args(preset)))
+        if err:
+            errors["taskflow"] = err
+        elif peer:
+            RESULTS_DIR.mkdir(exist_ok=True)
+            _peer_cache(suite).write_text(json.dumps(
+                {"measured_at": now, "argv": sys.argv[1:], "taskflow": peer}, indent=2) + "\n")
+    targets = [t for t in suite.targets(ours, peer) if preset.cases is None or t.case in preset.cases]
+    RESULTS_DIR.mkdir(exist_ok=True)
+    _results_path(suite).write_text(json.dumps({
+        "suite": suite.name, "when": now, "taskflow_measured_at": peer_when, "argv": sys.argv[1:],
+        "preset": asdict(preset), "python": platform.python_version(), "cpus": os.cpu_count(),
+        "platform": platform.platform(), "flowkit": ours, "taskflow": peer, "errors": errors,
+        "targets": [asdict(t) | {"verdict": t.verdict} for t in targets],
+    }, indent=2) + "\n")
+    report(suite.name, _only(ours, preset), _only(peer, preset), targets, suite.notes)
+    for side, err in errors.items():
+        print(f"  {side} did not run: {err}")
+    print(f"  saved {_results_path(suite).relative_to(REPO_ROOT)}")
+    return not errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    cases = tuple(c for c in args.cases.split(",") if c) if args.cases else None
+    preset = Preset(quick=args.quick, full=args.full, repeat=args.repeat, cases=cases, no_gc=args.no_gc)
+    ok = [run_suite(SUITES[name], args, preset) for name in args.suites.split(",")]
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

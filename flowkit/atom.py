@@ -1,0 +1,215 @@
+"""The atom: the smallest unit a flow is made of (a task or a retry controller).
+
+An atom declares what it needs and what it gives by the names of its
+``execute`` arguments and its ``provides``; flows are wired from these names,
+never by hand. Everything here is worked out once, when the atom is built, so
+the engine's hot loop only looks values up.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from flowkit.exceptions import InvalidFlowError
+
+#: ``provides`` as given by a user: one name, names by position, or names by dict key.
+ProvidesSpec = str | tuple[str, ...] | list[str] | set[str] | frozenset[str] | None
+RebindSpec = Mapping[str, str] | Iterable[str] | None
+
+_WHOLE = object()  # extractor key meaning "the whole result"
+
+
+def class_name(obj: object) -> str:
+    """``module.QualName`` of an object's class (or of a function)."""
+    target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj)
+    module = getattr(target, "__module__", None) or ""
+    qual = str(getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target)))
+    return f"{module}.{qual}" if module and module != "builtins" else qual
+
+
+class Arguments:
+    """How a callable's parameters are bound from storage, worked out from its signature.
+
+    ``required`` and ``optional`` map parameter name -> symbol name; ``takes_kwargs`` says
+    whether extra symbols (from ``requires``) can be passed as keyword arguments.
+    """
+
+    __slots__ = ("defaults", "optional", "positional", "required", "takes_kwargs")
+
+    def __init__(self, fn: Callable[..., Any], skip: Iterable[str] = ()) -> None:
+        skipped = set(skip)
+        self.positional: list[str] = []
+        self.required: dict[str, str] = {}
+        self.optional: dict[str, str] = {}
+        self.defaults: dict[str, Any] = {}
+        self.takes_kwargs = False
+        for param in inspect.signature(fn).parameters.values():
+            if param.kind is param.VAR_KEYWORD:
+                self.takes_kwargs = True
+                continue
+            if param.kind is param.VAR_POSITIONAL or param.name in skipped:
+                continue
+            self.positional.append(param.name)
+            if param.default is param.empty:
+                self.required[param.name] = param.name
+            else:
+                self.optional[param.name] = param.name
+                self.defaults[param.name] = param.default
+
+
+def _normalize_provides(atom_name: str, provides: ProvidesSpec) -> dict[str, Any]:
+    """Map each provided symbol to how it is taken out of the result."""
+    if provides is None:
+        return {}
+    if isinstance(provides, str):
+        return {provides: _WHOLE}
+    if isinstance(provides, tuple | list):
+        out: dict[str, Any] = {}
+        for i, name in enumerate(provides):
+            if not isinstance(name, str):
+                raise InvalidFlowError(f"atom {atom_name!r}: provides entries must be str, got {name!r}")
+            if name in out:
+                raise InvalidFlowError(f"atom {atom_name!r} provides {name!r} twice")
+            out[name] = i
+        return out
+    if isinstance(provides, set | frozenset):
+        for name in provides:
+            if not isinstance(name, str):
+                raise InvalidFlowError(f"atom {atom_name!r}: provides entries must be str, got {name!r}")
+        return {name: name for name in sorted(provides)}
+    raise InvalidFlowError(
+        f"atom {atom_name!r}: provides must be a str, a tuple/list or a set of str, got {provides!r}"
+    )
+
+
+def extract(result: Any, key: Any, atom_name: str, symbol: str) -> Any:
+    """Take ``symbol``'s value out of an atom's result (whole, by position, or by dict key)."""
+    if key is _WHOLE:
+        return result
+    try:
+        return result[key]
+    except (LookupError, TypeError) as exc:
+        kind = "index" if isinstance(key, int) else "key"
+        raise InvalidFlowError(
+            f"atom {atom_name!r} should provide {symbol!r} as {kind} {key!r} of its result, "
+            f"but its result {type(result).__name__} has none ({exc})"
+        ) from None
+
+
+class Atom:
+    """Base of :class:`~flowkit.task.Task` and :class:`~flowkit.retry.Retry`.
+
+    Subclasses implement ``execute`` (and usually ``revert``). The constructor binds
+    their arguments: by default each parameter of ``execute`` is the symbol of the same
+    name; ``rebind`` renames (``{"arg": "symbol"}``, or a list in parameter order);
+    ``inject`` gives atom-local values; ``requires`` adds symbols passed as keywords;
+    ``provides`` names the result (str: whole; tuple/list: by position; set: by dict key).
+    """
+
+    default_provides: ProvidesSpec = None
+    #: parameters of execute/revert that the engine fills itself, not from storage
+    _special_args: frozenset[str] = frozenset()
+    _revert_special_args: frozenset[str] = frozenset({"result", "flow_failures"})
+
+    def __init__(
+        self,
+        name: str | None = None,
+        provides: ProvidesSpec = None,
+        requires: Iterable[str] | None = None,
+        rebind: RebindSpec = None,
+        inject: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name: str = name if name is not None else class_name(self)
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidFlowError(f"atom name must be a non-empty str, got {self.name!r}")
+        self.inject: dict[str, Any] = dict(inject or {})
+        if provides is None:
+            provides = self.default_provides
+        self.save_as: dict[str, Any] = _normalize_provides(self.name, provides)
+        self.provides: tuple[str, ...] = tuple(self.save_as)
+        self._bind(requires, rebind)
+
+    # -- binding ---------------------------------------------------------------------------------
+
+    def _execute_callable(self) -> Callable[..., Any]:
+        return self.execute  # type: ignore[attr-defined]
+
+    def _revert_callable(self) -> Callable[..., Any]:
+        return self.revert  # type: ignore[attr-defined]
+
+    def _bind(self, requires: Iterable[str] | None, rebind: RebindSpec) -> None:
+        args = Arguments(self._execute_callable(), skip=self._special_args)
+        mapping: dict[str, str] = {**args.required, **args.optional}
+        if rebind is not None:
+            if isinstance(rebind, Mapping):
+                items = list(rebind.items())
+            else:
+                names = list(rebind)
+                if len(names) > len(args.positional) and not args.takes_kwargs:
+                    raise InvalidFlowError(
+                        f"atom {self.name!r}: rebind lists {len(names)} symbols but execute takes "
+                        f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
+                    )
+                extra = [f"_arg{i}" for i in range(len(args.positional), len(names))]
+                items = list(zip([*args.positional, *extra], names, strict=False))
+            for arg, symbol in items:
+                if arg not in mapping and not args.takes_kwargs:
+                    raise InvalidFlowError(
+                        f"atom {self.name!r}: rebind names argument {arg!r}, which execute does not take "
+                        f"(it takes {', '.join(args.positional) or 'no arguments'})"
+                    )
+                if not isinstance(symbol, str):
+                    raise InvalidFlowError(f"atom {self.name!r}: rebind target must be a str, got {symbol!r}")
+                mapping[arg] = symbol
+        for symbol in requires or ():
+            if symbol not in mapping:
+                if not args.takes_kwargs and symbol not in args.positional:
+                    raise InvalidFlowError(
+                        f"atom {self.name!r} requires {symbol!r}, but execute neither takes an argument "
+                        f"of that name nor **kwargs"
+                    )
+                mapping[symbol] = symbol
+        #: parameter -> symbol, for parameters that must be bound
+        self.rebind: dict[str, str] = {a: s for a, s in mapping.items() if a not in args.optional}
+        #: parameter -> symbol, for parameters that have defaults (bound only when available)
+        self.optional_rebind: dict[str, str] = {a: s for a, s in mapping.items() if a in args.optional}
+        for arg in list(self.rebind):
+            if arg in self.inject:
+                del self.rebind[arg]
+        for arg in list(self.optional_rebind):
+            if arg in self.inject:
+                del self.optional_rebind[arg]
+
+        revert_fn = self._revert_callable()
+        revert_args = Arguments(revert_fn, skip=self._revert_special_args)
+        self._revert_takes_kwargs = revert_args.takes_kwargs
+        revert_params = inspect.signature(revert_fn).parameters
+        #: which of result / flow_failures the revert callable accepts
+        self._revert_wants: frozenset[str] = frozenset(
+            n for n in self._revert_special_args if n in revert_params or revert_args.takes_kwargs
+        )
+        self.revert_rebind: dict[str, str] = {}
+        self.revert_optional_rebind: dict[str, str] = {}
+        for arg in revert_args.positional:
+            if arg in self.inject:
+                continue
+            symbol = mapping.get(arg, arg)
+            if arg in revert_args.required:
+                self.revert_rebind[arg] = symbol
+            else:
+                self.revert_optional_rebind[arg] = symbol
+
+    @property
+    def requires(self) -> frozenset[str]:
+        """Symbols this atom cannot run without."""
+        return frozenset(self.rebind.values()) | frozenset(self.revert_rebind.values())
+
+    @property
+    def optional(self) -> frozenset[str]:
+        """Symbols this atom uses when some atom or the store provides them."""
+        return frozenset(self.optional_rebind.values()) | frozenset(self.revert_optional_rebind.values())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

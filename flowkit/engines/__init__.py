@@ -1,0 +1,95 @@
+"""Build and run engines: ``engines.load(flow, ...)`` and ``engines.run(flow, ...)``.
+
+Engine kinds are chosen by name with explicit, typed keyword arguments:
+
+- ``"serial"``: atoms run one at a time in the caller's thread (the default; cheapest per atom);
+- ``"parallel"``: independent atoms run at the same time on ``executor``: ``"threads"`` (futurist
+  thread pool, the default), ``"processes"`` (futurist process pool; tasks and their arguments are
+  pickled) or any ``concurrent.futures.Executor`` you pass (you keep ownership of it);
+- ``"worker-based"``: atoms run on remote workers over a message broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent import futures
+from typing import Any
+
+from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, thread_pool
+from flowkit.engines.engine import Engine
+from flowkit.exceptions import InvalidFlowError
+from flowkit.flow import Flow
+
+ENGINES = ("serial", "parallel", "worker-based")
+EXECUTORS = ("threads", "processes")
+
+__all__ = ["ENGINES", "EXECUTORS", "Engine", "load", "run"]
+
+
+def _dispatcher(
+    engine: str, executor: str | futures.Executor | None, max_workers: int | None
+) -> tuple[Dispatcher | None, bool]:
+    """The dispatcher for an engine kind, and whether tasks must pickle."""
+    if engine == "serial":
+        if executor is not None:
+            raise InvalidFlowError("the serial engine takes no executor; use engine='parallel'")
+        return Dispatcher(), False
+    if engine != "parallel":
+        raise InvalidFlowError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+        raise InvalidFlowError(f"max_workers must be a positive int, got {max_workers!r}")
+    if executor is None or executor == "threads":
+        workers = max_workers or 8
+        return ExecutorDispatcher(lambda: thread_pool(workers)), False
+    if executor == "processes":
+        import multiprocessing
+
+        import futurist
+
+        # forkserver: the engine's process has threads (listeners, pools); forking it is unsafe.
+        ctx = multiprocessing.get_context("forkserver")
+        return (
+            ExecutorDispatcher(
+                lambda: futurist.ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx),
+                in_process=True,
+            ),
+            True,
+        )
+    if isinstance(executor, futures.Executor):
+        in_process = isinstance(executor, futures.ProcessPoolExecutor)
+        return ExecutorDispatcher(executor=executor, in_process=in_process), in_process
+    raise InvalidFlowError(
+        f"unknown executor {executor!r}; use 'threads', 'processes' or a concurrent.futures.Executor"
+    )
+
+
+def load(
+    flow: Flow,
+    store: Mapping[str, Any] | None = None,
+    engine: str = "serial",
+    executor: str | futures.Executor | None = None,
+    max_workers: int | None = None,
+    **options: Any,
+) -> Engine:
+    """An engine for ``flow``; nothing runs until ``run()``.
+
+    ``store`` gives the flow's input values by symbol name.
+    """
+    if engine == "worker-based":
+        from flowkit.workers import engine as worker_engine
+
+        return worker_engine.load(flow, store=store, **options)
+    if options:
+        raise InvalidFlowError(f"unknown engine option(s): {', '.join(sorted(options))}")
+    dispatcher, check_pickle = _dispatcher(engine, executor, max_workers)
+    eng = Engine(flow, store=store, dispatcher=dispatcher, check_pickle=check_pickle)
+    if isinstance(dispatcher, ExecutorDispatcher):
+        dispatcher._on_progress = eng._progress_of_node
+    return eng
+
+
+def run(flow: Flow, store: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Load and run ``flow``; return every value provided (and the store)."""
+    eng = load(flow, store=store, **kwargs)
+    eng.run()
+    return eng.storage.fetch_all()

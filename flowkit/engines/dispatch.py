@@ -1,0 +1,180 @@
+"""Where atoms' ``execute``/``revert`` calls run: inline, on threads, on processes, or elsewhere.
+
+A dispatcher takes ``(node id, atom, action, kwargs)`` and later hands back one
+completion ``(node id, action, ok, value)``, where ``value`` is the result or a
+:class:`~flowkit.failure.Failure`. The engine's scheduler is the only consumer, on
+one thread, so a completion queue is all the synchronisation there is.
+"""
+
+from __future__ import annotations
+
+import pickle
+import queue
+from collections import deque
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+from flowkit.atom import Atom
+from flowkit.exceptions import ExecutionError, NotSerializableError
+from flowkit.failure import Failure
+
+EXECUTE = "execute"
+REVERT = "revert"
+
+Completion = tuple[int, str, bool, Any]
+ProgressCallback = Callable[[str, float], None]
+
+
+def call_atom(atom: Atom, action: str, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """Run one action of one atom; never raises (a failure comes back as a Failure)."""
+    try:
+        fn = atom.execute if action == EXECUTE else atom.revert  # type: ignore[attr-defined]
+        return True, fn(**kwargs)
+    except Exception:
+        return False, Failure()
+
+
+def call_in_process(atom: Atom, action: str, kwargs: dict[str, Any]) -> tuple[bool, Any, list[float]]:
+    """Process-pool entry point: also collects progress, and checks the result can travel back."""
+    progress: list[float] = []
+    if hasattr(atom, "_progress_sink"):
+        atom._progress_sink = lambda _name, value: progress.append(value)
+    ok, value = call_atom(atom, action, kwargs)
+    if ok:
+        try:
+            pickle.dumps(value)
+        except Exception as exc:
+            ok, value = (
+                False,
+                Failure.from_exception(NotSerializableError(atom.name, "the result", repr(exc))),
+            )
+    return ok, value, progress
+
+
+class Dispatcher:
+    """Runs calls inline in the scheduler's thread (the serial engine)."""
+
+    def __init__(self) -> None:
+        self._done: deque[Completion] = deque()
+
+    def start(self) -> None:
+        """Acquire resources for one engine run."""
+
+    def stop(self) -> None:
+        """Release what :meth:`start` acquired."""
+
+    def submit(self, i: int, atom: Atom, action: str, kwargs: dict[str, Any]) -> None:
+        ok, value = call_atom(atom, action, kwargs)
+        self._done.append((i, action, ok, value))
+
+    def wait(self, timeout: float | None) -> Completion | None:
+        """The next completion, or None when ``timeout`` passes first."""
+        return self._done.popleft() if self._done else None
+
+
+class ExecutorDispatcher(Dispatcher):
+    """Runs calls on a ``concurrent.futures`` executor (futurist threads or processes, or the user's)."""
+
+    def __init__(
+        self,
+        factory: Callable[[], futures.Executor] | None = None,
+        executor: futures.Executor | None = None,
+        in_process: bool = False,
+        on_progress: Callable[[int, float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._factory = factory
+        self._given = executor
+        self._executor: futures.Executor | None = executor
+        self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._in_process = in_process
+        self._on_progress = on_progress
+
+    def start(self) -> None:
+        if self._executor is None and self._factory is not None:
+            self._executor = self._factory()
+
+    def stop(self) -> None:
+        if self._given is None and self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def submit(self, i: int, atom: Atom, action: str, kwargs: dict[str, Any]) -> None:
+        executor = self._executor
+        if executor is None:
+            raise ExecutionError("the engine's executor is not running (start() was not called)")
+        put = self._queue.put
+        try:
+            fn: Callable[..., Any] = call_in_process if self._in_process else call_atom
+            fut = executor.submit(fn, atom, action, kwargs)
+        except Exception as exc:
+            put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
+            return
+        in_process = self._in_process
+        on_progress = self._on_progress
+
+        def done(f: futures.Future[Any]) -> None:
+            try:
+                out = f.result()
+            except BaseException as exc:
+                put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
+                return
+            if in_process:
+                ok, value, progress = out
+                if on_progress is not None:
+                    for p in progress:
+                        on_progress(i, p)
+                put((i, action, ok, value))
+            else:
+                put((i, action, out[0], out[1]))
+
+        fut.add_done_callback(done)
+
+    def wait(self, timeout: float | None) -> Completion | None:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+def thread_pool(max_workers: int) -> futures.Executor:
+    """A futurist thread pool that shuts down as soon as its work is done.
+
+    futurist's idle workers poll their queue once a second, so a plain shutdown costs up
+    to a second per engine run (TaskFlow's floor). Waking each worker with a no-op item
+    after telling it to stop removes that wait.
+    """
+    import futurist
+    from futurist import _utils
+
+    class PromptThreadPool(futurist.ThreadPoolExecutor):
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            work_queue = getattr(self, "_work_queue", None)
+            workers = list(getattr(self, "_workers", ()))
+            if wait and work_queue is not None and workers:
+                work_queue.join()
+                for w in workers:
+                    w.stop()
+                for _ in workers:
+                    work_queue.put(_utils.WorkItem(futures.Future(), _noop))
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    return PromptThreadPool(max_workers=max_workers)
+
+
+def _noop() -> None:
+    return None
+
+
+def _submit_error(atom: Atom, exc: BaseException) -> BaseException:
+    if isinstance(exc, pickle.PicklingError | TypeError | AttributeError) and "pickle" in str(exc).lower():
+        return NotSerializableError(atom.name, "the arguments", str(exc))
+    if isinstance(exc, FlowkitErrorTypes):
+        return exc
+    err = ExecutionError(f"atom {atom.name!r} could not be run by the executor: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+FlowkitErrorTypes = (NotSerializableError, ExecutionError)

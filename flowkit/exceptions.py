@@ -1,0 +1,263 @@
+"""Every error flowkit raises itself, under one root: :class:`FlowkitError`.
+
+Sub-roots group errors by the layer that raises them, so callers can catch
+"anything wrong with my flow's shape" (:class:`CompilationError`) apart from
+"the database went away" (:class:`StorageError`). Messages name the atoms,
+symbols, jobs or URLs involved, because an error that says *what* is wrong but
+not *where* costs an operator an afternoon.
+
+All exceptions here survive pickling (they travel between processes in the
+process executor and between machines as ``Failure`` dicts): each keeps its
+constructor arguments in ``self.args`` so the default ``__reduce__`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowkit.failure import Failure
+
+
+def _quote(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+class FlowkitError(Exception):
+    """Root of every error flowkit raises itself."""
+
+
+# -- flow structure -----------------------------------------------------------------------------
+
+
+class CompilationError(FlowkitError):
+    """The flow cannot be turned into a runnable graph; raised before any task runs."""
+
+
+class DuplicateNameError(CompilationError):
+    """Two atoms (or flows) in one flow share a name."""
+
+    def __init__(self, name: str, where: str = "") -> None:
+        super().__init__(name, where)
+        self.name = name
+        self.where = where
+
+    def __str__(self) -> str:
+        suffix = f" in {self.where}" if self.where else ""
+        return f"duplicate name {self.name!r}{suffix}: atom and flow names must be unique within a flow"
+
+
+class CycleError(CompilationError):
+    """The dependencies of the flow form a cycle; ``cycle`` lists the atoms on it in order."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        super().__init__(list(cycle))
+        self.cycle = list(cycle)
+
+    def __str__(self) -> str:
+        path = " -> ".join(repr(n) for n in [*self.cycle, self.cycle[0]]) if self.cycle else "?"
+        return f"dependency cycle between atoms: {path}"
+
+
+class MissingRequirementError(CompilationError):
+    """An atom requires a symbol that nothing before it provides and the store does not hold."""
+
+    def __init__(self, atom: str, symbol: str, not_before: Sequence[str] = ()) -> None:
+        super().__init__(atom, symbol, list(not_before))
+        self.atom = atom
+        self.symbol = symbol
+        self.not_before = list(not_before)
+
+    def __str__(self) -> str:
+        text = (
+            f"atom {self.atom!r} requires {self.symbol!r}, which no atom that runs before it "
+            f"provides and the store does not contain"
+        )
+        if self.not_before:
+            text += f" (provided by {_quote(self.not_before)}, which do not run before {self.atom!r})"
+        return text
+
+
+class AmbiguousProviderError(CompilationError):
+    """Several atoms could provide one symbol to an atom, and none of them is the nearest."""
+
+    def __init__(self, atom: str, symbol: str, providers: Sequence[str]) -> None:
+        super().__init__(atom, symbol, list(providers))
+        self.atom = atom
+        self.symbol = symbol
+        self.providers = list(providers)
+
+    def __str__(self) -> str:
+        return (
+            f"atom {self.atom!r} requires {self.symbol!r}, which is provided by several atoms that "
+            f"run before it in no fixed order: {_quote(self.providers)}; rename one of the outputs "
+            f"or use rebind"
+        )
+
+
+class InvalidFlowError(CompilationError):
+    """A flow, atom or link was declared wrongly (bad argument, unknown node, bad decider depth...)."""
+
+
+class NotSerializableError(FlowkitError):
+    """An atom or value cannot be pickled (process executor) or stored (persistence)."""
+
+    def __init__(self, atom: str, what: str, reason: str) -> None:
+        super().__init__(atom, what, reason)
+        self.atom = atom
+        self.what = what
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.what} of atom {self.atom!r} cannot be serialized: {self.reason}"
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+class ExecutionError(FlowkitError):
+    """Something went wrong in running a flow that is not the tasks' own failure."""
+
+
+class InvalidStateError(ExecutionError):
+    """A state transition that the state machine does not allow."""
+
+    def __init__(self, kind: str, name: str, old: str, new: str) -> None:
+        super().__init__(kind, name, old, new)
+        self.kind = kind
+        self.name = name
+        self.old = old
+        self.new = new
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r} cannot go from {self.old} to {self.new}"
+
+
+class NotFound(FlowkitError, KeyError):
+    """A symbol, atom, logbook, flow detail or job that was asked for does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class WrappedFailure(FlowkitError):
+    """Several failures at once (parallel atoms failing together, or a revert that failed too).
+
+    Iterating yields each :class:`~flowkit.failure.Failure`.
+    """
+
+    def __init__(self, failures: Sequence[Failure]) -> None:
+        super().__init__(list(failures))
+        self.failures = list(failures)
+
+    def __iter__(self) -> Iterator[Failure]:
+        return iter(self.failures)
+
+    def __len__(self) -> int:
+        return len(self.failures)
+
+    def check(self, *exc_types: type[BaseException] | str) -> Failure | None:
+        """Return the first wrapped failure of one of ``exc_types``, or None."""
+        for failure in self.failures:
+            if failure.check(*exc_types):
+                return failure
+        return None
+
+    def __str__(self) -> str:
+        parts = []
+        for f in self.failures:
+            where = f" in {f.atom_name!r}" if getattr(f, "atom_name", None) else ""
+            parts.append(f"{f.exception_str}{where}")
+        return f"{len(self.failures)} failures: " + "; ".join(parts)
+
+
+class RemoteError(FlowkitError):
+    """A task failed in another process or machine with an exception that could not be rebuilt here."""
+
+    def __init__(self, type_name: str, message: str, traceback_str: str = "") -> None:
+        super().__init__(type_name, message, traceback_str)
+        self.type_name = type_name
+        self.message = message
+        self.traceback_str = traceback_str
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+# -- persistence ----------------------------------------------------------------------------------
+
+
+class StorageError(FlowkitError):
+    """Persistence failed: the database is unreachable, a write was refused, or data is corrupt."""
+
+
+class SchemaError(StorageError):
+    """The database schema is missing or older than this flowkit; run ``flowkit db upgrade URL``."""
+
+
+# -- job boards -----------------------------------------------------------------------------------
+
+
+class JobBoardError(FlowkitError):
+    """Errors of job boards and the jobs on them."""
+
+
+class UnclaimableJobError(JobBoardError):
+    """A job cannot be claimed (another owner has it, or it is gone)."""
+
+
+class NotOwnerError(JobBoardError):
+    """Only the owner of a claim may consume, abandon or trash the job."""
+
+
+class JobBoardConnectionError(JobBoardError):
+    """The job board's service is unreachable, or the session to it was lost."""
+
+
+class UnknownBackendError(FlowkitError):
+    """A URL names a backend that flowkit does not have."""
+
+    def __init__(self, url: str, known: Sequence[str]) -> None:
+        super().__init__(url, list(known))
+        self.url = url
+        self.known = list(known)
+
+    def __str__(self) -> str:
+        return f"no backend for {self.url!r}; known schemes: {', '.join(self.known)}"
+
+
+# -- workers --------------------------------------------------------------------------------------
+
+
+class WorkerError(FlowkitError):
+    """Errors of remote workers and the worker-based engine."""
+
+
+class RequestTimeout(WorkerError):
+    """No worker answered a request within its timeout."""
+
+
+class NoWorkerAvailable(WorkerError):
+    """No worker advertised the task on any of the topics searched."""
+
+    def __init__(self, task: str, topics: Sequence[str], timeout: float) -> None:
+        super().__init__(task, list(topics), timeout)
+        self.task = task
+        self.topics = list(topics)
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return (
+            f"no worker for task {self.task!r} on topics {_quote(self.topics)} "
+            f"answered within {self.timeout:g}s"
+        )
+
+
+class InvalidMessageError(WorkerError):
+    """A message on the wire does not match the protocol schema."""
+
+
+def details_of(exc: BaseException) -> dict[str, Any]:
+    """Structured fields of a flowkit error (for logs and JSON), empty for others."""
+    return {k: v for k, v in vars(exc).items() if not k.startswith("_")}

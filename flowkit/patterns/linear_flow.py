@@ -1,0 +1,20 @@
+"""Children run one after another, in the order they were added."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import Any
+
+from flowkit.flow import Flow, Node
+
+
+class LinearFlow(Flow):
+    """Each child starts after the previous one has finished."""
+
+    def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
+        for before, after in pairwise(self._children):
+            yield before, after, {}
+
+
+Flow = LinearFlow  # type: ignore[misc]  # TaskFlow spelling: linear_flow.Flow

@@ -1,0 +1,120 @@
+"""The states of flows and atoms, and the only transitions between them that flowkit allows.
+
+States are ``str`` Enums so they compare equal to TaskFlow's bare strings
+(``AtomState.SUCCESS == "SUCCESS"``) and store as plain text in a database.
+The transition tables sit beside the states and :func:`check_flow_transition` /
+:func:`check_atom_transition` are the one place they are enforced.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from flowkit.exceptions import InvalidStateError
+
+
+class FlowState(StrEnum):
+    """The state of a whole flow (one engine run of one flow detail)."""
+
+    PENDING = "PENDING"
+    """Created, nothing has run yet."""
+    RUNNING = "RUNNING"
+    """Atoms are being executed."""
+    REVERTING = "REVERTING"
+    """A failure was not absorbed by a retry controller; atoms that ran are being reverted."""
+    SUCCESS = "SUCCESS"
+    """Every atom ended in SUCCESS or IGNORE."""
+    FAILURE = "FAILURE"
+    """Reverting itself failed; some atoms could not be undone (see their REVERT_FAILURE)."""
+    REVERTED = "REVERTED"
+    """A failure was reverted cleanly: every atom that ran has been undone."""
+    SUSPENDED = "SUSPENDED"
+    """Stopped at a safe point on request; ``run()`` again continues."""
+    RESUMING = "RESUMING"
+    """Loading saved state before continuing a suspended or crashed flow."""
+
+
+class AtomState(StrEnum):
+    """The state of one task or retry controller inside a flow."""
+
+    PENDING = "PENDING"
+    """Not started (or reset for another attempt)."""
+    RUNNING = "RUNNING"
+    """``execute`` has been (or is being) called."""
+    SUCCESS = "SUCCESS"
+    """``execute`` returned; its result is saved."""
+    FAILURE = "FAILURE"
+    """``execute`` raised; its Failure is saved."""
+    REVERTING = "REVERTING"
+    """``revert`` has been (or is being) called."""
+    REVERTED = "REVERTED"
+    """``revert`` returned."""
+    REVERT_FAILURE = "REVERT_FAILURE"
+    """``revert`` raised: the atom's effect may still exist."""
+    RETRYING = "RETRYING"
+    """A retry controller decided to run its subflow again (retry atoms only)."""
+    IGNORE = "IGNORE"
+    """Skipped because a decider on a link into it returned false; counts as done."""
+
+
+F = FlowState
+A = AtomState
+
+FLOW_TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
+    F.PENDING: frozenset({F.RUNNING, F.SUSPENDED, F.RESUMING}),
+    F.RUNNING: frozenset({F.SUCCESS, F.REVERTING, F.SUSPENDED, F.FAILURE}),
+    F.REVERTING: frozenset({F.REVERTED, F.FAILURE, F.SUSPENDED}),
+    F.SUSPENDED: frozenset({F.RESUMING, F.RUNNING, F.REVERTING}),
+    F.RESUMING: frozenset({F.RUNNING, F.REVERTING, F.SUSPENDED, F.SUCCESS, F.REVERTED, F.FAILURE}),
+    # Finished flows may be run again from their saved state (``run()`` twice, or resume).
+    F.SUCCESS: frozenset({F.RESUMING, F.RUNNING}),
+    F.REVERTED: frozenset({F.RESUMING, F.RUNNING}),
+    F.FAILURE: frozenset({F.RESUMING, F.RUNNING, F.REVERTING}),
+}
+"""Allowed flow transitions: ``FLOW_TRANSITIONS[old]`` is the set of states ``old`` may move to."""
+
+ATOM_TRANSITIONS: dict[AtomState, frozenset[AtomState]] = {
+    A.PENDING: frozenset({A.RUNNING, A.IGNORE, A.REVERTED}),
+    # RUNNING -> RUNNING: a crash left the atom RUNNING; it runs again (at-least-once).
+    A.RUNNING: frozenset({A.SUCCESS, A.FAILURE, A.RUNNING, A.REVERTING, A.PENDING}),
+    A.SUCCESS: frozenset({A.REVERTING, A.RETRYING, A.PENDING}),
+    A.FAILURE: frozenset({A.REVERTING, A.PENDING}),
+    A.REVERTING: frozenset({A.REVERTED, A.REVERT_FAILURE, A.REVERTING}),
+    A.REVERTED: frozenset({A.PENDING, A.RUNNING}),
+    A.REVERT_FAILURE: frozenset({A.REVERTING, A.PENDING}),
+    A.RETRYING: frozenset({A.RUNNING, A.REVERTING, A.PENDING}),
+    A.IGNORE: frozenset({A.PENDING}),
+}
+"""Allowed atom transitions: ``ATOM_TRANSITIONS[old]`` is the set of states ``old`` may move to."""
+
+FLOW_FINISHED = frozenset({F.SUCCESS, F.FAILURE, F.REVERTED})
+"""Flow states in which an engine run has ended."""
+
+ATOM_DONE = frozenset({A.SUCCESS, A.IGNORE})
+"""Atom states that release the atom's successors."""
+
+
+def check_flow_transition(name: str, old: FlowState, new: FlowState) -> None:
+    """Raise :class:`InvalidStateError` unless a flow may move from ``old`` to ``new``."""
+    if old is not new and new not in FLOW_TRANSITIONS[old]:
+        raise InvalidStateError("flow", name, old.value, new.value)
+
+
+def check_atom_transition(name: str, old: AtomState, new: AtomState) -> None:
+    """Raise :class:`InvalidStateError` unless an atom may move from ``old`` to ``new``."""
+    if new not in ATOM_TRANSITIONS[old]:
+        raise InvalidStateError("atom", name, old.value, new.value)
+
+
+# TaskFlow-style module constants, so ``states.SUCCESS`` reads as it does there.
+PENDING = "PENDING"
+RUNNING = "RUNNING"
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+REVERTING = "REVERTING"
+REVERTED = "REVERTED"
+REVERT_FAILURE = "REVERT_FAILURE"
+RETRYING = "RETRYING"
+IGNORE = "IGNORE"
+SUSPENDED = "SUSPENDED"
+RESUMING = "RESUMING"

@@ -1,0 +1,205 @@
+"""The runtime state of one flow: atom states, results, failures, retry histories and the store.
+
+The engine reads and writes state only through :class:`Storage`, and every atom
+transition goes through :meth:`Storage.set_atom_state`, which checks it against
+:mod:`flowkit.states` and hands it to the :class:`Recorder` (persistence) before
+the engine acts on it. Without a recorder everything stays in memory; the
+indexes are node ids of the :class:`~flowkit.compiler.CompiledFlow`, so the hot
+loop does list lookups, not dict lookups by name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from flowkit.atom import extract
+from flowkit.compiler import FROM_ATOM, JUNCTION, RETRY, Binding, CompiledFlow
+from flowkit.exceptions import InvalidStateError, NotFound
+from flowkit.failure import Failure
+from flowkit.retry import History
+from flowkit.states import ATOM_TRANSITIONS, AtomState, FlowState, check_flow_transition
+
+
+class Recorder:
+    """Where state changes are written before the engine acts on them (persistence).
+
+    The base class records nothing: an in-memory flow. Persistence backends subclass it.
+    """
+
+    def atom_changed(self, storage: Storage, i: int, state: AtomState) -> None:
+        """Atom ``i`` moved to ``state``; its result/failure/intention are on ``storage``."""
+
+    def flow_changed(self, storage: Storage, state: FlowState) -> None:
+        """The flow moved to ``state``."""
+
+    def retry_changed(self, storage: Storage, i: int) -> None:
+        """Retry ``i``'s history changed."""
+
+
+class Storage:
+    """State of one flow run; see the module docstring."""
+
+    def __init__(
+        self,
+        compiled: CompiledFlow,
+        store: Mapping[str, Any] | None = None,
+        recorder: Recorder | None = None,
+        flow_uuid: str | None = None,
+    ) -> None:
+        self.compiled = compiled
+        self.flow_name = compiled.flow.name
+        self.flow_uuid = flow_uuid or str(uuid.uuid4())
+        self.store: dict[str, Any] = dict(store or {})
+        self.recorder = recorder
+        n = len(compiled.atoms)
+        self.states: list[AtomState] = [AtomState.PENDING] * n
+        self.results: list[Any] = [None] * n
+        self.failures: list[Failure | None] = [None] * n
+        self.revert_results: list[Any] = [None] * n
+        self.revert_failures: list[Failure | None] = [None] * n
+        self.atom_uuids: list[str] = [str(uuid.uuid4()) for _ in range(n)]
+        self.finished_seq: list[int] = [0] * n
+        self._seq = 0
+        self.histories: dict[int, History] = {i: History() for i in range(n) if compiled.kinds[i] == RETRY}
+        self.flow_state = FlowState.PENDING
+        self.flow_failures: dict[str, Failure] = {}
+        """The failures that the flow is reverting (or reverted) because of."""
+        self._providers: dict[str, list[int]] | None = None
+
+    # -- flow ----------------------------------------------------------------------------------------
+
+    def set_flow_state(self, state: FlowState) -> FlowState:
+        old = self.flow_state
+        if old is state:
+            return old
+        check_flow_transition(self.flow_name, old, state)
+        self.flow_state = state
+        if self.recorder is not None:
+            self.recorder.flow_changed(self, state)
+        return old
+
+    def get_flow_state(self) -> FlowState:
+        return self.flow_state
+
+    # -- atoms ---------------------------------------------------------------------------------------
+
+    def set_atom_state(self, i: int, state: AtomState) -> AtomState:
+        """Move atom ``i`` to ``state`` (checked), recording it before the caller acts on it."""
+        old = self.states[i]
+        if state not in ATOM_TRANSITIONS[old]:
+            raise InvalidStateError("atom", self.compiled.names[i], old.value, state.value)
+        self.states[i] = state
+        if state is AtomState.SUCCESS:
+            self._seq += 1
+            self.finished_seq[i] = self._seq
+        if self.recorder is not None and self.compiled.kinds[i] != JUNCTION:
+            self.recorder.atom_changed(self, i, state)
+        return old
+
+    def reset_atom(self, i: int) -> None:
+        """Forget an atom's outcome so it can run again (a retry's new attempt)."""
+        self.results[i] = None
+        self.failures[i] = None
+        self.revert_results[i] = None
+        self.revert_failures[i] = None
+        self.finished_seq[i] = 0
+        if self.states[i] is not AtomState.PENDING:
+            self.set_atom_state(i, AtomState.PENDING)
+
+    def _id(self, atom_name: str) -> int:
+        try:
+            return self.compiled.index[atom_name]
+        except KeyError:
+            raise NotFound(f"no atom named {atom_name!r} in flow {self.flow_name!r}") from None
+
+    def get_atom_state(self, atom_name: str) -> AtomState:
+        return self.states[self._id(atom_name)]
+
+    def get_atom_states(self) -> dict[str, AtomState]:
+        c = self.compiled
+        return {c.names[i]: self.states[i] for i in c.atom_ids()}
+
+    def get_result(self, atom_name: str) -> Any:
+        return self.results[self._id(atom_name)]
+
+    def get_failure(self, atom_name: str) -> Failure | None:
+        return self.failures[self._id(atom_name)]
+
+    def get_revert_failure(self, atom_name: str) -> Failure | None:
+        return self.revert_failures[self._id(atom_name)]
+
+    def get_atom_uuid(self, atom_name: str) -> str:
+        return self.atom_uuids[self._id(atom_name)]
+
+    def get_retry_history(self, retry_name: str) -> History:
+        i = self._id(retry_name)
+        if i not in self.histories:
+            raise NotFound(f"atom {retry_name!r} is not a retry controller")
+        return self.histories[i]
+
+    # -- symbols -------------------------------------------------------------------------------------
+
+    def providers(self) -> dict[str, list[int]]:
+        if self._providers is None:
+            found: dict[str, list[int]] = {}
+            c = self.compiled
+            for i in c.atom_ids():
+                for symbol in c.atoms[i].save_as:  # type: ignore[union-attr]
+                    found.setdefault(symbol, []).append(i)
+            self._providers = found
+        return self._providers
+
+    def fetch(self, symbol: str) -> Any:
+        """The value of ``symbol``: from the atom that provided it last, else from the store."""
+        best = -1
+        for i in self.providers().get(symbol, ()):
+            if self.states[i] is AtomState.SUCCESS and (
+                best < 0 or self.finished_seq[i] > self.finished_seq[best]
+            ):
+                best = i
+        if best >= 0:
+            atom = self.compiled.atoms[best]
+            return extract(self.results[best], atom.save_as[symbol], atom.name, symbol)  # type: ignore[union-attr]
+        if symbol in self.store:
+            return self.store[symbol]
+        raise NotFound(
+            f"symbol {symbol!r} has no value in flow {self.flow_name!r} (not provided yet, not in store)"
+        )
+
+    def fetch_all(self) -> dict[str, Any]:
+        """Every symbol with a value: the store, overridden by what atoms provided."""
+        out = dict(self.store)
+        for symbol in self.providers():
+            try:
+                out[symbol] = self.fetch(symbol)
+            except NotFound:
+                continue
+        return out
+
+    def inject(self, values: Mapping[str, Any]) -> None:
+        """Add values to the flow's store (before running, or between a suspend and a resume)."""
+        self.store.update(values)
+
+    def bind_args(self, bindings: tuple[Binding, ...]) -> dict[str, Any]:
+        """The keyword arguments ``bindings`` produce right now."""
+        kwargs: dict[str, Any] = {}
+        results = self.results
+        store = self.store
+        for b in bindings:
+            if b.kind == FROM_ATOM:
+                p = b.provider
+                if self.states[p] is AtomState.SUCCESS:
+                    atom = self.compiled.atoms[p]
+                    kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)  # type: ignore[union-attr]
+                    continue
+                # provider was ignored by a decider: fall back to the store, then the default
+            if b.symbol in store:
+                kwargs[b.arg] = store[b.symbol]
+            elif not b.optional:
+                raise NotFound(
+                    f"atom needs {b.symbol!r} for argument {b.arg!r}, but its provider did not run "
+                    f"and the store has no value"
+                )
+        return kwargs

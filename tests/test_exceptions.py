@@ -1,0 +1,136 @@
+"""Every flowkit error survives pickling and the JSON of a Failure, and names what it is about."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pickle
+from typing import Any
+
+import pytest
+
+from flowkit import exceptions
+from flowkit.exceptions import FlowkitError, details_of
+from flowkit.failure import Failure
+
+
+def _failure(message: str, atom: str) -> Failure:
+    failure = Failure.from_exception(ValueError(message))
+    failure.atom_name = atom
+    return failure
+
+
+# Representative arguments for classes with their own __init__; the others take a message.
+ARGS: dict[str, tuple[Any, ...]] = {
+    "DuplicateNameError": ("dup-name", "flow-x"),
+    "CycleError": (["a", "b"],),
+    "MissingRequirementError": ("t", "x", ["late-provider"]),
+    "AmbiguousProviderError": ("t", "x", ["p1", "p2"]),
+    "NotSerializableError": ("t", "result", "cannot pickle '_thread.lock' object"),
+    "InvalidStateError": ("atom", "t", "SUCCESS", "RUNNING"),
+    "WrappedFailure": ([_failure("first boom", "a1"), _failure("second boom", "a2")],),
+    "RemoteError": ("mypkg.errors.Boom", "remote boom", "  File 'x.py', line 1\n"),
+    "UnknownBackendError": ("bogus://host/db", ["memory", "sqlite"]),
+    "NoWorkerAvailable": ("mypkg.tasks.CreateServer", ["hypervisors", "spare"], 2.5),
+}
+
+# What each message must name.
+NAMED: dict[str, tuple[str, ...]] = {
+    "DuplicateNameError": ("dup-name", "flow-x"),
+    "CycleError": ("a", "b"),
+    "MissingRequirementError": ("t", "x", "late-provider"),
+    "AmbiguousProviderError": ("t", "x", "p1", "p2"),
+    "NotSerializableError": ("t", "result", "_thread.lock"),
+    "InvalidStateError": ("t", "SUCCESS", "RUNNING"),
+    "WrappedFailure": ("first boom", "a1", "second boom", "a2"),
+    "RemoteError": ("mypkg.errors.Boom", "remote boom"),
+    "UnknownBackendError": ("bogus://host/db", "memory", "sqlite"),
+    "NoWorkerAvailable": ("mypkg.tasks.CreateServer", "hypervisors", "spare", "2.5"),
+}
+
+
+def _module_exceptions() -> list[type[BaseException]]:
+    return [
+        cls
+        for _, cls in inspect.getmembers(exceptions, inspect.isclass)
+        if issubclass(cls, BaseException) and cls.__module__ == exceptions.__name__
+    ]
+
+
+ALL = _module_exceptions()
+
+
+def _has_own_init(cls: type[BaseException]) -> bool:
+    return any("__init__" in vars(c) for c in cls.__mro__ if c.__module__ == exceptions.__name__)
+
+
+def _make(cls: type[BaseException]) -> BaseException:
+    if cls.__name__ in ARGS:
+        return cls(*ARGS[cls.__name__])
+    assert not _has_own_init(cls), f"{cls.__name__} has its own __init__: add its arguments to ARGS"
+    return cls(f"something about 'thing-1' went wrong in {cls.__name__}")
+
+
+def test_discovery_finds_the_hierarchy() -> None:
+    names = {cls.__name__ for cls in ALL}
+    assert {"FlowkitError", "CycleError", "WrappedFailure", "RemoteError", "NotFound"} <= names
+    assert set(ARGS) <= names and set(NAMED) <= names
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_every_exception_derives_from_flowkit_error(cls: type[BaseException]) -> None:
+    assert issubclass(cls, FlowkitError)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_pickle_round_trip(cls: type[BaseException]) -> None:
+    exc = _make(cls)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert type(copy) is cls
+    assert str(copy) == str(exc)
+    assert copy.args == exc.args
+    assert details_of(copy) == details_of(exc)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
+def test_failure_json_round_trip(cls: type[BaseException]) -> None:
+    """Through a Failure's JSON each error comes back as itself, or (args that are not JSON) as text."""
+    exc = _make(cls)
+    rebuilt = Failure.from_dict(json.loads(json.dumps(Failure.from_exception(exc).to_dict())))
+    assert rebuilt.check(cls) is cls
+    if cls is exceptions.WrappedFailure:  # its args are Failures, not JSON: only the text survives
+        with pytest.raises(exceptions.RemoteError) as remote:
+            rebuilt.reraise()
+        assert remote.value.message == str(exc)
+        return
+    with pytest.raises(cls) as info:
+        rebuilt.reraise()
+    assert type(info.value) is cls
+    assert str(info.value) == str(exc)
+
+
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_message_names_what_is_involved(name: str) -> None:
+    message = str(_make(getattr(exceptions, name)))
+    for word in NAMED[name]:
+        assert word in message, f"{name}: {word!r} missing from {message!r}"
+
+
+def test_cycle_message_shows_the_loop() -> None:
+    assert str(exceptions.CycleError(["a", "b"])) == "dependency cycle between atoms: 'a' -> 'b' -> 'a'"
+
+
+def test_wrapped_failure_survives_pickling_with_its_failures() -> None:
+    exc = _make(exceptions.WrappedFailure)
+    assert isinstance(exc, exceptions.WrappedFailure)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert list(copy) == list(exc)
+    assert [f.atom_name for f in copy] == ["a1", "a2"]
+    assert copy.check(ValueError) is copy.failures[0]
+
+
+def test_not_found_is_a_key_error_with_a_plain_message() -> None:
+    exc = exceptions.NotFound("no symbol 'server_id'")
+    assert isinstance(exc, KeyError)
+    assert str(exc) == "no symbol 'server_id'"
+    assert str(pickle.loads(pickle.dumps(exc))) == "no symbol 'server_id'"
