@@ -28,6 +28,14 @@ class Recorder:
     The base class records nothing: an in-memory flow. Persistence backends subclass it.
     """
 
+    def restore(self, storage: Storage) -> None:
+        """Load saved state into a fresh ``storage`` before a run (resume after suspend or crash).
+
+        Fill ``states``, ``results``, ``failures``, ``revert_results``, ``revert_failures``,
+        ``atom_uuids``, ``finished_seq``, ``histories``, ``store``, ``flow_state`` and
+        ``flow_failures`` directly; the engine derives everything else from them.
+        """
+
     def atom_changed(self, storage: Storage, i: int, state: AtomState) -> None:
         """Atom ``i`` moved to ``state``; its result/failure/intention are on ``storage``."""
 

@@ -92,6 +92,8 @@ class Engine:
         if self._storage is None:
             compiled = self.compile()
             self._storage = Storage(compiled, self._store, self._recorder, self._flow_uuid)
+            if self._recorder is not None:
+                self._recorder.restore(self._storage)
             for atom in compiled.atoms:
                 if atom is not None and hasattr(atom, "_progress_sink"):
                     atom._progress_sink = self._progress_of_task
