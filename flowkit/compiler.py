@@ -353,8 +353,11 @@ class _Builder:
     def networkx_graph(self) -> None:
         c = self.c
         g = c.graph
-        for i, name in enumerate(c.names):
-            g.add_node(name, atom=c.atoms[i], kind=("task", "retry", "junction")[c.kinds[i]])
+        kinds = ("task", "retry", "junction")
+        atoms = c.atoms
+        g.add_nodes_from(
+            (name, {"atom": atoms[i], "kind": kinds[c.kinds[i]]}) for i, name in enumerate(c.names)
+        )
         names = c.names
         g.add_edges_from((names[i], names[s]) for i in range(len(names)) for s in c.succs[i])
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
-from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, thread_pool
+from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
 from flowkit.engines.engine import Engine
 from flowkit.exceptions import InvalidFlowError
 from flowkit.flow import Flow
@@ -40,7 +40,7 @@ def _dispatcher(
         raise InvalidFlowError(f"max_workers must be a positive int, got {max_workers!r}")
     if executor is None or executor == "threads":
         workers = max_workers or 8
-        return ExecutorDispatcher(lambda: thread_pool(workers)), False
+        return ThreadDispatcher(workers, factory=lambda: thread_pool(workers)), False
     if executor == "processes":
         import multiprocessing
 
@@ -55,6 +55,9 @@ def _dispatcher(
             ),
             True,
         )
+    if isinstance(executor, futures.ThreadPoolExecutor):
+        workers = max_workers or getattr(executor, "_max_workers", None) or 8
+        return ThreadDispatcher(workers, executor=executor), False
     if isinstance(executor, futures.Executor):
         in_process = isinstance(executor, futures.ProcessPoolExecutor)
         return ExecutorDispatcher(executor=executor, in_process=in_process), in_process

@@ -242,10 +242,16 @@ class Engine:
             if n_waiting == 0:
                 ready.append(i)
         dispatcher = self._dispatcher
+        inline = dispatcher.inline
         suspend = self._suspend
         while True:
             while ready and not self._failed and not suspend.is_set():
                 self._start(ready.popleft())
+                if inline:  # finish before starting the next: a failure stops what follows
+                    item = dispatcher.wait(0)
+                    if item is not None:
+                        self._finish(*item)
+                        yield FlowState.RUNNING
             if self._running:
                 item = dispatcher.wait(self._timer_timeout())
                 if item is not None:
