@@ -3,7 +3,7 @@
 The public surface, grouped:
 """
 
-from flowkit import engines, exceptions, notifier, retry, states
+from flowkit import context, engines, exceptions, notifier, retry, states
 from flowkit.atom import Atom
 from flowkit.exceptions import FlowkitError, WrappedFailure
 from flowkit.failure import Failure
@@ -35,6 +35,7 @@ __all__ = [
     "UnorderedFlow",
     "WrappedFailure",
     # modules
+    "context",
     "engines",
     "exceptions",
     "notifier",

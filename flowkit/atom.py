@@ -152,7 +152,8 @@ class Atom:
                         f"atom {self.name!r}: rebind lists {len(names)} symbols but execute takes "
                         f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
                     )
-                extra = [f"_arg{i}" for i in range(len(args.positional), len(names))]
+                # symbols past the parameters go to **kwargs under their own names
+                extra = names[len(args.positional) :]
                 items = list(zip([*args.positional, *extra], names, strict=False))
             for arg, symbol in items:
                 if arg not in mapping and not args.takes_kwargs:
@@ -171,16 +172,19 @@ class Atom:
                         f"of that name nor **kwargs"
                     )
                 mapping[symbol] = symbol
+        # ``inject`` is keyed by symbol (as in TaskFlow): an injected symbol is bound from it,
+        # not from storage; keys that no argument is bound to are ignored.
+        inject = self.inject
+        #: parameter -> injected value, for execute
+        self.inject_kwargs: dict[str, Any] = {a: inject[s] for a, s in mapping.items() if s in inject}
         #: parameter -> symbol, for parameters that must be bound
-        self.rebind: dict[str, str] = {a: s for a, s in mapping.items() if a not in args.optional}
+        self.rebind: dict[str, str] = {
+            a: s for a, s in mapping.items() if a not in args.optional and s not in inject
+        }
         #: parameter -> symbol, for parameters that have defaults (bound only when available)
-        self.optional_rebind: dict[str, str] = {a: s for a, s in mapping.items() if a in args.optional}
-        for arg in list(self.rebind):
-            if arg in self.inject:
-                del self.rebind[arg]
-        for arg in list(self.optional_rebind):
-            if arg in self.inject:
-                del self.optional_rebind[arg]
+        self.optional_rebind: dict[str, str] = {
+            a: s for a, s in mapping.items() if a in args.optional and s not in inject
+        }
 
         revert_fn = self._revert_callable()
         revert_args = Arguments(revert_fn, skip=self._revert_special_args)
@@ -192,10 +196,13 @@ class Atom:
         )
         self.revert_rebind: dict[str, str] = {}
         self.revert_optional_rebind: dict[str, str] = {}
+        #: parameter -> injected value, for revert
+        self.revert_inject_kwargs: dict[str, Any] = {}
         for arg in revert_args.positional:
-            if arg in self.inject:
-                continue
             symbol = mapping.get(arg, arg)
+            if symbol in inject:
+                self.revert_inject_kwargs[arg] = inject[symbol]
+                continue
             if arg in revert_args.required:
                 self.revert_rebind[arg] = symbol
             else:

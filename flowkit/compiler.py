@@ -36,7 +36,8 @@ from flowkit.retry import Retry
 
 TASK, RETRY, JUNCTION = 0, 1, 2
 """Node kinds. Junctions are internal no-op nodes that join two large groups of atoms
-(n x m edges become n + m); they are never shown, stored or notified."""
+(n x m edges become n + m); they stay in ``CompiledFlow.graph`` (kind "junction") but
+are never stored, notified or drawn."""
 
 FROM_ATOM, FROM_STORE = 0, 1
 _JUNCTION_THRESHOLD = 16
@@ -83,6 +84,8 @@ class CompiledFlow:
     bindings: list[tuple[Binding, ...]] = field(default_factory=list)
     revert_bindings: list[tuple[Binding, ...]] = field(default_factory=list)
     deciders: dict[int, list[DeciderLink]] = field(default_factory=dict)
+    keyed: list[bool] = field(default_factory=list)
+    """Whether the atom provides by key or index (its results are checked when it succeeds)."""
     index: dict[str, int] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     """A topological order of all nodes."""
@@ -106,9 +109,6 @@ class CompiledFlow:
         for i in self.atom_ids():
             for b in (*self.bindings[i], *self.revert_bindings[i]):
                 if b.kind == FROM_STORE and not b.optional and b.symbol not in store:
-                    atom = self.atoms[i]
-                    if atom is not None and b.arg in atom.inject:
-                        continue
                     others = [self.names[p] for p in self._providers_of(b.symbol) if p != i]
                     raise MissingRequirementError(self.names[i], b.symbol, others)
 
@@ -303,6 +303,9 @@ class _Builder:
         reach = _Reachability(c.preds, topo)
         c.bindings = [()] * n
         c.revert_bindings = [()] * n
+        c.keyed = [
+            atom is not None and any(k is not _WHOLE for k in atom.save_as.values()) for atom in c.atoms
+        ]
         for i in c.order:  # topological order keeps the reachability memo effective
             atom = c.atoms[i]
             if atom is None:

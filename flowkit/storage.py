@@ -16,7 +16,7 @@ from typing import Any
 
 from flowkit.atom import extract
 from flowkit.compiler import FROM_ATOM, JUNCTION, RETRY, Binding, CompiledFlow
-from flowkit.exceptions import InvalidStateError, NotFound
+from flowkit.exceptions import FlowkitError, InvalidStateError, NotFound
 from flowkit.failure import Failure
 from flowkit.retry import History
 from flowkit.states import ATOM_TRANSITIONS, AtomState, FlowState, check_flow_transition
@@ -182,7 +182,7 @@ class Storage:
         for symbol in self.providers():
             try:
                 out[symbol] = self.fetch(symbol)
-            except NotFound:
+            except FlowkitError:
                 continue
         return out
 
@@ -190,8 +190,12 @@ class Storage:
         """Add values to the flow's store (before running, or between a suspend and a resume)."""
         self.store.update(values)
 
-    def bind_args(self, bindings: tuple[Binding, ...]) -> dict[str, Any]:
-        """The keyword arguments ``bindings`` produce right now."""
+    def bind_args(self, bindings: tuple[Binding, ...], partial: bool = False) -> dict[str, Any]:
+        """The keyword arguments ``bindings`` produce right now.
+
+        With ``partial``, arguments that cannot be bound are left out instead of raising
+        (reverts get what can still be found).
+        """
         kwargs: dict[str, Any] = {}
         results = self.results
         store = self.store
@@ -200,11 +204,17 @@ class Storage:
                 p = b.provider
                 if self.states[p] is AtomState.SUCCESS:
                     atom = self.compiled.atoms[p]
-                    kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)  # type: ignore[union-attr]
+                    try:
+                        kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)  # type: ignore[union-attr]
+                    except FlowkitError:
+                        if not partial:
+                            raise
                     continue
                 # provider was ignored by a decider: fall back to the store, then the default
             if b.symbol in store:
                 kwargs[b.arg] = store[b.symbol]
+            elif partial:
+                continue
             elif not b.optional:
                 raise NotFound(
                     f"atom needs {b.symbol!r} for argument {b.arg!r}, but its provider did not run "

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flowkit import context
 from flowkit.atom import Atom, ProvidesSpec, RebindSpec, class_name
 from flowkit.exceptions import InvalidFlowError
 from flowkit.notifier import EVENT_UPDATE_PROGRESS
-
-ProgressSink = Callable[[str, float], None]
 
 
 class Task(Atom):
@@ -30,7 +29,6 @@ class Task(Atom):
         inject: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name=name, provides=provides, requires=requires, rebind=rebind, inject=inject)
-        self._progress_sink: ProgressSink | None = None
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")
@@ -42,15 +40,9 @@ class Task(Atom):
     def update_progress(self, progress: float) -> None:
         """Report how far ``execute`` has got, from 0.0 to 1.0 (clamped); listeners receive it."""
         progress = min(1.0, max(0.0, float(progress)))
-        sink = self._progress_sink
-        if sink is not None:
-            sink(self.name, progress)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The progress sink belongs to the engine of this process; never ship it elsewhere.
-        state = self.__dict__.copy()
-        state["_progress_sink"] = None
-        return state
+        ctx = context.current()
+        if ctx is not None and ctx.progress is not None:
+            ctx.progress(ctx.atom_name, progress)
 
     # ``EVENT_UPDATE_PROGRESS`` re-exported for TaskFlow-style ``task.EVENT_UPDATE_PROGRESS``
     EVENT_UPDATE_PROGRESS = EVENT_UPDATE_PROGRESS

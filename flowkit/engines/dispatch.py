@@ -17,31 +17,41 @@ from concurrent import futures
 from typing import Any
 
 from flowkit.atom import Atom
+from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.exceptions import ExecutionError, NotSerializableError
 from flowkit.failure import Failure
 
 EXECUTE = "execute"
 REVERT = "revert"
+NOT_STARTED = "not-started"
+"""Completion action of an execute that failed before the atom was called (nothing to revert)."""
 
 Completion = tuple[int, str, bool, Any]
 ProgressCallback = Callable[[str, float], None]
 
 
-def call_atom(atom: Atom, action: str, kwargs: dict[str, Any]) -> tuple[bool, Any]:
-    """Run one action of one atom; never raises (a failure comes back as a Failure)."""
+def call_atom(
+    atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
+) -> tuple[bool, Any]:
+    """Run one action of one atom inside its context; never raises (a failure is a Failure)."""
+    token = set_current(ctx)
     try:
         fn = atom.execute if action == EXECUTE else atom.revert  # type: ignore[attr-defined]
         return True, fn(**kwargs)
     except Exception:
         return False, Failure()
+    finally:
+        reset_current(token)
 
 
-def call_in_process(atom: Atom, action: str, kwargs: dict[str, Any]) -> tuple[bool, Any, list[float]]:
+def call_in_process(
+    atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
+) -> tuple[bool, Any, list[float]]:
     """Process-pool entry point: also collects progress, and checks the result can travel back."""
     progress: list[float] = []
-    if hasattr(atom, "_progress_sink"):
-        atom._progress_sink = lambda _name, value: progress.append(value)
-    ok, value = call_atom(atom, action, kwargs)
+    if ctx is not None:
+        ctx = AtomContext(ctx.atom_name, ctx.atom_uuid, lambda _name, value: progress.append(value))
+    ok, value = call_atom(atom, action, kwargs, ctx)
     if ok:
         try:
             pickle.dumps(value)
@@ -68,8 +78,11 @@ class Dispatcher:
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
 
-    def submit(self, i: int, atom: Atom, action: str, kwargs: dict[str, Any]) -> None:
-        ok, value = call_atom(atom, action, kwargs)
+    def submit(
+        self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
+    ) -> None:
+        """Run (or start running) one call; ``ctx`` is what the task sees as its context."""
+        ok, value = call_atom(atom, action, kwargs, ctx)
         self._done.append((i, action, ok, value))
 
     def wait(self, timeout: float | None) -> Completion | None:
@@ -106,16 +119,18 @@ class ExecutorDispatcher(Dispatcher):
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def submit(self, i: int, atom: Atom, action: str, kwargs: dict[str, Any]) -> None:
+    def submit(
+        self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
+    ) -> None:
         executor = self._executor
         if executor is None:
             raise ExecutionError("the engine's executor is not running (start() was not called)")
         put = self._queue.put
         try:
             fn: Callable[..., Any] = call_in_process if self._in_process else call_atom
-            fut = executor.submit(fn, atom, action, kwargs)
+            fut = executor.submit(fn, atom, action, kwargs, ctx)
         except Exception as exc:
-            put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
+            put((i, _not_started(action), False, Failure.from_exception(_submit_error(atom, exc))))
             return
         in_process = self._in_process
         on_progress = self._on_progress
@@ -124,7 +139,9 @@ class ExecutorDispatcher(Dispatcher):
             try:
                 out = f.result()
             except BaseException as exc:
-                put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
+                err = _submit_error(atom, exc)
+                unsent = isinstance(err, NotSerializableError) and err.what == "the arguments"
+                put((i, _not_started(action) if unsent else action, False, Failure.from_exception(err)))
                 return
             if in_process:
                 ok, value, progress = out
@@ -161,15 +178,17 @@ class ThreadDispatcher(ExecutorDispatcher):
     ) -> None:
         super().__init__(factory=factory, executor=executor)
         self._max_workers = max_workers
-        self._pending: deque[tuple[int, Atom, str, dict[str, Any]]] = deque()
+        self._pending: deque[tuple[int, Atom, str, dict[str, Any], AtomContext | None]] = deque()
         self._lock = threading.Lock()
         self._draining = 0
 
-    def submit(self, i: int, atom: Atom, action: str, kwargs: dict[str, Any]) -> None:
+    def submit(
+        self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
+    ) -> None:
         executor = self._executor
         if executor is None:
             raise ExecutionError("the engine's executor is not running (start() was not called)")
-        self._pending.append((i, atom, action, kwargs))
+        self._pending.append((i, atom, action, kwargs, ctx))
         with self._lock:
             if self._draining >= self._max_workers:
                 return
@@ -185,14 +204,14 @@ class ThreadDispatcher(ExecutorDispatcher):
         pending, put, lock = self._pending, self._queue.put, self._lock
         while True:
             try:
-                i, atom, action, kwargs = pending.popleft()
+                i, atom, action, kwargs, ctx = pending.popleft()
             except IndexError:
                 with lock:
                     if not pending:  # checked under the lock submit() takes: no call is stranded
                         self._draining -= 1
                         return
                 continue
-            ok, value = call_atom(atom, action, kwargs)
+            ok, value = call_atom(atom, action, kwargs, ctx)
             put((i, action, ok, value))
 
 
@@ -223,6 +242,10 @@ def thread_pool(max_workers: int) -> futures.Executor:
 
 def _noop() -> None:
     return None
+
+
+def _not_started(action: str) -> str:
+    return NOT_STARTED if action == EXECUTE else action
 
 
 def _submit_error(atom: Atom, exc: BaseException) -> BaseException:

@@ -23,8 +23,10 @@ from collections import deque
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
+from flowkit.atom import extract
 from flowkit.compiler import JUNCTION, RETRY, CompiledFlow, DeciderLink, compile_flow
-from flowkit.engines.dispatch import EXECUTE, REVERT, Dispatcher
+from flowkit.context import AtomContext
+from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
 from flowkit.exceptions import FlowkitError, NotFound, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
@@ -32,7 +34,7 @@ from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
 from flowkit.patterns.graph_flow import Depth
 from flowkit.retry import RETRY as DO_RETRY
 from flowkit.retry import REVERT as DO_REVERT
-from flowkit.retry import REVERT_ALL, Decision, Retry
+from flowkit.retry import REVERT_ALL, Decision, History, Retry
 from flowkit.states import ATOM_DONE, AtomState, FlowState
 from flowkit.storage import Recorder, Storage
 
@@ -94,9 +96,6 @@ class Engine:
             self._storage = Storage(compiled, self._store, self._recorder, self._flow_uuid)
             if self._recorder is not None:
                 self._recorder.restore(self._storage)
-            for atom in compiled.atoms:
-                if atom is not None and hasattr(atom, "_progress_sink"):
-                    atom._progress_sink = self._progress_of_task
 
     def validate(self) -> None:
         """Check that every requirement can be met and, for processes, that every task pickles."""
@@ -192,6 +191,9 @@ class Engine:
                 EVENT_UPDATE_PROGRESS, {"atom_name": name, "task_name": name, "progress": progress}
             )
 
+    def _context(self, i: int) -> AtomContext:
+        return AtomContext(self._c.names[i], self._st.atom_uuids[i], self._progress_of_task)
+
     def _progress_of_node(self, i: int, progress: float) -> None:
         self._progress_of_task(self._c.names[i], progress)
 
@@ -216,6 +218,8 @@ class Engine:
         self._decided: set[int] = set()
         self._timers: list[tuple[float, int]] = []
         self._revert_failed = False
+        self._never_started: set[int] = set()
+        """Atoms whose execute failed before it was called (nothing to revert)."""
 
     def _reset_all(self) -> None:
         st = self._st
@@ -289,7 +293,7 @@ class Engine:
             except FlowkitError as exc:
                 self._set_atom(i, S.RUNNING)
                 self._running += 1
-                self._finish(i, EXECUTE, False, Failure.from_exception(exc))
+                self._finish(i, NOT_STARTED, False, Failure.from_exception(exc))
                 return
         if i in self._ignored:
             self._set_atom(i, S.IGNORE)
@@ -301,9 +305,9 @@ class Engine:
         except FlowkitError as exc:
             self._set_atom(i, S.RUNNING)
             self._running += 1
-            self._finish(i, EXECUTE, False, Failure.from_exception(_named(exc, c.names[i])))
+            self._finish(i, NOT_STARTED, False, Failure.from_exception(_named(exc, c.names[i])))
             return
-        inject = atom.inject  # type: ignore[union-attr]
+        inject = atom.inject_kwargs  # type: ignore[union-attr]
         if inject:
             kwargs.update(inject)
         self._set_atom(i, S.RUNNING)
@@ -317,14 +321,19 @@ class Engine:
             else:
                 self._finish(i, EXECUTE, True, result)
             return
-        self._dispatcher.submit(i, atom, EXECUTE, kwargs)  # type: ignore[arg-type]
+        self._dispatcher.submit(i, atom, EXECUTE, kwargs, self._context(i))  # type: ignore[arg-type]
 
     def _finish(self, i: int, action: str, ok: bool, value: Any) -> None:
         self._running -= 1
         if action == REVERT:
             self._reverted(i, ok, value)
             return
+        if action == NOT_STARTED:
+            self._never_started.add(i)
+            ok = False
         st = self._st
+        if ok and self._c.keyed[i]:
+            value, ok = self._check_result(i, value)
         if ok:
             st.results[i] = value
             if self._c.kinds[i] == RETRY:
@@ -338,6 +347,16 @@ class Engine:
                 st.histories[i].failure = value
             self._set_atom(i, S.FAILURE, value)
             self._failed[i] = value
+
+    def _check_result(self, i: int, value: Any) -> tuple[Any, bool]:
+        """A result must hold every key/index the atom promised to provide; say which is missing."""
+        atom = self._c.atoms[i]
+        try:
+            for symbol, key in atom.save_as.items():  # type: ignore[union-attr]
+                extract(value, key, atom.name, symbol)  # type: ignore[union-attr]
+        except FlowkitError:
+            return Failure(), False
+        return value, True
 
     def _release(self, i: int) -> None:
         waiting = self._waiting
@@ -428,6 +447,8 @@ class Engine:
                     revert_all = True
                     continue
                 self._restart_scope(r)
+            elif decision is DO_REVERT and c.retry_of[r] < 0:
+                revert_all = True  # nothing outside absorbs it: revert everything, flow REVERTING
             elif decision is DO_REVERT:
                 ok = yield from self._revert_wave(range(r, c.scope_end[r]), failures)
                 if not ok:
@@ -451,7 +472,7 @@ class Engine:
         atom = c.atoms[r]
         try:
             kwargs = st.bind_args(c.bindings[r])
-            kwargs.update(atom.inject)  # type: ignore[union-attr]
+            kwargs.update(atom.inject_kwargs)  # type: ignore[union-attr]
             decision = Decision(atom.on_failure(history, **kwargs))  # type: ignore[union-attr]
         except Exception:
             failure = Failure()
@@ -469,7 +490,12 @@ class Engine:
                 st.states[x] = S.PENDING
             else:
                 st.reset_atom(x)
+            if c.kinds[x] == RETRY:  # nested controllers start each outer attempt afresh
+                st.histories[x] = History()
+                if st.recorder is not None:
+                    st.recorder.retry_changed(st, x)
             self._ignored.discard(x)
+            self._never_started.discard(x)
         for x in range(r + 1, end):
             for link in c.deciders.get(x, ()):
                 self._decided.discard(id(link))
@@ -533,6 +559,10 @@ class Engine:
                     self._revert_release(x)
                 elif state is blocked:
                     self._revert_failed = True
+                elif state is S.FAILURE and x in self._never_started:
+                    self._set_atom(x, S.REVERTING)  # execute never ran: there is nothing to undo
+                    self._set_atom(x, S.REVERTED)
+                    self._revert_release(x)
                 else:
                     self._start_revert(x)
             if not self._running:
@@ -558,14 +588,13 @@ class Engine:
         c, st = self._c, self._st
         atom = c.atoms[x]
         prior = st.states[x]
+        # revert gets what can still be found: it must cope with a partial picture
         kwargs: dict[str, Any] = {}
-        try:
-            if atom._revert_takes_kwargs:  # type: ignore[union-attr]
-                kwargs.update(st.bind_args(c.bindings[x]))
-            kwargs.update(st.bind_args(c.revert_bindings[x]))
-        except NotFound:
-            pass  # revert gets what can still be found; it must cope with a partial picture
-        kwargs.update(atom.inject)  # type: ignore[union-attr]
+        if atom._revert_takes_kwargs:  # type: ignore[union-attr]
+            kwargs.update(st.bind_args(c.bindings[x], partial=True))
+            kwargs.update(atom.inject_kwargs)  # type: ignore[union-attr]
+        kwargs.update(st.bind_args(c.revert_bindings[x], partial=True))
+        kwargs.update(atom.revert_inject_kwargs)  # type: ignore[union-attr]
         wants = atom._revert_wants  # type: ignore[union-attr]
         if "result" in wants:
             kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
@@ -582,7 +611,7 @@ class Engine:
             else:
                 self._finish(x, REVERT, True, out)
             return
-        self._dispatcher.submit(x, atom, REVERT, kwargs)  # type: ignore[arg-type]
+        self._dispatcher.submit(x, atom, REVERT, kwargs, self._context(x))  # type: ignore[arg-type]
 
     def _reverted(self, x: int, ok: bool, value: Any) -> None:
         st = self._st

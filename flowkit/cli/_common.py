@@ -1,0 +1,34 @@
+"""What the commands share: turning a factory path into a flow, with click's error reporting."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from flowkit.cli._factory import build_flow
+from flowkit.exceptions import FlowkitError
+from flowkit.flow import Flow
+
+FACTORY_HELP = (
+    "FACTORY is 'package.module:attribute': a callable returning a flow, or a flow. "
+    "The current directory is importable."
+)
+
+
+class FlowError(click.ClickException):
+    """The flow cannot be used as given (bad factory path, compile error): exit status 2."""
+
+    exit_code = 2
+
+
+def load_flow(path: str) -> Flow:
+    """The flow built by the factory at ``path``; a click usage error (exit 2) naming it otherwise."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # like `python -m`: modules beside the caller are importable
+    try:
+        return build_flow(path)
+    except FlowkitError as exc:
+        raise click.BadParameter(str(exc), param_hint="FACTORY") from exc

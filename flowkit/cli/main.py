@@ -1,0 +1,32 @@
+"""The ``flowkit`` command: a click group; each command lives in its own module and is added here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+import flowkit
+from flowkit.cli.graph import graph
+from flowkit.cli.run import run
+
+COMMANDS: tuple[click.Command, ...] = (run, graph)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(flowkit.__version__, prog_name="flowkit")
+def cli() -> None:
+    """Run and inspect flowkit flows."""
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``flowkit = flowkit.cli.main:main``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="flowkit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""What a running task can learn about its own execution, wherever it runs.
+
+The engine sets an :class:`AtomContext` around each ``execute``/``revert`` call (in
+the scheduler's thread, a pool thread or a pool process). It is how
+``Task.update_progress`` finds the engine to report to, without storing an engine on
+the task (one flow object may be loaded into several engines), and how a task gets
+the stable id of its atom: the same across retries of a crashed run, so it can serve
+as an idempotency key with outside APIs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ProgressSink = Callable[[str, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AtomContext:
+    """One call of one atom."""
+
+    atom_name: str
+    atom_uuid: str
+    """Stable for the atom within its flow detail: use it as an idempotency key."""
+    progress: ProgressSink | None = None
+
+    def __getstate__(self) -> tuple[str, str]:
+        return (self.atom_name, self.atom_uuid)  # the sink stays in the engine's process
+
+    def __setstate__(self, state: tuple[str, str]) -> None:
+        object.__setattr__(self, "atom_name", state[0])
+        object.__setattr__(self, "atom_uuid", state[1])
+        object.__setattr__(self, "progress", None)
+
+
+_current: contextvars.ContextVar[AtomContext | None] = contextvars.ContextVar("flowkit_atom", default=None)
+
+
+def current() -> AtomContext | None:
+    """The context of the atom call running in this thread, or None outside one."""
+    return _current.get()
+
+
+def current_atom_uuid() -> str | None:
+    """The running atom's stable id (an idempotency key), or None outside an atom call."""
+    ctx = _current.get()
+    return ctx.atom_uuid if ctx is not None else None
+
+
+def set_current(ctx: AtomContext | None) -> contextvars.Token[AtomContext | None]:
+    return _current.set(ctx)
+
+
+def reset_current(token: contextvars.Token[AtomContext | None]) -> None:
+    _current.reset(token)
