@@ -114,6 +114,11 @@ class ExecutorDispatcher(Dispatcher):
         if self._executor is None and self._factory is not None:
             self._executor = self._factory()
 
+    def _running_executor(self) -> futures.Executor:
+        if self._executor is None:
+            raise ExecutionError("the engine's executor is not running (start() was not called)")
+        return self._executor
+
     def stop(self) -> None:
         if self._given is None and self._executor is not None:
             self._executor.shutdown(wait=True)
@@ -122,9 +127,7 @@ class ExecutorDispatcher(Dispatcher):
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
-        executor = self._executor
-        if executor is None:
-            raise ExecutionError("the engine's executor is not running (start() was not called)")
+        executor = self._running_executor()
         put = self._queue.put
         try:
             fn: Callable[..., Any] = call_in_process if self._in_process else call_atom
@@ -185,9 +188,7 @@ class ThreadDispatcher(ExecutorDispatcher):
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
-        executor = self._executor
-        if executor is None:
-            raise ExecutionError("the engine's executor is not running (start() was not called)")
+        executor = self._running_executor()
         self._pending.append((i, atom, action, kwargs, ctx))
         with self._lock:
             if self._draining >= self._max_workers:
