@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import click
 
 import flowkit
+from flowkit.cli.db import db, show
 from flowkit.cli.graph import graph
 from flowkit.cli.run import run
 
-COMMANDS: tuple[click.Command, ...] = (run, graph)
+COMMANDS: tuple[click.Command, ...] = (run, graph, db, show)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

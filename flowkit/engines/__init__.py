@@ -17,13 +17,16 @@ from typing import Any
 
 from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
 from flowkit.engines.engine import Engine
+from flowkit.engines.persistence import load_from_detail, recorder_for, save_factory_details
 from flowkit.exceptions import InvalidFlowError
 from flowkit.flow import Flow
+from flowkit.persistence.backends.base import Backend
+from flowkit.persistence.models import FlowDetail, LogBook
 
 ENGINES = ("serial", "parallel", "worker-based")
 EXECUTORS = ("threads", "processes")
 
-__all__ = ["ENGINES", "EXECUTORS", "Engine", "load", "run"]
+__all__ = ["ENGINES", "EXECUTORS", "Engine", "load", "load_from_detail", "run", "save_factory_details"]
 
 
 def _dispatcher(
@@ -72,20 +75,41 @@ def load(
     engine: str = "serial",
     executor: str | futures.Executor | None = None,
     max_workers: int | None = None,
+    backend: Backend | str | None = None,
+    book: LogBook | None = None,
+    flow_detail: FlowDetail | None = None,
     **options: Any,
 ) -> Engine:
     """An engine for ``flow``; nothing runs until ``run()``.
 
-    ``store`` gives the flow's input values by symbol name.
+    ``store`` gives the flow's input values by symbol name. With ``backend`` (a backend or its URL)
+    every state change is saved as it happens, to ``flow_detail`` (a new one, in ``book`` or a new
+    logbook, when not given); loading the same flow detail again resumes it.
     """
+    if backend is None and (book is not None or flow_detail is not None):
+        raise InvalidFlowError("book= and flow_detail= need backend= (a persistence backend or its URL)")
+    if backend is not None:
+        recorder = recorder_for(flow, backend, book, flow_detail)
+        options = {**options, "recorder": recorder, "flow_uuid": recorder.flow_detail.uuid}
     if engine == "worker-based":
         from flowkit.workers import engine as worker_engine
 
+        if executor is not None or max_workers is not None:
+            raise InvalidFlowError("the worker-based engine takes no executor (workers have --threads)")
         return worker_engine.load(flow, store=store, **options)
+    recorder_option = options.pop("recorder", None)
+    flow_uuid = options.pop("flow_uuid", None)
     if options:
         raise InvalidFlowError(f"unknown engine option(s): {', '.join(sorted(options))}")
     dispatcher, check_pickle = _dispatcher(engine, executor, max_workers)
-    eng = Engine(flow, store=store, dispatcher=dispatcher, check_pickle=check_pickle)
+    eng = Engine(
+        flow,
+        store=store,
+        dispatcher=dispatcher,
+        recorder=recorder_option,
+        flow_uuid=flow_uuid,
+        check_pickle=check_pickle,
+    )
     if isinstance(dispatcher, ExecutorDispatcher):
         dispatcher._on_progress = eng._progress_of_node
     return eng

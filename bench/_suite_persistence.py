@@ -1,0 +1,143 @@
+"""The persistence suite: ``flowkit_persistence.py`` against ``peer_persistence.py``, and the issue's targets.
+
+Targets (issue 3): per task at least 50x less than TaskFlow on a SQLite file and 30x less on PostgreSQL,
+under 1.5 ms per task end to end, flat with flow size (1,000 vs 100 tasks), and at most 2 database round
+trips per atom transition (statements in ``run()`` per transition: every write is one autocommit
+statement, so statements are round trips). Statements and commits per task of both sides are shown
+beside the times.
+"""
+
+from __future__ import annotations
+
+from _suite import Preset, Results, Suite, Target, common_args, figure, ratio
+
+CASES = ("sqlite", "postgresql")
+FLOWKIT_CASES = (*CASES, "sqlite_atom", "postgresql_atom")
+SPEEDUP_MIN = {"sqlite": 50.0, "postgresql": 30.0}
+PER_TASK_LIMIT_US = 1500.0
+FLATNESS_MAX = 1.3
+ROUND_TRIPS_MAX = 2.0
+
+
+def flowkit_args(preset: Preset) -> list[str]:
+    return [*common_args(preset, FLOWKIT_CASES, default_repeat=3), "--sizes", "100,1000"]
+
+
+def peer_args(preset: Preset) -> list[str]:
+    """TaskFlow takes about a minute per 1,000-task run: one repeat there (``--full``: all of them)."""
+    args = common_args(preset, CASES, default_repeat=3)
+    if preset.quick:
+        return [*args, "--sizes", "100"]
+    return [*args, "--sizes", "100,1000", *([] if preset.full else ["--large-repeat", "1"])]
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:,.2f} {unit}"
+
+
+def _sql(results: Results, case: str, n: int) -> str:
+    stmts, commits = (
+        figure(results, case, n, "statements_per_task"),
+        figure(results, case, n, "commits_per_task"),
+    )
+    return "-" if stmts is None or commits is None else f"{stmts:.1f} stmt/{commits:.1f} commit"
+
+
+def _case_targets(ours: Results, peer: Results, case: str) -> list[Target]:
+    out = []
+    for n in (100, 1000):
+        mine = figure(ours, case, n)
+        speedup = ratio(figure(peer, case, n), mine)
+        need = SPEEDUP_MIN[case]
+        trips = figure(ours, case, n, "run_statements_per_transition")
+        out += [
+            Target(
+                f"{case} N={n:,} per task",
+                _fmt(mine, "us"),
+                f"< {PER_TASK_LIMIT_US:g} us",
+                None if mine is None else mine < PER_TASK_LIMIT_US,
+                case,
+                n,
+                "<1.5ms",
+            ),
+            Target(
+                f"{case} N={n:,} vs TaskFlow",
+                _fmt(speedup, "x"),
+                f">= {need:g}x",
+                None if speedup is None else speedup >= need,
+                case,
+                n,
+                f">={need:g}x",
+            ),
+            Target(
+                f"{case} N={n:,} round trips per atom transition",
+                f"{_fmt(trips, '')} (per task: fk {_sql(ours, case, n)}; TaskFlow {_sql(peer, case, n)})",
+                f"<= {ROUND_TRIPS_MAX:g}",
+                None if trips is None else trips <= ROUND_TRIPS_MAX,
+                case,
+                n,
+                f"fk {_sql(ours, case, n)}, tf {_sql(peer, case, n)};",
+            ),
+        ]
+    small, large = figure(ours, case, 100), figure(ours, case, 1000)
+    flat = None if small is None or large is None or small <= 0 else large / small
+    out.append(
+        Target(
+            f"{case} flatness 1k/100",
+            _fmt(flat, "x"),
+            f"<= {FLATNESS_MAX:g}",
+            None if flat is None else flat <= FLATNESS_MAX,
+            case,
+            1000,
+            "flat",
+        )
+    )
+    return out
+
+
+def _durable_targets(ours: Results, peer: Results, case: str) -> list[Target]:
+    """flowkit with an fsync per atom transition, against TaskFlow on the same database."""
+    database = case.split("_")[0]
+    out = []
+    for n in (100, 1000):
+        mine = figure(ours, case, n)
+        speedup = ratio(figure(peer, database, n), mine)
+        out.append(
+            Target(
+                f"{case} N={n:,} vs TaskFlow {database} (informational)",
+                _fmt(speedup, "x"),
+                f">= {SPEEDUP_MIN[database]:g}x",
+                None if speedup is None else speedup >= SPEEDUP_MIN[database],
+                case,
+                n,
+                f"vs tf {database}: {_fmt(speedup, 'x')}",
+            )
+        )
+    return out
+
+
+def persistence_targets(ours: Results, peer: Results) -> list[Target]:
+    targets = [t for case in CASES for t in _case_targets(ours, peer, case)]
+    return targets + [t for case in FLOWKIT_CASES[len(CASES) :] for t in _durable_targets(ours, peer, case)]
+
+
+SUITE = Suite(
+    name="persistence",
+    flowkit_script="flowkit_persistence.py",
+    peer_script="peer_persistence.py",
+    flowkit_cases=FLOWKIT_CASES,
+    peer_cases=CASES,
+    flowkit_args=flowkit_args,
+    peer_args=peer_args,
+    targets=persistence_targets,
+    notes=[
+        "linear flow of N no-op tasks, every state change saved; total = engines.load(backend=...) + run()",
+        "sqlite: a file under .bench/persistence (flowkit: WAL mode); postgresql: loopback, a fresh "
+        "database per side",
+        "stmt/commit: SQL statements and commits per task (an autocommit statement counts as a commit)",
+        "each side first runs one untimed 200-task flow per database (first calls, a new file's writes)",
+        "flowkit: durability='flow' (the default; see SQLAlchemyBackend): atom transitions are committed "
+        "at once and flushed to disk with each flow transition; *_atom: durability='atom', an fsync per "
+        "atom transition (flowkit only, compared with TaskFlow's figure on the same database)",
+    ],
+)

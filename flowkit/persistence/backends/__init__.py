@@ -1,0 +1,51 @@
+"""Persistence backends, chosen by URL: ``fetch("sqlite:///flows.db")``.
+
+=================================  ===================================================================
+``memory://``                      rows in this process (tests, the quickstart)
+``sqlite:///relative/path.db``     a SQLite file (the embedded default); ``sqlite:////abs/path.db``
+``postgresql://user@host/dbname``  PostgreSQL through psycopg2 (``postgres://`` works too)
+=================================  ===================================================================
+
+The SQL backends import SQLAlchemy when they are fetched, not when flowkit is imported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flowkit.exceptions import UnknownBackendError
+from flowkit.persistence.backends.base import Backend, Connection
+from flowkit.persistence.rows import Serializer
+
+if TYPE_CHECKING:
+    from flowkit.persistence.backoff import Backoff
+
+SCHEMES = ("memory", "sqlite", "postgresql", "postgres")
+
+__all__ = ["SCHEMES", "Backend", "Connection", "fetch"]
+
+
+def fetch(
+    url: str,
+    *,
+    serializer: Serializer | None = None,
+    backoff: Backoff | None = None,
+    durability: str | None = None,
+) -> Backend:
+    """The backend for ``url``.
+
+    ``serializer`` replaces JSON for stored values; ``backoff`` bounds how long a SQL backend retries
+    a database that went away (default 30 s, or ``?retry_timeout=SECONDS`` in the URL) before raising
+    StorageError; ``durability`` is ``"flow"`` (default) or ``"atom"`` (or ``?durability=`` in the URL):
+    see :class:`~flowkit.persistence.backends.sqlalchemy.SQLAlchemyBackend`.
+    """
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower() if ":" in url else ""
+    if scheme == "memory":
+        from flowkit.persistence.backends.memory import MemoryBackend
+
+        return MemoryBackend(url, serializer)
+    if scheme in ("sqlite", "postgresql", "postgres"):
+        from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
+
+        return SQLAlchemyBackend(url, serializer, backoff=backoff, durability=durability)
+    raise UnknownBackendError(url, [f"{s}://" for s in SCHEMES])

@@ -1,0 +1,221 @@
+"""The persistence contract: a :class:`Backend` hands out :class:`Connection` objects.
+
+A connection's public operations (``get_logbook``, ``save_logbook``, ...) are written once, here, on
+top of six row-level primitives each backend implements (select, upsert, update, delete, delete all,
+and ``run`` for one unit of work). That keeps memory, SQLite and PostgreSQL to one behaviour, which
+one contract test suite checks against all three.
+
+``run(fn)`` is a unit of work: one transaction, retried as a whole by backends whose database can go
+away (see :mod:`flowkit.persistence.backoff`). Primitives are only called inside ``run``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+from flowkit.exceptions import NotFound, StorageError
+from flowkit.persistence.models import AtomDetail, FlowDetail, LogBook, utcnow
+from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Codec, Row, Serializer
+
+T = TypeVar("T")
+
+
+class Backend(ABC):
+    """Where flows are saved; built from a URL by :func:`flowkit.persistence.backends.fetch`."""
+
+    def __init__(self, url: str, serializer: Serializer | None = None) -> None:
+        self.url = url
+        self.codec = Codec(serializer)
+
+    @abstractmethod
+    def get_connection(self, autocommit: bool = False) -> Connection:
+        """A connection; use it with ``with`` or call ``close()``.
+
+        ``autocommit=True`` is for one writer doing one-statement writes (the engine's recorder of
+        atom transitions): the connection keeps its database connection between calls and each
+        statement commits on its own, so a state change costs one round trip. Its commits may be
+        flushed to disk later (see the backend's ``durability``); a plain connection's never are.
+        """
+
+    def close(self) -> None:
+        """Release pooled resources (database connections); the memory backend holds none."""
+        return None
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.url
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Connection(ABC):
+    """Operations on saved logbooks, flow details and atom details. Not thread safe: one per thread."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.codec = backend.codec
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- what a backend implements -------------------------------------------------------------------
+
+    @abstractmethod
+    def upgrade(self) -> None:
+        """Create or migrate the schema to this flowkit's version (idempotent)."""
+
+    @abstractmethod
+    def validate(self) -> None:
+        """Raise :class:`~flowkit.exceptions.SchemaError` unless the schema is this flowkit's version."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Give back what the connection holds; it may be used again afterwards."""
+
+    @abstractmethod
+    def run(self, fn: Callable[[], T]) -> T:
+        """Call ``fn`` as one unit of work (a transaction), retried where the backend can."""
+
+    @abstractmethod
+    def select_rows(self, table: str, column: str | None = None, values: Collection[str] = ()) -> list[Row]:
+        """Rows of ``table`` (all of them, or those whose ``column`` is one of ``values``), in order."""
+
+    @abstractmethod
+    def upsert_rows(self, table: str, rows: Sequence[Row]) -> None:
+        """Insert rows, or update them where their uuid exists; a missing parent is a StorageError."""
+
+    @abstractmethod
+    def update_row(self, table: str, uuid: str, values: Row) -> bool:
+        """Update some columns of one row; False when there is no such row."""
+
+    @abstractmethod
+    def delete_row(self, table: str, uuid: str) -> bool:
+        """Delete one row and its children; False when there is no such row."""
+
+    @abstractmethod
+    def delete_all(self) -> None:
+        """Delete every row of every table."""
+
+    # -- the public operations ---------------------------------------------------------------------
+
+    def get_logbook(self, uuid: str) -> LogBook:
+        """The logbook with its flow details and their atom details; NotFound if there is none."""
+
+        def op() -> LogBook:
+            rows = self.select_rows(LOGBOOKS, "uuid", [uuid])
+            if not rows:
+                raise NotFound(f"no logbook {uuid!r} in {self.backend.display_url}")
+            book = self.codec.logbook_from(rows[0])
+            for fd in self.read_flow_details("parent_uuid", [uuid]):
+                book.add(fd)
+            return book
+
+        return self.run(op)
+
+    def get_logbooks(self) -> list[LogBook]:
+        """Every logbook, with its flow details and their atom details."""
+
+        def op() -> list[LogBook]:
+            books = {r["uuid"]: self.codec.logbook_from(r) for r in self.select_rows(LOGBOOKS)}
+            for fd in self.read_flow_details("parent_uuid", list(books)):
+                books[fd.parent_uuid].add(fd)
+            return list(books.values())
+
+        return self.run(op)
+
+    def get_flow_details(self, book_uuid: str) -> list[FlowDetail]:
+        """The flow details of one logbook; NotFound if there is no such logbook."""
+
+        def op() -> list[FlowDetail]:
+            if not self.select_rows(LOGBOOKS, "uuid", [book_uuid]):
+                raise NotFound(f"no logbook {book_uuid!r} in {self.backend.display_url}")
+            return self.read_flow_details("parent_uuid", [book_uuid])
+
+        return self.run(op)
+
+    def get_flow_detail(self, uuid: str) -> FlowDetail:
+        """One flow detail with its atom details; NotFound if there is none."""
+
+        def op() -> FlowDetail:
+            found = self.read_flow_details("uuid", [uuid])
+            if not found:
+                raise NotFound(f"no flow detail {uuid!r} in {self.backend.display_url}")
+            return found[0]
+
+        return self.run(op)
+
+    def save_logbook(self, book: LogBook) -> LogBook:
+        """Save a logbook, its flow details and their atom details (merged with what is saved)."""
+        book.updated_at = utcnow()
+        book_row = self.codec.logbook_row(book)
+        flow_rows = [self.codec.flow_row(fd) for fd in book]
+        atom_rows = [self.codec.atom_row(ad) for fd in book for ad in fd]
+
+        def op() -> None:
+            self.upsert_rows(LOGBOOKS, [book_row])
+            self.upsert_rows(FLOWS, flow_rows)
+            self.upsert_rows(ATOMS, atom_rows)
+
+        self.run(op)
+        return book
+
+    def update_flow_details(self, flow_detail: FlowDetail) -> FlowDetail:
+        """Save one flow detail and its atom details; its logbook must be saved already."""
+        if flow_detail.parent_uuid is None:
+            raise StorageError(
+                f"flow detail {flow_detail.name!r} ({flow_detail.uuid}) is in no logbook: "
+                f"add it to one and save_logbook()"
+            )
+        flow_detail.updated_at = utcnow()
+        flow_row = self.codec.flow_row(flow_detail)
+        atom_rows = [self.codec.atom_row(ad) for ad in flow_detail]
+
+        def op() -> None:
+            self.upsert_rows(FLOWS, [flow_row])
+            self.upsert_rows(ATOMS, atom_rows)
+
+        self.run(op)
+        return flow_detail
+
+    def update_atom_details(self, atom_detail: AtomDetail) -> AtomDetail:
+        """Save one atom detail; its flow detail must be saved already."""
+        if atom_detail.parent_uuid is None:
+            raise StorageError(f"atom detail {atom_detail.name!r} is in no flow detail")
+        row = self.codec.atom_row(atom_detail)
+        self.run(lambda: self.upsert_rows(ATOMS, [row]))
+        return atom_detail
+
+    def destroy_logbook(self, uuid: str) -> None:
+        """Delete a logbook with everything in it; NotFound if there is none."""
+        if not self.run(lambda: self.delete_row(LOGBOOKS, uuid)):
+            raise NotFound(f"no logbook {uuid!r} in {self.backend.display_url}")
+
+    def clear_all(self) -> None:
+        """Delete every logbook, flow detail and atom detail."""
+        self.run(self.delete_all)
+
+    def read_flow_details(self, column: str, values: Collection[str]) -> list[FlowDetail]:
+        """Flow details (with their atom details) whose ``column`` is one of ``values``.
+
+        Row level, like the primitives: call it inside :meth:`run`.
+        """
+        fds = {r["uuid"]: self.codec.flow_from(r) for r in self.select_rows(FLOWS, column, values)}
+        if fds:
+            for row in self.select_rows(ATOMS, "parent_uuid", list(fds)):
+                fds[row["parent_uuid"]].add(self.codec.atom_from(row))
+        return list(fds.values())

@@ -1,0 +1,352 @@
+"""``sqlite:///path`` and ``postgresql://...``: SQLAlchemy Core on one pooled engine per backend.
+
+Choices, and why:
+
+- ``postgresql://`` means psycopg2 (``postgresql+psycopg2://``): SQLAlchemy 2.1 would pick psycopg 3,
+  which flowkit does not depend on. An explicit ``+driver`` in the URL is kept as given.
+- SQLite runs in WAL mode (readers never block the writer), ``synchronous=FULL`` (a commit is on disk
+  when it returns), a busy timeout, foreign keys on, and real transactions (``BEGIN`` is emitted by
+  flowkit, not guessed by the sqlite3 module).
+- The engine's recorder writes each atom transition as ONE ``UPDATE`` on an autocommit connection that
+  it keeps for the run: one round trip and one commit per transition. With ``durability="flow"`` (the
+  default) that connection's commits are flushed to disk with the next flow transition instead of
+  each on its own (see :class:`SQLAlchemyBackend`), which is what makes a transition cost tens of
+  microseconds instead of an fsync.
+- Connection errors (``OperationalError``, a dropped connection) are retried with bounded exponential
+  backoff (:class:`~flowkit.persistence.backoff.Backoff`); a whole unit of work is retried, never half
+  of one. Past the bound the caller gets a :class:`~flowkit.exceptions.StorageError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+
+from flowkit.exceptions import SchemaError, StorageError
+from flowkit.persistence.backends._tables import ORDER, TABLES
+from flowkit.persistence.backends.base import Backend, Connection
+from flowkit.persistence.backoff import Backoff
+from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row, Serializer
+
+T = TypeVar("T")
+LOG = logging.getLogger(__name__)
+# A running flow keeps one connection (its recorder's) until it ends, so a process running many flows
+# at once needs many: connections past pool_size are opened as needed and closed when given back.
+_OVERFLOW = 50
+_IN_CHUNK = 500  # values per IN (...) list: far below every database's bound-parameter limit
+# Operational errors that waiting will not fix: report them at once instead of retrying.
+_FATAL = (
+    "no such table",
+    "no such column",
+    "does not exist",
+    "authentication failed",
+    "unable to open database file",
+    "readonly database",
+    "permission denied",
+)
+DURABILITY = ("flow", "atom")
+WRITE_LOCK = "flowkit_write_lock"
+"""Execution option: on SQLite, begin the connection's transactions with ``BEGIN IMMEDIATE``."""
+# One UPDATE per table; the columns it sets are the keys of the parameters it is executed with.
+_UPDATES = {name: sa.update(t).where(t.c.uuid == sa.bindparam("uuid_")) for name, t in TABLES.items()}
+
+
+def sqlalchemy_url(url: str | sa.URL) -> sa.URL:
+    """The SQLAlchemy URL for a flowkit URL: a bare ``postgresql://`` means psycopg2."""
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
+
+
+def _sqlite_engine(url: sa.URL, busy_timeout_ms: int, pool_size: int) -> sa.Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": _OVERFLOW}
+    if in_memory:  # one shared connection, or every connection would see its own empty database
+        options = {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = sa.create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # flowkit emits BEGIN itself (see _on_begin)
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT":
+            # IMMEDIATE takes the write lock up front (waiting up to the busy timeout), where a
+            # read-then-write transaction could only fail when another writer got there first
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_LOCK) else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: sa.URL, pool_size: int) -> sa.Engine:
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=_OVERFLOW,
+        connect_args=connect_args,
+    )
+
+
+# (relax, restore): what an autocommit connection runs at checkout and before it goes back to the pool
+_RELAXED = {
+    "sqlite": ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"),
+    "postgresql": ("SET synchronous_commit TO off", "RESET synchronous_commit"),
+}
+
+
+class SQLAlchemyBackend(Backend):
+    """A SQLite file or a PostgreSQL database; one pooled engine shared by all its connections.
+
+    ``backoff`` bounds the retrying of connection errors (URL: ``?retry_timeout=SECONDS``).
+    ``durability`` (URL: ``?durability=atom``) says when a recorded atom transition is on disk:
+
+    - ``"flow"`` (default): an atom transition is committed before the engine acts on it, so a killed
+      engine loses nothing; it is flushed to disk with the next flow transition, which is written with
+      a durable commit (SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``): so
+      everything is on disk when ``run()`` returns or the flow suspends. Until then, a power cut
+      (SQLite) or a database server crash (PostgreSQL, at most ~0.6 s of commits) can lose the latest
+      atom transitions, never anything older: those atoms run again on resume, which the
+      at-least-once rule already allows, under the same idempotency key.
+    - ``"atom"``: every atom transition is flushed to disk before the engine acts on it (an fsync per
+      transition: several times slower per task).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        serializer: Serializer | None = None,
+        *,
+        backoff: Backoff | None = None,
+        durability: str | None = None,
+        busy_timeout_ms: int = 30000,
+        pool_size: int = 5,
+    ) -> None:
+        super().__init__(url, serializer)
+        parsed = sqlalchemy_url(url)
+        query = dict(parsed.query)
+        self.durability = durability or str(query.pop("durability", "flow"))
+        timeout = query.pop("retry_timeout", None)
+        if self.durability not in DURABILITY:
+            raise StorageError(
+                f"{url}: durability must be one of {', '.join(DURABILITY)}, not {self.durability!r}"
+            )
+        self.sa_url = parsed.set(query=query)
+        self.backoff = backoff or (Backoff(timeout=float(str(timeout))) if timeout else Backoff())
+        if self.sa_url.get_backend_name() == "sqlite":
+            self.engine = _sqlite_engine(self.sa_url, busy_timeout_ms, pool_size)
+        else:
+            self.engine = _postgres_engine(self.sa_url, pool_size)
+        self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
+        self.schema_checked = False
+
+    @property
+    def display_url(self) -> str:
+        return self.sa_url.render_as_string(hide_password=True)
+
+    def get_connection(self, autocommit: bool = False) -> SQLAlchemyConnection:
+        return SQLAlchemyConnection(self, autocommit)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DisconnectionError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        text = str(exc.orig).lower()
+        return not any(marker in text for marker in _FATAL)
+    return False
+
+
+def _translate(exc: sa_exc.SQLAlchemyError, url: str) -> StorageError:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    if "no such table" in text or getattr(getattr(exc, "orig", None), "pgcode", None) == "42P01":
+        return SchemaError(f"{url} has no flowkit schema (run `flowkit db upgrade URL`): {text}")
+    if isinstance(exc, sa_exc.IntegrityError):
+        return StorageError(f"{url} refused the write (a missing parent or a duplicate name?): {text}")
+    return StorageError(f"{url}: {type(exc).__name__}: {text}")
+
+
+class SQLAlchemyConnection(Connection):
+    """See the module docstring. A plain connection checks a database connection out for each unit of
+    work (so forgetting ``close()`` leaks nothing); an ``autocommit`` one keeps it until ``close()``."""
+
+    backend: SQLAlchemyBackend
+
+    def __init__(self, backend: SQLAlchemyBackend, autocommit: bool = False) -> None:
+        super().__init__(backend)
+        self._engine = backend.engine
+        self._autocommit = autocommit
+        self._conn: sa.Connection | None = None
+
+    # -- connection handling ------------------------------------------------------------------------
+
+    def _checkout(self) -> sa.Connection:
+        if self._conn is None:
+            conn = self._engine.connect()
+            if self._autocommit:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                if self.backend.relaxed:
+                    try:
+                        conn.exec_driver_sql(self.backend.relaxed[0])
+                    except BaseException:
+                        conn.invalidate()
+                        conn.close()
+                        raise
+            self._conn = conn
+        return self._conn
+
+    def _release(self, invalidate: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if not invalidate and self._autocommit and self.backend.relaxed:
+                conn.exec_driver_sql(self.backend.relaxed[1])  # the pool's other users expect durability
+        except sa_exc.SQLAlchemyError:
+            invalidate = True
+        try:
+            if invalidate:
+                conn.invalidate()
+            conn.close()
+        except sa_exc.SQLAlchemyError:  # a dead connection may fail to close; the pool drops it
+            pass
+
+    def close(self) -> None:
+        self._release()
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        """Call ``fn``; on a connection error drop the connection, wait, and call it again."""
+        delays = None
+        while True:
+            try:
+                return fn()
+            except sa_exc.SQLAlchemyError as exc:
+                retry = _retryable(exc)
+                self._release(invalidate=retry)
+                if not retry:
+                    raise _translate(exc, self.backend.display_url) from exc
+                reason = getattr(exc, "orig", None) or exc
+                delays = delays or self.backend.backoff.delays()
+                delay = next(delays, None)
+                if delay is None:
+                    raise StorageError(
+                        f"{self.backend.display_url} is unreachable; gave up after "
+                        f"{self.backend.backoff.timeout:g} s of retrying: {reason}"
+                    ) from exc
+                LOG.warning("database %s: %s; retrying in %.2f s", self.backend.display_url, reason, delay)
+                time.sleep(delay)
+
+    def run(self, fn: Callable[[], T]) -> T:
+        if self._autocommit:
+            return self._retrying(lambda: (self._checkout(), fn())[1])
+
+        def attempt() -> T:
+            with self._checkout().begin():
+                return fn()
+
+        try:
+            return self._retrying(attempt)
+        finally:
+            self._release()
+
+    # -- schema -------------------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        from flowkit.persistence import migrations
+
+        def attempt() -> None:
+            with self._engine.connect().execution_options(**{WRITE_LOCK: True}) as conn:
+                migrations.upgrade(conn)
+                conn.commit()
+
+        self._retrying(attempt)
+        self.backend.schema_checked = True
+
+    def validate(self) -> None:
+        if self.backend.schema_checked:
+            return
+        from flowkit.persistence import migrations
+
+        found = self.run(lambda: migrations.current(self._checkout()))
+        if found != migrations.head():
+            where = "no flowkit schema" if found is None else f"schema revision {found!r}"
+            raise SchemaError(
+                f"{self.backend.display_url} has {where}; this flowkit needs revision "
+                f"{migrations.head()!r}: run `flowkit db upgrade URL`"
+            )
+        self.backend.schema_checked = True
+
+    # -- rows ---------------------------------------------------------------------------------------
+
+    def select_rows(self, table: str, column: str | None = None, values: Collection[str] = ()) -> list[Row]:
+        conn = self._checkout()
+        t = TABLES[table]
+        query = sa.select(t).order_by(*ORDER[table])
+        if column is None:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        wanted = list(values)
+        out: list[Row] = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            out.extend(dict(r._mapping) for r in conn.execute(query.where(t.c[column].in_(chunk))))
+        if len(wanted) > _IN_CHUNK:  # chunks are ordered one by one; order the whole
+            keys = [c.name for c in ORDER[table]]
+            out.sort(key=lambda r: tuple(r[k] for k in keys))
+        return out
+
+    def upsert_rows(self, table: str, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        conn = self._checkout()
+        t = TABLES[table]
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        stmt = insert(t)
+        updated = {c: stmt.excluded[c] for c in rows[0] if c != "uuid"}
+        upsert = stmt.on_conflict_do_update(index_elements=[t.c.uuid], set_=updated)
+        if conn.dialect.name == "postgresql":
+            # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a
+            # round trip (and a plan) per row, which it does not do for ON CONFLICT without it
+            conn.execute(upsert.returning(t.c.uuid), list(rows)).close()
+        else:  # SQLite is in process: executemany is cheapest
+            conn.execute(upsert, list(rows))
+
+    def update_row(self, table: str, uuid: str, values: Row) -> bool:
+        params = dict(values)
+        params["uuid_"] = uuid
+        return self._checkout().execute(_UPDATES[table], params).rowcount == 1
+
+    def delete_row(self, table: str, uuid: str) -> bool:
+        t = TABLES[table]
+        return self._checkout().execute(sa.delete(t).where(t.c.uuid == uuid)).rowcount == 1
+
+    def delete_all(self) -> None:
+        conn = self._checkout()
+        for name in (ATOMS, FLOWS, LOGBOOKS):
+            conn.execute(sa.delete(TABLES[name]))

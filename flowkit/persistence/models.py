@@ -1,0 +1,234 @@
+"""What persistence stores: a logbook holds flow details, a flow detail holds atom details.
+
+These are plain in-memory records, the same for every backend. A :class:`FlowDetail` is one run of one
+flow (its state, the failures it reverts for, its ``meta`` with the store and the factory that rebuilds
+it); an :class:`AtomDetail` is one task (:class:`TaskDetail`) or retry controller
+(:class:`RetryDetail`) in it, found again by *name* when a flow is resumed. Values (results, meta) are
+whatever the backend's serializer returns: JSON by default, so a tuple comes back as a list.
+
+An atom detail's ``uuid`` stays the same for the whole life of the flow detail, across retries, crashes
+and resumes: it is the idempotency key a task can hand to outside APIs (see
+:meth:`flowkit.storage.Storage.get_atom_uuid`).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from flowkit.failure import Failure
+from flowkit.retry import History
+from flowkit.states import AtomState, FlowState
+
+TASK_KIND = "task"
+RETRY_KIND = "retry"
+
+
+class Intention(StrEnum):
+    """What the engine means to do with an atom next (saved before it does it)."""
+
+    EXECUTE = "EXECUTE"
+    """Run ``execute`` (or it is running)."""
+    REVERT = "REVERT"
+    """Run ``revert`` (or it is running)."""
+    RETRY = "RETRY"
+    """A retry controller is about to run its subflow again."""
+    IGNORE = "IGNORE"
+    """A decider skipped the atom."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (what every timestamp here is)."""
+    return datetime.now(UTC)
+
+
+def _new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+class AtomDetail:
+    """The saved state of one atom of one flow detail; subclasses say which kind of atom.
+
+    ``started_at``/``finished_at`` bound the most recent ``execute`` or ``revert`` (``intention`` says
+    which); ``attempts`` counts how many times ``execute`` was started, crashes included; ``seq`` orders
+    the atoms that finished (later providers win when several provide one symbol).
+    """
+
+    kind: ClassVar[str] = TASK_KIND
+
+    def __init__(
+        self,
+        name: str,
+        uuid: str | None = None,
+        *,
+        state: AtomState | str = AtomState.PENDING,
+        intention: Intention | str = Intention.EXECUTE,
+        results: Any = None,
+        failure: Failure | None = None,
+        revert_results: Any = None,
+        revert_failure: Failure | None = None,
+        version: str | None = None,
+        attempts: int = 0,
+        seq: int = 0,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        meta: Mapping[str, Any] | None = None,
+        parent_uuid: str | None = None,
+        position: int | None = None,
+    ) -> None:
+        self.name = name
+        self.uuid = uuid or _new_uuid()
+        self.state = AtomState(state)
+        self.intention = Intention(intention)
+        self.results = results
+        self.failure = failure
+        self.revert_results = revert_results
+        self.revert_failure = revert_failure
+        self.version = version
+        self.attempts = attempts
+        self.seq = seq
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.parent_uuid = parent_uuid
+        """The uuid of the flow detail this atom detail belongs to."""
+        self.position = position
+        """Where the atom sits in its flow (its compiled order); orders iteration."""
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the last ``execute``/``revert`` took; None while it runs or before it started."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, uuid={self.uuid!r}, state={self.state.value})"
+
+
+class TaskDetail(AtomDetail):
+    """The saved state of a task."""
+
+    kind = TASK_KIND
+
+
+class RetryDetail(AtomDetail):
+    """The saved state of a retry controller, with its ``history`` of attempts and their failures."""
+
+    kind = RETRY_KIND
+
+    def __init__(self, name: str, uuid: str | None = None, *, history: History | None = None, **kw: Any):
+        super().__init__(name, uuid, **kw)
+        self.history = history if history is not None else History()
+
+
+ATOM_DETAIL_CLASSES: dict[str, type[AtomDetail]] = {TASK_KIND: TaskDetail, RETRY_KIND: RetryDetail}
+"""Atom detail class by ``kind``, as stored in the database."""
+
+
+class FlowDetail:
+    """The saved state of one run of one flow: its state, failures, ``meta`` and atom details.
+
+    ``failures`` are the failures the flow reverts (or reverted) for: a flow that crashed while
+    reverting needs them to finish reverting. ``meta["store"]`` is the flow's store and
+    ``meta["factory"]`` the factory that rebuilds the flow (see ``engines.save_factory_details``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        uuid: str | None = None,
+        *,
+        state: FlowState | str = FlowState.PENDING,
+        meta: Mapping[str, Any] | None = None,
+        failures: Mapping[str, Failure] | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+        parent_uuid: str | None = None,
+    ) -> None:
+        self.name = name
+        self.uuid = uuid or _new_uuid()
+        self.state = FlowState(state)
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.failures: dict[str, Failure] = dict(failures or {})
+        self.created_at = created_at or utcnow()
+        self.updated_at = updated_at or self.created_at
+        self.parent_uuid = parent_uuid
+        """The uuid of the logbook this flow detail belongs to."""
+        self._atoms: dict[str, AtomDetail] = {}
+
+    def add(self, atom_detail: AtomDetail) -> AtomDetail:
+        """Add (or replace, by uuid) an atom detail; returns it."""
+        atom_detail.parent_uuid = self.uuid
+        if atom_detail.position is None:
+            atom_detail.position = len(self._atoms)
+        self._atoms[atom_detail.uuid] = atom_detail
+        return atom_detail
+
+    def find(self, uuid: str) -> AtomDetail | None:
+        """The atom detail with this uuid, or None."""
+        return self._atoms.get(uuid)
+
+    def find_by_name(self, name: str) -> AtomDetail | None:
+        """The atom detail of the atom called ``name``, or None (names are unique in a flow)."""
+        for ad in self._atoms.values():
+            if ad.name == name:
+                return ad
+        return None
+
+    def clear_atoms(self) -> None:
+        """Forget every atom detail (in memory only)."""
+        self._atoms.clear()
+
+    def __iter__(self) -> Iterator[AtomDetail]:
+        return iter(list(self._atoms.values()))
+
+    def __len__(self) -> int:
+        return len(self._atoms)
+
+    def __repr__(self) -> str:
+        return (
+            f"FlowDetail(name={self.name!r}, uuid={self.uuid!r}, state={self.state.value}, atoms={len(self)})"
+        )
+
+
+class LogBook:
+    """A named group of flow details (say, everything done for one customer's cluster)."""
+
+    def __init__(
+        self,
+        name: str,
+        uuid: str | None = None,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        created_at: datetime | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
+        self.name = name
+        self.uuid = uuid or _new_uuid()
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.created_at = created_at or utcnow()
+        self.updated_at = updated_at or self.created_at
+        self._flows: dict[str, FlowDetail] = {}
+
+    def add(self, flow_detail: FlowDetail) -> FlowDetail:
+        """Add (or replace, by uuid) a flow detail; returns it."""
+        flow_detail.parent_uuid = self.uuid
+        self._flows[flow_detail.uuid] = flow_detail
+        return flow_detail
+
+    def find(self, uuid: str) -> FlowDetail | None:
+        """The flow detail with this uuid, or None."""
+        return self._flows.get(uuid)
+
+    def __iter__(self) -> Iterator[FlowDetail]:
+        return iter(list(self._flows.values()))
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def __repr__(self) -> str:
+        return f"LogBook(name={self.name!r}, uuid={self.uuid!r}, flows={len(self)})"

@@ -1,0 +1,236 @@
+"""The engine's link to a backend: every state change is written before the engine acts on it.
+
+:class:`BackendRecorder` is the :class:`~flowkit.storage.Recorder` the engine calls inside every
+transition. Each atom transition is ONE ``UPDATE`` of the atom's row on an autocommit connection the
+recorder keeps while the flow runs (one round trip, one commit); flow transitions, a few per run, are
+written with a durable commit that also flushes every atom transition before it (see the backend's
+``durability``). So:
+
+- an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
+- a result is in the database before the atom counts as SUCCESS (and before its successors start);
+- the flow's state and the failures it reverts for are saved with each flow transition.
+
+:meth:`BackendRecorder.restore` (called once, in ``engine.prepare()``) loads a saved flow detail into
+the engine's storage by atom *name*, which is what makes resume work: SUCCESS atoms are not run again,
+an atom that was RUNNING runs again (at least once: its execute may have run, fully or partly, before
+the crash), and a flow that was REVERTING goes on reverting. A flow found RUNNING or REVERTING was
+interrupted (nothing runs it any more), so it is resumed like a SUSPENDED one.
+
+When a write fails past the backend's retry bound, the StorageError stops the engine. Nothing saved
+is lost; load a new engine on the same flow detail to resume from the database (the atom whose
+write failed runs again if its SUCCESS was not saved).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Any
+
+from flowkit.compiler import JUNCTION, RETRY
+from flowkit.exceptions import StorageError
+from flowkit.persistence.backends.base import Backend, Connection
+from flowkit.persistence.models import (
+    AtomDetail,
+    FlowDetail,
+    Intention,
+    LogBook,
+    RetryDetail,
+    TaskDetail,
+    utcnow,
+)
+from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS
+from flowkit.states import ATOM_DONE, FLOW_FINISHED, AtomState, FlowState
+from flowkit.storage import Recorder, Storage
+
+S = AtomState
+_INTERRUPTED = frozenset({FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING})
+_RELEASE = FLOW_FINISHED | {FlowState.SUSPENDED}
+_CLEARED = {
+    "intention": Intention.EXECUTE,
+    "results": None,
+    "failure": None,
+    "revert_results": None,
+    "revert_failure": None,
+    "seq": 0,
+    "started_at": None,
+    "finished_at": None,
+}
+
+
+def atom_uuid(flow_uuid: str, atom_name: str) -> str:
+    """The uuid an atom gets in a flow detail: derived from both, so it is the same in every process."""
+    return str(uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"flowkit/{flow_uuid}/{atom_name}"))
+
+
+class BackendRecorder(Recorder):
+    """Saves one flow detail's run to ``backend``; see the module docstring."""
+
+    def __init__(self, backend: Backend, flow_detail: FlowDetail, book: LogBook | None = None) -> None:
+        self.backend = backend
+        self.flow_detail = flow_detail
+        self.book = book
+        self._codec = backend.codec
+        self._conn: Connection | None = None
+        self._details: list[AtomDetail | None] = []
+
+    # -- connection ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Give the database connection back (done at the end of every run)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
+        """Atom rows go through the kept autocommit connection; flow rows through a plain one, whose
+        durable commit also makes every atom transition before it durable."""
+        if table == FLOWS:
+            with self.backend.get_connection() as durable:
+                found = durable.run(lambda: durable.update_row(table, uuid, values))
+        else:
+            if self._conn is None:
+                self._conn = self.backend.get_connection(autocommit=True)
+            conn = self._conn
+            try:
+                found = conn.run(lambda: conn.update_row(table, uuid, values))
+            except BaseException:
+                self.close()
+                raise
+        if not found:
+            raise StorageError(
+                f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
+                f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
+            )
+
+    # -- Recorder -----------------------------------------------------------------------------------
+
+    def restore(self, storage: Storage) -> None:
+        with self.backend.get_connection() as conn:
+            conn.validate()
+            conn.run(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
+        fd = self.flow_detail
+        storage.flow_state = FlowState.SUSPENDED if fd.state in _INTERRUPTED else fd.state
+        storage.flow_failures = dict(fd.failures)
+
+    def _restore(self, conn: Connection, storage: Storage) -> None:
+        """Read the saved flow detail (or save a new one) and fill ``storage``; safe to run again."""
+        fd, codec = self.flow_detail, self._codec
+        found = conn.read_flow_details("uuid", [fd.uuid])
+        saved = found[0] if found else None
+        if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
+            book = self.book or LogBook(fd.name, uuid=fd.parent_uuid)
+            if book.find(fd.uuid) is None:
+                book.add(fd)
+            if not conn.select_rows(LOGBOOKS, "uuid", [book.uuid]):
+                conn.upsert_rows(LOGBOOKS, [codec.logbook_row(book)])
+            known = {ad.name: ad for ad in fd}
+        else:
+            fd.state, fd.failures, fd.parent_uuid = saved.state, saved.failures, saved.parent_uuid
+            fd.meta = {**saved.meta, **fd.meta}
+            known = {ad.name: ad for ad in saved}
+        new = self._load_atoms(storage, known, fresh=saved is None)
+        storage.store = {**fd.meta.get("store", {}), **storage.store}
+        fd.meta["store"] = storage.store
+        if saved is None:
+            conn.upsert_rows(FLOWS, [codec.flow_row(fd)])
+        elif fd.meta != saved.meta:
+            conn.update_row(
+                FLOWS, fd.uuid, {"meta": codec.dump(fd.meta, f"flow {fd.name}", "the store or meta")}
+            )
+        conn.upsert_rows(ATOMS, [codec.atom_row(ad) for ad in new])
+
+    def _load_atoms(self, storage: Storage, known: dict[str, AtomDetail], fresh: bool) -> list[AtomDetail]:
+        """Fill ``storage`` from the saved atom details; return the details that must be created."""
+        c, fd = storage.compiled, self.flow_detail
+        self._details = [None] * len(c.atoms)
+        fd.clear_atoms()
+        new: list[AtomDetail] = []
+        for i in c.atom_ids():
+            name = c.names[i]
+            ad = known.pop(name, None)
+            save = fresh
+            if ad is None:
+                cls = RetryDetail if c.kinds[i] == RETRY else TaskDetail
+                version = getattr(c.atoms[i], "version", None)
+                ad = cls(name, atom_uuid(fd.uuid, name), version=None if version is None else str(version))
+                ad.position = i
+                save = True
+            elif c.kinds[i] == RETRY and not isinstance(ad, RetryDetail):
+                # saved as a task by an older version of the flow: keep its state, start a history
+                ad = RetryDetail(ad.name, ad.uuid, state=ad.state, results=ad.results, position=ad.position)
+                save = True
+            storage.atom_uuids[i] = ad.uuid
+            storage.states[i] = ad.state
+            storage.results[i] = ad.results
+            storage.failures[i] = ad.failure
+            storage.revert_results[i] = ad.revert_results
+            storage.revert_failures[i] = ad.revert_failure
+            storage.finished_seq[i] = ad.seq
+            if isinstance(ad, RetryDetail) and c.kinds[i] == RETRY:
+                storage.histories[i] = ad.history
+            if save:
+                new.append(ad)
+            fd.add(ad)
+            self._details[i] = ad
+        for ad in known.values():  # saved atoms this flow no longer has: kept, not touched
+            fd.add(ad)
+        storage._seq = max(storage.finished_seq, default=0)
+        states = storage.states
+        for i in c.order:  # junctions are never saved: done when everything before them is
+            if c.kinds[i] == JUNCTION:
+                done = all(states[p] in ATOM_DONE for p in c.preds[i])
+                states[i] = S.SUCCESS if done else S.PENDING
+        return new
+
+    def atom_changed(self, storage: Storage, i: int, state: AtomState) -> None:
+        ad = self._details[i]
+        assert ad is not None, "junctions are never recorded"
+        now = utcnow()
+        fields: dict[str, Any] = {"state": state}
+        if state is S.RUNNING:
+            fields.update(
+                intention=Intention.EXECUTE, attempts=ad.attempts + 1, started_at=now, finished_at=None
+            )
+        elif state is S.SUCCESS:
+            fields.update(results=storage.results[i], seq=storage.finished_seq[i], finished_at=now)
+        elif state is S.FAILURE:
+            fields.update(failure=storage.failures[i], finished_at=now)
+        elif state is S.REVERTING:
+            fields.update(intention=Intention.REVERT, started_at=now, finished_at=None)
+        elif state is S.REVERTED:
+            fields.update(revert_results=storage.revert_results[i], finished_at=now)
+        elif state is S.REVERT_FAILURE:
+            fields.update(revert_failure=storage.revert_failures[i], finished_at=now)
+        elif state is S.PENDING:
+            fields.update(_CLEARED)
+        elif state is S.RETRYING:
+            fields["intention"] = Intention.RETRY
+        elif state is S.IGNORE:
+            fields["intention"] = Intention.IGNORE
+        history = storage.histories.get(i)
+        if history is not None:
+            fields["history"] = history
+        values = self._codec.atom_values(fields, ad.name)
+        for key, value in fields.items():
+            setattr(ad, key, value)
+        self._write(ATOMS, ad.uuid, values)
+
+    def flow_changed(self, storage: Storage, state: FlowState) -> None:
+        fd = self.flow_detail
+        fd.state, fd.failures, fd.updated_at = state, dict(storage.flow_failures), utcnow()
+        values = {
+            "state": state.value,
+            "failures": self._codec.flow_failures(fd.failures, fd.name),
+            "updated_at": fd.updated_at,
+        }
+        try:
+            self._write(FLOWS, fd.uuid, values)
+        finally:
+            if state in _RELEASE:
+                self.close()
+
+    def retry_changed(self, storage: Storage, i: int) -> None:
+        ad = self._details[i]
+        assert isinstance(ad, RetryDetail)
+        values = self._codec.atom_values({"history": storage.histories[i]}, ad.name)
+        self._write(ATOMS, ad.uuid, values)

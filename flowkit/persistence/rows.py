@@ -1,0 +1,230 @@
+"""Models to rows and back: the one place that decides how a value looks in the database.
+
+Every backend stores the same rows (a dict of column -> value per record), so the memory backend
+behaves exactly like SQLite and PostgreSQL: a value that would not reach a real database fails the
+same way in a unit test. Values are encoded by a :class:`Serializer` (JSON by default: no pickle in
+the database, so stored flows never run code on load and outlive the code that wrote them);
+failures are stored as :meth:`Failure.to_dict` data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from flowkit.exceptions import NotSerializableError, StorageError
+from flowkit.failure import Failure
+from flowkit.persistence.models import (
+    ATOM_DETAIL_CLASSES,
+    AtomDetail,
+    FlowDetail,
+    LogBook,
+    RetryDetail,
+)
+from flowkit.retry import History
+
+LOGBOOKS = "logbooks"
+FLOWS = "flowdetails"
+ATOMS = "atomdetails"
+TABLES = (LOGBOOKS, FLOWS, ATOMS)
+"""Logical table names, parents first (SQL tables carry a ``flowkit_`` prefix)."""
+PARENT = {FLOWS: LOGBOOKS, ATOMS: FLOWS}
+ORDER_BY = {LOGBOOKS: ("created_at", "uuid"), FLOWS: ("created_at", "uuid"), ATOMS: ("position", "name")}
+"""How every backend orders the rows it reads, so all of them list things the same way."""
+
+Row = dict[str, Any]
+
+
+class Serializer(Protocol):
+    """Turns stored values into text and back. Raise TypeError/ValueError for what it cannot encode."""
+
+    def dumps(self, value: Any) -> str: ...
+
+    def loads(self, text: str) -> Any: ...
+
+
+class JsonSerializer:
+    """The default serializer: plain JSON (tuples come back as lists, dict keys as strings)."""
+
+    def dumps(self, value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    def loads(self, text: str) -> Any:
+        return json.loads(text)
+
+
+class Codec:
+    """Encodes models into rows with one serializer; errors name the atom (or record) involved."""
+
+    def __init__(self, serializer: Serializer | None = None) -> None:
+        self.serializer: Serializer = serializer or JsonSerializer()
+
+    # -- values -------------------------------------------------------------------------------------
+
+    def dump(self, value: Any, owner: str, what: str) -> str | None:
+        """``value`` as text (None stays SQL NULL); NotSerializableError names ``owner``."""
+        if value is None:
+            return None
+        try:
+            return self.serializer.dumps(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise NotSerializableError(owner, what, f"{type(exc).__name__}: {exc}") from exc
+
+    def load(self, text: str | None, owner: str, what: str) -> Any:
+        if text is None:
+            return None
+        try:
+            return self.serializer.loads(text)
+        except Exception as exc:
+            raise StorageError(f"{what} of {owner!r} in the database is corrupt: {exc}") from exc
+
+    def dump_failure(self, failure: Failure | None, owner: str, what: str = "the failure") -> str | None:
+        return None if failure is None else self.dump(failure.to_dict(), owner, what)
+
+    def load_failure(self, text: str | None, owner: str) -> Failure | None:
+        data = self.load(text, owner, "a failure")
+        return None if data is None else Failure.from_dict(data)
+
+    def dump_history(self, history: History, owner: str) -> str | None:
+        data = {
+            "attempts": [[r, {n: f.to_dict() for n, f in fs.items()}] for r, fs in history],
+            "failure": history.failure.to_dict() if history.failure is not None else None,
+        }
+        return self.dump(data, owner, "the retry history")
+
+    def load_history(self, text: str | None, owner: str) -> History:
+        data = self.load(text, owner, "the retry history")
+        if not data:
+            return History()
+        attempts = [(r, {n: Failure.from_dict(f) for n, f in fs.items()}) for r, fs in data["attempts"]]
+        failure = data.get("failure")
+        return History(attempts, Failure.from_dict(failure) if failure else None)
+
+    # -- atom fields (the recorder's partial updates) -------------------------------------------------
+
+    def atom_values(self, fields: Mapping[str, Any], atom_name: str) -> Row:
+        """Column values for the model ``fields`` of one atom detail (only those given)."""
+        out: Row = {}
+        for key, value in fields.items():
+            if key in ("results", "revert_results"):
+                what = "the result" if key == "results" else "the revert result"
+                out[key] = self.dump(value, atom_name, what)
+            elif key in ("failure", "revert_failure"):
+                out[key] = self.dump_failure(value, atom_name)
+            elif key == "history":
+                out[key] = self.dump_history(value, atom_name)
+            elif key == "meta":
+                out[key] = self.dump(value, atom_name, "the meta")
+            elif key in ("state", "intention"):
+                out[key] = str(value.value if hasattr(value, "value") else value)
+            else:
+                out[key] = value
+        return out
+
+    # -- whole records ------------------------------------------------------------------------------
+
+    def logbook_row(self, book: LogBook) -> Row:
+        return {
+            "uuid": book.uuid,
+            "name": book.name,
+            "meta": self.dump(book.meta, f"logbook {book.name}", "the meta"),
+            "created_at": book.created_at,
+            "updated_at": book.updated_at,
+        }
+
+    def logbook_from(self, row: Mapping[str, Any]) -> LogBook:
+        return LogBook(
+            row["name"],
+            row["uuid"],
+            meta=self.load(row["meta"], row["name"], "the meta"),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def flow_row(self, fd: FlowDetail) -> Row:
+        owner = f"flow {fd.name}"
+        return {
+            "uuid": fd.uuid,
+            "parent_uuid": fd.parent_uuid,
+            "name": fd.name,
+            "state": fd.state.value,
+            "meta": self.dump(fd.meta, owner, "the meta (store or factory arguments)"),
+            "failures": self.dump({n: f.to_dict() for n, f in fd.failures.items()}, owner, "failures"),
+            "created_at": fd.created_at,
+            "updated_at": fd.updated_at,
+        }
+
+    def flow_failures(self, failures: Mapping[str, Failure], flow_name: str) -> str | None:
+        return self.dump({n: f.to_dict() for n, f in failures.items()}, f"flow {flow_name}", "failures")
+
+    def flow_from(self, row: Mapping[str, Any]) -> FlowDetail:
+        name = row["name"]
+        failures = self.load(row["failures"], name, "the flow failures") or {}
+        return FlowDetail(
+            name,
+            row["uuid"],
+            state=row["state"],
+            meta=self.load(row["meta"], name, "the meta"),
+            failures={n: Failure.from_dict(f) for n, f in failures.items()},
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            parent_uuid=row["parent_uuid"],
+        )
+
+    def atom_row(self, ad: AtomDetail) -> Row:
+        row: Row = {
+            "uuid": ad.uuid,
+            "parent_uuid": ad.parent_uuid,
+            "name": ad.name,
+            "kind": ad.kind,
+            "position": ad.position or 0,
+        }
+        fields = {
+            "state": ad.state,
+            "intention": ad.intention,
+            "results": ad.results,
+            "failure": ad.failure,
+            "revert_results": ad.revert_results,
+            "revert_failure": ad.revert_failure,
+            "history": ad.history if isinstance(ad, RetryDetail) else None,
+            "version": ad.version,
+            "attempts": ad.attempts,
+            "seq": ad.seq,
+            "started_at": ad.started_at,
+            "finished_at": ad.finished_at,
+            "meta": ad.meta,
+        }
+        if fields["history"] is None:
+            row["history"] = None
+            del fields["history"]
+        row.update(self.atom_values(fields, ad.name))
+        return row
+
+    def atom_from(self, row: Mapping[str, Any]) -> AtomDetail:
+        name = row["name"]
+        cls = ATOM_DETAIL_CLASSES.get(row["kind"])
+        if cls is None:
+            raise StorageError(f"atom detail {name!r} has unknown kind {row['kind']!r}")
+        kwargs: dict[str, Any] = {}
+        if cls is RetryDetail:
+            kwargs["history"] = self.load_history(row["history"], name)
+        return cls(
+            name,
+            row["uuid"],
+            state=row["state"],
+            intention=row["intention"],
+            results=self.load(row["results"], name, "the result"),
+            failure=self.load_failure(row["failure"], name),
+            revert_results=self.load(row["revert_results"], name, "the revert result"),
+            revert_failure=self.load_failure(row["revert_failure"], name),
+            version=row["version"],
+            attempts=row["attempts"],
+            seq=row["seq"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            meta=self.load(row["meta"], name, "the meta"),
+            parent_uuid=row["parent_uuid"],
+            position=row["position"],
+            **kwargs,
+        )

@@ -1,0 +1,302 @@
+"""The engine with persistence: state saved as it happens, resume after suspend, retries, reverts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flowkit import LinearFlow, Task, UnorderedFlow, context, engines, retry
+from flowkit.exceptions import InvalidFlowError, NotSerializableError, SchemaError
+from flowkit.persistence import backends
+from flowkit.persistence.backends import Backend
+from flowkit.persistence.models import FlowDetail, Intention, LogBook, RetryDetail
+from flowkit.states import AtomState, FlowState
+from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend, saved_flow, saved_states
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    b = fresh_backend(backend_url(request.param, request, tmp_path))
+    yield b
+    b.close()
+
+
+class Record(Task):
+    """Returns its name; counts its executions in a shared list."""
+
+    def __init__(self, name: str, runs: list[str], provides: str | None = None) -> None:
+        super().__init__(name=name, provides=provides)
+        self.runs = runs
+
+    def execute(self, **kwargs: Any) -> dict[str, str]:
+        self.runs.append(self.name)
+        return {"made_by": self.name}
+
+
+class Peek(Task):
+    """Reads the database from inside ``execute``: what is saved while it runs."""
+
+    def __init__(self, backend: Backend, flow_uuid: str) -> None:
+        super().__init__(name="peek")
+        self.backend, self.flow_uuid = backend, flow_uuid
+        self.seen: dict[str, Any] = {}
+
+    def execute(self) -> None:
+        fd = saved_flow(self.backend, self.flow_uuid)
+        me, first = fd.find_by_name("peek"), fd.find_by_name("first")
+        assert me is not None and first is not None
+        self.seen = {
+            "flow": fd.state,
+            "me": (me.state, me.intention, me.attempts, me.uuid),
+            "first": (first.state, first.results),
+            "context_uuid": context.current_atom_uuid(),
+        }
+
+
+class Boom(Exception):
+    pass
+
+
+class Fail(Task):
+    def execute(self) -> None:
+        raise Boom("planned")
+
+
+class Undo(Task):
+    def execute(self) -> str:
+        return f"{self.name}-made"
+
+    def revert(self, result: Any, flow_failures: Any, **kwargs: Any) -> str:
+        return f"undid {result}"
+
+
+def test_every_state_is_saved_before_the_engine_acts_on_it(backend: Backend) -> None:
+    fd = FlowDetail("peeking")
+    runs: list[str] = []
+    peek = Peek(backend, fd.uuid)
+    flow = LinearFlow("peeking").add(Record("first", runs, provides="x"), peek)
+    engine = engines.load(flow, backend=backend, flow_detail=fd)
+    engine.run()
+    assert peek.seen["flow"] is FlowState.RUNNING
+    state, intention, attempts, uuid = peek.seen["me"]
+    assert (state, intention, attempts) == (AtomState.RUNNING, Intention.EXECUTE, 1)
+    assert peek.seen["first"] == (AtomState.SUCCESS, {"made_by": "first"})
+    assert uuid == engine.storage.get_atom_uuid("peek") == peek.seen["context_uuid"]
+    saved = saved_flow(backend, fd.uuid)
+    assert saved.state is FlowState.SUCCESS
+    assert {ad.name: ad.state for ad in saved} == {"first": AtomState.SUCCESS, "peek": AtomState.SUCCESS}
+    assert all(ad.duration is not None and ad.duration >= 0 for ad in saved)
+    assert fd.state is FlowState.SUCCESS and {ad.name for ad in fd} == {"first", "peek"}  # the object too
+
+
+def test_a_new_flow_detail_and_logbook_are_made_when_none_is_given(backend: Backend) -> None:
+    engine = engines.load(LinearFlow("solo").add(Record("a", [])), backend=backend)
+    engine.run()
+    with backend.get_connection() as conn:
+        [book] = conn.get_logbooks()
+    [fd] = list(book)
+    assert (book.name, fd.name, fd.uuid, fd.state) == (
+        "solo",
+        "solo",
+        engine.storage.flow_uuid,
+        FlowState.SUCCESS,
+    )
+
+
+def test_a_flow_detail_in_a_given_logbook(backend: Backend) -> None:
+    book = LogBook("mine")
+    fd = FlowDetail("f")
+    engines.load(LinearFlow("f").add(Record("a", [])), backend=backend, book=book, flow_detail=fd).run()
+    assert book.find(fd.uuid) is fd
+    with backend.get_connection() as conn:
+        assert conn.get_logbook(book.uuid).find(fd.uuid) is not None
+
+
+def test_resume_after_suspend_does_not_run_finished_atoms_again(backend: Backend) -> None:
+    runs: list[str] = []
+    fd = FlowDetail("suspended")
+
+    def flow() -> LinearFlow:
+        return LinearFlow("suspended").add(*(Record(n, runs, provides=f"{n}_out") for n in "abcd"))
+
+    engine = engines.load(flow(), backend=backend, flow_detail=fd, store={"region": "eu"})
+
+    def suspend_after_b(state: AtomState, details: dict[str, Any]) -> None:
+        if details["atom_name"] == "b":
+            engine.suspend()
+
+    engine.atom_notifier.register(AtomState.SUCCESS, suspend_after_b)
+    engine.run()
+    assert runs == ["a", "b"]
+    assert saved_flow(backend, fd.uuid).state is FlowState.SUSPENDED
+    uuids = {name: engine.storage.get_atom_uuid(name) for name in "abcd"}
+
+    with backend.get_connection() as conn:
+        loaded = conn.get_flow_detail(fd.uuid)
+    resumed = engines.load(flow(), backend=backend, flow_detail=loaded)  # no store: the saved one
+    resumed.run()
+    assert runs == ["a", "b", "c", "d"]
+    assert resumed.storage.fetch("region") == "eu" and resumed.storage.fetch("a_out") == {"made_by": "a"}
+    assert {name: resumed.storage.get_atom_uuid(name) for name in "abcd"} == uuids
+    assert saved_states(backend, fd.uuid) == dict.fromkeys("abcd", "SUCCESS")
+
+
+def test_a_revert_is_saved_with_the_failures_that_caused_it(backend: Backend) -> None:
+    fd = FlowDetail("reverting")
+    flow = LinearFlow("reverting").add(Undo("a"), Undo("b"), Fail("c"))
+    with pytest.raises(Boom):
+        engines.load(flow, backend=backend, flow_detail=fd).run()
+    saved = saved_flow(backend, fd.uuid)
+    assert saved.state is FlowState.REVERTED
+    assert list(saved.failures) == ["c"] and saved.failures["c"].check(Boom)
+    a, c = saved.find_by_name("a"), saved.find_by_name("c")
+    assert a is not None and c is not None
+    assert (a.state, a.intention, a.results, a.revert_results) == (
+        AtomState.REVERTED,
+        Intention.REVERT,
+        "a-made",
+        "undid a-made",
+    )
+    assert c.state is AtomState.REVERTED and c.failure is not None and c.failure.exception_str == "planned"
+
+
+def test_retry_history_is_saved(backend: Backend) -> None:
+    attempts: list[int] = []
+
+    class Flaky(Task):
+        def execute(self, attempt: int) -> int:
+            attempts.append(attempt)
+            if attempt < 3:
+                raise Boom(f"attempt {attempt}")
+            return attempt
+
+    fd = FlowDetail("flaky")
+    flow = LinearFlow("flaky", retry=retry.Times(attempts=3, name="again", provides="attempt")).add(
+        Flaky("f")
+    )
+    engines.load(flow, backend=backend, flow_detail=fd).run()
+    assert attempts == [1, 2, 3]
+    again = saved_flow(backend, fd.uuid).find_by_name("again")
+    assert isinstance(again, RetryDetail) and again.state is AtomState.SUCCESS
+    assert list(again.history.provides_iter()) == [1, 2, 3]
+    assert [sorted(fs) for _, fs in again.history] == [["f"], ["f"], []]
+    assert again.history[0][1]["f"].exception_str == "attempt 1"
+    f = saved_flow(backend, fd.uuid).find_by_name("f")
+    assert f is not None and f.attempts == 3 and f.results == 3
+
+
+def test_a_result_that_cannot_be_saved_is_an_error_naming_the_atom(backend: Backend) -> None:
+    class Opaque(Task):
+        def execute(self) -> object:
+            return object()
+
+    fd = FlowDetail("opaque")
+    with pytest.raises(NotSerializableError, match="'opaque-task'"):
+        engines.load(LinearFlow("opaque").add(Opaque("opaque-task")), backend=backend, flow_detail=fd).run()
+    assert saved_states(backend, fd.uuid) == {"opaque-task": "RUNNING"}  # runs again on resume
+
+
+def test_a_store_that_cannot_be_saved_is_refused(backend: Backend) -> None:
+    with pytest.raises(NotSerializableError, match="store"):
+        engines.load(
+            LinearFlow("s").add(Record("a", [])), backend=backend, store={"client": object()}
+        ).prepare()
+
+
+def test_the_parallel_engine_saves_too(backend: Backend) -> None:
+    runs: list[str] = []
+    fd = FlowDetail("wide")
+    flow = UnorderedFlow("wide").add(*(Record(f"t{i}", runs) for i in range(8)))
+    engines.load(flow, backend=backend, flow_detail=fd, engine="parallel", max_workers=4).run()
+    assert sorted(runs) == sorted(f"t{i}" for i in range(8))
+    assert saved_states(backend, fd.uuid) == {f"t{i}": "SUCCESS" for i in range(8)}
+
+
+def test_book_or_flow_detail_without_backend_is_an_error() -> None:
+    with pytest.raises(InvalidFlowError, match="need backend"):
+        engines.load(LinearFlow("x").add(Record("a", [])), flow_detail=FlowDetail("x"))
+
+
+def test_a_database_without_the_schema_is_a_clear_error(tmp_path: Path) -> None:
+    backend = backends.fetch(f"sqlite:///{tmp_path}/empty.db")
+    with pytest.raises(SchemaError, match="flowkit db upgrade"):
+        engines.load(LinearFlow("x").add(Record("a", [])), backend=backend).prepare()
+    backend.close()
+
+
+def test_a_url_works_as_the_backend(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/by-url.db"
+    fresh_backend(url).close()
+    engine = engines.load(LinearFlow("x").add(Record("a", [])), backend=url)
+    engine.run()
+    assert engines.load(LinearFlow("x").add(Record("a", [])), backend=url).storage  # same pool, no error
+
+
+def test_one_statement_and_one_commit_per_atom_transition(tmp_path: Path) -> None:
+    backend = fresh_backend(f"sqlite:///{tmp_path}/count.db")
+    n = 50
+    flow = LinearFlow("count").add(*(Record(f"t{i}", []) for i in range(n)))
+    engine = engines.load(flow, backend=backend)
+    engine.prepare()
+    seen: list[tuple[str, bool]] = []  # (statement, on an autocommit connection: its own transaction)
+    sa_engine = backend.engine  # type: ignore[attr-defined]
+
+    def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
+        seen.append((text, conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"))
+
+    sa.event.listen(sa_engine, "before_cursor_execute", statement)
+    engine.run()
+    atom_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_atomdetails")]
+    assert len(atom_writes) == 2 * n and all(atom_writes)  # RUNNING and SUCCESS: one autocommit each
+    flow_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_flowdetails")]
+    assert flow_writes == [False, False]  # RUNNING and SUCCESS, each in a durable transaction
+    assert len(seen) <= 2 * n + 8  # and nothing per atom besides: BEGINs, a PRAGMA at each end
+    backend.close()
+
+
+@pytest.mark.parametrize("durability", ["flow", "atom"])
+def test_durability_of_atom_transitions_on_sqlite(tmp_path: Path, durability: str) -> None:
+    backend = fresh_backend(f"sqlite:///{tmp_path}/d.db?durability={durability}")
+    seen: list[int] = []
+
+    class Look(Task):
+        def execute(self) -> None:  # what the recorder's connection commits with, while it runs
+            conn = engine._recorder._conn  # type: ignore[attr-defined]
+            seen.append(conn._conn.exec_driver_sql("PRAGMA synchronous").scalar())
+
+    engine = engines.load(LinearFlow("d").add(Look("look")), backend=backend)
+    engine.run()
+    assert seen == [1 if durability == "flow" else 2]  # NORMAL, flushed with the flow; or FULL
+    with backend.engine.connect() as conn:  # type: ignore[attr-defined]
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # pooled connections: FULL
+    backend.close()
+
+
+def test_many_flows_at_once_on_one_backend(backend: Backend) -> None:
+    """Threads running persisted flows side by side (a conductor): each keeps one connection."""
+    errors: list[BaseException] = []
+    details = [FlowDetail(f"f{k}") for k in range(12)]
+
+    def one(fd: FlowDetail) -> None:
+        try:
+            engines.load(
+                LinearFlow(fd.name).add(*(Record(f"t{i}", []) for i in range(20))),
+                backend=backend,
+                flow_detail=fd,
+            ).run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(fd,)) for fd in details]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for fd in details:
+        assert saved_flow(backend, fd.uuid).state is FlowState.SUCCESS

@@ -1,0 +1,125 @@
+"""Schema migrations: upgraded from empty, re-run as a no-op, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from flowkit.exceptions import SchemaError
+from flowkit.persistence import backends, migrations
+from flowkit.persistence.backends._tables import metadata
+from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend, sqlalchemy_url
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no flowkit tables: a new SQLite file, or a new schema in the test database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/empty.db"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    schema = f"mig_{secrets.token_hex(4)}"
+    engine = sa.create_engine(sqlalchemy_url(base), poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()
+
+
+def _columns(backend: SQLAlchemyBackend) -> dict[str, set[str]]:
+    inspector = sa.inspect(backend.engine)
+    return {t: {c["name"] for c in inspector.get_columns(t)} for t in inspector.get_table_names()}
+
+
+def test_upgrade_from_empty_then_again(empty_url: str) -> None:
+    backend = backends.fetch(empty_url)
+    assert isinstance(backend, SQLAlchemyBackend)
+    with backend.get_connection() as conn:
+        with pytest.raises(SchemaError, match="no flowkit schema"):
+            conn.validate()
+        conn.upgrade()
+        conn.upgrade()  # idempotent
+        conn.validate()
+    found = _columns(backend)
+    for table in metadata.sorted_tables:  # the run-time tables are exactly what the migrations made
+        assert found[table.name] == {c.name for c in table.columns}
+    assert migrations.VERSION_TABLE in found
+    with backend.engine.connect() as raw:
+        assert migrations.current(raw) == migrations.head()
+    backend.close()
+
+
+def test_concurrent_upgrades_do_not_collide(empty_url: str) -> None:
+    """Several processes upgrading one empty database at once (conductors starting together)."""
+    cmd = [sys.executable, "-m", "flowkit.cli.main", "db", "upgrade", empty_url]
+    children = [
+        subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err.decode()[-2000:]
+    # and threads in one process (alembic's module-level state is guarded)
+    errors: list[BaseException] = []
+
+    def upgrade() -> None:
+        backend = backends.fetch(empty_url)
+        try:
+            with backend.get_connection() as conn:
+                conn.upgrade()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            backend.close()
+
+    threads = [threading.Thread(target=upgrade) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_the_developer_entry_point_runs_the_same_migrations(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    alembic = Path(sys.executable).with_name("alembic")
+    for _ in range(2):
+        subprocess.run([str(alembic), "-x", f"url={url}", "upgrade", "head"], cwd=REPO, check=True)
+    out = subprocess.run(
+        [str(alembic), "-x", f"url={url}", "current"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
+    assert f"{migrations.head()} (head)" in out
+    backend = backends.fetch(url)
+    with backend.get_connection() as conn:
+        conn.validate()
+    backend.close()
+
+
+def test_downgrade_to_empty_and_back(tmp_path: Path) -> None:
+    from alembic import command
+
+    backend = backends.fetch(f"sqlite:///{tmp_path}/down.db")
+    assert isinstance(backend, SQLAlchemyBackend)
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    with backend.engine.connect() as raw:
+        command.downgrade(migrations.config(raw), "base")
+        raw.commit()
+    assert set(_columns(backend)) == {migrations.VERSION_TABLE}
+    backend.schema_checked = False
+    with backend.get_connection() as conn:
+        conn.upgrade()
+        conn.validate()
+    backend.close()
