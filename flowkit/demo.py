@@ -1,30 +1,45 @@
-"""flowkit's demo: provision a 3-server cluster, fail, revert everything, then succeed.
+"""flowkit's demo: provision a cluster, fail and revert, then crash mid-flow and resume.
 
 Run it with ``python -m flowkit.demo`` (or ``bash scripts/demo.sh``). The flow,
 ``create-cluster``, creates three servers at the same time (an unordered flow on the
 parallel engine's threads), waits for each to come up, then configures the cluster.
-The first run's configure step fails ("quota exceeded"), so every server created is
-reverted (deleted) in reverse dependency order; the second run, with the fault switched
-off through the store, succeeds. Every state change is printed as it happens.
+Every state change is saved to a SQLite file (the embedded default) as it happens and
+printed live.
 
-The cloud is simulated in memory (:class:`FakeCloud`). The flow is also a factory the CLI
-can use::
+- Run 1: the configure step fails ("quota exceeded"), so every server created is
+  reverted (deleted) in reverse dependency order.
+- Run 2: the flow runs in a child process that is killed with SIGKILL half way. This
+  process then rebuilds the flow from its saved factory and resumes it from the
+  database: servers already created are not created again, the atoms that were
+  running when the process died run again (at-least-once), and the create task uses
+  its atom's stable uuid as an idempotency key, so a rerun never makes a second server.
 
-    flowkit run flowkit.demo:create_cluster --engine parallel --store '{"fail_configure": true}'
+The cloud is simulated in a JSON file (:class:`FakeCloud`) so that both processes see the
+same servers. The flow is also a factory the CLI can use::
+
+    flowkit run flowkit.demo:create_cluster --engine parallel --store \
+        '{"cluster_name": "c1", "cloud": "/tmp/cloud.json", "fail_configure": true}'
     flowkit graph flowkit.demo:create_cluster --format mermaid
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
+import os
+import signal
+import subprocess
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
-from flowkit import engines
+from flowkit import context, engines
 from flowkit.engines.engine import Engine
 from flowkit.flow import Flow
 from flowkit.listeners import PrintingListener, TimingListener
@@ -41,63 +56,94 @@ class QuotaExceeded(Exception):
 
 
 class FakeCloud:
-    """An in-memory cloud: servers by id, and a log of what was created and deleted."""
+    """A cloud in a JSON file: servers by id, what was created and deleted, idempotency keys.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.servers: dict[str, str] = {}
-        self.created: list[str] = []
-        self.deleted: list[str] = []
+    A file (locked for each call) rather than memory, so that a process that crashed and the
+    one that resumes its flow see the same servers, as they would see a real cloud.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
 
     def reset(self) -> None:
-        with self._lock:
-            self.servers.clear()
-            self.created.clear()
-            self.deleted.clear()
+        with self._state() as state:
+            state.clear()
 
-    def create(self, name: str) -> str:
-        with self._lock:
+    @contextmanager
+    def _state(self) -> Iterator[dict[str, Any]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                state = json.loads(self.path.read_text()) if self.path.exists() else {}
+                for key, empty in (("servers", {}), ("created", []), ("deleted", []), ("keys", {})):
+                    state.setdefault(key, empty)
+                yield state
+                self.path.write_text(json.dumps(state))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self, key: str) -> Any:
+        with self._state() as state:
+            return state[key]
+
+    @property
+    def servers(self) -> dict[str, str]:
+        return dict(self._read("servers"))
+
+    @property
+    def created(self) -> list[str]:
+        return list(self._read("created"))
+
+    @property
+    def deleted(self) -> list[str]:
+        return list(self._read("deleted"))
+
+    def create(self, name: str, idempotency_key: str | None = None) -> str:
+        """Create a server, or return the one this key already created (a rerun after a crash)."""
+        with self._state() as state:
+            if idempotency_key is not None and idempotency_key in state["keys"]:
+                return str(state["keys"][idempotency_key])
             server_id = f"srv-{name}"
-            self.servers[server_id] = "BUILDING"
-            self.created.append(server_id)
+            state["servers"][server_id] = "BUILDING"
+            state["created"].append(server_id)
+            if idempotency_key is not None:
+                state["keys"][idempotency_key] = server_id
             return server_id
 
     def activate(self, server_id: str) -> None:
-        with self._lock:
-            self.servers[server_id] = "ACTIVE"
+        with self._state() as state:
+            state["servers"][server_id] = "ACTIVE"
 
     def delete(self, server_id: str) -> None:
-        with self._lock:
-            if self.servers.pop(server_id, None) is not None:
-                self.deleted.append(server_id)
-
-
-CLOUD = FakeCloud()
-"""The demo's cloud; module-level, like a real one outside the process."""
+        with self._state() as state:
+            if state["servers"].pop(server_id, None) is not None:
+                state["deleted"].append(server_id)
 
 
 class CreateServer(Task):
     """Create one server; revert deletes it."""
 
-    def execute(self, cluster_name: str, index: int, pace: float = 1.0) -> str:
+    def execute(self, cluster_name: str, index: int, cloud: str, pace: float = 1.0) -> str:
         time.sleep(pace * (0.10 + 0.05 * index))
-        return CLOUD.create(f"{cluster_name}-{index}")
+        # The atom's uuid is stable across a crash and a resume: the cloud creates one server per key.
+        return FakeCloud(cloud).create(f"{cluster_name}-{index}", context.current_atom_uuid())
 
-    def revert(self, result: Any, index: int, pace: float = 1.0, **kwargs: Any) -> None:
+    def revert(self, result: Any, index: int, cloud: str, pace: float = 1.0, **kwargs: Any) -> None:
         if isinstance(result, str):  # a Failure when execute itself failed: nothing was created
             # Staggered like the creates, mirrored, so the deletions show in reverse creation order.
             time.sleep(pace * 0.05 * max(1, 5 - index))
-            CLOUD.delete(result)
+            FakeCloud(cloud).delete(result)
 
 
 class WaitForServer(Task):
     """Poll until the server is up, reporting progress."""
 
-    def execute(self, server_id: str, pace: float = 1.0) -> None:
+    def execute(self, server_id: str, cloud: str, pace: float = 1.0) -> None:
         for step in range(1, 4):
             time.sleep(pace * 0.08)
             self.update_progress(step / 3)
-        CLOUD.activate(server_id)
+        FakeCloud(cloud).activate(server_id)
 
 
 class ConfigureCluster(Task):
@@ -143,38 +189,133 @@ class DemoRun:
     seconds: float
     error: BaseException | None = None
     servers_left: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
 
 
-def make_engine(fail: bool, pace: float) -> Engine:
-    """The engine for one demo run: parallel threads, the fault switch and pace in the store."""
-    store = {"cluster_name": "demo", "fail_configure": fail, "pace": pace}
-    return engines.load(create_cluster(), store=store, engine="parallel", executor="threads")
+class Demo:
+    """One demo workspace: a SQLite database and a simulated cloud in ``workdir``."""
+
+    def __init__(self, workdir: str | os.PathLike[str], pace: float = 1.0) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db_url = f"sqlite:///{self.workdir / 'flowkit.sqlite'}"
+        self.cloud = FakeCloud(self.workdir / "cloud.json")
+        self.pace = pace
+        from flowkit.persistence import backends
+
+        self.backend = backends.fetch(self.db_url)
+        with self.backend.get_connection() as conn:
+            conn.upgrade()
+
+    def store(self, fail: bool) -> dict[str, Any]:
+        return {
+            "cluster_name": "demo",
+            "fail_configure": fail,
+            "pace": self.pace,
+            "cloud": str(self.cloud.path),
+        }
+
+    def new_flow_detail(self, fail: bool) -> str:
+        """A saved logbook and flow detail naming the factory, as a job board would post it."""
+        from flowkit.persistence.models import FlowDetail, LogBook
+
+        book = LogBook("demo")
+        flow_detail = FlowDetail("create-cluster")
+        flow_detail.meta["store"] = self.store(fail)
+        engines.save_factory_details(flow_detail, create_cluster)
+        book.add(flow_detail)
+        with self.backend.get_connection() as conn:
+            conn.save_logbook(book)
+        return flow_detail.uuid
+
+    def load(self, flow_detail_uuid: str) -> Engine:
+        return engines.load_from_detail(
+            flow_detail_uuid, backend=self.backend, engine="parallel", executor="threads"
+        )
+
+    def run(self, out: TextIO, engine: Engine) -> DemoRun:
+        """Run (or resume) ``engine``, printing each transition live and then a summary."""
+        error: BaseException | None = None
+        started = time.monotonic()
+        listeners = PrintingListener(engine, stream=out, timestamps="relative"), TimingListener(engine)
+        with listeners[0], listeners[1] as timing:
+            try:
+                engine.run()
+            except Exception as exc:  # the task's own exception, once the flow is reverted
+                error = exc
+        result = DemoRun(
+            state=engine.storage.get_flow_state(),
+            atom_states=engine.storage.get_atom_states(),
+            timings=dict(timing.timings),
+            revert_timings=dict(timing.revert_timings),
+            seconds=time.monotonic() - started,
+            error=error,
+            servers_left=sorted(self.cloud.servers),
+            created=self.cloud.created,
+            deleted=self.cloud.deleted,
+        )
+        print_summary(out, result)
+        return result
+
+    def saved_states(self, flow_detail_uuid: str) -> dict[str, str]:
+        """Atom states as the database has them (what ``flowkit show`` prints)."""
+        with self.backend.get_connection() as conn:
+            flow_detail = conn.get_flow_detail(flow_detail_uuid)
+        return {atom.name: str(atom.state) for atom in flow_detail}
 
 
-def run_demo(out: TextIO, fail: bool = True, pace: float = 1.0) -> DemoRun:
-    """Run the flow once on a fresh cloud, printing each transition live and then a summary."""
-    CLOUD.reset()
-    engine = make_engine(fail, pace)
-    error: BaseException | None = None
-    started = time.monotonic()
-    with PrintingListener(engine, stream=out, timestamps="relative"), TimingListener(engine) as timing:
-        try:
-            engine.run()
-        except Exception as exc:  # the task's own exception, once the flow is reverted
-            error = exc
-    result = DemoRun(
-        state=engine.storage.get_flow_state(),
-        atom_states=engine.storage.get_atom_states(),
-        timings=dict(timing.timings),
-        revert_timings=dict(timing.revert_timings),
-        seconds=time.monotonic() - started,
-        error=error,
-        servers_left=sorted(CLOUD.servers),
-        deleted=list(CLOUD.deleted),
+def run_demo(out: TextIO, fail: bool = True, pace: float = 1.0, workdir: str | None = None) -> DemoRun:
+    """One run of the flow on a fresh cloud, saved to SQLite."""
+    demo = Demo(workdir or tempfile.mkdtemp(prefix="flowkit-demo-"), pace)
+    demo.cloud.reset()
+    return demo.run(out, demo.load(demo.new_flow_detail(fail)))
+
+
+def crash_and_resume(out: TextIO, demo: Demo, timeout: float = 30.0) -> tuple[dict[str, str], DemoRun]:
+    """Run the flow in a child process, SIGKILL it half way, resume it here from the database."""
+    demo.cloud.reset()
+    uuid = demo.new_flow_detail(fail=False)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flowkit.demo", "--child", uuid, "--workdir", str(demo.workdir)],
+        stdout=out if _has_fileno(out) else subprocess.DEVNULL,
     )
-    print_summary(out, result)
-    return result
+    saved: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    try:  # kill as soon as one server is up: others are still being created or waited on
+        while time.monotonic() < deadline and child.poll() is None:
+            saved = demo.saved_states(uuid)
+            if any(n.startswith("wait-server") and s == "SUCCESS" for n, s in saved.items()):
+                break
+            time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    saved = demo.saved_states(uuid)
+    out.write(f"\n   process {child.pid} killed with SIGKILL; the database says:\n")
+    for name, state in saved.items():
+        out.write(f"     {name:<20} {state}\n")
+    out.write("\n== resuming in this process from the database (flowkit.demo:create_cluster rebuilt)\n")
+    out.flush()
+    return saved, demo.run(out, demo.load(uuid))
+
+
+def _has_fileno(out: TextIO) -> bool:
+    try:
+        out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return True
+
+
+def _child(flow_detail_uuid: str, workdir: str) -> int:
+    """The process that gets killed: runs the saved flow detail, printing as it goes."""
+    demo = Demo(workdir)
+    engine = demo.load(flow_detail_uuid)
+    with PrintingListener(engine, stream=sys.stdout, timestamps="relative"):
+        sys.stdout.flush()
+        engine.run()
+    return 0
 
 
 def print_summary(out: TextIO, run: DemoRun) -> None:
@@ -191,7 +332,7 @@ def print_summary(out: TextIO, run: DemoRun) -> None:
     out.write(f"cloud: servers left: {', '.join(run.servers_left) or 'none'}\n")
 
 
-def check(first: DemoRun, second: DemoRun, servers: int = SERVERS) -> list[str]:
+def check(first: DemoRun, second: DemoRun, saved: dict[str, str], servers: int = SERVERS) -> list[str]:
     """What did not go as designed (an empty list when the demo behaved)."""
     problems = []
     if first.state is not FlowState.REVERTED:
@@ -201,37 +342,56 @@ def check(first: DemoRun, second: DemoRun, servers: int = SERVERS) -> list[str]:
         problems.append(f"run 1 left atoms not reverted: {', '.join(not_reverted)}")
     if first.servers_left or len(first.deleted) != servers:
         problems.append(f"run 1 should delete all {servers} servers, left {first.servers_left}")
+    if saved.get("configure-cluster") == "SUCCESS":
+        problems.append("run 2 was killed too late: the flow had already finished")
     if second.state is not FlowState.SUCCESS:
-        problems.append(f"run 2 should end SUCCESS, ended {second.state.value}")
-    if len(second.servers_left) != servers:
-        problems.append(f"run 2 should leave {servers} servers, left {second.servers_left}")
+        problems.append(f"run 2 should end SUCCESS after the resume, ended {second.state.value}")
+    if len(second.servers_left) != servers or len(second.created) != servers:
+        problems.append(
+            f"run 2 should create each of {servers} servers once, created {second.created}, "
+            f"left {second.servers_left}"
+        )
+    rerun = [n for n, s in saved.items() if s == "SUCCESS" and n in second.timings]
+    if rerun:
+        problems.append(f"the resume executed atoms that had already succeeded: {', '.join(rerun)}")
     return problems
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Both runs, then a verdict; 0 when the demo behaved as designed."""
     parser = argparse.ArgumentParser(prog="python -m flowkit.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pace", type=float, default=1.0, help="scale the simulated work (0: no waiting)")
+    parser.add_argument("--pace", type=float, default=1.0, help="scale the simulated work (0.2 is quick)")
+    parser.add_argument("--workdir", help="where the SQLite database and the cloud go (default: a temp dir)")
+    parser.add_argument("--child", metavar="FLOW_DETAIL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child, args.workdir)
     out = out if out is not None else sys.stdout
+    demo = Demo(args.workdir or tempfile.mkdtemp(prefix="flowkit-demo-"), max(args.pace, 0.2))
+    out.write(f"state is saved in {demo.db_url} (inspect it: flowkit show {demo.db_url})\n\n")
     out.write(
         "== run 1: create 3 servers in parallel, wait for them, configure the cluster.\n"
         "   configure-cluster fails (quota exceeded): every atom that ran is reverted.\n"
     )
-    first = run_demo(out, fail=True, pace=args.pace)
-    out.write("\n== run 2: the same flow with the fault switched off (store: fail_configure=false)\n")
-    second = run_demo(out, fail=False, pace=args.pace)
-    problems = check(first, second)
+    demo.cloud.reset()
+    first = demo.run(out, demo.load(demo.new_flow_detail(fail=True)))
+    out.write("\n== run 2: the same flow, in a child process that is killed (SIGKILL) half way\n")
+    out.flush()
+    saved, second = crash_and_resume(out, demo)
+    problems = check(first, second, saved)
     if problems:
         out.write("\ndemo: did NOT behave as designed:\n" + "".join(f"  - {p}\n" for p in problems))
         return 1
-    out.write("\ndemo: run 1 was reverted cleanly, run 2 succeeded.\n")
+    out.write(
+        "\ndemo: run 1 was reverted cleanly; run 2 survived a SIGKILL: the resume skipped what had\n"
+        "succeeded, reran what was running, and each server was created exactly once.\n"
+    )
     return 0
 
 
 if __name__ == "__main__":
     # Run the importable module, not this __main__ copy: the tasks and QuotaExceeded are then
-    # named flowkit.demo.*, as they are for the CLI, other processes and (later) persistence.
+    # named flowkit.demo.*, as they are for the CLI, other processes and persistence.
     from flowkit.demo import main as _main
 
     sys.exit(_main())

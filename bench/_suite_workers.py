@@ -1,0 +1,101 @@
+"""The worker-engine suite: ``flowkit_workers.py`` against ``peer_workers.py`` on the same RabbitMQ.
+
+Targets (issue 5): 1,000 trivial tasks in an unordered flow on 2 worker processes (4 threads each) at
+least 5x TaskFlow's throughput; a request's round trip under 2 ms at p50 (one request in flight: the
+``linear`` case). Both sides start their own workers on a fresh exchange, one side after the other.
+"""
+
+from __future__ import annotations
+
+from _suite import Preset, Results, Suite, Target, common_args, figure
+
+CASES = ("unordered", "linear")
+THROUGHPUT_N = 1000
+ROUND_TRIP_N = 200
+SPEEDUP_MIN = 5.0
+P50_LIMIT_MS = 2.0
+
+
+def _args(preset: Preset, quick_sizes: tuple[int, int]) -> list[str]:
+    args = common_args(preset, CASES, default_repeat=3)
+    sizes = quick_sizes if preset.quick else (THROUGHPUT_N, ROUND_TRIP_N)
+    return [*args, "--sizes", str(sizes[0]), "--rt-sizes", str(sizes[1])]
+
+
+def flowkit_args(preset: Preset) -> list[str]:
+    return _args(preset, (THROUGHPUT_N, ROUND_TRIP_N))
+
+
+def peer_args(preset: Preset) -> list[str]:
+    """Quick: TaskFlow at 200 / 50 tasks (it runs ~60 tasks/s, so 1,000 take ~16 s a repeat)."""
+    return _args(preset, (200, 50))
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:,.2f} {unit}"
+
+
+def worker_targets(ours: Results, peer: Results) -> list[Target]:
+    fk_rate = figure(ours, "unordered", THROUGHPUT_N, "tasks_per_s")
+    peer_ns = sorted(int(n) for n in peer.get("unordered", {}))
+    tf_rate = figure(peer, "unordered", peer_ns[-1], "tasks_per_s") if peer_ns else None
+    speedup = None if fk_rate is None or not tf_rate else fk_rate / tf_rate
+    p50 = figure(ours, "linear", ROUND_TRIP_N, "rt_p50_ms")
+    p99 = figure(ours, "linear", ROUND_TRIP_N, "rt_p99_ms")
+    return [
+        Target(
+            f"unordered N={THROUGHPUT_N:,} throughput",
+            _fmt(fk_rate, "tasks/s"),
+            f"TaskFlow {_fmt(tf_rate, 'tasks/s')}",
+            None,
+            "unordered",
+            THROUGHPUT_N,
+            "rate",
+        ),
+        Target(
+            f"unordered N={THROUGHPUT_N:,} vs TaskFlow",
+            _fmt(speedup, "x"),
+            f">= {SPEEDUP_MIN:g}x",
+            None if speedup is None else speedup >= SPEEDUP_MIN,
+            "unordered",
+            THROUGHPUT_N,
+            ">=5x",
+        ),
+        Target(
+            "round trip p50 (one request in flight)",
+            _fmt(p50, "ms"),
+            f"< {P50_LIMIT_MS:g} ms",
+            None if p50 is None else p50 < P50_LIMIT_MS,
+            "linear",
+            ROUND_TRIP_N,
+            "p50<2ms",
+        ),
+        Target(
+            "round trip p99 (one request in flight)",
+            _fmt(p99, "ms"),
+            "(reported)",
+            None,
+            "linear",
+            ROUND_TRIP_N,
+            "p99",
+        ),
+    ]
+
+
+SUITE = Suite(
+    name="workers",
+    flowkit_script="flowkit_workers.py",
+    peer_script="peer_workers.py",
+    flowkit_cases=CASES,
+    peer_cases=CASES,
+    flowkit_args=flowkit_args,
+    peer_args=peer_args,
+    targets=worker_targets,
+    notes=[
+        "RabbitMQ at 127.0.0.1:5672; 2 worker processes x 4 threads per side; no-op tasks",
+        "unordered: total = engine load + run; tasks/s = N / total",
+        "linear: one request in flight; round trip = atom RUNNING -> SUCCESS in the engine (p50/p99 in "
+        ".bench/results-workers.json)",
+        "quick: TaskFlow at unordered 200 / linear 50 (the ratio then compares different N)",
+    ],
+)

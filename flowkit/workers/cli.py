@@ -1,0 +1,80 @@
+"""``flowkit-worker``: run a worker process until SIGTERM or Ctrl-C.
+
+    flowkit-worker --transport amqp://guest:guest@127.0.0.1:5672// --exchange flowkit \\
+                   --topic hypervisors --tasks mypkg.tasks:CreateServer,mypkg.more_tasks --threads 4
+
+The first SIGTERM (or SIGINT) stops taking requests and lets the running tasks finish and answer, then
+the process exits 0; a second one exits at once (status 1), abandoning them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+import click
+
+from flowkit.exceptions import WorkerError
+from flowkit.workers.worker import Worker
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--transport", envvar="FLOWKIT_TRANSPORT", required=True, help="Broker URL (amqp://...).")
+@click.option("--exchange", default="flowkit", show_default=True, help="Exchange name shared with engines.")
+@click.option("--topic", required=True, help="The topic this worker serves (engines search topics).")
+@click.option(
+    "--tasks",
+    "task_specs",
+    multiple=True,
+    required=True,
+    help="pkg.mod:Class or pkg.mod (every Task class in it); comma separated or repeated.",
+)
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=1), help="Tasks at once.")
+@click.option(
+    "--heartbeat",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.05),
+    help="Seconds between announcements; engines call a worker dead after 3 missed.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def main(
+    transport: str,
+    exchange: str,
+    topic: str,
+    task_specs: tuple[str, ...],
+    threads: int,
+    heartbeat: float,
+    log_level: str,
+) -> None:
+    """Serve flowkit tasks to worker-based engines."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.getcwd() not in sys.path:  # like `python -m`: task modules next to where the worker starts
+        sys.path.insert(0, os.getcwd())
+    try:
+        worker = Worker(transport, exchange, topic, task_specs, threads=threads, heartbeat=heartbeat)
+    except WorkerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"worker {worker.id}: {', '.join(sorted(worker.tasks))}", err=True)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if worker._stop.is_set():
+            os._exit(1)
+        logging.getLogger(__name__).info("signal %d: finishing running tasks, then exiting", signum)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()

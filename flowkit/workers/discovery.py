@@ -1,0 +1,90 @@
+"""What an engine knows about the workers: who serves which task on which topic, and who is still alive.
+
+Workers announce themselves with ``notify`` messages: every heartbeat on a fanout exchange, and at once
+when an engine asks (``discover``). Any message from a worker counts as a sign of life. A worker that has
+been silent for :data:`MISSED_BEATS` of its own heartbeat periods is dead: the engine stops routing to it
+and fails what it was running, instead of waiting forever as TaskFlow does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MISSED_BEATS = 3.0
+
+
+@dataclass
+class WorkerInfo:
+    """One worker, as its last ``notify`` described it."""
+
+    id: str
+    topic: str
+    tasks: frozenset[str]
+    threads: int
+    heartbeat: float
+    running: frozenset[str] = frozenset()
+    last_seen: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` of its last message, in this process's clock."""
+
+    def alive(self, now: float, limit: float) -> bool:
+        """Heard from within ``MISSED_BEATS`` heartbeats (and within ``limit`` seconds)."""
+        return now - self.last_seen <= min(limit, MISSED_BEATS * self.heartbeat + 0.25)
+
+
+class Registry:
+    """The workers heard from on the engine's topics, with their last-seen times."""
+
+    def __init__(self, topics: Iterable[str], limit: float) -> None:
+        self.topics = tuple(topics)
+        self._topics = frozenset(self.topics)
+        self.limit = limit
+        self.workers: dict[str, WorkerInfo] = {}
+
+    def notified(self, data: dict[str, Any]) -> WorkerInfo | None:
+        """Record a validated ``notify``; returns the worker when its topic is one of ours."""
+        if data["topic"] not in self._topics:
+            return None
+        info = self.workers.get(data["worker"])
+        if info is None:
+            info = self.workers[data["worker"]] = WorkerInfo(
+                data["worker"],
+                data["topic"],
+                frozenset(data["tasks"]),
+                int(data["threads"]),
+                float(data["heartbeat"]),
+            )
+        else:
+            info.tasks = frozenset(data["tasks"])
+            info.heartbeat = float(data["heartbeat"])
+            info.threads = int(data["threads"])
+        info.running = frozenset(data["running"])
+        info.last_seen = time.monotonic()
+        return info
+
+    def seen(self, worker_id: str) -> WorkerInfo | None:
+        """A message from ``worker_id`` arrived: it is alive now."""
+        info = self.workers.get(worker_id)
+        if info is not None:
+            info.last_seen = time.monotonic()
+        return info
+
+    def alive(self, worker_id: str, now: float) -> bool:
+        info = self.workers.get(worker_id)
+        return info is not None and info.alive(now, self.limit)
+
+    def capacity(self, task: str, now: float) -> dict[str, int]:
+        """Topic -> threads of the live workers serving ``task`` there (topics with none are left out)."""
+        out: dict[str, int] = {}
+        for info in self.workers.values():
+            if task in info.tasks and info.alive(now, self.limit):
+                out[info.topic] = out.get(info.topic, 0) + info.threads
+        return out
+
+    def forgive(self) -> None:
+        """Treat every worker as just seen: our own connection was down, so their silence proves nothing."""
+        now = time.monotonic()
+        for info in self.workers.values():
+            info.last_seen = now

@@ -1,0 +1,383 @@
+"""The engine's side of the worker-based engine: a Dispatcher that sends each call to a remote worker.
+
+The engine's scheduler thread is the only caller, so this class does its messaging on that thread: no
+I/O thread, no locks, no hand-offs. ``submit`` publishes a request; ``wait`` reads replies, notifies and
+timeouts until a call completes.
+
+A request lives through three stages, each bounded (``transition_timeout`` = T):
+
+1. waiting: no live worker advertises the task on our topics. It is sent as soon as one appears; after
+   T it fails with :class:`~flowkit.exceptions.NoWorkerAvailable` naming the task and the topics.
+2. sent: published to the task's queue on the topic with the most free capacity. It fails with
+   :class:`~flowkit.exceptions.RequestTimeout` when no worker accepts it within T of its submission.
+   The message's TTL ends then too, so no worker can pick it up after the engine gave up on it.
+3. running: a worker took it (it said ``running``, sent progress, or listed it in a heartbeat). It
+   fails when that worker stops heartbeating (a few of its heartbeat periods; the worker's own thread
+   heartbeats while its tasks run, so a long task is fine), when one of its heartbeats no longer lists
+   the request (the reply was lost, e.g. while this engine was reconnecting), or when this engine has
+   been without a broker for T.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kombu
+
+from flowkit.atom import Atom, class_name
+from flowkit.context import AtomContext, ProgressSink
+from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Completion, Dispatcher
+from flowkit.exceptions import (
+    FlowkitError,
+    InvalidMessageError,
+    NotSerializableError,
+    NoWorkerAvailable,
+    RequestTimeout,
+    WorkerError,
+)
+from flowkit.failure import Failure
+from flowkit.task import FunctorTask
+from flowkit.workers import protocol as p
+from flowkit.workers import topology as t
+from flowkit.workers.discovery import Registry, WorkerInfo
+from flowkit.workers.link import Link
+
+LOG = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 0.05  # how often deadlines and liveness are checked while waiting
+WAITING, SENT, RUNNING = "waiting", "sent", "running"
+
+
+@dataclass(eq=False)
+class Request:
+    """One call in flight: where it is, and since when."""
+
+    uuid: str
+    node: int
+    atom_name: str
+    task: str
+    action: str
+    body: bytes
+    submitted: float
+    progress: ProgressSink | None = None
+    stage: str = WAITING
+    topic: str = ""
+    worker: str = ""
+
+
+class WorkerDispatcher(Dispatcher):
+    """Runs atoms on remote workers over a message broker (see the module docstring)."""
+
+    def __init__(
+        self,
+        transport: str,
+        exchange: str = "flowkit",
+        topics: Sequence[str] = (),
+        transition_timeout: float = 60.0,
+        transport_options: dict[str, Any] | None = None,
+        on_progress: Callable[[int, float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.transport = transport
+        self.exchange = exchange
+        self.topics = list(topics)
+        self.timeout = float(transition_timeout)
+        self._options = transport_options
+        self._on_progress = on_progress
+        self._link: Link | None = None
+        self._registry = Registry(self.topics, self.timeout)
+        self._requests: dict[str, Request] = {}
+        self._waiting: deque[Request] = deque()
+        self._out: dict[str, int] = {}  # topic -> our requests in flight there
+        self._reply_queue = ""
+        self._next_check = 0.0
+        self._generation = 0
+        self._inbox: deque[Any] = deque()
+
+    @property
+    def workers(self) -> dict[str, WorkerInfo]:
+        """The workers heard from during the current run, by id, with their tasks and last-seen times."""
+        return dict(self._registry.workers)
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, declare our reply queue and ask every worker to announce itself."""
+        self._registry = Registry(self.topics, self.timeout)
+        self._requests.clear()
+        self._inbox.clear()
+        self._waiting.clear()
+        self._out.clear()
+        self._reply_queue = f"{self.exchange}.engine.{uuid.uuid4().hex}"
+        self._link = Link(self.transport, self._setup, self._options, name="worker-based engine")
+        self._link.connect(self.timeout)
+        self._generation = self._link.generation
+
+    def _setup(self, channel: Any) -> None:
+        t.declare_exchanges(channel, self.exchange)
+        queue = t.reply_queue(self.exchange, self._reply_queue)
+        kombu.Consumer(channel, [queue], no_ack=True, on_message=self._on_raw, accept=["json"]).consume()
+        kombu.Producer(channel, auto_declare=False).publish(
+            p.encode(p.DISCOVER),
+            exchange=t.discover_exchange(self.exchange),
+            routing_key="",
+            content_type=p.CONTENT_TYPE,
+            content_encoding="utf-8",
+            reply_to=self._reply_queue,
+            retry=False,
+        )
+
+    def stop(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
+
+    # -- submitting ------------------------------------------------------------------------------------
+
+    def submit(
+        self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
+    ) -> None:
+        now = time.monotonic()
+        try:
+            body, req_id = self._request_body(atom, action, kwargs, ctx)
+        except FlowkitError as exc:
+            self._done.append((i, _not_started(action), False, Failure.from_exception(exc)))
+            return
+        progress = ctx.progress if ctx is not None else None
+        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress)
+        self._requests[req_id] = req
+        if not self._send(req, now):
+            self._waiting.append(req)
+
+    def _request_body(
+        self, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None
+    ) -> tuple[bytes, str]:
+        task = class_name(atom)
+        if isinstance(atom, FunctorTask) or "<locals>" in task or task.startswith("__main__."):
+            raise WorkerError(
+                f"atom {atom.name!r} cannot run on a worker: its class {task} must be a Task subclass "
+                f"defined at the top level of an importable module (workers import it by that path)"
+            )
+        fields: dict[str, Any] = {"atom_uuid": ctx.atom_uuid} if ctx is not None else {}
+        args = dict(kwargs)
+        if action == REVERT:
+            if "result" in args:
+                result = args.pop("result")
+                fields["result"] = (
+                    {"failure": result.to_dict()} if isinstance(result, Failure) else {"value": result}
+                )
+            if "flow_failures" in args:
+                fields["flow_failures"] = {n: f.to_dict() for n, f in args.pop("flow_failures").items()}
+        try:
+            p.check_json(args)
+            p.check_json(fields.get("result"))
+        except (TypeError, ValueError) as exc:
+            what = "the arguments" if "result" not in fields else "the arguments or result"
+            raise NotSerializableError(atom.name, what, f"{exc} (requests to workers are JSON)") from None
+        req_id = str(uuid.uuid4())
+        body = p.encode(
+            p.REQUEST, uuid=req_id, task=task, atom=atom.name, action=action, arguments=args, **fields
+        )
+        return body, req_id
+
+    def _send(self, req: Request, now: float) -> bool:
+        """Publish to the least loaded topic that serves the task; False when none does right now."""
+        capacity = self._registry.capacity(req.task, now)
+        link = self._link
+        if not capacity or link is None or not link.connected:
+            return False
+        out = self._out
+        topic = min(capacity, key=lambda name: out.get(name, 0) / capacity[name])
+        sent = link.publish(
+            req.body,
+            self.exchange,
+            t.task_key(topic, req.task),
+            reply_to=self._reply_queue,
+            correlation_id=req.uuid,
+            expiration=max(0.001, self.timeout - (now - req.submitted)),
+        )
+        if not sent:
+            return False
+        req.stage, req.topic = SENT, topic
+        out[topic] = out.get(topic, 0) + 1
+        return True
+
+    # -- waiting -------------------------------------------------------------------------------------
+
+    def wait(self, timeout: float | None) -> Completion | None:
+        """The next completion; reads the broker, and checks deadlines every ``CHECK_EVERY_S``."""
+        done = self._done
+        end = None if timeout is None else time.monotonic() + timeout
+        link = self._link
+        while True:
+            if self._inbox:
+                self._drain_inbox()
+            if done:
+                break
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._next_check = now + CHECK_EVERY_S
+                self._check(now)
+                if done or self._inbox:  # publishing may have read messages: act on them first
+                    continue
+            if end is not None and now >= end:
+                return None
+            budget = self._next_check - now if end is None else min(end, self._next_check) - now
+            if link is None:
+                raise WorkerError("the worker-based dispatcher is not running (start() was not called)")
+            link.pump(max(0.0, budget))
+            if link.generation != self._generation:
+                self._reconnected(link.generation)
+        return done.popleft()
+
+    def _reconnected(self, generation: int) -> None:
+        """Our connection came back: the workers' silence was ours, and waiting requests may go now."""
+        LOG.info("worker-based engine reconnected; %d request(s) in flight", len(self._requests))
+        self._generation = generation
+        self._registry.forgive()
+
+    def _check(self, now: float) -> None:
+        reg, timeout = self._registry, self.timeout
+        # While our own connection is down, workers' silence says nothing about them; but after T
+        # without a broker, what they ran can no longer be answered to us in time either.
+        down_since = self._link.down_since if self._link is not None else None
+        for req in list(self._requests.values()):
+            if req.stage == WAITING:
+                continue
+            if down_since is not None and req.stage == RUNNING:
+                if now - down_since > timeout:
+                    self._fail(
+                        req,
+                        RequestTimeout(
+                            f"lost the broker for {timeout:g}s while worker {req.worker!r} ran atom "
+                            f"{req.atom_name!r} (task {req.task}, request {req.uuid})"
+                        ),
+                    )
+                continue
+            if req.stage == SENT:
+                if now - req.submitted > timeout:
+                    self._fail(
+                        req,
+                        RequestTimeout(
+                            f"no worker accepted request {req.uuid} for atom {req.atom_name!r} "
+                            f"(task {req.task}) on topic {req.topic!r} within {timeout:g}s"
+                        ),
+                    )
+            elif not reg.alive(req.worker, now):
+                self._fail(
+                    req,
+                    RequestTimeout(
+                        f"worker {req.worker!r} stopped heartbeating while it ran atom {req.atom_name!r} "
+                        f"(task {req.task}, request {req.uuid})"
+                    ),
+                )
+        if self._waiting:
+            self._flush_waiting(now)
+
+    def _flush_waiting(self, now: float) -> None:
+        still: deque[Request] = deque()
+        for req in self._waiting:
+            if req.uuid not in self._requests:
+                continue
+            if self._send(req, now):
+                continue
+            if now - req.submitted > self.timeout:
+                self._fail(req, NoWorkerAvailable(req.task, self.topics, self.timeout), sent=False)
+            else:
+                still.append(req)
+        self._waiting = still
+
+    def _finish(self, req: Request, ok: bool, value: Any, sent: bool = True) -> None:
+        del self._requests[req.uuid]
+        if req.stage != WAITING:
+            self._out[req.topic] -= 1
+        self._done.append((req.node, req.action if sent else _not_started(req.action), ok, value))
+
+    def _fail(self, req: Request, exc: FlowkitError, sent: bool = True) -> None:
+        LOG.warning("%s", exc)
+        self._finish(req, False, Failure.from_exception(exc), sent)
+
+    # -- receiving ------------------------------------------------------------------------------------
+
+    def _on_raw(self, message: Any) -> None:
+        """Every message on our queue: replies to our requests and notifies from workers.
+
+        Only queued here: py-amqp delivers inside ``publish`` too, and acting on a message (which may
+        publish) in the middle of another publish would send one request twice.
+        """
+        self._inbox.append(message)
+
+    def _drain_inbox(self) -> None:
+        inbox = self._inbox
+        while inbox:
+            message = inbox.popleft()
+            try:
+                data = p.decode(
+                    message.body, message.content_type, (p.RESULT, p.RUNNING, p.PROGRESS, p.NOTIFY)
+                )
+                self._on_message(data)
+            except InvalidMessageError as exc:
+                LOG.warning("worker-based engine: dropped a message: %s", exc)
+
+    def _on_message(self, data: dict[str, Any]) -> None:
+        kind = data["type"]
+        if kind == p.NOTIFY:
+            self._on_notify(data)
+            return
+        self._registry.seen(data["worker"])
+        req = self._requests.get(data["uuid"])
+        if req is None:
+            return  # finished already (timed out, or a duplicate): nothing waits for it
+        if kind == p.RESULT:
+            self._on_result(req, data)
+            return
+        req.stage, req.worker = RUNNING, data["worker"]  # running, or progress (which implies it)
+        if kind == p.PROGRESS:
+            if req.progress is not None:
+                req.progress(req.atom_name, float(data["progress"]))
+            elif self._on_progress is not None:
+                self._on_progress(req.node, float(data["progress"]))
+
+    def _on_result(self, req: Request, data: dict[str, Any]) -> None:
+        if data["ok"]:
+            self._finish(req, True, data.get("result"))
+            return
+        try:
+            failure = Failure.from_dict(data["failure"])
+        except FlowkitError as exc:
+            failure = Failure.from_exception(
+                InvalidMessageError(
+                    f"worker {data['worker']!r} answered request {req.uuid} for atom "
+                    f"{req.atom_name!r} with a malformed failure: {exc}"
+                )
+            )
+        self._finish(req, False, failure)
+
+    def _on_notify(self, data: dict[str, Any]) -> None:
+        info = self._registry.notified(data)
+        if info is None:
+            return
+        for req in list(self._requests.values()):
+            if req.stage == RUNNING and req.worker == info.id and req.uuid not in info.running:
+                self._fail(
+                    req,
+                    RequestTimeout(
+                        f"the reply of worker {info.id!r} to request {req.uuid} for atom {req.atom_name!r} "
+                        f"was lost (it no longer runs it, and no answer arrived)"
+                    ),
+                )
+            elif req.stage == SENT and req.uuid in info.running:
+                req.stage, req.worker = RUNNING, info.id
+        if self._waiting:
+            self._flush_waiting(time.monotonic())
+
+
+def _not_started(action: str) -> str:
+    """An execute that never reached a worker has nothing to revert."""
+    return NOT_STARTED if action == EXECUTE else action

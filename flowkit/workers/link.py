@@ -1,0 +1,250 @@
+"""One kombu connection, driven by one thread, that reconnects by itself.
+
+Why one owning thread: kombu connections and channels are not thread-safe, and a worker's task threads
+must publish events and acknowledge requests while the connection is busy waiting for messages. So
+exactly one thread calls :meth:`Link.pump` (read and dispatch messages), :meth:`Link.publish` and
+:meth:`Link.ack`; other threads hand it work and call :meth:`Link.wake`, which ends its wait at once.
+
+Why select() on the socket instead of ``drain_events(timeout)``: waking a blocked read from another
+thread is otherwise impossible, and polling with short timeouts would add its period to every round
+trip. Transports without a socket (``memory://``) are polled instead.
+
+Reconnection uses kombu's ``ensure_connection`` retry policy; each new connection bumps
+:attr:`Link.generation`, so that deliveries from a dead channel are never acknowledged on a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import kombu
+from kombu.message import Message
+from kombu.utils.url import maybe_sanitize_url
+
+from flowkit.exceptions import WorkerError
+from flowkit.workers.protocol import CONTENT_TYPE
+
+LOG = logging.getLogger(__name__)
+
+Setup = Callable[[Any], None]
+"""Declares entities and starts consumers on a fresh channel (called after every (re)connect)."""
+
+HEARTBEAT_S = 10.0  # AMQP heartbeats: a broker that vanished without closing the socket is noticed
+FRAMES_PER_PUMP = 256  # then return, so the owner can flush what its other threads queued
+POLL_S = 0.002  # transports without a socket are polled this often
+CLOSE_TIMEOUT_S = 2.0
+
+
+class Link:
+    """A connection to the broker with a producer, and consumers that ``setup`` starts."""
+
+    def __init__(
+        self, url: str, setup: Setup, transport_options: dict[str, Any] | None = None, name: str = "link"
+    ) -> None:
+        self.url = url
+        self.where = str(maybe_sanitize_url(url))
+        """The broker URL without its password, for messages."""
+        self.name = name
+        self._setup = setup
+        self._options = dict(transport_options or {})
+        self._conn: kombu.Connection | None = None
+        self._producer: kombu.Producer | None = None
+        self._sock: socket.socket | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._errors: tuple[type[BaseException], ...] = (OSError,)
+        self._last_beat = 0.0
+        self._next_attempt = 0.0
+        self._failures = 0
+        self._error = ""
+        self.down_since: float | None = None
+        """``time.monotonic()`` when the connection was lost; None while connected."""
+        self.generation = 0
+        """Bumped on every successful (re)connect."""
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    def connect(self, timeout: float) -> None:
+        """Connect (retrying for up to ``timeout`` seconds) and run ``setup``; WorkerError if it cannot."""
+        deadline = time.monotonic() + timeout
+        while not self._try_connect(max(0.0, deadline - time.monotonic())):
+            if time.monotonic() >= deadline:
+                raise WorkerError(f"{self.name}: cannot connect to the broker at {self.where}: {self._error}")
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _try_connect(self, timeout: float) -> bool:
+        self._drop()
+        conn = kombu.Connection(
+            self.url,
+            connect_timeout=max(0.5, min(timeout, 5.0)),
+            heartbeat=HEARTBEAT_S,
+            transport_options=self._options,
+        )
+        try:
+            conn.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0.2, interval_max=1.0, timeout=timeout or 0.5
+            )
+            self._errors = (OSError, *conn.connection_errors, *conn.channel_errors)
+            channel = conn.channel()
+            self._setup(channel)
+            self._producer = kombu.Producer(channel, auto_declare=False)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                conn.release()
+            self._producer = None
+            self._failures += 1
+            self._error = f"{type(exc).__name__}: {exc}"
+            log = LOG.warning if self._failures in (1, 10) or self._failures % 100 == 0 else LOG.debug
+            log(
+                "%s: broker at %s unreachable (%s attempt(s)): %s", self.name, self.where, self._failures, exc
+            )
+            return False
+        self._conn = conn
+        amqp_conn = getattr(conn, "connection", None)
+        self._sock = getattr(amqp_conn, "sock", None) if conn.transport.driver_type == "amqp" else None
+        self._last_beat = time.monotonic()
+        if self._failures:
+            LOG.warning("%s: reconnected to %s", self.name, self.where)
+        self._failures = 0
+        self.down_since = None
+        self.generation += 1
+        return True
+
+    def _drop(self, graceful: bool = True) -> None:
+        """Forget the connection: closed politely (bounded in time), or, once lost, just let go."""
+        conn, sock = self._conn, self._sock
+        self._conn, self._producer, self._sock = None, None, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if not graceful:
+                conn.collect()
+                return
+            if sock is not None:
+                sock.settimeout(CLOSE_TIMEOUT_S)  # a silent broker must not hold up a close forever
+            conn.release()
+
+    def _lost(self, exc: BaseException) -> None:
+        LOG.warning("%s: connection to %s lost: %s: %s", self.name, self.where, type(exc).__name__, exc)
+        self._drop(graceful=False)
+        self.down_since = time.monotonic()
+        self._next_attempt = 0.0
+
+    def close(self) -> None:
+        """Close the connection (consumers and exclusive queues go with it) and the wake pipe."""
+        self._drop()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # -- sending --------------------------------------------------------------------------------------
+
+    def publish(self, body: bytes, exchange: str, routing_key: str, **properties: Any) -> bool:
+        """Send one JSON message; False (and the link reconnects later) when the connection is down."""
+        producer = self._producer
+        if producer is None:
+            return False
+        try:
+            producer.publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                content_type=CONTENT_TYPE,
+                content_encoding="utf-8",
+                delivery_mode=1,
+                retry=False,
+                **properties,
+            )
+        except self._errors as exc:
+            self._lost(exc)
+            return False
+        return True
+
+    def ack(self, message: Message, generation: int, reject: bool = False) -> None:
+        """Acknowledge (or reject without requeue) a delivery, if its channel is still the live one."""
+        if generation != self.generation or self._producer is None:
+            return  # the channel it came on is gone; the broker has requeued it already
+        try:
+            message.reject(requeue=False) if reject else message.ack()
+        except self._errors as exc:
+            self._lost(exc)
+
+    # -- receiving --------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """End the owner's current :meth:`pump` wait; safe from any thread."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    def pump(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for messages (or a wake) and dispatch them to the consumers.
+
+        While disconnected, tries to reconnect instead (with back-off), within the same time budget.
+        """
+        if self._producer is None:
+            self._reconnect(timeout)
+            return
+        conn = self._conn
+        assert conn is not None
+        try:
+            now = time.monotonic()
+            if now - self._last_beat >= HEARTBEAT_S / 4:
+                self._last_beat = now
+                conn.heartbeat_check(rate=4)
+            if self._sock is None:
+                with contextlib.suppress(socket.timeout):
+                    conn.drain_events(timeout=min(timeout, POLL_S))
+                return
+            self._read(conn, timeout)
+        except self._errors as exc:
+            self._lost(exc)
+
+    def _read(self, conn: kombu.Connection, timeout: float) -> None:
+        sock = self._sock
+        assert sock is not None
+        pending = getattr(sock, "pending", None)  # TLS keeps decrypted bytes that select() cannot see
+        if pending is not None and pending():
+            ready: list[Any] = [sock]
+        else:
+            watched: list[Any] = [sock, self._wake_r]
+            ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
+        if self._wake_r in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 4096)
+        if sock not in ready:
+            return
+        amqp_conn = conn.connection
+        for _ in range(FRAMES_PER_PUMP):
+            try:
+                amqp_conn.blocking_read(timeout=1.0)  # one frame; the rest of it is on its way
+            except TimeoutError:
+                return
+            if self._producer is None or not select.select([sock], [], [], 0)[0]:
+                return
+
+    def _reconnect(self, timeout: float) -> None:
+        now = time.monotonic()
+        if now < self._next_attempt:
+            self._sleep(min(timeout, self._next_attempt - now))
+            return
+        if not self._try_connect(min(max(timeout, 0.1), 2.0)):
+            self._next_attempt = time.monotonic() + min(2.0, 0.1 * (2 ** min(self._failures, 5)))
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake early on :meth:`wake`."""
+        ready, _, _ = select.select([self._wake_r], [], [], max(0.0, seconds))
+        if ready:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 4096)

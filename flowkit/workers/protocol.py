@@ -1,0 +1,201 @@
+"""The wire protocol between engines and workers: versioned JSON messages, validated on receipt.
+
+Why JSON and a hand-written schema: a message comes from another process, maybe another machine, maybe
+another version of flowkit. Pickle would let any sender run code on the receiver; JSON carries data only.
+Every message is checked against the schema of its ``type`` before anything acts on it, and a message
+that fails is refused with the reason, never half-used. Unknown extra fields are ignored, so that a minor
+addition does not break older peers; a different ``protocol`` number is refused.
+
+Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in each):
+
+- ``request`` (engine -> a task queue): ``uuid``, ``task`` (the class path), ``atom`` (the atom's name),
+  ``atom_uuid`` (its stable id, optional), ``action`` (``execute`` | ``revert``), ``arguments``; for
+  revert, ``result`` (``{"value": ...}`` or ``{"failure": {...}}``) and ``flow_failures`` (atom name ->
+  failure dict) when the task takes them.
+  AMQP properties: ``reply_to`` (the engine's queue) and ``correlation_id`` (= ``uuid``).
+- ``running``, ``progress`` (``progress`` 0.0-1.0), ``result`` (``ok``, then ``result`` or ``failure``)
+  (worker -> the request's ``reply_to``), each with ``uuid`` and ``worker``. ``running`` is sent only
+  once a task has run for a little while (20 ms), so a short task costs two messages, not three.
+- ``notify`` (worker -> engines, every heartbeat and in answer to ``discover``): ``worker``, ``topic``,
+  ``tasks``, ``threads``, ``heartbeat`` (seconds between notifies) and ``running`` (request uuids it is
+  running now: a request an engine thinks is running there, but which is not listed, lost its reply).
+- ``discover`` (engine -> every worker, with ``reply_to``): "tell me who you are now".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from flowkit.exceptions import InvalidMessageError
+
+PROTOCOL = 1
+CONTENT_TYPE = "application/json"
+
+REQUEST = "request"
+RUNNING = "running"
+PROGRESS = "progress"
+RESULT = "result"
+NOTIFY = "notify"
+DISCOVER = "discover"
+ACTIONS = ("execute", "revert")
+
+Check = Callable[[Any], str | None]
+"""A field check: None when the value is fine, else what is wrong with it."""
+
+
+def _is(*types: type) -> Check:
+    names = " or ".join(t.__name__ for t in types)
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) and bool not in types:
+            return f"must be {names}, got bool"
+        return None if isinstance(value, types) else f"must be {names}, got {type(value).__name__}"
+
+    return check
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return f"must be a non-empty str, got {value!r}"[:200]
+    return None
+
+
+def _number(lo: float, hi: float) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"must be a number, got {type(value).__name__}"
+        return None if lo <= value <= hi else f"must be between {lo:g} and {hi:g}, got {value!r}"
+
+    return check
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
+
+def _texts(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        return "must be a list of non-empty str"
+    return None
+
+
+def _envelope(value: Any) -> str | None:
+    if not isinstance(value, dict) or len(value) != 1 or not ({"value", "failure"} & value.keys()):
+        return 'must be {"value": ...} or {"failure": {...}}'
+    return _is(dict)(value["failure"]) if "failure" in value else None
+
+
+def _failures(value: Any) -> str | None:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        return "must map atom names to failure dicts"
+    return None
+
+
+# type -> field -> (check, required)
+SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
+    REQUEST: {
+        "uuid": (_text, True),
+        "task": (_text, True),
+        "atom": (_text, True),
+        "atom_uuid": (_text, False),
+        "action": (_one_of(*ACTIONS), True),
+        "arguments": (_is(dict), True),
+        "result": (_envelope, False),
+        "flow_failures": (_failures, False),
+    },
+    RUNNING: {"uuid": (_text, True), "worker": (_text, True)},
+    PROGRESS: {"uuid": (_text, True), "worker": (_text, True), "progress": (_number(0.0, 1.0), True)},
+    RESULT: {
+        "uuid": (_text, True),
+        "worker": (_text, True),
+        "ok": (_is(bool), True),
+        "result": (lambda v: None, False),
+        "failure": (_is(dict), False),
+    },
+    NOTIFY: {
+        "worker": (_text, True),
+        "topic": (_text, True),
+        "tasks": (_texts, True),
+        "threads": (_number(1, 1 << 16), True),
+        "heartbeat": (_number(0.01, 3600.0), True),
+        "running": (_texts, True),
+    },
+    DISCOVER: {},
+}
+
+
+def validate(data: Any, expect: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """``data`` when it is a valid message (of one of the ``expect`` types); else InvalidMessageError."""
+    if not isinstance(data, dict):
+        raise InvalidMessageError(f"a message must be a JSON object, got {type(data).__name__}")
+    version = data.get("protocol")
+    if version != PROTOCOL or isinstance(version, bool):
+        raise InvalidMessageError(f"protocol version {version!r} is not understood (this reads {PROTOCOL})")
+    kind = data.get("type")
+    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None or (expect is not None and kind not in expect):
+        wanted = ", ".join(expect or SCHEMAS)
+        raise InvalidMessageError(f"message type {kind!r} is not one of {wanted}")
+    for field, (check, required) in schema.items():
+        if field not in data:
+            if required:
+                raise InvalidMessageError(f"{kind} message is missing field {field!r}")
+            continue
+        problem = check(data[field])
+        if problem:
+            raise InvalidMessageError(f"{kind} message field {field!r} {problem}")
+    if kind == RESULT and ("failure" in data) == data["ok"]:
+        raise InvalidMessageError('result message needs "result" when ok, "failure" when not')
+    return data
+
+
+def decode(
+    body: bytes | str, content_type: str | None, expect: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """Parse and validate one message body; only JSON is accepted."""
+    if content_type != CONTENT_TYPE:
+        raise InvalidMessageError(f"content type {content_type!r} refused: only {CONTENT_TYPE} is accepted")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidMessageError(f"body is not JSON: {exc}") from None
+    return validate(data, expect)
+
+
+def encode(kind: str, **fields: Any) -> bytes:
+    """One message as JSON bytes; TypeError/ValueError when a field is not plain JSON (no NaN either)."""
+    return json.dumps({"protocol": PROTOCOL, "type": kind, **fields}, allow_nan=False).encode()
+
+
+def check_json(value: Any) -> None:
+    """Raise TypeError/ValueError unless ``value`` is plain JSON (dicts with str keys, lists, scalars).
+
+    Why stricter than ``json.dumps``: it would quietly turn int keys into str (and accept NaN), and a
+    worker would then run with arguments that differ from the ones the flow gave. Tuples are allowed
+    and arrive as lists, which is what a ``provides`` tuple needs.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a JSON number")
+        return
+    if isinstance(value, list | tuple):  # a tuple arrives as a list, as in every JSON library
+        for item in value:
+            check_json(item)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"dict key {key!r} is not a str")
+            check_json(item)
+        return
+    raise TypeError(f"{type(value).__name__} {_short(value)} is not JSON")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,361 @@
+"""The worker: serves the task classes it was given to engines, over the broker, on a pool of threads.
+
+One thread (the one that calls :meth:`Worker.run`) owns the connection; task threads hand it events
+through an outbox and wake it. A request is acknowledged after its reply was sent, so the broker never
+hands a worker more requests than it has threads, and workers on one topic share the load evenly.
+
+At most once: when a worker dies, the broker gives its unacknowledged requests to another worker as
+*redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
+run again, and the engine's retry controller or revert decides what happens next. A worker only builds
+task classes it was configured with; a message can name a class, never make the worker import one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kombu
+
+from flowkit.context import AtomContext, reset_current, set_current
+from flowkit.exceptions import FlowkitError, InvalidMessageError, NotSerializableError, WorkerError
+from flowkit.failure import Failure
+from flowkit.task import Task
+from flowkit.workers import protocol as p
+from flowkit.workers import topology as t
+from flowkit.workers.link import Link
+from flowkit.workers.tasks import resolve_tasks, task_path
+
+LOG = logging.getLogger(__name__)
+
+FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
+ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
+
+
+class Worker:
+    """Serves ``tasks`` on ``topic``: ``Worker(...).run()`` blocks until :meth:`stop`."""
+
+    def __init__(
+        self,
+        transport: str,
+        exchange: str,
+        topic: str,
+        tasks: Iterable[type[Task] | str],
+        threads: int = 4,
+        heartbeat: float = 1.0,
+        transport_options: dict[str, Any] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        if threads < 1:
+            raise WorkerError(f"a worker needs at least one thread, got {threads}")
+        self.exchange, self.topic, self.threads, self.heartbeat = exchange, topic, threads, float(heartbeat)
+        self.tasks: dict[str, type[Task]] = {task_path(c): c for c in resolve_tasks(tasks)}
+        if not self.tasks:
+            raise WorkerError("a worker needs at least one task class to serve")
+        self.id = worker_id or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        self._link = Link(transport, self._setup, transport_options, name=f"worker {self.id}")
+        self._outbox: deque[tuple[Any, ...]] = deque()
+        self._inbox: deque[tuple[Any, Any, int]] = deque()  # (handler, delivery, link generation)
+        self._announce: dict[str, tuple[float, str, bytes]] = {}  # uuid -> (when, reply_to, running msg)
+        self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
+        self._finished: set[str] = set()  # answered by their task thread, not yet sent
+        self._flush_deadline: float | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._consumer: kombu.Consumer | None = None
+        self._stop = threading.Event()
+        self._draining = False
+        self.ready = threading.Event()
+        """Set once the worker has connected and announced itself."""
+
+    def stop(self) -> None:
+        """Stop taking requests, finish the running ones, then let :meth:`run` return (any thread)."""
+        self._stop.set()
+        self._link.wake()
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until :meth:`stop`: then drain (running tasks finish and are answered) and return."""
+        LOG.info(
+            "worker %s: serving %d task(s) on topic %r of %s with %d thread(s)",
+            self.id,
+            len(self.tasks),
+            self.topic,
+            self._link.where,
+            self.threads,
+        )
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="flowkit-worker")
+        next_beat = 0.0
+        try:
+            while True:
+                if self._stop.is_set() and not self._draining:
+                    self._start_draining()
+                    next_beat = 0.0
+                self._drain_inbox()
+                self._flush()
+                now = time.monotonic()
+                if self._draining and self._drained(now):
+                    break
+                if now >= next_beat and self._link.connected:
+                    self._notify(t.notify_exchange(self.exchange), "")
+                    next_beat = now + self.heartbeat
+                    if not self.ready.is_set():
+                        LOG.info("worker %s: ready", self.id)
+                        self.ready.set()
+                wake_at = min(next_beat, self._announce_due(now) or next_beat)
+                if self._inbox:  # publishing read these: act on them before waiting for more
+                    wake_at = now
+                self._link.pump(max(0.0, wake_at - now) if self._link.connected else 0.5)
+        finally:
+            self._pool.shutdown(wait=True)
+            self._link.close()
+            LOG.info("worker %s: stopped", self.id)
+
+    def _setup(self, channel: Any) -> None:
+        t.declare_exchanges(channel, self.exchange)
+        queues = t.task_queues(self.exchange, self.topic, sorted(self.tasks))
+        consumer = kombu.Consumer(channel, queues, on_message=self._on_request, accept=["json"])
+        consumer.qos(prefetch_count=self.threads, apply_global=True)
+        if not self._draining:
+            consumer.consume()
+        self._consumer = consumer
+        control = t.control_queue(self.exchange, self.id)
+        kombu.Consumer(
+            channel, [control], no_ack=True, on_message=self._on_control, accept=["json"]
+        ).consume()
+
+    def _drained(self, now: float) -> bool:
+        """Every request answered; or every task done and the broker gone for longer than the grace."""
+        if not self._jobs and not self._outbox:
+            return True
+        if len(self._finished) < len(self._jobs):
+            return False  # a task is still running
+        if self._flush_deadline is None:
+            self._flush_deadline = now + FLUSH_GRACE_S
+        if now <= self._flush_deadline:
+            return False
+        LOG.warning(
+            "worker %s: %d answer(s) could not be sent: the broker is unreachable", self.id, len(self._jobs)
+        )
+        return True
+
+    def _start_draining(self) -> None:
+        LOG.info("worker %s: stopping; %d request(s) still running", self.id, len(self._jobs))
+        self._draining = True
+        consumer = self._consumer
+        if consumer is not None and self._link.connected:
+            with contextlib.suppress(Exception):  # deliveries until cancel-ok still reach _on_request
+                consumer.cancel()
+
+    def _notify(self, exchange: str, routing_key: str) -> None:
+        tasks = [] if self._draining else sorted(self.tasks)
+        self._link.publish(
+            p.encode(
+                p.NOTIFY,
+                worker=self.id,
+                topic=self.topic,
+                tasks=tasks,
+                threads=self.threads,
+                heartbeat=self.heartbeat,
+                running=sorted(self._jobs),
+            ),
+            exchange,
+            routing_key,
+        )
+
+    def _flush(self) -> None:
+        """Send what the task threads queued, in order; on a lost connection keep the rest for later.
+
+        ``running`` is held back for :data:`ANNOUNCE_AFTER_S` and dropped if the result comes first:
+        most tasks are short, and the engine learns who runs a long one from it (or from any heartbeat,
+        which lists every request this worker holds), so short tasks cost two messages, not three.
+        """
+        outbox, link = self._outbox, self._link
+        while outbox:
+            item = outbox[0]
+            kind, req_id, reply_to = item[0], item[1], item[2]
+            if kind == p.RUNNING:
+                outbox.popleft()
+                self._announce[req_id] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to, item[3])
+                continue
+            if not link.publish(item[3], "", reply_to, correlation_id=req_id):
+                return
+            outbox.popleft()
+            if kind == p.RESULT:
+                self._announce.pop(req_id, None)
+                self._finished.discard(req_id)
+                link.ack(*self._jobs.pop(req_id))
+
+    def _announce_due(self, now: float) -> float | None:
+        """Send the ``running`` messages that are due; when the next one is, or None."""
+        announce = self._announce
+        while announce:
+            req_id = next(iter(announce))
+            when, reply_to, body = announce[req_id]
+            if when > now:
+                return when
+            if not self._link.publish(body, "", reply_to, correlation_id=req_id):
+                return None
+            del announce[req_id]
+        return None
+
+    # -- receiving ------------------------------------------------------------------------------------
+
+    def _on_control(self, message: Any) -> None:
+        self._inbox.append((self._handle_control, message, self._link.generation))
+
+    def _drain_inbox(self) -> None:
+        """Act on what arrived. Consumers only queue: py-amqp also delivers inside ``publish``, and a
+        handler that publishes from there would run in the middle of another handler."""
+        inbox = self._inbox
+        while inbox:
+            handler, message, generation = inbox.popleft()
+            handler(message, generation)
+
+    def _handle_control(self, message: Any, generation: int) -> None:
+        try:
+            p.decode(message.body, message.content_type, (p.DISCOVER,))
+        except InvalidMessageError as exc:
+            LOG.warning("worker %s: rejected a control message: %s", self.id, exc)
+            return
+        reply_to = message.properties.get("reply_to")
+        if isinstance(reply_to, str) and reply_to:
+            self._notify("", reply_to)
+
+    def _on_request(self, message: Any) -> None:
+        self._inbox.append((self._guarded_request, message, self._link.generation))
+
+    def _guarded_request(self, message: Any, generation: int) -> None:
+        """A delivery on a task queue; nothing it carries may stop the worker."""
+        try:
+            self._handle_request(message, generation)
+        except Exception:
+            LOG.exception("worker %s: dropped a request that could not be handled", self.id)
+            self._link.ack(message, generation, reject=True)
+
+    def _handle_request(self, message: Any, generation: int) -> None:
+        props = message.properties
+        reply_to, corr = props.get("reply_to"), props.get("correlation_id")
+        try:
+            req = p.decode(message.body, message.content_type, (p.REQUEST,))
+            if not isinstance(reply_to, str) or not reply_to or corr != req["uuid"]:
+                raise InvalidMessageError("a request needs reply_to, and correlation_id equal to its uuid")
+            extras = _revert_extras(req)
+        except InvalidMessageError as exc:
+            LOG.warning(
+                "worker %s: rejected a message on %s: %s",
+                self.id,
+                message.delivery_info.get("routing_key"),
+                exc,
+            )
+            self._link.ack(message, generation, reject=True)
+            if isinstance(reply_to, str) and reply_to and isinstance(corr, str) and corr:
+                self._reply_now(corr, reply_to, Failure.from_exception(exc))
+            return
+        LOG.debug(
+            "worker %s: request %s: %s %s (redelivered: %s)",
+            self.id,
+            req["uuid"],
+            req["action"],
+            req["atom"],
+            message.delivery_info.get("redelivered"),
+        )
+        cls = self.tasks.get(req["task"])
+        refusal: FlowkitError | None = None
+        if req["uuid"] in self._jobs:  # our connection dropped while we ran it: answer this delivery
+            self._jobs[req["uuid"]] = (message, generation)
+            return
+        if message.delivery_info.get("redelivered"):
+            refusal = WorkerError(
+                f"request {req['uuid']} for atom {req['atom']!r} was redelivered: the worker that had it "
+                f"was lost and may have run it, so it is not run again"
+            )
+        elif cls is None:
+            refusal = WorkerError(f"worker {self.id!r} does not serve task {req['task']}")
+        if refusal is not None:
+            LOG.warning("worker %s: %s", self.id, refusal)
+            self._link.ack(message, generation)
+            self._reply_now(req["uuid"], reply_to, Failure.from_exception(refusal))
+            return
+        assert cls is not None and self._pool is not None
+        self._jobs[req["uuid"]] = (message, generation)
+        self._pool.submit(self._job, cls, req, extras, reply_to)
+
+    def _reply_now(self, req_id: str, reply_to: str, failure: Failure) -> None:
+        body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=False, failure=failure.to_dict())
+        self._link.publish(body, "", reply_to, correlation_id=req_id)
+
+    # -- running (task threads) ---------------------------------------------------------------------------
+
+    def _post(self, item: tuple[Any, ...]) -> None:
+        self._outbox.append(item)
+        self._link.wake()
+
+    def _job(
+        self,
+        cls: type[Task],
+        req: dict[str, Any],
+        extras: dict[str, Any],
+        reply_to: str,
+    ) -> None:
+        req_id, atom = req["uuid"], req["atom"]
+        self._post((p.RUNNING, req_id, reply_to, p.encode(p.RUNNING, uuid=req_id, worker=self.id)))
+        ctx = AtomContext(
+            atom,
+            req.get("atom_uuid", ""),
+            lambda _name, value: self._post(
+                (
+                    p.PROGRESS,
+                    req_id,
+                    reply_to,
+                    p.encode(p.PROGRESS, uuid=req_id, worker=self.id, progress=value),
+                )
+            ),
+        )
+        token = set_current(ctx)
+        try:
+            task = cls(name=atom)
+            fn = task.execute if req["action"] == "execute" else task.revert
+            result = fn(**req["arguments"], **extras)
+        except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
+            body = _failure_body(req_id, self.id, Failure())
+        else:
+            try:
+                p.check_json(result)
+                body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=True, result=result)
+            except (TypeError, ValueError) as exc:
+                error = NotSerializableError(atom, "the result", f"{exc} (replies from workers are JSON)")
+                body = _failure_body(req_id, self.id, Failure.from_exception(error))
+        finally:
+            reset_current(token)
+        self._finished.add(req_id)
+        self._post((p.RESULT, req_id, reply_to, body))
+
+
+def _failure_body(req_id: str, worker: str, failure: Failure) -> bytes:
+    return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=False, failure=failure.to_dict())
+
+
+def _revert_extras(req: dict[str, Any]) -> dict[str, Any]:
+    """``result`` and ``flow_failures`` of a revert request, rebuilt; InvalidMessageError if malformed."""
+    extras: dict[str, Any] = {}
+    try:
+        if "result" in req:
+            envelope = req["result"]
+            extras["result"] = (
+                Failure.from_dict(envelope["failure"]) if "failure" in envelope else envelope["value"]
+            )
+        if "flow_failures" in req:
+            extras["flow_failures"] = {n: Failure.from_dict(d) for n, d in req["flow_failures"].items()}
+    except FlowkitError as exc:
+        raise InvalidMessageError(f"request {req['uuid']}: {exc}") from None
+    return extras

@@ -1,0 +1,329 @@
+"""The worker-based engine end to end over kombu's in-memory transport: no broker needed.
+
+A :class:`~flowkit.workers.Worker` runs on a thread of the test process; the engine talks to it through
+``memory://``, whose queues are shared by every connection of one process. Each test uses its own
+exchange name, so nothing leaks between tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import kombu
+import pytest
+from click.testing import CliRunner
+
+from flowkit import FunctorTask, LinearFlow, UnorderedFlow, engines, notifier
+from flowkit.exceptions import (
+    InvalidFlowError,
+    NotSerializableError,
+    NoWorkerAvailable,
+    RequestTimeout,
+    WorkerError,
+)
+from flowkit.persistence import backends
+from flowkit.states import AtomState
+from flowkit.workers import Worker, WorkerDispatcher, protocol, resolve_tasks, topology
+from flowkit.workers.cli import main as worker_main
+from flowkit.workers.discovery import WorkerInfo
+from flowkit.workers.dispatcher import RUNNING, Request
+from tests import worker_tasks as wt
+
+URL = "memory://"
+OPTIONS = {"polling_interval": 0.001}
+TOPIC = "mem"
+
+
+@pytest.fixture
+def exchange() -> str:
+    return f"fk-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def worker(exchange: str) -> Iterator[Worker]:
+    w = Worker(
+        URL, exchange, TOPIC, ["tests.worker_tasks"], threads=2, heartbeat=0.2, transport_options=OPTIONS
+    )
+    thread = threading.Thread(target=w.run, name="memory-worker", daemon=True)
+    thread.start()
+    assert w.ready.wait(5), "the in-memory worker did not start"
+    yield w
+    w.stop()
+    thread.join(10)
+    assert not thread.is_alive(), "the worker did not stop"
+
+
+def load(flow: Any, exchange: str, timeout: float = 5.0, **kwargs: Any) -> engines.Engine:
+    return engines.load(
+        flow,
+        engine="worker-based",
+        transport=URL,
+        exchange=exchange,
+        topics=[TOPIC],
+        transition_timeout=timeout,
+        transport_options=OPTIONS,
+        **kwargs,
+    )
+
+
+def test_flow_runs_on_the_worker(worker: Worker, exchange: str) -> None:
+    flow = LinearFlow("f").add(wt.Add(), wt.Multiply(), wt.Pair())
+    engine = load(flow, exchange, store={"x": 1, "y": 2})
+    engine.run()
+    assert engine.storage.fetch_all() == {
+        "x": 1,
+        "y": 2,
+        "sum": 3,
+        "product": 30,
+        "first": 1,
+        "second": "two",
+    }
+    seen = engine._dispatcher.workers  # type: ignore[attr-defined]
+    assert seen[worker.id].topic == TOPIC and "tests.worker_tasks.Add" in seen[worker.id].tasks
+
+
+def test_revert_gets_result_and_flow_failures_across_the_wire(
+    worker: Worker, exchange: str, tmp_path: Path
+) -> None:
+    flow = LinearFlow("f").add(wt.Remember(name="keep"), wt.Explode(name="boom"))
+    engine = load(flow, exchange, store={"marker_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="boom in boom"):  # the task's own exception, rebuilt
+        engine.run()
+    assert (tmp_path / "reverted-keep").read_text() == "made-by-keep|['boom']|['builtins.ValueError']"
+    assert "ValueError" in (tmp_path / "reverted-boom").read_text()  # its own Failure as result
+    assert engine.storage.get_atom_state("keep") is AtomState.REVERTED
+
+
+def test_progress_reaches_listeners(worker: Worker, exchange: str) -> None:
+    engine = load(UnorderedFlow("f").add(wt.Progressing(name="p")), exchange)
+    seen: list[float] = []
+    engine.atom_notifier.register(
+        notifier.EVENT_UPDATE_PROGRESS, lambda _state, details: seen.append(details["progress"])
+    )
+    engine.run()
+    assert seen == [0.25, 0.5, 1.0]
+
+
+def test_argument_that_is_not_json_fails_the_atom_without_sending(worker: Worker, exchange: str) -> None:
+    engine = load(LinearFlow("f").add(wt.Echo(name="echo")), exchange, store={"value": {1, 2}})
+    with pytest.raises(NotSerializableError, match="the arguments of atom 'echo'") as err:
+        engine.run()
+    assert err.value.atom == "echo"
+
+
+def test_result_that_is_not_json_fails_the_atom(worker: Worker, exchange: str) -> None:
+    engine = load(LinearFlow("f").add(wt.ReturnsSet(name="sets")), exchange)
+    with pytest.raises(NotSerializableError, match="the result of atom 'sets'"):
+        engine.run()
+
+
+def test_no_worker_fails_with_the_task_and_topics(exchange: str) -> None:
+    flow = LinearFlow("f").add(wt.Noop(name="lonely"))
+    engine = engines.load(
+        flow,
+        engine="worker-based",
+        transport=URL,
+        exchange=exchange,
+        topics=["nobody", "nobody-else"],
+        transition_timeout=0.3,
+        transport_options=OPTIONS,
+    )
+    started = time.monotonic()
+    with pytest.raises(NoWorkerAvailable) as err:
+        engine.run()
+    assert time.monotonic() - started < 3
+    assert err.value.task == "tests.worker_tasks.Noop"
+    assert "'nobody', 'nobody-else'" in str(err.value) and "tests.worker_tasks.Noop" in str(err.value)
+
+
+def test_malformed_messages_are_rejected_and_the_worker_keeps_serving(
+    worker: Worker, exchange: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = topology.task_key(TOPIC, "tests.worker_tasks.Add")
+    bad = [
+        (b"this is not json", protocol.CONTENT_TYPE, {}),
+        (b"\x80\x04K\x01.", "application/x-python-serialize", {}),
+        (
+            b'{"protocol": 1, "type": "request"}',
+            protocol.CONTENT_TYPE,
+            {"reply_to": "x", "correlation_id": "c"},
+        ),
+        (b'{"protocol": 99, "type": "request"}', protocol.CONTENT_TYPE, {}),
+    ]
+    with kombu.Connection(URL, transport_options=OPTIONS) as conn:
+        producer = kombu.Producer(conn.channel())
+        for body, content_type, props in bad:
+            producer.publish(
+                body,
+                exchange=exchange,
+                routing_key=key,
+                content_type=content_type,
+                content_encoding="binary",
+                **props,
+            )
+    engine = load(LinearFlow("f").add(wt.Add()), exchange, store={"x": 2, "y": 3})
+    engine.run()
+    assert engine.storage.fetch("sum") == 5
+    reasons = [r.getMessage() for r in caplog.records if "rejected a message" in r.getMessage()]
+    assert len(reasons) == 4, reasons
+    assert any("not JSON" in r for r in reasons)
+    assert any("content type 'application/x-python-serialize' refused" in r for r in reasons)
+    assert any("missing field 'uuid'" in r for r in reasons)
+    assert any("protocol version 99" in r for r in reasons)
+
+
+def test_tasks_that_cannot_run_remotely_fail_at_once(worker: Worker, exchange: str) -> None:
+    engine = load(LinearFlow("f").add(FunctorTask(lambda: 1, name="fn")), exchange)
+    with pytest.raises(WorkerError, match="atom 'fn' cannot run on a worker"):
+        engine.run()
+
+
+def test_persistence_works_unchanged(worker: Worker, exchange: str) -> None:
+    backend = backends.fetch("memory://")
+    engine = load(LinearFlow("f").add(wt.Add(name="add")), exchange, store={"x": 4, "y": 5}, backend=backend)
+    engine.run()
+    with backend.get_connection() as conn:
+        detail = next(iter(conn.get_logbooks())).find(engine.storage.flow_uuid)
+    assert detail is not None and {a.name: a.results for a in detail} == {"add": 9}
+
+
+def test_stop_lets_the_running_task_finish(worker: Worker, exchange: str, tmp_path: Path) -> None:
+    engine = load(
+        LinearFlow("f").add(wt.Sleepy(name="nap")),
+        exchange,
+        store={"marker_dir": str(tmp_path), "seconds": 0.5},
+    )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while not (tmp_path / "started-nap").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    runner.join(10)
+    assert not errors and engine.storage.fetch("slept") == 0.5
+
+
+# -- pieces, without a broker ---------------------------------------------------------------------------
+
+
+class FakeMessage:
+    def __init__(self, body: bytes, redelivered: bool = False, **props: Any) -> None:
+        self.body = body
+        self.content_type = protocol.CONTENT_TYPE
+        self.properties = props
+        self.delivery_info = {"redelivered": redelivered, "routing_key": "k"}
+
+
+def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = Worker(URL, "unused", TOPIC, [wt.Add])
+    sent: list[tuple[bytes, str]] = []
+    acked: list[Any] = []
+
+    def publish(body: bytes, exchange: str, key: str, **props: Any) -> bool:
+        sent.append((body, key))
+        return True
+
+    monkeypatch.setattr(w._link, "publish", publish)
+    monkeypatch.setattr(w._link, "ack", lambda message, gen, reject=False: acked.append((message, reject)))
+    body = protocol.encode(
+        protocol.REQUEST,
+        uuid="r1",
+        task="tests.worker_tasks.Add",
+        atom="add",
+        action="execute",
+        arguments={"x": 1, "y": 2},
+    )
+    message = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+    w._on_request(message)
+    w._drain_inbox()
+    assert acked == [(message, False)]
+    reply = protocol.decode(sent[0][0], protocol.CONTENT_TYPE)
+    assert sent[0][1] == "engine-q" and reply["ok"] is False
+    assert "redelivered" in reply["failure"]["exception_str"]
+    assert not w._jobs  # nothing was run
+
+
+def test_lost_reply_and_dead_worker_fail_running_requests() -> None:
+    d = WorkerDispatcher(URL, "unused", [TOPIC], transition_timeout=30)
+    d._registry.workers["w1"] = WorkerInfo("w1", TOPIC, frozenset({"t.T"}), 1, 0.1)
+    d._out[TOPIC] = 2
+    for rid in ("lost", "fine"):
+        d._requests[rid] = Request(
+            rid, 0, "a", "t.T", "execute", b"", time.monotonic(), stage=RUNNING, topic=TOPIC, worker="w1"
+        )
+    d._on_notify(
+        {
+            "worker": "w1",
+            "topic": TOPIC,
+            "tasks": ["t.T"],
+            "threads": 1,
+            "heartbeat": 0.1,
+            "running": ["fine"],
+        }
+    )
+    _, _, ok, failure = d._done.popleft()
+    assert not ok and failure.check(RequestTimeout) and "reply" in failure.exception_str
+    d._registry.workers["w1"].last_seen -= 10  # silent for many heartbeats
+    d._link = SimpleNamespace(down_since=None)  # type: ignore[assignment]
+    d._check(time.monotonic())
+    _, _, ok, failure = d._done.popleft()
+    assert not ok and "stopped heartbeating" in failure.exception_str and not d._requests
+
+
+def test_resolve_tasks_specs() -> None:
+    found = resolve_tasks(["tests.worker_tasks:Add,tests.worker_tasks:Multiply", wt.Pair])
+    assert found == [wt.Add, wt.Multiply, wt.Pair]
+    everything = resolve_tasks(["tests.worker_tasks"])
+    assert wt.SlowOnce in everything and all(c.__module__ == "tests.worker_tasks" for c in everything)
+    with pytest.raises(WorkerError, match="cannot import module 'no_such_module'"):
+        resolve_tasks(["no_such_module:X"])
+    with pytest.raises(WorkerError, match="does not name a Task subclass"):
+        resolve_tasks(["tests.worker_tasks:Path"])
+    with pytest.raises(WorkerError, match="defines no Task subclass"):
+        resolve_tasks(["json"])
+
+
+def test_load_checks_its_options() -> None:
+    flow = LinearFlow("f").add(wt.Noop())
+    with pytest.raises(InvalidFlowError, match="transport"):
+        engines.load(flow, engine="worker-based", topics=["t"])
+    with pytest.raises(InvalidFlowError, match="topics"):
+        engines.load(flow, engine="worker-based", transport=URL)
+    with pytest.raises(InvalidFlowError, match="transition_timeout"):
+        engines.load(flow, engine="worker-based", transport=URL, topics=["t"], transition_timeout=0)
+    with pytest.raises(InvalidFlowError, match="no executor"):
+        engines.load(flow, engine="worker-based", transport=URL, topics=["t"], executor="threads")
+
+
+def test_cli_reports_bad_task_specs() -> None:
+    result = CliRunner().invoke(worker_main, ["--transport", URL, "--topic", "t", "--tasks", "nope.nothing"])
+    assert result.exit_code != 0 and "cannot import module 'nope.nothing'" in result.output
+
+
+def test_unreachable_broker_fails_the_run_naming_it() -> None:
+    flow = LinearFlow("f").add(wt.Noop())
+    engine = engines.load(
+        flow,
+        engine="worker-based",
+        transport="amqp://guest:secret@127.0.0.1:1//",
+        topics=["t"],
+        transition_timeout=0.5,
+    )
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match=r"cannot connect to the broker at amqp://guest:\*\*@127.0.0.1:1//"):
+        engine.run()
+    assert time.monotonic() - started < 5
