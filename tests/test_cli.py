@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from flowkit.cli._factory import build_flow, resolve_factory
 from flowkit.cli.main import cli, main
 from flowkit.exceptions import InvalidFlowError
+from flowkit.factory import build_flow, resolve_factory
 from flowkit.flow import Flow
 
 EX = "tests.example_flows"

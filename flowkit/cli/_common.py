@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from flowkit.cli._factory import build_flow
 from flowkit.exceptions import FlowkitError
+from flowkit.factory import build_flow
 from flowkit.flow import Flow
 
 FACTORY_HELP = (

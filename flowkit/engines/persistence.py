@@ -80,7 +80,7 @@ def save_factory_details(
     """
     path = factory if isinstance(factory, str) else _factory_path(factory)
     if not isinstance(factory, str):
-        from flowkit.cli._factory import resolve_factory
+        from flowkit.factory import resolve_factory
 
         if resolve_factory(path) is not factory:
             raise InvalidFlowError(f"factory {factory!r} is not what {path!r} imports to")
@@ -107,8 +107,8 @@ def load_from_detail(
     the saved store. ``allow`` lists module prefixes the factory must be under. Other keyword
     arguments go to :func:`flowkit.engines.load` (``engine=``, ``executor=``...).
     """
-    from flowkit.cli._factory import build_flow
     from flowkit.engines import load
+    from flowkit.factory import build_flow
 
     if isinstance(flow_detail, str):
         if backend is None:

@@ -1,7 +1,7 @@
 """Find a flow factory by import path (``"package.module:attribute"``) and build its flow.
 
-Used by ``flowkit run`` and ``flowkit graph``, and meant for anything else that is told
-which flow to run by name (conductors resuming a job's flow, for instance). The attribute
+Used by ``flowkit run`` and ``flowkit graph``, by ``engines.load_from_detail`` and by anything else told
+which flow to run by name (conductors resuming a job's flow). The attribute
 may be a callable returning a flow (a "factory") or a flow itself; dotted attributes
 (``"pkg.mod:Builder.create"``) are followed. Every mistake is an
 :class:`~flowkit.exceptions.InvalidFlowError` that names the path.
