@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import _suite_core
+import _suite_jobboard
 import _suite_persistence
 import _suite_workers
 from _peer import REPO_ROOT, run_json, run_peer
@@ -37,7 +38,8 @@ from _report import report
 from _suite import Preset, Results, Suite, chosen_cases
 
 SUITES: dict[str, Suite] = {
-    s.name: s for s in (_suite_core.SUITE, _suite_persistence.SUITE, _suite_workers.SUITE)
+    s.name: s
+    for s in (_suite_core.SUITE, _suite_persistence.SUITE, _suite_workers.SUITE, _suite_jobboard.SUITE)
 }
 RESULTS_DIR = REPO_ROOT / ".bench"
 

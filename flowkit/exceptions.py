@@ -215,6 +215,22 @@ class JobBoardConnectionError(JobBoardError):
     """The job board's service is unreachable, or the session to it was lost."""
 
 
+class JobSetAsideError(UnclaimableJobError):
+    """A claim found the job claimed too often without being consumed, and set it aside instead.
+
+    The job stays off the board (with ``reason``) until an operator posts it again: a poison job
+    must not cycle between conductors forever.
+    """
+
+    def __init__(self, job: str, reason: str) -> None:
+        super().__init__(job, reason)
+        self.job = job
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"job {self.job} was set aside: {self.reason}"
+
+
 class UnknownBackendError(FlowkitError):
     """A URL names a backend that flowkit does not have."""
 

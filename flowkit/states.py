@@ -118,3 +118,49 @@ RETRYING = "RETRYING"
 IGNORE = "IGNORE"
 SUSPENDED = "SUSPENDED"
 RESUMING = "RESUMING"
+
+
+class JobState(StrEnum):
+    """The state of a job on a job board (:mod:`flowkit.jobboard`)."""
+
+    UNCLAIMED = "UNCLAIMED"
+    """Posted (or abandoned, or its owner died): any conductor may claim it."""
+    CLAIMED = "CLAIMED"
+    """Owned by one conductor, whose session (ZooKeeper) or lease (SQL) keeps the claim alive."""
+    COMPLETE = "COMPLETE"
+    """Consumed by its owner after the flow ended; gone from the board."""
+    TRASHED = "TRASHED"
+    """Moved out of the way by its owner without running it; kept for inspection."""
+    SET_ASIDE = "SET_ASIDE"
+    """Kept off the board with a reason: abandoned or crashed too often, disallowed or malformed."""
+
+
+J = JobState
+
+JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # UNCLAIMED -> SET_ASIDE: a claim found the job over its attempt limit and set it aside instead.
+    J.UNCLAIMED: frozenset({J.CLAIMED, J.SET_ASIDE}),
+    # CLAIMED -> UNCLAIMED: abandoned, or the owner's session or lease ended.
+    J.CLAIMED: frozenset({J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE}),
+    J.COMPLETE: frozenset(),
+    J.TRASHED: frozenset(),
+    J.SET_ASIDE: frozenset(),
+}
+"""Allowed job transitions: ``JOB_TRANSITIONS[old]`` is the set of states ``old`` may move to."""
+
+
+def job_sources(new: JobState) -> frozenset[JobState]:
+    """The states a job may be in to move to ``new`` (what a conditional update must match)."""
+    return frozenset(old for old, targets in JOB_TRANSITIONS.items() if new in targets)
+
+
+def check_job_transition(uuid: str, old: JobState, new: JobState) -> None:
+    """Raise :class:`InvalidStateError` unless a job may move from ``old`` to ``new``."""
+    if new not in JOB_TRANSITIONS[old]:
+        raise InvalidStateError("job", uuid, old.value, new.value)
+
+
+# TaskFlow's job state names, for the same reason.
+UNCLAIMED = "UNCLAIMED"
+CLAIMED = "CLAIMED"
+COMPLETE = "COMPLETE"

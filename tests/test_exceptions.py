@@ -32,6 +32,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "RemoteError": ("mypkg.errors.Boom", "remote boom", "  File 'x.py', line 1\n"),
     "UnknownBackendError": ("bogus://host/db", ["memory", "sqlite"]),
     "NoWorkerAvailable": ("mypkg.tasks.CreateServer", ["hypervisors", "spare"], 2.5),
+    "JobSetAsideError": ("'create-42' (uuid-1)", "claimed 3 times without being consumed"),
 }
 
 # What each message must name.
@@ -46,6 +47,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "RemoteError": ("mypkg.errors.Boom", "remote boom"),
     "UnknownBackendError": ("bogus://host/db", "memory", "sqlite"),
     "NoWorkerAvailable": ("mypkg.tasks.CreateServer", "hypervisors", "spare", "2.5"),
+    "JobSetAsideError": ("create-42", "uuid-1", "claimed 3 times"),
 }
 
 

@@ -9,9 +9,10 @@ import click
 import flowkit
 from flowkit.cli.db import db, show
 from flowkit.cli.graph import graph
+from flowkit.cli.jobs import jobs
 from flowkit.cli.run import run
 
-COMMANDS: tuple[click.Command, ...] = (run, graph, db, show)
+COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,272 @@
+"""Job board workloads shared by ``flowkit_jobboard.py`` and ``peer_jobboard.py`` (stdlib only).
+
+Both sides run real conductor processes (flowkit's ``flowkit-conductor``, TaskFlow's blocking
+conductor) on the same ZooKeeper with a ZooKeeper session timeout of 4 s, persistence in a fresh
+PostgreSQL database per measurement, and one-task jobs whose task appends ``<pid> <time>`` to a trace
+file when it starts. A side script only says how to start a conductor, post a job and count the jobs
+left; the clock is read here, at the same points for both.
+
+Cases:
+
+- ``throughput``: N one-task jobs posted (``post_ms`` each), then K conductors (``--conductors``,
+  default 1 and 3) started together; jobs/s = N / (first task start -> board empty).
+- ``latency``: one idle conductor; one job at a time; post-to-start = the task's start time minus the
+  time just before ``post`` was called (p50/p90 over ``--samples`` jobs).
+- ``failover``: conductor A runs a job whose task sleeps; B waits; A is SIGKILLed; failover = the time
+  B's execution of the task starts minus the kill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from _harness import log
+from _harness_persistence import drop_postgres, postgres_url
+
+ZK_HOSTS = os.environ.get("FLOWKIT_BENCH_ZK", "127.0.0.1:2181")
+SESSION_TIMEOUT = 4.0
+CASES = ("throughput", "latency", "failover")
+BENCH_DIR = Path(__file__).resolve().parent
+WORK_DIR = BENCH_DIR.parent / ".bench" / "jobboard"
+
+
+class Side(Protocol):
+    name: str
+    ready_marker: str
+    """Text a conductor writes to its log once it is waiting for jobs."""
+
+    def conductor_command(self, zk_path: str, persistence: str, name: str) -> list[str]: ...
+    def open(self, zk_path: str, persistence: str) -> Any: ...
+    def post(self, poster: Any, key: str, trace_dir: str, delay: float) -> None: ...
+    def remaining(self, poster: Any) -> int: ...
+    def close(self, poster: Any) -> None: ...
+
+
+def trace_start(trace_dir: str, key: str) -> None:
+    """Called by the task on both sides when it starts."""
+    with open(Path(trace_dir) / key, "a") as f:
+        f.write(f"{os.getpid()} {time.time():.6f}\n")
+
+
+def _starts(trace_dir: Path, key: str) -> list[tuple[int, float]]:
+    path = trace_dir / key
+    if not path.exists():
+        return []
+    return [(int(p), float(t)) for p, t in (line.split() for line in path.read_text().splitlines() if line)]
+
+
+def _until(check: Any, timeout: float, what: str, poll: float = 0.005) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(poll)
+
+
+class Fleet:
+    """Conductor processes of one side, each logging to a file; all stopped at the end."""
+
+    def __init__(self, side: Side, zk_path: str, persistence: str, work: Path) -> None:
+        self.side, self.zk_path, self.persistence, self.work = side, zk_path, persistence, work
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, *names: str) -> list[subprocess.Popen[bytes]]:
+        """Start conductors at once, then wait until each is ready."""
+        for name in names:
+            with open(self.work / f"{name}.log", "wb") as out:
+                self.procs[name] = subprocess.Popen(
+                    self.side.conductor_command(self.zk_path, self.persistence, name),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=BENCH_DIR,
+                )
+        for name in names:
+            path, proc = self.work / f"{name}.log", self.procs[name]
+            _until(
+                lambda p=path, q=proc: (
+                    self.side.ready_marker in p.read_text(errors="replace")  # type: ignore[misc]
+                    or q.poll() is not None
+                ),
+                60,
+                f"conductor {name} to be ready",
+                poll=0.05,
+            )
+            if proc.poll() is not None:
+                raise RuntimeError(f"conductor {name} exited: {path.read_text(errors='replace')[-2000:]}")
+        return [self.procs[name] for name in names]
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+class Setting:
+    """A fresh ZooKeeper path, PostgreSQL database and trace directory for one measurement."""
+
+    def __init__(self, side: Side, label: str) -> None:
+        token = secrets.token_hex(4)
+        self.side = side
+        self.zk_path = f"/flowkit-bench/{side.name}-{label}-{token}"
+        self.dbname = f"bench_jobboard_{side.name}_{token}"
+        self.work = WORK_DIR / f"{side.name}-{label}-{token}"
+
+    def __enter__(self) -> Setting:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.persistence = postgres_url(self.dbname)
+        self.fleet = Fleet(self.side, self.zk_path, self.persistence, self.work)
+        self.poster = self.side.open(self.zk_path, self.persistence)
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.fleet.stop()
+        self.side.close(self.poster)
+        drop_postgres(self.dbname)
+        if exc_type is None:  # keep the conductors' logs and traces of a failed measurement
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def throughput(side: Side, n: int, conductors: int) -> dict[str, float]:
+    """N jobs posted first (post cost alone), then K conductors started together; jobs/s is timed from
+    the first task start to the board being empty, so conductor start-up is not counted."""
+    with Setting(side, f"tp{conductors}") as s:
+        started = time.perf_counter()
+        for i in range(n):
+            side.post(s.poster, f"j{i}", str(s.work), 0.0)
+        post_ms = (time.perf_counter() - started) / n * 1e3
+        s.fleet.start(*(f"c{i}" for i in range(conductors)))
+        _until(lambda: side.remaining(s.poster) == 0, 1800, f"{n} jobs to be consumed", poll=0.01)
+        emptied = time.time()
+        starts = [t for i in range(n) for _, t in _starts(s.work, f"j{i}")]
+    total = emptied - min(starts)
+    return {
+        "total_s": total,
+        "jobs_per_s": n / total,
+        "per_task_us": total / n * 1e6,
+        "post_ms": post_ms,
+        "executions": float(len(starts)),
+    }
+
+
+def latency(side: Side, samples: int) -> dict[str, float]:
+    out = []
+    with Setting(side, "lat") as s:
+        s.fleet.start("c0")
+        for i in range(samples + 2):  # the first two warm the conductor up (imports, connections)
+            key = f"l{i}"
+            before = time.time()
+            side.post(s.poster, key, str(s.work), 0.0)
+            _until(lambda k=key: _starts(s.work, k), 30, f"job {key} to start")  # type: ignore[misc]
+            if i >= 2:
+                out.append((_starts(s.work, key)[0][1] - before) * 1e3)
+            _until(lambda: side.remaining(s.poster) == 0, 30, f"job {key} to be consumed", poll=0.002)
+    out.sort()
+    return {
+        "p50_ms": statistics.median(out),
+        "p90_ms": out[int(len(out) * 0.9) - 1],
+        "max_ms": out[-1],
+        "total_s": sum(out) / 1e3,
+        "per_task_us": statistics.median(out) * 1e3,
+    }
+
+
+def failover(side: Side) -> dict[str, float]:
+    with Setting(side, "fo") as s:
+        [a] = s.fleet.start("a")
+        side.post(s.poster, "slow", str(s.work), 60.0)
+        _until(lambda: _starts(s.work, "slow"), 30, "a to start the job")
+        assert _starts(s.work, "slow")[0][0] == a.pid
+        [b] = s.fleet.start("b")
+        a.kill()
+        killed = time.time()
+        a.wait(10)
+        _until(
+            lambda: any(pid == b.pid for pid, _ in _starts(s.work, "slow")),
+            60,
+            "b to take the job over",
+            poll=0.01,
+        )
+        resumed = next(t for pid, t in _starts(s.work, "slow") if pid == b.pid)
+    took = resumed - killed
+    return {
+        "failover_s": took,
+        "total_s": took,
+        "per_task_us": took * 1e6,
+        "session_timeout_s": SESSION_TIMEOUT,
+    }
+
+
+@dataclass(frozen=True)
+class Options:
+    cases: list[str]
+    sizes: list[int]
+    conductors: list[int]
+    samples: int
+    repeat: int
+
+
+def parse_options(argv: Sequence[str] | None) -> Options:
+    p = argparse.ArgumentParser(description="job board bench")
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--sizes", default="1000", help="N for throughput")
+    p.add_argument("--conductors", default="1,3", help="conductor processes for throughput")
+    p.add_argument("--samples", type=int, default=50, help="jobs for latency")
+    p.add_argument("--repeat", type=int, default=3, help="median of this many runs (failover, throughput)")
+    p.add_argument("--no-gc", action="store_true", help="accepted for the driver; nothing here is GC bound")
+    a = p.parse_args(argv)
+    ints = [int(x) for x in a.sizes.split(",") if x.strip()]
+    return Options(
+        cases=[c for c in a.cases.split(",") if c],
+        sizes=ints,
+        conductors=[int(x) for x in a.conductors.split(",") if x.strip()],
+        samples=a.samples,
+        repeat=max(1, a.repeat),
+    )
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, Any]:
+    keys = runs[0].keys()
+    return {k: statistics.median(r[k] for r in runs) for k in keys} | {"runs": len(runs)}
+
+
+def run_cases(side: Side, opts: Options) -> dict[str, Any]:
+    """``{case: {n: figures}}``: throughput as ``throughput_<K>`` per conductor count."""
+    results: dict[str, Any] = {}
+
+    def measure(case: str, n: int, once: Any, repeat: int) -> None:
+        try:
+            results.setdefault(case, {})[str(n)] = _median([once() for _ in range(repeat)])
+        except Exception as exc:  # one case failing must not hide the others
+            log(f"{side.name}: {case} N={n} FAILED: {type(exc).__name__}: {exc}")
+            results.setdefault(case, {})[str(n)] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    for case in opts.cases:
+        if case == "throughput":
+            for k in opts.conductors:
+                for n in opts.sizes:
+                    log(f"{side.name}: throughput N={n} conductors={k}")
+                    measure(f"throughput_{k}", n, lambda n=n, k=k: throughput(side, n, k), opts.repeat)
+        elif case == "latency":
+            log(f"{side.name}: latency x{opts.samples}")
+            measure("latency", opts.samples, lambda: latency(side, opts.samples), 1)
+        elif case == "failover":
+            log(f"{side.name}: failover x{opts.repeat}")
+            measure("failover", 1, lambda: failover(side), opts.repeat)
+    return results

@@ -1,0 +1,108 @@
+"""The job board suite: ``flowkit_jobboard.py`` against ``peer_jobboard.py`` on the same ZooKeeper.
+
+Targets (issue 4): failover within the session timeout + 1 s; post-to-start under 50 ms at p50; at least
+5x TaskFlow's job throughput (1,000 one-task jobs on flowkit; TaskFlow runs ~10 jobs/s, so it gets 200,
+and the ratio compares the two rates). Both sides use real conductor processes, a 4 s session timeout
+and a fresh PostgreSQL database per measurement.
+"""
+
+from __future__ import annotations
+
+from _suite import Preset, Results, Suite, Target, common_args, figure
+
+CASES = ("throughput", "latency", "failover")
+RESULT_CASES = ("throughput_1", "throughput_3", "latency", "failover")
+THROUGHPUT_N = 1000
+PEER_THROUGHPUT_N = 200
+SAMPLES = 50
+PEER_SAMPLES = 20
+SESSION_TIMEOUT_S = 4.0
+SPEEDUP_MIN = 5.0
+P50_LIMIT_MS = 50.0
+
+
+def flowkit_args(preset: Preset) -> list[str]:
+    n, samples = (200, 20) if preset.quick else (THROUGHPUT_N, SAMPLES)
+    return [*common_args(preset, CASES, default_repeat=3), "--sizes", str(n), "--samples", str(samples)]
+
+
+def peer_args(preset: Preset) -> list[str]:
+    """TaskFlow: 200 jobs (50 quick) and 20 latency samples (each takes about half a second)."""
+    n, samples = (50, 10) if preset.quick else (PEER_THROUGHPUT_N, PEER_SAMPLES)
+    return [*common_args(preset, CASES, default_repeat=3), "--sizes", str(n), "--samples", str(samples)]
+
+
+def _only(results: Results, case: str, key: str) -> float | None:
+    """The figure of a case measured at one N, whatever that N was."""
+    sizes = sorted(int(n) for n in results.get(case, {}) if n.isdigit())
+    return figure(results, case, sizes[-1], key) if sizes else None
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:,.2f} {unit}"
+
+
+def jobboard_targets(ours: Results, peer: Results) -> list[Target]:
+    targets = []
+    for k in (1, 3):
+        case = f"throughput_{k}"
+        fk, tf = _only(ours, case, "jobs_per_s"), _only(peer, case, "jobs_per_s")
+        speedup = None if fk is None or not tf else fk / tf
+        targets.append(
+            Target(
+                f"throughput, {k} conductor(s)",
+                f"{_fmt(fk, 'jobs/s')} vs {_fmt(tf, 'jobs/s')}",
+                f">= {SPEEDUP_MIN:g}x",
+                None if speedup is None else speedup >= SPEEDUP_MIN,
+                case,
+                THROUGHPUT_N,
+                f">=5x ({_fmt(speedup, 'x')})",
+            )
+        )
+    p50 = _only(ours, "latency", "p50_ms")
+    targets.append(
+        Target(
+            "post-to-start p50",
+            _fmt(p50, "ms"),
+            f"< {P50_LIMIT_MS:g} ms",
+            None if p50 is None else p50 < P50_LIMIT_MS,
+            "latency",
+            SAMPLES,
+            "p50<50ms",
+        )
+    )
+    took = _only(ours, "failover", "failover_s")
+    limit = SESSION_TIMEOUT_S + 1
+    targets.append(
+        Target(
+            "failover (SIGKILL -> resumed)",
+            _fmt(took, "s"),
+            f"<= {limit:g} s",
+            None if took is None else took <= limit,
+            "failover",
+            1,
+            "<=timeout+1s",
+        )
+    )
+    return targets
+
+
+SUITE = Suite(
+    name="jobboard",
+    flowkit_script="flowkit_jobboard.py",
+    peer_script="peer_jobboard.py",
+    flowkit_cases=CASES,
+    peer_cases=CASES,
+    flowkit_args=flowkit_args,
+    peer_args=peer_args,
+    targets=jobboard_targets,
+    notes=[
+        "ZooKeeper at 127.0.0.1:2181, session timeout 4 s; PostgreSQL persistence; one-task jobs",
+        "throughput: N jobs posted first (post_ms in the JSON), then K conductor processes; jobs/s from the "
+        "first task start to the board being empty; TaskFlow at N=200 (it runs ~10 jobs/s)",
+        "latency: one idle conductor, one job at a time; post() called -> task started (p50/p90 in the JSON)",
+        "failover: conductor A SIGKILLed while running the job's task; B waiting; kill -> B starts the task",
+        "TaskFlow's board reads the server version with `envi`, which the test ZooKeeper does not allow; "
+        "the peer script reads it with `srvr` instead",
+    ],
+)

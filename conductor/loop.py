@@ -1,0 +1,330 @@
+"""The conductor: claim a job, rebuild its flow from persistence, run it, consume it; repeat.
+
+One thread waits on the board and claims; each claimed job runs in its own thread (up to ``max_jobs``
+at once). A job's flow is resumed from its flow detail, so whatever a dead conductor finished is not
+done again. What happens to a job:
+
+- its flow ends (SUCCESS, or REVERTED/FAILURE with the failure saved in the flow detail): consumed;
+- it cannot or must not run (no logbook, no factory, factory outside ``allow``, flow that does not
+  build): set aside with the reason, and the conductor goes on;
+- the conductor is stopping: the flow is suspended at a safe point and the job abandoned, not
+  counted against it, for another conductor to resume;
+- the board says the claim is IN_DOUBT: the flow is suspended and waits; CONFIRMED resumes it, LOST
+  drops it (another conductor may have it already: two must never run one job at once);
+- anything else goes wrong (the database is down...): abandoned with the error as its reason, which
+  counts towards the board's ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowkit.exceptions import FlowkitError, JobBoardError, NotFound
+from flowkit.jobboard import ClaimEvent, Job, JobBoard
+from flowkit.notifier import ANY
+from flowkit.states import FLOW_FINISHED
+
+LOG = logging.getLogger("conductor")
+
+
+@dataclass
+class _Run:
+    """One claimed job and what the board has said about its claim."""
+
+    job: Job
+    engine: Any = None
+    in_doubt: bool = False
+    lost: bool = False
+    changed: threading.Event = field(default_factory=threading.Event)
+
+    def must_pause(self) -> bool:
+        return self.in_doubt or self.lost
+
+
+@dataclass
+class Stats:
+    """What a conductor did, for logs and tests."""
+
+    consumed: int = 0
+    abandoned: int = 0
+    set_aside: int = 0
+    lost: int = 0
+
+
+class Conductor:
+    """Runs jobs from ``board`` with flows saved in ``persistence`` (a backend or its URL)."""
+
+    def __init__(
+        self,
+        name: str,
+        board: JobBoard,
+        persistence: Any,
+        *,
+        engine: str = "serial",
+        max_jobs: int = 1,
+        allow: Iterable[str] | None = None,
+        engine_options: Mapping[str, Any] | None = None,
+        wait_timeout: float = 0.5,
+        grace: float = 10.0,
+    ) -> None:
+        """``allow``: module prefixes a job's factory must be under (None: any); ``grace``: seconds
+        to wait for running atoms to reach a safe point when stopping."""
+        if max_jobs < 1:
+            raise ValueError(f"conductor {name!r}: max_jobs must be at least 1, got {max_jobs}")
+        self.name = name
+        self.board = board
+        self.persistence = persistence
+        self.engine = engine
+        self.max_jobs = max_jobs
+        self.allow = list(allow) if allow is not None else None
+        self.engine_options = dict(engine_options or {})
+        self.wait_timeout = wait_timeout
+        self.grace = grace
+        self.stats = Stats()
+        self._stopping = threading.Event()
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Claim and run jobs until :meth:`stop`; then suspend and abandon what is running."""
+        from flowkit.engines.persistence import backend_for
+
+        self.persistence = backend_for(self.persistence)
+        with self.persistence.get_connection() as conn:
+            conn.upgrade()
+        slots = threading.BoundedSemaphore(self.max_jobs)
+        self.board.add_claim_listener(self._on_claims)
+        LOG.info("conductor %r: running jobs from %r (max %d at once)", self.name, self.board, self.max_jobs)
+        try:
+            while not self._stopping.is_set():
+                if not slots.acquire(timeout=self.wait_timeout):
+                    continue
+                try:
+                    job = self._claim()
+                except BaseException:
+                    slots.release()
+                    raise
+                if job is None:
+                    slots.release()
+                    continue
+                thread = threading.Thread(
+                    target=self._run_job, args=(job, slots), name=f"{self.name}:{job.uuid[:8]}", daemon=True
+                )
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                thread.start()
+        finally:
+            self._wind_down()
+            self.board.remove_claim_listener(self._on_claims)
+
+    def stop(self) -> None:
+        """Ask the conductor to stop (safe from signal handlers and other threads)."""
+        self._stopping.set()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.changed.set()
+            if run.engine is not None:
+                run.engine.suspend()
+
+    def _claim(self) -> Job | None:
+        """The next job claimed for this conductor, or None after waiting a while for one."""
+        try:
+            job = self.board.claim_next(self.name)
+            if job is None:
+                for _ in self.board.wait(self.wait_timeout):
+                    break  # woken by a post: claim on the next turn
+                return None
+        except JobBoardError as exc:
+            LOG.warning("conductor %r: board unavailable: %s", self.name, exc)
+            self._stopping.wait(self.wait_timeout)
+            return None
+        with self._lock:
+            self._runs[job.uuid] = _Run(job)
+        LOG.info("conductor %r: claimed job %s", self.name, job)
+        return job
+
+    def _wind_down(self) -> None:
+        self.stop()
+        deadline = time.monotonic() + self.grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in self._threads if t.is_alive()]
+        if left:
+            LOG.warning(
+                "conductor %r: jobs still running after %.0fs, left to the board: %s",
+                self.name,
+                self.grace,
+                left,
+            )
+
+    # -- claim events -------------------------------------------------------------------------------
+
+    def _on_claims(self, event: ClaimEvent, job_uuids: frozenset[str]) -> None:
+        with self._lock:
+            runs = [self._runs[u] for u in job_uuids if u in self._runs]
+        for run in runs:
+            if event is ClaimEvent.IN_DOUBT:
+                run.in_doubt = True
+            elif event is ClaimEvent.CONFIRMED:
+                run.in_doubt = False
+            else:
+                run.lost = True
+            if run.must_pause() and run.engine is not None:
+                run.engine.suspend()
+            run.changed.set()
+        if runs:
+            LOG.warning("conductor %r: claims %s: %s", self.name, event, sorted(r.job.name for r in runs))
+
+    # -- one job ------------------------------------------------------------------------------------
+
+    def _run_job(self, job: Job, slots: threading.BoundedSemaphore) -> None:
+        try:
+            self._conduct(job)
+        except Exception as exc:
+            LOG.exception("conductor %r: job %s failed unexpectedly", self.name, job)
+            self._give_back(job, f"conductor {self.name!r}: {type(exc).__name__}: {exc}", count=True)
+        finally:
+            with self._lock:
+                self._runs.pop(job.uuid, None)
+            slots.release()
+
+    def _conduct(self, job: Job) -> None:
+        run = self._runs[job.uuid]
+        reason, flow_detail = self._find_flow(job)
+        if reason is None and flow_detail is not None:
+            reason, run.engine = self._load(job, flow_detail)
+        if reason is not None:
+            self._set_aside(job, reason)
+            return
+        engine = run.engine
+
+        # The engine checks at every atom change whether it must pause, so a suspend cannot be lost
+        # to a run() that starts just after it.
+        def pause_if_needed(*_: Any) -> None:
+            if run.must_pause() or self._stopping.is_set():
+                engine.suspend()
+
+        engine.atom_notifier.register(ANY, pause_if_needed)
+        while True:
+            if self._stopping.is_set():
+                if not run.must_pause():  # else the claim dies with the session or lease anyway
+                    self._give_back(job, f"conductor {self.name!r} stopped", count=False)
+                return
+            if run.lost:
+                self.stats.lost += 1
+                LOG.warning("conductor %r: claim on job %s lost; leaving it to others", self.name, job)
+                return
+            if run.in_doubt:
+                run.changed.wait(self.wait_timeout)
+                run.changed.clear()
+                continue
+            try:
+                engine.run()
+            except Exception as exc:
+                if engine.storage.get_flow_state() not in FLOW_FINISHED:
+                    raise
+                LOG.info(
+                    "conductor %r: job %s ended with its flow %s: %s",
+                    self.name,
+                    job,
+                    engine.storage.get_flow_state(),
+                    exc,
+                )
+            if engine.storage.get_flow_state() in FLOW_FINISHED:
+                self._consume(job, run)
+                return
+
+    def _find_flow(self, job: Job) -> tuple[str | None, Any]:
+        """The job's flow detail, or why it cannot be found (a malformed job)."""
+        if job.book_uuid is None:
+            return "malformed job: it names no logbook", None
+        if job.flow_uuid is not None:  # one flow detail: cheaper to read than its whole logbook
+            try:
+                with self.persistence.get_connection() as conn:
+                    return None, conn.get_flow_detail(job.flow_uuid)
+            except NotFound:
+                return f"malformed job: flow detail {job.flow_uuid} is not in persistence", None
+        try:
+            with self.persistence.get_connection() as conn:
+                book = conn.get_logbook(job.book_uuid)
+        except NotFound:
+            return f"malformed job: logbook {job.book_uuid} is not in persistence", None
+        details = list(book)
+        if len(details) != 1:
+            return (
+                f"malformed job: no flow_uuid and logbook {job.book_uuid} has {len(details)} flow details",
+                None,
+            )
+        return None, details[0]
+
+    def _load(self, job: Job, flow_detail: Any) -> tuple[str | None, Any]:
+        """An engine that resumes the job's flow, or why the flow cannot (or may not) be built."""
+        from flowkit.engines.persistence import load_from_detail
+
+        factory = flow_detail.meta.get("factory")
+        path = factory.get("name") if isinstance(factory, Mapping) else None
+        if not isinstance(path, str):
+            return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
+        if self.allow is not None and not _allowed(path.partition(":")[0], self.allow):
+            allowed = ", ".join(self.allow) or "none"
+            return f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed})", None
+        store = job.details.get("store")
+        try:
+            engine = load_from_detail(
+                flow_detail,
+                store=store if isinstance(store, Mapping) else None,
+                backend=self.persistence,
+                allow=self.allow,
+                engine=self.engine,
+                **self.engine_options,
+            )
+        except FlowkitError as exc:
+            return f"cannot build the flow of factory {path!r}: {exc}", None
+        return None, engine
+
+    # -- board operations, logged -------------------------------------------------------------------
+
+    def _consume(self, job: Job, run: _Run) -> None:
+        try:
+            self.board.consume(job, self.name)
+        except JobBoardError as exc:  # the claim went meanwhile: whoever has it finds the flow done
+            LOG.warning("conductor %r: could not consume job %s: %s", self.name, job, exc)
+            return
+        self.stats.consumed += 1
+        LOG.info(
+            "conductor %r: consumed job %s (%s)",
+            self.name,
+            job,
+            run.engine.storage.get_flow_state() if run.engine else "?",
+        )
+
+    def _give_back(self, job: Job, reason: str, count: bool) -> None:
+        try:
+            self.board.abandon(job, self.name, reason, count=count)
+        except JobBoardError as exc:  # the claim is gone anyway (lost session, closed board)
+            LOG.warning("conductor %r: could not abandon job %s: %s", self.name, job, exc)
+            return
+        self.stats.abandoned += 1
+        LOG.info("conductor %r: abandoned job %s: %s", self.name, job, reason)
+
+    def _set_aside(self, job: Job, reason: str) -> None:
+        try:
+            self.board.set_aside(job, self.name, reason)
+        except JobBoardError as exc:
+            LOG.warning("conductor %r: could not set job %s aside: %s", self.name, job, exc)
+            return
+        self.stats.set_aside += 1
+        LOG.warning("conductor %r: set job %s aside: %s", self.name, job, reason)
+
+
+def _allowed(module: str, prefixes: Iterable[str]) -> bool:
+    """Whether ``module`` is one of ``prefixes`` or inside one (``mypkg`` allows ``mypkg.flows``)."""
+    return any(module == p or module.startswith(p.rstrip(".") + ".") for p in prefixes)

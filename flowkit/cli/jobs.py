@@ -1,0 +1,205 @@
+"""``flowkit jobs post|list|show``: the job board from a shell, for people.
+
+Every command takes ``--board URL`` and ``--persistence URL`` (or ``FLOWKIT_BOARD`` and
+``FLOWKIT_PERSISTENCE``, the variables the conductor reads), so an operator sets them once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from flowkit.exceptions import FlowkitError
+from flowkit.jobboard import Job, JobBoard, JobState
+from flowkit.jobboard import backends as boards
+
+
+def _board_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--board-name",
+        default="flowkit",
+        show_default=True,
+        envvar="FLOWKIT_BOARD_NAME",
+        help="The board's name (SQL boards keep one set of jobs per name)",
+    )(fn)
+    fn = click.option(
+        "--persistence",
+        "persistence_url",
+        envvar="FLOWKIT_PERSISTENCE",
+        metavar="URL",
+        help="Persistence URL of the jobs' flows [env FLOWKIT_PERSISTENCE]",
+    )(fn)
+    return click.option(
+        "--board",
+        "board_url",
+        envvar="FLOWKIT_BOARD",
+        required=True,
+        metavar="URL",
+        help="Job board URL [env FLOWKIT_BOARD]",
+    )(fn)
+
+
+@contextmanager
+def _connected(board_url: str, board_name: str, persistence_url: str | None) -> Iterator[JobBoard]:
+    """The board, connected; flowkit errors become click errors (exit 1) that say what went wrong."""
+    try:
+        board = boards.fetch(board_name, board_url, persistence=persistence_url)
+        board.connect()
+    except FlowkitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield board
+    except FlowkitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        board.close()
+
+
+def _json(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=what) from None
+
+
+def _age(created_on: float) -> str:
+    seconds = max(0.0, time.time() - created_on)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@click.group("jobs")
+def jobs() -> None:
+    """Post, list and inspect jobs on a job board."""
+
+
+@jobs.command("post")
+@click.argument("factory")
+@click.option("--store", metavar="JSON", help="The flow's inputs, a JSON object")
+@click.option("--kwargs", "factory_kwargs", metavar="JSON", help="Keyword arguments for the factory")
+@click.option("--name", help="The job's name (default: the factory's)")
+@click.option("--priority", type=click.IntRange(-2, 2), default=0, show_default=True)
+@_board_options
+def post(
+    factory: str,
+    store: str | None,
+    factory_kwargs: str | None,
+    name: str | None,
+    priority: int,
+    board_url: str,
+    persistence_url: str | None,
+    board_name: str,
+) -> None:
+    """Post a job that runs the flow FACTORY ('package.module:function') builds."""
+    store_value, kwargs_value = _json(store, "--store"), _json(factory_kwargs, "--kwargs")
+    for value, what in ((store_value, "--store"), (kwargs_value, "--kwargs")):
+        if value is not None and not isinstance(value, dict):
+            raise click.BadParameter("must be a JSON object", param_hint=what)
+    if persistence_url is None:
+        raise click.UsageError("posting a flow needs --persistence URL (or FLOWKIT_PERSISTENCE)")
+    with _connected(board_url, board_name, persistence_url) as board:
+        job = board.post_flow(
+            factory, store=store_value, factory_kwargs=kwargs_value, name=name, priority=priority
+        )
+    click.echo(f"posted job {job.name!r} {job.uuid}")
+
+
+def _rows(board: JobBoard, jobs: list[Job], set_aside: list[Job]) -> list[list[str]]:
+    rows = [["UUID", "NAME", "STATE", "OWNER", "AGE", "ATTEMPTS", "REASON"]]
+    for job in jobs:
+        owner = board.find_owner(job)
+        state = JobState.CLAIMED if owner else JobState.UNCLAIMED
+        rows.append(
+            [
+                job.uuid,
+                job.name,
+                state,
+                owner or "-",
+                _age(job.created_on),
+                str(job.attempts),
+                job.last_reason or "",
+            ]
+        )
+    for job in set_aside:
+        rows.append(
+            [
+                job.uuid,
+                job.name,
+                JobState.SET_ASIDE,
+                "-",
+                _age(job.created_on),
+                str(job.attempts),
+                job.last_reason or "",
+            ]
+        )
+    return rows
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    return "\n".join(
+        ("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1]).rstrip()
+        for r in rows
+    )
+
+
+@jobs.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also the jobs set aside")
+@_board_options
+def list_jobs(show_all: bool, board_url: str, persistence_url: str | None, board_name: str) -> None:
+    """The jobs on the board: state, owner, age, attempts and the last reason given."""
+    with _connected(board_url, board_name, persistence_url) as board:
+        on_board = list(board.iterjobs(ensure_fresh=True))
+        aside = board.set_aside_jobs() if show_all else []
+        if not on_board and not aside:
+            click.echo("no jobs")
+            return
+        click.echo(_table(_rows(board, on_board, aside)))
+
+
+@jobs.command("show")
+@click.argument("uuid")
+@_board_options
+def show(uuid: str, board_url: str, persistence_url: str | None, board_name: str) -> None:
+    """One job, and the states of its flow's atoms from persistence."""
+    with _connected(board_url, board_name, persistence_url) as board:
+        job = board.get_job(uuid)
+        lines = [
+            ("job", f"{job.name} {job.uuid}"),
+            ("state", str(job.state)),
+            ("owner", board.find_owner(job) or "-"),
+            ("posted", f"{_age(job.created_on)} ago"),
+            ("priority", str(job.priority)),
+            ("attempts", str(job.attempts)),
+            ("reason", job.last_reason or "-"),
+            ("logbook", job.book_uuid or "-"),
+            ("flow detail", job.flow_uuid or "-"),
+            ("details", json.dumps(job.details, sort_keys=True)),
+        ]
+        click.echo("\n".join(f"{k + ':':13}{v}" for k, v in lines))
+        if persistence_url is None or job.book_uuid is None:
+            return
+        book = board.load_book(job)
+        details = [book.find(job.flow_uuid)] if job.flow_uuid else list(book)
+        for fd in details:
+            if fd is None:
+                click.echo(f"flow detail {job.flow_uuid} is not in logbook {job.book_uuid}")
+                continue
+            factory = fd.meta.get("factory", {}).get("name", "?")
+            click.echo(f"\nflow {fd.name!r} ({factory}): {fd.state}")
+            atoms = list(fd)
+            if not atoms:
+                click.echo("no atom has started yet")
+                continue
+            rows = [["ATOM", "STATE", "FAILURE"]]
+            rows += [[ad.name, str(ad.state), str(ad.failure) if ad.failure else ""] for ad in atoms]
+            click.echo(_table(rows))

@@ -1,0 +1,20 @@
+"""Job boards: where work is posted for conductors to claim, run and consume.
+
+``from flowkit.jobboard import backends as boards; board = boards.fetch(name, url, persistence=...)``.
+"""
+
+from flowkit.jobboard.base import ClaimEvent, ClaimListener, JobBoard
+from flowkit.jobboard.job import Job, JobPriority, MalformedJobError
+from flowkit.states import JobState
+
+__all__ = [
+    # boards
+    "ClaimEvent",
+    "ClaimListener",
+    # jobs
+    "Job",
+    "JobBoard",
+    "JobPriority",
+    "JobState",
+    "MalformedJobError",
+]

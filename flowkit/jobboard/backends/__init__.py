@@ -1,0 +1,90 @@
+"""Job board backends, chosen by URL: :func:`fetch`.
+
+``zookeeper://[user:password@]host:port[,host:port...]/path?timeout=SECONDS[&max_attempts=N][&world_read=1]``
+    ZooKeeper (claims die with their owner's session; ``timeout`` is that session's timeout).
+``sqlite:///path/to/file.db``, ``postgresql://user@host/db``, ``memory://``
+    The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``).
+
+Backends import their client libraries only when fetched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from flowkit.exceptions import JobBoardError, UnknownBackendError
+from flowkit.jobboard.base import JobBoard
+
+ZOOKEEPER_SCHEMES = ("zookeeper",)
+SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "memory")
+SCHEMES = ZOOKEEPER_SCHEMES + SQL_SCHEMES
+
+__all__ = ["SCHEMES", "fetch"]
+
+
+def fetch(name: str, url: str, persistence: Any = None, **options: Any) -> JobBoard:
+    """A (not yet connected) board named ``name`` at ``url``; call ``connect()`` or use ``with``.
+
+    ``options`` are passed to the backend's constructor and win over the URL's query.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ZOOKEEPER_SCHEMES:
+        from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
+
+        return ZooKeeperJobBoard(name, persistence=persistence, **(_zookeeper_options(url) | options))
+    if scheme in SQL_SCHEMES:
+        from flowkit.jobboard.backends.sql import SQLJobBoard
+
+        db_url, query = _split_query(url)
+        return SQLJobBoard(name, db_url, persistence=persistence, **(_sql_options(url, query) | options))
+    raise UnknownBackendError(url, SCHEMES)
+
+
+def _split_query(url: str) -> tuple[str, dict[str, str]]:
+    base, _, query = url.partition("?")
+    return base, dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _number(url: str, query: dict[str, str], key: str, kind: type) -> Any:
+    value = query.pop(key)
+    try:
+        return kind(value)
+    except ValueError:
+        raise JobBoardError(f"job board URL {url!r}: {key}={value!r} is not a number") from None
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _unknown(url: str, query: dict[str, str]) -> None:
+    if query:
+        raise JobBoardError(f"job board URL {url!r}: unknown option(s) {', '.join(sorted(query))}")
+
+
+def _zookeeper_options(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    options: dict[str, Any] = {"hosts": hosts or "127.0.0.1:2181", "path": parts.path or "/flowkit"}
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        options["auth"] = (unquote(user), unquote(password))
+    if "timeout" in query:
+        options["timeout"] = _number(url, query, "timeout", float)
+    if "max_attempts" in query:
+        options["max_attempts"] = _number(url, query, "max_attempts", int)
+    if "world_read" in query:
+        options["world_read"] = _flag(query.pop("world_read"))
+    _unknown(url, query)
+    return options
+
+
+def _sql_options(url: str, query: dict[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, kind in (("lease", float), ("poll", float), ("max_attempts", int)):
+        if key in query:
+            options[key] = _number(url, query, key, kind)
+    _unknown(url, query)
+    return options

@@ -1,0 +1,170 @@
+"""The ZooKeeper board's copy of its ``jobs`` and ``claims`` directories, kept current by two watches.
+
+Why a copy: listings and ``wait()`` are served from memory and woken by the watches, so nothing polls.
+Why two directories: claims come and go with every job; in a directory of their own, their watch
+relists a handful of names, and the ``jobs`` directory (which may hold thousands) is relisted only when
+a job is posted or leaves. Each listing is diffed against the copy with set operations, so an event
+does not cost a pass over every job in Python, and the copy is kept in board order, so claiming the
+next job never sorts the board.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flowkit.jobboard.job import Job, MalformedJobError
+
+LOG = logging.getLogger("flowkit.jobboard")
+
+JOB_NODE = re.compile(r"^job-(\d{10})$")
+
+
+class WatchedCopy:
+    """Jobs by node name, their znode versions, board order, and which nodes are claimed."""
+
+    def __init__(
+        self, board: Any, jobs_path: str, claims_path: str, warn: Callable[[str, str], None]
+    ) -> None:
+        self.board = board
+        self.jobs_path = jobs_path
+        self.claims_path = claims_path
+        self._warn = warn
+        self.client: Any = None
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        """Notified whenever the copy changes (and on connection changes, by the board)."""
+        self._updating = threading.RLock()  # watch callbacks and explicit refreshes, one at a time
+        self.jobs: dict[str, Job] = {}
+        self.versions: dict[str, int] = {}
+        self.order: list[tuple[int, int, str]] = []  # (-priority, sequence, node), sorted
+        self.claimed: set[str] = set()
+        self._skip: set[str] = set()  # malformed or stray names: warned about once, never fetched again
+        self._stopped = False
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    def start(self, client: Any) -> None:
+        from kazoo.recipe.watchers import ChildrenWatch
+
+        self.client, self._stopped = client, False
+        ChildrenWatch(client, self.jobs_path, self._on_jobs, allow_session_lost=True)
+        ChildrenWatch(client, self.claims_path, self._on_claims, allow_session_lost=True)
+
+    def stop(self) -> None:
+        self._stopped = True
+        with self.changed:
+            self.jobs.clear()
+            self.versions.clear()
+            self.order.clear()
+            self.claimed.clear()
+            self.changed.notify_all()
+
+    def _on_jobs(self, children: list[str]) -> bool:
+        if self._stopped:
+            return False
+        self.update_jobs(children)
+        return True
+
+    def _on_claims(self, children: list[str]) -> bool:
+        if self._stopped:
+            return False
+        self.update_claims(children)
+        return True
+
+    def refresh(self) -> None:
+        """Relist both directories now (``ensure_fresh``, and after a reconnect: events were missed)."""
+        with self._updating:
+            self.update_jobs(self.client.get_children(self.jobs_path))
+            self.update_claims(self.client.get_children(self.claims_path))
+
+    # -- updates --------------------------------------------------------------------------------------
+
+    def update_jobs(self, children: Iterable[str]) -> None:
+        with self._updating:
+            listed = set(children)
+            with self.lock:
+                added = listed - self.jobs.keys() - self._skip
+                removed = self.jobs.keys() - listed
+            new = []
+            for child in added:
+                if JOB_NODE.match(child):
+                    new.append(child)
+                else:
+                    self._skip.add(child)
+                    self._warn(f"{self.jobs_path}/{child}", "not a job node name")
+            fetched = self._fetch(new)
+            with self.changed:
+                for node in removed:
+                    self._drop(node)
+                for node, (job, version) in fetched.items():
+                    self._put(node, job, version)
+                self._skip &= listed
+                self.changed.notify_all()
+
+    def update_claims(self, children: Iterable[str]) -> None:
+        with self._updating:
+            claimed = set()
+            for child in children:
+                if JOB_NODE.match(child):
+                    claimed.add(child)
+                else:
+                    self._warn(f"{self.claims_path}/{child}", "not a claim node name")
+            with self.lock:
+                released = [n for n in self.claimed - claimed if n in self.jobs]
+            fetched = self._fetch(released)  # an abandon rewrote them (attempts, reason)
+            with self.changed:
+                self.claimed = claimed
+                for node, (job, version) in fetched.items():
+                    if node in self.jobs:
+                        self._put(node, job, version)
+                self.changed.notify_all()
+
+    def _fetch(self, nodes: list[str]) -> dict[str, tuple[Job, int]]:
+        from kazoo.exceptions import KazooException, NoNodeError
+
+        pending = {n: self.client.get_async(f"{self.jobs_path}/{n}") for n in nodes}
+        out = {}
+        for node, result in pending.items():
+            path = f"{self.jobs_path}/{node}"
+            try:
+                data, stat = result.get()
+            except NoNodeError:
+                continue
+            except KazooException as exc:  # connection trouble: the refresh after reconnecting gets it
+                LOG.info("board %r: could not read %s: %r", self.board.name, path, exc)
+                continue
+            try:
+                out[node] = (Job.from_bytes(self.board, data, int(node[4:])), stat.version)
+            except MalformedJobError as exc:
+                self._skip.add(node)
+                self._warn(path, str(exc))
+        return out
+
+    def _put(self, node: str, job: Job, version: int) -> None:
+        if node not in self.jobs:
+            bisect.insort(self.order, (-job.priority, job.sequence, node))
+        self.jobs[node], self.versions[node] = job, version
+
+    def _drop(self, node: str) -> None:
+        job = self.jobs.pop(node)
+        self.versions.pop(node, None)
+        key = (-job.priority, job.sequence, node)
+        i = bisect.bisect_left(self.order, key)
+        if i < len(self.order) and self.order[i] == key:
+            del self.order[i]
+
+    # -- reading (callers hold ``lock``) ---------------------------------------------------------------
+
+    def listing(self, only_unclaimed: bool) -> list[Job]:
+        jobs, claimed = self.jobs, self.claimed
+        return [jobs[n] for _, _, n in self.order if not (only_unclaimed and n in claimed)]
+
+    def count(self, only_unclaimed: bool) -> int:
+        if only_unclaimed:
+            return sum(1 for n in self.jobs if n not in self.claimed)
+        return len(self.jobs)

@@ -1,0 +1,355 @@
+"""The job board in an SQL database: SQLite for one machine, PostgreSQL for a team that already runs it.
+
+A claim is a lease: the row names its owner and a token, and holds until ``lease_expires``. The board
+renews its leases from a heartbeat thread every ``lease / 3`` seconds (``_sql_leases``); a conductor
+that dies stops renewing, and once its lease has run out any other conductor may claim the job.
+Claiming the next job is one statement: PostgreSQL picks the row with ``FOR UPDATE SKIP LOCKED``,
+so conductors never queue behind each other; SQLite serialises writers anyway.
+
+Claim events mirror ZooKeeper's session: a failed renewal tells claimants ``IN_DOUBT`` (the database is
+unreachable; start nothing new), a later successful one ``CONFIRMED``, and a lease that ran out or was
+taken over ``LOST``. Waiting is woken by PostgreSQL's LISTEN/NOTIFY, by posts in this process, and
+otherwise by a short poll (``poll`` seconds; SQLite has no notifications between processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from flowkit.exceptions import (
+    JobBoardConnectionError,
+    JobSetAsideError,
+    NotFound,
+    NotOwnerError,
+    UnclaimableJobError,
+)
+from flowkit.jobboard.backends import _sql_schema as schema
+from flowkit.jobboard.backends._sql_leases import Leases, release
+from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
+from flowkit.jobboard.job import Job, MalformedJobError
+from flowkit.states import JobState, job_sources
+
+LOG = logging.getLogger("flowkit.jobboard")
+T = schema.jobs
+S = JobState
+ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value)
+
+
+class SQLJobBoard(JobBoard):
+    """A job board in one table of an SQL database; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        lease: float = 10.0,
+        poll: float | None = None,
+        persistence: Any = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        """``lease``: seconds a claim outlives its claimant's last renewal (the failover time)."""
+        super().__init__(name, persistence=persistence, max_attempts=max_attempts)
+        self.url = url
+        self.lease = lease
+        self.poll = poll if poll is not None else (1.0 if url.startswith("postgresql") else 0.05)
+        self._engine: sa.Engine | None = None
+        self._guard: Any = contextlib.nullcontext()
+        self._leases = Leases(name, lease, self._tx, self._emit)
+        self._listener: schema.Listener | None = None
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._bad: set[int] = set()
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._engine is not None
+
+    def connect(self) -> None:
+        if self._engine is not None:
+            return
+        engine, lock = schema.make_engine(self.url)
+        self._guard = lock or contextlib.nullcontext()
+        try:
+            with self._guard:
+                schema.metadata.create_all(engine)
+        except sa.exc.DBAPIError as exc:
+            raise JobBoardConnectionError(
+                f"board {self.name!r}: cannot use database {self._where()}"
+            ) from exc
+        self._engine = engine
+        self._leases.start()
+        if engine.dialect.name == "postgresql":
+            self._listener = schema.Listener(engine, self.name, self._wake)
+            self._listener.start()
+
+    def close(self) -> None:
+        if self._engine is None:
+            return
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener.join(timeout=5)
+            self._listener = None
+        self._leases.stop()
+        tokens = self._leases.take_all()
+        if tokens:  # like a ZooKeeper session ending: the claims go at once (the attempts stay counted)
+            with contextlib.suppress(JobBoardConnectionError), self._tx("release its claims") as conn:
+                conn.execute(release(T.c.lease_token.in_(tokens)))
+        if not self.url.startswith("memory://"):
+            self._engine.dispose()
+        self._engine = None
+        self._wake()
+
+    def _where(self) -> str:
+        if self.url.startswith("memory://"):
+            return self.url
+        return sa.make_url(self.url).render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def _tx(self, what: str) -> Iterator[sa.Connection]:
+        """One transaction; database trouble becomes :class:`JobBoardConnectionError`."""
+        if self._engine is None:
+            raise JobBoardConnectionError(f"board {self.name!r} is not connected (call connect())")
+        try:
+            with self._guard, self._engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise JobBoardConnectionError(
+                f"board {self.name!r}: database {self._where()} failed while trying to {what}: {exc.orig}"
+            ) from exc
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def _notify(self, conn: sa.Connection) -> None:
+        """Wake every waiting board: in this process at once, elsewhere through NOTIFY (PostgreSQL)."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_notify(schema.CHANNEL, self.name)))
+
+    # -- rows and jobs ------------------------------------------------------------------------------
+
+    def _job(self, row: Any) -> Job | None:
+        try:
+            job = Job.from_bytes(self, row.record.encode(), row.id)
+        except MalformedJobError as exc:
+            if row.id not in self._bad:
+                self._bad.add(row.id)
+                LOG.warning("board %r: skipping %s row id=%s: %s", self.name, T.name, row.id, exc)
+            return None
+        job.priority, job.attempts, job.last_reason = row.priority, row.attempts, row.last_reason
+        return job
+
+    def _active(self) -> Any:
+        return sa.and_(T.c.board == self.name, T.c.state.in_(ACTIVE))
+
+    def _available(self, now: float) -> Any:
+        return sa.and_(
+            T.c.board == self.name,
+            sa.or_(T.c.state == S.UNCLAIMED, sa.and_(T.c.state == S.CLAIMED, T.c.lease_expires < now)),
+        )
+
+    def _claim_values(self, who: str, token: str, now: float) -> dict[str, Any]:
+        return {
+            "state": S.CLAIMED.value,
+            "owner": who,
+            "lease_token": token,
+            "lease_expires": now + self.lease,
+            "attempts": T.c.attempts + 1,
+            "updated_on": now,
+        }
+
+    # -- posting and reading ------------------------------------------------------------------------
+
+    def _post(self, job: Job) -> None:
+        now = time.time()
+        with self._tx(f"post job {job}") as conn:
+            result = conn.execute(
+                T.insert().values(
+                    board=self.name,
+                    uuid=job.uuid,
+                    name=job.name,
+                    state=S.UNCLAIMED.value,
+                    priority=job.priority,
+                    attempts=0,
+                    created_on=job.created_on,
+                    updated_on=now,
+                    record=job.to_bytes().decode(),
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            job.sequence = int(key[0])
+            self._notify(conn)
+        self._wake()
+
+    def _select(self, where: Any) -> list[Job]:
+        query = sa.select(T).where(where).order_by(T.c.priority.desc(), T.c.id)
+        with self._tx("list the jobs") as conn:
+            rows = conn.execute(query).all()
+        return [job for job in map(self._job, rows) if job is not None]
+
+    def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
+        now = time.time()
+        return iter(self._select(self._available(now) if only_unclaimed else self._active()))
+
+    def wait(self, timeout: float | None = None) -> Iterator[Job]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._changed:
+                generation = self._generation
+            jobs = list(self.iterjobs(only_unclaimed=True))
+            if jobs:
+                return iter(jobs)
+            remaining = self.poll if deadline is None else min(self.poll, deadline - time.monotonic())
+            if remaining <= 0:
+                return iter(())
+            with self._changed:
+                if self._generation == generation:
+                    self._changed.wait(remaining)
+
+    def job_count(self, only_unclaimed: bool = False) -> int:
+        now = time.time()
+        where = self._available(now) if only_unclaimed else self._active()
+        with self._tx("count the jobs") as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(T).where(where)).scalar_one())
+
+    def _row(self, job: Job, what: str) -> Any:
+        with self._tx(what) as conn:
+            return conn.execute(sa.select(T).where(T.c.board == self.name, T.c.uuid == job.uuid)).first()
+
+    def state_of(self, job: Job) -> JobState:
+        row = self._row(job, f"read the state of job {job}")
+        if row is None:
+            return S.COMPLETE
+        if row.state == S.CLAIMED and row.lease_expires < time.time():
+            return S.UNCLAIMED
+        return S(row.state)
+
+    def find_owner(self, job: Job) -> str | None:
+        row = self._row(job, f"find the owner of job {job}")
+        if row is None or row.state != S.CLAIMED or row.lease_expires < time.time():
+            return None
+        return str(row.owner)
+
+    def set_aside_jobs(self) -> list[Job]:
+        return self._select(sa.and_(T.c.board == self.name, T.c.state == S.SET_ASIDE))
+
+    def get_job(self, job_uuid: str) -> Job:
+        jobs = self._select(sa.and_(T.c.board == self.name, T.c.uuid == job_uuid))
+        if not jobs:
+            raise NotFound(f"no job {job_uuid!r} on board {self.name!r} (consumed, or never posted)")
+        return jobs[0]
+
+    # -- claims -------------------------------------------------------------------------------------
+
+    def _claim(self, job: Job, who: str, describe: bool = True) -> int:
+        now, token = time.time(), str(uuidlib.uuid4())
+        stmt = (
+            T.update()
+            .where(T.c.id == job.sequence, self._available(now))
+            .values(**self._claim_values(who, token, now))
+            .returning(T.c.attempts, T.c.last_reason)
+        )
+        with self._tx(f"claim job {job}") as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            if not describe:
+                raise UnclaimableJobError(f"job {job} was claimed by another claimant, or is gone")
+            holder = self.find_owner(job)
+            if holder is not None:
+                raise UnclaimableJobError(f"job {job} is already claimed by {holder!r}")
+            raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}")
+        self._leases.add(job.uuid, token)
+        job.attempts, job.last_reason = row.attempts, row.last_reason
+        return int(row.attempts) - 1
+
+    def claim_next(self, who: str) -> Job | None:
+        while True:
+            now, token = time.time(), str(uuidlib.uuid4())
+            pick = (
+                sa.select(T.c.id)
+                .where(self._available(now))
+                .order_by(T.c.priority.desc(), T.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            stmt = T.update().where(T.c.id == pick).values(**self._claim_values(who, token, now)).returning(T)
+            with self._tx("claim the next job") as conn:
+                row = conn.execute(stmt).first()
+            if row is None:
+                return None
+            job = self._job(row)
+            self._leases.add(row.uuid, token)
+            if job is None:
+                stub = Job(board=self, uuid=row.uuid, name=row.name, sequence=row.id)
+                self.set_aside(stub, who, "malformed job record")
+                continue
+            try:
+                self._check_attempts(job, who, int(row.attempts) - 1)
+            except JobSetAsideError as exc:
+                LOG.warning("board %r: %s", self.name, exc)
+                continue
+            return job
+
+    def _owned_by(self, job: Job, who: str, target: JobState) -> Any:
+        token = self._leases.token(job.uuid)
+        return sa.and_(
+            T.c.board == self.name,
+            T.c.id == job.sequence,
+            T.c.state.in_([s.value for s in job_sources(target)]),
+            T.c.owner == who,
+            T.c.lease_token == token,
+        )
+
+    def _change(self, job: Job, who: str, target: JobState, stmt: Any, what: str) -> None:
+        with self._tx(f"{what} job {job}") as conn:
+            done = conn.execute(stmt.where(self._owned_by(job, who, target))).rowcount == 1
+            if done and target is S.UNCLAIMED:
+                self._notify(conn)
+        if not done:
+            holder = self.find_owner(job)
+            raise NotOwnerError(f"job {job} is claimed by {holder!r} (here or elsewhere), not by {who!r}")
+        self._leases.drop(job.uuid)
+        if target is S.UNCLAIMED:
+            self._wake()
+
+    def consume(self, job: Job, who: str) -> None:
+        self._change(job, who, S.COMPLETE, T.delete(), "consume")
+
+    def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
+        stmt = release(None)
+        values: dict[str, Any] = {"last_reason": sa.func.coalesce(reason, T.c.last_reason)}
+        if not count:
+            values["attempts"] = sa.case((T.c.attempts > 0, T.c.attempts - 1), else_=0)
+        self._change(job, who, S.UNCLAIMED, stmt.values(**values), "abandon")
+        job.last_reason = reason or job.last_reason
+
+    def trash(self, job: Job, who: str, reason: str | None = None) -> None:
+        self._move(job, who, S.TRASHED, reason, "trash")
+
+    def set_aside(self, job: Job, who: str, reason: str) -> None:
+        self._move(job, who, S.SET_ASIDE, reason, "set aside")
+
+    def _move(self, job: Job, who: str, target: JobState, reason: str | None, what: str) -> None:
+        stmt = T.update().values(
+            state=target.value,
+            lease_token=None,
+            lease_expires=None,
+            last_reason=sa.func.coalesce(reason, T.c.last_reason),
+            updated_on=time.time(),
+        )
+        self._change(job, who, target, stmt, what)
+        job.last_reason = reason or job.last_reason

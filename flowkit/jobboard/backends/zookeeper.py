@@ -1,0 +1,411 @@
+"""The job board on ZooKeeper (kazoo): claims are ephemeral nodes that die with their owner's session.
+
+Layout under the board's path::
+
+    jobs/job-0000000042        the job's JSON record (a sequential node: the number orders the board)
+    claims/job-0000000042      the claim: ephemeral, holding {"owner": ...}, gone with its session
+    set_aside/job-0000000042   jobs kept off the board, with their reason
+    trash/job-0000000042       trashed jobs
+
+The board keeps a copy of ``jobs`` and ``claims`` current through two watches (``_zookeeper_copy``):
+listings and :meth:`wait` read the copy and wake on the watches, and nothing polls. Every operation
+that changes a job commits one ZooKeeper transaction checked against the job's version, so the copy
+is only ever a hint.
+
+The session decides what a claim is worth (``_zookeeper_session``). SUSPENDED (connection in trouble)
+makes the board hand out no work and tells claimants ``IN_DOUBT``; the same session coming back tells
+them ``CONFIRMED``; LOST tells them ``LOST``: the server has deleted their claims and other conductors
+may have the jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flowkit.exceptions import (
+    JobBoardConnectionError,
+    JobBoardError,
+    NotFound,
+    NotOwnerError,
+    UnclaimableJobError,
+)
+from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
+from flowkit.jobboard.backends._zookeeper_session import Session
+from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
+from flowkit.jobboard.job import Job, MalformedJobError
+from flowkit.states import JobState
+
+LOG = logging.getLogger("flowkit.jobboard")
+
+
+def _node(job: Job) -> str:
+    return f"job-{job.sequence:010d}"
+
+
+class ZooKeeperJobBoard(JobBoard):
+    """A job board in a ZooKeeper tree; see the module docstring for the layout and session rules."""
+
+    def __init__(
+        self,
+        name: str,
+        hosts: str = "127.0.0.1:2181",
+        path: str = "/flowkit",
+        *,
+        timeout: float = 10.0,
+        auth: tuple[str, str] | None = None,
+        world_read: bool = False,
+        persistence: Any = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        client: Any = None,
+    ) -> None:
+        """``timeout`` is the session timeout in seconds: how long a dead claimant keeps its claims.
+
+        ``auth`` (user, password) authenticates with ZooKeeper's digest scheme, and every node the
+        board creates then gets an ACL that gives that user all rights (and the world read rights
+        with ``world_read``). ``client`` is an existing KazooClient to share; the board then leaves
+        starting and stopping it to the caller.
+        """
+        super().__init__(name, persistence=persistence, max_attempts=max_attempts)
+        self.hosts = hosts
+        self.path = "/" + path.strip("/") if path.strip("/") else "/flowkit"
+        self.timeout = timeout
+        self._jobs_path = f"{self.path}/jobs"
+        self._claims_path = f"{self.path}/claims"
+        self._aside_path = f"{self.path}/set_aside"
+        self._trash_path = f"{self.path}/trash"
+        self._bad: set[str] = set()  # paths already warned about
+        self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad)
+        self._owned: dict[str, str] = {}  # job uuid -> node name, claimed by this board
+        self._session = Session(name, hosts, self.path, timeout, auth, world_read, client, self._on_session)
+        self._errors = self._session.errors
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._session.connected
+
+    @property
+    def _client(self) -> Any:
+        return self._session.client
+
+    def connect(self) -> None:
+        if self._session.connected:
+            return
+        self._session.start()
+        try:
+            with self._errors("create its paths"):
+                for path in (self._jobs_path, self._claims_path, self._aside_path, self._trash_path):
+                    self._client.ensure_path(path, acl=self._session.acl())
+                self._copy.start(self._client)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if not self._session.connected:
+            return
+        self._copy.stop()
+        self._owned.clear()
+        self._session.stop()
+
+    def _warn_bad(self, path: str, why: str) -> None:
+        if path not in self._bad:
+            self._bad.add(path)
+            LOG.warning("board %r: skipping %s: %s", self.name, path, why)
+
+    def _refresh(self) -> None:
+        with self._errors("list the jobs"):
+            self._copy.refresh()
+
+    def _on_session(self, state: str, same_session: bool) -> None:
+        """What the session's state means for this board's claims (see ``_zookeeper_session``)."""
+        from kazoo.protocol.states import KazooState
+
+        if state == KazooState.SUSPENDED:
+            self._emit(ClaimEvent.IN_DOUBT, frozenset(self._owned))
+        elif state == KazooState.LOST:
+            lost = frozenset(self._owned)
+            self._owned.clear()
+            self._emit(ClaimEvent.LOST, lost)
+        elif state == KazooState.CONNECTED:
+            if same_session and self._owned:
+                self._emit(ClaimEvent.CONFIRMED, frozenset(self._owned))
+            # Jobs posted or released while we were away: the watches only report later changes.
+            self._client.handler.spawn(self._refresh_quietly)
+            with self._copy.changed:
+                self._copy.changed.notify_all()
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self._refresh()
+        except Exception as exc:  # the next watch event or reconnect tries again
+            LOG.info("board %r: refresh after reconnect failed: %s", self.name, exc)
+
+    # -- posting and reading ------------------------------------------------------------------------
+
+    def _post(self, job: Job) -> None:
+        with self._errors(f"post job {job}"):
+            path = self._client.create(f"{self._jobs_path}/job-", job.to_bytes(), sequence=True)
+        job.sequence = int(path.rsplit("-", 1)[1])
+
+    def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
+        if ensure_fresh or not self._session.connected:
+            self._refresh()
+        with self._copy.lock:
+            return iter(self._copy.listing(only_unclaimed))
+
+    def wait(self, timeout: float | None = None) -> Iterator[Job]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        copy = self._copy
+        with copy.changed:
+            while True:
+                if not self._session.connected:
+                    raise JobBoardConnectionError(f"board {self.name!r} is not connected")
+                if not self._session.suspended:
+                    jobs = copy.listing(only_unclaimed=True)
+                    if jobs:
+                        return iter(jobs)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return iter(())
+                copy.changed.wait(remaining)
+
+    def job_count(self, only_unclaimed: bool = False) -> int:
+        with self._copy.lock:
+            return self._copy.count(only_unclaimed)
+
+    def state_of(self, job: Job) -> JobState:
+        node = _node(job)
+        with self._errors(f"read the state of job {job}"):
+            exists = self._client.exists
+            if exists(f"{self._jobs_path}/{node}"):
+                claimed = exists(f"{self._claims_path}/{node}")
+                return JobState.CLAIMED if claimed else JobState.UNCLAIMED
+            if exists(f"{self._aside_path}/{node}"):
+                return JobState.SET_ASIDE
+            if exists(f"{self._trash_path}/{node}"):
+                return JobState.TRASHED
+        return JobState.COMPLETE
+
+    def find_owner(self, job: Job) -> str | None:
+        from kazoo.exceptions import NoNodeError
+
+        with self._errors(f"find the owner of job {job}"):
+            try:
+                data, _ = self._client.get(f"{self._claims_path}/{_node(job)}")
+            except NoNodeError:
+                return None
+        return _owner_name(data)
+
+    def set_aside_jobs(self) -> list[Job]:
+        from kazoo.exceptions import NoNodeError
+
+        out = []
+        with self._errors("list the jobs set aside"):
+            for child in self._client.get_children(self._aside_path):
+                path = f"{self._aside_path}/{child}"
+                if not JOB_NODE.match(child):
+                    self._warn_bad(path, "not a job node name")
+                    continue
+                try:
+                    data, _ = self._client.get(path)
+                    out.append(Job.from_bytes(self, data, int(child[4:])))
+                except NoNodeError:
+                    continue
+                except MalformedJobError as exc:
+                    self._warn_bad(path, str(exc))
+        return sorted(out, key=Job.sort_key)
+
+    def get_job(self, job_uuid: str) -> Job:
+        try:
+            return super().get_job(job_uuid)
+        except NotFound:
+            pass
+        with self._errors("list the trash"):
+            for child in self._client.get_children(self._trash_path):
+                with contextlib.suppress(Exception):
+                    data, _ = self._client.get(f"{self._trash_path}/{child}")
+                    job = Job.from_bytes(self, data, int(child[4:]))
+                    if job.uuid == job_uuid:
+                        return job
+        raise NotFound(f"no job {job_uuid!r} on board {self.name!r} (consumed, or never posted)")
+
+    # -- claims -------------------------------------------------------------------------------------
+
+    def _claim(self, job: Job, who: str, describe: bool = True) -> int:
+        from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+        self._session.usable(f"claim job {job}")
+        node = _node(job)
+        path, claim = f"{self._jobs_path}/{node}", f"{self._claims_path}/{node}"
+        owner = json.dumps({"owner": who, "claimed_on": time.time()}).encode()
+        with self._copy.lock:  # when the copy's version is still current, no read is needed
+            cached, version = self._copy.jobs.get(node), self._copy.versions.get(node)
+        for _ in range(10):
+            with self._errors(f"claim job {job}"):
+                if cached is None or version is None:
+                    cached, version = self._read(job)
+                current = Job.from_record(self, cached.to_record(), job.sequence)
+                previous = current.attempts
+                current.attempts += 1
+                tx = self._client.transaction()
+                tx.create(claim, owner, ephemeral=True)
+                tx.set_data(path, current.to_bytes(), version=version)
+                results = self._commit_claim(tx, claim)
+                cached = version = None  # a retry reads afresh
+            failure = _first_failure(results)
+            if failure is None:
+                break
+            if isinstance(failure, NodeExistsError):
+                with self._copy.lock:
+                    self._copy.claimed.add(node)
+                holder = repr(self.find_owner(job)) if describe else "another claimant"
+                raise UnclaimableJobError(f"job {job} is already claimed by {holder}")
+            if isinstance(failure, NoNodeError):
+                raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}")
+            if not isinstance(failure, BadVersionError):
+                raise JobBoardError(f"board {self.name!r}: claiming job {job} failed: {failure!r}")
+        else:
+            raise UnclaimableJobError(f"job {job} kept changing while being claimed; try again")
+        job.attempts, job.last_reason = current.attempts, current.last_reason
+        self._owned[job.uuid] = node
+        with self._copy.lock:
+            self._copy.claimed.add(node)
+        return previous
+
+    def _read(self, job: Job) -> tuple[Job, int]:
+        """The job as stored now, and its znode version."""
+        from kazoo.exceptions import NoNodeError
+
+        try:
+            data, stat = self._client.get(f"{self._jobs_path}/{_node(job)}")
+        except NoNodeError:
+            raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}") from None
+        try:
+            return Job.from_bytes(self, data, job.sequence), stat.version
+        except MalformedJobError as exc:
+            raise UnclaimableJobError(f"job {job} on board {self.name!r}: {exc}") from None
+
+    def _commit_claim(self, tx: Any, lock_path: str) -> list[Any]:
+        """Commit a claim; when the answer is lost, make sure no claim of ours is left behind."""
+        from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError
+        from kazoo.retry import KazooRetry
+
+        try:
+            return list(tx.commit())
+        except ConnectionLoss:
+            # The claim may or may not exist. Delete it if it is ours; if the session dies first,
+            # ZooKeeper deletes it for us. Either way no orphan claim outlives this call for long.
+            def release() -> None:
+                _, stat = self._client.get(lock_path)
+                if stat.ephemeralOwner == self._session.session_id():
+                    self._client.delete(lock_path, version=stat.version)
+
+            with contextlib.suppress(NoNodeError, KazooException):
+                KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5, deadline=self.timeout)(release)
+            raise
+
+    def _owned_claim(self, job: Job, who: str) -> tuple[str, str, Any]:
+        """The job's path, its claim's path and the claim's stat, once ``who`` here is known to hold it."""
+        from kazoo.exceptions import NoNodeError
+
+        if job.uuid not in self._owned:
+            try:
+                holder = repr(self.find_owner(job))
+            except JobBoardConnectionError:
+                holder = "someone else (unknown while disconnected)"
+            raise NotOwnerError(
+                f"job {job} is claimed by {holder}, not by {who!r} through this board (or the claim was lost)"
+            )
+        node = _node(job)
+        path, claim = f"{self._jobs_path}/{node}", f"{self._claims_path}/{node}"
+        try:
+            data, stat = self._client.get(claim)
+        except NoNodeError:
+            raise NotOwnerError(f"job {job} is not claimed (so {who!r} does not own it)") from None
+        owner = _owner_name(data)
+        if owner != who or stat.ephemeralOwner != self._session.session_id():
+            raise NotOwnerError(f"job {job} is claimed by {owner!r} in another session, not by {who!r}")
+        return path, claim, stat
+
+    def consume(self, job: Job, who: str) -> None:
+        with self._errors(f"consume job {job}"):
+            path, claim, stat = self._owned_claim(job, who)
+            tx = self._client.transaction()
+            tx.check(claim, stat.version)
+            tx.delete(claim)
+            tx.delete(path)
+            self._check(tx.commit(), job, who)
+        self._owned.pop(job.uuid, None)
+
+    def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
+        with self._errors(f"abandon job {job}"):
+            path, claim, stat = self._owned_claim(job, who)
+            data, job_stat = self._client.get(path)
+            current = Job.from_bytes(self, data, job.sequence)
+            if reason:
+                current.last_reason = reason
+            if not count:
+                current.attempts = max(0, current.attempts - 1)
+            tx = self._client.transaction()
+            tx.check(claim, stat.version)
+            tx.delete(claim)
+            tx.set_data(path, current.to_bytes(), version=job_stat.version)
+            self._check(tx.commit(), job, who)
+        job.attempts, job.last_reason = current.attempts, current.last_reason
+        self._owned.pop(job.uuid, None)
+
+    def trash(self, job: Job, who: str, reason: str | None = None) -> None:
+        self._move(job, who, self._trash_path, reason, "trash")
+
+    def set_aside(self, job: Job, who: str, reason: str) -> None:
+        self._move(job, who, self._aside_path, reason, "set aside")
+
+    def _move(self, job: Job, who: str, to: str, reason: str | None, what: str) -> None:
+        with self._errors(f"{what} job {job}"):
+            path, claim, stat = self._owned_claim(job, who)
+            data, job_stat = self._client.get(path)
+            try:
+                record = Job.from_bytes(self, data, job.sequence).to_record()
+            except MalformedJobError:
+                record = {"uuid": job.uuid, "name": job.name, "raw": data.decode("utf-8", "replace")}
+            if reason:
+                record["last_reason"] = reason
+            record.update(moved_by=who, moved_on=time.time())
+            tx = self._client.transaction()
+            tx.check(claim, stat.version)
+            tx.create(f"{to}/{_node(job)}", json.dumps(record).encode())
+            tx.delete(claim)
+            tx.delete(path, version=job_stat.version)
+            self._check(tx.commit(), job, who)
+        job.last_reason = reason or job.last_reason
+        self._owned.pop(job.uuid, None)
+
+    def _check(self, results: list[Any], job: Job, who: str) -> None:
+        failure = _first_failure(results)
+        if failure is not None:
+            raise NotOwnerError(f"job {job} changed under {who!r} (claim lost or job moved): {failure!r}")
+
+
+def _first_failure(results: list[Any]) -> Exception | None:
+    """The exception that failed a kazoo transaction (the others are RolledBackError), or None."""
+    from kazoo.exceptions import RolledBackError
+
+    failures = [r for r in results if isinstance(r, Exception)]
+    real = [f for f in failures if not isinstance(f, RolledBackError)]
+    found = real or failures
+    return found[0] if found else None
+
+
+def _owner_name(data: bytes) -> str | None:
+    try:
+        owner = json.loads(data.decode("utf-8")).get("owner")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return owner if isinstance(owner, str) else None

@@ -1,0 +1,279 @@
+"""The job board contract every backend implements (ZooKeeper, SQL), and what they share.
+
+A board holds jobs; a conductor claims one, runs its flow, and consumes it. A claim lasts only as long
+as its claimant is alive (a ZooKeeper session, an SQL lease), so a dead conductor's jobs go back to the
+others. Claimants hear about their claims through :class:`ClaimEvent`s as soon as the board knows:
+``IN_DOUBT`` when the connection is in trouble (stop starting work: the claims may be about to go),
+``CONFIRMED`` when it recovered with the claims intact, ``LOST`` when they are gone. That is what
+keeps two conductors from running one job at once.
+
+Backends implement the abstract methods; posting a flow, claiming the next job and the poison-job
+rule (set a job aside once it has been claimed ``max_attempts`` times without being consumed) are
+written once, here.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import random
+import threading
+import uuid as uuidlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+from flowkit.exceptions import JobBoardError, JobSetAsideError, NotFound, UnclaimableJobError
+from flowkit.jobboard.job import Job, JobPriority
+from flowkit.states import JobState
+
+LOG = logging.getLogger("flowkit.jobboard")
+
+DEFAULT_MAX_ATTEMPTS = 3
+SPREAD = 8
+"""How many jobs at the head of the board ``claim_next`` picks among at random (see there)."""
+
+
+class ClaimEvent(StrEnum):
+    """What a board tells claimants about their claims (see the module docstring)."""
+
+    IN_DOUBT = "IN_DOUBT"
+    """The board's connection is in trouble: the claims may vanish; start no new work."""
+    CONFIRMED = "CONFIRMED"
+    """The connection recovered and the claims are still held: carry on."""
+    LOST = "LOST"
+    """The claims are gone; another claimant may already be running these jobs."""
+
+
+ClaimListener = Callable[[ClaimEvent, frozenset[str]], None]
+"""Called as ``listener(event, job_uuids)`` from the board's own thread; must return quickly."""
+
+
+class JobBoard(abc.ABC):
+    """A board of jobs shared by posters and conductors. Build one with :func:`backends.fetch`."""
+
+    def __init__(self, name: str, *, persistence: Any = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+        if max_attempts < 1:
+            raise JobBoardError(f"board {name!r}: max_attempts must be at least 1, got {max_attempts}")
+        self.name = name
+        self.persistence = persistence
+        """The persistence backend that holds the jobs' logbooks (needed by :meth:`post_flow`)."""
+        self.max_attempts = max_attempts
+        self._listeners: list[ClaimListener] = []
+        self._listeners_lock = threading.Lock()
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Connect (idempotent); raises :class:`~flowkit.exceptions.JobBoardConnectionError`."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Disconnect; this board's claims are released at once (idempotent)."""
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool: ...
+
+    def __enter__(self) -> JobBoard:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- posting ----------------------------------------------------------------------------------
+
+    def post(
+        self,
+        name: str,
+        book: Any = None,
+        details: Mapping[str, Any] | None = None,
+        *,
+        priority: int = JobPriority.NORMAL,
+        flow_detail: Any = None,
+    ) -> Job:
+        """Post a job; ``book`` (a LogBook) and ``flow_detail`` (one of its FlowDetails) say what to run."""
+        flow_uuid = getattr(flow_detail, "uuid", flow_detail)
+        job = Job(
+            board=self,
+            uuid=str(uuidlib.uuid4()),
+            name=name,
+            details=dict(details or {}),
+            priority=int(priority),
+            book_uuid=getattr(book, "uuid", None),
+            book_name=getattr(book, "name", None),
+            flow_uuid=flow_uuid if isinstance(flow_uuid, str) else None,
+        )
+        self._post(job)
+        return job
+
+    def post_flow(
+        self,
+        factory: str | Callable[..., Any],
+        store: Mapping[str, Any] | None = None,
+        *,
+        factory_args: Sequence[Any] = (),
+        factory_kwargs: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        priority: int = JobPriority.NORMAL,
+        details: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Create the logbook and flow detail, save the factory and the store, and post: one call.
+
+        ``factory`` is an import path (``"pkg.module:function"``) or a module-level function; a
+        conductor rebuilds the flow from it. ``store`` goes with the job (``details["store"]``), as
+        TaskFlow's conductors expect.
+        """
+        from flowkit.jobboard import posting
+
+        return posting.post_flow(self, factory, store, factory_args, factory_kwargs, name, priority, details)
+
+    @abc.abstractmethod
+    def _post(self, job: Job) -> None:
+        """Store a new job (and set its ``sequence``)."""
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
+        """The jobs on the board, highest priority then oldest first.
+
+        ``ensure_fresh`` reads the board now instead of the copy kept up to date by watches.
+        Records that are not valid jobs are skipped, each with one warning naming where it is.
+        """
+
+    @abc.abstractmethod
+    def wait(self, timeout: float | None = None) -> Iterator[Job]:
+        """Block until an unclaimed job is on the board and return the unclaimed jobs.
+
+        Woken by the board (a watch, a notification), not by polling. Unlike TaskFlow, which raises
+        NotFound, an expired ``timeout`` returns an empty iterator, so ``for job in board.wait(1)``
+        loops need no ``try``.
+        """
+
+    @abc.abstractmethod
+    def job_count(self, only_unclaimed: bool = False) -> int: ...
+
+    @abc.abstractmethod
+    def state_of(self, job: Job) -> JobState:
+        """The job's state, read from the board now."""
+
+    @abc.abstractmethod
+    def find_owner(self, job: Job) -> str | None:
+        """Who holds the claim on ``job`` now, or None."""
+
+    @abc.abstractmethod
+    def set_aside_jobs(self) -> list[Job]:
+        """The jobs kept off the board, with their reasons in ``last_reason``."""
+
+    def get_job(self, job_uuid: str) -> Job:
+        """The job with this uuid, on the board or set aside; :class:`NotFound` otherwise."""
+        for job in self.iterjobs(ensure_fresh=True):
+            if job.uuid == job_uuid:
+                return job
+        for job in self.set_aside_jobs():
+            if job.uuid == job_uuid:
+                return job
+        raise NotFound(f"no job {job_uuid!r} on board {self.name!r} (consumed, trashed, or never posted)")
+
+    def load_book(self, job: Job) -> Any:
+        """The job's logbook from :attr:`persistence`, or None when there is none to load."""
+        if self.persistence is None or job.book_uuid is None:
+            return None
+        from flowkit.jobboard.posting import persistence_of
+
+        with persistence_of(self).get_connection() as conn:
+            return conn.get_logbook(job.book_uuid)
+
+    # -- claiming ---------------------------------------------------------------------------------
+
+    def claim(self, job: Job, who: str) -> None:
+        """Claim ``job`` for ``who``; :class:`UnclaimableJobError` when someone has it or it is gone.
+
+        A job already claimed ``max_attempts`` times without being consumed is set aside instead,
+        with :class:`JobSetAsideError` (a poison job must not cycle between conductors forever).
+        """
+        self._check_attempts(job, who, self._claim(job, who))
+
+    def _check_attempts(self, job: Job, who: str, previous: int) -> None:
+        """Set a freshly claimed job aside when its earlier claims reached ``max_attempts``."""
+        if previous >= self.max_attempts:
+            reason = f"claimed {previous} times without being consumed (max_attempts={self.max_attempts})" + (
+                f"; last: {job.last_reason}" if job.last_reason else ""
+            )
+            self.set_aside(job, who, reason)
+            raise JobSetAsideError(str(job), reason)
+
+    @abc.abstractmethod
+    def _claim(self, job: Job, who: str, describe: bool = True) -> int:
+        """Take the claim and count the attempt; return the attempts made before this one.
+
+        ``describe=False``: a lost race needs no owner named in the error (claim_next swallows it).
+        """
+
+    def claim_next(self, who: str) -> Job | None:
+        """Claim the next job that can be claimed (poison jobs met on the way are set aside).
+
+        Claimants racing for the head of the board would collide on every job, so each starts at a
+        random one of the first :data:`SPREAD` jobs of the top priority, then goes on in board order.
+        """
+        jobs = list(self.iterjobs(only_unclaimed=True))
+        if len(jobs) > 1:
+            window = [j for j in jobs[:SPREAD] if j.priority == jobs[0].priority]
+            random.shuffle(window)
+            jobs[: len(window)] = window
+        for job in jobs:
+            try:
+                self._check_attempts(job, who, self._claim(job, who, describe=False))
+            except JobSetAsideError as exc:
+                LOG.warning("board %r: %s", self.name, exc)
+                continue
+            except UnclaimableJobError:
+                continue
+            return job
+        return None
+
+    @abc.abstractmethod
+    def consume(self, job: Job, who: str) -> None:
+        """The flow has ended: remove the job. Only the owner may; :class:`NotOwnerError` otherwise."""
+
+    @abc.abstractmethod
+    def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
+        """Give the job back for another claimant (owner only).
+
+        ``count=False`` for an abandon that is not the job's fault (a conductor shutting down): it
+        does not bring the job nearer to being set aside.
+        """
+
+    @abc.abstractmethod
+    def trash(self, job: Job, who: str, reason: str | None = None) -> None:
+        """Move the job off the board without running it, kept for inspection (owner only)."""
+
+    @abc.abstractmethod
+    def set_aside(self, job: Job, who: str, reason: str) -> None:
+        """Move the job off the board with ``reason`` (owner only): it cannot or must not run."""
+
+    # -- claim events -----------------------------------------------------------------------------
+
+    def add_claim_listener(self, listener: ClaimListener) -> None:
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_claim_listener(self, listener: ClaimListener) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _emit(self, event: ClaimEvent, job_uuids: frozenset[str]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event, job_uuids)
+            except Exception:
+                LOG.exception("board %r: claim listener %r failed on %s", self.name, listener, event)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

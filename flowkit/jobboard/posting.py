@@ -1,0 +1,71 @@
+"""``board.post_flow(factory, store=...)``: the dozen lines TaskFlow users write to post a flow, as one call.
+
+A conductor must rebuild the flow in another process, so the job carries no flow object: it names a
+logbook and flow detail in persistence, whose ``meta`` records the factory (import path and JSON
+arguments) and the store. The logbook is saved before the job is posted, so a conductor never sees a
+job whose flow it cannot find.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from flowkit.exceptions import JobBoardError
+
+_UPGRADED: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Backends whose schema this process has upgraded once already (upgrading is idempotent, not free)."""
+
+if TYPE_CHECKING:
+    from flowkit.jobboard.base import JobBoard
+    from flowkit.jobboard.job import Job
+    from flowkit.persistence.backends import Backend
+
+
+def persistence_of(board: JobBoard) -> Backend:
+    """The board's persistence backend (a URL is fetched once per process), schema upgraded once."""
+    if board.persistence is None:
+        raise JobBoardError(
+            f"board {board.name!r} has no persistence backend: fetch it with persistence=BACKEND_OR_URL"
+        )
+    from flowkit.engines.persistence import backend_for
+
+    backend = backend_for(board.persistence)
+    if backend not in _UPGRADED:
+        with backend.get_connection() as conn:
+            conn.upgrade()
+        _UPGRADED.add(backend)
+    return backend
+
+
+def _default_name(factory: str | Callable[..., Any]) -> str:
+    if isinstance(factory, str):
+        return factory.rpartition(":")[2] or factory
+    return getattr(factory, "__name__", None) or "flow"
+
+
+def post_flow(
+    board: JobBoard,
+    factory: str | Callable[..., Any],
+    store: Mapping[str, Any] | None,
+    factory_args: Sequence[Any],
+    factory_kwargs: Mapping[str, Any] | None,
+    name: str | None,
+    priority: int,
+    details: Mapping[str, Any] | None,
+) -> Job:
+    """See :meth:`flowkit.jobboard.JobBoard.post_flow`."""
+    from flowkit.engines.persistence import save_factory_details
+    from flowkit.persistence.models import FlowDetail, LogBook
+
+    backend = persistence_of(board)
+    job_name = name or _default_name(factory)
+    book = LogBook(job_name)
+    flow_detail = book.add(FlowDetail(job_name))
+    save_factory_details(flow_detail, factory, factory_args, factory_kwargs)
+    if store:
+        flow_detail.meta["store"] = dict(store)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    return board.post(job_name, book=book, details=details, priority=priority, flow_detail=flow_detail)

@@ -1,0 +1,280 @@
+"""Conductor processes on the real ZooKeeper, with PostgreSQL persistence, under the faults they must survive:
+SIGKILL mid-flow, a conductor killed among three, ZooKeeper cut off and back, bad data on the board, a
+disallowed factory, SIGTERM. Every wait is bounded; the session timeout is ZooKeeper's minimum (4 s)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from flowkit.engines.persistence import backend_for
+from flowkit.jobboard import Job, JobBoard, JobState
+from flowkit.jobboard import backends as boards
+from tests.job_flows import trace_of, violations
+from tests.jobboard_support import TcpProxy, zookeeper_tree
+
+pytestmark = [pytest.mark.zookeeper, pytest.mark.postgres, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+SESSION_TIMEOUT = 4.0
+
+
+def _until(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Conductors:
+    """Starts ``python -m conductor`` processes, logging to files; kills what is left at the end."""
+
+    def __init__(self, tmp_path: Path, persistence: str) -> None:
+        self.tmp_path = tmp_path
+        self.persistence = persistence
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, board_url: str, *extra: str) -> subprocess.Popen[bytes]:
+        log = open(self.log_path(name), "wb")  # noqa: SIM115 - the child owns it
+        command = [
+            sys.executable,
+            "-m",
+            "conductor",
+            "--board",
+            board_url,
+            "--persistence",
+            self.persistence,
+            "--name",
+            name,
+            "--grace",
+            "5",
+            *extra,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        self.procs[name] = proc
+        _until(
+            lambda: "running jobs from" in self.log(name) or proc.poll() is not None, 20, f"{name} to start"
+        )
+        assert proc.poll() is None, self.log(name)
+        return proc
+
+    def log_path(self, name: str) -> Path:
+        return self.tmp_path / f"conductor-{name}.log"
+
+    def log(self, name: str) -> str:
+        path = self.log_path(name)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill(self, name: str) -> float:
+        """SIGKILL ``name`` and reap it; return when (wall clock)."""
+        proc = self.procs[name]
+        proc.kill()
+        killed_at = time.time()
+        proc.wait(10)
+        return killed_at
+
+    def consumed(self) -> collections.Counter[str]:
+        """How many times each job (by uuid) was consumed, across every conductor's log."""
+        found: collections.Counter[str] = collections.Counter()
+        for name in self.procs:
+            found.update(re.findall(r"consumed job '[^']*' \(([0-9a-f-]{36})\)", self.log(name)))
+        return found
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.fixture
+def zk_url(zookeeper_hosts: str) -> Iterator[str]:
+    with zookeeper_tree(zookeeper_hosts) as path:
+        yield f"zookeeper://{zookeeper_hosts}{path}?timeout={SESSION_TIMEOUT:g}"
+
+
+@pytest.fixture
+def board(zk_url: str, postgres_url: str) -> Iterator[JobBoard]:
+    board = boards.fetch("faults", zk_url, persistence=postgres_url)
+    board.connect()
+    yield board
+    board.close()
+
+
+@pytest.fixture
+def conductors(tmp_path: Path, postgres_url: str) -> Iterator[Conductors]:
+    made = Conductors(tmp_path, postgres_url)
+    yield made
+    made.close()
+
+
+def _post(board: JobBoard, tmp_path: Path, key: str, n: int, delay: float) -> Job:
+    store = {"job_key": key, "trace_dir": str(tmp_path), "delay": delay}
+    return board.post_flow("tests.job_flows:steps", store=store, factory_kwargs={"n": n}, name=key)
+
+
+def _steps(tmp_path: Path, key: str, event: str, pid: int | None = None) -> list[str]:
+    return [s for e, s, p in trace_of(tmp_path, key) if e == event and (pid is None or p == pid)]
+
+
+def _gone(board: JobBoard, job: Job) -> bool:
+    return job.state is JobState.COMPLETE
+
+
+def _flow_state(persistence: str, job: Job) -> str:
+    with backend_for(persistence).get_connection() as conn:
+        return str(conn.get_flow_detail(job.flow_uuid or "").state)
+
+
+def test_sigkill_mid_flow_another_conductor_resumes(
+    board: JobBoard, conductors: Conductors, zk_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    job = _post(board, tmp_path, "failover", n=6, delay=0.4)
+    a = conductors.start("a", zk_url)
+    _until(lambda: "claimed job" in conductors.log("a"), 20, "a to claim the job")
+    b = conductors.start("b", zk_url)
+    _until(lambda: "step-1" in _steps(tmp_path, "failover", "start"), 20, "a to start step-1")
+    killed_at = conductors.kill("a")
+    finished_by_a = _steps(tmp_path, "failover", "done", a.pid)  # what a had finished when it died
+    _until(lambda: _gone(board, job), 20, "the job to be consumed")
+    resumed_at = min(
+        float(line.split()[3])
+        for line in (tmp_path / "failover.log").read_text().splitlines()
+        if line.startswith("start") and int(line.split()[2]) == b.pid
+    )
+    failover = resumed_at - killed_at
+    assert failover < SESSION_TIMEOUT + 3, f"failover took {failover:.2f}s"
+    starts = collections.Counter(_steps(tmp_path, "failover", "start"))
+    assert all(starts[step] == 1 for step in finished_by_a), starts  # finished atoms never ran again
+    assert sorted(set(_steps(tmp_path, "failover", "done"))) == [f"step-{i}" for i in range(6)]
+    assert conductors.consumed() == {job.uuid: 1}
+    assert _flow_state(postgres_url, job) == "SUCCESS"
+    assert violations(tmp_path) == []
+
+
+def test_200_jobs_3_conductors_one_killed(
+    board: JobBoard, conductors: Conductors, zk_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    jobs = [_post(board, tmp_path, f"j{i:03d}", n=2, delay=0.005) for i in range(200)]
+    for name in ("c0", "c1", "c2"):
+        conductors.start(name, zk_url, "--max-jobs", "2")
+
+    def finished() -> int:
+        return sum(1 for j in jobs if "step-1" in _steps(tmp_path, j.name, "done"))
+
+    _until(lambda: finished() >= 100, 60, "half the jobs to finish")
+    conductors.kill("c0")
+    _until(lambda: not list(board.iterjobs(ensure_fresh=True)), 60, "every job to be consumed")
+    assert all(job.state is JobState.COMPLETE for job in jobs)
+    consumed = conductors.consumed()
+    assert set(consumed.values()) == {1}, [u for u, n in consumed.items() if n != 1]
+    # A job c0 consumed as it was killed has no log line: allowed only for the jobs c0 last claimed.
+    unlogged = {j.uuid for j in jobs} - set(consumed)
+    assert len(unlogged) <= 2 and all(f"({u})" in conductors.log("c0") for u in unlogged), unlogged
+    with backend_for(postgres_url).get_connection() as conn:
+        states = collections.Counter(str(conn.get_flow_detail(j.flow_uuid or "").state) for j in jobs)
+    assert states == {"SUCCESS": 200}
+    assert violations(tmp_path) == []
+    assert "consumed job" in conductors.log("c1") and "consumed job" in conductors.log("c2")
+
+
+def test_zookeeper_connection_lost_and_back(
+    board: JobBoard,
+    conductors: Conductors,
+    zookeeper_hosts: str,
+    zk_url: str,
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    proxy = TcpProxy(("127.0.0.1", int(zookeeper_hosts.rsplit(":", 1)[1])))
+    try:
+        via_proxy = zk_url.replace(zookeeper_hosts, proxy.address)
+        # 1. A short outage: the flow pauses at a safe point and carries on in the same session.
+        short = _post(board, tmp_path, "short", n=8, delay=0.25)
+        a = conductors.start("a", via_proxy)
+        _until(lambda: "step-1" in _steps(tmp_path, "short", "done"), 20, "step-1")
+        proxy.cut()
+        time.sleep(1.5)
+        proxy.restore()
+        _until(lambda: _gone(board, short), 20, "the job to be consumed")
+        assert _steps(tmp_path, "short", "start") == [f"step-{i}" for i in range(8)]
+        assert "IN_DOUBT" in conductors.log("a") and "CONFIRMED" in conductors.log("a")
+        assert conductors.consumed() == {short.uuid: 1}
+        # 2. A silent partition longer than the session: b takes over, a stops before b starts.
+        long = _post(board, tmp_path, "long", n=12, delay=0.4)
+        _until(lambda: "claimed job 'long'" in conductors.log("a"), 20, "a to claim the job")
+        conductors.start("b", zk_url)
+        proxy.cut(blackhole=True)
+        assert len(_steps(tmp_path, "long", "done")) < 8
+        _until(lambda: _gone(board, long), 30, "b to finish the job")
+        proxy.restore()
+        _until(lambda: "LOST" in conductors.log("a"), 15, "a to hear that its claim was lost")
+        assert conductors.consumed() == {short.uuid: 1, long.uuid: 1}
+        assert set(_steps(tmp_path, "long", "done")) == {f"step-{i}" for i in range(12)}
+        assert _flow_state(postgres_url, long) == "SUCCESS"
+        assert violations(tmp_path) == []
+        assert a.poll() is None  # a survived, and still works
+        later = _post(board, tmp_path, "later", n=1, delay=0.0)
+        _until(lambda: _gone(board, later), 20, "the next job")
+    finally:
+        proxy.close()
+
+
+def test_bad_data_and_a_disallowed_factory_do_not_stop_the_conductor(
+    board: JobBoard, conductors: Conductors, zookeeper_hosts: str, zk_url: str, tmp_path: Path
+) -> None:
+    path = zk_url.split(zookeeper_hosts, 1)[1].split("?", 1)[0]
+    raw = KazooClient(hosts=zookeeper_hosts, timeout=4)
+    raw.start(timeout=10)
+    try:
+        raw.create(f"{path}/jobs/job-0000099998", b"{not json")
+        raw.create(f"{path}/jobs/job-0000099999", b'{"uuid": 7}')
+    finally:
+        raw.stop()
+        raw.close()
+    forbidden = board.post_flow("tests.job_flows_forbidden:make", name="forbidden")
+    no_book = board.post("no-book")
+    good = _post(board, tmp_path, "good", n=2, delay=0.0)
+    a = conductors.start("a", zk_url, "--allow", "tests.job_flows")
+    _until(lambda: _gone(board, good), 20, "the good job")
+    _until(lambda: board.job_count() == 0, 10, "the other jobs to be set aside")
+    reasons = {j.name: j.last_reason or "" for j in board.set_aside_jobs()}
+    assert "'tests.job_flows_forbidden:make' is not allowed" in reasons["forbidden"]
+    assert "names no logbook" in reasons["no-book"]
+    assert {forbidden.state, no_book.state} == {JobState.SET_ASIDE}
+    log = conductors.log("a")
+    assert log.count("job-0000099998") == 1 and log.count("job-0000099999") == 1
+    a.send_signal(signal.SIGTERM)
+    assert a.wait(10) == 0
+
+
+def test_sigterm_suspends_abandons_and_exits_0(
+    board: JobBoard, conductors: Conductors, zk_url: str, tmp_path: Path
+) -> None:
+    job = _post(board, tmp_path, "term", n=6, delay=0.3)
+    a = conductors.start("a", zk_url)
+    _until(lambda: "step-1" in _steps(tmp_path, "term", "start"), 20, "step-1")
+    a.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    assert a.wait(10) == 0
+    assert time.monotonic() - sent < 3
+    again = board.get_job(job.uuid)
+    assert (
+        again.state is JobState.UNCLAIMED and again.attempts == 0 and "stopped" in (again.last_reason or "")
+    )
+    conductors.start("b", zk_url)
+    _until(lambda: _gone(board, job), 20, "b to finish the job")
+    assert _steps(tmp_path, "term", "start") == [f"step-{i}" for i in range(6)]

@@ -1,0 +1,174 @@
+"""The conductor in this process, on an SQLite board and SQLite persistence: what it does with each job."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conductor import Conductor
+from flowkit.engines.persistence import backend_for
+from flowkit.jobboard import ClaimEvent, Job, JobBoard, JobState
+from flowkit.jobboard import backends as boards
+from tests.job_flows import trace_of, violations
+
+
+def _until(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def persistence(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/flows.db"
+
+
+@pytest.fixture
+def board(tmp_path: Path, persistence: str) -> Iterator[JobBoard]:
+    board = boards.fetch("conductor-tests", f"sqlite:///{tmp_path}/board.db", persistence=persistence)
+    board.connect()
+    yield board
+    board.close()
+
+
+@contextlib.contextmanager
+def running(conductor: Conductor) -> Iterator[Conductor]:
+    thread = threading.Thread(target=conductor.run, daemon=True)
+    thread.start()
+    try:
+        yield conductor
+    finally:
+        conductor.stop()
+        thread.join(15)
+        assert not thread.is_alive(), "the conductor did not stop"
+
+
+def _post(board: JobBoard, tmp_path: Path, key: str, n: int = 2, delay: float = 0.0) -> Job:
+    store = {"job_key": key, "trace_dir": str(tmp_path), "delay": delay}
+    return board.post_flow("tests.job_flows:steps", store=store, factory_kwargs={"n": n}, name=key)
+
+
+def _flow_state(persistence: str, job: Job) -> str:
+    with backend_for(persistence).get_connection() as conn:
+        return str(conn.get_logbook(job.book_uuid or "").find(job.flow_uuid or "").state)  # type: ignore[union-attr]
+
+
+def _starts(tmp_path: Path, key: str) -> list[str]:
+    return [step for event, step, _ in trace_of(tmp_path, key) if event == "start"]
+
+
+def test_runs_each_job_and_consumes_it(board: JobBoard, persistence: str, tmp_path: Path) -> None:
+    jobs = [_post(board, tmp_path, f"job{i}") for i in range(3)]
+    with running(Conductor("c1", board, persistence)) as conductor:
+        _until(lambda: board.job_count() == 0, 20, "every job consumed")
+    assert conductor.stats.consumed == 3
+    for job in jobs:
+        assert job.state is JobState.COMPLETE
+        assert _flow_state(persistence, job) == "SUCCESS"
+        assert _starts(tmp_path, job.name) == ["step-0", "step-1"]
+    assert violations(tmp_path) == []
+
+
+def test_a_failed_flow_is_consumed_with_its_failure_saved(
+    board: JobBoard, persistence: str, tmp_path: Path
+) -> None:
+    job = board.post_flow("tests.job_flows:failing", store={"job_key": "f", "trace_dir": str(tmp_path)})
+    with running(Conductor("c1", board, persistence)):
+        _until(lambda: board.job_count() == 0, 20, "the job consumed")
+    assert _flow_state(persistence, job) == "REVERTED"
+    flow_detail = board.load_book(job).find(job.flow_uuid)
+    [boom] = [a for a in flow_detail if a.name == "boom"]
+    assert boom.failure is not None and "boom" in boom.failure.exception_str
+
+
+def test_disallowed_factory_is_set_aside_without_being_imported(
+    board: JobBoard, persistence: str, tmp_path: Path
+) -> None:
+    forbidden = board.post_flow("tests.job_flows_forbidden:make", name="forbidden")
+    good = _post(board, tmp_path, "good")
+    with running(Conductor("c1", board, persistence, allow=["tests.job_flows"])) as conductor:
+        _until(lambda: board.job_count() == 0, 20, "the board emptied")
+    assert good.state is JobState.COMPLETE
+    assert forbidden.state is JobState.SET_ASIDE
+    [aside] = board.set_aside_jobs()
+    assert "is not allowed on conductor 'c1' (allowed: tests.job_flows)" in (aside.last_reason or "")
+    assert "tests.job_flows_forbidden" not in sys.modules
+    assert conductor.stats.set_aside == 1 and conductor.stats.consumed == 1
+
+
+def test_malformed_jobs_are_set_aside_and_the_conductor_goes_on(
+    board: JobBoard, persistence: str, tmp_path: Path
+) -> None:
+    no_book = board.post("no-book")
+    missing_book = board.post("missing-book", book=SimpleNamespace(uuid="nope", name="nope"))
+    unbuildable = board.post_flow("tests.job_flows:no_such_factory", name="unbuildable")
+    good = _post(board, tmp_path, "good")
+    with running(Conductor("c1", board, persistence)):
+        _until(lambda: board.job_count() == 0, 20, "the board emptied")
+    assert good.state is JobState.COMPLETE
+    reasons = {j.name: j.last_reason or "" for j in board.set_aside_jobs()}
+    assert "names no logbook" in reasons[no_book.name]
+    assert "logbook nope is not in persistence" in reasons[missing_book.name]
+    assert "no attribute 'no_such_factory'" in reasons[unbuildable.name]
+
+
+def test_stop_suspends_the_flow_and_gives_the_job_back(
+    board: JobBoard, persistence: str, tmp_path: Path
+) -> None:
+    job = _post(board, tmp_path, "long", n=5, delay=0.2)
+    with running(Conductor("c1", board, persistence)):
+        _until(lambda: "step-1" in _starts(tmp_path, "long"), 20, "step-1 to start")
+    again = board.get_job(job.uuid)
+    assert again.state is JobState.UNCLAIMED
+    assert again.attempts == 0 and "stopped" in (again.last_reason or "")  # not counted against the job
+    assert _flow_state(persistence, job) == "SUSPENDED"
+    done_before = len(_starts(tmp_path, "long"))
+    assert done_before < 5
+    with running(Conductor("c2", board, persistence)):
+        _until(lambda: board.job_count() == 0, 20, "the job finished by c2")
+    assert _starts(tmp_path, "long") == [f"step-{i}" for i in range(5)]  # nothing ran twice
+
+
+def test_a_claim_in_doubt_pauses_the_flow_until_confirmed(
+    board: JobBoard, persistence: str, tmp_path: Path
+) -> None:
+    job = _post(board, tmp_path, "doubt", n=6, delay=0.1)
+    with running(Conductor("c1", board, persistence)) as conductor:
+        _until(lambda: "step-1" in _starts(tmp_path, "doubt"), 20, "step-1 to start")
+        conductor._on_claims(ClaimEvent.IN_DOUBT, frozenset({job.uuid}))
+        time.sleep(0.5)
+        paused_at = _starts(tmp_path, "doubt")
+        time.sleep(0.4)
+        assert _starts(tmp_path, "doubt") == paused_at and len(paused_at) < 6
+        conductor._on_claims(ClaimEvent.CONFIRMED, frozenset({job.uuid}))
+        _until(lambda: board.job_count() == 0, 20, "the job finished")
+    assert _starts(tmp_path, "doubt") == [f"step-{i}" for i in range(6)]
+
+
+def test_a_lost_claim_is_left_to_others(board: JobBoard, persistence: str, tmp_path: Path) -> None:
+    job = _post(board, tmp_path, "lost", n=6, delay=0.1)
+    with running(Conductor("c1", board, persistence)) as conductor:
+        _until(lambda: "step-1" in _starts(tmp_path, "lost"), 20, "step-1 to start")
+        conductor._on_claims(ClaimEvent.LOST, frozenset({job.uuid}))
+        _until(lambda: conductor.stats.lost == 1, 5, "the conductor to drop the job")
+        assert len(_starts(tmp_path, "lost")) < 6
+        assert job.state is JobState.CLAIMED  # nobody consumed it: the (real) claim is still there
+    assert conductor.stats.consumed == 0
+
+
+def test_max_jobs_runs_jobs_side_by_side(board: JobBoard, persistence: str, tmp_path: Path) -> None:
+    for i in range(3):
+        _post(board, tmp_path, f"par{i}", n=1, delay=0.6)
+    started = time.monotonic()
+    with running(Conductor("c1", board, persistence, max_jobs=3)):
+        _until(lambda: board.job_count() == 0, 20, "every job consumed")
+    assert time.monotonic() - started < 1.6  # one after another would take 1.8 s and more

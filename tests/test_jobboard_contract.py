@@ -1,0 +1,245 @@
+"""One contract, every job board: ZooKeeper, SQLite, in-memory SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pickle
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from flowkit.exceptions import (
+    JobBoardConnectionError,
+    JobBoardError,
+    JobSetAsideError,
+    NotFound,
+    NotOwnerError,
+    UnclaimableJobError,
+    UnknownBackendError,
+)
+from flowkit.jobboard import Job, JobBoard, JobPriority, JobState
+from flowkit.jobboard import backends as boards
+from tests.jobboard_support import zookeeper_tree
+
+MakeBoard = Callable[..., JobBoard]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("zookeeper", marks=pytest.mark.zookeeper),
+        "sqlite",
+        "memory",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def board_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    kind = request.param
+    if kind == "zookeeper":
+        hosts = request.getfixturevalue("zookeeper_hosts")
+        with zookeeper_tree(hosts) as path:
+            yield f"zookeeper://{hosts}{path}?timeout=4"
+    elif kind == "sqlite":
+        yield f"sqlite:///{tmp_path}/board.db"
+    elif kind == "memory":
+        yield f"memory://{secrets.token_hex(4)}"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def make_board(board_url: str) -> Iterator[MakeBoard]:
+    """Connected boards on one URL under one name (separate clients, as separate conductors are)."""
+    name = f"board-{secrets.token_hex(4)}"
+    made: list[JobBoard] = []
+
+    def make(**options: object) -> JobBoard:
+        board = boards.fetch(name, board_url, **options)
+        board.connect()
+        made.append(board)
+        return board
+
+    yield make
+    for board in made:
+        board.close()
+
+
+@pytest.fixture
+def board(make_board: MakeBoard) -> JobBoard:
+    return make_board()
+
+
+def test_post_then_list(board: JobBoard) -> None:
+    job = board.post("create-cluster-42", details={"store": {"cluster": 42}})
+    assert isinstance(job, Job)
+    [listed] = board.iterjobs(ensure_fresh=True)
+    assert (listed.uuid, listed.name, listed.details) == (
+        job.uuid,
+        "create-cluster-42",
+        {"store": {"cluster": 42}},
+    )
+    assert listed.state is JobState.UNCLAIMED and job.state is JobState.UNCLAIMED
+    assert board.job_count() == 1 and board.job_count(only_unclaimed=True) == 1
+    assert board.get_job(job.uuid).name == "create-cluster-42"
+    with pytest.raises(NotFound, match="no job"):
+        board.get_job("no-such-uuid")
+
+
+def test_order_is_priority_then_age(board: JobBoard) -> None:
+    low = board.post("low", priority=JobPriority.LOW)
+    first = board.post("first")
+    second = board.post("second")
+    high = board.post("high", priority=JobPriority.VERY_HIGH)
+    names = [j.name for j in board.iterjobs(ensure_fresh=True)]
+    assert names == ["high", "first", "second", "low"]
+    assert [j.uuid for j in board.wait(1)] == [high.uuid, first.uuid, second.uuid, low.uuid]
+
+
+def test_claim_is_exclusive(make_board: MakeBoard) -> None:
+    a, b = make_board(), make_board()
+    job = a.post("j")
+    a.claim(job, "conductor-a")
+    assert a.find_owner(job) == "conductor-a" and b.find_owner(job) == "conductor-a"
+    assert job.state is JobState.CLAIMED
+    with pytest.raises(UnclaimableJobError, match="conductor-a"):
+        b.claim(job, "conductor-b")
+    with pytest.raises(UnclaimableJobError):
+        a.claim(job, "conductor-a2")
+    assert list(a.iterjobs(only_unclaimed=True, ensure_fresh=True)) == []
+    assert a.job_count() == 1
+
+
+def test_only_the_owner_consumes_or_abandons(make_board: MakeBoard) -> None:
+    a, b = make_board(), make_board()
+    job = a.post("j")
+    a.claim(job, "conductor-a")
+    for act in (b.consume, b.abandon, b.trash):
+        with pytest.raises(NotOwnerError, match="conductor-a"):
+            act(job, "conductor-a")  # same name, another board: not the owner
+    with pytest.raises(NotOwnerError):
+        a.consume(job, "conductor-b")
+    a.consume(job, "conductor-a")
+    assert job.state is JobState.COMPLETE
+    assert list(b.iterjobs(ensure_fresh=True)) == []
+    with pytest.raises(NotOwnerError):
+        a.consume(job, "conductor-a")
+    with pytest.raises(UnclaimableJobError, match="no longer"):
+        b.claim(job, "conductor-b")
+
+
+def test_abandon_gives_the_job_back(make_board: MakeBoard) -> None:
+    a, b = make_board(), make_board()
+    job = a.post("j")
+    a.claim(job, "conductor-a")
+    a.abandon(job, "conductor-a", "disk full")
+    assert job.state is JobState.UNCLAIMED and a.find_owner(job) is None
+    [again] = b.wait(5)
+    assert again.uuid == job.uuid and again.last_reason == "disk full" and again.attempts == 1
+    b.claim(again, "conductor-b")
+    assert a.find_owner(job) == "conductor-b"
+
+
+def test_trash_and_set_aside(board: JobBoard) -> None:
+    t, s = board.post("t"), board.post("s")
+    board.claim(t, "c")
+    board.trash(t, "c", "not wanted")
+    board.claim(s, "c")
+    board.set_aside(s, "c", "factory not allowed")
+    assert t.state is JobState.TRASHED and s.state is JobState.SET_ASIDE
+    assert board.job_count() == 0
+    [aside] = board.set_aside_jobs()
+    assert aside.uuid == s.uuid and aside.last_reason == "factory not allowed"
+    assert board.get_job(s.uuid).last_reason == "factory not allowed"
+
+
+def test_poison_job_is_set_aside_after_max_attempts(make_board: MakeBoard) -> None:
+    board = make_board(max_attempts=2)
+    job = board.post("poison")
+    board.claim(job, "c")
+    board.abandon(job, "c", "conductor shutting down", count=False)  # not the job's fault: not counted
+    for i in range(2):
+        board.claim(job, "c")
+        board.abandon(job, "c", f"crash {i}")
+    with pytest.raises(JobSetAsideError, match="claimed 2 times") as caught:
+        board.claim(job, "c")
+    assert "crash 1" in str(caught.value)
+    assert job.state is JobState.SET_ASIDE
+    assert [j.uuid for j in board.set_aside_jobs()] == [job.uuid]
+    assert board.claim_next("c") is None
+    clone = pickle.loads(pickle.dumps(caught.value))
+    assert isinstance(clone, JobSetAsideError) and str(clone) == str(caught.value)
+
+
+def test_claim_next_skips_poison_and_claimed(make_board: MakeBoard) -> None:
+    board = make_board(max_attempts=1)
+    poison, good = board.post("poison"), board.post("good")
+    board.claim(poison, "c")
+    board.abandon(poison, "c", "boom")
+    other = make_board(max_attempts=1)
+    claimed = []
+    while (got := other.claim_next("c2")) is not None:
+        claimed.append(got.uuid)
+    assert claimed == [good.uuid]  # the poison job was set aside when met, whatever the order
+    assert poison.state is JobState.SET_ASIDE
+
+
+def test_racing_claimants_each_job_once(make_board: MakeBoard) -> None:
+    poster = make_board()
+    uuids = {poster.post(f"j{i}").uuid for i in range(30)}
+    claimants = [make_board() for _ in range(3)]
+    claimed: dict[str, list[str]] = {}
+    lock = threading.Lock()
+
+    def work(board: JobBoard, who: str) -> None:
+        while (job := board.claim_next(who)) is not None:
+            with lock:
+                claimed.setdefault(job.uuid, []).append(who)
+            board.consume(job, who)
+
+    threads = [threading.Thread(target=work, args=(b, f"c{i}")) for i, b in enumerate(claimants)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert set(claimed) == uuids
+    assert all(len(v) == 1 for v in claimed.values())
+    assert list(poster.iterjobs(ensure_fresh=True)) == []
+
+
+def test_wait_is_woken_by_a_post(make_board: MakeBoard) -> None:
+    waiter, poster = make_board(), make_board()
+    assert list(waiter.wait(0.2)) == []
+    threading.Timer(0.3, lambda: poster.post("late")).start()
+    started = time.monotonic()
+    jobs = list(waiter.wait(10))
+    took = time.monotonic() - started
+    assert [j.name for j in jobs] == ["late"]
+    assert 0.2 < took < 2.0
+
+
+def test_closing_releases_claims(make_board: MakeBoard) -> None:
+    a, b = make_board(), make_board()
+    job = a.post("j")
+    a.claim(job, "conductor-a")
+    a.close()
+    [again] = b.wait(10)
+    b.claim(again, "conductor-b")
+    assert b.find_owner(job) == "conductor-b"
+
+
+def test_unconnected_board_says_so(board_url: str) -> None:
+    board = boards.fetch("x", board_url)
+    with pytest.raises(JobBoardConnectionError, match="not connected"):
+        board.post("j")
+
+
+def test_bad_urls() -> None:
+    with pytest.raises(UnknownBackendError, match="redis"):
+        boards.fetch("x", "redis://localhost")
+    with pytest.raises(JobBoardError, match="colour"):
+        boards.fetch("x", "zookeeper://127.0.0.1:2181/x?colour=red")
+    with pytest.raises(JobBoardError, match="timeout='soon'"):
+        boards.fetch("x", "zookeeper://127.0.0.1:2181/x?timeout=soon")
+    with pytest.raises(JobBoardError, match="max_attempts"):
+        boards.fetch("x", "memory://x", max_attempts=0)

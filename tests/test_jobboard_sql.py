@@ -1,0 +1,90 @@
+"""What only the SQL board does: leases that run out, renewal trouble, and SKIP LOCKED on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import psycopg2
+import pytest
+
+from flowkit.jobboard import ClaimEvent, JobState
+from flowkit.jobboard.backends.sql import SQLJobBoard
+from tests.jobboard_support import TcpProxy
+
+
+def _until(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_a_dead_claimants_lease_runs_out(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/board.db"
+    dead, alive = SQLJobBoard("b", url, lease=0.6), SQLJobBoard("b", url, lease=0.6)
+    dead.connect()
+    alive.connect()
+    events: list[ClaimEvent] = []
+    dead.add_claim_listener(lambda event, uuids: events.append(event))
+    try:
+        job = dead.post("j")
+        dead.claim(job, "dead")
+        dead._leases.stop()  # the heartbeat stops, as when the process dies
+        time.sleep(0.3)
+        assert dead.find_owner(job) == "dead"  # renewed at claim time, still valid
+        [again] = alive.wait(5)
+        assert job.state is JobState.UNCLAIMED
+        alive.claim(again, "alive")
+        dead._leases.renew()  # what its heartbeat would find if it woke up
+        assert events == [ClaimEvent.LOST]
+        alive.consume(again, "alive")
+    finally:
+        dead.close()
+        alive.close()
+
+
+@pytest.mark.postgres
+def test_renewal_trouble_is_in_doubt_then_confirmed(postgres_url: str) -> None:
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    url = postgres_url.replace(f":{parts.port}/", f":{proxy.port}/")
+    board = SQLJobBoard("renewals", url, lease=1.5)
+    board.connect()
+    events: list[ClaimEvent] = []
+    board.add_claim_listener(lambda event, uuids: events.append(event))
+    try:
+        job = board.post("j")
+        board.claim(job, "a")
+        proxy.cut()
+        _until(lambda: ClaimEvent.IN_DOUBT in events, 3, "IN_DOUBT")
+        proxy.restore()
+        _until(lambda: ClaimEvent.CONFIRMED in events, 3, "CONFIRMED")
+        assert ClaimEvent.LOST not in events
+        board.consume(job, "a")
+    finally:
+        board.close()
+        proxy.close()
+
+
+@pytest.mark.postgres
+def test_claim_next_skips_rows_locked_by_others(postgres_url: str) -> None:
+    board = SQLJobBoard("skip-locked", postgres_url)
+    board.connect()
+    locker = psycopg2.connect(postgres_url)
+    try:
+        first, second = board.post("first"), board.post("second")
+        with locker.cursor() as cur:  # another claimant in the middle of taking `first`
+            cur.execute("SELECT id FROM flowkit_jobs WHERE uuid = %s FOR UPDATE", (first.uuid,))
+            started = time.monotonic()
+            got = board.claim_next("c")
+            assert got is not None and got.uuid == second.uuid
+            assert time.monotonic() - started < 1.0
+        locker.rollback()
+        got = board.claim_next("c")
+        assert got is not None and got.uuid == first.uuid
+    finally:
+        locker.close()
+        board.close()
