@@ -13,6 +13,9 @@ printed live.
   database: servers already created are not created again, the atoms that were
   running when the process died run again (at-least-once), and the create task uses
   its atom's stable uuid as an idempotency key, so a rerun never makes a second server.
+- Run 3: the flow is posted as a job to a job board kept in SQLite; a conductor daemon
+  claims it and is killed half way; a second conductor claims the job when the first
+  one's lease runs out, resumes the flow from the database and consumes the job.
 
 The cloud is simulated in a JSON file (:class:`FakeCloud`) so that both processes see the
 same servers. The flow is also a factory the CLI can use::
@@ -300,6 +303,110 @@ def crash_and_resume(out: TextIO, demo: Demo, timeout: float = 30.0) -> tuple[di
     return saved, demo.run(out, demo.load(uuid))
 
 
+@dataclass
+class ConductorRun:
+    """What happened to one job run by conductors, one of which was killed."""
+
+    killed_after: dict[str, str]
+    first_owner: str | None
+    second_owner: str | None
+    failover_seconds: float
+    job_state: str
+    flow_state: str
+    created: list[str]
+    servers_left: list[str]
+
+
+def conductors(out: TextIO, demo: Demo, lease: float = 2.0, timeout: float = 60.0) -> ConductorRun:
+    """Post a job to a SQLite job board; conductor A claims it and is killed mid-flow; B takes over.
+
+    No ZooKeeper: the board is a table next to the flows, and a claim is a lease its conductor
+    renews. When A dies the lease runs out and B claims the job, resumes the flow from the
+    database and consumes the job.
+    """
+    from flowkit.jobboard import backends as boards
+
+    demo.cloud.reset()
+    board_url = f"sqlite:///{demo.workdir / 'board.sqlite'}?lease={lease:g}"
+    board = boards.fetch("demo", board_url, persistence=demo.backend)
+    board.connect()
+    try:
+        job = board.post_flow(
+            "flowkit.demo:create_cluster", store=demo.store(False), name="create-cluster-demo"
+        )
+        out.write(f"   posted job {job.name!r} ({job.uuid}) to {board_url}\n")
+
+        def start(name: str) -> subprocess.Popen[bytes]:
+            command = [sys.executable, "-m", "conductor", "--board", board_url, "--persistence", demo.db_url]
+            command += [
+                "--board-name",
+                "demo",
+                "--name",
+                name,
+                "--engine",
+                "parallel",
+                "--allow",
+                "flowkit.demo",
+            ]
+            return subprocess.Popen([*command, "--log-level", "ERROR"], stdout=subprocess.DEVNULL)
+
+        a = start("conductor-a")
+        deadline = time.monotonic() + timeout
+        saved: dict[str, str] = {}
+        first_owner = None
+        try:  # as in run 2, kill A once one server is up
+            while time.monotonic() < deadline and a.poll() is None:
+                first_owner = first_owner or board.find_owner(job)
+                saved = demo.saved_states(job.flow_uuid) if job.flow_uuid else {}
+                if any(n.startswith("wait-server") and st == "SUCCESS" for n, st in saved.items()):
+                    break
+                time.sleep(0.01)
+        finally:
+            a.send_signal(signal.SIGKILL)
+            a.wait()
+        killed_at = time.monotonic()
+        saved = demo.saved_states(job.flow_uuid) if job.flow_uuid else {}
+        done = sum(1 for st in saved.values() if st == "SUCCESS")
+        out.write(f"   {first_owner} claimed it; killed it with SIGKILL after {done} atoms succeeded\n")
+        out.flush()
+        b = start("conductor-b")
+        second_owner = None
+        try:
+            while time.monotonic() < deadline:
+                state = board.state_of(job)
+                owner = board.find_owner(job)
+                if owner is not None and owner != first_owner:
+                    second_owner = owner
+                if str(state) not in ("UNCLAIMED", "CLAIMED"):
+                    break
+                time.sleep(0.01)
+        finally:
+            b.send_signal(signal.SIGTERM)
+            b.wait(timeout=30)
+        failover = time.monotonic() - killed_at
+        job_state = str(board.state_of(job))
+    finally:
+        board.close()
+    with demo.backend.get_connection() as conn:
+        flow_state = str(conn.get_flow_detail(job.flow_uuid).state) if job.flow_uuid else "?"
+    run = ConductorRun(
+        killed_after=saved,
+        first_owner=first_owner,
+        second_owner=second_owner,
+        failover_seconds=failover,
+        job_state=job_state,
+        flow_state=flow_state,
+        created=demo.cloud.created,
+        servers_left=sorted(demo.cloud.servers),
+    )
+    out.write(
+        f"   {run.second_owner} claimed it when the lease ran out and resumed the flow: job {run.job_state}, "
+        f"flow {run.flow_state}, {failover:.1f}s after the kill\n"
+        f"   cloud: created {', '.join(run.created)}; servers left: {', '.join(run.servers_left) or 'none'}\n"
+    )
+    return run
+
+
 def _has_fileno(out: TextIO) -> bool:
     try:
         out.fileno()
@@ -332,7 +439,13 @@ def print_summary(out: TextIO, run: DemoRun) -> None:
     out.write(f"cloud: servers left: {', '.join(run.servers_left) or 'none'}\n")
 
 
-def check(first: DemoRun, second: DemoRun, saved: dict[str, str], servers: int = SERVERS) -> list[str]:
+def check(
+    first: DemoRun,
+    second: DemoRun,
+    saved: dict[str, str],
+    third: ConductorRun | None = None,
+    servers: int = SERVERS,
+) -> list[str]:
     """What did not go as designed (an empty list when the demo behaved)."""
     problems = []
     if first.state is not FlowState.REVERTED:
@@ -354,6 +467,15 @@ def check(first: DemoRun, second: DemoRun, saved: dict[str, str], servers: int =
     rerun = [n for n, s in saved.items() if s == "SUCCESS" and n in second.timings]
     if rerun:
         problems.append(f"the resume executed atoms that had already succeeded: {', '.join(rerun)}")
+    if third is not None:
+        if third.job_state != "COMPLETE" or third.flow_state != "SUCCESS":
+            problems.append(
+                f"run 3 should consume the job after SUCCESS, got {third.job_state}/{third.flow_state}"
+            )
+        if third.second_owner in (None, third.first_owner):
+            problems.append(f"run 3: another conductor should take the job over, got {third.second_owner}")
+        if len(third.created) != servers or len(third.servers_left) != servers:
+            problems.append(f"run 3 should create each server once, created {third.created}")
     return problems
 
 
@@ -378,13 +500,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out.write("\n== run 2: the same flow, in a child process that is killed (SIGKILL) half way\n")
     out.flush()
     saved, second = crash_and_resume(out, demo)
-    problems = check(first, second, saved)
+    out.write(
+        "\n== run 3: the same as a job: conductor A (a daemon process) claims it from a SQLite job\n"
+        "   board and is killed half way; conductor B claims it when A's lease runs out\n"
+    )
+    out.flush()
+    third = conductors(out, demo)
+    problems = check(first, second, saved, third)
     if problems:
         out.write("\ndemo: did NOT behave as designed:\n" + "".join(f"  - {p}\n" for p in problems))
         return 1
     out.write(
         "\ndemo: run 1 was reverted cleanly; run 2 survived a SIGKILL: the resume skipped what had\n"
-        "succeeded, reran what was running, and each server was created exactly once.\n"
+        "succeeded, reran what was running, and each server was created exactly once; in run 3 a\n"
+        "second conductor finished the job of a killed one.\n"
     )
     return 0
 

@@ -1,4 +1,5 @@
-"""The demo (``python -m flowkit.demo``): run 1 is reverted; run 2 is killed, resumed and succeeds."""
+"""The demo (``python -m flowkit.demo``): run 1 is reverted; run 2 is killed, resumed and succeeds;
+run 3's conductor is killed and another conductor finishes the job."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def test_demo_main_behaves_as_designed(tmp_path) -> None:
     assert "killed with SIGKILL" in second
     assert "flow 'create-cluster' ended SUCCESS" in second
     assert (tmp_path / "flowkit.sqlite").exists()
+    third = text.split("== run 3")[1]
+    assert re.search(r"conductor-a claimed it; killed it with SIGKILL after \d+ atoms succeeded", third)
+    assert "conductor-b claimed it when the lease ran out" in third
+    assert "job COMPLETE, flow SUCCESS" in third
 
 
 def test_run_demo_reverts_servers_in_reverse_creation_order(tmp_path) -> None:
@@ -60,10 +65,13 @@ def test_fake_cloud_create_is_idempotent_per_key(tmp_path) -> None:
 
 def test_check_reports_what_went_wrong(tmp_path) -> None:
     ok = demo.run_demo(io.StringIO(), fail=False, pace=0, workdir=str(tmp_path))
-    problems = demo.check(ok, ok, saved={"configure-cluster": "SUCCESS"})
+    lost = demo.ConductorRun({}, "conductor-a", None, 0.0, "UNCLAIMED", "PENDING", [], [])
+    problems = demo.check(ok, ok, saved={"configure-cluster": "SUCCESS"}, third=lost)
     assert "run 1 should end REVERTED, ended SUCCESS" in problems
     assert any(p.startswith("run 1 left atoms not reverted") for p in problems)
     assert "run 2 was killed too late: the flow had already finished" in problems
+    assert "run 3 should consume the job after SUCCESS, got UNCLAIMED/PENDING" in problems
+    assert "run 3: another conductor should take the job over, got None" in problems
 
 
 def test_python_dash_m_flowkit_demo_exits_0(tmp_path) -> None:
