@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowkit.exceptions import FlowkitError, JobBoardError, NotFound
+from flowkit.exceptions import FlowkitError, InvalidFlowError, JobBoardError, NotFound
+from flowkit.factory import check_allowed
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
 from flowkit.notifier import ANY
 from flowkit.states import FLOW_FINISHED
@@ -273,8 +274,10 @@ class Conductor:
         path = factory.get("name") if isinstance(factory, Mapping) else None
         if not isinstance(path, str):
             return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
-        if self.allow is not None and not _allowed(path.partition(":")[0], self.allow):
-            allowed = ", ".join(self.allow) or "none"
+        try:
+            check_allowed(path, self.allow)  # before anything imports the factory's module
+        except InvalidFlowError:
+            allowed = ", ".join(self.allow or ()) or "none"
             return f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed})", None
         store = job.details.get("store")
         try:
@@ -323,8 +326,3 @@ class Conductor:
             return
         self.stats.set_aside += 1
         LOG.warning("conductor %r: set job %s aside: %s", self.name, job, reason)
-
-
-def _allowed(module: str, prefixes: Iterable[str]) -> bool:
-    """Whether ``module`` is one of ``prefixes`` or inside one (``mypkg`` allows ``mypkg.flows``)."""
-    return any(module == p or module.startswith(p.rstrip(".") + ".") for p in prefixes)

@@ -20,7 +20,7 @@ from flowkit.patterns.linear_flow import LinearFlow
 
 FlowFactory = Callable[..., Flow]
 
-__all__ = ["FlowFactory", "build_flow", "resolve_factory"]
+__all__ = ["FlowFactory", "build_flow", "check_allowed", "resolve_factory"]
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -36,6 +36,24 @@ def _split(path: str) -> tuple[str, str]:
 
 def _allowed(module_name: str, allow: Iterable[str]) -> bool:
     return any(module_name == prefix or module_name.startswith(prefix.rstrip(".") + ".") for prefix in allow)
+
+
+def check_allowed(path: str, allow: Iterable[str] | None) -> None:
+    """Raise :class:`InvalidFlowError` unless ``path``'s module is under one of the ``allow`` prefixes.
+
+    ``["mypkg"]`` accepts ``mypkg`` and ``mypkg.flows`` (not ``mypkgx``); ``None`` accepts any path,
+    ``[]`` none. Nothing is imported: a caller that checks first never runs a disallowed module's code.
+    Under an allow list a malformed path is refused too.
+    """
+    if allow is None:
+        return
+    module_name, _ = _split(path)
+    allow = list(allow)
+    if not _allowed(module_name, allow):
+        raise InvalidFlowError(
+            f"factory path {path!r}: module {module_name!r} is not under an allowed prefix "
+            f"({', '.join(repr(a) for a in allow) or 'none allowed'})"
+        )
 
 
 def _as_flow(obj: Any) -> Flow | None:
@@ -54,14 +72,8 @@ def resolve_factory(path: str, allow: Iterable[str] | None = None) -> FlowFactor
     module prefixes the path must be under (``["mypkg"]`` accepts ``mypkg.flows``), so a
     job cannot make this process import an arbitrary module.
     """
+    check_allowed(path, allow)
     module_name, attr = _split(path)
-    if allow is not None:
-        allow = list(allow)
-        if not _allowed(module_name, allow):
-            raise InvalidFlowError(
-                f"factory path {path!r}: module {module_name!r} is not under an allowed prefix "
-                f"({', '.join(repr(a) for a in allow) or 'none allowed'})"
-            )
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:

@@ -3,7 +3,8 @@
 States are ``str`` Enums so they compare equal to TaskFlow's bare strings
 (``AtomState.SUCCESS == "SUCCESS"``) and store as plain text in a database.
 The transition tables sit beside the states and :func:`check_flow_transition` /
-:func:`check_atom_transition` are the one place they are enforced.
+:func:`check_atom_transition` / :func:`check_job_transition` are the one place they are enforced (the
+SQL job board's conditional updates match :func:`job_sources`, which reads the same table).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from flowkit.cli.main import cli, main
 from flowkit.exceptions import InvalidFlowError
-from flowkit.factory import build_flow, resolve_factory
+from flowkit.factory import build_flow, check_allowed, resolve_factory
 from flowkit.flow import Flow
 
 EX = "tests.example_flows"
@@ -245,6 +246,16 @@ def test_resolve_factory_allow_list() -> None:
         resolve_factory(f"{EX}:linear", allow=["test", "mypkg"])
     with pytest.raises(InvalidFlowError, match="none allowed"):
         resolve_factory("os:getcwd", allow=[])
+
+
+def test_check_allowed_imports_nothing() -> None:
+    check_allowed("no_such_package.flows:make", ["no_such_package"])  # would fail if it imported
+    check_allowed("anything at all", None)  # no allow list: resolve_factory reports a bad path
+    with pytest.raises(InvalidFlowError, match=r"module 'no_such_packagex' is not under"):
+        check_allowed("no_such_packagex:make", ["no_such_package"])
+    with pytest.raises(InvalidFlowError, match=r"factory path 'nocolon'"):
+        check_allowed("nocolon", ["nocolon"])
+    assert "no_such_package" not in sys.modules
 
 
 def test_factory_errors_are_invalid_flow_errors_naming_the_path() -> None:

@@ -21,7 +21,8 @@ from flowkit.engines.persistence import backend_for
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 from tests.job_flows import trace_of, violations
-from tests.jobboard_support import TcpProxy, zookeeper_tree
+from tests.jobboard_support import zookeeper_tree
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.postgres, pytest.mark.slow]
 

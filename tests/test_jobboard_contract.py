@@ -10,7 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from flowkit import states
 from flowkit.exceptions import (
+    InvalidStateError,
     JobBoardConnectionError,
     JobBoardError,
     JobSetAsideError,
@@ -151,6 +153,21 @@ def test_trash_and_set_aside(board: JobBoard) -> None:
     [aside] = board.set_aside_jobs()
     assert aside.uuid == s.uuid and aside.last_reason == "factory not allowed"
     assert board.get_job(s.uuid).last_reason == "factory not allowed"
+
+
+def test_state_changes_obey_the_transition_table(board: JobBoard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Boards take their transitions from ``flowkit.states``: a move the table forbids is refused with
+    InvalidStateError naming the job, and the job stays as it was."""
+    job = board.post("j")
+    board.claim(job, "c")
+    claimed = states.JOB_TRANSITIONS[JobState.CLAIMED]
+    monkeypatch.setitem(states.JOB_TRANSITIONS, JobState.CLAIMED, claimed - {JobState.TRASHED})
+    with pytest.raises(InvalidStateError, match=f"job '{job.uuid}' cannot go from CLAIMED to TRASHED"):
+        board.trash(job, "c", "not wanted")
+    assert job.state is JobState.CLAIMED and board.find_owner(job) == "c"
+    monkeypatch.undo()
+    board.trash(job, "c", "not wanted")
+    assert job.state is JobState.TRASHED
 
 
 def test_poison_job_is_set_aside_after_max_attempts(make_board: MakeBoard) -> None:

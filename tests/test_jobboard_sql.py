@@ -11,7 +11,7 @@ import pytest
 
 from flowkit.jobboard import ClaimEvent, JobState
 from flowkit.jobboard.backends.sql import SQLJobBoard
-from tests.jobboard_support import TcpProxy
+from tests.tcp_proxy import TcpProxy
 
 
 def _until(check: Callable[[], object], timeout: float, what: str) -> None:

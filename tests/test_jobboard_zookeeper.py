@@ -15,7 +15,8 @@ from flowkit.exceptions import JobBoardConnectionError, JobBoardError, NotOwnerE
 from flowkit.jobboard import ClaimEvent, JobBoard
 from flowkit.jobboard import backends as boards
 from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
-from tests.jobboard_support import TcpProxy, zookeeper_tree
+from tests.jobboard_support import zookeeper_tree
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.zookeeper
 

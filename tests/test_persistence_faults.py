@@ -1,14 +1,12 @@
 """Database faults: cut the engine's connection to PostgreSQL mid-flow, with a TCP proxy in between.
 
-The proxy (loopback, threads) forwards to the real server; ``cut()`` closes every connection through
-it and refuses new ones until ``restore()``, which is what a PostgreSQL restart or a dropped network
-looks like to the client. The server itself is never touched.
+The proxy (``tests/tcp_proxy.py``) forwards to the real server; ``cut()`` closes every connection
+through it and refuses new ones until ``restore()``, which is what a PostgreSQL restart or a dropped
+network looks like to the client. The server itself is never touched.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,74 +22,19 @@ from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.models import FlowDetail
 from flowkit.states import FlowState
 from tests.persistence_support import fresh_backend, saved_flow, saved_states
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-class Proxy:
-    """Forwards ``127.0.0.1:port`` to ``upstream``; see the module docstring."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._server.getsockname()[1]
-        self.up = True
-        self.accepted = 0
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            self.accepted += 1
-            server = socket.create_connection(self.upstream)
-            with self._lock:
-                self._sockets += [client, server]
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.up = False
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self.cut()
-        self._server.close()
-
-
 @pytest.fixture
-def proxy(postgres_url: str) -> Iterator[Proxy]:
+def proxy(postgres_url: str) -> Iterator[TcpProxy]:
     parts = urlsplit(postgres_url)
-    p = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    yield p
-    p.close()
+    with TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432)) as p:
+        yield p
 
 
-def _through(postgres_url: str, proxy: Proxy) -> str:
+def _through(postgres_url: str, proxy: TcpProxy) -> str:
     parts = urlsplit(postgres_url)
     user = f"{parts.username}@" if parts.username else ""
     return urlunsplit((parts.scheme, f"{user}127.0.0.1:{proxy.port}", parts.path, parts.query, ""))
@@ -117,7 +60,7 @@ def _flow(runs: list[str], cut_at: str, on_cut: Any) -> LinearFlow:
     )
 
 
-def test_the_flow_completes_when_the_database_comes_back(postgres_url: str, proxy: Proxy) -> None:
+def test_the_flow_completes_when_the_database_comes_back(postgres_url: str, proxy: TcpProxy) -> None:
     direct = fresh_backend(postgres_url)
     backend = backends.fetch(_through(postgres_url, proxy), backoff=Backoff(timeout=30))
     runs: list[str] = []
@@ -139,7 +82,7 @@ def test_the_flow_completes_when_the_database_comes_back(postgres_url: str, prox
 
 
 def test_a_database_that_stays_away_stops_the_engine_and_the_flow_resumes_later(
-    postgres_url: str, proxy: Proxy
+    postgres_url: str, proxy: TcpProxy
 ) -> None:
     direct = fresh_backend(postgres_url)
     backend = backends.fetch(_through(postgres_url, proxy), backoff=Backoff(timeout=1.5))

@@ -13,6 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from flowkit.exceptions import SchemaError
+from flowkit.jobboard.backends import _sql_schema as board_schema
+from flowkit.jobboard.backends.sql import SQLJobBoard
 from flowkit.persistence import backends, migrations
 from flowkit.persistence.backends._tables import metadata
 from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend, sqlalchemy_url
@@ -122,4 +124,84 @@ def test_downgrade_to_empty_and_back(tmp_path: Path) -> None:
     with backend.get_connection() as conn:
         conn.upgrade()
         conn.validate()
+    backend.close()
+
+
+def test_the_revisions_form_one_line() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrations.config())
+    assert [r.revision for r in script.walk_revisions()] == ["0002", "0001"]
+    assert script.get_heads() == [migrations.head()] == ["0002"]
+
+
+def _board_table(backend: SQLAlchemyBackend) -> tuple[set[str], dict[str, list[str]], bool]:
+    """flowkit_jobs' columns, its indexes, and whether ``uuid`` is unique, as the database has them."""
+    inspector = sa.inspect(backend.engine)
+    name = board_schema.jobs.name
+    indexes = {i["name"]: list(i["column_names"]) for i in inspector.get_indexes(name) if i["name"]}
+    unique = [list(u["column_names"]) for u in inspector.get_unique_constraints(name)]
+    unique += [list(i["column_names"]) for i in inspector.get_indexes(name) if i.get("unique")]
+    return {c["name"] for c in inspector.get_columns(name)}, indexes, ["uuid"] in unique
+
+
+def test_the_job_board_table_comes_with_the_upgrade_and_goes_with_a_downgrade(empty_url: str) -> None:
+    from alembic import command
+
+    backend = backends.fetch(empty_url)
+    assert isinstance(backend, SQLAlchemyBackend)
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    columns, indexes, uuid_unique = _board_table(backend)
+    assert columns == {c.name for c in board_schema.jobs.columns}  # what the board uses at run time
+    assert indexes["flowkit_jobs_pick"] == ["board", "state", "priority", "id"]
+    assert uuid_unique
+
+    with backend.engine.connect() as raw:
+        command.downgrade(migrations.config(raw), "0001")
+        raw.commit()
+        assert migrations.current(raw) == "0001"
+    assert set(_columns(backend)) == {t.name for t in metadata.sorted_tables} | {migrations.VERSION_TABLE}
+
+    board = SQLJobBoard("b", empty_url)
+    board.connect()  # a board migrates its database on connect: the table is back
+    try:
+        board.post("j")
+        assert board.job_count() == 1
+    finally:
+        board.close()
+    with backend.engine.connect() as raw:
+        assert migrations.current(raw) == migrations.head()
+    backend.close()
+
+
+def test_a_table_an_older_board_made_is_adopted(tmp_path: Path) -> None:
+    """Boards before revision 0002 made their table with create_all and no revision; jobs survive."""
+    url = f"sqlite:///{tmp_path}/old-board.db"
+    engine = sa.create_engine(url)
+    board_schema.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            board_schema.jobs.insert().values(
+                board="b",
+                uuid="u",
+                name="old",
+                state="UNCLAIMED",
+                priority=0,
+                attempts=0,
+                created_on=0.0,
+                updated_on=0.0,
+                record="{}",
+            )
+        )
+    engine.dispose()
+    board = SQLJobBoard("b", url)
+    board.connect()
+    board.close()
+    backend = backends.fetch(url)
+    assert isinstance(backend, SQLAlchemyBackend)
+    with backend.get_connection() as conn:
+        conn.validate()  # at the newest revision, persistence's tables made alongside
+    with backend.engine.connect() as raw:
+        assert raw.execute(sa.select(board_schema.jobs.c.name)).scalars().all() == ["old"]
     backend.close()

@@ -14,10 +14,14 @@ from flowkit.notifier import ANY, Notifier
 from flowkit.states import (
     ATOM_TRANSITIONS,
     FLOW_TRANSITIONS,
+    JOB_TRANSITIONS,
     AtomState,
     FlowState,
+    JobState,
     check_atom_transition,
     check_flow_transition,
+    check_job_transition,
+    job_sources,
 )
 
 
@@ -181,13 +185,33 @@ def test_check_flow_transition_rejects_illegal_moves():
     check_flow_transition("my-flow", FlowState.RUNNING, FlowState.SUCCESS)
 
 
+def test_check_job_transition_rejects_illegal_moves_naming_the_job():
+    J = JobState
+    with pytest.raises(InvalidStateError, match="job 'job-1' cannot go from COMPLETE to CLAIMED") as info:
+        check_job_transition("job-1", J.COMPLETE, J.CLAIMED)
+    assert (info.value.kind, info.value.name) == ("job", "job-1")
+    for old, new in [(J.UNCLAIMED, J.COMPLETE), (J.CLAIMED, J.CLAIMED), (J.SET_ASIDE, J.UNCLAIMED)]:
+        with pytest.raises(InvalidStateError):
+            check_job_transition("job-1", old, new)
+    for new in (J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE):
+        check_job_transition("job-1", J.CLAIMED, new)
+    check_job_transition("job-1", J.UNCLAIMED, J.CLAIMED)
+    # what the SQL board's conditional updates match: exactly the states the table lets move there
+    assert job_sources(J.CLAIMED) == {J.UNCLAIMED}
+    assert job_sources(J.COMPLETE) == job_sources(J.TRASHED) == job_sources(J.UNCLAIMED) == {J.CLAIMED}
+    assert job_sources(J.SET_ASIDE) == {J.UNCLAIMED, J.CLAIMED}
+
+
 def test_transition_tables_cover_every_state():
     assert set(ATOM_TRANSITIONS) == set(AtomState)
     assert set(FLOW_TRANSITIONS) == set(FlowState)
+    assert set(JOB_TRANSITIONS) == set(JobState)
     for targets in ATOM_TRANSITIONS.values():
         assert targets <= set(AtomState)
     for targets in FLOW_TRANSITIONS.values():
         assert targets <= set(FlowState)
+    for job_targets in JOB_TRANSITIONS.values():
+        assert job_targets <= set(JobState)
 
 
 def test_states_are_taskflow_strings():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from flowkit.workers import Worker, protocol, resolve_tasks, topology
 from flowkit.workers.tasks import task_path
 from flowkit.workers.worker import ANNOUNCE_AFTER_S
 from tests import worker_tasks as wt
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -275,66 +275,10 @@ def test_no_worker_names_the_task_and_topics(rabbitmq_url: str, exchange: str) -
         engine.run()
 
 
-class FlakyProxy:
-    """A TCP proxy to the broker that can drop every connection and refuse new ones for a while."""
-
-    def __init__(self, port: int) -> None:
-        self.upstream = ("127.0.0.1", port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.down_until = 0.0
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if time.monotonic() < self.down_until:
-                client.close()
-                continue
-            server = socket.create_connection(self.upstream)
-            with self.lock:
-                self.sockets = [s for s in self.sockets if s.fileno() != -1] + [client, server]
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def cut(self, seconds: float) -> None:
-        """What clients see when the broker restarts: every connection drops, none opens for a while."""
-        self.down_until = time.monotonic() + seconds
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.listener.close()
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-
 def test_engine_and_worker_reconnect_after_the_broker_drops_them(
     rabbitmq_url: str, exchange: str, tmp_path: Path
 ) -> None:
-    proxy = FlakyProxy(int(rabbitmq_url.rsplit(":", 1)[1].split("/")[0]))
+    proxy = TcpProxy(("127.0.0.1", int(rabbitmq_url.rsplit(":", 1)[1].split("/")[0])))
     url = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
     worker = Worker(url, exchange, TOPIC, [wt.Sleepy, wt.Add], threads=2, heartbeat=1.0)
     worker_thread = threading.Thread(target=worker.run, daemon=True)
@@ -351,7 +295,7 @@ def test_engine_and_worker_reconnect_after_the_broker_drops_them(
         )
         thread, errors = run_in_thread(engine)
         wait_for("the task to start", (tmp_path / "started-nap").exists)
-        proxy.cut(1.0)
+        proxy.cut_for(1.0)  # what clients see when the broker restarts
         thread.join(15)
         assert not thread.is_alive(), "the engine hung"
         assert not errors, errors

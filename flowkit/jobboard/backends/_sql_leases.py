@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.base import ClaimEvent
-from flowkit.states import JobState
+from flowkit.states import JobState, job_sources
 
 LOG = logging.getLogger("flowkit.jobboard")
 T = schema.jobs
@@ -38,7 +38,7 @@ def release(where: Any) -> Any:
         state=S.UNCLAIMED.value, owner=None, lease_token=None, lease_expires=None, updated_on=time.time()
     )
     if where is not None:
-        stmt = stmt.where(where, T.c.state == S.CLAIMED)
+        stmt = stmt.where(where, T.c.state.in_([s.value for s in job_sources(S.UNCLAIMED)]))
     return stmt
 
 

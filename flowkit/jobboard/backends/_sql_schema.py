@@ -1,9 +1,9 @@
 """The SQL job board's table, database engines, and PostgreSQL's LISTEN/NOTIFY wake-up.
 
-The table has its own SQLAlchemy ``MetaData`` (it is not part of the persistence schema: a board and
-the flows' persistence may live in different databases). It is created with ``create_all`` on
-connect, which is idempotent; when the persistence package grows alembic migrations the table moves
-into them.
+The table is defined here for use at run time, with its own SQLAlchemy ``MetaData`` (a board and the
+flows' persistence may live in different databases). It is created by flowkit's alembic migrations
+(revision ``0002``, beside persistence's tables), which a board runs on connect (:func:`upgrade`) and
+``flowkit db upgrade URL`` runs from a shell: one database upgraded either way has every flowkit table.
 """
 
 from __future__ import annotations
@@ -79,6 +79,34 @@ def make_engine(url: str) -> tuple[sa.Engine, threading.RLock | None]:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg2://" + url[len("postgresql://") :]
     return sa.create_engine(url, pool_pre_ping=True), None
+
+
+def upgrade(url: str, engine: sa.Engine) -> None:
+    """Migrate the board's database to flowkit's newest schema revision (idempotent).
+
+    Costs one query when the database is there already. Otherwise the migrations run through the
+    persistence backend for ``url``, which serializes concurrent upgrades (conductors starting
+    together); a ``memory://`` database lives in this process only, so it is migrated directly.
+    Raises SQLAlchemy's ``DBAPIError`` or :class:`~flowkit.exceptions.StorageError`.
+    """
+    from flowkit.persistence import migrations
+
+    with engine.connect() as conn:
+        if migrations.current(conn) == migrations.head():
+            return
+        if url.startswith("memory://"):
+            migrations.upgrade(conn)
+            conn.commit()
+            return
+    from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
+    from flowkit.persistence.backoff import NO_RETRY
+
+    backend = SQLAlchemyBackend(url, backoff=NO_RETRY)
+    try:
+        with backend.get_connection() as schema:
+            schema.upgrade()
+    finally:
+        backend.close()
 
 
 class Listener(threading.Thread):

@@ -29,13 +29,14 @@ from flowkit.exceptions import (
     JobSetAsideError,
     NotFound,
     NotOwnerError,
+    StorageError,
     UnclaimableJobError,
 )
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
 from flowkit.jobboard.job import Job, MalformedJobError
-from flowkit.states import JobState, job_sources
+from flowkit.states import JobState, check_job_transition, job_sources
 
 LOG = logging.getLogger("flowkit.jobboard")
 T = schema.jobs
@@ -82,8 +83,8 @@ class SQLJobBoard(JobBoard):
         self._guard = lock or contextlib.nullcontext()
         try:
             with self._guard:
-                schema.metadata.create_all(engine)
-        except sa.exc.DBAPIError as exc:
+                schema.upgrade(self.url, engine)
+        except (sa.exc.DBAPIError, StorageError) as exc:
             raise JobBoardConnectionError(
                 f"board {self.name!r}: cannot use database {self._where()}"
             ) from exc
@@ -155,9 +156,14 @@ class SQLJobBoard(JobBoard):
         return sa.and_(T.c.board == self.name, T.c.state.in_(ACTIVE))
 
     def _available(self, now: float) -> Any:
+        """Rows that may be claimed now. A lease that ran out ended its claim (CLAIMED -> UNCLAIMED),
+        though the row still says CLAIMED until someone claims it again."""
         return sa.and_(
             T.c.board == self.name,
-            sa.or_(T.c.state == S.UNCLAIMED, sa.and_(T.c.state == S.CLAIMED, T.c.lease_expires < now)),
+            sa.or_(
+                T.c.state.in_(_values(job_sources(S.CLAIMED))),
+                sa.and_(T.c.state == S.CLAIMED, T.c.lease_expires < now),
+            ),
         )
 
     def _claim_values(self, who: str, token: str, now: float) -> dict[str, Any]:
@@ -309,17 +315,23 @@ class SQLJobBoard(JobBoard):
         return sa.and_(
             T.c.board == self.name,
             T.c.id == job.sequence,
-            T.c.state.in_([s.value for s in job_sources(target)]),
+            T.c.state.in_(_values(job_sources(target))),
             T.c.owner == who,
             T.c.lease_token == token,
         )
 
     def _change(self, job: Job, who: str, target: JobState, stmt: Any, what: str) -> None:
+        """Apply ``stmt`` to the job's row if ``who`` holds the claim and the row is in a state that
+        may move to ``target`` (:func:`~flowkit.states.job_sources`): one conditional statement."""
         with self._tx(f"{what} job {job}") as conn:
             done = conn.execute(stmt.where(self._owned_by(job, who, target))).rowcount == 1
             if done and target is S.UNCLAIMED:
                 self._notify(conn)
         if not done:
+            row = self._row(job, f"{what} job {job}")
+            token = self._leases.token(job.uuid)
+            if row is not None and token is not None and (row.owner, row.lease_token) == (who, token):
+                check_job_transition(job.uuid, S(row.state), target)  # ours: the state was the reason
             holder = self.find_owner(job)
             raise NotOwnerError(f"job {job} is claimed by {holder!r} (here or elsewhere), not by {who!r}")
         self._leases.drop(job.uuid)
@@ -353,3 +365,7 @@ class SQLJobBoard(JobBoard):
         )
         self._change(job, who, target, stmt, what)
         job.last_reason = reason or job.last_reason
+
+
+def _values(states: frozenset[JobState]) -> list[str]:
+    return sorted(s.value for s in states)

@@ -10,7 +10,7 @@ Layout under the board's path::
 The board keeps a copy of ``jobs`` and ``claims`` current through two watches (``_zookeeper_copy``):
 listings and :meth:`wait` read the copy and wake on the watches, and nothing polls. Every operation
 that changes a job commits one ZooKeeper transaction checked against the job's version, so the copy
-is only ever a hint.
+is only ever a hint; before it, :func:`~flowkit.states.check_job_transition` must allow the move.
 
 The session decides what a claim is worth (``_zookeeper_session``). SUSPENDED (connection in trouble)
 makes the board hand out no work and tells claimants ``IN_DOUBT``; the same session coming back tells
@@ -38,7 +38,7 @@ from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
 from flowkit.jobboard.job import Job, MalformedJobError
-from flowkit.states import JobState
+from flowkit.states import JobState, check_job_transition
 
 LOG = logging.getLogger("flowkit.jobboard")
 
@@ -242,6 +242,8 @@ class ZooKeeperJobBoard(JobBoard):
         from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
         self._session.usable(f"claim job {job}")
+        # The job node is there and the transaction creates the claim only if there is none: UNCLAIMED.
+        check_job_transition(job.uuid, JobState.UNCLAIMED, JobState.CLAIMED)
         node = _node(job)
         path, claim = f"{self._jobs_path}/{node}", f"{self._claims_path}/{node}"
         owner = json.dumps({"owner": who, "claimed_on": time.time()}).encode()
@@ -311,8 +313,9 @@ class ZooKeeperJobBoard(JobBoard):
                 KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5, deadline=self.timeout)(release)
             raise
 
-    def _owned_claim(self, job: Job, who: str) -> tuple[str, str, Any]:
-        """The job's path, its claim's path and the claim's stat, once ``who`` here is known to hold it."""
+    def _owned_claim(self, job: Job, who: str, target: JobState) -> tuple[str, str, Any]:
+        """The job's path, its claim's path and the claim's stat, once ``who`` here is known to hold it
+        and a claimed job may move to ``target``."""
         from kazoo.exceptions import NoNodeError
 
         if job.uuid not in self._owned:
@@ -332,11 +335,12 @@ class ZooKeeperJobBoard(JobBoard):
         owner = _owner_name(data)
         if owner != who or stat.ephemeralOwner != self._session.session_id():
             raise NotOwnerError(f"job {job} is claimed by {owner!r} in another session, not by {who!r}")
+        check_job_transition(job.uuid, JobState.CLAIMED, target)
         return path, claim, stat
 
     def consume(self, job: Job, who: str) -> None:
         with self._errors(f"consume job {job}"):
-            path, claim, stat = self._owned_claim(job, who)
+            path, claim, stat = self._owned_claim(job, who, JobState.COMPLETE)
             tx = self._client.transaction()
             tx.check(claim, stat.version)
             tx.delete(claim)
@@ -346,7 +350,7 @@ class ZooKeeperJobBoard(JobBoard):
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         with self._errors(f"abandon job {job}"):
-            path, claim, stat = self._owned_claim(job, who)
+            path, claim, stat = self._owned_claim(job, who, JobState.UNCLAIMED)
             data, job_stat = self._client.get(path)
             current = Job.from_bytes(self, data, job.sequence)
             if reason:
@@ -362,14 +366,15 @@ class ZooKeeperJobBoard(JobBoard):
         self._owned.pop(job.uuid, None)
 
     def trash(self, job: Job, who: str, reason: str | None = None) -> None:
-        self._move(job, who, self._trash_path, reason, "trash")
+        self._move(job, who, JobState.TRASHED, reason, "trash")
 
     def set_aside(self, job: Job, who: str, reason: str) -> None:
-        self._move(job, who, self._aside_path, reason, "set aside")
+        self._move(job, who, JobState.SET_ASIDE, reason, "set aside")
 
-    def _move(self, job: Job, who: str, to: str, reason: str | None, what: str) -> None:
+    def _move(self, job: Job, who: str, target: JobState, reason: str | None, what: str) -> None:
+        to = self._trash_path if target is JobState.TRASHED else self._aside_path
         with self._errors(f"{what} job {job}"):
-            path, claim, stat = self._owned_claim(job, who)
+            path, claim, stat = self._owned_claim(job, who, target)
             data, job_stat = self._client.get(path)
             try:
                 record = Job.from_bytes(self, data, job.sequence).to_record()
