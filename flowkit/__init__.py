@@ -1,6 +1,10 @@
 """flowkit: flows of tasks that finish or undo themselves, survive crashes and spread over machines.
 
-The public surface, grouped:
+The public surface is re-exported here, grouped in ``__all__``: atoms and flows, states and
+failures, and the modules for engines, retry controllers, notifications and atom context.
+Persistence (``flowkit.persistence``), job boards (``flowkit.jobboard``) and remote workers
+(``flowkit.workers``) are imported on demand, so ``import flowkit`` pulls in none of their
+dependencies.
 """
 
 from flowkit import context, engines, exceptions, notifier, retry, states
@@ -17,22 +21,21 @@ from flowkit.task import FunctorTask, Task
 
 __version__ = "0.1.0"
 
-__all__ = [
-    # atoms
+__all__ = [  # noqa: RUF022 - grouped by concept, not sorted
+    # atoms and flows
     "Atom",
-    "AtomState",
-    # failures
-    "Failure",
-    # flows
-    "Flow",
-    "FlowState",
-    "FlowkitError",
-    "FunctorTask",
-    "GraphFlow",
-    "LinearFlow",
-    "Retry",
     "Task",
+    "FunctorTask",
+    "Retry",
+    "Flow",
+    "LinearFlow",
     "UnorderedFlow",
+    "GraphFlow",
+    # states and failures
+    "AtomState",
+    "FlowState",
+    "Failure",
+    "FlowkitError",
     "WrappedFailure",
     # modules
     "context",

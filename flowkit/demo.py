@@ -82,7 +82,10 @@ class FakeCloud:
                 for key, empty in (("servers", {}), ("created", []), ("deleted", []), ("keys", {})):
                     state.setdefault(key, empty)
                 yield state
-                self.path.write_text(json.dumps(state))
+                # write-and-rename: a process killed mid-write leaves the old file, never half of one
+                scratch = self.path.with_suffix(f".{os.getpid()}.tmp")
+                scratch.write_text(json.dumps(state))
+                os.replace(scratch, self.path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -365,6 +368,7 @@ def conductors(out: TextIO, demo: Demo, lease: float = 2.0, timeout: float = 60.
             a.send_signal(signal.SIGKILL)
             a.wait()
         killed_at = time.monotonic()
+        first_owner = first_owner or board.find_owner(job)  # A's lease outlives A for a while
         saved = demo.saved_states(job.flow_uuid) if job.flow_uuid else {}
         done = sum(1 for st in saved.values() if st == "SUCCESS")
         out.write(f"   {first_owner} claimed it; killed it with SIGKILL after {done} atoms succeeded\n")

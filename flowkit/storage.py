@@ -16,10 +16,10 @@ from typing import Any
 
 from flowkit.atom import extract
 from flowkit.compiler import FROM_ATOM, JUNCTION, RETRY, Binding, CompiledFlow
-from flowkit.exceptions import FlowkitError, InvalidStateError, NotFound
+from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
 from flowkit.retry import History
-from flowkit.states import ATOM_TRANSITIONS, AtomState, FlowState, check_flow_transition
+from flowkit.states import AtomState, FlowState, check_atom_transition, check_flow_transition
 
 
 class Recorder:
@@ -83,9 +83,9 @@ class Storage:
         if old is state:
             return old
         check_flow_transition(self.flow_name, old, state)
-        self.flow_state = state
         if self.recorder is not None:
             self.recorder.flow_changed(self, state)
+        self.flow_state = state
         return old
 
     def get_flow_state(self) -> FlowState:
@@ -96,14 +96,18 @@ class Storage:
     def set_atom_state(self, i: int, state: AtomState) -> AtomState:
         """Move atom ``i`` to ``state`` (checked), recording it before the caller acts on it."""
         old = self.states[i]
-        if state not in ATOM_TRANSITIONS[old]:
-            raise InvalidStateError("atom", self.compiled.names[i], old.value, state.value)
-        self.states[i] = state
+        check_atom_transition(self.compiled.names[i], old, state)
         if state is AtomState.SUCCESS:
             self._seq += 1
             self.finished_seq[i] = self._seq
         if self.recorder is not None and self.compiled.kinds[i] != JUNCTION:
-            self.recorder.atom_changed(self, i, state)
+            try:  # saved first: memory never claims what the database does not have
+                self.recorder.atom_changed(self, i, state)
+            except BaseException:
+                if state is AtomState.SUCCESS:
+                    self.finished_seq[i] = 0
+                raise
+        self.states[i] = state
         return old
 
     def reset_atom(self, i: int) -> None:

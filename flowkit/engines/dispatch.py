@@ -212,7 +212,12 @@ class ThreadDispatcher(ExecutorDispatcher):
                         self._draining -= 1
                         return
                 continue
-            ok, value = call_atom(atom, action, kwargs, ctx)
+            try:
+                ok, value = call_atom(atom, action, kwargs, ctx)
+            except BaseException:
+                # SystemExit, KeyboardInterrupt: a pool thread cannot act on them, the scheduler
+                # can: the flow reverts and run() raises them in the caller's thread.
+                ok, value = False, Failure()
             put((i, action, ok, value))
 
 
@@ -229,7 +234,7 @@ def thread_pool(max_workers: int) -> futures.Executor:
     class PromptThreadPool(futurist.ThreadPoolExecutor):
         def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
             work_queue = getattr(self, "_work_queue", None)
-            workers = list(getattr(self, "_workers", ()))
+            workers = [w for w in getattr(self, "_workers", ()) if w.is_alive()]
             if wait and work_queue is not None and workers:
                 work_queue.join()
                 for w in workers:

@@ -134,7 +134,6 @@ class Engine:
         """Run step by step, yielding the flow's state after each atom finishes."""
         self.validate()
         st = self.storage
-        self._suspend.clear()
         self._wake.clear()
         self._setup_run()
         self._dispatcher.start()
@@ -153,12 +152,25 @@ class Engine:
                 yield from self._forward()
         finally:
             self._dispatcher.stop()
+            self._suspend.clear()
+            if st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING):
+                self._interrupted()
         final = st.flow_state
         yield final
         if final is FlowState.REVERTED:
             Failure.reraise_if_any(list(st.flow_failures.values()))
         elif final is FlowState.FAILURE:
             raise WrappedFailure(self._all_failures())
+
+    def _interrupted(self) -> None:
+        """The run stopped early (an exception, a storage error, an abandoned run_iter): SUSPENDED.
+
+        Atoms still RUNNING stay so and run again on the next ``run()`` (at-least-once).
+        """
+        try:
+            self._set_flow(FlowState.SUSPENDED)
+        except Exception:  # the recorder is what failed: the saved state is resumed as SUSPENDED anyway
+            self.storage.flow_state = FlowState.SUSPENDED
 
     # -- state helpers ----------------------------------------------------------------------------
 
@@ -197,6 +209,10 @@ class Engine:
     def _progress_of_node(self, i: int, progress: float) -> None:
         self._progress_of_task(self._c.names[i], progress)
 
+    def _failures_so_far(self) -> dict[str, Failure]:
+        st, names = self._st, self._c.names
+        return {names[i]: f for i, f in enumerate(st.failures) if f is not None}
+
     def _all_failures(self) -> list[Failure]:
         st = self.storage
         out = list(st.flow_failures.values())
@@ -229,9 +245,42 @@ class Engine:
             h.__init__()  # type: ignore[misc]
         st.flow_failures = {}
 
+    def _finish_interrupted_reverts(self) -> Generator[FlowState, None, bool]:
+        """After a crash mid-revert inside a running flow: finish those reverts first.
+
+        A retry controller saved as RETRYING was reverting its scope for another attempt; an
+        atom saved as REVERTING was being reverted. Returns False if a revert failed (the flow
+        then reverts everything that ran).
+        """
+        c, st = self._c, self._st
+        states = st.states
+        for r in sorted(st.histories):  # outer controllers first: their scope holds the inner ones
+            if states[r] is not S.RETRYING:
+                continue
+            history = st.histories[r]
+            failures = dict(history[-1][1]) if len(history) else {}
+            if not (yield from self._revert_wave(range(r + 1, c.scope_end[r]), failures, retry_failed=True)):
+                return False
+            for x in range(r + 1, c.scope_end[r]):
+                if c.kinds[x] == JUNCTION:
+                    states[x] = S.PENDING
+                    continue
+                st.reset_atom(x)
+                if c.kinds[x] == RETRY:
+                    st.histories[x] = History()
+        stranded = [x for x in range(len(states)) if states[x] is S.REVERTING]
+        if stranded:
+            for x in stranded:
+                if not (yield from self._revert_wave(range(x, x + 1), {}, retry_failed=True)):
+                    return False
+        return True
+
     def _forward(self) -> Generator[FlowState, None, None]:
         c, st = self._c, self._st
         states, preds, waiting, ready = st.states, c.preds, self._waiting, self._ready
+        if not (yield from self._finish_interrupted_reverts()):
+            yield from self._revert_all(self._failures_so_far(), retry_failed=False)
+            return
         for i in c.order:
             s = states[i]
             if s in ATOM_DONE:
@@ -291,9 +340,7 @@ class Engine:
             try:
                 self._decide(i, c.deciders[i])
             except FlowkitError as exc:
-                self._set_atom(i, S.RUNNING)
-                self._running += 1
-                self._finish(i, NOT_STARTED, False, Failure.from_exception(exc))
+                self._fail_unstarted(i, exc)
                 return
         if i in self._ignored:
             self._set_atom(i, S.IGNORE)
@@ -303,9 +350,7 @@ class Engine:
         try:
             kwargs = st.bind_args(c.bindings[i])
         except FlowkitError as exc:
-            self._set_atom(i, S.RUNNING)
-            self._running += 1
-            self._finish(i, NOT_STARTED, False, Failure.from_exception(_named(exc, c.names[i])))
+            self._fail_unstarted(i, _named(exc, c.names[i]))
             return
         inject = atom.inject_kwargs  # type: ignore[union-attr]
         if inject:
@@ -322,6 +367,12 @@ class Engine:
                 self._finish(i, EXECUTE, True, result)
             return
         self._dispatcher.submit(i, atom, EXECUTE, kwargs, self._context(i))  # type: ignore[arg-type]
+
+    def _fail_unstarted(self, i: int, exc: FlowkitError) -> None:
+        """Atom ``i`` fails before its execute is called (nothing to revert later)."""
+        self._set_atom(i, S.RUNNING)
+        self._running += 1
+        self._finish(i, NOT_STARTED, False, Failure.from_exception(exc))
 
     def _finish(self, i: int, action: str, ok: bool, value: Any) -> None:
         self._running -= 1
@@ -442,6 +493,7 @@ class Engine:
                 continue
             decision = self._ask_retry(r, failures, everything)
             if decision is DO_RETRY:
+                self._set_atom(r, S.RETRYING)  # saved first: a crash mid-revert resumes the retry
                 ok = yield from self._revert_wave(range(r + 1, c.scope_end[r]), failures)
                 if not ok:
                     revert_all = True
@@ -499,7 +551,8 @@ class Engine:
         for x in range(r + 1, end):
             for link in c.deciders.get(x, ()):
                 self._decided.discard(id(link))
-        self._set_atom(r, S.RETRYING)
+        if st.states[r] is not S.RETRYING:
+            self._set_atom(r, S.RETRYING)
         states, waiting = st.states, self._waiting
         affected = set(range(r, end))
         for x in range(r, end):
@@ -509,6 +562,13 @@ class Engine:
                 continue
             waiting[x] = sum(1 for p in c.preds[x] if states[p] not in ATOM_DONE)
         waiting[r] = 0
+        # Atoms of the scope released before the failure must wait for the controller again.
+        scope = range(r, end)
+        kept = [x for x in self._ready if x not in scope and waiting[x] == 0]
+        self._ready.clear()
+        self._ready.extend(kept)
+        self._timers[:] = [(due, x) for due, x in self._timers if x not in scope]
+        heapq.heapify(self._timers)
         atom = c.atoms[r]
         delay = atom.delay_before(len(st.histories[r]) + 1)  # type: ignore[union-attr]
         if delay > 0:

@@ -74,6 +74,9 @@ class Request:
 class WorkerDispatcher(Dispatcher):
     """Runs atoms on remote workers over a message broker (see the module docstring)."""
 
+    inline = False
+    """Calls complete on workers; completions come from :meth:`wait`."""
+
     def __init__(
         self,
         transport: str,
