@@ -342,6 +342,9 @@ class Engine(RetryHandling):
 
 
 def _named(exc: FlowkitError, atom_name: str) -> FlowkitError:
-    if isinstance(exc, NotFound):
-        return NotFound(f"atom {atom_name!r}: {exc}")
+    """``exc``, naming the atom it happened to when it does not already."""
+    if isinstance(exc, NotFound) and repr(atom_name) not in str(exc):
+        named = NotFound(f"atom {atom_name!r}: {exc}")
+        named.__cause__ = exc
+        return named
     return exc
