@@ -6,7 +6,7 @@ done again. What happens to a job:
 
 - its flow ends (SUCCESS, or REVERTED/FAILURE with the failure saved in the flow detail): consumed;
 - it cannot or must not run (no logbook, no factory, factory outside ``allow``, flow that does not
-  build): set aside with the reason, and the conductor goes on;
+  build, compile or validate): set aside with the reason, and the conductor goes on;
 - the conductor is stopping: the flow is suspended at a safe point and the job abandoned, not
   counted against it, for another conductor to resume;
 - the board says the claim is IN_DOUBT: the flow is suspended and waits; CONFIRMED resumes it, LOST
@@ -24,7 +24,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowkit.exceptions import FlowkitError, InvalidFlowError, JobBoardError, NotFound
+from flowkit.exceptions import (
+    CompilationError,
+    ConductorError,
+    FlowkitError,
+    InvalidFlowError,
+    JobBoardError,
+    NotFound,
+    NotSerializableError,
+)
 from flowkit.factory import check_allowed
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
 from flowkit.notifier import ANY
@@ -46,15 +54,30 @@ class _Run:
     def must_pause(self) -> bool:
         return self.in_doubt or self.lost
 
+    def hear(self, event: ClaimEvent) -> None:
+        """Take in what the board said about this claim."""
+        if event is ClaimEvent.IN_DOUBT:
+            self.in_doubt = True
+        elif event is ClaimEvent.CONFIRMED:
+            self.in_doubt = False
+        else:
+            self.lost = True
+
 
 @dataclass
 class Stats:
-    """What a conductor did, for logs and tests."""
+    """What a conductor did, for logs and tests; job threads count through :meth:`add`."""
 
     consumed: int = 0
     abandoned: int = 0
     set_aside: int = 0
     lost: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, counter: str, n: int = 1) -> None:
+        """Add ``n`` to ``counter`` (``+=`` on an attribute is not atomic across threads)."""
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + n)
 
 
 class Conductor:
@@ -76,7 +99,7 @@ class Conductor:
         """``allow``: module prefixes a job's factory must be under (None: any); ``grace``: seconds
         to wait for running atoms to reach a safe point when stopping."""
         if max_jobs < 1:
-            raise ValueError(f"conductor {name!r}: max_jobs must be at least 1, got {max_jobs}")
+            raise ConductorError(f"conductor {name!r}: max_jobs must be at least 1, got {max_jobs}")
         self.name = name
         self.board = board
         self.persistence = persistence
@@ -89,6 +112,8 @@ class Conductor:
         self.stats = Stats()
         self._stopping = threading.Event()
         self._runs: dict[str, _Run] = {}
+        # Claim events heard while claim_next runs, for the job it is about to return (None: not claiming)
+        self._claiming: list[tuple[ClaimEvent, frozenset[str]]] | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -137,20 +162,37 @@ class Conductor:
 
     def _claim(self) -> Job | None:
         """The next job claimed for this conductor, or None after waiting a while for one."""
+        job: Job | None = None
+        with self._lock:
+            self._claiming = []
         try:
             job = self.board.claim_next(self.name)
-            if job is None:
-                for _ in self.board.wait(self.wait_timeout):
-                    break  # woken by a post: claim on the next turn
-                return None
         except JobBoardError as exc:
             LOG.warning("conductor %r: board unavailable: %s", self.name, exc)
             self._stopping.wait(self.wait_timeout)
             return None
-        with self._lock:
-            self._runs[job.uuid] = _Run(job)
+        finally:
+            self._register(job)
+        if job is None:
+            for _ in self.board.wait(self.wait_timeout):
+                break  # woken by a post: claim on the next turn
+            return None
         LOG.info("conductor %r: claimed job %s", self.name, job)
         return job
+
+    def _register(self, job: Job | None) -> None:
+        """Stop buffering claim events; give ``job`` its run, with what the board said while claiming.
+
+        The board may report on a claim (IN_DOUBT, LOST) before ``claim_next`` returns it.
+        """
+        with self._lock:
+            heard, self._claiming = self._claiming or [], None
+            if job is None:
+                return
+            run = self._runs[job.uuid] = _Run(job)
+            for event, uuids in heard:
+                if job.uuid in uuids:
+                    run.hear(event)
 
     def _wind_down(self) -> None:
         self.stop()
@@ -171,13 +213,10 @@ class Conductor:
     def _on_claims(self, event: ClaimEvent, job_uuids: frozenset[str]) -> None:
         with self._lock:
             runs = [self._runs[u] for u in job_uuids if u in self._runs]
+            if self._claiming is not None:
+                self._claiming.append((event, job_uuids))
         for run in runs:
-            if event is ClaimEvent.IN_DOUBT:
-                run.in_doubt = True
-            elif event is ClaimEvent.CONFIRMED:
-                run.in_doubt = False
-            else:
-                run.lost = True
+            run.hear(event)
             if run.must_pause() and run.engine is not None:
                 run.engine.suspend()
             run.changed.set()
@@ -206,6 +245,7 @@ class Conductor:
             self._set_aside(job, reason)
             return
         engine = run.engine
+        storage = engine.storage  # prepared by _load: asking for it again cannot fail
 
         # The engine checks at every atom change whether it must pause, so a suspend cannot be lost
         # to a run() that starts just after it.
@@ -220,7 +260,7 @@ class Conductor:
                     self._give_back(job, f"conductor {self.name!r} stopped", count=False)
                 return
             if run.lost:
-                self.stats.lost += 1
+                self.stats.add("lost")
                 LOG.warning("conductor %r: claim on job %s lost; leaving it to others", self.name, job)
                 return
             if run.in_doubt:
@@ -230,16 +270,16 @@ class Conductor:
             try:
                 engine.run()
             except Exception as exc:
-                if engine.storage.get_flow_state() not in FLOW_FINISHED:
+                if storage.get_flow_state() not in FLOW_FINISHED:
                     raise
                 LOG.info(
                     "conductor %r: job %s ended with its flow %s: %s",
                     self.name,
                     job,
-                    engine.storage.get_flow_state(),
+                    storage.get_flow_state(),
                     exc,
                 )
-            if engine.storage.get_flow_state() in FLOW_FINISHED:
+            if storage.get_flow_state() in FLOW_FINISHED:
                 self._consume(job, run)
                 return
 
@@ -291,6 +331,15 @@ class Conductor:
             )
         except FlowkitError as exc:
             return f"cannot build the flow of factory {path!r}: {exc}", None
+        # A flow that builds but cannot run (a cycle, a requirement nothing provides, a task that
+        # does not pickle) fails the same way on every conductor: set it aside now rather than
+        # abandon it max_attempts times. Errors of persistence (restoring the flow's state) are
+        # not the job's fault and propagate, to be abandoned and retried.
+        try:
+            engine.compile()
+            engine.validate()
+        except (CompilationError, NotSerializableError) as exc:
+            return f"the flow of factory {path!r} cannot run: {type(exc).__name__}: {exc}", None
         return None, engine
 
     # -- board operations, logged -------------------------------------------------------------------
@@ -301,7 +350,7 @@ class Conductor:
         except JobBoardError as exc:  # the claim went meanwhile: whoever has it finds the flow done
             LOG.warning("conductor %r: could not consume job %s: %s", self.name, job, exc)
             return
-        self.stats.consumed += 1
+        self.stats.add("consumed")
         LOG.info(
             "conductor %r: consumed job %s (%s)",
             self.name,
@@ -315,7 +364,7 @@ class Conductor:
         except JobBoardError as exc:  # the claim is gone anyway (lost session, closed board)
             LOG.warning("conductor %r: could not abandon job %s: %s", self.name, job, exc)
             return
-        self.stats.abandoned += 1
+        self.stats.add("abandoned")
         LOG.info("conductor %r: abandoned job %s: %s", self.name, job, reason)
 
     def _set_aside(self, job: Job, reason: str) -> None:
@@ -324,5 +373,5 @@ class Conductor:
         except JobBoardError as exc:
             LOG.warning("conductor %r: could not set job %s aside: %s", self.name, job, exc)
             return
-        self.stats.set_aside += 1
+        self.stats.add("set_aside")
         LOG.warning("conductor %r: set job %s aside: %s", self.name, job, reason)

@@ -231,6 +231,17 @@ class JobSetAsideError(UnclaimableJobError):
         return f"job {self.job} was set aside: {self.reason}"
 
 
+class MalformedJobError(JobBoardError, ValueError):
+    """A stored job record is not a valid job; the board skips it with a warning naming where it is.
+
+    Also a ``ValueError``: a record that does not parse is a bad value.
+    """
+
+
+class ConductorError(JobBoardError):
+    """A conductor cannot run as asked (an option out of range); the message names the conductor."""
+
+
 class UnknownBackendError(FlowkitError):
     """A URL names a backend that flowkit does not have."""
 

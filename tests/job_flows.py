@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from flowkit import LinearFlow, Task
+from flowkit import GraphFlow, LinearFlow, Task
 
 
 def _alive(pid: int) -> bool:
@@ -96,6 +96,22 @@ def failing() -> LinearFlow:
 def tiny() -> LinearFlow:
     """One task that does nothing: job board throughput."""
     return LinearFlow("tiny").add(Noop(name="noop"))
+
+
+class Needs(Task):
+    def execute(self, never_provided: str) -> None:
+        return None
+
+
+def missing_requirement() -> LinearFlow:
+    """Builds, but does not validate: ``never_provided`` is neither in the store nor provided."""
+    return LinearFlow("missing-requirement").add(Noop(name="noop"), Needs(name="needs"))
+
+
+def cyclic() -> GraphFlow:
+    """Builds, but does not compile: its two tasks depend on each other."""
+    a, b = Noop(name="a"), Noop(name="b")
+    return GraphFlow("cyclic").add(a, b).link(a, b).link(b, a)
 
 
 def trace_of(trace_dir: str | Path, job_key: str) -> list[tuple[str, str, int]]:

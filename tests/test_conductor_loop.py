@@ -13,7 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from conductor import Conductor
+from conductor.loop import Stats
 from flowkit.engines.persistence import backend_for
+from flowkit.exceptions import ConductorError
 from flowkit.jobboard import ClaimEvent, Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 from tests.job_flows import trace_of, violations
@@ -172,3 +174,69 @@ def test_max_jobs_runs_jobs_side_by_side(board: JobBoard, persistence: str, tmp_
     with running(Conductor("c1", board, persistence, max_jobs=3)):
         _until(lambda: board.job_count() == 0, 20, "every job consumed")
     assert time.monotonic() - started < 1.6  # one after another would take 1.8 s and more
+
+
+@pytest.mark.parametrize(
+    ("factory", "why"),
+    [("missing_requirement", "requires 'never_provided'"), ("cyclic", "dependency cycle")],
+)
+def test_a_flow_that_does_not_compile_or_validate_is_set_aside_at_once(
+    board: JobBoard, persistence: str, tmp_path: Path, factory: str, why: str
+) -> None:
+    bad = board.post_flow(f"tests.job_flows:{factory}", name="bad")
+    good = _post(board, tmp_path, "good")
+    with running(Conductor("c1", board, persistence)) as conductor:
+        _until(lambda: board.job_count() == 0, 20, "the board emptied")
+    assert good.state is JobState.COMPLETE
+    [aside] = board.set_aside_jobs()
+    assert aside.uuid == bad.uuid
+    assert why in (aside.last_reason or "")
+    assert aside.attempts <= 1  # set aside on its first claim, not after max_attempts abandons
+    assert conductor.stats.abandoned == 0 and conductor.stats.set_aside == 1
+
+
+def test_stats_counts_every_increment_from_many_threads() -> None:
+    stats = Stats()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [
+            threading.Thread(target=lambda: [stats.add("consumed") for _ in range(20000)]) for _ in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert stats.consumed == 8 * 20000
+
+
+@pytest.mark.parametrize("event", [ClaimEvent.LOST, ClaimEvent.IN_DOUBT])
+def test_a_claim_event_while_claiming_is_not_dropped(
+    board: JobBoard, persistence: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, event: ClaimEvent
+) -> None:
+    """The board may report on a claim before claim_next has returned it to the conductor."""
+    job = _post(board, tmp_path, "early", n=2)
+    claim_next = board.claim_next
+
+    def claim_then_report(who: str) -> Job | None:
+        claimed = claim_next(who)
+        if claimed is not None:
+            board._emit(event, frozenset({claimed.uuid}))
+        return claimed
+
+    monkeypatch.setattr(board, "claim_next", claim_then_report)
+    with running(Conductor("c1", board, persistence)) as conductor:
+        if event is ClaimEvent.LOST:
+            _until(lambda: conductor.stats.lost == 1, 10, "the conductor to drop the job")
+        else:
+            time.sleep(1.0)
+        assert _starts(tmp_path, "early") == []  # it never ran
+        assert board.get_job(job.uuid).state is JobState.CLAIMED
+    assert conductor.stats.consumed == 0
+
+
+def test_max_jobs_below_one_is_a_conductor_error(board: JobBoard, persistence: str) -> None:
+    with pytest.raises(ConductorError, match="max_jobs must be at least 1, got 0"):
+        Conductor("c1", board, persistence, max_jobs=0)

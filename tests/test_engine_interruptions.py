@@ -50,7 +50,7 @@ def test_an_abandoned_run_iter_leaves_the_engine_resumable() -> None:
     log: list[str] = []
     engine = engines.load(LinearFlow("f").add(Log("a", log), Log("b", log), Log("c", log)))
     steps = engine.run_iter()
-    for state in steps:
+    for _ in steps:
         if log == ["a"]:
             break
     steps.close()

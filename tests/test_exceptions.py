@@ -33,6 +33,8 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "UnknownBackendError": ("bogus://host/db", ["memory", "sqlite"]),
     "NoWorkerAvailable": ("mypkg.tasks.CreateServer", ["hypervisors", "spare"], 2.5),
     "JobSetAsideError": ("'create-42' (uuid-1)", "claimed 3 times without being consumed"),
+    "MalformedJobError": ("field 'name' must be a non-empty string",),
+    "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
 }
 
 # What each message must name.
@@ -48,6 +50,8 @@ NAMED: dict[str, tuple[str, ...]] = {
     "UnknownBackendError": ("bogus://host/db", "memory", "sqlite"),
     "NoWorkerAvailable": ("mypkg.tasks.CreateServer", "hypervisors", "spare", "2.5"),
     "JobSetAsideError": ("create-42", "uuid-1", "claimed 3 times"),
+    "MalformedJobError": ("'name'",),
+    "ConductorError": ("'c1'", "max_jobs"),
 }
 
 
@@ -129,6 +133,12 @@ def test_wrapped_failure_survives_pickling_with_its_failures() -> None:
     assert list(copy) == list(exc)
     assert [f.atom_name for f in copy] == ["a1", "a2"]
     assert copy.check(ValueError) is copy.failures[0]
+
+
+def test_job_board_errors_that_callers_may_catch_as_value_errors() -> None:
+    assert issubclass(exceptions.MalformedJobError, exceptions.JobBoardError)
+    assert issubclass(exceptions.MalformedJobError, ValueError)
+    assert issubclass(exceptions.ConductorError, exceptions.JobBoardError)
 
 
 def test_not_found_is_a_key_error_with_a_plain_message() -> None:

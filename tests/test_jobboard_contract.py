@@ -88,6 +88,16 @@ def test_post_then_list(board: JobBoard) -> None:
         board.get_job("no-such-uuid")
 
 
+def test_post_flow_sends_the_store_with_the_job(make_board: MakeBoard, tmp_path) -> None:
+    """TaskFlow's conductors read the store from ``details["store"]``; the flow detail keeps it too."""
+    board = make_board(persistence=f"sqlite:///{tmp_path}/flows.db")
+    store = {"cluster": 42, "size": "large"}
+    job = board.post_flow("tests.job_flows:tiny", store=store, details={"owner": "ops"})
+    [listed] = board.iterjobs(ensure_fresh=True)
+    assert listed.details == {"owner": "ops", "store": store} == job.details
+    assert board.load_book(listed).find(listed.flow_uuid or "").meta["store"] == store
+
+
 def test_order_is_priority_then_age(board: JobBoard) -> None:
     low = board.post("low", priority=JobPriority.LOW)
     first = board.post("first")
@@ -260,3 +270,32 @@ def test_bad_urls() -> None:
         boards.fetch("x", "zookeeper://127.0.0.1:2181/x?timeout=soon")
     with pytest.raises(JobBoardError, match="max_attempts"):
         boards.fetch("x", "memory://x", max_attempts=0)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "zookeeper://user:secret@127.0.0.1:1/p?bogus=1",
+        "zookeeper://user:secret@127.0.0.1:1,127.0.0.2:1/p?timeout=soon",
+        "zookeeper://user:secret@127.0.0.1:1/p?max_attempts=many",
+        "postgresql://user:secret@127.0.0.1:1/db?bogus=1",
+        "postgresql://user:secret@127.0.0.1:1/db?lease=soon",
+        "redis://user:secret@127.0.0.1:1/0",
+    ],
+)
+def test_errors_never_show_a_url_password(url: str) -> None:
+    with pytest.raises((JobBoardError, UnknownBackendError)) as info:
+        boards.fetch("x", url)
+    message = str(info.value)
+    assert "secret" not in message and "secret" not in repr(info.value.args)
+    assert "user:***@127.0.0.1" in message
+
+
+def test_display_url_hides_only_the_password() -> None:
+    assert (
+        boards.display_url("postgresql://u:p%40ss@h:5432/db?lease=3")
+        == "postgresql://u:***@h:5432/db?lease=3"
+    )
+    assert boards.display_url("zookeeper://u:pw@h1:1,h2:2/p") == "zookeeper://u:***@h1:1,h2:2/p"
+    assert boards.display_url("sqlite:///tmp/board.db") == "sqlite:///tmp/board.db"
+    assert boards.display_url("postgresql://u@h/db") == "postgresql://u@h/db"

@@ -88,3 +88,47 @@ def test_claim_next_skips_rows_locked_by_others(postgres_url: str) -> None:
     finally:
         locker.close()
         board.close()
+
+
+def test_a_hung_renewal_is_in_doubt_then_lost_on_time(tmp_path) -> None:
+    """The watchdog judges leases by the last good renewal, not by a renewal call that hangs."""
+    import sqlite3
+
+    path = tmp_path / "board.db"
+    lease = 1.5
+    board = SQLJobBoard("hung", f"sqlite:///{path}", lease=lease)
+    board.connect()
+    events: list[tuple[ClaimEvent, float]] = []
+    board.add_claim_listener(lambda event, uuids: events.append((event, time.monotonic())))
+    locker = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        job = board.post("j")
+        board.claim(job, "a")
+        locker.execute("BEGIN IMMEDIATE")  # the renewal now waits for the write lock
+        locked = time.monotonic()
+        _until(lambda: ClaimEvent.LOST in [e for e, _ in events], lease * 2, "LOST")
+        seen = {event: at - locked for event, at in events}
+        assert seen[ClaimEvent.IN_DOUBT] < lease / 3 + 0.35, seen
+        assert seen[ClaimEvent.LOST] < lease * 0.9 + 0.35, seen
+        assert [e for e, _ in events] == [ClaimEvent.IN_DOUBT, ClaimEvent.LOST]
+    finally:
+        locker.rollback()
+        locker.close()
+        board.close()
+
+
+def test_a_late_renewal_cannot_resurrect_an_expired_lease(tmp_path) -> None:
+    board = SQLJobBoard("late", f"sqlite:///{tmp_path}/board.db", lease=0.6)
+    board.connect()
+    events: list[ClaimEvent] = []
+    board.add_claim_listener(lambda event, uuids: events.append(event))
+    try:
+        job = board.post("j")
+        board.claim(job, "a")
+        board._leases.stop()
+        time.sleep(0.8)  # the lease ran out; nobody else claimed the job
+        board._leases.renew()  # a renewal that comes too late
+        assert events == [ClaimEvent.LOST]
+        assert board.find_owner(job) is None and job.state is JobState.UNCLAIMED
+    finally:
+        board.close()

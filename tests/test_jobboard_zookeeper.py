@@ -169,3 +169,34 @@ def test_partition_tells_the_claimant_before_anyone_else_can_claim(zookeeper_hos
         partitioned.close()
         other.close()
         proxy.close()
+
+
+def test_a_session_lost_while_claiming_fails_the_claim(zookeeper_hosts: str, path: str) -> None:
+    """LOST arriving between the claim's commit and its bookkeeping must not leave a claim we believe in."""
+    from kazoo.protocol.states import KazooState
+
+    zk = ZooKeeperJobBoard("test", zookeeper_hosts, path, timeout=4)
+    zk.connect()
+    board: JobBoard = zk
+    events: list[tuple[ClaimEvent, frozenset[str]]] = []
+    board.add_claim_listener(lambda event, uuids: events.append((event, uuids)))
+    try:
+        job = board.post("racy")
+        commit = zk._commit_claim
+
+        def commit_then_lose(tx: object, lock_path: str) -> list[object]:
+            results = commit(tx, lock_path)
+            zk._session._on_state(KazooState.LOST)  # as kazoo's thread would, in the worst moment
+            return results
+
+        zk._commit_claim = commit_then_lose  # type: ignore[method-assign]
+        with pytest.raises(UnclaimableJobError, match="session"):
+            board.claim(job, "c")
+        zk._commit_claim = commit  # type: ignore[method-assign]
+        zk._session._on_state(KazooState.CONNECTED)
+        assert board.find_owner(job) is None  # the claim was released
+        assert zk._owned == {}
+        board.claim(job, "c2")  # and someone can claim it
+        board.consume(job, "c2")
+    finally:
+        board.close()

@@ -3,8 +3,9 @@
 ``from flowkit.jobboard import backends as boards; board = boards.fetch(name, url, persistence=...)``.
 """
 
+from flowkit.exceptions import MalformedJobError
 from flowkit.jobboard.base import ClaimEvent, ClaimListener, JobBoard
-from flowkit.jobboard.job import Job, JobPriority, MalformedJobError
+from flowkit.jobboard.job import Job, JobPriority
 from flowkit.states import JobState
 
 __all__ = [

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from flowkit.exceptions import MalformedJobError
 from flowkit.states import JobState
 
 if TYPE_CHECKING:
@@ -30,10 +31,6 @@ class JobPriority(IntEnum):
     NORMAL = 0
     HIGH = 1
     VERY_HIGH = 2
-
-
-class MalformedJobError(ValueError):
-    """A stored job record is not a valid job; the board skips it with a warning naming where it is."""
 
 
 @dataclass(eq=False)

@@ -64,8 +64,10 @@ def post_flow(
     book = LogBook(job_name)
     flow_detail = book.add(FlowDetail(job_name))
     save_factory_details(flow_detail, factory, factory_args, factory_kwargs)
+    job_details = dict(details or {})
     if store:
         flow_detail.meta["store"] = dict(store)
+        job_details["store"] = dict(store)  # where TaskFlow's conductors look for it
     with backend.get_connection() as conn:
         conn.save_logbook(book)
-    return board.post(job_name, book=book, details=details, priority=priority, flow_detail=flow_detail)
+    return board.post(job_name, book=book, details=job_details, priority=priority, flow_detail=flow_detail)

@@ -20,7 +20,24 @@ ZOOKEEPER_SCHEMES = ("zookeeper",)
 SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "memory")
 SCHEMES = ZOOKEEPER_SCHEMES + SQL_SCHEMES
 
-__all__ = ["SCHEMES", "fetch"]
+__all__ = ["SCHEMES", "display_url", "fetch"]
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs (``user:***@host``).
+
+    Plain string work, so it also takes ZooKeeper's ``host:port,host:port`` lists and URLs too broken
+    to parse.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hosts}{tail}"
 
 
 def fetch(name: str, url: str, persistence: Any = None, **options: Any) -> JobBoard:
@@ -38,7 +55,7 @@ def fetch(name: str, url: str, persistence: Any = None, **options: Any) -> JobBo
 
         db_url, query = _split_query(url)
         return SQLJobBoard(name, db_url, persistence=persistence, **(_sql_options(url, query) | options))
-    raise UnknownBackendError(url, SCHEMES)
+    raise UnknownBackendError(display_url(url), SCHEMES)
 
 
 def _split_query(url: str) -> tuple[str, dict[str, str]]:
@@ -51,7 +68,7 @@ def _number(url: str, query: dict[str, str], key: str, kind: type) -> Any:
     try:
         return kind(value)
     except ValueError:
-        raise JobBoardError(f"job board URL {url!r}: {key}={value!r} is not a number") from None
+        raise JobBoardError(f"job board URL {display_url(url)!r}: {key}={value!r} is not a number") from None
 
 
 def _flag(value: str) -> bool:
@@ -60,7 +77,9 @@ def _flag(value: str) -> bool:
 
 def _unknown(url: str, query: dict[str, str]) -> None:
     if query:
-        raise JobBoardError(f"job board URL {url!r}: unknown option(s) {', '.join(sorted(query))}")
+        raise JobBoardError(
+            f"job board URL {display_url(url)!r}: unknown option(s) {', '.join(sorted(query))}"
+        )
 
 
 def _zookeeper_options(url: str) -> dict[str, Any]:

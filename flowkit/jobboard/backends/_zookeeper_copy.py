@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flowkit.jobboard.job import Job, MalformedJobError
+from flowkit.exceptions import MalformedJobError
+from flowkit.jobboard.job import Job
 
 LOG = logging.getLogger("flowkit.jobboard")
 

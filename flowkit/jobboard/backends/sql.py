@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from flowkit.exceptions import (
     JobBoardConnectionError,
     JobSetAsideError,
+    MalformedJobError,
     NotFound,
     NotOwnerError,
     StorageError,
@@ -35,7 +36,7 @@ from flowkit.exceptions import (
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
-from flowkit.jobboard.job import Job, MalformedJobError
+from flowkit.jobboard.job import Job
 from flowkit.states import JobState, check_job_transition, job_sources
 
 LOG = logging.getLogger("flowkit.jobboard")
@@ -112,9 +113,9 @@ class SQLJobBoard(JobBoard):
         self._wake()
 
     def _where(self) -> str:
-        if self.url.startswith("memory://"):
-            return self.url
-        return sa.make_url(self.url).render_as_string(hide_password=True)
+        from flowkit.jobboard.backends import display_url
+
+        return display_url(self.url)
 
     @contextlib.contextmanager
     def _tx(self, what: str) -> Iterator[sa.Connection]:

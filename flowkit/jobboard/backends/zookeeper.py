@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from flowkit.exceptions import (
     JobBoardConnectionError,
     JobBoardError,
+    MalformedJobError,
     NotFound,
     NotOwnerError,
     UnclaimableJobError,
@@ -37,7 +39,7 @@ from flowkit.exceptions import (
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
-from flowkit.jobboard.job import Job, MalformedJobError
+from flowkit.jobboard.job import Job
 from flowkit.states import JobState, check_job_transition
 
 LOG = logging.getLogger("flowkit.jobboard")
@@ -80,7 +82,9 @@ class ZooKeeperJobBoard(JobBoard):
         self._trash_path = f"{self.path}/trash"
         self._bad: set[str] = set()  # paths already warned about
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad)
-        self._owned: dict[str, str] = {}  # job uuid -> node name, claimed by this board
+        # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
+        self._owned: dict[str, str] = {}
+        self._owned_lock = threading.Lock()
         self._session = Session(name, hosts, self.path, timeout, auth, world_read, client, self._on_session)
         self._errors = self._session.errors
 
@@ -111,7 +115,8 @@ class ZooKeeperJobBoard(JobBoard):
         if not self._session.connected:
             return
         self._copy.stop()
-        self._owned.clear()
+        with self._owned_lock:
+            self._owned.clear()
         self._session.stop()
 
     def _warn_bad(self, path: str, why: str) -> None:
@@ -127,15 +132,17 @@ class ZooKeeperJobBoard(JobBoard):
         """What the session's state means for this board's claims (see ``_zookeeper_session``)."""
         from kazoo.protocol.states import KazooState
 
+        with self._owned_lock:
+            owned = frozenset(self._owned)
+            if state == KazooState.LOST:
+                self._owned.clear()
         if state == KazooState.SUSPENDED:
-            self._emit(ClaimEvent.IN_DOUBT, frozenset(self._owned))
+            self._emit(ClaimEvent.IN_DOUBT, owned)
         elif state == KazooState.LOST:
-            lost = frozenset(self._owned)
-            self._owned.clear()
-            self._emit(ClaimEvent.LOST, lost)
+            self._emit(ClaimEvent.LOST, owned)
         elif state == KazooState.CONNECTED:
-            if same_session and self._owned:
-                self._emit(ClaimEvent.CONFIRMED, frozenset(self._owned))
+            if same_session and owned:
+                self._emit(ClaimEvent.CONFIRMED, owned)
             # Jobs posted or released while we were away: the watches only report later changes.
             self._client.handler.spawn(self._refresh_quietly)
             with self._copy.changed:
@@ -249,6 +256,7 @@ class ZooKeeperJobBoard(JobBoard):
         owner = json.dumps({"owner": who, "claimed_on": time.time()}).encode()
         with self._copy.lock:  # when the copy's version is still current, no read is needed
             cached, version = self._copy.jobs.get(node), self._copy.versions.get(node)
+        session = self._session.session_id()  # the claim is worth something only in this session
         for _ in range(10):
             with self._errors(f"claim job {job}"):
                 if cached is None or version is None:
@@ -276,10 +284,35 @@ class ZooKeeperJobBoard(JobBoard):
         else:
             raise UnclaimableJobError(f"job {job} kept changing while being claimed; try again")
         job.attempts, job.last_reason = current.attempts, current.last_reason
-        self._owned[job.uuid] = node
+        # Kazoo's thread marks the session suspended before it clears _owned on LOST (under this
+        # lock): a LOST that came before this point is seen here, one that comes after finds the job
+        # in _owned and reports it.
+        with self._owned_lock:
+            self._owned[job.uuid] = node
+            intact = self._session.session_id() == session and not self._session.suspended
+            if not intact:
+                del self._owned[job.uuid]
+        if not intact:
+            self._release(claim, session)
+            raise UnclaimableJobError(
+                f"job {job}: the ZooKeeper session was suspended or lost while claiming it; try again"
+            )
         with self._copy.lock:
             self._copy.claimed.add(node)
         return previous
+
+    def _release(self, claim: str, session: int) -> None:
+        """Delete ``claim`` if ``session`` still holds it; if that session dies first, ZooKeeper does."""
+        from kazoo.exceptions import KazooException, NoNodeError
+        from kazoo.retry import KazooRetry
+
+        def release() -> None:
+            _, stat = self._client.get(claim)
+            if stat.ephemeralOwner == session:
+                self._client.delete(claim, version=stat.version)
+
+        with contextlib.suppress(NoNodeError, KazooException):
+            KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5, deadline=self.timeout)(release)
 
     def _read(self, job: Job) -> tuple[Job, int]:
         """The job as stored now, and its znode version."""
@@ -296,21 +329,14 @@ class ZooKeeperJobBoard(JobBoard):
 
     def _commit_claim(self, tx: Any, lock_path: str) -> list[Any]:
         """Commit a claim; when the answer is lost, make sure no claim of ours is left behind."""
-        from kazoo.exceptions import ConnectionLoss, KazooException, NoNodeError
-        from kazoo.retry import KazooRetry
+        from kazoo.exceptions import ConnectionLoss
 
         try:
             return list(tx.commit())
         except ConnectionLoss:
             # The claim may or may not exist. Delete it if it is ours; if the session dies first,
             # ZooKeeper deletes it for us. Either way no orphan claim outlives this call for long.
-            def release() -> None:
-                _, stat = self._client.get(lock_path)
-                if stat.ephemeralOwner == self._session.session_id():
-                    self._client.delete(lock_path, version=stat.version)
-
-            with contextlib.suppress(NoNodeError, KazooException):
-                KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5, deadline=self.timeout)(release)
+            self._release(lock_path, self._session.session_id())
             raise
 
     def _owned_claim(self, job: Job, who: str, target: JobState) -> tuple[str, str, Any]:
@@ -318,7 +344,9 @@ class ZooKeeperJobBoard(JobBoard):
         and a claimed job may move to ``target``."""
         from kazoo.exceptions import NoNodeError
 
-        if job.uuid not in self._owned:
+        with self._owned_lock:
+            owned = job.uuid in self._owned
+        if not owned:
             try:
                 holder = repr(self.find_owner(job))
             except JobBoardConnectionError:
@@ -346,7 +374,8 @@ class ZooKeeperJobBoard(JobBoard):
             tx.delete(claim)
             tx.delete(path)
             self._check(tx.commit(), job, who)
-        self._owned.pop(job.uuid, None)
+        with self._owned_lock:
+            self._owned.pop(job.uuid, None)
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         with self._errors(f"abandon job {job}"):
@@ -363,7 +392,8 @@ class ZooKeeperJobBoard(JobBoard):
             tx.set_data(path, current.to_bytes(), version=job_stat.version)
             self._check(tx.commit(), job, who)
         job.attempts, job.last_reason = current.attempts, current.last_reason
-        self._owned.pop(job.uuid, None)
+        with self._owned_lock:
+            self._owned.pop(job.uuid, None)
 
     def trash(self, job: Job, who: str, reason: str | None = None) -> None:
         self._move(job, who, JobState.TRASHED, reason, "trash")
@@ -390,7 +420,8 @@ class ZooKeeperJobBoard(JobBoard):
             tx.delete(path, version=job_stat.version)
             self._check(tx.commit(), job, who)
         job.last_reason = reason or job.last_reason
-        self._owned.pop(job.uuid, None)
+        with self._owned_lock:
+            self._owned.pop(job.uuid, None)
 
     def _check(self, results: list[Any], job: Job, who: str) -> None:
         failure = _first_failure(results)
