@@ -96,10 +96,11 @@ services_start_rabbitmq() {
 # True when ZooKeeper answers the four-letter word `ruok` with `imok`.
 _zookeeper_ready() {
     local answer
+    # ruok says imok as soon as the port is open; srvr says whether requests are served yet.
     # shellcheck disable=SC2016  # $1 and $2 expand in the inner shell, on purpose
-    answer="$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"; printf ruok >&3; cat <&3' _ "$SERVICES_HOST" 2181 \
+    answer="$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"; printf srvr >&3; cat <&3' _ "$SERVICES_HOST" 2181 \
         2>/dev/null)" || true
-    [[ "$answer" == "imok" ]]
+    [[ "$answer" == *"Zookeeper version"* ]]
 }
 
 # apt-get as root, through sudo when this is not root; no prompts (CI has no standard input).
