@@ -75,7 +75,8 @@ FLOW_TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
 """Allowed flow transitions: ``FLOW_TRANSITIONS[old]`` is the set of states ``old`` may move to."""
 
 ATOM_TRANSITIONS: dict[AtomState, frozenset[AtomState]] = {
-    A.PENDING: frozenset({A.RUNNING, A.IGNORE, A.REVERTED}),
+    # PENDING -> FAILURE: failed before execute was called (bad arguments, a decider that raised).
+    A.PENDING: frozenset({A.RUNNING, A.IGNORE, A.REVERTED, A.FAILURE}),
     # RUNNING -> RUNNING: a crash left the atom RUNNING; it runs again (at-least-once).
     A.RUNNING: frozenset({A.SUCCESS, A.FAILURE, A.RUNNING, A.REVERTING, A.PENDING}),
     A.SUCCESS: frozenset({A.REVERTING, A.RETRYING, A.PENDING}),

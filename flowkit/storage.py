@@ -32,7 +32,7 @@ class Recorder:
         """Load saved state into a fresh ``storage`` before a run (resume after suspend or crash).
 
         Fill ``states``, ``results``, ``failures``, ``revert_results``, ``revert_failures``,
-        ``atom_uuids``, ``finished_seq``, ``histories``, ``store``, ``flow_state`` and
+        ``atom_uuids``, ``finished_seq``, ``never_started``, ``histories``, ``store``, ``flow_state`` and
         ``flow_failures`` directly; the engine derives everything else from them.
         """
 
@@ -72,6 +72,8 @@ class Storage:
         self._seq = 0
         self.histories: dict[int, History] = {i: History() for i in range(n) if compiled.kinds[i] == RETRY}
         self.flow_state = FlowState.PENDING
+        self.never_started: set[int] = set()
+        """Atoms that failed before their execute was called: there is nothing to revert."""
         self.flow_failures: dict[str, Failure] = {}
         """The failures that the flow is reverting (or reverted) because of."""
         self._providers: dict[str, list[int]] | None = None
@@ -117,6 +119,7 @@ class Storage:
         self.revert_results[i] = None
         self.revert_failures[i] = None
         self.finished_seq[i] = 0
+        self.never_started.discard(i)
         if self.states[i] is not AtomState.PENDING:
             self.set_atom_state(i, AtomState.PENDING)
 

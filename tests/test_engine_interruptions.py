@@ -152,3 +152,44 @@ def test_a_crash_while_a_retry_reverts_its_scope_resumes_the_revert_then_the_ret
     # the interrupted revert finished, then the second attempt ran the whole scope
     assert log == ["slow", "flaky", "-flaky", "-slow", "slow", "flaky"]
     backend.close()
+
+
+def test_a_resumed_revert_does_not_revert_an_atom_that_never_started(tmp_path: Path) -> None:
+    backend = fresh_backend(f"sqlite:///{tmp_path}/f.db")
+    log: list[str] = []
+    crashed: list[bool] = []
+
+    class Step(Task):
+        def execute(self) -> str:
+            log.append(self.name)
+            return self.name
+
+        def revert(self, **kwargs: Any) -> None:
+            if self.name == "other" and not crashed:  # the process dies in the middle of reverting
+                crashed.append(True)
+                raise Crash()
+            log.append(f"-{self.name}")
+
+    def undecidable(history: dict[str, Any]) -> bool:
+        raise ZeroDivisionError("cannot decide")
+
+    def make() -> Any:
+        from flowkit import GraphFlow
+
+        first, guarded, other = Step("first"), Step("guarded"), Step("other")
+        return GraphFlow("g").add(first, other, guarded).link(first, guarded, decider=undecidable)
+
+    book, fd = LogBook("b"), FlowDetail("g")
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    with pytest.raises(Crash):
+        engines.load(make(), backend=backend, book=book, flow_detail=fd).run()
+    assert saved_states(backend, fd.uuid)["guarded"] == "FAILURE"  # not reverted yet when it died
+    resumed = engines.load(make(), backend=backend, flow_detail=fd)
+    with pytest.raises(Exception, match="cannot decide"):
+        resumed.run()
+    assert resumed.storage.get_flow_state() is FlowState.REVERTED
+    assert "guarded" not in log and "-guarded" not in log  # it never ran, so it is never reverted
+    assert log[-2:] == ["-other", "-first"]
+    backend.close()

@@ -274,8 +274,13 @@ class Engine(RetryHandling):
         self._dispatcher.submit(i, atom, EXECUTE, kwargs, self._context(i))  # type: ignore[arg-type]
 
     def _fail_unstarted(self, i: int, exc: FlowkitError) -> None:
-        """Atom ``i`` fails before its execute is called (nothing to revert later)."""
-        self._set_atom(i, S.RUNNING)
+        """Atom ``i`` fails before its execute is called (nothing to revert later).
+
+        A pending atom goes straight to FAILURE: with no RUNNING saved, a resumed revert
+        knows from the database too that there is nothing to undo.
+        """
+        if self._st.states[i] is not S.PENDING:
+            self._set_atom(i, S.RUNNING)
         self._running += 1
         self._finish(i, NOT_STARTED, False, Failure.from_exception(exc))
 
@@ -285,7 +290,7 @@ class Engine(RetryHandling):
             self._reverted(i, ok, value)
             return
         if action == NOT_STARTED:
-            self._never_started.add(i)
+            self._st.never_started.add(i)
             ok = False
         st = self._st
         if ok and self._c.keyed[i]:

@@ -98,7 +98,6 @@ class RetryHandling(RevertWaves):
                 if st.recorder is not None:
                     st.recorder.retry_changed(st, x)
             self._ignored.discard(x)
-            self._never_started.discard(x)
         for x in range(r + 1, end):
             for link in c.deciders.get(x, ()):
                 self._decided.discard(id(link))

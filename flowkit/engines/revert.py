@@ -67,7 +67,7 @@ class RevertWaves(RunState):
                     self._revert_release(x)
                 elif state is blocked:
                     self._revert_failed = True
-                elif state is S.FAILURE and x in self._never_started:
+                elif state is S.FAILURE and x in self._st.never_started:
                     self._set_atom(x, S.REVERTING)  # execute never ran: there is nothing to undo
                     self._set_atom(x, S.REVERTED)
                     self._revert_release(x)

@@ -49,8 +49,6 @@ class RunState:
         self._decided: set[int] = set()
         self._timers: list[tuple[float, int]] = []
         self._revert_failed = False
-        self._never_started: set[int] = set()
-        """Atoms whose execute failed before it was called (nothing to revert)."""
 
     def _finish(self, i: int, action: str, ok: bool, value: Any) -> None:
         raise NotImplementedError  # the engine's: one completion of one call

@@ -166,6 +166,8 @@ class BackendRecorder(Recorder):
             storage.revert_results[i] = ad.revert_results
             storage.revert_failures[i] = ad.revert_failure
             storage.finished_seq[i] = ad.seq
+            if ad.state is S.FAILURE and ad.started_at is None:  # failed before execute was called
+                storage.never_started.add(i)
             if isinstance(ad, RetryDetail) and c.kinds[i] == RETRY:
                 storage.histories[i] = ad.history
             if save:
