@@ -36,14 +36,13 @@ class Arguments:
     whether extra symbols (from ``requires``) can be passed as keyword arguments.
     """
 
-    __slots__ = ("defaults", "optional", "positional", "required", "takes_kwargs")
+    __slots__ = ("optional", "positional", "required", "takes_kwargs")
 
     def __init__(self, fn: Callable[..., Any], skip: Iterable[str] = ()) -> None:
         skipped = frozenset(skip)
         self.positional: list[str] = []
         self.required: dict[str, str] = {}
         self.optional: dict[str, str] = {}
-        self.defaults: dict[str, Any] = {}
         self.takes_kwargs = False
         for param in inspect.signature(fn).parameters.values():
             if param.kind is param.VAR_KEYWORD:
@@ -56,7 +55,6 @@ class Arguments:
                 self.required[param.name] = param.name
             else:
                 self.optional[param.name] = param.name
-                self.defaults[param.name] = param.default
 
 
 _SIGNATURES: dict[tuple[Any, frozenset[str]], tuple[Arguments, frozenset[str]]] = {}

@@ -84,6 +84,8 @@ class CompiledFlow:
     bindings: list[tuple[Binding, ...]] = field(default_factory=list)
     revert_bindings: list[tuple[Binding, ...]] = field(default_factory=list)
     deciders: dict[int, list[DeciderLink]] = field(default_factory=dict)
+    providers: dict[str, list[int]] = field(default_factory=dict)
+    """Symbol -> the atoms that provide it."""
     keyed: list[bool] = field(default_factory=list)
     """Whether the atom provides by key or index (its results are checked when it succeeds)."""
     index: dict[str, int] = field(default_factory=dict)
@@ -95,25 +97,13 @@ class CompiledFlow:
         kinds = self.kinds
         return (i for i in range(len(kinds)) if kinds[i] != JUNCTION)
 
-    def store_symbols(self) -> dict[str, list[str]]:
-        """Required symbols that no atom provides before their user: symbol -> atoms needing it."""
-        needed: dict[str, list[str]] = {}
-        for i in self.atom_ids():
-            for b in (*self.bindings[i], *self.revert_bindings[i]):
-                if b.kind == FROM_STORE and not b.optional:
-                    needed.setdefault(b.symbol, []).append(self.names[i])
-        return needed
-
     def check_store(self, store: dict[str, Any]) -> None:
         """Raise :class:`MissingRequirementError` for the first requirement nothing can satisfy."""
         for i in self.atom_ids():
             for b in (*self.bindings[i], *self.revert_bindings[i]):
                 if b.kind == FROM_STORE and not b.optional and b.symbol not in store:
-                    others = [self.names[p] for p in self._providers_of(b.symbol) if p != i]
+                    others = [self.names[p] for p in self.providers.get(b.symbol, ()) if p != i]
                     raise MissingRequirementError(self.names[i], b.symbol, others)
-
-    def _providers_of(self, symbol: str) -> list[int]:
-        return [i for i in self.atom_ids() if symbol in self.atoms[i].save_as]  # type: ignore[union-attr]
 
 
 class _Builder:
@@ -291,7 +281,7 @@ class _Builder:
     def bind(self) -> None:
         c = self.c
         n = len(c.atoms)
-        providers: dict[str, list[int]] = {}
+        providers = c.providers
         for i in range(n):
             atom = c.atoms[i]
             if atom is not None:

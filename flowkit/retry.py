@@ -90,9 +90,6 @@ class History:
             self._attempts.append((None, {}))
         self._attempts[-1][1].update(failures)
 
-    def to_list(self) -> list[tuple[Any, dict[str, Failure]]]:
-        return [(r, dict(f)) for r, f in self._attempts]
-
 
 class Retry(Atom):
     """Base of retry controllers. Subclasses implement ``on_failure`` (and usually ``execute``)."""

@@ -76,7 +76,6 @@ class Storage:
         """Atoms that failed before their execute was called: there is nothing to revert."""
         self.flow_failures: dict[str, Failure] = {}
         """The failures that the flow is reverting (or reverted) because of."""
-        self._providers: dict[str, list[int]] | None = None
 
     # -- flow ----------------------------------------------------------------------------------------
 
@@ -157,14 +156,8 @@ class Storage:
     # -- symbols -------------------------------------------------------------------------------------
 
     def providers(self) -> dict[str, list[int]]:
-        if self._providers is None:
-            found: dict[str, list[int]] = {}
-            c = self.compiled
-            for i in c.atom_ids():
-                for symbol in c.atoms[i].save_as:  # type: ignore[union-attr]
-                    found.setdefault(symbol, []).append(i)
-            self._providers = found
-        return self._providers
+        """Symbol -> the atoms that provide it (worked out by the compiler)."""
+        return self.compiled.providers
 
     def fetch(self, symbol: str) -> Any:
         """The value of ``symbol``: from the atom that provided it last, else from the store."""
