@@ -33,7 +33,7 @@ from flowkit.exceptions import (
     NotFound,
     NotSerializableError,
 )
-from flowkit.factory import check_allowed
+from flowkit.factory import allow_list, check_allowed
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
 from flowkit.notifier import ANY
 from flowkit.states import FLOW_FINISHED
@@ -105,7 +105,7 @@ class Conductor:
         self.persistence = persistence
         self.engine = engine
         self.max_jobs = max_jobs
-        self.allow = list(allow) if allow is not None else None
+        self.allow = allow_list(allow)
         self.engine_options = dict(engine_options or {})
         self.wait_timeout = wait_timeout
         self.grace = grace
@@ -128,6 +128,12 @@ class Conductor:
             conn.upgrade()
         slots = threading.BoundedSemaphore(self.max_jobs)
         self.board.add_claim_listener(self._on_claims)
+        if self.allow is None:
+            LOG.warning(
+                "conductor %r: no allow list (--allow MODULE_PREFIX): a job may name any importable "
+                "callable as its factory (os.system included) and this conductor will call it",
+                self.name,
+            )
         LOG.info("conductor %r: running jobs from %r (max %d at once)", self.name, self.board, self.max_jobs)
         try:
             while not self._stopping.is_set():
@@ -316,9 +322,12 @@ class Conductor:
             return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
         try:
             check_allowed(path, self.allow)  # before anything imports the factory's module
-        except InvalidFlowError:
+        except InvalidFlowError as exc:
             allowed = ", ".join(self.allow or ()) or "none"
-            return f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed})", None
+            return (
+                f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed}): {exc}",
+                None,
+            )
         store = job.details.get("store")
         try:
             engine = load_from_detail(
