@@ -270,19 +270,23 @@ class MalformedJobError(JobBoardError, ValueError):
 
 
 class JobTooLargeError(JobBoardError, ValueError):
-    """A job's record is larger than its board can store (ZooKeeper: about 1 MB per node)."""
+    """A job's record is larger than its board can store (ZooKeeper: about 1 MB per node).
 
-    def __init__(self, job: str, size: int, limit: int, board: str) -> None:
-        super().__init__(job, size, limit, board)
+    ``limit_of`` says whose limit it is (the board, and where its limit comes from).
+    """
+
+    def __init__(self, job: str, size: int, limit: int, limit_of: str) -> None:
+        super().__init__(job, size, limit, limit_of)
         self.job = job
         self.size = size
         self.limit = limit
-        self.board = board
+        self.limit_of = limit_of
 
     def __str__(self) -> str:
         return (
-            f"job {self.job!r} is {self.size:,} bytes as stored, over the {self.board} limit of "
-            f"{self.limit:,} bytes: keep large inputs out of the job's details (and its store)"
+            f"job {self.job!r} is {self.size:,} bytes as stored, over the limit of {self.limit:,} bytes "
+            f"of {self.limit_of}: keep large inputs out of the job's details and store (pass a "
+            f"reference to them instead)"
         )
 
 

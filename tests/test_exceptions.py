@@ -36,7 +36,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "MalformedJobError": ("field 'name' must be a non-empty string",),
     "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
     "InvalidNameError": ("job name", "bad\x00name", "contains a NUL character"),
-    "JobTooLargeError": ("big-job", 10_485_900, 1_000_000, "ZooKeeper board 'b'"),
+    "JobTooLargeError": ("big-job", 10_485_900, 1_000_000, "<ZooKeeperJobBoard 'b'>"),
 }
 
 # What each message must name.

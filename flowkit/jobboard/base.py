@@ -54,6 +54,8 @@ class JobBoard(abc.ABC):
 
     max_record_bytes: int | None = None
     """The largest job record (JSON, in bytes) the board stores; None: no limit of its own."""
+    max_record_why: str = ""
+    """Where :attr:`max_record_bytes` comes from, for the error that refuses a larger job."""
     allow: list[str] | None = None
     """Module prefixes the factory of every flow posted here must be defined under (None: any).
 
@@ -129,7 +131,7 @@ class JobBoard(abc.ABC):
             book_name=getattr(book, "name", None),
             flow_uuid=flow_uuid if isinstance(flow_uuid, str) else None,
         )
-        job.check(self.max_record_bytes)
+        job.check(self.max_record_bytes, f"{self!r}{self.max_record_why}")
         posting.check_factories(self, book, flow_detail)
         return job
 
