@@ -5,8 +5,9 @@ at once). A job's flow is resumed from its flow detail, so whatever a dead condu
 done again. What happens to a job:
 
 - its flow ends (SUCCESS, or REVERTED/FAILURE with the failure saved in the flow detail): consumed;
-- it cannot or must not run (no logbook, no factory, factory outside ``allow``, flow that does not
-  build, compile or validate): set aside with the reason, and the conductor goes on;
+- it cannot or must not run (no logbook, no factory, factory outside ``allow``, a saved record that
+  cannot be read back, flow that does not build, compile or validate): set aside with the reason,
+  and the conductor goes on;
 - the conductor is stopping: the flow is suspended at a safe point and the job abandoned, not
   counted against it, for another conductor to resume;
 - the board says the claim is IN_DOUBT: the flow is suspended and waits; CONFIRMED resumes it, LOST
@@ -27,6 +28,7 @@ from typing import Any
 from flowkit.exceptions import (
     CompilationError,
     ConductorError,
+    CorruptRecordError,
     FlowkitError,
     InvalidFlowError,
     JobBoardError,
@@ -234,6 +236,8 @@ class Conductor:
     def _run_job(self, job: Job, slots: threading.BoundedSemaphore) -> None:
         try:
             self._conduct(job)
+        except CorruptRecordError as exc:  # fails the same way on every claim: not worth retrying
+            self._set_aside(job, f"malformed saved record: {exc}")
         except Exception as exc:
             LOG.exception("conductor %r: job %s failed unexpectedly", self.name, job)
             self._give_back(job, f"conductor {self.name!r}: {type(exc).__name__}: {exc}", count=True)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from flowkit.engines.persistence import backend_for
@@ -110,3 +111,33 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     assert "any importable callable" in conductors.log("b")
     b.terminate()
     assert b.wait(10) == 0
+
+
+def _corrupt(postgres_url: str, job: Job, column: str, value: str) -> None:
+    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
+        cur.execute(f"UPDATE flowkit_flowdetails SET {column} = %s WHERE uuid = %s", (value, job.flow_uuid))
+        assert cur.rowcount == 1
+    conn.close()
+
+
+def test_a_malformed_saved_flow_detail_is_set_aside_at_the_first_claim(
+    board: JobBoard, conductors: Conductors, postgres_url: str, zk_url: str, tmp_path: Path
+) -> None:
+    bogus = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "bogus")}, name="bogus-state")
+    not_json = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "not-json")}, name="bad-meta")
+    _corrupt(postgres_url, bogus, "state", "BOGUS")
+    _corrupt(postgres_url, not_json, "meta", "{not json")
+    good = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "ok")}, name="good")
+    a = conductors.start("a", zk_url, "--allow", MOD)
+    _until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
+    _until(lambda: board.job_count() == 0, 30, "the malformed jobs to be set aside")
+    aside = {j.name: j for j in board.set_aside_jobs()}
+    assert sorted(aside) == ["bad-meta", "bogus-state"]
+    assert {n: j.attempts for n, j in aside.items()} == {"bad-meta": 1, "bogus-state": 1}
+    assert "'BOGUS'" in (aside["bogus-state"].last_reason or "")
+    assert bogus.flow_uuid in (aside["bogus-state"].last_reason or "")
+    assert "corrupt" in (aside["bad-meta"].last_reason or "")
+    assert not (tmp_path / "bogus").exists() and not (tmp_path / "not-json").exists()
+    assert "failed unexpectedly" not in conductors.log("a") and "Traceback" not in conductors.log("a")
+    a.terminate()
+    assert a.wait(10) == 0
