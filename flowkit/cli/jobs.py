@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from flowkit.exceptions import FlowkitError
+from flowkit.factory import allow_list
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 
@@ -121,7 +122,7 @@ def post(
         raise click.UsageError("posting a flow needs --persistence URL (or FLOWKIT_PERSISTENCE)")
     prefixes = [p.strip() for value in allow for p in value.split(",") if p.strip()] or None
     with _connected(board_url, board_name, persistence_url) as board:
-        board.allow = prefixes
+        board.allow = allow_list(prefixes)
         job = board.post_flow(
             factory, store=store_value, factory_kwargs=kwargs_value, name=name, priority=priority
         )
