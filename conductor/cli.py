@@ -68,8 +68,10 @@ def _prefixes(values: Sequence[str]) -> list[str] | None:
     "--allow",
     multiple=True,
     metavar="MODULE_PREFIX",
-    help="Only run factories under this module prefix (repeat, or separate with commas); "
-    "others are set aside without being imported. Default: any",
+    envvar="FLOWKIT_ALLOW",
+    help="Only run factories defined under this module prefix (repeat, or separate with commas); "
+    "others are set aside, never called. Default: any importable callable (logged as a warning) "
+    "[env FLOWKIT_ALLOW]",
 )
 @click.option(
     "--grace",

@@ -5,8 +5,9 @@ at once). A job's flow is resumed from its flow detail, so whatever a dead condu
 done again. What happens to a job:
 
 - its flow ends (SUCCESS, or REVERTED/FAILURE with the failure saved in the flow detail): consumed;
-- it cannot or must not run (no logbook, no factory, factory outside ``allow``, flow that does not
-  build, compile or validate): set aside with the reason, and the conductor goes on;
+- it cannot or must not run (no logbook, no factory, factory outside ``allow``, a saved record that
+  cannot be read back, flow that does not build, compile or validate): set aside with the reason,
+  and the conductor goes on;
 - the conductor is stopping: the flow is suspended at a safe point and the job abandoned, not
   counted against it, for another conductor to resume;
 - the board says the claim is IN_DOUBT: the flow is suspended and waits; CONFIRMED resumes it, LOST
@@ -27,13 +28,14 @@ from typing import Any
 from flowkit.exceptions import (
     CompilationError,
     ConductorError,
+    CorruptRecordError,
     FlowkitError,
     InvalidFlowError,
     JobBoardError,
     NotFound,
     NotSerializableError,
 )
-from flowkit.factory import check_allowed
+from flowkit.factory import allow_list, check_allowed
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
 from flowkit.notifier import ANY
 from flowkit.states import FLOW_FINISHED
@@ -105,7 +107,7 @@ class Conductor:
         self.persistence = persistence
         self.engine = engine
         self.max_jobs = max_jobs
-        self.allow = list(allow) if allow is not None else None
+        self.allow = allow_list(allow)
         self.engine_options = dict(engine_options or {})
         self.wait_timeout = wait_timeout
         self.grace = grace
@@ -128,6 +130,12 @@ class Conductor:
             conn.upgrade()
         slots = threading.BoundedSemaphore(self.max_jobs)
         self.board.add_claim_listener(self._on_claims)
+        if self.allow is None:
+            LOG.warning(
+                "conductor %r: no allow list (--allow MODULE_PREFIX): a job may name any importable "
+                "callable as its factory (os.system included) and this conductor will call it",
+                self.name,
+            )
         LOG.info("conductor %r: running jobs from %r (max %d at once)", self.name, self.board, self.max_jobs)
         try:
             while not self._stopping.is_set():
@@ -228,6 +236,8 @@ class Conductor:
     def _run_job(self, job: Job, slots: threading.BoundedSemaphore) -> None:
         try:
             self._conduct(job)
+        except CorruptRecordError as exc:  # fails the same way on every claim: not worth retrying
+            self._set_aside(job, f"malformed saved record: {exc}")
         except Exception as exc:
             LOG.exception("conductor %r: job %s failed unexpectedly", self.name, job)
             self._give_back(job, f"conductor {self.name!r}: {type(exc).__name__}: {exc}", count=True)
@@ -316,9 +326,12 @@ class Conductor:
             return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
         try:
             check_allowed(path, self.allow)  # before anything imports the factory's module
-        except InvalidFlowError:
+        except InvalidFlowError as exc:
             allowed = ", ".join(self.allow or ()) or "none"
-            return f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed})", None
+            return (
+                f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed}): {exc}",
+                None,
+            )
         store = job.details.get("store")
         try:
             engine = load_from_detail(

@@ -28,6 +28,29 @@ class FlowkitError(Exception):
     """Root of every error flowkit raises itself."""
 
 
+# -- bad input ------------------------------------------------------------------------------------
+
+
+class InvalidNameError(FlowkitError, ValueError):
+    """A name (of a job, logbook, flow or atom) that some store flowkit writes to cannot hold as given.
+
+    Too long for a job board, or with a NUL character or a lone surrogate, which PostgreSQL and
+    UTF-8 refuse. Also a ``ValueError``: it is a bad value, refused before anything is saved.
+    """
+
+    def __init__(self, what: str, name: object, reason: str) -> None:
+        super().__init__(what, name, reason)
+        self.what = what
+        self.name = name
+        self.reason = reason
+
+    def __str__(self) -> str:
+        shown = repr(self.name)
+        if len(shown) > 80:
+            shown = f"{shown[:60]}...{shown[-12:]}"
+        return f"{self.what} {shown} {self.reason}"
+
+
 # -- flow structure -----------------------------------------------------------------------------
 
 
@@ -192,6 +215,14 @@ class StorageError(FlowkitError):
     """Persistence failed: the database is unreachable, a write was refused, or data is corrupt."""
 
 
+class CorruptRecordError(StorageError):
+    """A saved record cannot be read back (a value that is not JSON, an unknown state or kind).
+
+    Not a passing fault like a database that went away: reading it again fails again, so a
+    conductor sets its job aside at once and listings skip it.
+    """
+
+
 class SchemaError(StorageError):
     """The database schema is missing or older than this flowkit; run ``flowkit db upgrade URL``."""
 
@@ -236,6 +267,27 @@ class MalformedJobError(JobBoardError, ValueError):
 
     Also a ``ValueError``: a record that does not parse is a bad value.
     """
+
+
+class JobTooLargeError(JobBoardError, ValueError):
+    """A job's record is larger than its board can store (ZooKeeper: about 1 MB per node).
+
+    ``limit_of`` says whose limit it is (the board, and where its limit comes from).
+    """
+
+    def __init__(self, job: str, size: int, limit: int, limit_of: str) -> None:
+        super().__init__(job, size, limit, limit_of)
+        self.job = job
+        self.size = size
+        self.limit = limit
+        self.limit_of = limit_of
+
+    def __str__(self) -> str:
+        return (
+            f"job {self.job!r} is {self.size:,} bytes as stored, over the limit of {self.limit:,} bytes "
+            f"of {self.limit_of}: keep large inputs out of the job's details and store (pass a "
+            f"reference to them instead)"
+        )
 
 
 class ConductorError(JobBoardError):

@@ -49,8 +49,17 @@ def _node(job: Job) -> str:
     return f"job-{job.sequence:010d}"
 
 
+MAX_RECORD_BYTES = 1_000_000
+"""The largest job record posted here. ZooKeeper refuses a request over ``jute.maxbuffer`` (1 MiB less
+one byte by default) by dropping the connection, which looks like a lost server; the margin leaves
+room for the request's framing and for the reason an abandon adds to the record."""
+
+
 class ZooKeeperJobBoard(JobBoard):
     """A job board in a ZooKeeper tree; see the module docstring for the layout and session rules."""
+
+    max_record_bytes = MAX_RECORD_BYTES
+    max_record_why = " (ZooKeeper's jute.maxbuffer: 1 MiB per request, by default)"
 
     def __init__(
         self,
