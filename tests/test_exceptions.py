@@ -35,6 +35,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "JobSetAsideError": ("'create-42' (uuid-1)", "claimed 3 times without being consumed"),
     "MalformedJobError": ("field 'name' must be a non-empty string",),
     "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
+    "MissingExtraError": ("postgres", "psycopg2", "the PostgreSQL backend"),
 }
 
 # What each message must name.
@@ -52,6 +53,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "JobSetAsideError": ("create-42", "uuid-1", "claimed 3 times"),
     "MalformedJobError": ("'name'",),
     "ConductorError": ("'c1'", "max_jobs"),
+    "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
 }
 
 
