@@ -5,7 +5,8 @@
 ``sqlite:///path/to/file.db``, ``postgresql://user@host/db``, ``memory://``
     The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``).
 
-Backends import their client libraries only when fetched.
+Backends import their client libraries only when fetched (ZooKeeper: ``flowkit[zookeeper]``,
+PostgreSQL: ``flowkit[postgres]``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowkit import extras
 from flowkit.exceptions import JobBoardError, UnknownBackendError
 from flowkit.jobboard.base import JobBoard
 
@@ -47,10 +49,13 @@ def fetch(name: str, url: str, persistence: Any = None, **options: Any) -> JobBo
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ZOOKEEPER_SCHEMES:
+        extras.require("zookeeper", "the ZooKeeper job board")
         from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
 
         return ZooKeeperJobBoard(name, persistence=persistence, **(_zookeeper_options(url) | options))
     if scheme in SQL_SCHEMES:
+        if scheme.startswith("postgresql"):
+            extras.require("postgres", "the PostgreSQL job board")
         from flowkit.jobboard.backends.sql import SQLJobBoard
 
         db_url, query = _split_query(url)
