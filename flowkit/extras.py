@@ -11,6 +11,7 @@ calls :func:`require` before importing it, so a missing extra is a
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from flowkit.exceptions import MissingExtraError
 
@@ -30,5 +31,11 @@ def require(extra: str, needed_for: str) -> None:
     leaves the import (and its cost) to the code that uses the module.
     """
     for module in EXTRAS[extra]:
-        if importlib.util.find_spec(module) is None:
+        if not _installed(module):
             raise MissingExtraError(extra, module, needed_for)
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:  # imported already (or a stand-in put there), or None: blocked
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None

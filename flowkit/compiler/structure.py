@@ -26,7 +26,6 @@ class Structure:
 
     def __init__(self, flow: Flow) -> None:
         self.c = CompiledFlow(flow=flow)
-        self.links: list[tuple[int, int]] = []
         self.flow_names: set[str] = set()
 
     # -- nodes and edges --------------------------------------------------------------------------
