@@ -15,6 +15,8 @@ is near-linear in the number of atoms.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flowkit.atom import Atom
 from flowkit.compiler.binding import bind
@@ -57,17 +59,26 @@ def compile_flow(flow: Flow) -> CompiledFlow:
             flow = LinearFlow(flow.name).add(flow)
         else:
             raise InvalidFlowError(f"expected a flow or an atom to compile, got {flow!r}")
-    # Compiling allocates a few small containers per atom and frees none of them; the cyclic
-    # GC would rescan the growing heap again and again (quadratic on 100,000 atoms).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         structure = Structure(flow)
         structure.build_flow(flow, -1)
         compiled = structure.c
         compiled.order = toposort(compiled)
         bind(compiled)
         return compiled
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building something with a few small containers per atom.
+
+    Nothing built is freed along the way, so each collection would only rescan the growing heap
+    (quadratic on 100,000 atoms).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
-        if gc_was_enabled:
+        if was_enabled:
             gc.enable()

@@ -20,8 +20,13 @@ def to_networkx(c: CompiledFlow) -> nx.DiGraph:
     extras.require("graph", "CompiledFlow.graph (a networkx view of the compiled flow)")
     import networkx as nx
 
+    from flowkit.compiler import gc_paused
+
     g = nx.DiGraph()
     names, atoms, kinds = c.names, c.atoms, c.kinds
-    g.add_nodes_from((name, {"atom": atoms[i], "kind": KIND_NAMES[kinds[i]]}) for i, name in enumerate(names))
-    g.add_edges_from((names[i], names[s]) for i, succ in enumerate(c.succs) for s in succ)
+    with gc_paused():
+        g.add_nodes_from(
+            (name, {"atom": atoms[i], "kind": KIND_NAMES[kinds[i]]}) for i, name in enumerate(names)
+        )
+        g.add_edges_from((names[i], names[s]) for i, succ in enumerate(c.succs) for s in succ)
     return g
