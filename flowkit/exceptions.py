@@ -306,6 +306,22 @@ class UnknownBackendError(FlowkitError):
         return f"no backend for {self.url!r}; known schemes: {', '.join(self.known)}"
 
 
+class MissingExtraError(FlowkitError):
+    """A feature needs an optional dependency that is not installed; the message names the pip extra."""
+
+    def __init__(self, extra: str, module: str, needed_for: str) -> None:
+        super().__init__(extra, module, needed_for)
+        self.extra = extra
+        self.module = module
+        self.needed_for = needed_for
+
+    def __str__(self) -> str:
+        return (
+            f"{self.needed_for} needs {self.module!r}, which is not installed: "
+            f"pip install 'flowkit[{self.extra}]'"
+        )
+
+
 # -- workers --------------------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
     "InvalidNameError": ("job name", "bad\x00name", "contains a NUL character"),
     "JobTooLargeError": ("big-job", 10_485_900, 1_000_000, "<ZooKeeperJobBoard 'b'>"),
+    "MissingExtraError": ("postgres", "psycopg2", "the PostgreSQL backend"),
 }
 
 # What each message must name.
@@ -56,6 +57,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "ConductorError": ("'c1'", "max_jobs"),
     "InvalidNameError": ("job name", "bad\\x00name", "NUL"),
     "JobTooLargeError": ("big-job", "10,485,900", "1,000,000", "ZooKeeper"),
+    "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
 }
 
 

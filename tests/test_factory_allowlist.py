@@ -81,7 +81,7 @@ def test_what_an_allowed_module_defines_still_resolves(tmp_path: Path) -> None:
     # Defined in a module under the prefix, re-exported by another: allowed; re-exported from outside: not.
     assert build_flow("flowkit:LinearFlow", "x", allow=["flowkit"]).name == "x"
     with pytest.raises(InvalidFlowError, match=r"is defined in module 'flowkit\.patterns\.linear_flow'"):
-        resolve_factory("flowkit.demo:LinearFlow", allow=["flowkit.demo"])
+        resolve_factory("flowkit.demo.flow:LinearFlow", allow=["flowkit.demo"])
     # Without an allow list anything importable resolves (the conductor warns about it at start).
     assert resolve_factory(f"{MOD}:os.system") is allowlist_flows.os.system
 

@@ -6,7 +6,7 @@ Engine kinds are chosen by name with explicit, typed keyword arguments:
 - ``"parallel"``: independent atoms run at the same time on ``executor``: ``"threads"`` (futurist
   thread pool, the default), ``"processes"`` (futurist process pool; tasks and their arguments are
   pickled) or any ``concurrent.futures.Executor`` you pass (you keep ownership of it);
-- ``"worker-based"``: atoms run on remote workers over a message broker.
+- ``"worker-based"``: atoms run on remote workers over a message broker (``flowkit[amqp]``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
+from flowkit import extras
 from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
 from flowkit.engines.engine import Engine
 from flowkit.engines.persistence import load_from_detail, recorder_for, save_factory_details
@@ -92,6 +93,7 @@ def load(
         recorder = recorder_for(flow, backend, book, flow_detail)
         options = {**options, "recorder": recorder, "flow_uuid": recorder.flow_detail.uuid}
     if engine == "worker-based":
+        extras.require("amqp", "the worker-based engine")
         from flowkit.workers import engine as worker_engine
 
         if executor is not None or max_workers is not None:

@@ -5,7 +5,8 @@
 ``sqlite:///path/to/file.db``, ``postgresql://user@host/db``, ``memory://``
     The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``).
 
-Backends import their client libraries only when fetched.
+Backends import their client libraries only when fetched (ZooKeeper: ``flowkit[zookeeper]``,
+PostgreSQL: ``flowkit[postgres]``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowkit import extras
 from flowkit.exceptions import JobBoardError, UnknownBackendError
 from flowkit.factory import allow_list
 from flowkit.jobboard.base import JobBoard
@@ -59,10 +61,13 @@ def fetch(
 def _make(name: str, url: str, persistence: Any, options: dict[str, Any]) -> JobBoard:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ZOOKEEPER_SCHEMES:
+        extras.require("zookeeper", "the ZooKeeper job board")
         from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
 
         return ZooKeeperJobBoard(name, persistence=persistence, **(_zookeeper_options(url) | options))
     if scheme in SQL_SCHEMES:
+        if scheme.startswith("postgresql"):
+            extras.require("postgres", "the PostgreSQL job board")
         from flowkit.jobboard.backends.sql import SQLJobBoard
 
         db_url, query = _split_query(url)
