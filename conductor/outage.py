@@ -1,0 +1,62 @@
+"""A service the conductor needs (the board, persistence) that went away: say so once, wait, try again.
+
+While the database is down a conductor has nothing useful to do, but it must not stop serving nor
+fill its log: it writes one line when the service goes away and one when it is back, and in between
+tries again after waits that grow to a cap. The waits are the caller's to take (on its stop event, so
+that SIGTERM is not kept waiting).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+
+class Outage:
+    """The state of one service: up, or down since when and how long to wait before the next try."""
+
+    def __init__(self, log: logging.Logger, what: str, first: float = 0.5, cap: float = 10.0) -> None:
+        self._log = log
+        self.what = what
+        self.first = first
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._wait = first
+        self._next_try = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, reason: str, consequence: str = "") -> float:
+        """The service failed: log it (and ``consequence``) if it was up; return seconds to wait before
+        trying it again."""
+        with self._lock:
+            now = time.monotonic()
+            if self._since is None:
+                self._since, self._wait = now, self.first
+                self._log.warning(
+                    "%s unreachable: %s; %s(trying again every %g s at most)",
+                    self.what,
+                    reason,
+                    f"{consequence} " if consequence else "",
+                    self.cap,
+                )
+            else:
+                self._wait = min(self._wait * 2, self.cap)
+            self._next_try = now + self._wait
+            return self._wait
+
+    def due(self) -> float:
+        """Seconds until the next try is due (0: try now)."""
+        with self._lock:
+            return max(0.0, self._next_try - time.monotonic()) if self._since is not None else 0.0
+
+    def ok(self) -> None:
+        """The service answered: log it if it was down."""
+        with self._lock:
+            since, self._since = self._since, None
+            if since is not None:
+                self._log.info("%s reachable again after %.1f s", self.what, time.monotonic() - since)
