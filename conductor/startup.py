@@ -10,9 +10,11 @@ whole start-up takes at most ``timeout`` seconds.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from flowkit.exceptions import ConductorError
 from flowkit.jobboard import JobBoard
@@ -20,6 +22,9 @@ from flowkit.jobboard.backends import display_url
 
 PAUSE = 0.25
 """Seconds between two attempts of a check (a database that is starting up answers soon)."""
+QUIET = ("kazoo", "flowkit")
+"""Loggers of the clients the checks use: their warnings about each failed attempt would bury the one
+line that says what failed."""
 
 
 class _Check(threading.Thread):
@@ -67,20 +72,36 @@ def check(
             f"persistence {display_url(persistence_url)}", lambda: _upgrade(persistence_url), deadline, stop
         ),
     ]
-    for c in checks:
-        c.start()
-    while not all(c.done for c in checks):
-        if stop.is_set():
-            return False
-        if time.monotonic() > deadline + PAUSE:
-            break
-        time.sleep(0.05)
+    with _quiet():
+        for c in checks:
+            c.start()
+        while not all(c.done for c in checks):
+            if stop.is_set():
+                return False
+            if time.monotonic() > deadline + PAUSE:
+                break
+            time.sleep(0.05)
+    if stop.is_set():
+        return False
     for c in checks:
         if not c.done:
             raise ConductorError(f"{c.what} did not answer within {timeout:g} s")
         if c.error is not None:
             raise ConductorError(f"{c.what} is unreachable (tried for {timeout:g} s): {reason(c.error)}")
     return not stop.is_set()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in QUIET]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
 
 
 def _upgrade(url: str) -> None:
