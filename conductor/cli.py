@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -57,6 +58,37 @@ class _Signals:
         self.count += 1
         self.last = signal.Signals(signum).name
         self.stop.set()
+
+
+class _Repeats(logging.Filter):
+    """Drops a warning that repeats within ``window`` seconds (durations in it aside: "retrying in
+    0.42 s"), like syslog's "last message repeated"; the next one let through says how many went.
+
+    A database that stays away makes its client warn at every retry; one line per problem is enough.
+    """
+
+    def __init__(self, window: float = 30.0) -> None:
+        super().__init__()
+        self.window = window
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        key = (record.name, re.sub(r"\d+\.\d+", "#", record.getMessage()))
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 1000:  # forget what has not repeated lately
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window}
+            shown, dropped = self._seen.get(key, (-self.window, 0))
+            if now - shown < self.window:
+                self._seen[key] = (shown, dropped + 1)
+                return False
+            self._seen[key] = (now, 0)
+        if dropped:
+            record.msg, record.args = f"{record.getMessage()} ({dropped} more like it before)", ()
+        return True
 
 
 class _OneLine(logging.Formatter):
@@ -149,6 +181,7 @@ def cli(
     signals.install()  # before anything that may block: a signal during start-up is honoured too
     handler = logging.StreamHandler()
     handler.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Repeats())
     logging.basicConfig(level=log_level.upper(), handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks at start-up are not news
     if os.getcwd() not in sys.path:

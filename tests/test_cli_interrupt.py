@@ -143,7 +143,7 @@ def test_sigint_says_what_it_waits_for_at_once_then_suspends_and_exits_130(
     run = _start(runs, tmp_path, "slow")
     _until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
     sent = run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.0, "the interrupt message")
+    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     assert run.proc.poll() is None  # it waits for slow-b
     said = run.output
     assert "suspending after the 1 running atom (slow-b) finishes" in said, said
@@ -163,7 +163,7 @@ def test_a_second_sigint_exits_at_once_with_130(tmp_path: Path, runs: list[Run])
     run = _start(runs, tmp_path, "slow_long")
     _until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
     run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.0, "the interrupt message")
+    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     sent = run.interrupt()
     assert run.wait(5) == 130
     assert time.monotonic() - sent < 1.5
@@ -177,7 +177,7 @@ def test_parallel_run_names_every_running_atom(tmp_path: Path, runs: list[Run]) 
     run = _start(runs, tmp_path, "two_slow", "--engine", "parallel")
     _until(lambda: {"start left", "start right"} <= set(run.traced()), 30, "both atoms to start")
     run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.0, "the interrupt message")
+    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     assert "suspending after the 2 running atoms (left, right) finish" in run.output, run.output
     assert run.wait(15) == 130
     assert "start after" not in run.traced()
@@ -188,7 +188,7 @@ def test_on_interrupt_revert_reverts_what_ran_and_ends_reverted(tmp_path: Path, 
     run = _start(runs, tmp_path, "slow", "--on-interrupt", "revert")
     _until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
     run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.0, "the interrupt message")
+    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     assert "reverting after the 1 running atom (slow-b) finishes" in run.output, run.output
     assert run.wait(15) == 130
     assert run.traced() == [
