@@ -22,9 +22,9 @@ from flowkit.jobboard.backends import display_url
 
 PAUSE = 0.25
 """Seconds between two attempts of a check (a database that is starting up answers soon)."""
-QUIET = ("kazoo", "flowkit")
-"""Loggers of the clients the checks use: their warnings about each failed attempt would bury the one
-line that says what failed."""
+QUIET = ("kazoo",)
+"""Loggers of clients that warn at each failed connection attempt, which would bury the one line
+that says what failed (persistence is tried without retries, so its client says nothing)."""
 
 
 class _Check(threading.Thread):
