@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import signal
 import socket
 import sys
@@ -29,7 +28,7 @@ from types import FrameType
 
 import click
 
-from conductor import startup
+from conductor import logs, startup
 from conductor.loop import Conductor
 from flowkit.exceptions import FlowkitError
 from flowkit.jobboard import backends as boards
@@ -58,45 +57,6 @@ class _Signals:
         self.count += 1
         self.last = signal.Signals(signum).name
         self.stop.set()
-
-
-class _Repeats(logging.Filter):
-    """Drops a warning that repeats within ``window`` seconds (durations in it aside: "retrying in
-    0.42 s"), like syslog's "last message repeated"; the next one let through says how many went.
-
-    A database that stays away makes its client warn at every retry; one line per problem is enough.
-    """
-
-    def __init__(self, window: float = 30.0) -> None:
-        super().__init__()
-        self.window = window
-        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.WARNING:
-            return True
-        key = (record.name, re.sub(r"\d+\.\d+", "#", record.getMessage()))
-        now = time.monotonic()
-        with self._lock:
-            if len(self._seen) > 1000:  # forget what has not repeated lately
-                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window}
-            shown, dropped = self._seen.get(key, (-self.window, 0))
-            if now - shown < self.window:
-                self._seen[key] = (shown, dropped + 1)
-                return False
-            self._seen[key] = (now, 0)
-        if dropped:
-            record.msg, record.args = f"{record.getMessage()} ({dropped} more like it before)", ()
-        return True
-
-
-class _OneLine(logging.Formatter):
-    """One line per message (drivers' errors span several): a daemon's log is read line by line."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = " ".join(record.message.split()) if "\n" in record.message else record.message
-        return super().formatMessage(record)
 
 
 def _prefixes(values: Sequence[str]) -> list[str] | None:
@@ -179,11 +139,7 @@ def cli(
     """Claim jobs from a flowkit job board and run their flows, until SIGTERM or SIGINT."""
     signals = _Signals()
     signals.install()  # before anything that may block: a signal during start-up is honoured too
-    handler = logging.StreamHandler()
-    handler.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_Repeats())
-    logging.basicConfig(level=log_level.upper(), handlers=[handler])
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks at start-up are not news
+    logs.configure(log_level)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: factories beside the caller import
     try:

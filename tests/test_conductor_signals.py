@@ -8,6 +8,7 @@ cut while a job runs. Every wait is bounded; the bounds leave room for a busy 2-
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from conductor import logs
 from flowkit.jobboard import Job, JobState
 from flowkit.jobboard import backends as boards
 from tests.job_flows import trace_of
@@ -236,3 +238,29 @@ def test_an_outage_longer_than_the_retry_bound_pauses_claims_and_the_job_finishe
     assert f"consumed job {job}" in log, log
     code, _ = d.signal_and_time(signal.SIGTERM, 10)
     assert code == 0
+
+
+# -- the log's own logic ----------------------------------------------------------------------------
+
+
+def _record(msg: str, *args: object, level: int = logging.WARNING) -> logging.LogRecord:
+    return logging.LogRecord("flowkit.test", level, __file__, 1, msg, args, None)
+
+
+def test_a_repeated_warning_is_said_once_then_counted() -> None:
+    repeats = logs.Repeats(window=60)
+    retry = "database %s: refused; retrying in %.2f s"
+    passed = [repeats.filter(_record(retry, "pg://db", d)) for d in (0.05, 0.1, 0.2, 0.4)]
+    assert passed == [True, False, False, False]
+    assert repeats.filter(_record(retry, "pg://other", 0.05))  # another database: another problem
+    assert repeats.filter(_record("skipping %s", "job-1")) and repeats.filter(_record("skipping %s", "job-2"))
+    assert all(repeats.filter(_record("claimed %s", "job", level=logging.INFO)) for _ in range(3))
+    repeats.window = 0.0  # the window passed: the next one is shown, with the count of those dropped
+    again = _record(retry, "pg://db", 0.8)
+    assert repeats.filter(again) and again.getMessage().endswith("(3 more like it before)")
+
+
+def test_a_multi_line_message_is_logged_on_one_line() -> None:
+    formatter = logs.OneLine(logs.FORMAT)
+    line = formatter.format(_record("connection failed: refused\n\tIs the server running?\n"))
+    assert "\n" not in line and line.endswith("connection failed: refused Is the server running?")
