@@ -106,9 +106,11 @@ def _attempt(eng: Engine) -> BaseException | None:
 
 def _report_failures(eng: Engine) -> None:
     storage = eng.storage
+    atoms = storage.get_atom_states()
     for atom_name, failure in storage.flow_failures.items():
-        click.echo(f"error: atom {atom_name!r} failed: {failure}", err=True)
-    for atom_name in storage.get_atom_states():
+        if atom_name in atoms:  # not the interrupt an --on-interrupt revert reverted for
+            click.echo(f"error: atom {atom_name!r} failed: {failure}", err=True)
+    for atom_name in atoms:
         revert_failure = storage.get_revert_failure(atom_name)
         if revert_failure is not None:
             click.echo(f"error: atom {atom_name!r} could not be reverted: {revert_failure}", err=True)
@@ -174,6 +176,7 @@ def run(
     if interrupts.interrupted:
         for line in interrupts.left_behind():
             click.echo(line, err=True)
+        _report_failures(eng)
         click.echo(f"(interrupted after {took:.2f}s)", err=True)
         sys.exit(EXIT_CODE)
     state = eng.storage.get_flow_state()
