@@ -28,7 +28,7 @@ from types import FrameType
 
 import click
 
-from conductor import logs, startup
+from conductor import logs, outage, startup
 from conductor.loop import Conductor
 from flowkit.exceptions import FlowkitError
 from flowkit.jobboard import backends as boards
@@ -179,7 +179,7 @@ def cli(
     if failed:
         thread.join(STOP_MARGIN)  # closing the board; a board that does not answer is left behind
         if isinstance(failed[0], FlowkitError):
-            raise click.ClickException(f"conductor {name!r}: {startup.reason(failed[0])}")
+            raise click.ClickException(f"conductor {name!r}: {outage.reason(failed[0])}")
         raise failed[0]
     LOG.info("conductor %r: stopped (%s)", name, conductor.stats)
 

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from conductor.outage import Outage
-from conductor.startup import reason as short_reason
+from conductor.outage import Outage, probe
+from conductor.outage import reason as short_reason
 from flowkit.exceptions import (
     CompilationError,
     ConductorError,
@@ -295,22 +295,8 @@ class Conductor:
         self._give_back(job, f"conductor {self.name!r}: persistence unreachable: {down}", count=False)
 
     def _probe_persistence(self) -> str | None:
-        """None if persistence answers a query now (one attempt, no retrying), else why not."""
-        from flowkit.persistence.backends import fetch
-        from flowkit.persistence.backoff import NO_RETRY
-
         url = getattr(self.persistence, "url", None)
-        if not isinstance(url, str) or url.startswith("memory:"):
-            return None
-        probe = fetch(url, backoff=NO_RETRY)
-        try:
-            with probe.get_connection() as conn:
-                conn.validate()
-        except FlowkitError as exc:
-            return short_reason(exc)
-        finally:
-            probe.close()
-        return None
+        return probe(url) if isinstance(url, str) else None
 
     def _persistence_back(self) -> bool:
         """Whether claiming may go on: persistence is up, or it answered when tried again now."""

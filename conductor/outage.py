@@ -3,7 +3,7 @@
 While the database is down a conductor has nothing useful to do, but it must not stop serving nor
 fill its log: it writes one line when the service goes away and one when it is back, and in between
 tries again after waits that grow to a cap. The waits are the caller's to take (on its stop event, so
-that SIGTERM is not kept waiting).
+that SIGTERM is not kept waiting). :func:`probe` tells whether persistence answers now.
 """
 
 from __future__ import annotations
@@ -60,3 +60,30 @@ class Outage:
             since, self._since = self._since, None
             if since is not None:
                 self._log.info("%s reachable again after %.1f s", self.what, time.monotonic() - since)
+
+
+def reason(exc: BaseException) -> str:
+    """The innermost cause of ``exc`` in one line (the driver's own words: "Connection refused")."""
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return " ".join(str(root).split()) or type(root).__name__
+
+
+def probe(url: str) -> str | None:
+    """None if persistence at ``url`` answers a query now (one attempt, no retrying), else why not."""
+    from flowkit.exceptions import FlowkitError
+    from flowkit.persistence.backends import fetch
+    from flowkit.persistence.backoff import NO_RETRY
+
+    if url.startswith("memory:"):
+        return None
+    backend = fetch(url, backoff=NO_RETRY)
+    try:
+        with backend.get_connection() as conn:
+            conn.validate()
+    except FlowkitError as exc:
+        return reason(exc)
+    finally:
+        backend.close()
+    return None

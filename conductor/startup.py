@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from conductor.outage import reason
 from flowkit.exceptions import ConductorError
 from flowkit.jobboard import JobBoard
 from flowkit.jobboard.backends import display_url
@@ -115,11 +116,3 @@ def _upgrade(url: str) -> None:
             conn.upgrade()
     finally:
         backend.close()
-
-
-def reason(exc: BaseException) -> str:
-    """The innermost cause of ``exc`` in one line (the driver's own words: "Connection refused")."""
-    root = exc
-    while root.__cause__ is not None:
-        root = root.__cause__
-    return " ".join(str(root).split()) or type(root).__name__
