@@ -12,8 +12,11 @@ done again. What happens to a job:
   counted against it, for another conductor to resume;
 - the board says the claim is IN_DOUBT: the flow is suspended and waits; CONFIRMED resumes it, LOST
   drops it (another conductor may have it already: two must never run one job at once);
-- anything else goes wrong (the database is down...): abandoned with the error as its reason, which
-  counts towards the board's ``max_attempts``.
+- persistence is unreachable (past its own retrying): abandoned without counting against the job,
+  and the conductor claims nothing until persistence answers again (one log line when it goes, one
+  when it is back); the board being unreachable pauses claiming the same way;
+- anything else goes wrong: abandoned with the error as its reason, which counts towards the board's
+  ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -25,18 +28,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from conductor.outage import Outage, probe
+from conductor.outage import reason as short_reason
 from flowkit.exceptions import (
     CompilationError,
     ConductorError,
     CorruptRecordError,
     FlowkitError,
     InvalidFlowError,
+    JobBoardConnectionError,
     JobBoardError,
     NotFound,
     NotSerializableError,
+    StorageError,
 )
 from flowkit.factory import allow_list, check_allowed
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
+from flowkit.jobboard.backends import display_url
 from flowkit.notifier import ANY
 from flowkit.states import FLOW_FINISHED
 
@@ -118,6 +126,10 @@ class Conductor:
         self._claiming: list[tuple[ClaimEvent, frozenset[str]]] | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # A board coming back must be used at once (claims wait on it); persistence is probed less often.
+        self._board_outage = Outage(LOG, f"conductor {name!r}: board {board!r}", cap=2.0)
+        where = display_url(str(getattr(persistence, "url", persistence)))
+        self._persistence_outage = Outage(LOG, f"conductor {name!r}: persistence {where}", cap=5.0)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -141,6 +153,11 @@ class Conductor:
             while not self._stopping.is_set():
                 if not slots.acquire(timeout=self.wait_timeout):
                     continue
+                # Checked after the slot is ours: a job thread that stopped, or saw an outage, says so
+                # before it gives its slot back, so its job is not claimed again at once.
+                if self._stopping.is_set() or not self._persistence_back():
+                    slots.release()
+                    continue
                 try:
                     job = self._claim()
                 except BaseException:
@@ -158,8 +175,15 @@ class Conductor:
             self._wind_down()
             self.board.remove_claim_listener(self._on_claims)
 
+    @property
+    def running_jobs(self) -> int:
+        """How many jobs this conductor runs now."""
+        with self._lock:
+            return len(self._runs)
+
     def stop(self) -> None:
-        """Ask the conductor to stop (safe from signal handlers and other threads)."""
+        """Ask the conductor to stop (from another thread; a signal handler should only set a flag that
+        a thread then acts on, as ``flowkit-conductor`` does: this takes a lock)."""
         self._stopping.set()
         with self._lock:
             runs = list(self._runs.values())
@@ -175,12 +199,16 @@ class Conductor:
             self._claiming = []
         try:
             job = self.board.claim_next(self.name)
+        except JobBoardConnectionError as exc:
+            self._stopping.wait(self._board_outage.failed(short_reason(exc), "claiming nothing meanwhile"))
+            return None
         except JobBoardError as exc:
-            LOG.warning("conductor %r: board unavailable: %s", self.name, exc)
+            LOG.warning("conductor %r: could not claim: %s", self.name, exc)
             self._stopping.wait(self.wait_timeout)
             return None
         finally:
             self._register(job)
+        self._board_outage.ok()
         if job is None:
             for _ in self.board.wait(self.wait_timeout):
                 break  # woken by a post: claim on the next turn
@@ -238,6 +266,8 @@ class Conductor:
             self._conduct(job)
         except CorruptRecordError as exc:  # fails the same way on every claim: not worth retrying
             self._set_aside(job, f"malformed saved record: {exc}")
+        except StorageError as exc:
+            self._storage_failed(job, exc)
         except Exception as exc:
             LOG.exception("conductor %r: job %s failed unexpectedly", self.name, job)
             self._give_back(job, f"conductor {self.name!r}: {type(exc).__name__}: {exc}", count=True)
@@ -245,6 +275,43 @@ class Conductor:
             with self._lock:
                 self._runs.pop(job.uuid, None)
             slots.release()
+
+    def _storage_failed(self, job: Job, exc: StorageError) -> None:
+        """Persistence failed under a job: the job's fault only if persistence answers otherwise.
+
+        Stopping (SIGTERM ends storage retries early) or an outage is not the job's fault: the job
+        goes back uncounted, and during an outage claiming pauses until persistence answers again.
+        """
+        if self._stopping.is_set():
+            self._give_back(job, f"conductor {self.name!r} stopped", count=False)
+            return
+        why = short_reason(exc)
+        down = self._probe_persistence()
+        if down is None:
+            LOG.warning("conductor %r: job %s failed in persistence: %s", self.name, job, why)
+            self._give_back(job, f"conductor {self.name!r}: {type(exc).__name__}: {why}", count=True)
+            return
+        self._persistence_outage.failed(down, "giving jobs back and claiming nothing meanwhile")
+        self._give_back(job, f"conductor {self.name!r}: persistence unreachable: {down}", count=False)
+
+    def _probe_persistence(self) -> str | None:
+        url = getattr(self.persistence, "url", None)
+        return probe(url) if isinstance(url, str) else None
+
+    def _persistence_back(self) -> bool:
+        """Whether claiming may go on: persistence is up, or it answered when tried again now."""
+        if not self._persistence_outage.down:
+            return True
+        due = self._persistence_outage.due()
+        if due > 0:
+            self._stopping.wait(min(due, self.wait_timeout))
+            return False
+        down = self._probe_persistence()
+        if down is None:
+            self._persistence_outage.ok()
+            return True
+        self._persistence_outage.failed(down)
+        return False
 
     def _conduct(self, job: Job) -> None:
         run = self._runs[job.uuid]

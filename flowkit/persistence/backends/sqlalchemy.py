@@ -20,7 +20,6 @@ Choices, and why:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -258,7 +257,7 @@ class SQLAlchemyConnection(Connection):
                         f"{self.backend.backoff.timeout:g} s of retrying: {reason}"
                     ) from exc
                 LOG.warning("database %s: %s; retrying in %.2f s", self.backend.display_url, reason, delay)
-                time.sleep(delay)
+                self.backend.backoff.sleep(delay)  # wakes early when the process stops
 
     def run(self, fn: Callable[[], T]) -> T:
         if self._autocommit:
