@@ -78,6 +78,9 @@ class Dispatcher:
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
 
+    def discard(self) -> None:
+        """Drop the calls submitted but not started yet (the engine may no longer run them)."""
+
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
@@ -109,6 +112,7 @@ class ExecutorDispatcher(Dispatcher):
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._in_process = in_process
         self._on_progress = on_progress
+        self._discarding = False
 
     def start(self) -> None:
         if self._executor is None and self._factory is not None:
@@ -120,9 +124,15 @@ class ExecutorDispatcher(Dispatcher):
         return self._executor
 
     def stop(self) -> None:
+        discarding, self._discarding = self._discarding, False
         if self._given is None and self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=True, cancel_futures=discarding)
             self._executor = None
+
+    def discard(self) -> None:
+        """Calls still queued in an executor of our own are cancelled when it stops (a caller's
+        executor is left alone: its queue is not ours to empty)."""
+        self._discarding = True
 
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
@@ -200,6 +210,9 @@ class ThreadDispatcher(ExecutorDispatcher):
             with self._lock:
                 self._draining -= 1
             raise ExecutionError(f"the thread pool refused work: {exc}") from exc
+
+    def discard(self) -> None:
+        self._pending.clear()  # a draining loop that finds it empty ends
 
     def _drain(self) -> None:
         pending, put, lock = self._pending, self._queue.put, self._lock

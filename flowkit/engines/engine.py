@@ -30,7 +30,7 @@ from flowkit.compiler import JUNCTION, RETRY, CompiledFlow, DeciderLink, compile
 from flowkit.engines.deciders import decider_reach
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
 from flowkit.engines.retrying import RetryHandling
-from flowkit.exceptions import FlowkitError, NotFound, NotSerializableError, WrappedFailure
+from flowkit.exceptions import ClaimLost, FlowkitError, NotFound, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
 from flowkit.notifier import Notifier
@@ -135,6 +135,7 @@ class Engine(RetryHandling):
         self._wake.clear()
         self._new_run(self.compile(), self.storage)
         self._dispatcher.start()
+        fenced = False
         try:
             reverting = bool(st.flow_failures) and st.flow_state not in (FlowState.REVERTED,)
             if st.flow_state is FlowState.REVERTED:
@@ -148,10 +149,17 @@ class Engine(RetryHandling):
                 self._set_flow(FlowState.RUNNING)
                 yield FlowState.RUNNING
                 yield from self._forward()
+        except ClaimLost:
+            # A newer claim owns the flow: start nothing more (calls queued for a busy worker are
+            # dropped) and write nothing more (every write would be refused).
+            fenced = True
+            self._dispatcher.discard()
+            raise
         finally:
             self._dispatcher.stop()
             self._suspend.clear()
-            if st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING):
+            interrupted = st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING)
+            if interrupted and not fenced:
                 self._interrupted()
         final = st.flow_state
         yield final
