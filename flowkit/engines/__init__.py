@@ -11,6 +11,7 @@ Engine kinds are chosen by name with explicit, typed keyword arguments:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
@@ -52,19 +53,19 @@ def _dispatcher(
 
         # forkserver: the engine's process has threads (listeners, pools); forking it is unsafe.
         ctx = multiprocessing.get_context("forkserver")
-        return (
-            ExecutorDispatcher(
-                lambda: futurist.ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx),
-                in_process=True,
-            ),
-            True,
+        processes = ExecutorDispatcher(
+            lambda: futurist.ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx), in_process=True
         )
+        processes.capacity = max_workers or os.cpu_count() or 1  # the pool's own default
+        return processes, True
     if isinstance(executor, futures.ThreadPoolExecutor):
         workers = max_workers or getattr(executor, "_max_workers", None) or 8
         return ThreadDispatcher(workers, executor=executor), False
     if isinstance(executor, futures.Executor):
         in_process = isinstance(executor, futures.ProcessPoolExecutor)
-        return ExecutorDispatcher(executor=executor, in_process=in_process), in_process
+        given = ExecutorDispatcher(executor=executor, in_process=in_process)
+        given.capacity = max_workers or getattr(executor, "_max_workers", None) or given.capacity
+        return given, in_process
     raise InvalidFlowError(
         f"unknown executor {executor!r}; use 'threads', 'processes' or a concurrent.futures.Executor"
     )

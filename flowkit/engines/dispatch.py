@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -68,6 +69,10 @@ class Dispatcher:
 
     inline = True
     """Calls complete inside :meth:`submit`."""
+    capacity = sys.maxsize
+    """How many calls it runs at once. A fenced engine (one running for a job board claim) never has
+    more than that many in flight, so no call waits in a queue after the write that allowed it: a
+    newer claim that takes the flow over meanwhile finds nothing queued to start behind its back."""
 
     def __init__(self) -> None:
         self._done: deque[Completion] = deque()
@@ -191,6 +196,7 @@ class ThreadDispatcher(ExecutorDispatcher):
     ) -> None:
         super().__init__(factory=factory, executor=executor)
         self._max_workers = max_workers
+        self.capacity = max_workers
         self._pending: deque[tuple[int, Atom, str, dict[str, Any], AtomContext | None]] = deque()
         self._lock = threading.Lock()
         self._draining = 0

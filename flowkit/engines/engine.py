@@ -21,6 +21,7 @@ recording), :mod:`~flowkit.engines.revert` (revert waves), :mod:`~flowkit.engine
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
@@ -61,6 +62,8 @@ class Engine(RetryHandling):
         self._store = dict(store or {})
         self._dispatcher = dispatcher or Dispatcher()
         self._recorder = recorder
+        # A fenced run hands the dispatcher no more calls than it runs at once (see Dispatcher.capacity)
+        self._cap = self._dispatcher.capacity if getattr(recorder, "fence", None) is not None else sys.maxsize
         self._flow_uuid = flow_uuid
         self._check_pickle = check_pickle
         self._compiled: CompiledFlow | None = None
@@ -210,8 +213,9 @@ class Engine(RetryHandling):
         dispatcher = self._dispatcher
         inline = dispatcher.inline
         suspend = self._suspend
+        cap = self._cap
         while True:
-            while ready and not self._failed and not suspend.is_set():
+            while ready and self._running < cap and not self._failed and not suspend.is_set():
                 self._start(ready.popleft())
                 if inline:  # finish before starting the next: a failure stops what follows
                     item = dispatcher.wait(0)
