@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flowkit import LinearFlow, Task, UnorderedFlow, engines
-from flowkit.exceptions import ClaimLost, InvalidFlowError
+from flowkit.exceptions import ClaimLost, InvalidFlowError, StorageError
 from flowkit.flow import Flow
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
@@ -148,6 +148,26 @@ def test_the_same_token_resumes_and_unfenced_engines_are_unchanged(backend: Back
     assert plain["who"] == "plain"
     with pytest.raises(InvalidFlowError, match="fence= need backend="):
         engines.load(_steps(LinearFlow, [], lambda: None), fence=1)
+
+
+def test_a_fenced_write_to_a_destroyed_flow_detail_is_not_a_lost_claim(backend: Backend) -> None:
+    book, fd = LogBook("gone"), FlowDetail("gone")
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+
+    def destroy() -> None:
+        with backend.get_connection() as conn:
+            conn.destroy_logbook(book.uuid)
+
+    calls: list[tuple[str, str]] = []
+    old = engines.load(
+        _steps(LinearFlow, calls, destroy), store={"who": "old"}, backend=backend, flow_detail=fd, fence=1
+    )
+    with pytest.raises(StorageError, match="is gone") as caught:
+        old.run()
+    assert not isinstance(caught.value, ClaimLost)
+    assert calls == [("a", "old")]
 
 
 @pytest.mark.postgres
