@@ -189,7 +189,7 @@ class SQLJobBoard(JobBoard):
         """
         assert self._engine is not None
         if self._engine.dialect.name == "postgresql":
-            now = sa.func.extract("epoch", sa.func.clock_timestamp()) * 1_000_000
+            now = sa.extract("epoch", sa.func.clock_timestamp()) * 1_000_000
             return sa.func.greatest(T.c.claim_epoch + 1, sa.cast(now, sa.BigInteger))
         now = (sa.func.julianday("now") - 2440587.5) * 86_400_000_000  # SQLite: days since the epoch
         return sa.func.max(T.c.claim_epoch + 1, sa.cast(now, sa.BigInteger))
