@@ -61,8 +61,10 @@ def _trace(tmp_path: Path, key: str) -> list[tuple[str, str, int, float]]:
     path = tmp_path / f"{key}.log"
     out = []
     for line in path.read_text().splitlines() if path.exists() else []:
-        event, step, pid, when = line.split()
-        out.append((event, step, int(pid), float(when)))
+        fields = line.split()
+        if len(fields) == 4 and line.endswith(fields[3]):  # a line being written is read next time
+            event, step, pid, when = fields
+            out.append((event, step, int(pid), float(when)))
     return out
 
 
@@ -94,7 +96,7 @@ def test_a_conductor_resumed_after_losing_its_claim_cannot_act_on_the_job(
     resumed_at = time.time()
     _until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job to be consumed")
     # a hears of it through its refused write (or its board): it drops the job and goes on
-    _until(lambda: "lost" in conductors.log("a").lower(), 15, "a to drop it")
+    _until(lambda: any(w in conductors.log("a").lower() for w in ("newer claim", "lost")), 15, "a to drop it")
     time.sleep(1.0)  # whatever a would still do after dropping it
 
     trace = _trace(tmp_path, "fenced")
@@ -116,7 +118,7 @@ def test_a_conductor_resumed_after_losing_its_claim_cannot_act_on_the_job(
     assert "consumed job" not in log_a and "abandoned job" not in log_a, log_a
     assert conductors.consumed() == {job.uuid: 1}
     assert a.poll() is None and resumed_at > stopped_at  # a survived and still runs
-    # and a still works: the next job is run by one of them, once
+    # and the conductors go on: the next job is run by one of them, once
     again = board.post_flow(
         "tests.job_flows:owned_steps",
         store={"job_key": "next", "trace_dir": str(tmp_path)},
