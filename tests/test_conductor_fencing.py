@@ -28,14 +28,13 @@ FROZEN = 8.0  # seconds A stays stopped: well past its claim, long enough for B 
 STEPS, DELAY = 8, 1.0
 
 
-@pytest.fixture(params=["zookeeper", pytest.param("sql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=[pytest.param("zookeeper", marks=pytest.mark.zookeeper), "sql"])
 def board_url(request: pytest.FixtureRequest, postgres_url: str) -> Iterator[tuple[str, str]]:
     """(board URL, board name) of a fresh board; ZooKeeper's is a scratch tree."""
     name = f"fence-{secrets.token_hex(4)}"
     if request.param == "sql":
         yield f"{postgres_url}?lease={CLAIM_TIMEOUT:g}", name
         return
-    request.applymarker(pytest.mark.zookeeper)
     hosts: str = request.getfixturevalue("zookeeper_hosts")
     with zookeeper_tree(hosts) as path:
         yield f"zookeeper://{hosts}{path}?timeout={CLAIM_TIMEOUT:g}", name
