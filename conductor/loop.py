@@ -12,6 +12,10 @@ done again. What happens to a job:
   counted against it, for another conductor to resume;
 - the board says the claim is IN_DOUBT: the flow is suspended and waits; CONFIRMED resumes it, LOST
   drops it (another conductor may have it already: two must never run one job at once);
+- persistence refuses a write because a newer claim took the flow over (:class:`ClaimLost`: the
+  engine runs with the claim's fencing token, ``job.fence``): the engine has stopped at once and the
+  job is dropped, neither consumed nor abandoned: it is the newer claimant's now. This is what holds
+  when the board could not say LOST in time (a conductor frozen past its session or lease);
 - persistence is unreachable (past its own retrying): abandoned without counting against the job,
   and the conductor claims nothing until persistence answers again (one log line when it goes, one
   when it is back); the board being unreachable pauses claiming the same way;
@@ -31,6 +35,7 @@ from typing import Any
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
 from flowkit.exceptions import (
+    ClaimLost,
     CompilationError,
     ConductorError,
     CorruptRecordError,
@@ -264,6 +269,11 @@ class Conductor:
     def _run_job(self, job: Job, slots: threading.BoundedSemaphore) -> None:
         try:
             self._conduct(job)
+        except ClaimLost as exc:
+            self.stats.add("lost")
+            LOG.warning(
+                "conductor %r: job %s taken over by a newer claim; dropping it: %s", self.name, job, exc
+            )
         except CorruptRecordError as exc:  # fails the same way on every claim: not worth retrying
             self._set_aside(job, f"malformed saved record: {exc}")
         except StorageError as exc:
@@ -346,6 +356,8 @@ class Conductor:
                 continue
             try:
                 engine.run()
+            except ClaimLost:
+                raise  # not ours any more, whatever the flow's state says: drop it (see _run_job)
             except Exception as exc:
                 if storage.get_flow_state() not in FLOW_FINISHED:
                     raise
@@ -407,8 +419,11 @@ class Conductor:
                 backend=self.persistence,
                 allow=self.allow,
                 engine=self.engine,
+                fence=job.fence,
                 **self.engine_options,
             )
+        except ClaimLost:
+            raise
         except FlowkitError as exc:
             return f"cannot build the flow of factory {path!r}: {exc}", None
         # A flow that builds but cannot run (a cycle, a requirement nothing provides, a task that

@@ -38,6 +38,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "InvalidNameError": ("job name", "bad\x00name", "contains a NUL character"),
     "JobTooLargeError": ("big-job", 10_485_900, 1_000_000, "<ZooKeeperJobBoard 'b'>"),
     "MissingExtraError": ("postgres", "psycopg2", "the PostgreSQL backend"),
+    "ClaimLost": ("create-cluster", "fd-uuid-1", 7, 9),
 }
 
 # What each message must name.
@@ -58,6 +59,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "InvalidNameError": ("job name", "bad\\x00name", "NUL"),
     "JobTooLargeError": ("big-job", "10,485,900", "1,000,000", "ZooKeeper"),
     "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
+    "ClaimLost": ("create-cluster", "fd-uuid-1", "fence 7", "fence 9"),
 }
 
 

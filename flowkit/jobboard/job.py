@@ -55,6 +55,11 @@ class Job:
     """Claims that did not end in ``consume``: crashed conductors and counted abandons."""
     last_reason: str | None = None
     """Why the job was last abandoned or set aside."""
+    fence: int | None = None
+    """The fencing token of this board's claim on the job, set by a claim (None: not claimed here).
+
+    Grows with every claim of the job (ZooKeeper: the claim's zxid; SQL: the job row's claim epoch),
+    so the engine of a later claim always out-ranks an earlier one (``engines.load(..., fence=)``)."""
 
     @property
     def state(self) -> JobState:

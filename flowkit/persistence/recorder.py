@@ -19,6 +19,14 @@ interrupted (nothing runs it any more), so it is resumed like a SUSPENDED one.
 When a write fails past the backend's retry bound, the StorageError stops the engine. Nothing saved
 is lost; load a new engine on the same flow detail to resume from the database (the atom whose
 write failed runs again if its SUCCESS was not saved).
+
+Fencing. A recorder given a ``fence`` token (a job board claim's, see ``docs/jobboards.md``) first
+raises the flow detail's saved fence to it in :meth:`restore`, in the same transaction as the rest of
+the restore, and is refused there if a newer claim raised it higher already. Every later write is
+then ``UPDATE ... WHERE uuid = :uuid AND fence = :token``: the check is in the row that is written,
+so it costs nothing extra and a newer claim's restore, once committed, refuses every write of the
+older one. A refused write raises :class:`~flowkit.exceptions.ClaimLost` (never retried), which stops
+the engine. Without a token the writes are the plain ``WHERE uuid = :uuid`` ones.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import uuid as uuidlib
 from typing import Any
 
 from flowkit.compiler import JUNCTION, RETRY
-from flowkit.exceptions import StorageError
+from flowkit.exceptions import ClaimLost, StorageError
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.models import (
     AtomDetail,
@@ -65,10 +73,14 @@ def atom_uuid(flow_uuid: str, atom_name: str) -> str:
 class BackendRecorder(Recorder):
     """Saves one flow detail's run to ``backend``; see the module docstring."""
 
-    def __init__(self, backend: Backend, flow_detail: FlowDetail, book: LogBook | None = None) -> None:
+    def __init__(
+        self, backend: Backend, flow_detail: FlowDetail, book: LogBook | None = None, fence: int | None = None
+    ) -> None:
         self.backend = backend
         self.flow_detail = flow_detail
         self.book = book
+        self.fence = fence
+        """The fencing token every write carries (None: unfenced); see the module docstring."""
         self._codec = backend.codec
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
@@ -84,23 +96,45 @@ class BackendRecorder(Recorder):
     def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
         """Atom rows go through the kept autocommit connection; flow rows through a plain one, whose
         durable commit also makes every atom transition before it durable."""
+        fence = self.fence
         if table == FLOWS:
             with self.backend.get_connection() as durable:
-                found = durable.run(lambda: durable.update_row(table, uuid, values))
+                found = durable.run(lambda: durable.update_row(table, uuid, values, fence))
         else:
             if self._conn is None:
                 self._conn = self.backend.get_connection(autocommit=True)
             conn = self._conn
             try:
-                found = conn.run(lambda: conn.update_row(table, uuid, values))
+                found = conn.run(lambda: conn.update_row(table, uuid, values, fence))
             except BaseException:
                 self.close()
                 raise
         if not found:
+            if fence is not None:
+                self._check_fence()
             raise StorageError(
                 f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
                 f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
             )
+
+    def _check_fence(self) -> None:
+        """After a fenced write found no row: raise ClaimLost if a newer claim raised the flow's fence
+        (only this failure path reads it; a missing row is told apart by the caller)."""
+        fd = self.flow_detail
+        with self.backend.get_connection() as conn:
+            rows = conn.run(lambda: conn.select_rows(FLOWS, "uuid", [fd.uuid]))
+        newer = int(rows[0].get("fence", 0)) if rows else None
+        if newer is not None and newer != self.fence:
+            self.close()
+            raise ClaimLost(fd.name, fd.uuid, self.fence or 0, newer)
+
+    def _raise_fence(self, conn: Connection) -> None:
+        """Take the flow over for this recorder's token (inside the restore's transaction)."""
+        token, fd = self.fence, self.flow_detail
+        assert token is not None
+        found = conn.raise_fence(fd.uuid, token)
+        if found is not None and found != token:
+            raise ClaimLost(fd.name, fd.uuid, token, found)
 
     # -- Recorder -----------------------------------------------------------------------------------
 
@@ -115,6 +149,8 @@ class BackendRecorder(Recorder):
     def _restore(self, conn: Connection, storage: Storage) -> None:
         """Read the saved flow detail (or save a new one) and fill ``storage``; safe to run again."""
         fd, codec = self.flow_detail, self._codec
+        if self.fence is not None:  # first, so what is read next is what the older claim left
+            self._raise_fence(conn)
         found = conn.read_flow_details("uuid", [fd.uuid])
         saved = found[0] if found else None
         if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
@@ -137,7 +173,13 @@ class BackendRecorder(Recorder):
             conn.update_row(
                 FLOWS, fd.uuid, {"meta": codec.dump(fd.meta, f"flow {fd.name}", "the store or meta")}
             )
-        conn.upsert_rows(ATOMS, [codec.atom_row(ad) for ad in new])
+        rows = [codec.atom_row(ad) for ad in new]
+        if self.fence is not None:
+            for row in rows:
+                row["fence"] = self.fence
+        conn.upsert_rows(ATOMS, rows)
+        if saved is None and self.fence is not None:  # the flow row is new: take it now
+            self._raise_fence(conn)
 
     def _load_atoms(self, storage: Storage, known: dict[str, AtomDetail], fresh: bool) -> list[AtomDetail]:
         """Fill ``storage`` from the saved atom details; return the details that must be created."""

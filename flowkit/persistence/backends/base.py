@@ -1,9 +1,9 @@
 """The persistence contract: a :class:`Backend` hands out :class:`Connection` objects.
 
 A connection's public operations (``get_logbook``, ``save_logbook``, ...) are written once, here, on
-top of six row-level primitives each backend implements (select, upsert, update, delete, delete all,
-and ``run`` for one unit of work). That keeps memory, SQLite and PostgreSQL to one behaviour, which
-one contract test suite checks against all three.
+top of seven row-level primitives each backend implements (select, upsert, update, raise a flow's
+fence, delete, delete all, and ``run`` for one unit of work). That keeps memory, SQLite and
+PostgreSQL to one behaviour, which one contract test suite checks against all three.
 
 ``run(fn)`` is a unit of work: one transaction, retried as a whole by backends whose database can go
 away (see :mod:`flowkit.persistence.backoff`). Primitives are only called inside ``run``.
@@ -109,8 +109,18 @@ class Connection(ABC):
         """Insert rows, or update them where their uuid exists; a missing parent is a StorageError."""
 
     @abstractmethod
-    def update_row(self, table: str, uuid: str, values: Row) -> bool:
-        """Update some columns of one row; False when there is no such row."""
+    def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
+        """Update some columns of one row; False when there is no such row.
+
+        With ``fence``, only where the row's ``fence`` column equals it (False otherwise): the check
+        is part of the write, so a newer claim that raised the fence in between always wins.
+        """
+
+    @abstractmethod
+    def raise_fence(self, flow_uuid: str, token: int) -> int | None:
+        """Set the fence of a flow detail and of its atom details to ``token``, unless the flow
+        detail's is higher already; return the flow detail's fence afterwards (``token`` when raised,
+        a higher one when refused), or None when there is no such flow detail."""
 
     @abstractmethod
     def delete_row(self, table: str, uuid: str) -> bool:
