@@ -63,7 +63,8 @@ class Fleet:
             "tests.job_flows",
             *self.extra,
         ]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        # PGAPPNAME names its PostgreSQL sessions, so a trigger can tell whose write it recorded
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PGAPPNAME": f"conductor-{name}"}
         with open(self.log_path(name), "wb") as log:
             proc = subprocess.Popen(
                 command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
