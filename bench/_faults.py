@@ -46,11 +46,14 @@ def sigterm_as_interrupt() -> None:
 class Setting:
     """A fresh board of kind ``board`` and its database, connected, for one run (a context manager)."""
 
-    def __init__(self, board: str, label: str, timeout: float | None = None) -> None:
+    def __init__(
+        self, board: str, label: str, timeout: float | None = None, max_attempts: int | None = None
+    ) -> None:
         if board not in BOARDS:
             raise ValueError(f"unknown board {board!r}: choose from {', '.join(BOARDS)}")
         self.kind = board
         self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT[board]
+        self.max_attempts = max_attempts
         token = secrets.token_hex(4)
         self.dbname = f"bench_faults_{board}_{token}"
         self.zk_path = f"/flowkit-bench/faults-{label}-{token}"
@@ -67,6 +70,8 @@ class Setting:
             self.board_url = f"zookeeper://{ZK_HOSTS}{self.zk_path}?timeout={self.timeout:g}"
         else:
             self.board_url = f"{self.persistence}?lease={self.timeout:g}"
+        if self.max_attempts is not None:
+            self.board_url += f"&max_attempts={self.max_attempts}"
         self.board: Any = backends.fetch("flowkit", self.board_url, persistence=self.persistence)
         try:
             self.board.connect()

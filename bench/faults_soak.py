@@ -40,6 +40,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--kill-for", type=float, default=240.0, help="stop killing after this many seconds")
     p.add_argument("--drain", type=float, default=60.0, help="then wait this long for the rest")
     p.add_argument("--timeout", type=float, default=None, help="session timeout / lease (4 s ZK, 3 s SQL)")
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=None,
+        help="claims without a consume before the board sets a job aside (the board's default: 3)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the logs under .bench/faults/ even if clean")
     return p.parse_args(argv)
@@ -65,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     started = time.monotonic()
-    with Setting(a.board, "soak", a.timeout) as s:
+    with Setting(a.board, "soak", a.timeout, a.max_attempts) as s:
         s.keep = a.keep
         progress(f"soak on {a.board} (timeout/lease {s.timeout:g}s), work dir {s.work}: {plan}")
         result = soak(s.board, s.board_url, s.persistence, s.work, plan, progress=progress)

@@ -88,7 +88,10 @@ class Tally:
     consumed: int = 0
     kills: int = 0
     lost: list[str] = field(default_factory=list)
-    """Jobs still on the board (or set aside) at the end."""
+    """Jobs not consumed at the end: still on the board, or set aside."""
+    set_aside: dict[str, str] = field(default_factory=dict)
+    """Those of the lost jobs the board set aside, with its reason (claimed ``max_attempts`` times
+    without being consumed, when kills kept hitting them)."""
     completed_twice: list[str] = field(default_factory=list)
     """Jobs consumed more than once (conductor logs)."""
     unfinished: list[str] = field(default_factory=list)
@@ -125,7 +128,7 @@ class Tally:
         out = [
             f"jobs posted          {self.posted}",
             f"jobs consumed        {self.consumed}",
-            f"jobs lost            {len(self.lost)}",
+            f"jobs lost            {len(self.lost)} (set aside by the board: {len(self.set_aside)})",
             f"completed twice      {len(self.completed_twice)}",
             f"consumed unfinished  {len(self.unfinished)}",
             f"kills                {self.kills}",
@@ -135,8 +138,11 @@ class Tally:
             f"  unexplained doubles                 {len(self.unexplained)}",
             f"jobs run by 2 at once {len(self.concurrent)}",
         ]
+        lost = [
+            f"{job}: set aside: {self.set_aside[job]}" if job in self.set_aside else job for job in self.lost
+        ]
         for label, items in (
-            ("lost", self.lost),
+            ("lost", lost),
             ("completed twice", self.completed_twice),
             ("unfinished", self.unfinished),
             ("unexplained", self.unexplained),
@@ -178,17 +184,20 @@ def tally(
     events: Iterable[Event],
     kills: Mapping[int, float],
     failed_flows: Iterable[str] = (),
+    set_aside: Mapping[str, str] | None = None,
 ) -> Tally:
     """Count what happened to the jobs.
 
     ``atoms``: job -> the names of its atoms, for every job posted; ``remaining``: the jobs still on the
     board or set aside at the end; ``consumed_lines``: job -> "consumed" lines in the conductors' logs
     (a conductor killed just after consuming leaves none); ``kills``: pid -> when it was SIGKILLed;
-    ``failed_flows``: consumed jobs whose flow in persistence is not SUCCESS.
+    ``failed_flows``: consumed jobs whose flow in persistence is not SUCCESS; ``set_aside``: job -> reason,
+    for the jobs set aside (lost too, whether or not they are in ``remaining``).
     """
     events = list(events)
-    left = set(remaining)
-    t = Tally(posted=len(atoms), kills=len(kills))
+    set_aside = dict(set_aside or {})
+    left = set(remaining) | set(set_aside)
+    t = Tally(posted=len(atoms), kills=len(kills), set_aside=set_aside)
     t.lost = sorted(j for j in atoms if j in left)
     t.consumed = t.posted - len(t.lost)
     t.completed_twice = sorted(j for j, n in consumed_lines.items() if n > 1)

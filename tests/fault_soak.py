@@ -49,10 +49,19 @@ def post_jobs(board: JobBoard, event_log: Path, plan: SoakPlan, rng: random.Rand
     return jobs
 
 
+def on_board(board: JobBoard) -> set[str]:
+    """Names of the jobs still on the board (not consumed, not set aside)."""
+    return {j.name for j in board.iterjobs(ensure_fresh=True)}
+
+
+def set_aside(board: JobBoard) -> dict[str, str]:
+    """Name -> reason of the jobs the board set aside."""
+    return {j.name: j.last_reason or "" for j in board.set_aside_jobs()}
+
+
 def remaining(board: JobBoard) -> set[str]:
     """Names of the jobs not consumed: on the board, or set aside."""
-    left = {j.name for j in board.iterjobs(ensure_fresh=True)}
-    return left | {j.name for j in board.set_aside_jobs()}
+    return on_board(board) | set(set_aside(board))
 
 
 def failed_flows(persistence: str, jobs: Iterable[Job], skip: set[str]) -> list[str]:
@@ -81,7 +90,8 @@ def soak(
     progress: Callable[[str], None] | None = None,
 ) -> Tally:
     """Post the jobs, run ``plan.conductors`` conductors, SIGKILL a random one every ``kill_every``
-    seconds and start a replacement, until the board is empty (or the time is up); then count."""
+    seconds and start a replacement, until the board is empty (or the time is up); then count. A job
+    set aside (claimed ``max_attempts`` times by conductors that died) leaves the board, and is lost."""
     rng = random.Random(plan.seed)
     event_log = work / "events.log"
     jobs = post_jobs(board, event_log, plan, rng)
@@ -95,7 +105,7 @@ def soak(
         started = time.monotonic()
         next_kill = started + rng.uniform(*plan.kill_every)
         last_report = started
-        left = remaining(board)
+        left = on_board(board)
         while left and time.monotonic() < started + plan.kill_for + plan.drain:
             now = time.monotonic()
             killing = now < started + plan.kill_for and (
@@ -110,20 +120,21 @@ def soak(
             if progress is not None and now - last_report >= 5:
                 last_report = now
                 progress(
-                    f"{now - started:5.0f}s: {plan.jobs - len(left)}/{plan.jobs} consumed, "
+                    f"{now - started:5.0f}s: {plan.jobs - len(left)}/{plan.jobs} off the board, "
                     f"{len(fleet.kills)} kills, {len(fleet.alive())} conductors"
                 )
             time.sleep(0.2)
-            left = remaining(board)
+            left = on_board(board)
         time.sleep(0.5)  # a conductor that just consumed a job has nothing more to write
     finally:
         fleet.close()
-    left = remaining(board)
+    left, aside = on_board(board), set_aside(board)
     return tally(
         atoms={job.name: atoms for job, atoms in jobs.items()},
         remaining=left,
         consumed_lines=fleet.consumed_lines(),
         events=read_events(event_log),
         kills=fleet.kills,
-        failed_flows=failed_flows(persistence, jobs, left),
+        failed_flows=failed_flows(persistence, jobs, left | set(aside)),
+        set_aside=aside,
     )

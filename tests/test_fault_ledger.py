@@ -90,17 +90,19 @@ def test_a_rerun_that_started_before_the_kill_is_unexplained_and_concurrent() ->
 def test_lost_completed_twice_and_unfinished_jobs() -> None:
     events = _events(("start", "b", "a0", 1, 1.0), ("end", "b", "a0", 1, 1.1), ("start", "c", "a0", 1, 2.0))
     t = tally(
-        atoms={"a": ["a0"], "b": ["a0"], "c": ["a0"], "d": ["a0"]},
+        atoms={"a": ["a0"], "b": ["a0"], "c": ["a0"], "d": ["a0"], "e": ["a0"]},
         remaining={"a"},
         consumed_lines=Counter({"b": 2, "c": 1}),
         events=events,
         kills={},
         failed_flows={"d"},
+        set_aside={"e": "claimed 3 times without being consumed"},
     )
-    assert (t.posted, t.consumed) == (4, 3)
-    assert (t.lost, t.completed_twice, t.unfinished) == (["a"], ["b"], ["c", "d"])
+    assert (t.posted, t.consumed) == (5, 3)
+    assert (t.lost, t.completed_twice, t.unfinished) == (["a", "e"], ["b"], ["c", "d"])
+    assert "  lost: e: set aside: claimed 3 times without being consumed" in t.lines()
     assert t.failures() == {
-        "lost": 1,
+        "lost": 2,
         "completed twice": 1,
         "unfinished": 2,
         "unexplained doubles": 0,
