@@ -36,6 +36,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--atoms", default="3-5", help="atoms per job, LOW-HIGH")
     p.add_argument("--atom-ms", default="20-100", help="atom duration in ms, LOW-HIGH")
     p.add_argument("--kill-every", default="1.5-3", help="seconds between SIGKILLs, LOW-HIGH")
+    p.add_argument(
+        "--min-age", type=float, default=1.0, help="kill only conductors ready for this many seconds"
+    )
     p.add_argument("--max-kills", type=int, default=None, help="stop killing after this many")
     p.add_argument("--kill-for", type=float, default=240.0, help="stop killing after this many seconds")
     p.add_argument("--drain", type=float, default=60.0, help="then wait this long for the rest")
@@ -60,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         atoms=_pair(a.atoms, int),
         atom_seconds=(ms[0] / 1e3, ms[1] / 1e3),
         kill_every=_pair(a.kill_every, float),
+        min_age=a.min_age,
         max_kills=a.max_kills,
         kill_for=a.kill_for,
         drain=a.drain,

@@ -85,12 +85,14 @@ class Fleet:
         return [name for name, proc in self.procs.items() if proc.poll() is None]
 
     def kill(self, name: str) -> float:
-        """SIGKILL ``name``, reap it, remember when; return that time."""
+        """SIGKILL ``name``, reap it, remember when (also in ``<work>/kills.log``); return that time."""
         proc = self.procs[name]
         proc.kill()
         killed_at = time.time()
         proc.wait(10)
         self.kills[proc.pid] = killed_at
+        with open(self.work / "kills.log", "a") as f:
+            f.write(f"{name} {proc.pid} {killed_at:.6f}\n")
         return killed_at
 
     def freeze(self, name: str) -> None:

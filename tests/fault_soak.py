@@ -29,6 +29,9 @@ class SoakPlan:
     atom_seconds: tuple[float, float] = (0.02, 0.1)
     kill_every: tuple[float, float] = (1.5, 3.0)
     """Seconds between two SIGKILLs, drawn uniformly."""
+    min_age: float = 1.0
+    """A conductor is killed only once it has waited for jobs this long (a kill turn with none such
+    is skipped)."""
     max_kills: int | None = None
     """Stop killing after this many (None: until the board is empty or ``kill_for`` is up)."""
     kill_for: float = 240.0
@@ -103,20 +106,27 @@ def soak(
         for name in names:
             fleet.wait_ready(name, timeout=60)
         started = time.monotonic()
+        ready_since = dict.fromkeys(names, started)
         next_kill = started + rng.uniform(*plan.kill_every)
         last_report = started
         left = on_board(board)
         while left and time.monotonic() < started + plan.kill_for + plan.drain:
             now = time.monotonic()
+            for name in fleet.alive():
+                if name not in ready_since and READY in fleet.log(name):
+                    ready_since[name] = now
             killing = now < started + plan.kill_for and (
                 plan.max_kills is None or len(fleet.kills) < plan.max_kills
             )
             if killing and now >= next_kill:
-                ready = [n for n in fleet.alive() if READY in fleet.log(n)]
-                if ready:
-                    fleet.kill(rng.choice(ready))
+                # Only a conductor that has had time to claim and run something: on a loaded machine a
+                # replacement may take longer to start than the kill interval, and killing each one as
+                # it becomes ready would leave jobs claimed by conductors that never ran them.
+                grown = [n for n in fleet.alive() if now - ready_since.get(n, now) >= plan.min_age]
+                if grown:
+                    fleet.kill(rng.choice(grown))
                     fleet.start(f"c{len(fleet.procs)}", wait=False)
-                    next_kill = now + rng.uniform(*plan.kill_every)
+                next_kill = now + rng.uniform(*plan.kill_every)
             if progress is not None and now - last_report >= 5:
                 last_report = now
                 progress(
