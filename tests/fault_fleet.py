@@ -17,12 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 READY = "running jobs from"
 _CONSUMED = re.compile(r"consumed job '([^']*)' \(([0-9a-f-]{36})\)")
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:  # looked up here, not in the forked child, where loading a library is not safe
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: close() still cleans up
