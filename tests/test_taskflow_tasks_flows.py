@@ -122,7 +122,7 @@ def test_targeted_flow_runs_only_what_the_target_needs() -> None:
     assert engine.storage.get_atom_states() == {"a": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS"}
     flow.reset_target()
     assert len(flow) == 4
-    with pytest.raises(InvalidAtomArgumentError, match="'zzz'"):
+    with pytest.raises(InvalidAtomArgumentError, match=r"^Node 'zzz' not found"):
         flow.set_target(Make("zzz"))
 
 
@@ -135,3 +135,20 @@ def test_impl_memory_backend_from_a_settings_dict() -> None:
     assert impl_memory.MemoryBackend({"connection": "memory://"}).display_url.startswith("memory")
     with pytest.raises(InvalidFormat, match="'bogus'"):
         impl_memory.MemoryBackend({"bogus": 1})
+
+
+def test_temporary_flow_detail_is_saved_and_usable_by_an_engine() -> None:
+    from flowkit.persistence import temporary
+    from flowkit.utils import persistence_utils
+
+    assert persistence_utils.temporary_flow_detail is temporary.temporary_flow_detail
+    backend = impl_memory.MemoryBackend()
+    book, flow_detail = persistence_utils.temporary_flow_detail(backend, meta={"k": "v"})
+    with backend.get_connection() as conn:
+        assert conn.get_flow_detail(flow_detail.uuid).meta == {"k": "v"}
+    engine = engines.load(LinearFlow("f").add(Make("a")), backend=backend, book=book, flow_detail=flow_detail)
+    engine.run()
+    with backend.get_connection() as conn:
+        assert conn.get_flow_detail(flow_detail.uuid).state == "SUCCESS"
+    assert persistence_utils.temporary_flow_detail()[1].name == "tmp-flow-detail"
+    assert persistence_utils.temporary_log_book(backend).name == "tmp"

@@ -84,8 +84,8 @@ class TargetedFlow(GraphFlow):
         """Run only ``target`` (a child of this flow) and what it depends on."""
         if not any(target is child for child in self._children):
             raise InvalidAtomArgumentError(
-                f"targeted flow {self.name!r}: target {getattr(target, 'name', target)!r} is not a child "
-                f"of this flow (add it first)"
+                f"Node {getattr(target, 'name', target)!r} not found in targeted flow {self.name!r} "
+                f"(add it before making it the target)"
             )
         self._target = target
 
