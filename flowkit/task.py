@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 from flowkit import context
-from flowkit.atom import Atom, ProvidesSpec, RebindSpec, class_name
+from flowkit.atom import Arguments, Atom, ProvidesSpec, RebindSpec, class_name
 from flowkit.exceptions import InvalidAtomArgumentError
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
 
@@ -33,8 +33,52 @@ class Task(Atom):
         requires: Iterable[str] | None = None,
         rebind: RebindSpec = None,
         inject: Mapping[str, Any] | None = None,
+        revert_rebind: RebindSpec = None,
+        revert_requires: Iterable[str] | None = None,
     ) -> None:
         super().__init__(name=name, provides=provides, requires=requires, rebind=rebind, inject=inject)
+        if revert_rebind is not None or revert_requires is not None:
+            self._bind_revert_apart(revert_rebind, revert_requires)
+
+    def _bind_revert_apart(self, revert_rebind: RebindSpec, revert_requires: Iterable[str] | None) -> None:
+        """TaskFlow's ``revert_rebind``/``revert_requires``: ``revert`` takes its own symbols instead
+        of the ones its parameters share with ``execute`` (the default)."""
+        args = Arguments(self._revert_callable(), skip=self._revert_special_args)
+        if revert_rebind is None:
+            items: list[tuple[str, Any]] = []
+        elif isinstance(revert_rebind, Mapping):
+            items = list(revert_rebind.items())
+        else:
+            names = list(revert_rebind)
+            if len(names) > len(args.positional) and not args.takes_kwargs:
+                raise InvalidAtomArgumentError(
+                    f"task {self.name!r}: revert_rebind lists {len(names)} symbols but revert takes "
+                    f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
+                )
+            items = list(zip([*args.positional, *names[len(args.positional) :]], names, strict=False))
+        items += [(symbol, symbol) for symbol in revert_requires or ()]
+        for arg, symbol in items:
+            if not isinstance(symbol, str):
+                raise InvalidAtomArgumentError(
+                    f"task {self.name!r}: revert symbol must be a str, got {symbol!r}"
+                )
+            if arg not in args.required and arg not in args.optional and not args.takes_kwargs:
+                raise InvalidAtomArgumentError(
+                    f"task {self.name!r}: revert does not take an argument {arg!r} "
+                    f"(it takes {', '.join(args.positional) or 'no arguments'})"
+                )
+            self.revert_inject_kwargs.pop(arg, None)
+            self.revert_rebind.pop(arg, None)
+            self.revert_optional_rebind.pop(arg, None)
+            if arg in args.optional:
+                self.revert_optional_rebind[arg] = symbol
+            else:
+                self.revert_rebind[arg] = symbol
+
+    @property
+    def revert_optional(self) -> frozenset[str]:
+        """Symbols ``revert`` uses when they are available (TaskFlow's ``revert_optional``)."""
+        return frozenset(self.revert_optional_rebind.values())
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")

@@ -152,3 +152,36 @@ def test_temporary_flow_detail_is_saved_and_usable_by_an_engine() -> None:
         assert conn.get_flow_detail(flow_detail.uuid).state == "SUCCESS"
     assert persistence_utils.temporary_flow_detail()[1].name == "tmp-flow-detail"
     assert persistence_utils.temporary_log_book(backend).name == "tmp"
+
+
+class SeparateRevert(Task):
+    def execute(self, execute_arg: Any) -> str:
+        return "done"
+
+    def revert(self, revert_arg: Any, result: Any, flow_failures: Any, optional_arg: Any = None) -> None:
+        SeparateRevert.seen.append((revert_arg, result, optional_arg))
+
+    seen: list[Any] = []
+
+
+class Boom(Task):
+    def execute(self) -> None:
+        raise RuntimeError("boom")
+
+
+def test_revert_rebind_and_revert_requires_bind_revert_apart() -> None:
+    task = SeparateRevert(rebind=("a",), revert_rebind=("b",))
+    assert task.rebind == {"execute_arg": "a"}
+    assert task.revert_rebind == {"revert_arg": "b"}
+    assert task.requires == {"a", "b"}
+    task = SeparateRevert(requires=["execute_arg"], revert_requires=["revert_arg"])
+    assert task.revert_rebind == {"revert_arg": "revert_arg"}
+    task = SeparateRevert(rebind=("a",), revert_rebind={"revert_arg": "b", "optional_arg": "c"})
+    assert task.revert_optional == {"c"}
+    SeparateRevert.seen.clear()
+    engine = engines.load(LinearFlow("f").add(task, Boom()), store={"a": 1, "b": 2, "c": 3})
+    with pytest.raises(RuntimeError):
+        engine.run()
+    assert SeparateRevert.seen == [(2, "done", 3)]
+    with pytest.raises(InvalidAtomArgumentError, match="'nope'"):
+        SeparateRevert(revert_rebind={"nope": "x"})
