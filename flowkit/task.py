@@ -56,6 +56,8 @@ class Task(Atom):
                     f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
                 )
             items = list(zip([*args.positional, *names[len(args.positional) :]], names, strict=False))
+        if isinstance(revert_requires, str):  # one symbol, not its characters
+            revert_requires = (revert_requires,)
         items += [(symbol, symbol) for symbol in revert_requires or ()]
         for arg, symbol in items:
             if not isinstance(symbol, str):
