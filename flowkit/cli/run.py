@@ -95,11 +95,11 @@ def _run_engine(eng: Engine) -> BaseException | None:
 def _report_failures(eng: Engine) -> None:
     storage = eng.storage
     for atom_name, failure in storage.flow_failures.items():
-        click.echo(f"error: atom {atom_name!r} failed: {failure}", err=True)
+        click.echo(f"error: atom {atom_name!r} failed: {failure.summary}", err=True)
     for atom_name in storage.get_atom_states():
         revert_failure = storage.get_revert_failure(atom_name)
         if revert_failure is not None:
-            click.echo(f"error: atom {atom_name!r} could not be reverted: {revert_failure}", err=True)
+            click.echo(f"error: atom {atom_name!r} could not be reverted: {revert_failure.summary}", err=True)
 
 
 @click.command("run", epilog=FACTORY_HELP)
