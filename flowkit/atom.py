@@ -152,6 +152,8 @@ class Atom:
             provides = self.default_provides
         self.save_as: dict[str, Any] = _normalize_provides(self.name, provides)
         self.provides: tuple[str, ...] = tuple(self.save_as)
+        if isinstance(requires, str):  # one symbol, as TaskFlow accepts; not its characters
+            requires = (requires,)
         self._bind(requires, rebind)
 
     # -- binding ---------------------------------------------------------------------------------
