@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -20,10 +19,9 @@ import pytest
 
 from flowkit.engines.persistence import backend_for
 from flowkit.jobboard import Job, JobBoard, JobState
-from flowkit.jobboard import backends as boards
 from flowkit.persistence.models import FlowDetail, LogBook
-from tests.jobboard_support import zookeeper_tree
-from tests.test_conductor_faults import REPO, SESSION_TIMEOUT, Conductors, _until
+from tests.support.conductors import REPO, Conductors
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.postgres, pytest.mark.slow]
 
@@ -31,24 +29,13 @@ MOD = "tests.allowlist_flows"
 
 
 @pytest.fixture
-def zk_url(zookeeper_hosts: str) -> Iterator[str]:
-    with zookeeper_tree(zookeeper_hosts) as path:
-        yield f"zookeeper://{zookeeper_hosts}{path}?timeout={SESSION_TIMEOUT:g}"
+def board_url(zk_url: str) -> str:
+    return zk_url
 
 
 @pytest.fixture
-def board(zk_url: str, postgres_url: str) -> Iterator[JobBoard]:
-    board = boards.fetch("input", zk_url, persistence=postgres_url)
-    board.connect()
-    yield board
-    board.close()
-
-
-@pytest.fixture
-def conductors(tmp_path: Path, postgres_url: str) -> Iterator[Conductors]:
-    made = Conductors(tmp_path, postgres_url)
-    yield made
-    made.close()
+def persistence_url(postgres_url: str) -> str:
+    return postgres_url
 
 
 def _post_raw(board: JobBoard, postgres_url: str, name: str, path: str, *args: str) -> Job:
@@ -93,8 +80,8 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     ok = tmp_path / "ok"
     good = board.post_flow(f"{MOD}:Builder.create", store={"path": str(ok)}, name="good")
     a = conductors.start("a", zk_url, "--allow", f"{MOD},flowkit.demo")
-    _until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
-    _until(lambda: board.job_count() == 0, 20, "the other jobs to be set aside")
+    wait_until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
+    wait_until(lambda: board.job_count() == 0, 20, "the other jobs to be set aside")
     assert ok.exists()
     assert [m.name for m in [*markers.values(), cli_marker] if m.exists()] == []
     aside = {j.name: j for j in board.set_aside_jobs()}
@@ -129,8 +116,8 @@ def test_a_malformed_saved_flow_detail_is_set_aside_at_the_first_claim(
     _corrupt(postgres_url, not_json, "meta", "{not json")
     good = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "ok")}, name="good")
     a = conductors.start("a", zk_url, "--allow", MOD)
-    _until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
-    _until(lambda: board.job_count() == 0, 30, "the malformed jobs to be set aside")
+    wait_until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
+    wait_until(lambda: board.job_count() == 0, 30, "the malformed jobs to be set aside")
     aside = {j.name: j for j in board.set_aside_jobs()}
     assert sorted(aside) == ["bad-meta", "bogus-state"]
     assert {n: j.attempts for n, j in aside.items()} == {"bad-meta": 1, "bogus-state": 1}

@@ -13,7 +13,7 @@ from flowkit.exceptions import StorageError
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import AtomState, FlowState
 from flowkit.storage import Recorder, Storage
-from tests.persistence_support import fresh_backend, saved_states
+from tests.support.persistence import fresh_backend, saved_states
 
 
 class Log(Task):

@@ -23,7 +23,7 @@ from flowkit.exceptions import (
 )
 from flowkit.jobboard import Job, JobBoard, JobPriority, JobState
 from flowkit.jobboard import backends as boards
-from tests.jobboard_support import zookeeper_tree
+from tests.support.boards import zookeeper_tree
 
 MakeBoard = Callable[..., JobBoard]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -15,7 +15,8 @@ from flowkit.exceptions import JobBoardConnectionError, JobBoardError, NotOwnerE
 from flowkit.jobboard import ClaimEvent, JobBoard
 from flowkit.jobboard import backends as boards
 from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
-from tests.jobboard_support import zookeeper_tree
+from tests.support.boards import zookeeper_tree
+from tests.support.wait import wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.zookeeper
@@ -40,16 +41,6 @@ def _board(hosts: str, path: str, **options: object) -> JobBoard:
     board = ZooKeeperJobBoard("test", hosts, path, timeout=4, **options)  # type: ignore[arg-type]
     board.connect()
     return board
-
-
-def _until(check: Callable[[], object], timeout: float, what: str) -> float:
-    """Wait for ``check()`` to be true; return when it became so (monotonic)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-    return time.monotonic()
 
 
 def test_malformed_nodes_are_skipped_with_one_warning(
@@ -115,12 +106,12 @@ def test_suspended_session_hands_out_no_work_then_recovers(zookeeper_hosts: str,
         job, other = board.post("mine"), board.post("other")
         board.claim(job, "a")
         proxy.cut()
-        _until(lambda: ClaimEvent.IN_DOUBT in events, 5, "IN_DOUBT")
+        wait_until(lambda: ClaimEvent.IN_DOUBT in events, 5, "IN_DOUBT")
         with pytest.raises(JobBoardConnectionError, match="suspended"):
             board.claim(other, "a")
         assert list(board.wait(0.3)) == []
         proxy.restore()
-        _until(lambda: ClaimEvent.CONFIRMED in events, 5, "CONFIRMED")
+        wait_until(lambda: ClaimEvent.CONFIRMED in events, 5, "CONFIRMED")
         assert ClaimEvent.LOST not in events
         board.consume(job, "a")
         assert [j.uuid for j in board.wait(5)] == [other.uuid]
@@ -161,7 +152,7 @@ def test_partition_tells_the_claimant_before_anyone_else_can_claim(zookeeper_hos
         assert ClaimEvent.IN_DOUBT in seen and seen[ClaimEvent.IN_DOUBT] < other_at
         assert other_at - cut_at < 4 + 2 + 1  # session timeout, ZooKeeper's tick rounding, slack
         proxy.restore()
-        _until(lambda: ClaimEvent.LOST in seen, 10, "LOST")
+        wait_until(lambda: ClaimEvent.LOST in seen, 10, "LOST")
         with pytest.raises(NotOwnerError):
             partitioned.consume(job, "a")
         other.consume(job, "b")

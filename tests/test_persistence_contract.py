@@ -17,7 +17,7 @@ from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, Intention, LogBook, RetryDetail, TaskDetail
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState
-from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend
+from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend
 
 
 @pytest.fixture(params=BACKEND_KINDS)

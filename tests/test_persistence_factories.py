@@ -12,7 +12,7 @@ from flowkit.exceptions import InvalidFlowError, NotSerializableError
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 from tests.crash_flows import make_flow
-from tests.persistence_support import fresh_backend, lines, saved_flow, saved_states
+from tests.support.persistence import fresh_backend, lines, saved_flow, saved_states
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from flowkit.flow import Flow
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import FlowState
-from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend, saved_flow
+from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend, saved_flow
 
 
 @pytest.fixture(params=BACKEND_KINDS)

@@ -1,4 +1,4 @@
-"""Helpers for the job board and conductor tests: a scratch ZooKeeper tree per test.
+"""Helpers for the job board and conductor tests: the board kinds, a scratch ZooKeeper tree per test.
 
 (The TCP proxy that cuts a client off from ZooKeeper is in ``tests/tcp_proxy.py``.)"""
 
@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator
+
+import pytest
 
 ROOT = "/flowkit-tests"
 
@@ -30,3 +32,14 @@ def zookeeper_tree(hosts: str, auth: tuple[str, str] | None = None) -> Iterator[
     finally:
         client.stop()
         client.close()
+
+
+ZOOKEEPER_SESSION_TIMEOUT = 4.0
+"""ZooKeeper's minimum session timeout: the board tests' scratch boards use it, so failovers are quick."""
+
+BOARD_KINDS = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("zookeeper", marks=pytest.mark.zookeeper),
+]
+"""``@pytest.fixture(params=BOARD_KINDS)``: every board a conductor runs on, services marked."""
