@@ -13,8 +13,8 @@ import pytest
 from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines, notifier
 from flowkit.exceptions import NotSerializableError
 from flowkit.states import AtomState, FlowState
-from tests import fixtures_tasks
-from tests.fixtures_tasks import Add, Explode, Multiply, Progressing, ReturnsLock, WhereAmI
+from tests.support import tasks as fixtures_tasks
+from tests.support.tasks import Add, Explode, Multiply, Progressing, ReturnsLock, WhereAmI
 
 
 class Meet(Task):
@@ -30,8 +30,8 @@ class Meet(Task):
 
 
 def test_fixture_module_is_importable_by_name():
-    assert fixtures_tasks.__name__ == "tests.fixtures_tasks"
-    assert Add.__module__ == "tests.fixtures_tasks"
+    assert fixtures_tasks.__name__ == "tests.support.tasks"
+    assert Add.__module__ == "tests.support.tasks"
 
 
 def test_threads_overlap_up_to_max_workers():
