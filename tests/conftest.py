@@ -29,7 +29,7 @@ from tests.services import (
     probe_zookeeper,
     require_service,
 )
-from tests.support.boards import BOARD_KINDS, ZOOKEEPER_SESSION_TIMEOUT, zookeeper_tree
+from tests.support.boards import BOARD_KINDS, ZOOKEEPER_SESSION_TIMEOUT, board_url_for, zookeeper_tree
 from tests.support.conductors import Conductors
 
 # The local cluster trusts loopback connections; which superuser role it has depends on the machine.
@@ -97,10 +97,7 @@ def zk_url(zookeeper_hosts: str) -> Iterator[str]:
 @pytest.fixture(params=BOARD_KINDS)
 def board_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty board of each kind (PostgreSQL's is the session database: use ``board_name``)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/board.db"
-    url: str = request.getfixturevalue("postgres_url" if request.param == "postgresql" else "zk_url")
-    return url
+    return board_url_for(request.param, request, tmp_path)
 
 
 @pytest.fixture

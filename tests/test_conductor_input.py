@@ -1,4 +1,4 @@
-"""A real conductor process (ZooKeeper board, PostgreSQL persistence) fed jobs it must not run as given.
+"""A real conductor process (every board, PostgreSQL persistence) fed jobs it must not run as given.
 
 - A factory reached *through* an allowed module (``tests.allowlist_flows:os.system``) once ran a shell
   command on the conductor before the job was set aside: each such job here would create a marker
@@ -20,17 +20,13 @@ import pytest
 from flowkit.engines.persistence import backend_for
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.persistence.models import FlowDetail, LogBook
+from tests.support.boards import board_is_empty
 from tests.support.conductors import REPO, Conductors
 from tests.support.wait import wait_until
 
-pytestmark = [pytest.mark.zookeeper, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 MOD = "tests.allowlist_flows"
-
-
-@pytest.fixture
-def board_url(zk_url: str) -> str:
-    return zk_url
 
 
 @pytest.fixture
@@ -50,7 +46,12 @@ def _post_raw(board: JobBoard, postgres_url: str, name: str, path: str, *args: s
 
 
 def test_a_shell_reached_through_an_allowed_module_never_runs(
-    board: JobBoard, conductors: Conductors, postgres_url: str, zk_url: str, tmp_path: Path
+    board: JobBoard,
+    board_url: str,
+    board_name: str,
+    conductors: Conductors,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     markers = {k: tmp_path / f"ran-{k}" for k in ("system", "spaced", "getoutput", "demo", "static", "alias")}
     bad = [
@@ -70,7 +71,7 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     command = [sys.executable, "-m", "flowkit.cli.main", "jobs", "post", f"{MOD}:os.system", "--name", "cli"]
     command += ["--kwargs", f'{{"command": "touch {cli_marker}"}}']
     posted = subprocess.run(
-        [*command, "--board", zk_url, "--persistence", postgres_url],
+        [*command, "--board", board_url, "--board-name", board_name, "--persistence", postgres_url],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -79,9 +80,9 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     assert posted.returncode == 0, posted.stderr
     ok = tmp_path / "ok"
     good = board.post_flow(f"{MOD}:Builder.create", store={"path": str(ok)}, name="good")
-    a = conductors.start("a", zk_url, "--allow", f"{MOD},flowkit.demo")
+    a = conductors.start("a", board_url, "--board-name", board_name, "--allow", f"{MOD},flowkit.demo")
     wait_until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
-    wait_until(lambda: board.job_count() == 0, 20, "the other jobs to be set aside")
+    wait_until(lambda: board_is_empty(board), 20, "the other jobs to be set aside")
     assert ok.exists()
     assert [m.name for m in [*markers.values(), cli_marker] if m.exists()] == []
     aside = {j.name: j for j in board.set_aside_jobs()}
@@ -94,7 +95,7 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     a.terminate()
     assert a.wait(10) == 0
     # Without --allow the conductor says at start what that means.
-    b = conductors.start("b", zk_url)
+    b = conductors.start("b", board_url, "--board-name", board_name)
     assert "any importable callable" in conductors.log("b")
     b.terminate()
     assert b.wait(10) == 0
@@ -108,16 +109,21 @@ def _corrupt(postgres_url: str, job: Job, column: str, value: str) -> None:
 
 
 def test_a_malformed_saved_flow_detail_is_set_aside_at_the_first_claim(
-    board: JobBoard, conductors: Conductors, postgres_url: str, zk_url: str, tmp_path: Path
+    board: JobBoard,
+    board_url: str,
+    board_name: str,
+    conductors: Conductors,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     bogus = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "bogus")}, name="bogus-state")
     not_json = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "not-json")}, name="bad-meta")
     _corrupt(postgres_url, bogus, "state", "BOGUS")
     _corrupt(postgres_url, not_json, "meta", "{not json")
     good = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "ok")}, name="good")
-    a = conductors.start("a", zk_url, "--allow", MOD)
+    a = conductors.start("a", board_url, "--board-name", board_name, "--allow", MOD)
     wait_until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
-    wait_until(lambda: board.job_count() == 0, 30, "the malformed jobs to be set aside")
+    wait_until(lambda: board_is_empty(board), 30, "the malformed jobs to be set aside")
     aside = {j.name: j for j in board.set_aside_jobs()}
     assert sorted(aside) == ["bad-meta", "bogus-state"]
     assert {n: j.attempts for n, j in aside.items()} == {"bad-meta": 1, "bogus-state": 1}

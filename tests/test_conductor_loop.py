@@ -19,6 +19,7 @@ from flowkit.engines.persistence import backend_for
 from flowkit.exceptions import ConductorError
 from flowkit.jobboard import ClaimEvent, Job, JobBoard, JobState
 from tests.job_flows import trace_of, violations
+from tests.support.boards import board_is_empty
 from tests.support.wait import wait_until
 
 
@@ -39,12 +40,6 @@ def _post(board: JobBoard, tmp_path: Path, key: str, n: int = 2, delay: float = 
     return board.post_flow("tests.job_flows:steps", store=store, factory_kwargs={"n": n}, name=key)
 
 
-def _emptied(board: JobBoard) -> bool:
-    """No job left on the board, read now: ZooKeeper's ``job_count`` reads the copy its watches keep, which
-    may not show a job just posted yet."""
-    return next(iter(board.iterjobs(ensure_fresh=True)), None) is None
-
-
 def _flow_state(persistence_url: str, job: Job) -> str:
     with backend_for(persistence_url).get_connection() as conn:
         return str(conn.get_logbook(job.book_uuid or "").find(job.flow_uuid or "").state)  # type: ignore[union-attr]
@@ -57,7 +52,7 @@ def _starts(tmp_path: Path, key: str) -> list[str]:
 def test_runs_each_job_and_consumes_it(board: JobBoard, persistence_url: str, tmp_path: Path) -> None:
     jobs = [_post(board, tmp_path, f"job{i}") for i in range(3)]
     with running(Conductor("c1", board, persistence_url)) as conductor:
-        wait_until(lambda: _emptied(board), 20, "every job consumed")
+        wait_until(lambda: board_is_empty(board), 20, "every job consumed")
     assert conductor.stats.consumed == 3
     for job in jobs:
         assert job.state is JobState.COMPLETE
@@ -71,7 +66,7 @@ def test_a_failed_flow_is_consumed_with_its_failure_saved(
 ) -> None:
     job = board.post_flow("tests.job_flows:failing", store={"job_key": "f", "trace_dir": str(tmp_path)})
     with running(Conductor("c1", board, persistence_url)):
-        wait_until(lambda: _emptied(board), 20, "the job consumed")
+        wait_until(lambda: board_is_empty(board), 20, "the job consumed")
     assert _flow_state(persistence_url, job) == "REVERTED"
     flow_detail = board.load_book(job).find(job.flow_uuid)
     [boom] = [a for a in flow_detail if a.name == "boom"]
@@ -84,7 +79,7 @@ def test_disallowed_factory_is_set_aside_without_being_imported(
     forbidden = board.post_flow("tests.job_flows_forbidden:make", name="forbidden")
     good = _post(board, tmp_path, "good")
     with running(Conductor("c1", board, persistence_url, allow=["tests.job_flows"])) as conductor:
-        wait_until(lambda: _emptied(board), 20, "the board emptied")
+        wait_until(lambda: board_is_empty(board), 20, "the board emptied")
     assert good.state is JobState.COMPLETE
     assert forbidden.state is JobState.SET_ASIDE
     [aside] = board.set_aside_jobs()
@@ -101,7 +96,7 @@ def test_malformed_jobs_are_set_aside_and_the_conductor_goes_on(
     unbuildable = board.post_flow("tests.job_flows:no_such_factory", name="unbuildable")
     good = _post(board, tmp_path, "good")
     with running(Conductor("c1", board, persistence_url)):
-        wait_until(lambda: _emptied(board), 20, "the board emptied")
+        wait_until(lambda: board_is_empty(board), 20, "the board emptied")
     assert good.state is JobState.COMPLETE
     reasons = {j.name: j.last_reason or "" for j in board.set_aside_jobs()}
     assert "names no logbook" in reasons[no_book.name]
@@ -122,7 +117,7 @@ def test_stop_suspends_the_flow_and_gives_the_job_back(
     done_before = len(_starts(tmp_path, "long"))
     assert done_before < 5
     with running(Conductor("c2", board, persistence_url)):
-        wait_until(lambda: _emptied(board), 20, "the job finished by c2")
+        wait_until(lambda: board_is_empty(board), 20, "the job finished by c2")
     assert _starts(tmp_path, "long") == [f"step-{i}" for i in range(5)]  # nothing ran twice
 
 
@@ -138,7 +133,7 @@ def test_a_claim_in_doubt_pauses_the_flow_until_confirmed(
         time.sleep(0.4)
         assert _starts(tmp_path, "doubt") == paused_at and len(paused_at) < 6
         conductor._on_claims(ClaimEvent.CONFIRMED, frozenset({job.uuid}))
-        wait_until(lambda: _emptied(board), 20, "the job finished")
+        wait_until(lambda: board_is_empty(board), 20, "the job finished")
     assert _starts(tmp_path, "doubt") == [f"step-{i}" for i in range(6)]
 
 
@@ -158,7 +153,7 @@ def test_max_jobs_runs_jobs_side_by_side(board: JobBoard, persistence_url: str, 
         _post(board, tmp_path, f"par{i}", n=1, delay=0.6)
     started = time.monotonic()
     with running(Conductor("c1", board, persistence_url, max_jobs=3)):
-        wait_until(lambda: _emptied(board), 20, "every job consumed")
+        wait_until(lambda: board_is_empty(board), 20, "every job consumed")
     assert time.monotonic() - started < 1.6  # one after another would take 1.8 s and more
 
 
@@ -172,7 +167,7 @@ def test_a_flow_that_does_not_compile_or_validate_is_set_aside_at_once(
     bad = board.post_flow(f"tests.job_flows:{factory}", name="bad")
     good = _post(board, tmp_path, "good")
     with running(Conductor("c1", board, persistence_url)) as conductor:
-        wait_until(lambda: _emptied(board), 20, "the board emptied")
+        wait_until(lambda: board_is_empty(board), 20, "the board emptied")
     assert good.state is JobState.COMPLETE
     [aside] = board.set_aside_jobs()
     assert aside.uuid == bad.uuid

@@ -26,10 +26,10 @@ from conductor import logs
 from flowkit.jobboard import Job, JobState
 from flowkit.jobboard import backends as boards
 from tests.job_flows import trace_of
+from tests.support.conductors import REPO
 from tests.support.wait import wait_until
 from tests.tcp_proxy import TcpProxy
 
-REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cr3t-pw"
 
 

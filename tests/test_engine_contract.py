@@ -11,6 +11,7 @@ behaviour stay in ``test_engine_parallel.py``, ``test_workers_*.py`` and the oth
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from flowkit import GraphFlow, LinearFlow, UnorderedFlow, engines, notifier, ret
 from flowkit.exceptions import NotFound, WrappedFailure
 from flowkit.states import AtomState, FlowState
 from tests.support.journal import Journal
-from tests.support.tasks import DiskFull, Echo, Progressing, Step
+from tests.support.tasks import DiskFull, Echo, Progressing, Step, Whereabouts
 
 DISK_FULL = "tests.support.tasks.DiskFull"
 WORKER_TRANSPORT = "memory://"
@@ -125,6 +126,19 @@ def echo(name: str, value: Any = None, **kwargs: Any) -> Echo:
 
 
 # -- running and results --------------------------------------------------------------------------------
+
+
+def test_atoms_run_where_the_dispatcher_puts_them(dispatcher: Dispatcher) -> None:
+    """The fixture really changes where atoms run (else every case would test the serial engine)."""
+    pid, thread = dispatcher.run(LinearFlow("f").add(Whereabouts(name="where")))["where"]
+    here = os.getpid(), threading.current_thread().name
+    expected = {
+        "serial": lambda: (pid, thread) == here,
+        "threads": lambda: pid == here[0] and thread != here[1],
+        "processes": lambda: pid != here[0],
+        "workers": lambda: pid == here[0] and thread.startswith("flowkit-worker"),
+    }
+    assert expected[dispatcher.name](), (dispatcher.name, pid, thread)
 
 
 def test_run_returns_every_provided_value_and_the_store(dispatcher: Dispatcher, journal: Journal) -> None:
@@ -342,7 +356,7 @@ def test_graph_reverts_in_reverse_dependency_order(dispatcher: Dispatcher, journ
     assert sorted(journal.names("revert")) == ["a", "b", "boom", "c", "d"]
 
 
-# -- retry controllers and deciders -----------------------------------------------------------------------
+# -- retry controllers and deciders ---------------------------------------------------------------------
 
 
 def test_times_retries_the_scope_until_it_succeeds(dispatcher: Dispatcher, journal: Journal) -> None:

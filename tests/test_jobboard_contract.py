@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,31 +24,14 @@ from flowkit.exceptions import (
 )
 from flowkit.jobboard import Job, JobBoard, JobPriority, JobState
 from flowkit.jobboard import backends as boards
-from tests.support.boards import zookeeper_tree
+from tests.support.boards import BOARD_KINDS, board_url_for
 
 MakeBoard = Callable[..., JobBoard]
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("zookeeper", marks=pytest.mark.zookeeper),
-        "sqlite",
-        "memory",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def board_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    kind = request.param
-    if kind == "zookeeper":
-        hosts = request.getfixturevalue("zookeeper_hosts")
-        with zookeeper_tree(hosts) as path:
-            yield f"zookeeper://{hosts}{path}?timeout=4"
-    elif kind == "sqlite":
-        yield f"sqlite:///{tmp_path}/board.db"
-    elif kind == "memory":
-        yield f"memory://{secrets.token_hex(4)}"
-    else:
-        yield request.getfixturevalue("postgres_url")
+@pytest.fixture(params=[*BOARD_KINDS, "memory"])
+def board_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return board_url_for(request.param, request, tmp_path)
 
 
 @pytest.fixture

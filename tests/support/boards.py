@@ -7,8 +7,11 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from flowkit.jobboard import JobBoard
 
 ROOT = "/flowkit-tests"
 
@@ -43,3 +46,20 @@ BOARD_KINDS = [
     pytest.param("zookeeper", marks=pytest.mark.zookeeper),
 ]
 """``@pytest.fixture(params=BOARD_KINDS)``: every board a conductor runs on, services marked."""
+
+
+def board_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty board of ``kind``: a SQLite file, an in-memory board, the session's PostgreSQL
+    database (boards there are told apart by name) or a scratch ZooKeeper tree (the ``zk_url`` fixture)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/board.db"
+    if kind == "memory":
+        return f"memory://{secrets.token_hex(4)}"
+    url: str = request.getfixturevalue({"postgresql": "postgres_url", "zookeeper": "zk_url"}[kind])
+    return url
+
+
+def board_is_empty(board: JobBoard) -> bool:
+    """No job left on ``board``, read from the board now: ``job_count`` reads the copy ZooKeeper's watches
+    keep, which may not show a job just posted yet (so it can say 0 before the job is even seen)."""
+    return next(iter(board.iterjobs(ensure_fresh=True)), None) is None

@@ -112,6 +112,15 @@ class WhereAmI(Task):
         return os.getpid()
 
 
+class Whereabouts(Task):
+    """Provides ``[pid, thread name]`` of where it ran, to see which dispatcher ran it."""
+
+    default_provides = "where"
+
+    def execute(self) -> list[Any]:
+        return [os.getpid(), threading.current_thread().name]
+
+
 class ReturnsLock(Task):
     """Returns a value that cannot be pickled back to the engine."""
 
