@@ -3,9 +3,10 @@
 Each service fixture probes its service when a test first asks for it (never at import time). A missing
 service skips the test locally and fails it in CI (``CI=true``); see ``tests/services.py``.
 
-``board`` is a connected, empty job board on each kind a conductor runs on (``board_url`` is
-parametrised over SQLite, PostgreSQL and ZooKeeper); a module pins one kind by overriding
-``board_url``, and the flows' database by overriding ``persistence_url``.
+``backend`` is an upgraded, empty persistence backend of each kind (memory, SQLite, PostgreSQL); a
+module pins one by overriding it. ``board`` is a connected, empty job board of each kind a conductor
+runs on (``board_url`` is parametrised over SQLite, PostgreSQL and ZooKeeper); a module pins one kind
+by overriding ``board_url``, and the flows' database by overriding ``persistence_url``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from psycopg2 import sql
 
 from flowkit.jobboard import JobBoard
 from flowkit.jobboard import backends as boards
+from flowkit.persistence.backends import Backend
 from tests.services import (
     HOST,
     POSTGRES_PORT,
@@ -31,6 +33,7 @@ from tests.services import (
 )
 from tests.support.boards import BOARD_KINDS, ZOOKEEPER_SESSION_TIMEOUT, board_url_for, zookeeper_tree
 from tests.support.conductors import Conductors
+from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend
 
 # The local cluster trusts loopback connections; which superuser role it has depends on the machine.
 POSTGRES_ROLES = ("postgres", "root")
@@ -125,5 +128,13 @@ def board(board_url: str, board_name: str, persistence_url: str) -> Iterator[Job
 def conductors(tmp_path: Path, persistence_url: str) -> Iterator[Conductors]:
     """Conductor processes saving flows to ``persistence_url``; any left running are killed afterwards."""
     made = Conductors(tmp_path, persistence_url)
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An upgraded, empty persistence backend of each kind; closed afterwards."""
+    made = fresh_backend(backend_url(request.param, request, tmp_path))
     yield made
     made.close()

@@ -26,11 +26,10 @@ from flowkit.exceptions import NotFound, WrappedFailure
 from flowkit.states import AtomState, FlowState
 from tests.support.journal import Journal
 from tests.support.tasks import DiskFull, Echo, Progressing, Step, Whereabouts
+from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
 
 DISK_FULL = "tests.support.tasks.DiskFull"
-WORKER_TRANSPORT = "memory://"
 WORKER_TOPIC = "contract"
-WORKER_OPTIONS = {"polling_interval": 0.001}
 
 
 @dataclass
@@ -60,25 +59,9 @@ def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
 @pytest.fixture(scope="module")
 def worker_exchange() -> Iterator[str]:
     """A worker serving ``tests.support.tasks`` on ``memory://``, on a thread; yields its exchange."""
-    from flowkit.workers import Worker
-
     exchange = f"fk-contract-{uuid.uuid4().hex[:12]}"
-    worker = Worker(
-        WORKER_TRANSPORT,
-        exchange,
-        WORKER_TOPIC,
-        ["tests.support.tasks"],
-        threads=4,
-        heartbeat=0.2,
-        transport_options=WORKER_OPTIONS,
-    )
-    thread = threading.Thread(target=worker.run, name="contract-worker", daemon=True)
-    thread.start()
-    assert worker.ready.wait(5), "the in-memory worker did not start"
-    yield exchange
-    worker.stop()
-    thread.join(10)
-    assert not thread.is_alive(), "the worker did not stop"
+    with memory_worker(exchange, WORKER_TOPIC, ["tests.support.tasks"], threads=4):
+        yield exchange
 
 
 @pytest.fixture(scope="module", params=["serial", "threads", "processes", "workers"])
@@ -95,11 +78,11 @@ def dispatcher(request: pytest.FixtureRequest) -> Dispatcher:
         kind,
         {
             "engine": "worker-based",
-            "transport": WORKER_TRANSPORT,
+            "transport": MEMORY_TRANSPORT,
             "exchange": exchange,
             "topics": [WORKER_TOPIC],
             "transition_timeout": 10.0,
-            "transport_options": WORKER_OPTIONS,
+            "transport_options": MEMORY_OPTIONS,
         },
     )
 
@@ -392,7 +375,9 @@ def test_decider_false_ignores_the_atom_and_everything_after_it(
     dispatcher: Dispatcher, journal: Journal
 ) -> None:
     a, b, c = step("a", provides="a_out"), step("b", provides="b_out"), step("c")
-    g = GraphFlow("g").add(a, b, c).link(a, b, decider=lambda history: history["a"] == "never").link(b, c)
+    g = GraphFlow("g")
+    g.add(a, b, c)
+    g.link(a, b, decider=lambda history: history["a"] == "never").link(b, c)
     engine = dispatcher.load(LinearFlow("f").add(g, step("after")), store={"journal": str(journal)})
     engine.run()
     assert journal.names("execute") == ["a"]  # decider_depth ALL: every successor is ignored
@@ -401,10 +386,30 @@ def test_decider_false_ignores_the_atom_and_everything_after_it(
     assert engine.storage.get_flow_state() is FlowState.SUCCESS
 
 
-def test_decider_true_runs_the_atom(dispatcher: Dispatcher, journal: Journal) -> None:
+def test_decider_depth_atom_ignores_that_atom_only(dispatcher: Dispatcher, journal: Journal) -> None:
+    a, b, c = step("a"), step("b"), step("c")
+    g = GraphFlow("g")
+    g.add(a, b, c)
+    g.link(a, b, decider=lambda history: False, decider_depth="atom").link(b, c)
+    engine = dispatcher.load(g, store={"journal": str(journal)})
+    engine.run()
+    assert journal.names("execute") == ["a", "c"]
+    assert engine.storage.get_atom_state("b") is AtomState.IGNORE
+
+
+def test_decider_sees_the_result_and_true_runs_the_atom(dispatcher: Dispatcher, journal: Journal) -> None:
     a, b = step("a"), step("b")
-    g = GraphFlow("g").add(a, b).link(a, b, decider=lambda history: history["a"] == "a:a")
+    seen: list[dict[str, Any]] = []
+
+    def decide(history: dict[str, Any]) -> bool:
+        seen.append(dict(history))
+        return bool(history["a"] == "a:a")
+
+    g = GraphFlow("g")
+    g.add(a, b)
+    g.link(a, b, decider=decide)
     dispatcher.run(g, store={"journal": str(journal)})
+    assert seen == [{"a": "a:a"}]
     assert journal.names("execute") == ["a", "b"]
 
 
