@@ -13,38 +13,29 @@ import pytest
 from flowkit import LinearFlow, Task, UnorderedFlow, engines
 from flowkit.exceptions import WrappedFailure
 from flowkit.states import AtomState, FlowState
+from tests.support.journal import Events
 
 
 class DiskFull(Exception):
     """A task's own exception type."""
 
 
-class Journal:
-    """A thread-safe record of execute/revert calls with a global sequence number."""
+class Journal(Events):
+    """Execute/revert calls kept in memory, in order: these tests hand tasks live objects (exceptions,
+    barriers), so they run on threads only, where no journal file is needed."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self._events: list[tuple[str, str, dict[str, Any]]] = []
 
-    def add(self, kind: str, name: str, **data: Any) -> int:
+    @property
+    def events(self) -> list[tuple[str, str, dict[str, Any]]]:
         with self.lock:
-            self.events.append((kind, name, data))
-            return len(self.events)
+            return list(self._events)
 
-    def names(self, kind: str) -> list[str]:
+    def add(self, kind: str, name: str, **data: Any) -> None:
         with self.lock:
-            return [name for k, name, _ in self.events if k == kind]
-
-    def data(self, kind: str, name: str) -> dict[str, Any]:
-        matches = [d for k, n, d in self.events if k == kind and n == name]
-        assert len(matches) == 1, (kind, name, matches)
-        return matches[0]
-
-    def seq(self, kind: str, name: str) -> int:
-        for i, (k, n, _) in enumerate(self.events):
-            if k == kind and n == name:
-                return i
-        raise AssertionError(f"no {kind} event for {name}")
+            self._events.append((kind, name, data))
 
 
 class Step(Task):

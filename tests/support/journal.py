@@ -20,18 +20,13 @@ def record(journal: str, kind: str, name: str, **data: Any) -> int:
     return sum(1 for k, n, _ in Journal(journal).events if (k, n) == (kind, name))
 
 
-class Journal:
-    """Reads the events back: names in order, one event's data, an event's position."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+class Events:
+    """Queries over a list of ``(kind, name, data)`` events: names in order, one event's data, an event's
+    position. Subclasses say where the events are kept (``events``)."""
 
     @property
     def events(self) -> list[tuple[str, str, dict[str, Any]]]:
-        if not self.path.exists():
-            return []
-        rows = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines()]
-        return [(row["kind"], row["name"], row["data"]) for row in rows]
+        raise NotImplementedError
 
     def names(self, kind: str) -> list[str]:
         return [name for k, name, _ in self.events if k == kind]
@@ -46,6 +41,20 @@ class Journal:
             if k == kind and n == name:
                 return i
         raise AssertionError(f"no {kind} event for {name}")
+
+
+class Journal(Events):
+    """The events tasks appended to the journal file at ``path`` (see :func:`record`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def events(self) -> list[tuple[str, str, dict[str, Any]]]:
+        if not self.path.exists():
+            return []
+        rows = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines()]
+        return [(row["kind"], row["name"], row["data"]) for row in rows]
 
     def __str__(self) -> str:
         return str(self.path)
