@@ -371,6 +371,34 @@ def test_for_each_tries_values_in_turn(dispatcher: Dispatcher, journal: Journal)
     assert engine.storage.fetch("value") == 3
 
 
+def test_nested_controllers_inner_always_revert_hands_over_to_outer_times(
+    dispatcher: Dispatcher, journal: Journal
+) -> None:
+    flow = LinearFlow("outer", retry=retry.Times(2, name="outer-times")).add(
+        step("o1"),
+        LinearFlow("inner", retry=retry.AlwaysRevert(name="ar")).add(step("i1", fail="first", fail_times=1)),
+    )
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    engine.run()
+    assert journal.names("execute") == ["o1", "i1", "o1", "i1"]
+    assert journal.names("revert") == ["i1", "o1"]
+    assert engine.storage.get_flow_state() is FlowState.SUCCESS
+
+
+def test_always_revert_all_reverts_everything_whatever_the_outer_controller(
+    dispatcher: Dispatcher, journal: Journal
+) -> None:
+    flow = LinearFlow("outer", retry=retry.Times(5, name="outer-times")).add(
+        step("o1"), LinearFlow("inner", retry=retry.AlwaysRevertAll(name="all")).add(step("i1", fail="no"))
+    )
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    with pytest.raises(DiskFull):
+        engine.run()
+    assert journal.names("execute") == ["o1", "i1"]  # the outer Times never retries
+    assert journal.names("revert") == ["i1", "o1"]
+    assert engine.storage.get_flow_state() is FlowState.REVERTED
+
+
 def test_decider_false_ignores_the_atom_and_everything_after_it(
     dispatcher: Dispatcher, journal: Journal
 ) -> None:
