@@ -111,7 +111,9 @@ class PgServer:
             if os.geteuid() == 0:
                 user = pwd.getpwnam(_RUN_AS)
                 os.chown(self.root, user.pw_uid, user.pw_gid)
-            self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
+            self._pg(
+                "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"
+            )
             self.port = _free_port()
             conf = {
                 "port": str(self.port),
@@ -135,7 +137,9 @@ class PgServer:
 
     def start(self) -> None:
         """Start the server (after a crash: crash recovery first) and wait until it takes connections."""
-        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self._pg(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60", "start"
+        )
 
     def crash(self) -> None:
         """``pg_ctl stop -m immediate``: all server processes quit at once, as in a crash."""
@@ -157,7 +161,9 @@ class PgServer:
         for t in self._restarts:
             t.join(timeout)
             if t.is_alive():
-                raise AssertionError(f"the PostgreSQL server on port {self.port} did not restart in {timeout:g} s")
+                raise AssertionError(
+                    f"the PostgreSQL server on port {self.port} did not restart in {timeout:g} s"
+                )
         self._restarts.clear()
 
     def teardown(self) -> None:

@@ -253,9 +253,16 @@ def test_one_statement_and_one_commit_per_atom_transition(tmp_path: Path) -> Non
     engine.run()
     atom_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_atomdetails")]
     assert len(atom_writes) == 2 * n and all(atom_writes)  # RUNNING and SUCCESS: one autocommit each
-    flow_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_flowdetails")]
-    assert flow_writes == [False, False]  # RUNNING and SUCCESS, each in a durable transaction
-    assert len(seen) <= 2 * n + 8  # and nothing per atom besides: BEGINs, a PRAGMA at each end
+    # RUNNING and SUCCESS, each in a durable transaction on the same connection as the atom writes
+    # (its synchronous=FULL commit syncs the WAL with every atom write before it)
+    texts = [text for text, _ in seen]
+    at = [k for k, text in enumerate(texts) if text.startswith("UPDATE flowkit_flowdetails")]
+    assert len(at) == 2
+    for k in at:
+        assert texts[k - 2 : k] == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"]
+        assert texts[k + 1 : k + 3] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+        assert seen[k][1]  # on the recorder's autocommit connection
+    assert len(seen) <= 2 * n + 12  # and nothing per atom besides: 5 per flow write, a PRAGMA at each end
     backend.close()
 
 

@@ -23,7 +23,9 @@ write failed runs again if its SUCCESS was not saved).
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
+from collections.abc import Callable
 from typing import Any
 
 from flowkit.compiler import JUNCTION, RETRY
@@ -43,8 +45,14 @@ from flowkit.states import ATOM_DONE, FLOW_FINISHED, AtomState, FlowState
 from flowkit.storage import Recorder, Storage
 
 S = AtomState
+LOG = logging.getLogger(__name__)
 _INTERRUPTED = frozenset({FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING})
 _RELEASE = FLOW_FINISHED | {FlowState.SUSPENDED}
+# The states a finished flow's atoms can be saved in; another one means a write was lost (see restore)
+_FINAL_ATOMS = {
+    FlowState.SUCCESS: ATOM_DONE,
+    FlowState.REVERTED: frozenset({S.PENDING, S.REVERTED, S.IGNORE}),
+}
 _CLEARED = {
     "intention": Intention.EXECUTE,
     "results": None,
@@ -72,6 +80,12 @@ class BackendRecorder(Recorder):
         self._codec = backend.codec
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
+        # atom writes committed asynchronously since the last durable point, by uuid (merged values),
+        # and the database session they were all made on: see _keep
+        self._kept: dict[str, dict[str, Any]] = {}
+        self._kept_session = 0
+        self._relaxed = False
+        self._unfinished: list[str] = []
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -82,25 +96,66 @@ class BackendRecorder(Recorder):
             conn.close()
 
     def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
-        """Atom rows go through the kept autocommit connection; flow rows through a plain one, whose
-        durable commit also makes every atom transition before it durable."""
-        if table == FLOWS:
-            with self.backend.get_connection() as durable:
-                found = durable.run(lambda: durable.update_row(table, uuid, values))
-        else:
-            if self._conn is None:
-                self._conn = self.backend.get_connection(autocommit=True)
-            conn = self._conn
-            try:
+        """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
+        row in a durable transaction that also makes every atom write before it durable (_flush)."""
+        if self._conn is None:
+            self._conn = self.backend.get_connection(autocommit=True)
+            self._relaxed = not self._conn.durable
+        conn = self._conn
+        try:
+            if table == FLOWS:
+                found = self._flush(conn, lambda: conn.update_row(table, uuid, values))
+            else:
                 found = conn.run(lambda: conn.update_row(table, uuid, values))
-            except BaseException:
-                self.close()
-                raise
+                if found and self._relaxed:
+                    self._keep(conn, uuid, values)
+        except BaseException:
+            self.close()
+            raise
         if not found:
             raise StorageError(
                 f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
                 f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
             )
+
+    def _keep(self, conn: Connection, uuid: str, values: dict[str, Any]) -> None:
+        """Remember an asynchronously committed atom write until a durable point covers it.
+
+        A durable commit covers the earlier commits of its own session only: a database server that
+        crashed took the unflushed ones of its sessions with it, and the engine, reconnected, went on.
+        So when this write needed a new session while writes of an older one are kept, they are all
+        written again at once, durably (nothing extra on the normal path: one dict update).
+        """
+        kept = self._kept
+        if conn.session != self._kept_session:
+            if kept:
+                kept.setdefault(uuid, {}).update(values)
+                self._flush(conn, None)
+                return
+            self._kept_session = conn.session
+        old = kept.get(uuid)
+        if old is None:
+            kept[uuid] = values
+        else:
+            old.update(values)
+
+    def _flush(self, conn: Connection, last: Callable[[], bool] | None) -> bool:
+        """A durable point: one durable transaction on the kept connection, ending with ``last`` (the
+        flow row). If the session it runs on is not the one the kept atom writes were made on (the
+        connection was lost since), those rows are written again in it first, as the engine has them.
+        """
+        kept = self._kept
+
+        def unit() -> bool:
+            if kept and conn.session != self._kept_session:
+                for uuid, values in kept.items():
+                    conn.update_row(ATOMS, uuid, values)  # a missing row is reported by its next write
+            return last() if last is not None else True
+
+        found = conn.run_durable(unit)
+        kept.clear()
+        self._kept_session = conn.session
+        return found
 
     # -- Recorder -----------------------------------------------------------------------------------
 
@@ -110,6 +165,16 @@ class BackendRecorder(Recorder):
             conn.run(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
         fd = self.flow_detail
         storage.flow_state = FlowState.SUSPENDED if fd.state in _INTERRUPTED else fd.state
+        if self._unfinished:
+            LOG.warning(
+                "flow detail %r (%s) was saved %s while its atoms %s were not finished (a lost write?): "
+                "resuming it as interrupted",
+                fd.name,
+                fd.uuid,
+                fd.state.value,
+                ", ".join(self._unfinished),
+            )
+            storage.flow_state = FlowState.SUSPENDED
         storage.flow_failures = dict(fd.failures)
 
     def _restore(self, conn: Connection, storage: Storage) -> None:
@@ -117,6 +182,7 @@ class BackendRecorder(Recorder):
         fd, codec = self.flow_detail, self._codec
         found = conn.read_flow_details("uuid", [fd.uuid])
         saved = found[0] if found else None
+        self._unfinished = [] if saved is None else _unfinished(saved, storage.compiled.names)
         if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
             book = self.book or LogBook(fd.name, uuid=fd.parent_uuid)
             if book.find(fd.uuid) is None:
@@ -236,3 +302,17 @@ class BackendRecorder(Recorder):
         assert isinstance(ad, RetryDetail)
         values = self._codec.atom_values({"history": storage.histories[i]}, ad.name)
         self._write(ATOMS, ad.uuid, values)
+
+
+def _unfinished(saved: FlowDetail, names: list[str]) -> list[str]:
+    """The atoms (of this flow) whose saved state a flow saved as finished cannot have.
+
+    A recorder never saves such a flow (its final state is written after every atom's, durably); a
+    database that lost writes can still show one. Resumed as interrupted, the engine then runs (or
+    reverts) what is left instead of taking the flow as done.
+    """
+    final = _FINAL_ATOMS.get(saved.state)
+    if final is None:
+        return []
+    ours = set(names)
+    return sorted(ad.name for ad in saved if ad.name in ours and ad.state not in final)

@@ -19,6 +19,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -110,6 +111,22 @@ _RELAXED = {
     "sqlite": ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"),
     "postgresql": ("SET synchronous_commit TO off", "RESET synchronous_commit"),
 }
+_SESSIONS = itertools.count(1)  # Connection.session: every database connection opened gets the next one
+
+
+def _durable_transaction(dialect: str, relaxed: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(open, close): the statements around one durable transaction on an autocommit connection.
+
+    PostgreSQL: ``SET LOCAL`` turns synchronous commit on for that transaction only; its commit flushes
+    the WAL up to its own record, which lies after every commit this session made before. SQLite: a
+    ``synchronous=FULL`` commit syncs the WAL file, with the frames of every commit before it.
+    """
+    if dialect == "postgresql":
+        return ("BEGIN; SET LOCAL synchronous_commit TO on" if relaxed else "BEGIN",), ("COMMIT",)
+    relax, restore = _RELAXED["sqlite"]
+    if relaxed:
+        return (restore, "BEGIN IMMEDIATE"), ("COMMIT", relax)
+    return ("BEGIN IMMEDIATE",), ("COMMIT",)
 
 
 class SQLAlchemyBackend(Backend):
@@ -155,6 +172,7 @@ class SQLAlchemyBackend(Backend):
         else:
             self.engine = _postgres_engine(self.sa_url, pool_size)
         self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
+        self.durable_transaction = _durable_transaction(self.engine.dialect.name, self.relaxed is not None)
         self.schema_checked = False
 
     @property
@@ -207,6 +225,7 @@ class SQLAlchemyConnection(Connection):
     def _checkout(self) -> sa.Connection:
         if self._conn is None:
             conn = self._engine.connect()
+            self.session = next(_SESSIONS)
             if self._autocommit:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 if self.backend.relaxed:
@@ -237,6 +256,10 @@ class SQLAlchemyConnection(Connection):
 
     def close(self) -> None:
         self._release()
+
+    @property
+    def durable(self) -> bool:
+        return not (self._autocommit and self.backend.relaxed)
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         """Call ``fn``; on a connection error drop the connection, wait, and call it again."""
@@ -272,6 +295,28 @@ class SQLAlchemyConnection(Connection):
             return self._retrying(attempt)
         finally:
             self._release()
+
+    def run_durable(self, fn: Callable[[], T]) -> T:
+        if not self._autocommit:
+            return self.run(fn)  # a plain connection's commits are durable
+        begin, end = self.backend.durable_transaction
+
+        def attempt() -> T:
+            conn = self._checkout()
+            try:
+                for statement in begin:
+                    conn.exec_driver_sql(statement)
+                out = fn()
+                for statement in end:
+                    conn.exec_driver_sql(statement)
+            except BaseException:
+                # the transaction is half done: drop the session (its server side rolls back) rather
+                # than give the pool a connection in an unknown state
+                self._release(invalidate=True)
+                raise
+            return out
+
+        return self._retrying(attempt)
 
     # -- schema -------------------------------------------------------------------------------------
 
