@@ -3,18 +3,24 @@
 :class:`BackendRecorder` is the :class:`~flowkit.storage.Recorder` the engine calls inside every
 transition. Each atom transition is ONE ``UPDATE`` of the atom's row on an autocommit connection the
 recorder keeps while the flow runs (one round trip, one commit); flow transitions, a few per run, are
-written with a durable commit that also flushes every atom transition before it (see the backend's
-``durability``). So:
+written on the same connection in a durable transaction, which also flushes every atom transition
+before it (see the backend's ``durability``). So:
 
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
-- the flow's state and the failures it reverts for are saved with each flow transition.
+- the flow's state and the failures it reverts for are saved with each flow transition;
+- a flow's final state is saved only when every atom's is durable: a flush covers the commits of its
+  own database session only, so after a lost connection (a database server crash loses the commits it
+  had not flushed yet) the recorder writes again, durably, every atom row it changed since the last
+  flush (it keeps their values until then).
 
 :meth:`BackendRecorder.restore` (called once, in ``engine.prepare()``) loads a saved flow detail into
 the engine's storage by atom *name*, which is what makes resume work: SUCCESS atoms are not run again,
 an atom that was RUNNING runs again (at least once: its execute may have run, fully or partly, before
 the crash), and a flow that was REVERTING goes on reverting. A flow found RUNNING or REVERTING was
-interrupted (nothing runs it any more), so it is resumed like a SUSPENDED one.
+interrupted (nothing runs it any more), so it is resumed like a SUSPENDED one; so is a flow found
+SUCCESS or REVERTED whose atoms are not all finished (lost writes: the engine could not have left
+that), with a warning naming it.
 
 When a write fails past the backend's retry bound, the StorageError stops the engine. Nothing saved
 is lost; load a new engine on the same flow detail to resume from the database (the atom whose

@@ -11,7 +11,8 @@ Choices, and why:
   it keeps for the run: one round trip and one commit per transition. With ``durability="flow"`` (the
   default) that connection's commits are flushed to disk with the next flow transition instead of
   each on its own (see :class:`SQLAlchemyBackend`), which is what makes a transition cost tens of
-  microseconds instead of an fsync.
+  microseconds instead of an fsync. The flow transition is a durable transaction on the same
+  connection (:meth:`SQLAlchemyConnection.run_durable`): a flush covers its own session's commits.
 - Connection errors (``OperationalError``, a dropped connection) are retried with bounded exponential
   backoff (:class:`~flowkit.persistence.backoff.Backoff`); a whole unit of work is retried, never half
   of one. Past the bound the caller gets a :class:`~flowkit.exceptions.StorageError`.
@@ -137,11 +138,14 @@ class SQLAlchemyBackend(Backend):
 
     - ``"flow"`` (default): an atom transition is committed before the engine acts on it, so a killed
       engine loses nothing; it is flushed to disk with the next flow transition, which is written with
-      a durable commit (SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``): so
-      everything is on disk when ``run()`` returns or the flow suspends. Until then, a power cut
-      (SQLite) or a database server crash (PostgreSQL, at most ~0.6 s of commits) can lose the latest
-      atom transitions, never anything older: those atoms run again on resume, which the
-      at-least-once rule already allows, under the same idempotency key.
+      a durable commit on the same connection (SQLite ``synchronous=FULL``, PostgreSQL
+      ``synchronous_commit=on``): so everything is on disk when ``run()`` returns or the flow
+      suspends. A database server crash (PostgreSQL, at most ~0.6 s of commits) loses the latest atom
+      transitions, but the engine's recorder, reconnected, writes them again durably (it notices the
+      new :attr:`~flowkit.persistence.backends.base.Connection.session`). Only a power cut of the
+      engine's machine as well (SQLite, or both) loses them for good, never anything older: those
+      atoms run again on resume, which the at-least-once rule already allows, under the same
+      idempotency key.
     - ``"atom"``: every atom transition is flushed to disk before the engine acts on it (an fsync per
       transition: several times slower per task).
     """
