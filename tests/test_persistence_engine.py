@@ -266,6 +266,34 @@ def test_one_statement_and_one_commit_per_atom_transition(tmp_path: Path) -> Non
     backend.close()
 
 
+def test_a_long_flow_gets_a_durable_point_every_keep_max_atoms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder keeps the atom rows it wrote since the last flush (to write them again after a
+    lost connection); past KEEP_MAX of them it flushes, so a long flow does not keep them all."""
+    from flowkit.persistence import recorder
+
+    monkeypatch.setattr(recorder, "KEEP_MAX", 4)
+    backend = fresh_backend(f"sqlite:///{tmp_path}/keep.db")
+    flow = LinearFlow("keep").add(*(Record(f"t{i}", []) for i in range(10)))
+    engine = engines.load(flow, backend=backend)
+    engine.prepare()
+    seen: list[str] = []
+    sa_engine = backend.engine  # type: ignore[attr-defined]
+    sa.event.listen(sa_engine, "before_cursor_execute", lambda c, cur, text, *a: seen.append(text))
+    sizes: list[int] = []
+    engine.atom_notifier.register(
+        AtomState.SUCCESS,
+        lambda state, details: sizes.append(len(engine._recorder._kept)),  # type: ignore[attr-defined]
+    )
+    engine.run()
+    assert max(sizes) < 4
+    # the flow's RUNNING and SUCCESS, and a flush at the RUNNING of t3, t6 and t9 (4 atoms kept each)
+    assert seen.count("BEGIN IMMEDIATE") == 2 + 3
+    assert seen.count("PRAGMA synchronous=FULL") == 2 + 3 + 1  # and one when the connection goes back
+    backend.close()
+
+
 @pytest.mark.parametrize("durability", ["flow", "atom"])
 def test_durability_of_atom_transitions_on_sqlite(tmp_path: Path, durability: str) -> None:
     backend = fresh_backend(f"sqlite:///{tmp_path}/d.db?durability={durability}")

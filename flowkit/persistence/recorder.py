@@ -59,6 +59,9 @@ _FINAL_ATOMS = {
     FlowState.SUCCESS: ATOM_DONE,
     FlowState.REVERTED: frozenset({S.PENDING, S.REVERTED, S.IGNORE}),
 }
+# Kept atom rows (see BackendRecorder._keep) past which a durable point is made anyway: bounds the memory
+# they take and the size of a re-write, for one extra flush per this many atoms of a long flow
+KEEP_MAX = 10_000
 _CLEARED = {
     "intention": Intention.EXECUTE,
     "results": None,
@@ -130,7 +133,8 @@ class BackendRecorder(Recorder):
         A durable commit covers the earlier commits of its own session only: a database server that
         crashed took the unflushed ones of its sessions with it, and the engine, reconnected, went on.
         So when this write needed a new session while writes of an older one are kept, they are all
-        written again at once, durably (nothing extra on the normal path: one dict update).
+        written again at once, durably (nothing extra on the normal path: one dict update; a flush
+        every :data:`KEEP_MAX` atoms).
         """
         kept = self._kept
         if conn.session != self._kept_session:
@@ -140,10 +144,12 @@ class BackendRecorder(Recorder):
                 return
             self._kept_session = conn.session
         old = kept.get(uuid)
-        if old is None:
-            kept[uuid] = values
-        else:
+        if old is not None:
             old.update(values)
+            return
+        kept[uuid] = values
+        if len(kept) >= KEEP_MAX:
+            self._flush(conn, None)
 
     def _flush(self, conn: Connection, last: Callable[[], bool] | None) -> bool:
         """A durable point: one durable transaction on the kept connection, ending with ``last`` (the
