@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.exceptions import StorageError
@@ -122,10 +122,14 @@ class BackendRecorder(Recorder):
             self.close()
             raise
         if not found:
-            raise StorageError(
-                f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
-                f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
-            )
+            self._missing(table, uuid)
+
+    def _missing(self, table: str, uuid: str) -> NoReturn:
+        """A row this recorder writes was not found."""
+        raise StorageError(
+            f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
+            f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
+        )
 
     def _keep(self, conn: Connection, uuid: str, values: dict[str, Any]) -> None:
         """Remember an asynchronously committed atom write until a durable point covers it.
@@ -161,7 +165,8 @@ class BackendRecorder(Recorder):
         def unit() -> bool:
             if kept and conn.session != self._kept_session:
                 for uuid, values in kept.items():
-                    conn.update_row(ATOMS, uuid, values)  # a missing row is reported by its next write
+                    if not conn.update_row(ATOMS, uuid, values):
+                        self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
             return last() if last is not None else True
 
         found = conn.run_durable(unit)
