@@ -164,3 +164,27 @@ def test_a_server_crash_mid_revert_loses_no_atom_state(pg: PgServer, direct: Bac
     saved = saved_flow(direct, fd.uuid)
     assert saved.state is FlowState.REVERTED
     assert _wrong(direct, fd, AtomState.REVERTED, results=False) == {}
+
+
+def test_a_durable_point_inside_a_long_flow_is_durable(
+    pg: PgServer, direct: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past KEEP_MAX kept atom rows the recorder flushes and forgets them: that flush must be on disk.
+
+    The crash comes right after such a flush (at the RUNNING of the KEEP_MAX-th atom), so nothing
+    written before it is written again: it all has to be there already.
+    """
+    from flowkit.persistence import recorder
+
+    keep = 10
+    monkeypatch.setattr(recorder, "KEEP_MAX", keep)
+    crash = _once(lambda: pg.crash_for(DOWN_S))
+    n = 3 * keep
+    flow = LinearFlow("crashing").add(
+        *(Step(f"t{i:02d}", on_execute=crash if i == keep - 1 else None) for i in range(n))
+    )
+    fd = FlowDetail("crashing")
+    _run(pg, flow, fd)
+    saved = saved_flow(direct, fd.uuid)
+    assert saved.state is FlowState.SUCCESS
+    assert {ad.name: ad.state.value for ad in saved if ad.state is not AtomState.SUCCESS} == {}

@@ -141,24 +141,26 @@ class BackendRecorder(Recorder):
         every :data:`KEEP_MAX` atoms).
         """
         kept = self._kept
-        if conn.session != self._kept_session:
-            if kept:
-                kept.setdefault(uuid, {}).update(values)
-                self._flush(conn, None)
-                return
+        if not kept:
             self._kept_session = conn.session
-        old = kept.get(uuid)
-        if old is not None:
-            old.update(values)
-            return
-        kept[uuid] = values
-        if len(kept) >= KEEP_MAX:
-            self._flush(conn, None)
+        if conn.session == self._kept_session:
+            old = kept.get(uuid)
+            if old is not None:
+                old.update(values)
+                return
+            if len(kept) < KEEP_MAX - 1:
+                kept[uuid] = values
+                return
+        # a durable point now: the kept rows were written on a session that is gone, or too many are
+        # kept. This write is made again in it, last: a transaction that writes nothing flushes nothing.
+        if not self._flush(conn, lambda: conn.update_row(ATOMS, uuid, values)):
+            self._missing(ATOMS, uuid)
 
-    def _flush(self, conn: Connection, last: Callable[[], bool] | None) -> bool:
-        """A durable point: one durable transaction on the kept connection, ending with ``last`` (the
-        flow row). If the session it runs on is not the one the kept atom writes were made on (the
-        connection was lost since), those rows are written again in it first, as the engine has them.
+    def _flush(self, conn: Connection, last: Callable[[], bool]) -> bool:
+        """A durable point: one durable transaction on the kept connection, ending with ``last`` (a
+        write: the flow row, or an atom's). If the session it runs on is not the one the kept atom
+        writes were made on (the connection was lost since), those rows are written again in it first,
+        as the engine has them. Returns what ``last`` does: whether its row was found.
         """
         kept = self._kept
 
@@ -167,7 +169,7 @@ class BackendRecorder(Recorder):
                 for uuid, values in kept.items():
                     if not conn.update_row(ATOMS, uuid, values):
                         self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
-            return last() if last is not None else True
+            return last()
 
         found = conn.run_durable(unit)
         kept.clear()
