@@ -5,14 +5,22 @@ at once). A job's flow is resumed from its flow detail, so whatever a dead condu
 done again. What happens to a job:
 
 - its flow ends (SUCCESS, or REVERTED/FAILURE with the failure saved in the flow detail): consumed;
-- it cannot or must not run (no logbook, no factory, factory outside ``allow``, flow that does not
-  build, compile or validate): set aside with the reason, and the conductor goes on;
+- it cannot or must not run (no logbook, no factory, factory outside ``allow``, a saved record that
+  cannot be read back, flow that does not build, compile or validate): set aside with the reason,
+  and the conductor goes on;
 - the conductor is stopping: the flow is suspended at a safe point and the job abandoned, not
   counted against it, for another conductor to resume;
 - the board says the claim is IN_DOUBT: the flow is suspended and waits; CONFIRMED resumes it, LOST
   drops it (another conductor may have it already: two must never run one job at once);
-- anything else goes wrong (the database is down...): abandoned with the error as its reason, which
-  counts towards the board's ``max_attempts``.
+- persistence refuses a write because a newer claim took the flow over (:class:`ClaimLost`: the
+  engine runs with the claim's fencing token, ``job.fence``): the engine has stopped at once and the
+  job is dropped, neither consumed nor abandoned: it is the newer claimant's now. This is what holds
+  when the board could not say LOST in time (a conductor frozen past its session or lease);
+- persistence is unreachable (past its own retrying): abandoned without counting against the job,
+  and the conductor claims nothing until persistence answers again (one log line when it goes, one
+  when it is back); the board being unreachable pauses claiming the same way;
+- anything else goes wrong: abandoned with the error as its reason, which counts towards the board's
+  ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -24,17 +32,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from conductor.outage import Outage, probe
+from conductor.outage import reason as short_reason
 from flowkit.exceptions import (
+    ClaimLost,
     CompilationError,
     ConductorError,
+    CorruptRecordError,
     FlowkitError,
     InvalidFlowError,
+    JobBoardConnectionError,
     JobBoardError,
     NotFound,
     NotSerializableError,
+    StorageError,
 )
-from flowkit.factory import check_allowed
+from flowkit.factory import allow_list, check_allowed
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
+from flowkit.jobboard.backends import display_url
 from flowkit.notifier import ANY
 from flowkit.states import FLOW_FINISHED
 
@@ -105,7 +120,7 @@ class Conductor:
         self.persistence = persistence
         self.engine = engine
         self.max_jobs = max_jobs
-        self.allow = list(allow) if allow is not None else None
+        self.allow = allow_list(allow)
         self.engine_options = dict(engine_options or {})
         self.wait_timeout = wait_timeout
         self.grace = grace
@@ -116,6 +131,10 @@ class Conductor:
         self._claiming: list[tuple[ClaimEvent, frozenset[str]]] | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # A board coming back must be used at once (claims wait on it); persistence is probed less often.
+        self._board_outage = Outage(LOG, f"conductor {name!r}: board {board!r}", cap=2.0)
+        where = display_url(str(getattr(persistence, "url", persistence)))
+        self._persistence_outage = Outage(LOG, f"conductor {name!r}: persistence {where}", cap=5.0)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -128,10 +147,21 @@ class Conductor:
             conn.upgrade()
         slots = threading.BoundedSemaphore(self.max_jobs)
         self.board.add_claim_listener(self._on_claims)
+        if self.allow is None:
+            LOG.warning(
+                "conductor %r: no allow list (--allow MODULE_PREFIX): a job may name any importable "
+                "callable as its factory (os.system included) and this conductor will call it",
+                self.name,
+            )
         LOG.info("conductor %r: running jobs from %r (max %d at once)", self.name, self.board, self.max_jobs)
         try:
             while not self._stopping.is_set():
                 if not slots.acquire(timeout=self.wait_timeout):
+                    continue
+                # Checked after the slot is ours: a job thread that stopped, or saw an outage, says so
+                # before it gives its slot back, so its job is not claimed again at once.
+                if self._stopping.is_set() or not self._persistence_back():
+                    slots.release()
                     continue
                 try:
                     job = self._claim()
@@ -150,8 +180,15 @@ class Conductor:
             self._wind_down()
             self.board.remove_claim_listener(self._on_claims)
 
+    @property
+    def running_jobs(self) -> int:
+        """How many jobs this conductor runs now."""
+        with self._lock:
+            return len(self._runs)
+
     def stop(self) -> None:
-        """Ask the conductor to stop (safe from signal handlers and other threads)."""
+        """Ask the conductor to stop (from another thread; a signal handler should only set a flag that
+        a thread then acts on, as ``flowkit-conductor`` does: this takes a lock)."""
         self._stopping.set()
         with self._lock:
             runs = list(self._runs.values())
@@ -167,12 +204,16 @@ class Conductor:
             self._claiming = []
         try:
             job = self.board.claim_next(self.name)
+        except JobBoardConnectionError as exc:
+            self._stopping.wait(self._board_outage.failed(short_reason(exc), "claiming nothing meanwhile"))
+            return None
         except JobBoardError as exc:
-            LOG.warning("conductor %r: board unavailable: %s", self.name, exc)
+            LOG.warning("conductor %r: could not claim: %s", self.name, exc)
             self._stopping.wait(self.wait_timeout)
             return None
         finally:
             self._register(job)
+        self._board_outage.ok()
         if job is None:
             for _ in self.board.wait(self.wait_timeout):
                 break  # woken by a post: claim on the next turn
@@ -228,6 +269,15 @@ class Conductor:
     def _run_job(self, job: Job, slots: threading.BoundedSemaphore) -> None:
         try:
             self._conduct(job)
+        except ClaimLost as exc:
+            self.stats.add("lost")
+            LOG.warning(
+                "conductor %r: job %s taken over by a newer claim; dropping it: %s", self.name, job, exc
+            )
+        except CorruptRecordError as exc:  # fails the same way on every claim: not worth retrying
+            self._set_aside(job, f"malformed saved record: {exc}")
+        except StorageError as exc:
+            self._storage_failed(job, exc)
         except Exception as exc:
             LOG.exception("conductor %r: job %s failed unexpectedly", self.name, job)
             self._give_back(job, f"conductor {self.name!r}: {type(exc).__name__}: {exc}", count=True)
@@ -235,6 +285,43 @@ class Conductor:
             with self._lock:
                 self._runs.pop(job.uuid, None)
             slots.release()
+
+    def _storage_failed(self, job: Job, exc: StorageError) -> None:
+        """Persistence failed under a job: the job's fault only if persistence answers otherwise.
+
+        Stopping (SIGTERM ends storage retries early) or an outage is not the job's fault: the job
+        goes back uncounted, and during an outage claiming pauses until persistence answers again.
+        """
+        if self._stopping.is_set():
+            self._give_back(job, f"conductor {self.name!r} stopped", count=False)
+            return
+        why = short_reason(exc)
+        down = self._probe_persistence()
+        if down is None:
+            LOG.warning("conductor %r: job %s failed in persistence: %s", self.name, job, why)
+            self._give_back(job, f"conductor {self.name!r}: {type(exc).__name__}: {why}", count=True)
+            return
+        self._persistence_outage.failed(down, "giving jobs back and claiming nothing meanwhile")
+        self._give_back(job, f"conductor {self.name!r}: persistence unreachable: {down}", count=False)
+
+    def _probe_persistence(self) -> str | None:
+        url = getattr(self.persistence, "url", None)
+        return probe(url) if isinstance(url, str) else None
+
+    def _persistence_back(self) -> bool:
+        """Whether claiming may go on: persistence is up, or it answered when tried again now."""
+        if not self._persistence_outage.down:
+            return True
+        due = self._persistence_outage.due()
+        if due > 0:
+            self._stopping.wait(min(due, self.wait_timeout))
+            return False
+        down = self._probe_persistence()
+        if down is None:
+            self._persistence_outage.ok()
+            return True
+        self._persistence_outage.failed(down)
+        return False
 
     def _conduct(self, job: Job) -> None:
         run = self._runs[job.uuid]
@@ -269,6 +356,8 @@ class Conductor:
                 continue
             try:
                 engine.run()
+            except ClaimLost:
+                raise  # not ours any more, whatever the flow's state says: drop it (see _run_job)
             except Exception as exc:
                 if storage.get_flow_state() not in FLOW_FINISHED:
                     raise
@@ -316,9 +405,12 @@ class Conductor:
             return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
         try:
             check_allowed(path, self.allow)  # before anything imports the factory's module
-        except InvalidFlowError:
+        except InvalidFlowError as exc:
             allowed = ", ".join(self.allow or ()) or "none"
-            return f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed})", None
+            return (
+                f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed}): {exc}",
+                None,
+            )
         store = job.details.get("store")
         try:
             engine = load_from_detail(
@@ -327,8 +419,11 @@ class Conductor:
                 backend=self.persistence,
                 allow=self.allow,
                 engine=self.engine,
+                fence=job.fence,
                 **self.engine_options,
             )
+        except ClaimLost:
+            raise
         except FlowkitError as exc:
             return f"cannot build the flow of factory {path!r}: {exc}", None
         # A flow that builds but cannot run (a cycle, a requirement nothing provides, a task that

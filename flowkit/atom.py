@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flowkit.exceptions import InvalidFlowError
+from flowkit.names import check_name
 
 #: ``provides`` as given by a user: one name, names by position, or names by dict key.
 ProvidesSpec = str | tuple[str, ...] | list[str] | set[str] | frozenset[str] | None
@@ -145,6 +146,7 @@ class Atom:
         self.name: str = name if name is not None else class_name(self)
         if not isinstance(self.name, str) or not self.name:
             raise InvalidFlowError(f"atom name must be a non-empty str, got {self.name!r}")
+        check_name(self.name, "atom name")  # persistence stores it: no NUL, no lone surrogate
         self.inject: dict[str, Any] = dict(inject or {})
         if provides is None:
             provides = self.default_provides

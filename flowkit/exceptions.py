@@ -28,6 +28,29 @@ class FlowkitError(Exception):
     """Root of every error flowkit raises itself."""
 
 
+# -- bad input ------------------------------------------------------------------------------------
+
+
+class InvalidNameError(FlowkitError, ValueError):
+    """A name (of a job, logbook, flow or atom) that some store flowkit writes to cannot hold as given.
+
+    Too long for a job board, or with a NUL character or a lone surrogate, which PostgreSQL and
+    UTF-8 refuse. Also a ``ValueError``: it is a bad value, refused before anything is saved.
+    """
+
+    def __init__(self, what: str, name: object, reason: str) -> None:
+        super().__init__(what, name, reason)
+        self.what = what
+        self.name = name
+        self.reason = reason
+
+    def __str__(self) -> str:
+        shown = repr(self.name)
+        if len(shown) > 80:
+            shown = f"{shown[:60]}...{shown[-12:]}"
+        return f"{self.what} {shown} {self.reason}"
+
+
 # -- flow structure -----------------------------------------------------------------------------
 
 
@@ -192,8 +215,38 @@ class StorageError(FlowkitError):
     """Persistence failed: the database is unreachable, a write was refused, or data is corrupt."""
 
 
+class CorruptRecordError(StorageError):
+    """A saved record cannot be read back (a value that is not JSON, an unknown state or kind).
+
+    Not a passing fault like a database that went away: reading it again fails again, so a
+    conductor sets its job aside at once and listings skip it.
+    """
+
+
 class SchemaError(StorageError):
     """The database schema is missing or older than this flowkit; run ``flowkit db upgrade URL``."""
+
+
+class ClaimLost(StorageError):
+    """A write of a flow was refused by the database: a newer claim on its job has taken the flow over.
+
+    Every write of an engine loaded with a fencing token (``engines.load(..., fence=token)``, the
+    token of a job board claim) is checked against the token saved in the flow's rows; a later
+    claimant saves a higher one before its first write. The engine stops at once on this error
+    (nothing is retried, nothing new starts) and a conductor drops the job: it is someone else's.
+    ``newer`` is the token that won, when it could be read (None when the flow detail is gone).
+    """
+
+    def __init__(self, flow_name: str, flow_uuid: str, token: int, newer: int | None) -> None:
+        super().__init__(flow_name, flow_uuid, token, newer)
+        self.flow_name, self.flow_uuid, self.token, self.newer = flow_name, flow_uuid, token, newer
+
+    def __str__(self) -> str:
+        by = f"a newer claim (fence {self.newer})" if self.newer is not None else "a newer claim"
+        return (
+            f"flow detail {self.flow_name!r} ({self.flow_uuid}) was taken over by {by}: "
+            f"writes with fence {self.token} are refused"
+        )
 
 
 # -- job boards -----------------------------------------------------------------------------------
@@ -238,6 +291,27 @@ class MalformedJobError(JobBoardError, ValueError):
     """
 
 
+class JobTooLargeError(JobBoardError, ValueError):
+    """A job's record is larger than its board can store (ZooKeeper: about 1 MB per node).
+
+    ``limit_of`` says whose limit it is (the board, and where its limit comes from).
+    """
+
+    def __init__(self, job: str, size: int, limit: int, limit_of: str) -> None:
+        super().__init__(job, size, limit, limit_of)
+        self.job = job
+        self.size = size
+        self.limit = limit
+        self.limit_of = limit_of
+
+    def __str__(self) -> str:
+        return (
+            f"job {self.job!r} is {self.size:,} bytes as stored, over the limit of {self.limit:,} bytes "
+            f"of {self.limit_of}: keep large inputs out of the job's details and store (pass a "
+            f"reference to them instead)"
+        )
+
+
 class ConductorError(JobBoardError):
     """A conductor cannot run as asked (an option out of range); the message names the conductor."""
 
@@ -252,6 +326,22 @@ class UnknownBackendError(FlowkitError):
 
     def __str__(self) -> str:
         return f"no backend for {self.url!r}; known schemes: {', '.join(self.known)}"
+
+
+class MissingExtraError(FlowkitError):
+    """A feature needs an optional dependency that is not installed; the message names the pip extra."""
+
+    def __init__(self, extra: str, module: str, needed_for: str) -> None:
+        super().__init__(extra, module, needed_for)
+        self.extra = extra
+        self.module = module
+        self.needed_for = needed_for
+
+    def __str__(self) -> str:
+        return (
+            f"{self.needed_for} needs {self.module!r}, which is not installed: "
+            f"pip install 'flowkit[{self.extra}]'"
+        )
 
 
 # -- workers --------------------------------------------------------------------------------------

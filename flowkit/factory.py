@@ -5,11 +5,20 @@ which flow to run by name (conductors resuming a job's flow). The attribute
 may be a callable returning a flow (a "factory") or a flow itself; dotted attributes
 (``"pkg.mod:Builder.create"``) are followed. Every mistake is an
 :class:`~flowkit.exceptions.InvalidFlowError` that names the path.
+
+A path is strict: dotted ASCII identifiers, one colon, nothing else (no spaces, no ``__dunder__``
+attributes), because it may come from a job that anyone who can post wrote. Under an allow list
+(``allow=["mypkg"]``, a conductor's ``--allow``) a path must also name something *defined* in an
+allowed module, not merely reachable from one: ``mypkg:os.system`` and ``mypkg:subprocess.getoutput``
+name a shell, whatever module they are reached through. Each object met on the way is checked
+before the next attribute is looked up, so no code outside the allowed modules runs.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
+import types
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -20,22 +29,55 @@ from flowkit.patterns.linear_flow import LinearFlow
 
 FlowFactory = Callable[..., Flow]
 
-__all__ = ["FlowFactory", "build_flow", "check_allowed", "resolve_factory"]
+__all__ = ["FlowFactory", "allow_list", "build_flow", "check_allowed", "check_path", "resolve_factory"]
+
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_DUNDER = re.compile(r"(?:^|\.)__\w*__(?:\.|$)")
 
 
 def _split(path: str) -> tuple[str, str]:
     if not isinstance(path, str) or path.count(":") != 1:
         raise InvalidFlowError(f"factory path {path!r} must look like 'package.module:attribute' (one colon)")
-    module_name, attr = (part.strip() for part in path.split(":"))
-    if not module_name or not attr:
+    module_name, attr = path.split(":")
+    if not module_name.strip() or not attr.strip():
         raise InvalidFlowError(
             f"factory path {path!r} must name both a module and an attribute: 'package.module:attribute'"
         )
+    if not _DOTTED.fullmatch(module_name) or not _DOTTED.fullmatch(attr):
+        raise InvalidFlowError(
+            f"factory path {path!r} must look like 'package.module:attribute': dotted Python "
+            f"identifiers (ASCII) on each side of one colon, no spaces"
+        )
+    if _DUNDER.search(attr):
+        raise InvalidFlowError(f"factory path {path!r}: a factory is never a __dunder__ attribute")
     return module_name, attr
+
+
+def check_path(path: str) -> None:
+    """Raise :class:`InvalidFlowError` unless ``path`` is a well-formed ``"package.module:attribute"``."""
+    _split(path)
+
+
+def allow_list(allow: str | Iterable[str] | None) -> list[str] | None:
+    """``allow`` as a checked list of module prefixes (a lone string is one prefix); None stays None."""
+    if allow is None:
+        return None
+    prefixes = [allow] if isinstance(allow, str) else list(allow)
+    for prefix in prefixes:
+        if not isinstance(prefix, str) or not _DOTTED.fullmatch(prefix.rstrip(".")):
+            raise InvalidFlowError(
+                f"allow list entry {prefix!r} is not a module prefix such as 'mypkg.flows'"
+            )
+    return prefixes
 
 
 def _allowed(module_name: str, allow: Iterable[str]) -> bool:
     return any(module_name == prefix or module_name.startswith(prefix.rstrip(".") + ".") for prefix in allow)
+
+
+def _refuse(path: str, allow: list[str], why: str) -> InvalidFlowError:
+    allowed = ", ".join(repr(a) for a in allow) or "none allowed"
+    return InvalidFlowError(f"factory path {path!r}: {why} not under an allowed prefix ({allowed})")
 
 
 def check_allowed(path: str, allow: Iterable[str] | None) -> None:
@@ -43,17 +85,23 @@ def check_allowed(path: str, allow: Iterable[str] | None) -> None:
 
     ``["mypkg"]`` accepts ``mypkg`` and ``mypkg.flows`` (not ``mypkgx``); ``None`` accepts any path,
     ``[]`` none. Nothing is imported: a caller that checks first never runs a disallowed module's code.
-    Under an allow list a malformed path is refused too.
+    Under an allow list a malformed path is refused too. (That the attribute is *defined* in an
+    allowed module can only be checked by importing it: :func:`resolve_factory` does.)
     """
     if allow is None:
         return
     module_name, _ = _split(path)
     allow = list(allow)
     if not _allowed(module_name, allow):
-        raise InvalidFlowError(
-            f"factory path {path!r}: module {module_name!r} is not under an allowed prefix "
-            f"({', '.join(repr(a) for a in allow) or 'none allowed'})"
-        )
+        raise _refuse(path, allow, f"module {module_name!r} is")
+
+
+def _home(obj: Any) -> str | None:
+    """The module that defines ``obj`` (a module: itself), or None when it does not say."""
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__
+    home = getattr(obj, "__module__", None)
+    return home if isinstance(home, str) else None
 
 
 def _as_flow(obj: Any) -> Flow | None:
@@ -64,15 +112,10 @@ def _as_flow(obj: Any) -> Flow | None:
     return None
 
 
-def resolve_factory(path: str, allow: Iterable[str] | None = None) -> FlowFactory:
-    """The flow factory named by ``path`` (``"package.module:attribute"``).
-
-    When the attribute is a flow (or a single task) rather than a callable, the factory
-    returned gives that object back (and takes no arguments). ``allow``, when given, lists
-    module prefixes the path must be under (``["mypkg"]`` accepts ``mypkg.flows``), so a
-    job cannot make this process import an arbitrary module.
-    """
-    check_allowed(path, allow)
+def _walk(path: str, allow: list[str] | None) -> Any:
+    """The object ``path`` names. Under ``allow``, every object on the way is defined in an allowed
+    module (checked before looking further: an attribute lookup can run code), except a final flow or
+    task, which is data (it runs nothing when returned)."""
     module_name, attr = _split(path)
     try:
         obj: Any = importlib.import_module(module_name)
@@ -87,6 +130,28 @@ def resolve_factory(path: str, allow: Iterable[str] | None = None) -> FlowFactor
         except AttributeError:
             owner = f"module {module_name!r}" if k == 0 else repr(f"{module_name}:{'.'.join(parts[:k])}")
             raise InvalidFlowError(f"factory path {path!r}: {owner} has no attribute {part!r}") from None
+        if allow is None or (k == len(parts) - 1 and _as_flow(obj) is not None):
+            continue
+        home = _home(obj)
+        if home is None or not _allowed(home, allow):
+            where = repr(f"{module_name}:{'.'.join(parts[: k + 1])}")
+            defined = f"is defined in module {home!r}," if home else "says no module defines it, so is"
+            raise _refuse(path, allow, f"{where} {defined}")
+    return obj
+
+
+def resolve_factory(path: str, allow: Iterable[str] | None = None) -> FlowFactory:
+    """The flow factory named by ``path`` (``"package.module:attribute"``).
+
+    When the attribute is a flow (or a single task) rather than a callable, the factory
+    returned gives that object back (and takes no arguments). ``allow``, when given, lists
+    module prefixes the path must be under (``["mypkg"]`` accepts ``mypkg.flows``), and the
+    factory must be defined in such a module (not just imported by one), so a job cannot make
+    this process import an arbitrary module or call an arbitrary function.
+    """
+    prefixes = allow_list(allow)
+    check_allowed(path, prefixes)
+    obj = _walk(path, prefixes)
     flow = _as_flow(obj)
     if flow is not None:
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run flowkit's demo: creates .venv if needed, installs flowkit into it, runs `python -m flowkit.demo`.
+# Run flowkit's demo: creates .venv if needed, installs flowkit into it (the core: the demo runs on
+# SQLite and needs no extra), runs `python -m flowkit.demo`.
 # Arguments are passed to the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."

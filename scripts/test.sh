@@ -3,7 +3,7 @@
 #
 #   scripts/test.sh [PYTEST ARGS...]
 #
-# 1. creates .venv if absent and installs flowkit with its test and lint extras into it;
+# 1. creates .venv if absent and installs flowkit with every extra (all) and the test and lint ones;
 # 2. starts PostgreSQL, RabbitMQ and ZooKeeper when they are down (scripts/services.sh; ZooKeeper is
 #    installed from Debian's package first when missing); with CI=true a service that cannot be
 #    started fails the run, locally the tests that need it skip with a reason;
@@ -19,7 +19,7 @@ source scripts/_venv.sh
 source scripts/services.sh
 
 venv_ensure
-venv_pip_install -e '.[test,lint]'
+venv_pip_install -e '.[all,test,lint]'
 
 echo "== services"
 services_start

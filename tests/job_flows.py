@@ -73,6 +73,14 @@ class Step(Task):
         return self.name
 
 
+class Owned(Step):
+    """A :class:`Step` whose result names the process that ran it: whose result did persistence keep?"""
+
+    def execute(self, job_key: str, trace_dir: str, delay: float = 0.0) -> str:
+        super().execute(job_key, trace_dir, delay)
+        return f"{self.name}@{os.getpid()}"
+
+
 class Boom(Task):
     def execute(self) -> None:
         raise ValueError("boom: this step always fails")
@@ -86,6 +94,11 @@ class Noop(Task):
 def steps(n: int = 3) -> LinearFlow:
     """``n`` traced steps in a row (store: ``job_key``, ``trace_dir``, optional ``delay``)."""
     return LinearFlow("steps").add(*(Step(name=f"step-{i}") for i in range(n)))
+
+
+def owned_steps(n: int = 3) -> LinearFlow:
+    """Like :func:`steps`, each step's result being ``step-i@pid``."""
+    return LinearFlow("owned-steps").add(*(Owned(name=f"step-{i}") for i in range(n)))
 
 
 def failing() -> LinearFlow:

@@ -4,6 +4,7 @@ run 3's conductor is killed and another conductor finishes the job."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_demo_main_behaves_as_designed(tmp_path) -> None:
         assert re.search(rf"task\s+'{atom}'\s+REVERTING -> REVERTED", first), atom
         assert re.search(rf"^  {atom}\s+REVERTED\s", first, re.M), atom
         assert re.search(rf"^  {atom}\s+SUCCESS\s", second, re.M), atom
-    assert "RUNNING -> FAILURE  flowkit.demo.QuotaExceeded: quota exceeded" in first
+    assert "RUNNING -> FAILURE  flowkit.demo.flow.QuotaExceeded: quota exceeded" in first
     assert "flow 'create-cluster' ended REVERTED" in first
     assert "cloud: servers left: none" in first
     assert "killed with SIGKILL" in second
@@ -87,3 +88,36 @@ def test_python_dash_m_flowkit_demo_exits_0(tmp_path) -> None:
     assert "killed with SIGKILL" in proc.stdout
     assert "ended SUCCESS" in proc.stdout
     assert proc.stderr == ""
+
+
+def test_the_cli_runs_the_demo_factory(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from flowkit.cli.main import cli
+
+    store = {"cluster_name": "c1", "cloud": str(tmp_path / "cloud.json"), "pace": 0, "fail_configure": True}
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "flowkit.demo:create_cluster",
+            "--engine",
+            "parallel",
+            "--plain",
+            "--store",
+            json.dumps(store),
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "REVERTED" in result.output
+    assert demo.FakeCloud(tmp_path / "cloud.json").servers == {}
+
+
+def test_workers_serve_the_demo_tasks_by_module() -> None:
+    from flowkit.workers.tasks import resolve_tasks
+
+    assert set(resolve_tasks(["flowkit.demo.flow"])) == {
+        demo.CreateServer,
+        demo.WaitForServer,
+        demo.ConfigureCluster,
+    }

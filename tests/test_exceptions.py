@@ -35,6 +35,10 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "JobSetAsideError": ("'create-42' (uuid-1)", "claimed 3 times without being consumed"),
     "MalformedJobError": ("field 'name' must be a non-empty string",),
     "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
+    "InvalidNameError": ("job name", "bad\x00name", "contains a NUL character"),
+    "JobTooLargeError": ("big-job", 10_485_900, 1_000_000, "<ZooKeeperJobBoard 'b'>"),
+    "MissingExtraError": ("postgres", "psycopg2", "the PostgreSQL backend"),
+    "ClaimLost": ("create-cluster", "fd-uuid-1", 7, 9),
 }
 
 # What each message must name.
@@ -52,6 +56,10 @@ NAMED: dict[str, tuple[str, ...]] = {
     "JobSetAsideError": ("create-42", "uuid-1", "claimed 3 times"),
     "MalformedJobError": ("'name'",),
     "ConductorError": ("'c1'", "max_jobs"),
+    "InvalidNameError": ("job name", "bad\\x00name", "NUL"),
+    "JobTooLargeError": ("big-job", "10,485,900", "1,000,000", "ZooKeeper"),
+    "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
+    "ClaimLost": ("create-cluster", "fd-uuid-1", "fence 7", "fence 9"),
 }
 
 

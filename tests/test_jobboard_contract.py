@@ -152,6 +152,25 @@ def test_abandon_gives_the_job_back(make_board: MakeBoard) -> None:
     assert a.find_owner(job) == "conductor-b"
 
 
+def test_every_claim_gets_a_higher_fencing_token(make_board: MakeBoard) -> None:
+    """The token comes from the claim itself: a later claim, by anyone, out-ranks an earlier one; so
+    does a claim of a job posted later for the same flow detail."""
+    a, b = make_board(), make_board()
+    job = a.post("j", flow_detail="fd-1")
+    assert job.fence is None  # not claimed here
+    a.claim(job, "conductor-a")
+    first = job.fence
+    assert isinstance(first, int) and first > 0
+    a.abandon(job, "conductor-a")
+    [again] = b.wait(5)
+    b.claim(again, "conductor-b")
+    assert isinstance(again.fence, int) and again.fence > first
+    b.consume(again, "conductor-b")
+    later = b.post("j again", flow_detail="fd-1")
+    b.claim(later, "conductor-b")
+    assert isinstance(later.fence, int) and later.fence > again.fence
+
+
 def test_trash_and_set_aside(board: JobBoard) -> None:
     t, s = board.post("t"), board.post("s")
     board.claim(t, "c")

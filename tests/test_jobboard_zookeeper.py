@@ -200,3 +200,16 @@ def test_a_session_lost_while_claiming_fails_the_claim(zookeeper_hosts: str, pat
         board.consume(job, "c2")
     finally:
         board.close()
+
+
+def test_the_fencing_token_is_the_claim_nodes_creation_zxid(
+    zookeeper_hosts: str, path: str, raw: KazooClient
+) -> None:
+    board = _board(zookeeper_hosts, path)
+    try:
+        job = board.post("j")
+        board.claim(job, "c")
+        _, stat = raw.get(f"{path}/claims/job-{job.sequence:010d}")
+        assert job.fence == stat.czxid
+    finally:
+        board.close()

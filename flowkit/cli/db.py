@@ -127,11 +127,14 @@ def show(url: str, uuid: str | None) -> None:
         with backend.get_connection() as conn:
             conn.validate()
             if uuid is None:
-                books = conn.get_logbooks()
-                if not books:
+                skipped: list[str] = []
+                books = conn.get_logbooks(on_corrupt=lambda u, e: skipped.append(f"logbook {u} skipped: {e}"))
+                if not books and not skipped:
                     click.echo("no logbooks")
                 for book in books:
                     _show_book(book, atoms=False)
+                for line in skipped:  # the others are listed; these are named, with why
+                    click.echo(line, err=True)
                 return
             try:
                 _show_flow(conn.get_flow_detail(uuid))

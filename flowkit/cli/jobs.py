@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from flowkit.exceptions import FlowkitError
+from flowkit.factory import allow_list
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 
@@ -88,6 +89,14 @@ def jobs() -> None:
 @click.option("--kwargs", "factory_kwargs", metavar="JSON", help="Keyword arguments for the factory")
 @click.option("--name", help="The job's name (default: the factory's)")
 @click.option("--priority", type=click.IntRange(-2, 2), default=0, show_default=True)
+@click.option(
+    "--allow",
+    multiple=True,
+    metavar="MODULE_PREFIX",
+    envvar="FLOWKIT_ALLOW",
+    help="Refuse a FACTORY not defined under this module prefix (repeat, or separate with commas), "
+    "as a conductor with the same --allow would [env FLOWKIT_ALLOW]",
+)
 @_board_options
 def post(
     factory: str,
@@ -95,18 +104,25 @@ def post(
     factory_kwargs: str | None,
     name: str | None,
     priority: int,
+    allow: tuple[str, ...],
     board_url: str,
     persistence_url: str | None,
     board_name: str,
 ) -> None:
-    """Post a job that runs the flow FACTORY ('package.module:function') builds."""
+    """Post a job that runs the flow FACTORY ('package.module:function') builds.
+
+    Nothing runs here: FACTORY is checked (and, under --allow, imported and looked up, never called)
+    and recorded for a conductor. A refused job saves nothing.
+    """
     store_value, kwargs_value = _json(store, "--store"), _json(factory_kwargs, "--kwargs")
     for value, what in ((store_value, "--store"), (kwargs_value, "--kwargs")):
         if value is not None and not isinstance(value, dict):
             raise click.BadParameter("must be a JSON object", param_hint=what)
     if persistence_url is None:
         raise click.UsageError("posting a flow needs --persistence URL (or FLOWKIT_PERSISTENCE)")
+    prefixes = [p.strip() for value in allow for p in value.split(",") if p.strip()] or None
     with _connected(board_url, board_name, persistence_url) as board:
+        board.allow = allow_list(prefixes)
         job = board.post_flow(
             factory, store=store_value, factory_kwargs=kwargs_value, name=name, priority=priority
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import click
 
 import flowkit
+from flowkit.cli._interrupt import EXIT_CODE
 from flowkit.cli.db import db, show
 from flowkit.cli.graph import graph
 from flowkit.cli.jobs import jobs
@@ -26,8 +28,22 @@ for _command in COMMANDS:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``flowkit = flowkit.cli.main:main``)."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="flowkit")
+    """Console-script entry point (``flowkit = flowkit.cli.main:main``).
+
+    Ctrl-C exits 130 with one line, wherever it comes (``run`` handles it during the run itself);
+    click alone would print "Aborted!" and exit 1.
+    """
+    try:
+        code = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="flowkit", standalone_mode=False
+        )
+    except click.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_CODE)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Exit status: 0 when the flow ends in SUCCESS; 1 when it ends REVERTED or FAILURE (the failures
 are printed, naming their atoms); 2 when the flow cannot be run as given (bad factory path,
-malformed ``--store``, a compile error, a requirement nothing provides).
+malformed ``--store``, a compile error, a requirement nothing provides); 130 when it was interrupted
+by Ctrl-C (see :mod:`flowkit.cli._interrupt`: suspended, or reverted with ``--on-interrupt revert``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.live import Live
 from flowkit import engines
 from flowkit.cli._common import FACTORY_HELP, FlowError, load_flow
 from flowkit.cli._display import AtomTable
+from flowkit.cli._interrupt import EXIT_CODE, ON_INTERRUPT, SUSPEND, Interrupts
 from flowkit.engines.engine import Engine
 from flowkit.exceptions import FlowkitError
 from flowkit.listeners.printing import PrintingListener
@@ -72,19 +74,29 @@ def _load_engine(
     return eng
 
 
-def _run(eng: Engine, table: AtomTable, live: bool, console: Console) -> BaseException | None:
+def _run(
+    eng: Engine, table: AtomTable, live: bool, console: Console, interrupts: Interrupts
+) -> BaseException | None:
     """Run the engine under the table (and the right display); return what ``run()`` raised."""
-    with table:
+    with table, interrupts.installed():
         if live:
             with Live(console=console, get_renderable=table.render, refresh_per_second=10):
-                return _run_engine(eng)
+                return _run_engine(eng, interrupts)
         with PrintingListener(eng, stream=sys.stdout, progress=True):
-            error = _run_engine(eng)
+            error = _run_engine(eng, interrupts)
         console.print(table.render())
         return error
 
 
-def _run_engine(eng: Engine) -> BaseException | None:
+def _run_engine(eng: Engine, interrupts: Interrupts) -> BaseException | None:
+    error = _attempt(eng)
+    if interrupts.should_revert():
+        interrupts.prepare_revert()
+        error = _attempt(eng)
+    return error
+
+
+def _attempt(eng: Engine) -> BaseException | None:
     try:
         eng.run()
     except Exception as exc:
@@ -94,9 +106,11 @@ def _run_engine(eng: Engine) -> BaseException | None:
 
 def _report_failures(eng: Engine) -> None:
     storage = eng.storage
+    atoms = storage.get_atom_states()
     for atom_name, failure in storage.flow_failures.items():
-        click.echo(f"error: atom {atom_name!r} failed: {failure}", err=True)
-    for atom_name in storage.get_atom_states():
+        if atom_name in atoms:  # not the interrupt an --on-interrupt revert reverted for
+            click.echo(f"error: atom {atom_name!r} failed: {failure}", err=True)
+    for atom_name in atoms:
         revert_failure = storage.get_revert_failure(atom_name)
         if revert_failure is not None:
             click.echo(f"error: atom {atom_name!r} could not be reverted: {revert_failure}", err=True)
@@ -130,6 +144,14 @@ def _report_failures(eng: Engine) -> None:
     help="A live table (default on a terminal) or one line per state change (default otherwise).",
 )
 @click.option("--show-results", is_flag=True, help="Print the values the flow provided, as JSON.")
+@click.option(
+    "--on-interrupt",
+    type=click.Choice(ON_INTERRUPT),
+    default=SUSPEND,
+    show_default=True,
+    help="On Ctrl-C, once the running atoms finish: leave the flow suspended, or revert what ran. "
+    "A second Ctrl-C exits at once.",
+)
 def run(
     factory: str,
     store: dict[str, Any],
@@ -138,6 +160,7 @@ def run(
     max_workers: int | None,
     live: bool | None,
     show_results: bool,
+    on_interrupt: str,
 ) -> None:
     """Run the flow that FACTORY builds, showing each atom's state as it changes."""
     eng = _load_engine(factory, store, engine, executor, max_workers)
@@ -145,9 +168,17 @@ def run(
     if not console.is_terminal:
         console.width = max(console.width, 120)  # a log or a pipe: no reason to squeeze the table
     table = AtomTable(eng)
+    live = console.is_terminal if live is None else live
+    interrupts = Interrupts(eng, on_interrupt, live=live)
     started = time.monotonic()
-    error = _run(eng, table, console.is_terminal if live is None else live, console)
+    error = _run(eng, table, live, console, interrupts)
     took = time.monotonic() - started
+    if interrupts.interrupted:
+        for line in interrupts.left_behind():
+            click.echo(line, err=True)
+        _report_failures(eng)
+        click.echo(f"(interrupted after {took:.2f}s)", err=True)
+        sys.exit(EXIT_CODE)
     state = eng.storage.get_flow_state()
     click.echo(f"flow {eng.storage.flow_name!r} ended {state.value} in {took:.2f}s")
     if state is FlowState.SUCCESS:

@@ -6,15 +6,17 @@ Engine kinds are chosen by name with explicit, typed keyword arguments:
 - ``"parallel"``: independent atoms run at the same time on ``executor``: ``"threads"`` (futurist
   thread pool, the default), ``"processes"`` (futurist process pool; tasks and their arguments are
   pickled) or any ``concurrent.futures.Executor`` you pass (you keep ownership of it);
-- ``"worker-based"``: atoms run on remote workers over a message broker.
+- ``"worker-based"``: atoms run on remote workers over a message broker (``flowkit[amqp]``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
+from flowkit import extras
 from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
 from flowkit.engines.engine import Engine
 from flowkit.engines.persistence import load_from_detail, recorder_for, save_factory_details
@@ -51,19 +53,19 @@ def _dispatcher(
 
         # forkserver: the engine's process has threads (listeners, pools); forking it is unsafe.
         ctx = multiprocessing.get_context("forkserver")
-        return (
-            ExecutorDispatcher(
-                lambda: futurist.ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx),
-                in_process=True,
-            ),
-            True,
+        processes = ExecutorDispatcher(
+            lambda: futurist.ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx), in_process=True
         )
+        processes.capacity = max_workers or os.cpu_count() or 1  # the pool's own default
+        return processes, True
     if isinstance(executor, futures.ThreadPoolExecutor):
         workers = max_workers or getattr(executor, "_max_workers", None) or 8
         return ThreadDispatcher(workers, executor=executor), False
     if isinstance(executor, futures.Executor):
         in_process = isinstance(executor, futures.ProcessPoolExecutor)
-        return ExecutorDispatcher(executor=executor, in_process=in_process), in_process
+        given = ExecutorDispatcher(executor=executor, in_process=in_process)
+        given.capacity = max_workers or getattr(executor, "_max_workers", None) or given.capacity
+        return given, in_process
     raise InvalidFlowError(
         f"unknown executor {executor!r}; use 'threads', 'processes' or a concurrent.futures.Executor"
     )
@@ -78,20 +80,27 @@ def load(
     backend: Backend | str | None = None,
     book: LogBook | None = None,
     flow_detail: FlowDetail | None = None,
+    fence: int | None = None,
     **options: Any,
 ) -> Engine:
     """An engine for ``flow``; nothing runs until ``run()``.
 
     ``store`` gives the flow's input values by symbol name. With ``backend`` (a backend or its URL)
     every state change is saved as it happens, to ``flow_detail`` (a new one, in ``book`` or a new
-    logbook, when not given); loading the same flow detail again resumes it.
+    logbook, when not given); loading the same flow detail again resumes it. ``fence`` is the fencing
+    token of the job board claim the engine runs for (``job.fence``): once an engine with a higher
+    token has loaded the flow detail, every write of this one is refused and the run stops with
+    :class:`~flowkit.exceptions.ClaimLost` (see ``docs/jobboards.md``).
     """
-    if backend is None and (book is not None or flow_detail is not None):
-        raise InvalidFlowError("book= and flow_detail= need backend= (a persistence backend or its URL)")
+    if backend is None and (book is not None or flow_detail is not None or fence is not None):
+        raise InvalidFlowError(
+            "book=, flow_detail= and fence= need backend= (a persistence backend or its URL)"
+        )
     if backend is not None:
-        recorder = recorder_for(flow, backend, book, flow_detail)
+        recorder = recorder_for(flow, backend, book, flow_detail, fence)
         options = {**options, "recorder": recorder, "flow_uuid": recorder.flow_detail.uuid}
     if engine == "worker-based":
+        extras.require("amqp", "the worker-based engine")
         from flowkit.workers import engine as worker_engine
 
         if executor is not None or max_workers is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -68,6 +69,10 @@ class Dispatcher:
 
     inline = True
     """Calls complete inside :meth:`submit`."""
+    capacity = sys.maxsize
+    """How many calls it runs at once. A fenced engine (one running for a job board claim) never has
+    more than that many in flight, so no call waits in a queue after the write that allowed it: a
+    newer claim that takes the flow over meanwhile finds nothing queued to start behind its back."""
 
     def __init__(self) -> None:
         self._done: deque[Completion] = deque()
@@ -77,6 +82,9 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
+
+    def discard(self) -> None:
+        """Drop the calls submitted but not started yet (the engine may no longer run them)."""
 
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
@@ -109,6 +117,7 @@ class ExecutorDispatcher(Dispatcher):
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._in_process = in_process
         self._on_progress = on_progress
+        self._discarding = False
 
     def start(self) -> None:
         if self._executor is None and self._factory is not None:
@@ -120,9 +129,15 @@ class ExecutorDispatcher(Dispatcher):
         return self._executor
 
     def stop(self) -> None:
+        discarding, self._discarding = self._discarding, False
         if self._given is None and self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=True, cancel_futures=discarding)
             self._executor = None
+
+    def discard(self) -> None:
+        """Calls still queued in an executor of our own are cancelled when it stops (a caller's
+        executor is left alone: its queue is not ours to empty)."""
+        self._discarding = True
 
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
@@ -181,6 +196,7 @@ class ThreadDispatcher(ExecutorDispatcher):
     ) -> None:
         super().__init__(factory=factory, executor=executor)
         self._max_workers = max_workers
+        self.capacity = max_workers
         self._pending: deque[tuple[int, Atom, str, dict[str, Any], AtomContext | None]] = deque()
         self._lock = threading.Lock()
         self._draining = 0
@@ -200,6 +216,9 @@ class ThreadDispatcher(ExecutorDispatcher):
             with self._lock:
                 self._draining -= 1
             raise ExecutionError(f"the thread pool refused work: {exc}") from exc
+
+    def discard(self) -> None:
+        self._pending.clear()  # a draining loop that finds it empty ends
 
     def _drain(self) -> None:
         pending, put, lock = self._pending, self._queue.put, self._lock

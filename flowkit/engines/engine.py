@@ -21,6 +21,7 @@ recording), :mod:`~flowkit.engines.revert` (revert waves), :mod:`~flowkit.engine
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
@@ -30,7 +31,7 @@ from flowkit.compiler import JUNCTION, RETRY, CompiledFlow, DeciderLink, compile
 from flowkit.engines.deciders import decider_reach
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
 from flowkit.engines.retrying import RetryHandling
-from flowkit.exceptions import FlowkitError, NotFound, NotSerializableError, WrappedFailure
+from flowkit.exceptions import ClaimLost, FlowkitError, NotFound, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
 from flowkit.notifier import Notifier
@@ -61,6 +62,8 @@ class Engine(RetryHandling):
         self._store = dict(store or {})
         self._dispatcher = dispatcher or Dispatcher()
         self._recorder = recorder
+        # A fenced run hands the dispatcher no more calls than it runs at once (see Dispatcher.capacity)
+        self._cap = self._dispatcher.capacity if getattr(recorder, "fence", None) is not None else sys.maxsize
         self._flow_uuid = flow_uuid
         self._check_pickle = check_pickle
         self._compiled: CompiledFlow | None = None
@@ -135,6 +138,7 @@ class Engine(RetryHandling):
         self._wake.clear()
         self._new_run(self.compile(), self.storage)
         self._dispatcher.start()
+        fenced = False
         try:
             reverting = bool(st.flow_failures) and st.flow_state not in (FlowState.REVERTED,)
             if st.flow_state is FlowState.REVERTED:
@@ -148,10 +152,17 @@ class Engine(RetryHandling):
                 self._set_flow(FlowState.RUNNING)
                 yield FlowState.RUNNING
                 yield from self._forward()
+        except ClaimLost:
+            # A newer claim owns the flow: start nothing more (calls queued for a busy worker are
+            # dropped) and write nothing more (every write would be refused).
+            fenced = True
+            self._dispatcher.discard()
+            raise
         finally:
             self._dispatcher.stop()
             self._suspend.clear()
-            if st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING):
+            interrupted = st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING)
+            if interrupted and not fenced:
                 self._interrupted()
         final = st.flow_state
         yield final
@@ -202,8 +213,9 @@ class Engine(RetryHandling):
         dispatcher = self._dispatcher
         inline = dispatcher.inline
         suspend = self._suspend
+        cap = self._cap
         while True:
-            while ready and not self._failed and not suspend.is_set():
+            while ready and self._running < cap and not self._failed and not suspend.is_set():
                 self._start(ready.popleft())
                 if inline:  # finish before starting the next: a failure stops what follows
                     item = dispatcher.wait(0)

@@ -40,14 +40,19 @@ def backend_for(backend: Backend | str) -> Backend:
 
 
 def recorder_for(
-    flow: Flow, backend: Backend | str, book: LogBook | None = None, flow_detail: FlowDetail | None = None
+    flow: Flow,
+    backend: Backend | str,
+    book: LogBook | None = None,
+    flow_detail: FlowDetail | None = None,
+    fence: int | None = None,
 ) -> BackendRecorder:
-    """The recorder for one engine: a new flow detail (and logbook) unless ``flow_detail`` is given."""
+    """The recorder for one engine: a new flow detail (and logbook) unless ``flow_detail`` is given;
+    with ``fence``, every write carries that fencing token."""
     if flow_detail is None:
         flow_detail = FlowDetail(flow.name)
     if book is not None and book.find(flow_detail.uuid) is None:
         book.add(flow_detail)
-    return BackendRecorder(backend_for(backend), flow_detail, book)
+    return BackendRecorder(backend_for(backend), flow_detail, book, fence)
 
 
 def _factory_path(factory: Any) -> str:
@@ -105,7 +110,8 @@ def load_from_detail(
     ``flow_detail`` may be a uuid (then ``backend`` is required); without ``backend`` the engine
     resumes from the flow detail object and saves to memory only. ``store`` adds to (and overrides)
     the saved store. ``allow`` lists module prefixes the factory must be under. Other keyword
-    arguments go to :func:`flowkit.engines.load` (``engine=``, ``executor=``...).
+    arguments go to :func:`flowkit.engines.load` (``engine=``, ``executor=``, ``fence=`` the claim's
+    fencing token...).
     """
     from flowkit.engines import load
     from flowkit.factory import build_flow

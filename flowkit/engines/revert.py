@@ -60,7 +60,7 @@ class RevertWaves(RunState):
         self._revert_failed = False
         self._flow_failures_now = failures
         while True:
-            while rready and not (suspendable and self._suspend.is_set()):
+            while rready and self._running < self._cap and not (suspendable and self._suspend.is_set()):
                 x = rready.popleft()
                 state = states[x]
                 if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not S.REVERT_FAILURE):

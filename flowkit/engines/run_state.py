@@ -30,6 +30,7 @@ class RunState:
     atom_notifier: Notifier
     _dispatcher: Dispatcher
     _suspend: threading.Event
+    _cap: int
     _wake: threading.Event
     _c: CompiledFlow
     _st: Storage

@@ -52,6 +52,17 @@ ClaimListener = Callable[[ClaimEvent, frozenset[str]], None]
 class JobBoard(abc.ABC):
     """A board of jobs shared by posters and conductors. Build one with :func:`backends.fetch`."""
 
+    max_record_bytes: int | None = None
+    """The largest job record (JSON, in bytes) the board stores; None: no limit of its own."""
+    max_record_why: str = ""
+    """Where :attr:`max_record_bytes` comes from, for the error that refuses a larger job."""
+    allow: list[str] | None = None
+    """Module prefixes the factory of every flow posted here must be defined under (None: any).
+
+    Set it with ``boards.fetch(..., allow=[...])`` (``flowkit jobs post --allow``): posters then
+    refuse what a conductor with the same ``--allow`` would set aside, and save nothing.
+    """
+
     def __init__(self, name: str, *, persistence: Any = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
         if max_attempts < 1:
             raise JobBoardError(f"board {name!r}: max_attempts must be at least 1, got {max_attempts}")
@@ -94,7 +105,21 @@ class JobBoard(abc.ABC):
         priority: int = JobPriority.NORMAL,
         flow_detail: Any = None,
     ) -> Job:
-        """Post a job; ``book`` (a LogBook) and ``flow_detail`` (one of its FlowDetails) say what to run."""
+        """Post a job; ``book`` (a LogBook) and ``flow_detail`` (one of its FlowDetails) say what to run.
+
+        A job the board cannot store, or whose factory is outside :attr:`allow`, is refused with a
+        :class:`~flowkit.exceptions.FlowkitError` and nothing is posted.
+        """
+        job = self._new_job(name, book, details, priority, flow_detail)
+        self._post(job)
+        return job
+
+    def _new_job(
+        self, name: str, book: Any, details: Mapping[str, Any] | None, priority: int, flow_detail: Any
+    ) -> Job:
+        """The job :meth:`post` would post, checked; nothing is written (``post_flow`` saves in between)."""
+        from flowkit.jobboard import posting
+
         flow_uuid = getattr(flow_detail, "uuid", flow_detail)
         job = Job(
             board=self,
@@ -106,7 +131,8 @@ class JobBoard(abc.ABC):
             book_name=getattr(book, "name", None),
             flow_uuid=flow_uuid if isinstance(flow_uuid, str) else None,
         )
-        self._post(job)
+        job.check(self.max_record_bytes, f"{self!r}{self.max_record_why}")
+        posting.check_factories(self, book, flow_detail)
         return job
 
     def post_flow(

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from flowkit.exceptions import MalformedJobError
+from flowkit.exceptions import JobBoardError, JobTooLargeError, MalformedJobError
+from flowkit.names import MAX_JOB_NAME, check_name
 from flowkit.states import JobState
 
 if TYPE_CHECKING:
@@ -54,6 +55,11 @@ class Job:
     """Claims that did not end in ``consume``: crashed conductors and counted abandons."""
     last_reason: str | None = None
     """Why the job was last abandoned or set aside."""
+    fence: int | None = None
+    """The fencing token of this board's claim on the job, set by a claim (None: not claimed here).
+
+    Grows with every claim of the job (ZooKeeper: the claim's zxid; SQL: the job row's claim epoch),
+    so the engine of a later claim always out-ranks an earlier one (``engines.load(..., fence=)``)."""
 
     @property
     def state(self) -> JobState:
@@ -89,6 +95,21 @@ class Job:
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_record(), separators=(",", ":")).encode()
+
+    def check(self, max_bytes: int | None = None, limit_of: str = "the board") -> None:
+        """Refuse, before anything is saved, a job its board could not store as it is.
+
+        The same rules on every board: a name of 1 to :data:`~flowkit.names.MAX_JOB_NAME` characters
+        that every store takes (no NUL, no lone surrogate), details that are JSON; and a record of at
+        most ``max_bytes`` (the board's limit, if it has one, described by ``limit_of``).
+        """
+        check_name(self.name, "job name", max_length=MAX_JOB_NAME, empty=False)
+        try:
+            size = len(self.to_bytes())
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise JobBoardError(f"job {self.name!r}: its details must be JSON: {exc}") from None
+        if max_bytes is not None and size > max_bytes:
+            raise JobTooLargeError(self.name, size, max_bytes, limit_of)
 
     @classmethod
     def from_record(cls, board: JobBoard, record: Any, sequence: int = 0) -> Job:

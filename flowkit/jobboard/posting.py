@@ -3,7 +3,9 @@
 A conductor must rebuild the flow in another process, so the job carries no flow object: it names a
 logbook and flow detail in persistence, whose ``meta`` records the factory (import path and JSON
 arguments) and the store. The logbook is saved before the job is posted, so a conductor never sees a
-job whose flow it cannot find.
+job whose flow it cannot find. Everything that could refuse the job (its name, its size on the board,
+its factory under the board's ``allow`` list) is checked before the logbook is saved, so a refused
+post leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import JobBoardError
+from flowkit.factory import check_path, resolve_factory
 
 _UPGRADED: weakref.WeakSet[Any] = weakref.WeakSet()
 """Backends whose schema this process has upgraded once already (upgrading is idempotent, not free)."""
@@ -45,6 +48,26 @@ def _default_name(factory: str | Callable[..., Any]) -> str:
     return getattr(factory, "__name__", None) or "flow"
 
 
+def check_factories(board: JobBoard, book: Any, flow_detail: Any) -> None:
+    """Under ``board.allow``, refuse a job whose flow detail names a factory a conductor with the
+    same allow list would not run (resolved, never called). Flow details not at hand (a bare uuid
+    not in ``book``) are left to the conductor, which checks again."""
+    if board.allow is None:
+        return
+    if hasattr(flow_detail, "meta"):
+        details = [flow_detail]
+    elif book is not None:
+        found = book.find(flow_detail) if isinstance(flow_detail, str) else None
+        details = [found] if found is not None else list(book)
+    else:
+        details = []
+    for fd in details:
+        factory = fd.meta.get("factory")
+        path = factory.get("name") if isinstance(factory, Mapping) else None
+        if isinstance(path, str):
+            resolve_factory(path, allow=board.allow)
+
+
 def post_flow(
     board: JobBoard,
     factory: str | Callable[..., Any],
@@ -59,6 +82,8 @@ def post_flow(
     from flowkit.engines.persistence import save_factory_details
     from flowkit.persistence.models import FlowDetail, LogBook
 
+    if isinstance(factory, str):
+        check_path(factory)
     backend = persistence_of(board)
     job_name = name or _default_name(factory)
     book = LogBook(job_name)
@@ -68,6 +93,8 @@ def post_flow(
     if store:
         flow_detail.meta["store"] = dict(store)
         job_details["store"] = dict(store)  # where TaskFlow's conductors look for it
+    job = board._new_job(job_name, book, job_details, priority, flow_detail)
     with backend.get_connection() as conn:
         conn.save_logbook(book)
-    return board.post(job_name, book=book, details=job_details, priority=priority, flow_detail=flow_detail)
+    board._post(job)
+    return job

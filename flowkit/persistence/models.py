@@ -4,7 +4,9 @@ These are plain in-memory records, the same for every backend. A :class:`FlowDet
 flow (its state, the failures it reverts for, its ``meta`` with the store and the factory that rebuilds
 it); an :class:`AtomDetail` is one task (:class:`TaskDetail`) or retry controller
 (:class:`RetryDetail`) in it, found again by *name* when a flow is resumed. Values (results, meta) are
-whatever the backend's serializer returns: JSON by default, so a tuple comes back as a list.
+whatever the backend's serializer returns: JSON by default, so a tuple comes back as a list. Names
+are checked when a record is made (:func:`flowkit.names.check_name`): a name no database can hold is
+an :class:`~flowkit.exceptions.InvalidNameError` here, not a driver's error half way through a save.
 
 An atom detail's ``uuid`` stays the same for the whole life of the flow detail, across retries, crashes
 and resumes: it is the idempotency key a task can hand to outside APIs (see
@@ -20,6 +22,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from flowkit.failure import Failure
+from flowkit.names import check_name
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState
 
@@ -79,7 +82,7 @@ class AtomDetail:
         parent_uuid: str | None = None,
         position: int | None = None,
     ) -> None:
-        self.name = name
+        self.name = check_name(name, "atom name")
         self.uuid = uuid or _new_uuid()
         self.state = AtomState(state)
         self.intention = Intention(intention)
@@ -149,7 +152,7 @@ class FlowDetail:
         updated_at: datetime | None = None,
         parent_uuid: str | None = None,
     ) -> None:
-        self.name = name
+        self.name = check_name(name, "flow name")
         self.uuid = uuid or _new_uuid()
         self.state = FlowState(state)
         self.meta: dict[str, Any] = dict(meta or {})
@@ -207,7 +210,7 @@ class LogBook:
         created_at: datetime | None = None,
         updated_at: datetime | None = None,
     ) -> None:
-        self.name = name
+        self.name = check_name(name, "logbook name")
         self.uuid = uuid or _new_uuid()
         self.meta: dict[str, Any] = dict(meta or {})
         self.created_at = created_at or utcnow()

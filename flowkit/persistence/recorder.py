@@ -25,6 +25,14 @@ that), with a warning naming it.
 When a write fails past the backend's retry bound, the StorageError stops the engine. Nothing saved
 is lost; load a new engine on the same flow detail to resume from the database (the atom whose
 write failed runs again if its SUCCESS was not saved).
+
+Fencing. A recorder given a ``fence`` token (a job board claim's, see ``docs/jobboards.md``) first
+raises the flow detail's saved fence to it in :meth:`restore`, in the same transaction as the rest of
+the restore, and is refused there if a newer claim raised it higher already. Every later write is
+then ``UPDATE ... WHERE uuid = :uuid AND fence = :token``: the check is in the row that is written,
+so it costs nothing extra and a newer claim's restore, once committed, refuses every write of the
+older one. A refused write raises :class:`~flowkit.exceptions.ClaimLost` (never retried), which stops
+the engine. Without a token the writes are the plain ``WHERE uuid = :uuid`` ones.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from flowkit.compiler import JUNCTION, RETRY
-from flowkit.exceptions import StorageError
+from flowkit.exceptions import ClaimLost, StorageError
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.models import (
     AtomDetail,
@@ -82,10 +90,14 @@ def atom_uuid(flow_uuid: str, atom_name: str) -> str:
 class BackendRecorder(Recorder):
     """Saves one flow detail's run to ``backend``; see the module docstring."""
 
-    def __init__(self, backend: Backend, flow_detail: FlowDetail, book: LogBook | None = None) -> None:
+    def __init__(
+        self, backend: Backend, flow_detail: FlowDetail, book: LogBook | None = None, fence: int | None = None
+    ) -> None:
         self.backend = backend
         self.flow_detail = flow_detail
         self.book = book
+        self.fence = fence
+        """The fencing token every write carries (None: unfenced); see the module docstring."""
         self._codec = backend.codec
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
@@ -110,12 +122,12 @@ class BackendRecorder(Recorder):
         if self._conn is None:
             self._conn = self.backend.get_connection(autocommit=True)
             self._relaxed = not self._conn.durable
-        conn = self._conn
+        conn, fence = self._conn, self.fence
         try:
             if table == FLOWS:
-                found = self._flush(conn, lambda: conn.update_row(table, uuid, values))
+                found = self._flush(conn, lambda: conn.update_row(table, uuid, values, fence))
             else:
-                found = conn.run(lambda: conn.update_row(table, uuid, values))
+                found = conn.run(lambda: conn.update_row(table, uuid, values, fence))
                 if found and self._relaxed:
                     self._keep(conn, uuid, values)
         except BaseException:
@@ -125,7 +137,9 @@ class BackendRecorder(Recorder):
             self._missing(table, uuid)
 
     def _missing(self, table: str, uuid: str) -> NoReturn:
-        """A row this recorder writes was not found."""
+        """A row this recorder writes was not found: a newer claim's fence refused it, or it is gone."""
+        if self.fence is not None:
+            self._check_fence()
         raise StorageError(
             f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
             f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
@@ -153,7 +167,7 @@ class BackendRecorder(Recorder):
                 return
         # a durable point now: the kept rows were written on a session that is gone, or too many are
         # kept. This write is made again in it, last: a transaction that writes nothing flushes nothing.
-        if not self._flush(conn, lambda: conn.update_row(ATOMS, uuid, values)):
+        if not self._flush(conn, lambda: conn.update_row(ATOMS, uuid, values, self.fence)):
             self._missing(ATOMS, uuid)
 
     def _flush(self, conn: Connection, last: Callable[[], bool]) -> bool:
@@ -167,7 +181,7 @@ class BackendRecorder(Recorder):
         def unit() -> bool:
             if kept and conn.session != self._kept_session:
                 for uuid, values in kept.items():
-                    if not conn.update_row(ATOMS, uuid, values):
+                    if not conn.update_row(ATOMS, uuid, values, self.fence):
                         self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
             return last()
 
@@ -175,6 +189,25 @@ class BackendRecorder(Recorder):
         kept.clear()
         self._kept_session = conn.session
         return found
+
+    def _check_fence(self) -> None:
+        """After a fenced write found no row: raise ClaimLost if a newer claim raised the flow's fence
+        (only this failure path reads it; a missing row is told apart by the caller)."""
+        fd = self.flow_detail
+        with self.backend.get_connection() as conn:
+            rows = conn.run(lambda: conn.select_rows(FLOWS, "uuid", [fd.uuid]))
+        newer = int(rows[0].get("fence", 0)) if rows else None
+        if newer is not None and newer != self.fence:
+            self.close()
+            raise ClaimLost(fd.name, fd.uuid, self.fence or 0, newer)
+
+    def _raise_fence(self, conn: Connection) -> None:
+        """Take the flow over for this recorder's token (inside the restore's transaction)."""
+        token, fd = self.fence, self.flow_detail
+        assert token is not None
+        found = conn.raise_fence(fd.uuid, token)
+        if found is not None and found != token:
+            raise ClaimLost(fd.name, fd.uuid, token, found)
 
     # -- Recorder -----------------------------------------------------------------------------------
 
@@ -199,6 +232,8 @@ class BackendRecorder(Recorder):
     def _restore(self, conn: Connection, storage: Storage) -> None:
         """Read the saved flow detail (or save a new one) and fill ``storage``; safe to run again."""
         fd, codec = self.flow_detail, self._codec
+        if self.fence is not None:  # first, so what is read next is what the older claim left
+            self._raise_fence(conn)
         found = conn.read_flow_details("uuid", [fd.uuid])
         saved = found[0] if found else None
         self._unfinished = [] if saved is None else _unfinished(saved, storage.compiled.names)
@@ -222,7 +257,13 @@ class BackendRecorder(Recorder):
             conn.update_row(
                 FLOWS, fd.uuid, {"meta": codec.dump(fd.meta, f"flow {fd.name}", "the store or meta")}
             )
-        conn.upsert_rows(ATOMS, [codec.atom_row(ad) for ad in new])
+        rows = [codec.atom_row(ad) for ad in new]
+        if self.fence is not None:
+            for row in rows:
+                row["fence"] = self.fence
+        conn.upsert_rows(ATOMS, rows)
+        if saved is None and self.fence is not None:  # the flow row is new: take it now
+            self._raise_fence(conn)
 
     def _load_atoms(self, storage: Storage, known: dict[str, AtomDetail], fresh: bool) -> list[AtomDetail]:
         """Fill ``storage`` from the saved atom details; return the details that must be created."""

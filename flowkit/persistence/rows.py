@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from flowkit.exceptions import NotSerializableError, StorageError
+from flowkit.exceptions import CorruptRecordError, NotSerializableError
 from flowkit.failure import Failure
 from flowkit.persistence.models import (
     ATOM_DETAIL_CLASSES,
@@ -54,6 +54,15 @@ class JsonSerializer:
         return json.loads(text)
 
 
+def _corrupt(kind: str, row: Mapping[str, Any], exc: Exception) -> CorruptRecordError:
+    """``exc``, met reading ``row``, as the error that names the record (its uuid finds the row)."""
+    if isinstance(exc, CorruptRecordError):
+        return CorruptRecordError(f"{kind} {row.get('uuid')}: {exc}")
+    return CorruptRecordError(
+        f"{kind} {row.get('name')!r} ({row.get('uuid')}) in the database is corrupt: {exc}"
+    )
+
+
 class Codec:
     """Encodes models into rows with one serializer; errors name the atom (or record) involved."""
 
@@ -77,7 +86,7 @@ class Codec:
         try:
             return self.serializer.loads(text)
         except Exception as exc:
-            raise StorageError(f"{what} of {owner!r} in the database is corrupt: {exc}") from exc
+            raise CorruptRecordError(f"{what} of {owner!r} in the database is corrupt: {exc}") from exc
 
     def dump_failure(self, failure: Failure | None, owner: str, what: str = "the failure") -> str | None:
         return None if failure is None else self.dump(failure.to_dict(), owner, what)
@@ -134,6 +143,13 @@ class Codec:
         }
 
     def logbook_from(self, row: Mapping[str, Any]) -> LogBook:
+        """The logbook a row holds; :class:`CorruptRecordError` naming it when the row is not one."""
+        try:
+            return self._logbook_from(row)
+        except (CorruptRecordError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _corrupt("logbook", row, exc) from exc
+
+    def _logbook_from(self, row: Mapping[str, Any]) -> LogBook:
         return LogBook(
             row["name"],
             row["uuid"],
@@ -159,6 +175,13 @@ class Codec:
         return self.dump({n: f.to_dict() for n, f in failures.items()}, f"flow {flow_name}", "failures")
 
     def flow_from(self, row: Mapping[str, Any]) -> FlowDetail:
+        """The flow detail a row holds; :class:`CorruptRecordError` naming it when the row is not one."""
+        try:
+            return self._flow_from(row)
+        except (CorruptRecordError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _corrupt("flow detail", row, exc) from exc
+
+    def _flow_from(self, row: Mapping[str, Any]) -> FlowDetail:
         name = row["name"]
         failures = self.load(row["failures"], name, "the flow failures") or {}
         return FlowDetail(
@@ -202,10 +225,17 @@ class Codec:
         return row
 
     def atom_from(self, row: Mapping[str, Any]) -> AtomDetail:
+        """The atom detail a row holds; :class:`CorruptRecordError` naming it when the row is not one."""
+        try:
+            return self._atom_from(row)
+        except (CorruptRecordError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _corrupt("atom detail", row, exc) from exc
+
+    def _atom_from(self, row: Mapping[str, Any]) -> AtomDetail:
         name = row["name"]
         cls = ATOM_DETAIL_CLASSES.get(row["kind"])
         if cls is None:
-            raise StorageError(f"atom detail {name!r} has unknown kind {row['kind']!r}")
+            raise CorruptRecordError(f"atom detail {name!r} has unknown kind {row['kind']!r}")
         kwargs: dict[str, Any] = {}
         if cls is RetryDetail:
             kwargs["history"] = self.load_history(row["history"], name)

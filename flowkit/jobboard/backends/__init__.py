@@ -5,15 +5,19 @@
 ``sqlite:///path/to/file.db``, ``postgresql://user@host/db``, ``memory://``
     The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``).
 
-Backends import their client libraries only when fetched.
+Backends import their client libraries only when fetched (ZooKeeper: ``flowkit[zookeeper]``,
+PostgreSQL: ``flowkit[postgres]``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowkit import extras
 from flowkit.exceptions import JobBoardError, UnknownBackendError
+from flowkit.factory import allow_list
 from flowkit.jobboard.base import JobBoard
 
 ZOOKEEPER_SCHEMES = ("zookeeper",)
@@ -40,17 +44,30 @@ def display_url(url: str) -> str:
     return f"{scheme}://{userinfo.partition(':')[0]}:***@{hosts}{tail}"
 
 
-def fetch(name: str, url: str, persistence: Any = None, **options: Any) -> JobBoard:
+def fetch(
+    name: str, url: str, persistence: Any = None, *, allow: Iterable[str] | None = None, **options: Any
+) -> JobBoard:
     """A (not yet connected) board named ``name`` at ``url``; call ``connect()`` or use ``with``.
 
-    ``options`` are passed to the backend's constructor and win over the URL's query.
+    ``allow`` sets the board's :attr:`~flowkit.jobboard.JobBoard.allow` list (module prefixes every
+    posted factory must be defined under). ``options`` are passed to the backend's constructor and
+    win over the URL's query.
     """
+    board = _make(name, url, persistence, options)
+    board.allow = allow_list(allow)
+    return board
+
+
+def _make(name: str, url: str, persistence: Any, options: dict[str, Any]) -> JobBoard:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ZOOKEEPER_SCHEMES:
+        extras.require("zookeeper", "the ZooKeeper job board")
         from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
 
         return ZooKeeperJobBoard(name, persistence=persistence, **(_zookeeper_options(url) | options))
     if scheme in SQL_SCHEMES:
+        if scheme.startswith("postgresql"):
+            extras.require("postgres", "the PostgreSQL job board")
         from flowkit.jobboard.backends.sql import SQLJobBoard
 
         db_url, query = _split_query(url)

@@ -2,8 +2,9 @@
 
 The table is defined here for use at run time, with its own SQLAlchemy ``MetaData`` (a board and the
 flows' persistence may live in different databases). It is created by flowkit's alembic migrations
-(revision ``0002``, beside persistence's tables), which a board runs on connect (:func:`upgrade`) and
-``flowkit db upgrade URL`` runs from a shell: one database upgraded either way has every flowkit table.
+(revisions ``0002`` and ``0003``, beside persistence's tables), which a board runs on connect
+(:func:`upgrade`) and ``flowkit db upgrade URL`` runs from a shell: one database upgraded either way
+has every flowkit table.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ jobs = sa.Table(
     sa.Column("created_on", sa.Float, nullable=False),
     sa.Column("updated_on", sa.Float, nullable=False),
     sa.Column("record", sa.Text, nullable=False, comment="the job's JSON record"),
+    sa.Column("claim_epoch", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("flowkit_jobs_pick", "board", "state", "priority", "id"),
 )
 

@@ -1,7 +1,8 @@
 """The job board in an SQL database: SQLite for one machine, PostgreSQL for a team that already runs it.
 
-A claim is a lease: the row names its owner and a token, and holds until ``lease_expires``. The board
-renews its leases from a heartbeat thread every ``lease / 3`` seconds (``_sql_leases``); a conductor
+A claim is a lease: the row names its owner and a token, and holds until ``lease_expires``; it also
+raises the row's ``claim_epoch``, the claim's fencing token (``job.fence``; see ``_next_epoch``). The
+board renews its leases from a heartbeat thread every ``lease / 3`` seconds (``_sql_leases``); a conductor
 that dies stops renewing, and once its lease has run out any other conductor may claim the job.
 Claiming the next job is one statement: PostgreSQL picks the row with ``FOR UPDATE SKIP LOCKED``,
 so conductors never queue behind each other; SQLite serialises writers anyway.
@@ -174,8 +175,24 @@ class SQLJobBoard(JobBoard):
             "lease_token": token,
             "lease_expires": now + self.lease,
             "attempts": T.c.attempts + 1,
+            "claim_epoch": self._next_epoch(),
             "updated_on": now,
         }
+
+    def _next_epoch(self) -> Any:
+        """The claim's fencing token, computed by the claim statement itself (so in claim order).
+
+        One more than the job's last claim's, and at least the database's clock in microseconds: so
+        claims of one job always grow (the row lock orders them), and a job posted later for a flow
+        detail that an earlier job ran out-ranks that job's claims too, unless the database's clock
+        went back in between.
+        """
+        assert self._engine is not None
+        if self._engine.dialect.name == "postgresql":
+            now = sa.extract("epoch", sa.func.clock_timestamp()) * 1_000_000
+            return sa.func.greatest(T.c.claim_epoch + 1, sa.cast(now, sa.BigInteger))
+        now = (sa.func.julianday("now") - 2440587.5) * 86_400_000_000  # SQLite: days since the epoch
+        return sa.func.max(T.c.claim_epoch + 1, sa.cast(now, sa.BigInteger))
 
     # -- posting and reading ------------------------------------------------------------------------
 
@@ -267,7 +284,7 @@ class SQLJobBoard(JobBoard):
             T.update()
             .where(T.c.id == job.sequence, self._available(now))
             .values(**self._claim_values(who, token, now))
-            .returning(T.c.attempts, T.c.last_reason)
+            .returning(T.c.attempts, T.c.last_reason, T.c.claim_epoch)
         )
         with self._tx(f"claim job {job}") as conn:
             row = conn.execute(stmt).first()
@@ -279,7 +296,7 @@ class SQLJobBoard(JobBoard):
                 raise UnclaimableJobError(f"job {job} is already claimed by {holder!r}")
             raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}")
         self._leases.add(job.uuid, token)
-        job.attempts, job.last_reason = row.attempts, row.last_reason
+        job.attempts, job.last_reason, job.fence = row.attempts, row.last_reason, int(row.claim_epoch)
         return int(row.attempts) - 1
 
     def claim_next(self, who: str) -> Job | None:
@@ -300,6 +317,8 @@ class SQLJobBoard(JobBoard):
                 return None
             job = self._job(row)
             self._leases.add(row.uuid, token)
+            if job is not None:
+                job.fence = int(row.claim_epoch)
             if job is None:
                 stub = Job(board=self, uuid=row.uuid, name=row.name, sequence=row.id)
                 self.set_aside(stub, who, "malformed job record")

@@ -3,7 +3,8 @@
 Layout under the board's path::
 
     jobs/job-0000000042        the job's JSON record (a sequential node: the number orders the board)
-    claims/job-0000000042      the claim: ephemeral, holding {"owner": ...}, gone with its session
+    claims/job-0000000042      the claim: ephemeral, holding {"owner": ...}, gone with its session;
+                               its creation zxid is the claim's fencing token (``job.fence``)
     set_aside/job-0000000042   jobs kept off the board, with their reason
     trash/job-0000000042       trashed jobs
 
@@ -49,8 +50,17 @@ def _node(job: Job) -> str:
     return f"job-{job.sequence:010d}"
 
 
+MAX_RECORD_BYTES = 1_000_000
+"""The largest job record posted here. ZooKeeper refuses a request over ``jute.maxbuffer`` (1 MiB less
+one byte by default) by dropping the connection, which looks like a lost server; the margin leaves
+room for the request's framing and for the reason an abandon adds to the record."""
+
+
 class ZooKeeperJobBoard(JobBoard):
     """A job board in a ZooKeeper tree; see the module docstring for the layout and session rules."""
+
+    max_record_bytes = MAX_RECORD_BYTES
+    max_record_why = " (ZooKeeper's jute.maxbuffer: 1 MiB per request, by default)"
 
     def __init__(
         self,
@@ -271,6 +281,9 @@ class ZooKeeperJobBoard(JobBoard):
                 cached = version = None  # a retry reads afresh
             failure = _first_failure(results)
             if failure is None:
+                # The job node's new mzxid is the zxid of this transaction, so the claim node's czxid:
+                # ZooKeeper orders every transaction, so a later claim always has a higher one.
+                fence = int(results[1].mzxid)
                 break
             if isinstance(failure, NodeExistsError):
                 with self._copy.lock:
@@ -283,7 +296,7 @@ class ZooKeeperJobBoard(JobBoard):
                 raise JobBoardError(f"board {self.name!r}: claiming job {job} failed: {failure!r}")
         else:
             raise UnclaimableJobError(f"job {job} kept changing while being claimed; try again")
-        job.attempts, job.last_reason = current.attempts, current.last_reason
+        job.attempts, job.last_reason, job.fence = current.attempts, current.last_reason, fence
         # Kazoo's thread marks the session suspended before it clears _owned on LOST (under this
         # lock): a LOST that came before this point is seen here, one that comes after finds the job
         # in _owned and reports it.

@@ -3,7 +3,7 @@
 =================================  ===================================================================
 ``memory://``                      rows in this process (tests, the quickstart)
 ``sqlite:///relative/path.db``     a SQLite file (the embedded default); ``sqlite:////abs/path.db``
-``postgresql://user@host/dbname``  PostgreSQL through psycopg2 (``postgres://`` works too)
+``postgresql://user@host/dbname``  PostgreSQL through psycopg2 (``postgres://`` too; ``flowkit[postgres]``)
 =================================  ===================================================================
 
 The SQL backends import SQLAlchemy when they are fetched, not when flowkit is imported.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flowkit import extras
 from flowkit.exceptions import UnknownBackendError
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.rows import Serializer
@@ -45,6 +46,8 @@ def fetch(
 
         return MemoryBackend(url, serializer)
     if scheme in ("sqlite", "postgresql", "postgres"):
+        if scheme != "sqlite":
+            extras.require("postgres", "the PostgreSQL persistence backend")
         from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
 
         return SQLAlchemyBackend(url, serializer, backoff=backoff, durability=durability)

@@ -60,6 +60,7 @@ flowdetails = sa.Table(
     sa.Column("failures", sa.Text),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 atomdetails = sa.Table(
@@ -83,6 +84,7 @@ atomdetails = sa.Table(
     sa.Column("started_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
     sa.Column("meta", sa.Text),
+    sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 TABLES: dict[str, sa.Table] = {LOGBOOKS: logbooks, FLOWS: flowdetails, ATOMS: atomdetails}

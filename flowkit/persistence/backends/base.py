@@ -1,9 +1,9 @@
 """The persistence contract: a :class:`Backend` hands out :class:`Connection` objects.
 
 A connection's public operations (``get_logbook``, ``save_logbook``, ...) are written once, here, on
-top of six row-level primitives each backend implements (select, upsert, update, delete, delete all,
-and ``run`` for one unit of work). That keeps memory, SQLite and PostgreSQL to one behaviour, which
-one contract test suite checks against all three.
+top of seven row-level primitives each backend implements (select, upsert, update, raise a flow's
+fence, delete, delete all, and ``run`` for one unit of work). That keeps memory, SQLite and
+PostgreSQL to one behaviour, which one contract test suite checks against all three.
 
 ``run(fn)`` is a unit of work: one transaction, retried as a whole by backends whose database can go
 away (see :mod:`flowkit.persistence.backoff`). Primitives are only called inside ``run``.
@@ -11,16 +11,25 @@ away (see :mod:`flowkit.persistence.backoff`). Primitives are only called inside
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import TypeVar
 
-from flowkit.exceptions import NotFound, StorageError
+from flowkit.exceptions import CorruptRecordError, NotFound, StorageError
 from flowkit.persistence.models import AtomDetail, FlowDetail, LogBook, utcnow
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Codec, Row, Serializer
 
 T = TypeVar("T")
+LOG = logging.getLogger("flowkit.persistence")
+
+CorruptListener = Callable[[str, CorruptRecordError], None]
+"""Told ``(logbook_uuid, error)`` of each logbook a listing leaves out because it cannot be read."""
+
+
+def _warn_corrupt(uuid: str, exc: CorruptRecordError) -> None:
+    LOG.warning("logbook %s skipped: it cannot be read: %s", uuid, exc)
 
 
 class Backend(ABC):
@@ -117,8 +126,18 @@ class Connection(ABC):
         """Insert rows, or update them where their uuid exists; a missing parent is a StorageError."""
 
     @abstractmethod
-    def update_row(self, table: str, uuid: str, values: Row) -> bool:
-        """Update some columns of one row; False when there is no such row."""
+    def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
+        """Update some columns of one row; False when there is no such row.
+
+        With ``fence``, only where the row's ``fence`` column equals it (False otherwise): the check
+        is part of the write, so a newer claim that raised the fence in between always wins.
+        """
+
+    @abstractmethod
+    def raise_fence(self, flow_uuid: str, token: int) -> int | None:
+        """Set the fence of a flow detail and of its atom details to ``token``, unless the flow
+        detail's is higher already; return the flow detail's fence afterwards (``token`` when raised,
+        a higher one when refused), or None when there is no such flow detail."""
 
     @abstractmethod
     def delete_row(self, table: str, uuid: str) -> bool:
@@ -144,16 +163,44 @@ class Connection(ABC):
 
         return self.run(op)
 
-    def get_logbooks(self) -> list[LogBook]:
-        """Every logbook, with its flow details and their atom details."""
+    def get_logbooks(self, on_corrupt: CorruptListener | None = None) -> list[LogBook]:
+        """Every logbook, with its flow details and their atom details.
 
-        def op() -> list[LogBook]:
-            books = {r["uuid"]: self.codec.logbook_from(r) for r in self.select_rows(LOGBOOKS)}
-            for fd in self.read_flow_details("parent_uuid", list(books)):
-                books[fd.parent_uuid].add(fd)
-            return list(books.values())
+        A logbook with a record that cannot be read back (:class:`CorruptRecordError`: a value that
+        is not JSON, a state that does not exist) is left out, so one bad row does not hide the
+        others: ``on_corrupt(uuid, error)`` hears of each one left out (by default a warning on
+        the ``flowkit.persistence`` logger). Asked for by uuid, such a logbook is an error.
+        """
 
-        return self.run(op)
+        def op() -> tuple[list[LogBook], dict[str, CorruptRecordError]]:
+            bad: dict[str, CorruptRecordError] = {}
+            books: dict[str, LogBook] = {}
+            for row in self.select_rows(LOGBOOKS):
+                try:
+                    books[row["uuid"]] = self.codec.logbook_from(row)
+                except CorruptRecordError as exc:
+                    bad[row["uuid"]] = exc
+            fds: dict[str, FlowDetail] = {}
+            for row in self.select_rows(FLOWS, "parent_uuid", list(books)):
+                try:
+                    fds[row["uuid"]] = self.codec.flow_from(row)
+                except CorruptRecordError as exc:
+                    bad.setdefault(row["parent_uuid"], exc)
+            for row in self.select_rows(ATOMS, "parent_uuid", list(fds)) if fds else ():
+                fd = fds[row["parent_uuid"]]
+                try:
+                    fd.add(self.codec.atom_from(row))
+                except CorruptRecordError as exc:
+                    bad.setdefault(fd.parent_uuid or "", exc)
+            for fd in fds.values():
+                if fd.parent_uuid in books:
+                    books[fd.parent_uuid].add(fd)
+            return [book for uuid, book in books.items() if uuid not in bad], bad
+
+        books, bad = self.run(op)
+        for uuid, exc in bad.items():
+            (on_corrupt or _warn_corrupt)(uuid, exc)
+        return books
 
     def get_flow_details(self, book_uuid: str) -> list[FlowDetail]:
         """The flow details of one logbook; NotFound if there is no such logbook."""

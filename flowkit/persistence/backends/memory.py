@@ -84,12 +84,24 @@ class MemoryConnection(Connection):
             if owner.setdefault(key, row["uuid"]) != row["uuid"]:
                 raise StorageError(f"flow detail {key[0]!r} already has an atom named {key[1]!r}")
 
-    def update_row(self, table: str, uuid: str, values: Row) -> bool:
+    def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
         row = self._tables[table].get(uuid)
-        if row is None:
+        if row is None or (fence is not None and row.get("fence", 0) != fence):
             return False
         row.update(values)
         return True
+
+    def raise_fence(self, flow_uuid: str, token: int) -> int | None:
+        flow = self._tables[FLOWS].get(flow_uuid)
+        if flow is None:
+            return None
+        if flow.get("fence", 0) > token:
+            return int(flow["fence"])
+        flow["fence"] = token
+        for row in self._tables[ATOMS].values():
+            if row["parent_uuid"] == flow_uuid:
+                row["fence"] = token
+        return token
 
     def delete_row(self, table: str, uuid: str) -> bool:
         if self._tables[table].pop(uuid, None) is None:

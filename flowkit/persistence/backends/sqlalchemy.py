@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -57,6 +56,10 @@ WRITE_LOCK = "flowkit_write_lock"
 """Execution option: on SQLite, begin the connection's transactions with ``BEGIN IMMEDIATE``."""
 # One UPDATE per table; the columns it sets are the keys of the parameters it is executed with.
 _UPDATES = {name: sa.update(t).where(t.c.uuid == sa.bindparam("uuid_")) for name, t in TABLES.items()}
+# The same, fenced: the row's fence is checked by the statement that writes it (see update_row)
+_FENCED = {
+    name: _UPDATES[name].where(TABLES[name].c.fence == sa.bindparam("fence_")) for name in (FLOWS, ATOMS)
+}
 
 
 def sqlalchemy_url(url: str | sa.URL) -> sa.URL:
@@ -285,7 +288,7 @@ class SQLAlchemyConnection(Connection):
                         f"{self.backend.backoff.timeout:g} s of retrying: {reason}"
                     ) from exc
                 LOG.warning("database %s: %s; retrying in %.2f s", self.backend.display_url, reason, delay)
-                time.sleep(delay)
+                self.backend.backoff.sleep(delay)  # wakes early when the process stops
 
     def run(self, fn: Callable[[], T]) -> T:
         if self._autocommit:
@@ -386,10 +389,27 @@ class SQLAlchemyConnection(Connection):
         else:  # SQLite is in process: executemany is cheapest
             conn.execute(upsert, list(rows))
 
-    def update_row(self, table: str, uuid: str, values: Row) -> bool:
+    def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
         params = dict(values)
         params["uuid_"] = uuid
-        return self._checkout().execute(_UPDATES[table], params).rowcount == 1
+        if fence is None:
+            return self._checkout().execute(_UPDATES[table], params).rowcount == 1
+        # One statement: PostgreSQL re-checks the WHERE on the newest version of a row it waited for
+        # (READ COMMITTED), so a fence raised meanwhile refuses this write; SQLite has one writer.
+        params["fence_"] = fence
+        return self._checkout().execute(_FENCED[table], params).rowcount == 1
+
+    def raise_fence(self, flow_uuid: str, token: int) -> int | None:
+        conn = self._checkout()
+        flows, atoms = TABLES[FLOWS], TABLES[ATOMS]
+        raised = conn.execute(
+            sa.update(flows).where(flows.c.uuid == flow_uuid, flows.c.fence <= token).values(fence=token)
+        ).rowcount
+        if raised == 1:  # the flow row is locked now: the atoms' fence changes with it
+            conn.execute(sa.update(atoms).where(atoms.c.parent_uuid == flow_uuid).values(fence=token))
+            return token
+        found = conn.execute(sa.select(flows.c.fence).where(flows.c.uuid == flow_uuid)).scalar()
+        return None if found is None else int(found)
 
     def delete_row(self, table: str, uuid: str) -> bool:
         t = TABLES[table]

@@ -1,0 +1,118 @@
+"""Bind each argument of each atom to where its value will come from: an atom, or the store.
+
+A requirement is bound to the provider the atom runs after; when several providers run
+before it, the nearest one shadows those it runs after (a later step overrides an earlier
+one), and two that do not order each other are ambiguous. Providers that do not run before
+the atom are not visible to it: the value must then come from the store.
+
+Cost: direct predecessors are checked first, then a reachability search whose results are
+remembered per provider (atoms are bound in topological order, which keeps the memo effective).
+"""
+
+from __future__ import annotations
+
+from flowkit.atom import _WHOLE, Atom
+from flowkit.compiler.compiled import FROM_ATOM, Binding, CompiledFlow
+from flowkit.exceptions import AmbiguousProviderError
+
+
+def bind(c: CompiledFlow) -> None:
+    """Fill ``providers``, ``keyed``, ``bindings`` and ``revert_bindings`` of ``c`` (already sorted)."""
+    n = len(c.atoms)
+    providers = c.providers
+    for i in range(n):
+        atom = c.atoms[i]
+        if atom is not None:
+            for symbol in atom.save_as:
+                providers.setdefault(symbol, []).append(i)
+    topo = [0] * n
+    for rank, i in enumerate(c.order):
+        topo[i] = rank
+    reach = _Reachability(c.preds, topo)
+    c.bindings = [()] * n
+    c.revert_bindings = [()] * n
+    c.keyed = [atom is not None and any(k is not _WHOLE for k in atom.save_as.values()) for atom in c.atoms]
+    for i in c.order:  # topological order keeps the reachability memo effective
+        atom = c.atoms[i]
+        if atom is None:
+            continue
+        bound = []
+        for arg, symbol in atom.rebind.items():
+            bound.append(_bind_one(c, i, atom, arg, symbol, False, providers, reach))
+        for arg, symbol in atom.optional_rebind.items():
+            bound.append(_bind_one(c, i, atom, arg, symbol, True, providers, reach))
+        c.bindings[i] = tuple(bound)
+        rbound = []
+        for arg, symbol in atom.revert_rebind.items():
+            rbound.append(_bind_one(c, i, atom, arg, symbol, False, providers, reach))
+        for arg, symbol in atom.revert_optional_rebind.items():
+            rbound.append(_bind_one(c, i, atom, arg, symbol, True, providers, reach))
+        c.revert_bindings[i] = tuple(rbound)
+
+
+def _bind_one(
+    c: CompiledFlow,
+    i: int,
+    atom: Atom,
+    arg: str,
+    symbol: str,
+    optional: bool,
+    providers: dict[str, list[int]],
+    reach: _Reachability,
+) -> Binding:
+    candidates = [p for p in providers.get(symbol, ()) if p != i]
+    if not candidates:
+        return Binding(arg, symbol, optional)
+    preds_i = c.preds[i]
+    if len(candidates) == 1:
+        p = candidates[0]
+        if p in preds_i or reach.reaches(p, i):
+            return Binding(arg, symbol, optional, FROM_ATOM, p, c.atoms[p].save_as[symbol])  # type: ignore[union-attr]
+        return Binding(arg, symbol, optional)
+    visible = [p for p in candidates if p in preds_i or reach.reaches(p, i)]
+    if not visible:
+        return Binding(arg, symbol, optional)
+    # The nearest provider shadows the ones it runs after (a later step overrides an earlier one).
+    nearest = [p for p in visible if not any(q != p and reach.reaches(p, q) for q in visible)]
+    if len(nearest) > 1:
+        raise AmbiguousProviderError(atom.name, symbol, [c.names[p] for p in nearest])
+    p = nearest[0]
+    return Binding(arg, symbol, optional, FROM_ATOM, p, c.atoms[p].save_as[symbol])  # type: ignore[union-attr]
+
+
+class _Reachability:
+    """``reaches(p, i)``: is there a path from ``p`` to ``i``? Remembers the descendants found per ``p``.
+
+    A backward search from ``i`` that skips nodes sorted before ``p`` (they cannot lie on a
+    path from it); asking in topological order makes repeated questions about one
+    provider O(1) (a chain of 100,000 atoms needing the first one's output stays linear).
+    """
+
+    __slots__ = ("_known", "_preds", "_topo")
+
+    def __init__(self, preds: list[list[int]], topo: list[int]) -> None:
+        self._preds = preds
+        self._topo = topo
+        self._known: dict[int, set[int]] = {}
+
+    def reaches(self, p: int, i: int) -> bool:
+        topo = self._topo
+        if topo[p] >= topo[i]:
+            return False
+        known = self._known.setdefault(p, {p})
+        if i in known:
+            return True
+        floor = topo[p]
+        stack = [i]
+        seen = {i}
+        preds = self._preds
+        while stack:
+            x = stack.pop()
+            for q in preds[x]:
+                if q in known:
+                    known.add(i)
+                    return True
+                if q not in seen and topo[q] > floor:
+                    seen.add(q)
+                    stack.append(q)
+        return False

@@ -1,0 +1,106 @@
+"""The compiled form of a flow: plain integer-indexed lists the engine's hot loop reads.
+
+Node ids index every list. Ids are handed out depth first, so every (sub)flow owns a
+contiguous id range; retry scopes and decider reaches are ranges, not sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from flowkit.atom import _WHOLE, Atom
+from flowkit.exceptions import MissingRequirementError
+from flowkit.flow import Flow
+from flowkit.patterns.graph_flow import Depth
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+TASK, RETRY, JUNCTION = 0, 1, 2
+"""Node kinds. Junctions are internal no-op nodes that join two large groups of atoms
+(n x m edges become n + m); they stay in ``CompiledFlow.graph`` (kind "junction") but
+are never stored, notified or drawn."""
+
+KIND_NAMES = ("task", "retry", "junction")
+"""Each node kind's name, indexed by kind, as ``CompiledFlow.graph`` and ``flowkit graph`` spell it."""
+
+FROM_ATOM, FROM_STORE = 0, 1
+
+
+@dataclass(slots=True)
+class Binding:
+    """Where one argument of one atom comes from."""
+
+    arg: str
+    symbol: str
+    optional: bool
+    kind: int = FROM_STORE
+    provider: int = -1
+    key: Any = _WHOLE
+
+
+@dataclass(slots=True)
+class DeciderLink:
+    """A decider on a link ``u -> v``: evaluated once, when ``v`` is about to start."""
+
+    decider: Callable[..., bool]
+    depth: Depth
+    history: range  # node ids of u
+    target: range  # node ids of v
+    scope: range  # node ids of the graph flow holding the link
+    label: str
+
+
+@dataclass(slots=True)
+class CompiledFlow:
+    """The runnable form of a flow. Indexes are node ids."""
+
+    flow: Flow
+    atoms: list[Atom | None] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    kinds: list[int] = field(default_factory=list)
+    preds: list[list[int]] = field(default_factory=list)
+    succs: list[list[int]] = field(default_factory=list)
+    retry_of: list[int] = field(default_factory=list)
+    """Innermost retry controller whose scope holds the node (-1: none)."""
+    scope_end: dict[int, int] = field(default_factory=dict)
+    """For a retry node r: its scope is ``range(r + 1, scope_end[r])``."""
+    bindings: list[tuple[Binding, ...]] = field(default_factory=list)
+    revert_bindings: list[tuple[Binding, ...]] = field(default_factory=list)
+    deciders: dict[int, list[DeciderLink]] = field(default_factory=dict)
+    providers: dict[str, list[int]] = field(default_factory=dict)
+    """Symbol -> the atoms that provide it."""
+    keyed: list[bool] = field(default_factory=list)
+    """Whether the atom provides by key or index (its results are checked when it succeeds)."""
+    index: dict[str, int] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+    """A topological order of all nodes."""
+    _graph: nx.DiGraph | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The DAG as a ``networkx.DiGraph`` of atom names, for people and tools; built on first use.
+
+        Nodes carry ``atom`` and ``kind`` ("task", "retry" or "junction"). Nothing flowkit runs
+        needs it, so compiling never pays for it and ``import flowkit`` never imports networkx
+        (it comes with the ``flowkit[graph]`` extra).
+        """
+        if self._graph is None:
+            from flowkit.compiler.networkx_view import to_networkx
+
+            self._graph = to_networkx(self)
+        return self._graph
+
+    def atom_ids(self) -> Iterable[int]:
+        kinds = self.kinds
+        return (i for i in range(len(kinds)) if kinds[i] != JUNCTION)
+
+    def check_store(self, store: dict[str, Any]) -> None:
+        """Raise :class:`MissingRequirementError` for the first requirement nothing can satisfy."""
+        for i in self.atom_ids():
+            for b in (*self.bindings[i], *self.revert_bindings[i]):
+                if b.kind == FROM_STORE and not b.optional and b.symbol not in store:
+                    others = [self.names[p] for p in self.providers.get(b.symbol, ()) if p != i]
+                    raise MissingRequirementError(self.names[i], b.symbol, others)

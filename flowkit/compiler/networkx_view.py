@@ -1,0 +1,32 @@
+"""The compiled DAG as a ``networkx.DiGraph``: built on demand, for people and tools.
+
+Kept out of compiling on purpose: nothing flowkit runs reads it, and building it (and importing
+networkx) cost as much as the rest of a compile. :attr:`CompiledFlow.graph` calls this once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flowkit import extras
+from flowkit.compiler.compiled import KIND_NAMES, CompiledFlow
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+def to_networkx(c: CompiledFlow) -> nx.DiGraph:
+    """Nodes are atom (and junction) names with ``atom`` and ``kind`` attributes; edges run u -> v."""
+    extras.require("graph", "CompiledFlow.graph (a networkx view of the compiled flow)")
+    import networkx as nx
+
+    from flowkit.compiler import gc_paused
+
+    g = nx.DiGraph()
+    names, atoms, kinds = c.names, c.atoms, c.kinds
+    with gc_paused():
+        g.add_nodes_from(
+            (name, {"atom": atoms[i], "kind": KIND_NAMES[kinds[i]]}) for i, name in enumerate(names)
+        )
+        g.add_edges_from((names[i], names[s]) for i, succ in enumerate(c.succs) for s in succ)
+    return g

@@ -1,0 +1,161 @@
+"""Lay a (nested) flow out as nodes and edges: ids, names, retry scopes, links and deciders.
+
+Structural mistakes are found here, with the atoms named: duplicate atom or subflow names,
+retry controllers added as children. Each (sub)flow's children get contiguous node ids
+(depth first), so a retry controller's scope is the id range after it. Two large groups
+joined by a link are connected through a junction node (n + m edges instead of n x m).
+"""
+
+from __future__ import annotations
+
+from flowkit.atom import Atom
+from flowkit.compiler.compiled import JUNCTION, RETRY, TASK, CompiledFlow, DeciderLink
+from flowkit.exceptions import DuplicateNameError, InvalidFlowError
+from flowkit.flow import Flow, Node
+from flowkit.patterns.graph_flow import GraphFlow
+from flowkit.retry import Retry
+
+_JUNCTION_THRESHOLD = 16
+
+_Built = tuple[int, int, list[int], list[int], set[str], set[str]]
+"""One child as built: (first id, end id, sources, sinks, symbols provided, symbols required)."""
+
+
+class Structure:
+    """Builds the nodes and edges of a :class:`CompiledFlow` from its flow; ``build_flow`` is the entry."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.c = CompiledFlow(flow=flow)
+        self.flow_names: set[str] = set()
+
+    # -- nodes and edges --------------------------------------------------------------------------
+
+    def new_node(self, atom: Atom | None, kind: int, retry: int, name: str | None = None) -> int:
+        c = self.c
+        nid = len(c.atoms)
+        node_name = name if name is not None else atom.name  # type: ignore[union-attr]
+        if node_name in c.index:
+            raise DuplicateNameError(node_name, f"flow {c.flow.name!r}")
+        c.index[node_name] = nid
+        c.atoms.append(atom)
+        c.names.append(node_name)
+        c.kinds.append(kind)
+        c.preds.append([])
+        c.succs.append([])
+        c.retry_of.append(retry)
+        return nid
+
+    def connect(self, sinks: list[int], sources: list[int], retry: int) -> None:
+        c = self.c
+        if len(sinks) * len(sources) > _JUNCTION_THRESHOLD and len(sinks) > 1 and len(sources) > 1:
+            j = self.new_node(None, JUNCTION, retry, name=f"<junction {len(c.atoms)}>")
+            self.edges(sinks, [j])
+            self.edges([j], sources)
+        else:
+            self.edges(sinks, sources)
+
+    def edges(self, tails: list[int], heads: list[int]) -> None:
+        preds, succs = self.c.preds, self.c.succs
+        for t in tails:
+            st = succs[t]
+            for h in heads:
+                st.append(h)
+                preds[h].append(t)
+
+    # -- structure --------------------------------------------------------------------------------
+
+    def build(self, node: Node, retry: int) -> tuple[list[int], list[int], set[str], set[str]]:
+        """Add ``node``; return (sources, sinks, symbols provided, symbols required from outside)."""
+        if isinstance(node, Atom):
+            if isinstance(node, Retry):
+                raise InvalidFlowError(
+                    f"retry controller {node.name!r} must be given as a flow's retry=, not added as a child"
+                )
+            nid = self.new_node(node, TASK, retry)
+            return [nid], [nid], set(node.provides), set(node.requires) | set(node.optional)
+        return self.build_flow(node, retry)
+
+    def build_flow(self, flow: Flow, retry: int) -> tuple[list[int], list[int], set[str], set[str]]:
+        c = self.c
+        if flow.name in self.flow_names:
+            raise DuplicateNameError(flow.name, f"flow {c.flow.name!r} (two subflows share it)")
+        self.flow_names.add(flow.name)
+        inner = retry
+        provides: set[str] = set()
+        requires: set[str] = set()
+        r = -1
+        if flow.retry is not None:
+            r = self.new_node(flow.retry, RETRY, retry)
+            inner = r
+            provides.update(flow.retry.provides)
+            requires.update(flow.retry.requires | flow.retry.optional)
+
+        children = list(flow)
+        built: list[_Built] = []
+        for child in children:
+            lo = len(c.atoms)
+            src, snk, prov, req = self.build(child, inner)
+            built.append((lo, len(c.atoms), src, snk, prov, req))
+        pos = {id(child): k for k, child in enumerate(children)}
+
+        child_edges: list[tuple[int, int]] = []
+        for u, v, meta in flow.iter_links():
+            ku, kv = pos[id(u)], pos[id(v)]
+            child_edges.append((ku, kv))
+            decider = meta.get("decider")
+            if decider is not None and built[kv][2]:
+                link = DeciderLink(
+                    decider=decider,
+                    depth=meta["depth"],
+                    history=range(built[ku][0], built[ku][1]),
+                    target=range(built[kv][0], built[kv][1]),
+                    scope=range(built[0][0], built[-1][1]),
+                    label=f"{getattr(u, 'name', u)!r} -> {getattr(v, 'name', v)!r}",
+                )
+                for entry in built[kv][2]:
+                    c.deciders.setdefault(entry, []).append(link)
+        if isinstance(flow, GraphFlow):
+            child_edges.extend(self.inferred_edges(flow, built))
+
+        has_pred = [False] * len(built)
+        has_succ = [False] * len(built)
+        seen_pairs: set[tuple[int, int]] = set()
+        for ku, kv in child_edges:
+            if (ku, kv) in seen_pairs:
+                continue
+            seen_pairs.add((ku, kv))
+            sinks, sources = built[ku][3], built[kv][2]
+            if not sinks or not sources:
+                continue  # an empty subflow orders nothing
+            has_succ[ku] = True
+            has_pred[kv] = True
+            self.connect(sinks, sources, inner)
+
+        sources = [s for k, b in enumerate(built) if not has_pred[k] for s in b[2]]
+        sinks = [s for k, b in enumerate(built) if not has_succ[k] for s in b[3]]
+        for b in built:
+            provides |= b[4]
+        for b in built:
+            requires |= b[5]
+        requires -= provides
+        if r >= 0:
+            c.scope_end[r] = len(c.atoms)
+            self.connect([r], sources, inner) if sources else None
+            sources = [r]
+            if not sinks:
+                sinks = [r]
+        return sources, sinks, provides, requires
+
+    def inferred_edges(self, flow: GraphFlow, built: list[_Built]) -> list[tuple[int, int]]:
+        """Graph flows: a child runs after each sibling providing a symbol it requires."""
+        by_symbol: dict[str, list[int]] = {}
+        for k, b in enumerate(built):
+            for symbol in b[4]:
+                by_symbol.setdefault(symbol, []).append(k)
+        out = []
+        for k, b in enumerate(built):
+            for symbol in b[5]:
+                for p in by_symbol.get(symbol, ()):
+                    if p != k:
+                        out.append((p, k))
+        return out

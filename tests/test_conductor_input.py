@@ -1,0 +1,143 @@
+"""A real conductor process (ZooKeeper board, PostgreSQL persistence) fed jobs it must not run as given.
+
+- A factory reached *through* an allowed module (``tests.allowlist_flows:os.system``) once ran a shell
+  command on the conductor before the job was set aside: each such job here would create a marker
+  file if it ran; none may exist, and every one is set aside at once.
+- A flow detail saved with a state that is not a flow state once "failed unexpectedly" on every claim
+  and was set aside only after ``max_attempts`` claims: it is a malformed record, set aside at the
+  first claim with the reason.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from flowkit.engines.persistence import backend_for
+from flowkit.jobboard import Job, JobBoard, JobState
+from flowkit.jobboard import backends as boards
+from flowkit.persistence.models import FlowDetail, LogBook
+from tests.jobboard_support import zookeeper_tree
+from tests.test_conductor_faults import REPO, SESSION_TIMEOUT, Conductors, _until
+
+pytestmark = [pytest.mark.zookeeper, pytest.mark.postgres, pytest.mark.slow]
+
+MOD = "tests.allowlist_flows"
+
+
+@pytest.fixture
+def zk_url(zookeeper_hosts: str) -> Iterator[str]:
+    with zookeeper_tree(zookeeper_hosts) as path:
+        yield f"zookeeper://{zookeeper_hosts}{path}?timeout={SESSION_TIMEOUT:g}"
+
+
+@pytest.fixture
+def board(zk_url: str, postgres_url: str) -> Iterator[JobBoard]:
+    board = boards.fetch("input", zk_url, persistence=postgres_url)
+    board.connect()
+    yield board
+    board.close()
+
+
+@pytest.fixture
+def conductors(tmp_path: Path, postgres_url: str) -> Iterator[Conductors]:
+    made = Conductors(tmp_path, postgres_url)
+    yield made
+    made.close()
+
+
+def _post_raw(board: JobBoard, postgres_url: str, name: str, path: str, *args: str) -> Job:
+    """Post a job whose flow detail names ``path`` as saved by a poster we do not control (no checks)."""
+    book = LogBook(name)
+    fd = book.add(FlowDetail(name))
+    fd.meta["factory"] = {"name": path, "args": list(args), "kwargs": {}}
+    with backend_for(postgres_url).get_connection() as conn:
+        conn.upgrade()
+        conn.save_logbook(book)
+    return board.post(name, book=book, flow_detail=fd)
+
+
+def test_a_shell_reached_through_an_allowed_module_never_runs(
+    board: JobBoard, conductors: Conductors, postgres_url: str, zk_url: str, tmp_path: Path
+) -> None:
+    markers = {k: tmp_path / f"ran-{k}" for k in ("system", "spaced", "getoutput", "demo", "static", "alias")}
+    bad = [
+        _post_raw(board, postgres_url, "system", f"{MOD}:os.system", f"touch {markers['system']}"),
+        _post_raw(board, postgres_url, "spaced", f" {MOD} :os.system", f"touch {markers['spaced']}"),
+        board.post_flow(
+            f"{MOD}:subprocess.getoutput", factory_args=[f"touch {markers['getoutput']}"], name="getoutput"
+        ),
+        board.post_flow(
+            "flowkit.demo:subprocess.getoutput", factory_args=[f"touch {markers['demo']}"], name="demo"
+        ),
+        board.post_flow(f"{MOD}:Builder.shell", factory_args=[f"touch {markers['static']}"], name="static"),
+        board.post_flow(f"{MOD}:run_shell", factory_args=[f"touch {markers['alias']}"], name="alias"),
+    ]
+    # `flowkit jobs post` without --allow posts it (nothing runs there); the conductor must not run it.
+    cli_marker = tmp_path / "ran-cli"
+    command = [sys.executable, "-m", "flowkit.cli.main", "jobs", "post", f"{MOD}:os.system", "--name", "cli"]
+    command += ["--kwargs", f'{{"command": "touch {cli_marker}"}}']
+    posted = subprocess.run(
+        [*command, "--board", zk_url, "--persistence", postgres_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert posted.returncode == 0, posted.stderr
+    ok = tmp_path / "ok"
+    good = board.post_flow(f"{MOD}:Builder.create", store={"path": str(ok)}, name="good")
+    a = conductors.start("a", zk_url, "--allow", f"{MOD},flowkit.demo")
+    _until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
+    _until(lambda: board.job_count() == 0, 20, "the other jobs to be set aside")
+    assert ok.exists()
+    assert [m.name for m in [*markers.values(), cli_marker] if m.exists()] == []
+    aside = {j.name: j for j in board.set_aside_jobs()}
+    assert sorted(aside) == sorted([j.name for j in bad] + ["cli"])
+    assert all(j.attempts == 1 for j in aside.values()), {n: j.attempts for n, j in aside.items()}
+    assert "is defined in module" in (aside["system"].last_reason or "")
+    assert "no spaces" in (aside["spaced"].last_reason or "")
+    log = conductors.log("a")
+    assert "failed unexpectedly" not in log and "any importable callable" not in log
+    a.terminate()
+    assert a.wait(10) == 0
+    # Without --allow the conductor says at start what that means.
+    b = conductors.start("b", zk_url)
+    assert "any importable callable" in conductors.log("b")
+    b.terminate()
+    assert b.wait(10) == 0
+
+
+def _corrupt(postgres_url: str, job: Job, column: str, value: str) -> None:
+    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cur:
+        cur.execute(f"UPDATE flowkit_flowdetails SET {column} = %s WHERE uuid = %s", (value, job.flow_uuid))
+        assert cur.rowcount == 1
+    conn.close()
+
+
+def test_a_malformed_saved_flow_detail_is_set_aside_at_the_first_claim(
+    board: JobBoard, conductors: Conductors, postgres_url: str, zk_url: str, tmp_path: Path
+) -> None:
+    bogus = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "bogus")}, name="bogus-state")
+    not_json = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "not-json")}, name="bad-meta")
+    _corrupt(postgres_url, bogus, "state", "BOGUS")
+    _corrupt(postgres_url, not_json, "meta", "{not json")
+    good = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "ok")}, name="good")
+    a = conductors.start("a", zk_url, "--allow", MOD)
+    _until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
+    _until(lambda: board.job_count() == 0, 30, "the malformed jobs to be set aside")
+    aside = {j.name: j for j in board.set_aside_jobs()}
+    assert sorted(aside) == ["bad-meta", "bogus-state"]
+    assert {n: j.attempts for n, j in aside.items()} == {"bad-meta": 1, "bogus-state": 1}
+    assert "'BOGUS'" in (aside["bogus-state"].last_reason or "")
+    assert bogus.flow_uuid in (aside["bogus-state"].last_reason or "")
+    assert "corrupt" in (aside["bad-meta"].last_reason or "")
+    assert not (tmp_path / "bogus").exists() and not (tmp_path / "not-json").exists()
+    assert "failed unexpectedly" not in conductors.log("a") and "Traceback" not in conductors.log("a")
+    a.terminate()
+    assert a.wait(10) == 0

@@ -1,0 +1,221 @@
+"""Fencing at the persistence level, on every backend: once an engine with a newer claim's token has
+loaded a flow detail, the database refuses every write of an engine with an older token, and that
+engine stops at once (serial and parallel) without starting anything more."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from flowkit import LinearFlow, Task, UnorderedFlow, engines
+from flowkit.exceptions import ClaimLost, InvalidFlowError, StorageError
+from flowkit.flow import Flow
+from flowkit.persistence.backends import Backend
+from flowkit.persistence.models import FlowDetail, LogBook
+from flowkit.states import FlowState
+from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend, saved_flow
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    b = fresh_backend(backend_url(request.param, request, tmp_path))
+    yield b
+    b.close()
+
+
+class Step(Task):
+    """Records who ran it; the first step the old owner runs lets ``takeover`` happen meanwhile."""
+
+    def __init__(self, name: str, calls: list[tuple[str, str]], takeover: Callable[[], None]) -> None:
+        super().__init__(name=name)
+        self.calls, self.takeover = calls, takeover
+
+    def execute(self, who: str) -> str:
+        self.calls.append((self.name, who))
+        if who == "old" and len(self.calls) == 1:
+            self.takeover()
+        return f"{self.name}:{who}"
+
+
+def _saved_new(backend: Backend) -> FlowDetail:
+    book, fd = LogBook("fenced"), FlowDetail("fenced")
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    return fd
+
+
+def _steps(kind: type[Flow], calls: list[tuple[str, str]], takeover: Callable[[], None]) -> Flow:
+    flow = kind("fenced")
+    flow.add(*(Step(name, calls, takeover) for name in ("a", "b", "c")))
+    return flow
+
+
+@pytest.mark.parametrize(
+    ("flow_kind", "options"),
+    [(LinearFlow, {"engine": "serial"}), (UnorderedFlow, {"engine": "parallel", "max_workers": 1})],
+    ids=["serial", "parallel"],
+)
+def test_a_newer_claim_refuses_the_older_engines_writes_and_it_stops_at_once(
+    backend: Backend, flow_kind: type[Flow], options: dict[str, object]
+) -> None:
+    fd = _saved_new(backend)
+    calls: list[tuple[str, str]] = []
+
+    def takeover() -> None:  # the new owner resumes the flow from the database and runs it to the end
+        with backend.get_connection() as conn:
+            saved = conn.get_flow_detail(fd.uuid)
+        newer = _steps(flow_kind, calls, lambda: None)
+        engines.load(newer, store={"who": "new"}, backend=backend, flow_detail=saved, fence=2).run()
+
+    old = engines.load(
+        _steps(flow_kind, calls, takeover),
+        store={"who": "old"},
+        backend=backend,
+        flow_detail=fd,
+        fence=1,
+        **options,
+    )  # type: ignore[arg-type]
+    with pytest.raises(ClaimLost) as caught:
+        old.run()
+    assert (caught.value.token, caught.value.newer, caught.value.flow_uuid) == (1, 2, fd.uuid)
+    # the old engine started one step (the one during which it lost the flow), and nothing after it
+    started_by_old = [name for name, who in calls if who == "old"]
+    assert len(started_by_old) == 1, calls
+    assert sorted(name for name, who in calls if who == "new") == ["a", "b", "c"]
+    saved = saved_flow(backend, fd.uuid)
+    assert saved.state is FlowState.SUCCESS  # the old engine did not write SUSPENDED over it either
+    assert {ad.name: ad.results for ad in saved} == {"a": "a:new", "b": "b:new", "c": "c:new"}
+
+
+def test_an_older_token_is_refused_before_anything_runs(backend: Backend) -> None:
+    fd = _saved_new(backend)
+    calls: list[tuple[str, str]] = []
+    with backend.get_connection() as conn:
+        newer = engines.load(
+            _steps(LinearFlow, calls, lambda: None),
+            store={"who": "new"},
+            backend=backend,
+            flow_detail=conn.get_flow_detail(fd.uuid),
+            fence=7,
+        )
+    newer.prepare()
+    late = engines.load(
+        _steps(LinearFlow, calls, lambda: None),
+        store={"who": "old"},
+        backend=backend,
+        flow_detail=fd,
+        fence=5,
+    )
+    with pytest.raises(ClaimLost, match=r"fence 5.*|fence 7") as caught:
+        late.run()
+    assert (caught.value.token, caught.value.newer) == (5, 7)
+    assert "fence 5" in str(caught.value) and "fence 7" in str(caught.value)
+    assert calls == []
+    newer.run()
+    assert [who for _, who in calls] == ["new"] * 3
+
+
+def test_the_same_token_resumes_and_unfenced_engines_are_unchanged(backend: Backend) -> None:
+    fd = _saved_new(backend)
+    calls: list[tuple[str, str]] = []
+    first = engines.load(
+        _steps(LinearFlow, calls, lambda: None),
+        store={"who": "one"},
+        backend=backend,
+        flow_detail=fd,
+        fence=3,
+    )
+    first.prepare()
+    # a conductor that lost nothing loads its own flow again with its own token: allowed
+    again = engines.load(
+        _steps(LinearFlow, calls, lambda: None),
+        store={"who": "one"},
+        backend=backend,
+        flow_detail=fd,
+        fence=3,
+    )
+    again.run()
+    assert saved_flow(backend, fd.uuid).state is FlowState.SUCCESS
+    # without a token nothing is checked (an engine run in-process, no board)
+    plain = engines.run(
+        _steps(LinearFlow, [], lambda: None), store={"who": "plain"}, backend=backend, book=LogBook("plain")
+    )
+    assert plain["who"] == "plain"
+    with pytest.raises(InvalidFlowError, match="fence= need backend="):
+        engines.load(_steps(LinearFlow, [], lambda: None), fence=1)
+
+
+def test_a_fenced_write_to_a_destroyed_flow_detail_is_not_a_lost_claim(backend: Backend) -> None:
+    book, fd = LogBook("gone"), FlowDetail("gone")
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+
+    def destroy() -> None:
+        with backend.get_connection() as conn:
+            conn.destroy_logbook(book.uuid)
+
+    calls: list[tuple[str, str]] = []
+    old = engines.load(
+        _steps(LinearFlow, calls, destroy), store={"who": "old"}, backend=backend, flow_detail=fd, fence=1
+    )
+    with pytest.raises(StorageError, match="is gone") as caught:
+        old.run()
+    assert not isinstance(caught.value, ClaimLost)
+    assert calls == [("a", "old")]
+
+
+@pytest.mark.postgres
+def test_postgresql_a_write_waiting_on_the_newer_claims_restore_is_refused(postgres_url: str) -> None:
+    """The newer claim raises the fence in a transaction still open when the old engine writes: the
+    write waits on the row lock, and READ COMMITTED re-checks its WHERE on the row the newer claim
+    committed, so it is refused, with no read before it."""
+    from flowkit.persistence.backends.sqlalchemy import SQLAlchemyConnection
+
+    backend = fresh_backend(postgres_url)
+    try:
+        fd = _saved_new(backend)
+        calls: list[tuple[str, str]] = []
+        running, raised = threading.Event(), threading.Event()
+        committed_at: list[float] = []
+
+        def newer_claim() -> None:
+            running.wait(10)
+            conn = backend.get_connection()
+            assert isinstance(conn, SQLAlchemyConnection)
+            with conn._checkout().begin():
+                assert conn.raise_fence(fd.uuid, 2) == 2
+                raised.set()
+                time.sleep(0.5)  # the old engine's write of step a's result waits on the row lock
+                committed_at.append(time.monotonic())
+            conn.close()
+
+        def takeover() -> None:  # in step a's execute, in the old engine's thread
+            running.set()
+            assert raised.wait(10)
+
+        thread = threading.Thread(target=newer_claim)
+        thread.start()
+        old = engines.load(
+            _steps(LinearFlow, calls, takeover),
+            store={"who": "old"},
+            backend=backend,
+            flow_detail=fd,
+            fence=1,
+        )
+        with pytest.raises(ClaimLost) as caught:
+            old.run()
+        refused_at = time.monotonic()
+        thread.join(10)
+        assert (caught.value.token, caught.value.newer) == (1, 2)
+        assert committed_at and refused_at >= committed_at[0]  # it waited for the newer claim's commit
+        assert calls == [("a", "old")]
+        saved = saved_flow(backend, fd.uuid)
+        assert next((ad.name, ad.state.value, ad.results) for ad in saved) == ("a", "RUNNING", None)
+    finally:
+        backend.close()
