@@ -14,15 +14,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
+import psycopg2
 import pytest
 
 from flowkit import LinearFlow, Task, engines
+from flowkit.exceptions import ClaimLost
 from flowkit.persistence import backends
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.backoff import Backoff
-from flowkit.persistence.models import FlowDetail
+from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import AtomState, FlowState
 from tests.persistence_support import fresh_backend, saved_flow
 from tests.pg_server import PgServer, require_pg_binaries
@@ -110,6 +113,14 @@ def _run(pg: PgServer, flow: LinearFlow, fd: FlowDetail, listen: Callable[[Any],
         backend.close()
 
 
+def _idle_in_transaction(pg: PgServer) -> int:
+    """Sessions of the server holding a transaction open between statements."""
+    with closing(psycopg2.connect(pg.url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'")
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+
 def _wrong(direct: Backend, fd: FlowDetail, state: AtomState, results: bool) -> dict[str, str]:
     """Atoms whose saved state (or result) is not what the finished engine has: lost writes."""
     saved = saved_flow(direct, fd.uuid)
@@ -188,3 +199,37 @@ def test_a_durable_point_inside_a_long_flow_is_durable(
     saved = saved_flow(direct, fd.uuid)
     assert saved.state is FlowState.SUCCESS
     assert {ad.name: ad.state.value for ad in saved if ad.state is not AtomState.SUCCESS} == {}
+
+
+def test_a_rewrite_after_a_crash_is_fenced_and_leaves_no_open_transaction(
+    pg: PgServer, direct: Backend
+) -> None:
+    """The atom rows written again after a crash carry the claim's fence like every write: a newer
+    claim that took the flow over while the server was down refuses them, the flow's final state is
+    not written, and the refused durable transaction is rolled back, not left open in the pool."""
+    flow = LinearFlow("fenced").add(*(Step(f"t{i:02d}") for i in range(N)))
+    book, fd = LogBook("fenced"), FlowDetail("fenced")
+    book.add(fd)
+    with direct.get_connection() as conn:
+        conn.save_logbook(book)
+
+    def takeover() -> None:  # the server crashes; once it is back a newer claim raises the fence
+        pg.crash_for(DOWN_S)
+        pg.wait_restarted()
+        with direct.get_connection() as conn:
+            assert conn.run(lambda: conn.raise_fence(fd.uuid, 2)) == 2
+
+    crash = _once(takeover)
+    last = f"t{N - 1:02d}"
+    backend = backends.fetch(pg.url, backoff=Backoff(timeout=60))
+    try:
+        engine = engines.load(flow, backend=backend, flow_detail=fd, fence=1)
+        engine.atom_notifier.register(
+            AtomState.SUCCESS, lambda state, details: crash() if details["atom_name"] == last else None
+        )
+        with pytest.raises(ClaimLost):
+            engine.run()
+        assert _idle_in_transaction(pg) == 0
+    finally:
+        backend.close()
+    assert saved_flow(direct, fd.uuid).state is FlowState.RUNNING  # the old claim's SUCCESS was refused

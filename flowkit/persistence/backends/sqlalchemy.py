@@ -226,6 +226,7 @@ class SQLAlchemyConnection(Connection):
         self._engine = backend.engine
         self._autocommit = autocommit
         self._conn: sa.Connection | None = None
+        self._in_transaction = False  # inside run_durable's own BEGIN ... COMMIT
 
     # -- connection handling ------------------------------------------------------------------------
 
@@ -247,6 +248,8 @@ class SQLAlchemyConnection(Connection):
 
     def _release(self, invalidate: bool = False) -> None:
         conn, self._conn = self._conn, None
+        # closed from inside run_durable: never give the pool a half-done transaction
+        invalidate, self._in_transaction = invalidate or self._in_transaction, False
         if conn is None:
             return
         try:
@@ -311,11 +314,13 @@ class SQLAlchemyConnection(Connection):
         def attempt() -> T:
             conn = self._checkout()
             try:
+                self._in_transaction = True
                 for statement in begin:
                     conn.exec_driver_sql(statement)
                 out = fn()
                 for statement in end:
                     conn.exec_driver_sql(statement)
+                self._in_transaction = False
             except BaseException:
                 # the transaction is half done: drop the session (its server side rolls back) rather
                 # than give the pool a connection in an unknown state
