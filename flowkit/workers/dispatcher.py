@@ -235,7 +235,7 @@ class WorkerDispatcher(Dispatcher):
             if link is None:
                 raise WorkerError("the worker-based dispatcher is not running (start() was not called)")
             link.pump(max(0.0, budget))
-            if link.generation != self._generation:
+            if link.generation != self._generation and link.connected:
                 self._reconnected(link.generation)
         return done.popleft()
 

@@ -68,7 +68,7 @@ class Link:
         self.down_since: float | None = None
         """``time.monotonic()`` when the connection was lost; None while connected."""
         self.generation = 0
-        """Bumped on every successful (re)connect."""
+        """Bumped on every (re)connect attempt, before its consumers start (see :meth:`ack`)."""
 
     @property
     def connected(self) -> bool:
@@ -98,6 +98,10 @@ class Link:
             )
             self._errors = (OSError, *conn.connection_errors, *conn.channel_errors)
             channel = conn.channel()
+            # Bumped before setup: starting consumers may deliver at once (a backlog, or requests
+            # redelivered after a cut), and those deliveries belong to this channel. Tagged with the
+            # old generation, their acks would be skipped and each would hold a prefetch slot forever.
+            self.generation += 1
             self._setup(channel)
             self._producer = kombu.Producer(channel, auto_declare=False)
         except Exception as exc:
@@ -119,7 +123,6 @@ class Link:
             LOG.warning("%s: reconnected to %s", self.name, self.where)
         self._failures = 0
         self.down_since = None
-        self.generation += 1
         return True
 
     def _drop(self, graceful: bool = True) -> None:
