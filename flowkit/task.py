@@ -27,8 +27,11 @@ class Task(Atom):
         requires: Iterable[str] | None = None,
         rebind: RebindSpec = None,
         inject: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> None:
-        super().__init__(name=name, provides=provides, requires=requires, rebind=rebind, inject=inject)
+        super().__init__(
+            name=name, provides=provides, requires=requires, rebind=rebind, inject=inject, timeout=timeout
+        )
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")
@@ -60,6 +63,7 @@ class FunctorTask(Task):
         rebind: RebindSpec = None,
         inject: Mapping[str, Any] | None = None,
         revert: Callable[..., Any] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if not callable(execute):
             raise InvalidFlowError(f"FunctorTask needs a callable, got {execute!r}")
@@ -73,6 +77,7 @@ class FunctorTask(Task):
             requires=requires,
             rebind=rebind,
             inject=inject,
+            timeout=timeout,
         )
 
     def _execute_callable(self) -> Callable[..., Any]:

@@ -261,6 +261,7 @@ def test_lost_reply_and_dead_worker_fail_running_requests() -> None:
     d = WorkerDispatcher(URL, "unused", [TOPIC], transition_timeout=30)
     d._registry.workers["w1"] = WorkerInfo("w1", TOPIC, frozenset({"t.T"}), 1, 0.1)
     d._out[TOPIC] = 2
+    d._out_task[(TOPIC, "t.T")] = 2
     for rid in ("lost", "fine"):
         d._requests[rid] = Request(
             rid, 0, "a", "t.T", "execute", b"", time.monotonic(), stage=RUNNING, topic=TOPIC, worker="w1"

@@ -26,12 +26,19 @@ class WorkerInfo:
     threads: int
     heartbeat: float
     running: frozenset[str] = frozenset()
+    stuck: int = 0
+    """Threads held by calls it abandoned after their timeout (they cannot be killed)."""
     last_seen: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` of its last message, in this process's clock."""
 
     def alive(self, now: float, limit: float) -> bool:
         """Heard from within ``MISSED_BEATS`` heartbeats (and within ``limit`` seconds)."""
         return now - self.last_seen <= min(limit, MISSED_BEATS * self.heartbeat + 0.25)
+
+    @property
+    def usable(self) -> int:
+        """Threads that can take a request: all of them but the ones abandoned calls hold."""
+        return max(0, self.threads - self.stuck)
 
 
 class Registry:
@@ -61,6 +68,7 @@ class Registry:
             info.heartbeat = float(data["heartbeat"])
             info.threads = int(data["threads"])
         info.running = frozenset(data["running"])
+        info.stuck = int(data.get("stuck", 0))
         info.last_seen = time.monotonic()
         return info
 
@@ -76,11 +84,19 @@ class Registry:
         return info is not None and info.alive(now, self.limit)
 
     def capacity(self, task: str, now: float) -> dict[str, int]:
-        """Topic -> threads of the live workers serving ``task`` there (topics with none are left out)."""
+        """Topic -> usable threads of the live workers serving ``task`` there (topics with none left out)."""
         out: dict[str, int] = {}
         for info in self.workers.values():
-            if task in info.tasks and info.alive(now, self.limit):
-                out[info.topic] = out.get(info.topic, 0) + info.threads
+            if task in info.tasks and info.usable and info.alive(now, self.limit):
+                out[info.topic] = out.get(info.topic, 0) + info.usable
+        return out
+
+    def threads(self, now: float) -> dict[str, int]:
+        """Topic -> usable threads of all its live workers, whatever they serve."""
+        out: dict[str, int] = {}
+        for info in self.workers.values():
+            if info.usable and info.alive(now, self.limit):
+                out[info.topic] = out.get(info.topic, 0) + info.usable
         return out
 
     def forgive(self) -> None:

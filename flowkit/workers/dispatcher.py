@@ -1,29 +1,38 @@
 """The engine's side of the worker-based engine: a Dispatcher that sends each call to a remote worker.
 
 The engine's scheduler thread is the only caller, so this class does its messaging on that thread: no
-I/O thread, no locks, no hand-offs. ``submit`` publishes a request; ``wait`` reads replies, notifies and
-timeouts until a call completes.
+I/O thread, no locks, no hand-offs. ``submit`` publishes a request (or queues it); ``wait`` reads
+replies, notifies and timeouts until a call completes.
 
-A request lives through three stages, each bounded (``transition_timeout`` = T):
+A request lives through three stages (``transition_timeout`` = T):
 
-1. waiting: no live worker advertises the task on our topics. It is sent as soon as one appears; after
-   T it fails with :class:`~flowkit.exceptions.NoWorkerAvailable` naming the task and the topics.
-2. sent: published to the task's queue on the topic with the most free capacity. It fails with
-   :class:`~flowkit.exceptions.RequestTimeout` when no worker accepts it within T of its submission.
-   The message's TTL ends then too, so no worker can pick it up after the engine gave up on it.
+1. waiting, in this engine: no live worker serves the task on our topics, or they all are busy. Workers
+   advertise their threads in every notify, and a topic is sent only as many requests as its live
+   workers have threads (minus the ones abandoned calls hold): a backlog waits here, where it costs
+   nothing and cannot time out in a queue. It is sent as soon as a thread is free. Only when no live
+   worker has served the task for T does it fail, with :class:`~flowkit.exceptions.NoWorkerAvailable`.
+2. sent: published to the task's queue on the topic with the most free threads, so a worker takes it at
+   once. It fails with :class:`~flowkit.exceptions.RequestTimeout` when none did within T of sending
+   (the message's TTL ends then too, so no worker can pick it up after the engine gave up on it).
+   Capacity is counted per engine: engines sharing busy workers can make a request wait in the queue.
 3. running: a worker took it (it said ``running``, sent progress, or listed it in a heartbeat). It
    fails when that worker stops heartbeating (a few of its heartbeat periods; the worker's own thread
    heartbeats while its tasks run, so a long task is fine), when one of its heartbeats no longer lists
    the request (the reply was lost, e.g. while this engine was reconnecting), or when this engine has
    been without a broker for T.
+
+An atom's ``timeout`` (or the engine's ``default_timeout``) bounds stages 2 and 3: past it the call fails
+with :class:`~flowkit.exceptions.AtomTimeout`, whatever the worker does; the worker, told the timeout in
+the request, abandons the call too, and its late answer is discarded.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +43,7 @@ from flowkit.atom import Atom, class_name
 from flowkit.context import AtomContext, ProgressSink
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Completion, Dispatcher
 from flowkit.exceptions import (
+    AtomTimeout,
     FlowkitError,
     InvalidMessageError,
     NotSerializableError,
@@ -51,6 +61,7 @@ from flowkit.workers.link import Link
 LOG = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.05  # how often deadlines and liveness are checked while waiting
+LATE_MEMORY = 1024  # timed-out requests remembered, so that their late answers are logged as such
 WAITING, SENT, RUNNING = "waiting", "sent", "running"
 
 
@@ -66,9 +77,13 @@ class Request:
     body: bytes
     submitted: float
     progress: ProgressSink | None = None
+    timeout: float | None = None
     stage: str = WAITING
     topic: str = ""
     worker: str = ""
+    sent: float = 0.0
+    deadline: float = math.inf
+    """When its atom's timeout ends (from sending); infinite without one."""
 
 
 class WorkerDispatcher(Dispatcher):
@@ -85,19 +100,26 @@ class WorkerDispatcher(Dispatcher):
         transition_timeout: float = 60.0,
         transport_options: dict[str, Any] | None = None,
         on_progress: Callable[[int, float], None] | None = None,
+        default_timeout: float | None = None,
     ) -> None:
         super().__init__()
         self.transport = transport
         self.exchange = exchange
         self.topics = list(topics)
         self.timeout = float(transition_timeout)
+        self.default_timeout = default_timeout
+        """The timeout of atoms that have none of their own (None: unbounded)."""
         self._options = transport_options
         self._on_progress = on_progress
         self._link: Link | None = None
         self._registry = Registry(self.topics, self.timeout)
-        self._requests: dict[str, Request] = {}
-        self._waiting: deque[Request] = deque()
+        self._requests: dict[str, Request] = {}  # sent, not answered yet
+        self._waiting: dict[str, deque[Request]] = {}  # task -> requests not sent yet, oldest first
+        self._unserved: dict[str, float] = {}  # task -> since when no live worker serves it
+        self._freed = False  # a thread may have come free: send what waits
         self._out: dict[str, int] = {}  # topic -> our requests in flight there
+        self._out_task: dict[tuple[str, str], int] = {}  # (topic, task) -> the same, per task
+        self._late: OrderedDict[str, str] = OrderedDict()  # timed-out request -> its atom
         self._reply_queue = ""
         self._next_check = 0.0
         self._generation = 0
@@ -116,7 +138,9 @@ class WorkerDispatcher(Dispatcher):
         self._requests.clear()
         self._inbox.clear()
         self._waiting.clear()
+        self._unserved.clear()
         self._out.clear()
+        self._out_task.clear()
         self._reply_queue = f"{self.exchange}.engine.{uuid.uuid4().hex}"
         self._link = Link(self.transport, self._setup, self._options, name="worker-based engine")
         self._link.connect(self.timeout)
@@ -147,19 +171,33 @@ class WorkerDispatcher(Dispatcher):
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         now = time.monotonic()
+        timeout = atom.timeout if atom.timeout is not None else self.default_timeout
         try:
-            body, req_id = self._request_body(atom, action, kwargs, ctx)
+            body, req_id = self._request_body(atom, action, kwargs, ctx, timeout)
         except FlowkitError as exc:
             self._done.append((i, _not_started(action), False, Failure.from_exception(exc)))
             return
         progress = ctx.progress if ctx is not None else None
-        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress)
-        self._requests[req_id] = req
-        if not self._send(req, now):
-            self._waiting.append(req)
+        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout)
+        queue = self._waiting.get(req.task)
+        if queue is not None:  # others wait for this task already: after them
+            queue.append(req)
+            return
+        link = self._link
+        if link is not None and link.connected:
+            topic = self._free_topic(req.task, self._registry.capacity(req.task, now), None, now)
+            if topic is not None and self._publish(req, topic, now):
+                return
+        self._waiting[req.task] = deque((req,))
+        self._freed = True  # look at it on the next round (it may be unserved: its clock starts)
 
     def _request_body(
-        self, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None
+        self,
+        atom: Atom,
+        action: str,
+        kwargs: dict[str, Any],
+        ctx: AtomContext | None,
+        timeout: float | None,
     ) -> tuple[bytes, str]:
         task = class_name(atom)
         if isinstance(atom, FunctorTask) or "<locals>" in task or task.startswith("__main__."):
@@ -168,6 +206,8 @@ class WorkerDispatcher(Dispatcher):
                 f"defined at the top level of an importable module (workers import it by that path)"
             )
         fields: dict[str, Any] = {"atom_uuid": ctx.atom_uuid} if ctx is not None else {}
+        if timeout is not None:
+            fields["timeout"] = timeout
         args = dict(kwargs)
         if action == REVERT:
             if "result" in args:
@@ -189,26 +229,50 @@ class WorkerDispatcher(Dispatcher):
         )
         return body, req_id
 
-    def _send(self, req: Request, now: float) -> bool:
-        """Publish to the least loaded topic that serves the task; False when none does right now."""
-        capacity = self._registry.capacity(req.task, now)
+    def _free_topic(
+        self, task: str, capacity: dict[str, int], threads: dict[str, int] | None, now: float
+    ) -> str | None:
+        """The topic with the most free threads for ``task``; None when every thread is taken.
+
+        A topic's threads are shared by its tasks (a worker's prefetch is one for all its queues), so
+        both the task's own threads and the topic's are counted; among free topics the least loaded wins.
+        """
+        if not capacity:
+            return None
+        if threads is None:
+            threads = self._registry.threads(now)
+        out, out_task = self._out, self._out_task
+        best, best_load = None, 2.0
+        for topic, cap in capacity.items():
+            total = threads.get(topic, 0)
+            busy = out.get(topic, 0)
+            if busy >= total or out_task.get((topic, task), 0) >= cap:
+                continue
+            load = busy / total
+            if load < best_load:
+                best, best_load = topic, load
+        return best
+
+    def _publish(self, req: Request, topic: str, now: float) -> bool:
+        """Send ``req`` to ``topic``; False when the connection is down (it stays waiting)."""
         link = self._link
-        if not capacity or link is None or not link.connected:
-            return False
-        out = self._out
-        topic = min(capacity, key=lambda name: out.get(name, 0) / capacity[name])
-        sent = link.publish(
+        ttl = self.timeout if req.timeout is None else min(self.timeout, req.timeout)
+        if link is None or not link.publish(
             req.body,
             self.exchange,
             t.task_key(topic, req.task),
             reply_to=self._reply_queue,
             correlation_id=req.uuid,
-            expiration=max(0.001, self.timeout - (now - req.submitted)),
-        )
-        if not sent:
+            expiration=ttl,
+        ):
             return False
-        req.stage, req.topic = SENT, topic
-        out[topic] = out.get(topic, 0) + 1
+        req.stage, req.topic, req.sent = SENT, topic, now
+        if req.timeout is not None:
+            req.deadline = now + req.timeout
+        self._requests[req.uuid] = req
+        self._out[topic] = self._out.get(topic, 0) + 1
+        key = (topic, req.task)
+        self._out_task[key] = self._out_task.get(key, 0) + 1
         return True
 
     # -- waiting -------------------------------------------------------------------------------------
@@ -221,6 +285,8 @@ class WorkerDispatcher(Dispatcher):
         while True:
             if self._inbox:
                 self._drain_inbox()
+            if self._freed and self._waiting:
+                self._flush_waiting(time.monotonic())
             if done:
                 break
             now = time.monotonic()
@@ -244,6 +310,7 @@ class WorkerDispatcher(Dispatcher):
         LOG.info("worker-based engine reconnected; %d request(s) in flight", len(self._requests))
         self._generation = generation
         self._registry.forgive()
+        self._freed = True
 
     def _check(self, now: float) -> None:
         reg, timeout = self._registry, self.timeout
@@ -251,7 +318,8 @@ class WorkerDispatcher(Dispatcher):
         # without a broker, what they ran can no longer be answered to us in time either.
         down_since = self._link.down_since if self._link is not None else None
         for req in list(self._requests.values()):
-            if req.stage == WAITING:
+            if now >= req.deadline:
+                self._time_out(req)
                 continue
             if down_since is not None and req.stage == RUNNING:
                 if now - down_since > timeout:
@@ -264,12 +332,12 @@ class WorkerDispatcher(Dispatcher):
                     )
                 continue
             if req.stage == SENT:
-                if now - req.submitted > timeout:
+                if now - req.sent > timeout:
                     self._fail(
                         req,
                         RequestTimeout(
-                            f"no worker accepted request {req.uuid} for atom {req.atom_name!r} "
-                            f"(task {req.task}) on topic {req.topic!r} within {timeout:g}s"
+                            f"no worker took request {req.uuid} for atom {req.atom_name!r} "
+                            f"(task {req.task}) on topic {req.topic!r} within {timeout:g}s of sending it"
                         ),
                     )
             elif not reg.alive(req.worker, now):
@@ -283,23 +351,50 @@ class WorkerDispatcher(Dispatcher):
         if self._waiting:
             self._flush_waiting(now)
 
+    def _time_out(self, req: Request) -> None:
+        """The atom's timeout passed: fail it now. The worker abandons the call by itself (it was told
+        the timeout); whatever it answers later is discarded."""
+        where = f"worker {req.worker!r}" if req.worker else f"topic {req.topic!r} (request {req.uuid})"
+        assert req.timeout is not None
+        self._late[req.uuid] = req.atom_name
+        if len(self._late) > LATE_MEMORY:
+            self._late.popitem(last=False)
+        self._fail(req, AtomTimeout(req.atom_name, req.action, req.timeout, where))
+
     def _flush_waiting(self, now: float) -> None:
-        still: deque[Request] = deque()
-        for req in self._waiting:
-            if req.uuid not in self._requests:
+        """Send waiting requests while their tasks have free threads; fail the ones no live worker has
+        served for T. Work per call grows with the number of tasks waiting, not of requests."""
+        self._freed = False
+        link = self._link
+        if link is None:
+            return
+        reg, timeout, waiting, unserved = self._registry, self.timeout, self._waiting, self._unserved
+        threads = reg.threads(now) if link.connected else {}
+        for task in list(waiting):
+            queue = waiting[task]
+            capacity = reg.capacity(task, now) if link.connected else {}
+            if not capacity:
+                since = unserved.setdefault(task, now)
+                if now - since > timeout:
+                    del waiting[task], unserved[task]
+                    for req in queue:
+                        self._fail(req, NoWorkerAvailable(task, self.topics, timeout), sent=False)
                 continue
-            if self._send(req, now):
-                continue
-            if now - req.submitted > self.timeout:
-                self._fail(req, NoWorkerAvailable(req.task, self.topics, self.timeout), sent=False)
-            else:
-                still.append(req)
-        self._waiting = still
+            unserved.pop(task, None)
+            while queue:
+                topic = self._free_topic(task, capacity, threads, now)
+                if topic is None or not self._publish(queue[0], topic, now):
+                    break
+                queue.popleft()
+            if not queue:
+                del waiting[task]
 
     def _finish(self, req: Request, ok: bool, value: Any, sent: bool = True) -> None:
-        del self._requests[req.uuid]
         if req.stage != WAITING:
+            del self._requests[req.uuid]
             self._out[req.topic] -= 1
+            self._out_task[(req.topic, req.task)] -= 1
+            self._freed = True
         self._done.append((req.node, req.action if sent else _not_started(req.action), ok, value))
 
     def _fail(self, req: Request, exc: FlowkitError, sent: bool = True) -> None:
@@ -335,8 +430,11 @@ class WorkerDispatcher(Dispatcher):
             return
         self._registry.seen(data["worker"])
         req = self._requests.get(data["uuid"])
-        if req is None:
-            return  # finished already (timed out, or a duplicate): nothing waits for it
+        if req is None:  # finished already (timed out, or a duplicate): nothing waits for it
+            atom = self._late.pop(data["uuid"], None) if kind == p.RESULT else None
+            if atom is not None:
+                LOG.info("discarded the late answer of worker %r for timed-out atom %r", data["worker"], atom)
+            return
         if kind == p.RESULT:
             self._on_result(req, data)
             return
@@ -377,8 +475,7 @@ class WorkerDispatcher(Dispatcher):
                 )
             elif req.stage == SENT and req.uuid in info.running:
                 req.stage, req.worker = RUNNING, info.id
-        if self._waiting:
-            self._flush_waiting(time.monotonic())
+        self._freed = True  # it may have come, or have threads free again
 
 
 def _not_started(action: str) -> str:

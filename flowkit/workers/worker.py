@@ -8,6 +8,15 @@ At most once: when a worker dies, the broker gives its unacknowledged requests t
 *redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
 run again, and the engine's retry controller or revert decides what happens next. A worker only builds
 task classes it was configured with; a message can name a class, never make the worker import one.
+
+A request may carry a ``timeout``. Past it the worker abandons the call: it answers with
+:class:`~flowkit.exceptions.AtomTimeout` (the engine has given up by then anyway) and logs it, and when
+the call returns at last its result is discarded (and logged). A thread cannot be killed, so the call
+keeps its thread meanwhile. The pool has ``threads`` spare threads for such calls, so the first
+``threads`` abandoned calls cost no capacity: their requests are acknowledged and new ones take their
+place. Past that, an abandoned call keeps its request unacknowledged, so the broker sends one request
+fewer, and the worker advertises the held threads (``stuck`` in its notify) so engines count them out,
+and says so in its log at every change. Held threads come back when their calls return.
 """
 
 from __future__ import annotations
@@ -22,12 +31,19 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import kombu
 
 from flowkit.context import AtomContext, reset_current, set_current
-from flowkit.exceptions import FlowkitError, InvalidMessageError, NotSerializableError, WorkerError
+from flowkit.exceptions import (
+    AtomTimeout,
+    FlowkitError,
+    InvalidMessageError,
+    NotSerializableError,
+    WorkerError,
+)
 from flowkit.failure import Failure
 from flowkit.task import Task
 from flowkit.workers import protocol as p
@@ -39,6 +55,17 @@ LOG = logging.getLogger(__name__)
 
 FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
 ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a request with a ``timeout`` is abandoned, and what to say then."""
+
+    at: float
+    timeout: float
+    reply_to: str
+    atom: str
+    action: str
 
 
 class Worker:
@@ -68,6 +95,8 @@ class Worker:
         self._announce: dict[str, tuple[float, str, bytes]] = {}  # uuid -> (when, reply_to, running msg)
         self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
+        self._deadlines: dict[str, Deadline] = {}  # requests with a timeout, until answered
+        self._abandoned: dict[str, tuple[Any, int] | None] = {}  # uuid -> its held delivery, or None
         self._flush_deadline: float | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._consumer: kombu.Consumer | None = None
@@ -93,7 +122,8 @@ class Worker:
             self._link.where,
             self.threads,
         )
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="flowkit-worker")
+        # Twice the threads: the spare ones replace threads held by abandoned calls (module docstring).
+        self._pool = ThreadPoolExecutor(2 * self.threads, thread_name_prefix="flowkit-worker")
         next_beat = 0.0
         try:
             while True:
@@ -103,6 +133,7 @@ class Worker:
                 self._drain_inbox()
                 self._flush()
                 now = time.monotonic()
+                next_deadline = self._abandon_due(now) if self._deadlines else None
                 if self._draining and self._drained(now):
                     break
                 if now >= next_beat and self._link.connected:
@@ -111,12 +142,13 @@ class Worker:
                     if not self.ready.is_set():
                         LOG.info("worker %s: ready", self.id)
                         self.ready.set()
-                wake_at = min(next_beat, self._announce_due(now) or next_beat)
+                wake_at = min(next_beat, self._announce_due(now) or next_beat, next_deadline or next_beat)
                 if self._inbox:  # publishing read these: act on them before waiting for more
                     wake_at = now
                 self._link.pump(max(0.0, wake_at - now) if self._link.connected else 0.5)
         finally:
-            self._pool.shutdown(wait=True)
+            # Abandoned calls may never return: do not wait for them (the process may then exit).
+            self._pool.shutdown(wait=not self._abandoned, cancel_futures=bool(self._abandoned))
             self._link.close()
             LOG.info("worker %s: stopped", self.id)
 
@@ -167,9 +199,73 @@ class Worker:
                 threads=self.threads,
                 heartbeat=self.heartbeat,
                 running=sorted(self._jobs),
+                stuck=self.stuck,
             ),
             exchange,
             routing_key,
+        )
+
+    @property
+    def abandoned(self) -> int:
+        """Calls abandoned after their timeout whose threads have not returned yet."""
+        return len(self._abandoned)
+
+    @property
+    def stuck(self) -> int:
+        """Threads that abandoned calls hold beyond the spare ones: capacity lost until they return."""
+        return sum(1 for held in self._abandoned.values() if held is not None)
+
+    def _abandon_due(self, now: float) -> float | None:
+        """Abandon the calls past their timeout; when the next deadline is, or None."""
+        next_deadline = None
+        for req_id, due in list(self._deadlines.items()):
+            if req_id in self._finished or req_id not in self._jobs:
+                continue  # answered in time (the answer is on its way)
+            if due.at > now:
+                next_deadline = due.at if next_deadline is None else min(next_deadline, due.at)
+                continue
+            del self._deadlines[req_id]
+            self._abandon(req_id, due)
+        return next_deadline
+
+    def _abandon(self, req_id: str, due: Deadline) -> None:
+        message, generation = self._jobs.pop(req_id)
+        self._announce.pop(req_id, None)
+        spare = sum(1 for held in self._abandoned.values() if held is None) < self.threads
+        if spare:
+            self._link.ack(message, generation)
+            self._abandoned[req_id] = None
+        else:
+            self._abandoned[req_id] = (message, generation)
+        LOG.warning(
+            "worker %s: abandoned request %s (atom %r) after its timeout of %gs; its thread cannot be "
+            "killed and keeps running, its result will be discarded; %d abandoned call(s) running, "
+            "%d of %d thread(s) lost to them",
+            self.id,
+            req_id,
+            due.atom,
+            due.timeout,
+            len(self._abandoned),
+            self.stuck,
+            self.threads,
+        )
+        error = AtomTimeout(due.atom, due.action, due.timeout, f"worker {self.id!r}")
+        self._reply_now(req_id, due.reply_to, Failure.from_exception(error))
+
+    def _discard_late(self, req_id: str) -> None:
+        """An abandoned call returned at last: drop its result, give back the thread it held."""
+        held = self._abandoned.pop(req_id)
+        self._finished.discard(req_id)
+        if held is not None:
+            self._link.ack(*held)
+        LOG.warning(
+            "worker %s: abandoned request %s returned; its result was discarded (%d abandoned call(s) "
+            "still running, %d of %d thread(s) lost to them)",
+            self.id,
+            req_id,
+            len(self._abandoned),
+            self.stuck,
+            self.threads,
         )
 
     def _flush(self) -> None:
@@ -183,6 +279,11 @@ class Worker:
         while outbox:
             item = outbox[0]
             kind, req_id, reply_to = item[0], item[1], item[2]
+            if req_id in self._abandoned:
+                outbox.popleft()
+                if kind == p.RESULT:
+                    self._discard_late(req_id)
+                continue
             if kind == p.RUNNING:
                 outbox.popleft()
                 self._announce[req_id] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to, item[3])
@@ -193,6 +294,7 @@ class Worker:
             if kind == p.RESULT:
                 self._announce.pop(req_id, None)
                 self._finished.discard(req_id)
+                self._deadlines.pop(req_id, None)
                 link.ack(*self._jobs.pop(req_id))
 
     def _announce_due(self, now: float) -> float | None:
@@ -288,6 +390,11 @@ class Worker:
             return
         assert cls is not None and self._pool is not None
         self._jobs[req["uuid"]] = (message, generation)
+        if "timeout" in req:
+            timeout = float(req["timeout"])
+            self._deadlines[req["uuid"]] = Deadline(
+                time.monotonic() + timeout, timeout, reply_to, req["atom"], req["action"]
+            )
         self._pool.submit(self._job, cls, req, extras, reply_to)
 
     def _reply_now(self, req_id: str, reply_to: str, failure: Failure) -> None:
