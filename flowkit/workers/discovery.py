@@ -99,6 +99,16 @@ class Registry:
                 out[info.topic] = out.get(info.topic, 0) + info.usable
         return out
 
+    def saturated(self, topic: str, task: str, now: float) -> bool:
+        """Live workers serve ``task`` on ``topic``, and their last heartbeats say every usable thread
+        of theirs is running something (for any engine): a request queued there is waiting its turn."""
+        usable = running = 0
+        for info in self.workers.values():
+            if info.topic == topic and task in info.tasks and info.alive(now, self.limit):
+                usable += info.usable
+                running += len(info.running)
+        return usable > 0 and running >= usable
+
     def forgive(self) -> None:
         """Treat every worker as just seen: our own connection was down, so their silence proves nothing."""
         now = time.monotonic()
