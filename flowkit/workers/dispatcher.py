@@ -70,6 +70,7 @@ PIPELINE = 2
 the one on deck a worker thread idles for an engine round trip between two short tasks (measured: a
 third fewer no-op tasks per second)."""
 LATE_MEMORY = 1024  # timed-out requests remembered, so that their late answers are logged as such
+REPLY_QUEUE_EXPIRES_S = 60.0  # at least: replies wait this long for an engine that lost the broker
 WAITING, SENT, RUNNING = "waiting", "sent", "running"
 
 
@@ -122,6 +123,7 @@ class WorkerDispatcher(Dispatcher):
         self._options = transport_options
         self._on_progress = on_progress
         self._link: Link | None = None
+        self._consumer: kombu.Consumer | None = None
         self._registry = Registry(self.topics, self.timeout)
         self._requests: dict[str, Request] = {}  # sent, not answered yet
         self._waiting: dict[str, deque[Request]] = {}  # task -> requests not sent yet, oldest first
@@ -158,8 +160,12 @@ class WorkerDispatcher(Dispatcher):
 
     def _setup(self, channel: Any) -> None:
         t.declare_exchanges(channel, self.exchange)
-        queue = t.reply_queue(self.exchange, self._reply_queue)
-        kombu.Consumer(channel, [queue], no_ack=True, on_message=self._on_raw, accept=["json"]).consume()
+        expires = max(REPLY_QUEUE_EXPIRES_S, 2 * self.timeout)
+        queue = t.reply_queue(self.exchange, self._reply_queue, expires)
+        self._consumer = kombu.Consumer(
+            channel, [queue], no_ack=True, on_message=self._on_raw, accept=["json"]
+        )
+        self._consumer.consume()
         kombu.Producer(channel, auto_declare=False).publish(
             p.encode(p.DISCOVER),
             exchange=t.discover_exchange(self.exchange),
@@ -173,6 +179,7 @@ class WorkerDispatcher(Dispatcher):
     def stop(self) -> None:
         link, self._link = self._link, None
         if link is not None:
+            link.delete_queue(self._reply_queue, self._consumer)
             link.close()
 
     # -- submitting ------------------------------------------------------------------------------------
@@ -463,6 +470,22 @@ class WorkerDispatcher(Dispatcher):
                 self._on_progress(req.node, float(data["progress"]))
 
     def _on_result(self, req: Request, data: dict[str, Any]) -> None:
+        if (
+            data.get("redelivered")
+            and req.stage == RUNNING
+            and req.worker != data["worker"]
+            and self._registry.alive(req.worker, time.monotonic())
+        ):
+            # The broker handed another worker a copy when the connection of the one running it
+            # dropped (a cut): that one is alive and will answer; its heartbeats tell if it dies.
+            LOG.info(
+                "worker %r refused a redelivered copy of request %s (atom %r); worker %r runs it",
+                data["worker"],
+                req.uuid,
+                req.atom_name,
+                req.worker,
+            )
+            return
         if data["ok"]:
             self._finish(req, True, data.get("result"))
             return

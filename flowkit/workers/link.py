@@ -145,6 +145,20 @@ class Link:
         self.down_since = time.monotonic()
         self._next_attempt = 0.0
 
+    def delete_queue(self, name: str, consumer: kombu.Consumer | None = None) -> None:
+        """Stop ``consumer`` and delete queue ``name``, best effort (with the broker gone, the queue's
+        own expiry does it). The consumer goes first: a queue deleted under it leaves the connection
+        unable to close cleanly."""
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            if consumer is not None:
+                consumer.cancel()
+            producer.channel.queue_delete(name)
+        except self._errors as exc:
+            self._lost(exc)
+
     def close(self) -> None:
         """Close the connection (consumers and exclusive queues go with it) and the wake pipe."""
         self._drop()

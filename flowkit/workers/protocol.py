@@ -14,9 +14,11 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
   failure dict) when the task takes them; ``timeout`` (seconds, optional): the worker abandons the call
   after that long (see :mod:`flowkit.workers.worker`).
   AMQP properties: ``reply_to`` (the engine's queue) and ``correlation_id`` (= ``uuid``).
-- ``running``, ``progress`` (``progress`` 0.0-1.0), ``result`` (``ok``, then ``result`` or ``failure``)
-  (worker -> the request's ``reply_to``), each with ``uuid`` and ``worker``. ``running`` is sent only
-  once a task has run for a little while (20 ms), so a short task costs two messages, not three.
+- ``running``, ``progress`` (``progress`` 0.0-1.0), ``result`` (``ok``, then ``result`` or ``failure``;
+  ``redelivered: true`` when the worker refused a redelivered copy: the worker that had it may still
+  be running it) (worker -> the request's ``reply_to``), each with ``uuid`` and ``worker``.
+  ``running`` is sent only once a task has run for a little while (20 ms), so a short task costs two
+  messages, not three.
 - ``notify`` (worker -> engines, every heartbeat and in answer to ``discover``): ``worker``, ``topic``,
   ``tasks``, ``threads``, ``heartbeat`` (seconds between notifies) and ``running`` (request uuids it is
   running now: a request an engine thinks is running there, but which is not listed, lost its reply),
@@ -118,6 +120,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "ok": (_is(bool), True),
         "result": (lambda v: None, False),
         "failure": (_is(dict), False),
+        "redelivered": (_is(bool), False),
     },
     NOTIFY: {
         "worker": (_text, True),

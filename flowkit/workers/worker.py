@@ -386,7 +386,8 @@ class Worker:
         if refusal is not None:
             LOG.warning("worker %s: %s", self.id, refusal)
             self._link.ack(message, generation)
-            self._reply_now(req["uuid"], reply_to, Failure.from_exception(refusal))
+            redelivered = bool(message.delivery_info.get("redelivered"))
+            self._reply_now(req["uuid"], reply_to, Failure.from_exception(refusal), redelivered)
             return
         assert cls is not None and self._pool is not None
         self._jobs[req["uuid"]] = (message, generation)
@@ -397,8 +398,9 @@ class Worker:
             )
         self._pool.submit(self._job, cls, req, extras, reply_to)
 
-    def _reply_now(self, req_id: str, reply_to: str, failure: Failure) -> None:
-        body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=False, failure=failure.to_dict())
+    def _reply_now(self, req_id: str, reply_to: str, failure: Failure, redelivered: bool = False) -> None:
+        fields = {"redelivered": True} if redelivered else {}
+        body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=False, failure=failure.to_dict(), **fields)
         self._link.publish(body, "", reply_to, correlation_id=req_id)
 
     # -- running (task threads) ---------------------------------------------------------------------------
