@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,8 @@ def start_worker(url: str, exchange: str, threads: int, log: Path) -> subprocess
                 str(threads),
                 "--heartbeat",
                 "0.5",
+                "--log-level",
+                os.environ.get("FLOWKIT_BENCH_WORKER_LOG", "INFO"),
             ],
             cwd=REPO,
             stdout=out,
@@ -172,12 +175,15 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--transition-timeout", type=float, default=20.0)
+    p.add_argument("--keep", help="copy each run's worker logs and task ledger under this directory")
     args = p.parse_args()
     print("run  outcome    s     ran  lost  twice  not-reverted  fresh-flow  error", flush=True)
     totals = {"lost": 0, "twice": 0, "not_reverted": 0}
     for i in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory(prefix="fk-cut-") as tmp:
             r = one_run(args, Path(tmp))
+            if args.keep:
+                shutil.copytree(tmp, Path(args.keep) / f"run-{i}")
         for k in totals:
             totals[k] += r[k]
         outcome = "HUNG" if r["hung"] else r["outcome"]

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MISSED_BEATS = 3.0
+RECONNECT_GRACE_S = 5.0
+"""After the engine's own connection comes back, how long workers have to come back too before their
+silence counts: they reconnect on their own schedule (with back-off), often a second or two later."""
 
 
 @dataclass
@@ -30,9 +33,13 @@ class WorkerInfo:
     """Threads held by calls it abandoned after their timeout (they cannot be killed)."""
     last_seen: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` of its last message, in this process's clock."""
+    excused_until: float = 0.0
+    """Alive whatever its silence until then (see :meth:`Registry.forgive`)."""
 
     def alive(self, now: float, limit: float) -> bool:
         """Heard from within ``MISSED_BEATS`` heartbeats (and within ``limit`` seconds)."""
+        if now <= self.excused_until:
+            return True
         return now - self.last_seen <= min(limit, MISSED_BEATS * self.heartbeat + 0.25)
 
     @property
@@ -110,7 +117,9 @@ class Registry:
         return usable > 0 and running >= usable
 
     def forgive(self) -> None:
-        """Treat every worker as just seen: our own connection was down, so their silence proves nothing."""
+        """Our own connection was down, so the workers' silence proves nothing: treat every worker as
+        just seen, and give it :data:`RECONNECT_GRACE_S` (within ``limit``) to come back itself."""
         now = time.monotonic()
         for info in self.workers.values():
             info.last_seen = now
+            info.excused_until = now + min(RECONNECT_GRACE_S, self.limit)

@@ -92,6 +92,10 @@ class Request:
     worker: str = ""
     sent: float = 0.0
     waited: float = 0.0
+    refusal: Failure | None = None
+    """A worker refused a redelivered copy while it was sent: held until ``unheard`` have spoken."""
+    unheard: set[str] | None = None
+    """The workers that might have had it, whose next heartbeat says whether one still does."""
     """Sent: the last time it was seen waiting for a worker thread to come free (or when it was sent)."""
     deadline: float = math.inf
     """When its atom's timeout ends (from sending); infinite without one."""
@@ -348,6 +352,10 @@ class WorkerDispatcher(Dispatcher):
                         ),
                     )
                 continue
+            if req.unheard and any(not reg.alive(w, now) for w in req.unheard):
+                assert req.refusal is not None
+                self._finish(req, False, req.refusal)  # the one that died may have run it
+                continue
             if req.stage == SENT:
                 key = (req.topic, req.task)
                 busy = saturated.get(key)
@@ -470,21 +478,7 @@ class WorkerDispatcher(Dispatcher):
                 self._on_progress(req.node, float(data["progress"]))
 
     def _on_result(self, req: Request, data: dict[str, Any]) -> None:
-        if (
-            data.get("redelivered")
-            and req.stage == RUNNING
-            and req.worker != data["worker"]
-            and self._registry.alive(req.worker, time.monotonic())
-        ):
-            # The broker handed another worker a copy when the connection of the one running it
-            # dropped (a cut): that one is alive and will answer; its heartbeats tell if it dies.
-            LOG.info(
-                "worker %r refused a redelivered copy of request %s (atom %r); worker %r runs it",
-                data["worker"],
-                req.uuid,
-                req.atom_name,
-                req.worker,
-            )
+        if data.get("redelivered") and self._hold_refusal(req, data):
             return
         if data["ok"]:
             self._finish(req, True, data.get("result"))
@@ -499,6 +493,68 @@ class WorkerDispatcher(Dispatcher):
                 )
             )
         self._finish(req, False, failure)
+
+    def _hold_refusal(self, req: Request, data: dict[str, Any]) -> bool:
+        """A worker refused a copy of ``req`` the broker handed it again after a connection dropped.
+
+        The worker that had the request before may be running it, may have answered it (answers a cut
+        swallowed are sent again after reconnecting, before the worker's next heartbeat), or may never
+        have seen it (lost in transit). Until each worker that might have had it has spoken once, the
+        refusal is held; if none runs or answered it, nobody ran it, and it is sent again. If one of
+        them died meanwhile, it may have run it: the refusal stands.
+        """
+        now = time.monotonic()
+        reg, refuser = self._registry, data["worker"]
+        if req.stage == RUNNING:
+            if req.worker != refuser and reg.alive(req.worker, now):
+                LOG.info(
+                    "worker %r refused a redelivered copy of request %s (atom %r); worker %r runs it",
+                    refuser,
+                    req.uuid,
+                    req.atom_name,
+                    req.worker,
+                )
+                return True
+            return False
+        suspects = {
+            w.id
+            for w in reg.workers.values()
+            if w.topic == req.topic and req.task in w.tasks and w.id != refuser
+        }
+        if any(not reg.alive(w, now) for w in suspects):
+            return False
+        try:
+            req.refusal = Failure.from_dict(data["failure"])
+        except FlowkitError:
+            return False
+        req.unheard = suspects
+        LOG.info(
+            "worker %r refused a redelivered copy of request %s (atom %r): asking %s whether it ran it",
+            refuser,
+            req.uuid,
+            req.atom_name,
+            sorted(suspects) or "nobody else",
+        )
+        if not suspects:
+            self._resend(req, now)
+        return True
+
+    def _resend(self, req: Request, now: float) -> None:
+        """No worker runs or answered ``req``, and every one that might have had it is alive: send it
+        again (a fresh message, so a worker runs it)."""
+        req.refusal = req.unheard = None
+        req.waited = now
+        link = self._link
+        LOG.warning("request %s (atom %r) was lost in transit; sending it again", req.uuid, req.atom_name)
+        if link is None or not link.publish(
+            req.body,
+            self.exchange,
+            t.task_key(req.topic, req.task),
+            reply_to=self._reply_queue,
+            correlation_id=req.uuid,
+            expiration=None if req.timeout is None else max(0.001, req.deadline - now),
+        ):
+            self._fail(req, RequestTimeout(f"could not send request {req.uuid} again: the broker is gone"))
 
     def _on_notify(self, data: dict[str, Any]) -> None:
         info = self._registry.notified(data)
@@ -515,6 +571,11 @@ class WorkerDispatcher(Dispatcher):
                 )
             elif req.stage == SENT and req.uuid in info.running:
                 req.stage, req.worker = RUNNING, info.id
+                req.refusal = req.unheard = None
+            elif req.unheard is not None and info.id in req.unheard:
+                req.unheard.discard(info.id)
+                if not req.unheard:
+                    self._resend(req, time.monotonic())
         self._freed = True  # it may have come, or have threads free again
 
 

@@ -48,12 +48,14 @@ from flowkit.failure import Failure
 from flowkit.task import Task
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
+from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.link import Link
 from flowkit.workers.tasks import resolve_tasks, task_path
 
 LOG = logging.getLogger(__name__)
 
 FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
+RESEND = "resend"  # outbox kind: an answer sent before a reconnect, sent again (see answers.py)
 ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
 
 
@@ -97,6 +99,8 @@ class Worker:
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
         self._deadlines: dict[str, Deadline] = {}  # requests with a timeout, until answered
         self._abandoned: dict[str, tuple[Any, int] | None] = {}  # uuid -> its held delivery, or None
+        self._answers = RecentAnswers()
+        self._answered_generation = 0  # the link generation whose connection last got our answers
         self._flush_deadline: float | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._consumer: kombu.Consumer | None = None
@@ -130,6 +134,8 @@ class Worker:
                 if self._stop.is_set() and not self._draining:
                     self._start_draining()
                     next_beat = 0.0
+                if self._link.connected and self._link.generation != self._answered_generation:
+                    self._reconnected()
                 self._drain_inbox()
                 self._flush()
                 now = time.monotonic()
@@ -164,6 +170,19 @@ class Worker:
         kombu.Consumer(
             channel, [control], no_ack=True, on_message=self._on_control, accept=["json"]
         ).consume()
+
+    def _reconnected(self) -> None:
+        """A new connection: first of all, send again what the lost one may have swallowed."""
+        first = self._answered_generation == 0
+        self._answered_generation = self._link.generation
+        if first or not len(self._answers):
+            return
+        LOG.info(
+            "worker %s: sending %d recent answer(s) again after reconnecting", self.id, len(self._answers)
+        )
+        resend = [(RESEND, req_id, reply_to, body) for req_id, reply_to, body in self._answers]
+        self._outbox.extendleft(reversed(resend))
+        self._answers.resent(time.monotonic())
 
     def _drained(self, now: float) -> bool:
         """Every request answered; or every task done and the broker gone for longer than the grace."""
@@ -284,6 +303,11 @@ class Worker:
                 if kind == p.RESULT:
                     self._discard_late(req_id)
                 continue
+            if kind == RESEND:
+                if not link.publish(item[3], "", reply_to, correlation_id=req_id):
+                    return
+                outbox.popleft()
+                continue
             if kind == p.RUNNING:
                 outbox.popleft()
                 self._announce[req_id] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to, item[3])
@@ -295,6 +319,7 @@ class Worker:
                 self._announce.pop(req_id, None)
                 self._finished.discard(req_id)
                 self._deadlines.pop(req_id, None)
+                self._answers.add(req_id, reply_to, item[3], time.monotonic())
                 link.ack(*self._jobs.pop(req_id))
 
     def _announce_due(self, now: float) -> float | None:
@@ -375,6 +400,11 @@ class Worker:
         refusal: FlowkitError | None = None
         if req["uuid"] in self._jobs:  # our connection dropped while we ran it: answer this delivery
             self._jobs[req["uuid"]] = (message, generation)
+            return
+        answered = self._answers.get(req["uuid"])
+        if answered is not None:  # we ran it, and our answer (and ack) may have been lost: answer again
+            self._link.ack(message, generation)
+            self._link.publish(answered[1], "", answered[0], correlation_id=req["uuid"])
             return
         if message.delivery_info.get("redelivered"):
             refusal = WorkerError(
