@@ -356,6 +356,9 @@ class Worker:
             return
         reply_to = message.properties.get("reply_to")
         if isinstance(reply_to, str) and reply_to:
+            # Answers first: a notify that no longer lists a request tells the engine its answer was
+            # lost, so every answer waiting to go (say, sent again after a reconnect) must precede it.
+            self._flush()
             self._notify("", reply_to)
 
     def _on_request(self, message: Any) -> None:
