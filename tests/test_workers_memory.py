@@ -7,6 +7,7 @@ exchange name, so nothing leaks between tests.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ import kombu
 import pytest
 from click.testing import CliRunner
 
-from flowkit import FunctorTask, LinearFlow, UnorderedFlow, engines, notifier
+from flowkit import FunctorTask, LinearFlow, UnorderedFlow, engines, notifier, retry
 from flowkit.exceptions import (
     InvalidFlowError,
     NotSerializableError,
@@ -215,6 +216,22 @@ def test_stop_lets_the_running_task_finish(worker: Worker, exchange: str, tmp_pa
     worker.stop()
     runner.join(10)
     assert not errors and engine.storage.fetch("slept") == 0.5
+
+
+def test_hung_call_is_abandoned_retried_and_its_late_result_discarded(
+    worker: Worker, exchange: str, tmp_path: Path
+) -> None:
+    flow = LinearFlow("hang", retry=retry.Times(attempts=2)).add(wt.Hang(name="stuck", timeout=0.3))
+    engine = load(flow, exchange, store={"marker_dir": str(tmp_path), "hang": 1.5})
+    started = time.monotonic()
+    engine.run()
+    assert time.monotonic() - started < 1.5  # did not wait for the hung call
+    assert engine.storage.fetch("hung") == os.getpid()
+    assert worker.abandoned == 1 and worker.stuck == 0  # it runs on a spare thread
+    deadline = time.monotonic() + 5
+    while worker.abandoned and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.abandoned == 0  # it returned; its result went nowhere
 
 
 # -- pieces, without a broker ---------------------------------------------------------------------------
