@@ -19,7 +19,8 @@ from flowkit.failure import Failure
 from flowkit.workers import WorkerDispatcher
 from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.discovery import Registry
-from flowkit.workers.dispatcher import PIPELINE, RUNNING, SENT
+from flowkit.workers.request import RUNNING, SENT
+from flowkit.workers.seats import PIPELINE
 from tests import worker_tasks as wt
 
 TOPIC = "unit"

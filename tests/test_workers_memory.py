@@ -33,7 +33,7 @@ from flowkit.states import AtomState
 from flowkit.workers import Worker, WorkerDispatcher, protocol, resolve_tasks, topology
 from flowkit.workers.cli import main as worker_main
 from flowkit.workers.discovery import WorkerInfo
-from flowkit.workers.dispatcher import RUNNING, Request
+from flowkit.workers.request import RUNNING, Request
 from tests import worker_tasks as wt
 
 URL = "memory://"
@@ -277,8 +277,8 @@ def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.Monkey
 def test_lost_reply_and_dead_worker_fail_running_requests() -> None:
     d = WorkerDispatcher(URL, "unused", [TOPIC], transition_timeout=30)
     d._registry.workers["w1"] = WorkerInfo("w1", TOPIC, frozenset({"t.T"}), 1, 0.1)
-    d._out[TOPIC] = 2
-    d._out_task[(TOPIC, "t.T")] = 2
+    d._seats.take(TOPIC, "t.T")
+    d._seats.take(TOPIC, "t.T")
     for rid in ("lost", "fine"):
         d._requests[rid] = Request(
             rid, 0, "a", "t.T", "execute", b"", time.monotonic(), stage=RUNNING, topic=TOPIC, worker="w1"

@@ -33,72 +33,38 @@ it died may still be run by a worker that comes to its queue before the queue ex
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import kombu
 
 from flowkit.atom import Atom, class_name
-from flowkit.context import AtomContext, ProgressSink
-from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Completion, Dispatcher
+from flowkit.context import AtomContext
+from flowkit.engines.dispatch import Completion, Dispatcher
 from flowkit.exceptions import (
     AtomTimeout,
     FlowkitError,
     InvalidMessageError,
-    NotSerializableError,
     NoWorkerAvailable,
     RequestTimeout,
     WorkerError,
 )
 from flowkit.failure import Failure
-from flowkit.task import FunctorTask
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.discovery import Registry, WorkerInfo
 from flowkit.workers.link import Link
+from flowkit.workers.request import RUNNING, SENT, WAITING, Request, encode_request, not_started
+from flowkit.workers.seats import Seats
 
 LOG = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.05  # how often deadlines and liveness are checked while waiting
-PIPELINE = 2
-"""Requests in flight per usable worker thread: one running, one on deck in the task's queue. Without
-the one on deck a worker thread idles for an engine round trip between two short tasks (measured: a
-third fewer no-op tasks per second)."""
 LATE_MEMORY = 1024  # timed-out requests remembered, so that their late answers are logged as such
 REPLY_QUEUE_EXPIRES_S = 60.0  # at least: replies wait this long for an engine that lost the broker
-WAITING, SENT, RUNNING = "waiting", "sent", "running"
-
-
-@dataclass(eq=False)
-class Request:
-    """One call in flight: where it is, and since when."""
-
-    uuid: str
-    node: int
-    atom_name: str
-    task: str
-    action: str
-    body: bytes
-    submitted: float
-    progress: ProgressSink | None = None
-    timeout: float | None = None
-    stage: str = WAITING
-    topic: str = ""
-    worker: str = ""
-    sent: float = 0.0
-    waited: float = 0.0
-    refusal: Failure | None = None
-    """A worker refused a redelivered copy while it was sent: held until ``unheard`` have spoken."""
-    unheard: set[str] | None = None
-    """The workers that might have had it, whose next heartbeat says whether one still does."""
-    """Sent: the last time it was seen waiting for a worker thread to come free (or when it was sent)."""
-    deadline: float = math.inf
-    """When its atom's timeout ends (from sending); infinite without one."""
 
 
 class WorkerDispatcher(Dispatcher):
@@ -133,8 +99,7 @@ class WorkerDispatcher(Dispatcher):
         self._waiting: dict[str, deque[Request]] = {}  # task -> requests not sent yet, oldest first
         self._unserved: dict[str, float] = {}  # task -> since when no live worker serves it
         self._freed = False  # a thread may have come free: send what waits
-        self._out: dict[str, int] = {}  # topic -> our requests in flight there
-        self._out_task: dict[tuple[str, str], int] = {}  # (topic, task) -> the same, per task
+        self._seats = Seats()
         self._late: OrderedDict[str, str] = OrderedDict()  # timed-out request -> its atom
         self._reply_queue = ""
         self._next_check = 0.0
@@ -155,8 +120,7 @@ class WorkerDispatcher(Dispatcher):
         self._inbox.clear()
         self._waiting.clear()
         self._unserved.clear()
-        self._out.clear()
-        self._out_task.clear()
+        self._seats = Seats()
         self._reply_queue = f"{self.exchange}.engine.{uuid.uuid4().hex}"
         self._link = Link(self.transport, self._setup, self._options, name="worker-based engine")
         self._link.connect(self.timeout)
@@ -194,9 +158,9 @@ class WorkerDispatcher(Dispatcher):
         now = time.monotonic()
         timeout = atom.timeout if atom.timeout is not None else self.default_timeout
         try:
-            body, req_id = self._request_body(atom, action, kwargs, ctx, timeout)
+            body, req_id = encode_request(atom, action, kwargs, ctx, timeout)
         except FlowkitError as exc:
-            self._done.append((i, _not_started(action), False, Failure.from_exception(exc)))
+            self._done.append((i, not_started(action), False, Failure.from_exception(exc)))
             return
         progress = ctx.progress if ctx is not None else None
         req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout)
@@ -206,73 +170,12 @@ class WorkerDispatcher(Dispatcher):
             return
         link = self._link
         if link is not None and link.connected:
-            topic = self._free_topic(req.task, self._registry.capacity(req.task, now), None, now)
+            reg = self._registry
+            topic = self._seats.free_topic(req.task, reg.capacity(req.task, now), reg.threads(now))
             if topic is not None and self._publish(req, topic, now):
                 return
         self._waiting[req.task] = deque((req,))
         self._freed = True  # look at it on the next round (it may be unserved: its clock starts)
-
-    def _request_body(
-        self,
-        atom: Atom,
-        action: str,
-        kwargs: dict[str, Any],
-        ctx: AtomContext | None,
-        timeout: float | None,
-    ) -> tuple[bytes, str]:
-        task = class_name(atom)
-        if isinstance(atom, FunctorTask) or "<locals>" in task or task.startswith("__main__."):
-            raise WorkerError(
-                f"atom {atom.name!r} cannot run on a worker: its class {task} must be a Task subclass "
-                f"defined at the top level of an importable module (workers import it by that path)"
-            )
-        fields: dict[str, Any] = {"atom_uuid": ctx.atom_uuid} if ctx is not None else {}
-        if timeout is not None:
-            fields["timeout"] = timeout
-        args = dict(kwargs)
-        if action == REVERT:
-            if "result" in args:
-                result = args.pop("result")
-                fields["result"] = (
-                    {"failure": result.to_dict()} if isinstance(result, Failure) else {"value": result}
-                )
-            if "flow_failures" in args:
-                fields["flow_failures"] = {n: f.to_dict() for n, f in args.pop("flow_failures").items()}
-        try:
-            p.check_json(args)
-            p.check_json(fields.get("result"))
-        except (TypeError, ValueError) as exc:
-            what = "the arguments" if "result" not in fields else "the arguments or result"
-            raise NotSerializableError(atom.name, what, f"{exc} (requests to workers are JSON)") from None
-        req_id = str(uuid.uuid4())
-        body = p.encode(
-            p.REQUEST, uuid=req_id, task=task, atom=atom.name, action=action, arguments=args, **fields
-        )
-        return body, req_id
-
-    def _free_topic(
-        self, task: str, capacity: dict[str, int], threads: dict[str, int] | None, now: float
-    ) -> str | None:
-        """The topic with the most free threads for ``task``; None when every thread is taken.
-
-        A topic's threads are shared by its tasks (a worker's prefetch is one for all its queues), so
-        both the task's own threads and the topic's are counted; among free topics the least loaded wins.
-        """
-        if not capacity:
-            return None
-        if threads is None:
-            threads = self._registry.threads(now)
-        out, out_task = self._out, self._out_task
-        best, best_load = None, 2.0
-        for topic, cap in capacity.items():
-            total = threads.get(topic, 0) * PIPELINE
-            busy = out.get(topic, 0)
-            if busy >= total or out_task.get((topic, task), 0) >= cap * PIPELINE:
-                continue
-            load = busy / total
-            if load < best_load:
-                best, best_load = topic, load
-        return best
 
     def _publish(self, req: Request, topic: str, now: float) -> bool:
         """Send ``req`` to ``topic``; False when the connection is down (it stays waiting)."""
@@ -290,9 +193,7 @@ class WorkerDispatcher(Dispatcher):
         if req.timeout is not None:
             req.deadline = now + req.timeout
         self._requests[req.uuid] = req
-        self._out[topic] = self._out.get(topic, 0) + 1
-        key = (topic, req.task)
-        self._out_task[key] = self._out_task.get(key, 0) + 1
+        self._seats.take(topic, req.task)
         return True
 
     # -- waiting -------------------------------------------------------------------------------------
@@ -414,7 +315,7 @@ class WorkerDispatcher(Dispatcher):
                 continue
             unserved.pop(task, None)
             while queue:
-                topic = self._free_topic(task, capacity, threads, now)
+                topic = self._seats.free_topic(task, capacity, threads)
                 if topic is None or not self._publish(queue[0], topic, now):
                     break
                 queue.popleft()
@@ -424,10 +325,9 @@ class WorkerDispatcher(Dispatcher):
     def _finish(self, req: Request, ok: bool, value: Any, sent: bool = True) -> None:
         if req.stage != WAITING:
             del self._requests[req.uuid]
-            self._out[req.topic] -= 1
-            self._out_task[(req.topic, req.task)] -= 1
+            self._seats.give(req.topic, req.task)
             self._freed = True
-        self._done.append((req.node, req.action if sent else _not_started(req.action), ok, value))
+        self._done.append((req.node, req.action if sent else not_started(req.action), ok, value))
 
     def _fail(self, req: Request, exc: FlowkitError, sent: bool = True) -> None:
         LOG.warning("%s", exc)
@@ -577,8 +477,3 @@ class WorkerDispatcher(Dispatcher):
                 if not req.unheard:
                     self._resend(req, time.monotonic())
         self._freed = True  # it may have come, or have threads free again
-
-
-def _not_started(action: str) -> str:
-    """An execute that never reached a worker has nothing to revert."""
-    return NOT_STARTED if action == EXECUTE else action

@@ -11,12 +11,8 @@ task classes it was configured with; a message can name a class, never make the 
 
 A request may carry a ``timeout``. Past it the worker abandons the call: it answers with
 :class:`~flowkit.exceptions.AtomTimeout` (the engine has given up by then anyway) and logs it, and when
-the call returns at last its result is discarded (and logged). A thread cannot be killed, so the call
-keeps its thread meanwhile. The pool has ``threads`` spare threads for such calls, so the first
-``threads`` abandoned calls cost no capacity: their requests are acknowledged and new ones take their
-place. Past that, an abandoned call keeps its request unacknowledged, so the broker sends one request
-fewer, and the worker advertises the held threads (``stuck`` in its notify) so engines count them out,
-and says so in its log at every change. Held threads come back when their calls return.
+the call returns at last its result is discarded (and logged). What an abandoned call costs while it
+runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare threads for them.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import kombu
@@ -48,6 +43,7 @@ from flowkit.failure import Failure
 from flowkit.task import Task
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
+from flowkit.workers.abandon import Deadline, Timeouts
 from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.link import Link
 from flowkit.workers.tasks import resolve_tasks, task_path
@@ -57,17 +53,6 @@ LOG = logging.getLogger(__name__)
 FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
 RESEND = "resend"  # outbox kind: an answer sent before a reconnect, sent again (see answers.py)
 ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """When a request with a ``timeout`` is abandoned, and what to say then."""
-
-    at: float
-    timeout: float
-    reply_to: str
-    atom: str
-    action: str
 
 
 class Worker:
@@ -97,8 +82,7 @@ class Worker:
         self._announce: dict[str, tuple[float, str, bytes]] = {}  # uuid -> (when, reply_to, running msg)
         self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
-        self._deadlines: dict[str, Deadline] = {}  # requests with a timeout, until answered
-        self._abandoned: dict[str, tuple[Any, int] | None] = {}  # uuid -> its held delivery, or None
+        self._timeouts = Timeouts(spare=threads)
         self._answers = RecentAnswers()
         self._answered_generation = 0  # the link generation whose connection last got our answers
         self._flush_deadline: float | None = None
@@ -139,7 +123,7 @@ class Worker:
                 self._drain_inbox()
                 self._flush()
                 now = time.monotonic()
-                next_deadline = self._abandon_due(now) if self._deadlines else None
+                next_deadline = self._abandon_due(now) if self._timeouts.watching else None
                 if self._draining and self._drained(now):
                     break
                 if now >= next_beat and self._link.connected:
@@ -154,7 +138,8 @@ class Worker:
                 self._link.pump(max(0.0, wake_at - now) if self._link.connected else 0.5)
         finally:
             # Abandoned calls may never return: do not wait for them (the process may then exit).
-            self._pool.shutdown(wait=not self._abandoned, cancel_futures=bool(self._abandoned))
+            hung = bool(self._timeouts.running)
+            self._pool.shutdown(wait=not hung, cancel_futures=hung)
             self._link.close()
             LOG.info("worker %s: stopped", self.id)
 
@@ -227,53 +212,45 @@ class Worker:
     @property
     def abandoned(self) -> int:
         """Calls abandoned after their timeout whose threads have not returned yet."""
-        return len(self._abandoned)
+        return self._timeouts.running
 
     @property
     def stuck(self) -> int:
         """Threads that abandoned calls hold beyond the spare ones: capacity lost until they return."""
-        return sum(1 for held in self._abandoned.values() if held is not None)
+        return self._timeouts.stuck
 
     def _abandon_due(self, now: float) -> float | None:
         """Abandon the calls past their timeout; when the next deadline is, or None."""
-        next_deadline = None
-        for req_id, due in list(self._deadlines.items()):
+        due, next_at = self._timeouts.due(now)
+        for req_id, deadline in due:
             if req_id in self._finished or req_id not in self._jobs:
                 continue  # answered in time (the answer is on its way)
-            if due.at > now:
-                next_deadline = due.at if next_deadline is None else min(next_deadline, due.at)
-                continue
-            del self._deadlines[req_id]
-            self._abandon(req_id, due)
-        return next_deadline
+            self._abandon(req_id, deadline)
+        return next_at
 
-    def _abandon(self, req_id: str, due: Deadline) -> None:
-        message, generation = self._jobs.pop(req_id)
+    def _abandon(self, req_id: str, deadline: Deadline) -> None:
+        delivery = self._jobs.pop(req_id)
         self._announce.pop(req_id, None)
-        spare = sum(1 for held in self._abandoned.values() if held is None) < self.threads
-        if spare:
-            self._link.ack(message, generation)
-            self._abandoned[req_id] = None
-        else:
-            self._abandoned[req_id] = (message, generation)
+        if self._timeouts.abandon(req_id, delivery):
+            self._link.ack(*delivery)
         LOG.warning(
             "worker %s: abandoned request %s (atom %r) after its timeout of %gs; its thread cannot be "
             "killed and keeps running, its result will be discarded; %d abandoned call(s) running, "
             "%d of %d thread(s) lost to them",
             self.id,
             req_id,
-            due.atom,
-            due.timeout,
-            len(self._abandoned),
+            deadline.atom,
+            deadline.timeout,
+            self.abandoned,
             self.stuck,
             self.threads,
         )
-        error = AtomTimeout(due.atom, due.action, due.timeout, f"worker {self.id!r}")
-        self._reply_now(req_id, due.reply_to, Failure.from_exception(error))
+        error = AtomTimeout(deadline.atom, deadline.action, deadline.timeout, f"worker {self.id!r}")
+        self._reply_now(req_id, deadline.reply_to, Failure.from_exception(error))
 
     def _discard_late(self, req_id: str) -> None:
         """An abandoned call returned at last: drop its result, give back the thread it held."""
-        held = self._abandoned.pop(req_id)
+        held = self._timeouts.returned(req_id)
         self._finished.discard(req_id)
         if held is not None:
             self._link.ack(*held)
@@ -282,7 +259,7 @@ class Worker:
             "still running, %d of %d thread(s) lost to them)",
             self.id,
             req_id,
-            len(self._abandoned),
+            self.abandoned,
             self.stuck,
             self.threads,
         )
@@ -298,7 +275,7 @@ class Worker:
         while outbox:
             item = outbox[0]
             kind, req_id, reply_to = item[0], item[1], item[2]
-            if req_id in self._abandoned:
+            if req_id in self._timeouts:
                 outbox.popleft()
                 if kind == p.RESULT:
                     self._discard_late(req_id)
@@ -318,7 +295,7 @@ class Worker:
             if kind == p.RESULT:
                 self._announce.pop(req_id, None)
                 self._finished.discard(req_id)
-                self._deadlines.pop(req_id, None)
+                self._timeouts.answered(req_id)
                 self._answers.add(req_id, reply_to, item[3], time.monotonic())
                 link.ack(*self._jobs.pop(req_id))
 
@@ -426,8 +403,9 @@ class Worker:
         self._jobs[req["uuid"]] = (message, generation)
         if "timeout" in req:
             timeout = float(req["timeout"])
-            self._deadlines[req["uuid"]] = Deadline(
-                time.monotonic() + timeout, timeout, reply_to, req["atom"], req["action"]
+            self._timeouts.watch(
+                req["uuid"],
+                Deadline(time.monotonic() + timeout, timeout, reply_to, req["atom"], req["action"]),
             )
         self._pool.submit(self._job, cls, req, extras, reply_to)
 
