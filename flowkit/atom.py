@@ -158,7 +158,8 @@ class Atom:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidFlowError(f"atom name must be a non-empty str, got {self.name!r}")
         self.timeout: float | None = check_timeout(timeout, f"atom {self.name!r}")
-        """Seconds its execute (and its revert) may take; past that it fails with AtomTimeout."""
+        """Seconds its execute (and its revert) may take; past that it fails with AtomTimeout. Enforced
+        by the worker-based engine; the serial and parallel engines do not bound calls yet."""
         self.inject: dict[str, Any] = dict(inject or {})
         if provides is None:
             provides = self.default_provides

@@ -233,3 +233,20 @@ def test_atom_timeout_is_a_flowkit_error() -> None:
             topics=[TOPIC],
             default_timeout=0,
         )
+
+
+def test_sigterm_exits_although_an_abandoned_call_never_returns(
+    rabbitmq_url: str, exchange: str, spawn: Any, tmp_path: Path
+) -> None:
+    w = spawn(threads=1, console_script=True).wait_ready()
+    engine = load(
+        LinearFlow("hang-stop").add(wt.Hang(name="stuck", timeout=0.5)),
+        rabbitmq_url,
+        exchange,
+        store={"marker_dir": str(tmp_path)},
+    )
+    with pytest.raises(AtomTimeout):
+        engine.run()
+    wait_for("the worker to abandon the call", lambda: "abandoned request" in w.text(), 5)
+    w.proc.send_signal(signal.SIGTERM)
+    assert w.proc.wait(10) == 0, w.text()
