@@ -31,12 +31,10 @@ from typing import Any
 
 import kombu
 
-from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.exceptions import (
     AtomTimeout,
     FlowkitError,
     InvalidMessageError,
-    NotSerializableError,
     WorkerError,
 )
 from flowkit.failure import Failure
@@ -45,6 +43,7 @@ from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.abandon import Deadline, Timeouts
 from flowkit.workers.answers import RecentAnswers
+from flowkit.workers.call import call_task, revert_extras
 from flowkit.workers.link import Link
 from flowkit.workers.tasks import resolve_tasks, task_path
 
@@ -356,7 +355,7 @@ class Worker:
             req = p.decode(message.body, message.content_type, (p.REQUEST,))
             if not isinstance(reply_to, str) or not reply_to or corr != req["uuid"]:
                 raise InvalidMessageError("a request needs reply_to, and correlation_id equal to its uuid")
-            extras = _revert_extras(req)
+            extras = revert_extras(req)
         except InvalidMessageError as exc:
             LOG.warning(
                 "worker %s: rejected a message on %s: %s",
@@ -420,62 +419,7 @@ class Worker:
         self._outbox.append(item)
         self._link.wake()
 
-    def _job(
-        self,
-        cls: type[Task],
-        req: dict[str, Any],
-        extras: dict[str, Any],
-        reply_to: str,
-    ) -> None:
-        req_id, atom = req["uuid"], req["atom"]
-        self._post((p.RUNNING, req_id, reply_to, p.encode(p.RUNNING, uuid=req_id, worker=self.id)))
-        ctx = AtomContext(
-            atom,
-            req.get("atom_uuid", ""),
-            lambda _name, value: self._post(
-                (
-                    p.PROGRESS,
-                    req_id,
-                    reply_to,
-                    p.encode(p.PROGRESS, uuid=req_id, worker=self.id, progress=value),
-                )
-            ),
-        )
-        token = set_current(ctx)
-        try:
-            task = cls(name=atom)
-            fn = task.execute if req["action"] == "execute" else task.revert
-            result = fn(**req["arguments"], **extras)
-        except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
-            body = _failure_body(req_id, self.id, Failure())
-        else:
-            try:
-                p.check_json(result)
-                body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=True, result=result)
-            except (TypeError, ValueError) as exc:
-                error = NotSerializableError(atom, "the result", f"{exc} (replies from workers are JSON)")
-                body = _failure_body(req_id, self.id, Failure.from_exception(error))
-        finally:
-            reset_current(token)
-        self._finished.add(req_id)
-        self._post((p.RESULT, req_id, reply_to, body))
-
-
-def _failure_body(req_id: str, worker: str, failure: Failure) -> bytes:
-    return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=False, failure=failure.to_dict())
-
-
-def _revert_extras(req: dict[str, Any]) -> dict[str, Any]:
-    """``result`` and ``flow_failures`` of a revert request, rebuilt; InvalidMessageError if malformed."""
-    extras: dict[str, Any] = {}
-    try:
-        if "result" in req:
-            envelope = req["result"]
-            extras["result"] = (
-                Failure.from_dict(envelope["failure"]) if "failure" in envelope else envelope["value"]
-            )
-        if "flow_failures" in req:
-            extras["flow_failures"] = {n: Failure.from_dict(d) for n, d in req["flow_failures"].items()}
-    except FlowkitError as exc:
-        raise InvalidMessageError(f"request {req['uuid']}: {exc}") from None
-    return extras
+    def _job(self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str) -> None:
+        body = call_task(cls, req, extras, reply_to, self.id, self._post)
+        self._finished.add(req["uuid"])
+        self._post((p.RESULT, req["uuid"], reply_to, body))
