@@ -345,3 +345,31 @@ def test_unreachable_broker_fails_the_run_naming_it() -> None:
     with pytest.raises(WorkerError, match=r"cannot connect to the broker at amqp://guest:\*\*@127.0.0.1:1//"):
         engine.run()
     assert time.monotonic() - started < 5
+
+
+def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a cut may have swallowed: every recent answer goes again, before anything else, and a
+    redelivered copy of an answered request is answered again, not refused and not run."""
+    w = Worker(URL, "unused", TOPIC, [wt.Add])
+    sent: list[tuple[str, bytes]] = []
+    acked: list[Any] = []
+    monkeypatch.setattr(w, "_link", SimpleNamespace(connected=True, generation=1, wake=lambda: None))
+    w._link.publish = lambda body, exchange, key, **props: (
+        sent.append((props["correlation_id"], body)) or True
+    )
+    w._link.ack = lambda message, gen, reject=False: acked.append(message)
+    answer = protocol.encode(protocol.RESULT, uuid="r1", worker=w.id, ok=True, result=3)
+    w._reconnected()  # the first connection: nothing to send again
+    w._answers.add("r1", "engine-q", answer, time.monotonic())
+    w._link.generation = 2
+    w._reconnected()
+    w._flush()
+    assert sent == [("r1", answer)]
+    body = protocol.encode(
+        protocol.REQUEST, uuid="r1", task="tests.worker_tasks.Add", atom="add", action="execute", arguments={}
+    )
+    copy = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+    w._handle_request(copy, 2)
+    assert sent == [("r1", answer), ("r1", answer)] and acked == [copy] and not w._jobs
