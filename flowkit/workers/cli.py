@@ -18,8 +18,8 @@ from types import FrameType
 
 import click
 
-from flowkit.exceptions import WorkerError
-from flowkit.workers.worker import Worker
+from flowkit import extras
+from flowkit.exceptions import FlowkitError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,8 +61,11 @@ def main(
     if os.getcwd() not in sys.path:  # like `python -m`: task modules next to where the worker starts
         sys.path.insert(0, os.getcwd())
     try:
+        extras.require("amqp", "flowkit-worker")  # before importing kombu, for a plain message
+        from flowkit.workers.worker import Worker
+
         worker = Worker(transport, exchange, topic, task_specs, threads=threads, heartbeat=heartbeat)
-    except WorkerError as exc:
+    except FlowkitError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"worker {worker.id}: {', '.join(sorted(worker.tasks))}", err=True)
 
