@@ -378,3 +378,61 @@ class InvalidMessageError(WorkerError):
 def details_of(exc: BaseException) -> dict[str, Any]:
     """Structured fields of a flowkit error (for logs and JSON), empty for others."""
     return {k: v for k, v in vars(exc).items() if not k.startswith("_")}
+
+
+# ----------------------------------------------------------------------------------------------------
+# TaskFlow's exception names, for code moving from TaskFlow (see docs/migrating-from-taskflow.md).
+# Each name is one of flowkit's own classes, so ``except exceptions.MissingDependencies`` catches what
+# flowkit raises. Where TaskFlow has one name for a family that flowkit splits (DependencyFailure:
+# cycles, missing and ambiguous dependencies), the name is flowkit's root of that family.
+# ----------------------------------------------------------------------------------------------------
+
+
+class InvalidFormat(FlowkitError, ValueError):
+    """Data is not in the expected format: a failure dict read back, a backend's settings dict."""
+
+
+class NotifierRegistrationError(FlowkitError, TypeError, ValueError):
+    """A notifier callback cannot be registered: not callable, already registered, or an event the
+    notifier does not offer. A ValueError as in TaskFlow, and a TypeError as flowkit raised before."""
+
+
+TaskFlowException = FlowkitError
+CompilationFailure = CompilationError
+DependencyFailure = CompilationError
+MissingDependencies = MissingRequirementError
+AmbiguousDependency = AmbiguousProviderError
+Duplicate = DuplicateNameError
+ExecutionFailure = ExecutionError
+InvalidState = InvalidStateError
+StorageFailure = StorageError
+JobFailure = JobBoardError
+UnclaimableJob = UnclaimableJobError
+ConductorFailure = ConductorError
+
+
+class InvalidAtomArgumentError(InvalidFlowError, ValueError):
+    """An atom's constructor got an argument it cannot use (a functor that is not callable or takes
+    the wrong number of arguments, too few ``requires``); a ValueError, as TaskFlow raises."""
+
+
+# -- timeouts -------------------------------------------------------------------------------------
+
+
+class AtomTimeout(ExecutionError):
+    """An atom's execute or revert ran longer than its ``timeout``; it fails (or its revert fails)
+    like any other failure, and revert or retry take it from there."""
+
+    def __init__(self, atom: str, action: str, timeout: float, where: str = "") -> None:
+        super().__init__(atom, action, timeout, where)
+        self.atom = atom
+        self.action = action
+        self.timeout = timeout
+        self.where = where
+
+    def __str__(self) -> str:
+        where = f" on {self.where}" if self.where else ""
+        return (
+            f"{self.action} of atom {self.atom!r} did not finish within its timeout of {self.timeout:g}s"
+            f"{where}"
+        )

@@ -14,26 +14,32 @@ from __future__ import annotations
 import json
 import pickle
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from traceback import format_tb
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
-from flowkit.exceptions import FlowkitError, RemoteError, WrappedFailure
+from flowkit.exceptions import FlowkitError, InvalidFormat, RemoteError, WrappedFailure
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 VERSION = 1
 # key -> (accepted types, their description, required); "cause", "atom_name" and "exc_args" may be absent.
+# Tuples are accepted where lists are, and TaskFlow's "causes" list where flowkit writes "cause".
 _FIELDS: dict[str, tuple[type | tuple[type, ...], str, bool]] = {
     "version": (int, "int", True),
-    "exc_type_names": (list, "list", True),
+    "exc_type_names": ((list, tuple), "list", True),
     "exception_str": (str, "str", True),
     "traceback_str": (str, "str", True),
     "cause": ((Mapping, type(None)), "dict or None", False),
+    "causes": ((list, tuple), "list", False),
     "atom_name": ((str, type(None)), "str or None", False),
-    "exc_args": (list, "list", False),
+    "exc_args": ((list, tuple), "list", False),
 }
+_ROOT_TYPES = frozenset({"BaseException", "Exception", "builtins.BaseException", "builtins.Exception"})
+"""The last of ``exc_type_names`` must be one of these: every exception derives from them."""
+
+_KWARGS = frozenset({"exception_str", "traceback_str", "exc_type_names", "exc_args", "causes"})
 
 
 def _qualified_name(cls: type) -> str:
@@ -92,25 +98,44 @@ def _rebuild_exception(type_names: list[str], exc_args: list[Any] | None, text: 
 
 def _validate(data: object, where: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
-        raise FlowkitError(f"failure data {where or '(top level)'} must be a dict, got {type(data).__name__}")
+        raise InvalidFormat(
+            f"failure data {where or '(top level)'} must be a dict, got {type(data).__name__}"
+        )
     for key, (types, expected, required) in _FIELDS.items():
         if key not in data:
             if required:
-                raise FlowkitError(f"failure dict is missing key {where + key!r}")
+                raise InvalidFormat(f"failure dict is missing key {where + key!r}")
             continue
         value = data[key]
         if not isinstance(value, types) or isinstance(value, bool):
-            raise FlowkitError(
+            raise InvalidFormat(
                 f"failure dict key {where + key!r} must be {expected}, got {type(value).__name__}"
             )
     if data["version"] != VERSION:
-        raise FlowkitError(
+        raise InvalidFormat(
             f"failure dict key {where + 'version'!r} is {data['version']}; this reads {VERSION}"
         )
     names = data["exc_type_names"]
     if not names or not all(isinstance(n, str) for n in names):
-        raise FlowkitError(f"failure dict key {where + 'exc_type_names'!r} must be a non-empty list of str")
+        raise InvalidFormat(f"failure dict key {where + 'exc_type_names'!r} must be a non-empty list of str")
     return data
+
+
+def _cause_data(data: Mapping[str, Any]) -> object:
+    """The cause's dict: flowkit's ``cause``, else the first of TaskFlow's ``causes``."""
+    if data.get("cause") is not None:
+        return data["cause"]
+    causes = data.get("causes")
+    return causes[0] if causes else None
+
+
+def _qualified_type_names(names: Iterable[str]) -> tuple[str, ...]:
+    """TaskFlow's short names (``RuntimeError``) as flowkit's (``builtins.RuntimeError``), through
+    BaseException, so that a failure made from either compares equal."""
+    out = tuple(n if "." in n else f"builtins.{n}" for n in names)
+    if out and out[-1] == "builtins.Exception":
+        out += ("builtins.BaseException",)
+    return out
 
 
 def _pickled(exc: BaseException | None) -> bytes | None:
@@ -134,7 +159,20 @@ class Failure:
     atom_name: str | None
     """The atom that failed; set by the engine."""
 
-    def __init__(self, exc_info: ExcInfo | None = None) -> None:
+    _exception: BaseException | None
+    _exc_info: ExcInfo | None
+    _cause: Failure | None
+
+    def __init__(self, exc_info: ExcInfo | None = None, **kwargs: Any) -> None:
+        """``Failure()`` in an except block, ``Failure(sys.exc_info())``, or TaskFlow's keyword form.
+
+        The keyword form rebuilds a failure from its facts without a live exception:
+        ``Failure(exception_str=..., traceback_str=..., exc_type_names=[...], exc_args=(...),
+        causes=(failure, ...))``; type names may be TaskFlow's short ones (``"RuntimeError"``).
+        """
+        if kwargs:
+            self._from_kwargs(exc_info, kwargs)
+            return
         if exc_info is None:
             exc = sys.exception()
             if exc is None:
@@ -143,7 +181,26 @@ class Failure:
                     "or use Failure.from_exception"
                 )
             exc_info = (type(exc), exc, exc.__traceback__)
+        elif len(exc_info) != 3:
+            raise InvalidFormat(f"exc_info must be (type, exception, traceback), got {exc_info!r}")
         self._capture(exc_info, set())
+
+    def _from_kwargs(self, exc_info: ExcInfo | None, kwargs: dict[str, Any]) -> None:
+        unknown = [k for k in kwargs if k not in _KWARGS]
+        if unknown:
+            raise TypeError(f"Failure.__init__ got unexpected keyword argument(s): {', '.join(unknown)}")
+        if "exception_str" not in kwargs:
+            raise TypeError("Failure.__init__ needs exception_str= in its keyword form")
+        causes = tuple(kwargs.get("causes") or ())
+        exc = exc_info[1] if exc_info is not None else None
+        self._exception = exc
+        self._exc_info = exc_info
+        self._exc_type_names = _qualified_type_names(kwargs.get("exc_type_names") or ())
+        self._exception_str = str(kwargs["exception_str"])
+        self._traceback_str = kwargs.get("traceback_str") or ""
+        self._exc_args = list(kwargs["exc_args"]) if kwargs.get("exc_args") is not None else None
+        self.atom_name = None
+        self._cause = causes[0] if causes else None
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Self:
@@ -157,14 +214,14 @@ class Failure:
         if exc is None:
             raise FlowkitError("Failure needs an exception, got an exc_info without one")
         seen.add(id(exc))
-        self._exception: BaseException | None = exc
-        self._exc_info: ExcInfo | None = (exc_type, exc, tb)
+        self._exception = exc
+        self._exc_info = (exc_type, exc, tb)
         self._exc_type_names = tuple(_qualified_name(c) for c in type(exc).__mro__ if c is not object)
         self._exception_str = _safe_str(exc)
         self._traceback_str = "".join(format_tb(tb)) if tb is not None else ""
         self._exc_args = _json_args(exc)
         self.atom_name = None
-        self._cause: Failure | None = None
+        self._cause = None
         nxt = exc.__cause__
         if nxt is None and not exc.__suppress_context__:
             nxt = exc.__context__
@@ -175,10 +232,10 @@ class Failure:
     def _restore(self, data: Mapping[str, Any], cause: Failure | None, exc: BaseException | None) -> None:
         self._exception = exc
         self._exc_info = (type(exc), exc, None) if exc is not None else None
-        self._exc_type_names = tuple(data["exc_type_names"])
+        self._exc_type_names = _qualified_type_names(data["exc_type_names"])
         self._exception_str = data["exception_str"]
         self._traceback_str = data["traceback_str"]
-        self._exc_args = data.get("exc_args")
+        self._exc_args = list(data["exc_args"]) if data.get("exc_args") is not None else None
         self.atom_name = data.get("atom_name")
         self._cause = cause
         if exc is not None and cause is not None and cause.exception is not None and exc.__cause__ is None:
@@ -213,6 +270,52 @@ class Failure:
         """The failure this one was raised from (``__cause__``, else unsuppressed ``__context__``)."""
         return self._cause
 
+    @property
+    def causes(self) -> tuple[Failure, ...]:
+        """The whole chain below this failure, nearest first: ``(cause, cause.cause, ...)`` (TaskFlow's)."""
+        chain: list[Failure] = []
+        failure = self._cause
+        while failure is not None:
+            chain.append(failure)
+            failure = failure._cause
+        return tuple(chain)
+
+    @property
+    def exception_args(self) -> tuple[Any, ...]:
+        """The exception's ``args`` as a tuple; empty when they were not JSON data and so not kept."""
+        return tuple(self._exc_args) if self._exc_args is not None else ()
+
+    def __iter__(self) -> Iterator[str]:
+        """The type names in TaskFlow's form: builtins without ``builtins.``, up to ``Exception``."""
+        for name in self._exc_type_names:
+            if name == "builtins.BaseException" and "builtins.Exception" in self._exc_type_names:
+                return
+            yield name.removeprefix("builtins.")
+
+    def copy(self) -> Self:
+        """A new failure with the same facts, cause chain and live exception (if any)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        return other
+
+    @classmethod
+    def validate(cls, data: object) -> None:
+        """Raise :class:`~flowkit.exceptions.InvalidFormat` naming the problem unless ``data`` is a
+        failure dict (flowkit's :meth:`to_dict` form, or TaskFlow's), causes included."""
+        where = ""
+        current: object = data
+        while current is not None:
+            checked = _validate(current, where)
+            root = checked["exc_type_names"][-1]
+            if root not in _ROOT_TYPES:
+                # only here: from_dict still reads such data (refusing it would lose a stored failure)
+                raise InvalidFormat(
+                    f"failure dict key {where + 'exc_type_names'!r} must end with Exception or "
+                    f"BaseException, got {root!r}"
+                )
+            current = _cause_data(checked)
+            where += "cause."
+
     def check(self, *exc_types: type[BaseException] | str) -> type[BaseException] | str | None:
         """Return the first of ``exc_types`` this failure is an instance of, else None.
 
@@ -232,7 +335,8 @@ class Failure:
         if self._exception is not None:
             tb = self._exc_info[2] if self._exc_info is not None else None
             raise self._exception.with_traceback(tb)
-        raise RemoteError(self._exc_type_names[0], self._exception_str, self._traceback_str)
+        type_name = self._exc_type_names[0] if self._exc_type_names else "builtins.Exception"
+        raise RemoteError(type_name, self._exception_str, self._traceback_str)
 
     @staticmethod
     def reraise_if_any(failures: Iterable[Failure]) -> None:
@@ -243,17 +347,18 @@ class Failure:
         if failures:
             raise WrappedFailure(failures)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data; ``exc_args`` is present only when the exception's args serialize."""
+    def to_dict(self, include_args: bool = True) -> dict[str, Any]:
+        """Plain JSON data; ``exc_args`` is present only when the exception's args serialize (and
+        ``include_args`` is true)."""
         data: dict[str, Any] = {
             "version": VERSION,
             "exc_type_names": list(self._exc_type_names),
             "exception_str": self._exception_str,
             "traceback_str": self._traceback_str,
-            "cause": self._cause.to_dict() if self._cause is not None else None,
+            "cause": self._cause.to_dict(include_args) if self._cause is not None else None,
             "atom_name": self.atom_name,
         }
-        if self._exc_args is not None:
+        if include_args and self._exc_args is not None:
             data["exc_args"] = list(self._exc_args)
         return data
 
@@ -265,9 +370,11 @@ class Failure:
     @classmethod
     def _from_dict(cls, data: object, where: str) -> Self:
         checked = _validate(data, where)
-        raw_cause = checked.get("cause")
+        raw_cause = _cause_data(checked)
         cause = cls._from_dict(raw_cause, f"{where}cause.") if raw_cause is not None else None
-        exc = _rebuild_exception(checked["exc_type_names"], checked.get("exc_args"), checked["exception_str"])
+        names = list(_qualified_type_names(checked["exc_type_names"]))
+        exc_args = list(checked["exc_args"]) if checked.get("exc_args") is not None else None
+        exc = _rebuild_exception(names, exc_args, checked["exception_str"])
         failure = object.__new__(cls)
         failure._restore(checked, cause, exc)
         return failure
@@ -302,22 +409,37 @@ class Failure:
             return NotImplemented
         return self._same(other, tracebacks=True)
 
-    def __str__(self) -> str:
+    def _summary(self) -> str:
+        """``Type: message`` (just the message when no type is known)."""
+        if not self._exc_type_names:
+            return self._exception_str
         name = self._exc_type_names[0].removeprefix("builtins.")
         return f"{name}: {self._exception_str}" if self._exception_str else name
 
+    @property
+    def summary(self) -> str:
+        """``RuntimeError: Woot!``: the type and message, as listeners print them."""
+        return self._summary()
+
+    def __str__(self) -> str:
+        """``Failure: RuntimeError: Woot!``, as in TaskFlow."""
+        return f"Failure: {self._summary()}"
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self})"
+        return f"{type(self).__name__}({self._summary()})"
 
     def pformat(self, traceback: bool = False) -> str:
         """Readable text: type and message, the traceback if asked, then each cause the same way."""
-        lines = [f"Failure in atom {self.atom_name!r}: {self}" if self.atom_name else str(self)]
+        lines = [f"Failure in atom {self.atom_name!r}: {self._summary()}" if self.atom_name else str(self)]
         failure: Failure | None = self
         while failure is not None:
             if failure is not self:
-                lines.append(f"Caused by: {failure}")
-            if traceback and failure.traceback_str:
-                lines.append("Traceback (most recent call last):")
-                lines.append(failure.traceback_str.rstrip("\n"))
+                lines.append(f"Caused by: {failure._summary()}")
+            if traceback:
+                if failure.traceback_str:
+                    lines.append("Traceback (most recent call last):")
+                    lines.append(failure.traceback_str.rstrip("\n"))
+                else:
+                    lines.append("Traceback not available.")
             failure = failure.cause
         return "\n".join(lines)

@@ -52,6 +52,11 @@ class Flow:
     def __len__(self) -> int:
         return len(self._children)
 
+    def iter_nodes(self) -> Iterator[tuple[Node, dict[str, Any]]]:
+        """The children with their metadata, ``(child, {})``, in order (TaskFlow's ``iter_nodes``)."""
+        for child in self:
+            yield child, {}
+
     def iter_atoms(self) -> Iterator[Atom]:
         """Every atom in this flow and its subflows (retry controllers first), depth first."""
         stack: list[Any] = [self]
@@ -60,7 +65,7 @@ class Flow:
             if isinstance(node, Flow):
                 if node.retry is not None:
                     yield node.retry
-                stack.extend(reversed(node._children))
+                stack.extend(reversed(list(node)))
             else:
                 yield node
 

@@ -3,7 +3,8 @@
 Conductors run in other processes, so every trace is a file: each step appends ``start``/``done`` lines
 to ``<trace_dir>/<job_key>.log`` (to count executions), and holds ``<job_key>.lock`` (created with
 O_EXCL, holding its pid) while it runs. Finding that lock held by a live process means two conductors
-are running one job at the same time: that is written to ``<trace_dir>/violations``. Importing this
+are running one job at the same time: that is written to ``<trace_dir>/violations``. The fault tools
+(``tests.fault_ledger``) use :func:`logged` instead: one shared event log for every job. Importing this
 module has no side effects.
 """
 
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from flowkit import GraphFlow, LinearFlow, Task
+from tests.fault_ledger import append_event
 
 
 def _alive(pid: int) -> bool:
@@ -125,6 +127,26 @@ def cyclic() -> GraphFlow:
     """Builds, but does not compile: its two tasks depend on each other."""
     a, b = Noop(name="a"), Noop(name="b")
     return GraphFlow("cyclic").add(a, b).link(a, b).link(b, a)
+
+
+class Logged(Task):
+    """Appends its ``start`` and ``end`` to the shared event log (``tests.fault_ledger``), sleeping
+    ``delay`` seconds in between; returns its pid, so the saved result shows which process wrote it."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        super().__init__(name=name)
+        self.delay = delay
+
+    def execute(self, job_key: str, event_log: str) -> int:
+        append_event(event_log, "start", job_key, self.name)
+        time.sleep(self.delay)
+        append_event(event_log, "end", job_key, self.name)
+        return os.getpid()
+
+
+def logged(delays: list[float]) -> LinearFlow:
+    """One :class:`Logged` atom per delay, named ``atom-0``... (store: ``job_key``, ``event_log``)."""
+    return LinearFlow("logged").add(*(Logged(f"atom-{i}", d) for i, d in enumerate(delays)))
 
 
 def trace_of(trace_dir: str | Path, job_key: str) -> list[tuple[str, str, int]]:

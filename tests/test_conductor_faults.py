@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from kazoo.client import KazooClient
 from flowkit.engines.persistence import backend_for
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
+from tests.fault_soak import SoakPlan, soak
 from tests.job_flows import trace_of, violations
 from tests.jobboard_support import zookeeper_tree
 from tests.tcp_proxy import TcpProxy
@@ -190,6 +192,30 @@ def test_200_jobs_3_conductors_one_killed(
     assert states == {"SUCCESS": 200}
     assert violations(tmp_path) == []
     assert "consumed job" in conductors.log("c1") and "consumed job" in conductors.log("c2")
+
+
+@pytest.mark.parametrize("kind", ["zookeeper", "sql"])
+def test_soak_5_kills_lose_and_double_nothing(
+    kind: str, request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path
+) -> None:
+    """30 jobs of 3-5 logged atoms, 3 conductors, 5 SIGKILLs (each replaced): every job consumed once,
+    and every atom run twice was being run by a conductor when it was killed (``tests.fault_ledger``)."""
+    name = f"soak-{secrets.token_hex(4)}"
+    url = request.getfixturevalue("zk_url") if kind == "zookeeper" else f"{postgres_url}?lease=3"
+    url += "&max_attempts=10"  # a job the kills hit 3 times is set aside by design: not what is tested
+    board = boards.fetch(name, url, persistence=postgres_url)
+    board.connect()
+    plan = SoakPlan(
+        jobs=30, atom_seconds=(0.1, 0.3), kill_every=(1.0, 1.5), max_kills=5, kill_for=30, drain=20, seed=8
+    )
+    try:
+        result = soak(board, url, postgres_url, tmp_path, plan, "--board-name", name)
+    finally:
+        board.close()
+    report = "\n".join(result.lines())
+    assert result.kills == 5, report  # the jobs outlasted the kills: each kill found work to cut
+    assert result.failures() == dict.fromkeys(result.failures(), 0), report
+    assert result.consumed == 30, report
 
 
 def test_zookeeper_connection_lost_and_back(

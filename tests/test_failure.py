@@ -53,7 +53,7 @@ def test_failure_inside_except_captures_the_handled_exception() -> None:
     assert 'raise ValueError("boom")' in failure.traceback_str
     assert failure.cause is None
     assert failure.atom_name is None
-    assert str(failure) == "ValueError: boom"
+    assert str(failure) == "Failure: ValueError: boom"  # TaskFlow's form
     assert repr(failure) == "Failure(ValueError: boom)"
 
 
@@ -83,7 +83,7 @@ def test_from_exception_of_raised_and_never_raised_exceptions() -> None:
     assert fresh.exception_str == "'k'"
     assert fresh.traceback_str == ""
     assert fresh.exc_info is not None and fresh.exc_info[2] is None
-    assert str(fresh) == "KeyError: 'k'"
+    assert str(fresh) == "Failure: KeyError: 'k'"
 
 
 def test_explicit_cause_chain() -> None:

@@ -66,9 +66,9 @@ def _duration(ad: AtomDetail) -> str:
 def _failure_text(ad: AtomDetail) -> str:
     parts = []
     if ad.failure is not None:
-        parts.append(str(ad.failure))
+        parts.append(ad.failure.summary)
     if ad.revert_failure is not None:
-        parts.append(f"revert: {ad.revert_failure}")
+        parts.append(f"revert: {ad.revert_failure.summary}")
     return "; ".join(parts)
 
 
@@ -84,7 +84,7 @@ def _show_flow(fd: FlowDetail) -> None:
     if isinstance(factory, dict):
         click.echo(f"  factory {factory.get('name')}")
     for name, failure in fd.failures.items():
-        click.echo(f"  reverting because {name!r} failed: {failure}")
+        click.echo(f"  reverting because {name!r} failed: {failure.summary}")
     rows = [["ATOM", "KIND", "STATE", "INTENTION", "ATTEMPTS", "DURATION", "FAILURE"]]
     for ad in fd:
         rows.append(

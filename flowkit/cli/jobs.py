@@ -217,5 +217,5 @@ def show(uuid: str, board_url: str, persistence_url: str | None, board_name: str
                 click.echo("no atom has started yet")
                 continue
             rows = [["ATOM", "STATE", "FAILURE"]]
-            rows += [[ad.name, str(ad.state), str(ad.failure) if ad.failure else ""] for ad in atoms]
+            rows += [[ad.name, str(ad.state), ad.failure.summary if ad.failure else ""] for ad in atoms]
             click.echo(_table(rows))

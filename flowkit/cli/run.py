@@ -109,11 +109,11 @@ def _report_failures(eng: Engine) -> None:
     atoms = storage.get_atom_states()
     for atom_name, failure in storage.flow_failures.items():
         if atom_name in atoms:  # not the interrupt an --on-interrupt revert reverted for
-            click.echo(f"error: atom {atom_name!r} failed: {failure}", err=True)
+            click.echo(f"error: atom {atom_name!r} failed: {failure.summary}", err=True)
     for atom_name in atoms:
         revert_failure = storage.get_revert_failure(atom_name)
         if revert_failure is not None:
-            click.echo(f"error: atom {atom_name!r} could not be reverted: {revert_failure}", err=True)
+            click.echo(f"error: atom {atom_name!r} could not be reverted: {revert_failure.summary}", err=True)
 
 
 @click.command("run", epilog=FACTORY_HELP)

@@ -10,15 +10,27 @@ events and progress), and works as a context manager::
 """
 
 from flowkit.listeners.base import Listener
-from flowkit.listeners.logging import LoggingListener
+from flowkit.listeners.capturing import CaptureListener
+from flowkit.listeners.logging import DynamicLoggingListener, LoggingListener
 from flowkit.listeners.printing import PrintingListener
-from flowkit.listeners.timing import TimingListener
+from flowkit.listeners.timing import (
+    DurationListener,
+    EventTimeListener,
+    PrintingDurationListener,
+    TimingListener,
+)
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by concept, not sorted
     # base
     "Listener",
     # listeners
     "LoggingListener",
     "PrintingListener",
     "TimingListener",
+    # TaskFlow's listeners, under their names (modules as in TaskFlow: capturing, logging, timing)
+    "CaptureListener",
+    "DynamicLoggingListener",
+    "DurationListener",
+    "EventTimeListener",
+    "PrintingDurationListener",
 ]

@@ -7,10 +7,11 @@ still the standard library (imports are absolute).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flowkit.failure import Failure
-from flowkit.listeners.base import Listener
+from flowkit.listeners.base import DEFAULT_LISTEN_FOR, Listener
 from flowkit.states import AtomState, FlowState
 
 if TYPE_CHECKING:
@@ -76,9 +77,106 @@ class LoggingListener(Listener):
             self.logger.log(self.level, "task %r progress %.0f%%", atom_name, progress * 100)
 
     def _describe(self, failure: Failure, atom_name: str | None = None) -> str:
-        text = str(failure)
+        text = failure.summary
         if atom_name is not None:
             text = f"atom {atom_name!r} failed with {text}"
         if self.tracebacks and failure.traceback_str:
             text += "\nTraceback (most recent call last):\n" + failure.traceback_str.rstrip("\n")
         return text
+
+
+_DYNAMIC_FAILURE_STATES = frozenset(
+    {AtomState.FAILURE, AtomState.REVERTED, AtomState.RETRYING, AtomState.REVERT_FAILURE}
+)
+_DYNAMIC_FLOW_FAILURE_STATES = frozenset({FlowState.FAILURE, FlowState.REVERTED})
+
+
+class DynamicLoggingListener(Listener):
+    """TaskFlow's dynamic logging listener: the level follows the state.
+
+    Transitions are logged at ``level`` (default DEBUG); a task or retry that fails, reverts or
+    retries, and a flow that ends FAILURE or REVERTED, at ``failure_level`` (default WARNING). A
+    failed atom's record carries the exception (``exc_info``) when it is still live, else its
+    traceback text. Results are shown unless the atom is named in ``hide_inputs_outputs_of``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        task_listen_for: Iterable[str] | None = DEFAULT_LISTEN_FOR,
+        flow_listen_for: Iterable[str] | None = DEFAULT_LISTEN_FOR,
+        retry_listen_for: Iterable[str] | None = DEFAULT_LISTEN_FOR,
+        log: logging.Logger | None = None,
+        failure_level: int = logging.WARNING,
+        level: int = logging.DEBUG,
+        hide_inputs_outputs_of: Iterable[str] = (),
+    ) -> None:
+        super().__init__(
+            engine,
+            task_listen_for=task_listen_for,
+            flow_listen_for=flow_listen_for,
+            retry_listen_for=retry_listen_for,
+        )
+        self.logger = log if log is not None else LOG
+        self.level = level
+        self.failure_level = failure_level
+        self._hidden = frozenset(hide_inputs_outputs_of)
+
+    def _flow_receiver(self, state: FlowState, details: dict[str, Any]) -> None:
+        level = self.failure_level if state in _DYNAMIC_FLOW_FAILURE_STATES else self.level
+        self.logger.log(
+            level,
+            "Flow '%s' (%s) transitioned into state '%s' from state '%s'",
+            details.get("flow_name"),
+            details.get("flow_uuid"),
+            state,
+            details.get("old_state"),
+        )
+
+    def _atom_receiver(self, kind: str, state: AtomState, details: dict[str, Any]) -> None:
+        name, uuid, old = details[f"{kind}_name"], details[f"{kind}_uuid"], details.get("old_state")
+        level = self.failure_level if state in _DYNAMIC_FAILURE_STATES else self.level
+        result = details.get("result")
+        if isinstance(result, Failure):
+            exc_info = (
+                result.exc_info if result.exc_info is not None and result.exc_info[2] is not None else None
+            )
+            text = "" if exc_info else f"\n{result.pformat(traceback=True)}"
+            self.logger.log(
+                self.failure_level,
+                "%s '%s' (%s) transitioned into state '%s' from state '%s'%s",
+                kind.capitalize(),
+                name,
+                uuid,
+                state,
+                old,
+                text,
+                exc_info=exc_info,
+            )
+        elif "result" in details and name not in self._hidden:
+            self.logger.log(
+                level,
+                "%s '%s' (%s) transitioned into state '%s' from state '%s' with result '%s'",
+                kind.capitalize(),
+                name,
+                uuid,
+                state,
+                old,
+                result,
+            )
+        else:
+            self.logger.log(
+                level,
+                "%s '%s' (%s) transitioned into state '%s' from state '%s'",
+                kind.capitalize(),
+                name,
+                uuid,
+                state,
+                old,
+            )
+
+    def _task_receiver(self, state: AtomState, details: dict[str, Any]) -> None:
+        self._atom_receiver("task", state, details)
+
+    def _retry_receiver(self, state: AtomState, details: dict[str, Any]) -> None:
+        self._atom_receiver("retry", state, details)

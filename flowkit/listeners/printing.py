@@ -58,7 +58,7 @@ class PrintingListener(Listener):
         text = f"{details.get('old_state')} -> {state}"
         result = details.get("result")
         if isinstance(result, Failure):
-            text += f"  {result}"
+            text += f"  {result.summary}"
         self._print(details.get("kind", "atom"), atom_name, text)
 
     def on_progress(self, atom_name: str, progress: float, details: dict[str, Any]) -> None:

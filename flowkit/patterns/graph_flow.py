@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import InvalidAtomArgumentError, InvalidFlowError
 from flowkit.flow import Flow as _Flow
 from flowkit.flow import Node
 
@@ -66,6 +66,64 @@ class GraphFlow(_Flow):
 
     def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
         return iter(self._links)
+
+
+class TargetedFlow(GraphFlow):
+    """A graph flow that runs only what one child (its target) needs: the target and the children
+    it depends on, through links or data, directly or not (TaskFlow's ``TargetedFlow``).
+
+    Without a target (:meth:`reset_target`) it is a plain graph flow. The selection is made when
+    the flow is iterated (so when it is compiled), from the children and links it has then.
+    """
+
+    def __init__(self, name: str, retry: Any = None) -> None:
+        super().__init__(name, retry=retry)
+        self._target: Node | None = None
+
+    def set_target(self, target: Node) -> None:
+        """Run only ``target`` (a child of this flow) and what it depends on."""
+        if not any(target is child for child in self._children):
+            raise InvalidAtomArgumentError(
+                f"Node {getattr(target, 'name', target)!r} not found in targeted flow {self.name!r} "
+                f"(add it before making it the target)"
+            )
+        self._target = target
+
+    def reset_target(self) -> None:
+        """Run every child again."""
+        self._target = None
+
+    @property
+    def target(self) -> Node | None:
+        return self._target
+
+    def _selected(self) -> list[Node]:
+        target = self._target
+        if target is None:
+            return list(self._children)
+        needed = {id(target)}
+        frontier = [target]
+        while frontier:
+            v = frontier.pop()
+            wants = set(v.requires)
+            for u in self._children:
+                if id(u) in needed:
+                    continue
+                linked = any(a is u and b is v for a, b, _ in self._links)
+                if linked or wants.intersection(u.provides):
+                    needed.add(id(u))
+                    frontier.append(u)
+        return [child for child in self._children if id(child) in needed]
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._selected())
+
+    def __len__(self) -> int:
+        return len(self._selected())
+
+    def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
+        chosen = {id(child) for child in self._selected()}
+        return iter([link for link in self._links if id(link[0]) in chosen and id(link[1]) in chosen])
 
 
 Flow = GraphFlow  # TaskFlow spelling: graph_flow.Flow
