@@ -6,7 +6,6 @@ The wire format is described in :mod:`flowkit.workers.protocol`, the broker enti
 :mod:`flowkit.workers.topology`.
 """
 
-
 from __future__ import annotations
 
 import importlib
