@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import (
     JobBoardConnectionError,
@@ -42,6 +42,9 @@ from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
 from flowkit.jobboard.job import Job
 from flowkit.states import JobState, check_job_transition
+
+if TYPE_CHECKING:
+    from flowkit.persistence.backends.base import Backend
 
 LOG = logging.getLogger("flowkit.jobboard")
 
@@ -71,7 +74,7 @@ class ZooKeeperJobBoard(JobBoard):
         timeout: float = 10.0,
         auth: tuple[str, str] | None = None,
         world_read: bool = False,
-        persistence: Any = None,
+        persistence: Backend | str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         client: Any = None,
     ) -> None:
