@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import (
     JobBoardConnectionError,
-    JobBoardError,
     MalformedJobError,
     NotFound,
     NotOwnerError,
@@ -296,7 +295,7 @@ class ZooKeeperJobBoard(JobBoard):
             if isinstance(failure, NoNodeError):
                 raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}")
             if not isinstance(failure, BadVersionError):
-                raise JobBoardError(f"board {self.name!r}: claiming job {job} failed: {failure!r}")
+                raise self._session.translate(failure, f"claim job {job}") from failure
         else:
             raise UnclaimableJobError(f"job {job} kept changing while being claimed; try again")
         job.attempts, job.last_reason, job.fence = current.attempts, current.last_reason, fence
