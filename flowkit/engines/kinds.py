@@ -10,6 +10,7 @@ never loads it never imports its broker client.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -78,12 +79,19 @@ def kind(name: str) -> EngineKind:
 
 def check_options(loader: Loader, options: Mapping[str, Any]) -> None:
     """Refuse options the loader does not take with an error naming them (not a TypeError)."""
-    params = inspect.signature(loader).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(options) - set(params))
+    accepted = _keywords(loader)
+    unknown = [] if accepted is None else sorted(set(options) - accepted)
     if unknown:
         raise InvalidFlowError(f"unknown engine option(s): {', '.join(unknown)}")
+
+
+@functools.cache
+def _keywords(loader: Loader) -> frozenset[str] | None:
+    """The keywords ``loader`` takes; None when it takes any (``**options``)."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return frozenset(params)
 
 
 def _serial(
