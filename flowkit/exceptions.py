@@ -312,8 +312,9 @@ class JobTooLargeError(JobBoardError, ValueError):
         )
 
 
-class ConductorError(JobBoardError):
-    """A conductor cannot run as asked (an option out of range); the message names the conductor."""
+class ConductorError(FlowkitError):
+    """A conductor cannot run as asked (an option out of range, a service that does not answer at start);
+    the message names the conductor or the service. Not a :class:`JobBoardError`: the board may be fine."""
 
 
 class UnknownBackendError(FlowkitError):

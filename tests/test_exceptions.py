@@ -148,7 +148,12 @@ def test_wrapped_failure_survives_pickling_with_its_failures() -> None:
 def test_job_board_errors_that_callers_may_catch_as_value_errors() -> None:
     assert issubclass(exceptions.MalformedJobError, exceptions.JobBoardError)
     assert issubclass(exceptions.MalformedJobError, ValueError)
-    assert issubclass(exceptions.ConductorError, exceptions.JobBoardError)
+
+
+def test_a_conductor_error_is_not_a_job_board_error() -> None:
+    """A conductor refusing an option (or persistence not answering at start) is no board's fault."""
+    assert issubclass(exceptions.ConductorError, exceptions.FlowkitError)
+    assert not issubclass(exceptions.ConductorError, exceptions.JobBoardError)
 
 
 def test_not_found_is_a_key_error_with_a_plain_message() -> None:
