@@ -34,6 +34,8 @@ from typing import Any
 
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
+from flowkit.engines import Engine
+from flowkit.engines.persistence import load_from_detail
 from flowkit.exceptions import (
     ClaimLost,
     CompilationError,
@@ -47,10 +49,13 @@ from flowkit.exceptions import (
     NotSerializableError,
     StorageError,
 )
-from flowkit.factory import allow_list, check_allowed
+from flowkit.factory import FactoryDetails, allow_list, check_allowed
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
 from flowkit.jobboard.backends import display_url
 from flowkit.notifier import ANY
+from flowkit.persistence.backends import Backend
+from flowkit.persistence.models import FlowDetail
+from flowkit.persistence.shared import backend_for, ensure_schema
 from flowkit.states import FLOW_FINISHED
 
 LOG = logging.getLogger("conductor")
@@ -61,7 +66,7 @@ class _Run:
     """One claimed job and what the board has said about its claim."""
 
     job: Job
-    engine: Any = None
+    engine: Engine | None = None
     in_doubt: bool = False
     lost: bool = False
     changed: threading.Event = field(default_factory=threading.Event)
@@ -102,7 +107,7 @@ class Conductor:
         self,
         name: str,
         board: JobBoard,
-        persistence: Any,
+        persistence: Backend | str,
         *,
         engine: str = "serial",
         max_jobs: int = 1,
@@ -117,7 +122,7 @@ class Conductor:
             raise ConductorError(f"conductor {name!r}: max_jobs must be at least 1, got {max_jobs}")
         self.name = name
         self.board = board
-        self.persistence = persistence
+        self.persistence = backend_for(persistence)
         self.engine = engine
         self.max_jobs = max_jobs
         self.allow = allow_list(allow)
@@ -133,18 +138,14 @@ class Conductor:
         self._threads: list[threading.Thread] = []
         # A board coming back must be used at once (claims wait on it); persistence is probed less often.
         self._board_outage = Outage(LOG, f"conductor {name!r}: board {board!r}", cap=2.0)
-        where = display_url(str(getattr(persistence, "url", persistence)))
+        where = display_url(str(getattr(self.persistence, "url", persistence)))
         self._persistence_outage = Outage(LOG, f"conductor {name!r}: persistence {where}", cap=5.0)
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Claim and run jobs until :meth:`stop`; then suspend and abandon what is running."""
-        from flowkit.engines.persistence import backend_for
-
-        self.persistence = backend_for(self.persistence)
-        with self.persistence.get_connection() as conn:
-            conn.upgrade()
+        ensure_schema(self.persistence)
         slots = threading.BoundedSemaphore(self.max_jobs)
         self.board.add_claim_listener(self._on_claims)
         if self.allow is None:
@@ -332,6 +333,7 @@ class Conductor:
             self._set_aside(job, reason)
             return
         engine = run.engine
+        assert engine is not None  # _load gives an engine or the reason it could not
         storage = engine.storage  # prepared by _load: asking for it again cannot fail
 
         # The engine checks at every atom change whether it must pause, so a suspend cannot be lost
@@ -372,7 +374,7 @@ class Conductor:
                 self._consume(job, run)
                 return
 
-    def _find_flow(self, job: Job) -> tuple[str | None, Any]:
+    def _find_flow(self, job: Job) -> tuple[str | None, FlowDetail | None]:
         """The job's flow detail, or why it cannot be found (a malformed job)."""
         if job.book_uuid is None:
             return "malformed job: it names no logbook", None
@@ -395,14 +397,15 @@ class Conductor:
             )
         return None, details[0]
 
-    def _load(self, job: Job, flow_detail: Any) -> tuple[str | None, Any]:
+    def _load(self, job: Job, flow_detail: FlowDetail) -> tuple[str | None, Engine | None]:
         """An engine that resumes the job's flow, or why the flow cannot (or may not) be built."""
-        from flowkit.engines.persistence import load_from_detail
-
-        factory = flow_detail.meta.get("factory")
-        path = factory.get("name") if isinstance(factory, Mapping) else None
-        if not isinstance(path, str):
+        try:
+            factory = FactoryDetails.from_flow_detail(flow_detail)
+        except InvalidFlowError as exc:
+            return f"malformed job: {exc}", None
+        if factory is None:
             return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
+        path = factory.name
         try:
             check_allowed(path, self.allow)  # before anything imports the factory's module
         except InvalidFlowError as exc:

@@ -9,6 +9,7 @@ the engine's hot loop only looks values up.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -120,6 +121,15 @@ def extract(result: Any, key: Any, atom_name: str, symbol: str) -> Any:
         ) from None
 
 
+def check_timeout(timeout: Any, what: str) -> float | None:
+    """``timeout`` as float seconds (None: unbounded); InvalidFlowError unless positive and finite."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        raise InvalidFlowError(f"{what}: timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
 class Atom:
     """Base of :class:`~flowkit.task.Task` and :class:`~flowkit.retry.Retry`.
 
@@ -127,7 +137,8 @@ class Atom:
     their arguments: by default each parameter of ``execute`` is the symbol of the same
     name; ``rebind`` renames (``{"arg": "symbol"}``, or a list in parameter order);
     ``inject`` gives atom-local values; ``requires`` adds symbols passed as keywords;
-    ``provides`` names the result (str: whole; tuple/list: by position; set: by dict key).
+    ``provides`` names the result (str: whole; tuple/list: by position; set: by dict key);
+    ``timeout`` bounds each execute and revert, in seconds (see :class:`~flowkit.exceptions.AtomTimeout`).
     """
 
     default_provides: ProvidesSpec = None
@@ -142,11 +153,15 @@ class Atom:
         requires: Iterable[str] | None = None,
         rebind: RebindSpec = None,
         inject: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.name: str = name if name is not None else class_name(self)
         if not isinstance(self.name, str) or not self.name:
             raise InvalidFlowError(f"atom name must be a non-empty str, got {self.name!r}")
         check_name(self.name, "atom name")  # persistence stores it: no NUL, no lone surrogate
+        self.timeout: float | None = check_timeout(timeout, f"atom {self.name!r}")
+        """Seconds its execute (and its revert) may take; past that it fails with AtomTimeout. Enforced
+        by the worker-based engine; the serial and parallel engines do not bound calls yet."""
         self.inject: dict[str, Any] = dict(inject or {})
         if provides is None:
             provides = self.default_provides

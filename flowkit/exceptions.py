@@ -312,8 +312,9 @@ class JobTooLargeError(JobBoardError, ValueError):
         )
 
 
-class ConductorError(JobBoardError):
-    """A conductor cannot run as asked (an option out of range); the message names the conductor."""
+class ConductorError(FlowkitError):
+    """A conductor cannot run as asked (an option out of range, a service that does not answer at start);
+    the message names the conductor or the service. Not a :class:`JobBoardError`: the board may be fine."""
 
 
 class UnknownBackendError(FlowkitError):
@@ -414,3 +415,25 @@ ConductorFailure = ConductorError
 class InvalidAtomArgumentError(InvalidFlowError, ValueError):
     """An atom's constructor got an argument it cannot use (a functor that is not callable or takes
     the wrong number of arguments, too few ``requires``); a ValueError, as TaskFlow raises."""
+
+
+# -- timeouts -------------------------------------------------------------------------------------
+
+
+class AtomTimeout(ExecutionError):
+    """An atom's execute or revert ran longer than its ``timeout``; it fails (or its revert fails)
+    like any other failure, and revert or retry take it from there."""
+
+    def __init__(self, atom: str, action: str, timeout: float, where: str = "") -> None:
+        super().__init__(atom, action, timeout, where)
+        self.atom = atom
+        self.action = action
+        self.timeout = timeout
+        self.where = where
+
+    def __str__(self) -> str:
+        where = f" on {self.where}" if self.where else ""
+        return (
+            f"{self.action} of atom {self.atom!r} did not finish within its timeout of {self.timeout:g}s"
+            f"{where}"
+        )

@@ -12,6 +12,10 @@ attributes), because it may come from a job that anyone who can post wrote. Unde
 allowed module, not merely reachable from one: ``mypkg:os.system`` and ``mypkg:subprocess.getoutput``
 name a shell, whatever module they are reached through. Each object met on the way is checked
 before the next attribute is looked up, so no code outside the allowed modules runs.
+
+A flow detail in persistence can name the factory that rebuilds its flow (:class:`FactoryDetails`,
+kept in ``flow_detail.meta["factory"]``): that is how a conductor resumes a flow it did not create,
+in a process that never saw the flow object.
 """
 
 from __future__ import annotations
@@ -19,17 +23,32 @@ from __future__ import annotations
 import importlib
 import re
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from flowkit.atom import Atom
 from flowkit.exceptions import InvalidFlowError
 from flowkit.flow import Flow
 from flowkit.patterns.linear_flow import LinearFlow
+from flowkit.persistence.backends.base import Backend
+from flowkit.persistence.models import FlowDetail
+from flowkit.persistence.rows import Codec
+from flowkit.persistence.shared import backend_for
 
 FlowFactory = Callable[..., Flow]
 
-__all__ = ["FlowFactory", "allow_list", "build_flow", "check_allowed", "check_path", "resolve_factory"]
+__all__ = [
+    "FactoryDetails",
+    "FlowFactory",
+    "allow_list",
+    "build_flow",
+    "check_allowed",
+    "check_path",
+    "factory_path",
+    "resolve_factory",
+    "save_factory_details",
+]
 
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _DUNDER = re.compile(r"(?:^|\.)__\w*__(?:\.|$)")
@@ -183,3 +202,95 @@ def build_flow(path: str, *args: Any, allow: Iterable[str] | None = None, **kwar
             f"factory {path!r} returned {made!r} ({type(made).__name__}), not a flowkit flow"
         )
     return flow
+
+
+def factory_path(factory: Callable[..., Any]) -> str:
+    """The ``"module:qualname"`` another process imports ``factory`` by; refused when there is none."""
+    module = getattr(factory, "__module__", None)
+    qualname = getattr(factory, "__qualname__", None)
+    if module == "__main__":
+        raise InvalidFlowError(
+            f"factory {qualname!r} is defined in __main__, which another process cannot import: "
+            f"move it into a module (or pass its 'module:name' path as a string)"
+        )
+    if not module or not qualname or "<" in qualname:
+        raise InvalidFlowError(
+            f"factory {factory!r} has no import path: use a module-level function or class method "
+            f"(not a lambda or a nested function) so another process can import it"
+        )
+    path = f"{module}:{qualname}"
+    if resolve_factory(path) is not factory:
+        raise InvalidFlowError(f"factory {factory!r} is not what {path!r} imports to")
+    return path
+
+
+@dataclass(frozen=True)
+class FactoryDetails:
+    """How to rebuild a flow: ``name(*args, **kwargs)``, ``name`` an import path, the arguments JSON.
+
+    Kept in ``flow_detail.meta["factory"]`` as ``{"name", "args", "kwargs"}`` (TaskFlow's layout, so
+    flow details written by either read the same).
+    """
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    META_KEY = "factory"
+
+    @classmethod
+    def of(
+        cls,
+        factory: str | Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> FactoryDetails:
+        """The details for ``factory`` (a callable importable by path, or that path as a string)."""
+        name = factory if isinstance(factory, str) else factory_path(factory)
+        return cls(name, tuple(args), dict(kwargs or {}))
+
+    @classmethod
+    def from_flow_detail(cls, flow_detail: FlowDetail) -> FactoryDetails | None:
+        """The details ``flow_detail`` records, or None when it names no factory (or not as a path)."""
+        found = flow_detail.meta.get(cls.META_KEY)
+        if not isinstance(found, Mapping) or not isinstance(found.get("name"), str):
+            return None
+        args, kwargs = found.get("args") or (), found.get("kwargs") or {}
+        if not isinstance(args, Sequence) or isinstance(args, str) or not isinstance(kwargs, Mapping):
+            raise InvalidFlowError(
+                f"flow detail {flow_detail.name!r} ({flow_detail.uuid}): factory {found['name']!r} has "
+                f"arguments that are not a list and a mapping: {found!r}"
+            )
+        return cls(found["name"], tuple(args), dict(kwargs))
+
+    def as_meta(self) -> dict[str, Any]:
+        """The JSON record kept in ``flow_detail.meta["factory"]``."""
+        return {"name": self.name, "args": list(self.args), "kwargs": dict(self.kwargs)}
+
+    def build(self, allow: Iterable[str] | None = None) -> Flow:
+        """The flow, built by calling the factory (under ``allow``, see :func:`resolve_factory`)."""
+        return build_flow(self.name, *self.args, allow=allow, **self.kwargs)
+
+
+def save_factory_details(
+    flow_detail: FlowDetail,
+    factory: str | Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    backend: Backend | str | None = None,
+) -> FactoryDetails:
+    """Record in ``flow_detail`` how to rebuild its flow: ``factory(*args, **kwargs)``.
+
+    ``factory`` is a callable importable by ``module:qualname`` (or that path as a string); the
+    arguments must be JSON (checked with the backend's serializer before anything is recorded). With
+    ``backend`` the flow detail is saved too (its logbook must be).
+    """
+    details = FactoryDetails.of(factory, args, kwargs)
+    record = details.as_meta()
+    codec = backend_for(backend).codec if backend is not None else Codec()
+    codec.dump(record, f"flow {flow_detail.name}", "the factory arguments")
+    flow_detail.meta[FactoryDetails.META_KEY] = record
+    if backend is not None:
+        with backend_for(backend).get_connection() as conn:
+            conn.update_flow_details(flow_detail)
+    return details

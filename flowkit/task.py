@@ -35,8 +35,11 @@ class Task(Atom):
         inject: Mapping[str, Any] | None = None,
         revert_rebind: RebindSpec = None,
         revert_requires: Iterable[str] | None = None,
+        timeout: float | None = None,
     ) -> None:
-        super().__init__(name=name, provides=provides, requires=requires, rebind=rebind, inject=inject)
+        super().__init__(
+            name=name, provides=provides, requires=requires, rebind=rebind, inject=inject, timeout=timeout
+        )
         if revert_rebind is not None or revert_requires is not None:
             self._bind_revert_apart(revert_rebind, revert_requires)
 
@@ -149,6 +152,7 @@ class FunctorTask(Task):
         inject: Mapping[str, Any] | None = None,
         revert: Callable[..., Any] | None = None,
         version: tuple[int, ...] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if not callable(execute):
             raise InvalidAtomArgumentError(f"FunctorTask needs a callable, got {execute!r}")
@@ -164,6 +168,7 @@ class FunctorTask(Task):
             requires=requires,
             rebind=rebind,
             inject=inject,
+            timeout=timeout,
         )
 
     def _execute_callable(self) -> Callable[..., Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import pytest
@@ -34,6 +35,9 @@ from tests.services import (
 from tests.support.boards import BOARD_KINDS, ZOOKEEPER_SESSION_TIMEOUT, board_url_for, zookeeper_tree
 from tests.support.conductors import Conductors
 from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
 
 # The local cluster trusts loopback connections; which superuser role it has depends on the machine.
 POSTGRES_ROLES = ("postgres", "root")
@@ -138,3 +142,22 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     made = fresh_backend(backend_url(request.param, request, tmp_path))
     yield made
     made.close()
+
+
+@pytest.fixture
+def zk_path(zookeeper_hosts: str) -> Iterator[str]:
+    """A scratch ZooKeeper path for one test (deleted afterwards)."""
+    with zookeeper_tree(zookeeper_hosts) as path:
+        yield path
+
+
+@pytest.fixture
+def zk_client(zookeeper_hosts: str) -> Iterator[KazooClient]:
+    """A plain kazoo client, to look at or tamper with the nodes a board keeps."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=zookeeper_hosts, timeout=4)
+    client.start(timeout=10)
+    yield client
+    client.stop()
+    client.close()

@@ -32,6 +32,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "RemoteError": ("mypkg.errors.Boom", "remote boom", "  File 'x.py', line 1\n"),
     "UnknownBackendError": ("bogus://host/db", ["memory", "sqlite"]),
     "NoWorkerAvailable": ("mypkg.tasks.CreateServer", ["hypervisors", "spare"], 2.5),
+    "AtomTimeout": ("create-server", "execute", 120, "worker 'w1'"),
     "JobSetAsideError": ("'create-42' (uuid-1)", "claimed 3 times without being consumed"),
     "MalformedJobError": ("field 'name' must be a non-empty string",),
     "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
@@ -60,6 +61,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "JobTooLargeError": ("big-job", "10,485,900", "1,000,000", "ZooKeeper"),
     "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", "fence 7", "fence 9"),
+    "AtomTimeout": ("create-server", "execute", "120s", "w1"),
 }
 
 
@@ -146,7 +148,12 @@ def test_wrapped_failure_survives_pickling_with_its_failures() -> None:
 def test_job_board_errors_that_callers_may_catch_as_value_errors() -> None:
     assert issubclass(exceptions.MalformedJobError, exceptions.JobBoardError)
     assert issubclass(exceptions.MalformedJobError, ValueError)
-    assert issubclass(exceptions.ConductorError, exceptions.JobBoardError)
+
+
+def test_a_conductor_error_is_not_a_job_board_error() -> None:
+    """A conductor refusing an option (or persistence not answering at start) is no board's fault."""
+    assert issubclass(exceptions.ConductorError, exceptions.FlowkitError)
+    assert not issubclass(exceptions.ConductorError, exceptions.JobBoardError)
 
 
 def test_not_found_is_a_key_error_with_a_plain_message() -> None:

@@ -112,3 +112,16 @@ def test_sqlite_needs_no_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert engines.run(_flow(), backend=backend)["x"] == 1
     board = board_backends.fetch("b", f"sqlite:///{tmp_path / 'board.db'}")
     assert board is not None
+
+
+def test_flowkit_worker_without_kombu_says_which_extra() -> None:
+    # kombu blocked in a child process: the worker's command must name the extra, not crash deep inside.
+    code = (
+        "import sys; sys.modules['kombu'] = None\n"
+        "from flowkit.workers.cli import main\n"
+        "main(['--transport', 'amqp://127.0.0.1:1//', '--topic', 't', '--tasks', 'flowkit.demo.flow'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "pip install 'flowkit[amqp]'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -245,9 +245,44 @@ def test_one_statement_and_one_commit_per_atom_transition(tmp_path: Path) -> Non
     engine.run()
     atom_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_atomdetails")]
     assert len(atom_writes) == 2 * n and all(atom_writes)  # RUNNING and SUCCESS: one autocommit each
-    flow_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_flowdetails")]
-    assert flow_writes == [False, False]  # RUNNING and SUCCESS, each in a durable transaction
-    assert len(seen) <= 2 * n + 8  # and nothing per atom besides: BEGINs, a PRAGMA at each end
+    # RUNNING and SUCCESS, each in a durable transaction on the same connection as the atom writes
+    # (its synchronous=FULL commit syncs the WAL with every atom write before it)
+    texts = [text for text, _ in seen]
+    at = [k for k, text in enumerate(texts) if text.startswith("UPDATE flowkit_flowdetails")]
+    assert len(at) == 2
+    for k in at:
+        assert texts[k - 2 : k] == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"]
+        assert texts[k + 1 : k + 3] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+        assert seen[k][1]  # on the recorder's autocommit connection
+    assert len(seen) <= 2 * n + 12  # and nothing per atom besides: 5 per flow write, a PRAGMA at each end
+    backend.close()
+
+
+def test_a_long_flow_gets_a_durable_point_every_keep_max_atoms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder keeps the atom rows it wrote since the last flush (to write them again after a
+    lost connection); past KEEP_MAX of them it flushes, so a long flow does not keep them all."""
+    from flowkit.persistence import recorder
+
+    monkeypatch.setattr(recorder, "KEEP_MAX", 4)
+    backend = fresh_backend(f"sqlite:///{tmp_path}/keep.db")
+    flow = LinearFlow("keep").add(*(Record(f"t{i}", []) for i in range(10)))
+    engine = engines.load(flow, backend=backend)
+    engine.prepare()
+    seen: list[str] = []
+    sa_engine = backend.engine  # type: ignore[attr-defined]
+    sa.event.listen(sa_engine, "before_cursor_execute", lambda c, cur, text, *a: seen.append(text))
+    sizes: list[int] = []
+    engine.atom_notifier.register(
+        AtomState.SUCCESS,
+        lambda state, details: sizes.append(len(engine._recorder._kept)),  # type: ignore[attr-defined]
+    )
+    engine.run()
+    assert max(sizes) < 4
+    # the flow's RUNNING and SUCCESS, and a flush at the RUNNING of t3, t6 and t9 (4 atoms kept each)
+    assert seen.count("BEGIN IMMEDIATE") == 2 + 3
+    assert seen.count("PRAGMA synchronous=FULL") == 2 + 3 + 1  # and one when the connection goes back
     backend.close()
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from flowkit import engines
 from flowkit.exceptions import InvalidFlowError, NotSerializableError
+from flowkit.factory import FactoryDetails
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 from tests.crash_flows import make_flow
@@ -94,3 +95,21 @@ def test_factories_must_be_importable_and_their_arguments_json() -> None:
     with pytest.raises(NotSerializableError, match="factory arguments"):
         engines.save_factory_details(fd, make_flow, [object()])
     assert "factory" not in fd.meta
+
+
+def test_the_factory_record_is_typed_and_reads_back_as_saved(backend: Backend, tmp_path: Path) -> None:
+    fd = _saved_detail(backend, make_flow, [str(tmp_path)], {"fail": None})
+    details = FactoryDetails.from_flow_detail(saved_flow(backend, fd.uuid))
+    assert details == FactoryDetails("tests.crash_flows:make_flow", (str(tmp_path),), {"fail": None})
+    assert FactoryDetails.from_flow_detail(FlowDetail("none")) is None
+
+
+@pytest.mark.parametrize("bad", [{"args": 5}, {"args": "abc"}, {"kwargs": ["x"]}])
+def test_a_factory_record_with_malformed_arguments_is_a_clear_error(
+    backend: Backend, bad: dict[str, object]
+) -> None:
+    """Written by hand or by another tool: a record whose arguments are not a list and a mapping."""
+    record = {"name": "tests.crash_flows:make_flow", "args": [], "kwargs": {}} | bad
+    fd = FlowDetail("hand-written", meta={"factory": record})
+    with pytest.raises(InvalidFlowError, match=r"'hand-written'.*not a list and a mapping"):
+        engines.load_from_detail(fd, backend=backend)

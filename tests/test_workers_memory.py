@@ -7,6 +7,7 @@ exchange name, so nothing leaks between tests.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ import kombu
 import pytest
 from click.testing import CliRunner
 
-from flowkit import FunctorTask, LinearFlow, UnorderedFlow, engines, notifier
+from flowkit import FunctorTask, LinearFlow, UnorderedFlow, engines, notifier, retry
 from flowkit.exceptions import (
     InvalidFlowError,
     NotSerializableError,
@@ -32,7 +33,7 @@ from flowkit.states import AtomState
 from flowkit.workers import Worker, WorkerDispatcher, protocol, resolve_tasks, topology
 from flowkit.workers.cli import main as worker_main
 from flowkit.workers.discovery import WorkerInfo
-from flowkit.workers.dispatcher import RUNNING, Request
+from flowkit.workers.request import RUNNING, Request
 from tests import worker_tasks as wt
 
 URL = "memory://"
@@ -217,6 +218,22 @@ def test_stop_lets_the_running_task_finish(worker: Worker, exchange: str, tmp_pa
     assert not errors and engine.storage.fetch("slept") == 0.5
 
 
+def test_hung_call_is_abandoned_retried_and_its_late_result_discarded(
+    worker: Worker, exchange: str, tmp_path: Path
+) -> None:
+    flow = LinearFlow("hang", retry=retry.Times(attempts=2)).add(wt.Hang(name="stuck", timeout=0.3))
+    engine = load(flow, exchange, store={"marker_dir": str(tmp_path), "hang": 1.5})
+    started = time.monotonic()
+    engine.run()
+    assert time.monotonic() - started < 1.5  # did not wait for the hung call
+    assert engine.storage.fetch("hung") == os.getpid()
+    assert worker.abandoned == 1 and worker.stuck == 0  # it runs on a spare thread
+    deadline = time.monotonic() + 5
+    while worker.abandoned and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.abandoned == 0  # it returned; its result went nowhere
+
+
 # -- pieces, without a broker ---------------------------------------------------------------------------
 
 
@@ -260,7 +277,8 @@ def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.Monkey
 def test_lost_reply_and_dead_worker_fail_running_requests() -> None:
     d = WorkerDispatcher(URL, "unused", [TOPIC], transition_timeout=30)
     d._registry.workers["w1"] = WorkerInfo("w1", TOPIC, frozenset({"t.T"}), 1, 0.1)
-    d._out[TOPIC] = 2
+    d._seats.take(TOPIC, "t.T")
+    d._seats.take(TOPIC, "t.T")
     for rid in ("lost", "fine"):
         d._requests[rid] = Request(
             rid, 0, "a", "t.T", "execute", b"", time.monotonic(), stage=RUNNING, topic=TOPIC, worker="w1"
@@ -327,3 +345,31 @@ def test_unreachable_broker_fails_the_run_naming_it() -> None:
     with pytest.raises(WorkerError, match=r"cannot connect to the broker at amqp://guest:\*\*@127.0.0.1:1//"):
         engine.run()
     assert time.monotonic() - started < 5
+
+
+def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a cut may have swallowed: every recent answer goes again, before anything else, and a
+    redelivered copy of an answered request is answered again, not refused and not run."""
+    w = Worker(URL, "unused", TOPIC, [wt.Add])
+    sent: list[tuple[str, bytes]] = []
+    acked: list[Any] = []
+    monkeypatch.setattr(w, "_link", SimpleNamespace(connected=True, generation=1, wake=lambda: None))
+    w._link.publish = lambda body, exchange, key, **props: (
+        sent.append((props["correlation_id"], body)) or True
+    )
+    w._link.ack = lambda message, gen, reject=False: acked.append(message)
+    answer = protocol.encode(protocol.RESULT, uuid="r1", worker=w.id, ok=True, result=3)
+    w._reconnected()  # the first connection: nothing to send again
+    w._answers.add("r1", "engine-q", answer, time.monotonic())
+    w._link.generation = 2
+    w._reconnected()
+    w._flush()
+    assert sent == [("r1", answer)]
+    body = protocol.encode(
+        protocol.REQUEST, uuid="r1", task="tests.worker_tasks.Add", atom="add", action="execute", arguments={}
+    )
+    copy = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+    w._handle_request(copy, 2)
+    assert sent == [("r1", answer), ("r1", answer)] and acked == [copy] and not w._jobs

@@ -125,3 +125,40 @@ class Sleepy(Task):
         Path(marker_dir, f"started-{self.name}").write_text(str(os.getpid()))
         time.sleep(seconds)
         return seconds
+
+
+class Ledger(Task):
+    """Writes one line per execute and per revert to ``<marker_dir>/ran-<name>`` / ``reverted-<name>``.
+
+    The fault tests count these lines: a task that ran twice, or ran and was not reverted when the
+    flow failed, shows up there whatever the engine believes.
+    """
+
+    def execute(self, marker_dir: str, pause: float = 0.0) -> int:
+        with Path(marker_dir, f"ran-{self.name}").open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        time.sleep(pause)
+        return os.getpid()
+
+    def revert(self, marker_dir: str, **kwargs: Any) -> None:
+        with Path(marker_dir, f"reverted-{self.name}").open("a") as out:
+            out.write(f"{os.getpid()}\n")
+
+
+class Hang(Task):
+    """Sleeps ``hang`` seconds on its first run (a task stuck on a live worker); later runs return."""
+
+    default_provides = "hung"
+
+    def execute(self, marker_dir: str, hang: float = 3600.0) -> int:
+        marker = Path(marker_dir, f"started-{self.name}")
+        first = not marker.exists()
+        with marker.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        if first:
+            time.sleep(hang)
+        return os.getpid()
+
+    def revert(self, marker_dir: str, **kwargs: Any) -> None:
+        with Path(marker_dir, f"reverted-{self.name}").open("a") as out:
+            out.write(f"{os.getpid()}\n")

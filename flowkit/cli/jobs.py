@@ -205,6 +205,8 @@ def show(uuid: str, board_url: str, persistence_url: str | None, board_name: str
         if persistence_url is None or job.book_uuid is None:
             return
         book = board.load_book(job)
+        if book is None:  # not reached: both checked above; says so to the type checker
+            return
         details = [book.find(job.flow_uuid)] if job.flow_uuid else list(book)
         for fd in details:
             if fd is None:

@@ -11,13 +11,11 @@ Engine kinds are chosen by name with explicit, typed keyword arguments:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
-from flowkit import extras
-from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
+from flowkit.engines import kinds
 from flowkit.engines.engine import Engine
 from flowkit.engines.persistence import load_from_detail, recorder_for, save_factory_details
 from flowkit.exceptions import InvalidFlowError
@@ -25,50 +23,10 @@ from flowkit.flow import Flow
 from flowkit.persistence.backends.base import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 
-ENGINES = ("serial", "parallel", "worker-based")
+ENGINES = kinds.names()
 EXECUTORS = ("threads", "processes")
 
 __all__ = ["ENGINES", "EXECUTORS", "Engine", "load", "load_from_detail", "run", "save_factory_details"]
-
-
-def _dispatcher(
-    engine: str, executor: str | futures.Executor | None, max_workers: int | None
-) -> tuple[Dispatcher | None, bool]:
-    """The dispatcher for an engine kind, and whether tasks must pickle."""
-    if engine == "serial":
-        if executor is not None:
-            raise InvalidFlowError("the serial engine takes no executor; use engine='parallel'")
-        return Dispatcher(), False
-    if engine != "parallel":
-        raise InvalidFlowError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-        raise InvalidFlowError(f"max_workers must be a positive int, got {max_workers!r}")
-    if executor is None or executor == "threads":
-        workers = max_workers or 8
-        return ThreadDispatcher(workers, factory=lambda: thread_pool(workers)), False
-    if executor == "processes":
-        import multiprocessing
-
-        import futurist
-
-        # forkserver: the engine's process has threads (listeners, pools); forking it is unsafe.
-        ctx = multiprocessing.get_context("forkserver")
-        processes = ExecutorDispatcher(
-            lambda: futurist.ProcessPoolExecutor(max_workers=max_workers, mp_context=ctx), in_process=True
-        )
-        processes.capacity = max_workers or os.cpu_count() or 1  # the pool's own default
-        return processes, True
-    if isinstance(executor, futures.ThreadPoolExecutor):
-        workers = max_workers or getattr(executor, "_max_workers", None) or 8
-        return ThreadDispatcher(workers, executor=executor), False
-    if isinstance(executor, futures.Executor):
-        in_process = isinstance(executor, futures.ProcessPoolExecutor)
-        given = ExecutorDispatcher(executor=executor, in_process=in_process)
-        given.capacity = max_workers or getattr(executor, "_max_workers", None) or given.capacity
-        return given, in_process
-    raise InvalidFlowError(
-        f"unknown executor {executor!r}; use 'threads', 'processes' or a concurrent.futures.Executor"
-    )
 
 
 def load(
@@ -96,32 +54,19 @@ def load(
         raise InvalidFlowError(
             "book=, flow_detail= and fence= need backend= (a persistence backend or its URL)"
         )
+    chosen = kinds.kind(engine)
+    if not chosen.takes_executor and (executor is not None or max_workers is not None):
+        raise InvalidFlowError(
+            f"the {engine} engine takes no executor or max_workers (those are for engine='parallel')"
+        )
+    if chosen.takes_executor:
+        options = {**options, "executor": executor, "max_workers": max_workers}
+    loader = chosen.resolve()
+    kinds.check_options(loader, options)  # before a recorder exists: a refused load saves nothing
     if backend is not None:
         recorder = recorder_for(flow, backend, book, flow_detail, fence)
         options = {**options, "recorder": recorder, "flow_uuid": recorder.flow_detail.uuid}
-    if engine == "worker-based":
-        extras.require("amqp", "the worker-based engine")
-        from flowkit.workers import engine as worker_engine
-
-        if executor is not None or max_workers is not None:
-            raise InvalidFlowError("the worker-based engine takes no executor (workers have --threads)")
-        return worker_engine.load(flow, store=store, **options)
-    recorder_option = options.pop("recorder", None)
-    flow_uuid = options.pop("flow_uuid", None)
-    if options:
-        raise InvalidFlowError(f"unknown engine option(s): {', '.join(sorted(options))}")
-    dispatcher, check_pickle = _dispatcher(engine, executor, max_workers)
-    eng = Engine(
-        flow,
-        store=store,
-        dispatcher=dispatcher,
-        recorder=recorder_option,
-        flow_uuid=flow_uuid,
-        check_pickle=check_pickle,
-    )
-    if isinstance(dispatcher, ExecutorDispatcher):
-        dispatcher._on_progress = eng._progress_of_node
-    return eng
+    return loader(flow, store, **options)
 
 
 def run(flow: Flow, store: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:

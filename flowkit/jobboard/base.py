@@ -21,11 +21,15 @@ import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import JobBoardError, JobSetAsideError, NotFound, UnclaimableJobError
 from flowkit.jobboard.job import Job, JobPriority
 from flowkit.states import JobState
+
+if TYPE_CHECKING:
+    from flowkit.persistence.backends.base import Backend
+    from flowkit.persistence.models import FlowDetail, LogBook
 
 LOG = logging.getLogger("flowkit.jobboard")
 
@@ -63,7 +67,9 @@ class JobBoard(abc.ABC):
     refuse what a conductor with the same ``--allow`` would set aside, and save nothing.
     """
 
-    def __init__(self, name: str, *, persistence: Any = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+    def __init__(
+        self, name: str, *, persistence: Backend | str | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ) -> None:
         if max_attempts < 1:
             raise JobBoardError(f"board {name!r}: max_attempts must be at least 1, got {max_attempts}")
         self.name = name
@@ -99,13 +105,13 @@ class JobBoard(abc.ABC):
     def post(
         self,
         name: str,
-        book: Any = None,
+        book: LogBook | None = None,
         details: Mapping[str, Any] | None = None,
         *,
         priority: int = JobPriority.NORMAL,
-        flow_detail: Any = None,
+        flow_detail: FlowDetail | str | None = None,
     ) -> Job:
-        """Post a job; ``book`` (a LogBook) and ``flow_detail`` (one of its FlowDetails) say what to run.
+        """Post a job; ``book`` and ``flow_detail`` (one of its flow details, or its uuid) say what to run.
 
         A job the board cannot store, or whose factory is outside :attr:`allow`, is refused with a
         :class:`~flowkit.exceptions.FlowkitError` and nothing is posted.
@@ -115,21 +121,26 @@ class JobBoard(abc.ABC):
         return job
 
     def _new_job(
-        self, name: str, book: Any, details: Mapping[str, Any] | None, priority: int, flow_detail: Any
+        self,
+        name: str,
+        book: LogBook | None,
+        details: Mapping[str, Any] | None,
+        priority: int,
+        flow_detail: FlowDetail | str | None,
     ) -> Job:
         """The job :meth:`post` would post, checked; nothing is written (``post_flow`` saves in between)."""
         from flowkit.jobboard import posting
 
-        flow_uuid = getattr(flow_detail, "uuid", flow_detail)
+        flow_uuid = flow_detail if isinstance(flow_detail, str) or flow_detail is None else flow_detail.uuid
         job = Job(
             board=self,
             uuid=str(uuidlib.uuid4()),
             name=name,
             details=dict(details or {}),
             priority=int(priority),
-            book_uuid=getattr(book, "uuid", None),
-            book_name=getattr(book, "name", None),
-            flow_uuid=flow_uuid if isinstance(flow_uuid, str) else None,
+            book_uuid=book.uuid if book is not None else None,
+            book_name=book.name if book is not None else None,
+            flow_uuid=flow_uuid,
         )
         job.check(self.max_record_bytes, f"{self!r}{self.max_record_why}")
         posting.check_factories(self, book, flow_detail)
@@ -204,7 +215,7 @@ class JobBoard(abc.ABC):
                 return job
         raise NotFound(f"no job {job_uuid!r} on board {self.name!r} (consumed, trashed, or never posted)")
 
-    def load_book(self, job: Job) -> Any:
+    def load_book(self, job: Job) -> LogBook | None:
         """The job's logbook from :attr:`persistence`, or None when there is none to load."""
         if self.persistence is None or job.book_uuid is None:
             return None

@@ -20,6 +20,7 @@ from flowkit.states import JobState
 
 if TYPE_CHECKING:
     from flowkit.jobboard.base import JobBoard
+    from flowkit.persistence.models import LogBook
 
 RECORD_VERSION = 1
 
@@ -70,7 +71,7 @@ class Job:
         return self.board.find_owner(self)
 
     @property
-    def book(self) -> Any:
+    def book(self) -> LogBook | None:
         """The job's logbook from the board's persistence backend, or None when it has none."""
         return self.board.load_book(self)
 

@@ -10,20 +10,18 @@ post leaves nothing behind.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import JobBoardError
-from flowkit.factory import check_path, resolve_factory
-
-_UPGRADED: weakref.WeakSet[Any] = weakref.WeakSet()
-"""Backends whose schema this process has upgraded once already (upgrading is idempotent, not free)."""
+from flowkit.factory import FactoryDetails, check_path, resolve_factory, save_factory_details
+from flowkit.persistence.backends import Backend
+from flowkit.persistence.models import FlowDetail, LogBook
+from flowkit.persistence.shared import ensure_schema
 
 if TYPE_CHECKING:
     from flowkit.jobboard.base import JobBoard
     from flowkit.jobboard.job import Job
-    from flowkit.persistence.backends import Backend
 
 
 def persistence_of(board: JobBoard) -> Backend:
@@ -32,14 +30,7 @@ def persistence_of(board: JobBoard) -> Backend:
         raise JobBoardError(
             f"board {board.name!r} has no persistence backend: fetch it with persistence=BACKEND_OR_URL"
         )
-    from flowkit.engines.persistence import backend_for
-
-    backend = backend_for(board.persistence)
-    if backend not in _UPGRADED:
-        with backend.get_connection() as conn:
-            conn.upgrade()
-        _UPGRADED.add(backend)
-    return backend
+    return ensure_schema(board.persistence)
 
 
 def _default_name(factory: str | Callable[..., Any]) -> str:
@@ -48,13 +39,13 @@ def _default_name(factory: str | Callable[..., Any]) -> str:
     return getattr(factory, "__name__", None) or "flow"
 
 
-def check_factories(board: JobBoard, book: Any, flow_detail: Any) -> None:
+def check_factories(board: JobBoard, book: LogBook | None, flow_detail: FlowDetail | str | None) -> None:
     """Under ``board.allow``, refuse a job whose flow detail names a factory a conductor with the
     same allow list would not run (resolved, never called). Flow details not at hand (a bare uuid
     not in ``book``) are left to the conductor, which checks again."""
     if board.allow is None:
         return
-    if hasattr(flow_detail, "meta"):
+    if isinstance(flow_detail, FlowDetail):
         details = [flow_detail]
     elif book is not None:
         found = book.find(flow_detail) if isinstance(flow_detail, str) else None
@@ -62,10 +53,9 @@ def check_factories(board: JobBoard, book: Any, flow_detail: Any) -> None:
     else:
         details = []
     for fd in details:
-        factory = fd.meta.get("factory")
-        path = factory.get("name") if isinstance(factory, Mapping) else None
-        if isinstance(path, str):
-            resolve_factory(path, allow=board.allow)
+        factory = FactoryDetails.from_flow_detail(fd)
+        if factory is not None:
+            resolve_factory(factory.name, allow=board.allow)
 
 
 def post_flow(
@@ -79,9 +69,6 @@ def post_flow(
     details: Mapping[str, Any] | None,
 ) -> Job:
     """See :meth:`flowkit.jobboard.JobBoard.post_flow`."""
-    from flowkit.engines.persistence import save_factory_details
-    from flowkit.persistence.models import FlowDetail, LogBook
-
     if isinstance(factory, str):
         check_path(factory)
     backend = persistence_of(board)

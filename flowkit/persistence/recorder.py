@@ -3,18 +3,24 @@
 :class:`BackendRecorder` is the :class:`~flowkit.storage.Recorder` the engine calls inside every
 transition. Each atom transition is ONE ``UPDATE`` of the atom's row on an autocommit connection the
 recorder keeps while the flow runs (one round trip, one commit); flow transitions, a few per run, are
-written with a durable commit that also flushes every atom transition before it (see the backend's
-``durability``). So:
+written on the same connection in a durable transaction, which also flushes every atom transition
+before it (see the backend's ``durability``). So:
 
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
-- the flow's state and the failures it reverts for are saved with each flow transition.
+- the flow's state and the failures it reverts for are saved with each flow transition;
+- a flow's final state is saved only when every atom's is durable: a flush covers the commits of its
+  own database session only, so after a lost connection (a database server crash loses the commits it
+  had not flushed yet) the recorder writes again, durably, every atom row it changed since the last
+  flush (it keeps their values until then).
 
 :meth:`BackendRecorder.restore` (called once, in ``engine.prepare()``) loads a saved flow detail into
 the engine's storage by atom *name*, which is what makes resume work: SUCCESS atoms are not run again,
 an atom that was RUNNING runs again (at least once: its execute may have run, fully or partly, before
 the crash), and a flow that was REVERTING goes on reverting. A flow found RUNNING or REVERTING was
-interrupted (nothing runs it any more), so it is resumed like a SUSPENDED one.
+interrupted (nothing runs it any more), so it is resumed like a SUSPENDED one; so is a flow found
+SUCCESS or REVERTED whose atoms are not all finished (lost writes: the engine could not have left
+that), with a warning naming it.
 
 When a write fails past the backend's retry bound, the StorageError stops the engine. Nothing saved
 is lost; load a new engine on the same flow detail to resume from the database (the atom whose
@@ -31,8 +37,10 @@ the engine. Without a token the writes are the plain ``WHERE uuid = :uuid`` ones
 
 from __future__ import annotations
 
+import logging
 import uuid as uuidlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.exceptions import ClaimLost, StorageError
@@ -51,8 +59,17 @@ from flowkit.states import ATOM_DONE, FLOW_FINISHED, AtomState, FlowState
 from flowkit.storage import Recorder, Storage
 
 S = AtomState
+LOG = logging.getLogger(__name__)
 _INTERRUPTED = frozenset({FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING})
 _RELEASE = FLOW_FINISHED | {FlowState.SUSPENDED}
+# The states a finished flow's atoms can be saved in; another one means a write was lost (see restore)
+_FINAL_ATOMS = {
+    FlowState.SUCCESS: ATOM_DONE,
+    FlowState.REVERTED: frozenset({S.PENDING, S.REVERTED, S.IGNORE}),
+}
+# Kept atom rows (see BackendRecorder._keep) past which a durable point is made anyway: bounds the memory
+# they take and the size of a re-write, for one extra flush per this many atoms of a long flow
+KEEP_MAX = 10_000
 _CLEARED = {
     "intention": Intention.EXECUTE,
     "results": None,
@@ -84,6 +101,12 @@ class BackendRecorder(Recorder):
         self._codec = backend.codec
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
+        # atom writes committed asynchronously since the last durable point, by uuid (merged values),
+        # and the database session they were all made on: see _keep
+        self._kept: dict[str, dict[str, Any]] = {}
+        self._kept_session = 0
+        self._relaxed = False
+        self._unfinished: list[str] = []
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -94,28 +117,78 @@ class BackendRecorder(Recorder):
             conn.close()
 
     def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
-        """Atom rows go through the kept autocommit connection; flow rows through a plain one, whose
-        durable commit also makes every atom transition before it durable."""
-        fence = self.fence
-        if table == FLOWS:
-            with self.backend.get_connection() as durable:
-                found = durable.run(lambda: durable.update_row(table, uuid, values, fence))
-        else:
-            if self._conn is None:
-                self._conn = self.backend.get_connection(autocommit=True)
-            conn = self._conn
-            try:
+        """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
+        row in a durable transaction that also makes every atom write before it durable (_flush)."""
+        if self._conn is None:
+            self._conn = self.backend.get_connection(autocommit=True)
+            self._relaxed = not self._conn.durable
+        conn, fence = self._conn, self.fence
+        try:
+            if table == FLOWS:
+                found = self._flush(conn, lambda: conn.update_row(table, uuid, values, fence))
+            else:
                 found = conn.run(lambda: conn.update_row(table, uuid, values, fence))
-            except BaseException:
-                self.close()
-                raise
+                if found and self._relaxed:
+                    self._keep(conn, uuid, values)
+        except BaseException:
+            self.close()
+            raise
         if not found:
-            if fence is not None:
-                self._check_fence()
-            raise StorageError(
-                f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
-                f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
-            )
+            self._missing(table, uuid)
+
+    def _missing(self, table: str, uuid: str) -> NoReturn:
+        """A row this recorder writes was not found: a newer claim's fence refused it, or it is gone."""
+        if self.fence is not None:
+            self._check_fence()
+        raise StorageError(
+            f"{table} row {uuid} of flow detail {self.flow_detail.name!r} is gone from "
+            f"{self.backend.display_url} (was its logbook destroyed while the flow ran?)"
+        )
+
+    def _keep(self, conn: Connection, uuid: str, values: dict[str, Any]) -> None:
+        """Remember an asynchronously committed atom write until a durable point covers it.
+
+        A durable commit covers the earlier commits of its own session only: a database server that
+        crashed took the unflushed ones of its sessions with it, and the engine, reconnected, went on.
+        So when this write needed a new session while writes of an older one are kept, they are all
+        written again at once, durably (nothing extra on the normal path: one dict update; a flush
+        every :data:`KEEP_MAX` atoms).
+        """
+        kept = self._kept
+        if not kept:
+            self._kept_session = conn.session
+        if conn.session == self._kept_session:
+            old = kept.get(uuid)
+            if old is not None:
+                old.update(values)
+                return
+            if len(kept) < KEEP_MAX - 1:
+                kept[uuid] = values
+                return
+        # a durable point now: the kept rows were written on a session that is gone, or too many are
+        # kept. This write is made again in it, last: a transaction that writes nothing flushes nothing.
+        if not self._flush(conn, lambda: conn.update_row(ATOMS, uuid, values, self.fence)):
+            self._missing(ATOMS, uuid)
+
+    def _flush(self, conn: Connection, last: Callable[[], bool]) -> bool:
+        """A durable point: one durable transaction on the kept connection, ending with ``last`` (a
+        write: the flow row, or an atom's). If the session it runs on is not the one the kept atom
+        writes were made on (the connection was lost since), those rows are written again in it first,
+        as the engine has them. Returns what ``last`` does: whether its row was found.
+        """
+        kept = self._kept
+
+        def unit() -> bool:
+            if kept and conn.session != self._kept_session:
+                for uuid, values in kept.items():
+                    if not conn.update_row(ATOMS, uuid, values, self.fence):
+                        self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
+            return last()
+
+        found = conn.run_durable(unit)
+        kept.clear()
+        self._kept_session = conn.session
+        return found
 
     def _check_fence(self) -> None:
         """After a fenced write found no row: raise ClaimLost if a newer claim raised the flow's fence
@@ -144,6 +217,16 @@ class BackendRecorder(Recorder):
             conn.run(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
         fd = self.flow_detail
         storage.flow_state = FlowState.SUSPENDED if fd.state in _INTERRUPTED else fd.state
+        if self._unfinished:
+            LOG.warning(
+                "flow detail %r (%s) was saved %s while its atoms %s were not finished (a lost write?): "
+                "resuming it as interrupted",
+                fd.name,
+                fd.uuid,
+                fd.state.value,
+                ", ".join(self._unfinished),
+            )
+            storage.flow_state = FlowState.SUSPENDED
         storage.flow_failures = dict(fd.failures)
 
     def _restore(self, conn: Connection, storage: Storage) -> None:
@@ -153,6 +236,7 @@ class BackendRecorder(Recorder):
             self._raise_fence(conn)
         found = conn.read_flow_details("uuid", [fd.uuid])
         saved = found[0] if found else None
+        self._unfinished = [] if saved is None else _unfinished(saved, storage.compiled.names)
         if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
             book = self.book or LogBook(fd.name, uuid=fd.parent_uuid)
             if book.find(fd.uuid) is None:
@@ -278,3 +362,17 @@ class BackendRecorder(Recorder):
         assert isinstance(ad, RetryDetail)
         values = self._codec.atom_values({"history": storage.histories[i]}, ad.name)
         self._write(ATOMS, ad.uuid, values)
+
+
+def _unfinished(saved: FlowDetail, names: list[str]) -> list[str]:
+    """The atoms (of this flow) whose saved state a flow saved as finished cannot have.
+
+    A recorder never saves such a flow (its final state is written after every atom's, durably); a
+    database that lost writes can still show one. Resumed as interrupted, the engine then runs (or
+    reverts) what is left instead of taking the flow as done.
+    """
+    final = _FINAL_ATOMS.get(saved.state)
+    if final is None:
+        return []
+    ours = set(names)
+    return sorted(ad.name for ad in saved if ad.name in ours and ad.state not in final)

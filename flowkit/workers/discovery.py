@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MISSED_BEATS = 3.0
+RECONNECT_GRACE_S = 5.0
+"""After the engine's own connection comes back, how long workers have to come back too before their
+silence counts: they reconnect on their own schedule (with back-off), often a second or two later."""
 
 
 @dataclass
@@ -26,12 +29,23 @@ class WorkerInfo:
     threads: int
     heartbeat: float
     running: frozenset[str] = frozenset()
+    stuck: int = 0
+    """Threads held by calls it abandoned after their timeout (they cannot be killed)."""
     last_seen: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` of its last message, in this process's clock."""
+    excused_until: float = 0.0
+    """Alive whatever its silence until then (see :meth:`Registry.forgive`)."""
 
     def alive(self, now: float, limit: float) -> bool:
         """Heard from within ``MISSED_BEATS`` heartbeats (and within ``limit`` seconds)."""
+        if now <= self.excused_until:
+            return True
         return now - self.last_seen <= min(limit, MISSED_BEATS * self.heartbeat + 0.25)
+
+    @property
+    def usable(self) -> int:
+        """Threads that can take a request: all of them but the ones abandoned calls hold."""
+        return max(0, self.threads - self.stuck)
 
 
 class Registry:
@@ -61,6 +75,7 @@ class Registry:
             info.heartbeat = float(data["heartbeat"])
             info.threads = int(data["threads"])
         info.running = frozenset(data["running"])
+        info.stuck = int(data.get("stuck", 0))
         info.last_seen = time.monotonic()
         return info
 
@@ -76,15 +91,35 @@ class Registry:
         return info is not None and info.alive(now, self.limit)
 
     def capacity(self, task: str, now: float) -> dict[str, int]:
-        """Topic -> threads of the live workers serving ``task`` there (topics with none are left out)."""
+        """Topic -> usable threads of the live workers serving ``task`` there (topics with none left out)."""
         out: dict[str, int] = {}
         for info in self.workers.values():
-            if task in info.tasks and info.alive(now, self.limit):
-                out[info.topic] = out.get(info.topic, 0) + info.threads
+            if task in info.tasks and info.usable and info.alive(now, self.limit):
+                out[info.topic] = out.get(info.topic, 0) + info.usable
         return out
 
+    def threads(self, now: float) -> dict[str, int]:
+        """Topic -> usable threads of all its live workers, whatever they serve."""
+        out: dict[str, int] = {}
+        for info in self.workers.values():
+            if info.usable and info.alive(now, self.limit):
+                out[info.topic] = out.get(info.topic, 0) + info.usable
+        return out
+
+    def saturated(self, topic: str, task: str, now: float) -> bool:
+        """Live workers serve ``task`` on ``topic``, and their last heartbeats say every usable thread
+        of theirs is running something (for any engine): a request queued there is waiting its turn."""
+        usable = running = 0
+        for info in self.workers.values():
+            if info.topic == topic and task in info.tasks and info.alive(now, self.limit):
+                usable += info.usable
+                running += len(info.running)
+        return usable > 0 and running >= usable
+
     def forgive(self) -> None:
-        """Treat every worker as just seen: our own connection was down, so their silence proves nothing."""
+        """Our own connection was down, so the workers' silence proves nothing: treat every worker as
+        just seen, and give it :data:`RECONNECT_GRACE_S` (within ``limit``) to come back itself."""
         now = time.monotonic()
         for info in self.workers.values():
             info.last_seen = now
+            info.excused_until = now + min(RECONNECT_GRACE_S, self.limit)

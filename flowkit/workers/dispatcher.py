@@ -1,21 +1,33 @@
 """The engine's side of the worker-based engine: a Dispatcher that sends each call to a remote worker.
 
 The engine's scheduler thread is the only caller, so this class does its messaging on that thread: no
-I/O thread, no locks, no hand-offs. ``submit`` publishes a request; ``wait`` reads replies, notifies and
-timeouts until a call completes.
+I/O thread, no locks, no hand-offs. ``submit`` publishes a request (or queues it); ``wait`` reads
+replies, notifies and timeouts until a call completes.
 
-A request lives through three stages, each bounded (``transition_timeout`` = T):
+A request lives through three stages (``transition_timeout`` = T):
 
-1. waiting: no live worker advertises the task on our topics. It is sent as soon as one appears; after
-   T it fails with :class:`~flowkit.exceptions.NoWorkerAvailable` naming the task and the topics.
-2. sent: published to the task's queue on the topic with the most free capacity. It fails with
-   :class:`~flowkit.exceptions.RequestTimeout` when no worker accepts it within T of its submission.
-   The message's TTL ends then too, so no worker can pick it up after the engine gave up on it.
+1. waiting, in this engine: no live worker serves the task on our topics, or their threads are taken.
+   Workers advertise their threads in every notify (minus the ones abandoned calls hold), and a topic
+   is sent no more than it can run (see 2): a backlog waits here, where it costs nothing and is never
+   blamed on a worker, and goes as threads come free. Only when no live worker has served the task
+   for T does it fail, with :class:`~flowkit.exceptions.NoWorkerAvailable`.
+2. sent: published to the task's queue on the topic with the most free threads. A topic gets up to
+   :data:`PIPELINE` requests per free thread, so that a worker finds its next request queued when it
+   finishes one. It fails with :class:`~flowkit.exceptions.RequestTimeout` when no worker took it for T
+   while the live workers serving it were not all busy (by their heartbeats, which list what they run
+   for any engine): dead, gone, or not consuming. Waiting its turn behind busy workers is not a fault.
 3. running: a worker took it (it said ``running``, sent progress, or listed it in a heartbeat). It
    fails when that worker stops heartbeating (a few of its heartbeat periods; the worker's own thread
    heartbeats while its tasks run, so a long task is fine), when one of its heartbeats no longer lists
    the request (the reply was lost, e.g. while this engine was reconnecting), or when this engine has
    been without a broker for T.
+
+An atom's ``timeout`` (or the engine's ``default_timeout``) bounds stages 2 and 3: past it the call fails
+with :class:`~flowkit.exceptions.AtomTimeout`, whatever the worker does; the worker, told the timeout in
+the request, abandons the call too, and its late answer is discarded. The request's TTL is the same
+timeout, so no worker starts it after the engine gave up. Without a timeout a request has no TTL (it
+may wait its turn for as long as busy workers take): one the engine failed because every worker serving
+it died may still be run by a worker that comes to its queue before the queue expires.
 """
 
 from __future__ import annotations
@@ -23,52 +35,36 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import kombu
 
 from flowkit.atom import Atom, class_name
-from flowkit.context import AtomContext, ProgressSink
-from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Completion, Dispatcher
+from flowkit.context import AtomContext
+from flowkit.engines.dispatch import Completion, Dispatcher
 from flowkit.exceptions import (
+    AtomTimeout,
     FlowkitError,
     InvalidMessageError,
-    NotSerializableError,
     NoWorkerAvailable,
     RequestTimeout,
     WorkerError,
 )
 from flowkit.failure import Failure
-from flowkit.task import FunctorTask
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.discovery import Registry, WorkerInfo
 from flowkit.workers.link import Link
+from flowkit.workers.request import RUNNING, SENT, WAITING, Request, encode_request, not_started
+from flowkit.workers.seats import Seats
 
 LOG = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.05  # how often deadlines and liveness are checked while waiting
-WAITING, SENT, RUNNING = "waiting", "sent", "running"
-
-
-@dataclass(eq=False)
-class Request:
-    """One call in flight: where it is, and since when."""
-
-    uuid: str
-    node: int
-    atom_name: str
-    task: str
-    action: str
-    body: bytes
-    submitted: float
-    progress: ProgressSink | None = None
-    stage: str = WAITING
-    topic: str = ""
-    worker: str = ""
+LATE_MEMORY = 1024  # timed-out requests remembered, so that their late answers are logged as such
+REPLY_QUEUE_EXPIRES_S = 60.0  # at least: replies wait this long for an engine that lost the broker
 
 
 class WorkerDispatcher(Dispatcher):
@@ -85,19 +81,26 @@ class WorkerDispatcher(Dispatcher):
         transition_timeout: float = 60.0,
         transport_options: dict[str, Any] | None = None,
         on_progress: Callable[[int, float], None] | None = None,
+        default_timeout: float | None = None,
     ) -> None:
         super().__init__()
         self.transport = transport
         self.exchange = exchange
         self.topics = list(topics)
         self.timeout = float(transition_timeout)
+        self.default_timeout = default_timeout
+        """The timeout of atoms that have none of their own (None: unbounded)."""
         self._options = transport_options
         self._on_progress = on_progress
         self._link: Link | None = None
+        self._consumer: kombu.Consumer | None = None
         self._registry = Registry(self.topics, self.timeout)
-        self._requests: dict[str, Request] = {}
-        self._waiting: deque[Request] = deque()
-        self._out: dict[str, int] = {}  # topic -> our requests in flight there
+        self._requests: dict[str, Request] = {}  # sent, not answered yet
+        self._waiting: dict[str, deque[Request]] = {}  # task -> requests not sent yet, oldest first
+        self._unserved: dict[str, float] = {}  # task -> since when no live worker serves it
+        self._freed = False  # a thread may have come free: send what waits
+        self._seats = Seats()
+        self._late: OrderedDict[str, str] = OrderedDict()  # timed-out request -> its atom
         self._reply_queue = ""
         self._next_check = 0.0
         self._generation = 0
@@ -116,7 +119,8 @@ class WorkerDispatcher(Dispatcher):
         self._requests.clear()
         self._inbox.clear()
         self._waiting.clear()
-        self._out.clear()
+        self._unserved.clear()
+        self._seats = Seats()
         self._reply_queue = f"{self.exchange}.engine.{uuid.uuid4().hex}"
         self._link = Link(self.transport, self._setup, self._options, name="worker-based engine")
         self._link.connect(self.timeout)
@@ -124,8 +128,12 @@ class WorkerDispatcher(Dispatcher):
 
     def _setup(self, channel: Any) -> None:
         t.declare_exchanges(channel, self.exchange)
-        queue = t.reply_queue(self.exchange, self._reply_queue)
-        kombu.Consumer(channel, [queue], no_ack=True, on_message=self._on_raw, accept=["json"]).consume()
+        expires = max(REPLY_QUEUE_EXPIRES_S, 2 * self.timeout)
+        queue = t.reply_queue(self.exchange, self._reply_queue, expires)
+        self._consumer = kombu.Consumer(
+            channel, [queue], no_ack=True, on_message=self._on_raw, accept=["json"]
+        )
+        self._consumer.consume()
         kombu.Producer(channel, auto_declare=False).publish(
             p.encode(p.DISCOVER),
             exchange=t.discover_exchange(self.exchange),
@@ -139,6 +147,7 @@ class WorkerDispatcher(Dispatcher):
     def stop(self) -> None:
         link, self._link = self._link, None
         if link is not None:
+            link.delete_queue(self._reply_queue, self._consumer)
             link.close()
 
     # -- submitting ------------------------------------------------------------------------------------
@@ -147,68 +156,44 @@ class WorkerDispatcher(Dispatcher):
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         now = time.monotonic()
+        timeout = atom.timeout if atom.timeout is not None else self.default_timeout
         try:
-            body, req_id = self._request_body(atom, action, kwargs, ctx)
+            body, req_id = encode_request(atom, action, kwargs, ctx, timeout)
         except FlowkitError as exc:
-            self._done.append((i, _not_started(action), False, Failure.from_exception(exc)))
+            self._done.append((i, not_started(action), False, Failure.from_exception(exc)))
             return
         progress = ctx.progress if ctx is not None else None
-        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress)
-        self._requests[req_id] = req
-        if not self._send(req, now):
-            self._waiting.append(req)
-
-    def _request_body(
-        self, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None
-    ) -> tuple[bytes, str]:
-        task = class_name(atom)
-        if isinstance(atom, FunctorTask) or "<locals>" in task or task.startswith("__main__."):
-            raise WorkerError(
-                f"atom {atom.name!r} cannot run on a worker: its class {task} must be a Task subclass "
-                f"defined at the top level of an importable module (workers import it by that path)"
-            )
-        fields: dict[str, Any] = {"atom_uuid": ctx.atom_uuid} if ctx is not None else {}
-        args = dict(kwargs)
-        if action == REVERT:
-            if "result" in args:
-                result = args.pop("result")
-                fields["result"] = (
-                    {"failure": result.to_dict()} if isinstance(result, Failure) else {"value": result}
-                )
-            if "flow_failures" in args:
-                fields["flow_failures"] = {n: f.to_dict() for n, f in args.pop("flow_failures").items()}
-        try:
-            p.check_json(args)
-            p.check_json(fields.get("result"))
-        except (TypeError, ValueError) as exc:
-            what = "the arguments" if "result" not in fields else "the arguments or result"
-            raise NotSerializableError(atom.name, what, f"{exc} (requests to workers are JSON)") from None
-        req_id = str(uuid.uuid4())
-        body = p.encode(
-            p.REQUEST, uuid=req_id, task=task, atom=atom.name, action=action, arguments=args, **fields
-        )
-        return body, req_id
-
-    def _send(self, req: Request, now: float) -> bool:
-        """Publish to the least loaded topic that serves the task; False when none does right now."""
-        capacity = self._registry.capacity(req.task, now)
+        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout)
+        queue = self._waiting.get(req.task)
+        if queue is not None:  # others wait for this task already: after them
+            queue.append(req)
+            return
         link = self._link
-        if not capacity or link is None or not link.connected:
-            return False
-        out = self._out
-        topic = min(capacity, key=lambda name: out.get(name, 0) / capacity[name])
-        sent = link.publish(
+        if link is not None and link.connected:
+            reg = self._registry
+            topic = self._seats.free_topic(req.task, reg.capacity(req.task, now), reg.threads(now))
+            if topic is not None and self._publish(req, topic, now):
+                return
+        self._waiting[req.task] = deque((req,))
+        self._freed = True  # look at it on the next round (it may be unserved: its clock starts)
+
+    def _publish(self, req: Request, topic: str, now: float) -> bool:
+        """Send ``req`` to ``topic``; False when the connection is down (it stays waiting)."""
+        link = self._link
+        if link is None or not link.publish(
             req.body,
             self.exchange,
             t.task_key(topic, req.task),
             reply_to=self._reply_queue,
             correlation_id=req.uuid,
-            expiration=max(0.001, self.timeout - (now - req.submitted)),
-        )
-        if not sent:
+            expiration=req.timeout,  # past it the engine has failed the call: no worker may start it
+        ):
             return False
-        req.stage, req.topic = SENT, topic
-        out[topic] = out.get(topic, 0) + 1
+        req.stage, req.topic, req.sent, req.waited = SENT, topic, now, now
+        if req.timeout is not None:
+            req.deadline = now + req.timeout
+        self._requests[req.uuid] = req
+        self._seats.take(topic, req.task)
         return True
 
     # -- waiting -------------------------------------------------------------------------------------
@@ -221,6 +206,8 @@ class WorkerDispatcher(Dispatcher):
         while True:
             if self._inbox:
                 self._drain_inbox()
+            if self._freed and self._waiting:
+                self._flush_waiting(time.monotonic())
             if done:
                 break
             now = time.monotonic()
@@ -235,7 +222,7 @@ class WorkerDispatcher(Dispatcher):
             if link is None:
                 raise WorkerError("the worker-based dispatcher is not running (start() was not called)")
             link.pump(max(0.0, budget))
-            if link.generation != self._generation:
+            if link.generation != self._generation and link.connected:
                 self._reconnected(link.generation)
         return done.popleft()
 
@@ -244,14 +231,17 @@ class WorkerDispatcher(Dispatcher):
         LOG.info("worker-based engine reconnected; %d request(s) in flight", len(self._requests))
         self._generation = generation
         self._registry.forgive()
+        self._freed = True
 
     def _check(self, now: float) -> None:
         reg, timeout = self._registry, self.timeout
         # While our own connection is down, workers' silence says nothing about them; but after T
         # without a broker, what they ran can no longer be answered to us in time either.
         down_since = self._link.down_since if self._link is not None else None
+        saturated: dict[tuple[str, str], bool] = {}
         for req in list(self._requests.values()):
-            if req.stage == WAITING:
+            if now >= req.deadline:
+                self._time_out(req)
                 continue
             if down_since is not None and req.stage == RUNNING:
                 if now - down_since > timeout:
@@ -263,13 +253,24 @@ class WorkerDispatcher(Dispatcher):
                         ),
                     )
                 continue
+            if req.unheard and any(not reg.alive(w, now) for w in req.unheard):
+                assert req.refusal is not None
+                self._finish(req, False, req.refusal)  # the one that died may have run it
+                continue
             if req.stage == SENT:
-                if now - req.submitted > timeout:
+                key = (req.topic, req.task)
+                busy = saturated.get(key)
+                if busy is None:
+                    busy = saturated[key] = reg.saturated(req.topic, req.task, now)
+                if busy:
+                    req.waited = now  # its turn comes when a thread does: not a fault
+                elif now - req.waited > timeout:
                     self._fail(
                         req,
                         RequestTimeout(
-                            f"no worker accepted request {req.uuid} for atom {req.atom_name!r} "
-                            f"(task {req.task}) on topic {req.topic!r} within {timeout:g}s"
+                            f"no worker took request {req.uuid} for atom {req.atom_name!r} (task "
+                            f"{req.task}) on topic {req.topic!r} within {timeout:g}s, and no live worker "
+                            f"serving it was busy: they died, left, or stopped taking requests"
                         ),
                     )
             elif not reg.alive(req.worker, now):
@@ -283,24 +284,50 @@ class WorkerDispatcher(Dispatcher):
         if self._waiting:
             self._flush_waiting(now)
 
+    def _time_out(self, req: Request) -> None:
+        """The atom's timeout passed: fail it now. The worker abandons the call by itself (it was told
+        the timeout); whatever it answers later is discarded."""
+        where = f"worker {req.worker!r}" if req.worker else f"topic {req.topic!r} (request {req.uuid})"
+        assert req.timeout is not None
+        self._late[req.uuid] = req.atom_name
+        if len(self._late) > LATE_MEMORY:
+            self._late.popitem(last=False)
+        self._fail(req, AtomTimeout(req.atom_name, req.action, req.timeout, where))
+
     def _flush_waiting(self, now: float) -> None:
-        still: deque[Request] = deque()
-        for req in self._waiting:
-            if req.uuid not in self._requests:
+        """Send waiting requests while their tasks have free threads; fail the ones no live worker has
+        served for T. Work per call grows with the number of tasks waiting, not of requests."""
+        self._freed = False
+        link = self._link
+        if link is None:
+            return
+        reg, timeout, waiting, unserved = self._registry, self.timeout, self._waiting, self._unserved
+        threads = reg.threads(now) if link.connected else {}
+        for task in list(waiting):
+            queue = waiting[task]
+            capacity = reg.capacity(task, now) if link.connected else {}
+            if not capacity:
+                since = unserved.setdefault(task, now)
+                if now - since > timeout:
+                    del waiting[task], unserved[task]
+                    for req in queue:
+                        self._fail(req, NoWorkerAvailable(task, self.topics, timeout), sent=False)
                 continue
-            if self._send(req, now):
-                continue
-            if now - req.submitted > self.timeout:
-                self._fail(req, NoWorkerAvailable(req.task, self.topics, self.timeout), sent=False)
-            else:
-                still.append(req)
-        self._waiting = still
+            unserved.pop(task, None)
+            while queue:
+                topic = self._seats.free_topic(task, capacity, threads)
+                if topic is None or not self._publish(queue[0], topic, now):
+                    break
+                queue.popleft()
+            if not queue:
+                del waiting[task]
 
     def _finish(self, req: Request, ok: bool, value: Any, sent: bool = True) -> None:
-        del self._requests[req.uuid]
         if req.stage != WAITING:
-            self._out[req.topic] -= 1
-        self._done.append((req.node, req.action if sent else _not_started(req.action), ok, value))
+            del self._requests[req.uuid]
+            self._seats.give(req.topic, req.task)
+            self._freed = True
+        self._done.append((req.node, req.action if sent else not_started(req.action), ok, value))
 
     def _fail(self, req: Request, exc: FlowkitError, sent: bool = True) -> None:
         LOG.warning("%s", exc)
@@ -335,8 +362,11 @@ class WorkerDispatcher(Dispatcher):
             return
         self._registry.seen(data["worker"])
         req = self._requests.get(data["uuid"])
-        if req is None:
-            return  # finished already (timed out, or a duplicate): nothing waits for it
+        if req is None:  # finished already (timed out, or a duplicate): nothing waits for it
+            atom = self._late.pop(data["uuid"], None) if kind == p.RESULT else None
+            if atom is not None:
+                LOG.info("discarded the late answer of worker %r for timed-out atom %r", data["worker"], atom)
+            return
         if kind == p.RESULT:
             self._on_result(req, data)
             return
@@ -348,6 +378,8 @@ class WorkerDispatcher(Dispatcher):
                 self._on_progress(req.node, float(data["progress"]))
 
     def _on_result(self, req: Request, data: dict[str, Any]) -> None:
+        if data.get("redelivered") and self._hold_refusal(req, data):
+            return
         if data["ok"]:
             self._finish(req, True, data.get("result"))
             return
@@ -361,6 +393,68 @@ class WorkerDispatcher(Dispatcher):
                 )
             )
         self._finish(req, False, failure)
+
+    def _hold_refusal(self, req: Request, data: dict[str, Any]) -> bool:
+        """A worker refused a copy of ``req`` the broker handed it again after a connection dropped.
+
+        The worker that had the request before may be running it, may have answered it (answers a cut
+        swallowed are sent again after reconnecting, before the worker's next heartbeat), or may never
+        have seen it (lost in transit). Until each worker that might have had it has spoken once, the
+        refusal is held; if none runs or answered it, nobody ran it, and it is sent again. If one of
+        them died meanwhile, it may have run it: the refusal stands.
+        """
+        now = time.monotonic()
+        reg, refuser = self._registry, data["worker"]
+        if req.stage == RUNNING:
+            if req.worker != refuser and reg.alive(req.worker, now):
+                LOG.info(
+                    "worker %r refused a redelivered copy of request %s (atom %r); worker %r runs it",
+                    refuser,
+                    req.uuid,
+                    req.atom_name,
+                    req.worker,
+                )
+                return True
+            return False
+        suspects = {
+            w.id
+            for w in reg.workers.values()
+            if w.topic == req.topic and req.task in w.tasks and w.id != refuser
+        }
+        if any(not reg.alive(w, now) for w in suspects):
+            return False
+        try:
+            req.refusal = Failure.from_dict(data["failure"])
+        except FlowkitError:
+            return False
+        req.unheard = suspects
+        LOG.info(
+            "worker %r refused a redelivered copy of request %s (atom %r): asking %s whether it ran it",
+            refuser,
+            req.uuid,
+            req.atom_name,
+            sorted(suspects) or "nobody else",
+        )
+        if not suspects:
+            self._resend(req, now)
+        return True
+
+    def _resend(self, req: Request, now: float) -> None:
+        """No worker runs or answered ``req``, and every one that might have had it is alive: send it
+        again (a fresh message, so a worker runs it)."""
+        req.refusal = req.unheard = None
+        req.waited = now
+        link = self._link
+        LOG.warning("request %s (atom %r) was lost in transit; sending it again", req.uuid, req.atom_name)
+        if link is None or not link.publish(
+            req.body,
+            self.exchange,
+            t.task_key(req.topic, req.task),
+            reply_to=self._reply_queue,
+            correlation_id=req.uuid,
+            expiration=None if req.timeout is None else max(0.001, req.deadline - now),
+        ):
+            self._fail(req, RequestTimeout(f"could not send request {req.uuid} again: the broker is gone"))
 
     def _on_notify(self, data: dict[str, Any]) -> None:
         info = self._registry.notified(data)
@@ -377,10 +471,9 @@ class WorkerDispatcher(Dispatcher):
                 )
             elif req.stage == SENT and req.uuid in info.running:
                 req.stage, req.worker = RUNNING, info.id
-        if self._waiting:
-            self._flush_waiting(time.monotonic())
-
-
-def _not_started(action: str) -> str:
-    """An execute that never reached a worker has nothing to revert."""
-    return NOT_STARTED if action == EXECUTE else action
+                req.refusal = req.unheard = None
+            elif req.unheard is not None and info.id in req.unheard:
+                req.unheard.discard(info.id)
+                if not req.unheard:
+                    self._resend(req, time.monotonic())
+        self._freed = True  # it may have come, or have threads free again

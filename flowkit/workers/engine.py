@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from flowkit.atom import check_timeout
 from flowkit.engines.engine import Engine
 from flowkit.exceptions import InvalidFlowError
 from flowkit.flow import Flow
@@ -26,6 +27,7 @@ def load(
     topics: Sequence[str] | None = None,
     transition_timeout: float = DEFAULT_TRANSITION_TIMEOUT_S,
     transport_options: dict[str, Any] | None = None,
+    default_timeout: float | None = None,
     url: str | None = None,
     **engine_options: Any,
 ) -> Engine:
@@ -33,7 +35,9 @@ def load(
 
     ``transport`` is the broker URL (``url`` is accepted as TaskFlow's name for it); ``topics`` are the
     worker topics to look for tasks on; a request that no worker serves, accepts or answers within
-    ``transition_timeout`` seconds fails its atom. ``engine_options`` go to
+    ``transition_timeout`` seconds fails its atom; requests wait in the engine while every worker is
+    busy. ``default_timeout`` bounds the execute and revert of atoms without a ``timeout`` of their own
+    (None: a call on a live worker may take as long as it takes). ``engine_options`` go to
     :class:`~flowkit.engines.engine.Engine` (``recorder``, ``flow_uuid``).
     """
     broker = transport or url
@@ -48,7 +52,12 @@ def load(
     if not exchange:
         raise InvalidFlowError("exchange must be a non-empty name")
     dispatcher = WorkerDispatcher(
-        broker, exchange, topics, float(transition_timeout), transport_options=transport_options
+        broker,
+        exchange,
+        topics,
+        float(transition_timeout),
+        transport_options=transport_options,
+        default_timeout=check_timeout(default_timeout, "the worker-based engine's default_timeout"),
     )
     engine = Engine(flow, store=store, dispatcher=dispatcher, **engine_options)
     dispatcher._on_progress = engine._progress_of_node

@@ -68,7 +68,7 @@ class Link:
         self.down_since: float | None = None
         """``time.monotonic()`` when the connection was lost; None while connected."""
         self.generation = 0
-        """Bumped on every successful (re)connect."""
+        """Bumped on every (re)connect attempt, before its consumers start (see :meth:`ack`)."""
 
     @property
     def connected(self) -> bool:
@@ -98,6 +98,10 @@ class Link:
             )
             self._errors = (OSError, *conn.connection_errors, *conn.channel_errors)
             channel = conn.channel()
+            # Bumped before setup: starting consumers may deliver at once (a backlog, or requests
+            # redelivered after a cut), and those deliveries belong to this channel. Tagged with the
+            # old generation, their acks would be skipped and each would hold a prefetch slot forever.
+            self.generation += 1
             self._setup(channel)
             self._producer = kombu.Producer(channel, auto_declare=False)
         except Exception as exc:
@@ -119,7 +123,6 @@ class Link:
             LOG.warning("%s: reconnected to %s", self.name, self.where)
         self._failures = 0
         self.down_since = None
-        self.generation += 1
         return True
 
     def _drop(self, graceful: bool = True) -> None:
@@ -141,6 +144,20 @@ class Link:
         self._drop(graceful=False)
         self.down_since = time.monotonic()
         self._next_attempt = 0.0
+
+    def delete_queue(self, name: str, consumer: kombu.Consumer | None = None) -> None:
+        """Stop ``consumer`` and delete queue ``name``, best effort (with the broker gone, the queue's
+        own expiry does it). The consumer goes first: a queue deleted under it leaves the connection
+        unable to close cleanly."""
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            if consumer is not None:
+                consumer.cancel()
+            producer.channel.queue_delete(name)
+        except self._errors as exc:
+            self._lost(exc)
 
     def close(self) -> None:
         """Close the connection (consumers and exclusive queues go with it) and the wake pipe."""

@@ -11,14 +11,19 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
 - ``request`` (engine -> a task queue): ``uuid``, ``task`` (the class path), ``atom`` (the atom's name),
   ``atom_uuid`` (its stable id, optional), ``action`` (``execute`` | ``revert``), ``arguments``; for
   revert, ``result`` (``{"value": ...}`` or ``{"failure": {...}}``) and ``flow_failures`` (atom name ->
-  failure dict) when the task takes them.
+  failure dict) when the task takes them; ``timeout`` (seconds, optional): the worker abandons the call
+  after that long (see :mod:`flowkit.workers.worker`).
   AMQP properties: ``reply_to`` (the engine's queue) and ``correlation_id`` (= ``uuid``).
-- ``running``, ``progress`` (``progress`` 0.0-1.0), ``result`` (``ok``, then ``result`` or ``failure``)
-  (worker -> the request's ``reply_to``), each with ``uuid`` and ``worker``. ``running`` is sent only
-  once a task has run for a little while (20 ms), so a short task costs two messages, not three.
+- ``running``, ``progress`` (``progress`` 0.0-1.0), ``result`` (``ok``, then ``result`` or ``failure``;
+  ``redelivered: true`` when the worker refused a redelivered copy: the worker that had it may still
+  be running it) (worker -> the request's ``reply_to``), each with ``uuid`` and ``worker``.
+  ``running`` is sent only once a task has run for a little while (20 ms), so a short task costs two
+  messages, not three.
 - ``notify`` (worker -> engines, every heartbeat and in answer to ``discover``): ``worker``, ``topic``,
   ``tasks``, ``threads``, ``heartbeat`` (seconds between notifies) and ``running`` (request uuids it is
-  running now: a request an engine thinks is running there, but which is not listed, lost its reply).
+  running now: a request an engine thinks is running there, but which is not listed, lost its reply),
+  and ``stuck`` (optional, default 0): threads held by abandoned calls, which engines do not count as
+  capacity. Engines send a worker's topic only as many requests as its live workers have free threads.
 - ``discover`` (engine -> every worker, with ``reply_to``): "tell me who you are now".
 """
 
@@ -105,6 +110,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "arguments": (_is(dict), True),
         "result": (_envelope, False),
         "flow_failures": (_failures, False),
+        "timeout": (_number(0.001, 1e9), False),
     },
     RUNNING: {"uuid": (_text, True), "worker": (_text, True)},
     PROGRESS: {"uuid": (_text, True), "worker": (_text, True), "progress": (_number(0.0, 1.0), True)},
@@ -114,6 +120,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "ok": (_is(bool), True),
         "result": (lambda v: None, False),
         "failure": (_is(dict), False),
+        "redelivered": (_is(bool), False),
     },
     NOTIFY: {
         "worker": (_text, True),
@@ -122,6 +129,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "threads": (_number(1, 1 << 16), True),
         "heartbeat": (_number(0.01, 3600.0), True),
         "running": (_texts, True),
+        "stuck": (_number(0, 1 << 16), False),
     },
     DISCOVER: {},
 }

@@ -9,7 +9,9 @@
 Exchanges are not auto-deleted: a worker heartbeating into an exchange that vanished with the last
 engine would lose its channel. They hold no messages, so they cost nothing while idle; tests delete theirs.
 Task queues expire :data:`QUEUE_EXPIRES_S` after their last consumer left, so that requests published
-while a worker restarts wait for it; reply and discover queues die with their connection.
+while a worker restarts wait for it. An engine's reply queue outlives a dropped connection (it expires
+a while after the engine last used it; an engine deletes its own when it stops); a worker's discover
+queue dies with its connection.
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ def exchanges(exchange: str) -> list[kombu.Exchange]:
     ]
 
 
-def reply_queue(exchange: str, name: str) -> kombu.Queue:
-    """An engine's queue: replies to its requests, and every worker's notify."""
+def reply_queue(exchange: str, name: str, expires: float) -> kombu.Queue:
+    """An engine's queue: replies to its requests, and every worker's notify.
+
+    Not tied to the engine's connection: when RabbitMQ drops the engine for a while, replies that
+    workers send meanwhile wait in it instead of vanishing with an exclusive queue (and the engine
+    then failing calls that succeeded). It expires ``expires`` seconds after its engine last used it.
+    """
     notify = kombu.Exchange(notify_exchange(exchange), "fanout", durable=False)
-    return kombu.Queue(name, exchange=notify, exclusive=True, auto_delete=True, durable=False)
+    return kombu.Queue(name, exchange=notify, auto_delete=False, durable=False, expires=expires)
 
 
 def control_queue(exchange: str, worker_id: str) -> kombu.Queue:

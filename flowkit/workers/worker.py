@@ -8,6 +8,11 @@ At most once: when a worker dies, the broker gives its unacknowledged requests t
 *redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
 run again, and the engine's retry controller or revert decides what happens next. A worker only builds
 task classes it was configured with; a message can name a class, never make the worker import one.
+
+A request may carry a ``timeout``. Past it the worker abandons the call: it answers with
+:class:`~flowkit.exceptions.AtomTimeout` (the engine has given up by then anyway) and logs it, and when
+the call returns at last its result is discarded (and logged). What an abandoned call costs while it
+runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare threads for them.
 """
 
 from __future__ import annotations
@@ -26,18 +31,26 @@ from typing import Any
 
 import kombu
 
-from flowkit.context import AtomContext, reset_current, set_current
-from flowkit.exceptions import FlowkitError, InvalidMessageError, NotSerializableError, WorkerError
+from flowkit.exceptions import (
+    AtomTimeout,
+    FlowkitError,
+    InvalidMessageError,
+    WorkerError,
+)
 from flowkit.failure import Failure
 from flowkit.task import Task
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
+from flowkit.workers.abandon import Deadline, Timeouts
+from flowkit.workers.answers import RecentAnswers
+from flowkit.workers.call import call_task, revert_extras
 from flowkit.workers.link import Link
 from flowkit.workers.tasks import resolve_tasks, task_path
 
 LOG = logging.getLogger(__name__)
 
 FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
+RESEND = "resend"  # outbox kind: an answer sent before a reconnect, sent again (see answers.py)
 ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
 
 
@@ -68,6 +81,9 @@ class Worker:
         self._announce: dict[str, tuple[float, str, bytes]] = {}  # uuid -> (when, reply_to, running msg)
         self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
+        self._timeouts = Timeouts(spare=threads)
+        self._answers = RecentAnswers()
+        self._answered_generation = 0  # the link generation whose connection last got our answers
         self._flush_deadline: float | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._consumer: kombu.Consumer | None = None
@@ -93,16 +109,20 @@ class Worker:
             self._link.where,
             self.threads,
         )
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="flowkit-worker")
+        # Twice the threads: the spare ones replace threads held by abandoned calls (module docstring).
+        self._pool = ThreadPoolExecutor(2 * self.threads, thread_name_prefix="flowkit-worker")
         next_beat = 0.0
         try:
             while True:
                 if self._stop.is_set() and not self._draining:
                     self._start_draining()
                     next_beat = 0.0
+                if self._link.connected and self._link.generation != self._answered_generation:
+                    self._reconnected()
                 self._drain_inbox()
                 self._flush()
                 now = time.monotonic()
+                next_deadline = self._abandon_due(now) if self._timeouts.watching else None
                 if self._draining and self._drained(now):
                     break
                 if now >= next_beat and self._link.connected:
@@ -111,12 +131,14 @@ class Worker:
                     if not self.ready.is_set():
                         LOG.info("worker %s: ready", self.id)
                         self.ready.set()
-                wake_at = min(next_beat, self._announce_due(now) or next_beat)
+                wake_at = min(next_beat, self._announce_due(now) or next_beat, next_deadline or next_beat)
                 if self._inbox:  # publishing read these: act on them before waiting for more
                     wake_at = now
                 self._link.pump(max(0.0, wake_at - now) if self._link.connected else 0.5)
         finally:
-            self._pool.shutdown(wait=True)
+            # Abandoned calls may never return: do not wait for them (the process may then exit).
+            hung = bool(self._timeouts.running)
+            self._pool.shutdown(wait=not hung, cancel_futures=hung)
             self._link.close()
             LOG.info("worker %s: stopped", self.id)
 
@@ -132,6 +154,19 @@ class Worker:
         kombu.Consumer(
             channel, [control], no_ack=True, on_message=self._on_control, accept=["json"]
         ).consume()
+
+    def _reconnected(self) -> None:
+        """A new connection: first of all, send again what the lost one may have swallowed."""
+        first = self._answered_generation == 0
+        self._answered_generation = self._link.generation
+        if first or not len(self._answers):
+            return
+        LOG.info(
+            "worker %s: sending %d recent answer(s) again after reconnecting", self.id, len(self._answers)
+        )
+        resend = [(RESEND, req_id, reply_to, body) for req_id, reply_to, body in self._answers]
+        self._outbox.extendleft(reversed(resend))
+        self._answers.resent(time.monotonic())
 
     def _drained(self, now: float) -> bool:
         """Every request answered; or every task done and the broker gone for longer than the grace."""
@@ -167,9 +202,65 @@ class Worker:
                 threads=self.threads,
                 heartbeat=self.heartbeat,
                 running=sorted(self._jobs),
+                stuck=self.stuck,
             ),
             exchange,
             routing_key,
+        )
+
+    @property
+    def abandoned(self) -> int:
+        """Calls abandoned after their timeout whose threads have not returned yet."""
+        return self._timeouts.running
+
+    @property
+    def stuck(self) -> int:
+        """Threads that abandoned calls hold beyond the spare ones: capacity lost until they return."""
+        return self._timeouts.stuck
+
+    def _abandon_due(self, now: float) -> float | None:
+        """Abandon the calls past their timeout; when the next deadline is, or None."""
+        due, next_at = self._timeouts.due(now)
+        for req_id, deadline in due:
+            if req_id in self._finished or req_id not in self._jobs:
+                continue  # answered in time (the answer is on its way)
+            self._abandon(req_id, deadline)
+        return next_at
+
+    def _abandon(self, req_id: str, deadline: Deadline) -> None:
+        delivery = self._jobs.pop(req_id)
+        self._announce.pop(req_id, None)
+        if self._timeouts.abandon(req_id, delivery):
+            self._link.ack(*delivery)
+        LOG.warning(
+            "worker %s: abandoned request %s (atom %r) after its timeout of %gs; its thread cannot be "
+            "killed and keeps running, its result will be discarded; %d abandoned call(s) running, "
+            "%d of %d thread(s) lost to them",
+            self.id,
+            req_id,
+            deadline.atom,
+            deadline.timeout,
+            self.abandoned,
+            self.stuck,
+            self.threads,
+        )
+        error = AtomTimeout(deadline.atom, deadline.action, deadline.timeout, f"worker {self.id!r}")
+        self._reply_now(req_id, deadline.reply_to, Failure.from_exception(error))
+
+    def _discard_late(self, req_id: str) -> None:
+        """An abandoned call returned at last: drop its result, give back the thread it held."""
+        held = self._timeouts.returned(req_id)
+        self._finished.discard(req_id)
+        if held is not None:
+            self._link.ack(*held)
+        LOG.warning(
+            "worker %s: abandoned request %s returned; its result was discarded (%d abandoned call(s) "
+            "still running, %d of %d thread(s) lost to them)",
+            self.id,
+            req_id,
+            self.abandoned,
+            self.stuck,
+            self.threads,
         )
 
     def _flush(self) -> None:
@@ -183,6 +274,16 @@ class Worker:
         while outbox:
             item = outbox[0]
             kind, req_id, reply_to = item[0], item[1], item[2]
+            if req_id in self._timeouts:
+                outbox.popleft()
+                if kind == p.RESULT:
+                    self._discard_late(req_id)
+                continue
+            if kind == RESEND:
+                if not link.publish(item[3], "", reply_to, correlation_id=req_id):
+                    return
+                outbox.popleft()
+                continue
             if kind == p.RUNNING:
                 outbox.popleft()
                 self._announce[req_id] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to, item[3])
@@ -193,6 +294,8 @@ class Worker:
             if kind == p.RESULT:
                 self._announce.pop(req_id, None)
                 self._finished.discard(req_id)
+                self._timeouts.answered(req_id)
+                self._answers.add(req_id, reply_to, item[3], time.monotonic())
                 link.ack(*self._jobs.pop(req_id))
 
     def _announce_due(self, now: float) -> float | None:
@@ -229,6 +332,9 @@ class Worker:
             return
         reply_to = message.properties.get("reply_to")
         if isinstance(reply_to, str) and reply_to:
+            # Answers first: a notify that no longer lists a request tells the engine its answer was
+            # lost, so every answer waiting to go (say, sent again after a reconnect) must precede it.
+            self._flush()
             self._notify("", reply_to)
 
     def _on_request(self, message: Any) -> None:
@@ -249,7 +355,7 @@ class Worker:
             req = p.decode(message.body, message.content_type, (p.REQUEST,))
             if not isinstance(reply_to, str) or not reply_to or corr != req["uuid"]:
                 raise InvalidMessageError("a request needs reply_to, and correlation_id equal to its uuid")
-            extras = _revert_extras(req)
+            extras = revert_extras(req)
         except InvalidMessageError as exc:
             LOG.warning(
                 "worker %s: rejected a message on %s: %s",
@@ -274,6 +380,11 @@ class Worker:
         if req["uuid"] in self._jobs:  # our connection dropped while we ran it: answer this delivery
             self._jobs[req["uuid"]] = (message, generation)
             return
+        answered = self._answers.get(req["uuid"])
+        if answered is not None:  # we ran it, and our answer (and ack) may have been lost: answer again
+            self._link.ack(message, generation)
+            self._link.publish(answered[1], "", answered[0], correlation_id=req["uuid"])
+            return
         if message.delivery_info.get("redelivered"):
             refusal = WorkerError(
                 f"request {req['uuid']} for atom {req['atom']!r} was redelivered: the worker that had it "
@@ -284,14 +395,22 @@ class Worker:
         if refusal is not None:
             LOG.warning("worker %s: %s", self.id, refusal)
             self._link.ack(message, generation)
-            self._reply_now(req["uuid"], reply_to, Failure.from_exception(refusal))
+            redelivered = bool(message.delivery_info.get("redelivered"))
+            self._reply_now(req["uuid"], reply_to, Failure.from_exception(refusal), redelivered)
             return
         assert cls is not None and self._pool is not None
         self._jobs[req["uuid"]] = (message, generation)
+        if "timeout" in req:
+            timeout = float(req["timeout"])
+            self._timeouts.watch(
+                req["uuid"],
+                Deadline(time.monotonic() + timeout, timeout, reply_to, req["atom"], req["action"]),
+            )
         self._pool.submit(self._job, cls, req, extras, reply_to)
 
-    def _reply_now(self, req_id: str, reply_to: str, failure: Failure) -> None:
-        body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=False, failure=failure.to_dict())
+    def _reply_now(self, req_id: str, reply_to: str, failure: Failure, redelivered: bool = False) -> None:
+        fields = {"redelivered": True} if redelivered else {}
+        body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=False, failure=failure.to_dict(), **fields)
         self._link.publish(body, "", reply_to, correlation_id=req_id)
 
     # -- running (task threads) ---------------------------------------------------------------------------
@@ -300,62 +419,7 @@ class Worker:
         self._outbox.append(item)
         self._link.wake()
 
-    def _job(
-        self,
-        cls: type[Task],
-        req: dict[str, Any],
-        extras: dict[str, Any],
-        reply_to: str,
-    ) -> None:
-        req_id, atom = req["uuid"], req["atom"]
-        self._post((p.RUNNING, req_id, reply_to, p.encode(p.RUNNING, uuid=req_id, worker=self.id)))
-        ctx = AtomContext(
-            atom,
-            req.get("atom_uuid", ""),
-            lambda _name, value: self._post(
-                (
-                    p.PROGRESS,
-                    req_id,
-                    reply_to,
-                    p.encode(p.PROGRESS, uuid=req_id, worker=self.id, progress=value),
-                )
-            ),
-        )
-        token = set_current(ctx)
-        try:
-            task = cls(name=atom)
-            fn = task.execute if req["action"] == "execute" else task.revert
-            result = fn(**req["arguments"], **extras)
-        except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
-            body = _failure_body(req_id, self.id, Failure())
-        else:
-            try:
-                p.check_json(result)
-                body = p.encode(p.RESULT, uuid=req_id, worker=self.id, ok=True, result=result)
-            except (TypeError, ValueError) as exc:
-                error = NotSerializableError(atom, "the result", f"{exc} (replies from workers are JSON)")
-                body = _failure_body(req_id, self.id, Failure.from_exception(error))
-        finally:
-            reset_current(token)
-        self._finished.add(req_id)
-        self._post((p.RESULT, req_id, reply_to, body))
-
-
-def _failure_body(req_id: str, worker: str, failure: Failure) -> bytes:
-    return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=False, failure=failure.to_dict())
-
-
-def _revert_extras(req: dict[str, Any]) -> dict[str, Any]:
-    """``result`` and ``flow_failures`` of a revert request, rebuilt; InvalidMessageError if malformed."""
-    extras: dict[str, Any] = {}
-    try:
-        if "result" in req:
-            envelope = req["result"]
-            extras["result"] = (
-                Failure.from_dict(envelope["failure"]) if "failure" in envelope else envelope["value"]
-            )
-        if "flow_failures" in req:
-            extras["flow_failures"] = {n: Failure.from_dict(d) for n, d in req["flow_failures"].items()}
-    except FlowkitError as exc:
-        raise InvalidMessageError(f"request {req['uuid']}: {exc}") from None
-    return extras
+    def _job(self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str) -> None:
+        body = call_task(cls, req, extras, reply_to, self.id, self._post)
+        self._finished.add(req["uuid"])
+        self._post((p.RESULT, req["uuid"], reply_to, body))

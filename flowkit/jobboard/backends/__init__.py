@@ -12,13 +12,16 @@ PostgreSQL: ``flowkit[postgres]``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from flowkit import extras
 from flowkit.exceptions import JobBoardError, UnknownBackendError
 from flowkit.factory import allow_list
 from flowkit.jobboard.base import JobBoard
+
+if TYPE_CHECKING:
+    from flowkit.persistence.backends.base import Backend
 
 ZOOKEEPER_SCHEMES = ("zookeeper",)
 SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "memory")
@@ -45,7 +48,12 @@ def display_url(url: str) -> str:
 
 
 def fetch(
-    name: str, url: str, persistence: Any = None, *, allow: Iterable[str] | None = None, **options: Any
+    name: str,
+    url: str,
+    persistence: Backend | str | None = None,
+    *,
+    allow: Iterable[str] | None = None,
+    **options: Any,
 ) -> JobBoard:
     """A (not yet connected) board named ``name`` at ``url``; call ``connect()`` or use ``with``.
 
@@ -58,7 +66,7 @@ def fetch(
     return board
 
 
-def _make(name: str, url: str, persistence: Any, options: dict[str, Any]) -> JobBoard:
+def _make(name: str, url: str, persistence: Backend | str | None, options: dict[str, Any]) -> JobBoard:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ZOOKEEPER_SCHEMES:
         extras.require("zookeeper", "the ZooKeeper job board")

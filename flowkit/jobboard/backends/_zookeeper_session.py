@@ -9,10 +9,11 @@ the claims survived; LOST means the server has deleted them.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flowkit.exceptions import JobBoardConnectionError, JobBoardError
+from flowkit.exceptions import FlowkitError, JobBoardConnectionError, JobBoardError
 
 SessionListener = Callable[[str, bool], None]
 """Called as ``listener(kazoo_state, same_session)``; ``same_session`` only matters for CONNECTED."""
@@ -20,6 +21,50 @@ SessionListener = Callable[[str, bool], None]
 # Bounded backoff: after an outage the board is back within a second of ZooKeeper (kazoo's default
 # backoff grows to an hour).
 RETRY = {"max_tries": -1, "delay": 0.05, "backoff": 2, "max_delay": 1.0}
+
+
+ErrorRow = tuple[type[BaseException], type[JobBoardError], str]
+
+
+@functools.cache
+def error_table() -> tuple[ErrorRow, ...]:
+    """kazoo's error classes -> (the flowkit error, what it means), the first match wins.
+
+    A connection error (:class:`JobBoardConnectionError`) says the service is in trouble, not the
+    request: callers such as the conductor wait and try again. Everything else ZooKeeper refuses is a
+    :class:`JobBoardError`. Built on first use: kazoo is imported only by a ZooKeeper board.
+    """
+    from kazoo import exceptions as k
+    from kazoo.handlers.threading import KazooTimeoutError
+
+    lost = "lost the connection to ZooKeeper"
+    return (
+        (k.ConnectionClosedError, JobBoardConnectionError, "the connection to ZooKeeper is closed"),
+        (k.SessionExpiredError, JobBoardConnectionError, "the ZooKeeper session expired"),
+        (k.ConnectionLoss, JobBoardConnectionError, lost),
+        (k.ConnectionDropped, JobBoardConnectionError, lost),
+        (k.SessionMovedError, JobBoardConnectionError, lost),
+        (k.ZookeeperStoppedError, JobBoardConnectionError, "the ZooKeeper client is stopped"),
+        (k.OperationTimeoutError, JobBoardConnectionError, "ZooKeeper did not answer in time"),
+        (k.RequestTimeoutError, JobBoardConnectionError, "ZooKeeper did not answer in time"),
+        (KazooTimeoutError, JobBoardConnectionError, "ZooKeeper did not answer in time"),
+        (k.NoAuthError, JobBoardError, "not allowed (the node's ACL refuses these credentials)"),
+        (k.AuthFailedError, JobBoardError, "ZooKeeper refused the credentials"),
+        (k.NoNodeError, JobBoardError, "a node of the board is missing (deleted under it?)"),
+        (k.NodeExistsError, JobBoardError, "a node of the board exists already"),
+        (k.NotEmptyError, JobBoardError, "a node of the board has children"),
+        (k.BadVersionError, JobBoardError, "a node of the board changed meanwhile"),
+        (
+            k.NoChildrenForEphemeralsError,
+            JobBoardError,
+            "the board's path is under an ephemeral node, which can have no children",
+        ),
+        (k.InvalidACLError, JobBoardError, "ZooKeeper refused the ACL"),
+        (k.QuotaExceededError, JobBoardError, "a ZooKeeper quota is exceeded"),
+        (k.BadArgumentsError, JobBoardError, "ZooKeeper refused the request's arguments"),
+        (ValueError, JobBoardError, "kazoo refused the path or address"),
+        (k.KazooException, JobBoardError, "ZooKeeper refused the request"),
+    )
 
 
 class Session:
@@ -57,32 +102,46 @@ class Session:
         return acl
 
     def start(self) -> None:
-        from kazoo.client import KazooClient
         from kazoo.handlers.threading import KazooTimeoutError
-        from kazoo.retry import KazooRetry
 
         if self.client is None:
-            self.client = KazooClient(
-                hosts=self.hosts,
-                timeout=self.timeout,
-                auth_data=[("digest", f"{self._auth[0]}:{self._auth[1]}")] if self._auth else None,
-                default_acl=self.acl(),
-                connection_retry=KazooRetry(**RETRY),
-                command_retry=KazooRetry(**RETRY),
-            )
+            try:
+                self.client = self._new_client()
+            except Exception as exc:  # an address kazoo cannot parse
+                raise self.translate(exc, "connect") from exc
         if self.own_client:
             try:
                 self.client.start(timeout=self.timeout)
             except KazooTimeoutError as exc:
-                self.client.stop()
-                self.client.close()
-                self.client = None
+                self._discard()
                 raise JobBoardConnectionError(
                     f"board {self.board!r}: cannot reach ZooKeeper at {self.hosts} within {self.timeout:g}s"
                 ) from exc
+            except Exception as exc:
+                self._discard()
+                raise self.translate(exc, "connect") from exc
         self.connected, self.suspended = True, False
         self._last_session = self.session_id()
         self.client.add_listener(self._on_state)
+
+    def _new_client(self) -> Any:
+        from kazoo.client import KazooClient
+        from kazoo.retry import KazooRetry
+
+        return KazooClient(
+            hosts=self.hosts,
+            timeout=self.timeout,
+            auth_data=[("digest", f"{self._auth[0]}:{self._auth[1]}")] if self._auth else None,
+            default_acl=self.acl(),
+            connection_retry=KazooRetry(**RETRY),
+            command_retry=KazooRetry(**RETRY),
+        )
+
+    def _discard(self) -> None:
+        """Drop a client that never started (its threads and sockets with it)."""
+        self.client.stop()
+        self.client.close()
+        self.client = None
 
     def stop(self) -> None:
         self.connected = False
@@ -111,28 +170,29 @@ class Session:
 
     @contextlib.contextmanager
     def errors(self, what: str) -> Iterator[None]:
-        """Turn kazoo's errors into flowkit's, naming the board and what it was doing."""
-        from kazoo.exceptions import ConnectionClosedError, KazooException, NoAuthError
-        from kazoo.handlers.threading import KazooTimeoutError
+        """Turn kazoo's errors into flowkit's, naming the board and what it was doing.
 
+        flowkit's own errors raised inside pass through; every other error of a kazoo call (its own
+        classes, and the ValueError it raises for a path it refuses) goes through :func:`translate`.
+        """
         if not self.connected or self.client is None:
             raise JobBoardConnectionError(f"board {self.board!r} is not connected (call connect())")
         try:
             yield
-        except NoAuthError as exc:
-            raise JobBoardError(
-                f"board {self.board!r} at {self.hosts}{self.path}: not allowed to {what}"
-            ) from exc
-        except (ConnectionClosedError, KazooTimeoutError) as exc:
-            raise JobBoardConnectionError(
-                f"board {self.board!r}: ZooKeeper at {self.hosts} unreachable, could not {what}"
-            ) from exc
-        except KazooException as exc:
-            if type(exc).__name__ in ("ConnectionLoss", "SessionExpiredError", "OperationTimeoutError"):
-                raise JobBoardConnectionError(
-                    f"board {self.board!r}: lost ZooKeeper at {self.hosts} while trying to {what}"
-                ) from exc
+        except FlowkitError:
             raise
+        except Exception as exc:
+            raise self.translate(exc, what) from exc
+
+    def translate(self, exc: BaseException, what: str) -> JobBoardError:
+        """The flowkit error for kazoo's ``exc`` (see :func:`error_table`), naming board, place and task."""
+        flowkit_class, meaning = next(
+            ((cls, meaning) for kazoo_class, cls, meaning in error_table() if isinstance(exc, kazoo_class)),
+            (JobBoardError, "unexpected error"),
+        )
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        where = f"board {self.board!r} at ZooKeeper {self.hosts}{self.path}"
+        return flowkit_class(f"{where}: could not {what}: {meaning} ({detail})")
 
     def usable(self, what: str) -> None:
         """Raise unless the session is healthy: a suspended board hands out no work."""

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -40,6 +40,9 @@ from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
 from flowkit.jobboard.job import Job
 from flowkit.states import JobState, check_job_transition, job_sources
 
+if TYPE_CHECKING:
+    from flowkit.persistence.backends.base import Backend
+
 LOG = logging.getLogger("flowkit.jobboard")
 T = schema.jobs
 S = JobState
@@ -56,7 +59,7 @@ class SQLJobBoard(JobBoard):
         *,
         lease: float = 10.0,
         poll: float | None = None,
-        persistence: Any = None,
+        persistence: Backend | str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         """``lease``: seconds a claim outlives its claimant's last renewal (the failover time)."""

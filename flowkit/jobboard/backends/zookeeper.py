@@ -27,11 +27,10 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import (
     JobBoardConnectionError,
-    JobBoardError,
     MalformedJobError,
     NotFound,
     NotOwnerError,
@@ -42,6 +41,9 @@ from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
 from flowkit.jobboard.job import Job
 from flowkit.states import JobState, check_job_transition
+
+if TYPE_CHECKING:
+    from flowkit.persistence.backends.base import Backend
 
 LOG = logging.getLogger("flowkit.jobboard")
 
@@ -71,7 +73,7 @@ class ZooKeeperJobBoard(JobBoard):
         timeout: float = 10.0,
         auth: tuple[str, str] | None = None,
         world_read: bool = False,
-        persistence: Any = None,
+        persistence: Backend | str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         client: Any = None,
     ) -> None:
@@ -293,7 +295,7 @@ class ZooKeeperJobBoard(JobBoard):
             if isinstance(failure, NoNodeError):
                 raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}")
             if not isinstance(failure, BadVersionError):
-                raise JobBoardError(f"board {self.name!r}: claiming job {job} failed: {failure!r}")
+                raise self._session.translate(failure, f"claim job {job}") from failure
         else:
             raise UnclaimableJobError(f"job {job} kept changing while being claimed; try again")
         job.attempts, job.last_reason, job.fence = current.attempts, current.last_reason, fence

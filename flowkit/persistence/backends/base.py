@@ -100,6 +100,23 @@ class Connection(ABC):
     def run(self, fn: Callable[[], T]) -> T:
         """Call ``fn`` as one unit of work (a transaction), retried where the backend can."""
 
+    session = 0
+    """Which database session the last unit of work ran on: a new value each time the connection opens
+    one (after a lost connection, say). A database server that crashed loses the not yet flushed
+    commits of the sessions it had, so a writer whose session changed cannot count on what it
+    committed asynchronously before (see :attr:`durable`)."""
+
+    @property
+    def durable(self) -> bool:
+        """Whether each commit is on disk when it returns; False for an ``autocommit`` connection of a
+        backend that flushes its commits later (``durability="flow"``)."""
+        return True
+
+    def run_durable(self, fn: Callable[[], T]) -> T:
+        """Like :meth:`run`, but as one transaction even on an ``autocommit`` connection, whose commit
+        is on disk when this returns, together with every commit this session made before it."""
+        return self.run(fn)
+
     @abstractmethod
     def select_rows(self, table: str, column: str | None = None, values: Collection[str] = ()) -> list[Row]:
         """Rows of ``table`` (all of them, or those whose ``column`` is one of ``values``), in order."""

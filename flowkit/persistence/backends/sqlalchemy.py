@@ -11,7 +11,8 @@ Choices, and why:
   it keeps for the run: one round trip and one commit per transition. With ``durability="flow"`` (the
   default) that connection's commits are flushed to disk with the next flow transition instead of
   each on its own (see :class:`SQLAlchemyBackend`), which is what makes a transition cost tens of
-  microseconds instead of an fsync.
+  microseconds instead of an fsync. The flow transition is a durable transaction on the same
+  connection (:meth:`SQLAlchemyConnection.run_durable`): a flush covers its own session's commits.
 - Connection errors (``OperationalError``, a dropped connection) are retried with bounded exponential
   backoff (:class:`~flowkit.persistence.backoff.Backoff`); a whole unit of work is retried, never half
   of one. Past the bound the caller gets a :class:`~flowkit.exceptions.StorageError`.
@@ -19,6 +20,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
@@ -113,6 +115,22 @@ _RELAXED = {
     "sqlite": ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"),
     "postgresql": ("SET synchronous_commit TO off", "RESET synchronous_commit"),
 }
+_SESSIONS = itertools.count(1)  # Connection.session: every database connection opened gets the next one
+
+
+def _durable_transaction(dialect: str, relaxed: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(open, close): the statements around one durable transaction on an autocommit connection.
+
+    PostgreSQL: ``SET LOCAL`` turns synchronous commit on for that transaction only; its commit flushes
+    the WAL up to its own record, which lies after every commit this session made before. SQLite: a
+    ``synchronous=FULL`` commit syncs the WAL file, with the frames of every commit before it.
+    """
+    if dialect == "postgresql":
+        return ("BEGIN; SET LOCAL synchronous_commit TO on" if relaxed else "BEGIN",), ("COMMIT",)
+    relax, restore = _RELAXED["sqlite"]
+    if relaxed:
+        return (restore, "BEGIN IMMEDIATE"), ("COMMIT", relax)
+    return ("BEGIN IMMEDIATE",), ("COMMIT",)
 
 
 class SQLAlchemyBackend(Backend):
@@ -123,11 +141,14 @@ class SQLAlchemyBackend(Backend):
 
     - ``"flow"`` (default): an atom transition is committed before the engine acts on it, so a killed
       engine loses nothing; it is flushed to disk with the next flow transition, which is written with
-      a durable commit (SQLite ``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``): so
-      everything is on disk when ``run()`` returns or the flow suspends. Until then, a power cut
-      (SQLite) or a database server crash (PostgreSQL, at most ~0.6 s of commits) can lose the latest
-      atom transitions, never anything older: those atoms run again on resume, which the
-      at-least-once rule already allows, under the same idempotency key.
+      a durable commit on the same connection (SQLite ``synchronous=FULL``, PostgreSQL
+      ``synchronous_commit=on``): so everything is on disk when ``run()`` returns or the flow
+      suspends. A database server crash (PostgreSQL, at most ~0.6 s of commits) loses the latest atom
+      transitions, but the engine's recorder, reconnected, writes them again durably (it notices the
+      new :attr:`~flowkit.persistence.backends.base.Connection.session`). Only a power cut of the
+      engine's machine as well (SQLite, or both) loses them for good, never anything older: those
+      atoms run again on resume, which the at-least-once rule already allows, under the same
+      idempotency key.
     - ``"atom"``: every atom transition is flushed to disk before the engine acts on it (an fsync per
       transition: several times slower per task).
     """
@@ -158,6 +179,7 @@ class SQLAlchemyBackend(Backend):
         else:
             self.engine = _postgres_engine(self.sa_url, pool_size)
         self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
+        self.durable_transaction = _durable_transaction(self.engine.dialect.name, self.relaxed is not None)
         self.schema_checked = False
 
     @property
@@ -204,12 +226,14 @@ class SQLAlchemyConnection(Connection):
         self._engine = backend.engine
         self._autocommit = autocommit
         self._conn: sa.Connection | None = None
+        self._in_transaction = False  # inside run_durable's own BEGIN ... COMMIT
 
     # -- connection handling ------------------------------------------------------------------------
 
     def _checkout(self) -> sa.Connection:
         if self._conn is None:
             conn = self._engine.connect()
+            self.session = next(_SESSIONS)
             if self._autocommit:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 if self.backend.relaxed:
@@ -224,6 +248,8 @@ class SQLAlchemyConnection(Connection):
 
     def _release(self, invalidate: bool = False) -> None:
         conn, self._conn = self._conn, None
+        # closed from inside run_durable: never give the pool a half-done transaction
+        invalidate, self._in_transaction = invalidate or self._in_transaction, False
         if conn is None:
             return
         try:
@@ -240,6 +266,10 @@ class SQLAlchemyConnection(Connection):
 
     def close(self) -> None:
         self._release()
+
+    @property
+    def durable(self) -> bool:
+        return not (self._autocommit and self.backend.relaxed)
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         """Call ``fn``; on a connection error drop the connection, wait, and call it again."""
@@ -275,6 +305,30 @@ class SQLAlchemyConnection(Connection):
             return self._retrying(attempt)
         finally:
             self._release()
+
+    def run_durable(self, fn: Callable[[], T]) -> T:
+        if not self._autocommit:
+            return self.run(fn)  # a plain connection's commits are durable
+        begin, end = self.backend.durable_transaction
+
+        def attempt() -> T:
+            conn = self._checkout()
+            try:
+                self._in_transaction = True
+                for statement in begin:
+                    conn.exec_driver_sql(statement)
+                out = fn()
+                for statement in end:
+                    conn.exec_driver_sql(statement)
+                self._in_transaction = False
+            except BaseException:
+                # the transaction is half done: drop the session (its server side rolls back) rather
+                # than give the pool a connection in an unknown state
+                self._release(invalidate=True)
+                raise
+            return out
+
+        return self._retrying(attempt)
 
     # -- schema -------------------------------------------------------------------------------------
 

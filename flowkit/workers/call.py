@@ -1,0 +1,67 @@
+"""One call of a task on a worker's task thread: run it, and turn what came out into the answer.
+
+Runs on a pool thread, never on the thread that owns the connection: it hands its ``running`` and
+``progress`` messages to that thread through ``post`` (see :mod:`flowkit.workers.worker`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flowkit.context import AtomContext, reset_current, set_current
+from flowkit.exceptions import FlowkitError, InvalidMessageError, NotSerializableError
+from flowkit.failure import Failure
+from flowkit.task import Task
+from flowkit.workers import protocol as p
+
+Post = Callable[[tuple[Any, ...]], None]
+"""Hands ``(kind, request uuid, reply_to, body)`` to the connection's thread."""
+
+
+def call_task(
+    cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str, worker: str, post: Post
+) -> bytes:
+    """Run the request's action; the ``result`` message body (a failure never escapes as an exception)."""
+    req_id, atom = req["uuid"], req["atom"]
+    post((p.RUNNING, req_id, reply_to, p.encode(p.RUNNING, uuid=req_id, worker=worker)))
+
+    def progress(_name: str, value: float) -> None:
+        body = p.encode(p.PROGRESS, uuid=req_id, worker=worker, progress=value)
+        post((p.PROGRESS, req_id, reply_to, body))
+
+    token = set_current(AtomContext(atom, req.get("atom_uuid", ""), progress))
+    try:
+        task = cls(name=atom)
+        fn = task.execute if req["action"] == "execute" else task.revert
+        result = fn(**req["arguments"], **extras)
+    except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
+        return failure_body(req_id, worker, Failure())
+    finally:
+        reset_current(token)
+    try:
+        p.check_json(result)
+        return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=True, result=result)
+    except (TypeError, ValueError) as exc:
+        error = NotSerializableError(atom, "the result", f"{exc} (replies from workers are JSON)")
+        return failure_body(req_id, worker, Failure.from_exception(error))
+
+
+def failure_body(req_id: str, worker: str, failure: Failure) -> bytes:
+    return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=False, failure=failure.to_dict())
+
+
+def revert_extras(req: dict[str, Any]) -> dict[str, Any]:
+    """``result`` and ``flow_failures`` of a revert request, rebuilt; InvalidMessageError if malformed."""
+    extras: dict[str, Any] = {}
+    try:
+        if "result" in req:
+            envelope = req["result"]
+            extras["result"] = (
+                Failure.from_dict(envelope["failure"]) if "failure" in envelope else envelope["value"]
+            )
+        if "flow_failures" in req:
+            extras["flow_failures"] = {n: Failure.from_dict(d) for n, d in req["flow_failures"].items()}
+    except FlowkitError as exc:
+        raise InvalidMessageError(f"request {req['uuid']}: {exc}") from None
+    return extras

@@ -1,0 +1,89 @@
+"""One call to a worker as the engine sees it: its stages, and the request message that carries it.
+
+The wire format is in :mod:`flowkit.workers.protocol`; how requests move through the stages is in
+:mod:`flowkit.workers.dispatcher`.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flowkit.atom import Atom, class_name
+from flowkit.context import AtomContext, ProgressSink
+from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT
+from flowkit.exceptions import NotSerializableError, WorkerError
+from flowkit.failure import Failure
+from flowkit.task import FunctorTask
+from flowkit.workers import protocol as p
+
+WAITING, SENT, RUNNING = "waiting", "sent", "running"
+
+
+@dataclass(eq=False)
+class Request:
+    """One call in flight: where it is, and since when."""
+
+    uuid: str
+    node: int
+    atom_name: str
+    task: str
+    action: str
+    body: bytes
+    submitted: float
+    progress: ProgressSink | None = None
+    timeout: float | None = None
+    stage: str = WAITING
+    topic: str = ""
+    worker: str = ""
+    sent: float = 0.0
+    waited: float = 0.0
+    """Sent: the last time it was seen waiting for a worker thread to come free (or when it was sent)."""
+    deadline: float = math.inf
+    """When its atom's timeout ends (from sending); infinite without one."""
+    refusal: Failure | None = None
+    """A worker refused a redelivered copy while it was sent: held until ``unheard`` have spoken."""
+    unheard: set[str] | None = None
+    """The workers that might have had it, whose next heartbeat says whether one still does."""
+
+
+def encode_request(
+    atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None, timeout: float | None
+) -> tuple[bytes, str]:
+    """The request message for one call, and its uuid; a FlowkitError when it cannot go to a worker."""
+    task = class_name(atom)
+    if isinstance(atom, FunctorTask) or "<locals>" in task or task.startswith("__main__."):
+        raise WorkerError(
+            f"atom {atom.name!r} cannot run on a worker: its class {task} must be a Task subclass "
+            f"defined at the top level of an importable module (workers import it by that path)"
+        )
+    fields: dict[str, Any] = {"atom_uuid": ctx.atom_uuid} if ctx is not None else {}
+    if timeout is not None:
+        fields["timeout"] = timeout
+    args = dict(kwargs)
+    if action == REVERT:
+        if "result" in args:
+            result = args.pop("result")
+            fields["result"] = (
+                {"failure": result.to_dict()} if isinstance(result, Failure) else {"value": result}
+            )
+        if "flow_failures" in args:
+            fields["flow_failures"] = {n: f.to_dict() for n, f in args.pop("flow_failures").items()}
+    try:
+        p.check_json(args)
+        p.check_json(fields.get("result"))
+    except (TypeError, ValueError) as exc:
+        what = "the arguments" if "result" not in fields else "the arguments or result"
+        raise NotSerializableError(atom.name, what, f"{exc} (requests to workers are JSON)") from None
+    req_id = str(uuid.uuid4())
+    body = p.encode(
+        p.REQUEST, uuid=req_id, task=task, atom=atom.name, action=action, arguments=args, **fields
+    )
+    return body, req_id
+
+
+def not_started(action: str) -> str:
+    """An execute that never reached a worker has nothing to revert."""
+    return NOT_STARTED if action == EXECUTE else action

@@ -1,0 +1,204 @@
+"""Unit tests of the worker-based engine's own logic, no broker: how many requests go out, what waits,
+how a refusal of a redelivered copy is judged, what a worker remembers of its answers.
+
+The dispatcher is driven through its message handlers with a stand-in link that records what it
+publishes; the end-to-end behaviour is tested against RabbitMQ in ``test_workers_faults.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from flowkit import LinearFlow, engines
+from flowkit.atom import check_timeout
+from flowkit.exceptions import AtomTimeout, InvalidFlowError, NoWorkerAvailable, WorkerError
+from flowkit.failure import Failure
+from flowkit.workers import WorkerDispatcher
+from flowkit.workers.answers import RecentAnswers
+from flowkit.workers.discovery import Registry
+from flowkit.workers.request import RUNNING, SENT
+from flowkit.workers.seats import PIPELINE
+from tests import worker_tasks as wt
+
+TOPIC = "unit"
+TASK = "tests.worker_tasks.Noop"
+
+
+def notify(worker: str, threads: int = 2, running: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "notify",
+        "worker": worker,
+        "topic": TOPIC,
+        "tasks": [TASK],
+        "threads": threads,
+        "heartbeat": 0.5,
+        "running": list(running),
+        **extra,
+    }
+
+
+class Wire:
+    """Stands in for the dispatcher's Link: connected, and records what is published."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.connected = True
+        self.down_since = None
+        self.generation = 1
+
+    def publish(self, body: bytes, exchange: str, key: str, **props: Any) -> bool:
+        self.sent.append(props["correlation_id"])
+        return True
+
+
+def dispatcher(timeout: float = 5.0, **kwargs: Any) -> tuple[WorkerDispatcher, Wire]:
+    d = WorkerDispatcher("memory://", "unit", [TOPIC], transition_timeout=timeout, **kwargs)
+    wire = Wire()
+    d._link = wire  # type: ignore[assignment]
+    return d, wire
+
+
+def submit(d: WorkerDispatcher, n: int, **atom: Any) -> None:
+    for i in range(n):
+        d.submit(i, wt.Noop(name=f"n{i}", **atom), "execute", {})
+
+
+def test_only_what_the_workers_can_run_is_sent_the_rest_waits() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1", threads=2))
+    submit(d, 10)
+    assert len(wire.sent) == 2 * PIPELINE
+    assert sum(len(q) for q in d._waiting.values()) == 10 - 2 * PIPELINE
+    first = d._requests[wire.sent[0]]
+    d._on_message({"type": "result", "uuid": first.uuid, "worker": "w1", "ok": True, "result": None})
+    d._flush_waiting(time.monotonic())
+    assert len(wire.sent) == 2 * PIPELINE + 1  # one answered, one more sent
+    assert d._done.popleft()[2] is True
+
+
+def test_stuck_threads_are_not_counted_as_capacity() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1", threads=2, stuck=1))
+    submit(d, 10)
+    assert len(wire.sent) == 1 * PIPELINE
+    d._on_notify(notify("w1", threads=2, stuck=2))  # every thread held by abandoned calls
+    assert d._registry.capacity(TASK, time.monotonic()) == {}
+
+
+def test_waiting_requests_do_not_time_out_while_busy_workers_are_alive() -> None:
+    d, wire = dispatcher(timeout=0.2)
+    d._on_notify(notify("w1", threads=1))
+    submit(d, 5)
+    sent = list(wire.sent)
+    time.sleep(0.3)
+    d._on_notify(notify("w1", threads=1, running=(sent[0],)))  # busy with the first
+    d._check(time.monotonic())
+    assert not d._done, d._done
+    assert d._requests[sent[0]].stage == RUNNING and d._requests[sent[1]].stage == SENT
+
+
+def test_waiting_requests_fail_once_no_live_worker_serves_them() -> None:
+    d, _ = dispatcher(timeout=0.2)
+    submit(d, 3)
+    d._check(time.monotonic())
+    time.sleep(0.3)
+    d._check(time.monotonic())
+    assert len(d._done) == 3
+    assert all(f.check(NoWorkerAvailable) for _, _, _, f in d._done)
+
+
+def test_a_call_past_its_timeout_fails_with_atom_timeout() -> None:
+    d, wire = dispatcher(timeout=30)
+    d._on_notify(notify("w1"))
+    submit(d, 1, timeout=0.05)
+    req = d._requests[wire.sent[0]]
+    time.sleep(0.1)
+    d._check(time.monotonic())
+    _, action, ok, failure = d._done.popleft()
+    assert action == "execute" and not ok and failure.check(AtomTimeout)
+    assert "'n0'" in failure.exception_str and "0.05" in failure.exception_str
+    # its late answer is discarded
+    d._on_message({"type": "result", "uuid": req.uuid, "worker": "w1", "ok": True, "result": 1})
+    assert not d._done
+
+
+def refusal(uuid: str, worker: str) -> dict[str, Any]:
+    failure = Failure.from_exception(WorkerError(f"request {uuid} was redelivered"))
+    return {"type": "result", "uuid": uuid, "worker": worker, "ok": False, "failure": failure.to_dict()}
+
+
+def test_refused_copy_is_sent_again_when_no_worker_has_it() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1"))
+    d._on_notify(notify("w2"))
+    submit(d, 1)
+    req_id = wire.sent[0]
+    d._on_message({**refusal(req_id, "w2"), "redelivered": True})
+    assert not d._done and wire.sent == [req_id]  # held: w1 might have it
+    d._on_notify(notify("w1"))  # w1 does not run it, and sent no answer
+    assert wire.sent == [req_id, req_id] and not d._done
+
+
+def test_refused_copy_of_a_request_another_worker_runs_is_ignored() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1"))
+    d._on_notify(notify("w2"))
+    submit(d, 1)
+    req_id = wire.sent[0]
+    d._on_message({**refusal(req_id, "w2"), "redelivered": True})
+    d._on_notify(notify("w1", running=(req_id,)))
+    assert d._requests[req_id].stage == RUNNING and not d._done and len(wire.sent) == 1
+
+
+def test_refusal_stands_when_a_worker_that_may_have_run_it_died() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1"))
+    d._on_notify(notify("w2"))
+    submit(d, 1)
+    req_id = wire.sent[0]
+    d._on_message({**refusal(req_id, "w2"), "redelivered": True})
+    d._registry.workers["w1"].last_seen -= 60
+    d._check(time.monotonic())
+    _, _, ok, failure = d._done.popleft()
+    assert not ok and "redelivered" in failure.exception_str and len(wire.sent) == 1
+
+
+def test_registry_saturated_reads_the_heartbeats() -> None:
+    reg = Registry([TOPIC], 10.0)
+    reg.notified(notify("w1", threads=2, running=("a",)))
+    now = time.monotonic()
+    assert not reg.saturated(TOPIC, TASK, now)
+    reg.notified(notify("w1", threads=2, running=("a", "b")))
+    assert reg.saturated(TOPIC, TASK, now)
+    assert not reg.saturated(TOPIC, "other.Task", now)
+
+
+def test_recent_answers_keep_a_window_from_when_they_were_last_sent() -> None:
+    answers = RecentAnswers(window=10.0)
+    answers.add("a", "q", b"A", now=100.0)
+    answers.add("b", "q", b"B", now=105.0)
+    answers.add("c", "q", b"C", now=111.0)  # "a" is older than the window now
+    assert answers.get("a") is None and answers.get("b") == ("q", b"B")
+    answers.resent(now=500.0)  # sent again after a long outage: kept a full window from then
+    answers.add("d", "q", b"D", now=505.0)
+    assert [r for r, _, _ in answers] == ["b", "c", "d"]
+
+
+def test_timeouts_are_checked() -> None:
+    assert check_timeout(None, "x") is None and check_timeout(2, "x") == 2.0
+    for bad in (0, -1, float("inf"), float("nan"), True, "5"):
+        with pytest.raises(InvalidFlowError, match="timeout must be a positive number"):
+            check_timeout(bad, "atom 'a'")
+    with pytest.raises(InvalidFlowError, match=r"atom 'n'.*timeout"):
+        wt.Noop(name="n", timeout=0)
+    with pytest.raises(InvalidFlowError, match="default_timeout"):
+        engines.load(
+            LinearFlow("f").add(wt.Noop()),
+            engine="worker-based",
+            transport="memory://",
+            topics=[TOPIC],
+            default_timeout=-1,
+        )
