@@ -12,11 +12,14 @@
 # non-zero when any of them failed.
 #
 # The tools are taken from the Python given in LINT_PYTHON (scripts/test.sh passes .venv's), else from
-# the `python` first on PATH (tox's environment).
+# the checkout's .venv when there is one, else from the `python` first on PATH (tox's environment).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-python="${LINT_PYTHON:-python}"
+python="${LINT_PYTHON:-}"
+if [[ -z "$python" ]]; then
+    if [[ -x .venv/bin/python && -z "${TOX_ENV_NAME:-}" ]]; then python=.venv/bin/python; else python=python; fi
+fi
 paths=(flowkit conductor tests bench)
 failed=()
 
