@@ -157,8 +157,13 @@ def time_compile_case(side: Side, n: int, no_gc: bool = False) -> dict[str, floa
         t3 = time.perf_counter()
         engine.validate()
         t4 = time.perf_counter()
-    return {"build_s": t1 - t0, "compile_s": t2 - t1, "prepare_s": t3 - t2, "validate_s": t4 - t3,
-            "total_s": t4 - t1}
+    return {
+        "build_s": t1 - t0,
+        "compile_s": t2 - t1,
+        "prepare_s": t3 - t2,
+        "validate_s": t4 - t3,
+        "total_s": t4 - t1,
+    }
 
 
 def median_of(n: int, repeat: int, once: Callable[[], dict[str, float]]) -> dict[str, Any]:
@@ -195,8 +200,12 @@ def measure(side: Side, case: str, n: int, repeat: int, no_gc: bool = False) -> 
     return median_of(n, repeat, lambda: time_flow_case(side, case, n, no_gc))
 
 
-def run_cases(side: Side, opts: Options, compile_repeat: Callable[[int], int] | None = None,
-              extra: dict[str, Callable[[int], dict[str, Any]]] | None = None) -> dict[str, Any]:
+def run_cases(
+    side: Side,
+    opts: Options,
+    compile_repeat: Callable[[int], int] | None = None,
+    extra: dict[str, Callable[[int], dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
     """Run the selected cases and return ``{case: {str(n): entry}}``.
 
     ``compile_repeat`` lets a side cap repeats for a huge DAG (the peer's 5,000-atom compile takes about a
@@ -213,8 +222,9 @@ def run_cases(side: Side, opts: Options, compile_repeat: Callable[[int], int] | 
                     row[str(n)] = skipped(f"n > {opts.max_n} on this side")
                     continue
                 reps = compile_repeat(n) if compile_repeat and case == "compile" else opts.repeat
-                row[str(n)] = guarded(f"{case} n={n}",
-                                      lambda c=case, n=n, r=reps: measure(side, c, n, r, opts.no_gc))
+                row[str(n)] = guarded(
+                    f"{case} n={n}", lambda c=case, n=n, r=reps: measure(side, c, n, r, opts.no_gc)
+                )
         elif extra and case in extra:
             for n in opts.memory_sizes:
                 row[str(n)] = guarded(f"{case} n={n}", lambda c=case, n=n: extra[c](n))
@@ -228,9 +238,16 @@ def _ints(text: str) -> list[int]:
     return [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
 
 
-def parse_options(argv: Sequence[str] | None, *, cases: Sequence[str], sizes: Sequence[int],
-                  compile_sizes: Sequence[int], full_compile_sizes: Sequence[int],
-                  memory_sizes: Sequence[int] = (), max_n: int | None = None) -> Options:
+def parse_options(
+    argv: Sequence[str] | None,
+    *,
+    cases: Sequence[str],
+    sizes: Sequence[int],
+    compile_sizes: Sequence[int],
+    full_compile_sizes: Sequence[int],
+    memory_sizes: Sequence[int] = (),
+    max_n: int | None = None,
+) -> Options:
     """Common CLI; a side passes its defaults, the driver passes explicit values."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--cases", default=",".join(cases), help="comma separated; default: %(default)s")
@@ -243,9 +260,16 @@ def parse_options(argv: Sequence[str] | None, *, cases: Sequence[str], sizes: Se
     p.add_argument("--no-gc", action="store_true", help="pause the cyclic GC inside the timed region")
     a = p.parse_args(argv)
     compile_text = a.compile_sizes or ",".join(map(str, full_compile_sizes if a.full else compile_sizes))
-    return Options(cases=[c.strip() for c in a.cases.split(",") if c.strip()], sizes=_ints(a.sizes),
-                   compile_sizes=_ints(compile_text), memory_sizes=_ints(a.memory_sizes),
-                   repeat=max(1, a.repeat), full=a.full, max_n=a.max_n, no_gc=a.no_gc)
+    return Options(
+        cases=[c.strip() for c in a.cases.split(",") if c.strip()],
+        sizes=_ints(a.sizes),
+        compile_sizes=_ints(compile_text),
+        memory_sizes=_ints(a.memory_sizes),
+        repeat=max(1, a.repeat),
+        full=a.full,
+        max_n=a.max_n,
+        no_gc=a.no_gc,
+    )
 
 
 def log(message: str) -> None:

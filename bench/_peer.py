@@ -43,8 +43,7 @@ def ensure_peer_venv(quiet: bool = False) -> Path:
     print(f"creating the TaskFlow peer venv in {VENV_DIR} ...", file=sys.stderr, flush=True)
     if not python.exists():
         venv.EnvBuilder(with_pip=True).create(VENV_DIR)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES],
-                   check=True, stdout=out)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True, stdout=out)
     if not _taskflow_imports(python):
         raise RuntimeError(f"taskflow still does not import in {VENV_DIR}")
     return python
@@ -59,28 +58,32 @@ def parse_json_stdout(stdout: str) -> dict[str, Any]:
     raise ValueError(f"no JSON object on stdout; it ended with: {stdout[-300:]!r}")
 
 
-def run_json(python: str | Path, script_name: str, args: Sequence[str] = (),
-             timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+def run_json(
+    python: str | Path, script_name: str, args: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT_S
+) -> dict[str, Any]:
     """Run ``bench/<script_name>`` with ``python``; progress (stderr) passes through to the terminal."""
     cmd = [str(python), str(BENCH_DIR / script_name), *args]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False,
-                          cwd=REPO_ROOT)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=timeout, check=False, cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"{script_name} exited {proc.returncode}")
     return parse_json_stdout(proc.stdout)
 
 
-def run_peer(script_name: str, args: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT_S
-             ) -> dict[str, Any]:
+def run_peer(
+    script_name: str, args: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT_S
+) -> dict[str, Any]:
     """Run a ``bench/`` script inside the TaskFlow venv (creating it if needed) and parse its JSON."""
     return run_json(ensure_peer_venv(), script_name, args, timeout)
 
 
 def main() -> int:
     python = ensure_peer_venv()
-    version = subprocess.run([str(python), "-c", "import importlib.metadata as m;"
-                              "print(m.version('taskflow'))"], capture_output=True, text=True,
-                             check=True).stdout.strip()
+    version = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m;print(m.version('taskflow'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     print(f"peer venv ready: {python} (taskflow {version})")
     return 0
 

@@ -11,8 +11,17 @@ from typing import Any
 
 from _suite import Results, Target, entry, figure, ratio
 
-HEADERS = ("case", "N", "flowkit us/task", "flowkit s", "TaskFlow us/task", "TaskFlow s",
-           "ratio TF/fk", "targets", "detail")
+HEADERS = (
+    "case",
+    "N",
+    "flowkit us/task",
+    "flowkit s",
+    "TaskFlow us/task",
+    "TaskFlow s",
+    "ratio TF/fk",
+    "targets",
+    "detail",
+)
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -57,12 +66,23 @@ def rows(ours: Results, peer: Results, targets: list[Target]) -> list[tuple[str,
         for n in _sizes(ours, peer, case):
             fk, tf = figure(ours, case, n), figure(peer, case, n)
             marks = ", ".join(f"{t.short} {t.verdict}" for t in targets if t.case == case and t.n == n)
-            details = "; ".join(d for d in (_detail("fk", entry(ours, case, n)),
-                                            _detail("tf", entry(peer, case, n))) if d)
+            details = "; ".join(
+                d for d in (_detail("fk", entry(ours, case, n)), _detail("tf", entry(peer, case, n))) if d
+            )
             speedup = ratio(tf, fk)
-            out.append((case, f"{n:,}", _num(fk), _secs(figure(ours, case, n, "total_s")), _num(tf),
-                        _secs(figure(peer, case, n, "total_s")),
-                        "-" if speedup is None else f"{speedup:,.1f}x", marks, details))
+            out.append(
+                (
+                    case,
+                    f"{n:,}",
+                    _num(fk),
+                    _secs(figure(ours, case, n, "total_s")),
+                    _num(tf),
+                    _secs(figure(peer, case, n, "total_s")),
+                    "-" if speedup is None else f"{speedup:,.1f}x",
+                    marks,
+                    details,
+                )
+            )
     return out
 
 
@@ -86,8 +106,9 @@ def _rich(title: str, headers: tuple[str, ...], body: list[tuple[str, ...]]) -> 
     for i, h in enumerate(headers):
         table.add_column(h, justify="right" if 1 <= i <= 6 else "left")
     for r in body:
-        styled = [re.sub(r"\bmet\b", "[green]met[/]", escape(c)).replace("MISSED", "[bold red]MISSED[/]")
-                  for c in r]
+        styled = [
+            re.sub(r"\bmet\b", "[green]met[/]", escape(c)).replace("MISSED", "[bold red]MISSED[/]") for c in r
+        ]
         table.add_row(*styled)
     Console(width=max(160, Console().width)).print(table)
     return True
@@ -104,5 +125,8 @@ def report(suite: str, ours: Results, peer: Results, targets: list[Target], note
     show(f"flowkit vs TaskFlow 6.5.0: {suite}", HEADERS, rows(ours, peer, targets))
     for note in notes:
         print(f"  note: {note}")
-    show(f"targets: {suite}", ("target", "measured", "limit", "verdict"),
-         [(t.name, t.measured, t.limit, t.verdict) for t in targets])
+    show(
+        f"targets: {suite}",
+        ("target", "measured", "limit", "verdict"),
+        [(t.name, t.measured, t.limit, t.verdict) for t in targets],
+    )

@@ -26,8 +26,15 @@ def flowkit_args(preset: Preset) -> list[str]:
     args = common_args(preset, FLOWKIT_CASES, default_repeat=3)
     if preset.quick:
         return [*args, "--sizes", "100,1000", "--compile-sizes", "1000,5000", "--memory-sizes", ""]
-    return [*args, "--sizes", "100,1000,10000", "--compile-sizes", "1000,5000,100000",
-            "--memory-sizes", str(MEMORY_N)]
+    return [
+        *args,
+        "--sizes",
+        "100,1000,10000",
+        "--compile-sizes",
+        "1000,5000,100000",
+        "--memory-sizes",
+        str(MEMORY_N),
+    ]
 
 
 def peer_args(preset: Preset) -> list[str]:
@@ -48,12 +55,33 @@ def _flow_targets(ours: Results, peer: Results, case: str) -> list[Target]:
     speedup = ratio(figure(peer, case, 1000), at_1k)
     flat = None if at_1k is None or at_10k is None or at_1k <= 0 else at_10k / at_1k
     return [
-        Target(f"{case} N=1,000 per task", _fmt(at_1k, "us"), f"< {PER_TASK_LIMIT_US:g} us",
-               None if at_1k is None else at_1k < PER_TASK_LIMIT_US, case, 1000, "<50us"),
-        Target(f"{case} N=1,000 vs TaskFlow", _fmt(speedup, "x"), f">= {SPEEDUP_MIN:g}x",
-               None if speedup is None else speedup >= SPEEDUP_MIN, case, 1000, ">=100x"),
-        Target(f"{case} flatness 10k/1k", _fmt(flat, "x"), f"<= {FLATNESS_MAX:g}",
-               None if flat is None else flat <= FLATNESS_MAX, case, 10000, "flat"),
+        Target(
+            f"{case} N=1,000 per task",
+            _fmt(at_1k, "us"),
+            f"< {PER_TASK_LIMIT_US:g} us",
+            None if at_1k is None else at_1k < PER_TASK_LIMIT_US,
+            case,
+            1000,
+            "<50us",
+        ),
+        Target(
+            f"{case} N=1,000 vs TaskFlow",
+            _fmt(speedup, "x"),
+            f">= {SPEEDUP_MIN:g}x",
+            None if speedup is None else speedup >= SPEEDUP_MIN,
+            case,
+            1000,
+            ">=100x",
+        ),
+        Target(
+            f"{case} flatness 10k/1k",
+            _fmt(flat, "x"),
+            f"<= {FLATNESS_MAX:g}",
+            None if flat is None else flat <= FLATNESS_MAX,
+            case,
+            10000,
+            "flat",
+        ),
     ]
 
 
@@ -62,11 +90,29 @@ def core_targets(ours: Results, peer: Results) -> list[Target]:
     targets = [t for case in FLOW_CASES for t in _flow_targets(ours, peer, case)]
     for n, limit in COMPILE_LIMITS_S.items():
         total = figure(ours, "compile", n, "total_s")
-        targets.append(Target(f"compile+validate {n:,}-atom DAG", _fmt(total, "s"), f"< {limit:g} s",
-                              None if total is None else total < limit, "compile", n, f"<{limit:g}s"))
+        targets.append(
+            Target(
+                f"compile+validate {n:,}-atom DAG",
+                _fmt(total, "s"),
+                f"< {limit:g} s",
+                None if total is None else total < limit,
+                "compile",
+                n,
+                f"<{limit:g}s",
+            )
+        )
     rss = figure(ours, "memory", MEMORY_N, "peak_rss_mib")
-    targets.append(Target(f"memory {MEMORY_N:,}-task flow peak RSS", _fmt(rss, "MiB"), "< 1 GiB",
-                          None if rss is None else rss < MEMORY_LIMIT_MIB, "memory", MEMORY_N, "<1GiB"))
+    targets.append(
+        Target(
+            f"memory {MEMORY_N:,}-task flow peak RSS",
+            _fmt(rss, "MiB"),
+            "< 1 GiB",
+            None if rss is None else rss < MEMORY_LIMIT_MIB,
+            "memory",
+            MEMORY_N,
+            "<1GiB",
+        )
+    )
     return targets
 
 

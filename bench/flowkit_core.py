@@ -102,14 +102,24 @@ def memory_child(n: int) -> dict[str, Any]:
     engine = engines.load(flow, engine="serial")
     engine.run()
     total = time.perf_counter() - start
-    return {"total_s": total, "per_task_us": total / n * 1e6, "peak_rss_mib": _maxrss_mib(),
-            "baseline_rss_mib": baseline, "repeats": 1}
+    return {
+        "total_s": total,
+        "per_task_us": total / n * 1e6,
+        "peak_rss_mib": _maxrss_mib(),
+        "baseline_rss_mib": baseline,
+        "repeats": 1,
+    }
 
 
 def memory_case(n: int) -> dict[str, Any]:
     """Run ``memory_child`` in a new interpreter, so earlier cases cannot inflate the peak."""
-    proc = subprocess.run([sys.executable, __file__, MEMORY_CHILD_FLAG, str(n)], capture_output=True,
-                          text=True, timeout=1800, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, MEMORY_CHILD_FLAG, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"memory child exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -121,11 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == [MEMORY_CHILD_FLAG]:
         emit(memory_child(int(args[1])))
         return 0
-    opts = parse_options(args, cases=("linear", "unordered", "graph_chain", "revert", "compile", "memory"),
-                         sizes=(100, 1000, 10000), compile_sizes=(1000, 5000, 100000),
-                         full_compile_sizes=(1000, 5000, 100000), memory_sizes=(100000,))
-    log(f"flowkit {getattr(flowkit, '__version__', '?')}: cases={opts.cases} sizes={opts.sizes} "
-        f"compile={opts.compile_sizes} memory={opts.memory_sizes} repeat={opts.repeat}")
+    opts = parse_options(
+        args,
+        cases=("linear", "unordered", "graph_chain", "revert", "compile", "memory"),
+        sizes=(100, 1000, 10000),
+        compile_sizes=(1000, 5000, 100000),
+        full_compile_sizes=(1000, 5000, 100000),
+        memory_sizes=(100000,),
+    )
+    log(
+        f"flowkit {getattr(flowkit, '__version__', '?')}: cases={opts.cases} sizes={opts.sizes} "
+        f"compile={opts.compile_sizes} memory={opts.memory_sizes} repeat={opts.repeat}"
+    )
     emit(run_cases(FlowkitSide(), opts, extra={"memory": memory_case}))
     return 0
 

@@ -86,13 +86,19 @@ class TaskFlowSide:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_options(argv, cases=("linear", "unordered", "graph_chain", "revert", "compile"),
-                         sizes=(100, 1000), compile_sizes=(1000,), full_compile_sizes=(1000, 5000),
-                         max_n=1000)
-    log(f"taskflow peer: cases={opts.cases} sizes={opts.sizes} compile={opts.compile_sizes} "
-        f"repeat={opts.repeat}")
-    results = run_cases(TaskFlowSide(), opts,
-                        compile_repeat=lambda n: 1 if n > 1000 else opts.repeat)
+    opts = parse_options(
+        argv,
+        cases=("linear", "unordered", "graph_chain", "revert", "compile"),
+        sizes=(100, 1000),
+        compile_sizes=(1000,),
+        full_compile_sizes=(1000, 5000),
+        max_n=1000,
+    )
+    log(
+        f"taskflow peer: cases={opts.cases} sizes={opts.sizes} compile={opts.compile_sizes} "
+        f"repeat={opts.repeat}"
+    )
+    results = run_cases(TaskFlowSide(), opts, compile_repeat=lambda n: 1 if n > 1000 else opts.repeat)
     emit(results)
     return 0
 

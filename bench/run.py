@@ -107,8 +107,10 @@ def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
     errors: dict[str, str] = {}
     peer_when = now
     if not args.skip_flowkit and chosen_cases(preset, suite.flowkit_cases):
-        ours, err = _side(f"{suite.name}: flowkit", lambda: run_json(
-            sys.executable, suite.flowkit_script, suite.flowkit_args(preset)))
+        ours, err = _side(
+            f"{suite.name}: flowkit",
+            lambda: run_json(sys.executable, suite.flowkit_script, suite.flowkit_args(preset)),
+        )
         if err:
             errors["flowkit"] = err
     previous = _previous_peer(suite) if args.reuse_peer else None
@@ -122,16 +124,31 @@ def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
             errors["taskflow"] = err
         elif peer:
             RESULTS_DIR.mkdir(exist_ok=True)
-            _peer_cache(suite).write_text(json.dumps(
-                {"measured_at": now, "argv": sys.argv[1:], "taskflow": peer}, indent=2) + "\n")
+            _peer_cache(suite).write_text(
+                json.dumps({"measured_at": now, "argv": sys.argv[1:], "taskflow": peer}, indent=2) + "\n"
+            )
     targets = [t for t in suite.targets(ours, peer) if preset.cases is None or t.case in preset.cases]
     RESULTS_DIR.mkdir(exist_ok=True)
-    _results_path(suite).write_text(json.dumps({
-        "suite": suite.name, "when": now, "taskflow_measured_at": peer_when, "argv": sys.argv[1:],
-        "preset": asdict(preset), "python": platform.python_version(), "cpus": os.cpu_count(),
-        "platform": platform.platform(), "flowkit": ours, "taskflow": peer, "errors": errors,
-        "targets": [asdict(t) | {"verdict": t.verdict} for t in targets],
-    }, indent=2) + "\n")
+    _results_path(suite).write_text(
+        json.dumps(
+            {
+                "suite": suite.name,
+                "when": now,
+                "taskflow_measured_at": peer_when,
+                "argv": sys.argv[1:],
+                "preset": asdict(preset),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "flowkit": ours,
+                "taskflow": peer,
+                "errors": errors,
+                "targets": [asdict(t) | {"verdict": t.verdict} for t in targets],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     report(suite.name, _only(ours, preset), _only(peer, preset), targets, suite.notes)
     for side, err in errors.items():
         print(f"  {side} did not run: {err}")

@@ -145,6 +145,10 @@ class Atom:
     #: parameters of execute/revert that the engine fills itself, not from storage
     _special_args: frozenset[str] = frozenset()
     _revert_special_args: frozenset[str] = frozenset({"result", "flow_failures"})
+    # Declared, not defined: Task and Retry define them (each with its own signature); an Atom
+    # without them is not runnable, and binding says so by failing on the missing attribute.
+    execute: Callable[..., Any]
+    revert: Callable[..., Any]
 
     def __init__(
         self,
@@ -174,10 +178,10 @@ class Atom:
     # -- binding ---------------------------------------------------------------------------------
 
     def _execute_callable(self) -> Callable[..., Any]:
-        return self.execute  # type: ignore[attr-defined]
+        return self.execute
 
     def _revert_callable(self) -> Callable[..., Any]:
-        return self.revert  # type: ignore[attr-defined]
+        return self.revert
 
     def _bind(self, requires: Iterable[str] | None, rebind: RebindSpec) -> None:
         args, _ = _arguments(self._execute_callable(), self._special_args)

@@ -14,7 +14,7 @@ TaskFlow's path ``flowkit.types.notifier``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 from flowkit.exceptions import NotifierRegistrationError
@@ -27,6 +27,8 @@ ANY = "*"
 EVENT_UPDATE_PROGRESS = "update_progress"
 """Atom event sent by :meth:`flowkit.Task.update_progress`; details carry ``progress`` (0.0-1.0)."""
 
+Event = Hashable
+"""What callbacks are registered for: a state, :data:`ANY`, or any hashable name a caller chooses."""
 Callback = Callable[..., object]
 DetailsFilter = Callable[[dict[str, Any]], bool]
 _Entry = tuple[Callback, DetailsFilter | None, tuple[Any, ...], dict[str, Any] | None]
@@ -41,13 +43,13 @@ class Notifier:
     """Register for this event to receive every event (TaskFlow's ``Notifier.ANY``)."""
 
     def __init__(self) -> None:
-        self._by_event: dict[Any, list[_Entry]] = {}
+        self._by_event: dict[Event, list[_Entry]] = {}
         self.active = False
         """True when at least one callback is registered (cheap check for hot paths)."""
 
     def register(
         self,
-        event: Any,
+        event: Event,
         callback: Callback,
         details_filter: DetailsFilter | None = None,
         args: Iterable[Any] | None = None,
@@ -74,7 +76,9 @@ class Notifier:
         self._by_event.setdefault(event, []).append((callback, details_filter, tuple(args or ()), bound))
         self.active = True
 
-    def deregister(self, event: Any, callback: Callback, details_filter: DetailsFilter | None = None) -> bool:
+    def deregister(
+        self, event: Event, callback: Callback, details_filter: DetailsFilter | None = None
+    ) -> bool:
         """Remove ``callback`` from ``event``; return whether it was registered.
 
         Without ``details_filter`` the first registration of ``callback`` goes, whatever its filter.
@@ -89,14 +93,14 @@ class Notifier:
                 return True
         return False
 
-    def deregister_event(self, event: Any) -> int:
+    def deregister_event(self, event: Event) -> int:
         """Remove every callback of ``event``; return how many there were."""
         removed = len(self._by_event.pop(event, ()))
         self.active = bool(self._by_event)
         return removed
 
     def is_registered(
-        self, event: Any, callback: Callback, details_filter: DetailsFilter | None = None
+        self, event: Event, callback: Callback, details_filter: DetailsFilter | None = None
     ) -> bool:
         """Whether ``callback`` is registered for ``event`` with exactly this ``details_filter``."""
         return any(
@@ -114,19 +118,19 @@ class Notifier:
         self._by_event.clear()
         self.active = False
 
-    def registered_event_types(self) -> frozenset[Any]:
+    def registered_event_types(self) -> frozenset[Event]:
         return frozenset(self._by_event)
 
-    def listeners_iter(self) -> Iterator[tuple[Any, list[Callback]]]:
+    def listeners_iter(self) -> Iterator[tuple[Event, list[Callback]]]:
         """``(event, [callbacks])`` for each event with callbacks."""
         for event, entries in list(self._by_event.items()):
             yield event, [cb for cb, _, _, _ in entries]
 
-    def can_be_registered(self, event: Any) -> bool:
+    def can_be_registered(self, event: Event) -> bool:
         """Whether callbacks may be registered for ``event`` (always, for this class)."""
         return True
 
-    def can_trigger_notification(self, event: Any) -> bool:
+    def can_trigger_notification(self, event: Event) -> bool:
         """Whether ``notify(event, ...)`` reaches callbacks: any event but :data:`ANY` itself."""
         return event != ANY
 
@@ -142,7 +146,7 @@ class Notifier:
     def _copy_extra(self, other: Notifier) -> None:
         """Subclasses copy their own settings here."""
 
-    def notify(self, event: Any, details: Mapping[str, Any]) -> None:
+    def notify(self, event: Event, details: Mapping[str, Any]) -> None:
         """Call every callback registered for ``event`` and for :data:`ANY` (not for ``ANY`` itself)."""
         if not self.active or event == ANY:
             return
@@ -166,18 +170,18 @@ class RestrictedNotifier(Notifier):
 
     __slots__ = ("_allow_any", "_watchable")
 
-    def __init__(self, watchable_events: Iterable[Any], allow_any: bool = True) -> None:
+    def __init__(self, watchable_events: Iterable[Event], allow_any: bool = True) -> None:
         super().__init__()
         self._watchable = frozenset(watchable_events)
         self._allow_any = allow_any
 
-    def events_iter(self) -> Iterator[Any]:
+    def events_iter(self) -> Iterator[Event]:
         """The events callbacks may be registered for."""
         yield from self._watchable
         if self._allow_any:
             yield ANY
 
-    def can_be_registered(self, event: Any) -> bool:
+    def can_be_registered(self, event: Event) -> bool:
         return event in self._watchable or (self._allow_any and event == ANY)
 
     def _copy_extra(self, other: Notifier) -> None:

@@ -7,7 +7,8 @@
 # 2. starts PostgreSQL, RabbitMQ and ZooKeeper when they are down (scripts/services.sh; ZooKeeper is
 #    installed from Debian's package first when missing); with CI=true a service that cannot be
 #    started fails the run, locally the tests that need it skip with a reason;
-# 3. lints (ruff, mypy), then runs pytest with the arguments given to this script.
+# 3. lints (scripts/lint.sh: ruff check, ruff format --check, mypy), then runs pytest with the
+#    arguments given to this script.
 # The exit status is pytest's, or non-zero when lint failed; pytest's 5 ("no tests collected") is a
 # failure too. Lint failures do not stop the tests from running, so one run shows every problem.
 set -euo pipefail
@@ -26,8 +27,7 @@ services_start
 
 echo "== lint"
 lint_status=0
-"$VENV_DIR/bin/ruff" check flowkit conductor tests bench || lint_status=$?
-"$VENV_DIR/bin/mypy" || lint_status=$?
+LINT_PYTHON="$VENV_DIR/bin/python" bash scripts/lint.sh || lint_status=$?
 
 echo "== tests"
 test_status=0
@@ -37,7 +37,7 @@ if ((test_status == 5)); then
     echo "error: pytest collected no tests; a run that tests nothing is a failure" >&2
 fi
 if ((lint_status != 0)); then
-    echo "error: lint failed (ruff or mypy, output above)" >&2
+    echo "error: lint failed (scripts/lint.sh, output above)" >&2
 fi
 if ((test_status != 0)); then
     exit "$test_status"

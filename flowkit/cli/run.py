@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -27,8 +27,15 @@ from flowkit.exceptions import FlowkitError
 from flowkit.listeners.printing import PrintingListener
 from flowkit.states import FlowState
 
+if TYPE_CHECKING:
+    # click's ParamType is generic (in its value type) only in recent releases: subscript it for the
+    # type checker alone, so an older click still imports this module.
+    _JsonParamType = click.ParamType[dict[str, Any]]
+else:
+    _JsonParamType = click.ParamType
 
-class JsonObject(click.ParamType):
+
+class JsonObject(_JsonParamType):
     """A JSON object given inline (``'{"a": 1}'``) or read from a file (``@store.json``)."""
 
     name = "JSON"

@@ -22,7 +22,7 @@ def to_networkx(c: CompiledFlow) -> nx.DiGraph:
 
     from flowkit.compiler import gc_paused
 
-    g = nx.DiGraph()
+    g: nx.DiGraph[str] = nx.DiGraph()
     names, atoms, kinds = c.names, c.atoms, c.kinds
     with gc_paused():
         g.add_nodes_from(

@@ -37,7 +37,7 @@ def call_atom(
     """Run one action of one atom inside its context; never raises (a failure is a Failure)."""
     token = set_current(ctx)
     try:
-        fn = atom.execute if action == EXECUTE else atom.revert  # type: ignore[attr-defined]
+        fn = atom.execute if action == EXECUTE else atom.revert
         return True, fn(**kwargs)
     except Exception:
         return False, Failure()

@@ -113,7 +113,7 @@ class Job:
             raise JobTooLargeError(self.name, size, max_bytes, limit_of)
 
     @classmethod
-    def from_record(cls, board: JobBoard, record: Any, sequence: int = 0) -> Job:
+    def from_record(cls, board: JobBoard, record: object, sequence: int = 0) -> Job:
         """Rebuild a job from its stored record; :class:`MalformedJobError` says what is wrong."""
         if not isinstance(record, dict):
             raise MalformedJobError(f"a job record is a JSON object, not {type(record).__name__}")
@@ -160,7 +160,7 @@ class Job:
         return f"{self.name!r} ({self.uuid})"
 
 
-def _opt_str(value: Any, what: str) -> str | None:
+def _opt_str(value: object, what: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise MalformedJobError(f"field {what!r} must be a string or null")

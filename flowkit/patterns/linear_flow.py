@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
-from flowkit.flow import Flow, Node
+from flowkit import flow
+from flowkit.flow import Node
 
 
-class LinearFlow(Flow):
+class LinearFlow(flow.Flow):
     """Each child starts after the previous one has finished."""
 
     def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
@@ -17,4 +18,4 @@ class LinearFlow(Flow):
             yield before, after, {}
 
 
-Flow = LinearFlow  # type: ignore[misc]  # TaskFlow spelling: linear_flow.Flow
+Flow = LinearFlow  # TaskFlow spelling: linear_flow.Flow

@@ -15,10 +15,13 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import MalformedJobError
 from flowkit.jobboard.job import Job
+
+if TYPE_CHECKING:
+    from flowkit.jobboard.base import JobBoard
 
 LOG = logging.getLogger("flowkit.jobboard")
 
@@ -29,7 +32,7 @@ class WatchedCopy:
     """Jobs by node name, their znode versions, board order, and which nodes are claimed."""
 
     def __init__(
-        self, board: Any, jobs_path: str, claims_path: str, warn: Callable[[str, str], None]
+        self, board: JobBoard, jobs_path: str, claims_path: str, warn: Callable[[str, str], None]
     ) -> None:
         self.board = board
         self.jobs_path = jobs_path

@@ -7,7 +7,7 @@ that a database would refuse is refused here too, and what is read back is a cop
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TypeVar
 
 from flowkit.exceptions import StorageError
@@ -53,10 +53,10 @@ class MemoryConnection(Connection):
             return fn()
 
     def select_rows(self, table: str, column: str | None = None, values: Collection[str] = ()) -> list[Row]:
-        rows = self._tables[table].values()
+        rows: Iterable[Row] = self._tables[table].values()
         if column is not None:
             wanted = set(values)
-            rows = [r for r in rows if r[column] in wanted]  # type: ignore[assignment]
+            rows = [r for r in rows if r[column] in wanted]
         keys = ORDER_BY[table]
         return sorted((dict(r) for r in rows), key=lambda r: tuple(r[k] for k in keys))
 
