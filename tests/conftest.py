@@ -1,18 +1,28 @@
-"""Session-wide fixtures for the real services: PostgreSQL, RabbitMQ and ZooKeeper.
+"""Fixtures for the real services (PostgreSQL, RabbitMQ, ZooKeeper) and the job boards built on them.
 
-Each fixture probes its service when a test first asks for it (never at import time). A missing
+Each service fixture probes its service when a test first asks for it (never at import time). A missing
 service skips the test locally and fails it in CI (``CI=true``); see ``tests/services.py``.
+
+``backend`` is an upgraded, empty persistence backend of each kind (memory, SQLite, PostgreSQL); a
+module pins one by overriding it. ``board`` is a connected, empty job board of each kind a conductor
+runs on (``board_url`` is parametrised over SQLite, PostgreSQL and ZooKeeper); a module pins one kind
+by overriding ``board_url``, and the flows' database by overriding ``persistence_url``.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import pytest
 from psycopg2 import sql
 
+from flowkit.jobboard import JobBoard
+from flowkit.jobboard import backends as boards
+from flowkit.persistence.backends import Backend
 from tests.services import (
     HOST,
     POSTGRES_PORT,
@@ -22,6 +32,12 @@ from tests.services import (
     probe_zookeeper,
     require_service,
 )
+from tests.support.boards import BOARD_KINDS, ZOOKEEPER_SESSION_TIMEOUT, board_url_for, zookeeper_tree
+from tests.support.conductors import Conductors
+from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend
+
+if TYPE_CHECKING:
+    from kazoo.client import KazooClient
 
 # The local cluster trusts loopback connections; which superuser role it has depends on the machine.
 POSTGRES_ROLES = ("postgres", "root")
@@ -76,3 +92,72 @@ def zookeeper_hosts() -> str:
     probe = probe_zookeeper(HOST, ZOOKEEPER_PORT)
     require_service("ZooKeeper", probe.ok, probe.reason)
     return f"{HOST}:{ZOOKEEPER_PORT}"
+
+
+@pytest.fixture
+def zk_url(zookeeper_hosts: str) -> Iterator[str]:
+    """A board URL on a scratch ZooKeeper tree (deleted afterwards), with the minimum session timeout."""
+    with zookeeper_tree(zookeeper_hosts) as path:
+        yield f"zookeeper://{zookeeper_hosts}{path}?timeout={ZOOKEEPER_SESSION_TIMEOUT:g}"
+
+
+@pytest.fixture(params=BOARD_KINDS)
+def board_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty board of each kind (PostgreSQL's is the session database: use ``board_name``)."""
+    return board_url_for(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def board_name() -> str:
+    """A fresh board name: boards sharing a SQL database are told apart by name."""
+    return f"board-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def persistence_url(tmp_path: Path) -> str:
+    """Where the boards' flows are saved: a SQLite file of the test's own."""
+    return f"sqlite:///{tmp_path}/flows.db"
+
+
+@pytest.fixture
+def board(board_url: str, board_name: str, persistence_url: str) -> Iterator[JobBoard]:
+    """A connected board at ``board_url``, posting flows to ``persistence_url``; closed afterwards."""
+    made = boards.fetch(board_name, board_url, persistence=persistence_url)
+    made.connect()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def conductors(tmp_path: Path, persistence_url: str) -> Iterator[Conductors]:
+    """Conductor processes saving flows to ``persistence_url``; any left running are killed afterwards."""
+    made = Conductors(tmp_path, persistence_url)
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An upgraded, empty persistence backend of each kind; closed afterwards."""
+    made = fresh_backend(backend_url(request.param, request, tmp_path))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def zk_path(zookeeper_hosts: str) -> Iterator[str]:
+    """A scratch ZooKeeper path for one test (deleted afterwards)."""
+    with zookeeper_tree(zookeeper_hosts) as path:
+        yield path
+
+
+@pytest.fixture
+def zk_client(zookeeper_hosts: str) -> Iterator[KazooClient]:
+    """A plain kazoo client, to look at or tamper with the nodes a board keeps."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=zookeeper_hosts, timeout=4)
+    client.start(timeout=10)
+    yield client
+    client.stop()
+    client.close()

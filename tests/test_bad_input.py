@@ -25,7 +25,7 @@ from flowkit.jobboard import JobBoard
 from flowkit.jobboard import backends as boards
 from flowkit.persistence.models import AtomDetail, FlowDetail, LogBook
 from tests.allowlist_flows import Touch
-from tests.jobboard_support import zookeeper_tree
+from tests.support.boards import zookeeper_tree
 
 pytestmark = [pytest.mark.postgres]
 

@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flowkit import LinearFlow, Task, UnorderedFlow
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = "tests.test_cli_interrupt"
@@ -110,14 +111,6 @@ class Run:
         return time.monotonic()
 
 
-def _until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def runs() -> Iterator[list[Run]]:
     made: list[Run] = []
@@ -141,9 +134,9 @@ def test_sigint_says_what_it_waits_for_at_once_then_suspends_and_exits_130(
     tmp_path: Path, runs: list[Run]
 ) -> None:
     run = _start(runs, tmp_path, "slow")
-    _until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
+    wait_until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
     sent = run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
+    wait_until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     assert run.proc.poll() is None  # it waits for slow-b
     said = run.output
     assert "suspending after the 1 running atom (slow-b) finishes" in said, said
@@ -161,9 +154,9 @@ def test_sigint_says_what_it_waits_for_at_once_then_suspends_and_exits_130(
 
 def test_a_second_sigint_exits_at_once_with_130(tmp_path: Path, runs: list[Run]) -> None:
     run = _start(runs, tmp_path, "slow_long")
-    _until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
+    wait_until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
     run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
+    wait_until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     sent = run.interrupt()
     assert run.wait(5) == 130
     assert time.monotonic() - sent < 1.5
@@ -175,9 +168,9 @@ def test_a_second_sigint_exits_at_once_with_130(tmp_path: Path, runs: list[Run])
 
 def test_parallel_run_names_every_running_atom(tmp_path: Path, runs: list[Run]) -> None:
     run = _start(runs, tmp_path, "two_slow", "--engine", "parallel")
-    _until(lambda: {"start left", "start right"} <= set(run.traced()), 30, "both atoms to start")
+    wait_until(lambda: {"start left", "start right"} <= set(run.traced()), 30, "both atoms to start")
     run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
+    wait_until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     assert "suspending after the 2 running atoms (left, right) finish" in run.output, run.output
     assert run.wait(15) == 130
     assert "start after" not in run.traced()
@@ -186,9 +179,9 @@ def test_parallel_run_names_every_running_atom(tmp_path: Path, runs: list[Run]) 
 
 def test_on_interrupt_revert_reverts_what_ran_and_ends_reverted(tmp_path: Path, runs: list[Run]) -> None:
     run = _start(runs, tmp_path, "slow", "--on-interrupt", "revert")
-    _until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
+    wait_until(lambda: "start slow-b" in run.traced(), 30, "slow-b to start")
     run.interrupt()
-    _until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
+    wait_until(lambda: "interrupted" in run.output, 1.5, "the interrupt message")
     assert "reverting after the 1 running atom (slow-b) finishes" in run.output, run.output
     assert run.wait(15) == 130
     assert run.traced() == [
@@ -205,7 +198,7 @@ def test_on_interrupt_revert_reverts_what_ran_and_ends_reverted(tmp_path: Path, 
 
 def test_sigint_before_the_run_starts_exits_130_in_one_line(tmp_path: Path, runs: list[Run]) -> None:
     run = _start(runs, tmp_path, "sleepy")
-    _until(lambda: (tmp_path / "factory-started").exists(), 30, "the factory to be called")
+    wait_until(lambda: (tmp_path / "factory-started").exists(), 30, "the factory to be called")
     run.interrupt()
     assert run.wait(5) == 130
     out = run.output

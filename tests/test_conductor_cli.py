@@ -1,4 +1,4 @@
-"""``flowkit-conductor`` as a process, configured from the environment, on SQLite (no services)."""
+"""``flowkit-conductor`` as a process, configured from the environment, on every board (``board_url``)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import time
 from pathlib import Path
 
 from flowkit.jobboard import backends as boards
+from tests.support.conductors import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def test_env_configured_daemon_runs_jobs_and_exits_0_on_sigint(tmp_path: Path) -> None:
+def test_env_configured_daemon_runs_jobs_and_exits_0_on_sigint(
+    tmp_path: Path, board_url: str, board_name: str, persistence_url: str
+) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
-        "FLOWKIT_BOARD": f"sqlite:///{tmp_path}/board.db",
-        "FLOWKIT_PERSISTENCE": f"sqlite:///{tmp_path}/flows.db",
+        "FLOWKIT_BOARD": board_url,
+        "FLOWKIT_BOARD_NAME": board_name,
+        "FLOWKIT_PERSISTENCE": persistence_url,
     }
-    with boards.fetch("flowkit", env["FLOWKIT_BOARD"], persistence=env["FLOWKIT_PERSISTENCE"]) as board:
+    with boards.fetch(board_name, board_url, persistence=persistence_url) as board:
         job = board.post_flow("tests.job_flows:steps", store={"job_key": "k", "trace_dir": str(tmp_path)})
         proc = subprocess.Popen(
             [sys.executable, "-m", "conductor", "--name", "env-conductor", "--allow", "tests"],

@@ -5,14 +5,9 @@ disallowed factory, SIGTERM. Every wait is bounded; the session timeout is ZooKe
 from __future__ import annotations
 
 import collections
-import os
-import re
 import secrets
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,105 +18,23 @@ from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 from tests.fault_soak import SoakPlan, soak
 from tests.job_flows import trace_of, violations
-from tests.jobboard_support import zookeeper_tree
+from tests.support.boards import ZOOKEEPER_SESSION_TIMEOUT as SESSION_TIMEOUT
+from tests.support.conductors import Conductors
+from tests.support.wait import wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.zookeeper, pytest.mark.postgres, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
-SESSION_TIMEOUT = 4.0
 
-
-def _until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Conductors:
-    """Starts ``python -m conductor`` processes, logging to files; kills what is left at the end."""
-
-    def __init__(self, tmp_path: Path, persistence: str) -> None:
-        self.tmp_path = tmp_path
-        self.persistence = persistence
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, board_url: str, *extra: str) -> subprocess.Popen[bytes]:
-        log = open(self.log_path(name), "wb")  # noqa: SIM115 - the child owns it
-        command = [
-            sys.executable,
-            "-m",
-            "conductor",
-            "--board",
-            board_url,
-            "--persistence",
-            self.persistence,
-            "--name",
-            name,
-            "--grace",
-            "5",
-            *extra,
-        ]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-        log.close()
-        self.procs[name] = proc
-        _until(
-            lambda: "running jobs from" in self.log(name) or proc.poll() is not None, 20, f"{name} to start"
-        )
-        assert proc.poll() is None, self.log(name)
-        return proc
-
-    def log_path(self, name: str) -> Path:
-        return self.tmp_path / f"conductor-{name}.log"
-
-    def log(self, name: str) -> str:
-        path = self.log_path(name)
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def kill(self, name: str) -> float:
-        """SIGKILL ``name`` and reap it; return when (wall clock)."""
-        proc = self.procs[name]
-        proc.kill()
-        killed_at = time.time()
-        proc.wait(10)
-        return killed_at
-
-    def consumed(self) -> collections.Counter[str]:
-        """How many times each job (by uuid) was consumed, across every conductor's log."""
-        found: collections.Counter[str] = collections.Counter()
-        for name in self.procs:
-            found.update(re.findall(r"consumed job '[^']*' \(([0-9a-f-]{36})\)", self.log(name)))
-        return found
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+@pytest.fixture
+def board_url(zk_url: str) -> str:
+    """These faults are ZooKeeper's own (sessions, cuts): the board is ZooKeeper only."""
+    return zk_url
 
 
 @pytest.fixture
-def zk_url(zookeeper_hosts: str) -> Iterator[str]:
-    with zookeeper_tree(zookeeper_hosts) as path:
-        yield f"zookeeper://{zookeeper_hosts}{path}?timeout={SESSION_TIMEOUT:g}"
-
-
-@pytest.fixture
-def board(zk_url: str, postgres_url: str) -> Iterator[JobBoard]:
-    board = boards.fetch("faults", zk_url, persistence=postgres_url)
-    board.connect()
-    yield board
-    board.close()
-
-
-@pytest.fixture
-def conductors(tmp_path: Path, postgres_url: str) -> Iterator[Conductors]:
-    made = Conductors(tmp_path, postgres_url)
-    yield made
-    made.close()
+def persistence_url(postgres_url: str) -> str:
+    return postgres_url
 
 
 def _post(board: JobBoard, tmp_path: Path, key: str, n: int, delay: float) -> Job:
@@ -147,12 +60,12 @@ def test_sigkill_mid_flow_another_conductor_resumes(
 ) -> None:
     job = _post(board, tmp_path, "failover", n=6, delay=0.4)
     a = conductors.start("a", zk_url)
-    _until(lambda: "claimed job" in conductors.log("a"), 20, "a to claim the job")
+    wait_until(lambda: "claimed job" in conductors.log("a"), 20, "a to claim the job")
     b = conductors.start("b", zk_url)
-    _until(lambda: "step-1" in _steps(tmp_path, "failover", "start"), 20, "a to start step-1")
+    wait_until(lambda: "step-1" in _steps(tmp_path, "failover", "start"), 20, "a to start step-1")
     killed_at = conductors.kill("a")
     finished_by_a = _steps(tmp_path, "failover", "done", a.pid)  # what a had finished when it died
-    _until(lambda: _gone(board, job), 20, "the job to be consumed")
+    wait_until(lambda: _gone(board, job), 20, "the job to be consumed")
     resumed_at = min(
         float(line.split()[3])
         for line in (tmp_path / "failover.log").read_text().splitlines()
@@ -178,9 +91,9 @@ def test_200_jobs_3_conductors_one_killed(
     def finished() -> int:
         return sum(1 for j in jobs if "step-1" in _steps(tmp_path, j.name, "done"))
 
-    _until(lambda: finished() >= 100, 60, "half the jobs to finish")
+    wait_until(lambda: finished() >= 100, 60, "half the jobs to finish")
     conductors.kill("c0")
-    _until(lambda: not list(board.iterjobs(ensure_fresh=True)), 60, "every job to be consumed")
+    wait_until(lambda: not list(board.iterjobs(ensure_fresh=True)), 60, "every job to be consumed")
     assert all(job.state is JobState.COMPLETE for job in jobs)
     consumed = conductors.consumed()
     assert set(consumed.values()) == {1}, [u for u, n in consumed.items() if n != 1]
@@ -232,30 +145,30 @@ def test_zookeeper_connection_lost_and_back(
         # 1. A short outage: the flow pauses at a safe point and carries on in the same session.
         short = _post(board, tmp_path, "short", n=8, delay=0.25)
         a = conductors.start("a", via_proxy)
-        _until(lambda: "step-1" in _steps(tmp_path, "short", "done"), 20, "step-1")
+        wait_until(lambda: "step-1" in _steps(tmp_path, "short", "done"), 20, "step-1")
         proxy.cut()
         time.sleep(1.5)
         proxy.restore()
-        _until(lambda: _gone(board, short), 20, "the job to be consumed")
+        wait_until(lambda: _gone(board, short), 20, "the job to be consumed")
         assert _steps(tmp_path, "short", "start") == [f"step-{i}" for i in range(8)]
         assert "IN_DOUBT" in conductors.log("a") and "CONFIRMED" in conductors.log("a")
         assert conductors.consumed() == {short.uuid: 1}
         # 2. A silent partition longer than the session: b takes over, a stops before b starts.
         long = _post(board, tmp_path, "long", n=12, delay=0.4)
-        _until(lambda: "claimed job 'long'" in conductors.log("a"), 20, "a to claim the job")
+        wait_until(lambda: "claimed job 'long'" in conductors.log("a"), 20, "a to claim the job")
         conductors.start("b", zk_url)
         proxy.cut(blackhole=True)
         assert len(_steps(tmp_path, "long", "done")) < 8
-        _until(lambda: _gone(board, long), 30, "b to finish the job")
+        wait_until(lambda: _gone(board, long), 30, "b to finish the job")
         proxy.restore()
-        _until(lambda: "LOST" in conductors.log("a"), 15, "a to hear that its claim was lost")
+        wait_until(lambda: "LOST" in conductors.log("a"), 15, "a to hear that its claim was lost")
         assert conductors.consumed() == {short.uuid: 1, long.uuid: 1}
         assert set(_steps(tmp_path, "long", "done")) == {f"step-{i}" for i in range(12)}
         assert _flow_state(postgres_url, long) == "SUCCESS"
         assert violations(tmp_path) == []
         assert a.poll() is None  # a survived, and still works
         later = _post(board, tmp_path, "later", n=1, delay=0.0)
-        _until(lambda: _gone(board, later), 20, "the next job")
+        wait_until(lambda: _gone(board, later), 20, "the next job")
     finally:
         proxy.close()
 
@@ -276,8 +189,8 @@ def test_bad_data_and_a_disallowed_factory_do_not_stop_the_conductor(
     no_book = board.post("no-book")
     good = _post(board, tmp_path, "good", n=2, delay=0.0)
     a = conductors.start("a", zk_url, "--allow", "tests.job_flows")
-    _until(lambda: _gone(board, good), 20, "the good job")
-    _until(lambda: board.job_count() == 0, 10, "the other jobs to be set aside")
+    wait_until(lambda: _gone(board, good), 20, "the good job")
+    wait_until(lambda: board.job_count() == 0, 10, "the other jobs to be set aside")
     reasons = {j.name: j.last_reason or "" for j in board.set_aside_jobs()}
     assert "'tests.job_flows_forbidden:make' is not allowed" in reasons["forbidden"]
     assert "names no logbook" in reasons["no-book"]
@@ -293,7 +206,7 @@ def test_sigterm_suspends_abandons_and_exits_0(
 ) -> None:
     job = _post(board, tmp_path, "term", n=6, delay=0.3)
     a = conductors.start("a", zk_url)
-    _until(lambda: "step-1" in _steps(tmp_path, "term", "start"), 20, "step-1")
+    wait_until(lambda: "step-1" in _steps(tmp_path, "term", "start"), 20, "step-1")
     a.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     assert a.wait(10) == 0
@@ -303,5 +216,5 @@ def test_sigterm_suspends_abandons_and_exits_0(
         again.state is JobState.UNCLAIMED and again.attempts == 0 and "stopped" in (again.last_reason or "")
     )
     conductors.start("b", zk_url)
-    _until(lambda: _gone(board, job), 20, "b to finish the job")
+    wait_until(lambda: _gone(board, job), 20, "b to finish the job")
     assert _steps(tmp_path, "term", "start") == [f"step-{i}" for i in range(6)]

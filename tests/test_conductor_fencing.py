@@ -7,53 +7,40 @@ atom, must not leave its late result in the database, and must neither consume n
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flowkit.engines.persistence import backend_for
 from flowkit.jobboard import JobBoard, JobState
-from flowkit.jobboard import backends as boards
-from tests.jobboard_support import zookeeper_tree
-from tests.test_conductor_faults import Conductors, _until
+from tests.support.boards import ZOOKEEPER_SESSION_TIMEOUT
+from tests.support.conductors import Conductors
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-CLAIM_TIMEOUT = 4.0  # the ZooKeeper session timeout (ZooKeeper's minimum) and the SQL lease
+CLAIM_TIMEOUT = (
+    ZOOKEEPER_SESSION_TIMEOUT  # the ZooKeeper session timeout (ZooKeeper's minimum) and the SQL lease
+)
 FROZEN = 8.0  # seconds A stays stopped: well past its claim, long enough for B to claim and resume
 STEPS, DELAY = 8, 1.0
 
 
 @pytest.fixture(params=[pytest.param("zookeeper", marks=pytest.mark.zookeeper), "sql"])
-def board_url(request: pytest.FixtureRequest, postgres_url: str) -> Iterator[tuple[str, str]]:
-    """(board URL, board name) of a fresh board; ZooKeeper's is a scratch tree."""
-    name = f"fence-{secrets.token_hex(4)}"
+def board_url(request: pytest.FixtureRequest, postgres_url: str) -> str:
+    """A fresh board whose claims end CLAIM_TIMEOUT after their owner stops (session or lease)."""
     if request.param == "sql":
-        yield f"{postgres_url}?lease={CLAIM_TIMEOUT:g}", name
-        return
-    hosts: str = request.getfixturevalue("zookeeper_hosts")
-    with zookeeper_tree(hosts) as path:
-        yield f"zookeeper://{hosts}{path}?timeout={CLAIM_TIMEOUT:g}", name
+        return f"{postgres_url}?lease={CLAIM_TIMEOUT:g}"
+    url: str = request.getfixturevalue("zk_url")
+    assert f"timeout={CLAIM_TIMEOUT:g}" in url
+    return url
 
 
 @pytest.fixture
-def board(board_url: tuple[str, str], postgres_url: str) -> Iterator[JobBoard]:
-    url, name = board_url
-    board = boards.fetch(name, url, persistence=postgres_url)
-    board.connect()
-    yield board
-    board.close()
-
-
-@pytest.fixture
-def conductors(tmp_path: Path, postgres_url: str) -> Iterator[Conductors]:
-    made = Conductors(tmp_path, postgres_url)
-    yield made
-    made.close()
+def persistence_url(postgres_url: str) -> str:
+    return postgres_url
 
 
 def _trace(tmp_path: Path, key: str) -> list[tuple[str, str, int, float]]:
@@ -68,34 +55,43 @@ def _trace(tmp_path: Path, key: str) -> list[tuple[str, str, int, float]]:
 
 
 def test_a_conductor_resumed_after_losing_its_claim_cannot_act_on_the_job(
-    board: JobBoard, board_url: tuple[str, str], conductors: Conductors, postgres_url: str, tmp_path: Path
+    board: JobBoard,
+    board_url: str,
+    board_name: str,
+    conductors: Conductors,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
-    url, name = board_url
+    url, name = board_url, board_name
     store = {"job_key": "fenced", "trace_dir": str(tmp_path), "delay": DELAY}
     job = board.post_flow(
         "tests.job_flows:owned_steps", store=store, factory_kwargs={"n": STEPS}, name="fenced"
     )
     a = conductors.start("a", url, "--board-name", name)
-    _until(lambda: "claimed job" in conductors.log("a"), 20, "a to claim the job")
+    wait_until(lambda: "claimed job" in conductors.log("a"), 20, "a to claim the job")
     b = conductors.start("b", url, "--board-name", name)
 
     def starts_by_a() -> list[str]:
         return [s for e, s, p, _ in _trace(tmp_path, "fenced") if e == "start" and p == a.pid]
 
     before = len(starts_by_a())  # freeze a just after it starts its next step: it stops inside it
-    _until(lambda: len(starts_by_a()) > before, 20, "a to start its next step")
+    wait_until(lambda: len(starts_by_a()) > before, 20, "a to start its next step")
     a.send_signal(signal.SIGSTOP)
     stopped_at = time.time()
     try:
-        _until(lambda: "claimed job" in conductors.log("b"), CLAIM_TIMEOUT + 10, "b to claim the job")
-        _until(lambda: any(p == b.pid for _, _, p, _ in _trace(tmp_path, "fenced")), 10, "b to start a step")
+        wait_until(lambda: "claimed job" in conductors.log("b"), CLAIM_TIMEOUT + 10, "b to claim the job")
+        wait_until(
+            lambda: any(p == b.pid for _, _, p, _ in _trace(tmp_path, "fenced")), 10, "b to start a step"
+        )
         time.sleep(max(0.0, stopped_at + FROZEN - time.time()))
     finally:
         a.send_signal(signal.SIGCONT)
     resumed_at = time.time()
-    _until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job to be consumed")
+    wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job to be consumed")
     # a hears of it through its refused write (or its board): it drops the job and goes on
-    _until(lambda: any(w in conductors.log("a").lower() for w in ("newer claim", "lost")), 15, "a to drop it")
+    wait_until(
+        lambda: any(w in conductors.log("a").lower() for w in ("newer claim", "lost")), 15, "a to drop it"
+    )
     time.sleep(1.0)  # whatever a would still do after dropping it
 
     trace = _trace(tmp_path, "fenced")
@@ -124,6 +120,6 @@ def test_a_conductor_resumed_after_losing_its_claim_cannot_act_on_the_job(
         factory_kwargs={"n": 1},
         name="next",
     )
-    _until(lambda: board.state_of(again) is JobState.COMPLETE, 20, "the next job")
+    wait_until(lambda: board.state_of(again) is JobState.COMPLETE, 20, "the next job")
     assert conductors.consumed() == {job.uuid: 1, again.uuid: 1}
     assert os.path.exists(tmp_path / "next.log")

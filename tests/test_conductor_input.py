@@ -1,4 +1,4 @@
-"""A real conductor process (ZooKeeper board, PostgreSQL persistence) fed jobs it must not run as given.
+"""A real conductor process (every board, PostgreSQL persistence) fed jobs it must not run as given.
 
 - A factory reached *through* an allowed module (``tests.allowlist_flows:os.system``) once ran a shell
   command on the conductor before the job was set aside: each such job here would create a marker
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -20,35 +19,19 @@ import pytest
 
 from flowkit.engines.persistence import backend_for
 from flowkit.jobboard import Job, JobBoard, JobState
-from flowkit.jobboard import backends as boards
 from flowkit.persistence.models import FlowDetail, LogBook
-from tests.jobboard_support import zookeeper_tree
-from tests.test_conductor_faults import REPO, SESSION_TIMEOUT, Conductors, _until
+from tests.support.boards import board_is_empty
+from tests.support.conductors import REPO, Conductors
+from tests.support.wait import wait_until
 
-pytestmark = [pytest.mark.zookeeper, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 MOD = "tests.allowlist_flows"
 
 
 @pytest.fixture
-def zk_url(zookeeper_hosts: str) -> Iterator[str]:
-    with zookeeper_tree(zookeeper_hosts) as path:
-        yield f"zookeeper://{zookeeper_hosts}{path}?timeout={SESSION_TIMEOUT:g}"
-
-
-@pytest.fixture
-def board(zk_url: str, postgres_url: str) -> Iterator[JobBoard]:
-    board = boards.fetch("input", zk_url, persistence=postgres_url)
-    board.connect()
-    yield board
-    board.close()
-
-
-@pytest.fixture
-def conductors(tmp_path: Path, postgres_url: str) -> Iterator[Conductors]:
-    made = Conductors(tmp_path, postgres_url)
-    yield made
-    made.close()
+def persistence_url(postgres_url: str) -> str:
+    return postgres_url
 
 
 def _post_raw(board: JobBoard, postgres_url: str, name: str, path: str, *args: str) -> Job:
@@ -63,7 +46,12 @@ def _post_raw(board: JobBoard, postgres_url: str, name: str, path: str, *args: s
 
 
 def test_a_shell_reached_through_an_allowed_module_never_runs(
-    board: JobBoard, conductors: Conductors, postgres_url: str, zk_url: str, tmp_path: Path
+    board: JobBoard,
+    board_url: str,
+    board_name: str,
+    conductors: Conductors,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     markers = {k: tmp_path / f"ran-{k}" for k in ("system", "spaced", "getoutput", "demo", "static", "alias")}
     bad = [
@@ -83,7 +71,7 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     command = [sys.executable, "-m", "flowkit.cli.main", "jobs", "post", f"{MOD}:os.system", "--name", "cli"]
     command += ["--kwargs", f'{{"command": "touch {cli_marker}"}}']
     posted = subprocess.run(
-        [*command, "--board", zk_url, "--persistence", postgres_url],
+        [*command, "--board", board_url, "--board-name", board_name, "--persistence", postgres_url],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -92,9 +80,9 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     assert posted.returncode == 0, posted.stderr
     ok = tmp_path / "ok"
     good = board.post_flow(f"{MOD}:Builder.create", store={"path": str(ok)}, name="good")
-    a = conductors.start("a", zk_url, "--allow", f"{MOD},flowkit.demo")
-    _until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
-    _until(lambda: board.job_count() == 0, 20, "the other jobs to be set aside")
+    a = conductors.start("a", board_url, "--board-name", board_name, "--allow", f"{MOD},flowkit.demo")
+    wait_until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
+    wait_until(lambda: board_is_empty(board), 20, "the other jobs to be set aside")
     assert ok.exists()
     assert [m.name for m in [*markers.values(), cli_marker] if m.exists()] == []
     aside = {j.name: j for j in board.set_aside_jobs()}
@@ -107,7 +95,7 @@ def test_a_shell_reached_through_an_allowed_module_never_runs(
     a.terminate()
     assert a.wait(10) == 0
     # Without --allow the conductor says at start what that means.
-    b = conductors.start("b", zk_url)
+    b = conductors.start("b", board_url, "--board-name", board_name)
     assert "any importable callable" in conductors.log("b")
     b.terminate()
     assert b.wait(10) == 0
@@ -121,16 +109,21 @@ def _corrupt(postgres_url: str, job: Job, column: str, value: str) -> None:
 
 
 def test_a_malformed_saved_flow_detail_is_set_aside_at_the_first_claim(
-    board: JobBoard, conductors: Conductors, postgres_url: str, zk_url: str, tmp_path: Path
+    board: JobBoard,
+    board_url: str,
+    board_name: str,
+    conductors: Conductors,
+    postgres_url: str,
+    tmp_path: Path,
 ) -> None:
     bogus = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "bogus")}, name="bogus-state")
     not_json = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "not-json")}, name="bad-meta")
     _corrupt(postgres_url, bogus, "state", "BOGUS")
     _corrupt(postgres_url, not_json, "meta", "{not json")
     good = board.post_flow(f"{MOD}:make", store={"path": str(tmp_path / "ok")}, name="good")
-    a = conductors.start("a", zk_url, "--allow", MOD)
-    _until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
-    _until(lambda: board.job_count() == 0, 30, "the malformed jobs to be set aside")
+    a = conductors.start("a", board_url, "--board-name", board_name, "--allow", MOD)
+    wait_until(lambda: good.state is JobState.COMPLETE, 30, "the good job")
+    wait_until(lambda: board_is_empty(board), 30, "the malformed jobs to be set aside")
     aside = {j.name: j for j in board.set_aside_jobs()}
     assert sorted(aside) == ["bad-meta", "bogus-state"]
     assert {n: j.attempts for n, j in aside.items()} == {"bad-meta": 1, "bogus-state": 1}

@@ -1,4 +1,5 @@
-"""The conductor in this process, on an SQLite board and SQLite persistence: what it does with each job."""
+"""The conductor in this process, on every board (SQLite, PostgreSQL, ZooKeeper: ``board`` in conftest) with
+SQLite persistence: what it does with each job."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,29 +18,9 @@ from conductor.loop import Stats
 from flowkit.engines.persistence import backend_for
 from flowkit.exceptions import ConductorError
 from flowkit.jobboard import ClaimEvent, Job, JobBoard, JobState
-from flowkit.jobboard import backends as boards
 from tests.job_flows import trace_of, violations
-
-
-def _until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def persistence(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/flows.db"
-
-
-@pytest.fixture
-def board(tmp_path: Path, persistence: str) -> Iterator[JobBoard]:
-    board = boards.fetch("conductor-tests", f"sqlite:///{tmp_path}/board.db", persistence=persistence)
-    board.connect()
-    yield board
-    board.close()
+from tests.support.boards import board_is_empty
+from tests.support.wait import wait_until
 
 
 @contextlib.contextmanager
@@ -59,8 +40,8 @@ def _post(board: JobBoard, tmp_path: Path, key: str, n: int = 2, delay: float = 
     return board.post_flow("tests.job_flows:steps", store=store, factory_kwargs={"n": n}, name=key)
 
 
-def _flow_state(persistence: str, job: Job) -> str:
-    with backend_for(persistence).get_connection() as conn:
+def _flow_state(persistence_url: str, job: Job) -> str:
+    with backend_for(persistence_url).get_connection() as conn:
         return str(conn.get_logbook(job.book_uuid or "").find(job.flow_uuid or "").state)  # type: ignore[union-attr]
 
 
@@ -68,37 +49,37 @@ def _starts(tmp_path: Path, key: str) -> list[str]:
     return [step for event, step, _ in trace_of(tmp_path, key) if event == "start"]
 
 
-def test_runs_each_job_and_consumes_it(board: JobBoard, persistence: str, tmp_path: Path) -> None:
+def test_runs_each_job_and_consumes_it(board: JobBoard, persistence_url: str, tmp_path: Path) -> None:
     jobs = [_post(board, tmp_path, f"job{i}") for i in range(3)]
-    with running(Conductor("c1", board, persistence)) as conductor:
-        _until(lambda: board.job_count() == 0, 20, "every job consumed")
+    with running(Conductor("c1", board, persistence_url)) as conductor:
+        wait_until(lambda: board_is_empty(board), 20, "every job consumed")
     assert conductor.stats.consumed == 3
     for job in jobs:
         assert job.state is JobState.COMPLETE
-        assert _flow_state(persistence, job) == "SUCCESS"
+        assert _flow_state(persistence_url, job) == "SUCCESS"
         assert _starts(tmp_path, job.name) == ["step-0", "step-1"]
     assert violations(tmp_path) == []
 
 
 def test_a_failed_flow_is_consumed_with_its_failure_saved(
-    board: JobBoard, persistence: str, tmp_path: Path
+    board: JobBoard, persistence_url: str, tmp_path: Path
 ) -> None:
     job = board.post_flow("tests.job_flows:failing", store={"job_key": "f", "trace_dir": str(tmp_path)})
-    with running(Conductor("c1", board, persistence)):
-        _until(lambda: board.job_count() == 0, 20, "the job consumed")
-    assert _flow_state(persistence, job) == "REVERTED"
+    with running(Conductor("c1", board, persistence_url)):
+        wait_until(lambda: board_is_empty(board), 20, "the job consumed")
+    assert _flow_state(persistence_url, job) == "REVERTED"
     flow_detail = board.load_book(job).find(job.flow_uuid)
     [boom] = [a for a in flow_detail if a.name == "boom"]
     assert boom.failure is not None and "boom" in boom.failure.exception_str
 
 
 def test_disallowed_factory_is_set_aside_without_being_imported(
-    board: JobBoard, persistence: str, tmp_path: Path
+    board: JobBoard, persistence_url: str, tmp_path: Path
 ) -> None:
     forbidden = board.post_flow("tests.job_flows_forbidden:make", name="forbidden")
     good = _post(board, tmp_path, "good")
-    with running(Conductor("c1", board, persistence, allow=["tests.job_flows"])) as conductor:
-        _until(lambda: board.job_count() == 0, 20, "the board emptied")
+    with running(Conductor("c1", board, persistence_url, allow=["tests.job_flows"])) as conductor:
+        wait_until(lambda: board_is_empty(board), 20, "the board emptied")
     assert good.state is JobState.COMPLETE
     assert forbidden.state is JobState.SET_ASIDE
     [aside] = board.set_aside_jobs()
@@ -108,14 +89,14 @@ def test_disallowed_factory_is_set_aside_without_being_imported(
 
 
 def test_malformed_jobs_are_set_aside_and_the_conductor_goes_on(
-    board: JobBoard, persistence: str, tmp_path: Path
+    board: JobBoard, persistence_url: str, tmp_path: Path
 ) -> None:
     no_book = board.post("no-book")
     missing_book = board.post("missing-book", book=SimpleNamespace(uuid="nope", name="nope"))
     unbuildable = board.post_flow("tests.job_flows:no_such_factory", name="unbuildable")
     good = _post(board, tmp_path, "good")
-    with running(Conductor("c1", board, persistence)):
-        _until(lambda: board.job_count() == 0, 20, "the board emptied")
+    with running(Conductor("c1", board, persistence_url)):
+        wait_until(lambda: board_is_empty(board), 20, "the board emptied")
     assert good.state is JobState.COMPLETE
     reasons = {j.name: j.last_reason or "" for j in board.set_aside_jobs()}
     assert "names no logbook" in reasons[no_book.name]
@@ -124,55 +105,55 @@ def test_malformed_jobs_are_set_aside_and_the_conductor_goes_on(
 
 
 def test_stop_suspends_the_flow_and_gives_the_job_back(
-    board: JobBoard, persistence: str, tmp_path: Path
+    board: JobBoard, persistence_url: str, tmp_path: Path
 ) -> None:
     job = _post(board, tmp_path, "long", n=5, delay=0.2)
-    with running(Conductor("c1", board, persistence)):
-        _until(lambda: "step-1" in _starts(tmp_path, "long"), 20, "step-1 to start")
+    with running(Conductor("c1", board, persistence_url)):
+        wait_until(lambda: "step-1" in _starts(tmp_path, "long"), 20, "step-1 to start")
     again = board.get_job(job.uuid)
     assert again.state is JobState.UNCLAIMED
     assert again.attempts == 0 and "stopped" in (again.last_reason or "")  # not counted against the job
-    assert _flow_state(persistence, job) == "SUSPENDED"
+    assert _flow_state(persistence_url, job) == "SUSPENDED"
     done_before = len(_starts(tmp_path, "long"))
     assert done_before < 5
-    with running(Conductor("c2", board, persistence)):
-        _until(lambda: board.job_count() == 0, 20, "the job finished by c2")
+    with running(Conductor("c2", board, persistence_url)):
+        wait_until(lambda: board_is_empty(board), 20, "the job finished by c2")
     assert _starts(tmp_path, "long") == [f"step-{i}" for i in range(5)]  # nothing ran twice
 
 
 def test_a_claim_in_doubt_pauses_the_flow_until_confirmed(
-    board: JobBoard, persistence: str, tmp_path: Path
+    board: JobBoard, persistence_url: str, tmp_path: Path
 ) -> None:
     job = _post(board, tmp_path, "doubt", n=6, delay=0.1)
-    with running(Conductor("c1", board, persistence)) as conductor:
-        _until(lambda: "step-1" in _starts(tmp_path, "doubt"), 20, "step-1 to start")
+    with running(Conductor("c1", board, persistence_url)) as conductor:
+        wait_until(lambda: "step-1" in _starts(tmp_path, "doubt"), 20, "step-1 to start")
         conductor._on_claims(ClaimEvent.IN_DOUBT, frozenset({job.uuid}))
         time.sleep(0.5)
         paused_at = _starts(tmp_path, "doubt")
         time.sleep(0.4)
         assert _starts(tmp_path, "doubt") == paused_at and len(paused_at) < 6
         conductor._on_claims(ClaimEvent.CONFIRMED, frozenset({job.uuid}))
-        _until(lambda: board.job_count() == 0, 20, "the job finished")
+        wait_until(lambda: board_is_empty(board), 20, "the job finished")
     assert _starts(tmp_path, "doubt") == [f"step-{i}" for i in range(6)]
 
 
-def test_a_lost_claim_is_left_to_others(board: JobBoard, persistence: str, tmp_path: Path) -> None:
+def test_a_lost_claim_is_left_to_others(board: JobBoard, persistence_url: str, tmp_path: Path) -> None:
     job = _post(board, tmp_path, "lost", n=6, delay=0.1)
-    with running(Conductor("c1", board, persistence)) as conductor:
-        _until(lambda: "step-1" in _starts(tmp_path, "lost"), 20, "step-1 to start")
+    with running(Conductor("c1", board, persistence_url)) as conductor:
+        wait_until(lambda: "step-1" in _starts(tmp_path, "lost"), 20, "step-1 to start")
         conductor._on_claims(ClaimEvent.LOST, frozenset({job.uuid}))
-        _until(lambda: conductor.stats.lost == 1, 5, "the conductor to drop the job")
+        wait_until(lambda: conductor.stats.lost == 1, 5, "the conductor to drop the job")
         assert len(_starts(tmp_path, "lost")) < 6
         assert job.state is JobState.CLAIMED  # nobody consumed it: the (real) claim is still there
     assert conductor.stats.consumed == 0
 
 
-def test_max_jobs_runs_jobs_side_by_side(board: JobBoard, persistence: str, tmp_path: Path) -> None:
+def test_max_jobs_runs_jobs_side_by_side(board: JobBoard, persistence_url: str, tmp_path: Path) -> None:
     for i in range(3):
         _post(board, tmp_path, f"par{i}", n=1, delay=0.6)
     started = time.monotonic()
-    with running(Conductor("c1", board, persistence, max_jobs=3)):
-        _until(lambda: board.job_count() == 0, 20, "every job consumed")
+    with running(Conductor("c1", board, persistence_url, max_jobs=3)):
+        wait_until(lambda: board_is_empty(board), 20, "every job consumed")
     assert time.monotonic() - started < 1.6  # one after another would take 1.8 s and more
 
 
@@ -181,12 +162,12 @@ def test_max_jobs_runs_jobs_side_by_side(board: JobBoard, persistence: str, tmp_
     [("missing_requirement", "requires 'never_provided'"), ("cyclic", "dependency cycle")],
 )
 def test_a_flow_that_does_not_compile_or_validate_is_set_aside_at_once(
-    board: JobBoard, persistence: str, tmp_path: Path, factory: str, why: str
+    board: JobBoard, persistence_url: str, tmp_path: Path, factory: str, why: str
 ) -> None:
     bad = board.post_flow(f"tests.job_flows:{factory}", name="bad")
     good = _post(board, tmp_path, "good")
-    with running(Conductor("c1", board, persistence)) as conductor:
-        _until(lambda: board.job_count() == 0, 20, "the board emptied")
+    with running(Conductor("c1", board, persistence_url)) as conductor:
+        wait_until(lambda: board_is_empty(board), 20, "the board emptied")
     assert good.state is JobState.COMPLETE
     [aside] = board.set_aside_jobs()
     assert aside.uuid == bad.uuid
@@ -214,7 +195,7 @@ def test_stats_counts_every_increment_from_many_threads() -> None:
 
 @pytest.mark.parametrize("event", [ClaimEvent.LOST, ClaimEvent.IN_DOUBT])
 def test_a_claim_event_while_claiming_is_not_dropped(
-    board: JobBoard, persistence: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, event: ClaimEvent
+    board: JobBoard, persistence_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, event: ClaimEvent
 ) -> None:
     """The board may report on a claim before claim_next has returned it to the conductor."""
     job = _post(board, tmp_path, "early", n=2)
@@ -227,9 +208,9 @@ def test_a_claim_event_while_claiming_is_not_dropped(
         return claimed
 
     monkeypatch.setattr(board, "claim_next", claim_then_report)
-    with running(Conductor("c1", board, persistence)) as conductor:
+    with running(Conductor("c1", board, persistence_url)) as conductor:
         if event is ClaimEvent.LOST:
-            _until(lambda: conductor.stats.lost == 1, 10, "the conductor to drop the job")
+            wait_until(lambda: conductor.stats.lost == 1, 10, "the conductor to drop the job")
         else:
             time.sleep(1.0)
         assert _starts(tmp_path, "early") == []  # it never ran
@@ -237,6 +218,6 @@ def test_a_claim_event_while_claiming_is_not_dropped(
     assert conductor.stats.consumed == 0
 
 
-def test_max_jobs_below_one_is_a_conductor_error(board: JobBoard, persistence: str) -> None:
+def test_max_jobs_below_one_is_a_conductor_error(board: JobBoard, persistence_url: str) -> None:
     with pytest.raises(ConductorError, match="max_jobs must be at least 1, got 0"):
-        Conductor("c1", board, persistence, max_jobs=0)
+        Conductor("c1", board, persistence_url, max_jobs=0)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,18 +26,11 @@ from conductor import logs
 from flowkit.jobboard import Job, JobState
 from flowkit.jobboard import backends as boards
 from tests.job_flows import trace_of
+from tests.support.conductors import REPO
+from tests.support.wait import wait_until
 from tests.tcp_proxy import TcpProxy
 
-REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "s3cr3t-pw"
-
-
-def _until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Daemon:
@@ -172,7 +165,7 @@ def test_a_signal_during_start_up_connection_attempts_exits_within_a_second(
         tmp_path, f"sqlite:///{tmp_path}/board.db", _through(postgres_url, proxy), "--startup-timeout", "60"
     )
     daemons.append(d)
-    _until(lambda: proxy.accepted > 0, 20, "the conductor to try the database")
+    wait_until(lambda: proxy.accepted > 0, 20, "the conductor to try the database")
     time.sleep(0.5)
     code, took = d.signal_and_time(signum, 10)
     assert took < 1.5, (took, d.log)
@@ -206,9 +199,9 @@ def test_sigterm_while_storage_retries_exits_within_a_second(
     job = _post(board_url, postgres_url, tmp_path, "outage", n=20, delay=0.3)
     d = Daemon(tmp_path, board_url, _through(postgres_url, proxy), "--grace", "10")
     daemons.append(d)
-    _until(lambda: len(_started(tmp_path, "outage")) >= 2, 30, "two steps to start")
+    wait_until(lambda: len(_started(tmp_path, "outage")) >= 2, 30, "two steps to start")
     proxy.cut()
-    _until(lambda: "retrying" in d.log, 10, "the conductor to retry the database")
+    wait_until(lambda: "retrying" in d.log, 10, "the conductor to retry the database")
     time.sleep(0.5)
     code, took = d.signal_and_time(signal.SIGTERM, 15)
     assert took < 2.0, (took, d.log)
@@ -223,12 +216,14 @@ def test_an_outage_longer_than_the_retry_bound_pauses_claims_and_the_job_finishe
     job = _post(board_url, postgres_url, tmp_path, "long", n=8, delay=0.3)
     d = Daemon(tmp_path, board_url, _through(postgres_url, proxy, "retry_timeout=1"))
     daemons.append(d)
-    _until(lambda: len(_started(tmp_path, "long")) >= 2, 30, "two steps to start")
+    wait_until(lambda: len(_started(tmp_path, "long")) >= 2, 30, "two steps to start")
     proxy.cut()
-    _until(lambda: re.search(r"persistence \S+ unreachable", d.log), 15, "the conductor to notice the outage")
+    wait_until(
+        lambda: re.search(r"persistence \S+ unreachable", d.log), 15, "the conductor to notice the outage"
+    )
     time.sleep(3)  # several retry bounds: the job must not be claimed and failed again and again
     proxy.restore()
-    _until(lambda: "consumed job" in d.log, 60, "the job to finish")
+    wait_until(lambda: "consumed job" in d.log, 60, "the job to finish")
     log = d.log
     assert "Traceback" not in log, log
     assert len(re.findall(r"persistence \S+ unreachable", log)) == 1, log

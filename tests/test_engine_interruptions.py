@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,8 @@ from flowkit.exceptions import StorageError
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import AtomState, FlowState
 from flowkit.storage import Recorder, Storage
-from tests.persistence_support import fresh_backend, saved_states
+from tests.support.background import Background
+from tests.support.persistence import fresh_backend, saved_states
 
 
 class Log(Task):
@@ -75,20 +75,9 @@ def test_a_base_exception_in_a_pool_thread_does_not_hang_the_parallel_engine() -
         raise SystemExit(3)
 
     engine = engines.load(LinearFlow("f").add(FunctorTask(bail, name="bail")), engine="parallel")
-    done = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            engine.run()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    assert done.wait(20), "the engine hung on SystemExit in a task"
-    assert errors and isinstance(errors[0], SystemExit)
+    run = Background(engine.run)
+    assert run.wait(20), "the engine hung on SystemExit in a task"
+    assert run.errors and isinstance(run.errors[0], SystemExit)
     assert engine.storage.get_atom_state("bail") is AtomState.REVERTED
 
 

@@ -13,8 +13,8 @@ import pytest
 from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines, notifier
 from flowkit.exceptions import NotSerializableError
 from flowkit.states import AtomState, FlowState
-from tests import fixtures_tasks
-from tests.fixtures_tasks import Add, Explode, Multiply, Progressing, ReturnsLock, WhereAmI
+from tests.support import tasks as importable
+from tests.support.tasks import Add, Explode, Multiply, Progressing, ReturnsLock, WhereAmI
 
 
 class Meet(Task):
@@ -29,9 +29,9 @@ class Meet(Task):
         return threading.current_thread().name
 
 
-def test_fixture_module_is_importable_by_name():
-    assert fixtures_tasks.__name__ == "tests.fixtures_tasks"
-    assert Add.__module__ == "tests.fixtures_tasks"
+def test_task_module_is_importable_by_name():
+    assert importable.__name__ == "tests.support.tasks"
+    assert Add.__module__ == "tests.support.tasks"
 
 
 def test_threads_overlap_up_to_max_workers():
@@ -55,7 +55,7 @@ def test_process_executor_runs_importable_tasks():
     flow = LinearFlow("f").add(
         UnorderedFlow("u").add(Add(name="add"), WhereAmI(name="where")),
         Multiply(name="mul"),
-        FunctorTask(fixtures_tasks.double, name="double", rebind={"value": "product"}, provides="doubled"),
+        FunctorTask(importable.double, name="double", rebind={"value": "product"}, provides="doubled"),
     )
     out = engines.run(flow, store={"x": 2, "y": 3}, engine="parallel", executor="processes", max_workers=2)
     assert out["sum"] == 5
@@ -165,7 +165,7 @@ def test_progress_events_reach_the_atom_notifier(executor, task_cls, expected):
 
 
 def test_process_executor_unpicklable_argument_fails_naming_the_atom():
-    flow = LinearFlow("f").add(FunctorTask(fixtures_tasks.double, name="dbl"))
+    flow = LinearFlow("f").add(FunctorTask(importable.double, name="dbl"))
     engine = engines.load(flow, store={"value": threading.Lock()}, engine="parallel", executor="processes")
     with pytest.raises(NotSerializableError) as info:
         engine.run()
@@ -175,7 +175,7 @@ def test_process_executor_unpicklable_argument_fails_naming_the_atom():
 
 
 def test_process_executor_unpicklable_argument_is_a_single_clean_failure():
-    flow = LinearFlow("f").add(FunctorTask(fixtures_tasks.double, name="dbl"))
+    flow = LinearFlow("f").add(FunctorTask(importable.double, name="dbl"))
     engine = engines.load(flow, store={"value": threading.Lock()}, engine="parallel", executor="processes")
     with pytest.raises(NotSerializableError, match="dbl"):
         engine.run()

@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,31 +24,14 @@ from flowkit.exceptions import (
 )
 from flowkit.jobboard import Job, JobBoard, JobPriority, JobState
 from flowkit.jobboard import backends as boards
-from tests.jobboard_support import zookeeper_tree
+from tests.support.boards import BOARD_KINDS, board_url_for
 
 MakeBoard = Callable[..., JobBoard]
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("zookeeper", marks=pytest.mark.zookeeper),
-        "sqlite",
-        "memory",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def board_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    kind = request.param
-    if kind == "zookeeper":
-        hosts = request.getfixturevalue("zookeeper_hosts")
-        with zookeeper_tree(hosts) as path:
-            yield f"zookeeper://{hosts}{path}?timeout=4"
-    elif kind == "sqlite":
-        yield f"sqlite:///{tmp_path}/board.db"
-    elif kind == "memory":
-        yield f"memory://{secrets.token_hex(4)}"
-    else:
-        yield request.getfixturevalue("postgres_url")
+@pytest.fixture(params=[*BOARD_KINDS, "memory"])
+def board_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return board_url_for(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -70,6 +54,25 @@ def make_board(board_url: str) -> Iterator[MakeBoard]:
 @pytest.fixture
 def board(make_board: MakeBoard) -> JobBoard:
     return make_board()
+
+
+def test_a_board_counts_and_lists_its_own_posts_at_once(
+    board: JobBoard, request: pytest.FixtureRequest
+) -> None:
+    """Read-your-writes: right after ``post`` returns, the same board counts and lists the job (a conductor
+    test waiting for ``job_count() == 0`` once passed before the job it had just posted was even seen)."""
+    if request.node.callspec.params["board_url"] == "zookeeper":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="ZooKeeper board: job_count()/iterjobs() read the copy its watches keep, which lags "
+                "the board's own post (counts 0 right after posting one job)",
+            )
+        )
+    for i in range(5):
+        job = board.post(f"job-{i}")
+        assert board.job_count() == i + 1, f"job {i} posted, counted {board.job_count()}"
+        assert job.uuid in {j.uuid for j in board.iterjobs()}
 
 
 def test_post_then_list(board: JobBoard) -> None:

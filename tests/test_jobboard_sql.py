@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -11,15 +10,8 @@ import pytest
 
 from flowkit.jobboard import ClaimEvent, JobState
 from flowkit.jobboard.backends.sql import SQLJobBoard
+from tests.support.wait import wait_until
 from tests.tcp_proxy import TcpProxy
-
-
-def _until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_a_dead_claimants_lease_runs_out(tmp_path) -> None:
@@ -59,9 +51,9 @@ def test_renewal_trouble_is_in_doubt_then_confirmed(postgres_url: str) -> None:
         job = board.post("j")
         board.claim(job, "a")
         proxy.cut()
-        _until(lambda: ClaimEvent.IN_DOUBT in events, 3, "IN_DOUBT")
+        wait_until(lambda: ClaimEvent.IN_DOUBT in events, 3, "IN_DOUBT")
         proxy.restore()
-        _until(lambda: ClaimEvent.CONFIRMED in events, 3, "CONFIRMED")
+        wait_until(lambda: ClaimEvent.CONFIRMED in events, 3, "CONFIRMED")
         assert ClaimEvent.LOST not in events
         board.consume(job, "a")
     finally:
@@ -106,7 +98,7 @@ def test_a_hung_renewal_is_in_doubt_then_lost_on_time(tmp_path) -> None:
         board.claim(job, "a")
         locker.execute("BEGIN IMMEDIATE")  # the renewal now waits for the write lock
         locked = time.monotonic()
-        _until(lambda: ClaimEvent.LOST in [e for e, _ in events], lease * 2, "LOST")
+        wait_until(lambda: ClaimEvent.LOST in [e for e, _ in events], lease * 2, "LOST")
         seen = {event: at - locked for event, at in events}
         assert seen[ClaimEvent.IN_DOUBT] < lease / 3 + 0.35, seen
         assert seen[ClaimEvent.LOST] < lease * 0.9 + 0.35, seen

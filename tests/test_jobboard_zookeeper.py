@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -15,62 +14,38 @@ from flowkit.exceptions import JobBoardConnectionError, JobBoardError, NotOwnerE
 from flowkit.jobboard import ClaimEvent, JobBoard
 from flowkit.jobboard import backends as boards
 from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
-from tests.jobboard_support import zookeeper_tree
+from tests.support.boards import zookeeper_tree
+from tests.support.wait import wait_until
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.zookeeper
 
 
-@pytest.fixture
-def path(zookeeper_hosts: str) -> Iterator[str]:
-    with zookeeper_tree(zookeeper_hosts) as p:
-        yield p
-
-
-@pytest.fixture
-def raw(zookeeper_hosts: str) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zookeeper_hosts, timeout=4)
-    client.start(timeout=10)
-    yield client
-    client.stop()
-    client.close()
-
-
-def _board(hosts: str, path: str, **options: object) -> JobBoard:
-    board = ZooKeeperJobBoard("test", hosts, path, timeout=4, **options)  # type: ignore[arg-type]
+def _board(hosts: str, zk_path: str, **options: object) -> JobBoard:
+    board = ZooKeeperJobBoard("test", hosts, zk_path, timeout=4, **options)  # type: ignore[arg-type]
     board.connect()
     return board
 
 
-def _until(check: Callable[[], object], timeout: float, what: str) -> float:
-    """Wait for ``check()`` to be true; return when it became so (monotonic)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-    return time.monotonic()
-
-
 def test_malformed_nodes_are_skipped_with_one_warning(
-    zookeeper_hosts: str, path: str, raw: KazooClient, caplog: pytest.LogCaptureFixture
+    zookeeper_hosts: str, zk_path: str, zk_client: KazooClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    board = _board(zookeeper_hosts, path)
+    board = _board(zookeeper_hosts, zk_path)
     try:
         good = board.post("good")
         bad = {
-            f"{path}/jobs/job-0000009997": b"[1, 2]",
-            f"{path}/jobs/job-0000009998": b"\xffnot json",
-            f"{path}/jobs/job-0000009999": b'{"uuid": "u", "name": 5}',
-            f"{path}/jobs/stray": b"x",
+            f"{zk_path}/jobs/job-0000009997": b"[1, 2]",
+            f"{zk_path}/jobs/job-0000009998": b"\xffnot json",
+            f"{zk_path}/jobs/job-0000009999": b'{"uuid": "u", "name": 5}',
+            f"{zk_path}/jobs/stray": b"x",
         }
         for node, data in bad.items():
-            raw.create(node, data)
+            zk_client.create(node, data)
         with caplog.at_level(logging.WARNING, logger="flowkit.jobboard"):
             for _ in range(3):
                 assert [j.uuid for j in board.iterjobs(ensure_fresh=True)] == [good.uuid]
             assert [j.uuid for j in board.wait(1)] == [good.uuid]
-            fresh = _board(zookeeper_hosts, path)
+            fresh = _board(zookeeper_hosts, zk_path)
             assert [j.uuid for j in fresh.iterjobs()] == [good.uuid]
             fresh.close()
         messages = [r.getMessage() for r in caplog.records]
@@ -82,45 +57,45 @@ def test_malformed_nodes_are_skipped_with_one_warning(
         board.close()
 
 
-def test_digest_auth_and_acls(zookeeper_hosts: str, raw: KazooClient) -> None:
-    with zookeeper_tree(zookeeper_hosts, auth=("alice", "s3cret")) as path:
-        board = boards.fetch("b", f"zookeeper://alice:s3cret@{zookeeper_hosts}{path}?timeout=4")
+def test_digest_auth_and_acls(zookeeper_hosts: str, zk_client: KazooClient) -> None:
+    with zookeeper_tree(zookeeper_hosts, auth=("alice", "s3cret")) as zk_path:
+        board = boards.fetch("b", f"zookeeper://alice:s3cret@{zookeeper_hosts}{zk_path}?timeout=4")
         board.connect()
         try:
             job = board.post("secret")
             with pytest.raises(NoAuthError):
-                raw.get(f"{path}/jobs/job-{job.sequence:010d}")
+                zk_client.get(f"{zk_path}/jobs/job-{job.sequence:010d}")
             with pytest.raises(NoAuthError):
-                raw.get_children(f"{path}/jobs")
-            intruder = boards.fetch("b", f"zookeeper://alice:wrong@{zookeeper_hosts}{path}?timeout=4")
+                zk_client.get_children(f"{zk_path}/jobs")
+            intruder = boards.fetch("b", f"zookeeper://alice:wrong@{zookeeper_hosts}{zk_path}?timeout=4")
             with pytest.raises(JobBoardError, match="not allowed"):
                 intruder.connect()
             board.claim(job, "c")
             board.consume(job, "c")
         finally:
             board.close()
-        url = f"zookeeper://alice:s3cret@{zookeeper_hosts}{path}/open?timeout=4&world_read=1"
+        url = f"zookeeper://alice:s3cret@{zookeeper_hosts}{zk_path}/open?timeout=4&world_read=1"
         with boards.fetch("b", url) as readable:
             job = readable.post("public")
-            data, _ = raw.get(f"{path}/open/jobs/job-{job.sequence:010d}")
+            data, _ = zk_client.get(f"{zk_path}/open/jobs/job-{job.sequence:010d}")
             assert b"public" in data
 
 
-def test_suspended_session_hands_out_no_work_then_recovers(zookeeper_hosts: str, path: str) -> None:
+def test_suspended_session_hands_out_no_work_then_recovers(zookeeper_hosts: str, zk_path: str) -> None:
     proxy = TcpProxy(("127.0.0.1", int(zookeeper_hosts.rsplit(":", 1)[1])))
-    board = _board(proxy.address, path)
+    board = _board(proxy.address, zk_path)
     events: list[ClaimEvent] = []
     board.add_claim_listener(lambda event, uuids: events.append(event))
     try:
         job, other = board.post("mine"), board.post("other")
         board.claim(job, "a")
         proxy.cut()
-        _until(lambda: ClaimEvent.IN_DOUBT in events, 5, "IN_DOUBT")
+        wait_until(lambda: ClaimEvent.IN_DOUBT in events, 5, "IN_DOUBT")
         with pytest.raises(JobBoardConnectionError, match="suspended"):
             board.claim(other, "a")
         assert list(board.wait(0.3)) == []
         proxy.restore()
-        _until(lambda: ClaimEvent.CONFIRMED in events, 5, "CONFIRMED")
+        wait_until(lambda: ClaimEvent.CONFIRMED in events, 5, "CONFIRMED")
         assert ClaimEvent.LOST not in events
         board.consume(job, "a")
         assert [j.uuid for j in board.wait(5)] == [other.uuid]
@@ -129,12 +104,14 @@ def test_suspended_session_hands_out_no_work_then_recovers(zookeeper_hosts: str,
         proxy.close()
 
 
-def test_partition_tells_the_claimant_before_anyone_else_can_claim(zookeeper_hosts: str, path: str) -> None:
+def test_partition_tells_the_claimant_before_anyone_else_can_claim(
+    zookeeper_hosts: str, zk_path: str
+) -> None:
     """A silent partition (no RST): IN_DOUBT reaches the claimant before its session can expire and
     another conductor take the job; when the network returns the claimant hears LOST."""
     proxy = TcpProxy(("127.0.0.1", int(zookeeper_hosts.rsplit(":", 1)[1])))
-    partitioned = _board(proxy.address, path)
-    other = _board(zookeeper_hosts, path)
+    partitioned = _board(proxy.address, zk_path)
+    other = _board(zookeeper_hosts, zk_path)
     seen: dict[ClaimEvent, float] = {}
     partitioned.add_claim_listener(lambda event, uuids: seen.setdefault(event, time.monotonic()))
     try:
@@ -161,7 +138,7 @@ def test_partition_tells_the_claimant_before_anyone_else_can_claim(zookeeper_hos
         assert ClaimEvent.IN_DOUBT in seen and seen[ClaimEvent.IN_DOUBT] < other_at
         assert other_at - cut_at < 4 + 2 + 1  # session timeout, ZooKeeper's tick rounding, slack
         proxy.restore()
-        _until(lambda: ClaimEvent.LOST in seen, 10, "LOST")
+        wait_until(lambda: ClaimEvent.LOST in seen, 10, "LOST")
         with pytest.raises(NotOwnerError):
             partitioned.consume(job, "a")
         other.consume(job, "b")
@@ -171,11 +148,11 @@ def test_partition_tells_the_claimant_before_anyone_else_can_claim(zookeeper_hos
         proxy.close()
 
 
-def test_a_session_lost_while_claiming_fails_the_claim(zookeeper_hosts: str, path: str) -> None:
+def test_a_session_lost_while_claiming_fails_the_claim(zookeeper_hosts: str, zk_path: str) -> None:
     """LOST arriving between the claim's commit and its bookkeeping must not leave a claim we believe in."""
     from kazoo.protocol.states import KazooState
 
-    zk = ZooKeeperJobBoard("test", zookeeper_hosts, path, timeout=4)
+    zk = ZooKeeperJobBoard("test", zookeeper_hosts, zk_path, timeout=4)
     zk.connect()
     board: JobBoard = zk
     events: list[tuple[ClaimEvent, frozenset[str]]] = []
@@ -203,13 +180,13 @@ def test_a_session_lost_while_claiming_fails_the_claim(zookeeper_hosts: str, pat
 
 
 def test_the_fencing_token_is_the_claim_nodes_creation_zxid(
-    zookeeper_hosts: str, path: str, raw: KazooClient
+    zookeeper_hosts: str, zk_path: str, zk_client: KazooClient
 ) -> None:
-    board = _board(zookeeper_hosts, path)
+    board = _board(zookeeper_hosts, zk_path)
     try:
         job = board.post("j")
         board.claim(job, "c")
-        _, stat = raw.get(f"{path}/claims/job-{job.sequence:010d}")
+        _, stat = zk_client.get(f"{zk_path}/claims/job-{job.sequence:010d}")
         assert job.fence == stat.czxid
     finally:
         board.close()

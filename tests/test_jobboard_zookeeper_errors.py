@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from kazoo import exceptions as kazoo_exceptions
@@ -20,7 +20,6 @@ from kazoo.handlers.threading import KazooTimeoutError
 from flowkit.exceptions import FlowkitError, JobBoardConnectionError, JobBoardError
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
-from tests.jobboard_support import zookeeper_tree
 
 pytestmark = pytest.mark.zookeeper
 
@@ -44,21 +43,6 @@ CONNECTION_ERRORS = {
     kazoo_exceptions.RequestTimeoutError,
     KazooTimeoutError,
 }
-
-
-@pytest.fixture
-def path(zookeeper_hosts: str) -> Iterator[str]:
-    with zookeeper_tree(zookeeper_hosts) as p:
-        yield p
-
-
-@pytest.fixture
-def raw(zookeeper_hosts: str) -> Iterator[KazooClient]:
-    client = KazooClient(hosts=zookeeper_hosts, timeout=4)
-    client.start(timeout=10)
-    yield client
-    client.stop()
-    client.close()
 
 
 def _raised(call: Callable[[], object]) -> BaseException:
@@ -94,29 +78,31 @@ def test_every_kazoo_error_maps_to_a_flowkit_error(kazoo_error: type[Exception])
 
 
 def test_a_board_path_under_an_ephemeral_node_is_refused(
-    zookeeper_hosts: str, path: str, raw: KazooClient
+    zookeeper_hosts: str, zk_path: str, zk_client: KazooClient
 ) -> None:
-    raw.ensure_path(path)
-    raw.create(f"{path}/ephemeral", ephemeral=True)
-    board = ZooKeeperJobBoard("errors", zookeeper_hosts, f"{path}/ephemeral/board", timeout=4)
+    zk_client.ensure_path(zk_path)
+    zk_client.create(f"{zk_path}/ephemeral", ephemeral=True)
+    board = ZooKeeperJobBoard("errors", zookeeper_hosts, f"{zk_path}/ephemeral/board", timeout=4)
     exc = _raised(board.connect)
-    _flowkit(exc, f"{path}/ephemeral/board")
+    _flowkit(exc, f"{zk_path}/ephemeral/board")
     assert "ephemeral" in str(exc) and isinstance(
         exc.__cause__, kazoo_exceptions.NoChildrenForEphemeralsError
     )
     assert not board.connected
 
 
-def test_a_path_kazoo_refuses_is_a_job_board_error(zookeeper_hosts: str, path: str) -> None:
-    board = ZooKeeperJobBoard("errors", zookeeper_hosts, f"{path}/a/../b", timeout=4)
-    _flowkit(_raised(board.connect), f"{path}/a/../b")
+def test_a_path_kazoo_refuses_is_a_job_board_error(zookeeper_hosts: str, zk_path: str) -> None:
+    board = ZooKeeperJobBoard("errors", zookeeper_hosts, f"{zk_path}/a/../b", timeout=4)
+    _flowkit(_raised(board.connect), f"{zk_path}/a/../b")
 
 
-def test_nodes_deleted_under_a_connected_board(zookeeper_hosts: str, path: str, raw: KazooClient) -> None:
-    board = ZooKeeperJobBoard("errors", zookeeper_hosts, path, timeout=4)
+def test_nodes_deleted_under_a_connected_board(
+    zookeeper_hosts: str, zk_path: str, zk_client: KazooClient
+) -> None:
+    board = ZooKeeperJobBoard("errors", zookeeper_hosts, zk_path, timeout=4)
     board.connect()
     try:
-        raw.delete(path, recursive=True)
+        zk_client.delete(zk_path, recursive=True)
         calls: dict[str, Callable[[], object]] = {
             "post": lambda: board.post("j"),
             "iterjobs": lambda: list(board.iterjobs(ensure_fresh=True)),
@@ -125,7 +111,7 @@ def test_nodes_deleted_under_a_connected_board(zookeeper_hosts: str, path: str, 
         }
         for what, call in calls.items():
             exc = _raised(call)
-            _flowkit(exc, path)
+            _flowkit(exc, zk_path)
             assert isinstance(exc.__cause__, kazoo_exceptions.NoNodeError), what
     finally:
         board.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,6 @@ from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, Intention, LogBook, RetryDetail, TaskDetail
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState
-from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend
-
-
-@pytest.fixture(params=BACKEND_KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    b = fresh_backend(backend_url(request.param, request, tmp_path))
-    yield b
-    b.close()
 
 
 def _failure(message: str = "boom") -> Failure:

@@ -23,7 +23,7 @@ from flowkit.persistence import backends
 from flowkit.persistence.backends import Backend
 from flowkit.states import FlowState
 from tests.crash_flows import NAMES, Boom
-from tests.persistence_support import lines, saved_flow, saved_states
+from tests.support.persistence import lines, saved_flow, saved_states
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0

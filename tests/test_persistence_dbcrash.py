@@ -27,8 +27,8 @@ from flowkit.persistence.backends import Backend
 from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import AtomState, FlowState
-from tests.persistence_support import fresh_backend, saved_flow
 from tests.pg_server import PgServer, require_pg_binaries
+from tests.support.persistence import fresh_backend, saved_flow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

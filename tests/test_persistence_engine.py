@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +15,7 @@ from flowkit.persistence import backends
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, Intention, LogBook, RetryDetail
 from flowkit.states import AtomState, FlowState
-from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend, saved_flow, saved_states
-
-
-@pytest.fixture(params=BACKEND_KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    b = fresh_backend(backend_url(request.param, request, tmp_path))
-    yield b
-    b.close()
+from tests.support.persistence import fresh_backend, saved_flow, saved_states
 
 
 class Record(Task):

@@ -13,7 +13,7 @@ from flowkit.factory import FactoryDetails
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 from tests.crash_flows import make_flow
-from tests.persistence_support import fresh_backend, lines, saved_flow, saved_states
+from tests.support.persistence import fresh_backend, lines, saved_flow, saved_states
 
 
 @pytest.fixture

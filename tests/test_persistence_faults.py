@@ -21,7 +21,7 @@ from flowkit.persistence import backends
 from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.models import FlowDetail
 from flowkit.states import FlowState
-from tests.persistence_support import fresh_backend, saved_flow, saved_states
+from tests.support.persistence import fresh_backend, saved_flow, saved_states
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

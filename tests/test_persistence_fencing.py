@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -17,14 +16,7 @@ from flowkit.flow import Flow
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import FlowState
-from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend, saved_flow
-
-
-@pytest.fixture(params=BACKEND_KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    b = fresh_backend(backend_url(request.param, request, tmp_path))
-    yield b
-    b.close()
+from tests.support.persistence import fresh_backend, saved_flow
 
 
 class Step(Task):

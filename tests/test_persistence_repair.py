@@ -18,7 +18,7 @@ from flowkit import LinearFlow, Task, engines
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail
 from flowkit.states import AtomState, FlowState
-from tests.persistence_support import BACKEND_KINDS, backend_url, fresh_backend, saved_flow, saved_states
+from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend, saved_flow, saved_states
 
 
 @pytest.fixture(params=BACKEND_KINDS)

@@ -1,0 +1,78 @@
+"""Conductor daemons as processes (``python -m conductor``), logging to files, killed at the end."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.support.wait import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Conductors:
+    """Starts ``python -m conductor`` processes, logging to files; kills what is left at the end."""
+
+    def __init__(self, tmp_path: Path, persistence: str) -> None:
+        self.tmp_path = tmp_path
+        self.persistence = persistence
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, board_url: str, *extra: str) -> subprocess.Popen[bytes]:
+        log = open(self.log_path(name), "wb")  # noqa: SIM115 - the child owns it
+        command = [
+            sys.executable,
+            "-m",
+            "conductor",
+            "--board",
+            board_url,
+            "--persistence",
+            self.persistence,
+            "--name",
+            name,
+            "--grace",
+            "5",
+            *extra,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        self.procs[name] = proc
+        wait_until(
+            lambda: "running jobs from" in self.log(name) or proc.poll() is not None, 20, f"{name} to start"
+        )
+        assert proc.poll() is None, self.log(name)
+        return proc
+
+    def log_path(self, name: str) -> Path:
+        return self.tmp_path / f"conductor-{name}.log"
+
+    def log(self, name: str) -> str:
+        path = self.log_path(name)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kill(self, name: str) -> float:
+        """SIGKILL ``name`` and reap it; return when (wall clock)."""
+        proc = self.procs[name]
+        proc.kill()
+        killed_at = time.time()
+        proc.wait(10)
+        return killed_at
+
+    def consumed(self) -> collections.Counter[str]:
+        """How many times each job (by uuid) was consumed, across every conductor's log."""
+        found: collections.Counter[str] = collections.Counter()
+        for name in self.procs:
+            found.update(re.findall(r"consumed job '[^']*' \(([0-9a-f-]{36})\)", self.log(name)))
+        return found
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
