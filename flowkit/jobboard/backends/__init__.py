@@ -2,8 +2,10 @@
 
 ``zookeeper://[user:password@]host:port[,host:port...]/path?timeout=SECONDS[&max_attempts=N][&world_read=1]``
     ZooKeeper (claims die with their owner's session; ``timeout`` is that session's timeout).
-``sqlite:///path/to/file.db``, ``postgresql://user@host/db``, ``memory://``
-    The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``).
+``sqlite:///path/to/file.db``, ``postgresql://user@host/db`` (or ``postgres://``), ``memory://NAME``
+    The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``); the URL is
+    read by the same parser as persistence's (:mod:`flowkit.sql.urls`), and a board on the same database
+    as persistence shares its engine. ``memory://NAME`` is an SQLite database in this process.
 
 Backends import their client libraries only when fetched (ZooKeeper: ``flowkit[zookeeper]``,
 PostgreSQL: ``flowkit[postgres]``).
@@ -21,7 +23,8 @@ from flowkit.factory import allow_list
 from flowkit.jobboard.base import JobBoard
 
 ZOOKEEPER_SCHEMES = ("zookeeper",)
-SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "memory")
+SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
+"""Each may add ``+driver`` (``postgresql+psycopg2://``), as for persistence."""
 SCHEMES = ZOOKEEPER_SCHEMES + SQL_SCHEMES
 
 __all__ = ["SCHEMES", "display_url", "fetch"]
@@ -60,24 +63,20 @@ def fetch(
 
 def _make(name: str, url: str, persistence: Any, options: dict[str, Any]) -> JobBoard:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    dialect = scheme.split("+", 1)[0]
     if scheme in ZOOKEEPER_SCHEMES:
         extras.require("zookeeper", "the ZooKeeper job board")
         from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
 
         return ZooKeeperJobBoard(name, persistence=persistence, **(_zookeeper_options(url) | options))
-    if scheme in SQL_SCHEMES:
-        if scheme.startswith("postgresql"):
-            extras.require("postgres", "the PostgreSQL job board")
+    if dialect in SQL_SCHEMES:
         from flowkit.jobboard.backends.sql import SQLJobBoard
 
-        db_url, query = _split_query(url)
-        return SQLJobBoard(name, db_url, persistence=persistence, **(_sql_options(url, query) | options))
+        board = SQLJobBoard(name, url, persistence=persistence, **options)
+        if board.database.dialect == "postgresql":
+            extras.require("postgres", "the PostgreSQL job board")
+        return board
     raise UnknownBackendError(display_url(url), SCHEMES)
-
-
-def _split_query(url: str) -> tuple[str, dict[str, str]]:
-    base, _, query = url.partition("?")
-    return base, dict(parse_qsl(query, keep_blank_values=True))
 
 
 def _number(url: str, query: dict[str, str], key: str, kind: type) -> Any:
@@ -113,14 +112,5 @@ def _zookeeper_options(url: str) -> dict[str, Any]:
         options["max_attempts"] = _number(url, query, "max_attempts", int)
     if "world_read" in query:
         options["world_read"] = _flag(query.pop("world_read"))
-    _unknown(url, query)
-    return options
-
-
-def _sql_options(url: str, query: dict[str, str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key, kind in (("lease", float), ("poll", float), ("max_attempts", int)):
-        if key in query:
-            options[key] = _number(url, query, key, kind)
     _unknown(url, query)
     return options
