@@ -129,6 +129,11 @@ class SQLJobBoard(JobBoard):
     def connected(self) -> bool:
         return self._engine is not None
 
+    @property
+    def engine(self) -> sa.Engine | None:
+        """The SQLAlchemy engine while connected: the same one as persistence's on the same database."""
+        return self._engine
+
     def connect(self) -> None:
         if self._engine is not None:
             return
