@@ -223,3 +223,16 @@ def test_an_unnamed_in_memory_database_is_never_shared() -> None:
     finally:
         for lease in (one, two, *fresh):
             lease.release()
+
+
+def test_zookeeper_urls_give_typed_options_too() -> None:
+    found = boards.ZooKeeperOptions.from_url("zookeeper://u:p%40ss@h1:1,h2:2/jobs?timeout=4&world_read=1")
+    assert found == boards.ZooKeeperOptions("h1:1,h2:2", "/jobs", ("u", "p@ss"), 4.0, None, True)
+    assert found.arguments() == {
+        "hosts": "h1:1,h2:2",
+        "path": "/jobs",
+        "auth": ("u", "p@ss"),
+        "timeout": 4.0,
+        "world_read": True,
+    }
+    assert boards.ZooKeeperOptions.from_url("zookeeper://h/").arguments() == {"hosts": "h", "path": "/"}
