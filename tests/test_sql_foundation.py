@@ -129,11 +129,11 @@ def _names_the_url_without_password(exc: BaseException, url: str) -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield (
-        f"sqlite:///{tmp_path}/shared.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
+    """A database URL no other test uses in this process (so its engine is this test's alone)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/shared.db"
+    else:  # the session's database, under a URL of its own
+        yield f"{request.getfixturevalue('postgres_url')}?application_name=t{secrets.token_hex(4)}"
 
 
 def test_a_board_and_persistence_on_one_database_share_one_engine(db_url: str) -> None:
