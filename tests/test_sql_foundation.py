@@ -236,3 +236,20 @@ def test_zookeeper_urls_give_typed_options_too() -> None:
         "world_read": True,
     }
     assert boards.ZooKeeperOptions.from_url("zookeeper://h/").arguments() == {"hosts": "h", "path": "/"}
+
+
+def test_a_backend_used_again_after_close_holds_the_engine_again(tmp_path: Path) -> None:
+    backend = backends.fetch(f"sqlite:///{tmp_path}/again.db")
+    assert isinstance(backend, SQLAlchemyBackend)
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    backend.close()
+    board = SQLJobBoard("b", f"sqlite:///{tmp_path}/again.db")
+    board.connect()
+    try:
+        with backend.get_connection() as conn:  # as before the shared engines: close() is not final
+            conn.save_logbook(LogBook("book"))
+        assert backend.engine is board.engine  # and it shares the database's engine again
+    finally:
+        board.close()
+        backend.close()

@@ -59,6 +59,10 @@ class EngineLease:
     lock: AbstractContextManager[Any] = field(default_factory=contextlib.nullcontext)
     _released: bool = False
 
+    @property
+    def released(self) -> bool:
+        return self._released
+
     def release(self) -> None:
         """Give the engine back (idempotent); the last user's release disposes it."""
         if self._released:

@@ -157,6 +157,9 @@ class SQLAlchemyBackend(Backend):
         return self.options.database.display
 
     def get_connection(self, autocommit: bool = False) -> SQLAlchemyConnection:
+        if self._lease.released:  # used again after close(), as a disposed engine allows: hold it again
+            self._lease = engines.acquire(self.options.database)
+            self.engine = self._lease.engine
         return SQLAlchemyConnection(self, autocommit)
 
     def close(self) -> None:
