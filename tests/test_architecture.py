@@ -36,33 +36,35 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("flowkit.atom", "flowkit.task", "flowkit.retry", "flowkit.flow", "flowkit.patterns"),
         ("foundation",),
     ),
+    "sql": (("flowkit.sql",), ("foundation",)),
     "compiler": (("flowkit.compiler",), ("foundation", "model")),
     "storage": (("flowkit.storage",), ("foundation", "model", "compiler")),
     "persistence": (
         ("flowkit.persistence", "flowkit.utils"),
-        ("foundation", "model", "compiler", "storage"),
+        ("foundation", "sql", "model", "compiler", "storage"),
     ),
-    "factory": (("flowkit.factory",), ("foundation", "model", "compiler", "storage", "persistence")),
+    "factory": (("flowkit.factory",), ("foundation", "sql", "model", "compiler", "storage", "persistence")),
     "engines": (
         ("flowkit.engines",),
-        ("foundation", "model", "compiler", "storage", "persistence", "factory"),
+        ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory"),
     ),
     "jobboard": (
         ("flowkit.jobboard",),
-        ("foundation", "model", "compiler", "storage", "persistence", "factory"),
+        ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory"),
     ),
     "workers": (
         ("flowkit.workers",),
-        ("foundation", "model", "compiler", "storage", "persistence", "factory", "engines"),
+        ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
     "listeners": (
         ("flowkit.listeners",),
-        ("foundation", "model", "compiler", "storage", "persistence", "factory", "engines"),
+        ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
     "applications": (
         ("flowkit.cli", "flowkit.demo", "flowkit.__main__", "conductor"),
         (
             "foundation",
+            "sql",
             "model",
             "compiler",
             "storage",
@@ -77,7 +79,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "facade": (
         ("flowkit",),  # the package's own __init__: re-exports the public names, imported by nothing inside
-        ("foundation", "model", "compiler", "storage", "persistence", "factory", "engines"),
+        ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
 }
 

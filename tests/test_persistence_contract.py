@@ -248,12 +248,15 @@ def test_unknown_scheme() -> None:
 
 
 def test_postgresql_means_psycopg2() -> None:
-    from flowkit.persistence.backends.sqlalchemy import sqlalchemy_url
+    from flowkit.persistence.backends.sqlalchemy import SQLOptions
 
-    assert sqlalchemy_url("postgresql://u@h/db").drivername == "postgresql+psycopg2"
-    assert sqlalchemy_url("postgres://u@h/db").drivername == "postgresql+psycopg2"
-    assert sqlalchemy_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"
-    assert sqlalchemy_url("sqlite:///x.db").drivername == "sqlite"
+    def driver(url: str) -> str:
+        return SQLOptions.from_url(url).database.url.drivername
+
+    assert driver("postgresql://u@h/db") == "postgresql+psycopg2"
+    assert driver("postgres://u@h/db") == "postgresql+psycopg2"
+    assert driver("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2"
+    assert driver("sqlite:///x.db") == "sqlite"
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:

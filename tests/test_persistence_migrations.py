@@ -17,7 +17,8 @@ from flowkit.jobboard.backends import _sql_schema as board_schema
 from flowkit.jobboard.backends.sql import SQLJobBoard
 from flowkit.persistence import backends, migrations
 from flowkit.persistence.backends._tables import metadata
-from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend, sqlalchemy_url
+from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
+from flowkit.sql import engines, urls
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     base: str = request.getfixturevalue("postgres_url")
     schema = f"mig_{secrets.token_hex(4)}"
-    engine = sa.create_engine(sqlalchemy_url(base), poolclass=sa.pool.NullPool)
+    engine = engines.create(urls.parse(base, (), SchemaError, "test")[0])
     with engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     try:

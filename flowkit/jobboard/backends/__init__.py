@@ -2,8 +2,10 @@
 
 ``zookeeper://[user:password@]host:port[,host:port...]/path?timeout=SECONDS[&max_attempts=N][&world_read=1]``
     ZooKeeper (claims die with their owner's session; ``timeout`` is that session's timeout).
-``sqlite:///path/to/file.db``, ``postgresql://user@host/db``, ``memory://``
-    The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``).
+``sqlite:///path/to/file.db``, ``postgresql://user@host/db`` (or ``postgres://``), ``memory://NAME``
+    The board in an SQL database (claims are leases the claimant renews; ``?lease=SECONDS``); the URL is
+    read by the same parser as persistence's (:mod:`flowkit.sql.urls`), and a board on the same database
+    as persistence shares its engine. ``memory://NAME`` is an SQLite database in this process.
 
 Backends import their client libraries only when fetched (ZooKeeper: ``flowkit[zookeeper]``,
 PostgreSQL: ``flowkit[postgres]``).
@@ -11,6 +13,7 @@ PostgreSQL: ``flowkit[postgres]``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -24,7 +27,8 @@ if TYPE_CHECKING:
     from flowkit.persistence.backends.base import Backend
 
 ZOOKEEPER_SCHEMES = ("zookeeper",)
-SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "memory")
+SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
+"""Each may add ``+driver`` (``postgresql+psycopg2://``), as for persistence."""
 SCHEMES = ZOOKEEPER_SCHEMES + SQL_SCHEMES
 
 __all__ = ["SCHEMES", "display_url", "fetch"]
@@ -33,12 +37,16 @@ __all__ = ["SCHEMES", "display_url", "fetch"]
 def display_url(url: str) -> str:
     """``url`` with its password replaced by ``***``, for messages and logs (``user:***@host``).
 
-    Plain string work, so it also takes ZooKeeper's ``host:port,host:port`` lists and URLs too broken
-    to parse.
+    A SQL URL is rendered by SQLAlchemy (:func:`flowkit.sql.urls.hide_password`); others by plain
+    string work, which also takes ZooKeeper's ``host:port,host:port`` lists and URLs too broken to parse.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    if scheme.split("+", 1)[0].lower() in SQL_SCHEMES[:-1]:  # not memory://, which has no password
+        from flowkit.sql.urls import hide_password
+
+        return hide_password(url)
     end = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     netloc, tail = rest[:end], rest[end:]
     userinfo, at, hosts = netloc.rpartition("@")
@@ -68,24 +76,21 @@ def fetch(
 
 def _make(name: str, url: str, persistence: Backend | str | None, options: dict[str, Any]) -> JobBoard:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    dialect = scheme.split("+", 1)[0]
     if scheme in ZOOKEEPER_SCHEMES:
         extras.require("zookeeper", "the ZooKeeper job board")
         from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
 
-        return ZooKeeperJobBoard(name, persistence=persistence, **(_zookeeper_options(url) | options))
-    if scheme in SQL_SCHEMES:
-        if scheme.startswith("postgresql"):
-            extras.require("postgres", "the PostgreSQL job board")
+        arguments = ZooKeeperOptions.from_url(url).arguments()
+        return ZooKeeperJobBoard(name, persistence=persistence, **(arguments | options))
+    if dialect in SQL_SCHEMES:
         from flowkit.jobboard.backends.sql import SQLJobBoard
 
-        db_url, query = _split_query(url)
-        return SQLJobBoard(name, db_url, persistence=persistence, **(_sql_options(url, query) | options))
+        board = SQLJobBoard(name, url, persistence=persistence, **options)
+        if board.database.dialect == "postgresql":
+            extras.require("postgres", "the PostgreSQL job board")
+        return board
     raise UnknownBackendError(display_url(url), SCHEMES)
-
-
-def _split_query(url: str) -> tuple[str, dict[str, str]]:
-    base, _, query = url.partition("?")
-    return base, dict(parse_qsl(query, keep_blank_values=True))
 
 
 def _number(url: str, query: dict[str, str], key: str, kind: type) -> Any:
@@ -107,28 +112,38 @@ def _unknown(url: str, query: dict[str, str]) -> None:
         )
 
 
-def _zookeeper_options(url: str) -> dict[str, Any]:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    options: dict[str, Any] = {"hosts": hosts or "127.0.0.1:2181", "path": parts.path or "/flowkit"}
-    if userinfo:
-        user, _, password = userinfo.partition(":")
-        options["auth"] = (unquote(user), unquote(password))
-    if "timeout" in query:
-        options["timeout"] = _number(url, query, "timeout", float)
-    if "max_attempts" in query:
-        options["max_attempts"] = _number(url, query, "max_attempts", int)
-    if "world_read" in query:
-        options["world_read"] = _flag(query.pop("world_read"))
-    _unknown(url, query)
-    return options
+@dataclasses.dataclass(frozen=True)
+class ZooKeeperOptions:
+    """What a ``zookeeper://`` URL says; None for what it leaves to the board's defaults."""
 
+    hosts: str = "127.0.0.1:2181"
+    path: str = "/flowkit"
+    auth: tuple[str, str] | None = None
+    timeout: float | None = None
+    max_attempts: int | None = None
+    world_read: bool | None = None
 
-def _sql_options(url: str, query: dict[str, str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for key, kind in (("lease", float), ("poll", float), ("max_attempts", int)):
-        if key in query:
-            options[key] = _number(url, query, key, kind)
-    _unknown(url, query)
-    return options
+    @classmethod
+    def from_url(cls, url: str) -> ZooKeeperOptions:
+        """Parse ``url``; an unknown option or a bad number raises JobBoardError naming the URL."""
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        auth = None
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            auth = (unquote(user), unquote(password))
+        found = cls(
+            hosts=hosts or cls.hosts,
+            path=parts.path or cls.path,
+            auth=auth,
+            timeout=_number(url, query, "timeout", float) if "timeout" in query else None,
+            max_attempts=_number(url, query, "max_attempts", int) if "max_attempts" in query else None,
+            world_read=_flag(query.pop("world_read")) if "world_read" in query else None,
+        )
+        _unknown(url, query)
+        return found
+
+    def arguments(self) -> dict[str, Any]:
+        """The board constructor's keyword arguments that the URL set."""
+        return {f.name: v for f in dataclasses.fields(self) if (v := getattr(self, f.name)) is not None}

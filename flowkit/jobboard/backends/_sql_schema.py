@@ -1,10 +1,10 @@
-"""The SQL job board's table, database engines, and PostgreSQL's LISTEN/NOTIFY wake-up.
+"""The SQL job board's table and PostgreSQL's LISTEN/NOTIFY wake-up.
 
 The table is defined here for use at run time, with its own SQLAlchemy ``MetaData`` (a board and the
 flows' persistence may live in different databases). It is created by flowkit's alembic migrations
 (revisions ``0002`` and ``0003``, beside persistence's tables), which a board runs on connect
-(:func:`upgrade`) and ``flowkit db upgrade URL`` runs from a shell: one database upgraded either way
-has every flowkit table.
+(:func:`flowkit.persistence.migrations.ensure`) and ``flowkit db upgrade URL`` runs from a shell: one
+database upgraded either way has every flowkit table.
 """
 
 from __future__ import annotations
@@ -44,71 +44,6 @@ jobs = sa.Table(
     sa.Column("claim_epoch", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("flowkit_jobs_pick", "board", "state", "priority", "id"),
 )
-
-_memory: dict[str, tuple[sa.Engine, threading.RLock]] = {}
-_memory_lock = threading.Lock()
-
-
-def make_engine(url: str) -> tuple[sa.Engine, threading.RLock | None]:
-    """An engine for ``url``, and the lock that must guard it (``memory://`` only, else None).
-
-    ``memory://NAME`` is one SQLite database in this process per NAME, on one connection shared by
-    every board on it: the lock keeps their transactions from interleaving on that connection.
-    """
-    if url.startswith("memory://"):
-        from sqlalchemy.pool import StaticPool
-
-        key = url[len("memory://") :]
-        with _memory_lock:
-            if key not in _memory:
-                engine = sa.create_engine(
-                    "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
-                )
-                _memory[key] = (engine, threading.RLock())
-            return _memory[key]
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _wal(dbapi_conn: Any, _record: Any) -> None:
-            # WAL: readers (listings) do not block the writer (claims) across conductor processes.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        return engine, None
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg2://" + url[len("postgresql://") :]
-    return sa.create_engine(url, pool_pre_ping=True), None
-
-
-def upgrade(url: str, engine: sa.Engine) -> None:
-    """Migrate the board's database to flowkit's newest schema revision (idempotent).
-
-    Costs one query when the database is there already. Otherwise the migrations run through the
-    persistence backend for ``url``, which serializes concurrent upgrades (conductors starting
-    together); a ``memory://`` database lives in this process only, so it is migrated directly.
-    Raises SQLAlchemy's ``DBAPIError`` or :class:`~flowkit.exceptions.StorageError`.
-    """
-    from flowkit.persistence import migrations
-
-    with engine.connect() as conn:
-        if migrations.current(conn) == migrations.head():
-            return
-        if url.startswith("memory://"):
-            migrations.upgrade(conn)
-            conn.commit()
-            return
-    from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
-    from flowkit.persistence.backoff import NO_RETRY
-
-    backend = SQLAlchemyBackend(url, backoff=NO_RETRY)
-    try:
-        with backend.get_connection() as schema:
-            schema.upgrade()
-    finally:
-        backend.close()
 
 
 class Listener(threading.Thread):

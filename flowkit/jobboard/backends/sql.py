@@ -16,17 +16,21 @@ otherwise by a short poll (``poll`` seconds; SQLite has no notifications between
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 
 from flowkit.exceptions import (
     JobBoardConnectionError,
+    JobBoardError,
     JobSetAsideError,
     MalformedJobError,
     NotFound,
@@ -38,6 +42,9 @@ from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
 from flowkit.jobboard.job import Job
+from flowkit.sql import engines, urls
+from flowkit.sql.engines import EngineLease
+from flowkit.sql.urls import Database
 from flowkit.states import JobState, check_job_transition, job_sources
 
 if TYPE_CHECKING:
@@ -47,6 +54,41 @@ LOG = logging.getLogger("flowkit.jobboard")
 T = schema.jobs
 S = JobState
 ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value)
+MEMORY = "memory://"
+"""``memory://NAME``: the in-process SQLite database NAME (boards in this process only; tests, demos)."""
+DEFAULT_LEASE = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SQLBoardOptions:
+    """What a SQL board URL says: the database, and the board's options from its query."""
+
+    database: Database
+    lease: float | None = None
+    poll: float | None = None
+    max_attempts: int | None = None
+
+    QUERY: ClassVar[tuple[str, ...]] = ("lease", "poll", "max_attempts")
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLBoardOptions:
+        """Parse ``url`` (``memory://NAME`` too); a URL the board cannot use raises JobBoardError."""
+        bad = urls.complaint(url, JobBoardError, "job board")
+        if url.lower().startswith(MEMORY):
+            name, _, text = url[len(MEMORY) :].partition("?")
+            query = dict(parse_qsl(text, keep_blank_values=True))
+            unknown = sorted(set(query) - set(cls.QUERY))
+            if unknown:
+                raise bad(f"unknown option {unknown[0]!r}")
+            database = urls.memory(name)
+        else:
+            database, query = urls.parse(url, cls.QUERY, JobBoardError, "job board")
+        return cls(
+            database,
+            lease=urls.number(query, "lease", float, bad),
+            poll=urls.number(query, "poll", float, bad),
+            max_attempts=urls.number(query, "max_attempts", int, bad),
+        )
 
 
 class SQLJobBoard(JobBoard):
@@ -57,19 +99,28 @@ class SQLJobBoard(JobBoard):
         name: str,
         url: str,
         *,
-        lease: float = 10.0,
+        lease: float | None = None,
         poll: float | None = None,
         persistence: Backend | str | None = None,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int | None = None,
     ) -> None:
-        """``lease``: seconds a claim outlives its claimant's last renewal (the failover time)."""
+        """``lease``: seconds a claim outlives its claimant's last renewal (the failover time).
+
+        Arguments win over the URL's query (``?lease=``, ``?poll=``, ``?max_attempts=``).
+        """
+        options = SQLBoardOptions.from_url(url)
+        if max_attempts is None:
+            max_attempts = options.max_attempts or DEFAULT_MAX_ATTEMPTS
         super().__init__(name, persistence=persistence, max_attempts=max_attempts)
         self.url = url
-        self.lease = lease
-        self.poll = poll if poll is not None else (1.0 if url.startswith("postgresql") else 0.05)
+        self.database = options.database
+        self.lease = lease if lease is not None else (options.lease or DEFAULT_LEASE)
+        default_poll = 1.0 if self.database.dialect == "postgresql" else 0.05
+        self.poll = poll if poll is not None else (options.poll or default_poll)
         self._engine: sa.Engine | None = None
-        self._guard: Any = contextlib.nullcontext()
-        self._leases = Leases(name, lease, self._tx, self._emit)
+        self._engine_lease: EngineLease | None = None
+        self._guard: AbstractContextManager[Any] = contextlib.nullcontext()
+        self._leases = Leases(name, self.lease, self._tx, self._emit)
         self._listener: schema.Listener | None = None
         self._changed = threading.Condition()
         self._generation = 0
@@ -81,22 +132,32 @@ class SQLJobBoard(JobBoard):
     def connected(self) -> bool:
         return self._engine is not None
 
+    @property
+    def engine(self) -> sa.Engine | None:
+        """The SQLAlchemy engine while connected: the same one as persistence's on the same database."""
+        return self._engine
+
     def connect(self) -> None:
         if self._engine is not None:
             return
-        engine, lock = schema.make_engine(self.url)
-        self._guard = lock or contextlib.nullcontext()
+        from flowkit.persistence import migrations
+
+        held = engines.acquire(self.database)
         try:
-            with self._guard:
-                schema.upgrade(self.url, engine)
+            with held.lock:
+                migrations.ensure(held.engine)
         except (sa.exc.DBAPIError, StorageError) as exc:
+            held.release()
             raise JobBoardConnectionError(
                 f"board {self.name!r}: cannot use database {self._where()}"
             ) from exc
-        self._engine = engine
+        except BaseException:
+            held.release()
+            raise
+        self._engine_lease, self._engine, self._guard = held, held.engine, held.lock
         self._leases.start()
-        if engine.dialect.name == "postgresql":
-            self._listener = schema.Listener(engine, self.name, self._wake)
+        if held.engine.dialect.name == "postgresql":
+            self._listener = schema.Listener(held.engine, self.name, self._wake)
             self._listener.start()
 
     def close(self) -> None:
@@ -111,15 +172,13 @@ class SQLJobBoard(JobBoard):
         if tokens:  # like a ZooKeeper session ending: the claims go at once (the attempts stay counted)
             with contextlib.suppress(JobBoardConnectionError), self._tx("release its claims") as conn:
                 conn.execute(release(T.c.lease_token.in_(tokens)))
-        if not self.url.startswith("memory://"):
-            self._engine.dispose()
-        self._engine = None
+        if self._engine_lease is not None:
+            self._engine_lease.release()  # disposed unless persistence (or another board) shares it
+        self._engine, self._engine_lease = None, None
         self._wake()
 
     def _where(self) -> str:
-        from flowkit.jobboard.backends import display_url
-
-        return display_url(self.url)
+        return self.database.display
 
     @contextlib.contextmanager
     def _tx(self, what: str) -> Iterator[sa.Connection]:

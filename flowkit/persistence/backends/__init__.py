@@ -6,7 +6,10 @@
 ``postgresql://user@host/dbname``  PostgreSQL through psycopg2 (``postgres://`` too; ``flowkit[postgres]``)
 =================================  ===================================================================
 
-The SQL backends import SQLAlchemy when they are fetched, not when flowkit is imported.
+SQL URLs are read by :mod:`flowkit.sql.urls` (the job board's SQL backend reads them the same way: the
+same schemes, ``+driver`` kept as given) and their engines come from :mod:`flowkit.sql.engines`, one per
+database per process. The SQL backends import SQLAlchemy when they are fetched, not when flowkit is
+imported.
 """
 
 from __future__ import annotations
@@ -51,4 +54,6 @@ def fetch(
         from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
 
         return SQLAlchemyBackend(url, serializer, backoff=backoff, durability=durability)
-    raise UnknownBackendError(url, [f"{s}://" for s in SCHEMES])
+    from flowkit.sql.urls import hide_password
+
+    raise UnknownBackendError(hide_password(url), [f"{s}://" for s in SCHEMES])

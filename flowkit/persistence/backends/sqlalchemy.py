@@ -2,11 +2,10 @@
 
 Choices, and why:
 
-- ``postgresql://`` means psycopg2 (``postgresql+psycopg2://``): SQLAlchemy 2.1 would pick psycopg 3,
-  which flowkit does not depend on. An explicit ``+driver`` in the URL is kept as given.
-- SQLite runs in WAL mode (readers never block the writer), ``synchronous=FULL`` (a commit is on disk
-  when it returns), a busy timeout, foreign keys on, and real transactions (``BEGIN`` is emitted by
-  flowkit, not guessed by the sqlite3 module).
+- The URL is parsed (:class:`SQLOptions`, through :mod:`flowkit.sql.urls`) and the engine made
+  (:mod:`flowkit.sql.engines`) by the same code as the SQL job board's: the same schemes, the same
+  SQLite settings (WAL, ``synchronous=FULL``, busy timeout, foreign keys, flowkit's own ``BEGIN``), and
+  one engine for both when they use the same database.
 - The engine's recorder writes each atom transition as ONE ``UPDATE`` on an autocommit connection that
   it keeps for the run: one round trip and one commit per transition. With ``durability="flow"`` (the
   default) that connection's commits are flushed to disk with the next flow transition instead of
@@ -20,13 +19,13 @@ Choices, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import ClassVar, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from flowkit.exceptions import SchemaError, StorageError
@@ -34,12 +33,11 @@ from flowkit.persistence.backends._tables import ORDER, TABLES
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row, Serializer
+from flowkit.sql import engines, urls
+from flowkit.sql.urls import Database
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
-# A running flow keeps one connection (its recorder's) until it ends, so a process running many flows
-# at once needs many: connections past pool_size are opened as needed and closed when given back.
-_OVERFLOW = 50
 _IN_CHUNK = 500  # values per IN (...) list: far below every database's bound-parameter limit
 # Operational errors that waiting will not fix: report them at once instead of retrying.
 _FATAL = (
@@ -52,8 +50,6 @@ _FATAL = (
     "permission denied",
 )
 DURABILITY = ("flow", "atom")
-WRITE_LOCK = "flowkit_write_lock"
-"""Execution option: on SQLite, begin the connection's transactions with ``BEGIN IMMEDIATE``."""
 # One UPDATE per table; the columns it sets are the keys of the parameters it is executed with.
 _UPDATES = {name: sa.update(t).where(t.c.uuid == sa.bindparam("uuid_")) for name, t in TABLES.items()}
 # The same, fenced: the row's fence is checked by the statement that writes it (see update_row)
@@ -62,52 +58,27 @@ _FENCED = {
 }
 
 
-def sqlalchemy_url(url: str | sa.URL) -> sa.URL:
-    """The SQLAlchemy URL for a flowkit URL: a bare ``postgresql://`` means psycopg2."""
-    parsed = sa.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    return parsed
+@dataclasses.dataclass(frozen=True)
+class SQLOptions:
+    """What a persistence URL says: the database, and this backend's options from its query."""
 
+    database: Database
+    durability: str = "flow"
+    retry_timeout: float | None = None
+    """Seconds to retry a database that went away (None: :class:`Backoff`'s default)."""
 
-def _sqlite_engine(url: sa.URL, busy_timeout_ms: int, pool_size: int) -> sa.Engine:
-    in_memory = url.database in (None, "", ":memory:")
-    options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": _OVERFLOW}
-    if in_memory:  # one shared connection, or every connection would see its own empty database
-        options = {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
-    engine = sa.create_engine(url, **options)
+    QUERY: ClassVar[tuple[str, ...]] = ("durability", "retry_timeout")
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # flowkit emits BEGIN itself (see _on_begin)
-        cursor = dbapi_connection.cursor()
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        options = conn.get_execution_options()
-        if options.get("isolation_level") != "AUTOCOMMIT":
-            # IMMEDIATE takes the write lock up front (waiting up to the busy timeout), where a
-            # read-then-write transaction could only fail when another writer got there first
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_LOCK) else "BEGIN")
-
-    return engine
-
-
-def _postgres_engine(url: sa.URL, pool_size: int) -> sa.Engine:
-    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
-    return sa.create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=pool_size,
-        max_overflow=_OVERFLOW,
-        connect_args=connect_args,
-    )
+    @classmethod
+    def from_url(cls, url: str) -> SQLOptions:
+        """Parse ``url``; a URL flowkit cannot use raises :class:`StorageError` naming it."""
+        database, query = urls.parse(url, cls.QUERY, StorageError, "persistence")
+        bad = urls.complaint(url, StorageError, "persistence")
+        durability = query.get("durability", "flow")
+        if durability not in DURABILITY:
+            raise bad(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
+        timeout = urls.number(query, "retry_timeout", float, bad, zero=True)
+        return cls(database, durability, timeout)
 
 
 # (relax, restore): what an autocommit connection runs at checkout and before it goes back to the pool
@@ -160,37 +131,40 @@ class SQLAlchemyBackend(Backend):
         *,
         backoff: Backoff | None = None,
         durability: str | None = None,
-        busy_timeout_ms: int = 30000,
-        pool_size: int = 5,
     ) -> None:
         super().__init__(url, serializer)
-        parsed = sqlalchemy_url(url)
-        query = dict(parsed.query)
-        self.durability = durability or str(query.pop("durability", "flow"))
-        timeout = query.pop("retry_timeout", None)
-        if self.durability not in DURABILITY:
-            raise StorageError(
-                f"{url}: durability must be one of {', '.join(DURABILITY)}, not {self.durability!r}"
-            )
-        self.sa_url = parsed.set(query=query)
-        self.backoff = backoff or (Backoff(timeout=float(str(timeout))) if timeout else Backoff())
-        if self.sa_url.get_backend_name() == "sqlite":
-            self.engine = _sqlite_engine(self.sa_url, busy_timeout_ms, pool_size)
-        else:
-            self.engine = _postgres_engine(self.sa_url, pool_size)
+        options = SQLOptions.from_url(url)
+        if durability is not None:  # the argument wins over the URL's query
+            if durability not in DURABILITY:
+                raise StorageError(
+                    f"persistence URL {options.database.display!r}: durability must be one of "
+                    f"{', '.join(DURABILITY)}, not {durability!r}"
+                )
+            options = dataclasses.replace(options, durability=durability)
+        self.options = options
+        self.durability = options.durability
+        self.sa_url = options.database.url
+        timeout = options.retry_timeout
+        self.backoff = backoff or (Backoff(timeout=timeout) if timeout is not None else Backoff())
+        self._lease = engines.acquire(options.database)
+        self.engine = self._lease.engine
         self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
         self.durable_transaction = _durable_transaction(self.engine.dialect.name, self.relaxed is not None)
         self.schema_checked = False
 
     @property
     def display_url(self) -> str:
-        return self.sa_url.render_as_string(hide_password=True)
+        return self.options.database.display
 
     def get_connection(self, autocommit: bool = False) -> SQLAlchemyConnection:
+        if self._lease.released:  # used again after close(), as a disposed engine allows: hold it again
+            self._lease = engines.acquire(self.options.database)
+            self.engine = self._lease.engine
         return SQLAlchemyConnection(self, autocommit)
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Release the engine: disposed unless a board or another backend on the database shares it."""
+        self._lease.release()
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -335,12 +309,7 @@ class SQLAlchemyConnection(Connection):
     def upgrade(self) -> None:
         from flowkit.persistence import migrations
 
-        def attempt() -> None:
-            with self._engine.connect().execution_options(**{WRITE_LOCK: True}) as conn:
-                migrations.upgrade(conn)
-                conn.commit()
-
-        self._retrying(attempt)
+        self._retrying(lambda: migrations.upgrade_engine(self._engine))
         self.backend.schema_checked = True
 
     def validate(self) -> None:

@@ -6,6 +6,10 @@ migrate a database. So the revisions live in ``flowkit/persistence/migrations/ve
 and this package's ``env.py`` runs them; the checkout's ``alembic.ini`` + ``alembic/`` are the developer
 entry point (``alembic revision``, ``alembic -x url=... upgrade head``) and use the same revisions.
 
+One tree for every flowkit table: persistence's and the SQL job board's (revisions ``0002``, ``0003``),
+so one upgraded database has them all. Persistence (``conn.upgrade()``) and the board (on connect,
+:func:`ensure`) both upgrade through :func:`upgrade_engine`, on an engine from :mod:`flowkit.sql.engines`.
+
 The version table is ``flowkit_alembic_version``, so flowkit can share a database with an application
 that has its own alembic history. On PostgreSQL an advisory lock serializes concurrent upgrades.
 """
@@ -23,6 +27,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from alembic import command
+from flowkit.exceptions import SchemaError
+from flowkit.sql import engines, urls
+from flowkit.sql.engines import WRITE_LOCK
 
 HERE = Path(__file__).resolve().parent
 VERSIONS = HERE / "versions"
@@ -45,6 +52,25 @@ def upgrade(connection: sa.Connection) -> None:
     """Migrate the database behind ``connection`` to the newest revision (idempotent)."""
     with _LOCK:  # alembic keeps the running migration in module globals: one at a time per process
         command.upgrade(config(connection), "head")
+
+
+def upgrade_engine(engine: sa.Engine) -> None:
+    """Migrate ``engine``'s database to the newest revision (idempotent), serialized across processes.
+
+    SQLite: the migration runs in a ``BEGIN IMMEDIATE`` transaction (the write lock, taken before
+    reading the version); PostgreSQL: under an advisory lock (see :func:`run_env`).
+    """
+    with engine.connect().execution_options(**{WRITE_LOCK: True}) as conn:
+        upgrade(conn)
+        conn.commit()
+
+
+def ensure(engine: sa.Engine) -> None:
+    """:func:`upgrade_engine` unless the database is at the newest revision already (one query then)."""
+    with engine.connect() as conn:
+        if current(conn) == head():
+            return
+    upgrade_engine(engine)
 
 
 @functools.cache
@@ -77,20 +103,19 @@ def run_env() -> None:
     )
     if not url:
         raise SystemExit("no database: pass -x url=URL, or set FLOWKIT_DB_URL")
-    from flowkit.persistence.backends.sqlalchemy import sqlalchemy_url
-
+    database, _ = urls.parse(url, (), SchemaError, "migrations")
     if context.is_offline_mode():
-        context.configure(url=sqlalchemy_url(url), literal_binds=True, version_table=VERSION_TABLE)
+        context.configure(url=database.url, literal_binds=True, version_table=VERSION_TABLE)
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool)
+    lease = engines.acquire(database)
     try:
-        with engine.connect() as conn:
+        with lease.engine.connect().execution_options(**{WRITE_LOCK: True}) as conn:
             _migrate(conn)
             conn.commit()
     finally:
-        engine.dispose()
+        lease.release()
 
 
 def _migrate(connection: sa.Connection) -> None:

@@ -1,0 +1,149 @@
+"""SQLAlchemy engines: the one factory, and one engine per database per process.
+
+Every flowkit user of a database (persistence backends, SQL job boards, the migrations) gets its engine
+from :func:`acquire`, so:
+
+- SQLite is set up the same for all of them: WAL mode for a file (readers never block the writer,
+  across processes too), ``synchronous=FULL`` (a commit is on disk when it returns; persistence's
+  recorder relaxes its own connection, see ``persistence/backends/sqlalchemy.py``), a 30 s busy
+  timeout, foreign keys on, and real transactions: flowkit emits ``BEGIN`` itself (``BEGIN IMMEDIATE``
+  under the :data:`WRITE_LOCK` execution option) instead of the sqlite3 module guessing.
+- PostgreSQL connections are checked before use (``pool_pre_ping``) and give up connecting after 10 s
+  unless the URL says otherwise.
+- Users of the same database share one engine and its pool (a conductor's board and its flows'
+  persistence on one URL hold one pool, not two); the engine is disposed when the last one releases it.
+  A named in-process database (the board's ``memory://NAME``) lives as long as the process.
+
+A database that has a single connection (SQLite in memory) comes with a lock: its users hold it around
+each transaction so that theirs do not interleave on that connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from flowkit.sql.urls import Database
+
+WRITE_LOCK = "flowkit_write_lock"
+"""Execution option: on SQLite, begin the connection's transactions with ``BEGIN IMMEDIATE``."""
+BUSY_TIMEOUT_MS = 30000
+POOL_SIZE = 5
+# A running flow keeps one connection (its recorder's) until it ends, so a process running many flows
+# at once needs many: connections past POOL_SIZE are opened as needed and closed when given back.
+OVERFLOW = 50
+SQLITE_PRAGMAS = ("synchronous=FULL", f"busy_timeout={BUSY_TIMEOUT_MS}", "foreign_keys=ON")
+"""Set on every SQLite connection (after ``journal_mode=WAL`` for a file)."""
+
+
+@dataclass
+class _Shared:
+    engine: sa.Engine
+    lock: threading.RLock | None
+    users: int = 0
+    pinned: bool = False  # a named in-process database: never disposed
+
+
+@dataclass(eq=False)
+class EngineLease:
+    """One user's hold on a (possibly shared) engine; :meth:`release` it when done."""
+
+    engine: sa.Engine
+    database: Database
+    lock: AbstractContextManager[Any] = field(default_factory=contextlib.nullcontext)
+    _released: bool = False
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Give the engine back (idempotent); the last user's release disposes it."""
+        if self._released:
+            return
+        self._released = True
+        _give_back(self)
+
+
+_shared: dict[str, _Shared] = {}
+_shared_lock = threading.Lock()
+
+
+def acquire(database: Database) -> EngineLease:
+    """An engine for ``database``: the one this process already has for it, else a new one."""
+    key = database.key
+    if key is None:  # unnamed in-memory SQLite: every engine is its own database
+        return EngineLease(create(database), database, threading.RLock())
+    with _shared_lock:
+        shared = _shared.get(key)
+        if shared is None:
+            single = database.in_memory
+            shared = _Shared(create(database), threading.RLock() if single else None, pinned=single)
+            _shared[key] = shared
+        shared.users += 1
+        lock: AbstractContextManager[Any] = shared.lock or contextlib.nullcontext()
+        return EngineLease(shared.engine, database, lock)
+
+
+def _give_back(lease: EngineLease) -> None:
+    key = lease.database.key
+    if key is None:
+        lease.engine.dispose()
+        return
+    with _shared_lock:
+        shared = _shared.get(key)
+        if shared is None or shared.engine is not lease.engine:
+            return
+        shared.users -= 1
+        if shared.users > 0 or shared.pinned:
+            return
+        del _shared[key]
+    shared.engine.dispose()
+
+
+def create(database: Database) -> sa.Engine:
+    """A new engine for ``database`` with flowkit's settings (see the module docstring).
+
+    Prefer :func:`acquire`, which shares the engine; this is for a caller that must own one.
+    """
+    if database.dialect == "sqlite":
+        return _sqlite(database)
+    url = database.url
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=OVERFLOW, connect_args=connect_args
+    )
+
+
+def _sqlite(database: Database) -> sa.Engine:
+    in_memory = database.in_memory
+    options: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": OVERFLOW}
+    if in_memory:  # one shared connection, or every connection would see its own empty database
+        options = {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = sa.create_engine(database.url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # flowkit emits BEGIN itself (see _on_begin)
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT":
+            # IMMEDIATE takes the write lock up front (waiting up to the busy timeout), where a
+            # read-then-write transaction could only fail when another writer got there first
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_LOCK) else "BEGIN")
+
+    return engine
