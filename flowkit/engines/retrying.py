@@ -39,38 +39,39 @@ S = AtomState
 class DelayTimers:
     """Retry controllers waiting out their delay before the next attempt: (due time, node) in a heap."""
 
-    __slots__ = ("_heap",)
+    __slots__ = ("heap",)
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int]] = []
+        self.heap: list[tuple[float, int]] = []
+        """(due time, node), earliest first; the hot loop reads it to skip the timers when empty."""
 
     def __bool__(self) -> bool:
-        return bool(self._heap)
+        return bool(self.heap)
 
     def add(self, delay: float, r: int) -> None:
-        heapq.heappush(self._heap, (time.monotonic() + delay, r))
+        heapq.heappush(self.heap, (time.monotonic() + delay, r))
 
     def timeout(self) -> float | None:
         """Seconds until the next is due (None: no timer, wait for as long as it takes)."""
-        heap = self._heap
+        heap = self.heap
         if not heap:
             return None
         return max(0.0, heap[0][0] - time.monotonic())
 
     def fire(self, ready: deque[int]) -> None:
         """Queue every controller whose delay has passed."""
-        heap = self._heap
+        heap = self.heap
         now = time.monotonic()
         while heap and heap[0][0] <= now:
             ready.append(heapq.heappop(heap)[1])
 
     def drop(self, scope: range) -> None:
         """Forget the timers of nodes in ``scope`` (an outer controller restarts it)."""
-        self._heap[:] = [(due, x) for due, x in self._heap if x not in scope]
-        heapq.heapify(self._heap)
+        self.heap[:] = [(due, x) for due, x in self.heap if x not in scope]
+        heapq.heapify(self.heap)
 
     def clear(self) -> None:
-        self._heap.clear()
+        self.heap.clear()
 
 
 def handle_failures(run: Run) -> Generator[FlowState, None, bool]:

@@ -175,7 +175,7 @@ class Run:
             self.cap,
             self.timers,
         )
-        inline = dispatcher.inline
+        inline, delayed = dispatcher.inline, timers.heap
         while True:
             while ready and self.running < cap and not self.failed and not suspend.is_set():
                 self.start(ready.popleft())
@@ -185,11 +185,11 @@ class Run:
                         self.finish(*item)
                         yield FlowState.RUNNING
             if self.running:
-                item = dispatcher.wait(timers.timeout())
+                item = dispatcher.wait(timers.timeout() if delayed else None)
                 if item is not None:
                     self.finish(*item)
                     yield FlowState.RUNNING
-                if timers:
+                if delayed:
                     timers.fire(ready)
                 continue
             if (yield from self._drained()):
