@@ -168,14 +168,11 @@ class Run:
             yield from revert_all(self, self.failures_so_far(), retry_failed=False)
             return
         self._seed()
-        dispatcher, ready, suspend, cap, timers = (
-            self.dispatcher,
-            self.ready,
-            self.suspend,
-            self.cap,
-            self.timers,
-        )
+        dispatcher, ready, suspend, cap = self.dispatcher, self.ready, self.suspend, self.cap
+        timers = self.timers
         inline, delayed = dispatcher.inline, timers.heap
+        # The hot loop: start what is ready (bind, record RUNNING, submit), take one completion
+        # (record, notify, release successors). Everything else waits for a drain.
         while True:
             while ready and self.running < cap and not self.failed and not suspend.is_set():
                 self.start(ready.popleft())
