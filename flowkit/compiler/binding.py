@@ -21,12 +21,7 @@ from flowkit.exceptions import AmbiguousProviderError
 def bind(c: CompiledFlow) -> None:
     """Fill ``providers``, ``keyed``, ``bindings`` and ``revert_bindings`` of ``c`` (already sorted)."""
     n = len(c.atoms)
-    providers = c.providers
-    for i in range(n):
-        atom = c.atoms[i]
-        if atom is not None:
-            for symbol in atom.save_as:
-                providers.setdefault(symbol, []).append(i)
+    providers = _providers(c)
     topo = [0] * n
     for rank, i in enumerate(c.order):
         topo[i] = rank
@@ -38,10 +33,23 @@ def bind(c: CompiledFlow) -> None:
         atom = c.atoms[i]
         if atom is None:
             continue
-        c.bindings[i] = _bind_args(c, i, atom, atom.rebind, atom.optional_rebind, providers, reach)
-        c.revert_bindings[i] = _bind_args(
-            c, i, atom, atom.revert_rebind, atom.revert_optional_rebind, providers, reach
-        )
+        # most atoms take no arguments: they keep the empty tuple, without a call per atom
+        if atom.rebind or atom.optional_rebind:
+            c.bindings[i] = _bind_args(c, i, atom, atom.rebind, atom.optional_rebind, providers, reach)
+        if atom.revert_rebind or atom.revert_optional_rebind:
+            c.revert_bindings[i] = _bind_args(
+                c, i, atom, atom.revert_rebind, atom.revert_optional_rebind, providers, reach
+            )
+
+
+def _providers(c: CompiledFlow) -> dict[str, list[int]]:
+    """Fill ``c.providers``: per symbol, the atoms that provide it, in node order."""
+    providers = c.providers
+    for i, atom in enumerate(c.atoms):
+        if atom is not None:
+            for symbol in atom.save_as:
+                providers.setdefault(symbol, []).append(i)
+    return providers
 
 
 def _bind_args(

@@ -83,7 +83,11 @@ class Structure:
         r = -1 if flow.retry is None else self.new_node(flow.retry, RETRY, retry)
         inner = retry if r < 0 else r
         children = list(flow)
-        built = [self.build_child(child, inner) for child in children]
+        built: list[_Built] = []
+        for child in children:
+            lo = len(self.c.atoms)
+            src, snk, prov, req = self.build(child, inner)
+            built.append((lo, len(self.c.atoms), src, snk, prov, req))
         edges = self.link_edges(flow, children, built)
         if isinstance(flow, GraphFlow):
             edges.extend(self.inferred_edges(flow, built))
@@ -92,11 +96,6 @@ class Structure:
             sources, sinks = self.close_scope(r, sources, sinks, inner)
         provides, requires = _symbols(flow, built)
         return sources, sinks, provides, requires
-
-    def build_child(self, child: Node, retry: int) -> _Built:
-        lo = len(self.c.atoms)
-        src, snk, prov, req = self.build(child, retry)
-        return lo, len(self.c.atoms), src, snk, prov, req
 
     def link_edges(self, flow: Flow, children: list[Node], built: list[_Built]) -> list[tuple[int, int]]:
         """The flow's own links as (child, child) positions; a link's decider guards the head's sources."""
