@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 
-def compile_flow(flow: Flow) -> CompiledFlow:
+def compile_flow(flow: Flow | Atom) -> CompiledFlow:
     """Compile ``flow`` (and everything nested in it) into one :class:`CompiledFlow`."""
     if not isinstance(flow, Flow):
         if isinstance(flow, Atom):

@@ -11,6 +11,8 @@ remembered per provider (atoms are bound in topological order, which keeps the m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flowkit.atom import _WHOLE, Atom
 from flowkit.compiler.compiled import FROM_ATOM, Binding, CompiledFlow
 from flowkit.exceptions import AmbiguousProviderError
@@ -19,12 +21,7 @@ from flowkit.exceptions import AmbiguousProviderError
 def bind(c: CompiledFlow) -> None:
     """Fill ``providers``, ``keyed``, ``bindings`` and ``revert_bindings`` of ``c`` (already sorted)."""
     n = len(c.atoms)
-    providers = c.providers
-    for i in range(n):
-        atom = c.atoms[i]
-        if atom is not None:
-            for symbol in atom.save_as:
-                providers.setdefault(symbol, []).append(i)
+    providers = _providers(c)
     topo = [0] * n
     for rank, i in enumerate(c.order):
         topo[i] = rank
@@ -36,18 +33,40 @@ def bind(c: CompiledFlow) -> None:
         atom = c.atoms[i]
         if atom is None:
             continue
-        bound = []
-        for arg, symbol in atom.rebind.items():
-            bound.append(_bind_one(c, i, atom, arg, symbol, False, providers, reach))
-        for arg, symbol in atom.optional_rebind.items():
-            bound.append(_bind_one(c, i, atom, arg, symbol, True, providers, reach))
-        c.bindings[i] = tuple(bound)
-        rbound = []
-        for arg, symbol in atom.revert_rebind.items():
-            rbound.append(_bind_one(c, i, atom, arg, symbol, False, providers, reach))
-        for arg, symbol in atom.revert_optional_rebind.items():
-            rbound.append(_bind_one(c, i, atom, arg, symbol, True, providers, reach))
-        c.revert_bindings[i] = tuple(rbound)
+        # most atoms take no arguments: they keep the empty tuple, without a call per atom
+        if atom.rebind or atom.optional_rebind:
+            c.bindings[i] = _bind_args(c, i, atom, atom.rebind, atom.optional_rebind, providers, reach)
+        if atom.revert_rebind or atom.revert_optional_rebind:
+            c.revert_bindings[i] = _bind_args(
+                c, i, atom, atom.revert_rebind, atom.revert_optional_rebind, providers, reach
+            )
+
+
+def _providers(c: CompiledFlow) -> dict[str, list[int]]:
+    """Fill ``c.providers``: per symbol, the atoms that provide it, in node order."""
+    providers = c.providers
+    for i, atom in enumerate(c.atoms):
+        if atom is not None:
+            for symbol in atom.save_as:
+                providers.setdefault(symbol, []).append(i)
+    return providers
+
+
+def _bind_args(
+    c: CompiledFlow,
+    i: int,
+    atom: Atom,
+    required: Mapping[str, str],
+    optional: Mapping[str, str],
+    providers: dict[str, list[int]],
+    reach: _Reachability,
+) -> tuple[Binding, ...]:
+    """One call's bindings (execute's or revert's): the required arguments, then the optional ones."""
+    bound = [_bind_one(c, i, atom, arg, symbol, False, providers, reach) for arg, symbol in required.items()]
+    bound.extend(
+        _bind_one(c, i, atom, arg, symbol, True, providers, reach) for arg, symbol in optional.items()
+    )
+    return tuple(bound)
 
 
 def _bind_one(

@@ -77,10 +77,10 @@ class CompiledFlow:
     index: dict[str, int] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     """A topological order of all nodes."""
-    _graph: nx.DiGraph | None = field(default=None, repr=False, compare=False)
+    _graph: nx.DiGraph[str] | None = field(default=None, repr=False, compare=False)
 
     @property
-    def graph(self) -> nx.DiGraph:
+    def graph(self) -> nx.DiGraph[str]:
         """The DAG as a ``networkx.DiGraph`` of atom names, for people and tools; built on first use.
 
         Nodes carry ``atom`` and ``kind`` ("task", "retry" or "junction"). Nothing flowkit runs

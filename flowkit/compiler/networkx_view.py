@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 
-def to_networkx(c: CompiledFlow) -> nx.DiGraph:
+def to_networkx(c: CompiledFlow) -> nx.DiGraph[str]:
     """Nodes are atom (and junction) names with ``atom`` and ``kind`` attributes; edges run u -> v."""
     extras.require("graph", "CompiledFlow.graph (a networkx view of the compiled flow)")
     import networkx as nx

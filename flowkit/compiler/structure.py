@@ -76,32 +76,34 @@ class Structure:
         return self.build_flow(node, retry)
 
     def build_flow(self, flow: Flow, retry: int) -> tuple[list[int], list[int], set[str], set[str]]:
-        c = self.c
+        """Add a (sub)flow: its controller first, then its children, then the edges between them."""
         if flow.name in self.flow_names:
-            raise DuplicateNameError(flow.name, f"flow {c.flow.name!r} (two subflows share it)")
+            raise DuplicateNameError(flow.name, f"flow {self.c.flow.name!r} (two subflows share it)")
         self.flow_names.add(flow.name)
-        inner = retry
-        provides: set[str] = set()
-        requires: set[str] = set()
-        r = -1
-        if flow.retry is not None:
-            r = self.new_node(flow.retry, RETRY, retry)
-            inner = r
-            provides.update(flow.retry.provides)
-            requires.update(flow.retry.requires | flow.retry.optional)
-
+        r = -1 if flow.retry is None else self.new_node(flow.retry, RETRY, retry)
+        inner = retry if r < 0 else r
         children = list(flow)
         built: list[_Built] = []
         for child in children:
-            lo = len(c.atoms)
+            lo = len(self.c.atoms)
             src, snk, prov, req = self.build(child, inner)
-            built.append((lo, len(c.atoms), src, snk, prov, req))
-        pos = {id(child): k for k, child in enumerate(children)}
+            built.append((lo, len(self.c.atoms), src, snk, prov, req))
+        edges = self.link_edges(flow, children, built)
+        if isinstance(flow, GraphFlow):
+            edges.extend(self.inferred_edges(flow, built))
+        sources, sinks = self.connect_children(edges, built, inner)
+        if r >= 0:
+            sources, sinks = self.close_scope(r, sources, sinks, inner)
+        provides, requires = _symbols(flow, built)
+        return sources, sinks, provides, requires
 
-        child_edges: list[tuple[int, int]] = []
+    def link_edges(self, flow: Flow, children: list[Node], built: list[_Built]) -> list[tuple[int, int]]:
+        """The flow's own links as (child, child) positions; a link's decider guards the head's sources."""
+        pos = {id(child): k for k, child in enumerate(children)}
+        out: list[tuple[int, int]] = []
         for u, v, meta in flow.iter_links():
             ku, kv = pos[id(u)], pos[id(v)]
-            child_edges.append((ku, kv))
+            out.append((ku, kv))
             decider = meta.get("decider")
             if decider is not None and built[kv][2]:
                 link = DeciderLink(
@@ -113,14 +115,17 @@ class Structure:
                     label=f"{getattr(u, 'name', u)!r} -> {getattr(v, 'name', v)!r}",
                 )
                 for entry in built[kv][2]:
-                    c.deciders.setdefault(entry, []).append(link)
-        if isinstance(flow, GraphFlow):
-            child_edges.extend(self.inferred_edges(flow, built))
+                    self.c.deciders.setdefault(entry, []).append(link)
+        return out
 
+    def connect_children(
+        self, edges: list[tuple[int, int]], built: list[_Built], retry: int
+    ) -> tuple[list[int], list[int]]:
+        """Connect each ordered pair of children once; return the flow's sources and sinks."""
         has_pred = [False] * len(built)
         has_succ = [False] * len(built)
         seen_pairs: set[tuple[int, int]] = set()
-        for ku, kv in child_edges:
+        for ku, kv in edges:
             if (ku, kv) in seen_pairs:
                 continue
             seen_pairs.add((ku, kv))
@@ -129,22 +134,19 @@ class Structure:
                 continue  # an empty subflow orders nothing
             has_succ[ku] = True
             has_pred[kv] = True
-            self.connect(sinks, sources, inner)
-
+            self.connect(sinks, sources, retry)
         sources = [s for k, b in enumerate(built) if not has_pred[k] for s in b[2]]
         sinks = [s for k, b in enumerate(built) if not has_succ[k] for s in b[3]]
-        for b in built:
-            provides |= b[4]
-        for b in built:
-            requires |= b[5]
-        requires -= provides
-        if r >= 0:
-            c.scope_end[r] = len(c.atoms)
-            self.connect([r], sources, inner) if sources else None
-            sources = [r]
-            if not sinks:
-                sinks = [r]
-        return sources, sinks, provides, requires
+        return sources, sinks
+
+    def close_scope(
+        self, r: int, sources: list[int], sinks: list[int], retry: int
+    ) -> tuple[list[int], list[int]]:
+        """Controller ``r`` runs before its scope (the ids added since it): it becomes the flow's source."""
+        self.c.scope_end[r] = len(self.c.atoms)
+        if sources:
+            self.connect([r], sources, retry)
+        return [r], sinks or [r]
 
     def inferred_edges(self, flow: GraphFlow, built: list[_Built]) -> list[tuple[int, int]]:
         """Graph flows: a child runs after each sibling providing a symbol it requires."""
@@ -159,3 +161,18 @@ class Structure:
                     if p != k:
                         out.append((p, k))
         return out
+
+
+def _symbols(flow: Flow, built: list[_Built]) -> tuple[set[str], set[str]]:
+    """What a flow provides, and what it requires from outside (its controller's included)."""
+    provides: set[str] = set()
+    requires: set[str] = set()
+    if flow.retry is not None:
+        provides.update(flow.retry.provides)
+        requires.update(flow.retry.requires | flow.retry.optional)
+    for b in built:
+        provides |= b[4]
+    for b in built:
+        requires |= b[5]
+    requires -= provides
+    return provides, requires

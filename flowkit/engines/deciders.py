@@ -1,9 +1,48 @@
-"""How far a false decider reaches: the node ids that end in IGNORE, by the link's depth."""
+"""Deciders on links: whether the atoms after a link run, and how far a false one reaches.
+
+A link's decider is asked once per attempt, when the first atom after the link is about to
+start, with the results of the atoms before the link. A false answer turns off the nodes
+:func:`decider_reach` finds (they end IGNORE). A retry controller that runs its scope again
+asks the scope's deciders again (:func:`forget`).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flowkit.compiler import JUNCTION, CompiledFlow, DeciderLink
+from flowkit.exceptions import FlowkitError
 from flowkit.patterns.graph_flow import Depth
+
+if TYPE_CHECKING:
+    from flowkit.engines.run import Run
+
+
+def decide(run: Run, i: int, links: list[DeciderLink]) -> None:
+    """Ask the deciders on the links into node ``i`` not asked yet; a raising one is a FlowkitError."""
+    c, st = run.c, run.st
+    for link in links:
+        key = id(link)
+        if key in run.decided:
+            continue
+        run.decided.add(key)
+        history = {c.names[h]: st.results[h] for h in link.history if c.kinds[h] != JUNCTION}
+        try:
+            go = bool(link.decider(history=history))
+        except Exception as exc:
+            raise FlowkitError(f"decider on link {link.label} raised {type(exc).__name__}: {exc}") from exc
+        if not go:
+            run.ignored.update(decider_reach(c, link))
+
+
+def forget(run: Run, scope: range) -> None:
+    """The nodes of ``scope`` run again: none is ignored, their deciders are asked again."""
+    c = run.c
+    for x in scope:
+        run.ignored.discard(x)
+    for x in scope:
+        for link in c.deciders.get(x, ()):
+            run.decided.discard(id(link))
 
 
 def decider_reach(c: CompiledFlow, link: DeciderLink) -> set[int]:

@@ -1,10 +1,10 @@
-"""The engine: runs a compiled flow forward; its layers revert it and let retry controllers steer.
+"""The engine: a flow's life cycle (compile, storage, validate, run, suspend) around its runs.
 
-One scheduler thread owns all state. Its hot path is short on purpose:
-``_start`` binds arguments and records RUNNING, the dispatcher runs the call,
-``_finish`` records the result and releases successors by decrementing a
-counter per successor (no graph walks, no locks). Work done per atom does not
-grow with the flow.
+One scheduler thread owns all state. Each ``run()`` makes a :class:`~flowkit.engines.run.Run`
+that owns everything per-run and holds the forward hot path: ``start`` binds arguments and
+records RUNNING, the dispatcher runs the call, ``finish`` records the result and releases
+successors by decrementing a counter per successor (no graph walks, no locks). Work done per
+atom does not grow with the flow.
 
 Failures are handled when the atoms that are still running have finished
 (a "drain"): they are grouped by their innermost retry controller, deepest
@@ -13,36 +13,32 @@ the scope and passes the failure outward; REVERT_ALL, or a failure that no
 controller absorbs, reverts every atom that ran. Reverts run in reverse
 dependency order, in parallel where the dispatcher allows, each atom once.
 
-The layers, each a module: :mod:`~flowkit.engines.run_state` (per-run state and
-recording), :mod:`~flowkit.engines.revert` (revert waves), :mod:`~flowkit.engines.retrying`
-(failures and retry decisions), :mod:`~flowkit.engines.deciders`, and this module's
-:class:`Engine` (life cycle and the forward hot path).
+The parts, each a module: :mod:`~flowkit.engines.run` (per-run state, recording, the forward
+pass), :mod:`~flowkit.engines.revert` (revert waves), :mod:`~flowkit.engines.retrying` (retry
+decisions and delays), :mod:`~flowkit.engines.deciders`, and this module's :class:`Engine`.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flowkit.atom import extract
-from flowkit.compiler import JUNCTION, RETRY, CompiledFlow, DeciderLink, compile_flow
-from flowkit.engines.deciders import decider_reach
-from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
-from flowkit.engines.retrying import RetryHandling
-from flowkit.exceptions import ClaimLost, FlowkitError, NotFound, NotSerializableError, WrappedFailure
+from flowkit.compiler import CompiledFlow, compile_flow
+from flowkit.engines.dispatch import Dispatcher
+from flowkit.engines.revert import revert_all
+from flowkit.engines.run import Run
+from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
 from flowkit.notifier import Notifier
 from flowkit.retry import Retry
-from flowkit.states import ATOM_DONE, AtomState, FlowState
+from flowkit.states import FlowState
 from flowkit.storage import Recorder, Storage
 
-S = AtomState
 
-
-class Engine(RetryHandling):
+class Engine:
     """Runs one flow. Build it with :func:`flowkit.engines.load`."""
 
     def __init__(
@@ -71,6 +67,8 @@ class Engine(RetryHandling):
         self._validated = False
         self._suspend = threading.Event()
         self._wake = threading.Event()
+        self._run: Run | None = None
+        """The run in progress (or the last one)."""
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -136,22 +134,20 @@ class Engine(RetryHandling):
         self.validate()
         st = self.storage
         self._wake.clear()
-        self._new_run(self.compile(), self.storage)
+        run = self._run = Run(
+            self.compile(),
+            st,
+            self._dispatcher,
+            self.notifier,
+            self.atom_notifier,
+            self._suspend,
+            self._wake,
+            self._cap,
+        )
         self._dispatcher.start()
         fenced = False
         try:
-            reverting = bool(st.flow_failures) and st.flow_state not in (FlowState.REVERTED,)
-            if st.flow_state is FlowState.REVERTED:
-                self._reset_all()
-                reverting = False
-            if st.flow_state is not FlowState.PENDING:
-                self._set_flow(FlowState.RESUMING)
-            if reverting:
-                yield from self._revert_all(dict(st.flow_failures), retry_failed=True)
-            else:
-                self._set_flow(FlowState.RUNNING)
-                yield FlowState.RUNNING
-                yield from self._forward()
+            yield from self._resume_or_start(run)
         except ClaimLost:
             # A newer claim owns the flow: start nothing more (calls queued for a busy worker are
             # dropped) and write nothing more (every write would be refused).
@@ -163,205 +159,48 @@ class Engine(RetryHandling):
             self._suspend.clear()
             interrupted = st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING)
             if interrupted and not fenced:
-                self._interrupted()
+                self._interrupted(run)
         final = st.flow_state
         yield final
         if final is FlowState.REVERTED:
             Failure.reraise_if_any(list(st.flow_failures.values()))
         elif final is FlowState.FAILURE:
-            raise WrappedFailure(self._all_failures())
+            raise WrappedFailure(run.all_failures())
 
-    def _interrupted(self) -> None:
+    @staticmethod
+    def _resume_or_start(run: Run) -> Iterator[FlowState]:
+        """Where a run begins: a fresh or resumed forward pass, or a revert that was under way.
+
+        A REVERTED flow runs again from the start; saved ``flow_failures`` (a revert interrupted,
+        or asked for by ``flowkit run --on-interrupt revert``) mean the flow reverts.
+        """
+        st = run.st
+        reverting = bool(st.flow_failures) and st.flow_state not in (FlowState.REVERTED,)
+        if st.flow_state is FlowState.REVERTED:
+            run.reset_all()
+            reverting = False
+        if st.flow_state is not FlowState.PENDING:
+            run.set_flow(FlowState.RESUMING)
+        if reverting:
+            yield from revert_all(run, dict(st.flow_failures), retry_failed=True)
+        else:
+            run.set_flow(FlowState.RUNNING)
+            yield FlowState.RUNNING
+            yield from run.forward()
+
+    @staticmethod
+    def _interrupted(run: Run) -> None:
         """The run stopped early (an exception, a storage error, an abandoned run_iter): SUSPENDED.
 
         Atoms still RUNNING stay so and run again on the next ``run()`` (at-least-once).
         """
         try:
-            self._set_flow(FlowState.SUSPENDED)
+            run.set_flow(FlowState.SUSPENDED)
         except Exception:  # the recorder is what failed: the saved state is resumed as SUSPENDED anyway
-            self.storage.flow_state = FlowState.SUSPENDED
+            run.st.flow_state = FlowState.SUSPENDED
 
-    # -- forward ------------------------------------------------------------------------------------
-
-    def _reset_all(self) -> None:
-        st = self._st
-        for i in self._c.order:
-            st.reset_atom(i)
-        for h in st.histories.values():
-            h.__init__()  # type: ignore[misc]
-        st.flow_failures = {}
-
-    def _forward(self) -> Generator[FlowState, None, None]:
-        c, st = self._c, self._st
-        states, preds, waiting, ready = st.states, c.preds, self._waiting, self._ready
-        if not (yield from self._finish_interrupted_reverts()):
-            yield from self._revert_all(self._failures_so_far(), retry_failed=False)
-            return
-        for i in c.order:
-            s = states[i]
-            if s in ATOM_DONE:
-                continue
-            if s in (S.FAILURE, S.REVERTED, S.REVERT_FAILURE, S.REVERTING):
-                st.reset_atom(i)  # a previous run's leftovers: this run starts the atom afresh
-            n_waiting = 0
-            for p in preds[i]:
-                if states[p] not in ATOM_DONE:
-                    n_waiting += 1
-            waiting[i] = n_waiting
-            if n_waiting == 0:
-                ready.append(i)
-        dispatcher = self._dispatcher
-        inline = dispatcher.inline
-        suspend = self._suspend
-        cap = self._cap
-        while True:
-            while ready and self._running < cap and not self._failed and not suspend.is_set():
-                self._start(ready.popleft())
-                if inline:  # finish before starting the next: a failure stops what follows
-                    item = dispatcher.wait(0)
-                    if item is not None:
-                        self._finish(*item)
-                        yield FlowState.RUNNING
-            if self._running:
-                item = dispatcher.wait(self._timer_timeout())
-                if item is not None:
-                    self._finish(*item)
-                    yield FlowState.RUNNING
-                self._fire_timers()
-                continue
-            if self._failed:
-                over = yield from self._handle_failures()
-                if over:
-                    return
-                continue
-            if suspend.is_set():
-                self._set_flow(FlowState.SUSPENDED)
-                return
-            if self._timers:
-                self._wake.wait(self._timer_timeout())
-                self._fire_timers()
-                continue
-            if ready:
-                continue
-            break
-        self._set_flow(FlowState.SUCCESS)
-
-    def _start(self, i: int) -> None:
-        c, st = self._c, self._st
-        kind = c.kinds[i]
-        if kind == JUNCTION:
-            st.states[i] = S.SUCCESS
-            self._release(i)
-            return
-        if i in c.deciders and i not in self._ignored:
-            try:
-                self._decide(i, c.deciders[i])
-            except FlowkitError as exc:
-                self._fail_unstarted(i, exc)
-                return
-        if i in self._ignored:
-            self._set_atom(i, S.IGNORE)
-            self._release(i)
-            return
-        atom = c.atoms[i]
-        try:
-            kwargs = st.bind_args(c.bindings[i])
-        except FlowkitError as exc:
-            self._fail_unstarted(i, _named(exc, c.names[i]))
-            return
-        inject = atom.inject_kwargs  # type: ignore[union-attr]
-        if inject:
-            kwargs.update(inject)
-        self._set_atom(i, S.RUNNING)
-        self._running += 1
-        if kind == RETRY:
-            history = st.histories[i]
-            try:
-                result = atom.execute(history, **kwargs)  # type: ignore[union-attr]
-            except Exception:
-                self._finish(i, EXECUTE, False, Failure())
-            else:
-                self._finish(i, EXECUTE, True, result)
-            return
-        self._dispatcher.submit(i, atom, EXECUTE, kwargs, self._context(i))  # type: ignore[arg-type]
-
-    def _fail_unstarted(self, i: int, exc: FlowkitError) -> None:
-        """Atom ``i`` fails before its execute is called (nothing to revert later).
-
-        A pending atom goes straight to FAILURE: with no RUNNING saved, a resumed revert
-        knows from the database too that there is nothing to undo.
-        """
-        if self._st.states[i] is not S.PENDING:
-            self._set_atom(i, S.RUNNING)
-        self._running += 1
-        self._finish(i, NOT_STARTED, False, Failure.from_exception(exc))
-
-    def _finish(self, i: int, action: str, ok: bool, value: Any) -> None:
-        self._running -= 1
-        if action == REVERT:
-            self._reverted(i, ok, value)
-            return
-        if action == NOT_STARTED:
-            self._st.never_started.add(i)
-            ok = False
-        st = self._st
-        if ok and self._c.keyed[i]:
-            value, ok = self._check_result(i, value)
-        if ok:
-            st.results[i] = value
-            if self._c.kinds[i] == RETRY:
-                st.histories[i]._start_attempt(value)
-            self._set_atom(i, S.SUCCESS, value)
-            self._release(i)
-        else:
-            value.atom_name = self._c.names[i]
-            st.failures[i] = value
-            if self._c.kinds[i] == RETRY:
-                st.histories[i].failure = value
-            self._set_atom(i, S.FAILURE, value)
-            self._failed[i] = value
-
-    def _check_result(self, i: int, value: Any) -> tuple[Any, bool]:
-        """A result must hold every key/index the atom promised to provide; say which is missing."""
-        atom = self._c.atoms[i]
-        try:
-            for symbol, key in atom.save_as.items():  # type: ignore[union-attr]
-                extract(value, key, atom.name, symbol)  # type: ignore[union-attr]
-        except FlowkitError:
-            return Failure(), False
-        return value, True
-
-    def _release(self, i: int) -> None:
-        waiting = self._waiting
-        for s in self._c.succs[i]:
-            waiting[s] -= 1
-            if waiting[s] == 0:
-                self._ready.append(s)
-
-    # -- deciders -----------------------------------------------------------------------------------
-
-    def _decide(self, i: int, links: list[DeciderLink]) -> None:
-        c, st = self._c, self._st
-        for link in links:
-            key = id(link)
-            if key in self._decided:
-                continue
-            self._decided.add(key)
-            history = {c.names[h]: st.results[h] for h in link.history if c.kinds[h] != JUNCTION}
-            try:
-                go = bool(link.decider(history=history))
-            except Exception as exc:
-                raise FlowkitError(
-                    f"decider on link {link.label} raised {type(exc).__name__}: {exc}"
-                ) from exc
-            if not go:
-                self._ignored.update(decider_reach(self._c, link))
-
-
-def _named(exc: FlowkitError, atom_name: str) -> FlowkitError:
-    """``exc``, naming the atom it happened to when it does not already."""
-    if isinstance(exc, NotFound) and repr(atom_name) not in str(exc):
-        named = NotFound(f"atom {atom_name!r}: {exc}")
-        named.__cause__ = exc
-        return named
-    return exc
+    def _progress_of_node(self, i: int, progress: float) -> None:
+        """Progress reported by a dispatcher for node ``i`` (handed to it when the engine is built)."""
+        run = self._run
+        if run is not None:
+            run.progress_of_node(i, progress)

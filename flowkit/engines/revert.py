@@ -4,96 +4,95 @@ A wave counts, for each atom that ran, its successors that still have to be undo
 atom is reverted when that count reaches zero (the mirror image of running forward). A
 revert that fails holds back the atoms before it, which stay as they are for an operator,
 while independent branches are still reverted.
+
+:class:`RevertWave` owns one wave's counters; the functions here are the waves a run needs:
+the whole flow (:func:`revert_all`), a retry controller's scope (:func:`revert_nodes`), and the
+reverts a crash interrupted (:func:`finish_interrupted_reverts`).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.engines.dispatch import REVERT
-from flowkit.engines.run_state import RunState
 from flowkit.failure import Failure
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState
+
+if TYPE_CHECKING:
+    from flowkit.engines.run import Run
 
 S = AtomState
 _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNING})
 
 
-class RevertWaves(RunState):
-    """The engine's revert layer."""
+class RevertWave:
+    """One wave over ``nodes``: which atoms it touches, how many successors each still waits for."""
 
-    def _revert_all(
-        self, failures: dict[str, Failure], retry_failed: bool
-    ) -> Generator[FlowState, None, None]:
-        st = self._st
-        st.flow_failures = failures
-        self._set_flow(FlowState.REVERTING)
-        yield FlowState.REVERTING
-        ok = yield from self._revert_wave(range(len(self._c.atoms)), failures, retry_failed, suspendable=True)
-        if self._suspend.is_set() and not self._wave_done:
-            self._set_flow(FlowState.SUSPENDED)
-            return
-        self._set_flow(FlowState.REVERTED if ok and not self._revert_failed else FlowState.FAILURE)
+    __slots__ = ("blocked", "done", "failed", "failures", "left", "ready", "run", "touched")
 
-    def _revert_wave(
-        self,
-        nodes: range,
-        failures: dict[str, Failure],
-        retry_failed: bool = False,
-        suspendable: bool = False,
-    ) -> Generator[FlowState, None, bool]:
-        """Revert every atom in ``nodes`` that ran, successors first; False if a revert failed."""
-        c, st = self._c, self._st
+    def __init__(self, run: Run, nodes: range, failures: dict[str, Failure], retry_failed: bool) -> None:
+        self.run = run
+        c, st = run.c, run.st
         states = st.states
-        touched = {x for x in nodes if states[x] is not S.PENDING}
-        blocked = S.REVERT_FAILURE if not retry_failed else None
-        left = {x: sum(1 for s in c.succs[x] if s in touched) for x in touched}
-        order = sorted((x for x, n in left.items() if n == 0), key=lambda x: -st.finished_seq[x])
-        rready = deque(order)
-        self._rleft, self._rtouched, self._rready = left, touched, rready
-        self._wave_done = False
-        failed_before = self._revert_failed
-        self._revert_failed = False
-        self._flow_failures_now = failures
+        self.touched = {x for x in nodes if states[x] is not S.PENDING}
+        touched = self.touched
+        self.left = {x: sum(1 for s in c.succs[x] if s in touched) for x in touched}
+        """Per touched atom: its touched successors not reverted yet."""
+        first = sorted((x for x, n in self.left.items() if n == 0), key=lambda x: -st.finished_seq[x])
+        self.ready = deque(first)
+        self.blocked = S.REVERT_FAILURE if not retry_failed else None
+        """An atom whose revert failed before stays so (and holds back its predecessors) unless retried."""
+        self.failures = failures
+        """What the flow reverts because of (an atom's revert may ask for ``flow_failures``)."""
+        self.failed = False
+        self.done = False
+        """Every touched atom was handled (False after a suspend stopped the wave)."""
+
+    def go(self, suspendable: bool) -> Generator[FlowState, None, bool]:
+        """Revert until nothing is left (or a suspend, if ``suspendable``); False if a revert failed."""
+        run = self.run
+        c, states, ready, dispatcher = run.c, run.st.states, self.ready, run.dispatcher
+        suspend = run.suspend
         while True:
-            while rready and self._running < self._cap and not (suspendable and self._suspend.is_set()):
-                x = rready.popleft()
+            while ready and run.running < run.cap and not (suspendable and suspend.is_set()):
+                x = ready.popleft()
                 state = states[x]
                 if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not S.REVERT_FAILURE):
-                    self._revert_release(x)
-                elif state is blocked:
-                    self._revert_failed = True
-                elif state is S.FAILURE and x in self._st.never_started:
-                    self._set_atom(x, S.REVERTING)  # execute never ran: there is nothing to undo
-                    self._set_atom(x, S.REVERTED)
-                    self._revert_release(x)
+                    self.release(x)
+                elif state is self.blocked:
+                    self.failed = True
+                elif state is S.FAILURE and x in run.st.never_started:
+                    run.set_atom(x, S.REVERTING)  # execute never ran: there is nothing to undo
+                    run.set_atom(x, S.REVERTED)
+                    self.release(x)
                 else:
-                    self._start_revert(x)
-            if not self._running:
+                    self.start(x)
+            if not run.running:
                 break
-            item = self._dispatcher.wait(None)
+            item = dispatcher.wait(None)
             if item is not None:
-                self._finish(*item)
+                run.finish(*item)
                 yield FlowState.REVERTING
-        self._wave_done = not rready
-        ok = not self._revert_failed
-        self._revert_failed = self._revert_failed or failed_before
-        return ok
+        self.done = not ready
+        return not self.failed
 
-    def _revert_release(self, x: int) -> None:
-        left, touched, rready = self._rleft, self._rtouched, self._rready
-        for p in self._c.preds[x]:
+    def release(self, x: int) -> None:
+        """``x`` is reverted (or needs none): a predecessor with no successor left may be reverted."""
+        left, touched, ready = self.left, self.touched, self.ready
+        for p in self.run.c.preds[x]:
             if p in touched:
                 left[p] -= 1
                 if left[p] == 0:
-                    rready.append(p)
+                    ready.append(p)
 
-    def _start_revert(self, x: int) -> None:
-        c, st = self._c, self._st
+    def start(self, x: int) -> None:
+        """Record REVERTING and call ``x``'s revert with what can still be found of its arguments."""
+        run = self.run
+        c, st = run.c, run.st
         atom = c.atoms[x]
         prior = st.states[x]
         # revert gets what can still be found: it must cope with a partial picture
@@ -107,58 +106,93 @@ class RevertWaves(RunState):
         if "result" in wants:
             kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
         if "flow_failures" in wants:
-            kwargs["flow_failures"] = dict(self._flow_failures_now)
-        self._set_atom(x, S.REVERTING)
-        self._running += 1
+            kwargs["flow_failures"] = dict(self.failures)
+        run.set_atom(x, S.REVERTING)
+        run.running += 1
         if c.kinds[x] == RETRY:
             kwargs.pop("result", None)
             try:
                 out = atom.revert(st.histories[x], **kwargs)  # type: ignore[union-attr]
             except Exception:
-                self._finish(x, REVERT, False, Failure())
+                run.finish(x, REVERT, False, Failure())
             else:
-                self._finish(x, REVERT, True, out)
+                run.finish(x, REVERT, True, out)
             return
-        self._dispatcher.submit(x, atom, REVERT, kwargs, self._context(x))  # type: ignore[arg-type]
+        run.dispatcher.submit(x, atom, REVERT, kwargs, run.context(x))  # type: ignore[arg-type]
 
-    def _reverted(self, x: int, ok: bool, value: Any) -> None:
-        st = self._st
+    def reverted(self, x: int, ok: bool, value: Any) -> None:
+        """One revert completed (the run has counted it as no longer running)."""
+        run = self.run
+        st = run.st
         if ok:
             st.revert_results[x] = value
-            self._set_atom(x, S.REVERTED, value)
-            self._revert_release(x)
+            run.set_atom(x, S.REVERTED, value)
+            self.release(x)
         else:
-            value.atom_name = self._c.names[x]
+            value.atom_name = run.c.names[x]
             st.revert_failures[x] = value
-            self._set_atom(x, S.REVERT_FAILURE, value)
-            self._revert_failed = True
+            run.set_atom(x, S.REVERT_FAILURE, value)
+            self.failed = True
 
-    def _finish_interrupted_reverts(self) -> Generator[FlowState, None, bool]:
-        """After a crash mid-revert inside a running flow: finish those reverts first.
 
-        A retry controller saved as RETRYING was reverting its scope for another attempt; an
-        atom saved as REVERTING was being reverted. Returns False if a revert failed (the flow
-        then reverts everything that ran).
-        """
-        c, st = self._c, self._st
-        states = st.states
-        for r in sorted(st.histories):  # outer controllers first: their scope holds the inner ones
-            if states[r] is not S.RETRYING:
+def revert_nodes(
+    run: Run,
+    nodes: range,
+    failures: dict[str, Failure],
+    retry_failed: bool = False,
+    suspendable: bool = False,
+) -> Generator[FlowState, None, RevertWave]:
+    """Revert every atom in ``nodes`` that ran, successors first; the wave tells how it went."""
+    wave = RevertWave(run, nodes, failures, retry_failed)
+    run.wave = wave
+    try:
+        yield from wave.go(suspendable)
+    finally:
+        run.revert_failed = run.revert_failed or wave.failed
+    return wave
+
+
+def revert_all(
+    run: Run, failures: dict[str, Failure], retry_failed: bool
+) -> Generator[FlowState, None, None]:
+    """Revert the whole flow because of ``failures``: REVERTED, FAILURE (a revert failed) or SUSPENDED."""
+    run.st.flow_failures = failures
+    run.set_flow(FlowState.REVERTING)
+    yield FlowState.REVERTING
+    wave = yield from revert_nodes(run, range(len(run.c.atoms)), failures, retry_failed, suspendable=True)
+    if run.suspend.is_set() and not wave.done:
+        run.set_flow(FlowState.SUSPENDED)
+        return
+    run.set_flow(FlowState.REVERTED if not run.revert_failed else FlowState.FAILURE)
+
+
+def finish_interrupted_reverts(run: Run) -> Generator[FlowState, None, bool]:
+    """After a crash mid-revert inside a running flow: finish those reverts first.
+
+    A retry controller saved as RETRYING was reverting its scope for another attempt; an
+    atom saved as REVERTING was being reverted. Returns False if a revert failed (the flow
+    then reverts everything that ran).
+    """
+    c, st = run.c, run.st
+    states = st.states
+    for r in sorted(st.histories):  # outer controllers first: their scope holds the inner ones
+        if states[r] is not S.RETRYING:
+            continue
+        history = st.histories[r]
+        failures = dict(history[-1][1]) if len(history) else {}
+        wave = yield from revert_nodes(run, range(r + 1, c.scope_end[r]), failures, retry_failed=True)
+        if wave.failed:
+            return False
+        for x in range(r + 1, c.scope_end[r]):
+            if c.kinds[x] == JUNCTION:
+                states[x] = S.PENDING
                 continue
-            history = st.histories[r]
-            failures = dict(history[-1][1]) if len(history) else {}
-            if not (yield from self._revert_wave(range(r + 1, c.scope_end[r]), failures, retry_failed=True)):
-                return False
-            for x in range(r + 1, c.scope_end[r]):
-                if c.kinds[x] == JUNCTION:
-                    states[x] = S.PENDING
-                    continue
-                st.reset_atom(x)
-                if c.kinds[x] == RETRY:
-                    st.histories[x] = History()
-        stranded = [x for x in range(len(states)) if states[x] is S.REVERTING]
-        if stranded:
-            for x in stranded:
-                if not (yield from self._revert_wave(range(x, x + 1), {}, retry_failed=True)):
-                    return False
-        return True
+            st.reset_atom(x)
+            if c.kinds[x] == RETRY:
+                st.histories[x] = History()
+    stranded = [x for x in range(len(states)) if states[x] is S.REVERTING]
+    for x in stranded:
+        wave = yield from revert_nodes(run, range(x, x + 1), {}, retry_failed=True)
+        if wave.failed:
+            return False
+    return True

@@ -1,0 +1,337 @@
+"""One ``run()`` of an engine: all per-run state, and the forward hot loop.
+
+A :class:`Run` is made fresh by every ``Engine.run_iter()`` and owns everything that lives only
+as long as that run: the counters and queues of the scheduler, the failures not handled yet,
+the decider outcomes, the retry delay timers, the revert wave in progress. Saved state lives in
+:class:`~flowkit.storage.Storage`; the run changes it only through :meth:`Run.set_atom` and
+:meth:`Run.set_flow`, which record it (storage, then notifiers) before anything acts on it.
+
+The hot loop is :meth:`Run.forward`: schedule a ready atom (:meth:`start`: bind its arguments,
+record RUNNING, hand it to the dispatcher), take one completion (:meth:`finish`: record the
+result, :meth:`release` the successors by decrementing one counter each). Everything that is
+not per atom (failures, suspend, timers, the end) happens in :meth:`_drained`, once nothing
+runs. The other parts are functions of the run: :mod:`~flowkit.engines.revert` (revert waves),
+:mod:`~flowkit.engines.retrying` (retry decisions and delays), :mod:`~flowkit.engines.deciders`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from flowkit.atom import extract
+from flowkit.compiler import JUNCTION, RETRY, CompiledFlow
+from flowkit.context import AtomContext
+from flowkit.engines import deciders
+from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
+from flowkit.engines.retrying import DelayTimers, handle_failures
+from flowkit.engines.revert import finish_interrupted_reverts, revert_all
+from flowkit.exceptions import FlowkitError, NotFound
+from flowkit.failure import Failure
+from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
+from flowkit.states import ATOM_DONE, AtomState, FlowState
+from flowkit.storage import Storage
+
+if TYPE_CHECKING:
+    from flowkit.engines.revert import RevertWave
+
+S = AtomState
+_KIND_NAMES = ("task", "retry", "junction")
+_LEFTOVERS = frozenset({S.FAILURE, S.REVERTED, S.REVERT_FAILURE, S.REVERTING})
+"""Atom states a previous run left that this run starts afresh."""
+
+
+class Run:
+    """The state of one engine run and its forward pass; see the module docstring."""
+
+    __slots__ = (
+        "atom_notifier",
+        "c",
+        "cap",
+        "decided",
+        "dispatcher",
+        "failed",
+        "ignored",
+        "notifier",
+        "ready",
+        "revert_failed",
+        "running",
+        "st",
+        "suspend",
+        "timers",
+        "waiting",
+        "wake",
+        "wave",
+    )
+
+    def __init__(
+        self,
+        compiled: CompiledFlow,
+        storage: Storage,
+        dispatcher: Dispatcher,
+        notifier: Notifier,
+        atom_notifier: Notifier,
+        suspend: threading.Event,
+        wake: threading.Event,
+        cap: int,
+    ) -> None:
+        self.c = compiled
+        self.st = storage
+        self.dispatcher = dispatcher
+        self.notifier = notifier
+        self.atom_notifier = atom_notifier
+        self.suspend = suspend
+        """Set by ``Engine.suspend()``: running atoms finish, nothing new starts."""
+        self.wake = wake
+        """Set to cut short a wait for a retry delay (a suspend)."""
+        self.cap = cap
+        """At most this many calls in flight (a fenced run: the dispatcher's capacity)."""
+        self.waiting = [0] * len(compiled.atoms)
+        """Per node: predecessors not done yet; the node is ready at zero."""
+        self.ready: deque[int] = deque()
+        self.running = 0
+        self.failed: dict[int, Failure] = {}
+        """Failures not handled yet (handled once the running atoms have drained)."""
+        self.ignored: set[int] = set()
+        """Nodes a false decider turned off (they end IGNORE)."""
+        self.decided: set[int] = set()
+        """``id()`` of the decider links already asked in this attempt."""
+        self.timers = DelayTimers()
+        self.revert_failed = False
+        """A revert of this run failed (the flow ends FAILURE, not REVERTED)."""
+        self.wave: RevertWave | None = None
+        """The revert wave in progress; its completions go to it."""
+
+    # -- recording ----------------------------------------------------------------------------------
+
+    def set_flow(self, state: FlowState) -> None:
+        st = self.st
+        old = st.set_flow_state(state)
+        if self.notifier.active and old is not state:
+            self.notifier.notify(
+                state, {"flow_name": st.flow_name, "flow_uuid": st.flow_uuid, "old_state": old}
+            )
+
+    def set_atom(self, i: int, state: AtomState, result: Any = None) -> None:
+        old = self.st.set_atom_state(i, state)
+        if self.atom_notifier.active:
+            c = self.c
+            details = {
+                "atom_name": c.names[i],
+                "atom_uuid": self.st.atom_uuids[i],
+                "kind": _KIND_NAMES[c.kinds[i]],
+                "old_state": old,
+                "result": result,
+            }
+            if c.kinds[i] != RETRY:
+                details["task_name"] = c.names[i]
+            self.atom_notifier.notify(state, details)
+
+    def progress_of_task(self, name: str, progress: float) -> None:
+        if self.atom_notifier.active:
+            self.atom_notifier.notify(
+                EVENT_UPDATE_PROGRESS, {"atom_name": name, "task_name": name, "progress": progress}
+            )
+
+    def progress_of_node(self, i: int, progress: float) -> None:
+        self.progress_of_task(self.c.names[i], progress)
+
+    def context(self, i: int) -> AtomContext:
+        return AtomContext(self.c.names[i], self.st.atom_uuids[i], self.progress_of_task)
+
+    def failures_so_far(self) -> dict[str, Failure]:
+        names = self.c.names
+        return {names[i]: f for i, f in enumerate(self.st.failures) if f is not None}
+
+    def all_failures(self) -> list[Failure]:
+        st = self.st
+        out = list(st.flow_failures.values())
+        out.extend(f for f in st.revert_failures if f is not None)
+        return out
+
+    # -- the whole run --------------------------------------------------------------------------------
+
+    def reset_all(self) -> None:
+        """A REVERTED flow runs again from the start: forget every outcome."""
+        st = self.st
+        for i in self.c.order:
+            st.reset_atom(i)
+        for h in st.histories.values():
+            h.__init__()  # type: ignore[misc]
+        st.flow_failures = {}
+
+    def forward(self) -> Generator[FlowState, None, None]:
+        """Run the flow forward to SUCCESS, a suspend, or the revert its failures lead to."""
+        if not (yield from finish_interrupted_reverts(self)):
+            yield from revert_all(self, self.failures_so_far(), retry_failed=False)
+            return
+        self._seed()
+        dispatcher, ready, suspend, cap = self.dispatcher, self.ready, self.suspend, self.cap
+        timers = self.timers
+        inline, delayed = dispatcher.inline, timers.heap
+        # The hot loop: start what is ready (bind, record RUNNING, submit), take one completion
+        # (record, notify, release successors). Everything else waits for a drain.
+        while True:
+            while ready and self.running < cap and not self.failed and not suspend.is_set():
+                self.start(ready.popleft())
+                if inline:  # finish before starting the next: a failure stops what follows
+                    item = dispatcher.wait(0)
+                    if item is not None:
+                        self.finish(*item)
+                        yield FlowState.RUNNING
+            if self.running:
+                item = dispatcher.wait(timers.timeout() if delayed else None)
+                if item is not None:
+                    self.finish(*item)
+                    yield FlowState.RUNNING
+                if delayed:
+                    timers.fire(ready)
+                continue
+            if (yield from self._drained()):
+                return
+
+    def _seed(self) -> None:
+        """Count each unfinished atom's unfinished predecessors; queue those with none."""
+        states, preds, waiting, ready, st = self.st.states, self.c.preds, self.waiting, self.ready, self.st
+        for i in self.c.order:
+            s = states[i]
+            if s in ATOM_DONE:
+                continue
+            if s in _LEFTOVERS:
+                st.reset_atom(i)  # a previous run's leftovers: this run starts the atom afresh
+            n_waiting = 0
+            for p in preds[i]:
+                if states[p] not in ATOM_DONE:
+                    n_waiting += 1
+            waiting[i] = n_waiting
+            if n_waiting == 0:
+                ready.append(i)
+
+    def _drained(self) -> Generator[FlowState, None, bool]:
+        """Nothing runs: handle the failures, stop for a suspend, wait for a retry delay or end.
+
+        Returns True when the forward pass is over.
+        """
+        if self.failed:
+            return (yield from handle_failures(self))
+        if self.suspend.is_set():
+            self.set_flow(FlowState.SUSPENDED)
+            return True
+        if self.timers:
+            self.wake.wait(self.timers.timeout())
+            self.timers.fire(self.ready)
+            return False
+        if self.ready:
+            return False
+        self.set_flow(FlowState.SUCCESS)
+        return True
+
+    # -- one atom -------------------------------------------------------------------------------------
+
+    def start(self, i: int) -> None:
+        """Bind atom ``i``'s arguments, record RUNNING and hand it to the dispatcher."""
+        c, st = self.c, self.st
+        kind = c.kinds[i]
+        if kind == JUNCTION:
+            st.states[i] = S.SUCCESS
+            self.release(i)
+            return
+        if i in c.deciders and i not in self.ignored:
+            try:
+                deciders.decide(self, i, c.deciders[i])
+            except FlowkitError as exc:
+                self.fail_unstarted(i, exc)
+                return
+        if i in self.ignored:
+            self.set_atom(i, S.IGNORE)
+            self.release(i)
+            return
+        atom = c.atoms[i]
+        try:
+            kwargs = st.bind_args(c.bindings[i])
+        except FlowkitError as exc:
+            self.fail_unstarted(i, _named(exc, c.names[i]))
+            return
+        inject = atom.inject_kwargs  # type: ignore[union-attr]
+        if inject:
+            kwargs.update(inject)
+        self.set_atom(i, S.RUNNING)
+        self.running += 1
+        if kind == RETRY:  # a controller's execute is ours (it picks the attempt's values): inline
+            try:
+                result = atom.execute(st.histories[i], **kwargs)  # type: ignore[union-attr]
+            except Exception:
+                self.finish(i, EXECUTE, False, Failure())
+            else:
+                self.finish(i, EXECUTE, True, result)
+            return
+        self.dispatcher.submit(i, atom, EXECUTE, kwargs, self.context(i))  # type: ignore[arg-type]
+
+    def fail_unstarted(self, i: int, exc: FlowkitError) -> None:
+        """Atom ``i`` fails before its execute is called (nothing to revert later).
+
+        A pending atom goes straight to FAILURE: with no RUNNING saved, a resumed revert
+        knows from the database too that there is nothing to undo.
+        """
+        if self.st.states[i] is not S.PENDING:
+            self.set_atom(i, S.RUNNING)
+        self.running += 1
+        self.finish(i, NOT_STARTED, False, Failure.from_exception(exc))
+
+    def finish(self, i: int, action: str, ok: bool, value: Any) -> None:
+        """One completion of one call: record it; a success releases the successors."""
+        self.running -= 1
+        if action == REVERT:
+            self.wave.reverted(i, ok, value)  # type: ignore[union-attr]
+            return
+        st = self.st
+        if action == NOT_STARTED:
+            st.never_started.add(i)
+            ok = False
+        c = self.c
+        if ok and c.keyed[i]:
+            missing = self._missing_key(i, value)
+            if missing is not None:
+                ok, value = False, missing
+        if ok:
+            st.results[i] = value
+            if c.kinds[i] == RETRY:
+                st.histories[i]._start_attempt(value)
+            self.set_atom(i, S.SUCCESS, value)
+            self.release(i)
+        else:
+            value.atom_name = c.names[i]
+            st.failures[i] = value
+            if c.kinds[i] == RETRY:
+                st.histories[i].failure = value
+            self.set_atom(i, S.FAILURE, value)
+            self.failed[i] = value
+
+    def _missing_key(self, i: int, value: Any) -> Failure | None:
+        """A result must hold every key/index the atom promised to provide: the failure naming one missing."""
+        atom = self.c.atoms[i]
+        try:
+            for symbol, key in atom.save_as.items():  # type: ignore[union-attr]
+                extract(value, key, atom.name, symbol)  # type: ignore[union-attr]
+        except FlowkitError:
+            return Failure()
+        return None
+
+    def release(self, i: int) -> None:
+        """Atom ``i`` is done: a successor with no predecessor left to wait for is ready."""
+        waiting, ready = self.waiting, self.ready
+        for s in self.c.succs[i]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                ready.append(s)
+
+
+def _named(exc: FlowkitError, atom_name: str) -> FlowkitError:
+    """``exc``, naming the atom it happened to when it does not already."""
+    if isinstance(exc, NotFound) and repr(atom_name) not in str(exc):
+        named = NotFound(f"atom {atom_name!r}: {exc}")
+        named.__cause__ = exc
+        return named
+    return exc
