@@ -28,6 +28,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from flowkit.sql.urls import Database
 
@@ -56,7 +58,7 @@ class EngineLease:
 
     engine: sa.Engine
     database: Database
-    lock: AbstractContextManager[Any] = field(default_factory=contextlib.nullcontext)
+    lock: AbstractContextManager[object] = field(default_factory=contextlib.nullcontext)
     _released: bool = False
 
     @property
@@ -87,7 +89,7 @@ def acquire(database: Database) -> EngineLease:
             shared = _Shared(create(database), threading.RLock() if single else None, pinned=single)
             _shared[key] = shared
         shared.users += 1
-        lock: AbstractContextManager[Any] = shared.lock or contextlib.nullcontext()
+        lock: AbstractContextManager[object] = shared.lock or contextlib.nullcontext()
         return EngineLease(shared.engine, database, lock)
 
 
@@ -129,7 +131,7 @@ def _sqlite(database: Database) -> sa.Engine:
     engine = sa.create_engine(database.url, **options)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # flowkit emits BEGIN itself (see _on_begin)
         cursor = dbapi_connection.cursor()
         if not in_memory:

@@ -14,8 +14,8 @@ PostgreSQL: ``flowkit[postgres]``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from flowkit import extras
@@ -30,6 +30,7 @@ ZOOKEEPER_SCHEMES = ("zookeeper",)
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "memory")
 """Each may add ``+driver`` (``postgresql+psycopg2://``), as for persistence."""
 SCHEMES = ZOOKEEPER_SCHEMES + SQL_SCHEMES
+N = TypeVar("N", int, float)
 
 __all__ = ["SCHEMES", "display_url", "fetch"]
 
@@ -93,7 +94,7 @@ def _make(name: str, url: str, persistence: Backend | str | None, options: dict[
     raise UnknownBackendError(display_url(url), SCHEMES)
 
 
-def _number(url: str, query: dict[str, str], key: str, kind: type) -> Any:
+def _number(url: str, query: dict[str, str], key: str, kind: Callable[[str], N]) -> N:
     value = query.pop(key)
     try:
         return kind(value)

@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -45,7 +44,7 @@ LOST_AFTER = 0.9
 """Claims are LOST after ``lease * LOST_AFTER`` seconds without a good renewal."""
 
 
-def release(where: Any) -> Any:
+def release(where: sa.ColumnElement[bool] | None) -> sa.Update:
     """An UPDATE that puts claimed rows back on the board (``where`` narrows it, when given)."""
     stmt = T.update().values(
         state=S.UNCLAIMED.value, owner=None, lease_token=None, lease_expires=None, updated_on=time.time()

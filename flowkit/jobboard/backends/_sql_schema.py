@@ -71,6 +71,7 @@ class Listener(threading.Thread):
     def _listen(self) -> None:
         raw = self._engine.raw_connection()
         try:
+            # the driver's own connection (psycopg2: notifies, poll()), which ships no types
             dbapi: Any = raw.driver_connection
             dbapi.autocommit = True
             with dbapi.cursor() as cur:

@@ -119,7 +119,7 @@ class SQLJobBoard(JobBoard):
         self.poll = poll if poll is not None else (options.poll or default_poll)
         self._engine: sa.Engine | None = None
         self._engine_lease: EngineLease | None = None
-        self._guard: AbstractContextManager[Any] = contextlib.nullcontext()
+        self._guard: AbstractContextManager[object] = contextlib.nullcontext()
         self._leases = Leases(name, self.lease, self._tx, self._emit)
         self._listener: schema.Listener | None = None
         self._changed = threading.Condition()
@@ -205,7 +205,7 @@ class SQLJobBoard(JobBoard):
 
     # -- rows and jobs ------------------------------------------------------------------------------
 
-    def _job(self, row: Any) -> Job | None:
+    def _job(self, row: sa.Row[Any]) -> Job | None:
         try:
             job = Job.from_bytes(self, row.record.encode(), row.id)
         except MalformedJobError as exc:
@@ -216,10 +216,10 @@ class SQLJobBoard(JobBoard):
         job.priority, job.attempts, job.last_reason = row.priority, row.attempts, row.last_reason
         return job
 
-    def _active(self) -> Any:
+    def _active(self) -> sa.ColumnElement[bool]:
         return sa.and_(T.c.board == self.name, T.c.state.in_(ACTIVE))
 
-    def _available(self, now: float) -> Any:
+    def _available(self, now: float) -> sa.ColumnElement[bool]:
         """Rows that may be claimed now. A lease that ran out ended its claim (CLAIMED -> UNCLAIMED),
         though the row still says CLAIMED until someone claims it again."""
         return sa.and_(
@@ -230,7 +230,7 @@ class SQLJobBoard(JobBoard):
             ),
         )
 
-    def _claim_values(self, who: str, token: str, now: float) -> dict[str, Any]:
+    def _claim_values(self, who: str, token: str, now: float) -> dict[str, object]:
         return {
             "state": S.CLAIMED.value,
             "owner": who,
@@ -241,7 +241,7 @@ class SQLJobBoard(JobBoard):
             "updated_on": now,
         }
 
-    def _next_epoch(self) -> Any:
+    def _next_epoch(self) -> sa.ColumnElement[int]:
         """The claim's fencing token, computed by the claim statement itself (so in claim order).
 
         One more than the job's last claim's, and at least the database's clock in microseconds: so
@@ -280,7 +280,7 @@ class SQLJobBoard(JobBoard):
             self._notify(conn)
         self._wake()
 
-    def _select(self, where: Any) -> list[Job]:
+    def _select(self, where: sa.ColumnElement[bool]) -> list[Job]:
         query = sa.select(T).where(where).order_by(T.c.priority.desc(), T.c.id)
         with self._tx("list the jobs") as conn:
             rows = conn.execute(query).all()
@@ -311,7 +311,7 @@ class SQLJobBoard(JobBoard):
         with self._tx("count the jobs") as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(T).where(where)).scalar_one())
 
-    def _row(self, job: Job, what: str) -> Any:
+    def _row(self, job: Job, what: str) -> sa.Row[Any] | None:
         with self._tx(what) as conn:
             return conn.execute(sa.select(T).where(T.c.board == self.name, T.c.uuid == job.uuid)).first()
 
@@ -392,7 +392,7 @@ class SQLJobBoard(JobBoard):
                 continue
             return job
 
-    def _owned_by(self, job: Job, who: str, target: JobState) -> Any:
+    def _owned_by(self, job: Job, who: str, target: JobState) -> sa.ColumnElement[bool]:
         token = self._leases.token(job.uuid)
         return sa.and_(
             T.c.board == self.name,
@@ -402,7 +402,7 @@ class SQLJobBoard(JobBoard):
             T.c.lease_token == token,
         )
 
-    def _change(self, job: Job, who: str, target: JobState, stmt: Any, what: str) -> None:
+    def _change(self, job: Job, who: str, target: JobState, stmt: sa.Update | sa.Delete, what: str) -> None:
         """Apply ``stmt`` to the job's row if ``who`` holds the claim and the row is in a state that
         may move to ``target`` (:func:`~flowkit.states.job_sources`): one conditional statement."""
         with self._tx(f"{what} job {job}") as conn:
@@ -425,7 +425,7 @@ class SQLJobBoard(JobBoard):
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         stmt = release(None)
-        values: dict[str, Any] = {"last_reason": sa.func.coalesce(reason, T.c.last_reason)}
+        values: dict[str, object] = {"last_reason": sa.func.coalesce(reason, T.c.last_reason)}
         if not count:
             values["attempts"] = sa.case((T.c.attempts > 0, T.c.attempts - 1), else_=0)
         self._change(job, who, S.UNCLAIMED, stmt.values(**values), "abandon")

@@ -23,7 +23,7 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Collection, Sequence
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -35,6 +35,9 @@ from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row, Serializer
 from flowkit.sql import engines, urls
 from flowkit.sql.urls import Database
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
@@ -349,11 +352,15 @@ class SQLAlchemyConnection(Connection):
             return
         conn = self._checkout()
         t = TABLES[table]
+        stmt: postgresql.Insert | sqlite.Insert
         if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            stmt = postgresql_insert(t)
         else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = insert(t)
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(t)
         updated = {c: stmt.excluded[c] for c in rows[0] if c != "uuid"}
         upsert = stmt.on_conflict_do_update(index_elements=[t.c.uuid], set_=updated)
         if conn.dialect.name == "postgresql":
