@@ -36,14 +36,14 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import kombu
 
 from flowkit.atom import Atom, class_name
 from flowkit.context import AtomContext
-from flowkit.engines.dispatch import Completion, Dispatcher
+from flowkit.engines.dispatch import Completion, Dispatcher, NodeProgress
 from flowkit.exceptions import (
     AtomTimeout,
     FlowkitError,
@@ -80,7 +80,6 @@ class WorkerDispatcher(Dispatcher):
         topics: Sequence[str] = (),
         transition_timeout: float = 60.0,
         transport_options: dict[str, Any] | None = None,
-        on_progress: Callable[[int, float], None] | None = None,
         default_timeout: float | None = None,
     ) -> None:
         super().__init__()
@@ -91,7 +90,6 @@ class WorkerDispatcher(Dispatcher):
         self.default_timeout = default_timeout
         """The timeout of atoms that have none of their own (None: unbounded)."""
         self._options = transport_options
-        self._on_progress = on_progress
         self._link: Link | None = None
         self._consumer: kombu.Consumer | None = None
         self._registry = Registry(self.topics, self.timeout)
@@ -113,8 +111,9 @@ class WorkerDispatcher(Dispatcher):
 
     # -- life cycle ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, on_progress: NodeProgress) -> None:
         """Connect, declare our reply queue and ask every worker to announce itself."""
+        super().start(on_progress)
         self._registry = Registry(self.topics, self.timeout)
         self._requests.clear()
         self._inbox.clear()

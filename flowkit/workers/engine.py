@@ -59,6 +59,4 @@ def load(
         transport_options=transport_options,
         default_timeout=check_timeout(default_timeout, "the worker-based engine's default_timeout"),
     )
-    engine = Engine(flow, store=store, dispatcher=dispatcher, **engine_options)
-    dispatcher._on_progress = engine._progress_of_node
-    return engine
+    return Engine(flow, store=store, dispatcher=dispatcher, **engine_options)
