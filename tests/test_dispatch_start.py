@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
 
 from flowkit import FunctorTask, UnorderedFlow, engines, notifier
+from flowkit.engines.dispatch import EXECUTE, Dispatcher
 from flowkit.states import AtomState, FlowState
 
 
@@ -26,7 +28,7 @@ def test_a_run_aborted_by_an_exception_leaves_no_completions_for_the_next_run(
     def slow() -> str:
         calls["slow"] += 1
         slow_started.set()
-        time.sleep(0.3)
+        time.sleep(0.6)
         return f"call {calls['slow']}"
 
     flow = UnorderedFlow("leftovers").add(
@@ -38,6 +40,7 @@ def test_a_run_aborted_by_an_exception_leaves_no_completions_for_the_next_run(
     while next(steps) is FlowState.RUNNING and eng.storage.get_atom_state("fast") is not AtomState.SUCCESS:
         pass
     assert slow_started.wait(5)
+    assert eng.storage.get_atom_state("slow") is AtomState.RUNNING
     steps.close()  # the run ends by an exception (GeneratorExit) while "slow" still runs
     assert eng.storage.flow_state is FlowState.SUSPENDED
 
@@ -55,3 +58,24 @@ def test_a_run_aborted_by_an_exception_leaves_no_completions_for_the_next_run(
     assert eng.storage.fetch_all()["s"] == "call 2"  # the second run's own call, not a stale one
     assert calls == {"fast": 1, "slow": 2}  # at-least-once: the interrupted call runs again
     assert any("left by a previous run" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("kind", ["serial", "worker-based"])
+def test_start_drops_completions_left_in_the_inline_queue(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The serial and worker dispatchers keep completions in a deque: a new run starts with it empty."""
+    if kind == "serial":
+        d: Dispatcher = Dispatcher()
+    else:
+        from flowkit.workers.dispatcher import WorkerDispatcher
+
+        d = WorkerDispatcher("memory://", f"start-{uuid.uuid4().hex[:8]}", ["t"], transition_timeout=5)
+    d._done.append((0, EXECUTE, True, "stale"))
+    with caplog.at_level("WARNING", logger="flowkit.engines.dispatch"):
+        d.start(lambda _i, _v: None)
+    try:
+        assert d.wait(0.01) is None
+        assert any("node 0 execute" in r.getMessage() for r in caplog.records)
+    finally:
+        d.stop()
