@@ -8,6 +8,7 @@ one thread, so a completion queue is all the synchronisation there is.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import queue
 import sys
@@ -27,8 +28,13 @@ REVERT = "revert"
 NOT_STARTED = "not-started"
 """Completion action of an execute that failed before the atom was called (nothing to revert)."""
 
+LOG = logging.getLogger(__name__)
+
 Completion = tuple[int, str, bool, Any]
 ProgressCallback = Callable[[str, float], None]
+NodeProgress = Callable[[int, float], None]
+"""``on_progress(node id, value)``: progress a dispatcher reports for a call it runs out of reach of the
+task's context (another process, a remote worker), given to :meth:`Dispatcher.start` for one run."""
 
 
 def call_atom(
@@ -76,9 +82,16 @@ class Dispatcher:
 
     def __init__(self) -> None:
         self._done: deque[Completion] = deque()
+        self._on_progress: NodeProgress | None = None
 
-    def start(self) -> None:
-        """Acquire resources for one engine run."""
+    def start(self, on_progress: NodeProgress) -> None:
+        """Acquire resources for one engine run, whose progress reports go to ``on_progress``.
+
+        A run begins with no completions: one that ended by an exception may have left some, and
+        they belong to calls of that run (a new run would take them for its own calls' results).
+        """
+        self._on_progress = on_progress
+        _drop_leftovers(self._done.popleft, IndexError)
 
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
@@ -108,7 +121,6 @@ class ExecutorDispatcher(Dispatcher):
         factory: Callable[[], futures.Executor] | None = None,
         executor: futures.Executor | None = None,
         in_process: bool = False,
-        on_progress: Callable[[int, float], None] | None = None,
     ) -> None:
         super().__init__()
         self._factory = factory
@@ -116,10 +128,11 @@ class ExecutorDispatcher(Dispatcher):
         self._executor: futures.Executor | None = executor
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._in_process = in_process
-        self._on_progress = on_progress
         self._discarding = False
 
-    def start(self) -> None:
+    def start(self, on_progress: NodeProgress) -> None:
+        super().start(on_progress)
+        _drop_leftovers(self._queue.get_nowait, queue.Empty)
         if self._executor is None and self._factory is not None:
             self._executor = self._factory()
 
@@ -267,6 +280,22 @@ def thread_pool(max_workers: int) -> futures.Executor:
 
 def _noop() -> None:
     return None
+
+
+def _drop_leftovers(take: Callable[[], Completion], empty: type[Exception]) -> None:
+    """Empty a completion queue with ``take`` (raising ``empty`` when done), logging what it held."""
+    dropped: list[Completion] = []
+    while True:
+        try:
+            dropped.append(take())
+        except empty:
+            break
+    if dropped:
+        LOG.warning(
+            "dropped %d completion(s) left by a previous run that ended early: %s",
+            len(dropped),
+            ", ".join(f"node {i} {action}" for i, action, _ok, _value in dropped),
+        )
 
 
 def _not_started(action: str) -> str:

@@ -144,7 +144,7 @@ class Engine:
             self._wake,
             self._cap,
         )
-        self._dispatcher.start()
+        self._dispatcher.start(run.progress_of_node)  # bound once per run, not looked up per atom
         fenced = False
         try:
             yield from self._resume_or_start(run)
@@ -198,9 +198,3 @@ class Engine:
             run.set_flow(FlowState.SUSPENDED)
         except Exception:  # the recorder is what failed: the saved state is resumed as SUSPENDED anyway
             run.st.flow_state = FlowState.SUSPENDED
-
-    def _progress_of_node(self, i: int, progress: float) -> None:
-        """Progress reported by a dispatcher for node ``i`` (handed to it when the engine is built)."""
-        run = self._run
-        if run is not None:
-            run.progress_of_node(i, progress)

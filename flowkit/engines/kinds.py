@@ -116,7 +116,7 @@ def _parallel(
 ) -> Engine:
     """Independent atoms run at the same time on ``executor`` (see :mod:`flowkit.engines`)."""
     dispatcher, check_pickle = _executor_dispatcher(executor, max_workers)
-    eng = Engine(
+    return Engine(
         flow,
         store=store,
         dispatcher=dispatcher,
@@ -124,9 +124,6 @@ def _parallel(
         flow_uuid=flow_uuid,
         check_pickle=check_pickle,
     )
-    if isinstance(dispatcher, ExecutorDispatcher):
-        dispatcher._on_progress = eng._progress_of_node
-    return eng
 
 
 def _executor_dispatcher(

@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flowkit.workers.dispatcher import WorkerDispatcher
     from flowkit.workers.engine import load
+    from flowkit.workers.options import WorkerOptions
     from flowkit.workers.tasks import resolve_tasks
     from flowkit.workers.worker import Worker
 
-__all__ = ["Worker", "WorkerDispatcher", "load", "resolve_tasks"]
+__all__ = ["Worker", "WorkerDispatcher", "WorkerOptions", "load", "resolve_tasks"]
 
 # Imported on first use, so ``flowkit-worker`` can say which extra is missing before kombu is imported.
 _HOMES = {
     "Worker": "flowkit.workers.worker",
     "WorkerDispatcher": "flowkit.workers.dispatcher",
+    "WorkerOptions": "flowkit.workers.options",
     "load": "flowkit.workers.engine",
     "resolve_tasks": "flowkit.workers.tasks",
 }

@@ -36,14 +36,14 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kombu
 
 from flowkit.atom import Atom, class_name
 from flowkit.context import AtomContext
-from flowkit.engines.dispatch import Completion, Dispatcher
+from flowkit.engines.dispatch import Completion, Dispatcher, NodeProgress
 from flowkit.exceptions import (
     AtomTimeout,
     FlowkitError,
@@ -57,6 +57,7 @@ from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.discovery import Registry, WorkerInfo
 from flowkit.workers.link import Link
+from flowkit.workers.options import DEFAULT_TRANSITION_TIMEOUT_S, WorkerOptions
 from flowkit.workers.request import RUNNING, SENT, WAITING, Request, encode_request, not_started
 from flowkit.workers.seats import Seats
 
@@ -75,23 +76,32 @@ class WorkerDispatcher(Dispatcher):
 
     def __init__(
         self,
-        transport: str,
+        options: WorkerOptions | str,
         exchange: str = "flowkit",
         topics: Sequence[str] = (),
-        transition_timeout: float = 60.0,
-        transport_options: dict[str, Any] | None = None,
-        on_progress: Callable[[int, float], None] | None = None,
+        transition_timeout: float = DEFAULT_TRANSITION_TIMEOUT_S,
+        transport_options: Mapping[str, Any] | None = None,
         default_timeout: float | None = None,
     ) -> None:
+        """Work from ``options``; a broker URL instead builds them from the other arguments."""
         super().__init__()
-        self.transport = transport
-        self.exchange = exchange
-        self.topics = list(topics)
-        self.timeout = float(transition_timeout)
-        self.default_timeout = default_timeout
+        if not isinstance(options, WorkerOptions):
+            options = WorkerOptions(
+                transport=options,
+                topics=topics,
+                exchange=exchange,
+                transition_timeout=transition_timeout,
+                default_timeout=default_timeout,
+                transport_options=transport_options or {},
+            )
+        self.options = options
+        self.transport = options.transport
+        self.exchange = options.exchange
+        self.topics = list(options.topics)
+        self.timeout = options.transition_timeout
+        self.default_timeout = options.default_timeout
         """The timeout of atoms that have none of their own (None: unbounded)."""
-        self._options = transport_options
-        self._on_progress = on_progress
+        self._options = dict(options.transport_options)
         self._link: Link | None = None
         self._consumer: kombu.Consumer | None = None
         self._registry = Registry(self.topics, self.timeout)
@@ -113,8 +123,9 @@ class WorkerDispatcher(Dispatcher):
 
     # -- life cycle ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, on_progress: NodeProgress) -> None:
         """Connect, declare our reply queue and ask every worker to announce itself."""
+        super().start(on_progress)
         self._registry = Registry(self.topics, self.timeout)
         self._requests.clear()
         self._inbox.clear()

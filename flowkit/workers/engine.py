@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flowkit.atom import check_timeout
 from flowkit.engines.engine import Engine
-from flowkit.exceptions import InvalidFlowError
 from flowkit.flow import Flow
+from flowkit.storage import Recorder
 from flowkit.workers.dispatcher import WorkerDispatcher
+from flowkit.workers.options import DEFAULT_TRANSITION_TIMEOUT_S, WorkerOptions
 
-DEFAULT_TRANSITION_TIMEOUT_S = 60.0
+__all__ = ["DEFAULT_TRANSITION_TIMEOUT_S", "WorkerOptions", "load"]
 
 
 def load(
@@ -24,41 +24,29 @@ def load(
     *,
     transport: str | None = None,
     exchange: str = "flowkit",
-    topics: Sequence[str] | None = None,
+    topics: Sequence[str] | str | None = None,
     transition_timeout: float = DEFAULT_TRANSITION_TIMEOUT_S,
-    transport_options: dict[str, Any] | None = None,
+    transport_options: Mapping[str, Any] | None = None,
     default_timeout: float | None = None,
     url: str | None = None,
-    **engine_options: Any,
+    recorder: Recorder | None = None,
+    flow_uuid: str | None = None,
 ) -> Engine:
     """An engine whose tasks run on remote workers.
 
-    ``transport`` is the broker URL (``url`` is accepted as TaskFlow's name for it); ``topics`` are the
-    worker topics to look for tasks on; a request that no worker serves, accepts or answers within
-    ``transition_timeout`` seconds fails its atom; requests wait in the engine while every worker is
-    busy. ``default_timeout`` bounds the execute and revert of atoms without a ``timeout`` of their own
-    (None: a call on a live worker may take as long as it takes). ``engine_options`` go to
-    :class:`~flowkit.engines.engine.Engine` (``recorder``, ``flow_uuid``).
+    The keywords are :class:`~flowkit.workers.options.WorkerOptions`' fields (``url`` is accepted as
+    TaskFlow's name for ``transport``), checked once here; ``recorder`` and ``flow_uuid`` go to
+    :class:`~flowkit.engines.engine.Engine`. Every keyword is named, so ``engines.load`` refuses an
+    unknown one with an error naming it.
     """
-    broker = transport or url
-    if not broker:
-        raise InvalidFlowError("the worker-based engine needs transport=<broker URL>, e.g. amqp://host//")
-    if isinstance(topics, str):
-        topics = [topics]
-    if not topics or not all(isinstance(t, str) and t for t in topics):
-        raise InvalidFlowError(f"the worker-based engine needs topics=[...] (non-empty str), got {topics!r}")
-    if not isinstance(transition_timeout, int | float) or transition_timeout <= 0:
-        raise InvalidFlowError(f"transition_timeout must be a positive number, got {transition_timeout!r}")
-    if not exchange:
-        raise InvalidFlowError("exchange must be a non-empty name")
-    dispatcher = WorkerDispatcher(
-        broker,
-        exchange,
-        topics,
-        float(transition_timeout),
-        transport_options=transport_options,
-        default_timeout=check_timeout(default_timeout, "the worker-based engine's default_timeout"),
+    options = WorkerOptions(
+        transport=transport or url or "",
+        topics=topics or (),
+        exchange=exchange,
+        transition_timeout=transition_timeout,
+        default_timeout=default_timeout,
+        transport_options=transport_options or {},
     )
-    engine = Engine(flow, store=store, dispatcher=dispatcher, **engine_options)
-    dispatcher._on_progress = engine._progress_of_node
-    return engine
+    return Engine(
+        flow, store=store, dispatcher=WorkerDispatcher(options), recorder=recorder, flow_uuid=flow_uuid
+    )
