@@ -40,6 +40,8 @@ from flowkit import UnorderedFlow, engines  # noqa: E402
 from flowkit.workers import topology  # noqa: E402
 from flowkit.workers.tasks import resolve_tasks, task_path  # noqa: E402
 from tests import worker_tasks as wt  # noqa: E402
+from tests.support import tasks  # noqa: E402
+from tests.support.workers import TASK_MODULES  # noqa: E402
 from tests.tcp_proxy import TcpProxy  # noqa: E402
 
 TOPIC = "cut"
@@ -60,7 +62,7 @@ def start_worker(url: str, exchange: str, threads: int, log: Path) -> subprocess
                 "--topic",
                 TOPIC,
                 "--tasks",
-                "tests.worker_tasks",
+                ",".join(TASK_MODULES),
                 "--threads",
                 str(threads),
                 "--heartbeat",
@@ -139,7 +141,7 @@ def one_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         out["error"] = f"{type(errors[0]).__name__}: {str(errors[0])[:300]}" if errors else ""
         # The workers recovered: a new flow connected straight to the broker runs on them.
         after = engines.load(
-            UnorderedFlow("after").add(*(wt.Add(name=f"a{i}", provides=f"s{i}") for i in range(8))),
+            UnorderedFlow("after").add(*(tasks.Add(name=f"a{i}", provides=f"s{i}") for i in range(8))),
             engine="worker-based",
             transport=URL,
             exchange=exchange,
@@ -159,7 +161,7 @@ def one_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         proxy.close()
         with kombu.Connection(URL) as conn:
             channel = conn.channel()
-            for cls in resolve_tasks(["tests.worker_tasks"]):
+            for cls in resolve_tasks(list(TASK_MODULES)):
                 with contextlib.suppress(Exception):
                     channel.queue_delete(topology.task_queue(exchange, TOPIC, task_path(cls)))
             topology.delete_exchanges(conn.channel(), exchange)

@@ -56,23 +56,19 @@ def board(make_board: MakeBoard) -> JobBoard:
     return make_board()
 
 
-def test_a_board_counts_and_lists_its_own_posts_at_once(
-    board: JobBoard, request: pytest.FixtureRequest
-) -> None:
+def test_a_board_counts_and_lists_its_own_posts_at_once(make_board: MakeBoard) -> None:
     """Read-your-writes: right after ``post`` returns, the same board counts and lists the job (a conductor
-    test waiting for ``job_count() == 0`` once passed before the job it had just posted was even seen)."""
-    if request.node.callspec.params["board_url"] == "zookeeper":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="ZooKeeper board: job_count()/iterjobs() read the copy its watches keep, which lags "
-                "the board's own post (counts 0 right after posting one job)",
-            )
-        )
-    for i in range(5):
-        job = board.post(f"job-{i}")
+    test waiting for ``job_count() == 0`` once passed before the job it had just posted was even seen),
+    and another board reading with ``ensure_fresh`` sees it too."""
+    board, other = make_board(), make_board()
+    posted: list[str] = []
+    for i in range(20):
+        posted.append(board.post(f"job-{i}").uuid)
         assert board.job_count() == i + 1, f"job {i} posted, counted {board.job_count()}"
-        assert job.uuid in {j.uuid for j in board.iterjobs()}
+        assert board.job_count(only_unclaimed=True) == i + 1
+        assert [j.uuid for j in board.iterjobs()] == posted
+        assert [j.uuid for j in board.iterjobs(only_unclaimed=True)] == posted
+        assert [j.uuid for j in other.iterjobs(ensure_fresh=True)] == posted
 
 
 def test_post_then_list(board: JobBoard) -> None:

@@ -190,3 +190,23 @@ def test_the_fencing_token_is_the_claim_nodes_creation_zxid(
         assert job.fence == stat.czxid
     finally:
         board.close()
+
+
+def test_an_older_watch_listing_does_not_hide_the_boards_own_post(
+    zookeeper_hosts: str, zk_path: str, zk_client: KazooClient
+) -> None:
+    """A watch listing read just before a post lands after it: the post stays until ZooKeeper says it
+    is gone (the listing is replayed here by hand, as the watch thread would deliver it)."""
+    board = _board(zookeeper_hosts, zk_path)
+    assert isinstance(board, ZooKeeperJobBoard)
+    try:
+        job = board.post("mine")
+        copy = board._copy
+        with copy.updating:  # the watch may not report the post in the meantime
+            copy.update_jobs([])  # what the directory held before the post
+            assert board.job_count() == 1 and [j.uuid for j in board.iterjobs()] == [job.uuid]
+            zk_client.delete(f"{zk_path}/jobs/job-{job.sequence:010d}")  # gone before any listing showed it
+            copy.update_jobs([])
+            assert board.job_count() == 0 and list(board.iterjobs()) == []
+    finally:
+        board.close()

@@ -7,55 +7,30 @@ the counts asserted here (lost, run twice, ran but not reverted) are what really
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import kombu
 import pytest
 
 from flowkit import LinearFlow, UnorderedFlow, engines, retry
 from flowkit.exceptions import AtomTimeout, FlowkitError
 from flowkit.states import AtomState, FlowState
-from flowkit.workers import topology
 from tests import worker_tasks as wt
+from tests.support import tasks
+from tests.support.background import Background
+from tests.support.wait import wait_until
+from tests.support.worker_processes import TOPIC, WorkerProcess, worker_exchange, worker_spawner
 from tests.tcp_proxy import TcpProxy
-from tests.test_workers_rabbitmq import TASK_PATHS, TOPIC, WorkerProcess, load, run_in_thread, wait_for
+from tests.test_workers_rabbitmq import load
 
 pytestmark = pytest.mark.rabbitmq
 
 
-@pytest.fixture
-def exchange(rabbitmq_url: str) -> Iterator[str]:
-    """A fresh exchange name; its exchanges and task queues are deleted afterwards."""
-    name = f"fk-fault-{uuid.uuid4().hex[:12]}"
-    yield name
-    with kombu.Connection(rabbitmq_url) as conn:
-        channel = conn.channel()
-        for task in TASK_PATHS:
-            with contextlib.suppress(Exception):
-                channel.queue_delete(topology.task_queue(name, TOPIC, task))
-        topology.delete_exchanges(conn.channel(), name)
-
-
-@pytest.fixture
-def spawn(rabbitmq_url: str, exchange: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Starts worker processes on ``exchange``; they are killed afterwards."""
-    started: list[WorkerProcess] = []
-
-    def start(**kwargs: Any) -> WorkerProcess:
-        w = WorkerProcess(rabbitmq_url, exchange, tmp_path / f"worker-{len(started)}.log", **kwargs)
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        w.stop()
+exchange = pytest.fixture(worker_exchange, name="exchange")
+spawn = pytest.fixture(worker_spawner, name="spawn")
 
 
 def lines(path: Path) -> int:
@@ -89,16 +64,16 @@ def test_hung_task_on_a_live_worker_times_out_and_is_reverted(
         timeout=5,
         store={"marker_dir": str(tmp_path)},
     )
-    thread, errors = run_in_thread(engine)
+    run = Background(engine.run, "engine")
     started = time.monotonic()
-    thread.join(20)
-    assert not thread.is_alive(), "run() did not return: the hung task was not bounded"
+    run.wait(20)
+    assert run.done.is_set(), "run() did not return: the hung task was not bounded"
     assert time.monotonic() - started < 8
-    assert len(errors) == 1 and isinstance(errors[0], AtomTimeout), errors
-    assert "'stuck'" in str(errors[0]) and "1.5" in str(errors[0])
+    assert len(run.errors) == 1 and isinstance(run.errors[0], AtomTimeout), run.errors
+    assert "'stuck'" in str(run.errors[0]) and "1.5" in str(run.errors[0])
     assert engine.storage.get_atom_state("stuck") is AtomState.REVERTED
     assert lines(tmp_path / "reverted-stuck") == 1  # the revert ran, on the worker's other thread
-    wait_for("the worker to say it abandoned the task", lambda: "abandoned" in w.text(), 5)
+    wait_until(lambda: "abandoned" in w.text(), 5, "the worker to say it abandoned the task")
     assert w.proc.poll() is None
 
 
@@ -111,12 +86,12 @@ def test_timed_out_attempt_is_retried_and_the_worker_keeps_serving(
     w = spawn(threads=1).wait_ready()
     flow = LinearFlow("hang-retry", retry=retry.Times(attempts=3)).add(wt.Hang(name="stuck", timeout=1.0))
     engine = load(flow, rabbitmq_url, exchange, timeout=5, store={"marker_dir": str(tmp_path), "hang": 4.0})
-    thread, errors = run_in_thread(engine)
-    thread.join(25)
-    assert not thread.is_alive() and not errors, errors
+    run = Background(engine.run, "engine")
+    run.wait(25)
+    assert run.done.is_set() and not run.errors, run.errors
     assert engine.storage.fetch("hung") == w.pid
     assert lines(tmp_path / "started-stuck") == 2
-    wait_for("the late result to be discarded", lambda: "discarded" in w.text(), 10)
+    wait_until(lambda: "discarded" in w.text(), 10, "the late result to be discarded")
 
 
 def test_engine_default_timeout_bounds_atoms_without_their_own(
@@ -155,18 +130,18 @@ def test_broker_cut_with_a_backlog_finishes_or_reverts_everything_that_ran(
         names = [f"t{i}" for i in range(60)]
         flow = UnorderedFlow("cut").add(*(wt.Ledger(name=n) for n in names))
         engine = load(flow, url, exchange, timeout=20, store={"marker_dir": str(marks), "pause": 0.3})
-        thread, errors = run_in_thread(engine)
-        wait_for("a few tasks to run", lambda: len(list(marks.glob("ran-*"))) >= 12)
+        run = Background(engine.run, "engine")
+        wait_until(lambda: len(list(marks.glob("ran-*"))) >= 12, 15, "a few tasks to run")
         proxy.cut_for(6.0)
-        thread.join(60)
-        assert not thread.is_alive(), "the engine hung after the cut"
+        run.wait(60)
+        assert run.done.is_set(), "the engine hung after the cut"
         succeeded = engine.storage.flow_state is FlowState.SUCCESS
         counts = ledger_counts(marks, names, succeeded)
-        assert counts["lost"] == counts["twice"] == counts["not_reverted"] == 0, (counts, errors)
+        assert counts["lost"] == counts["twice"] == counts["not_reverted"] == 0, (counts, run.errors)
         assert succeeded or engine.storage.flow_state is FlowState.REVERTED, engine.storage.flow_state
         # The workers serve again: a new flow, connected directly to the broker, runs on them.
         after = load(
-            UnorderedFlow("after").add(*(wt.Add(name=f"a{i}", provides=f"s{i}") for i in range(8))),
+            UnorderedFlow("after").add(*(tasks.Add(name=f"a{i}", provides=f"s{i}") for i in range(8))),
             rabbitmq_url,
             exchange,
             timeout=10,
@@ -209,14 +184,14 @@ def test_retry_after_a_killed_worker_runs_on_a_single_threaded_replacement(
     victim = spawn(threads=2, heartbeat=0.3).wait_ready()
     flow = LinearFlow("replace", retry=retry.Times(attempts=3)).add(wt.SlowOnce(name="slow"))
     engine = load(flow, rabbitmq_url, exchange, timeout=6, store={"marker_dir": str(tmp_path)})
-    thread, errors = run_in_thread(engine)
-    wait_for("the task to start", (tmp_path / "started-slow").exists)
+    run = Background(engine.run, "engine")
+    wait_until((tmp_path / "started-slow").exists, 15, "the task to start")
     time.sleep(0.2)
     os.kill(victim.pid, signal.SIGKILL)
     replacement = spawn(threads=1, heartbeat=0.3)
-    thread.join(20)
-    assert not thread.is_alive(), "the engine hung"
-    assert not errors, (errors, replacement.text())
+    run.wait(20)
+    assert run.done.is_set(), "the engine hung"
+    assert not run.errors, (run.errors, replacement.text())
     assert engine.storage.fetch("slow_once") == replacement.pid
     assert "redelivered" in replacement.text()  # the killed worker's request was refused, not run
 
@@ -247,6 +222,6 @@ def test_sigterm_exits_although_an_abandoned_call_never_returns(
     )
     with pytest.raises(AtomTimeout):
         engine.run()
-    wait_for("the worker to abandon the call", lambda: "abandoned request" in w.text(), 5)
+    wait_until(lambda: "abandoned request" in w.text(), 5, "the worker to abandon the call")
     w.proc.send_signal(signal.SIGTERM)
     assert w.proc.wait(10) == 0, w.text()

@@ -35,6 +35,8 @@ from flowkit.workers.cli import main as worker_main
 from flowkit.workers.discovery import WorkerInfo
 from flowkit.workers.request import RUNNING, Request
 from tests import worker_tasks as wt
+from tests.support import tasks
+from tests.support.workers import TASK_MODULES, memory_worker
 
 URL = "memory://"
 OPTIONS = {"polling_interval": 0.001}
@@ -48,16 +50,8 @@ def exchange() -> str:
 
 @pytest.fixture
 def worker(exchange: str) -> Iterator[Worker]:
-    w = Worker(
-        URL, exchange, TOPIC, ["tests.worker_tasks"], threads=2, heartbeat=0.2, transport_options=OPTIONS
-    )
-    thread = threading.Thread(target=w.run, name="memory-worker", daemon=True)
-    thread.start()
-    assert w.ready.wait(5), "the in-memory worker did not start"
-    yield w
-    w.stop()
-    thread.join(10)
-    assert not thread.is_alive(), "the worker did not stop"
+    with memory_worker(exchange, TOPIC, TASK_MODULES) as w:
+        yield w
 
 
 def load(flow: Any, exchange: str, timeout: float = 5.0, **kwargs: Any) -> engines.Engine:
@@ -74,7 +68,7 @@ def load(flow: Any, exchange: str, timeout: float = 5.0, **kwargs: Any) -> engin
 
 
 def test_flow_runs_on_the_worker(worker: Worker, exchange: str) -> None:
-    flow = LinearFlow("f").add(wt.Add(), wt.Multiply(), wt.Pair())
+    flow = LinearFlow("f").add(tasks.Add(), tasks.Multiply(), wt.Pair())
     engine = load(flow, exchange, store={"x": 1, "y": 2})
     engine.run()
     assert engine.storage.fetch_all() == {
@@ -86,7 +80,7 @@ def test_flow_runs_on_the_worker(worker: Worker, exchange: str) -> None:
         "second": "two",
     }
     seen = engine._dispatcher.workers  # type: ignore[attr-defined]
-    assert seen[worker.id].topic == TOPIC and "tests.worker_tasks.Add" in seen[worker.id].tasks
+    assert seen[worker.id].topic == TOPIC and "tests.support.tasks.Add" in seen[worker.id].tasks
 
 
 def test_revert_gets_result_and_flow_failures_across_the_wire(
@@ -102,7 +96,7 @@ def test_revert_gets_result_and_flow_failures_across_the_wire(
 
 
 def test_progress_reaches_listeners(worker: Worker, exchange: str) -> None:
-    engine = load(UnorderedFlow("f").add(wt.Progressing(name="p")), exchange)
+    engine = load(UnorderedFlow("f").add(tasks.Progressing(name="p")), exchange)
     seen: list[float] = []
     engine.atom_notifier.register(
         notifier.EVENT_UPDATE_PROGRESS, lambda _state, details: seen.append(details["progress"])
@@ -146,7 +140,7 @@ def test_no_worker_fails_with_the_task_and_topics(exchange: str) -> None:
 def test_malformed_messages_are_rejected_and_the_worker_keeps_serving(
     worker: Worker, exchange: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    key = topology.task_key(TOPIC, "tests.worker_tasks.Add")
+    key = topology.task_key(TOPIC, "tests.support.tasks.Add")
     bad = [
         (b"this is not json", protocol.CONTENT_TYPE, {}),
         (b"\x80\x04K\x01.", "application/x-python-serialize", {}),
@@ -168,7 +162,7 @@ def test_malformed_messages_are_rejected_and_the_worker_keeps_serving(
                 content_encoding="binary",
                 **props,
             )
-    engine = load(LinearFlow("f").add(wt.Add()), exchange, store={"x": 2, "y": 3})
+    engine = load(LinearFlow("f").add(tasks.Add()), exchange, store={"x": 2, "y": 3})
     engine.run()
     assert engine.storage.fetch("sum") == 5
     reasons = [r.getMessage() for r in caplog.records if "rejected a message" in r.getMessage()]
@@ -187,7 +181,9 @@ def test_tasks_that_cannot_run_remotely_fail_at_once(worker: Worker, exchange: s
 
 def test_persistence_works_unchanged(worker: Worker, exchange: str) -> None:
     backend = backends.fetch("memory://")
-    engine = load(LinearFlow("f").add(wt.Add(name="add")), exchange, store={"x": 4, "y": 5}, backend=backend)
+    engine = load(
+        LinearFlow("f").add(tasks.Add(name="add")), exchange, store={"x": 4, "y": 5}, backend=backend
+    )
     engine.run()
     with backend.get_connection() as conn:
         detail = next(iter(conn.get_logbooks())).find(engine.storage.flow_uuid)
@@ -246,7 +242,7 @@ class FakeMessage:
 
 
 def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.MonkeyPatch) -> None:
-    w = Worker(URL, "unused", TOPIC, [wt.Add])
+    w = Worker(URL, "unused", TOPIC, [tasks.Add])
     sent: list[tuple[bytes, str]] = []
     acked: list[Any] = []
 
@@ -259,7 +255,7 @@ def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.Monkey
     body = protocol.encode(
         protocol.REQUEST,
         uuid="r1",
-        task="tests.worker_tasks.Add",
+        task="tests.support.tasks.Add",
         atom="add",
         action="execute",
         arguments={"x": 1, "y": 2},
@@ -303,8 +299,8 @@ def test_lost_reply_and_dead_worker_fail_running_requests() -> None:
 
 
 def test_resolve_tasks_specs() -> None:
-    found = resolve_tasks(["tests.worker_tasks:Add,tests.worker_tasks:Multiply", wt.Pair])
-    assert found == [wt.Add, wt.Multiply, wt.Pair]
+    found = resolve_tasks(["tests.support.tasks:Add,tests.support.tasks:Multiply", wt.Pair])
+    assert found == [tasks.Add, tasks.Multiply, wt.Pair]
     everything = resolve_tasks(["tests.worker_tasks"])
     assert wt.SlowOnce in everything and all(c.__module__ == "tests.worker_tasks" for c in everything)
     with pytest.raises(WorkerError, match="cannot import module 'no_such_module'"):
@@ -352,7 +348,7 @@ def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
 ) -> None:
     """What a cut may have swallowed: every recent answer goes again, before anything else, and a
     redelivered copy of an answered request is answered again, not refused and not run."""
-    w = Worker(URL, "unused", TOPIC, [wt.Add])
+    w = Worker(URL, "unused", TOPIC, [tasks.Add])
     sent: list[tuple[str, bytes]] = []
     acked: list[Any] = []
     monkeypatch.setattr(w, "_link", SimpleNamespace(connected=True, generation=1, wake=lambda: None))
@@ -368,7 +364,12 @@ def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
     w._flush()
     assert sent == [("r1", answer)]
     body = protocol.encode(
-        protocol.REQUEST, uuid="r1", task="tests.worker_tasks.Add", atom="add", action="execute", arguments={}
+        protocol.REQUEST,
+        uuid="r1",
+        task="tests.support.tasks.Add",
+        atom="add",
+        action="execute",
+        arguments={},
     )
     copy = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
     w._handle_request(copy, 2)

@@ -1,8 +1,10 @@
-"""Importable tasks for the remote-worker tests.
+"""Importable tasks for the remote-worker tests, beyond the plain ones in :mod:`tests.support.tasks`.
 
-Worker processes import task classes by path (``--tasks tests.worker_tasks``), so they live in a module
-with no side effects on import. Tasks that must be observed from the test process (which worker ran
-them, whether they started) write small files under a directory the test passes in as an argument.
+Worker processes import task classes by path, so they live in a module with no side effects on import.
+``Add``, ``Multiply`` and ``Progressing`` are :mod:`tests.support.tasks`'; test workers serve both
+modules (``tests.support.workers.TASK_MODULES``). Tasks that must be observed from the test process
+(which worker ran them, whether they started) write small files under a directory the test passes in
+as an argument.
 """
 
 from __future__ import annotations
@@ -13,20 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from flowkit import Task
-
-
-class Add(Task):
-    default_provides = "sum"
-
-    def execute(self, x: int, y: int) -> int:
-        return x + y
-
-
-class Multiply(Task):
-    default_provides = "product"
-
-    def execute(self, sum: int, factor: int = 10) -> int:
-        return sum * factor
 
 
 class Pair(Task):
@@ -49,13 +37,6 @@ class WhereAmI(Task):
     def execute(self, pause: float = 0.0) -> int:
         time.sleep(pause)
         return os.getpid()
-
-
-class Progressing(Task):
-    def execute(self) -> str:
-        for p in (0.25, 0.5, 1.0):
-            self.update_progress(p)
-        return "done"
 
 
 class ReturnsSet(Task):

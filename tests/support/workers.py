@@ -12,6 +12,10 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+TASK_MODULES = ("tests.worker_tasks", "tests.support.tasks")
+"""What test workers serve: a worker serves only the Task classes *defined* in the modules it is given,
+so the worker-specific tasks and the ones every dispatcher runs are two modules to name."""
+
 MEMORY_TRANSPORT = "memory://"
 MEMORY_OPTIONS: dict[str, Any] = {"polling_interval": 0.001}
 

@@ -6,6 +6,12 @@ relists a handful of names, and the ``jobs`` directory (which may hold thousands
 a job is posted or leaves. Each listing is diffed against the copy with set operations, so an event
 does not cost a pass over every job in Python, and the copy is kept in board order, so claiming the
 next job never sorts the board.
+
+Why the board's own posts go straight in (:meth:`WatchedCopy.add_posted`): the watch reports a post
+only after a round trip of its own, so a board that counted or listed right after posting missed the
+job it had just posted. A job put in that way is *pending* until a listing shows it; a listing that
+lacks it may have been read before the post (a watch lags), so it is dropped only once ZooKeeper says
+the node is gone.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class WatchedCopy:
         self.order: list[tuple[int, int, str]] = []  # (-priority, sequence, node), sorted
         self.claimed: set[str] = set()
         self._skip: set[str] = set()  # malformed or stray names: warned about once, never fetched again
+        self._pending: set[str] = set()  # this board's posts no listing has shown yet
+        self._listed_upto = ""  # the highest job node any listing has shown (names sort by number)
         self._stopped = False
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -66,6 +74,8 @@ class WatchedCopy:
             self.versions.clear()
             self.order.clear()
             self.claimed.clear()
+            self._pending.clear()
+            self._listed_upto = ""
             self.changed.notify_all()
 
     def _on_jobs(self, children: list[str]) -> bool:
@@ -81,10 +91,39 @@ class WatchedCopy:
         return True
 
     def refresh(self) -> None:
-        """Relist both directories now (``ensure_fresh``, and after a reconnect: events were missed)."""
+        """Relist both directories now (``ensure_fresh``, and after a reconnect: events were missed).
+
+        ``sync`` first: the server this session talks to may be a follower behind the leader, and a
+        fresh listing must show what other clients committed before it was asked for. Callers that
+        read the copy afterwards hold :attr:`updating` across both, so no older watch listing lands
+        in between.
+        """
         with self._updating:
+            self.client.sync(self.jobs_path)
             self.update_jobs(self.client.get_children(self.jobs_path))
             self.update_claims(self.client.get_children(self.claims_path))
+
+    @property
+    def updating(self) -> threading.RLock:
+        """Held while the copy is being rewritten from a listing (re-entrant)."""
+        return self._updating
+
+    def add_posted(self, node: str, data: bytes) -> None:
+        """Put a job this board has just created in the copy, before any watch reports it.
+
+        Not when a listing has already shown a later node: that listing was read after this post, so
+        it already put the job in, or the job was gone by then and must not come back.
+        """
+        try:
+            job = Job.from_bytes(self.board, data, int(node[4:]))
+        except MalformedJobError:
+            return  # posting checked it; a listing will skip it with a warning if it is somehow bad
+        with self.changed:
+            if node in self.jobs or node <= self._listed_upto:
+                return
+            self._put(node, job, 0)  # a znode's data version is 0 when it is created
+            self._pending.add(node)
+            self.changed.notify_all()
 
     # -- updates --------------------------------------------------------------------------------------
 
@@ -94,6 +133,9 @@ class WatchedCopy:
             with self.lock:
                 added = listed - self.jobs.keys() - self._skip
                 removed = self.jobs.keys() - listed
+                seen, unseen = self._pending & listed, self._pending & removed
+                self._pending -= seen
+            removed -= self._still_there(unseen)
             new = []
             for child in added:
                 if JOB_NODE.match(child):
@@ -108,6 +150,9 @@ class WatchedCopy:
                 for node, (job, version) in fetched.items():
                     self._put(node, job, version)
                 self._skip &= listed
+                self._pending -= removed
+                # Set with the jobs it covers, never before them: add_posted reads the two together.
+                self._listed_upto = max([self._listed_upto, *new, *seen])
                 self.changed.notify_all()
 
     def update_claims(self, children: Iterable[str]) -> None:
@@ -127,6 +172,26 @@ class WatchedCopy:
                     if node in self.jobs:
                         self._put(node, job, version)
                 self.changed.notify_all()
+
+    def _still_there(self, pending: set[str]) -> set[str]:
+        """Of the pending posts a listing lacks, those still there (the listing was older than them).
+
+        Rare (a watch listing read just before a post, or a post consumed elsewhere before any
+        listing showed it), so one round of reads is fine.
+        """
+        from kazoo.exceptions import KazooException
+
+        if not pending:
+            return set()
+        asked = {n: self.client.exists_async(f"{self.jobs_path}/{n}") for n in pending}
+        kept = set()
+        for node, result in asked.items():
+            try:
+                if result.get() is not None:
+                    kept.add(node)
+            except KazooException:  # keep it for now; the next listing asks again
+                kept.add(node)
+        return kept
 
     def _fetch(self, nodes: list[str]) -> dict[str, tuple[Job, int]]:
         from kazoo.exceptions import KazooException, NoNodeError

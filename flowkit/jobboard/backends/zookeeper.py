@@ -169,15 +169,22 @@ class ZooKeeperJobBoard(JobBoard):
     # -- posting and reading ------------------------------------------------------------------------
 
     def _post(self, job: Job) -> None:
+        data = job.to_bytes()
         with self._errors(f"post job {job}"):
-            path = self._client.create(f"{self._jobs_path}/job-", job.to_bytes(), sequence=True)
-        job.sequence = int(path.rsplit("-", 1)[1])
+            path = self._client.create(f"{self._jobs_path}/job-", data, sequence=True)
+        node = path.rsplit("/", 1)[1]
+        job.sequence = int(node[4:])
+        # Read-your-writes: counting or listing right after posting shows the job (see the copy).
+        self._copy.add_posted(node, data)
 
     def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
-        if ensure_fresh or not self._session.connected:
+        if self._session.connected and not ensure_fresh:
+            with self._copy.lock:
+                return iter(self._copy.listing(only_unclaimed))
+        with self._copy.updating:  # no older watch listing may land between the refresh and the read
             self._refresh()
-        with self._copy.lock:
-            return iter(self._copy.listing(only_unclaimed))
+            with self._copy.lock:
+                return iter(self._copy.listing(only_unclaimed))
 
     def wait(self, timeout: float | None = None) -> Iterator[Job]:
         deadline = None if timeout is None else time.monotonic() + timeout
