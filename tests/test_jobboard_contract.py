@@ -71,6 +71,22 @@ def test_a_board_counts_and_lists_its_own_posts_at_once(make_board: MakeBoard) -
         assert [j.uuid for j in other.iterjobs(ensure_fresh=True)] == posted
 
 
+def test_a_board_stops_counting_what_it_removed_at_once(board: JobBoard) -> None:
+    """Read-your-writes for removals too: right after the board consumes, trashes or sets aside a job
+    it holds, its own counts and listings leave the job out (the ZooKeeper board once kept a job it
+    had just posted and removed until a watch caught up)."""
+    for i in range(10):
+        for finish in (board.consume, board.trash, board.set_aside):
+            job = board.post(f"job-{i}-{finish.__name__}")
+            board.claim(job, "c")
+            if finish == board.consume:
+                board.consume(job, "c")
+            else:
+                finish(job, "c", "not wanted")
+            assert board.job_count() == 0, f"{finish.__name__} of job {i}: still counted"
+            assert list(board.iterjobs()) == []
+
+
 def test_post_then_list(board: JobBoard) -> None:
     job = board.post("create-cluster-42", details={"store": {"cluster": 42}})
     assert isinstance(job, Job)

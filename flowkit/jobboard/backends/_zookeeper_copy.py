@@ -125,6 +125,17 @@ class WatchedCopy:
             self._pending.add(node)
             self.changed.notify_all()
 
+    def drop_removed(self, node: str) -> None:
+        """Take out a job this board has just removed itself (consumed, trashed, set aside), so its own
+        counts and listings agree with what it did at once, as they do after its own post. A listing
+        read before the removal cannot bring it back: fetching a deleted node finds nothing."""
+        with self.changed:
+            if node in self.jobs:
+                self._drop(node)
+            self._pending.discard(node)
+            self.claimed.discard(node)
+            self.changed.notify_all()
+
     # -- updates --------------------------------------------------------------------------------------
 
     def update_jobs(self, children: Iterable[str]) -> None:

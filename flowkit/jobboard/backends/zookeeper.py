@@ -396,6 +396,7 @@ class ZooKeeperJobBoard(JobBoard):
             tx.delete(claim)
             tx.delete(path)
             self._check(tx.commit(), job, who)
+        self._copy.drop_removed(_node(job))
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
 
@@ -441,6 +442,7 @@ class ZooKeeperJobBoard(JobBoard):
             tx.delete(claim)
             tx.delete(path, version=job_stat.version)
             self._check(tx.commit(), job, who)
+        self._copy.drop_removed(_node(job))
         job.last_reason = reason or job.last_reason
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
