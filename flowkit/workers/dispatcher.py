@@ -54,6 +54,7 @@ from flowkit.exceptions import (
 )
 from flowkit.failure import Failure
 from flowkit.workers import protocol as p
+from flowkit.workers import redelivery
 from flowkit.workers import topology as t
 from flowkit.workers.discovery import Registry, WorkerInfo
 from flowkit.workers.link import Link
@@ -389,8 +390,13 @@ class WorkerDispatcher(Dispatcher):
                 self._on_progress(req.node, float(data["progress"]))
 
     def _on_result(self, req: Request, data: dict[str, Any]) -> None:
-        if data.get("redelivered") and self._hold_refusal(req, data):
-            return
+        if data.get("redelivered"):
+            now = time.monotonic()
+            refusal = redelivery.judge(req, self._registry, data, now)
+            if refusal is redelivery.Refusal.RESEND:
+                self._resend(req, now)
+            if refusal is not redelivery.Refusal.STANDS:
+                return
         if data["ok"]:
             self._finish(req, True, data.get("result"))
             return
@@ -404,51 +410,6 @@ class WorkerDispatcher(Dispatcher):
                 )
             )
         self._finish(req, False, failure)
-
-    def _hold_refusal(self, req: Request, data: dict[str, Any]) -> bool:
-        """A worker refused a copy of ``req`` the broker handed it again after a connection dropped.
-
-        The worker that had the request before may be running it, may have answered it (answers a cut
-        swallowed are sent again after reconnecting, before the worker's next heartbeat), or may never
-        have seen it (lost in transit). Until each worker that might have had it has spoken once, the
-        refusal is held; if none runs or answered it, nobody ran it, and it is sent again. If one of
-        them died meanwhile, it may have run it: the refusal stands.
-        """
-        now = time.monotonic()
-        reg, refuser = self._registry, data["worker"]
-        if req.stage == RUNNING:
-            if req.worker != refuser and reg.alive(req.worker, now):
-                LOG.info(
-                    "worker %r refused a redelivered copy of request %s (atom %r); worker %r runs it",
-                    refuser,
-                    req.uuid,
-                    req.atom_name,
-                    req.worker,
-                )
-                return True
-            return False
-        suspects = {
-            w.id
-            for w in reg.workers.values()
-            if w.topic == req.topic and req.task in w.tasks and w.id != refuser
-        }
-        if any(not reg.alive(w, now) for w in suspects):
-            return False
-        try:
-            req.refusal = Failure.from_dict(data["failure"])
-        except FlowkitError:
-            return False
-        req.unheard = suspects
-        LOG.info(
-            "worker %r refused a redelivered copy of request %s (atom %r): asking %s whether it ran it",
-            refuser,
-            req.uuid,
-            req.atom_name,
-            sorted(suspects) or "nobody else",
-        )
-        if not suspects:
-            self._resend(req, now)
-        return True
 
     def _resend(self, req: Request, now: float) -> None:
         """No worker runs or answered ``req``, and every one that might have had it is alive: send it
