@@ -28,6 +28,9 @@ the request, abandons the call too, and its late answer is discarded. The reques
 timeout, so no worker starts it after the engine gave up. Without a timeout a request has no TTL (it
 may wait its turn for as long as busy workers take): one the engine failed because every worker serving
 it died may still be run by a worker that comes to its queue before the queue expires.
+
+The judgements from heartbeats are apart (this class acts on them): stages 2 and 3 in
+:mod:`flowkit.workers.liveness`, a refused redelivered request in :mod:`flowkit.workers.redelivery`.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ from flowkit.exceptions import (
     WorkerError,
 )
 from flowkit.failure import Failure
+from flowkit.workers import liveness, redelivery
 from flowkit.workers import protocol as p
-from flowkit.workers import redelivery
 from flowkit.workers import topology as t
 from flowkit.workers.discovery import Registry, WorkerInfo
 from flowkit.workers.link import Link
@@ -246,53 +249,22 @@ class WorkerDispatcher(Dispatcher):
         self._freed = True
 
     def _check(self, now: float) -> None:
-        reg, timeout = self._registry, self.timeout
-        # While our own connection is down, workers' silence says nothing about them; but after T
-        # without a broker, what they ran can no longer be answered to us in time either.
+        reg = self._registry
         down_since = self._link.down_since if self._link is not None else None
         saturated: dict[tuple[str, str], bool] = {}
         for req in list(self._requests.values()):
             if now >= req.deadline:
                 self._time_out(req)
                 continue
-            if down_since is not None and req.stage == RUNNING:
-                if now - down_since > timeout:
-                    self._fail(
-                        req,
-                        RequestTimeout(
-                            f"lost the broker for {timeout:g}s while worker {req.worker!r} ran atom "
-                            f"{req.atom_name!r} (task {req.task}, request {req.uuid})"
-                        ),
-                    )
-                continue
-            if req.unheard and any(not reg.alive(w, now) for w in req.unheard):
+            # Running while we have no broker: the workers' silence says nothing (liveness judges it).
+            judged_by_heartbeats = down_since is None or req.stage != RUNNING
+            if judged_by_heartbeats and redelivery.suspect_died(req, reg, now):
                 assert req.refusal is not None
                 self._finish(req, False, req.refusal)  # the one that died may have run it
                 continue
-            if req.stage == SENT:
-                key = (req.topic, req.task)
-                busy = saturated.get(key)
-                if busy is None:
-                    busy = saturated[key] = reg.saturated(req.topic, req.task, now)
-                if busy:
-                    req.waited = now  # its turn comes when a thread does: not a fault
-                elif now - req.waited > timeout:
-                    self._fail(
-                        req,
-                        RequestTimeout(
-                            f"no worker took request {req.uuid} for atom {req.atom_name!r} (task "
-                            f"{req.task}) on topic {req.topic!r} within {timeout:g}s, and no live worker "
-                            f"serving it was busy: they died, left, or stopped taking requests"
-                        ),
-                    )
-            elif not reg.alive(req.worker, now):
-                self._fail(
-                    req,
-                    RequestTimeout(
-                        f"worker {req.worker!r} stopped heartbeating while it ran atom {req.atom_name!r} "
-                        f"(task {req.task}, request {req.uuid})"
-                    ),
-                )
+            failed = liveness.silence(req, reg, now, self.timeout, down_since, saturated)
+            if failed is not None:
+                self._fail(req, failed)
         if self._waiting:
             self._flush_waiting(now)
 

@@ -70,3 +70,8 @@ def judge(req: Request, registry: Registry, data: dict[str, Any], now: float) ->
         sorted(suspects) or "nobody else",
     )
     return Refusal.HELD if suspects else Refusal.RESEND
+
+
+def suspect_died(req: Request, registry: Registry, now: float) -> bool:
+    """Whether a held refusal of ``req`` now stands: a worker that might have run it died unheard."""
+    return req.unheard is not None and any(not registry.alive(w, now) for w in req.unheard)
