@@ -29,75 +29,31 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from conductor import resume
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
-from flowkit.engines import Engine
-from flowkit.engines.persistence import load_from_detail
+from conductor.runs import Run, Stats
 from flowkit.exceptions import (
     ClaimLost,
-    CompilationError,
     ConductorError,
     CorruptRecordError,
-    FlowkitError,
-    InvalidFlowError,
     JobBoardConnectionError,
     JobBoardError,
-    NotFound,
-    NotSerializableError,
     StorageError,
 )
-from flowkit.factory import FactoryDetails, allow_list, check_allowed
+from flowkit.factory import allow_list
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
 from flowkit.jobboard.backends import display_url
 from flowkit.notifier import ANY
 from flowkit.persistence.backends import Backend
-from flowkit.persistence.models import FlowDetail
 from flowkit.persistence.shared import backend_for, ensure_schema
 from flowkit.states import FLOW_FINISHED
 
 LOG = logging.getLogger("conductor")
 
-
-@dataclass
-class _Run:
-    """One claimed job and what the board has said about its claim."""
-
-    job: Job
-    engine: Engine | None = None
-    in_doubt: bool = False
-    lost: bool = False
-    changed: threading.Event = field(default_factory=threading.Event)
-
-    def must_pause(self) -> bool:
-        return self.in_doubt or self.lost
-
-    def hear(self, event: ClaimEvent) -> None:
-        """Take in what the board said about this claim."""
-        if event is ClaimEvent.IN_DOUBT:
-            self.in_doubt = True
-        elif event is ClaimEvent.CONFIRMED:
-            self.in_doubt = False
-        else:
-            self.lost = True
-
-
-@dataclass
-class Stats:
-    """What a conductor did, for logs and tests; job threads count through :meth:`add`."""
-
-    consumed: int = 0
-    abandoned: int = 0
-    set_aside: int = 0
-    lost: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, counter: str, n: int = 1) -> None:
-        """Add ``n`` to ``counter`` (``+=`` on an attribute is not atomic across threads)."""
-        with self._lock:
-            setattr(self, counter, getattr(self, counter) + n)
+__all__ = ["Conductor", "Stats"]  # Stats lives in conductor.runs; kept importable from here
 
 
 class Conductor:
@@ -131,7 +87,7 @@ class Conductor:
         self.grace = grace
         self.stats = Stats()
         self._stopping = threading.Event()
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, Run] = {}
         # Claim events heard while claim_next runs, for the job it is about to return (None: not claiming)
         self._claiming: list[tuple[ClaimEvent, frozenset[str]]] | None = None
         self._lock = threading.Lock()
@@ -231,7 +187,7 @@ class Conductor:
             heard, self._claiming = self._claiming or [], None
             if job is None:
                 return
-            run = self._runs[job.uuid] = _Run(job)
+            run = self._runs[job.uuid] = Run(job)
             for event, uuids in heard:
                 if job.uuid in uuids:
                     run.hear(event)
@@ -326,15 +282,23 @@ class Conductor:
 
     def _conduct(self, job: Job) -> None:
         run = self._runs[job.uuid]
-        reason, flow_detail = self._find_flow(job)
+        reason, flow_detail = resume.find_flow(self.persistence, job)
         if reason is None and flow_detail is not None:
-            reason, run.engine = self._load(job, flow_detail)
+            reason, run.engine = resume.load(
+                job,
+                flow_detail,
+                persistence=self.persistence,
+                conductor=self.name,
+                allow=self.allow,
+                engine=self.engine,
+                engine_options=self.engine_options,
+            )
         if reason is not None:
             self._set_aside(job, reason)
             return
         engine = run.engine
-        assert engine is not None  # _load gives an engine or the reason it could not
-        storage = engine.storage  # prepared by _load: asking for it again cannot fail
+        assert engine is not None  # resume.load gives an engine or the reason it could not
+        storage = engine.storage  # prepared by resume.load: asking for it again cannot fail
 
         # The engine checks at every atom change whether it must pause, so a suspend cannot be lost
         # to a run() that starts just after it.
@@ -374,75 +338,9 @@ class Conductor:
                 self._consume(job, run)
                 return
 
-    def _find_flow(self, job: Job) -> tuple[str | None, FlowDetail | None]:
-        """The job's flow detail, or why it cannot be found (a malformed job)."""
-        if job.book_uuid is None:
-            return "malformed job: it names no logbook", None
-        if job.flow_uuid is not None:  # one flow detail: cheaper to read than its whole logbook
-            try:
-                with self.persistence.get_connection() as conn:
-                    return None, conn.get_flow_detail(job.flow_uuid)
-            except NotFound:
-                return f"malformed job: flow detail {job.flow_uuid} is not in persistence", None
-        try:
-            with self.persistence.get_connection() as conn:
-                book = conn.get_logbook(job.book_uuid)
-        except NotFound:
-            return f"malformed job: logbook {job.book_uuid} is not in persistence", None
-        details = list(book)
-        if len(details) != 1:
-            return (
-                f"malformed job: no flow_uuid and logbook {job.book_uuid} has {len(details)} flow details",
-                None,
-            )
-        return None, details[0]
-
-    def _load(self, job: Job, flow_detail: FlowDetail) -> tuple[str | None, Engine | None]:
-        """An engine that resumes the job's flow, or why the flow cannot (or may not) be built."""
-        try:
-            factory = FactoryDetails.from_flow_detail(flow_detail)
-        except InvalidFlowError as exc:
-            return f"malformed job: {exc}", None
-        if factory is None:
-            return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
-        path = factory.name
-        try:
-            check_allowed(path, self.allow)  # before anything imports the factory's module
-        except InvalidFlowError as exc:
-            allowed = ", ".join(self.allow or ()) or "none"
-            return (
-                f"factory {path!r} is not allowed on conductor {self.name!r} (allowed: {allowed}): {exc}",
-                None,
-            )
-        store = job.details.get("store")
-        try:
-            engine = load_from_detail(
-                flow_detail,
-                store=store if isinstance(store, Mapping) else None,
-                backend=self.persistence,
-                allow=self.allow,
-                engine=self.engine,
-                fence=job.fence,
-                **self.engine_options,
-            )
-        except ClaimLost:
-            raise
-        except FlowkitError as exc:
-            return f"cannot build the flow of factory {path!r}: {exc}", None
-        # A flow that builds but cannot run (a cycle, a requirement nothing provides, a task that
-        # does not pickle) fails the same way on every conductor: set it aside now rather than
-        # abandon it max_attempts times. Errors of persistence (restoring the flow's state) are
-        # not the job's fault and propagate, to be abandoned and retried.
-        try:
-            engine.compile()
-            engine.validate()
-        except (CompilationError, NotSerializableError) as exc:
-            return f"the flow of factory {path!r} cannot run: {type(exc).__name__}: {exc}", None
-        return None, engine
-
     # -- board operations, logged -------------------------------------------------------------------
 
-    def _consume(self, job: Job, run: _Run) -> None:
+    def _consume(self, job: Job, run: Run) -> None:
         try:
             self.board.consume(job, self.name)
         except JobBoardError as exc:  # the claim went meanwhile: whoever has it finds the flow done

@@ -28,6 +28,9 @@ the request, abandons the call too, and its late answer is discarded. The reques
 timeout, so no worker starts it after the engine gave up. Without a timeout a request has no TTL (it
 may wait its turn for as long as busy workers take): one the engine failed because every worker serving
 it died may still be run by a worker that comes to its queue before the queue expires.
+
+The judgements from heartbeats are apart (this class acts on them): stages 2 and 3 in
+:mod:`flowkit.workers.liveness`, a refused redelivered request in :mod:`flowkit.workers.redelivery`.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from flowkit.exceptions import (
     WorkerError,
 )
 from flowkit.failure import Failure
+from flowkit.workers import liveness, redelivery
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.discovery import Registry, WorkerInfo
@@ -245,53 +249,22 @@ class WorkerDispatcher(Dispatcher):
         self._freed = True
 
     def _check(self, now: float) -> None:
-        reg, timeout = self._registry, self.timeout
-        # While our own connection is down, workers' silence says nothing about them; but after T
-        # without a broker, what they ran can no longer be answered to us in time either.
+        reg = self._registry
         down_since = self._link.down_since if self._link is not None else None
         saturated: dict[tuple[str, str], bool] = {}
         for req in list(self._requests.values()):
             if now >= req.deadline:
                 self._time_out(req)
                 continue
-            if down_since is not None and req.stage == RUNNING:
-                if now - down_since > timeout:
-                    self._fail(
-                        req,
-                        RequestTimeout(
-                            f"lost the broker for {timeout:g}s while worker {req.worker!r} ran atom "
-                            f"{req.atom_name!r} (task {req.task}, request {req.uuid})"
-                        ),
-                    )
-                continue
-            if req.unheard and any(not reg.alive(w, now) for w in req.unheard):
+            # Running while we have no broker: the workers' silence says nothing (liveness judges it).
+            judged_by_heartbeats = down_since is None or req.stage != RUNNING
+            if judged_by_heartbeats and redelivery.suspect_died(req, reg, now):
                 assert req.refusal is not None
                 self._finish(req, False, req.refusal)  # the one that died may have run it
                 continue
-            if req.stage == SENT:
-                key = (req.topic, req.task)
-                busy = saturated.get(key)
-                if busy is None:
-                    busy = saturated[key] = reg.saturated(req.topic, req.task, now)
-                if busy:
-                    req.waited = now  # its turn comes when a thread does: not a fault
-                elif now - req.waited > timeout:
-                    self._fail(
-                        req,
-                        RequestTimeout(
-                            f"no worker took request {req.uuid} for atom {req.atom_name!r} (task "
-                            f"{req.task}) on topic {req.topic!r} within {timeout:g}s, and no live worker "
-                            f"serving it was busy: they died, left, or stopped taking requests"
-                        ),
-                    )
-            elif not reg.alive(req.worker, now):
-                self._fail(
-                    req,
-                    RequestTimeout(
-                        f"worker {req.worker!r} stopped heartbeating while it ran atom {req.atom_name!r} "
-                        f"(task {req.task}, request {req.uuid})"
-                    ),
-                )
+            failed = liveness.silence(req, reg, now, self.timeout, down_since, saturated)
+            if failed is not None:
+                self._fail(req, failed)
         if self._waiting:
             self._flush_waiting(now)
 
@@ -389,8 +362,13 @@ class WorkerDispatcher(Dispatcher):
                 self._on_progress(req.node, float(data["progress"]))
 
     def _on_result(self, req: Request, data: dict[str, Any]) -> None:
-        if data.get("redelivered") and self._hold_refusal(req, data):
-            return
+        if data.get("redelivered"):
+            now = time.monotonic()
+            refusal = redelivery.judge(req, self._registry, data, now)
+            if refusal is redelivery.Refusal.RESEND:
+                self._resend(req, now)
+            if refusal is not redelivery.Refusal.STANDS:
+                return
         if data["ok"]:
             self._finish(req, True, data.get("result"))
             return
@@ -404,51 +382,6 @@ class WorkerDispatcher(Dispatcher):
                 )
             )
         self._finish(req, False, failure)
-
-    def _hold_refusal(self, req: Request, data: dict[str, Any]) -> bool:
-        """A worker refused a copy of ``req`` the broker handed it again after a connection dropped.
-
-        The worker that had the request before may be running it, may have answered it (answers a cut
-        swallowed are sent again after reconnecting, before the worker's next heartbeat), or may never
-        have seen it (lost in transit). Until each worker that might have had it has spoken once, the
-        refusal is held; if none runs or answered it, nobody ran it, and it is sent again. If one of
-        them died meanwhile, it may have run it: the refusal stands.
-        """
-        now = time.monotonic()
-        reg, refuser = self._registry, data["worker"]
-        if req.stage == RUNNING:
-            if req.worker != refuser and reg.alive(req.worker, now):
-                LOG.info(
-                    "worker %r refused a redelivered copy of request %s (atom %r); worker %r runs it",
-                    refuser,
-                    req.uuid,
-                    req.atom_name,
-                    req.worker,
-                )
-                return True
-            return False
-        suspects = {
-            w.id
-            for w in reg.workers.values()
-            if w.topic == req.topic and req.task in w.tasks and w.id != refuser
-        }
-        if any(not reg.alive(w, now) for w in suspects):
-            return False
-        try:
-            req.refusal = Failure.from_dict(data["failure"])
-        except FlowkitError:
-            return False
-        req.unheard = suspects
-        LOG.info(
-            "worker %r refused a redelivered copy of request %s (atom %r): asking %s whether it ran it",
-            refuser,
-            req.uuid,
-            req.atom_name,
-            sorted(suspects) or "nobody else",
-        )
-        if not suspects:
-            self._resend(req, now)
-        return True
 
     def _resend(self, req: Request, now: float) -> None:
         """No worker runs or answered ``req``, and every one that might have had it is alive: send it

@@ -1,9 +1,10 @@
 """The job board in an SQL database: SQLite for one machine, PostgreSQL for a team that already runs it.
 
 A claim is a lease: the row names its owner and a token, and holds until ``lease_expires``; it also
-raises the row's ``claim_epoch``, the claim's fencing token (``job.fence``; see ``_next_epoch``). The
-board renews its leases from a heartbeat thread every ``lease / 3`` seconds (``_sql_leases``); a conductor
-that dies stops renewing, and once its lease has run out any other conductor may claim the job.
+raises the row's ``claim_epoch``, the claim's fencing token (``job.fence``; see
+``_sql_claims.next_epoch``, which also builds the other conditions of a claim). The board renews its
+leases from a heartbeat thread every ``lease / 3`` seconds (``_sql_leases``); a conductor that dies
+stops renewing, and once its lease has run out any other conductor may claim the job.
 Claiming the next job is one statement: PostgreSQL picks the row with ``FOR UPDATE SKIP LOCKED``,
 so conductors never queue behind each other; SQLite serialises writers anyway.
 
@@ -38,6 +39,7 @@ from flowkit.exceptions import (
     StorageError,
     UnclaimableJobError,
 )
+from flowkit.jobboard.backends import _sql_claims as claims
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
@@ -45,7 +47,7 @@ from flowkit.jobboard.job import Job
 from flowkit.sql import engines, urls
 from flowkit.sql.engines import EngineLease
 from flowkit.sql.urls import Database
-from flowkit.states import JobState, check_job_transition, job_sources
+from flowkit.states import JobState, check_job_transition
 
 if TYPE_CHECKING:
     from flowkit.persistence.backends.base import Backend
@@ -219,42 +221,8 @@ class SQLJobBoard(JobBoard):
     def _active(self) -> sa.ColumnElement[bool]:
         return sa.and_(T.c.board == self.name, T.c.state.in_(ACTIVE))
 
-    def _available(self, now: float) -> sa.ColumnElement[bool]:
-        """Rows that may be claimed now. A lease that ran out ended its claim (CLAIMED -> UNCLAIMED),
-        though the row still says CLAIMED until someone claims it again."""
-        return sa.and_(
-            T.c.board == self.name,
-            sa.or_(
-                T.c.state.in_(_values(job_sources(S.CLAIMED))),
-                sa.and_(T.c.state == S.CLAIMED, T.c.lease_expires < now),
-            ),
-        )
-
     def _claim_values(self, who: str, token: str, now: float) -> dict[str, object]:
-        return {
-            "state": S.CLAIMED.value,
-            "owner": who,
-            "lease_token": token,
-            "lease_expires": now + self.lease,
-            "attempts": T.c.attempts + 1,
-            "claim_epoch": self._next_epoch(),
-            "updated_on": now,
-        }
-
-    def _next_epoch(self) -> sa.ColumnElement[int]:
-        """The claim's fencing token, computed by the claim statement itself (so in claim order).
-
-        One more than the job's last claim's, and at least the database's clock in microseconds: so
-        claims of one job always grow (the row lock orders them), and a job posted later for a flow
-        detail that an earlier job ran out-ranks that job's claims too, unless the database's clock
-        went back in between.
-        """
-        assert self._engine is not None
-        if self._engine.dialect.name == "postgresql":
-            now = sa.extract("epoch", sa.func.clock_timestamp()) * 1_000_000
-            return sa.func.greatest(T.c.claim_epoch + 1, sa.cast(now, sa.BigInteger))
-        now = (sa.func.julianday("now") - 2440587.5) * 86_400_000_000  # SQLite: days since the epoch
-        return sa.func.max(T.c.claim_epoch + 1, sa.cast(now, sa.BigInteger))
+        return claims.claim_values(who, token, now, self.lease, self.database.dialect)
 
     # -- posting and reading ------------------------------------------------------------------------
 
@@ -288,7 +256,7 @@ class SQLJobBoard(JobBoard):
 
     def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
         now = time.time()
-        return iter(self._select(self._available(now) if only_unclaimed else self._active()))
+        return iter(self._select(claims.available(self.name, now) if only_unclaimed else self._active()))
 
     def wait(self, timeout: float | None = None) -> Iterator[Job]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -307,7 +275,7 @@ class SQLJobBoard(JobBoard):
 
     def job_count(self, only_unclaimed: bool = False) -> int:
         now = time.time()
-        where = self._available(now) if only_unclaimed else self._active()
+        where = claims.available(self.name, now) if only_unclaimed else self._active()
         with self._tx("count the jobs") as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(T).where(where)).scalar_one())
 
@@ -344,7 +312,7 @@ class SQLJobBoard(JobBoard):
         now, token = time.time(), str(uuidlib.uuid4())
         stmt = (
             T.update()
-            .where(T.c.id == job.sequence, self._available(now))
+            .where(T.c.id == job.sequence, claims.available(self.name, now))
             .values(**self._claim_values(who, token, now))
             .returning(T.c.attempts, T.c.last_reason, T.c.claim_epoch)
         )
@@ -366,7 +334,7 @@ class SQLJobBoard(JobBoard):
             now, token = time.time(), str(uuidlib.uuid4())
             pick = (
                 sa.select(T.c.id)
-                .where(self._available(now))
+                .where(claims.available(self.name, now))
                 .order_by(T.c.priority.desc(), T.c.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -392,21 +360,12 @@ class SQLJobBoard(JobBoard):
                 continue
             return job
 
-    def _owned_by(self, job: Job, who: str, target: JobState) -> sa.ColumnElement[bool]:
-        token = self._leases.token(job.uuid)
-        return sa.and_(
-            T.c.board == self.name,
-            T.c.id == job.sequence,
-            T.c.state.in_(_values(job_sources(target))),
-            T.c.owner == who,
-            T.c.lease_token == token,
-        )
-
     def _change(self, job: Job, who: str, target: JobState, stmt: sa.Update | sa.Delete, what: str) -> None:
         """Apply ``stmt`` to the job's row if ``who`` holds the claim and the row is in a state that
         may move to ``target`` (:func:`~flowkit.states.job_sources`): one conditional statement."""
         with self._tx(f"{what} job {job}") as conn:
-            done = conn.execute(stmt.where(self._owned_by(job, who, target))).rowcount == 1
+            owned = claims.owned_by(self.name, job.sequence, who, self._leases.token(job.uuid), target)
+            done = conn.execute(stmt.where(owned)).rowcount == 1
             if done and target is S.UNCLAIMED:
                 self._notify(conn)
         if not done:
@@ -447,7 +406,3 @@ class SQLJobBoard(JobBoard):
         )
         self._change(job, who, target, stmt, what)
         job.last_reason = reason or job.last_reason
-
-
-def _values(states: frozenset[JobState]) -> list[str]:
-    return sorted(s.value for s in states)

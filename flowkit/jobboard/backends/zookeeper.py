@@ -13,7 +13,8 @@ listings and :meth:`wait` read the copy and wake on the watches, and nothing pol
 that changes a job commits one ZooKeeper transaction checked against the job's version, so the copy
 is only ever a hint; before it, :func:`~flowkit.states.check_job_transition` must allow the move.
 
-The session decides what a claim is worth (``_zookeeper_session``). SUSPENDED (connection in trouble)
+The session decides what a claim is worth (``_zookeeper_session``); what a claim node holds and how
+one left behind is released is ``_zookeeper_claims``. SUSPENDED (connection in trouble)
 makes the board hand out no work and tells claimants ``IN_DOUBT``; the same session coming back tells
 them ``CONFIRMED``; LOST tells them ``LOST``: the server has deleted their claims and other conductors
 may have the jobs.
@@ -36,6 +37,7 @@ from flowkit.exceptions import (
     NotOwnerError,
     UnclaimableJobError,
 )
+from flowkit.jobboard.backends import _zookeeper_claims as claims
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
@@ -227,7 +229,7 @@ class ZooKeeperJobBoard(JobBoard):
                 data, _ = self._client.get(f"{self._claims_path}/{_node(job)}")
             except NoNodeError:
                 return None
-        return _owner_name(data)
+        return claims.owner_name(data)
 
     def set_aside_jobs(self) -> list[Job]:
         from kazoo.exceptions import NoNodeError
@@ -272,7 +274,7 @@ class ZooKeeperJobBoard(JobBoard):
         check_job_transition(job.uuid, JobState.UNCLAIMED, JobState.CLAIMED)
         node = _node(job)
         path, claim = f"{self._jobs_path}/{node}", f"{self._claims_path}/{node}"
-        owner = json.dumps({"owner": who, "claimed_on": time.time()}).encode()
+        owner = claims.claim_data(who)
         with self._copy.lock:  # when the copy's version is still current, no read is needed
             cached, version = self._copy.jobs.get(node), self._copy.versions.get(node)
         session = self._session.session_id()  # the claim is worth something only in this session
@@ -288,7 +290,7 @@ class ZooKeeperJobBoard(JobBoard):
                 tx.set_data(path, current.to_bytes(), version=version)
                 results = self._commit_claim(tx, claim)
                 cached = version = None  # a retry reads afresh
-            failure = _first_failure(results)
+            failure = claims.first_failure(results)
             if failure is None:
                 # The job node's new mzxid is the zxid of this transaction, so the claim node's czxid:
                 # ZooKeeper orders every transaction, so a later claim always has a higher one.
@@ -315,26 +317,13 @@ class ZooKeeperJobBoard(JobBoard):
             if not intact:
                 del self._owned[job.uuid]
         if not intact:
-            self._release(claim, session)
+            claims.release(self._client, claim, session, self.timeout)
             raise UnclaimableJobError(
                 f"job {job}: the ZooKeeper session was suspended or lost while claiming it; try again"
             )
         with self._copy.lock:
             self._copy.claimed.add(node)
         return previous
-
-    def _release(self, claim: str, session: int) -> None:
-        """Delete ``claim`` if ``session`` still holds it; if that session dies first, ZooKeeper does."""
-        from kazoo.exceptions import KazooException, NoNodeError
-        from kazoo.retry import KazooRetry
-
-        def release() -> None:
-            _, stat = self._client.get(claim)
-            if stat.ephemeralOwner == session:
-                self._client.delete(claim, version=stat.version)
-
-        with contextlib.suppress(NoNodeError, KazooException):
-            KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5, deadline=self.timeout)(release)
 
     def _read(self, job: Job) -> tuple[Job, int]:
         """The job as stored now, and its znode version."""
@@ -358,7 +347,7 @@ class ZooKeeperJobBoard(JobBoard):
         except ConnectionLoss:
             # The claim may or may not exist. Delete it if it is ours; if the session dies first,
             # ZooKeeper deletes it for us. Either way no orphan claim outlives this call for long.
-            self._release(lock_path, self._session.session_id())
+            claims.release(self._client, lock_path, self._session.session_id(), self.timeout)
             raise
 
     def _owned_claim(self, job: Job, who: str, target: JobState) -> tuple[str, str, Any]:
@@ -382,7 +371,7 @@ class ZooKeeperJobBoard(JobBoard):
             data, stat = self._client.get(claim)
         except NoNodeError:
             raise NotOwnerError(f"job {job} is not claimed (so {who!r} does not own it)") from None
-        owner = _owner_name(data)
+        owner = claims.owner_name(data)
         if owner != who or stat.ephemeralOwner != self._session.session_id():
             raise NotOwnerError(f"job {job} is claimed by {owner!r} in another session, not by {who!r}")
         check_job_transition(job.uuid, JobState.CLAIMED, target)
@@ -448,24 +437,6 @@ class ZooKeeperJobBoard(JobBoard):
             self._owned.pop(job.uuid, None)
 
     def _check(self, results: list[Any], job: Job, who: str) -> None:
-        failure = _first_failure(results)
+        failure = claims.first_failure(results)
         if failure is not None:
             raise NotOwnerError(f"job {job} changed under {who!r} (claim lost or job moved): {failure!r}")
-
-
-def _first_failure(results: list[Any]) -> Exception | None:
-    """The exception that failed a kazoo transaction (the others are RolledBackError), or None."""
-    from kazoo.exceptions import RolledBackError
-
-    failures = [r for r in results if isinstance(r, Exception)]
-    real = [f for f in failures if not isinstance(f, RolledBackError)]
-    found = real or failures
-    return found[0] if found else None
-
-
-def _owner_name(data: bytes) -> str | None:
-    try:
-        owner = json.loads(data.decode("utf-8")).get("owner")
-    except (UnicodeDecodeError, ValueError, AttributeError):
-        return None
-    return owner if isinstance(owner, str) else None

@@ -1,0 +1,106 @@
+"""A claimed job's flow rebuilt from persistence as a ready engine, or the reason it cannot be.
+
+Apart from the loop because it is the one place that decides whether a job is malformed: each
+``str`` returned here is a reason to set the job aside (it would fail the same way on every claim),
+while errors of persistence or of the claim propagate, for the loop to give the job back or drop it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flowkit.engines import Engine
+from flowkit.engines.persistence import load_from_detail
+from flowkit.exceptions import (
+    ClaimLost,
+    CompilationError,
+    FlowkitError,
+    InvalidFlowError,
+    NotFound,
+    NotSerializableError,
+)
+from flowkit.factory import FactoryDetails, check_allowed
+from flowkit.jobboard import Job
+from flowkit.persistence.backends import Backend
+from flowkit.persistence.models import FlowDetail
+
+
+def find_flow(persistence: Backend, job: Job) -> tuple[str | None, FlowDetail | None]:
+    """The job's flow detail, or why it cannot be found (a malformed job)."""
+    if job.book_uuid is None:
+        return "malformed job: it names no logbook", None
+    if job.flow_uuid is not None:  # one flow detail: cheaper to read than its whole logbook
+        try:
+            with persistence.get_connection() as conn:
+                return None, conn.get_flow_detail(job.flow_uuid)
+        except NotFound:
+            return f"malformed job: flow detail {job.flow_uuid} is not in persistence", None
+    try:
+        with persistence.get_connection() as conn:
+            book = conn.get_logbook(job.book_uuid)
+    except NotFound:
+        return f"malformed job: logbook {job.book_uuid} is not in persistence", None
+    details = list(book)
+    if len(details) != 1:
+        return (
+            f"malformed job: no flow_uuid and logbook {job.book_uuid} has {len(details)} flow details",
+            None,
+        )
+    return None, details[0]
+
+
+def load(
+    job: Job,
+    flow_detail: FlowDetail,
+    *,
+    persistence: Backend,
+    conductor: str,
+    allow: list[str] | None,
+    engine: str,
+    engine_options: Mapping[str, Any],
+) -> tuple[str | None, Engine | None]:
+    """An engine that resumes the job's flow, or why the flow cannot (or may not) be built.
+
+    ``conductor`` names the conductor in the reason; ``allow`` is its allow list (None: any factory).
+    """
+    try:
+        factory = FactoryDetails.from_flow_detail(flow_detail)
+    except InvalidFlowError as exc:
+        return f"malformed job: {exc}", None
+    if factory is None:
+        return f"malformed job: flow detail {flow_detail.uuid} names no factory", None
+    path = factory.name
+    try:
+        check_allowed(path, allow)  # before anything imports the factory's module
+    except InvalidFlowError as exc:
+        allowed = ", ".join(allow or ()) or "none"
+        return (
+            f"factory {path!r} is not allowed on conductor {conductor!r} (allowed: {allowed}): {exc}",
+            None,
+        )
+    store = job.details.get("store")
+    try:
+        loaded = load_from_detail(
+            flow_detail,
+            store=store if isinstance(store, Mapping) else None,
+            backend=persistence,
+            allow=allow,
+            engine=engine,
+            fence=job.fence,
+            **engine_options,
+        )
+    except ClaimLost:
+        raise
+    except FlowkitError as exc:
+        return f"cannot build the flow of factory {path!r}: {exc}", None
+    # A flow that builds but cannot run (a cycle, a requirement nothing provides, a task that
+    # does not pickle) fails the same way on every conductor: set it aside now rather than
+    # abandon it max_attempts times. Errors of persistence (restoring the flow's state) are
+    # not the job's fault and propagate, to be abandoned and retried.
+    try:
+        loaded.compile()
+        loaded.validate()
+    except (CompilationError, NotSerializableError) as exc:
+        return f"the flow of factory {path!r} cannot run: {type(exc).__name__}: {exc}", None
+    return None, loaded
