@@ -181,7 +181,11 @@ class ForEach(_GiveUp):
     """Try the subflow with each of ``values`` in turn (provided under ``provides``)."""
 
     def __init__(
-        self, values: Sequence[Any] | AbstractSet[Any], name: str | None = None, provides: ProvidesSpec = None, **kwargs: Any
+        self,
+        values: Sequence[Any] | AbstractSet[Any],
+        name: str | None = None,
+        provides: ProvidesSpec = None,
+        **kwargs: Any,
     ) -> None:
         # A set is tried in its iteration order (TaskFlow accepts one too); a str is refused, as
         # trying each of its characters is almost never what was meant.
