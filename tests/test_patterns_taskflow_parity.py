@@ -167,3 +167,21 @@ def test_str_of_a_flow_names_pattern_name_and_length() -> None:
     assert str(GraphFlow("g")) == '"graph_flow.Flow: g(len=0)"'
     assert str(LinearFlow("l").add(Make("a"))) == '"linear_flow.Flow: l(len=1)"'
     assert str(UnorderedFlow("u")) == '"unordered_flow.Flow: u(len=0)"'
+
+
+class Explicit(Task):
+    def execute(self, context: Any, spam: Any, eggs: Any = None) -> Any:
+        return (context, spam, eggs)
+
+
+def test_auto_extract_false_binds_only_named_parameters() -> None:
+    task = Explicit(auto_extract=False, requires=("spam", "context"))
+    assert task.rebind == {"context": "context", "spam": "spam"}
+    assert task.optional_rebind == {}
+    with pytest.raises(ValueError, match=r"^Missing arguments"):
+        Explicit(auto_extract=False, requires=("spam",))
+    assert Explicit(auto_extract=False, rebind={"context": "c", "spam": "s"}).rebind == {
+        "context": "c",
+        "spam": "s",
+    }
+    assert Explicit().optional_rebind == {"eggs": "eggs"}
