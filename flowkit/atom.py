@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from flowkit.exceptions import InvalidFlowError
@@ -21,6 +22,42 @@ ProvidesSpec = str | tuple[str, ...] | list[str] | set[str] | frozenset[str] | N
 RebindSpec = Mapping[str, str] | Iterable[str] | None
 
 _WHOLE = object()  # extractor key meaning "the whole result"
+
+
+class Names(AbstractSet[str]):
+    """An immutable set of symbol names that keeps the order they were declared in.
+
+    ``Atom.provides`` is one: it compares equal to a ``set`` of the same names (as TaskFlow's
+    ordered sets do), and iterates in declaration order (positions matter for tuple results).
+    """
+
+    __slots__ = ("_order", "_set")
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._order: tuple[str, ...] = tuple(dict.fromkeys(names))
+        self._set = frozenset(self._order)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._set
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __hash__(self) -> int:
+        return hash(self._set)
+
+    def __getstate__(self) -> tuple[str, ...]:
+        return self._order
+
+    def __setstate__(self, state: tuple[str, ...]) -> None:
+        self._order = state
+        self._set = frozenset(state)
+
+    def __repr__(self) -> str:
+        return f"Names({list(self._order)!r})"
 
 
 def class_name(obj: object) -> str:
@@ -170,7 +207,7 @@ class Atom:
         if provides is None:
             provides = self.default_provides
         self.save_as: dict[str, Any] = _normalize_provides(self.name, provides)
-        self.provides: tuple[str, ...] = tuple(self.save_as)
+        self.provides: Names = Names(self.save_as)
         if isinstance(requires, str):  # one symbol, as TaskFlow accepts; not its characters
             requires = (requires,)
         self._bind(requires, rebind)

@@ -119,8 +119,9 @@ class AmbiguousProviderError(CompilationError):
         )
 
 
-class InvalidFlowError(CompilationError):
-    """A flow, atom or link was declared wrongly (bad argument, unknown node, bad decider depth...)."""
+class InvalidFlowError(CompilationError, ValueError):
+    """A flow, atom or link was declared wrongly (bad argument, unknown node, bad decider depth...).
+    Also a ValueError, as TaskFlow raises for the same mistakes."""
 
 
 class NotSerializableError(FlowkitError):

@@ -30,6 +30,9 @@ class Flow:
 
         if retry is not None and not isinstance(retry, Retry):
             raise InvalidFlowError(f"flow {name!r}: retry must be a flowkit.retry.Retry, got {retry!r}")
+        if retry is not None and getattr(retry, "default_named", False):
+            retry.name = f"{name}_retry"  # an unnamed controller is named after its flow (TaskFlow's rule)
+            retry.default_named = False
         self.name = name
         self.retry = retry
         self._children: list[Node] = []
@@ -75,13 +78,34 @@ class Flow:
 
     @property
     def provides(self) -> frozenset[str]:
-        return frozenset(s for atom in self.iter_atoms() for s in atom.provides)
+        """Symbols this flow's controller and children provide."""
+        out: set[str] = set()
+        if self.retry is not None:
+            out.update(self.retry.provides)
+        for child in self:
+            out.update(child.provides)
+        return frozenset(out)
 
     @property
     def requires(self) -> frozenset[str]:
-        """Symbols needed by this flow's atoms that none of its own atoms provide."""
-        provided = self.provides
-        return frozenset(s for atom in self.iter_atoms() for s in atom.requires if s not in provided)
+        """Symbols this flow needs from outside, as TaskFlow reports them: in child order, a child's
+        requirement is met only by the controller or an earlier child (the linear rule; the other
+        patterns override it). Optional arguments are not included."""
+        needed: set[str] = set()
+        prior: set[str] = set()
+        if self.retry is not None:
+            needed.update(self.retry.requires)
+            prior.update(self.retry.provides)
+        for child in self:
+            needed.update(s for s in child.requires if s not in prior)
+            prior.update(child.provides)
+        return frozenset(needed)
+
+    #: how ``str()`` names the pattern (TaskFlow's spelling for the built-in ones)
+    _kind = "flow.Flow"
+
+    def __str__(self) -> str:
+        return f'"{self._kind}: {self.name}(len={len(self)})"'
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} ({len(self)} children)>"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from enum import StrEnum
 from typing import Any
 
@@ -110,6 +111,9 @@ class Retry(Atom):
         jitter: float = 0.0,
     ) -> None:
         super().__init__(name=name, provides=provides, requires=requires, rebind=rebind, inject=inject)
+        #: True when no name was given: the flow it is attached to names it ``<flow>_retry`` (as in
+        #: TaskFlow), so two unnamed controllers in one flow tree do not clash on their class name.
+        self.default_named = name is None
         if delay < 0 or backoff < 1 or jitter < 0 or (max_delay is not None and max_delay < 0):
             raise InvalidFlowError(
                 f"retry {self.name!r}: need delay >= 0, backoff >= 1, jitter >= 0 and max_delay >= 0; "
@@ -160,8 +164,9 @@ class Times(_GiveUp):
     def __init__(
         self, attempts: int = 1, name: str | None = None, provides: ProvidesSpec = None, **kwargs: Any
     ) -> None:
-        if not isinstance(attempts, int) or attempts < 1:
-            raise InvalidFlowError(f"Times needs attempts >= 1, got {attempts!r}")
+        # 0 is accepted as TaskFlow does: like 1, the first failure is not retried.
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+            raise InvalidFlowError(f"Times needs attempts >= 0, got {attempts!r}")
         super().__init__(name=name, provides=provides, **kwargs)
         self.attempts = attempts
 
@@ -176,10 +181,16 @@ class ForEach(_GiveUp):
     """Try the subflow with each of ``values`` in turn (provided under ``provides``)."""
 
     def __init__(
-        self, values: Sequence[Any], name: str | None = None, provides: ProvidesSpec = None, **kwargs: Any
+        self,
+        values: Sequence[Any] | AbstractSet[Any],
+        name: str | None = None,
+        provides: ProvidesSpec = None,
+        **kwargs: Any,
     ) -> None:
-        if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-            raise InvalidFlowError(f"ForEach needs a sequence of values, got {values!r}")
+        # A set is tried in its iteration order (TaskFlow accepts one too); a str is refused, as
+        # trying each of its characters is almost never what was meant.
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence | AbstractSet):
+            raise InvalidFlowError(f"ForEach needs a sequence or set of values, got {values!r}")
         super().__init__(name=name, provides=provides, **kwargs)
         self.values = list(values)
 

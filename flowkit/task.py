@@ -36,12 +36,35 @@ class Task(Atom):
         revert_rebind: RebindSpec = None,
         revert_requires: Iterable[str] | None = None,
         timeout: float | None = None,
+        auto_extract: bool = True,
     ) -> None:
+        if isinstance(requires, str):
+            requires = (requires,)
         super().__init__(
             name=name, provides=provides, requires=requires, rebind=rebind, inject=inject, timeout=timeout
         )
+        if not auto_extract:
+            self._bind_only_explicit(requires, rebind)
         if revert_rebind is not None or revert_requires is not None:
             self._bind_revert_apart(revert_rebind, revert_requires)
+
+    def _bind_only_explicit(self, requires: Iterable[str] | None, rebind: RebindSpec) -> None:
+        """TaskFlow's ``auto_extract=False``: ``execute``'s parameters are bound only when ``requires``
+        or ``rebind`` names them; a required parameter left unnamed is a declaration error (it would
+        otherwise fail at every run)."""
+        args = Arguments(self._execute_callable(), skip=self._special_args)
+        named = set(requires or ())
+        if isinstance(rebind, Mapping):
+            named.update(rebind)
+        elif rebind is not None:
+            named.update(args.positional[: len(list(rebind))])
+        missing = [p for p in args.required if p not in named and p not in self.inject_kwargs]
+        if missing:
+            raise InvalidAtomArgumentError(
+                f"Missing arguments {missing} of task {self.name!r}: with auto_extract=False only the "
+                f"parameters named in requires or rebind are bound"
+            )
+        self.optional_rebind = {a: s for a, s in self.optional_rebind.items() if a in named}
 
     def _bind_revert_apart(self, revert_rebind: RebindSpec, revert_requires: Iterable[str] | None) -> None:
         """TaskFlow's ``revert_rebind``/``revert_requires``: ``revert`` takes its own symbols instead

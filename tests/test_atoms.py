@@ -174,7 +174,7 @@ def test_provides_str_names_the_whole_result():
 
 def test_provides_tuple_maps_by_position():
     t = Provide(("x-val", "y-val", "z-val"), name="p", provides=("x", "y", "z"))
-    assert t.provides == ("x", "y", "z")
+    assert tuple(t.provides) == ("x", "y", "z")
     out = run_one(t)
     assert (out["x"], out["y"], out["z"]) == ("x-val", "y-val", "z-val")
 
@@ -209,10 +209,10 @@ def test_default_provides_on_class_and_override():
         def execute(self):
             return "srv-1"
 
-    assert Server(name="s").provides == ("server_id",)
+    assert tuple(Server(name="s").provides) == ("server_id",)
     assert run_one(Server(name="s"))["server_id"] == "srv-1"
     overridden = Server(name="s", provides="other")
-    assert overridden.provides == ("other",)
+    assert tuple(overridden.provides) == ("other",)
     out = run_one(overridden)
     assert out["other"] == "srv-1"
     assert "server_id" not in out

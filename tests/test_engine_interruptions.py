@@ -133,7 +133,7 @@ def test_a_crash_while_a_retry_reverts_its_scope_resumes_the_revert_then_the_ret
     with pytest.raises(Crash):
         engines.load(make(), backend=backend, book=book, flow_detail=fd).run()
     states = saved_states(backend, fd.uuid)
-    assert states["flowkit.retry.Times"] == "RETRYING"  # the decision was saved before the revert
+    assert states["f_retry"] == "RETRYING"  # the decision was saved before the revert
     assert states["slow"] == "REVERTING"
     resumed = engines.load(make(), backend=backend, flow_detail=fd)
     resumed.run()

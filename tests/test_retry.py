@@ -412,7 +412,7 @@ def test_delay_before_jitter_bounds(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"delay": -1}, {"backoff": 0.5}, {"jitter": -0.1}, {"max_delay": -1}, {"attempts": 0}]
+    "kwargs", [{"delay": -1}, {"backoff": 0.5}, {"jitter": -0.1}, {"max_delay": -1}, {"attempts": -1}]
 )
 def test_bad_retry_parameters_are_rejected(kwargs):
     with pytest.raises(InvalidFlowError):

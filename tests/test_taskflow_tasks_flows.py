@@ -116,7 +116,7 @@ def test_targeted_flow_runs_only_what_the_target_needs() -> None:
     flow.set_target(b)
     assert [n for n, _ in flow.iter_nodes()] == [a, b, c]
     assert len(flow) == 3
-    assert [(u, v) for u, v, _ in flow.iter_links()] == [(c, b)]
+    assert [(u, v) for u, v, _ in flow.iter_links()] == [(a, b), (c, b)]
     engine = engines.load(flow)
     engine.run()
     assert engine.storage.get_atom_states() == {"a": "SUCCESS", "b": "SUCCESS", "c": "SUCCESS"}

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
-from flowkit.exceptions import InvalidAtomArgumentError, InvalidFlowError
+from flowkit.exceptions import AmbiguousProviderError, CycleError, InvalidAtomArgumentError, InvalidFlowError
 from flowkit.flow import Flow as _Flow
 from flowkit.flow import Node
 
@@ -26,11 +26,120 @@ class Depth(StrEnum):
 
 class GraphFlow(_Flow):
     """A child runs after every sibling that provides something it requires, and after
-    the siblings linked to it with :meth:`link`."""
+    the siblings linked to it with :meth:`link`.
+
+    The graph is kept up to date as children are added and linked, so a cycle or an ambiguous
+    provider is refused by the ``add()``/``link()`` call that makes it (and again at compile).
+    Each check only walks from the new edges' heads, so building a large flow in dependency
+    order does no graph search at all.
+    """
+
+    _kind = "graph_flow.Flow"
 
     def __init__(self, name: str, retry: Any = None) -> None:
         super().__init__(name, retry=retry)
-        self._links: list[tuple[Node, Node, dict[str, Any]]] = []
+        # id(node) -> {id(successor): link metadata}, in insertion order; and the reverse index.
+        self._succ: dict[int, dict[int, dict[str, Any]]] = {}
+        self._pred: dict[int, dict[int, None]] = {}
+        self._nodes: dict[int, Node] = {}
+        self._providers: dict[str, list[Node]] = {}
+        self._requirers: dict[str, list[Node]] = {}
+
+    # -- building --------------------------------------------------------------------------------
+
+    def add(self, *items: Node, resolve_requires: bool = True, resolve_existing: bool = True) -> GraphFlow:
+        """Add children; link each to the siblings whose outputs it requires (``resolve_requires``)
+        and to the siblings already added that require its outputs (``resolve_existing``).
+
+        A requirement met by two siblings raises AmbiguousProviderError, a new cycle CycleError;
+        either way the flow is left as it was before the call.
+        """
+        added: list[Node] = []
+        try:
+            for item in items:
+                super().add(item)
+                added.append(item)
+                self._insert(item, resolve_requires, resolve_existing)
+        except BaseException:
+            for item in reversed(added):
+                self._discard(item)
+            raise
+        return self
+
+    def _insert(self, node: Node, resolve_requires: bool, resolve_existing: bool) -> None:
+        """Put ``node`` in the graph with its data edges, or raise leaving only its child entry."""
+        nid = id(node)
+        requires = list(node.requires)
+        provides = list(node.provides)
+        into: dict[int, set[str]] = {}
+        if resolve_requires:
+            for symbol in requires:
+                providers = [p for p in self._providers.get(symbol, ()) if p is not node]
+                if len(providers) > 1:
+                    raise AmbiguousProviderError(node.name, symbol, [p.name for p in providers])
+                if providers:
+                    into.setdefault(id(providers[0]), set()).add(symbol)
+        out: dict[int, set[str]] = {}
+        if resolve_existing:
+            for symbol in provides:
+                for r in self._requirers.get(symbol, ()):
+                    if r is not node:
+                        out.setdefault(id(r), set()).add(symbol)
+        if into and out:
+            self._refuse_cycle(node, list(out), set(into))
+        self._nodes[nid] = node
+        self._succ.setdefault(nid, {})
+        self._pred.setdefault(nid, {})
+        for u, reasons in into.items():
+            self._edge(u, nid).setdefault("reasons", set()).update(reasons)
+        for v, reasons in out.items():
+            self._edge(nid, v).setdefault("reasons", set()).update(reasons)
+        for symbol in provides:
+            self._providers.setdefault(symbol, []).append(node)
+        for symbol in requires:
+            self._requirers.setdefault(symbol, []).append(node)
+
+    def _discard(self, node: Node) -> None:
+        """Undo :meth:`add` for one child (used to leave a failed ``add()`` without effect)."""
+        nid = id(node)
+        for k in range(len(self._children) - 1, -1, -1):
+            if self._children[k] is node:
+                del self._children[k]
+                break
+        if any(child is node for child in self._children):
+            return  # added twice: the graph entry belongs to the other copy
+        self._nodes.pop(nid, None)
+        for v in self._succ.pop(nid, {}):
+            self._pred[v].pop(nid, None)
+        for u in self._pred.pop(nid, {}):
+            self._succ[u].pop(nid, None)
+        for index in (self._providers, self._requirers):
+            for symbol in [s for s, nodes in index.items() if any(n is node for n in nodes)]:
+                index[symbol] = [n for n in index[symbol] if n is not node]
+
+    def _edge(self, u: int, v: int) -> dict[str, Any]:
+        meta = self._succ[u].get(v)
+        if meta is None:
+            meta = self._succ[u][v] = {}
+            self._pred[v][u] = None
+        return meta
+
+    def _refuse_cycle(self, node: Node, starts: list[int], targets: set[int]) -> None:
+        """Raise CycleError if an edge ``node -> s`` (s in ``starts``) plus an edge ``t -> node``
+        (t in ``targets``) would close a cycle: a search from the starts over existing edges."""
+        parent: dict[int, int | None] = {s: None for s in starts}
+        stack = list(starts)
+        while stack:
+            x = stack.pop()
+            if x in targets:
+                path = [x]
+                while parent[path[-1]] is not None:
+                    path.append(parent[path[-1]])  # type: ignore[arg-type]
+                raise CycleError([node.name, *(self._nodes[i].name for i in reversed(path))])
+            for y in self._succ.get(x, ()):
+                if y not in parent:
+                    parent[y] = x
+                    stack.append(y)
 
     def link(
         self,
@@ -43,12 +152,13 @@ class GraphFlow(_Flow):
 
         ``history`` maps each atom of ``u`` to its result. When the decider returns false,
         the atoms chosen by ``decider_depth`` end in IGNORE and the flow still succeeds.
+        A link that would close a cycle raises CycleError.
         """
-        for node in (u, v):
-            if not any(node is child for child in self._children):
+        for node, way in ((u, "from"), (v, "to")):
+            if id(node) not in self._nodes:
                 raise InvalidFlowError(
-                    f"graph flow {self.name!r}: cannot link {getattr(node, 'name', node)!r}, "
-                    f"it is not a child of this flow (add it first)"
+                    f"Node {getattr(node, 'name', node)!r} not found to link {way} in graph flow "
+                    f"{self.name!r} (add it first)"
                 )
         if u is v:
             raise InvalidFlowError(f"graph flow {self.name!r}: cannot link {u.name!r} to itself")
@@ -61,11 +171,54 @@ class GraphFlow(_Flow):
                 f"graph flow {self.name!r}: unknown decider_depth {decider_depth!r} "
                 f"(one of {', '.join(d.value for d in Depth)})"
             ) from None
-        self._links.append((u, v, {"decider": decider, "depth": depth, "flow": self}))
+        if id(v) not in self._succ[id(u)]:
+            self._refuse_cycle(u, [id(v)], {id(u)})
+        meta = self._edge(id(u), id(v))
+        meta["manual"] = True
+        if decider is not None:
+            meta["decider"] = decider
+            meta["decider_depth"] = depth.value
+            meta["depth"] = depth
         return self
 
+    # -- reading ---------------------------------------------------------------------------------
+
     def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
-        return iter(self._links)
+        """Every edge with its metadata: ``reasons`` (the symbols behind a data edge), ``manual``
+        (made by :meth:`link`), and a manual link's ``decider``/``decider_depth``."""
+        nodes = self._nodes
+        for u, succs in self._succ.items():
+            for v, meta in succs.items():
+                yield nodes[u], nodes[v], meta
+
+    def _ancestors(self, nid: int) -> set[int]:
+        seen: set[int] = set()
+        stack = list(self._pred.get(nid, ()))
+        while stack:
+            x = stack.pop()
+            if x not in seen:
+                seen.add(x)
+                stack.extend(self._pred.get(x, ()))
+        return seen
+
+    @property
+    def requires(self) -> frozenset[str]:
+        """What the controller needs, and what each child needs that neither the controller nor a
+        child ordered before it (through data edges or links) provides."""
+        needed: set[str] = set()
+        given: set[str] = set()
+        if self.retry is not None:
+            needed.update(self.retry.requires)
+            given.update(self.retry.provides)
+        for child in self:
+            wants = [s for s in child.requires if s not in given]
+            if not wants:
+                continue
+            before: set[str] = set()
+            for a in self._ancestors(id(child)):
+                before.update(self._nodes[a].provides)
+            needed.update(s for s in wants if s not in before)
+        return frozenset(needed)
 
 
 class TargetedFlow(GraphFlow):
@@ -101,18 +254,8 @@ class TargetedFlow(GraphFlow):
         target = self._target
         if target is None:
             return list(self._children)
-        needed = {id(target)}
-        frontier = [target]
-        while frontier:
-            v = frontier.pop()
-            wants = set(v.requires)
-            for u in self._children:
-                if id(u) in needed:
-                    continue
-                linked = any(a is u and b is v for a, b, _ in self._links)
-                if linked or wants.intersection(u.provides):
-                    needed.add(id(u))
-                    frontier.append(u)
+        needed = self._ancestors(id(target))
+        needed.add(id(target))
         return [child for child in self._children if id(child) in needed]
 
     def __iter__(self) -> Iterator[Node]:
@@ -123,7 +266,9 @@ class TargetedFlow(GraphFlow):
 
     def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
         chosen = {id(child) for child in self._selected()}
-        return iter([link for link in self._links if id(link[0]) in chosen and id(link[1]) in chosen])
+        return iter(
+            [link for link in super().iter_links() if id(link[0]) in chosen and id(link[1]) in chosen]
+        )
 
 
 Flow = GraphFlow  # TaskFlow spelling: graph_flow.Flow
