@@ -69,6 +69,9 @@ class Engine:
         self._wake = threading.Event()
         self._run: Run | None = None
         """The run in progress (or the last one)."""
+        self.options: dict[str, Any] = {}
+        """The options given to :func:`flowkit.engines.load` (``executor``, ``defer_reverts``...); read only
+        by callers: the engine's parts take theirs when it is built, so a run never looks here."""
 
     # -- life cycle -------------------------------------------------------------------------------
 
