@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent import futures
 from typing import Any
 
 import pytest
 
 from flowkit import LinearFlow, Task, engines, retry
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import InvalidFlowError, NotFound
 from flowkit.notifier import Notifier
+from flowkit.persistence.models import FlowDetail
 from flowkit.states import AtomState, FlowState
 
 
@@ -126,3 +128,85 @@ def test_atoms_reset_for_another_attempt_are_announced_pending():
     # every state a listener saw last is the one storage holds
     last = dict(seen)
     assert last == engine.storage.get_atom_states()
+
+
+class Add(Task):
+    default_provides = "value"
+
+    def execute(self, value: int) -> int:
+        return value + 1
+
+    def revert(self, value: int, **kwargs: Any) -> int:
+        return value * 10
+
+
+def adders(prefix: str) -> LinearFlow:
+    """A factory (importable by path) for the factory tests."""
+    return LinearFlow(f"{prefix}-flow").add(
+        Add(name=f"{prefix}1", rebind={"value": "start"}), Add(name=f"{prefix}2")
+    )
+
+
+def test_fetch_mapped_args_gives_what_each_atom_was_given():
+    flow = adders("a")
+    engine = engines.load(flow, store={"start": 0})
+    engine.run()
+    storage = engine.storage
+    assert storage.fetch_mapped_args({"value": "start"}, atom_name="a1") == {"value": 0}
+    assert storage.fetch_mapped_args({"value": "value"}, atom_name="a2") == {"value": 1}
+    assert storage.fetch_mapped_args({"value": "value"}) == {"value": 2}  # the latest
+    assert storage.fetch_mapped_args({"x": "nowhere"}, optional_args=["x"]) == {}
+    with pytest.raises(NotFound):
+        storage.fetch_mapped_args({"x": "nowhere"})
+
+
+def test_revert_results_retry_histories_and_intentions_can_be_read():
+    flow = LinearFlow("f", retry=retry.Times(1, name="r")).add(
+        Add(name="a1", rebind={"value": "start"}), Step([], "boom", fail=True)
+    )
+    engine = engines.load(flow, store={"start": 4})
+    with pytest.raises(Boom):
+        engine.run()
+    storage = engine.storage
+    assert storage.get_revert_result("a1") == 40
+    assert storage.get_revert_result("boom") is None
+    assert [(name, len(h)) for name, h in storage.get_retry_histories()] == [("r", 1)]
+    assert storage.get_atom_intention("a1") == "REVERT"
+    fresh = engines.load(adders("b"), store={"start": 0}).storage
+    assert fresh.get_atom_intention("b1") == "EXECUTE"
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_reset_runs_a_finished_flow_again_from_the_start(fail):
+    log: list[str] = []
+    flow = LinearFlow("f").add(Step(log, "a"), Step(log, "b", fail=fail))
+    engine = engines.load(flow)
+    seen: list[tuple[str, AtomState]] = []
+    engine.atom_notifier.register(
+        Notifier.ANY, lambda state, details: seen.append((details["atom_name"], state))
+    )
+    for _ in range(2):
+        with contextlib.suppress(Boom):
+            engine.run()
+    assert log.count("run a") == (2 if fail else 1)  # a finished flow runs nothing again
+    engine.reset()
+    assert engine.storage.get_flow_state() is FlowState.PENDING
+    assert set(engine.storage.get_atom_states().values()) == {AtomState.PENDING}
+    assert seen[-2:] == [("a", AtomState.PENDING), ("b", AtomState.PENDING)]
+    log.clear()
+    with pytest.raises(Boom) if fail else contextlib.nullcontext():
+        engine.run()
+    assert log[:2] == ["run a", "run b"]
+
+
+def test_flow_from_detail_and_load_from_factory_rebuild_by_the_factory():
+    engine = engines.load_from_factory(adders, factory_kwargs={"prefix": "c"}, store={"start": 1})
+    engine.run()
+    assert engine.storage.fetch("value") == 3
+    detail = engine._recorder.flow_detail  # type: ignore[union-attr]
+    assert detail.name == "c-flow"
+    assert detail.meta["factory"]["kwargs"] == {"prefix": "c"}
+    rebuilt = engines.flow_from_detail(detail)
+    assert [a.name for a in rebuilt] == ["c1", "c2"]
+    with pytest.raises(InvalidFlowError, match="names no factory"):
+        engines.flow_from_detail(FlowDetail("bare"))

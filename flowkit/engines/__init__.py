@@ -17,7 +17,13 @@ from typing import Any
 
 from flowkit.engines import kinds
 from flowkit.engines.engine import Engine
-from flowkit.engines.persistence import load_from_detail, recorder_for, save_factory_details
+from flowkit.engines.persistence import (
+    flow_from_detail,
+    load_from_detail,
+    load_from_factory,
+    recorder_for,
+    save_factory_details,
+)
 from flowkit.exceptions import InvalidFlowError
 from flowkit.flow import Flow
 from flowkit.persistence.backends.base import Backend
@@ -26,7 +32,17 @@ from flowkit.persistence.models import FlowDetail, LogBook
 ENGINES = kinds.names()
 EXECUTORS = ("threads", "processes")
 
-__all__ = ["ENGINES", "EXECUTORS", "Engine", "load", "load_from_detail", "run", "save_factory_details"]
+__all__ = [
+    "ENGINES",
+    "EXECUTORS",
+    "Engine",
+    "flow_from_detail",
+    "load",
+    "load_from_detail",
+    "load_from_factory",
+    "run",
+    "save_factory_details",
+]
 
 
 def load(

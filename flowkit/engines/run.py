@@ -131,7 +131,7 @@ class Run:
 
     def reset_atom(self, i: int) -> None:
         """Forget atom ``i``'s outcome so it runs again; listeners see it go back to PENDING."""
-        if self.st.states[i] is not S.PENDING:
+        if self.st.states[i] is not S.PENDING and self.c.kinds[i] != JUNCTION:
             self.set_atom(i, S.PENDING)
         self.st.reset_atom(i)
 
