@@ -254,7 +254,9 @@ class Storage:
         for b in bindings:
             if b.kind == FROM_ATOM:
                 p = b.provider
-                if self.states[p] is AtomState.SUCCESS:
+                state = self.states[p]
+                # A controller about to retry still holds its last value: its scope's reverts get it.
+                if state is AtomState.SUCCESS or (partial and state is AtomState.RETRYING):
                     atom = self.compiled.atoms[p]
                     try:
                         kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)  # type: ignore[union-attr]

@@ -210,3 +210,25 @@ def test_flow_from_detail_and_load_from_factory_rebuild_by_the_factory():
     assert [a.name for a in rebuilt] == ["c1", "c2"]
     with pytest.raises(InvalidFlowError, match="names no factory"):
         engines.flow_from_detail(FlowDetail("bare"))
+
+
+class UsesAttempt(Task):
+    """Fails every attempt; its revert names the arguments it needs, the controller's value among them."""
+
+    def __init__(self, got: list[tuple[int, int]]) -> None:
+        super().__init__(name="uses")
+        self.got = got
+
+    def execute(self, x: int, y: int) -> None:
+        raise Boom(x)
+
+    def revert(self, x: int, y: int, **kwargs: Any) -> None:
+        self.got.append((x, y))
+
+
+def test_revert_gets_the_arguments_execute_had_including_the_controllers_value():
+    got: list[tuple[int, int]] = []
+    flow = LinearFlow("f", retry=retry.ForEach([1, 2], name="r", provides="x")).add(UsesAttempt(got))
+    with pytest.raises(Boom):
+        engines.run(flow, store={"y": 5})
+    assert got == [(1, 5), (2, 5)]
