@@ -208,7 +208,7 @@ def test_flow_from_detail_and_load_from_factory_rebuild_by_the_factory():
     assert detail.meta["factory"]["kwargs"] == {"prefix": "c"}
     rebuilt = engines.flow_from_detail(detail)
     assert [a.name for a in rebuilt] == ["c1", "c2"]
-    with pytest.raises(InvalidFlowError, match="names no factory"):
+    with pytest.raises(InvalidFlowError, match="no factory information saved"):
         engines.flow_from_detail(FlowDetail("bare"))
 
 

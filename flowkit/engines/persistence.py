@@ -91,8 +91,8 @@ def flow_from_detail(flow_detail: FlowDetail, allow: Iterable[str] | None = None
     details = FactoryDetails.from_flow_detail(flow_detail)
     if details is None:
         raise InvalidFlowError(
-            f"cannot rebuild the flow of flow detail {flow_detail.name!r} ({flow_detail.uuid}): "
-            f"it names no factory; record one with engines.save_factory_details()"
+            f"Cannot rebuild the flow of flow detail {flow_detail.name!r} ({flow_detail.uuid}): it names "
+            f"no factory (record one with engines.save_factory_details()); no factory information saved."
         )
     return details.build(allow=allow)
 
