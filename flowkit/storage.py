@@ -189,7 +189,7 @@ class Storage:
                 best = i
         if best >= 0:
             atom = self.compiled.atoms[best]
-            return extract(self.results[best], atom.save_as[symbol], atom.name, symbol)  # type: ignore[union-attr]
+            return extract(self.results[best], atom.save_as[symbol], atom.name, symbol)
         if symbol in self.store:
             return self.store[symbol]
         raise NotFound(
@@ -259,7 +259,7 @@ class Storage:
                 if state is AtomState.SUCCESS or (partial and state is AtomState.RETRYING):
                     atom = self.compiled.atoms[p]
                     try:
-                        kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)  # type: ignore[union-attr]
+                        kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)
                     except FlowkitError:
                         if not partial:
                             raise

@@ -13,9 +13,10 @@ import networkx as nx
 import pytest
 
 from flowkit import FunctorTask, GraphFlow, LinearFlow, UnorderedFlow, retry
+from flowkit.atom import Atom
 from flowkit.cli.graph import atom_graph
-from flowkit.compiler import JUNCTION, compile_flow
-from flowkit.exceptions import CycleError
+from flowkit.compiler import JUNCTION, JUNCTION_ATOM, compile_flow
+from flowkit.exceptions import CycleError, ExecutionError
 from flowkit.flow import Flow
 
 
@@ -78,6 +79,24 @@ def test_the_networkx_view_is_built_once_and_matches_the_lists() -> None:
     } == set(g.edges)
     assert [g.nodes[n]["kind"] for n in compiled.names].count("junction") == compiled.kinds.count(JUNCTION)
     assert nx.is_directed_acyclic_graph(g)
+
+
+def test_every_node_holds_an_atom_and_junctions_share_one_that_never_runs() -> None:
+    """The engine indexes ``atoms`` by node id with no None check: a junction holds the placeholder."""
+    left = UnorderedFlow("left", retry=retry.Times(attempts=2)).add(*(_task(f"l{i}") for i in range(5)))
+    right = UnorderedFlow("right").add(*(_task(f"r{i}") for i in range(5)))
+    compiled = compile_flow(LinearFlow("wide").add(left, right))
+    assert JUNCTION in compiled.kinds
+    for atom, kind in zip(compiled.atoms, compiled.kinds, strict=True):
+        assert isinstance(atom, Atom)
+        assert (atom is JUNCTION_ATOM) == (kind == JUNCTION)
+    # the networkx view keeps showing no atom for a junction: the placeholder is internal
+    for node, data in compiled.graph.nodes(data=True):
+        assert (data["atom"] is None) == (data["kind"] == "junction"), node
+    with pytest.raises(ExecutionError, match="junction"):
+        JUNCTION_ATOM.execute()
+    with pytest.raises(ExecutionError, match="junction"):
+        JUNCTION_ATOM.revert()
 
 
 def _contracted(g: nx.DiGraph) -> set[tuple[str, str]]:

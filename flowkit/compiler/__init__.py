@@ -24,12 +24,14 @@ from flowkit.compiler.compiled import (
     FROM_ATOM,
     FROM_STORE,
     JUNCTION,
+    JUNCTION_ATOM,
     KIND_NAMES,
     RETRY,
     TASK,
     Binding,
     CompiledFlow,
     DeciderLink,
+    Junction,
 )
 from flowkit.compiler.order import toposort
 from flowkit.compiler.structure import Structure
@@ -40,12 +42,14 @@ __all__ = [
     "FROM_ATOM",
     "FROM_STORE",
     "JUNCTION",
+    "JUNCTION_ATOM",
     "KIND_NAMES",
     "RETRY",
     "TASK",
     "Binding",
     "CompiledFlow",
     "DeciderLink",
+    "Junction",
     "compile_flow",
 ]
 

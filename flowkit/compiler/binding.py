@@ -28,11 +28,9 @@ def bind(c: CompiledFlow) -> None:
     reach = _Reachability(c.preds, topo)
     c.bindings = [()] * n
     c.revert_bindings = [()] * n
-    c.keyed = [atom is not None and any(k is not _WHOLE for k in atom.save_as.values()) for atom in c.atoms]
+    c.keyed = [any(k is not _WHOLE for k in atom.save_as.values()) for atom in c.atoms]
     for i in c.order:  # topological order keeps the reachability memo effective
         atom = c.atoms[i]
-        if atom is None:
-            continue
         # most atoms take no arguments: they keep the empty tuple, without a call per atom
         if atom.rebind or atom.optional_rebind:
             c.bindings[i] = _bind_args(c, i, atom, atom.rebind, atom.optional_rebind, providers, reach)
@@ -46,9 +44,8 @@ def _providers(c: CompiledFlow) -> dict[str, list[int]]:
     """Fill ``c.providers``: per symbol, the atoms that provide it, in node order."""
     providers = c.providers
     for i, atom in enumerate(c.atoms):
-        if atom is not None:
-            for symbol in atom.save_as:
-                providers.setdefault(symbol, []).append(i)
+        for symbol in atom.save_as:  # a junction provides nothing
+            providers.setdefault(symbol, []).append(i)
     return providers
 
 
@@ -86,7 +83,7 @@ def _bind_one(
     if len(candidates) == 1:
         p = candidates[0]
         if p in preds_i or reach.reaches(p, i):
-            return Binding(arg, symbol, optional, FROM_ATOM, p, c.atoms[p].save_as[symbol])  # type: ignore[union-attr]
+            return Binding(arg, symbol, optional, FROM_ATOM, p, c.atoms[p].save_as[symbol])
         return Binding(arg, symbol, optional)
     visible = [p for p in candidates if p in preds_i or reach.reaches(p, i)]
     if not visible:
@@ -96,7 +93,7 @@ def _bind_one(
     if len(nearest) > 1:
         raise AmbiguousProviderError(atom.name, symbol, [c.names[p] for p in nearest])
     p = nearest[0]
-    return Binding(arg, symbol, optional, FROM_ATOM, p, c.atoms[p].save_as[symbol])  # type: ignore[union-attr]
+    return Binding(arg, symbol, optional, FROM_ATOM, p, c.atoms[p].save_as[symbol])
 
 
 class _Reachability:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import _WHOLE, Atom
-from flowkit.exceptions import MissingRequirementError
+from flowkit.exceptions import ExecutionError, MissingRequirementError
 from flowkit.flow import Flow
 from flowkit.patterns.graph_flow import Depth
+from flowkit.retry import Retry
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -27,6 +28,30 @@ KIND_NAMES = ("task", "retry", "junction")
 """Each node kind's name, indexed by kind, as ``CompiledFlow.graph`` and ``flowkit graph`` spell it."""
 
 FROM_ATOM, FROM_STORE = 0, 1
+
+
+class Junction(Atom):
+    """What a junction node holds in ``CompiledFlow.atoms``: a placeholder atom that is never run.
+
+    Every slot of ``atoms`` holds an :class:`Atom`, so the engine indexes the list by node id
+    with no ``None`` check and no narrowing call per atom transition. Junctions are told apart
+    by ``kinds[i] == JUNCTION`` (never by looking at the atom); the engine releases them
+    without calling anything. It declares no arguments and provides nothing, so binding and
+    the provider index pass over it like any atom with no data.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="junction")
+
+    def execute(self) -> None:
+        raise ExecutionError("a junction node was executed: junctions join nodes, they have no atom")
+
+    def revert(self) -> None:
+        raise ExecutionError("a junction node was reverted: junctions join nodes, they have no atom")
+
+
+JUNCTION_ATOM = Junction()
+"""The one :class:`Junction` every junction slot of ``CompiledFlow.atoms`` shares."""
 
 
 @dataclass(slots=True)
@@ -58,7 +83,8 @@ class CompiledFlow:
     """The runnable form of a flow. Indexes are node ids."""
 
     flow: Flow
-    atoms: list[Atom | None] = field(default_factory=list)
+    atoms: list[Atom] = field(default_factory=list)
+    """The atom of each node; junction nodes hold :data:`JUNCTION_ATOM` (test ``kinds``, not this)."""
     names: list[str] = field(default_factory=list)
     kinds: list[int] = field(default_factory=list)
     preds: list[list[int]] = field(default_factory=list)
@@ -92,6 +118,13 @@ class CompiledFlow:
 
             self._graph = to_networkx(self)
         return self._graph
+
+    def retry(self, r: int) -> Retry:
+        """The retry controller at node ``r``, typed as one (for the retry paths, not the hot loop)."""
+        atom = self.atoms[r]
+        if not isinstance(atom, Retry):
+            raise ExecutionError(f"node {self.names[r]!r} is not a retry controller")
+        return atom
 
     def atom_ids(self) -> Iterable[int]:
         kinds = self.kinds

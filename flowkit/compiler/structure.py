@@ -9,7 +9,7 @@ joined by a link are connected through a junction node (n + m edges instead of n
 from __future__ import annotations
 
 from flowkit.atom import Atom
-from flowkit.compiler.compiled import JUNCTION, RETRY, TASK, CompiledFlow, DeciderLink
+from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
 from flowkit.exceptions import DuplicateNameError, InvalidFlowError
 from flowkit.flow import Flow, Node
 from flowkit.patterns.graph_flow import GraphFlow
@@ -30,10 +30,10 @@ class Structure:
 
     # -- nodes and edges --------------------------------------------------------------------------
 
-    def new_node(self, atom: Atom | None, kind: int, retry: int, name: str | None = None) -> int:
+    def new_node(self, atom: Atom, kind: int, retry: int, name: str | None = None) -> int:
         c = self.c
         nid = len(c.atoms)
-        node_name = name if name is not None else atom.name  # type: ignore[union-attr]
+        node_name = name if name is not None else atom.name
         if node_name in c.index:
             raise DuplicateNameError(node_name, f"flow {c.flow.name!r}")
         c.index[node_name] = nid
@@ -48,7 +48,7 @@ class Structure:
     def connect(self, sinks: list[int], sources: list[int], retry: int) -> None:
         c = self.c
         if len(sinks) * len(sources) > _JUNCTION_THRESHOLD and len(sinks) > 1 and len(sources) > 1:
-            j = self.new_node(None, JUNCTION, retry, name=f"<junction {len(c.atoms)}>")
+            j = self.new_node(JUNCTION_ATOM, JUNCTION, retry, name=f"<junction {len(c.atoms)}>")
             self.edges(sinks, [j])
             self.edges([j], sources)
         else:

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flowkit.compiler import CompiledFlow, compile_flow
+from flowkit.compiler import TASK, CompiledFlow, compile_flow
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run
@@ -33,7 +33,6 @@ from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
 from flowkit.notifier import Notifier
-from flowkit.retry import Retry
 from flowkit.states import FlowState, check_flow_transition
 from flowkit.storage import Recorder, Storage
 
@@ -107,8 +106,9 @@ class Engine:
         if self._check_pickle and not self._validated:
             import pickle
 
-            for atom in self.compile().atoms:
-                if atom is None or isinstance(atom, Retry):
+            c = self.compile()
+            for atom, kind in zip(c.atoms, c.kinds, strict=True):
+                if kind != TASK:  # retry controllers run in the engine, junctions not at all
                     continue
                 try:
                     pickle.dumps(atom)

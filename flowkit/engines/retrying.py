@@ -131,11 +131,11 @@ def ask_retry(
     history._record_failures(failures)
     if st.recorder is not None:
         st.recorder.retry_changed(st, r)
-    atom = c.atoms[r]
+    atom = c.retry(r)
     try:
         kwargs = st.bind_args(c.bindings[r])
-        kwargs.update(atom.inject_kwargs)  # type: ignore[union-attr]
-        return Decision(atom.on_failure(history=history, **kwargs))  # type: ignore[union-attr]
+        kwargs.update(atom.inject_kwargs)
+        return Decision(atom.on_failure(history=history, **kwargs))
     except Exception:
         failure = Failure()
         failure.atom_name = c.names[r]
@@ -150,7 +150,7 @@ def restart_scope(run: Run, r: int) -> None:
     if st.states[r] is not S.RETRYING:
         run.set_atom(r, S.RETRYING)
     _recount_scope(run, r)
-    delay = run.c.atoms[r].delay_before(len(st.histories[r]) + 1)  # type: ignore[union-attr]
+    delay = run.c.retry(r).delay_before(len(st.histories[r]) + 1)
     if delay > 0:
         run.timers.add(delay, r)
     else:

@@ -97,12 +97,12 @@ class RevertWave:
         prior = st.states[x]
         # revert gets what can still be found: it must cope with a partial picture
         kwargs: dict[str, Any] = {}
-        if atom._revert_takes_kwargs:  # type: ignore[union-attr]
+        if atom._revert_takes_kwargs:
             kwargs.update(st.bind_args(c.bindings[x], partial=True))
-            kwargs.update(atom.inject_kwargs)  # type: ignore[union-attr]
+            kwargs.update(atom.inject_kwargs)
         kwargs.update(st.bind_args(c.revert_bindings[x], partial=True))
-        kwargs.update(atom.revert_inject_kwargs)  # type: ignore[union-attr]
-        wants = atom._revert_wants  # type: ignore[union-attr]
+        kwargs.update(atom.revert_inject_kwargs)
+        wants = atom._revert_wants
         if "result" in wants:
             kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
         if "flow_failures" in wants:
@@ -112,13 +112,13 @@ class RevertWave:
         if c.kinds[x] == RETRY:
             kwargs.pop("result", None)
             try:
-                out = atom.revert(history=st.histories[x], **kwargs)  # type: ignore[union-attr]
+                out = atom.revert(history=st.histories[x], **kwargs)
             except Exception:
                 run.finish(x, REVERT, False, Failure())
             else:
                 run.finish(x, REVERT, True, out)
             return
-        run.dispatcher.submit(x, atom, REVERT, kwargs, run.context(x))  # type: ignore[arg-type]
+        run.dispatcher.submit(x, atom, REVERT, kwargs, run.context(x))
 
     def reverted(self, x: int, ok: bool, value: Any) -> None:
         """One revert completed (the run has counted it as no longer running)."""

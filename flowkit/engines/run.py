@@ -260,20 +260,20 @@ class Run:
         except FlowkitError as exc:
             self.fail_unstarted(i, _named(exc, c.names[i]))
             return
-        inject = atom.inject_kwargs  # type: ignore[union-attr]
+        inject = atom.inject_kwargs
         if inject:
             kwargs.update(inject)
         self.set_atom(i, S.RUNNING)
         self.running += 1
         if kind == RETRY:  # a controller's execute is ours (it picks the attempt's values): inline
             try:
-                result = atom.execute(history=st.histories[i], **kwargs)  # type: ignore[union-attr]
+                result = atom.execute(history=st.histories[i], **kwargs)
             except Exception:
                 self.finish(i, EXECUTE, False, Failure())
             else:
                 self.finish(i, EXECUTE, True, result)
             return
-        self.dispatcher.submit(i, atom, EXECUTE, kwargs, self.context(i))  # type: ignore[arg-type]
+        self.dispatcher.submit(i, atom, EXECUTE, kwargs, self.context(i))
 
     def fail_unstarted(self, i: int, exc: FlowkitError) -> None:
         """Atom ``i`` fails before its execute is called (nothing to revert later).
@@ -319,8 +319,8 @@ class Run:
         """A result must hold every key/index the atom promised to provide: the failure naming one missing."""
         atom = self.c.atoms[i]
         try:
-            for symbol, key in atom.save_as.items():  # type: ignore[union-attr]
-                extract(value, key, atom.name, symbol)  # type: ignore[union-attr]
+            for symbol, key in atom.save_as.items():
+                extract(value, key, atom.name, symbol)
         except FlowkitError:
             return Failure()
         return None
