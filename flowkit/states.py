@@ -65,12 +65,13 @@ FLOW_TRANSITIONS: dict[FlowState, frozenset[FlowState]] = {
     F.PENDING: frozenset({F.RUNNING, F.SUSPENDED, F.RESUMING}),
     F.RUNNING: frozenset({F.SUCCESS, F.REVERTING, F.SUSPENDED, F.FAILURE}),
     F.REVERTING: frozenset({F.REVERTED, F.FAILURE, F.SUSPENDED}),
-    F.SUSPENDED: frozenset({F.RESUMING, F.RUNNING, F.REVERTING}),
+    F.SUSPENDED: frozenset({F.RESUMING, F.RUNNING, F.REVERTING, F.PENDING}),
     F.RESUMING: frozenset({F.RUNNING, F.REVERTING, F.SUSPENDED, F.SUCCESS, F.REVERTED, F.FAILURE}),
-    # Finished flows may be run again from their saved state (``run()`` twice, or resume).
-    F.SUCCESS: frozenset({F.RESUMING, F.RUNNING}),
-    F.REVERTED: frozenset({F.RESUMING, F.RUNNING}),
-    F.FAILURE: frozenset({F.RESUMING, F.RUNNING, F.REVERTING}),
+    # Finished flows may be run again from their saved state (``run()`` twice, or resume), or be
+    # reset to PENDING (``engine.reset()``) to run afresh.
+    F.SUCCESS: frozenset({F.RESUMING, F.RUNNING, F.PENDING}),
+    F.REVERTED: frozenset({F.RESUMING, F.RUNNING, F.PENDING}),
+    F.FAILURE: frozenset({F.RESUMING, F.RUNNING, F.REVERTING, F.PENDING}),
 }
 """Allowed flow transitions: ``FLOW_TRANSITIONS[old]`` is the set of states ``old`` may move to."""
 

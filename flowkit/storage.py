@@ -11,7 +11,7 @@ loop does list lookups, not dict lookups by name.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flowkit.atom import extract
@@ -153,6 +153,26 @@ class Storage:
             raise NotFound(f"atom {retry_name!r} is not a retry controller")
         return self.histories[i]
 
+    def get_retry_histories(self) -> list[tuple[str, History]]:
+        """Every retry controller's history, as ``(name, history)`` pairs in flow order."""
+        names = self.compiled.names
+        return [(names[i], self.histories[i]) for i in sorted(self.histories)]
+
+    def get_revert_result(self, atom_name: str) -> Any:
+        """What the atom's revert returned, or the :class:`Failure` it raised (None before a revert)."""
+        i = self._id(atom_name)
+        failure = self.revert_failures[i]
+        return failure if failure is not None else self.revert_results[i]
+
+    def get_atom_intention(self, atom_name: str) -> str:
+        """What the engine means to do with the atom next, read from its state (TaskFlow's names).
+
+        ``"IGNORE"`` (a decider skipped it), ``"REVERT"`` (being or been reverted), ``"RETRY"`` (a
+        controller about to run its scope again), else ``"EXECUTE"``. flowkit keeps no separate
+        intention: the saved state already says it.
+        """
+        return _INTENTIONS.get(self.states[self._id(atom_name)], "EXECUTE")
+
     # -- symbols -------------------------------------------------------------------------------------
 
     def providers(self) -> dict[str, list[int]]:
@@ -186,6 +206,38 @@ class Storage:
                 continue
         return out
 
+    def fetch_mapped_args(
+        self,
+        args_mapping: Mapping[str, str],
+        atom_name: str | None = None,
+        optional_args: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """The values for ``args_mapping`` (argument -> symbol) as atom ``atom_name`` sees them.
+
+        With ``atom_name``, a symbol the atom binds comes from the provider the compiler chose for it
+        (the nearest one before the atom), as the engine would pass it now; any other symbol, or
+        without ``atom_name``, is :meth:`fetch`'s latest value. Arguments in ``optional_args`` with
+        no value are left out; any other is :class:`~flowkit.exceptions.NotFound`.
+        """
+        own: dict[str, Binding] = {}
+        if atom_name is not None:
+            own = {b.symbol: b for b in self.compiled.bindings[self._id(atom_name)]}
+        optional = set(optional_args)
+        out: dict[str, Any] = {}
+        for arg, symbol in args_mapping.items():
+            try:
+                b = own.get(symbol)
+                if b is None:
+                    out[arg] = self.fetch(symbol)
+                    continue
+                bound = self.bind_args((b,), partial=arg in optional)
+                if b.arg in bound:
+                    out[arg] = bound[b.arg]
+            except NotFound:
+                if arg not in optional:
+                    raise
+        return out
+
     def inject(self, values: Mapping[str, Any]) -> None:
         """Add values to the flow's store (before running, or between a suspend and a resume)."""
         self.store.update(values)
@@ -202,7 +254,9 @@ class Storage:
         for b in bindings:
             if b.kind == FROM_ATOM:
                 p = b.provider
-                if self.states[p] is AtomState.SUCCESS:
+                state = self.states[p]
+                # A controller about to retry still holds its last value: its scope's reverts get it.
+                if state is AtomState.SUCCESS or (partial and state is AtomState.RETRYING):
                     atom = self.compiled.atoms[p]
                     try:
                         kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)
@@ -221,3 +275,13 @@ class Storage:
                     f"and the store has no value"
                 )
         return kwargs
+
+
+_INTENTIONS = {
+    AtomState.IGNORE: "IGNORE",
+    AtomState.REVERTING: "REVERT",
+    AtomState.REVERTED: "REVERT",
+    AtomState.REVERT_FAILURE: "REVERT",
+    AtomState.RETRYING: "RETRY",
+}
+"""State -> TaskFlow's intention name, for :meth:`Storage.get_atom_intention` (others: EXECUTE)."""

@@ -17,7 +17,13 @@ from typing import Any
 
 from flowkit.engines import kinds
 from flowkit.engines.engine import Engine
-from flowkit.engines.persistence import load_from_detail, recorder_for, save_factory_details
+from flowkit.engines.persistence import (
+    flow_from_detail,
+    load_from_detail,
+    load_from_factory,
+    recorder_for,
+    save_factory_details,
+)
 from flowkit.exceptions import InvalidFlowError
 from flowkit.flow import Flow
 from flowkit.persistence.backends.base import Backend
@@ -26,7 +32,17 @@ from flowkit.persistence.models import FlowDetail, LogBook
 ENGINES = kinds.names()
 EXECUTORS = ("threads", "processes")
 
-__all__ = ["ENGINES", "EXECUTORS", "Engine", "load", "load_from_detail", "run", "save_factory_details"]
+__all__ = [
+    "ENGINES",
+    "EXECUTORS",
+    "Engine",
+    "flow_from_detail",
+    "load",
+    "load_from_detail",
+    "load_from_factory",
+    "run",
+    "save_factory_details",
+]
 
 
 def load(
@@ -39,6 +55,7 @@ def load(
     book: LogBook | None = None,
     flow_detail: FlowDetail | None = None,
     fence: int | None = None,
+    defer_reverts: bool | None = None,
     **options: Any,
 ) -> Engine:
     """An engine for ``flow``; nothing runs until ``run()``.
@@ -49,11 +66,25 @@ def load(
     token of the job board claim the engine runs for (``job.fence``): once an engine with a higher
     token has loaded the flow detail, every write of this one is refused and the run stops with
     :class:`~flowkit.exceptions.ClaimLost` (see ``docs/jobboards.md``).
+
+    ``defer_reverts`` is accepted for TaskFlow's sake and changes nothing: flowkit always defers a
+    retry controller's REVERT to the enclosing controller, and with none left the whole flow reverts
+    (TaskFlow's ``defer_reverts=True``; its default would leave the atoms outside the subflow done).
+    The engine's :attr:`~flowkit.engines.engine.Engine.options` keeps the options given.
     """
     if backend is None and (book is not None or flow_detail is not None or fence is not None):
         raise InvalidFlowError(
             "book=, flow_detail= and fence= need backend= (a persistence backend or its URL)"
         )
+    if defer_reverts is not None and not isinstance(defer_reverts, bool):
+        raise InvalidFlowError(f"defer_reverts must be True or False, got {defer_reverts!r}")
+    given = dict(options)
+    if executor is not None:
+        given["executor"] = executor
+    if max_workers is not None:
+        given["max_workers"] = max_workers
+    if defer_reverts is not None:
+        given["defer_reverts"] = defer_reverts
     chosen = kinds.kind(engine)
     if not chosen.takes_executor and (executor is not None or max_workers is not None):
         raise InvalidFlowError(
@@ -66,7 +97,9 @@ def load(
     if backend is not None:
         recorder = recorder_for(flow, backend, book, flow_detail, fence)
         options = {**options, "recorder": recorder, "flow_uuid": recorder.flow_detail.uuid}
-    return loader(flow, store, **options)
+    eng = loader(flow, store, **options)
+    eng.options = given
+    return eng
 
 
 def run(flow: Flow, store: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
 from flowkit.notifier import Notifier
-from flowkit.states import FlowState
+from flowkit.states import FlowState, check_flow_transition
 from flowkit.storage import Recorder, Storage
 
 
@@ -68,6 +68,9 @@ class Engine:
         self._wake = threading.Event()
         self._run: Run | None = None
         """The run in progress (or the last one)."""
+        self.options: dict[str, Any] = {}
+        """The options given to :func:`flowkit.engines.load` (``executor``, ``defer_reverts``...); read only
+        by callers: the engine's parts take theirs when it is built, so a run never looks here."""
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -114,6 +117,27 @@ class Engine:
                         atom.name, "the task", f"{exc} (the process executor pickles every task)"
                     ) from exc
         self._validated = True
+
+    def reset(self) -> None:
+        """Forget every outcome so the flow runs again from the start: atoms and flow go to PENDING.
+
+        For a flow that finished (or stopped) and should run afresh; listeners see each atom go back
+        to PENDING. A flow that is running cannot be reset (:class:`~flowkit.exceptions.InvalidStateError`).
+        """
+        st = self.storage
+        check_flow_transition(st.flow_name, st.flow_state, FlowState.PENDING)
+        run = Run(
+            self.compile(),
+            st,
+            self._dispatcher,
+            self.notifier,
+            self.atom_notifier,
+            self._suspend,
+            self._wake,
+            self._cap,
+        )
+        run.reset_all()
+        run.set_flow(FlowState.PENDING)
 
     def suspend(self) -> None:
         """Stop at the next safe point: running atoms finish, nothing new starts; ``run()`` resumes."""

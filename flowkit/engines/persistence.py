@@ -12,7 +12,7 @@ here under the names ``engines`` has always offered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import InvalidFlowError
@@ -26,7 +26,14 @@ from flowkit.persistence.shared import backend_for
 if TYPE_CHECKING:
     from flowkit.engines.engine import Engine
 
-__all__ = ["backend_for", "load_from_detail", "recorder_for", "save_factory_details"]
+__all__ = [
+    "backend_for",
+    "flow_from_detail",
+    "load_from_detail",
+    "load_from_factory",
+    "recorder_for",
+    "save_factory_details",
+]
 
 
 def recorder_for(
@@ -67,15 +74,56 @@ def load_from_detail(
             raise InvalidFlowError(f"load_from_detail({flow_detail!r}): a flow detail uuid needs backend=")
         with backend_for(backend).get_connection() as conn:
             flow_detail = conn.get_flow_detail(flow_detail)
-    details = FactoryDetails.from_flow_detail(flow_detail)
-    if details is None:
-        raise InvalidFlowError(
-            f"flow detail {flow_detail.name!r} ({flow_detail.uuid}) names no factory: "
-            f"record one with engines.save_factory_details()"
-        )
-    flow = details.build(allow=allow)
+    flow = flow_from_detail(flow_detail, allow=allow)
     if backend is None:  # resume from the flow detail object itself; saving goes to memory only
         from flowkit.persistence.backends.memory import MemoryBackend
 
         backend = MemoryBackend()
     return load(flow, store=store, backend=backend, flow_detail=flow_detail, **load_options)
+
+
+def flow_from_detail(flow_detail: FlowDetail, allow: Iterable[str] | None = None) -> Flow:
+    """The flow rebuilt by the factory ``flow_detail`` names (see :func:`save_factory_details`).
+
+    ``allow`` lists module prefixes the factory must be under. A flow detail that names no factory is
+    refused with :class:`~flowkit.exceptions.InvalidFlowError`.
+    """
+    details = FactoryDetails.from_flow_detail(flow_detail)
+    if details is None:
+        raise InvalidFlowError(
+            f"Cannot rebuild the flow of flow detail {flow_detail.name!r} ({flow_detail.uuid}): it names "
+            f"no factory (record one with engines.save_factory_details()); no factory information saved."
+        )
+    return details.build(allow=allow)
+
+
+def load_from_factory(
+    flow_factory: str | Callable[..., Any],
+    factory_args: Sequence[Any] | None = None,
+    factory_kwargs: Mapping[str, Any] | None = None,
+    store: Mapping[str, Any] | None = None,
+    backend: Backend | str | None = None,
+    book: LogBook | None = None,
+    **load_options: Any,
+) -> Engine:
+    """Build a flow with ``flow_factory(*factory_args, **factory_kwargs)`` and load an engine for it
+    whose flow detail records the factory, so that another process can resume it by
+    :func:`load_from_detail`.
+
+    ``flow_factory`` is a callable importable by path (not a lambda or nested function), or that
+    path as a string; the arguments must be JSON. Without ``backend`` the flow detail is kept in
+    memory. Other keyword arguments go to :func:`flowkit.engines.load`.
+    """
+    from flowkit.engines import load
+    from flowkit.factory import build_flow
+
+    args, kwargs = tuple(factory_args or ()), dict(factory_kwargs or {})
+    details = FactoryDetails.of(flow_factory, args, kwargs)
+    flow = build_flow(details.name, *args, **kwargs)
+    flow_detail = FlowDetail(flow.name)
+    save_factory_details(flow_detail, details.name, args, kwargs)
+    if backend is None:
+        from flowkit.persistence.backends.memory import MemoryBackend
+
+        backend = MemoryBackend()
+    return load(flow, store=store, backend=backend, book=book, flow_detail=flow_detail, **load_options)

@@ -135,7 +135,7 @@ def ask_retry(
     try:
         kwargs = st.bind_args(c.bindings[r])
         kwargs.update(atom.inject_kwargs)
-        return Decision(atom.on_failure(history, **kwargs))
+        return Decision(atom.on_failure(history=history, **kwargs))
     except Exception:
         failure = Failure()
         failure.atom_name = c.names[r]
@@ -165,7 +165,7 @@ def _reset_scope(run: Run, r: int) -> None:
         if c.kinds[x] == JUNCTION:
             st.states[x] = S.PENDING
         else:
-            st.reset_atom(x)
+            run.reset_atom(x)
         if c.kinds[x] == RETRY:  # nested controllers start each outer attempt afresh
             st.histories[x] = History()
             if st.recorder is not None:

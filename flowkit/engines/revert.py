@@ -112,7 +112,7 @@ class RevertWave:
         if c.kinds[x] == RETRY:
             kwargs.pop("result", None)
             try:
-                out = atom.revert(st.histories[x], **kwargs)
+                out = atom.revert(history=st.histories[x], **kwargs)
             except Exception:
                 run.finish(x, REVERT, False, Failure())
             else:
@@ -187,7 +187,7 @@ def finish_interrupted_reverts(run: Run) -> Generator[FlowState, None, bool]:
             if c.kinds[x] == JUNCTION:
                 states[x] = S.PENDING
                 continue
-            st.reset_atom(x)
+            run.reset_atom(x)
             if c.kinds[x] == RETRY:
                 st.histories[x] = History()
     stranded = [x for x in range(len(states)) if states[x] is S.REVERTING]

@@ -129,6 +129,12 @@ class Run:
                 details["task_name"] = c.names[i]
             self.atom_notifier.notify(state, details)
 
+    def reset_atom(self, i: int) -> None:
+        """Forget atom ``i``'s outcome so it runs again; listeners see it go back to PENDING."""
+        if self.st.states[i] is not S.PENDING and self.c.kinds[i] != JUNCTION:
+            self.set_atom(i, S.PENDING)
+        self.st.reset_atom(i)
+
     def progress_of_task(self, name: str, progress: float) -> None:
         if self.atom_notifier.active:
             self.atom_notifier.notify(
@@ -157,7 +163,7 @@ class Run:
         """A REVERTED flow runs again from the start: forget every outcome."""
         st = self.st
         for i in self.c.order:
-            st.reset_atom(i)
+            self.reset_atom(i)
         for h in st.histories.values():
             h.__init__()  # type: ignore[misc]
         st.flow_failures = {}
@@ -261,7 +267,7 @@ class Run:
         self.running += 1
         if kind == RETRY:  # a controller's execute is ours (it picks the attempt's values): inline
             try:
-                result = atom.execute(st.histories[i], **kwargs)
+                result = atom.execute(history=st.histories[i], **kwargs)
             except Exception:
                 self.finish(i, EXECUTE, False, Failure())
             else:
