@@ -113,9 +113,12 @@ class GraphFlow(_Flow):
             self._pred[v].pop(nid, None)
         for u in self._pred.pop(nid, {}):
             self._succ[u].pop(nid, None)
-        for index in (self._providers, self._requirers):
-            for symbol in [s for s, nodes in index.items() if any(n is node for n in nodes)]:
-                index[symbol] = [n for n in index[symbol] if n is not node]
+        # Only the symbols the node itself names: a rollback of a long add() stays linear.
+        for index, symbols in ((self._providers, node.provides), (self._requirers, node.requires)):
+            for symbol in set(symbols):
+                nodes = index.get(symbol)
+                if nodes is not None:
+                    index[symbol] = [n for n in nodes if n is not node]
 
     def _edge(self, u: int, v: int) -> dict[str, Any]:
         meta = self._succ[u].get(v)
