@@ -67,6 +67,7 @@ def test_taskflow_settings_dict_form(tmp_path: Path) -> None:
     sqlite = backends.fetch({"connection": f"sqlite:///{tmp_path}/f.db"})
     assert sqlite.url.startswith("sqlite")
     sqlite.close()
+    assert backends.fetch({"connection": "memory"}).url == "memory://"
     with pytest.raises(InvalidFormat, match="connection"):
         backends.fetch({"path": "/tmp"})
     with pytest.raises(UnknownBackendError):

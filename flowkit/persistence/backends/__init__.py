@@ -75,6 +75,8 @@ def _url_of(conf: Mapping[str, Any]) -> str:
     url = conf.get("connection")
     if not isinstance(url, str) or not url:
         raise InvalidFormat(f"persistence settings need a 'connection' URL string, got {dict(conf)!r}")
+    if ":" not in url and url.lower() in SCHEMES:
+        url += "://"  # TaskFlow's {"connection": "memory"}
     path = conf.get("path")
     if path is not None and url.split(":", 1)[0].lower() in ("dir", "file"):
         return f"dir://{path}"
