@@ -49,11 +49,11 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory"),
     ),
     "jobboard": (
-        ("flowkit.jobboard",),
+        ("flowkit.jobboard", "flowkit.jobs"),
         ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory"),
     ),
     "workers": (
-        ("flowkit.workers",),
+        ("flowkit.workers", "flowkit.engines.worker_based"),
         ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
     "listeners": (
@@ -61,7 +61,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
     "applications": (
-        ("flowkit.cli", "flowkit.demo", "flowkit.__main__", "conductor"),
+        ("flowkit.cli", "flowkit.demo", "flowkit.__main__", "flowkit.conductors", "conductor"),
         (
             "foundation",
             "sql",

@@ -126,12 +126,18 @@ def _parallel(
     )
 
 
+EXECUTOR_ALIASES = {"thread": "threads", "threaded": "threads", "process": "processes"}
+"""TaskFlow's other spellings of the two executor names, so its ``executor="threaded"`` runs as is."""
+
+
 def _executor_dispatcher(
     executor: str | futures.Executor | None, max_workers: int | None
 ) -> tuple[Dispatcher, bool]:
     """The parallel engine's dispatcher for ``executor``, and whether tasks must pickle."""
     if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
         raise InvalidFlowError(f"max_workers must be a positive int, got {max_workers!r}")
+    if isinstance(executor, str):
+        executor = EXECUTOR_ALIASES.get(executor, executor)
     if executor is None or executor == "threads":
         workers = max_workers or 8
         return ThreadDispatcher(workers, factory=lambda: thread_pool(workers)), False

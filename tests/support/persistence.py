@@ -10,7 +10,7 @@ from flowkit.persistence import backends
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail
 
-BACKEND_KINDS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+BACKEND_KINDS = ["memory", "sqlite", "dir", pytest.param("postgresql", marks=pytest.mark.postgres)]
 """``@pytest.fixture(params=BACKEND_KINDS)``: every backend, PostgreSQL marked (and skipped without it)."""
 
 
@@ -19,6 +19,8 @@ def backend_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
         return "memory://"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path}/flows.db"
+    if kind == "dir":
+        return f"dir://{tmp_path}/books"
     url: str = request.getfixturevalue("postgres_url")
     return url
 
