@@ -24,61 +24,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(REPO_ROOT))  # tests.pg_server; flowkit itself comes from the environment
 
-from flowkit import LinearFlow, Task, engines  # noqa: E402
+from flowkit import LinearFlow, engines  # noqa: E402
 from flowkit.persistence import backends  # noqa: E402
 from flowkit.persistence.backoff import Backoff  # noqa: E402
 from flowkit.persistence.models import FlowDetail  # noqa: E402
 from flowkit.states import AtomState, FlowState  # noqa: E402
 from tests.pg_server import PgServer, why_not_available  # noqa: E402
+from tests.support.crash_steps import Boom, Step, once  # noqa: E402
 
-TASK_S = 0.003
 S = AtomState
 # how far along an atom is, per flow direction: a smaller rank saved than the engine's is a lost write
 _FORWARD_RANK = {S.PENDING: 0, S.RUNNING: 1, S.SUCCESS: 2}
 _REVERT_RANK = {S.PENDING: 0, S.RUNNING: 1, S.SUCCESS: 2, S.FAILURE: 2, S.REVERTING: 3, S.REVERTED: 4}
-
-
-class Boom(Exception):
-    """The planned failure of the last task in ``revert`` mode."""
-
-
-class Step(Task):
-    def __init__(self, name: str, on_execute: Any = None, on_revert: Any = None, fail: bool = False) -> None:
-        super().__init__(name=name)
-        self.on_execute, self.on_revert, self.fail = on_execute, on_revert, fail
-
-    def execute(self) -> str:
-        time.sleep(TASK_S)
-        if self.on_execute is not None:
-            self.on_execute()
-        if self.fail:
-            raise Boom(self.name)
-        return f"result of {self.name}"
-
-    def revert(self, **kwargs: Any) -> None:
-        time.sleep(TASK_S)
-        if self.on_revert is not None:
-            self.on_revert()
-
-
-def _once(fn: Callable[[], None]) -> Callable[[], None]:
-    done = threading.Event()
-
-    def call() -> None:
-        if not done.is_set():
-            done.set()
-            fn()
-
-    return call
 
 
 def one_run(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,7 +51,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
     with PgServer(settings) as pg:
         with backends.fetch(pg.url) as setup, setup.get_connection() as conn:
             conn.upgrade()
-        crash = _once(lambda: pg.crash_for(args.down))
+        crash = once(lambda: pg.crash_for(args.down))
         n, at, mode = args.tasks, args.crash_at, args.mode
         steps = []
         for i in range(n):

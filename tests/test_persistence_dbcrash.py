@@ -11,7 +11,6 @@ REVERTED. The server's WAL writer is slowed down so that the crash always catche
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -20,7 +19,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from flowkit import LinearFlow, Task, engines
+from flowkit import LinearFlow, engines
 from flowkit.exceptions import ClaimLost
 from flowkit.persistence import backends
 from flowkit.persistence.backends import Backend
@@ -28,48 +27,17 @@ from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import AtomState, FlowState
 from tests.pg_server import PgServer, require_pg_binaries
+from tests.support.crash_steps import Boom, Step, once
 from tests.support.persistence import fresh_backend, saved_flow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 N = 100
-TASK_S = 0.003
 CRASH_AT = 40
 DOWN_S = 3.0
 # Async commits normally reach the WAL files within ~3 x 200 ms; a slower WAL writer makes every crash
 # catch some (the defect showed with the defaults too, just not on every run).
 SETTINGS = {"wal_writer_delay": "2s"}
-
-
-class Boom(Exception):
-    """The planned failure that makes the flow revert."""
-
-
-class Step(Task):
-    """Sleeps a few ms; calls ``on_execute`` / ``on_revert`` (once each) and may fail."""
-
-    def __init__(
-        self,
-        name: str,
-        on_execute: Callable[[], None] | None = None,
-        on_revert: Callable[[], None] | None = None,
-        fail: bool = False,
-    ) -> None:
-        super().__init__(name=name)
-        self.on_execute, self.on_revert, self.fail = on_execute, on_revert, fail
-
-    def execute(self) -> str:
-        time.sleep(TASK_S)
-        if self.on_execute is not None:
-            self.on_execute()
-        if self.fail:
-            raise Boom(self.name)
-        return f"result of {self.name}"
-
-    def revert(self, **kwargs: Any) -> None:
-        time.sleep(TASK_S)
-        if self.on_revert is not None:
-            self.on_revert()
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +52,6 @@ def direct(pg: PgServer) -> Iterator[Backend]:
     b = fresh_backend(pg.url)
     yield b
     b.close()
-
-
-def _once(fn: Callable[[], None]) -> Callable[[], None]:
-    done = threading.Event()
-
-    def call() -> None:
-        if not done.is_set():
-            done.set()
-            fn()
-
-    return call
 
 
 def _run(pg: PgServer, flow: LinearFlow, fd: FlowDetail, listen: Callable[[Any], None] | None = None) -> None:
@@ -133,7 +90,7 @@ def _wrong(direct: Backend, fd: FlowDetail, state: AtomState, results: bool) -> 
 
 
 def test_a_server_crash_mid_flow_loses_no_atom_state(pg: PgServer, direct: Backend) -> None:
-    crash = _once(lambda: pg.crash_for(DOWN_S))
+    crash = once(lambda: pg.crash_for(DOWN_S))
     flow = LinearFlow("crashing").add(
         *(Step(f"t{i:02d}", on_execute=crash if i == CRASH_AT else None) for i in range(N))
     )
@@ -147,7 +104,7 @@ def test_a_server_crash_mid_flow_loses_no_atom_state(pg: PgServer, direct: Backe
 
 def test_a_server_crash_just_before_the_flow_ends_loses_no_atom_state(pg: PgServer, direct: Backend) -> None:
     """The crash comes after the last atom's SUCCESS is saved: the flow's own write meets it first."""
-    crash = _once(lambda: pg.crash_for(DOWN_S))
+    crash = once(lambda: pg.crash_for(DOWN_S))
     flow = LinearFlow("crashing").add(*(Step(f"t{i:02d}") for i in range(N)))
     fd = FlowDetail("crashing")
 
@@ -164,7 +121,7 @@ def test_a_server_crash_just_before_the_flow_ends_loses_no_atom_state(pg: PgServ
 
 
 def test_a_server_crash_mid_revert_loses_no_atom_state(pg: PgServer, direct: Backend) -> None:
-    crash = _once(lambda: pg.crash_for(DOWN_S))
+    crash = once(lambda: pg.crash_for(DOWN_S))
     reverted_at = N - 1 - CRASH_AT  # reverts go last to first: the 40th revert
     flow = LinearFlow("reverting").add(
         *(Step(f"t{i:02d}", on_revert=crash if i == reverted_at else None, fail=i == N - 1) for i in range(N))
@@ -189,7 +146,7 @@ def test_a_durable_point_inside_a_long_flow_is_durable(
 
     keep = 10
     monkeypatch.setattr(recorder, "KEEP_MAX", keep)
-    crash = _once(lambda: pg.crash_for(DOWN_S))
+    crash = once(lambda: pg.crash_for(DOWN_S))
     n = 3 * keep
     flow = LinearFlow("crashing").add(
         *(Step(f"t{i:02d}", on_execute=crash if i == keep - 1 else None) for i in range(n))
@@ -219,7 +176,7 @@ def test_a_rewrite_after_a_crash_is_fenced_and_leaves_no_open_transaction(
         with direct.get_connection() as conn:
             assert conn.run(lambda: conn.raise_fence(fd.uuid, 2)) == 2
 
-    crash = _once(takeover)
+    crash = once(takeover)
     last = f"t{N - 1:02d}"
     backend = backends.fetch(pg.url, backoff=Backoff(timeout=60))
     try:
