@@ -96,6 +96,24 @@ class Arguments:
                 self.optional[param.name] = param.name
 
 
+def rebind_pairs(
+    rebind: Mapping[str, Any] | Iterable[Any], args: Arguments, method: str, error: Callable[[str], Exception]
+) -> list[tuple[str, Any]]:
+    """(parameter, symbol) pairs of a rebind given as a mapping, or as a list in parameter order;
+    symbols listed past the parameters go to ``**kwargs`` under their own names. ``error`` builds the
+    exception for a list longer than ``method`` takes (it gets the message without the atom's name)."""
+    if isinstance(rebind, Mapping):
+        return list(rebind.items())
+    names = list(rebind)
+    if len(names) > len(args.positional) and not args.takes_kwargs:
+        raise error(
+            f"rebind lists {len(names)} symbols but {method} takes "
+            f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
+        )
+    extra = names[len(args.positional) :]
+    return list(zip([*args.positional, *extra], names, strict=False))
+
+
 _SIGNATURES: dict[tuple[Any, frozenset[str]], tuple[Arguments, frozenset[str]]] = {}
 
 
@@ -224,18 +242,9 @@ class Atom:
         args, _ = _arguments(self._execute_callable(), self._special_args)
         mapping: dict[str, str] = {**args.required, **args.optional}
         if rebind is not None:
-            if isinstance(rebind, Mapping):
-                items = list(rebind.items())
-            else:
-                names = list(rebind)
-                if len(names) > len(args.positional) and not args.takes_kwargs:
-                    raise InvalidFlowError(
-                        f"atom {self.name!r}: rebind lists {len(names)} symbols but execute takes "
-                        f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
-                    )
-                # symbols past the parameters go to **kwargs under their own names
-                extra = names[len(args.positional) :]
-                items = list(zip([*args.positional, *extra], names, strict=False))
+            items = rebind_pairs(
+                rebind, args, "execute", lambda m: InvalidFlowError(f"atom {self.name!r}: {m}")
+            )
             for arg, symbol in items:
                 if arg not in mapping and not args.takes_kwargs:
                     raise InvalidFlowError(

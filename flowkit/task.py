@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
 from flowkit import context
-from flowkit.atom import Arguments, Atom, ProvidesSpec, RebindSpec, class_name
+from flowkit.atom import Arguments, Atom, ProvidesSpec, RebindSpec, class_name, rebind_pairs
 from flowkit.exceptions import InvalidAtomArgumentError
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
 
@@ -70,18 +70,14 @@ class Task(Atom):
         """TaskFlow's ``revert_rebind``/``revert_requires``: ``revert`` takes its own symbols instead
         of the ones its parameters share with ``execute`` (the default)."""
         args = Arguments(self._revert_callable(), skip=self._revert_special_args)
-        if revert_rebind is None:
-            items: list[tuple[str, Any]] = []
-        elif isinstance(revert_rebind, Mapping):
-            items = list(revert_rebind.items())
-        else:
-            names = list(revert_rebind)
-            if len(names) > len(args.positional) and not args.takes_kwargs:
-                raise InvalidAtomArgumentError(
-                    f"task {self.name!r}: revert_rebind lists {len(names)} symbols but revert takes "
-                    f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
-                )
-            items = list(zip([*args.positional, *names[len(args.positional) :]], names, strict=False))
+        items: list[tuple[str, Any]] = []
+        if revert_rebind is not None:
+            items = rebind_pairs(
+                revert_rebind,
+                args,
+                "revert",
+                lambda m: InvalidAtomArgumentError(f"task {self.name!r}: revert_{m}"),
+            )
         if isinstance(revert_requires, str):  # one symbol, not its characters
             revert_requires = (revert_requires,)
         items += [(symbol, symbol) for symbol in revert_requires or ()]
