@@ -366,3 +366,18 @@ def test_revert_gets_failure_as_result_when_execute_failed():
     assert got["x"] == 1
     assert isinstance(got["result"], Failure)
     assert got["result"].check(KeyError)
+
+
+def test_a_rebind_list_longer_than_the_parameters_is_refused_naming_the_method() -> None:
+    class Two(Task):
+        def execute(self, a: int, b: int) -> None:
+            return None
+
+        def revert(self, a: int) -> None:
+            return None
+
+    with pytest.raises(InvalidFlowError, match=r"atom 'two': rebind lists 3 symbols but execute takes 2"):
+        Two(name="two", rebind=["x", "y", "z"])
+    with pytest.raises(InvalidFlowError, match=r"task 'two': revert_rebind lists 2 symbols but revert takes 1"):
+        Two(name="two", revert_rebind=["x", "y"])
+    assert Two(name="two", rebind=["x", "y"]).rebind == {"a": "x", "b": "y"}
