@@ -88,6 +88,7 @@ def _book() -> LogBook:
     flow = book.add(FlowDetail("flow", "f-1", state="SUCCESS"))
     flow.add(TaskDetail("t", "t-1", state="SUCCESS", results=42, version="1.2", meta={"progress": 0.5}))
     flow.add(RetryDetail("r", "r-1", state="FAILURE", failure=Failure.from_exception(ValueError("x"))))
+    flow.add(TaskDetail("v", "v-1", version=(2, 1)))  # type: ignore[arg-type]  # as tasks declare it
     return book
 
 
@@ -132,6 +133,12 @@ def test_logbook_pformat_is_an_indented_tree_of_its_flows_and_atoms() -> None:
         "   - version = None",
         "   - results = None",
         "   - failure = True",
+        "  TaskDetail: 'v'",
+        "   - uuid = v-1",
+        "   - state = PENDING",
+        "   - version = 2.1",
+        "   - results = None",
+        "   - failure = False",
     ]
 
 

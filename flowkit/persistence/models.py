@@ -68,6 +68,13 @@ def _field(indent: int, key: str, value: object) -> str:
     return f"{' ' * indent}- {key} = {value}"
 
 
+def _version_text(version: object) -> str | None:
+    """A version as people write it: ``(1, 0)`` (how tasks often declare it) is ``1.0``."""
+    if isinstance(version, tuple | list):
+        return ".".join(str(part) for part in version)
+    return None if version is None else str(version)
+
+
 def _meta_lines(meta: Mapping[str, Any], indent: int) -> list[str]:
     """``meta`` as lines; ``progress`` (a fraction) as a percentage, the way people read it."""
     if not meta:
@@ -146,7 +153,7 @@ class AtomDetail:
             _head(self, self.name, indent),
             _field(inner, "uuid", self.uuid),
             _field(inner, "state", self.state.value),
-            _field(inner, "version", self.version),
+            _field(inner, "version", _version_text(self.version)),
             _field(inner, "results", self.results),
             _field(inner, "failure", self.failure is not None),
         ]
