@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import extract
 from flowkit.compiler import FROM_ATOM, JUNCTION, RETRY, Binding, CompiledFlow
@@ -20,6 +20,9 @@ from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState, check_atom_transition, check_flow_transition
+
+if TYPE_CHECKING:  # persistence imports this module: a runtime import would be circular
+    from flowkit.persistence.backends.base import Backend
 
 
 class Recorder:
@@ -92,6 +95,15 @@ class Storage:
     def get_flow_state(self) -> FlowState:
         return self.flow_state
 
+    @property
+    def backend(self) -> Backend | None:
+        """The persistence backend this run is saved to, or None for an in-memory run.
+
+        Read once by tools (TaskFlow's ``storage.backend``), never by the engine's loop.
+        """
+        backend: Backend | None = getattr(self.recorder, "backend", None)  # only a backend's recorder has one
+        return backend
+
     # -- atoms ---------------------------------------------------------------------------------------
 
     def set_atom_state(self, i: int, state: AtomState) -> AtomState:
@@ -137,6 +149,28 @@ class Storage:
 
     def get_result(self, atom_name: str) -> Any:
         return self.results[self._id(atom_name)]
+
+    def get(self, atom_name: str) -> Any:
+        """What the atom's ``execute`` came to: its result, or the :class:`Failure` it raised.
+
+        TaskFlow's ``storage.get`` (also :meth:`get_execute_result`). Unlike :meth:`get_result`, which
+        is None for an atom that has not run, an outcome that does not exist is an error: the atom must
+        have succeeded or failed (or be reverting after that), else :class:`NotFound` names its state.
+        """
+        i = self._id(atom_name)
+        failure = self.failures[i]
+        if failure is not None:
+            return failure
+        state = self.states[i]
+        if state not in _STATES_WITH_RESULT:
+            why = " (a decider ignored it)" if state is AtomState.IGNORE else ""
+            raise NotFound(
+                f"atom {atom_name!r} of flow {self.flow_name!r} has no execute result: "
+                f"it is {state.value}{why}"
+            )
+        return self.results[i]
+
+    get_execute_result = get
 
     def get_failure(self, atom_name: str) -> Failure | None:
         return self.failures[self._id(atom_name)]
@@ -276,6 +310,9 @@ class Storage:
                 )
         return kwargs
 
+
+_STATES_WITH_RESULT = frozenset((AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING))
+"""States in which an atom's execute outcome is known, for :meth:`Storage.get`."""
 
 _INTENTIONS = {
     AtomState.IGNORE: "IGNORE",

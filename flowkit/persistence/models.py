@@ -15,6 +15,7 @@ and resumes: it is the idempotency key a task can hand to outside APIs (see
 
 from __future__ import annotations
 
+import os
 import uuid as uuidlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -50,6 +51,40 @@ def utcnow() -> datetime:
 
 def _new_uuid() -> str:
     return str(uuidlib.uuid4())
+
+
+# -- pretty text (pformat) ----------------------------------------------------------------------------
+# One layout for the three records, so a logbook prints as an indented tree: a "Kind: 'name'" head,
+# then " - field = value" lines one space deeper, meta entries as "   + key = value" under "- metadata:",
+# children one space deeper again. The facts and their order are TaskFlow's, so its tools and examples
+# print the same text.
+
+
+def _head(obj: object, name: str, indent: int) -> str:
+    return f"{' ' * indent}{type(obj).__name__}: '{name}'"
+
+
+def _field(indent: int, key: str, value: object) -> str:
+    return f"{' ' * indent}- {key} = {value}"
+
+
+def _version_text(version: object) -> str | None:
+    """A version as people write it: ``(1, 0)`` (how tasks often declare it) is ``1.0``."""
+    if isinstance(version, tuple | list):
+        return ".".join(str(part) for part in version)
+    return None if version is None else str(version)
+
+
+def _meta_lines(meta: Mapping[str, Any], indent: int) -> list[str]:
+    """``meta`` as lines; ``progress`` (a fraction) as a percentage, the way people read it."""
+    if not meta:
+        return []
+    lines = [f"{' ' * indent}- metadata:"]
+    for key, value in meta.items():
+        if key == "progress" and isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value * 100.0:0.2f}%"
+        lines.append(f"{' ' * (indent + 2)}+ {key} = {value}")
+    return lines
 
 
 class AtomDetail:
@@ -107,6 +142,23 @@ class AtomDetail:
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    def pformat(self, indent: int = 0, linesep: str = os.linesep) -> str:
+        """This atom detail as indented multi-line text (uuid, state, version, results, meta).
+
+        ``failure`` shows only whether there is one: a traceback would swamp the tree.
+        """
+        inner = indent + 1
+        lines = [
+            _head(self, self.name, indent),
+            _field(inner, "uuid", self.uuid),
+            _field(inner, "state", self.state.value),
+            _field(inner, "version", _version_text(self.version)),
+            _field(inner, "results", self.results),
+            _field(inner, "failure", self.failure is not None),
+        ]
+        lines.extend(_meta_lines(self.meta, inner))
+        return linesep.join(lines)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, uuid={self.uuid!r}, state={self.state.value})"
@@ -192,6 +244,15 @@ class FlowDetail:
     def __len__(self) -> int:
         return len(self._atoms)
 
+    def pformat(self, indent: int = 0, linesep: str = os.linesep) -> str:
+        """This flow detail and its atom details as indented multi-line text (for people and logs)."""
+        inner = indent + 1
+        lines = [_head(self, self.name, indent), _field(inner, "uuid", self.uuid)]
+        lines.append(_field(inner, "state", self.state.value))
+        lines.extend(_meta_lines(self.meta, inner))
+        lines.extend(atom.pformat(inner, linesep) for atom in self)
+        return linesep.join(lines)
+
     def __repr__(self) -> str:
         return (
             f"FlowDetail(name={self.name!r}, uuid={self.uuid!r}, state={self.state.value}, atoms={len(self)})"
@@ -232,6 +293,16 @@ class LogBook:
 
     def __len__(self) -> int:
         return len(self._flows)
+
+    def pformat(self, indent: int = 0, linesep: str = os.linesep) -> str:
+        """This logbook, its flow details and their atom details as indented multi-line text."""
+        inner = indent + 1
+        lines = [_head(self, self.name, indent), _field(inner, "uuid", self.uuid)]
+        lines.extend(_meta_lines(self.meta, inner))
+        lines.append(_field(inner, "created_at", self.created_at.isoformat()))
+        lines.append(_field(inner, "updated_at", self.updated_at.isoformat()))
+        lines.extend(flow.pformat(inner, linesep) for flow in self)
+        return linesep.join(lines)
 
     def __repr__(self) -> str:
         return f"LogBook(name={self.name!r}, uuid={self.uuid!r}, flows={len(self)})"
