@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flowkit.atom import extract
 from flowkit.compiler import FROM_ATOM, JUNCTION, RETRY, Binding, CompiledFlow
@@ -20,9 +20,6 @@ from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState, check_atom_transition, check_flow_transition
-
-if TYPE_CHECKING:  # persistence imports this module: a runtime import would be circular
-    from flowkit.persistence.backends.base import Backend
 
 
 class Recorder:
@@ -96,13 +93,14 @@ class Storage:
         return self.flow_state
 
     @property
-    def backend(self) -> Backend | None:
-        """The persistence backend this run is saved to, or None for an in-memory run.
+    def backend(self) -> Any:
+        """The persistence backend this run is saved to (a
+        :class:`flowkit.persistence.backends.base.Backend`), or None for an in-memory run.
 
+        Typed ``Any`` because storage sits below persistence in the layers (docs/architecture.md).
         Read once by tools (TaskFlow's ``storage.backend``), never by the engine's loop.
         """
-        backend: Backend | None = getattr(self.recorder, "backend", None)  # only a backend's recorder has one
-        return backend
+        return getattr(self.recorder, "backend", None)  # only a backend's recorder has one
 
     # -- atoms ---------------------------------------------------------------------------------------
 
