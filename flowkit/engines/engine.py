@@ -126,9 +126,15 @@ class Engine:
         """
         st = self.storage
         check_flow_transition(st.flow_name, st.flow_state, FlowState.PENDING)
-        run = Run(
+        run = self._new_run()
+        run.reset_all()
+        run.set_flow(FlowState.PENDING)
+
+    def _new_run(self) -> Run:
+        """The per-run state for one run (or one reset) over this engine's storage and dispatcher."""
+        return Run(
             self.compile(),
-            st,
+            self.storage,
             self._dispatcher,
             self.notifier,
             self.atom_notifier,
@@ -136,8 +142,6 @@ class Engine:
             self._wake,
             self._cap,
         )
-        run.reset_all()
-        run.set_flow(FlowState.PENDING)
 
     def suspend(self) -> None:
         """Stop at the next safe point: running atoms finish, nothing new starts; ``run()`` resumes."""
@@ -158,16 +162,7 @@ class Engine:
         self.validate()
         st = self.storage
         self._wake.clear()
-        run = self._run = Run(
-            self.compile(),
-            st,
-            self._dispatcher,
-            self.notifier,
-            self.atom_notifier,
-            self._suspend,
-            self._wake,
-            self._cap,
-        )
+        run = self._run = self._new_run()
         self._dispatcher.start(run.progress_of_node)  # bound once per run, not looked up per atom
         fenced = False
         try:
