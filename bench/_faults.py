@@ -16,6 +16,8 @@ import secrets
 import shutil
 import signal
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -32,6 +34,19 @@ DEFAULT_TIMEOUT = {"zookeeper": 4.0, "sql": 3.0}
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+
+def run_script(main: Callable[[], int]) -> None:
+    """Exit with ``main()``'s status: 130 on Ctrl-C (its cleanup has run), 2 when the run itself
+    failed (a traceback, not a fault count)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: conductors killed, database dropped", file=sys.stderr)
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(2)
 
 
 def sigterm_as_interrupt() -> None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 
-from _faults import BOARDS, Setting, sigterm_as_interrupt
+from _faults import BOARDS, Setting, run_script, sigterm_as_interrupt
 
 from tests.fault_soak import SoakPlan, soak
 
@@ -90,11 +89,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: conductors killed, database dropped", file=sys.stderr)
-        sys.exit(130)
-    except Exception:
-        traceback.print_exc()
-        sys.exit(2)
+    run_script(main)
