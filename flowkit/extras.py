@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "zookeeper": ("kazoo",),
     "amqp": ("kombu",),
     "graph": ("networkx",),
+    "serve": ("fastapi", "uvicorn", "prometheus_client"),
 }
 """Extra name -> the top-level modules it installs (kept in step with pyproject.toml)."""
 
