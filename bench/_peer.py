@@ -1,10 +1,11 @@
-"""The TaskFlow 6.5.0 venv the peer benchmarks run in, and how to run a script in it or in ours.
+"""The peers' venvs (TaskFlow 6.5.0, Celery 5.7.0, DBOS 3.4.0), and how to run a script in one or in ours.
 
-Why a separate venv: TaskFlow pins its own networkx/oslo stack and must never be importable next to
-flowkit, or a benchmark could measure one while meaning the other. It lives in the gitignored
-``.bench/taskflow-venv`` and is created on first use (about a minute, PyPI only).
+Why a venv per peer: each pins its own stack (TaskFlow its networkx/oslo, Celery its kombu, DBOS its
+SQLAlchemy) and none may be importable next to flowkit, or a benchmark could measure one while meaning
+another. They live in the gitignored ``.bench/<key>-venv`` and are created on first use (a minute or
+two each, PyPI only).
 
-``python bench/_peer.py`` creates it (if missing) and checks that ``import taskflow`` works.
+``python bench/_peer.py [taskflow|celery|dbos|all]`` creates them (if missing) and checks each imports.
 """
 
 from __future__ import annotations
@@ -14,39 +15,72 @@ import subprocess
 import sys
 import venv
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-VENV_DIR = REPO_ROOT / ".bench" / "taskflow-venv"
-PEER_PACKAGES = ("taskflow==6.5.0", "alembic", "sqlalchemy", "psycopg2-binary", "kazoo", "kombu")
 DEFAULT_TIMEOUT_S = 3 * 3600
 
 
-def peer_python() -> Path:
-    """The interpreter of the peer venv (it may not exist yet)."""
-    return VENV_DIR / "bin" / "python"
+@dataclass(frozen=True)
+class PeerEnv:
+    """One peer: the packages of its venv, the import that proves it works, and its names in tables."""
+
+    key: str
+    label: str
+    short: str
+    packages: tuple[str, ...]
+    probe: str
+
+    @property
+    def venv_dir(self) -> Path:
+        return REPO_ROOT / ".bench" / f"{self.key}-venv"
+
+    @property
+    def python(self) -> Path:
+        """The interpreter of the venv (it may not exist yet)."""
+        return self.venv_dir / "bin" / "python"
 
 
-def _taskflow_imports(python: Path) -> bool:
-    probe = [str(python), "-c", "import taskflow.engines, taskflow.patterns.graph_flow"]
-    return python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0
+TASKFLOW = PeerEnv(
+    "taskflow",
+    "TaskFlow 6.5.0",
+    "TF",
+    ("taskflow==6.5.0", "alembic", "sqlalchemy", "psycopg2-binary", "kazoo", "kombu"),
+    "import taskflow.engines, taskflow.patterns.graph_flow",
+)
+CELERY = PeerEnv("celery", "Celery 5.7.0", "Celery", ("celery==5.7.0",), "import celery, kombu")
+DBOS = PeerEnv("dbos", "DBOS 3.4.0", "DBOS", ("dbos==3.4.0", "psycopg2-binary"), "import dbos, psycopg2")
+PEERS = {env.key: env for env in (TASKFLOW, CELERY, DBOS)}
+VENV_DIR = TASKFLOW.venv_dir  # where the TaskFlow venv has always been
 
 
-def ensure_peer_venv(quiet: bool = False) -> Path:
-    """Create the venv and install the peer if ``import taskflow`` does not already work there."""
-    python = peer_python()
-    if _taskflow_imports(python):
-        return python
+def peer_python(env: PeerEnv = TASKFLOW) -> Path:
+    """The interpreter of a peer's venv (it may not exist yet)."""
+    return env.python
+
+
+def _imports(env: PeerEnv) -> bool:
+    probe = [str(env.python), "-c", env.probe]
+    return env.python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+def ensure_peer_venv(quiet: bool = False, env: PeerEnv = TASKFLOW) -> Path:
+    """Create a peer's venv and install it if its probe import does not already work there."""
+    if _imports(env):
+        return env.python
     out = subprocess.DEVNULL if quiet else None
-    print(f"creating the TaskFlow peer venv in {VENV_DIR} ...", file=sys.stderr, flush=True)
-    if not python.exists():
-        venv.EnvBuilder(with_pip=True).create(VENV_DIR)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True, stdout=out)
-    if not _taskflow_imports(python):
-        raise RuntimeError(f"taskflow still does not import in {VENV_DIR}")
-    return python
+    print(f"creating the {env.label} peer venv in {env.venv_dir} ...", file=sys.stderr, flush=True)
+    if not env.python.exists():
+        venv.EnvBuilder(with_pip=True).create(env.venv_dir)
+    subprocess.run(
+        [str(env.python), "-m", "pip", "install", "--quiet", *env.packages], check=True, stdout=out
+    )
+    if not _imports(env):
+        raise RuntimeError(f"{env.probe!r} still fails in {env.venv_dir}")
+    return env.python
 
 
 def parse_json_stdout(stdout: str) -> dict[str, Any]:
@@ -70,21 +104,24 @@ def run_json(
 
 
 def run_peer(
-    script_name: str, args: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT_S
+    script_name: str, args: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT_S, env: PeerEnv = TASKFLOW
 ) -> dict[str, Any]:
-    """Run a ``bench/`` script inside the TaskFlow venv (creating it if needed) and parse its JSON."""
-    return run_json(ensure_peer_venv(), script_name, args, timeout)
+    """Run a ``bench/`` script inside a peer's venv (creating it if needed) and parse its JSON."""
+    return run_json(ensure_peer_venv(env=env), script_name, args, timeout)
 
 
-def main() -> int:
-    python = ensure_peer_venv()
-    version = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m;print(m.version('taskflow'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    print(f"peer venv ready: {python} (taskflow {version})")
+def main(argv: Sequence[str] | None = None) -> int:
+    names = list(argv if argv is not None else sys.argv[1:]) or ["taskflow"]
+    for env in PEERS.values() if names == ["all"] else [PEERS[name] for name in names]:
+        python = ensure_peer_venv(env=env)
+        package = env.packages[0].split("==")[0]
+        version = subprocess.run(
+            [str(python), "-c", f"import importlib.metadata as m;print(m.version({package!r}))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        print(f"peer venv ready: {python} ({package} {version})")
     return 0
 
 

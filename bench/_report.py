@@ -7,6 +7,7 @@ dependencies (e.g. ``--skip-flowkit`` from a bare python).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from _suite import Results, Target, entry, figure, ratio
@@ -22,6 +23,15 @@ HEADERS = (
     "targets",
     "detail",
 )
+
+
+@dataclass(frozen=True)
+class Column:
+    """Another side's figures shown beside flowkit's: a peer (ratio peer/flowkit: how many times faster
+    flowkit is) or the limit (ratio flowkit/limit: how far from it flowkit is)."""
+
+    short: str
+    results: Results
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -54,16 +64,44 @@ def _detail(side: str, found: dict[str, Any] | None) -> str:
     return ""
 
 
-def _sizes(ours: Results, peer: Results, case: str) -> list[int]:
-    return sorted({int(n) for side in (ours, peer) for n in side.get(case, {})})
+def headers(columns: list[Column], limit: Column | None) -> tuple[str, ...]:
+    """The base headers, then two per other peer and two for the limit (before targets and detail)."""
+    extra = [h for c in columns for h in (f"{c.short} us/task", f"ratio {c.short}/fk")]
+    if limit is not None:
+        extra += ["limit us/task", "fk/limit"]
+    return (*HEADERS[:7], *extra, *HEADERS[7:])
 
 
-def rows(ours: Results, peer: Results, targets: list[Target]) -> list[tuple[str, ...]]:
-    """One row per (case, N) measured on either side, in flowkit's case order."""
-    cases = list(dict.fromkeys([*ours, *peer]))
+def _ratio_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}x"
+
+
+def _extra(ours: Results, case: str, n: int, columns: list[Column], limit: Column | None) -> list[str]:
+    fk = figure(ours, case, n)
+    cells = []
+    for c in columns:
+        theirs = figure(c.results, case, n)
+        cells += [_num(theirs), _ratio_text(ratio(theirs, fk))]
+    if limit is not None:
+        floor = figure(limit.results, case, n)
+        cells += [_num(floor, 2), _ratio_text(ratio(fk, floor))]
+    return cells
+
+
+def rows(
+    ours: Results,
+    peer: Results,
+    targets: list[Target],
+    columns: list[Column] | None = None,
+    limit: Column | None = None,
+) -> list[tuple[str, ...]]:
+    """One row per (case, N) measured on flowkit's side or a peer's, in flowkit's case order."""
+    columns = columns or []
+    sides = [ours, peer, *(c.results for c in columns)]
+    cases = list(dict.fromkeys(case for side in sides for case in side))
     out = []
     for case in cases:
-        for n in _sizes(ours, peer, case):
+        for n in sorted({int(k) for side in sides for k in side.get(case, {})}):
             fk, tf = figure(ours, case, n), figure(peer, case, n)
             marks = ", ".join(f"{t.short} {t.verdict}" for t in targets if t.case == case and t.n == n)
             details = "; ".join(
@@ -79,6 +117,7 @@ def rows(ours: Results, peer: Results, targets: list[Target]) -> list[tuple[str,
                     _num(tf),
                     _secs(figure(peer, case, n, "total_s")),
                     "-" if speedup is None else f"{speedup:,.1f}x",
+                    *_extra(ours, case, n, columns, limit),
                     marks,
                     details,
                 )
@@ -104,7 +143,7 @@ def _rich(title: str, headers: tuple[str, ...], body: list[tuple[str, ...]]) -> 
         return False
     table = Table(title=title, title_justify="left")
     for i, h in enumerate(headers):
-        table.add_column(h, justify="right" if 1 <= i <= 6 else "left")
+        table.add_column(h, justify="right" if 1 <= i < len(headers) - 2 else "left")
     for r in body:
         styled = [
             re.sub(r"\bmet\b", "[green]met[/]", escape(c)).replace("MISSED", "[bold red]MISSED[/]") for c in r
@@ -120,9 +159,19 @@ def show(title: str, headers: tuple[str, ...], body: list[tuple[str, ...]]) -> N
         _plain(title, headers, body)
 
 
-def report(suite: str, ours: Results, peer: Results, targets: list[Target], notes: list[str]) -> None:
+def report(
+    suite: str,
+    ours: Results,
+    peer: Results,
+    targets: list[Target],
+    notes: list[str],
+    columns: list[Column] | None = None,
+    limit: Column | None = None,
+) -> None:
     """The comparison table, then every target with its verdict."""
-    show(f"flowkit vs TaskFlow 6.5.0: {suite}", HEADERS, rows(ours, peer, targets))
+    columns = columns or []
+    title = ", ".join(["TaskFlow 6.5.0", *(c.short for c in columns), *(["the limit"] if limit else [])])
+    show(f"flowkit vs {title}: {suite}", headers(columns, limit), rows(ours, peer, targets, columns, limit))
     for note in notes:
         print(f"  note: {note}")
     show(

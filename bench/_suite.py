@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from _peer import PeerEnv
+
 Results = dict[str, dict[str, dict[str, Any]]]
 
 
@@ -44,8 +46,34 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Peer:
+    """A peer besides TaskFlow (Celery, DBOS): its script, run in its own venv, prints the same shape
+    with the suite's case names, so its figures sit in the same rows as flowkit's."""
+
+    env: PeerEnv
+    script: str
+    cases: tuple[str, ...]
+    args: Callable[[Preset], list[str]]
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The physical limit of a suite's work (bare loop, commit floor, raw broker echo): a script in our
+    venv printing the same shape, shown beside flowkit's figure as how far from it we are."""
+
+    label: str
+    script: str
+    cases: tuple[str, ...]
+    args: Callable[[Preset], list[str]]
+
+
+LimitTargets = Callable[[Results, Results, dict[str, Results]], list["Target"]]
+"""Targets judged on flowkit's results, the limit's and the other peers' (by ``PeerEnv.key``)."""
+
+
+@dataclass(frozen=True)
 class Suite:
-    """A pair of scripts measured side by side, and the targets judged on their results."""
+    """Scripts measured side by side (flowkit, TaskFlow, other peers, the limit) and the targets judged."""
 
     name: str
     flowkit_script: str
@@ -56,6 +84,9 @@ class Suite:
     peer_args: Callable[[Preset], list[str]]
     targets: Callable[[Results, Results], list[Target]]
     notes: list[str] = field(default_factory=list)
+    more_peers: tuple[Peer, ...] = ()
+    limit: Limit | None = None
+    limit_targets: LimitTargets | None = None
 
 
 def entry(results: Results, case: str, n: int) -> dict[str, Any] | None:

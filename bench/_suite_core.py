@@ -8,7 +8,9 @@ N=1,000; per-task cost flat (10,000 vs 1,000 within 1.3x); compile+prepare+valid
 
 from __future__ import annotations
 
-from _suite import Preset, Results, Suite, Target, common_args, figure, ratio
+from dataclasses import replace
+
+from _suite import Limit, Preset, Results, Suite, Target, common_args, figure, ratio
 
 FLOW_CASES = ("linear", "unordered", "graph_chain", "revert")
 FLOWKIT_CASES = (*FLOW_CASES, "compile", "memory")
@@ -131,4 +133,70 @@ SUITE = Suite(
         "compile: load+compile, prepare, validate of one seeded random DAG; building the flow (adding "
         "atoms) is shown but not counted",
     ],
+)
+
+
+# -- issue 13: close to the limit ----------------------------------------------------------------------
+
+LIMIT_PER_TASK_US = {"linear": 6.0, "graph_chain": 6.0, "revert": 6.0, "unordered": 15.0}
+LIMIT_FLATNESS_MAX = 1.2
+LIMIT_MEMORY_MIB = 300.0
+
+
+def limit_args(preset: Preset) -> list[str]:
+    sizes = "100,1000" if preset.quick else "100,1000,10000"
+    return [*common_args(preset, FLOW_CASES, default_repeat=5), "--sizes", sizes]
+
+
+def core_limit_targets(ours: Results, limit: Results, others: dict[str, Results]) -> list[Target]:
+    """Issue 13's targets: per task at 1k and 10k, flatness, 100k-task memory (the bare loop beside)."""
+    targets = []
+    for case, most in LIMIT_PER_TASK_US.items():
+        for n in (1000, 10000):
+            mine = figure(ours, case, n)
+            floor = figure(limit, case, n)
+            targets.append(
+                Target(
+                    f"{case} N={n:,} load+run per task (issue 13)",
+                    f"{_fmt(mine, 'us')} ({_fmt(ratio(mine, floor), 'x')} the bare loop)",
+                    f"<= {most:g} us",
+                    None if mine is None else mine <= most,
+                    case,
+                    n,
+                    f"<={most:g}us",
+                )
+            )
+        at_1k, at_10k = figure(ours, case, 1000), figure(ours, case, 10000)
+        flat = None if at_1k is None or at_10k is None or at_1k <= 0 else at_10k / at_1k
+        targets.append(
+            Target(
+                f"{case} flatness 10k/1k (issue 13)",
+                _fmt(flat, "x"),
+                f"<= {LIMIT_FLATNESS_MAX:g}",
+                None if flat is None else flat <= LIMIT_FLATNESS_MAX,
+                case,
+                10000,
+                "flat1.2",
+            )
+        )
+    rss = figure(ours, "memory", MEMORY_N, "peak_rss_mib")
+    targets.append(
+        Target(
+            f"memory {MEMORY_N:,}-task flow peak RSS (issue 13)",
+            _fmt(rss, "MiB"),
+            f"< {LIMIT_MEMORY_MIB:g} MiB",
+            None if rss is None else rss < LIMIT_MEMORY_MIB,
+            "memory",
+            MEMORY_N,
+            "<300MiB",
+        )
+    )
+    return targets
+
+
+SUITE = replace(
+    SUITE,
+    limit=Limit("bare loop", "limit_core.py", FLOW_CASES, limit_args),
+    limit_targets=core_limit_targets,
+    notes=[*SUITE.notes, "limit: N no-op calls in a bare Python loop (limit_core.py); fk/limit = how far"],
 )

@@ -9,7 +9,10 @@ beside the times.
 
 from __future__ import annotations
 
-from _suite import Preset, Results, Suite, Target, common_args, figure, ratio
+from dataclasses import replace
+
+from _peer import DBOS
+from _suite import Limit, Peer, Preset, Results, Suite, Target, common_args, figure, ratio
 
 CASES = ("sqlite", "postgresql")
 FLOWKIT_CASES = (*CASES, "sqlite_atom", "postgresql_atom")
@@ -139,5 +142,57 @@ SUITE = Suite(
         "flowkit: durability='flow' (the default; see SQLAlchemyBackend): atom transitions are committed "
         "at once and flushed to disk with each flow transition; *_atom: durability='atom', an fsync per "
         "atom transition (flowkit only, compared with TaskFlow's figure on the same database)",
+    ],
+)
+
+
+# -- issue 13: close to the commit floor; DBOS beside ----------------------------------------------------
+
+FLOOR_RATIO_MAX = {"sqlite": 2.0, "postgresql": 1.3}
+
+
+def limit_args(preset: Preset) -> list[str]:
+    sizes = "100" if preset.quick else "100,1000"
+    return [*common_args(preset, FLOWKIT_CASES, default_repeat=3), "--sizes", sizes]
+
+
+def dbos_args(preset: Preset) -> list[str]:
+    sizes = "100" if preset.quick else "100,1000"
+    return [*common_args(preset, CASES, default_repeat=3), "--sizes", sizes]
+
+
+def persistence_limit_targets(ours: Results, limit: Results, others: dict[str, Results]) -> list[Target]:
+    """Issue 13: flowkit per task at most 2x (SQLite) / 1.3x (PostgreSQL) the two-commit floor."""
+    targets = []
+    for case, most in FLOOR_RATIO_MAX.items():
+        for n in (100, 1000):
+            mine, floor = figure(ours, case, n), figure(limit, case, n)
+            times = ratio(mine, floor)
+            dbos = ratio(figure(others.get("dbos", {}), case, n), mine)
+            targets.append(
+                Target(
+                    f"{case} N={n:,} vs the two-commit floor (issue 13)",
+                    f"{_fmt(times, 'x')} ({_fmt(mine, 'us')} vs {_fmt(floor, 'us')}; "
+                    f"DBOS/fk {_fmt(dbos, 'x')})",
+                    f"<= {most:g}x",
+                    None if times is None else times <= most,
+                    case,
+                    n,
+                    f"<={most:g}x floor",
+                )
+            )
+    return targets
+
+
+SUITE = replace(
+    SUITE,
+    more_peers=(Peer(DBOS, "peer_dbos.py", CASES, dbos_args),),
+    limit=Limit("two-commit floor", "limit_persistence.py", FLOWKIT_CASES, limit_args),
+    limit_targets=persistence_limit_targets,
+    notes=[
+        *SUITE.notes,
+        "DBOS: a workflow of N no-op steps (each checkpointed) on its SQLite / PostgreSQL system database",
+        "limit: two autocommit single-row UPDATEs per task on the bare DB-API driver, same durability "
+        "settings (limit_persistence.py)",
     ],
 )

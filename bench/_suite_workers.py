@@ -7,7 +7,10 @@ least 5x TaskFlow's throughput; a request's round trip under 2 ms at p50 (one re
 
 from __future__ import annotations
 
-from _suite import Preset, Results, Suite, Target, common_args, figure
+from dataclasses import replace
+
+from _peer import CELERY
+from _suite import Limit, Peer, Preset, Results, Suite, Target, common_args, figure, ratio
 
 CASES = ("unordered", "linear")
 THROUGHPUT_N = 1000
@@ -97,5 +100,68 @@ SUITE = Suite(
         "linear: one request in flight; round trip = atom RUNNING -> SUCCESS in the engine (p50/p99 in "
         ".bench/results-workers.json)",
         "quick: TaskFlow at unordered 200 / linear 50 (the ratio then compares different N)",
+    ],
+)
+
+
+# -- issue 13: close to a raw kombu echo; Celery beside ---------------------------------------------------
+
+RATE_MIN = 5000.0
+P50_RATIO_MAX = 1.3
+P99_RATIO_MAX = 2.0
+
+
+def celery_args(preset: Preset) -> list[str]:
+    """Celery runs the same N as flowkit (it is not slow like TaskFlow), plus its chain."""
+    args = flowkit_args(preset)
+    return [*args[:1], f"{args[1]},chain", *args[2:]] if args[:1] == ["--cases"] else args
+
+
+def workers_limit_targets(ours: Results, limit: Results, others: dict[str, Results]) -> list[Target]:
+    """Issue 13: >= 5,000 tasks/s; round trip p50 <= 1.3x and p99 <= 2x the raw echo in the same run."""
+    rate = figure(ours, "unordered", THROUGHPUT_N, "tasks_per_s")
+    celery = figure(others.get("celery", {}), "unordered", THROUGHPUT_N, "tasks_per_s")
+    celery_p50 = figure(others.get("celery", {}), "linear", ROUND_TRIP_N, "rt_p50_ms")
+    targets = [
+        Target(
+            f"unordered N={THROUGHPUT_N:,} throughput (issue 13)",
+            f"{_fmt(rate, 'tasks/s')} (Celery group {_fmt(celery, 'tasks/s')})",
+            f">= {RATE_MIN:,.0f} tasks/s",
+            None if rate is None else rate >= RATE_MIN,
+            "unordered",
+            THROUGHPUT_N,
+            ">=5k/s",
+        )
+    ]
+    for key, most in (("rt_p50_ms", P50_RATIO_MAX), ("rt_p99_ms", P99_RATIO_MAX)):
+        mine, echo = figure(ours, "linear", ROUND_TRIP_N, key), figure(limit, "linear", ROUND_TRIP_N, key)
+        times = ratio(mine, echo)
+        label = key.removeprefix("rt_").removesuffix("_ms")
+        targets.append(
+            Target(
+                f"round trip {label} vs raw kombu echo (issue 13)",
+                f"{_fmt(times, 'x')} ({_fmt(mine, 'ms')} vs {_fmt(echo, 'ms')}; Celery p50 "
+                f"{_fmt(celery_p50, 'ms')})",
+                f"<= {most:g}x",
+                None if times is None else times <= most,
+                "linear",
+                ROUND_TRIP_N,
+                f"{label}<={most:g}x",
+            )
+        )
+    return targets
+
+
+SUITE = replace(
+    SUITE,
+    more_peers=(Peer(CELERY, "peer_celery.py", (*CASES, "chain"), celery_args),),
+    limit=Limit("raw kombu echo", "limit_workers.py", CASES, flowkit_args),
+    limit_targets=workers_limit_targets,
+    notes=[
+        *SUITE.notes,
+        "Celery: unordered = group(noop x N); linear = N sequential delay().get() (per task, round trip "
+        "p50/p99); chain = chain(noop x N), each link sent by the worker that ran the one before; 2 workers "
+        "--pool threads -c 4, results over rpc:// (peer_celery.py)",
+        "limit: 2 kombu echo processes, no engine (limit_workers.py)",
     ],
 )

@@ -1,12 +1,15 @@
-"""Benchmark driver: flowkit against TaskFlow 6.5.0 in the same run, as a table with ratios and targets.
+"""Benchmark driver: flowkit, its peers and the limit in the same run, as a table with ratios and targets.
 
     .venv/bin/python bench/run.py [--quick] [--full] [--skip-peer | --skip-flowkit | --reuse-peer]
                                   [--suites core] [--cases linear,compile] [--repeat N]
+                                  [--peers taskflow,celery,dbos] [--skip-limit]
 
-Each suite's flowkit script runs in a subprocess of this interpreter (use the repo's ``.venv``), its peer
-script in ``.bench/taskflow-venv`` (created on first use). Both sides run one after the other, never at
-once: the machine has two cores. Results go to ``.bench/results-<suite>.json``. Figures are printed,
-never asserted: a MISSED target does not fail the run; only a side that could not run at all does.
+Each suite's flowkit script and its limit script run in subprocesses of this interpreter (use the repo's
+``.venv``); each peer's script in that peer's ``.bench/<peer>-venv`` (created on first use): TaskFlow
+for every suite, Celery beside the worker suite, DBOS beside the persistence suite. All sides run one
+after the other, never at once: the machine has two cores. Results go to ``.bench/results-<suite>.json``.
+Figures are printed, never asserted: a MISSED target does not fail the run; only a side that could not
+run at all does.
 
 ``--quick``: one repeat, no 10k flows / 100k compile / memory child, peer at N=100 only (about a minute).
 Default: median of 3, every size a target names; the peer takes about 5 minutes.
@@ -33,9 +36,9 @@ import _suite_core
 import _suite_jobboard
 import _suite_persistence
 import _suite_workers
-from _peer import REPO_ROOT, run_json, run_peer
-from _report import report
-from _suite import Preset, Results, Suite, chosen_cases
+from _peer import PEERS, REPO_ROOT, TASKFLOW, run_json, run_peer
+from _report import Column, report
+from _suite import Peer, Preset, Results, Suite, Target, chosen_cases
 
 SUITES: dict[str, Suite] = {
     s.name: s
@@ -55,7 +58,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cases", default=None, help="only these cases (comma separated)")
     p.add_argument("--repeat", type=int, default=None, help="median of N runs (default 3, quick 1)")
     p.add_argument("--no-gc", action="store_true", help="both sides: pause the GC while timing")
+    p.add_argument("--peers", default=",".join(PEERS), help="which peers run; default: %(default)s")
+    p.add_argument("--skip-limit", action="store_true", help="do not measure the limit column")
     args = p.parse_args(argv)
+    unknown_peers = set(args.peers.split(",")) - set(PEERS)
+    if unknown_peers:
+        p.error(f"unknown peer(s) {sorted(unknown_peers)}; known: {sorted(PEERS)}")
     unknown = set(args.suites.split(",")) - set(SUITES)
     if unknown:
         p.error(f"unknown suite(s) {sorted(unknown)}; known: {sorted(SUITES)}")
@@ -66,19 +74,69 @@ def _results_path(suite: Suite) -> Path:
     return RESULTS_DIR / f"results-{suite.name}.json"
 
 
-def _peer_cache(suite: Suite) -> Path:
+def _peer_cache(suite: Suite, key: str = TASKFLOW.key) -> Path:
     """Last successful peer measurement, kept apart so a ``--skip-peer`` run cannot erase it."""
-    return RESULTS_DIR / f"peer-{suite.name}.json"
+    return RESULTS_DIR / (
+        f"peer-{suite.name}.json" if key == TASKFLOW.key else f"peer-{suite.name}-{key}.json"
+    )
 
 
-def _previous_peer(suite: Suite) -> tuple[Results, str] | None:
+def _previous_peer(suite: Suite, key: str = TASKFLOW.key) -> tuple[Results, str] | None:
     """The peer figures last measured for this suite, with when they were measured."""
     try:
-        saved = json.loads(_peer_cache(suite).read_text())
+        saved = json.loads(_peer_cache(suite, key).read_text())
     except (OSError, ValueError):
         return None
-    peer = saved.get("taskflow") or {}
+    peer = saved.get(key) or {}
     return (peer, saved.get("measured_at", "?")) if peer else None
+
+
+def _save_peer(suite: Suite, key: str, results: Results, now: str) -> None:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    _peer_cache(suite, key).write_text(
+        json.dumps({"measured_at": now, "argv": sys.argv[1:], key: results}, indent=2) + "\n"
+    )
+
+
+def _more_peers(
+    suite: Suite, args: argparse.Namespace, preset: Preset, now: str, errors: dict[str, str]
+) -> dict[str, Results]:
+    """Celery, DBOS...: each in its own venv, reused from its cache with ``--reuse-peer``."""
+    out: dict[str, Results] = {}
+    wanted = set(args.peers.split(","))
+    for peer in suite.more_peers:
+        key = peer.env.key
+        previous = _previous_peer(suite, key) if args.reuse_peer else None
+        if previous:
+            out[key] = previous[0]
+            print(f"\n== {suite.name}: {peer.env.label} figures reused from {previous[1]}", file=sys.stderr)
+            continue
+        if args.skip_peer or key not in wanted or not chosen_cases(preset, peer.cases):
+            continue
+        results, err = _side(f"{suite.name}: {peer.env.label}", _peer_runner(peer, preset))
+        if err:
+            errors[key] = err
+        elif results:
+            out[key] = results
+            _save_peer(suite, key, results, now)
+    return out
+
+
+def _peer_runner(peer: Peer, preset: Preset) -> Any:
+    return lambda: run_peer(peer.script, peer.args(preset), env=peer.env)
+
+
+def _limit(suite: Suite, args: argparse.Namespace, preset: Preset, errors: dict[str, str]) -> Results:
+    limit = suite.limit
+    if limit is None or args.skip_limit or not chosen_cases(preset, limit.cases):
+        return {}
+    results, err = _side(
+        f"{suite.name}: limit ({limit.label})",
+        lambda: run_json(sys.executable, limit.script, limit.args(preset)),
+    )
+    if err:
+        errors["limit"] = err
+    return results
 
 
 def _side(label: str, run: Any) -> tuple[Results, str | None]:
@@ -117,17 +175,24 @@ def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
     if previous:
         peer, peer_when = previous
         print(f"\n== {suite.name}: TaskFlow figures reused from {peer_when}", file=sys.stderr)
-    elif suite.peer_script and not args.skip_peer and chosen_cases(preset, suite.peer_cases):
+    elif (
+        suite.peer_script
+        and not args.skip_peer
+        and TASKFLOW.key in args.peers.split(",")
+        and chosen_cases(preset, suite.peer_cases)
+    ):
         script = suite.peer_script
         peer, err = _side(f"{suite.name}: TaskFlow 6.5.0", lambda: run_peer(script, suite.peer_args(preset)))
         if err:
             errors["taskflow"] = err
         elif peer:
-            RESULTS_DIR.mkdir(exist_ok=True)
-            _peer_cache(suite).write_text(
-                json.dumps({"measured_at": now, "argv": sys.argv[1:], "taskflow": peer}, indent=2) + "\n"
-            )
-    targets = [t for t in suite.targets(ours, peer) if preset.cases is None or t.case in preset.cases]
+            _save_peer(suite, TASKFLOW.key, peer, now)
+    others = _more_peers(suite, args, preset, now, errors)
+    limit = _limit(suite, args, preset, errors)
+    all_targets: list[Target] = suite.targets(ours, peer)
+    if suite.limit_targets:
+        all_targets += suite.limit_targets(ours, limit, others)
+    targets = [t for t in all_targets if preset.cases is None or t.case in preset.cases]
     RESULTS_DIR.mkdir(exist_ok=True)
     _results_path(suite).write_text(
         json.dumps(
@@ -142,6 +207,8 @@ def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
                 "platform": platform.platform(),
                 "flowkit": ours,
                 "taskflow": peer,
+                **others,
+                "limit": limit,
                 "errors": errors,
                 "targets": [asdict(t) | {"verdict": t.verdict} for t in targets],
             },
@@ -149,7 +216,11 @@ def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
         )
         + "\n"
     )
-    report(suite.name, _only(ours, preset), _only(peer, preset), targets, suite.notes)
+    columns = [
+        Column(p.env.short, _only(others[p.env.key], preset)) for p in suite.more_peers if p.env.key in others
+    ]
+    limit_column = Column("limit", _only(limit, preset)) if limit else None
+    report(suite.name, _only(ours, preset), _only(peer, preset), targets, suite.notes, columns, limit_column)
     for side, err in errors.items():
         print(f"  {side} did not run: {err}")
     print(f"  saved {_results_path(suite).relative_to(REPO_ROOT)}")

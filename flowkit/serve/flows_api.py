@@ -1,4 +1,4 @@
-"""REST routes and pages of ``flowkit serve``: flows: list with filters and paging, one flow with its graph, live updates (console)."""
+"""REST routes of ``flowkit serve`` for flows: lists with filters and paging, one flow with its graph."""
 
 from __future__ import annotations
 
