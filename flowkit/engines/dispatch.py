@@ -249,7 +249,7 @@ class ThreadDispatcher(ExecutorDispatcher):
             except BaseException:
                 # SystemExit, KeyboardInterrupt: a pool thread cannot act on them, the scheduler
                 # can: the flow reverts and run() raises them in the caller's thread.
-                ok, value = False, Failure()
+                ok, value = False, Failure.from_base_exception()
             put((i, action, ok, value))
 
 

@@ -1,0 +1,81 @@
+"""TaskFlow's exception surface on flowkit's errors: every TaskFlow name, ``cause``,
+``missing_requirements``, and a cycle's message starting as TaskFlow's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowkit import GraphFlow, LinearFlow, Task, engines, exceptions
+from flowkit.exceptions import CycleError, FlowkitError, MissingRequirementError
+
+TASKFLOW_NAMES = [
+    "TaskFlowException", "StorageFailure", "ConductorFailure", "JobFailure", "UnclaimableJob",
+    "ExecutionFailure", "RequestTimeout", "InvalidState", "DependencyFailure", "AmbiguousDependency",
+    "MissingDependencies", "CompilationFailure", "IncompatibleVersion", "Duplicate", "NotFound",
+    "Empty", "MultipleChoices", "InvalidFormat", "DisallowedAccess", "NotImplementedError",
+    "WrappedFailure",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", TASKFLOW_NAMES)
+def test_every_taskflow_exception_name_is_there(name: str) -> None:
+    cls = getattr(exceptions, name)
+    assert isinstance(cls, type) and issubclass(cls, Exception)
+
+
+def test_taskflow_not_implemented_error_is_the_builtin_too() -> None:
+    assert issubclass(exceptions.NotImplementedError, NotImplementedError)
+
+
+def test_cause_is_the_raise_from_cause() -> None:
+    try:
+        try:
+            raise OSError("disk")
+        except OSError as exc:
+            raise exceptions.StorageFailure("cannot save") from exc
+    except FlowkitError as err:
+        assert isinstance(err.cause, OSError)
+    assert FlowkitError("alone").cause is None
+
+
+class Needs(Task):
+    def execute(self, a: Any, b: Any) -> None:
+        pass
+
+
+class NeedsC(Task):
+    def execute(self, c: Any) -> None:
+        pass
+
+
+def test_every_missing_requirement_is_reported_through_cause() -> None:
+    flow = LinearFlow("f").add(Needs("n1"), NeedsC("n2"))
+    with pytest.raises(exceptions.MissingDependencies) as info:
+        engines.load(flow).run()
+    err = info.value
+    assert (err.atom, err.symbol) == ("n1", "a")
+    assert err.missing_requirements == ["a", "b", "c"]
+    assert isinstance(err.cause, MissingRequirementError)
+    assert (err.cause.atom, err.cause.symbol) == ("n1", "b")
+    assert err.cause.cause is not None and err.cause.cause.cause is None
+
+
+def test_a_single_missing_requirement_has_no_cause() -> None:
+    with pytest.raises(MissingRequirementError) as info:
+        engines.load(LinearFlow("f").add(NeedsC("n"))).run()
+    assert info.value.cause is None and info.value.missing_requirements == ["c"]
+
+
+class AtoB(Task):
+    def execute(self, a: Any) -> Any:
+        return a
+
+
+def test_a_cycle_message_starts_as_taskflows_and_names_the_atoms() -> None:
+    flow = GraphFlow("g").add(AtoB("x", provides="b"))
+    with pytest.raises(CycleError) as info:
+        flow.add(AtoB("y", provides="a", rebind=["b"]))
+    assert str(info.value).startswith("No path through the items in the graph produces an ordering")
+    assert "'x'" in str(info.value) and "'y'" in str(info.value)
