@@ -158,6 +158,11 @@ class InvalidFlowError(CompilationError, ValueError):
     Also a ValueError, as TaskFlow raises for the same mistakes."""
 
 
+class InvalidFlowTypeError(InvalidFlowError, TypeError):
+    """An atom's declaration has the wrong type (``provides=object()``, a ``rebind`` that is neither a
+    dict nor a list); also a TypeError, as TaskFlow raises for these."""
+
+
 class NotSerializableError(FlowkitError):
     """An atom or value cannot be pickled (process executor) or stored (persistence)."""
 

@@ -76,7 +76,7 @@ class Task(Atom):
                 revert_rebind,
                 args,
                 "revert",
-                lambda m: InvalidAtomArgumentError(f"task {self.name!r}: revert_{m}"),
+                lambda m: InvalidAtomArgumentError(f"{m} (task {self.name!r}, revert_rebind)"),
             )
         if isinstance(revert_requires, str):  # one symbol, not its characters
             revert_requires = (revert_requires,)
@@ -92,17 +92,12 @@ class Task(Atom):
                     f"(it takes {', '.join(args.positional) or 'no arguments'})"
                 )
             self.revert_inject_kwargs.pop(arg, None)
-            self.revert_rebind.pop(arg, None)
+            self.revert_required_rebind.pop(arg, None)
             self.revert_optional_rebind.pop(arg, None)
             if arg in args.optional:
                 self.revert_optional_rebind[arg] = symbol
             else:
-                self.revert_rebind[arg] = symbol
-
-    @property
-    def revert_optional(self) -> frozenset[str]:
-        """Symbols ``revert`` uses when they are available (TaskFlow's ``revert_optional``)."""
-        return frozenset(self.revert_optional_rebind.values())
+                self.revert_required_rebind[arg] = symbol
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")

@@ -57,9 +57,12 @@ def test_every_missing_requirement_is_reported_through_cause() -> None:
     err = info.value
     assert (err.atom, err.symbol) == ("n1", "a")
     assert err.missing_requirements == ["a", "b", "c"]
-    assert isinstance(err.cause, MissingRequirementError)
-    assert (err.cause.atom, err.cause.symbol) == ("n1", "b")
-    assert err.cause.cause is not None and err.cause.cause.cause is None
+    second = err.cause
+    assert isinstance(second, MissingRequirementError)
+    assert (second.atom, second.symbol) == ("n1", "b")
+    third = second.cause
+    assert isinstance(third, MissingRequirementError) and (third.atom, third.symbol) == ("n2", "c")
+    assert third.cause is None
 
 
 def test_a_single_missing_requirement_has_no_cause() -> None:

@@ -172,14 +172,14 @@ class Boom(Task):
 def test_revert_rebind_and_revert_requires_bind_revert_apart() -> None:
     task = SeparateRevert(rebind=("a",), revert_rebind=("b",))
     assert task.rebind == {"execute_arg": "a"}
-    assert task.revert_rebind == {"revert_arg": "b"}
+    # revert_rebind lists revert's optional parameters too, after the required ones (as TaskFlow)
+    assert task.revert_rebind == {"revert_arg": "b", "optional_arg": "optional_arg"}
     assert task.requires == {"a", "b"}
     task = SeparateRevert(requires=["execute_arg"], revert_requires=["revert_arg"])
-    assert task.revert_rebind == {"revert_arg": "revert_arg"}
+    assert task.revert_rebind == {"revert_arg": "revert_arg", "optional_arg": "optional_arg"}
     task = SeparateRevert(requires="execute_arg", revert_requires="revert_arg")  # a str is one symbol
-    assert task.rebind == {"execute_arg": "execute_arg"} and task.revert_rebind == {
-        "revert_arg": "revert_arg"
-    }
+    assert task.rebind == {"execute_arg": "execute_arg"}
+    assert task.revert_rebind == {"revert_arg": "revert_arg", "optional_arg": "optional_arg"}
     task = SeparateRevert(rebind=("a",), revert_rebind={"revert_arg": "b", "optional_arg": "c"})
     assert task.revert_optional == {"c"}
     SeparateRevert.seen.clear()

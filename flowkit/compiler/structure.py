@@ -72,7 +72,7 @@ class Structure:
                     f"retry controller {node.name!r} must be given as a flow's retry=, not added as a child"
                 )
             nid = self.new_node(node, TASK, retry)
-            return [nid], [nid], set(node.provides), set(node.requires) | set(node.optional)
+            return [nid], [nid], set(node.provides), set(node.requires) | node.optional | node.revert_optional
         return self.build_flow(node, retry)
 
     def build_flow(self, flow: Flow, retry: int) -> tuple[list[int], list[int], set[str], set[str]]:
@@ -169,7 +169,7 @@ def _symbols(flow: Flow, built: list[_Built]) -> tuple[set[str], set[str]]:
     requires: set[str] = set()
     if flow.retry is not None:
         provides.update(flow.retry.provides)
-        requires.update(flow.retry.requires | flow.retry.optional)
+        requires.update(flow.retry.requires | flow.retry.optional | flow.retry.revert_optional)
     for b in built:
         provides |= b[4]
     for b in built:
