@@ -76,6 +76,8 @@ class Storage:
         """Atoms that failed before their execute was called: there is nothing to revert."""
         self.flow_failures: dict[str, Failure] = {}
         """The failures that the flow is reverting (or reverted) because of."""
+        self.progress: dict[int, tuple[float, AtomState, dict[str, Any] | None]] = {}
+        """Progress reported by tasks that report it: (value, the state it was reported in, details)."""
 
     # -- flow ----------------------------------------------------------------------------------------
 
@@ -129,8 +131,39 @@ class Storage:
         self.revert_failures[i] = None
         self.finished_seq[i] = 0
         self.never_started.discard(i)
+        self.progress.pop(i, None)
         if self.states[i] is not AtomState.PENDING:
             self.set_atom_state(i, AtomState.PENDING)
+
+    # -- progress ------------------------------------------------------------------------------------
+
+    def set_task_progress(
+        self, task_name: str, progress: float, details: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a task's reported progress; ``details`` (when given) replace the ones kept, an empty
+        mapping clears them (TaskFlow's ``set_task_progress``)."""
+        i = self._id(task_name)
+        old = self.progress.get(i)
+        kept = old[2] if old is not None else None
+        if details is not None:
+            kept = {"at_progress": progress, "details": dict(details)} if details else None
+        self.progress[i] = (progress, self.states[i], kept)
+
+    def get_task_progress(self, task_name: str) -> float:
+        """1.0 once the task succeeded or was reverted; while it runs (or reverts), what it last
+        reported in that state; else 0.0. Worked out from the state, so the engine writes nothing
+        for the tasks that never report."""
+        i = self._id(task_name)
+        state = self.states[i]
+        if state is AtomState.SUCCESS or state is AtomState.REVERTED:
+            return 1.0
+        reported = self.progress.get(i)
+        return reported[0] if reported is not None and reported[1] is state else 0.0
+
+    def get_task_progress_details(self, task_name: str) -> dict[str, Any] | None:
+        """``{"at_progress": p, "details": {...}}`` of the last report that carried details, else None."""
+        reported = self.progress.get(self._id(task_name))
+        return reported[2] if reported is not None else None
 
     def _id(self, atom_name: str) -> int:
         try:

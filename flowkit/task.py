@@ -118,7 +118,7 @@ class Task(Atom):
         """
         notifier = self.__dict__.get("_notifier")
         if notifier is None:
-            notifier = self.__dict__["_notifier"] = Notifier()
+            notifier = self.__dict__["_notifier"] = _TaskNotifier()
         return notifier
 
     def __getstate__(self) -> dict[str, Any]:
@@ -147,10 +147,30 @@ class Task(Atom):
             ctx.progress(ctx.atom_name, progress)
         notifier = self.__dict__.get("_notifier")
         if notifier is not None and notifier.active:
-            notifier.notify(EVENT_UPDATE_PROGRESS, {"progress": progress})
+            Notifier.notify(notifier, EVENT_UPDATE_PROGRESS, {"progress": progress})
 
     # ``EVENT_UPDATE_PROGRESS`` re-exported for TaskFlow-style ``task.EVENT_UPDATE_PROGRESS``
     EVENT_UPDATE_PROGRESS = EVENT_UPDATE_PROGRESS
+
+
+class _TaskNotifier(Notifier):
+    """A task's notifier: progress a task sends to it directly (``self.notifier.notify(
+    EVENT_UPDATE_PROGRESS, {"progress": p, ...})``, as TaskFlow tasks may) also reaches the engine
+    running the task, details included, as ``update_progress`` does."""
+
+    __slots__ = ()
+
+    def notify(self, event: Any, details: Mapping[str, Any]) -> None:
+        if event == EVENT_UPDATE_PROGRESS and "progress" in details:
+            ctx = context.current()
+            if ctx is not None:
+                progress = float(details["progress"])
+                extra = {k: v for k, v in details.items() if k != "progress"}
+                if extra and ctx.progress_details is not None:
+                    ctx.progress_details(ctx.atom_name, progress, extra)
+                elif ctx.progress is not None:
+                    ctx.progress(ctx.atom_name, progress)
+        super().notify(event, details)
 
 
 class FunctorTask(Task):

@@ -40,7 +40,8 @@ def test_task_notifier_receives_progress_when_executed_directly_and_by_an_engine
     assert seen == [0.0, 0.5, 1.0]
     seen.clear()
     engines.load(LinearFlow("f").add(task), store={"steps": [0.25, 0.75]}).run()
-    assert seen == [0.25, 0.75]
+    # the engine adds 0.0 before execute and 1.0 after it succeeds, as TaskFlow does
+    assert seen == [0.0, 0.25, 0.75, 1.0]
 
 
 def test_progress_out_of_bounds_is_clamped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
