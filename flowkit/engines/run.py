@@ -160,9 +160,11 @@ class Run:
         return {names[i]: f for i, f in enumerate(self.st.failures) if f is not None}
 
     def all_failures(self) -> list[Failure]:
+        """What a run that ended FAILURE raises: the failed reverts first (why the flow could not be
+        reverted, as TaskFlow raises them), then the failures that caused the revert."""
         st = self.st
-        out = list(st.flow_failures.values())
-        out.extend(f for f in st.revert_failures if f is not None)
+        out = [f for f in st.revert_failures if f is not None]
+        out.extend(st.flow_failures.values())
         return out
 
     # -- the whole run --------------------------------------------------------------------------------
