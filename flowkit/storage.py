@@ -45,6 +45,9 @@ class Recorder:
     def retry_changed(self, storage: Storage, i: int) -> None:
         """Retry ``i``'s history changed."""
 
+    def meta_changed(self, storage: Storage, i: int | None, meta: dict[str, Any]) -> None:
+        """Atom ``i``'s metadata (the flow's when ``i`` is None) is now ``meta`` (its whole dict)."""
+
 
 class Storage:
     """State of one flow run; see the module docstring."""
@@ -76,6 +79,9 @@ class Storage:
         """Atoms that failed before their execute was called: there is nothing to revert."""
         self.flow_failures: dict[str, Failure] = {}
         """The failures that the flow is reverting (or reverted) because of."""
+        self.atom_meta: dict[int, dict[str, Any]] = {}
+        """Metadata listeners gave atoms (TaskFlow's ``update_atom_metadata``), saved by the recorder."""
+        self.flow_meta: dict[str, Any] = {}
         self.progress: dict[int, tuple[float, AtomState, dict[str, Any] | None]] = {}
         """Progress reported by tasks that report it: (value, the state it was reported in, details)."""
 
@@ -134,6 +140,23 @@ class Storage:
         self.progress.pop(i, None)
         if self.states[i] is not AtomState.PENDING:
             self.set_atom_state(i, AtomState.PENDING)
+
+    # -- metadata ------------------------------------------------------------------------------------
+
+    def update_atom_metadata(self, atom_name: str, update_with: Mapping[str, Any]) -> None:
+        """Merge ``update_with`` into the atom's metadata and save it (TaskFlow's name; the timing
+        listeners write ``duration``/timestamps here)."""
+        i = self._id(atom_name)
+        meta = self.atom_meta.setdefault(i, {})
+        meta.update(update_with)
+        if self.recorder is not None:
+            self.recorder.meta_changed(self, i, meta)
+
+    def update_flow_metadata(self, update_with: Mapping[str, Any]) -> None:
+        """Merge ``update_with`` into the flow's metadata and save it (TaskFlow's name)."""
+        self.flow_meta.update(update_with)
+        if self.recorder is not None:
+            self.recorder.meta_changed(self, None, self.flow_meta)
 
     # -- progress ------------------------------------------------------------------------------------
 
