@@ -22,6 +22,9 @@ from flowkit.retry import History
 from flowkit.states import AtomState, FlowState, check_atom_transition, check_flow_transition
 
 
+_PROGRESS_DONE = frozenset({AtomState.SUCCESS, AtomState.REVERTED})
+
+
 class Recorder:
     """Where state changes are written before the engine acts on them (persistence).
 
@@ -127,7 +130,16 @@ class Storage:
                     self.finished_seq[i] = 0
                 raise
         self.states[i] = state
+        if self.progress and i in self.progress and state in _PROGRESS_DONE:
+            self._save_progress(i)
         return old
+
+    def _save_progress(self, i: int) -> None:
+        """A task that reported progress ended: its last progress (1.0) and details go into its saved
+        metadata, as TaskFlow keeps them. Written here, in the engine's thread, once per such task;
+        reports themselves arrive in the task's thread and stay in memory."""
+        _value, _state, details = self.progress[i]
+        self.update_atom_metadata(self.compiled.names[i], {"progress": 1.0, "progress_details": details})
 
     def reset_atom(self, i: int) -> None:
         """Forget an atom's outcome so it can run again (a retry's new attempt)."""

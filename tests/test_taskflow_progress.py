@@ -9,6 +9,7 @@ import pytest
 
 from flowkit import LinearFlow, Task, engines
 from flowkit.notifier import EVENT_UPDATE_PROGRESS
+from tests.support.persistence import fresh_backend, saved_flow
 
 
 class Steps(Task):
@@ -81,3 +82,31 @@ def test_progress_while_running_is_the_last_report() -> None:
     engine = engines.load(LinearFlow("f").add(Peek("p")))
     engine.run()
     assert seen == [0.4]
+
+
+def test_a_task_that_reported_progress_has_it_in_its_saved_metadata(tmp_path: object) -> None:
+    backend = fresh_backend(f"sqlite:///{tmp_path}/fk.db")
+    engine = engines.load(
+        LinearFlow("f").add(Steps("t"), WithDetails("w")), store={"steps": 3}, backend=backend
+    )
+    engine.run()
+    saved = saved_flow(backend, engine.storage.flow_uuid)
+    meta = {name: saved.find(engine.storage.get_atom_uuid(name)).meta for name in ("t", "w")}  # type: ignore[union-attr]
+    assert meta["t"] == {"progress": 1.0, "progress_details": None}
+    assert meta["w"] == {
+        "progress": 1.0,
+        "progress_details": {"at_progress": 0.5, "details": {"test": "data"}},
+    }
+
+
+def test_a_task_that_never_reports_gets_no_metadata_write(tmp_path: object) -> None:
+    class Quiet(Task):
+        def execute(self) -> None:
+            pass
+
+    backend = fresh_backend(f"sqlite:///{tmp_path}/fk.db")
+    engine = engines.load(LinearFlow("f").add(Quiet("q")), backend=backend)
+    engine.run()
+    assert engine.storage.get_task_progress("q") == 1.0
+    saved = saved_flow(backend, engine.storage.flow_uuid)
+    assert saved.find(engine.storage.get_atom_uuid("q")).meta == {}  # type: ignore[union-attr]
