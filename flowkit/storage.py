@@ -21,7 +21,6 @@ from flowkit.failure import Failure
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState, check_atom_transition, check_flow_transition
 
-
 _PROGRESS_DONE = frozenset({AtomState.SUCCESS, AtomState.REVERTED})
 
 
