@@ -333,5 +333,12 @@ class Atom:
         """Symbols ``revert`` uses when they are available (TaskFlow's ``revert_optional``)."""
         return frozenset(self.revert_optional_rebind.values())
 
+    #: the atom's version (TaskFlow's ``Atom.version``), shown in ``str()`` and kept with its details
+    version: tuple[int, ...] = (1, 0)
+
+    def __str__(self) -> str:
+        """``"name==1.0"``: the name and version, as TaskFlow prints an atom."""
+        return f'"{self.name}=={".".join(str(v) for v in self.version)}"'
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r}>"
+        return f"<{class_name(self)} {self}>"

@@ -106,9 +106,6 @@ class Task(Atom):
         """Undo ``execute``. The default does nothing: override it when there is something to undo."""
         return None
 
-    version: tuple[int, ...] = (1, 0)
-    """The task's version (TaskFlow's ``Atom.version``): saved with its atom detail by TaskFlow."""
-
     @property
     def notifier(self) -> Notifier:
         """This task's own notifier (TaskFlow's ``Task.notifier``): ``update_progress`` sends

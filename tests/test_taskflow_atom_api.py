@@ -86,3 +86,11 @@ def test_optional_and_revert_optional_are_kept_apart() -> None:
     assert task.optional == {"execute_arg"}
     assert task.revert_optional == {"revert_arg"}
     assert task.revert_rebind == {"revert_arg": "revert_arg"}
+
+
+def test_str_and_repr_show_the_name_and_version_as_taskflow() -> None:
+    task = Three(name="my")
+    assert str(task) == '"my==1.0"'
+    assert repr(task) == f'<{__name__}.Three "my==1.0">'
+    task.version = (2, 1)
+    assert str(task) == '"my==2.1"'
