@@ -503,6 +503,10 @@ class NotImplementedError(FlowkitError, builtins.NotImplementedError):  # TaskFl
     """Something a backend does not offer (TaskFlow's name; also the builtin NotImplementedError)."""
 
 
+class UnknownEngineError(InvalidFlowError, NotFound):
+    """``engines.load(engine=...)`` names no engine flowkit has; also TaskFlow's ``NotFound``."""
+
+
 class InvalidAtomArgumentError(InvalidFlowError, ValueError):
     """An atom's constructor got an argument it cannot use (a functor that is not callable or takes
     the wrong number of arguments, too few ``requires``); a ValueError, as TaskFlow raises."""

@@ -240,6 +240,16 @@ class Storage:
     def get_failure(self, atom_name: str) -> Failure | None:
         return self.failures[self._id(atom_name)]
 
+    def get_execute_failures(self) -> dict[str, Failure]:
+        """Every atom whose execute failed, by name (TaskFlow's ``get_execute_failures``)."""
+        names = self.compiled.names
+        return {names[i]: f for i, f in enumerate(self.failures) if f is not None}
+
+    def get_revert_failures(self) -> dict[str, Failure]:
+        """Every atom whose revert failed, by name (TaskFlow's ``get_revert_failures``)."""
+        names = self.compiled.names
+        return {names[i]: f for i, f in enumerate(self.revert_failures) if f is not None}
+
     def get_revert_failure(self, atom_name: str) -> Failure | None:
         return self.revert_failures[self._id(atom_name)]
 

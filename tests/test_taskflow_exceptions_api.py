@@ -82,3 +82,9 @@ def test_a_cycle_message_starts_as_taskflows_and_names_the_atoms() -> None:
         flow.add(AtoB("y", provides="a", rebind=["b"]))
     assert str(info.value).startswith("No path through the items in the graph produces an ordering")
     assert "'x'" in str(info.value) and "'y'" in str(info.value)
+
+
+def test_an_unknown_engine_is_taskflows_not_found_and_a_value_error() -> None:
+    with pytest.raises(exceptions.NotFound) as info:
+        engines.load(LinearFlow("f"), engine="not_really_any_engine")
+    assert isinstance(info.value, ValueError) and "not_really_any_engine" in str(info.value)

@@ -41,3 +41,17 @@ def test_the_failed_revert_comes_first_and_the_cause_is_kept(engine: str, flow: 
     first = next(f for f in info.value if f.check(RuntimeError))
     assert first.exception_str == "Gotcha!"
     assert "WrappedFailure: [" in str(info.value) and "1 failures" not in str(info.value)
+
+
+def test_storage_lists_execute_and_revert_failures_by_atom() -> None:
+    engine = engines.load(LinearFlow("l").add(Nasty("nasty"), Failing("fail")))
+    with pytest.raises(WrappedFailure):
+        engine.run()
+    assert [(n, f.exception_str) for n, f in engine.storage.get_execute_failures().items()] == [
+        ("fail", "Woot!")
+    ]
+    assert [(n, f.exception_str) for n, f in engine.storage.get_revert_failures().items()] == [
+        ("nasty", "Gotcha!")
+    ]
+    revert_result = engine.storage.get_revert_result("nasty")
+    assert revert_result is not None and revert_result.check(RuntimeError)
