@@ -168,3 +168,38 @@ def test_logging_listener_with_taskflows_log_keyword_logs_everything_at_one_leve
     with caplog.at_level(logging.DEBUG, logger="test.tf_style"), listener:
         engine.run()
     assert {r.levelno for r in caplog.records if r.name == "test.tf_style"} == {logging.INFO}
+
+
+def test_printing_listener_called_as_taskflow_does_prints_taskflows_sentences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flowkit.listeners import printing
+
+    engine = engines.load(LinearFlow("f").add(Five("t"), Boom("b")))
+    with printing.PrintingListener(engine), pytest.raises(RuntimeError):
+        engine.run()
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    uuid = engine.storage.get_atom_uuid("t")
+    assert lines[0] == (
+        f"{engine} has moved flow 'f' ({engine.storage.flow_uuid}) into state 'RUNNING' from state 'PENDING'"
+    )
+    assert f"{engine} has moved task 't' ({uuid}) into state 'RUNNING' from state 'PENDING'" in lines
+    assert (
+        f"{engine} has moved task 't' ({uuid}) into state 'SUCCESS' from state 'RUNNING' "
+        "with result '5' (failure=False)"
+    ) in lines
+    assert any("into state 'FAILURE'" in ln and "(failure=True)" in ln for ln in lines)
+    assert "RuntimeError: boom" in out.out  # the failed task's traceback follows its line
+    assert out.err == ""
+
+
+def test_printing_listener_with_taskflows_stderr_and_listen_for(capsys: pytest.CaptureFixture[str]) -> None:
+    from flowkit.listeners import printing
+
+    engine = engines.load(LinearFlow("f").add(Five("t")))
+    with printing.PrintingListener(engine, task_listen_for=["SUCCESS"], flow_listen_for=[], stderr=True):
+        engine.run()
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert [ln.split(" has moved ")[1][:4] for ln in out.err.splitlines()] == ["task"]
