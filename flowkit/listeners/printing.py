@@ -43,7 +43,8 @@ class PrintingListener(Listener):
     task's traceback after its line::
 
         <engine> has moved flow 'f' (uuid) into state 'RUNNING' from state 'PENDING'
-        <engine> has moved task 't' (uuid) into state 'SUCCESS' from state 'RUNNING' with result '5' (failure=False)
+        <engine> has moved task 't' (uuid) into state 'SUCCESS' from state 'RUNNING' with result '5'
+        (failure=False)
     """
 
     def __init__(
