@@ -14,8 +14,9 @@ constructor arguments in ``self.args`` so the default ``__reduce__`` rebuilds it
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from flowkit.failure import Failure
@@ -26,7 +27,27 @@ def _quote(names: Iterable[str]) -> str:
 
 
 class FlowkitError(Exception):
-    """Root of every error flowkit raises itself."""
+    """Root of every error flowkit raises itself.
+
+    ``cause=`` (TaskFlow's keyword) records the error this one is raised because of; with it,
+    ``str()`` shows the whole chain as :meth:`pformat` does.
+    """
+
+    def __init__(self, *args: Any, cause: BaseException | None = None) -> None:
+        super().__init__(*args)
+        if cause is not None:
+            self._cause = cause
+
+    def __str__(self) -> str:
+        if self.__dict__.get("_cause") is not None and type(self).__str__ is FlowkitError.__str__:
+            return self.pformat()
+        return super().__str__()
+
+    def pformat(self, indent: int = 2, indent_text: str = " ", show_root_class: bool = False) -> str:
+        """The message, then each ``cause`` one indent deeper (TaskFlow's ``pformat``)."""
+        from flowkit.exception_chain import format_chain  # only when asked: most errors never are
+
+        return format_chain(self, indent, indent_text, show_root_class)
 
     @property
     def cause(self) -> BaseException | None:
@@ -112,7 +133,9 @@ class MissingRequirementError(CompilationError):
         self.atom = atom
         self.symbol = symbol
         self.not_before = list(not_before)
-        self._cause = cause
+        self._next = cause
+        if cause is not None:
+            self._cause = cause
 
     @property
     def missing_requirements(self) -> list[str]:
@@ -123,7 +146,7 @@ class MissingRequirementError(CompilationError):
         while err is not None:
             if err.symbol not in out:
                 out.append(err.symbol)
-            err = err._cause
+            err = err._next
         return out
 
     def __str__(self) -> str:
@@ -440,6 +463,17 @@ class NoWorkerAvailable(WorkerError):
 
 class InvalidMessageError(WorkerError):
     """A message on the wire does not match the protocol schema."""
+
+
+def raise_with_cause(exc_cls: type[FlowkitError], message: str, *args: Any, **kwargs: Any) -> NoReturn:
+    """Raise ``exc_cls(message, ...)`` caused by ``cause=`` or, without it, by the exception being
+    handled now (TaskFlow's helper): both ``err.cause`` and ``err.__cause__`` are set."""
+    if not (isinstance(exc_cls, type) and issubclass(exc_cls, FlowkitError)):
+        raise InvalidFlowError(f"raise_with_cause needs a flowkit error class, got {exc_cls!r}")
+    cause = kwargs.pop("cause", None)
+    if cause is None:
+        cause = sys.exception()
+    raise exc_cls(message, *args, cause=cause, **kwargs) from cause
 
 
 def details_of(exc: BaseException) -> dict[str, Any]:

@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "foundation": (
         (
             "flowkit.exceptions",
+            "flowkit.exception_chain",
             "flowkit.failure",
             "flowkit.states",
             "flowkit.notifier",
@@ -61,7 +62,14 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
     "applications": (
-        ("flowkit.cli", "flowkit.demo", "flowkit.__main__", "flowkit.conductors", "flowkit.serve", "conductor"),
+        (
+            "flowkit.cli",
+            "flowkit.demo",
+            "flowkit.__main__",
+            "flowkit.conductors",
+            "flowkit.serve",
+            "conductor",
+        ),
         (
             "foundation",
             "sql",

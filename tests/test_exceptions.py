@@ -77,7 +77,12 @@ ALL = _module_exceptions()
 
 
 def _has_own_init(cls: type[BaseException]) -> bool:
-    return any("__init__" in vars(c) for c in cls.__mro__ if c.__module__ == exceptions.__name__)
+    # FlowkitError's own __init__ takes any arguments (and TaskFlow's cause=): not a signature to fill
+    return any(
+        "__init__" in vars(c)
+        for c in cls.__mro__
+        if c.__module__ == exceptions.__name__ and c is not exceptions.FlowkitError
+    )
 
 
 def _make(cls: type[BaseException]) -> BaseException:

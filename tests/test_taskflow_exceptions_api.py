@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pytest
@@ -88,3 +89,47 @@ def test_an_unknown_engine_is_taskflows_not_found_and_a_value_error() -> None:
     with pytest.raises(exceptions.NotFound) as info:
         engines.load(LinearFlow("f"), engine="not_really_any_engine")
     assert isinstance(info.value, ValueError) and "not_really_any_engine" in str(info.value)
+
+
+def test_cause_keyword_is_kept_shown_by_str_and_survives_pickling() -> None:
+    err = exceptions.TaskFlowException("broken", cause=OSError("dead"))
+    assert isinstance(err.cause, OSError)
+    assert str(err) == "broken\n  OSError: dead"
+    copy = pickle.loads(pickle.dumps(err))
+    assert isinstance(copy.cause, OSError) and str(copy.cause) == "dead"
+
+
+def test_raise_with_cause_chains_the_exception_being_handled() -> None:
+    with pytest.raises(exceptions.TaskFlowException) as info:
+        try:
+            try:
+                raise OSError("Didn't work")
+            except OSError:
+                exceptions.raise_with_cause(exceptions.TaskFlowException, "It didn't go so well")
+        except exceptions.TaskFlowException:
+            exceptions.raise_with_cause(exceptions.StorageFailure, "I Failed")
+    err = info.value
+    assert isinstance(err, exceptions.StorageFailure)
+    assert err.__cause__ is err.cause and isinstance(err.cause, FlowkitError)
+    assert isinstance(err.cause.cause, OSError)
+    text = err.pformat(show_root_class=True)
+    assert text.splitlines() == [
+        "StorageError: I Failed",
+        "  FlowkitError: It didn't go so well",
+        "    OSError: Didn't work",
+    ]
+    assert str(err) == err.pformat()
+
+
+def test_pformat_refuses_a_negative_indent_and_stops_on_a_loop() -> None:
+    with pytest.raises(ValueError):
+        FlowkitError("x").pformat(indent=-1)
+    first = FlowkitError("a")
+    second = FlowkitError("b", cause=first)
+    first._cause = second  # a loop
+    assert first.pformat().splitlines() == ["a", "  FlowkitError: b"]
+
+
+def test_raise_with_cause_needs_a_flowkit_error_class() -> None:
+    with pytest.raises(ValueError):
+        exceptions.raise_with_cause(KeyError, "no")  # type: ignore[arg-type]
