@@ -306,9 +306,12 @@ class Storage:
         )
 
     def fetch_all(self) -> dict[str, Any]:
-        """Every symbol with a value: the store, overridden by what atoms provided."""
+        """Every symbol with a value: the store, overridden by what atoms provided; atoms' symbols in
+        the order the atoms run (as TaskFlow lists them)."""
         out = dict(self.store)
-        for symbol in self.providers():
+        c = self.compiled
+        symbols = dict.fromkeys(s for i in c.order for s in c.atoms[i].save_as)
+        for symbol in symbols:
             try:
                 out[symbol] = self.fetch(symbol)
             except FlowkitError:
