@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import InvalidFlowError, InvalidFlowTypeError
 from flowkit.names import check_name
 
 #: ``provides`` as given by a user: one name, names by position, or names by dict key.
 ProvidesSpec = str | tuple[str, ...] | list[str] | set[str] | frozenset[str] | None
 RebindSpec = Mapping[str, str] | Iterable[str] | None
 
-_WHOLE = object()  # extractor key meaning "the whole result"
+_WHOLE = None  # extractor key meaning "the whole result" (TaskFlow's ``save_as`` value for it)
 
 
 class Names(AbstractSet[str]):
@@ -104,10 +104,14 @@ def rebind_pairs(
     exception for a list longer than ``method`` takes (it gets the message without the atom's name)."""
     if isinstance(rebind, Mapping):
         return list(rebind.items())
+    if not isinstance(rebind, list | tuple):
+        raise InvalidFlowTypeError(
+            f"Invalid rebind value {rebind!r} ({type(rebind).__name__}): give a dict or a list of symbols"
+        )
     names = list(rebind)
     if len(names) > len(args.positional) and not args.takes_kwargs:
         raise error(
-            f"rebind lists {len(names)} symbols but {method} takes "
+            f"Extra arguments given: rebind lists {len(names)} symbols but {method} takes "
             f"{len(args.positional)} arguments ({', '.join(args.positional) or 'none'})"
         )
     extra = names[len(args.positional) :]
@@ -157,8 +161,8 @@ def _normalize_provides(atom_name: str, provides: ProvidesSpec) -> dict[str, Any
             if not isinstance(name, str):
                 raise InvalidFlowError(f"atom {atom_name!r}: provides entries must be str, got {name!r}")
         return {name: name for name in sorted(provides)}
-    raise InvalidFlowError(
-        f"atom {atom_name!r}: provides must be a str, a tuple/list or a set of str, got {provides!r}"
+    raise InvalidFlowTypeError(
+        f"Atom provides must be a str, a tuple/list or a set of str (atom {atom_name!r}), got {provides!r}"
     )
 
 
@@ -197,6 +201,9 @@ class Atom:
     """
 
     default_provides: ProvidesSpec = None
+    #: a Task's own notifier once something asked for it (see ``Task.notifier``); None on the class so
+    #: that the engine's check per call is one attribute read
+    _notifier: Any = None
     #: parameters of execute/revert that the engine fills itself, not from storage
     _special_args: frozenset[str] = frozenset()
     _revert_special_args: frozenset[str] = frozenset({"result", "flow_failures"})
@@ -243,37 +250,41 @@ class Atom:
         mapping: dict[str, str] = {**args.required, **args.optional}
         if rebind is not None:
             items = rebind_pairs(
-                rebind, args, "execute", lambda m: InvalidFlowError(f"atom {self.name!r}: {m}")
+                rebind, args, "execute", lambda m: InvalidFlowError(f"{m} (atom {self.name!r})")
             )
             for arg, symbol in items:
                 if arg not in mapping and not args.takes_kwargs:
                     raise InvalidFlowError(
-                        f"atom {self.name!r}: rebind names argument {arg!r}, which execute does not take "
-                        f"(it takes {', '.join(args.positional) or 'no arguments'})"
+                        f"Extra arguments given to atom {self.name!r}: rebind names argument {arg!r}, "
+                        f"which execute does not take (it takes {', '.join(args.positional) or 'nothing'})"
                     )
                 if not isinstance(symbol, str):
                     raise InvalidFlowError(f"atom {self.name!r}: rebind target must be a str, got {symbol!r}")
                 mapping[arg] = symbol
+        explicit: set[str] = set()  # optional parameters that ``requires`` makes required
         for symbol in requires or ():
             if symbol not in mapping:
                 if not args.takes_kwargs and symbol not in args.positional:
                     raise InvalidFlowError(
-                        f"atom {self.name!r} requires {symbol!r}, but execute neither takes an argument "
-                        f"of that name nor **kwargs"
+                        f"Extra arguments given to atom {self.name!r}: requires names {symbol!r}, but "
+                        f"execute neither takes an argument of that name nor **kwargs"
                     )
                 mapping[symbol] = symbol
+            elif symbol in args.optional:
+                explicit.add(symbol)
         # ``inject`` is keyed by symbol (as in TaskFlow): an injected symbol is bound from it,
         # not from storage; keys that no argument is bound to are ignored.
         inject = self.inject
         #: parameter -> injected value, for execute
         self.inject_kwargs: dict[str, Any] = {a: inject[s] for a, s in mapping.items() if s in inject}
+        optional = {a for a in args.optional if a not in explicit}
         #: parameter -> symbol, for parameters that must be bound
-        self.rebind: dict[str, str] = {
-            a: s for a, s in mapping.items() if a not in args.optional and s not in inject
+        self.required_rebind: dict[str, str] = {
+            a: s for a, s in mapping.items() if a not in optional and s not in inject
         }
         #: parameter -> symbol, for parameters that have defaults (bound only when available)
         self.optional_rebind: dict[str, str] = {
-            a: s for a, s in mapping.items() if a in args.optional and s not in inject
+            a: s for a, s in mapping.items() if a in optional and s not in inject
         }
 
         revert_args, revert_params = _arguments(self._revert_callable(), self._revert_special_args)
@@ -282,7 +293,7 @@ class Atom:
         self._revert_wants: frozenset[str] = frozenset(
             n for n in self._revert_special_args if n in revert_params or revert_args.takes_kwargs
         )
-        self.revert_rebind: dict[str, str] = {}
+        self.revert_required_rebind: dict[str, str] = {}
         self.revert_optional_rebind: dict[str, str] = {}
         #: parameter -> injected value, for revert
         self.revert_inject_kwargs: dict[str, Any] = {}
@@ -292,19 +303,42 @@ class Atom:
                 self.revert_inject_kwargs[arg] = inject[symbol]
                 continue
             if arg in revert_args.required:
-                self.revert_rebind[arg] = symbol
+                self.revert_required_rebind[arg] = symbol
             else:
                 self.revert_optional_rebind[arg] = symbol
 
     @property
+    def rebind(self) -> dict[str, str]:
+        """``execute``'s parameter -> symbol, required ones first, then those with defaults
+        (TaskFlow's ``rebind``); injected parameters are not listed."""
+        return {**self.required_rebind, **self.optional_rebind}
+
+    @property
+    def revert_rebind(self) -> dict[str, str]:
+        """``revert``'s parameter -> symbol (TaskFlow's ``revert_rebind``), as :attr:`rebind`."""
+        return {**self.revert_required_rebind, **self.revert_optional_rebind}
+
+    @property
     def requires(self) -> frozenset[str]:
-        """Symbols this atom cannot run without."""
-        return frozenset(self.rebind.values()) | frozenset(self.revert_rebind.values())
+        """Symbols this atom cannot run without (for execute or for revert)."""
+        return frozenset(self.required_rebind.values()) | frozenset(self.revert_required_rebind.values())
 
     @property
     def optional(self) -> frozenset[str]:
-        """Symbols this atom uses when some atom or the store provides them."""
-        return frozenset(self.optional_rebind.values()) | frozenset(self.revert_optional_rebind.values())
+        """Symbols ``execute`` uses when some atom or the store provides them (TaskFlow's ``optional``)."""
+        return frozenset(self.optional_rebind.values())
+
+    @property
+    def revert_optional(self) -> frozenset[str]:
+        """Symbols ``revert`` uses when they are available (TaskFlow's ``revert_optional``)."""
+        return frozenset(self.revert_optional_rebind.values())
+
+    #: the atom's version (TaskFlow's ``Atom.version``), shown in ``str()`` and kept with its details
+    version: tuple[int, ...] = (1, 0)
+
+    def __str__(self) -> str:
+        """``"name==1.0"``: the name and version, as TaskFlow prints an atom."""
+        return f'"{self.name}=={".".join(str(v) for v in self.version)}"'
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r}>"
+        return f"<{class_name(self)} {self}>"

@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 ProgressSink = Callable[[str, float], None]
+DetailsSink = Callable[[str, float, dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,8 @@ class AtomContext:
     atom_uuid: str
     """Stable for the atom within its flow detail: use it as an idempotency key."""
     progress: ProgressSink | None = None
+    progress_details: DetailsSink | None = None
+    """Where progress reported with details goes (the engine's storage); None out of the engine's process."""
 
     def __getstate__(self) -> tuple[str, str]:
         return (self.atom_name, self.atom_uuid)  # the sink stays in the engine's process
@@ -33,6 +37,7 @@ class AtomContext:
         object.__setattr__(self, "atom_name", state[0])
         object.__setattr__(self, "atom_uuid", state[1])
         object.__setattr__(self, "progress", None)
+        object.__setattr__(self, "progress_details", None)
 
 
 _current: contextvars.ContextVar[AtomContext | None] = contextvars.ContextVar("flowkit_atom", default=None)

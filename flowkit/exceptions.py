@@ -13,8 +13,10 @@ constructor arguments in ``self.args`` so the default ``__reduce__`` rebuilds it
 
 from __future__ import annotations
 
+import builtins
+import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from flowkit.failure import Failure
@@ -25,7 +27,35 @@ def _quote(names: Iterable[str]) -> str:
 
 
 class FlowkitError(Exception):
-    """Root of every error flowkit raises itself."""
+    """Root of every error flowkit raises itself.
+
+    ``cause=`` (TaskFlow's keyword) records the error this one is raised because of; with it,
+    ``str()`` shows the whole chain as :meth:`pformat` does.
+    """
+
+    def __init__(self, *args: Any, cause: BaseException | None = None) -> None:
+        super().__init__(*args)
+        if cause is not None:
+            self._cause = cause
+
+    def __str__(self) -> str:
+        if self.__dict__.get("_cause") is not None and type(self).__str__ is FlowkitError.__str__:
+            return self.pformat()
+        return super().__str__()
+
+    def pformat(self, indent: int = 2, indent_text: str = " ", show_root_class: bool = False) -> str:
+        """The message, then each ``cause`` one indent deeper (TaskFlow's ``pformat``)."""
+        from flowkit.exception_chain import format_chain  # only when asked: most errors never are
+
+        return format_chain(self, indent, indent_text, show_root_class)
+
+    @property
+    def cause(self) -> BaseException | None:
+        """The error this one was raised because of (TaskFlow's ``cause``): one given explicitly
+        (as :class:`MissingRequirementError` does to chain the next missing requirement), else the
+        ``raise ... from`` cause."""
+        explicit = self.__dict__.get("_cause")
+        return explicit if explicit is not None else self.__cause__
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -72,7 +102,10 @@ class DuplicateNameError(CompilationError):
 
 
 class CycleError(CompilationError):
-    """The dependencies of the flow form a cycle; ``cycle`` lists the atoms on it in order."""
+    """The dependencies of the flow form a cycle; ``cycle`` lists the atoms on it in order.
+
+    The message starts as TaskFlow's does ("No path through the items in the graph produces an
+    ordering") and then names the atoms on the cycle."""
 
     def __init__(self, cycle: Sequence[str]) -> None:
         super().__init__(list(cycle))
@@ -80,17 +113,41 @@ class CycleError(CompilationError):
 
     def __str__(self) -> str:
         path = " -> ".join(repr(n) for n in [*self.cycle, self.cycle[0]]) if self.cycle else "?"
-        return f"dependency cycle between atoms: {path}"
+        return (
+            "No path through the items in the graph produces an ordering that will allow for "
+            f"logical completion: dependency cycle between atoms: {path}"
+        )
 
 
 class MissingRequirementError(CompilationError):
     """An atom requires a symbol that nothing before it provides and the store does not hold."""
 
-    def __init__(self, atom: str, symbol: str, not_before: Sequence[str] = ()) -> None:
-        super().__init__(atom, symbol, list(not_before))
+    def __init__(
+        self,
+        atom: str,
+        symbol: str,
+        not_before: Sequence[str] = (),
+        cause: MissingRequirementError | None = None,
+    ) -> None:
+        super().__init__(atom, symbol, list(not_before), cause)
         self.atom = atom
         self.symbol = symbol
         self.not_before = list(not_before)
+        self._next = cause
+        if cause is not None:
+            self._cause = cause
+
+    @property
+    def missing_requirements(self) -> list[str]:
+        """Every symbol missing, this one first, then those of the errors chained as ``cause``
+        (TaskFlow's attribute of the same name)."""
+        out: list[str] = []
+        err: MissingRequirementError | None = self
+        while err is not None:
+            if err.symbol not in out:
+                out.append(err.symbol)
+            err = err._next
+        return out
 
     def __str__(self) -> str:
         text = (
@@ -122,6 +179,11 @@ class AmbiguousProviderError(CompilationError):
 class InvalidFlowError(CompilationError, ValueError):
     """A flow, atom or link was declared wrongly (bad argument, unknown node, bad decider depth...).
     Also a ValueError, as TaskFlow raises for the same mistakes."""
+
+
+class InvalidFlowTypeError(InvalidFlowError, TypeError):
+    """An atom's declaration has the wrong type (``provides=object()``, a ``rebind`` that is neither a
+    dict nor a list); also a TypeError, as TaskFlow raises for these."""
 
 
 class NotSerializableError(FlowkitError):
@@ -165,15 +227,30 @@ class NotFound(FlowkitError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+def _flatten(failures: Iterable[Failure]) -> list[Failure]:
+    """The failures, with each one that captured a WrappedFailure replaced by the failures it holds,
+    so that a revert failing inside a flow that failed is one list, not nested wrappers."""
+    out: list[Failure] = []
+    for failure in failures:
+        inner = failure.exception
+        if isinstance(inner, WrappedFailure) and not isinstance(inner, RemoteError) and inner.failures:
+            out.extend(inner.failures)
+        else:
+            out.append(failure)
+    return out
+
+
 class WrappedFailure(FlowkitError):
     """Several failures at once (parallel atoms failing together, or a revert that failed too).
 
-    Iterating yields each :class:`~flowkit.failure.Failure`.
+    Iterating yields each :class:`~flowkit.failure.Failure`; a failure that itself captured a
+    WrappedFailure is replaced by the failures that one held (one flat list, as in TaskFlow).
     """
 
-    def __init__(self, failures: Sequence[Failure]) -> None:
-        super().__init__(list(failures))
-        self.failures = list(failures)
+    def __init__(self, failures: Iterable[Failure]) -> None:
+        flat = _flatten(failures)
+        super().__init__(flat)
+        self.failures = flat
 
     def __iter__(self) -> Iterator[Failure]:
         return iter(self.failures)
@@ -181,26 +258,37 @@ class WrappedFailure(FlowkitError):
     def __len__(self) -> int:
         return len(self.failures)
 
-    def check(self, *exc_types: type[BaseException] | str) -> Failure | None:
-        """Return the first wrapped failure of one of ``exc_types``, or None."""
+    def check(self, *exc_types: type[BaseException] | str) -> type[BaseException] | str | None:
+        """The first of ``exc_types`` that one of the wrapped failures is an instance of, else None
+        (as ``Failure.check``; iterate to get the failure itself)."""
         for failure in self.failures:
-            if failure.check(*exc_types):
-                return failure
+            found = failure.check(*exc_types)
+            if found is not None:
+                return found
         return None
 
     def __str__(self) -> str:
+        """``WrappedFailure: [Failure: RuntimeError: boom (atom 'a'), ...]``: TaskFlow's form, with
+        the atom that failed named when the engine recorded it."""
         parts = []
         for f in self.failures:
-            where = f" in {f.atom_name!r}" if getattr(f, "atom_name", None) else ""
-            parts.append(f"{f.exception_str}{where}")
-        return f"{len(self.failures)} failures: " + "; ".join(parts)
+            where = f" (atom {f.atom_name!r})" if getattr(f, "atom_name", None) else ""
+            parts.append(f"{f}{where}")
+        return f"WrappedFailure: [{', '.join(parts)}]"
 
 
-class RemoteError(FlowkitError):
-    """A task failed in another process or machine with an exception that could not be rebuilt here."""
+class RemoteError(WrappedFailure):
+    """A task failed in another process or machine with an exception that could not be rebuilt here.
 
-    def __init__(self, type_name: str, message: str, traceback_str: str = "") -> None:
-        super().__init__(type_name, message, traceback_str)
+    A :class:`WrappedFailure` of that one failure (when it is known), as TaskFlow re-raises a failure
+    without its exception; ``type_name``, ``message`` and ``traceback_str`` give its facts.
+    """
+
+    def __init__(
+        self, type_name: str, message: str, traceback_str: str = "", failure: Failure | None = None
+    ) -> None:
+        FlowkitError.__init__(self, type_name, message, traceback_str, failure)
+        self.failures = [failure] if failure is not None else []
         self.type_name = type_name
         self.message = message
         self.traceback_str = traceback_str
@@ -377,6 +465,17 @@ class InvalidMessageError(WorkerError):
     """A message on the wire does not match the protocol schema."""
 
 
+def raise_with_cause(exc_cls: type[FlowkitError], message: str, *args: Any, **kwargs: Any) -> NoReturn:
+    """Raise ``exc_cls(message, ...)`` caused by ``cause=`` or, without it, by the exception being
+    handled now (TaskFlow's helper): both ``err.cause`` and ``err.__cause__`` are set."""
+    if not (isinstance(exc_cls, type) and issubclass(exc_cls, FlowkitError)):
+        raise InvalidFlowError(f"raise_with_cause needs a flowkit error class, got {exc_cls!r}")
+    cause = kwargs.pop("cause", None)
+    if cause is None:
+        cause = sys.exception()
+    raise exc_cls(message, *args, cause=cause, **kwargs) from cause
+
+
 def details_of(exc: BaseException) -> dict[str, Any]:
     """Structured fields of a flowkit error (for logs and JSON), empty for others."""
     return {k: v for k, v in vars(exc).items() if not k.startswith("_")}
@@ -392,6 +491,11 @@ def details_of(exc: BaseException) -> dict[str, Any]:
 
 class InvalidFormat(FlowkitError, ValueError):
     """Data is not in the expected format: a failure dict read back, a backend's settings dict."""
+
+
+class NotAFailureError(FlowkitError, TypeError):
+    """``Failure()`` was given no exception, or one that is not a task's failure (SystemExit,
+    KeyboardInterrupt, GeneratorExit); a TypeError, as TaskFlow raises."""
 
 
 class NotifierRegistrationError(FlowkitError, TypeError, ValueError):
@@ -411,6 +515,30 @@ StorageFailure = StorageError
 JobFailure = JobBoardError
 UnclaimableJob = UnclaimableJobError
 ConductorFailure = ConductorError
+
+
+class IncompatibleVersion(FlowkitError):
+    """Stored data was written by a version this one cannot read (TaskFlow's name)."""
+
+
+class Empty(FlowkitError):
+    """Nothing is there to take (TaskFlow's name)."""
+
+
+class MultipleChoices(FlowkitError):
+    """Several choices match where one was expected (TaskFlow's name)."""
+
+
+class DisallowedAccess(FlowkitError):
+    """An operation on a record is not allowed in its state (TaskFlow's name)."""
+
+
+class NotImplementedError(FlowkitError, builtins.NotImplementedError):  # TaskFlow's name
+    """Something a backend does not offer (TaskFlow's name; also the builtin NotImplementedError)."""
+
+
+class UnknownEngineError(InvalidFlowError, NotFound):
+    """``engines.load(engine=...)`` names no engine flowkit has; also TaskFlow's ``NotFound``."""
 
 
 class InvalidAtomArgumentError(InvalidFlowError, ValueError):

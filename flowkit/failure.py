@@ -19,7 +19,7 @@ from traceback import format_tb
 from types import TracebackType
 from typing import Any, NoReturn, Self
 
-from flowkit.exceptions import FlowkitError, InvalidFormat, RemoteError, WrappedFailure
+from flowkit.exceptions import FlowkitError, InvalidFormat, NotAFailureError, RemoteError, WrappedFailure
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
@@ -153,6 +153,22 @@ def _unpickled(data: bytes | None) -> BaseException | None:
     return exc if isinstance(exc, BaseException) else None
 
 
+def _exc_info_of(exc_info: ExcInfo | None) -> ExcInfo:
+    """``exc_info`` checked, or the exception being handled now."""
+    if exc_info is None:
+        exc = sys.exception()
+        if exc is None:
+            raise NotAFailureError(
+                "Failure() needs an exception: call it inside an except block or use Failure.from_exception"
+            )
+        return (type(exc), exc, exc.__traceback__)
+    if len(exc_info) != 3:
+        raise InvalidFormat(f"exc_info must be (type, exception, traceback), got {exc_info!r}")
+    if not isinstance(exc_info[1], BaseException):
+        raise NotAFailureError(f"exc_info holds no exception: {exc_info!r}")
+    return exc_info
+
+
 class Failure:
     """One exception: its type names, message, traceback text and cause, plus the live object if any."""
 
@@ -173,17 +189,26 @@ class Failure:
         if kwargs:
             self._from_kwargs(exc_info, kwargs)
             return
-        if exc_info is None:
-            exc = sys.exception()
-            if exc is None:
-                raise FlowkitError(
-                    "Failure() needs an exception: call it inside an except block "
-                    "or use Failure.from_exception"
-                )
-            exc_info = (type(exc), exc, exc.__traceback__)
-        elif len(exc_info) != 3:
-            raise InvalidFormat(f"exc_info must be (type, exception, traceback), got {exc_info!r}")
+        exc_info = _exc_info_of(exc_info)
+        if not isinstance(exc_info[1], Exception):
+            raise NotAFailureError(
+                f"{exc_info[0].__name__} is not a task failure: Failure() captures an Exception "
+                "(SystemExit, KeyboardInterrupt and GeneratorExit are left to propagate)"
+            )
         self._capture(exc_info, set())
+
+    @classmethod
+    def from_base_exception(cls, exc_info: ExcInfo | None = None) -> Self:
+        """Capture any exception, SystemExit and KeyboardInterrupt included (the current one when
+        ``exc_info`` is None).
+
+        For the engine's pool threads: such an exception raised by a task cannot be acted on there,
+        so it travels to the scheduler as a failure, the flow is reverted, and ``run()`` raises it
+        again in the caller's thread. Code capturing a task's error uses ``Failure()``.
+        """
+        failure = object.__new__(cls)
+        failure._capture(_exc_info_of(exc_info), set())
+        return failure
 
     def _from_kwargs(self, exc_info: ExcInfo | None, kwargs: dict[str, Any]) -> None:
         unknown = [k for k in kwargs if k not in _KWARGS]
@@ -204,9 +229,9 @@ class Failure:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Self:
-        """Capture ``exc`` (with its traceback, if it was raised)."""
+        """Capture ``exc`` (with its traceback, if it was raised); as ``Failure()``, only an Exception."""
         if not isinstance(exc, BaseException):
-            raise FlowkitError(f"Failure.from_exception needs an exception, got {exc!r}")
+            raise NotAFailureError(f"Failure.from_exception needs an exception, got {exc!r}")
         return cls(exc_info=(type(exc), exc, exc.__traceback__))
 
     def _capture(self, exc_info: ExcInfo, seen: set[int]) -> None:
@@ -336,7 +361,7 @@ class Failure:
             tb = self._exc_info[2] if self._exc_info is not None else None
             raise self._exception.with_traceback(tb)
         type_name = self._exc_type_names[0] if self._exc_type_names else "builtins.Exception"
-        raise RemoteError(type_name, self._exception_str, self._traceback_str)
+        raise RemoteError(type_name, self._exception_str, self._traceback_str, self)
 
     @staticmethod
     def reraise_if_any(failures: Iterable[Failure]) -> None:

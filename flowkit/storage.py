@@ -21,6 +21,8 @@ from flowkit.failure import Failure
 from flowkit.retry import History
 from flowkit.states import AtomState, FlowState, check_atom_transition, check_flow_transition
 
+_PROGRESS_DONE = frozenset({AtomState.SUCCESS, AtomState.REVERTED})
+
 
 class Recorder:
     """Where state changes are written before the engine acts on them (persistence).
@@ -44,6 +46,9 @@ class Recorder:
 
     def retry_changed(self, storage: Storage, i: int) -> None:
         """Retry ``i``'s history changed."""
+
+    def meta_changed(self, storage: Storage, i: int | None, meta: dict[str, Any]) -> None:
+        """Atom ``i``'s metadata (the flow's when ``i`` is None) is now ``meta`` (its whole dict)."""
 
 
 class Storage:
@@ -76,6 +81,11 @@ class Storage:
         """Atoms that failed before their execute was called: there is nothing to revert."""
         self.flow_failures: dict[str, Failure] = {}
         """The failures that the flow is reverting (or reverted) because of."""
+        self.atom_meta: dict[int, dict[str, Any]] = {}
+        """Metadata listeners gave atoms (TaskFlow's ``update_atom_metadata``), saved by the recorder."""
+        self.flow_meta: dict[str, Any] = {}
+        self.progress: dict[int, tuple[float, AtomState, dict[str, Any] | None]] = {}
+        """Progress reported by tasks that report it: (value, the state it was reported in, details)."""
 
     # -- flow ----------------------------------------------------------------------------------------
 
@@ -119,7 +129,16 @@ class Storage:
                     self.finished_seq[i] = 0
                 raise
         self.states[i] = state
+        if self.progress and i in self.progress and state in _PROGRESS_DONE:
+            self._save_progress(i)
         return old
+
+    def _save_progress(self, i: int) -> None:
+        """A task that reported progress ended: its last progress (1.0) and details go into its saved
+        metadata, as TaskFlow keeps them. Written here, in the engine's thread, once per such task;
+        reports themselves arrive in the task's thread and stay in memory."""
+        _value, _state, details = self.progress[i]
+        self.update_atom_metadata(self.compiled.names[i], {"progress": 1.0, "progress_details": details})
 
     def reset_atom(self, i: int) -> None:
         """Forget an atom's outcome so it can run again (a retry's new attempt)."""
@@ -129,8 +148,56 @@ class Storage:
         self.revert_failures[i] = None
         self.finished_seq[i] = 0
         self.never_started.discard(i)
+        self.progress.pop(i, None)
         if self.states[i] is not AtomState.PENDING:
             self.set_atom_state(i, AtomState.PENDING)
+
+    # -- metadata ------------------------------------------------------------------------------------
+
+    def update_atom_metadata(self, atom_name: str, update_with: Mapping[str, Any]) -> None:
+        """Merge ``update_with`` into the atom's metadata and save it (TaskFlow's name; the timing
+        listeners write ``duration``/timestamps here)."""
+        i = self._id(atom_name)
+        meta = self.atom_meta.setdefault(i, {})
+        meta.update(update_with)
+        if self.recorder is not None:
+            self.recorder.meta_changed(self, i, meta)
+
+    def update_flow_metadata(self, update_with: Mapping[str, Any]) -> None:
+        """Merge ``update_with`` into the flow's metadata and save it (TaskFlow's name)."""
+        self.flow_meta.update(update_with)
+        if self.recorder is not None:
+            self.recorder.meta_changed(self, None, self.flow_meta)
+
+    # -- progress ------------------------------------------------------------------------------------
+
+    def set_task_progress(
+        self, task_name: str, progress: float, details: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record a task's reported progress; ``details`` (when given) replace the ones kept, an empty
+        mapping clears them (TaskFlow's ``set_task_progress``)."""
+        i = self._id(task_name)
+        old = self.progress.get(i)
+        kept = old[2] if old is not None else None
+        if details is not None:
+            kept = {"at_progress": progress, "details": dict(details)} if details else None
+        self.progress[i] = (progress, self.states[i], kept)
+
+    def get_task_progress(self, task_name: str) -> float:
+        """1.0 once the task succeeded or was reverted; while it runs (or reverts), what it last
+        reported in that state; else 0.0. Worked out from the state, so the engine writes nothing
+        for the tasks that never report."""
+        i = self._id(task_name)
+        state = self.states[i]
+        if state is AtomState.SUCCESS or state is AtomState.REVERTED:
+            return 1.0
+        reported = self.progress.get(i)
+        return reported[0] if reported is not None and reported[1] is state else 0.0
+
+    def get_task_progress_details(self, task_name: str) -> dict[str, Any] | None:
+        """``{"at_progress": p, "details": {...}}`` of the last report that carried details, else None."""
+        reported = self.progress.get(self._id(task_name))
+        return reported[2] if reported is not None else None
 
     def _id(self, atom_name: str) -> int:
         try:
@@ -172,6 +239,16 @@ class Storage:
 
     def get_failure(self, atom_name: str) -> Failure | None:
         return self.failures[self._id(atom_name)]
+
+    def get_execute_failures(self) -> dict[str, Failure]:
+        """Every atom whose execute failed, by name (TaskFlow's ``get_execute_failures``)."""
+        names = self.compiled.names
+        return {names[i]: f for i, f in enumerate(self.failures) if f is not None}
+
+    def get_revert_failures(self) -> dict[str, Failure]:
+        """Every atom whose revert failed, by name (TaskFlow's ``get_revert_failures``)."""
+        names = self.compiled.names
+        return {names[i]: f for i, f in enumerate(self.revert_failures) if f is not None}
 
     def get_revert_failure(self, atom_name: str) -> Failure | None:
         return self.revert_failures[self._id(atom_name)]
@@ -229,9 +306,12 @@ class Storage:
         )
 
     def fetch_all(self) -> dict[str, Any]:
-        """Every symbol with a value: the store, overridden by what atoms provided."""
+        """Every symbol with a value: the store, overridden by what atoms provided; atoms' symbols in
+        the order the atoms run (as TaskFlow lists them)."""
         out = dict(self.store)
-        for symbol in self.providers():
+        c = self.compiled
+        symbols = dict.fromkeys(s for i in c.order for s in c.atoms[i].save_as)
+        for symbol in symbols:
             try:
                 out[symbol] = self.fetch(symbol)
             except FlowkitError:

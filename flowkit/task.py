@@ -76,7 +76,7 @@ class Task(Atom):
                 revert_rebind,
                 args,
                 "revert",
-                lambda m: InvalidAtomArgumentError(f"task {self.name!r}: revert_{m}"),
+                lambda m: InvalidAtomArgumentError(f"{m} (task {self.name!r}, revert_rebind)"),
             )
         if isinstance(revert_requires, str):  # one symbol, not its characters
             revert_requires = (revert_requires,)
@@ -92,17 +92,12 @@ class Task(Atom):
                     f"(it takes {', '.join(args.positional) or 'no arguments'})"
                 )
             self.revert_inject_kwargs.pop(arg, None)
-            self.revert_rebind.pop(arg, None)
+            self.revert_required_rebind.pop(arg, None)
             self.revert_optional_rebind.pop(arg, None)
             if arg in args.optional:
                 self.revert_optional_rebind[arg] = symbol
             else:
-                self.revert_rebind[arg] = symbol
-
-    @property
-    def revert_optional(self) -> frozenset[str]:
-        """Symbols ``revert`` uses when they are available (TaskFlow's ``revert_optional``)."""
-        return frozenset(self.revert_optional_rebind.values())
+                self.revert_required_rebind[arg] = symbol
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")
@@ -110,9 +105,6 @@ class Task(Atom):
     def revert(self, *args: Any, **kwargs: Any) -> Any:
         """Undo ``execute``. The default does nothing: override it when there is something to undo."""
         return None
-
-    version: tuple[int, ...] = (1, 0)
-    """The task's version (TaskFlow's ``Atom.version``): saved with its atom detail by TaskFlow."""
 
     @property
     def notifier(self) -> Notifier:
@@ -123,7 +115,7 @@ class Task(Atom):
         """
         notifier = self.__dict__.get("_notifier")
         if notifier is None:
-            notifier = self.__dict__["_notifier"] = Notifier()
+            notifier = self.__dict__["_notifier"] = _TaskNotifier()
         return notifier
 
     def __getstate__(self) -> dict[str, Any]:
@@ -152,10 +144,30 @@ class Task(Atom):
             ctx.progress(ctx.atom_name, progress)
         notifier = self.__dict__.get("_notifier")
         if notifier is not None and notifier.active:
-            notifier.notify(EVENT_UPDATE_PROGRESS, {"progress": progress})
+            Notifier.notify(notifier, EVENT_UPDATE_PROGRESS, {"progress": progress})
 
     # ``EVENT_UPDATE_PROGRESS`` re-exported for TaskFlow-style ``task.EVENT_UPDATE_PROGRESS``
     EVENT_UPDATE_PROGRESS = EVENT_UPDATE_PROGRESS
+
+
+class _TaskNotifier(Notifier):
+    """A task's notifier: progress a task sends to it directly (``self.notifier.notify(
+    EVENT_UPDATE_PROGRESS, {"progress": p, ...})``, as TaskFlow tasks may) also reaches the engine
+    running the task, details included, as ``update_progress`` does."""
+
+    __slots__ = ()
+
+    def notify(self, event: Any, details: Mapping[str, Any]) -> None:
+        if event == EVENT_UPDATE_PROGRESS and "progress" in details:
+            ctx = context.current()
+            if ctx is not None:
+                progress = float(details["progress"])
+                extra = {k: v for k, v in details.items() if k != "progress"}
+                if extra and ctx.progress_details is not None:
+                    ctx.progress_details(ctx.atom_name, progress, extra)
+                elif ctx.progress is not None:
+                    ctx.progress(ctx.atom_name, progress)
+        super().notify(event, details)
 
 
 class FunctorTask(Task):

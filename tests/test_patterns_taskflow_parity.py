@@ -185,3 +185,56 @@ def test_auto_extract_false_binds_only_named_parameters() -> None:
         "spam": "s",
     }
     assert Explicit().optional_rebind == {"eggs": "eggs"}
+
+
+# -- resolve_requires=False, links and later providers -------------------------------------------
+
+
+class _AddOne(Task):
+    default_provides = "value"
+
+    def execute(self, value: int) -> int:
+        return value + 1
+
+
+def test_children_added_unresolved_and_linked_in_order_read_each_from_the_one_before() -> None:
+    a, b, c = _AddOne("a", inject={"value": 0}), _AddOne("b"), _AddOne("c")
+    flow = GraphFlow("g").add(a, b, c, resolve_requires=False)
+    assert list(flow.iter_links()) == []  # no child of that call links to another
+    flow.link(a, b)
+    flow.link(b, c)  # c provides what b needs, but runs after it: not a cycle
+    engine = engines.load(flow)
+    engine.run()
+    assert [engine.storage.get(n) for n in "abc"] == [1, 2, 3]
+
+
+def test_a_new_provider_is_not_linked_to_a_requirer_already_served() -> None:
+    class NeedsX(Task):
+        def execute(self, x: int) -> int:
+            return x
+
+    class GivesX(Task):
+        default_provides = "x"
+
+        def execute(self) -> int:
+            return 1
+
+    flow = GraphFlow("g").add(NeedsX("needs"), GivesX("first"))  # first -> needs (resolve_existing)
+    flow.add(GivesX("second"))  # needs is served already: no link to it
+    links = {(u.name, v.name) for u, v, _ in flow.iter_links()}
+    assert links == {("first", "needs")}
+
+
+def test_a_cycle_made_by_link_names_each_atom_once() -> None:
+    a, b, c = _AddOne("a", inject={"value": 0}), _AddOne("b"), _AddOne("c")
+    flow = GraphFlow("g").add(a, b, c, resolve_requires=False)
+    flow.link(a, b)
+    flow.link(b, c)
+    with pytest.raises(CycleError) as info:
+        flow.link(c, a)
+    assert info.value.cycle == ["c", "a", "b"]
+
+
+def test_loading_something_that_is_not_a_flow_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match="i am a string"):
+        engines.load("i am a string")  # type: ignore[arg-type]

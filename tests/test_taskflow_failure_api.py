@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from flowkit.exceptions import FlowkitError, InvalidFormat
+from flowkit.exceptions import FlowkitError, InvalidFormat, NotAFailureError, RemoteError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.types import failure as types_failure
 
@@ -148,3 +148,70 @@ def test_from_dict_still_reads_what_validate_refuses() -> None:
     # a stored failure is never lost for a naming detail: only validate() is strict about the root type
     data = {"version": 1, "exc_type_names": ["mod.Odd"], "exception_str": "x", "traceback_str": ""}
     assert Failure.from_dict(data).exception_str == "x"
+
+
+# -- WrappedFailure, RemoteError, and what Failure() refuses ---------------------------------------
+
+
+def _wrapped(*failures: Failure) -> Failure:
+    try:
+        raise WrappedFailure(failures)
+    except WrappedFailure:
+        return Failure()
+
+
+def test_wrapped_failure_flattens_a_failure_that_captured_a_wrapped_failure() -> None:
+    one, two, three = _failing("one"), _failing("two"), _failing("three")
+    wrapped = WrappedFailure([_wrapped(one, two), three])
+    assert list(wrapped) == [one, two, three]
+    # nested twice: still one flat list
+    assert list(WrappedFailure([_wrapped(_wrapped(one), two)])) == [one, two]
+
+
+def test_wrapped_failure_check_returns_the_matching_type_as_failure_check_does() -> None:
+    wrapped = WrappedFailure([_failing("Woot!")])
+    assert wrapped.check(ValueError, RuntimeError) is RuntimeError
+    assert wrapped.check("RuntimeError") == "RuntimeError"
+    assert wrapped.check(ValueError) is None
+
+
+def test_wrapped_failure_str_lists_each_failure_and_names_its_atom() -> None:
+    plain = Failure.from_exception(ValueError("\u55e8"))
+    assert str(WrappedFailure([plain])) == "WrappedFailure: [Failure: ValueError: \u55e8]"
+    named = _failing("boom")
+    named.atom_name = "a"
+    assert str(WrappedFailure([plain, named])) == (
+        "WrappedFailure: [Failure: ValueError: \u55e8, Failure: RuntimeError: boom (atom 'a')]"
+    )
+
+
+def test_a_failure_without_its_exception_reraises_a_remote_error_that_is_a_wrapped_failure() -> None:
+    restored = Failure.from_dict(_failing("Woot!").to_dict(include_args=False))
+    assert restored.exception is None
+    with pytest.raises(WrappedFailure) as info:
+        restored.reraise()
+    assert isinstance(info.value, RemoteError)
+    assert info.value.check(RuntimeError) is RuntimeError
+    assert list(info.value) == [restored]
+    assert str(info.value) == "builtins.RuntimeError: Woot!"
+
+
+@pytest.mark.parametrize("exc", [SystemExit(2), KeyboardInterrupt(), GeneratorExit()])
+def test_failure_refuses_exceptions_that_are_not_task_failures(exc: BaseException) -> None:
+    with pytest.raises(NotAFailureError, match=type(exc).__name__):
+        Failure.from_exception(exc)
+    with pytest.raises(TypeError):
+        Failure((type(exc), exc, None))
+    try:
+        raise exc
+    except BaseException:
+        with pytest.raises(TypeError, match="not a task failure"):
+            Failure()
+        # the engine's pool threads still carry them to the scheduler
+        captured = Failure.from_base_exception()
+    assert captured.exception is exc and captured.check(type(exc))
+
+
+def test_failure_outside_an_except_block_is_a_type_error_naming_the_fix() -> None:
+    with pytest.raises(NotAFailureError, match="except block"):
+        Failure()

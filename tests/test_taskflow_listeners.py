@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -11,8 +12,10 @@ from flowkit.failure import Failure
 from flowkit.listeners import capturing, timing
 from flowkit.listeners import logging as logging_listeners
 from flowkit.listeners.base import Listener
+from flowkit.persistence.backends.base import Backend
 from flowkit.states import AtomState
 from tests import example_flows
+from tests.support.persistence import fresh_backend, saved_flow
 
 
 class Five(Task):
@@ -122,3 +125,81 @@ def test_taskflow_listener_names_are_importable_from_the_package() -> None:
 
     for name in ("CaptureListener", "DynamicLoggingListener", "DurationListener", "EventTimeListener"):
         assert getattr(listeners, name).__name__ == name
+
+
+class Boom(Task):
+    def execute(self) -> None:
+        raise RuntimeError("boom")
+
+
+def _saved(backend: Backend, engine: engines.Engine) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The flow's and atom t's meta as the backend has them now."""
+    fd = saved_flow(backend, engine.storage.flow_uuid)
+    ad = fd.find(engine.storage.get_atom_uuid("t"))
+    assert ad is not None
+    return fd.meta, ad.meta
+
+
+def test_duration_listener_saves_durations_in_the_atom_and_flow_metadata(tmp_path: object) -> None:
+    backend = fresh_backend(f"sqlite:///{tmp_path}/fk.db")
+    engine = engines.load(LinearFlow("f").add(Five("t")), backend=backend)
+    with timing.DurationListener(engine):
+        engine.run()
+    flow_meta, atom_meta = _saved(backend, engine)
+    assert isinstance(atom_meta["duration"], float) and atom_meta["duration"] >= 0
+    assert isinstance(flow_meta["duration"], float)
+    assert "store" in flow_meta  # the flow's own entries are kept
+
+
+def test_logging_listener_with_taskflows_log_keyword_logs_everything_at_one_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logging.getLogger("test.tf_style")
+    engine = engines.load(LinearFlow("f").add(Boom("t")))
+    listener = logging_listeners.LoggingListener(engine, log=log)
+    with caplog.at_level(logging.DEBUG, logger="test.tf_style"), listener, pytest.raises(RuntimeError):
+        engine.run()
+    records = [r for r in caplog.records if r.name == "test.tf_style"]
+    assert records and {r.levelno for r in records} == {logging.DEBUG}
+    assert len([r for r in records if r.exc_info]) == 1  # the task's failure carries its exception
+    caplog.clear()
+    engine = engines.load(LinearFlow("f").add(Five("t")))
+    listener = logging_listeners.LoggingListener(engine, log=log, level=logging.INFO)
+    with caplog.at_level(logging.DEBUG, logger="test.tf_style"), listener:
+        engine.run()
+    assert {r.levelno for r in caplog.records if r.name == "test.tf_style"} == {logging.INFO}
+
+
+def test_printing_listener_called_as_taskflow_does_prints_taskflows_sentences(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flowkit.listeners import printing
+
+    engine = engines.load(LinearFlow("f").add(Five("t"), Boom("b")))
+    with printing.PrintingListener(engine), pytest.raises(RuntimeError):
+        engine.run()
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    uuid = engine.storage.get_atom_uuid("t")
+    assert lines[0] == (
+        f"{engine} has moved flow 'f' ({engine.storage.flow_uuid}) into state 'RUNNING' from state 'PENDING'"
+    )
+    assert f"{engine} has moved task 't' ({uuid}) into state 'RUNNING' from state 'PENDING'" in lines
+    assert (
+        f"{engine} has moved task 't' ({uuid}) into state 'SUCCESS' from state 'RUNNING' "
+        "with result '5' (failure=False)"
+    ) in lines
+    assert any("into state 'FAILURE'" in ln and "(failure=True)" in ln for ln in lines)
+    assert "RuntimeError: boom" in out.out  # the failed task's traceback follows its line
+    assert out.err == ""
+
+
+def test_printing_listener_with_taskflows_stderr_and_listen_for(capsys: pytest.CaptureFixture[str]) -> None:
+    from flowkit.listeners import printing
+
+    engine = engines.load(LinearFlow("f").add(Five("t")))
+    with printing.PrintingListener(engine, task_listen_for=["SUCCESS"], flow_listen_for=[], stderr=True):
+        engine.run()
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert [ln.split(" has moved ")[1][:4] for ln in out.err.splitlines()] == ["task"]

@@ -152,3 +152,22 @@ def test_flow_detail_pformat_of_a_saved_run_names_every_atom(tmp_path: Path) -> 
     assert "   - state = SUCCESS" in parts
     assert "   TaskDetail: 'double'" in parts and "   TaskDetail: 'again'" in parts
     assert "    - results = 12" in parts
+
+
+def test_fetch_all_lists_the_store_then_each_symbol_in_the_order_the_atoms_run() -> None:
+    from flowkit import GraphFlow
+
+    class Adder(Task):
+        def execute(self, x: int, y: int) -> int:
+            return x + y
+
+    flow = GraphFlow("g").add(
+        Adder("late", provides="c", rebind=["a", "b"]),  # declared first, runs after "early"
+        Adder("early", provides="a", rebind=["s1", "s2"]),
+        Adder("last", provides="d", rebind=["c", "c"]),
+    )
+    engine = engines.load(flow, store={"s1": 1, "s2": 2, "b": 10})
+    engine.run()
+    assert list(engine.storage.fetch_all().items()) == [
+        ("s1", 1), ("s2", 2), ("b", 10), ("a", 3), ("c", 13), ("d", 26),
+    ]  # fmt: skip

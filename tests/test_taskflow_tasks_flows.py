@@ -40,7 +40,8 @@ def test_task_notifier_receives_progress_when_executed_directly_and_by_an_engine
     assert seen == [0.0, 0.5, 1.0]
     seen.clear()
     engines.load(LinearFlow("f").add(task), store={"steps": [0.25, 0.75]}).run()
-    assert seen == [0.25, 0.75]
+    # the engine adds 0.0 before execute and 1.0 after it succeeds, as TaskFlow does
+    assert seen == [0.0, 0.25, 0.75, 1.0]
 
 
 def test_progress_out_of_bounds_is_clamped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -172,14 +173,14 @@ class Boom(Task):
 def test_revert_rebind_and_revert_requires_bind_revert_apart() -> None:
     task = SeparateRevert(rebind=("a",), revert_rebind=("b",))
     assert task.rebind == {"execute_arg": "a"}
-    assert task.revert_rebind == {"revert_arg": "b"}
+    # revert_rebind lists revert's optional parameters too, after the required ones (as TaskFlow)
+    assert task.revert_rebind == {"revert_arg": "b", "optional_arg": "optional_arg"}
     assert task.requires == {"a", "b"}
     task = SeparateRevert(requires=["execute_arg"], revert_requires=["revert_arg"])
-    assert task.revert_rebind == {"revert_arg": "revert_arg"}
+    assert task.revert_rebind == {"revert_arg": "revert_arg", "optional_arg": "optional_arg"}
     task = SeparateRevert(requires="execute_arg", revert_requires="revert_arg")  # a str is one symbol
-    assert task.rebind == {"execute_arg": "execute_arg"} and task.revert_rebind == {
-        "revert_arg": "revert_arg"
-    }
+    assert task.rebind == {"execute_arg": "execute_arg"}
+    assert task.revert_rebind == {"revert_arg": "revert_arg", "optional_arg": "optional_arg"}
     task = SeparateRevert(rebind=("a",), revert_rebind={"revert_arg": "b", "optional_arg": "c"})
     assert task.revert_optional == {"c"}
     SeparateRevert.seen.clear()

@@ -32,11 +32,13 @@ def bind(c: CompiledFlow) -> None:
     for i in c.order:  # topological order keeps the reachability memo effective
         atom = c.atoms[i]
         # most atoms take no arguments: they keep the empty tuple, without a call per atom
-        if atom.rebind or atom.optional_rebind:
-            c.bindings[i] = _bind_args(c, i, atom, atom.rebind, atom.optional_rebind, providers, reach)
-        if atom.revert_rebind or atom.revert_optional_rebind:
+        if atom.required_rebind or atom.optional_rebind:
+            c.bindings[i] = _bind_args(
+                c, i, atom, atom.required_rebind, atom.optional_rebind, providers, reach
+            )
+        if atom.revert_required_rebind or atom.revert_optional_rebind:
             c.revert_bindings[i] = _bind_args(
-                c, i, atom, atom.revert_rebind, atom.revert_optional_rebind, providers, reach
+                c, i, atom, atom.revert_required_rebind, atom.revert_optional_rebind, providers, reach
             )
 
 

@@ -131,9 +131,16 @@ class CompiledFlow:
         return (i for i in range(len(kinds)) if kinds[i] != JUNCTION)
 
     def check_store(self, store: dict[str, Any]) -> None:
-        """Raise :class:`MissingRequirementError` for the first requirement nothing can satisfy."""
+        """Raise :class:`MissingRequirementError` for the first requirement nothing can satisfy; the
+        others follow as its ``cause`` chain (``missing_requirements`` lists them all)."""
+        missing: list[tuple[str, str, list[str]]] = []
         for i in self.atom_ids():
             for b in (*self.bindings[i], *self.revert_bindings[i]):
                 if b.kind == FROM_STORE and not b.optional and b.symbol not in store:
                     others = [self.names[p] for p in self.providers.get(b.symbol, ()) if p != i]
-                    raise MissingRequirementError(self.names[i], b.symbol, others)
+                    missing.append((self.names[i], b.symbol, others))
+        error: MissingRequirementError | None = None
+        for atom, symbol, others in reversed(missing):
+            error = MissingRequirementError(atom, symbol, others, cause=error)
+        if error is not None:
+            raise error

@@ -72,7 +72,7 @@ class Structure:
                     f"retry controller {node.name!r} must be given as a flow's retry=, not added as a child"
                 )
             nid = self.new_node(node, TASK, retry)
-            return [nid], [nid], set(node.provides), set(node.requires) | set(node.optional)
+            return [nid], [nid], set(node.provides), set(node.requires) | node.optional | node.revert_optional
         return self.build_flow(node, retry)
 
     def build_flow(self, flow: Flow, retry: int) -> tuple[list[int], list[int], set[str], set[str]]:
@@ -88,22 +88,28 @@ class Structure:
             lo = len(self.c.atoms)
             src, snk, prov, req = self.build(child, inner)
             built.append((lo, len(self.c.atoms), src, snk, prov, req))
-        edges = self.link_edges(flow, children, built)
+        manual: list[tuple[int, int]] = []
+        edges = self.link_edges(flow, children, built, manual)
         if isinstance(flow, GraphFlow):
-            edges.extend(self.inferred_edges(flow, built))
+            edges.extend(self.inferred_edges(flow, built, manual))
         sources, sinks = self.connect_children(edges, built, inner)
         if r >= 0:
             sources, sinks = self.close_scope(r, sources, sinks, inner)
         provides, requires = _symbols(flow, built)
         return sources, sinks, provides, requires
 
-    def link_edges(self, flow: Flow, children: list[Node], built: list[_Built]) -> list[tuple[int, int]]:
-        """The flow's own links as (child, child) positions; a link's decider guards the head's sources."""
+    def link_edges(
+        self, flow: Flow, children: list[Node], built: list[_Built], manual: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """The flow's own links as (child, child) positions (those made by ``link()`` also go to
+        ``manual``); a link's decider guards the head's sources."""
         pos = {id(child): k for k, child in enumerate(children)}
         out: list[tuple[int, int]] = []
         for u, v, meta in flow.iter_links():
             ku, kv = pos[id(u)], pos[id(v)]
             out.append((ku, kv))
+            if meta.get("manual"):
+                manual.append((ku, kv))
             decider = meta.get("decider")
             if decider is not None and built[kv][2]:
                 link = DeciderLink(
@@ -148,19 +154,43 @@ class Structure:
             self.connect([r], sources, retry)
         return [r], sinks or [r]
 
-    def inferred_edges(self, flow: GraphFlow, built: list[_Built]) -> list[tuple[int, int]]:
-        """Graph flows: a child runs after each sibling providing a symbol it requires."""
+    def inferred_edges(
+        self, flow: GraphFlow, built: list[_Built], links: list[tuple[int, int]]
+    ) -> list[tuple[int, int]]:
+        """Graph flows: a child runs after each sibling providing a symbol it requires, unless links
+        made with ``link()`` already run that sibling after it (then the sibling is a later provider,
+        as in ``a -> b -> c`` where each reads and writes one symbol). Edges ``add()`` made from
+        data do not count: a cycle through data is still refused."""
         by_symbol: dict[str, list[int]] = {}
         for k, b in enumerate(built):
             for symbol in b[4]:
                 by_symbol.setdefault(symbol, []).append(k)
+        after: dict[int, list[int]] = {}
+        for ku, kv in links:
+            after.setdefault(ku, []).append(kv)
+        reached: dict[int, set[int]] = {}
         out = []
         for k, b in enumerate(built):
             for symbol in b[5]:
                 for p in by_symbol.get(symbol, ()):
-                    if p != k:
+                    if p != k and not (after and p in _reach(after, k, reached)):
                         out.append((p, k))
         return out
+
+
+def _reach(after: dict[int, list[int]], start: int, memo: dict[int, set[int]]) -> set[int]:
+    """Children the links run after ``start`` (remembered per start)."""
+    found = memo.get(start)
+    if found is None:
+        found = set()
+        stack = list(after.get(start, ()))
+        while stack:
+            x = stack.pop()
+            if x not in found:
+                found.add(x)
+                stack.extend(after.get(x, ()))
+        memo[start] = found
+    return found
 
 
 def _symbols(flow: Flow, built: list[_Built]) -> tuple[set[str], set[str]]:
@@ -169,7 +199,7 @@ def _symbols(flow: Flow, built: list[_Built]) -> tuple[set[str], set[str]]:
     requires: set[str] = set()
     if flow.retry is not None:
         provides.update(flow.retry.provides)
-        requires.update(flow.retry.requires | flow.retry.optional)
+        requires.update(flow.retry.requires | flow.retry.optional | flow.retry.revert_optional)
     for b in built:
         provides |= b[4]
     for b in built:

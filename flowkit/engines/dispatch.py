@@ -22,6 +22,7 @@ from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.exceptions import ExecutionError, NotSerializableError
 from flowkit.failure import Failure
+from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
 
 EXECUTE = "execute"
 REVERT = "revert"
@@ -42,13 +43,23 @@ def call_atom(
 ) -> tuple[bool, Any]:
     """Run one action of one atom inside its context; never raises (a failure is a Failure)."""
     token = set_current(ctx)
+    # A task whose own notifier has listeners hears 0.0 before the call and 1.0 after it succeeds, as
+    # in TaskFlow; one attribute read for every other atom.
+    notifier = atom._notifier
+    if notifier is not None and not notifier.active:
+        notifier = None
     try:
         fn = atom.execute if action == EXECUTE else atom.revert
-        return True, fn(**kwargs)
+        if notifier is not None:
+            Notifier.notify(notifier, EVENT_UPDATE_PROGRESS, {"progress": 0.0})
+        result = fn(**kwargs)
     except Exception:
         return False, Failure()
     finally:
         reset_current(token)
+    if notifier is not None:
+        Notifier.notify(notifier, EVENT_UPDATE_PROGRESS, {"progress": 1.0})
+    return True, result
 
 
 def call_in_process(
@@ -249,7 +260,7 @@ class ThreadDispatcher(ExecutorDispatcher):
             except BaseException:
                 # SystemExit, KeyboardInterrupt: a pool thread cannot act on them, the scheduler
                 # can: the flow reverts and run() raises them in the caller's thread.
-                ok, value = False, Failure()
+                ok, value = False, Failure.from_base_exception()
             put((i, action, ok, value))
 
 

@@ -136,25 +136,35 @@ class Run:
         self.st.reset_atom(i)
 
     def progress_of_task(self, name: str, progress: float) -> None:
+        self.st.set_task_progress(name, progress, {})
         if self.atom_notifier.active:
             self.atom_notifier.notify(
                 EVENT_UPDATE_PROGRESS, {"atom_name": name, "task_name": name, "progress": progress}
             )
 
+    def progress_with_details(self, name: str, progress: float, details: dict[str, Any]) -> None:
+        """A task's notifier was sent progress with details: kept in storage with them."""
+        self.progress_of_task(name, progress)
+        self.st.set_task_progress(name, progress, details)
+
     def progress_of_node(self, i: int, progress: float) -> None:
         self.progress_of_task(self.c.names[i], progress)
 
     def context(self, i: int) -> AtomContext:
-        return AtomContext(self.c.names[i], self.st.atom_uuids[i], self.progress_of_task)
+        return AtomContext(
+            self.c.names[i], self.st.atom_uuids[i], self.progress_of_task, self.progress_with_details
+        )
 
     def failures_so_far(self) -> dict[str, Failure]:
         names = self.c.names
         return {names[i]: f for i, f in enumerate(self.st.failures) if f is not None}
 
     def all_failures(self) -> list[Failure]:
+        """What a run that ended FAILURE raises: the failed reverts first (why the flow could not be
+        reverted, as TaskFlow raises them), then the failures that caused the revert."""
         st = self.st
-        out = list(st.flow_failures.values())
-        out.extend(f for f in st.revert_failures if f is not None)
+        out = [f for f in st.revert_failures if f is not None]
+        out.extend(st.flow_failures.values())
         return out
 
     # -- the whole run --------------------------------------------------------------------------------

@@ -26,25 +26,35 @@ _FAILED_FLOW = frozenset({FlowState.REVERTED, FlowState.FAILURE})
 class LoggingListener(Listener):
     """Logs every flow and atom transition (and, optionally, progress).
 
-    Transitions are logged at ``level``; an atom's FAILURE or REVERT_FAILURE, and a
-    flow that ends REVERTED or FAILURE, at ``failure_level``, with the exception's type
+    Transitions are logged at ``level`` (INFO); an atom's FAILURE or REVERT_FAILURE, and a
+    flow that ends REVERTED or FAILURE, at ``failure_level`` (WARNING), with the exception's type
     and message (and its traceback text when ``tracebacks`` is true). ``logger``
     defaults to ``flowkit.listeners.logging``.
+
+    Given TaskFlow's ``log=`` keyword instead of ``logger=``, it behaves as TaskFlow's listener:
+    everything at ``level`` (DEBUG unless given), a failed atom's record carrying its exception
+    (``exc_info``).
     """
 
     def __init__(
         self,
         engine: Engine,
         logger: logging.Logger | None = None,
-        level: int = logging.INFO,
-        failure_level: int = logging.WARNING,
+        level: int | None = None,
+        failure_level: int | None = None,
         progress: bool = False,
         tracebacks: bool = False,
+        *,
+        log: logging.Logger | None = None,
     ) -> None:
         super().__init__(engine)
-        self.logger = logger if logger is not None else LOG
-        self.level = level
-        self.failure_level = failure_level
+        self.taskflow_style = log is not None and logger is None
+        if self.taskflow_style:
+            level = logging.DEBUG if level is None else level
+            failure_level = level if failure_level is None else failure_level
+        self.logger = logger if logger is not None else (log if log is not None else LOG)
+        self.level = logging.INFO if level is None else level
+        self.failure_level = logging.WARNING if failure_level is None else failure_level
         self.progress = progress
         self.tracebacks = tracebacks
 
@@ -68,6 +78,7 @@ class LoggingListener(Listener):
                 old,
                 state,
                 self._describe(result),
+                exc_info=result.exc_info if self.taskflow_style and result.exc_info is not None else None,
             )
         else:
             self.logger.log(self.level, "%s %r %s -> %s", kind, atom_name, old, state)

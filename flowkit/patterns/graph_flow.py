@@ -55,18 +55,29 @@ class GraphFlow(_Flow):
         either way the flow is left as it was before the call.
         """
         added: list[Node] = []
+        # As in TaskFlow, a child added without resolve_requires is not yet a requirer for the
+        # children added after it in the same call (a later add() links to it again).
+        unresolved: set[int] = set()
         try:
             for item in items:
                 super().add(item)
                 added.append(item)
-                self._insert(item, resolve_requires, resolve_existing)
+                self._insert(item, resolve_requires, resolve_existing, unresolved)
+                if not resolve_requires:
+                    unresolved.add(id(item))
         except BaseException:
             for item in reversed(added):
                 self._discard(item)
             raise
         return self
 
-    def _insert(self, node: Node, resolve_requires: bool, resolve_existing: bool) -> None:
+    def _insert(
+        self,
+        node: Node,
+        resolve_requires: bool,
+        resolve_existing: bool,
+        unresolved: set[int] = frozenset(),  # type: ignore[assignment]
+    ) -> None:
         """Put ``node`` in the graph with its data edges, or raise leaving only its child entry."""
         nid = id(node)
         requires = list(node.requires)
@@ -83,7 +94,7 @@ class GraphFlow(_Flow):
         if resolve_existing:
             for symbol in provides:
                 for r in self._requirers.get(symbol, ()):
-                    if r is not node:
+                    if r is not node and id(r) not in unresolved and not self._met(r, symbol):
                         out.setdefault(id(r), set()).add(symbol)
         if into and out:
             self._refuse_cycle(node, list(out), set(into))
@@ -120,6 +131,12 @@ class GraphFlow(_Flow):
                 if nodes is not None:
                     index[symbol] = [n for n in nodes if n is not node]
 
+    def _met(self, node: Node, symbol: str) -> bool:
+        """Does a child linked directly before ``node`` already provide ``symbol`` to it? (TaskFlow
+        links a new provider only to requirers still unsatisfied.)"""
+        nodes = self._nodes
+        return any(symbol in nodes[p].provides for p in self._pred.get(id(node), ()))
+
     def _edge(self, u: int, v: int) -> dict[str, Any]:
         meta = self._succ[u].get(v)
         if meta is None:
@@ -138,7 +155,10 @@ class GraphFlow(_Flow):
                 path = [x]
                 while parent[path[-1]] is not None:
                     path.append(parent[path[-1]])  # type: ignore[arg-type]
-                raise CycleError([node.name, *(self._nodes[i].name for i in reversed(path))])
+                on_cycle = [self._nodes[i] for i in reversed(path)]
+                if on_cycle[-1] is node:  # link(u, v): the search ends back at u
+                    on_cycle.pop()
+                raise CycleError([node.name, *(n.name for n in on_cycle)])
             for y in self._succ.get(x, ()):
                 if y not in parent:
                     parent[y] = x

@@ -357,6 +357,25 @@ class BackendRecorder(Recorder):
             if state in _RELEASE:
                 self.close()
 
+    def meta_changed(self, storage: Storage, i: int | None, meta: dict[str, Any]) -> None:
+        """Merge listener metadata into the atom's (or flow's) saved ``meta``; the flow's keeps its
+        ``store`` and ``factory`` entries."""
+        fd = self.flow_detail
+        try:
+            if i is None:
+                fd.meta = {**fd.meta, **meta}
+                self._write(
+                    FLOWS, fd.uuid, {"meta": self._codec.dump(fd.meta, f"flow {fd.name}", "the meta")}
+                )
+                return
+            ad = self._details[i]
+            if ad is not None:
+                ad.meta = {**ad.meta, **meta}
+                self._write(ATOMS, ad.uuid, self._codec.atom_values({"meta": ad.meta}, ad.name))
+        finally:
+            if fd.state in _RELEASE:  # written after the run let its connection go: give it back again
+                self.close()
+
     def retry_changed(self, storage: Storage, i: int) -> None:
         ad = self._details[i]
         assert isinstance(ad, RetryDetail)

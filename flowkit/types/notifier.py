@@ -1,5 +1,9 @@
-"""``flowkit.types.notifier``: TaskFlow's path to the notifier (the classes of :mod:`flowkit.notifier`)."""
+"""``flowkit.types.notifier``: TaskFlow's path to the notifier (the classes of :mod:`flowkit.notifier`).
 
-from flowkit.notifier import Notifier, RestrictedNotifier
+``LOG`` is the notifier's logger (the one a failing callback is reported on), so code that adjusts
+that logger by TaskFlow's path reaches the logger flowkit uses.
+"""
 
-__all__ = ["Notifier", "RestrictedNotifier"]
+from flowkit.notifier import LOG, Notifier, RestrictedNotifier
+
+__all__ = ["LOG", "Notifier", "RestrictedNotifier"]

@@ -36,7 +36,7 @@ def call_task(
         fn = task.execute if req["action"] == "execute" else task.revert
         result = fn(**req["arguments"], **extras)
     except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
-        return failure_body(req_id, worker, Failure())
+        return failure_body(req_id, worker, Failure.from_base_exception())
     finally:
         reset_current(token)
     try:
