@@ -315,9 +315,23 @@ class JobBoard(abc.ABC):
         self._request_cancel(found, cancels.check_reason(found, reason))
         return found
 
+    def cancel_flow(self, flow_uuid: str, reason: str) -> Job:
+        """Cancel the flow detail ``flow_uuid`` (or the start of it) through the job that runs it.
+
+        A flow that no job on this board runs cannot be reached from here (:class:`NotFound` says so):
+        one run by an engine outside a conductor is cancelled with ``engine.cancel()`` in its process.
+        """
+        from flowkit.jobboard import cancels
+
+        return cancels.cancel_flow(self, flow_uuid, reason)
+
     @abc.abstractmethod
     def _request_cancel(self, job: Job, reason: str) -> None:
         """Save the cancel request on the job (unless one is saved already); refuse a job that is over."""
+
+    @abc.abstractmethod
+    def cancelled_jobs(self) -> list[Job]:
+        """The jobs that ended CANCELLED, with their reasons in ``cancel_reason``."""
 
     @abc.abstractmethod
     def cancel_requested(self, job: Job) -> str | None:

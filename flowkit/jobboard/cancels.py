@@ -11,13 +11,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from flowkit.exceptions import JobBoardError
+from flowkit.exceptions import JobBoardError, NotFound
 from flowkit.names import check_name
 from flowkit.states import JobState
 
 if TYPE_CHECKING:
+    from flowkit.jobboard.base import JobBoard
     from flowkit.jobboard.job import Job
 
+UUID_LENGTH = 36
 MAX_REASON = 1000
 """Longest cancel reason, in characters: it goes into the job's record and is shown in listings."""
 
@@ -32,6 +34,51 @@ def check_reason(job: Job, reason: object) -> str:
 def refuse(job: Job, state: JobState) -> JobBoardError:
     """The error for a cancel of a job that is over."""
     return JobBoardError(f"job {job} is {state.value}: it is over, there is nothing to cancel")
+
+
+def find_open_job(board: JobBoard, prefix: str, *, by_flow: bool = False) -> Job:
+    """The one job on the board (unclaimed or claimed) whose uuid (flow uuid, ``by_flow``) starts with
+    ``prefix``: operators type prefixes.
+
+    None matches: :class:`NotFound`, except that a whole job uuid is then looked up among the jobs
+    that are over too (for a cancel to say which state it is in); several: :class:`JobBoardError`
+    naming them.
+    """
+    wanted = prefix.strip().lower()
+    if not wanted:
+        raise JobBoardError("give a uuid, or the start of one")
+
+    def key(job: Job) -> str:
+        return ((job.flow_uuid if by_flow else job.uuid) or "").lower()
+
+    matches = [job for job in board.iterjobs(ensure_fresh=True) if key(job).startswith(wanted)]
+    if len(matches) > 1:
+        shown = ", ".join(str(job) for job in matches[:5]) + (" ..." if len(matches) > 5 else "")
+        what = "flows of jobs" if by_flow else "jobs"
+        raise JobBoardError(f"{prefix!r} matches {len(matches)} {what} on board {board.name!r}: {shown}")
+    if matches:
+        return matches[0]
+    if not by_flow and len(wanted) == UUID_LENGTH:
+        return board.get_job(wanted)
+    raise NotFound(f"no job on board {board.name!r} that is not over matches {prefix!r}")
+
+
+def cancel_flow(board: JobBoard, flow_uuid: str, reason: str) -> Job:
+    """Cancel the flow detail ``flow_uuid`` (or a prefix): by cancelling the job on the board that runs it.
+
+    A flow is cancelled where it runs: a conductor hears of it through its job. A flow that no job on
+    this board runs (an engine embedded in some program, or nobody) cannot be reached from here:
+    :class:`NotFound` says so (cancel it with ``engine.cancel()`` in its process).
+    """
+    try:
+        job = find_open_job(board, flow_uuid, by_flow=True)
+    except NotFound:
+        raise NotFound(
+            f"no job on board {board.name!r} runs a flow {flow_uuid!r}: a flow is cancelled through the "
+            "job that runs it; one run by an engine outside a conductor is cancelled with engine.cancel() "
+            "in its own process"
+        ) from None
+    return board.cancel(job, reason)
 
 
 class Told:
