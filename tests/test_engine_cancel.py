@@ -1,5 +1,6 @@
-"""``engine.cancel(reason)`` on the serial, thread and process engines: during the forward pass, during a
-revert, before ``run()``, after the end, and resumed after a crash half way through the cancel's revert.
+"""``engine.cancel(reason)`` on the serial, thread, process and worker-based engines: during the forward
+pass, during a revert, before ``run()``, after the end, in a retry delay, and resumed after a crash half way
+through the cancel's revert.
 
 The steps (``tests.support.cancel_flows``) hold until a file appears, so a cancel from another thread lands
 while a step runs, on every dispatcher; what they did goes to a journal file.
@@ -12,6 +13,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent import futures
@@ -30,8 +32,10 @@ from flowkit.states import AtomState, FlowState
 from tests.support.cancel_flows import held, three_steps
 from tests.support.journal import Journal
 from tests.support.wait import wait_until
+from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
 
 REPO = Path(__file__).resolve().parent.parent
+WORKER_TOPIC = "cancel"
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +45,32 @@ def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
         yield pool
 
 
-@pytest.fixture(params=["serial", "threads", "processes"])
+@pytest.fixture(scope="module")
+def worker_exchange() -> Iterator[str]:
+    """A worker serving ``tests.support.cancel_flows`` over ``memory://``, on a thread."""
+    exchange = f"fk-cancel-{uuid.uuid4().hex[:12]}"
+    with memory_worker(
+        exchange, WORKER_TOPIC, ["tests.support.cancel_flows", "tests.support.tasks"], threads=4
+    ):
+        yield exchange
+
+
+@pytest.fixture(params=["serial", "threads", "processes", "workers"])
 def options(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "serial":
         return {"engine": "serial"}
     if request.param == "threads":
         return {"engine": "parallel", "executor": "threads", "max_workers": 4}
-    return {"engine": "parallel", "executor": request.getfixturevalue("process_pool")}
+    if request.param == "processes":
+        return {"engine": "parallel", "executor": request.getfixturevalue("process_pool")}
+    return {
+        "engine": "worker-based",
+        "transport": MEMORY_TRANSPORT,
+        "exchange": request.getfixturevalue("worker_exchange"),
+        "topics": [WORKER_TOPIC],
+        "transition_timeout": 30.0,
+        "transport_options": MEMORY_OPTIONS,
+    }
 
 
 @pytest.fixture
@@ -251,3 +274,19 @@ def test_cancelled_survives_pickling_and_failure_json() -> None:
     assert (copy.flow, copy.reason) == ("create-cluster", "operator asked")
     rebuilt = Failure.from_dict(Failure.from_exception(exc).to_dict())
     assert rebuilt.check(Cancelled) and isinstance(rebuilt.exception, Cancelled)
+
+
+def test_cancel_cuts_short_a_retry_delay(journal: Journal) -> None:
+    """A flow waiting out a retry controller's delay holds no atom: the cancel reverts it at once."""
+    from flowkit import retry
+
+    flow = LinearFlow("r", retry=retry.Times(attempts=3, delay=120.0)).add(held("a"), held("b", fail=True))
+    engine = engines.load(flow, store={"journal": str(journal)})
+    _on_atom(engine, "b", AtomState.REVERTED, lambda: threading.Timer(0.1, engine.cancel, ["stop"]).start())
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        engine.run()
+    assert time.monotonic() - started < 60  # not after the 120 s delay
+    assert journal.names("execute") == ["a", "b"]  # no second attempt
+    assert journal.names("reverted") == ["b", "a"]  # undone once, for the retry; nothing ran since
+    assert engine.storage.get_flow_state() is FlowState.REVERTED
