@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from flowkit.exceptions import JobBoardError, NotFound
 from flowkit.names import check_name
-from flowkit.states import JobState
+from flowkit.states import JobState, job_is_final
 
 if TYPE_CHECKING:
     from flowkit.jobboard.base import JobBoard
@@ -32,8 +32,10 @@ def check_reason(job: Job, reason: object) -> str:
 
 
 def refuse(job: Job, state: JobState) -> JobBoardError:
-    """The error for a cancel of a job that is over."""
-    return JobBoardError(f"job {job} is {state.value}: it is over, there is nothing to cancel")
+    """The error for a cancel of a job that is over (or in a state this board cannot save one in)."""
+    if job_is_final(state):
+        return JobBoardError(f"job {job} is {state.value}: it is over, there is nothing to cancel")
+    return JobBoardError(f"job {job} is {state.value}: this board cannot save a cancel request for it now")
 
 
 def find_open_job(board: JobBoard, prefix: str, *, by_flow: bool = False) -> Job:

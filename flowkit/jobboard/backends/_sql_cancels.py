@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -17,9 +18,33 @@ import sqlalchemy as sa
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Transaction
 from flowkit.jobboard.cancels import Told
+from flowkit.states import JobState, job_is_final
 
 LOG = logging.getLogger("flowkit.jobboard")
 T = schema.jobs
+
+
+def request(board: str, job_uuid: str, reason: str) -> sa.Update:
+    """Save ``reason`` on the job's row unless a reason is saved already, if the job is not over;
+    returns the reason saved (none: no such row, or one that is over)."""
+    open_states = sorted(s.value for s in JobState if not job_is_final(s))
+    return (
+        T.update()
+        .where(T.c.board == board, T.c.uuid == job_uuid, T.c.state.in_(open_states))
+        .values(cancel_reason=sa.func.coalesce(T.c.cancel_reason, reason), updated_on=time.time())
+        .returning(T.c.cancel_reason)
+    )
+
+
+def mark_cancelled() -> sa.Update:
+    """What ending a job CANCELLED writes (the claim's conditions are added by the board)."""
+    return T.update().values(
+        state=JobState.CANCELLED.value,
+        lease_token=None,
+        lease_expires=None,
+        last_reason=sa.func.coalesce(T.c.cancel_reason, T.c.last_reason),
+        updated_on=time.time(),
+    )
 
 
 class CancelPoll:

@@ -39,6 +39,7 @@ from flowkit.exceptions import (
     StorageError,
     UnclaimableJobError,
 )
+from flowkit.jobboard.backends import _sql_cancels as cancels
 from flowkit.jobboard.backends import _sql_claims as claims
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_cancels import CancelPoll
@@ -49,7 +50,7 @@ from flowkit.jobboard.job import Job
 from flowkit.sql import engines, urls
 from flowkit.sql.engines import EngineLease
 from flowkit.sql.urls import Database
-from flowkit.states import JobState, check_job_transition, job_is_final
+from flowkit.states import JobState, check_job_transition
 
 if TYPE_CHECKING:
     from flowkit.persistence.backends.base import Backend
@@ -428,22 +429,16 @@ class SQLJobBoard(JobBoard):
     # -- cancelling ---------------------------------------------------------------------------------
 
     def _request_cancel(self, job: Job, reason: str) -> None:
-        open_states = sorted(s.value for s in S if not job_is_final(s))
-        stmt = (
-            T.update()
-            .where(T.c.board == self.name, T.c.uuid == job.uuid, T.c.state.in_(open_states))
-            .values(cancel_reason=sa.func.coalesce(T.c.cancel_reason, reason), updated_on=time.time())
-        )
         with self._tx(f"cancel job {job}") as conn:
-            done = conn.execute(stmt).rowcount == 1
-            if done:
+            saved = conn.execute(cancels.request(self.name, job.uuid, reason)).scalar()
+            if saved is not None:
                 self._notify(conn)  # wakes the holder's cancel poll on PostgreSQL at once
-        if not done:
+        if saved is None:
             row = self._row(job, f"cancel job {job}")
             if row is None:
                 raise NotFound(f"no job {job.uuid!r} on board {self.name!r} (consumed, or never posted)")
             raise refuse(job, S(row.state))
-        job.cancel_reason = job.cancel_reason or reason
+        job.cancel_reason = saved
         self._wake()
 
     def cancel_requested(self, job: Job) -> str | None:
@@ -451,14 +446,7 @@ class SQLJobBoard(JobBoard):
         return None if row is None else row.cancel_reason
 
     def mark_cancelled(self, job: Job, who: str) -> None:
-        stmt = T.update().values(
-            state=S.CANCELLED.value,
-            lease_token=None,
-            lease_expires=None,
-            last_reason=sa.func.coalesce(T.c.cancel_reason, T.c.last_reason),
-            updated_on=time.time(),
-        )
-        self._change(job, who, S.CANCELLED, stmt, "mark cancelled")
+        self._change(job, who, S.CANCELLED, cancels.mark_cancelled(), "mark cancelled")
 
     def cancelled_jobs(self) -> list[Job]:
         """The jobs that ended CANCELLED, with their reasons in ``cancel_reason``."""
