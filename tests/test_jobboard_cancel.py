@@ -23,6 +23,7 @@ from flowkit.exceptions import JobBoardError, NotFound
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 from flowkit.states import FlowState
+from tests.support.conductors import Conductors
 from tests.support.journal import Journal
 from tests.support.wait import wait_until
 
@@ -203,3 +204,39 @@ def test_a_cancel_that_comes_after_the_flow_succeeded_leaves_the_job_complete(
 def _ms(values: list[float]) -> str:
     shown = ", ".join(f"{v * 1000:.0f}" for v in values)
     return f"median {statistics.median(values) * 1000:.0f} ms ({shown} ms)"
+
+
+# -- conductor processes ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_conductor_killed_while_reverting_a_cancel_is_taken_over(
+    board_url: str,
+    board_name: str,
+    persistence_url: str,
+    conductors: Conductors,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL mid-cancel: the next conductor resumes the revert (the cancel was saved), never runs forward,
+    and ends the job CANCELLED."""
+    url = board_url if board_url.startswith("zookeeper") else f"{board_url}?lease=2"
+    journal = Journal(tmp_path / "journal")
+    with boards.fetch(board_name, url, persistence=persistence_url) as operator:
+        store = {"journal": str(journal)}
+        job = operator.post_flow(
+            "tests.support.cancel_flows:slow_steps",
+            store=store,
+            factory_kwargs={"n": 30, "pause": 0.05, "revert_pause": 0.3},
+        )
+        conductors.start("a", url, "--board-name", board_name)
+        wait_until(lambda: len(journal.names("execute")) >= 5, 30, "a to run a few steps")
+        operator.cancel(job, "abort")
+        wait_until(lambda: len(journal.names("revert")) >= 2, 30, "a to revert a few steps")
+        conductors.kill("a")
+        ran = journal.names("execute")
+        conductors.start("b", url, "--board-name", board_name)
+        wait_until(lambda: operator.state_of(job) is JobState.CANCELLED, 60, "b to end the job CANCELLED")
+    assert journal.names("execute") == ran  # nothing ran forward after the cancel, before or after the kill
+    assert set(journal.names("reverted")) == set(ran)  # every step that ran is undone (one maybe twice)
+    assert _flow_state(persistence_url, job) is FlowState.REVERTED
+    assert "cancelled job" in conductors.log("b")

@@ -69,21 +69,25 @@ def three_steps(
     )
 
 
-def slow_steps(n: int = 20, pause: float = 0.2) -> LinearFlow:
-    """``n`` steps of ``pause`` seconds each: a flow a conductor is still running when it is cancelled."""
-    return LinearFlow("slow").add(*(Slow(name=f"s{i}", inject={"pause": pause}) for i in range(n)))
+def slow_steps(n: int = 20, pause: float = 0.2, revert_pause: float = 0.0) -> LinearFlow:
+    """``n`` steps of ``pause`` seconds each (reverts of ``revert_pause``): a flow a conductor is still
+    running (or reverting) when something happens to it."""
+    inject = {"pause": pause, "revert_pause": revert_pause}
+    return LinearFlow("slow").add(*(Slow(name=f"s{i}", inject=inject) for i in range(n)))
 
 
 class Slow(Task):
-    """Sleeps ``pause`` seconds; records its execute and revert in the journal."""
+    """Sleeps ``pause`` seconds (``revert_pause`` in revert); writes its execute and revert to the journal."""
 
-    def execute(self, journal: str, pause: float) -> str:
+    def execute(self, journal: str, pause: float, revert_pause: float = 0.0) -> str:
         record(journal, "execute", self.name)
         time.sleep(pause)
         return self.name
 
-    def revert(self, journal: str, **kwargs: Any) -> None:
+    def revert(self, journal: str, revert_pause: float = 0.0, **kwargs: Any) -> None:
         record(journal, "revert", self.name)
+        time.sleep(revert_pause)
+        record(journal, "reverted", self.name)
 
 
 def main(argv: list[str]) -> int:
