@@ -328,6 +328,11 @@ class Conductor:
                 engine.suspend()
 
         engine.atom_notifier.register(ANY, pause_if_needed)
+        if storage.get_flow_state() in FLOW_FINISHED and cancels.was_cancelled(storage):
+            # its conductor died between the end of the cancel's revert and the job's end: running a
+            # REVERTED flow would start it again from the beginning
+            self._mark_cancelled(job, run)
+            return
         with self._lock:
             reason = run.cancel_reason
         if reason is not None:  # asked before the engine was there (before the claim, or during loading)

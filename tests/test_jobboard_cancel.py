@@ -240,3 +240,25 @@ def test_a_conductor_killed_while_reverting_a_cancel_is_taken_over(
     assert set(journal.names("reverted")) == set(ran)  # every step that ran is undone (one maybe twice)
     assert _flow_state(persistence_url, job) is FlowState.REVERTED
     assert "cancelled job" in conductors.log("b")
+
+
+def test_a_job_whose_flow_was_already_cancelled_is_not_run_again(
+    board: JobBoard, other: JobBoard, persistence_url: str, tmp_path: Path
+) -> None:
+    """A conductor died after the cancel's revert ended but before it marked the job: the next one must
+    not run the REVERTED flow again from its start (what ``run()`` does with a REVERTED flow)."""
+    from flowkit import engines
+    from flowkit.exceptions import Cancelled
+
+    journal = Journal(tmp_path / "journal")
+    job = _post(board, journal, n=3, pause=0.0)
+    engine = engines.load_from_detail(job.flow_uuid or "", backend=persistence_url)
+    engine.cancel("abort")
+    with pytest.raises(Cancelled):
+        engine.run()  # what the dead conductor did: the flow is REVERTED, the cancel saved with it
+    other.cancel(job, "abort")
+    with running(Conductor("c1", board, persistence_url, wait_timeout=0.2)) as conductor:
+        wait_until(lambda: other.state_of(job) is JobState.CANCELLED, 20, "the job to end CANCELLED")
+    assert journal.events == []
+    assert conductor.stats.cancelled == 1
+    assert _flow_state(persistence_url, job) is FlowState.REVERTED
