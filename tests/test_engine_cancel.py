@@ -290,3 +290,23 @@ def test_cancel_cuts_short_a_retry_delay(journal: Journal) -> None:
     assert journal.names("execute") == ["a", "b"]  # no second attempt
     assert journal.names("reverted") == ["b", "a"]  # undone once, for the retry; nothing ran since
     assert engine.storage.get_flow_state() is FlowState.REVERTED
+
+
+def test_the_cancel_token_tells_what_holds_something_open(journal: Journal) -> None:
+    """The hook for async atoms and waits: a callback is told once, at once if the cancel came already."""
+    engine = engines.load(three_steps(), store={"journal": str(journal)})
+    token = engine.cancel_token
+    told: list[str] = []
+    token.add_callback(told.append)
+    remove = token.add_callback(lambda reason: told.append(f"removed {reason}"))
+    remove()
+    assert not token.is_set() and token.reason is None
+    _on_atom(engine, "a", AtomState.SUCCESS, lambda: engine.cancel("stop"))
+    with pytest.raises(Cancelled):
+        engine.run()
+    assert told == ["stop"]
+    late: list[str] = []
+    engine2 = engines.load(three_steps(), store={"journal": str(journal)})
+    engine2.cancel("early")
+    engine2.cancel_token.add_callback(late.append)
+    assert late == ["early"] and engine2.cancel_token.wait(0)
