@@ -20,7 +20,10 @@ done again. What happens to a job:
   and the conductor claims nothing until persistence answers again (one log line when it goes, one
   when it is back); the board being unreachable pauses claiming the same way;
 - anything else goes wrong: abandoned with the error as its reason, which counts towards the board's
-  ``max_attempts``.
+  ``max_attempts``;
+- a cancel is asked for (``board.cancel``; the board tells the conductor holding the job at once, and
+  a job claimed later carries it): the engine is cancelled, the flow reverted, and the job ends
+  CANCELLED (``conductor.cancels``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from conductor import resume
+from conductor import cancels, resume
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
 from conductor.runs import Run, Stats
@@ -90,6 +93,7 @@ class Conductor:
         self._runs: dict[str, Run] = {}
         # Claim events heard while claim_next runs, for the job it is about to return (None: not claiming)
         self._claiming: list[tuple[ClaimEvent, frozenset[str]]] | None = None
+        self._cancels = cancels.Heard()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         # A board coming back must be used at once (claims wait on it); persistence is probed less often.
@@ -104,6 +108,7 @@ class Conductor:
         ensure_schema(self.persistence)
         slots = threading.BoundedSemaphore(self.max_jobs)
         self.board.add_claim_listener(self._on_claims)
+        self.board.add_cancel_listener(self._on_cancel)
         if self.allow is None:
             LOG.warning(
                 "conductor %r: no allow list (--allow MODULE_PREFIX): a job may name any importable "
@@ -136,6 +141,7 @@ class Conductor:
         finally:
             self._wind_down()
             self.board.remove_claim_listener(self._on_claims)
+            self.board.remove_cancel_listener(self._on_cancel)
 
     @property
     def running_jobs(self) -> int:
@@ -188,6 +194,7 @@ class Conductor:
             if job is None:
                 return
             run = self._runs[job.uuid] = Run(job)
+            run.cancel_reason = self._cancels.take(job.uuid) or job.cancel_reason
             for event, uuids in heard:
                 if job.uuid in uuids:
                     run.hear(event)
@@ -220,6 +227,20 @@ class Conductor:
             run.changed.set()
         if runs:
             LOG.warning("conductor %r: claims %s: %s", self.name, event, sorted(r.job.name for r in runs))
+
+    def _on_cancel(self, job_uuid: str, reason: str) -> None:
+        """The board says a job of ours is asked to cancel (from its own thread: only wake things up)."""
+        with self._lock:
+            run = self._runs.get(job_uuid)
+            if run is None:  # heard while claim_next runs: the job's run picks it up when registered
+                self._cancels.keep(job_uuid, reason)
+                return
+            run.cancel_reason = run.cancel_reason or reason
+            engine = run.engine
+        LOG.info("conductor %r: job %s asked to cancel: %s", self.name, run.job, reason)
+        if engine is not None:
+            engine.cancel(reason)
+        run.changed.set()
 
     # -- one job ------------------------------------------------------------------------------------
 
@@ -307,6 +328,15 @@ class Conductor:
                 engine.suspend()
 
         engine.atom_notifier.register(ANY, pause_if_needed)
+        if storage.get_flow_state() in FLOW_FINISHED and cancels.was_cancelled(storage):
+            # its conductor died between the end of the cancel's revert and the job's end: running a
+            # REVERTED flow would start it again from the beginning
+            self._mark_cancelled(job, run)
+            return
+        with self._lock:
+            reason = run.cancel_reason
+        if reason is not None:  # asked before the engine was there (before the claim, or during loading)
+            engine.cancel(reason)
         while True:
             if self._stopping.is_set():
                 if not run.must_pause():  # else the claim dies with the session or lease anyway
@@ -335,7 +365,10 @@ class Conductor:
                     exc,
                 )
             if storage.get_flow_state() in FLOW_FINISHED:
-                self._consume(job, run)
+                if cancels.was_cancelled(storage):
+                    self._mark_cancelled(job, run)
+                else:
+                    self._consume(job, run)
                 return
 
     # -- board operations, logged -------------------------------------------------------------------
@@ -353,6 +386,15 @@ class Conductor:
             job,
             run.engine.storage.get_flow_state() if run.engine else "?",
         )
+
+    def _mark_cancelled(self, job: Job, run: Run) -> None:
+        try:
+            self.board.mark_cancelled(job, self.name)
+        except JobBoardError as exc:  # the claim went meanwhile: whoever has it finds the flow reverted
+            LOG.warning("conductor %r: could not mark job %s cancelled: %s", self.name, job, exc)
+            return
+        self.stats.add("cancelled")
+        LOG.info("conductor %r: cancelled job %s (flow reverted): %s", self.name, job, run.cancel_reason)
 
     def _give_back(self, job: Job, reason: str, count: bool) -> None:
         try:

@@ -23,6 +23,8 @@ class Run:
     in_doubt: bool = False
     lost: bool = False
     changed: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str | None = None
+    """Why the job was asked to cancel (``board.cancel``), once the board said so."""
 
     def must_pause(self) -> bool:
         return self.in_doubt or self.lost
@@ -45,6 +47,7 @@ class Stats:
     abandoned: int = 0
     set_aside: int = 0
     lost: int = 0
+    cancelled: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, counter: str, n: int = 1) -> None:

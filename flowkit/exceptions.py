@@ -220,6 +220,22 @@ class InvalidStateError(ExecutionError):
         return f"{self.kind} {self.name!r} cannot go from {self.old} to {self.new}"
 
 
+class Cancelled(ExecutionError):
+    """The flow was cancelled (``engine.cancel(reason)``, ``board.cancel(job, reason)``) and reverted.
+
+    ``engine.run()`` raises it once the flow is REVERTED; the flow's own failures, if it was failing
+    too, are its ``__cause__``. ``reason`` is what the canceller said.
+    """
+
+    def __init__(self, flow: str, reason: str) -> None:
+        super().__init__(flow, reason)
+        self.flow = flow
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"flow {self.flow!r} was cancelled and reverted: {self.reason}"
+
+
 class NotFound(FlowkitError, KeyError):
     """A symbol, atom, logbook, flow detail or job that was asked for does not exist."""
 

@@ -136,6 +136,9 @@ class JobState(StrEnum):
     """Moved out of the way by its owner without running it; kept for inspection."""
     SET_ASIDE = "SET_ASIDE"
     """Kept off the board with a reason: abandoned or crashed too often, disallowed or malformed."""
+    CANCELLED = "CANCELLED"
+    """Cancelled (``board.cancel``): its flow was reverted by the conductor that held or next claimed it;
+    kept off the board, with the cancel's reason, for inspection."""
 
 
 J = JobState
@@ -144,12 +147,19 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # UNCLAIMED -> SET_ASIDE: a claim found the job over its attempt limit and set it aside instead.
     J.UNCLAIMED: frozenset({J.CLAIMED, J.SET_ASIDE}),
     # CLAIMED -> UNCLAIMED: abandoned, or the owner's session or lease ended.
-    J.CLAIMED: frozenset({J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE}),
+    # CLAIMED -> CANCELLED: its owner reverted the flow of a job whose cancel was asked for.
+    J.CLAIMED: frozenset({J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE, J.CANCELLED}),
     J.COMPLETE: frozenset(),
     J.TRASHED: frozenset(),
     J.SET_ASIDE: frozenset(),
+    J.CANCELLED: frozenset(),
 }
 """Allowed job transitions: ``JOB_TRANSITIONS[old]`` is the set of states ``old`` may move to."""
+
+
+def job_is_final(state: JobState) -> bool:
+    """Whether a job in ``state`` is over (no move out of it): a cancel can no longer reach it."""
+    return not JOB_TRANSITIONS[state]
 
 
 def job_sources(new: JobState) -> frozenset[JobState]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -129,7 +129,13 @@ def post(
     click.echo(f"posted job {job.name!r} {job.uuid}")
 
 
-def _rows(board: JobBoard, jobs: list[Job], set_aside: list[Job]) -> list[list[str]]:
+def _reason(job: Job) -> str:
+    return f"cancel asked: {job.cancel_reason}" if job.cancel_reason else job.last_reason or ""
+
+
+def _rows(
+    board: JobBoard, jobs: list[Job], set_aside: list[Job], cancelled: Sequence[Job] = ()
+) -> list[list[str]]:
     rows = [["UUID", "NAME", "STATE", "OWNER", "AGE", "ATTEMPTS", "REASON"]]
     for job in jobs:
         owner = board.find_owner(job)
@@ -142,7 +148,7 @@ def _rows(board: JobBoard, jobs: list[Job], set_aside: list[Job]) -> list[list[s
                 owner or "-",
                 _age(job.created_on),
                 str(job.attempts),
-                job.last_reason or "",
+                _reason(job),
             ]
         )
     for job in set_aside:
@@ -151,6 +157,18 @@ def _rows(board: JobBoard, jobs: list[Job], set_aside: list[Job]) -> list[list[s
                 job.uuid,
                 job.name,
                 JobState.SET_ASIDE,
+                "-",
+                _age(job.created_on),
+                str(job.attempts),
+                job.last_reason or "",
+            ]
+        )
+    for job in cancelled:
+        rows.append(
+            [
+                job.uuid,
+                job.name,
+                JobState.CANCELLED,
                 "-",
                 _age(job.created_on),
                 str(job.attempts),
@@ -169,17 +187,18 @@ def _table(rows: list[list[str]]) -> str:
 
 
 @jobs.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Also the jobs set aside")
+@click.option("--all", "show_all", is_flag=True, help="Also the jobs set aside and the jobs cancelled")
 @_board_options
 def list_jobs(show_all: bool, board_url: str, persistence_url: str | None, board_name: str) -> None:
     """The jobs on the board: state, owner, age, attempts and the last reason given."""
     with _connected(board_url, board_name, persistence_url) as board:
         on_board = list(board.iterjobs(ensure_fresh=True))
         aside = board.set_aside_jobs() if show_all else []
-        if not on_board and not aside:
+        cancelled = board.cancelled_jobs() if show_all else []
+        if not on_board and not aside and not cancelled:
             click.echo("no jobs")
             return
-        click.echo(_table(_rows(board, on_board, aside)))
+        click.echo(_table(_rows(board, on_board, aside, cancelled)))
 
 
 @jobs.command("show")
@@ -197,6 +216,7 @@ def show(uuid: str, board_url: str, persistence_url: str | None, board_name: str
             ("priority", str(job.priority)),
             ("attempts", str(job.attempts)),
             ("reason", job.last_reason or "-"),
+            ("cancel", job.cancel_reason or "-"),
             ("logbook", job.book_uuid or "-"),
             ("flow detail", job.flow_uuid or "-"),
             ("details", json.dumps(job.details, sort_keys=True)),

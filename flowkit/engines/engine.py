@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flowkit.compiler import TASK, CompiledFlow, compile_flow
+from flowkit.engines.cancel import CancelToken, flow_finished, raise_if_cancelled
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run
@@ -66,6 +67,7 @@ class Engine:
         self._validated = False
         self._suspend = threading.Event()
         self._wake = threading.Event()
+        self._cancel = CancelToken()
         self._run: Run | None = None
         """The run in progress (or the last one)."""
         self.options: dict[str, Any] = {}
@@ -141,12 +143,32 @@ class Engine:
             self._suspend,
             self._wake,
             self._cap,
+            self._cancel,
         )
 
     def suspend(self) -> None:
         """Stop at the next safe point: running atoms finish, nothing new starts; ``run()`` resumes."""
         self._suspend.set()
         self._wake.set()
+
+    def cancel(self, reason: str) -> bool:
+        """Cancel the flow: start nothing new, let running atoms finish, revert everything that ran.
+
+        From any thread or a listener. The run in progress (or the next ``run()``, if none is) ends
+        REVERTED and raises :class:`~flowkit.exceptions.Cancelled` with ``reason``. False when there is
+        nothing to cancel: a cancel was asked already, or the flow has finished and no run is in
+        progress. See :mod:`flowkit.engines.cancel` for a cancel during a revert and after a crash.
+        """
+        if not self._cancel.request(str(reason), lambda: flow_finished(self._storage)):
+            return False
+        self._suspend.set()
+        self._wake.set()
+        return True
+
+    @property
+    def cancel_token(self) -> CancelToken:
+        """This engine's cancel request, for parts that must hear of a cancel (async atoms, waits)."""
+        return self._cancel
 
     def run(self) -> None:
         """Run the flow to its end (or to a suspend).
@@ -165,6 +187,7 @@ class Engine:
         run = self._run = self._new_run()
         self._dispatcher.start(run.progress_of_node)  # bound once per run, not looked up per atom
         fenced = False
+        self._cancel.begin()
         try:
             yield from self._resume_or_start(run)
         except ClaimLost:
@@ -179,9 +202,11 @@ class Engine:
             interrupted = st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING)
             if interrupted and not fenced:
                 self._interrupted(run)
+            self._cancel.end(flow_finished(st))
         final = st.flow_state
         yield final
         if final is FlowState.REVERTED:
+            raise_if_cancelled(st)
             Failure.reraise_if_any(list(st.flow_failures.values()))
         elif final is FlowState.FAILURE:
             raise WrappedFailure(run.all_failures())

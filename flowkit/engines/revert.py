@@ -17,6 +17,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from flowkit.compiler import JUNCTION, RETRY
+from flowkit.engines.cancel import carry_on
 from flowkit.engines.dispatch import REVERT
 from flowkit.failure import Failure
 from flowkit.retry import History
@@ -160,6 +161,8 @@ def revert_all(
     run.set_flow(FlowState.REVERTING)
     yield FlowState.REVERTING
     wave = yield from revert_nodes(run, range(len(run.c.atoms)), failures, retry_failed, suspendable=True)
+    if run.cancel is not None and not wave.done:  # a cancel does not stop a revert: it finishes it
+        yield from carry_on(run, wave)
     if run.suspend.is_set() and not wave.done:
         run.set_flow(FlowState.SUSPENDED)
         return

@@ -25,6 +25,7 @@ from flowkit.atom import extract
 from flowkit.compiler import JUNCTION, RETRY, CompiledFlow
 from flowkit.context import AtomContext
 from flowkit.engines import deciders
+from flowkit.engines.cancel import revert_cancelled
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
 from flowkit.engines.retrying import DelayTimers, handle_failures
 from flowkit.engines.revert import finish_interrupted_reverts, revert_all
@@ -35,6 +36,7 @@ from flowkit.states import ATOM_DONE, AtomState, FlowState
 from flowkit.storage import Storage
 
 if TYPE_CHECKING:
+    from flowkit.engines.cancel import CancelToken
     from flowkit.engines.revert import RevertWave
 
 S = AtomState
@@ -49,6 +51,7 @@ class Run:
     __slots__ = (
         "atom_notifier",
         "c",
+        "cancel",
         "cap",
         "decided",
         "dispatcher",
@@ -76,6 +79,7 @@ class Run:
         suspend: threading.Event,
         wake: threading.Event,
         cap: int,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.c = compiled
         self.st = storage
@@ -103,6 +107,9 @@ class Run:
         """A revert of this run failed (the flow ends FAILURE, not REVERTED)."""
         self.wave: RevertWave | None = None
         """The revert wave in progress; its completions go to it."""
+        self.cancel = cancel
+        """The engine's cancel request (``engine.cancel``): it also sets ``suspend``, so the hot loop
+        checks nothing more; what holds something open (async atoms, waits) registers a callback."""
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -230,6 +237,8 @@ class Run:
 
         Returns True when the forward pass is over.
         """
+        if self.cancel is not None and self.cancel.is_set():
+            return (yield from revert_cancelled(self))
         if self.failed:
             return (yield from handle_failures(self))
         if self.suspend.is_set():

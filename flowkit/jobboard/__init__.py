@@ -4,12 +4,13 @@
 """
 
 from flowkit.exceptions import MalformedJobError
-from flowkit.jobboard.base import ClaimEvent, ClaimListener, JobBoard
+from flowkit.jobboard.base import CancelListener, ClaimEvent, ClaimListener, JobBoard
 from flowkit.jobboard.job import Job, JobPriority
 from flowkit.states import JobState
 
 __all__ = [
     # boards
+    "CancelListener",
     "ClaimEvent",
     "ClaimListener",
     # jobs

@@ -52,6 +52,10 @@ class ClaimEvent(StrEnum):
 ClaimListener = Callable[[ClaimEvent, frozenset[str]], None]
 """Called as ``listener(event, job_uuids)`` from the board's own thread; must return quickly."""
 
+CancelListener = Callable[[str, str], None]
+"""Called as ``listener(job_uuid, reason)`` from the board's own thread when a job this board holds a
+claim on is asked to cancel (see :meth:`JobBoard.cancel`); must return quickly."""
+
 
 class JobBoard(abc.ABC):
     """A board of jobs shared by posters and conductors. Build one with :func:`backends.fetch`."""
@@ -78,6 +82,7 @@ class JobBoard(abc.ABC):
         self.max_attempts = max_attempts
         self._listeners: list[ClaimListener] = []
         self._listeners_lock = threading.Lock()
+        self._cancel_listeners: list[CancelListener] = []
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -291,6 +296,68 @@ class JobBoard(abc.ABC):
     @abc.abstractmethod
     def set_aside(self, job: Job, who: str, reason: str) -> None:
         """Move the job off the board with ``reason`` (owner only): it cannot or must not run."""
+
+    # -- cancelling -------------------------------------------------------------------------------
+
+    def cancel(self, job: Job | str, reason: str) -> Job:
+        """Ask for ``job`` (or the job with this uuid) to be cancelled, from any client; returns the job.
+
+        The conductor holding the job hears of it within about a second (a ZooKeeper watch, a poll of
+        the SQL row, woken by NOTIFY on PostgreSQL) and cancels its engine; a job nobody holds is
+        cancelled by the next conductor that claims it. Either way its flow is reverted and the job ends
+        CANCELLED with ``reason``. Asking again keeps the first reason. A job that is over (consumed,
+        trashed, set aside, cancelled) cannot be: :class:`~flowkit.exceptions.JobBoardError` says which
+        state it is in; one never posted or long gone: :class:`~flowkit.exceptions.NotFound`.
+        """
+        from flowkit.jobboard import cancels
+
+        found = self.get_job(job) if isinstance(job, str) else job
+        self._request_cancel(found, cancels.check_reason(found, reason))
+        return found
+
+    def cancel_flow(self, flow_uuid: str, reason: str) -> Job:
+        """Cancel the flow detail ``flow_uuid`` (or the start of it) through the job that runs it.
+
+        A flow that no job on this board runs cannot be reached from here (:class:`NotFound` says so):
+        one run by an engine outside a conductor is cancelled with ``engine.cancel()`` in its process.
+        """
+        from flowkit.jobboard import cancels
+
+        return cancels.cancel_flow(self, flow_uuid, reason)
+
+    @abc.abstractmethod
+    def _request_cancel(self, job: Job, reason: str) -> None:
+        """Save the cancel request on the job (unless one is saved already); refuse a job that is over."""
+
+    @abc.abstractmethod
+    def cancelled_jobs(self) -> list[Job]:
+        """The jobs that ended CANCELLED, with their reasons in ``cancel_reason``."""
+
+    @abc.abstractmethod
+    def cancel_requested(self, job: Job) -> str | None:
+        """The reason of the cancel asked for ``job``, read from the board now, or None."""
+
+    @abc.abstractmethod
+    def mark_cancelled(self, job: Job, who: str) -> None:
+        """The owner reverted the flow of a job asked to cancel: it ends CANCELLED (owner only)."""
+
+    def add_cancel_listener(self, listener: CancelListener) -> None:
+        with self._listeners_lock:
+            self._cancel_listeners.append(listener)
+
+    def remove_cancel_listener(self, listener: CancelListener) -> None:
+        with self._listeners_lock:
+            if listener in self._cancel_listeners:
+                self._cancel_listeners.remove(listener)
+
+    def _emit_cancel(self, job_uuid: str, reason: str) -> None:
+        with self._listeners_lock:
+            listeners = list(self._cancel_listeners)
+        for listener in listeners:
+            try:
+                listener(job_uuid, reason)
+            except Exception:
+                LOG.exception("board %r: cancel listener %r failed on job %s", self.name, listener, job_uuid)
 
     # -- claim events -----------------------------------------------------------------------------
 

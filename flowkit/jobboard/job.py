@@ -56,6 +56,9 @@ class Job:
     """Claims that did not end in ``consume``: crashed conductors and counted abandons."""
     last_reason: str | None = None
     """Why the job was last abandoned or set aside."""
+    cancel_reason: str | None = None
+    """Why a cancel was asked for (``board.cancel``), or None: the conductor that holds the job, or
+    claims it next, reverts its flow and ends it CANCELLED."""
     fence: int | None = None
     """The fencing token of this board's claim on the job, set by a claim (None: not claimed here).
 
@@ -81,7 +84,7 @@ class Job:
     def to_record(self) -> dict[str, Any]:
         """The JSON record stored on the board."""
         book = {"uuid": self.book_uuid, "name": self.book_name} if self.book_uuid else None
-        return {
+        record = {
             "version": RECORD_VERSION,
             "uuid": self.uuid,
             "name": self.name,
@@ -93,6 +96,9 @@ class Job:
             "attempts": self.attempts,
             "last_reason": self.last_reason,
         }
+        if self.cancel_reason is not None:
+            record["cancel_reason"] = self.cancel_reason
+        return record
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_record(), separators=(",", ":")).encode()
@@ -146,6 +152,7 @@ class Job:
             sequence=sequence,
             attempts=attempts,
             last_reason=_opt_str(record.get("last_reason"), "last_reason"),
+            cancel_reason=_opt_str(record.get("cancel_reason"), "cancel_reason"),
         )
 
     @classmethod

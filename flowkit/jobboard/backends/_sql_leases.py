@@ -107,6 +107,11 @@ class Leases:
         with self._lock:
             return self._owned.get(job_uuid)
 
+    def held(self) -> set[str]:
+        """The uuids of the jobs this board holds claims on now."""
+        with self._lock:
+            return set(self._owned)
+
     def drop(self, job_uuid: str) -> None:
         with self._lock:
             self._owned.pop(job_uuid, None)

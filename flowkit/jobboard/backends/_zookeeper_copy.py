@@ -225,6 +225,12 @@ class WatchedCopy:
                 self._warn(path, str(exc))
         return out
 
+    def replace(self, node: str, job: Job, version: int) -> None:
+        """This board rewrote the record of a job the copy holds (a cancel): keep the copy current."""
+        with self.changed:
+            if node in self.jobs:
+                self.jobs[node], self.versions[node] = job, version
+
     def _put(self, node: str, job: Job, version: int) -> None:
         if node not in self.jobs:
             bisect.insort(self.order, (-job.priority, job.sequence, node))

@@ -39,10 +39,13 @@ from flowkit.exceptions import (
     StorageError,
     UnclaimableJobError,
 )
+from flowkit.jobboard.backends import _sql_cancels as cancels
 from flowkit.jobboard.backends import _sql_claims as claims
 from flowkit.jobboard.backends import _sql_schema as schema
+from flowkit.jobboard.backends._sql_cancels import CancelPoll
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
+from flowkit.jobboard.cancels import refuse
 from flowkit.jobboard.job import Job
 from flowkit.sql import engines, urls
 from flowkit.sql.engines import EngineLease
@@ -59,6 +62,8 @@ ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value)
 MEMORY = "memory://"
 """``memory://NAME``: the in-process SQLite database NAME (boards in this process only; tests, demos)."""
 DEFAULT_LEASE = 10.0
+DEFAULT_CANCEL_POLL = (0.25, 1.0)
+"""Seconds between reads of the held jobs' cancel requests: SQLite, PostgreSQL (where NOTIFY wakes it)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,8 +110,11 @@ class SQLJobBoard(JobBoard):
         poll: float | None = None,
         persistence: Backend | str | None = None,
         max_attempts: int | None = None,
+        cancel_poll: float | None = None,
     ) -> None:
         """``lease``: seconds a claim outlives its claimant's last renewal (the failover time).
+        ``cancel_poll``: seconds between two reads of the held jobs' cancel requests (SQLite 0.25,
+        PostgreSQL 1.0, where NOTIFY wakes the read at once).
 
         Arguments win over the URL's query (``?lease=``, ``?poll=``, ``?max_attempts=``).
         """
@@ -127,6 +135,13 @@ class SQLJobBoard(JobBoard):
         self._changed = threading.Condition()
         self._generation = 0
         self._bad: set[int] = set()
+        if cancel_poll is None:
+            cancel_poll = DEFAULT_CANCEL_POLL[self.database.dialect == "postgresql"]
+        self.cancel_poll = cancel_poll
+        """Seconds between two reads of the held jobs' cancel requests."""
+        self._cancels = CancelPoll(
+            name, cancel_poll, self._tx, self._leases.held, self._emit_cancel, self._changed
+        )
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -158,6 +173,7 @@ class SQLJobBoard(JobBoard):
             raise
         self._engine_lease, self._engine, self._guard = held, held.engine, held.lock
         self._leases.start()
+        self._cancels.start()
         if held.engine.dialect.name == "postgresql":
             self._listener = schema.Listener(held.engine, self.name, self._wake)
             self._listener.start()
@@ -169,6 +185,7 @@ class SQLJobBoard(JobBoard):
             self._listener.stop()
             self._listener.join(timeout=5)
             self._listener = None
+        self._cancels.stop()
         self._leases.stop()
         tokens = self._leases.take_all()
         if tokens:  # like a ZooKeeper session ending: the claims go at once (the attempts stay counted)
@@ -216,6 +233,7 @@ class SQLJobBoard(JobBoard):
                 LOG.warning("board %r: skipping %s row id=%s: %s", self.name, T.name, row.id, exc)
             return None
         job.priority, job.attempts, job.last_reason = row.priority, row.attempts, row.last_reason
+        job.cancel_reason = row.cancel_reason
         return job
 
     def _active(self) -> sa.ColumnElement[bool]:
@@ -376,6 +394,7 @@ class SQLJobBoard(JobBoard):
             holder = self.find_owner(job)
             raise NotOwnerError(f"job {job} is claimed by {holder!r} (here or elsewhere), not by {who!r}")
         self._leases.drop(job.uuid)
+        self._cancels.told.forget(job.uuid)
         if target is S.UNCLAIMED:
             self._wake()
 
@@ -406,3 +425,29 @@ class SQLJobBoard(JobBoard):
         )
         self._change(job, who, target, stmt, what)
         job.last_reason = reason or job.last_reason
+
+    # -- cancelling ---------------------------------------------------------------------------------
+
+    def _request_cancel(self, job: Job, reason: str) -> None:
+        with self._tx(f"cancel job {job}") as conn:
+            saved = conn.execute(cancels.request(self.name, job.uuid, reason)).scalar()
+            if saved is not None:
+                self._notify(conn)  # wakes the holder's cancel poll on PostgreSQL at once
+        if saved is None:
+            row = self._row(job, f"cancel job {job}")
+            if row is None:
+                raise NotFound(f"no job {job.uuid!r} on board {self.name!r} (consumed, or never posted)")
+            raise refuse(job, S(row.state))
+        job.cancel_reason = saved
+        self._wake()
+
+    def cancel_requested(self, job: Job) -> str | None:
+        row = self._row(job, f"read the cancel request of job {job}")
+        return None if row is None else row.cancel_reason
+
+    def mark_cancelled(self, job: Job, who: str) -> None:
+        self._change(job, who, S.CANCELLED, cancels.mark_cancelled(), "mark cancelled")
+
+    def cancelled_jobs(self) -> list[Job]:
+        """The jobs that ended CANCELLED, with their reasons in ``cancel_reason``."""
+        return self._select(sa.and_(T.c.board == self.name, T.c.state == S.CANCELLED))

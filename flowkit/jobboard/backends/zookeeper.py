@@ -7,6 +7,10 @@ Layout under the board's path::
                                its creation zxid is the claim's fencing token (``job.fence``)
     set_aside/job-0000000042   jobs kept off the board, with their reason
     trash/job-0000000042       trashed jobs
+    cancelled/job-0000000042   jobs cancelled (``board.cancel``) once their flow was reverted
+
+A cancel request is saved in the job's record (``cancel_reason``); the board holding the claim keeps a
+data watch on each job it holds (``_zookeeper_cancels``) and tells its cancel listeners at once.
 
 The board keeps a copy of ``jobs`` and ``claims`` current through two watches (``_zookeeper_copy``):
 listings and :meth:`wait` read the copy and wake on the watches, and nothing polls. Every operation
@@ -37,10 +41,12 @@ from flowkit.exceptions import (
     NotOwnerError,
     UnclaimableJobError,
 )
+from flowkit.jobboard.backends import _zookeeper_cancels as cancels
 from flowkit.jobboard.backends import _zookeeper_claims as claims
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
+from flowkit.jobboard.cancels import Told
 from flowkit.jobboard.job import Job
 from flowkit.states import JobState, check_job_transition
 
@@ -94,11 +100,13 @@ class ZooKeeperJobBoard(JobBoard):
         self._claims_path = f"{self.path}/claims"
         self._aside_path = f"{self.path}/set_aside"
         self._trash_path = f"{self.path}/trash"
+        self._cancelled_path = f"{self.path}/cancelled"
         self._bad: set[str] = set()  # paths already warned about
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad)
         # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
         self._owned: dict[str, str] = {}
         self._owned_lock = threading.Lock()
+        self._cancel_told = Told()
         self._session = Session(name, hosts, self.path, timeout, auth, world_read, client, self._on_session)
         self._errors = self._session.errors
 
@@ -118,7 +126,13 @@ class ZooKeeperJobBoard(JobBoard):
         self._session.start()
         try:
             with self._errors("create its paths"):
-                for path in (self._jobs_path, self._claims_path, self._aside_path, self._trash_path):
+                for path in (
+                    self._jobs_path,
+                    self._claims_path,
+                    self._aside_path,
+                    self._trash_path,
+                    self._cancelled_path,
+                ):
                     self._client.ensure_path(path, acl=self._session.acl())
                 self._copy.start(self._client)
         except BaseException:
@@ -219,6 +233,8 @@ class ZooKeeperJobBoard(JobBoard):
                 return JobState.SET_ASIDE
             if exists(f"{self._trash_path}/{node}"):
                 return JobState.TRASHED
+            if exists(f"{self._cancelled_path}/{node}"):
+                return JobState.CANCELLED
         return JobState.COMPLETE
 
     def find_owner(self, job: Job) -> str | None:
@@ -232,12 +248,15 @@ class ZooKeeperJobBoard(JobBoard):
         return claims.owner_name(data)
 
     def set_aside_jobs(self) -> list[Job]:
+        return self._jobs_under(self._aside_path, "list the jobs set aside")
+
+    def _jobs_under(self, where: str, what: str) -> list[Job]:
         from kazoo.exceptions import NoNodeError
 
         out = []
-        with self._errors("list the jobs set aside"):
-            for child in self._client.get_children(self._aside_path):
-                path = f"{self._aside_path}/{child}"
+        with self._errors(what):
+            for child in self._client.get_children(where):
+                path = f"{where}/{child}"
                 if not JOB_NODE.match(child):
                     self._warn_bad(path, "not a job node name")
                     continue
@@ -251,17 +270,25 @@ class ZooKeeperJobBoard(JobBoard):
         return sorted(out, key=Job.sort_key)
 
     def get_job(self, job_uuid: str) -> Job:
+        from kazoo.exceptions import NoNodeError
+
         try:
-            return super().get_job(job_uuid)
+            found = super().get_job(job_uuid)
         except NotFound:
             pass
-        with self._errors("list the trash"):
-            for child in self._client.get_children(self._trash_path):
-                with contextlib.suppress(Exception):
-                    data, _ = self._client.get(f"{self._trash_path}/{child}")
-                    job = Job.from_bytes(self, data, int(child[4:]))
-                    if job.uuid == job_uuid:
-                        return job
+        else:  # the copy lists jobs but is not told of changes to a record (a cancel): read it now
+            with self._errors(f"read job {found}"), contextlib.suppress(NoNodeError, MalformedJobError):
+                data, _ = self._client.get(f"{self._jobs_path}/{_node(found)}")
+                return Job.from_bytes(self, data, found.sequence)
+            return found
+        for where in (self._trash_path, self._cancelled_path):
+            with self._errors("list the jobs that are over"):
+                for child in self._client.get_children(where):
+                    with contextlib.suppress(Exception):
+                        data, _ = self._client.get(f"{where}/{child}")
+                        job = Job.from_bytes(self, data, int(child[4:]))
+                        if job.uuid == job_uuid:
+                            return job
         raise NotFound(f"no job {job_uuid!r} on board {self.name!r} (consumed, or never posted)")
 
     # -- claims -------------------------------------------------------------------------------------
@@ -308,6 +335,7 @@ class ZooKeeperJobBoard(JobBoard):
         else:
             raise UnclaimableJobError(f"job {job} kept changing while being claimed; try again")
         job.attempts, job.last_reason, job.fence = current.attempts, current.last_reason, fence
+        job.cancel_reason = current.cancel_reason
         # Kazoo's thread marks the session suspended before it clears _owned on LOST (under this
         # lock): a LOST that came before this point is seen here, one that comes after finds the job
         # in _owned and reports it.
@@ -323,6 +351,7 @@ class ZooKeeperJobBoard(JobBoard):
             )
         with self._copy.lock:
             self._copy.claimed.add(node)
+        cancels.watch(self, job, path)
         return previous
 
     def _read(self, job: Job) -> tuple[Job, int]:
@@ -414,7 +443,9 @@ class ZooKeeperJobBoard(JobBoard):
         self._move(job, who, JobState.SET_ASIDE, reason, "set aside")
 
     def _move(self, job: Job, who: str, target: JobState, reason: str | None, what: str) -> None:
-        to = self._trash_path if target is JobState.TRASHED else self._aside_path
+        to = {JobState.TRASHED: self._trash_path, JobState.CANCELLED: self._cancelled_path}.get(
+            target, self._aside_path
+        )
         with self._errors(f"{what} job {job}"):
             path, claim, stat = self._owned_claim(job, who, target)
             data, job_stat = self._client.get(path)
@@ -422,6 +453,8 @@ class ZooKeeperJobBoard(JobBoard):
                 record = Job.from_bytes(self, data, job.sequence).to_record()
             except MalformedJobError:
                 record = {"uuid": job.uuid, "name": job.name, "raw": data.decode("utf-8", "replace")}
+            if target is JobState.CANCELLED:
+                reason = record.get("cancel_reason") or reason
             if reason:
                 record["last_reason"] = reason
             record.update(moved_by=who, moved_on=time.time())
@@ -440,3 +473,31 @@ class ZooKeeperJobBoard(JobBoard):
         failure = claims.first_failure(results)
         if failure is not None:
             raise NotOwnerError(f"job {job} changed under {who!r} (claim lost or job moved): {failure!r}")
+
+    # -- cancelling ---------------------------------------------------------------------------------
+
+    def _request_cancel(self, job: Job, reason: str) -> None:
+        cancels.request(self, job, reason, f"{self._jobs_path}/{_node(job)}")
+
+    def cancelled_jobs(self) -> list[Job]:
+        """The jobs that ended CANCELLED, with their reasons in ``cancel_reason``."""
+        return self._jobs_under(self._cancelled_path, "list the cancelled jobs")
+
+    def cancel_requested(self, job: Job) -> str | None:
+        from kazoo.exceptions import NoNodeError
+
+        with self._errors(f"read the cancel request of job {job}"):
+            for where in (self._jobs_path, self._cancelled_path):
+                try:
+                    data, _ = self._client.get(f"{where}/{_node(job)}")
+                except NoNodeError:
+                    continue
+                return Job.from_bytes(self, data, job.sequence).cancel_reason
+        return None
+
+    def mark_cancelled(self, job: Job, who: str) -> None:
+        self._move(job, who, JobState.CANCELLED, None, "mark cancelled")
+
+    def _is_owned(self, job_uuid: str) -> bool:
+        with self._owned_lock:
+            return job_uuid in self._owned
