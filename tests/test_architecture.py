@@ -33,7 +33,14 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     "model": (
-        ("flowkit.atom", "flowkit.task", "flowkit.retry", "flowkit.flow", "flowkit.patterns"),
+        (
+            "flowkit.atom",
+            "flowkit.task",
+            "flowkit.retry",
+            "flowkit.flow",
+            "flowkit.patterns",
+            "flowkit.waits",
+        ),
         ("foundation",),
     ),
     "sql": (("flowkit.sql",), ("foundation",)),
@@ -61,7 +68,14 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
     "applications": (
-        ("flowkit.cli", "flowkit.demo", "flowkit.__main__", "flowkit.conductors", "flowkit.serve", "conductor"),
+        (
+            "flowkit.cli",
+            "flowkit.demo",
+            "flowkit.__main__",
+            "flowkit.conductors",
+            "flowkit.serve",
+            "conductor",
+        ),
         (
             "foundation",
             "sql",
