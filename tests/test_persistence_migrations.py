@@ -210,7 +210,6 @@ def test_a_table_an_older_board_made_is_adopted(tmp_path: Path) -> None:
 
 def test_the_events_table_comes_with_revision_0004(empty_url: str) -> None:
     from alembic import command
-
     from flowkit.persistence.backends._tables import events
 
     backend = backends.fetch(empty_url)
