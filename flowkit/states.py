@@ -136,6 +136,9 @@ class JobState(StrEnum):
     """Moved out of the way by its owner without running it; kept for inspection."""
     SET_ASIDE = "SET_ASIDE"
     """Kept off the board with a reason: abandoned or crashed too often, disallowed or malformed."""
+    WAITING = "WAITING"
+    """Parked: its flow waits for a time or an event (durable waits); claimable again at its wake-up
+    time, or once one of its awaited events is sent (``board.send_event``)."""
 
 
 J = JobState
@@ -144,7 +147,10 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # UNCLAIMED -> SET_ASIDE: a claim found the job over its attempt limit and set it aside instead.
     J.UNCLAIMED: frozenset({J.CLAIMED, J.SET_ASIDE}),
     # CLAIMED -> UNCLAIMED: abandoned, or the owner's session or lease ended.
-    J.CLAIMED: frozenset({J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE}),
+    # CLAIMED -> WAITING: parked by its owner while its flow waits (see flowkit.jobboard.parking).
+    J.CLAIMED: frozenset({J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE, J.WAITING}),
+    # WAITING -> CLAIMED: claimed at its wake-up time or after one of its events.
+    J.WAITING: frozenset({J.CLAIMED}),
     J.COMPLETE: frozenset(),
     J.TRASHED: frozenset(),
     J.SET_ASIDE: frozenset(),

@@ -54,6 +54,13 @@ def approval(workdir: str, timeout: float | None = None) -> Flow:
     )
 
 
+def naps(workdir: str, n: int, seconds: float) -> Flow:
+    """``n`` Sleeps of ``seconds`` in a row, then a note: a flow that parks ``n`` times."""
+    return LinearFlow("naps").add(
+        *(Sleep(f"nap-{i}", seconds=seconds) for i in range(n)), Note("after", workdir)
+    )
+
+
 def read_log(workdir: str | Path) -> list[str]:
     path = Path(workdir) / "log"
     return path.read_text().splitlines() if path.exists() else []

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl
@@ -39,6 +39,7 @@ from flowkit.exceptions import (
     StorageError,
     UnclaimableJobError,
 )
+from flowkit.jobboard import parking
 from flowkit.jobboard.backends import _sql_claims as claims
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("flowkit.jobboard")
 T = schema.jobs
 S = JobState
-ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value)
+ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value, S.WAITING.value)
 MEMORY = "memory://"
 """``memory://NAME``: the in-process SQLite database NAME (boards in this process only; tests, demos)."""
 DEFAULT_LEASE = 10.0
@@ -267,6 +268,9 @@ class SQLJobBoard(JobBoard):
             if jobs:
                 return iter(jobs)
             remaining = self.poll if deadline is None else min(self.poll, deadline - time.monotonic())
+            wake = self.next_wake()  # a parked job due before the next poll: wake up for it
+            if wake is not None and remaining > 0:
+                remaining = min(remaining, max(0.001, wake - time.time()))
             if remaining <= 0:
                 return iter(())
             with self._changed:
@@ -395,6 +399,44 @@ class SQLJobBoard(JobBoard):
 
     def set_aside(self, job: Job, who: str, reason: str) -> None:
         self._move(job, who, S.SET_ASIDE, reason, "set aside")
+
+    # -- parked jobs (flowkit.jobboard.parking) ----------------------------------------------------------
+
+    def _park(self, job: Job, who: str, wake_at: float | None, events: Sequence[str]) -> None:
+        stmt = T.update().values(
+            state=S.WAITING.value,
+            owner=None,
+            lease_token=None,
+            lease_expires=None,
+            wake_at=wake_at,
+            awaiting=parking.awaiting_text(events),
+            attempts=sa.case((T.c.attempts > 0, T.c.attempts - 1), else_=0),  # a park is no failed attempt
+            updated_on=time.time(),
+        )
+        self._change(job, who, S.WAITING, stmt, "park")
+
+    def _wake_waiting(self, names: Sequence[str]) -> int:
+        now = time.time()
+        matches = [T.c.awaiting.like(parking.like_pattern(n), escape="\\") for n in names]
+        stmt = (
+            T.update()
+            .where(T.c.board == self.name, T.c.state == S.WAITING, sa.or_(*matches))
+            .values(wake_at=now, updated_on=now)
+        )
+        with self._tx(f"wake the jobs waiting for {', '.join(names)}") as conn:
+            woken = int(conn.execute(stmt).rowcount)
+            if woken:
+                self._notify(conn)
+        if woken:
+            self._wake()
+        return woken
+
+    def next_wake(self) -> float | None:
+        """The earliest wake-up time of a parked job on this board (None: none is parked with one)."""
+        query = sa.select(sa.func.min(T.c.wake_at)).where(T.c.board == self.name, T.c.state == S.WAITING)
+        with self._tx("find the next wake-up time") as conn:
+            found = conn.execute(query).scalar()
+        return None if found is None else float(found)
 
     def _move(self, job: Job, who: str, target: JobState, reason: str | None, what: str) -> None:
         stmt = T.update().values(
