@@ -293,3 +293,22 @@ def test_a_process_killed_during_a_sleep_resumes_with_the_remaining_time(
     assert ended < killed_at + seconds
     assert read_log(tmp_path) == ["before []", "after []"]
     backend.close()
+
+
+def test_a_wait_restarted_by_a_retry_keeps_its_new_deadline(tmp_path: Path) -> None:
+    """A sibling fails while the wait waits: the retry reverts and restarts both; the old deadline
+    left in the heap must not end the new wait early."""
+    attempts: list[float] = []
+
+    class FailOnce(Task):
+        def execute(self) -> None:
+            attempts.append(time.monotonic())
+            if len(attempts) == 1:
+                time.sleep(0.2)
+                raise RuntimeError("first attempt fails")
+
+    flow = UnorderedFlow("f", retry=retry.Times(attempts=2)).add(Sleep("nap", seconds=0.5), FailOnce("flaky"))
+    engine = engines.load(flow, engine="parallel", max_workers=2)
+    engine.run()
+    assert engine.storage.get_flow_state() is FlowState.SUCCESS
+    assert time.monotonic() - attempts[1] >= 0.5  # the second nap lasted its full time

@@ -152,8 +152,8 @@ class Waits:
                     self._complete(run, i, True, event)
         heap, now = self._heap, time.time()
         while heap and heap[0][0] <= now:
-            _, i = heapq.heappop(heap)
-            if i in self.pending:
+            deadline, i = heapq.heappop(heap)
+            if i in self.pending and self.pending[i][0] == deadline:  # not a restarted wait's old one
                 self._expire(run, i)
 
     def idle(self, run: Run) -> bool:
