@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def test_send_with_a_board_wakes_the_jobs_parked_on_the_event(env: dict[str, str
         board.claim(job, "c1")
         board.park(job, "c1", time.time() + 3600, ["approve-2"])
         assert list(board.iterjobs(only_unclaimed=True)) == []
+        listing = CliRunner().invoke(cli, ["jobs", "list"], env=env).output
+        assert re.search(rf"{job.uuid}\s+\S+\s+WAITING\s+-", listing), listing
         _events(env, "send", "approve-2")
         assert [j.uuid for j in board.iterjobs(only_unclaimed=True)] == [job.uuid]
         assert board.state_of(job) is JobState.WAITING  # claimable now, still parked until claimed

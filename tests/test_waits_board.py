@@ -20,7 +20,9 @@ from flowkit.exceptions import JobBoardError
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 from flowkit.persistence import events
+from flowkit.persistence.models import FlowDetail
 from flowkit.persistence.shared import backend_for
+from tests.support.conductors import Conductors
 from tests.support.boards import board_is_empty
 from tests.support.wait import wait_until
 from tests.wait_flows import read_log
@@ -181,3 +183,39 @@ def test_parking_with_postgresql_persistence(postgres_url: str, tmp_path: Path, 
     finally:
         board.close()
     assert read_log(tmp_path)[-1] == "after [('approval', [1, 2])]"
+
+
+@pytest.mark.slow
+def test_a_conductor_killed_while_its_job_is_parked_loses_nothing(
+    board: JobBoard, board_url: str, board_name: str, conductors: Conductors, tmp_path: Path
+) -> None:
+    """SIGKILL the conductor process that parked a sleeping job; another one resumes it at its time,
+    with the deadline saved before the kill."""
+    job = _sleepy(board, tmp_path, 3.0)
+    extra = ["--board-name", board_name, "--log-level", "INFO"]
+    conductors.start("c1", board_url, *extra)
+    wait_until(lambda: _waiting(board, job), 30, "c1 parked the job")
+    deadline = _saved_deadline(board, job)
+    conductors.kill("c1")
+    assert _waiting(board, job)  # parked jobs hold no claim: nothing to expire
+    conductors.start("c2", board_url, *extra)
+    wait_until(lambda: board_is_empty(board), 30, "c2 resumed and consumed the job")
+    nap = _flow_detail(board, job).find_by_name("nap")
+    assert nap is not None and nap.finished_at is not None
+    assert deadline <= nap.finished_at.timestamp() < deadline + 1.0
+    assert conductors.consumed() == {job.uuid: 1}
+    assert [line.split()[0] for line in read_log(tmp_path)] == ["before", "after"]
+
+
+def _flow_detail(board: JobBoard, job: Job) -> FlowDetail:
+    book = board.load_book(job)
+    assert book is not None
+    fd = book.find(job.flow_uuid or "")
+    assert fd is not None
+    return fd
+
+
+def _saved_deadline(board: JobBoard, job: Job) -> float:
+    nap = _flow_detail(board, job).find_by_name("nap")
+    assert nap is not None
+    return float(nap.meta["wait"]["deadline"])
