@@ -312,3 +312,27 @@ def test_a_wait_restarted_by_a_retry_keeps_its_new_deadline(tmp_path: Path) -> N
     engine.run()
     assert engine.storage.get_flow_state() is FlowState.SUCCESS
     assert time.monotonic() - attempts[1] >= 0.5  # the second nap lasted its full time
+
+
+def test_waits_run_in_the_engine_of_a_worker_based_flow() -> None:
+    """The waits never travel to a worker: the engine keeps them; the worker runs the tasks."""
+    from tests.support import tasks
+    from tests.support.workers import TASK_MODULES, memory_worker
+
+    exchange = f"fk-test-{uuid.uuid4().hex[:12]}"
+    flow = LinearFlow("f").add(
+        Sleep("nap", seconds=0.2), tasks.Add(), WaitForEvent("w", event="sum-{sum}", provides="approval")
+    )
+    with memory_worker(exchange, "waits", TASK_MODULES):
+        engine = engines.load(
+            flow,
+            engine="worker-based",
+            transport="memory://",
+            exchange=exchange,
+            topics=["waits"],
+            transport_options={"polling_interval": 0.001},
+            store={"x": 1, "y": 2},
+        )
+        _later(0.5, engine.send_event, "sum-3", "three")
+        engine.run()
+    assert engine.storage.fetch("approval") == "three"
