@@ -219,3 +219,23 @@ def _saved_deadline(board: JobBoard, job: Job) -> float:
     nap = _flow_detail(board, job).find_by_name("nap")
     assert nap is not None
     return float(nap.meta["wait"]["deadline"])
+
+
+def test_an_event_wakes_only_the_jobs_waiting_for_that_exact_name(board: JobBoard, tmp_path: Path) -> None:
+    """Names are matched whole: no prefix, and SQL's LIKE wildcards in a name are plain characters."""
+    exact = _sleepy(board, tmp_path, 1.0, name="exact")
+    other = _sleepy(board, tmp_path, 1.0, name="other")
+    board.claim(exact, "me")
+    board.claim(other, "me")
+    board.park(exact, "me", None, ["a_b%"])
+    board.park(other, "me", None, ["a_b%-2", "zz"])
+
+    def claimable() -> set[str]:
+        return {j.name for j in board.iterjobs(only_unclaimed=True, ensure_fresh=True)}
+
+    board.send_event("aXbY")
+    board.send_event("a_b")
+    time.sleep(0.2)
+    assert claimable() == set()
+    board.send_event("a_b%")
+    wait_until(lambda: claimable() == {"exact"}, 10, "only the job waiting for 'a_b%' claimable")

@@ -162,7 +162,7 @@ class Waits:
         Returns True when the forward pass is over (parked).
         """
         self._drop_stale(run)
-        if not self.pending:
+        if not self.pending or run.ready:
             return False
         if self.park and not run.timers and not run.ready:
             self.fire(run)  # a last look: an event sent meanwhile is taken, not parked on
