@@ -336,3 +336,18 @@ def test_waits_run_in_the_engine_of_a_worker_based_flow() -> None:
         _later(0.5, engine.send_event, "sum-3", "three")
         engine.run()
     assert engine.storage.fetch("approval") == "three"
+
+
+def test_an_until_from_a_saved_store_may_be_iso_text(backend: Backend, tmp_path: Path) -> None:
+    until = (datetime.now(UTC) + timedelta(seconds=0.3)).isoformat()
+    flow = LinearFlow("f").add(Sleep("nap", rebind={"until": "wake"}), Note("after", str(tmp_path)))
+    engine, _ = _persisted(flow, backend, store={"wake": until})
+    engine.run()
+    assert datetime.now(UTC) >= datetime.fromisoformat(until)
+    assert read_log(tmp_path) == ["after []"]
+
+
+def test_an_engine_refuses_a_bad_event_name() -> None:
+    engine = engines.load(LinearFlow("f").add(Sleep("nap", seconds=0)))
+    with pytest.raises(StorageError, match="event name"):
+        engine.send_event("", 1)
