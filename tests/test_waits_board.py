@@ -239,3 +239,16 @@ def test_an_event_wakes_only_the_jobs_waiting_for_that_exact_name(board: JobBoar
     assert claimable() == set()
     board.send_event("a_b%")
     wait_until(lambda: claimable() == {"exact"}, 10, "only the job waiting for 'a_b%' claimable")
+
+
+def test_a_park_on_an_event_already_sent_leaves_the_job_claimable(board: JobBoard, tmp_path: Path) -> None:
+    """The event came between the flow's last look and the park: the park finds it and wakes the job."""
+    job = _sleepy(board, tmp_path, 1.0)
+    board.claim(job, "me")
+    events.send_event(backend_for(board.persistence or ""), "came-meanwhile", "x")
+    board.park(job, "me", None, ["came-meanwhile"])
+    wait_until(
+        lambda: [j.uuid for j in board.iterjobs(only_unclaimed=True, ensure_fresh=True)] == [job.uuid],
+        10,
+        "the job claimable at once",
+    )
