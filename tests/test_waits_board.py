@@ -22,8 +22,8 @@ from flowkit.jobboard import backends as boards
 from flowkit.persistence import events
 from flowkit.persistence.models import FlowDetail
 from flowkit.persistence.shared import backend_for
-from tests.support.conductors import Conductors
 from tests.support.boards import board_is_empty
+from tests.support.conductors import Conductors
 from tests.support.wait import wait_until
 from tests.wait_flows import read_log
 

@@ -165,7 +165,8 @@ class Waits:
         if not self.pending or run.ready:
             return False
         if self.park and not run.timers and not run.ready:
-            self.fire(run)  # a last look: an event sent meanwhile is taken, not parked on
+            self._next_poll = 0.0  # a last look, in persistence too: an event sent meanwhile is taken
+            self.fire(run)
             if self.pending and not run.ready and not run.failed:
                 self.parked = Parked(
                     min((d for d, _ in self.pending.values() if d is not None), default=None),

@@ -39,8 +39,8 @@ from flowkit.exceptions import (
     StorageError,
     UnclaimableJobError,
 )
-from flowkit.jobboard import parking
 from flowkit.jobboard.backends import _sql_claims as claims
+from flowkit.jobboard.backends import _sql_parking as parked
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
@@ -400,31 +400,14 @@ class SQLJobBoard(JobBoard):
     def set_aside(self, job: Job, who: str, reason: str) -> None:
         self._move(job, who, S.SET_ASIDE, reason, "set aside")
 
-    # -- parked jobs (flowkit.jobboard.parking) ----------------------------------------------------------
+    # -- parked jobs (flowkit.jobboard.parking; the statements are _sql_parking's) ------------------------
 
     def _park(self, job: Job, who: str, wake_at: float | None, events: Sequence[str]) -> None:
-        stmt = T.update().values(
-            state=S.WAITING.value,
-            owner=None,
-            lease_token=None,
-            lease_expires=None,
-            wake_at=wake_at,
-            awaiting=parking.awaiting_text(events),
-            attempts=sa.case((T.c.attempts > 0, T.c.attempts - 1), else_=0),  # a park is no failed attempt
-            updated_on=time.time(),
-        )
-        self._change(job, who, S.WAITING, stmt, "park")
+        self._change(job, who, S.WAITING, parked.park(wake_at, events), "park")
 
     def _wake_waiting(self, names: Sequence[str]) -> int:
-        now = time.time()
-        matches = [T.c.awaiting.like(parking.like_pattern(n), escape="\\") for n in names]
-        stmt = (
-            T.update()
-            .where(T.c.board == self.name, T.c.state == S.WAITING, sa.or_(*matches))
-            .values(wake_at=now, updated_on=now)
-        )
         with self._tx(f"wake the jobs waiting for {', '.join(names)}") as conn:
-            woken = int(conn.execute(stmt).rowcount)
+            woken = int(conn.execute(parked.wake(self.name, names, time.time())).rowcount)
             if woken:
                 self._notify(conn)
         if woken:
@@ -433,9 +416,8 @@ class SQLJobBoard(JobBoard):
 
     def next_wake(self) -> float | None:
         """The earliest wake-up time of a parked job on this board (None: none is parked with one)."""
-        query = sa.select(sa.func.min(T.c.wake_at)).where(T.c.board == self.name, T.c.state == S.WAITING)
         with self._tx("find the next wake-up time") as conn:
-            found = conn.execute(query).scalar()
+            found = conn.execute(parked.next_wake(self.name)).scalar()
         return None if found is None else float(found)
 
     def _move(self, job: Job, who: str, target: JobState, reason: str | None, what: str) -> None:

@@ -40,7 +40,8 @@ from flowkit.exceptions import (
     UnclaimableJobError,
 )
 from flowkit.jobboard.backends import _zookeeper_claims as claims
-from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy, parse_waiting, waiting_data
+from flowkit.jobboard.backends import _zookeeper_parking as parking
+from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
 from flowkit.jobboard.job import Job
@@ -301,7 +302,7 @@ class ZooKeeperJobBoard(JobBoard):
                 current = Job.from_record(self, cached.to_record(), job.sequence)
                 previous = current.attempts
                 current.attempts += 1
-                parked = self._parked_version(job, node)
+                parked = parking.due_version(self, job, node)
                 tx = self._client.transaction()
                 tx.create(claim, owner, ephemeral=True)
                 tx.set_data(path, current.to_bytes(), version=version)
@@ -345,22 +346,6 @@ class ZooKeeperJobBoard(JobBoard):
         with self._copy.lock:
             self._copy.claimed.add(node)
         return previous
-
-    def _parked_version(self, job: Job, node: str) -> int | None:
-        """The version of the job's ``waiting`` node if it is parked and due (None: not parked);
-        :class:`UnclaimableJobError` if it is parked and not due yet."""
-        from kazoo.exceptions import NoNodeError
-
-        try:
-            data, stat = self._client.get(f"{self._waiting_path}/{node}")
-        except NoNodeError:
-            return None
-        wake_at, events = parse_waiting(data)
-        if wake_at is None or wake_at > time.time():
-            with self._copy.lock:
-                self._copy.waiting.setdefault(node, (wake_at, events))
-            raise UnclaimableJobError(f"job {job} is parked (waiting for its time or {', '.join(events)})")
-        return int(stat.version)
 
     def _read(self, job: Job) -> tuple[Job, int]:
         """The job as stored now, and its znode version."""
@@ -444,49 +429,13 @@ class ZooKeeperJobBoard(JobBoard):
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
 
-    # -- parked jobs (flowkit.jobboard.parking) ----------------------------------------------------------
+    # -- parked jobs (flowkit.jobboard.parking; the ZooKeeper side is _zookeeper_parking) ------------
 
     def _park(self, job: Job, who: str, wake_at: float | None, events: Sequence[str]) -> None:
-        node = _node(job)
-        with self._errors(f"park job {job}"):
-            path, claim, stat = self._owned_claim(job, who, JobState.WAITING)
-            data, job_stat = self._client.get(path)
-            current = Job.from_bytes(self, data, job.sequence)
-            current.attempts = max(0, current.attempts - 1)  # a park is no failed attempt
-            tx = self._client.transaction()
-            tx.check(claim, stat.version)
-            tx.create(f"{self._waiting_path}/{node}", waiting_data(wake_at, tuple(events), who))
-            tx.delete(claim)
-            tx.set_data(path, current.to_bytes(), version=job_stat.version)
-            self._check(tx.commit(), job, who)
-        self._copy.set_waiting(node, wake_at, tuple(events))
-        job.attempts = current.attempts
-        with self._owned_lock:
-            self._owned.pop(job.uuid, None)
+        parking.park(self, job, who, wake_at, tuple(events))
 
     def _wake_waiting(self, names: Sequence[str]) -> int:
-        from kazoo.exceptions import NoNodeError
-
-        wanted = set(names)
-        with self._errors(f"wake the jobs waiting for {', '.join(names)}"):
-            self._client.sync(self._waiting_path)
-            children = self._client.get_children(self._waiting_path)
-            with self._copy.lock:
-                known = dict(self._copy.waiting)
-            woken = 0
-            for child in children:
-                if child in known:
-                    events = known[child][1]
-                else:
-                    try:
-                        events = parse_waiting(self._client.get(f"{self._waiting_path}/{child}")[0])[1]
-                    except NoNodeError:
-                        continue
-                if wanted.intersection(events):
-                    with contextlib.suppress(NoNodeError):  # claimed or woken meanwhile
-                        self._client.delete(f"{self._waiting_path}/{child}")
-                        woken += 1
-        return woken
+        return parking.wake_waiting(self, names)
 
     def trash(self, job: Job, who: str, reason: str | None = None) -> None:
         self._move(job, who, JobState.TRASHED, reason, "trash")
