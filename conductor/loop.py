@@ -5,6 +5,8 @@ at once). A job's flow is resumed from its flow detail, so whatever a dead condu
 done again. What happens to a job:
 
 - its flow ends (SUCCESS, or REVERTED/FAILURE with the failure saved in the flow detail): consumed;
+- its flow has nothing left but durable waits (``flowkit.Sleep``, ``WaitForEvent``): parked, i.e. given
+  back in state WAITING until its wake-up time or event (``flowkit.jobboard.parking``), not counted;
 - it cannot or must not run (no logbook, no factory, factory outside ``allow``, a saved record that
   cannot be read back, flow that does not build, compile or validate): set aside with the reason,
   and the conductor goes on;
@@ -320,6 +322,7 @@ class Conductor:
         engine = run.engine
         assert engine is not None  # resume.load gives an engine or the reason it could not
         storage = engine.storage  # prepared by resume.load: asking for it again cannot fail
+        engine.park_waits = True  # a flow left with only waits goes back to the board meanwhile
 
         # The engine checks at every atom change whether it must pause, so a suspend cannot be lost
         # to a run() that starts just after it.
@@ -370,6 +373,9 @@ class Conductor:
                 else:
                     self._consume(job, run)
                 return
+            if engine.parked is not None and not self._stopping.is_set() and not run.must_pause():
+                self._park(job, engine.parked.wake_at, engine.parked.events)
+                return
 
     # -- board operations, logged -------------------------------------------------------------------
 
@@ -395,6 +401,21 @@ class Conductor:
             return
         self.stats.add("cancelled")
         LOG.info("conductor %r: cancelled job %s (flow reverted): %s", self.name, job, run.cancel_reason)
+
+    def _park(self, job: Job, wake_at: float | None, events: tuple[str, ...]) -> None:
+        try:
+            self.board.park(job, self.name, wake_at, events)
+        except JobBoardError as exc:  # the claim went meanwhile: whoever has it resumes the waits
+            LOG.warning("conductor %r: could not park job %s: %s", self.name, job, exc)
+            return
+        self.stats.add("parked")
+        LOG.info(
+            "conductor %r: parked job %s until %s%s",
+            self.name,
+            job,
+            "-" if wake_at is None else time.strftime("%H:%M:%S", time.localtime(wake_at)),
+            f" or event {', '.join(events)}" if events else "",
+        )
 
     def _give_back(self, job: Job, reason: str, count: bool) -> None:
         try:

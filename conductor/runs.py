@@ -48,6 +48,7 @@ class Stats:
     set_aside: int = 0
     lost: int = 0
     cancelled: int = 0
+    parked: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, counter: str, n: int = 1) -> None:

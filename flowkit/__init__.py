@@ -18,6 +18,7 @@ from flowkit.patterns.unordered_flow import UnorderedFlow
 from flowkit.retry import Retry
 from flowkit.states import AtomState, FlowState
 from flowkit.task import FunctorTask, Task
+from flowkit.waits import Sleep, WaitForEvent
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,9 @@ __all__ = [  # noqa: RUF022 - grouped by concept, not sorted
     "LinearFlow",
     "UnorderedFlow",
     "GraphFlow",
+    # waits
+    "Sleep",
+    "WaitForEvent",
     # states and failures
     "AtomState",
     "FlowState",

@@ -582,3 +582,17 @@ class AtomTimeout(ExecutionError):
             f"{self.action} of atom {self.atom!r} did not finish within its timeout of {self.timeout:g}s"
             f"{where}"
         )
+
+
+class WaitTimeout(ExecutionError):
+    """A durable wait (:class:`flowkit.WaitForEvent`) reached its ``timeout`` before its event came; its
+    atom fails with this, and revert or retry take it from there."""
+
+    def __init__(self, atom: str, event: str, timeout: float) -> None:
+        super().__init__(atom, event, timeout)
+        self.atom = atom
+        self.event = event
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"atom {self.atom!r} waited {self.timeout:g}s for event {self.event!r}, which did not come"

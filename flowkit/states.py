@@ -139,6 +139,9 @@ class JobState(StrEnum):
     CANCELLED = "CANCELLED"
     """Cancelled (``board.cancel``): its flow was reverted by the conductor that held or next claimed it;
     kept off the board, with the cancel's reason, for inspection."""
+    WAITING = "WAITING"
+    """Parked: its flow waits for a time or an event (durable waits); claimable again at its wake-up
+    time, or once one of its awaited events is sent (``board.send_event``)."""
 
 
 J = JobState
@@ -148,7 +151,10 @@ JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     J.UNCLAIMED: frozenset({J.CLAIMED, J.SET_ASIDE}),
     # CLAIMED -> UNCLAIMED: abandoned, or the owner's session or lease ended.
     # CLAIMED -> CANCELLED: its owner reverted the flow of a job whose cancel was asked for.
-    J.CLAIMED: frozenset({J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE, J.CANCELLED}),
+    # CLAIMED -> WAITING: parked by its owner while its flow waits (see flowkit.jobboard.parking).
+    J.CLAIMED: frozenset({J.UNCLAIMED, J.COMPLETE, J.TRASHED, J.SET_ASIDE, J.CANCELLED, J.WAITING}),
+    # WAITING -> CLAIMED: claimed at its wake-up time, after one of its events, or once cancelled.
+    J.WAITING: frozenset({J.CLAIMED}),
     J.COMPLETE: frozenset(),
     J.TRASHED: frozenset(),
     J.SET_ASIDE: frozenset(),

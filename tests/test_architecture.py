@@ -34,7 +34,14 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     "model": (
-        ("flowkit.atom", "flowkit.task", "flowkit.retry", "flowkit.flow", "flowkit.patterns"),
+        (
+            "flowkit.atom",
+            "flowkit.task",
+            "flowkit.retry",
+            "flowkit.flow",
+            "flowkit.patterns",
+            "flowkit.waits",
+        ),
         ("foundation",),
     ),
     "sql": (("flowkit.sql",), ("foundation",)),

@@ -30,10 +30,16 @@ def test_demo_main_behaves_as_designed(tmp_path) -> None:
     assert "killed with SIGKILL" in second
     assert "flow 'create-cluster' ended SUCCESS" in second
     assert (tmp_path / "flowkit.sqlite").exists()
-    third = text.split("== run 3")[1]
+    third, fourth = text.split("== run 3")[1].split("== run 4")
     assert re.search(r"conductor-a claimed it; killed it with SIGKILL after \d+ atoms succeeded", third)
     assert "conductor-b claimed it when the lease ran out" in third
     assert "job COMPLETE, flow SUCCESS" in third
+    assert "parked: job WAITING until the cool-down ends, owner none" in fourth
+    assert "ran job 'hello': COMPLETE, while 'approved-cluster' stayed WAITING" in fourth
+    late = re.search(r"the cool-down ended \((\d+\.\d+)s after its time\)", fourth)
+    assert late is not None and float(late.group(1)) <= 1.0, fourth
+    assert "waits for its approval, parked again: job WAITING" in fourth
+    assert "job COMPLETE, flow SUCCESS: cluster demo opened, approved by the demo" in fourth
 
 
 def test_run_demo_reverts_servers_in_reverse_creation_order(tmp_path) -> None:
@@ -73,6 +79,12 @@ def test_check_reports_what_went_wrong(tmp_path) -> None:
     assert "run 2 was killed too late: the flow had already finished" in problems
     assert "run 3 should consume the job after SUCCESS, got UNCLAIMED/PENDING" in problems
     assert "run 3: another conductor should take the job over, got None" in problems
+    stuck = demo.WaitRun(parked_on_sleep=False, owner_while_parked="conductor-c", late=None)
+    problems = demo.check(ok, ok, saved={}, fourth=stuck)
+    assert "run 4 should park the job during its Sleep (owner then: conductor-c)" in problems
+    assert "run 4: the conductor should run another job while the first one is parked" in problems
+    assert "run 4: the job should wake within 1s of its time, woke None s late" in problems
+    assert "run 4 should end COMPLETE/SUCCESS, got ?/?" in problems
 
 
 def test_python_dash_m_flowkit_demo_exits_0(tmp_path) -> None:
@@ -87,6 +99,7 @@ def test_python_dash_m_flowkit_demo_exits_0(tmp_path) -> None:
     assert "REVERTING -> REVERTED" in proc.stdout
     assert "killed with SIGKILL" in proc.stdout
     assert "ended SUCCESS" in proc.stdout
+    assert "approved by the demo" in proc.stdout
     assert proc.stderr == ""
 
 

@@ -132,8 +132,8 @@ def test_the_revisions_form_one_line() -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(migrations.config())
-    assert [r.revision for r in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
-    assert script.get_heads() == [migrations.head()] == ["0004"]
+    assert [r.revision for r in script.walk_revisions()] == ["0005", "0004", "0003", "0002", "0001"]
+    assert script.get_heads() == [migrations.head()] == ["0005"]
 
 
 def _board_table(backend: SQLAlchemyBackend) -> tuple[set[str], dict[str, list[str]], bool]:
@@ -205,4 +205,20 @@ def test_a_table_an_older_board_made_is_adopted(tmp_path: Path) -> None:
         conn.validate()  # at the newest revision, persistence's tables made alongside
     with backend.engine.connect() as raw:
         assert raw.execute(sa.select(board_schema.jobs.c.name)).scalars().all() == ["old"]
+    backend.close()
+
+
+def test_the_events_table_comes_with_revision_0005(empty_url: str) -> None:
+    from alembic import command
+    from flowkit.persistence.backends._tables import events
+
+    backend = backends.fetch(empty_url)
+    assert isinstance(backend, SQLAlchemyBackend)
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    assert set(_columns(backend)["flowkit_events"]) == {c.name for c in events.columns}
+    with backend.engine.connect() as raw:
+        command.downgrade(migrations.config(raw), "0004")
+        raw.commit()
+    assert "flowkit_events" not in _columns(backend)
     backend.close()

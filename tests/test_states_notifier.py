@@ -197,7 +197,8 @@ def test_check_job_transition_rejects_illegal_moves_naming_the_job():
         check_job_transition("job-1", J.CLAIMED, new)
     check_job_transition("job-1", J.UNCLAIMED, J.CLAIMED)
     # what the SQL board's conditional updates match: exactly the states the table lets move there
-    assert job_sources(J.CLAIMED) == {J.UNCLAIMED}
+    assert job_sources(J.CLAIMED) == {J.UNCLAIMED, J.WAITING}
+    assert job_sources(J.WAITING) == {J.CLAIMED}  # parked by its owner (durable waits)
     assert job_sources(J.COMPLETE) == job_sources(J.TRASHED) == job_sources(J.UNCLAIMED) == {J.CLAIMED}
     assert job_sources(J.SET_ASIDE) == {J.UNCLAIMED, J.CLAIMED}
 

@@ -139,7 +139,7 @@ def _rows(
     rows = [["UUID", "NAME", "STATE", "OWNER", "AGE", "ATTEMPTS", "REASON"]]
     for job in jobs:
         owner = board.find_owner(job)
-        state = JobState.CLAIMED if owner else JobState.UNCLAIMED
+        state = JobState.CLAIMED if owner else board.state_of(job)  # UNCLAIMED, or WAITING (parked)
         rows.append(
             [
                 job.uuid,

@@ -16,10 +16,16 @@ printed live.
 - Run 3: the flow is posted as a job to a job board kept in SQLite; a conductor daemon
   claims it and is killed half way; a second conductor claims the job when the first
   one's lease runs out, resumes the flow from the database and consumes the job.
+- Run 4: a flow that waits (``approved_cluster``: a 3-second ``Sleep``, then a
+  ``WaitForEvent`` for its approval) runs under a conductor that runs one job at a time.
+  While it waits, its job is parked on the board (state WAITING) and the conductor runs
+  another job; it is claimed again at the end of the sleep, parks on its approval, and
+  the demo sends the event through the board (``board.send_event``).
 
 The cloud is simulated in a JSON file (:class:`FakeCloud`) so that both processes see the
 same servers. One module per part: ``flow`` (the flow and its tasks), ``cloud``, ``workspace``
-(the database, run 1), ``crash`` (run 2), ``conductors`` (run 3) and ``main`` (the command).
+(the database, run 1), ``crash`` (run 2), ``conductors`` (run 3), ``waits`` (run 4) and ``main``
+(the command).
 The flow is also a factory the CLI can use::
 
     flowkit run flowkit.demo:create_cluster --engine parallel --store \
@@ -39,6 +45,7 @@ from flowkit.demo.flow import (
     create_cluster,
 )
 from flowkit.demo.main import check, main
+from flowkit.demo.waits import WaitRun, approved_cluster, waiting
 from flowkit.demo.workspace import Demo, DemoRun, print_summary, run_demo
 
 __all__ = [  # noqa: RUF022 - grouped by concept, not sorted
@@ -58,6 +65,9 @@ __all__ = [  # noqa: RUF022 - grouped by concept, not sorted
     "crash_and_resume",
     "ConductorRun",
     "conductors",
+    "approved_cluster",
+    "WaitRun",
+    "waiting",
     # the command
     "check",
     "main",

@@ -1,4 +1,4 @@
-"""``python -m flowkit.demo``: the three runs, then a verdict on whether each behaved as designed."""
+"""``python -m flowkit.demo``: the four runs, then a verdict on whether each behaved as designed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import TextIO
 from flowkit.demo.conductors import ConductorRun, conductors
 from flowkit.demo.crash import crash_and_resume, run_child
 from flowkit.demo.flow import SERVERS
+from flowkit.demo.waits import WaitRun, waiting
+from flowkit.demo.waits import problems as wait_problems
 from flowkit.demo.workspace import Demo, DemoRun
 from flowkit.states import AtomState, FlowState
 
@@ -23,6 +25,7 @@ def check(
     saved: dict[str, str],
     third: ConductorRun | None = None,
     servers: int = SERVERS,
+    fourth: WaitRun | None = None,
 ) -> list[str]:
     """What did not go as designed (an empty list when the demo behaved)."""
     problems = []
@@ -54,6 +57,8 @@ def check(
             problems.append(f"run 3: another conductor should take the job over, got {third.second_owner}")
         if len(third.created) != servers or len(third.servers_left) != servers:
             problems.append(f"run 3 should create each server once, created {third.created}")
+    if fourth is not None:
+        problems.extend(wait_problems(fourth))
     return problems
 
 
@@ -84,13 +89,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     )
     out.flush()
     third = conductors(out, demo)
-    problems = check(first, second, saved, third)
+    out.write(
+        "\n== run 4: a flow that waits: a 3-second cool-down (Sleep), then an operator's approval\n"
+        "   (WaitForEvent). One conductor (--max-jobs 1) parks it while it waits and runs other work\n"
+    )
+    out.flush()
+    fourth = waiting(out, demo)
+    problems = check(first, second, saved, third, fourth=fourth)
     if problems:
         out.write("\ndemo: did NOT behave as designed:\n" + "".join(f"  - {p}\n" for p in problems))
         return 1
     out.write(
         "\ndemo: run 1 was reverted cleanly; run 2 survived a SIGKILL: the resume skipped what had\n"
         "succeeded, reran what was running, and each server was created exactly once; in run 3 a\n"
-        "second conductor finished the job of a killed one.\n"
+        "second conductor finished the job of a killed one; in run 4 a waiting flow held no conductor\n"
+        "thread: it was parked on the board until its time, and until the approval the demo sent.\n"
     )
     return 0

@@ -30,6 +30,8 @@ NOT_STARTED = "not-started"
 """Completion action of an execute that failed before the atom was called (nothing to revert)."""
 
 LOG = logging.getLogger(__name__)
+_NUDGE: Any = (-1, "nudge", False, None)
+"""Put on a completion queue by :meth:`Dispatcher.nudge`: wakes the scheduler, completes nothing."""
 
 Completion = tuple[int, str, bool, Any]
 ProgressCallback = Callable[[str, float], None]
@@ -121,6 +123,10 @@ class Dispatcher:
         """The next completion, or None when ``timeout`` passes first."""
         return self._done.popleft() if self._done else None
 
+    def nudge(self) -> None:
+        """Make a :meth:`wait` blocked in another thread return now (an event came for a durable
+        wait; thread-safe). Inline calls never block: nothing to do."""
+
 
 class ExecutorDispatcher(Dispatcher):
     """Runs calls on a ``concurrent.futures`` executor (futurist threads or processes, or the user's)."""
@@ -198,9 +204,13 @@ class ExecutorDispatcher(Dispatcher):
 
     def wait(self, timeout: float | None) -> Completion | None:
         try:
-            return self._queue.get(timeout=timeout)
+            item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
+        return None if item is _NUDGE else item
+
+    def nudge(self) -> None:
+        self._queue.put(_NUDGE)
 
 
 class ThreadDispatcher(ExecutorDispatcher):
@@ -298,9 +308,11 @@ def _drop_leftovers(take: Callable[[], Completion], empty: type[Exception]) -> N
     dropped: list[Completion] = []
     while True:
         try:
-            dropped.append(take())
+            item = take()
         except empty:
             break
+        if item is not _NUDGE:
+            dropped.append(item)
     if dropped:
         LOG.warning(
             "dropped %d completion(s) left by a previous run that ended early: %s",

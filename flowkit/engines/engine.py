@@ -30,6 +30,7 @@ from flowkit.engines.cancel import CancelToken, flow_finished, raise_if_cancelle
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run
+from flowkit.engines.waiting import Parked, Waits
 from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
@@ -70,6 +71,11 @@ class Engine:
         self._cancel = CancelToken()
         self._run: Run | None = None
         """The run in progress (or the last one)."""
+        self.park_waits = False
+        """Stop a run whose runnable atoms are all durable waits (the flow is SUSPENDED and
+        :attr:`parked` says until when): what a conductor sets, to give the job back meanwhile."""
+        self._waits: Waits | None = None
+        self._waits_checked = False
         self.options: dict[str, Any] = {}
         """The options given to :func:`flowkit.engines.load` (``executor``, ``defer_reverts``...); read only
         by callers: the engine's parts take theirs when it is built, so a run never looks here."""
@@ -144,7 +150,36 @@ class Engine:
             self._wake,
             self._cap,
             self._cancel,
+            self._engine_waits(),
         )
+
+    def _engine_waits(self) -> Waits | None:
+        """The engine's durable waits, made the first time (None for a flow without wait atoms)."""
+        if not self._waits_checked:
+            waits = Waits(self.compile(), self._wake, self._dispatcher.nudge)
+            self._waits = waits if waits.nodes else None
+            self._waits_checked = True
+        if self._waits is not None:
+            self._waits.park = self.park_waits
+        return self._waits
+
+    @property
+    def parked(self) -> Parked | None:
+        """Why the last run stopped with only waits left (see :attr:`park_waits`), or None."""
+        return self._waits.parked if self._waits is not None else None
+
+    def send_event(self, name: str, payload: Any = None) -> None:
+        """Send the event ``name`` (from any thread): saved in persistence when the flow has some, and
+        handed to this engine's waits at once. A wait that starts later still finds it."""
+        from flowkit.persistence import events
+
+        events.check_name(name)
+        waits = self._engine_waits()
+        backend = self.storage.backend
+        if backend is not None:
+            events.send_event(backend, name, payload)
+        if waits is not None:
+            waits.deliver(name, payload, retain=backend is None)
 
     def suspend(self) -> None:
         """Stop at the next safe point: running atoms finish, nothing new starts; ``run()`` resumes."""

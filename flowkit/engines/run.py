@@ -38,9 +38,12 @@ from flowkit.storage import Storage
 if TYPE_CHECKING:
     from flowkit.engines.cancel import CancelToken
     from flowkit.engines.revert import RevertWave
+    from flowkit.engines.waiting import Waits
 
 S = AtomState
 _KIND_NAMES = ("task", "retry", "junction")
+_NO_WAITS: dict[int, object] = {}
+"""The pending waits of a flow that has no wait atom (never written)."""
 _LEFTOVERS = frozenset({S.FAILURE, S.REVERTED, S.REVERT_FAILURE, S.REVERTING})
 """Atom states a previous run left that this run starts afresh."""
 
@@ -65,6 +68,7 @@ class Run:
         "suspend",
         "timers",
         "waiting",
+        "waits",
         "wake",
         "wave",
     )
@@ -80,6 +84,7 @@ class Run:
         wake: threading.Event,
         cap: int,
         cancel: CancelToken | None = None,
+        waits: Waits | None = None,
     ) -> None:
         self.c = compiled
         self.st = storage
@@ -110,6 +115,11 @@ class Run:
         self.cancel = cancel
         """The engine's cancel request (``engine.cancel``): it also sets ``suspend``, so the hot loop
         checks nothing more; what holds something open (async atoms, waits) registers a callback."""
+        self.waits = waits
+        """The engine's durable waits (:mod:`~flowkit.engines.waiting`); None when the flow has none."""
+        if waits is not None:
+            waits.reset()
+            waits.bind(self)
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -192,8 +202,9 @@ class Run:
             return
         self._seed()
         dispatcher, ready, suspend, cap = self.dispatcher, self.ready, self.suspend, self.cap
-        timers = self.timers
+        timers, waits = self.timers, self.waits
         inline, delayed = dispatcher.inline, timers.heap
+        pending = waits.pending if waits is not None else _NO_WAITS
         # The hot loop: start what is ready (bind, record RUNNING, submit), take one completion
         # (record, notify, release successors). Everything else waits for a drain.
         while True:
@@ -205,15 +216,25 @@ class Run:
                         self.finish(*item)
                         yield FlowState.RUNNING
             if self.running:
-                item = dispatcher.wait(timers.timeout() if delayed else None)
+                item = dispatcher.wait(self._timeout() if delayed or pending else None)
                 if item is not None:
                     self.finish(*item)
                     yield FlowState.RUNNING
                 if delayed:
                     timers.fire(ready)
+                if pending:
+                    waits.fire(self)  # type: ignore[union-attr]
                 continue
             if (yield from self._drained()):
                 return
+
+    def _timeout(self) -> float | None:
+        """How long the dispatcher may block: until the next retry delay or wait is due."""
+        waits = self.waits.timeout() if self.waits is not None and self.waits.pending else None
+        timers = self.timers.timeout()
+        if waits is None or timers is None:
+            return timers if waits is None else waits
+        return min(waits, timers)
 
     def _seed(self) -> None:
         """Count each unfinished atom's unfinished predecessors; queue those with none."""
@@ -244,6 +265,8 @@ class Run:
         if self.suspend.is_set():
             self.set_flow(FlowState.SUSPENDED)
             return True
+        if self.waits is not None and self.waits.pending:
+            return self.waits.idle(self)
         if self.timers:
             self.wake.wait(self.timers.timeout())
             self.timers.fire(self.ready)
@@ -282,6 +305,9 @@ class Run:
         inject = atom.inject_kwargs
         if inject:
             kwargs.update(inject)
+        if self.waits is not None and i in self.waits.nodes:
+            self.waits.begin(self, i, kwargs)  # a durable wait holds no thread: the engine keeps it
+            return
         self.set_atom(i, S.RUNNING)
         self.running += 1
         if kind == RETRY:  # a controller's execute is ours (it picks the attempt's values): inline

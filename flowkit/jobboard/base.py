@@ -359,6 +359,30 @@ class JobBoard(abc.ABC):
             except Exception:
                 LOG.exception("board %r: cancel listener %r failed on job %s", self.name, listener, job_uuid)
 
+    # -- parked jobs (durable waits) -----------------------------------------------------------------
+
+    def park(self, job: Job, who: str, wake_at: float | None = None, events: Sequence[str] = ()) -> None:
+        """Give the job back in state WAITING (owner only) until ``wake_at`` (epoch seconds) or one of
+        ``events`` is sent; parking does not count as an attempt. See :mod:`flowkit.jobboard.parking`."""
+        from flowkit.jobboard import parking
+
+        parking.park(self, job, who, wake_at, events)
+
+    def send_event(self, name: str, payload: Any = None) -> None:
+        """Save the event in :attr:`persistence` and make every job waiting for it claimable now (the
+        arguments of ``engine.send_event``)."""
+        from flowkit.jobboard import parking
+
+        parking.send_event(self, name, payload)
+
+    def _park(self, job: Job, who: str, wake_at: float | None, events: Sequence[str]) -> None:
+        """Move the owned, CLAIMED job to WAITING with its wake-up time and events; release the claim."""
+        raise JobBoardError(f"board {self!r} cannot park jobs")
+
+    def _wake_waiting(self, names: Sequence[str]) -> int:
+        """Make the WAITING jobs awaiting any of ``names`` claimable now; return how many."""
+        raise JobBoardError(f"board {self!r} cannot park jobs")
+
     # -- claim events -----------------------------------------------------------------------------
 
     def add_claim_listener(self, listener: ClaimListener) -> None:

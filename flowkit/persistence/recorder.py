@@ -70,6 +70,8 @@ _FINAL_ATOMS = {
 # Kept atom rows (see BackendRecorder._keep) past which a durable point is made anyway: bounds the memory
 # they take and the size of a re-write, for one extra flush per this many atoms of a long flow
 KEEP_MAX = 10_000
+WAIT_META = "wait"
+"""The atom meta key of a durable wait's deadline and event (``flowkit.engines.waiting``)."""
 _CLEARED = {
     "intention": Intention.EXECUTE,
     "results": None,
@@ -331,6 +333,8 @@ class BackendRecorder(Recorder):
             fields.update(revert_failure=storage.revert_failures[i], finished_at=now)
         elif state is S.PENDING:
             fields.update(_CLEARED)
+            if WAIT_META in ad.meta:  # a durable wait's deadline belongs to the attempt that ends here
+                fields["meta"] = {k: v for k, v in ad.meta.items() if k != WAIT_META}
         elif state is S.RETRYING:
             fields["intention"] = Intention.RETRY
         elif state is S.IGNORE:
@@ -341,6 +345,19 @@ class BackendRecorder(Recorder):
         values = self._codec.atom_values(fields, ad.name)
         for key, value in fields.items():
             setattr(ad, key, value)
+        self._write(ATOMS, ad.uuid, values)
+
+    def atom_meta(self, i: int) -> dict[str, Any]:
+        """Atom ``i``'s saved meta (a durable wait keeps its deadline and event there)."""
+        ad = self._details[i]
+        return {} if ad is None else ad.meta
+
+    def save_atom_meta(self, i: int, meta: dict[str, Any]) -> None:
+        """Save atom ``i``'s meta (committed before this returns, like a state change)."""
+        ad = self._details[i]
+        assert ad is not None, "junctions are never recorded"
+        values = self._codec.atom_values({"meta": meta}, ad.name)
+        ad.meta = meta
         self._write(ATOMS, ad.uuid, values)
 
     def flow_changed(self, storage: Storage, state: FlowState) -> None:

@@ -26,12 +26,18 @@ T = schema.jobs
 
 def request(board: str, job_uuid: str, reason: str) -> sa.Update:
     """Save ``reason`` on the job's row unless a reason is saved already, if the job is not over;
-    returns the reason saved (none: no such row, or one that is over)."""
+    returns the reason saved (none: no such row, or one that is over). A parked (WAITING) job becomes
+    claimable at once: the conductor that claims it reverts its flow instead of waiting for its time."""
     open_states = sorted(s.value for s in JobState if not job_is_final(s))
+    now = time.time()
     return (
         T.update()
         .where(T.c.board == board, T.c.uuid == job_uuid, T.c.state.in_(open_states))
-        .values(cancel_reason=sa.func.coalesce(T.c.cancel_reason, reason), updated_on=time.time())
+        .values(
+            cancel_reason=sa.func.coalesce(T.c.cancel_reason, reason),
+            wake_at=sa.case((T.c.state == JobState.WAITING.value, now), else_=T.c.wake_at),
+            updated_on=now,
+        )
         .returning(T.c.cancel_reason)
     )
 

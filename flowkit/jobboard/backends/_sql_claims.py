@@ -18,12 +18,14 @@ S = JobState
 
 def available(board: str, now: float) -> sa.ColumnElement[bool]:
     """Rows of ``board`` that may be claimed now. A lease that ran out ended its claim (CLAIMED ->
-    UNCLAIMED), though the row still says CLAIMED until someone claims it again."""
+    UNCLAIMED), though the row still says CLAIMED until someone claims it again; a WAITING (parked)
+    job is claimable from its ``wake_at`` on (an event sets it to the time it came)."""
     return sa.and_(
         T.c.board == board,
         sa.or_(
-            T.c.state.in_(state_values(job_sources(S.CLAIMED))),
+            T.c.state.in_(state_values(job_sources(S.CLAIMED) - {S.WAITING})),
             sa.and_(T.c.state == S.CLAIMED, T.c.lease_expires < now),
+            sa.and_(T.c.state == S.WAITING, T.c.wake_at <= now),
         ),
     )
 
@@ -38,6 +40,8 @@ def claim_values(who: str, token: str, now: float, lease: float, dialect: str) -
         "attempts": T.c.attempts + 1,
         "claim_epoch": next_epoch(dialect),
         "updated_on": now,
+        "wake_at": None,
+        "awaiting": None,
     }
 
 

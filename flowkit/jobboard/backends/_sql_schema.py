@@ -2,7 +2,7 @@
 
 The table is defined here for use at run time, with its own SQLAlchemy ``MetaData`` (a board and the
 flows' persistence may live in different databases). It is created by flowkit's alembic migrations
-(revisions ``0002`` to ``0004``, beside persistence's tables), which a board runs on connect
+(revisions ``0002`` to ``0005``, beside persistence's tables), which a board runs on connect
 (:func:`flowkit.persistence.migrations.ensure`) and ``flowkit db upgrade URL`` runs from a shell: one
 database upgraded either way has every flowkit table.
 """
@@ -43,6 +43,8 @@ jobs = sa.Table(
     sa.Column("record", sa.Text, nullable=False, comment="the job's JSON record"),
     sa.Column("claim_epoch", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("cancel_reason", sa.Text, comment="why a cancel was asked for (NULL: none)"),
+    sa.Column("wake_at", sa.Float, comment="a WAITING job is claimable from then (epoch seconds)"),
+    sa.Column("awaiting", sa.Text, comment="a WAITING job's awaited events, each between two \\x1f"),
     sa.Index("flowkit_jobs_pick", "board", "state", "priority", "id"),
 )
 

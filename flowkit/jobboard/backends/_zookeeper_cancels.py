@@ -10,6 +10,7 @@ once when it is set, so a cancel asked before the claim is heard the same way.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import JobBoardError, MalformedJobError, NotFound
@@ -52,7 +53,10 @@ def request(board: ZooKeeperJobBoard, job: Job, reason: str, path: str) -> None:
             except BadVersionError:
                 continue
             job.cancel_reason = reason
-            board._copy.replace(path.rsplit("/", 1)[1], current, written.version)
+            node = path.rsplit("/", 1)[1]
+            board._copy.replace(node, current, written.version)
+            with contextlib.suppress(NoNodeError):  # parked: claimable at once, to be reverted
+                client.delete(f"{board._waiting_path}/{node}")
             return
     raise JobBoardError(f"job {job} kept changing while being cancelled; try again")
 

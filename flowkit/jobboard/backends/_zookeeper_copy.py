@@ -7,6 +7,11 @@ a job is posted or leaves. Each listing is diffed against the copy with set oper
 does not cost a pass over every job in Python, and the copy is kept in board order, so claiming the
 next job never sorts the board.
 
+Parked jobs (durable waits) have a node in a third directory, ``waiting``, holding their wake-up time
+and awaited events; a third watch keeps :attr:`WatchedCopy.waiting` current. Such a job is not
+claimable until its time (:meth:`WatchedCopy.listing` is given the time) or until an event deletes
+its node.
+
 Why the board's own posts go straight in (:meth:`WatchedCopy.add_posted`): the watch reports a post
 only after a round trip of its own, so a board that counted or listed right after posting missed the
 job it had just posted. A job put in that way is *pending* until a listing shows it; a listing that
@@ -17,6 +22,7 @@ the node is gone.
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import re
 import threading
@@ -38,11 +44,17 @@ class WatchedCopy:
     """Jobs by node name, their znode versions, board order, and which nodes are claimed."""
 
     def __init__(
-        self, board: JobBoard, jobs_path: str, claims_path: str, warn: Callable[[str, str], None]
+        self,
+        board: JobBoard,
+        jobs_path: str,
+        claims_path: str,
+        warn: Callable[[str, str], None],
+        waiting_path: str = "",
     ) -> None:
         self.board = board
         self.jobs_path = jobs_path
         self.claims_path = claims_path
+        self.waiting_path = waiting_path
         self._warn = warn
         self.client: Any = None
         self.lock = threading.Lock()
@@ -53,6 +65,8 @@ class WatchedCopy:
         self.versions: dict[str, int] = {}
         self.order: list[tuple[int, int, str]] = []  # (-priority, sequence, node), sorted
         self.claimed: set[str] = set()
+        self.waiting: dict[str, tuple[float | None, tuple[str, ...]]] = {}
+        """Parked jobs by node name: (wake-up time or None, awaited events)."""
         self._skip: set[str] = set()  # malformed or stray names: warned about once, never fetched again
         self._pending: set[str] = set()  # this board's posts no listing has shown yet
         self._listed_upto = ""  # the highest job node any listing has shown (names sort by number)
@@ -66,6 +80,8 @@ class WatchedCopy:
         self.client, self._stopped = client, False
         ChildrenWatch(client, self.jobs_path, self._on_jobs, allow_session_lost=True)
         ChildrenWatch(client, self.claims_path, self._on_claims, allow_session_lost=True)
+        if self.waiting_path:
+            ChildrenWatch(client, self.waiting_path, self._on_waiting, allow_session_lost=True)
 
     def stop(self) -> None:
         self._stopped = True
@@ -74,6 +90,7 @@ class WatchedCopy:
             self.versions.clear()
             self.order.clear()
             self.claimed.clear()
+            self.waiting.clear()
             self._pending.clear()
             self._listed_upto = ""
             self.changed.notify_all()
@@ -90,6 +107,12 @@ class WatchedCopy:
         self.update_claims(children)
         return True
 
+    def _on_waiting(self, children: list[str]) -> bool:
+        if self._stopped:
+            return False
+        self.update_waiting(children)
+        return True
+
     def refresh(self) -> None:
         """Relist both directories now (``ensure_fresh``, and after a reconnect: events were missed).
 
@@ -102,6 +125,8 @@ class WatchedCopy:
             self.client.sync(self.jobs_path)
             self.update_jobs(self.client.get_children(self.jobs_path))
             self.update_claims(self.client.get_children(self.claims_path))
+            if self.waiting_path:
+                self.update_waiting(self.client.get_children(self.waiting_path))
 
     @property
     def updating(self) -> threading.RLock:
@@ -184,6 +209,42 @@ class WatchedCopy:
                         self._put(node, job, version)
                 self.changed.notify_all()
 
+    def update_waiting(self, children: Iterable[str]) -> None:
+        """Take in a listing of ``waiting``: read the nodes that are new (their data never changes: a
+        park creates one, a claim or an event deletes it)."""
+        from kazoo.exceptions import KazooException, NoNodeError
+
+        with self._updating:
+            listed = {c for c in children if JOB_NODE.match(c)}
+            with self.lock:
+                new = listed - self.waiting.keys()
+            asked = {n: self.client.get_async(f"{self.waiting_path}/{n}") for n in new}
+            read: dict[str, tuple[float | None, tuple[str, ...]]] = {}
+            for node, result in asked.items():
+                try:
+                    data, _ = result.get()
+                except NoNodeError:
+                    continue
+                except KazooException as exc:
+                    LOG.info("board %r: could not read parked job %s: %r", self.board.name, node, exc)
+                    continue
+                read[node] = parse_waiting(data)
+            with self.changed:
+                for node in self.waiting.keys() - listed:
+                    del self.waiting[node]
+                self.waiting.update(read)
+                self.changed.notify_all()
+
+    def set_waiting(self, node: str, wake_at: float | None, events: tuple[str, ...]) -> None:
+        """This board has just parked ``node``: show it at once (as :meth:`add_posted` does for posts)."""
+        with self.changed:
+            self.waiting[node] = (wake_at, events)
+            self.changed.notify_all()
+
+    def next_wake(self) -> float | None:
+        """The earliest wake-up time of a parked job (callers hold ``lock``)."""
+        return min((w for w, _ in self.waiting.values() if w is not None), default=None)
+
     def _still_there(self, pending: set[str]) -> set[str]:
         """Of the pending posts a listing lacks, those still there (the listing was older than them).
 
@@ -246,11 +307,36 @@ class WatchedCopy:
 
     # -- reading (callers hold ``lock``) ---------------------------------------------------------------
 
-    def listing(self, only_unclaimed: bool) -> list[Job]:
-        jobs, claimed = self.jobs, self.claimed
-        return [jobs[n] for _, _, n in self.order if not (only_unclaimed and n in claimed)]
+    def listing(self, only_unclaimed: bool, now: float = 0.0) -> list[Job]:
+        """The jobs in board order; ``only_unclaimed``: those claimable at ``now`` (epoch seconds)."""
+        jobs = self.jobs
+        if not only_unclaimed:
+            return [jobs[n] for _, _, n in self.order]
+        return [jobs[n] for _, _, n in self.order if self._claimable(n, now)]
 
-    def count(self, only_unclaimed: bool) -> int:
+    def count(self, only_unclaimed: bool, now: float = 0.0) -> int:
         if only_unclaimed:
-            return sum(1 for n in self.jobs if n not in self.claimed)
+            return sum(1 for n in self.jobs if self._claimable(n, now))
         return len(self.jobs)
+
+    def _claimable(self, node: str, now: float) -> bool:
+        if node in self.claimed:
+            return False
+        parked = self.waiting.get(node)
+        return parked is None or (parked[0] is not None and parked[0] <= now)
+
+
+def waiting_data(wake_at: float | None, events: tuple[str, ...], who: str) -> bytes:
+    """What a ``waiting`` node holds."""
+    return json.dumps({"wake_at": wake_at, "events": list(events), "parked_by": who}).encode()
+
+
+def parse_waiting(data: bytes) -> tuple[float | None, tuple[str, ...]]:
+    """(wake-up time, events) of a ``waiting`` node; a node that cannot be read wakes at once."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+        wake_at = record.get("wake_at")
+        events = tuple(str(e) for e in record.get("events") or ())
+        return (None if wake_at is None else float(wake_at)), events
+    except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        return 0.0, ()

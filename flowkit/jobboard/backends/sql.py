@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl
@@ -41,6 +41,7 @@ from flowkit.exceptions import (
 )
 from flowkit.jobboard.backends import _sql_cancels as cancels
 from flowkit.jobboard.backends import _sql_claims as claims
+from flowkit.jobboard.backends import _sql_parking as parked
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_cancels import CancelPoll
 from flowkit.jobboard.backends._sql_leases import Leases, release
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("flowkit.jobboard")
 T = schema.jobs
 S = JobState
-ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value)
+ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value, S.WAITING.value)
 MEMORY = "memory://"
 """``memory://NAME``: the in-process SQLite database NAME (boards in this process only; tests, demos)."""
 DEFAULT_LEASE = 10.0
@@ -285,6 +286,9 @@ class SQLJobBoard(JobBoard):
             if jobs:
                 return iter(jobs)
             remaining = self.poll if deadline is None else min(self.poll, deadline - time.monotonic())
+            wake = self.next_wake()  # a parked job due before the next poll: wake up for it
+            if wake is not None and remaining > 0:
+                remaining = min(remaining, max(0.001, wake - time.time()))
             if remaining <= 0:
                 return iter(())
             with self._changed:
@@ -414,6 +418,26 @@ class SQLJobBoard(JobBoard):
 
     def set_aside(self, job: Job, who: str, reason: str) -> None:
         self._move(job, who, S.SET_ASIDE, reason, "set aside")
+
+    # -- parked jobs (flowkit.jobboard.parking; the statements are _sql_parking's) ------------------------
+
+    def _park(self, job: Job, who: str, wake_at: float | None, events: Sequence[str]) -> None:
+        self._change(job, who, S.WAITING, parked.park(wake_at, events), "park")
+
+    def _wake_waiting(self, names: Sequence[str]) -> int:
+        with self._tx(f"wake the jobs waiting for {', '.join(names)}") as conn:
+            woken = int(conn.execute(parked.wake(self.name, names, time.time())).rowcount)
+            if woken:
+                self._notify(conn)
+        if woken:
+            self._wake()
+        return woken
+
+    def next_wake(self) -> float | None:
+        """The earliest wake-up time of a parked job on this board (None: none is parked with one)."""
+        with self._tx("find the next wake-up time") as conn:
+            found = conn.execute(parked.next_wake(self.name)).scalar()
+        return None if found is None else float(found)
 
     def _move(self, job: Job, who: str, target: JobState, reason: str | None, what: str) -> None:
         stmt = T.update().values(

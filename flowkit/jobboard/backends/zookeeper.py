@@ -6,6 +6,8 @@ Layout under the board's path::
     claims/job-0000000042      the claim: ephemeral, holding {"owner": ...}, gone with its session;
                                its creation zxid is the claim's fencing token (``job.fence``)
     set_aside/job-0000000042   jobs kept off the board, with their reason
+    waiting/job-0000000042     a parked job (state WAITING): its wake-up time and awaited events;
+                               a claim at the time, or an event, deletes it
     trash/job-0000000042       trashed jobs
     cancelled/job-0000000042   jobs cancelled (``board.cancel``) once their flow was reverted
 
@@ -31,7 +33,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import (
@@ -43,6 +45,7 @@ from flowkit.exceptions import (
 )
 from flowkit.jobboard.backends import _zookeeper_cancels as cancels
 from flowkit.jobboard.backends import _zookeeper_claims as claims
+from flowkit.jobboard.backends import _zookeeper_parking as parking
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
@@ -101,8 +104,9 @@ class ZooKeeperJobBoard(JobBoard):
         self._aside_path = f"{self.path}/set_aside"
         self._trash_path = f"{self.path}/trash"
         self._cancelled_path = f"{self.path}/cancelled"
+        self._waiting_path = f"{self.path}/waiting"
         self._bad: set[str] = set()  # paths already warned about
-        self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad)
+        self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad, self._waiting_path)
         # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
         self._owned: dict[str, str] = {}
         self._owned_lock = threading.Lock()
@@ -126,13 +130,15 @@ class ZooKeeperJobBoard(JobBoard):
         self._session.start()
         try:
             with self._errors("create its paths"):
-                for path in (
+                paths = (
                     self._jobs_path,
                     self._claims_path,
                     self._aside_path,
                     self._trash_path,
                     self._cancelled_path,
-                ):
+                    self._waiting_path,
+                )
+                for path in paths:
                     self._client.ensure_path(path, acl=self._session.acl())
                 self._copy.start(self._client)
         except BaseException:
@@ -196,11 +202,11 @@ class ZooKeeperJobBoard(JobBoard):
     def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
         if self._session.connected and not ensure_fresh:
             with self._copy.lock:
-                return iter(self._copy.listing(only_unclaimed))
+                return iter(self._copy.listing(only_unclaimed, time.time()))
         with self._copy.updating:  # no older watch listing may land between the refresh and the read
             self._refresh()
             with self._copy.lock:
-                return iter(self._copy.listing(only_unclaimed))
+                return iter(self._copy.listing(only_unclaimed, time.time()))
 
     def wait(self, timeout: float | None = None) -> Iterator[Job]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -210,25 +216,30 @@ class ZooKeeperJobBoard(JobBoard):
                 if not self._session.connected:
                     raise JobBoardConnectionError(f"board {self.name!r} is not connected")
                 if not self._session.suspended:
-                    jobs = copy.listing(only_unclaimed=True)
+                    jobs = copy.listing(True, time.time())
                     if jobs:
                         return iter(jobs)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return iter(())
+                wake = copy.next_wake()  # a parked job due before then: wake up for it
+                if wake is not None:
+                    until_wake = max(0.001, wake - time.time())
+                    remaining = until_wake if remaining is None else min(remaining, until_wake)
                 copy.changed.wait(remaining)
 
     def job_count(self, only_unclaimed: bool = False) -> int:
         with self._copy.lock:
-            return self._copy.count(only_unclaimed)
+            return self._copy.count(only_unclaimed, time.time())
 
     def state_of(self, job: Job) -> JobState:
         node = _node(job)
         with self._errors(f"read the state of job {job}"):
             exists = self._client.exists
             if exists(f"{self._jobs_path}/{node}"):
-                claimed = exists(f"{self._claims_path}/{node}")
-                return JobState.CLAIMED if claimed else JobState.UNCLAIMED
+                if exists(f"{self._claims_path}/{node}"):
+                    return JobState.CLAIMED
+                return JobState.WAITING if exists(f"{self._waiting_path}/{node}") else JobState.UNCLAIMED
             if exists(f"{self._aside_path}/{node}"):
                 return JobState.SET_ASIDE
             if exists(f"{self._trash_path}/{node}"):
@@ -297,6 +308,7 @@ class ZooKeeperJobBoard(JobBoard):
         from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
         self._session.usable(f"claim job {job}")
+        parked: int | None = None
         # The job node is there and the transaction creates the claim only if there is none: UNCLAIMED.
         check_job_transition(job.uuid, JobState.UNCLAIMED, JobState.CLAIMED)
         node = _node(job)
@@ -312,12 +324,17 @@ class ZooKeeperJobBoard(JobBoard):
                 current = Job.from_record(self, cached.to_record(), job.sequence)
                 previous = current.attempts
                 current.attempts += 1
+                parked = parking.due_version(self, job, node)
                 tx = self._client.transaction()
                 tx.create(claim, owner, ephemeral=True)
                 tx.set_data(path, current.to_bytes(), version=version)
+                if parked is not None:  # due: the claim ends the park
+                    tx.delete(f"{self._waiting_path}/{node}", version=parked)
                 results = self._commit_claim(tx, claim)
                 cached = version = None  # a retry reads afresh
             failure = claims.first_failure(results)
+            if parked is not None and isinstance(results[2], NoNodeError):
+                continue  # an event woke it meanwhile: claim it unparked
             if failure is None:
                 # The job node's new mzxid is the zxid of this transaction, so the claim node's czxid:
                 # ZooKeeper orders every transaction, so a later claim always has a higher one.
@@ -435,6 +452,14 @@ class ZooKeeperJobBoard(JobBoard):
         job.attempts, job.last_reason = current.attempts, current.last_reason
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
+
+    # -- parked jobs (flowkit.jobboard.parking; the ZooKeeper side is _zookeeper_parking) ------------
+
+    def _park(self, job: Job, who: str, wake_at: float | None, events: Sequence[str]) -> None:
+        parking.park(self, job, who, wake_at, tuple(events))
+
+    def _wake_waiting(self, names: Sequence[str]) -> int:
+        return parking.wake_waiting(self, names)
 
     def trash(self, job: Job, who: str, reason: str | None = None) -> None:
         self._move(job, who, JobState.TRASHED, reason, "trash")

@@ -87,6 +87,20 @@ atomdetails = sa.Table(
     sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
 )
 
+events_metadata = sa.MetaData()
+"""Apart from ``metadata`` (the row tables of revision 0001): the events table came with revision 0005."""
+
+events = sa.Table(
+    "flowkit_events",
+    events_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("payload", sa.Text),
+    sa.Column("sent_at", sa.Float, nullable=False),
+    sa.Index("flowkit_events_name", "name", "id"),
+)
+"""Events sent to durable waits (``flowkit.persistence.events``); not one of the row tables below."""
+
 TABLES: dict[str, sa.Table] = {LOGBOOKS: logbooks, FLOWS: flowdetails, ATOMS: atomdetails}
 ORDER: dict[str, list[sa.Column[Any]]] = {
     name: [TABLES[name].c[col] for col in cols] for name, cols in ORDER_BY.items()

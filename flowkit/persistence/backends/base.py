@@ -270,7 +270,7 @@ class Connection(ABC):
             raise NotFound(f"no logbook {uuid!r} in {self.backend.display_url}")
 
     def clear_all(self) -> None:
-        """Delete every logbook, flow detail and atom detail."""
+        """Delete every logbook, flow detail and atom detail, and every event."""
         self.run(self.delete_all)
 
     def read_flow_details(self, column: str, values: Collection[str]) -> list[FlowDetail]:

@@ -25,6 +25,8 @@ class MemoryBackend(Backend):
         super().__init__(url, serializer)
         self.lock = threading.RLock()
         self.tables: dict[str, dict[str, Row]] = {t: {} for t in TABLES}
+        self.events: list[tuple[int, str, str | None, float]] = []
+        """Sent events (``flowkit.persistence.events``): (id, name, payload text, sent at)."""
 
     def get_connection(self, autocommit: bool = False) -> MemoryConnection:
         return MemoryConnection(self)
@@ -115,3 +117,4 @@ class MemoryConnection(Connection):
     def delete_all(self) -> None:
         for rows in self._tables.values():
             rows.clear()
+        self.backend.events.clear()

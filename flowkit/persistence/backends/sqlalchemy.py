@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from flowkit.exceptions import SchemaError, StorageError
-from flowkit.persistence.backends._tables import ORDER, TABLES
+from flowkit.persistence.backends._tables import ORDER, TABLES, events
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row, Serializer
@@ -400,3 +400,4 @@ class SQLAlchemyConnection(Connection):
         conn = self._checkout()
         for name in (ATOMS, FLOWS, LOGBOOKS):
             conn.execute(sa.delete(TABLES[name]))
+        conn.execute(sa.delete(events))

@@ -1,0 +1,88 @@
+"""The ZooKeeper board's parked jobs: a ``waiting/job-NNN`` node per parked job (its wake-up time and
+events, see ``_zookeeper_copy.waiting_data``), made by a park, deleted by the claim that ends the park
+(in the claim's transaction) or by an event.
+
+Apart from the board because these are the three moves of that node; the board delegates to them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from flowkit.exceptions import UnclaimableJobError
+from flowkit.jobboard.backends._zookeeper_copy import parse_waiting, waiting_data
+from flowkit.jobboard.job import Job
+from flowkit.states import JobState
+
+if TYPE_CHECKING:
+    from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
+
+
+def due_version(board: ZooKeeperJobBoard, job: Job, node: str) -> int | None:
+    """The version of the job's ``waiting`` node if it is parked and due (None: not parked);
+    :class:`UnclaimableJobError` if it is parked and not due yet."""
+    from kazoo.exceptions import NoNodeError
+
+    try:
+        data, stat = board._client.get(f"{board._waiting_path}/{node}")
+    except NoNodeError:
+        return None
+    wake_at, events = parse_waiting(data)
+    if wake_at is None or wake_at > time.time():
+        with board._copy.lock:
+            board._copy.waiting.setdefault(node, (wake_at, events))
+        raise UnclaimableJobError(f"job {job} is parked (waiting for its time or {', '.join(events)})")
+    return int(stat.version)
+
+
+def park(
+    board: ZooKeeperJobBoard, job: Job, who: str, wake_at: float | None, events: tuple[str, ...]
+) -> None:
+    """Move the owned job to WAITING: its ``waiting`` node made, its claim deleted, one attempt given
+    back (a park is no failed attempt), in one transaction checked against the claim."""
+    node = f"job-{job.sequence:010d}"
+    with board._errors(f"park job {job}"):
+        path, claim, stat = board._owned_claim(job, who, JobState.WAITING)
+        data, job_stat = board._client.get(path)
+        current = Job.from_bytes(board, data, job.sequence)
+        current.attempts = max(0, current.attempts - 1)  # a park is no failed attempt
+        tx = board._client.transaction()
+        tx.check(claim, stat.version)
+        tx.create(f"{board._waiting_path}/{node}", waiting_data(wake_at, events, who))
+        tx.delete(claim)
+        tx.set_data(path, current.to_bytes(), version=job_stat.version)
+        board._check(tx.commit(), job, who)
+    board._copy.set_waiting(node, wake_at, events)
+    job.attempts = current.attempts
+    with board._owned_lock:
+        board._owned.pop(job.uuid, None)
+
+
+def wake_waiting(board: ZooKeeperJobBoard, names: Sequence[str]) -> int:
+    """Delete the ``waiting`` node of every job awaiting one of ``names`` (read now, not from the copy
+    alone): those jobs are claimable at once. Returns how many."""
+    from kazoo.exceptions import NoNodeError
+
+    wanted = set(names)
+    with board._errors(f"wake the jobs waiting for {', '.join(names)}"):
+        board._client.sync(board._waiting_path)
+        children = board._client.get_children(board._waiting_path)
+        with board._copy.lock:
+            known = dict(board._copy.waiting)
+        woken = 0
+        for child in children:
+            if child in known:
+                events = known[child][1]
+            else:
+                try:
+                    events = parse_waiting(board._client.get(f"{board._waiting_path}/{child}")[0])[1]
+                except NoNodeError:
+                    continue
+            if wanted.intersection(events):
+                with contextlib.suppress(NoNodeError):  # claimed or woken meanwhile
+                    board._client.delete(f"{board._waiting_path}/{child}")
+                    woken += 1
+    return woken
