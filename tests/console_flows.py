@@ -18,7 +18,7 @@ from flowkit.flow import Flow
 class Gated(Task):
     """Runs until its gate file appears (or ``limit`` seconds pass), then returns its name."""
 
-    def execute(self, gate_dir: str, limit: float = 60.0) -> str:
+    def execute(self, gate_dir: str, limit: float = 60.0, **inputs: Any) -> str:
         gate = Path(gate_dir) / self.name
         deadline = time.monotonic() + limit
         while not gate.exists() and time.monotonic() < deadline:

@@ -1,0 +1,429 @@
+// flowkit console: a small hand-written single-page app over the REST API (no framework, no CDN).
+// Views by URL fragment: "#/" (jobs, fleet and flows, with filters and keyset paging) and
+// "#/flows/UUID" (the flow's DAG coloured by atom state, live over server-sent events).
+"use strict";
+
+const API = "/api/v1";
+const FLOW_STATES = ["PENDING", "RUNNING", "SUCCESS", "FAILURE", "REVERTING", "REVERTED", "SUSPENDED", "RESUMING"];
+const ATOM_STATES = ["PENDING", "RUNNING", "SUCCESS", "FAILURE", "REVERTING", "REVERTED", "REVERT_FAILURE",
+  "RETRYING", "IGNORE"];
+const FINISHED = new Set(["SUCCESS", "REVERTED", "FAILURE"]);
+let live = null; // the running event stream of the flow page, aborted when leaving it
+
+// ---- small helpers ---------------------------------------------------------------------------------
+
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) el.setAttribute(k, String(v));
+  for (const kid of kids.flat()) if (kid) el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  return el;
+}
+
+function headers() {
+  const token = localStorage.getItem("flowkit-token");
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+async function api(path, options) {
+  const res = await fetch(API + path, { ...(options || {}), headers: { ...headers(), ...((options || {}).headers || {}) } });
+  let body = null;
+  try { body = await res.json(); } catch (e) { body = null; }
+  if (!res.ok) {
+    const detail = body && body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : res.statusText;
+    const err = new Error(detail);
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+function toast(text) {
+  const t = document.getElementById("toast");
+  t.textContent = text;
+  t.classList.add("show");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.remove("show"), 5000);
+}
+
+const badge = (state) => h("span", { class: "badge st-" + state }, state);
+const short = (uuid) => (uuid || "").slice(0, 8);
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+function secs(s) {
+  if (s === null || s === undefined) return "";
+  if (s < 1) return (s * 1000).toFixed(0) + " ms";
+  if (s < 120) return s.toFixed(2) + " s";
+  return (s / 60).toFixed(1) + " min";
+}
+
+// ---- router ----------------------------------------------------------------------------------------
+
+function route() {
+  if (live) { live.abort(); live = null; }
+  const hash = location.hash || "#/";
+  const view = document.getElementById("view");
+  const m = hash.match(/^#\/flows\/([0-9a-fA-F-]+)/);
+  if (m) return flowPage(view, m[1]);
+  const query = new URLSearchParams(hash.split("?")[1] || "");
+  return homePage(view, query);
+}
+
+// ---- home: jobs, fleet, flows ------------------------------------------------------------------------
+
+async function homePage(view, query) {
+  const jobs = h("section", { class: "panel", id: "jobs" }, h("h2", {}, "Jobs"), h("p", { class: "muted" }, "Loading…"));
+  const fleet = h("section", { class: "panel", id: "fleet" }, h("h2", {}, "Fleet"), h("p", { class: "muted" }, "Loading…"));
+  const flows = h("section", { class: "panel", id: "flows" }, h("h2", {}, "Flows"));
+  view.replaceChildren(jobs, fleet, flows);
+  renderJobs(jobs);
+  renderFleet(fleet);
+  renderFlows(flows, query);
+}
+
+async function renderJobs(panel) {
+  let data;
+  try { data = await api("/jobs"); } catch (e) {
+    panel.replaceChildren(h("h2", {}, "Jobs"), h("p", { class: "muted" }, e.status === 404 || e.status === 405
+      ? "No job API on this server (start it with --board URL)." : "Jobs unavailable: " + e.message));
+    return;
+  }
+  const list = Array.isArray(data) ? data : (data.jobs || []);
+  const counts = {};
+  for (const j of list) counts[j.state] = (counts[j.state] || 0) + 1;
+  const rows = list.map((j) => h("tr", { "data-uuid": j.uuid },
+    h("td", {}, j.name), h("td", { class: "mono" }, short(j.uuid)), h("td", {}, badge(j.state)),
+    h("td", {}, j.owner || j.claimed_by || "–"), h("td", {}, when(j.created_at || j.created_on)),
+    h("td", {}, j.flow_uuid ? h("a", { href: "#/flows/" + j.flow_uuid }, "flow") : ""),
+    h("td", {}, FINISHED.has(j.state) || j.state === "CANCELLED" ? "" :
+      h("button", { class: "danger", onclick: () => verb("/jobs/" + j.uuid + "/cancel", "cancel job " + j.name) }, "Cancel"))));
+  panel.replaceChildren(h("h2", {}, "Jobs"),
+    h("div", { class: "counts" }, Object.entries(counts).map(([s, n]) => h("span", {}, badge(s), " ", n))),
+    list.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Job", "State", "Owner", "Posted", "", ""].map((c) => h("th", {}, c)))),
+      h("tbody", {}, rows)) : h("p", { class: "muted" }, "No jobs."));
+}
+
+async function renderFleet(panel) {
+  let data;
+  try { data = await api("/fleet"); } catch (e) { panel.remove(); return; }
+  const list = Array.isArray(data) ? data : (data.members || data.fleet || []);
+  panel.replaceChildren(h("h2", {}, "Fleet"), list.length ? h("table", {},
+    h("thead", {}, h("tr", {}, ["Name", "Kind", "Host", "Last heartbeat", "Running"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, list.map((f) => h("tr", {}, h("td", {}, f.name), h("td", {}, f.kind || ""), h("td", {}, f.host || ""),
+      h("td", {}, when(f.last_heartbeat || f.heartbeat)), h("td", {}, JSON.stringify(f.running ?? f.jobs ?? f.tasks ?? ""))))))
+    : h("p", { class: "muted" }, "No conductors or workers have announced themselves."));
+}
+
+function renderFlows(panel, query) {
+  const state = query.get("state") || "", name = query.get("name") || "", since = query.get("since") || "";
+  const cursor = query.get("cursor");
+  const back = (query.get("back") || "").split(",").filter(Boolean);
+  const form = h("form", { class: "filters", id: "flow-filters" },
+    h("label", {}, "State", h("select", { name: "state" }, h("option", { value: "" }, "any"),
+      FLOW_STATES.map((s) => h("option", { value: s, selected: s === state }, s)))),
+    h("label", {}, "Name contains", h("input", { name: "name", value: name })),
+    h("label", {}, "Created since", h("input", { name: "since", type: "datetime-local", value: since })),
+    h("button", { type: "submit" }, "Filter"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
+    location.hash = "#/?" + q.toString();
+  });
+  const table = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  panel.replaceChildren(h("h2", {}, "Flows"), form, table);
+  const q = new URLSearchParams({ limit: "25" });
+  if (state) q.set("state", state);
+  if (name) q.set("name", name);
+  if (since) q.set("since", new Date(since).toISOString());
+  if (cursor) q.set("cursor", cursor);
+  api("/flows?" + q.toString()).then((page) => {
+    const link = (c, b) => {
+      const p = new URLSearchParams(query);
+      if (c) p.set("cursor", c); else p.delete("cursor");
+      if (b.length) p.set("back", b.join(",")); else p.delete("back");
+      return "#/?" + p.toString();
+    };
+    const prev = back.length ? link(back[back.length - 1] === "-" ? null : back[back.length - 1], back.slice(0, -1)) : null;
+    const next = page.next_cursor ? link(page.next_cursor, [...back, cursor || "-"]) : null;
+    table.replaceChildren(
+      page.flows.length ? h("table", { id: "flow-table" },
+        h("thead", {}, h("tr", {}, ["Flow", "State", "UUID", "Logbook", "Created", "Updated"].map((c) => h("th", {}, c)))),
+        h("tbody", {}, page.flows.map((f) => h("tr", { "data-uuid": f.uuid },
+          h("td", {}, h("a", { href: "#/flows/" + f.uuid }, f.name)), h("td", {}, badge(f.state)),
+          h("td", { class: "mono" }, short(f.uuid)), h("td", {}, f.logbook_name || ""),
+          h("td", {}, when(f.created_at)), h("td", {}, when(f.updated_at))))))
+        : h("p", { class: "muted" }, "No flows match."),
+      h("div", { class: "pager" },
+        prev !== null ? h("a", { href: prev, id: "prev-page" }, "← Newer") : null,
+        next ? h("a", { href: next, id: "next-page" }, "Older →") : null));
+  }).catch((e) => table.replaceChildren(h("p", {}, "Flows unavailable: " + e.message)));
+}
+
+// ---- the flow page -------------------------------------------------------------------------------------
+
+async function verb(path, what) {
+  try {
+    const out = await api(path, { method: "POST" });
+    toast((out && (out.message || out.detail)) || ("Asked to " + what));
+  } catch (e) {
+    toast(e.status === 404 || e.status === 405 ? "Not available on this server: " + what : "Failed: " + e.message);
+  }
+}
+
+async function flowPage(view, uuid) {
+  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  let flow;
+  try { flow = await api("/flows/" + uuid); } catch (e) {
+    view.replaceChildren(h("section", { class: "panel" }, h("h1", {}, "Flow " + uuid), h("p", {}, e.message)));
+    return;
+  }
+  const page = { flow, nodes: new Map() };
+  const header = h("section", { class: "panel", id: "flow-header" });
+  const dag = h("section", { class: "panel" }, h("h2", {}, "Graph"));
+  const atoms = h("section", { class: "panel", id: "atoms" });
+  const failures = h("section", { class: "panel", id: "failures" });
+  view.replaceChildren(header, dag, atoms, failures);
+  page.render = () => {
+    renderHeader(header, page.flow);
+    renderAtoms(atoms, page.flow);
+    renderFailures(failures, page.flow);
+    updateDag(page);
+  };
+  dag.append(h("div", { class: "legend" }, ATOM_STATES.map((s) => h("span", { style: "--c: var(--" + s + ")" }, s))));
+  if (flow.graph.note) dag.append(h("p", { class: "note" }, flow.graph.note));
+  dag.append(h("div", { class: "dag-wrap" }, drawDag(flow.graph, page)));
+  page.render();
+  follow(page);
+}
+
+function renderHeader(panel, flow) {
+  const canRetry = flow.state === "REVERTED" || flow.state === "FAILURE";
+  panel.replaceChildren(
+    h("h1", {}, flow.name, " ", h("span", { id: "flow-state" }, badge(flow.state)), " ",
+      h("span", { class: "live", id: "live" }, "")),
+    h("div", { class: "meta" },
+      h("span", { class: "muted" }, "uuid"), h("span", { class: "mono" }, flow.uuid),
+      h("span", { class: "muted" }, "factory"), h("span", { class: "mono" }, flow.factory || "–"),
+      h("span", { class: "muted" }, "created"), h("span", {}, when(flow.created_at)),
+      h("span", { class: "muted" }, "updated"), h("span", {}, when(flow.updated_at))),
+    h("div", { class: "verbs" },
+      h("button", { id: "cancel", class: "danger", disabled: FINISHED.has(flow.state),
+        onclick: () => verb("/flows/" + flow.uuid + "/cancel", "cancel flow " + flow.name) }, "Cancel"),
+      h("button", { id: "retry", disabled: !canRetry, onclick: () => verb("/flows/" + flow.uuid + "/retry", "retry flow " + flow.name) }, "Retry"),
+      h("button", { id: "resume", disabled: flow.state !== "SUSPENDED",
+        onclick: () => verb("/flows/" + flow.uuid + "/resume", "resume flow " + flow.name) }, "Resume")),
+    flow.revert_path.length ? h("p", { id: "revert-path" }, h("strong", {}, "Revert path: "),
+      flow.revert_path.join(" → ")) : null);
+}
+
+function renderAtoms(panel, flow) {
+  panel.replaceChildren(h("h2", {}, "Atoms"), h("table", {},
+    h("thead", {}, h("tr", {}, ["Atom", "State", "Attempts", "Execute", "Revert", "Result / failure"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, flow.atoms.map((a) => h("tr", { "data-atom": a.name },
+      h("td", {}, a.name, a.kind === "retry" ? h("span", { class: "muted" }, " (retry)") : null),
+      h("td", {}, badge(a.state)), h("td", {}, a.attempts),
+      h("td", {}, secs(a.duration) || (a.started_at && !a.finished_at ? "running…" : "")),
+      h("td", {}, secs(a.revert_duration) || (a.revert_started_at && !a.revert_finished_at ? "reverting…" : "")),
+      h("td", {}, failureOf(a.failure, "failed"), failureOf(a.revert_failure, "revert failed"),
+        !a.failure && a.result !== null && a.result !== undefined ? h("span", { class: "mono" }, JSON.stringify(a.result).slice(0, 200)) : null))))));
+}
+
+function failureOf(f, what) {
+  if (!f) return null;
+  return h("details", {}, h("summary", {}, what + ": " + f.exc_type_names[0] + ": " + f.exception_str),
+    h("pre", { class: "tb" }, f.traceback_str || "(no traceback)"));
+}
+
+function renderFailures(panel, flow) {
+  const entries = Object.entries(flow.failures);
+  if (!entries.length) { panel.hidden = true; return; }
+  panel.hidden = false;
+  panel.replaceChildren(h("h2", {}, "Failures"), entries.map(([name, f]) => h("div", { class: "failure" },
+    h("p", {}, h("strong", {}, name), ": " + f.exc_type_names[0] + ": " + f.exception_str),
+    h("pre", { class: "tb" }, f.traceback_str || "(no traceback)"))));
+}
+
+// ---- DAG layout: layers by longest path, order by the predecessors' mean, groups kept together ----------
+
+const NODE_W = 170, NODE_H = 42, GAP_X = 70, GAP_Y = 22, PAD = 14;
+
+function layout(graph) {
+  const names = graph.nodes.map((n) => n.name);
+  const preds = new Map(names.map((n) => [n, []]));
+  for (const e of graph.edges) if (preds.has(e.target) && preds.has(e.source)) preds.get(e.target).push(e.source);
+  const layer = new Map();
+  const depth = (n, seen) => {
+    if (layer.has(n)) return layer.get(n);
+    if (seen.has(n)) return 0;
+    seen.add(n);
+    let d = 0;
+    for (const p of preds.get(n)) d = Math.max(d, depth(p, seen) + 1);
+    layer.set(n, d);
+    return d;
+  };
+  if (graph.edges.length) names.forEach((n) => depth(n, new Set()));
+  else names.forEach((n, i) => layer.set(n, 0)); // no links known: one column in the saved order
+  const groupOrder = new Map(graph.groups.map((g, i) => [g.id, i]));
+  const nodeGroup = new Map(graph.nodes.map((n) => [n.name, n.group]));
+  const layers = [];
+  for (const n of names) (layers[layer.get(n)] = layers[layer.get(n)] || []).push(n);
+  const rank = new Map();
+  const pos = {};
+  layers.forEach((col, x) => {
+    const key = (n) => {
+      const ps = preds.get(n).filter((p) => rank.has(p));
+      const bary = ps.length ? ps.reduce((s, p) => s + rank.get(p), 0) / ps.length : names.indexOf(n) / 1000;
+      return [groupOrder.get(nodeGroup.get(n)) ?? 0, bary];
+    };
+    col.sort((a, b) => { const ka = key(a), kb = key(b); return ka[0] - kb[0] || ka[1] - kb[1]; });
+    col.forEach((n, y) => { rank.set(n, y); pos[n] = { x: PAD * 4 + x * (NODE_W + GAP_X), y: PAD * 4 + y * (NODE_H + GAP_Y) }; });
+  });
+  return pos;
+}
+
+function drawDag(graph, page) {
+  const pos = layout(graph);
+  const xs = Object.values(pos);
+  const width = Math.max(...xs.map((p) => p.x), 0) + NODE_W + PAD * 5;
+  const height = Math.max(...xs.map((p) => p.y), 0) + NODE_H + PAD * 5;
+  const root = svg("svg", { class: "dag", id: "dag", width, height, viewBox: `0 0 ${width} ${height}` },
+    svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },
+      svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a94a6" }))));
+  // groups: the box around every node inside the (sub)flow, deeper ones drawn later (on top), padded less
+  const depthOf = (g) => (g.parent ? 1 + depthOf(graph.groups.find((x) => x.id === g.parent) || {}) : 0);
+  const within = (gid, nodeGroupId) => nodeGroupId === gid || (nodeGroupId || "").startsWith(gid + "/");
+  const groups = graph.groups.filter((g) => g.parent !== null).sort((a, b) => depthOf(a) - depthOf(b));
+  for (const g of groups) {
+    const inside = graph.nodes.filter((n) => within(g.id, n.group)).map((n) => pos[n.name]);
+    if (!inside.length) continue;
+    const pad = Math.max(4, PAD * 2 - depthOf(g) * 5);
+    const x0 = Math.min(...inside.map((p) => p.x)) - pad, y0 = Math.min(...inside.map((p) => p.y)) - pad - 12;
+    const x1 = Math.max(...inside.map((p) => p.x)) + NODE_W + pad, y1 = Math.max(...inside.map((p) => p.y)) + NODE_H + pad;
+    root.append(svg("g", { class: "group", "data-group": g.id },
+      svg("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0 }),
+      svg("text", { x: x0 + 6, y: y0 + 12 }, g.name + " · " + g.pattern.replace("Flow", "") + (g.retry ? " · retry " + g.retry : ""))));
+  }
+  for (const e of graph.edges) {
+    const a = pos[e.source], b = pos[e.target];
+    if (!a || !b) continue;
+    const x0 = a.x + NODE_W, y0 = a.y + NODE_H / 2, x1 = b.x, y1 = b.y + NODE_H / 2, mx = (x0 + x1) / 2;
+    root.append(svg("path", { class: "edge" + (e.decider ? " decider" : ""), "marker-end": "url(#arrow)",
+      d: `M${x0},${y0} C${mx},${y0} ${mx},${y1} ${x1},${y1}` }, e.decider ? svg("title", {}, "decider: " + e.decider) : null));
+  }
+  for (const n of graph.nodes) {
+    const p = pos[n.name];
+    const label = n.name.length > 22 ? n.name.slice(0, 21) + "…" : n.name;
+    const time = svg("text", { class: "time", x: p.x + 10, y: p.y + 34 }, "");
+    const order = svg("text", { class: "order", x: p.x + NODE_W - 4, y: p.y - 3, "text-anchor": "end" }, "");
+    const g = svg("g", { class: "node" + (n.kind === "retry" ? " retry" : ""), "data-name": n.name, "data-state": "PENDING" },
+      svg("title", {}, n.name), svg("rect", { x: p.x, y: p.y, width: NODE_W, height: NODE_H }),
+      svg("text", { class: "label", x: p.x + 10, y: p.y + 18 }, label), time, order);
+    page.nodes.set(n.name, { g, time, order });
+    root.append(g);
+  }
+  return root;
+}
+
+function updateDag(page) {
+  const byName = new Map(page.flow.atoms.map((a) => [a.name, a]));
+  const revertOrder = new Map(page.flow.revert_path.map((n, i) => [n, i + 1]));
+  for (const [name, node] of page.nodes) {
+    const a = byName.get(name);
+    if (!a) continue;
+    setNode(node, a.state, a.duration, a.revert_duration);
+    node.g.classList.toggle("on-revert-path", revertOrder.has(name));
+    node.order.textContent = revertOrder.has(name) ? "revert #" + revertOrder.get(name) : "";
+  }
+}
+
+function setNode(node, state, duration, revertDuration) {
+  node.g.setAttribute("data-state", state);
+  const parts = [state.toLowerCase()];
+  if (duration !== null && duration !== undefined) parts.push("run " + secs(duration));
+  if (revertDuration !== null && revertDuration !== undefined) parts.push("rev " + secs(revertDuration));
+  node.time.textContent = parts.join(" · ");
+}
+
+// ---- live updates: server-sent events read with fetch (so the API token goes in a header) -------------
+
+function follow(page) {
+  const ctrl = new AbortController();
+  live = ctrl;
+  let refetch = null;
+  const refresh = () => {
+    clearTimeout(refetch);
+    refetch = setTimeout(async () => {
+      try { page.flow = await api("/flows/" + page.flow.uuid); page.render(); } catch (e) { /* next event retries */ }
+    }, 250);
+  };
+  const onEvent = (kind, data) => {
+    if (kind === "atom") {
+      const node = page.nodes.get(data.name);
+      if (node) setNode(node, data.state, data.duration, data.revert_duration);
+      const row = document.querySelector(`tr[data-atom="${CSS.escape(data.name)}"] td:nth-child(2)`);
+      if (row) row.replaceChildren(badge(data.state));
+      refresh();
+    } else if (kind === "flow") {
+      const el = document.getElementById("flow-state");
+      if (el) el.replaceChildren(badge(data.state));
+      refresh();
+    }
+  };
+  const connect = async () => {
+    const indicator = () => document.getElementById("live");
+    try {
+      const res = await fetch(API + "/flows/" + page.flow.uuid + "/events", { headers: headers(), signal: ctrl.signal });
+      if (!res.ok || !res.body) throw new Error(res.statusText);
+      if (indicator()) { indicator().textContent = "live"; indicator().classList.add("on"); }
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          let kind = "message", data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) kind = line.slice(6).trim();
+            else if (line.startsWith("data:")) data += line.slice(5).trim();
+          }
+          if (data) onEvent(kind, JSON.parse(data));
+        }
+      }
+    } catch (e) {
+      if (ctrl.signal.aborted) return;
+    }
+    if (indicator()) { indicator().textContent = "reconnecting"; indicator().classList.remove("on"); }
+    if (!ctrl.signal.aborted) setTimeout(connect, 2000);
+  };
+  connect();
+}
+
+// ---- start -------------------------------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  const token = document.getElementById("token");
+  token.value = localStorage.getItem("flowkit-token") || "";
+  token.addEventListener("change", () => {
+    if (token.value) localStorage.setItem("flowkit-token", token.value); else localStorage.removeItem("flowkit-token");
+    route();
+  });
+  window.addEventListener("hashchange", route);
+  route();
+});
