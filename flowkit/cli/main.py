@@ -10,11 +10,12 @@ import click
 import flowkit
 from flowkit.cli._interrupt import EXIT_CODE
 from flowkit.cli.db import db, show
+from flowkit.cli.flows import flows
 from flowkit.cli.graph import graph
 from flowkit.cli.jobs import jobs
 from flowkit.cli.run import run
 
-COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs)
+COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs, flows)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -226,7 +226,7 @@ function renderHeader(panel, flow) {
       h("button", { id: "resume", disabled: flow.state !== "SUSPENDED",
         onclick: () => verb("/flows/" + flow.uuid + "/resume", "resume flow " + flow.name) }, "Resume")),
     flow.revert_path.length ? h("p", { id: "revert-path" }, h("strong", {}, "Revert path: "),
-      flow.revert_path.join(" → ")) : null);
+      flow.revert_path.join(" → ")) : "");
 }
 
 function renderAtoms(panel, flow) {
@@ -251,45 +251,60 @@ function renderFailures(panel, flow) {
   const entries = Object.entries(flow.failures);
   if (!entries.length) { panel.hidden = true; return; }
   panel.hidden = false;
-  panel.replaceChildren(h("h2", {}, "Failures"), entries.map(([name, f]) => h("div", { class: "failure" },
+  panel.replaceChildren(h("h2", {}, "Failures"), ...entries.map(([name, f]) => h("div", { class: "failure" },
     h("p", {}, h("strong", {}, name), ": " + f.exc_type_names[0] + ": " + f.exception_str),
     h("pre", { class: "tb" }, f.traceback_str || "(no traceback)"))));
 }
 
 // ---- DAG layout: layers by longest path, order by the predecessors' mean, groups kept together ----------
 
-const NODE_W = 170, NODE_H = 42, GAP_X = 70, GAP_Y = 22, PAD = 14;
+const NODE_W = 180, NODE_H = 42, GAP_X = 70, GAP_Y = 22, PAD = 14;
 
 function layout(graph) {
   const names = graph.nodes.map((n) => n.name);
   const preds = new Map(names.map((n) => [n, []]));
   for (const e of graph.edges) if (preds.has(e.target) && preds.has(e.source)) preds.get(e.target).push(e.source);
-  const layer = new Map();
-  const depth = (n, seen) => {
-    if (layer.has(n)) return layer.get(n);
-    if (seen.has(n)) return 0;
-    seen.add(n);
-    let d = 0;
-    for (const p of preds.get(n)) d = Math.max(d, depth(p, seen) + 1);
-    layer.set(n, d);
-    return d;
-  };
-  if (graph.edges.length) names.forEach((n) => depth(n, new Set()));
-  else names.forEach((n, i) => layer.set(n, 0)); // no links known: one column in the saved order
+  // layer = longest path from a root, by one Kahn pass (no recursion: flows can be long chains)
+  const index = new Map(names.map((n, i) => [n, i]));
+  const succs = new Map(names.map((n) => [n, []]));
+  const indegree = new Map(names.map((n) => [n, preds.get(n).length]));
+  for (const [n, ps] of preds) for (const p of ps) succs.get(p).push(n);
+  const layer = new Map(names.map((n) => [n, 0]));
+  const queue = names.filter((n) => indegree.get(n) === 0);
+  for (let i = 0; i < queue.length; i++) {
+    const n = queue[i];
+    for (const s of succs.get(n)) {
+      layer.set(s, Math.max(layer.get(s), layer.get(n) + 1));
+      indegree.set(s, indegree.get(s) - 1);
+      if (indegree.get(s) === 0) queue.push(s);
+    }
+  }
+  const pos = {};
+  if (!graph.edges.length) { // no links known: the saved order, in columns of ten
+    names.forEach((n, i) => { pos[n] = { x: PAD * 4 + Math.floor(i / 10) * (NODE_W + GAP_X), y: PAD * 4 + (i % 10) * (NODE_H + GAP_Y) }; });
+    return pos;
+  }
   const groupOrder = new Map(graph.groups.map((g, i) => [g.id, i]));
   const nodeGroup = new Map(graph.nodes.map((n) => [n.name, n.group]));
   const layers = [];
   for (const n of names) (layers[layer.get(n)] = layers[layer.get(n)] || []).push(n);
-  const rank = new Map();
-  const pos = {};
+  const row = new Map();
   layers.forEach((col, x) => {
-    const key = (n) => {
-      const ps = preds.get(n).filter((p) => rank.has(p));
-      const bary = ps.length ? ps.reduce((s, p) => s + rank.get(p), 0) / ps.length : names.indexOf(n) / 1000;
-      return [groupOrder.get(nodeGroup.get(n)) ?? 0, bary];
+    // where the predecessors sit (their mean row): a chain stays on one row, so a subflow's box
+    // does not spill over its neighbours; ties keep the groups together, then the compiled order
+    const want = (n) => {
+      const ps = preds.get(n).filter((p) => row.has(p));
+      return ps.length ? ps.reduce((s, p) => s + row.get(p), 0) / ps.length : 0;
     };
-    col.sort((a, b) => { const ka = key(a), kb = key(b); return ka[0] - kb[0] || ka[1] - kb[1]; });
-    col.forEach((n, y) => { rank.set(n, y); pos[n] = { x: PAD * 4 + x * (NODE_W + GAP_X), y: PAD * 4 + y * (NODE_H + GAP_Y) }; });
+    col.sort((a, b) => want(a) - want(b) || (groupOrder.get(nodeGroup.get(a)) ?? 0) - (groupOrder.get(nodeGroup.get(b)) ?? 0)
+      || index.get(a) - index.get(b));
+    let last = -1;
+    for (const n of col) {
+      const y = Math.max(last + 1, Math.round(want(n)));
+      last = y;
+      row.set(n, y);
+      pos[n] = { x: PAD * 4 + x * (NODE_W + GAP_X), y: PAD * 4 + y * (NODE_H + GAP_Y) };
+    }
   });
   return pos;
 }
@@ -351,9 +366,9 @@ function updateDag(page) {
 
 function setNode(node, state, duration, revertDuration) {
   node.g.setAttribute("data-state", state);
-  const parts = [state.toLowerCase()];
-  if (duration !== null && duration !== undefined) parts.push("run " + secs(duration));
-  if (revertDuration !== null && revertDuration !== undefined) parts.push("rev " + secs(revertDuration));
+  const parts = [state.toLowerCase().replace("_", " ")];
+  if (duration !== null && duration !== undefined) parts.push("run " + secs(duration).replace(" ", ""));
+  if (revertDuration !== null && revertDuration !== undefined) parts.push("rev " + secs(revertDuration).replace(" ", ""));
   node.time.textContent = parts.join(" · ");
 }
 
