@@ -258,7 +258,7 @@ function renderFailures(panel, flow) {
 
 // ---- DAG layout: layers by longest path, order by the predecessors' mean, groups kept together ----------
 
-const NODE_W = 180, NODE_H = 42, GAP_X = 70, GAP_Y = 22, PAD = 14;
+const NODE_W = 180, NODE_H = 42, GAP_X = 70, GAP_Y = 36, PAD = 14;
 
 function layout(graph) {
   const names = graph.nodes.map((n) => n.name);
@@ -324,7 +324,7 @@ function drawDag(graph, page) {
   for (const g of groups) {
     const inside = graph.nodes.filter((n) => within(g.id, n.group)).map((n) => pos[n.name]);
     if (!inside.length) continue;
-    const pad = Math.max(4, PAD * 2 - depthOf(g) * 5);
+    const pad = Math.max(6, 22 - (depthOf(g) - 1) * 8);
     const x0 = Math.min(...inside.map((p) => p.x)) - pad, y0 = Math.min(...inside.map((p) => p.y)) - pad - 12;
     const x1 = Math.max(...inside.map((p) => p.x)) + NODE_W + pad, y1 = Math.max(...inside.map((p) => p.y)) + NODE_H + pad;
     root.append(svg("g", { class: "group", "data-group": g.id },
