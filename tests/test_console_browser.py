@@ -172,11 +172,75 @@ def test_the_flow_list_filters_and_pages_in_the_browser(
         page.screenshot(path=str(tmp_path / "flows.png"), full_page=True)
 
 
+def test_a_waiting_atom_is_drawn_waiting(
+    page: Page, backend_and_url: tuple[Backend, str], tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
+
+    backend, url = backend_and_url
+    book, fd = LogBook("waits"), FlowDetail("approval", state="RUNNING")
+    deadline = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
+    fd.add(TaskDetail("approve", state="RUNNING", meta={"wait": {"deadline": deadline, "event": "ok-1"}}))
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    with serving(ServeSettings(persistence_url=url)) as base:
+        page.goto(f"{base}/#/flows/{fd.uuid}")
+        node = page.locator('svg.dag g.node.waiting[data-name="approve"]')
+        node.wait_for(timeout=10_000)
+        assert node.locator("text.time").text_content() == "waiting: ok-1"
+        fill = node.locator("rect").evaluate("r => getComputedStyle(r).fill")
+        assert fill == "rgb(14, 165, 233)"  # --WAITING, not RUNNING's blue
+        assert (
+            page.locator('tr[data-atom="approve"] .wait')
+            .inner_text()
+            .startswith("waiting for event ok-1, until")
+        )
+
+
+def _route(path: str) -> bool:
+    from flowkit.serve.app import create_app
+
+    return path in {
+        getattr(r, "path", "") for r in create_app(ServeSettings(persistence_url="memory://")).routes
+    }
+
+
+def test_the_jobs_panel_lists_jobs_by_state_and_owner(page: Page, tmp_path: Path) -> None:
+    if not _route("/api/v1/jobs"):
+        pytest.skip("GET /api/v1/jobs is not merged yet (ops-api)")
+    from flowkit.jobboard import backends as boards
+
+    url = f"sqlite:///{tmp_path}/flows.db"
+    fresh_backend(url).close()
+    board = boards.fetch("flowkit", url, persistence=url)
+    board.connect()
+    try:
+        held = board.post_flow("tests.console_flows:nested", store={"gate_dir": str(tmp_path)}, name="held")
+        board.post_flow(
+            "tests.console_flows:graph", store={"gate_dir": str(tmp_path)}, name="waiting-for-one"
+        )
+        board.claim(held, "conductor-7")
+        with serving(ServeSettings(persistence_url=url, board_url=url)) as base:
+            page.goto(f"{base}/")
+            page.wait_for_selector("#jobs table")
+            rows = {r.locator("td").first.inner_text(): r for r in page.locator("#jobs tbody tr").all()}
+            assert set(rows) == {"held", "waiting-for-one"}
+            assert rows["held"].locator(".badge").inner_text() == "CLAIMED"
+            assert "conductor-7" in rows["held"].inner_text()
+            assert rows["waiting-for-one"].locator(".badge").inner_text() == "UNCLAIMED"
+            assert "by owner: conductor-7 1" in page.locator("#jobs").inner_text()
+            page.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
+    finally:
+        board.close()
+
+
 def _cancel_is_merged() -> str | None:
     """Why the cancel test cannot run yet, or None once the engine, the board and the route exist."""
     from flowkit.engines.engine import Engine
     from flowkit.jobboard.base import JobBoard
-    from flowkit.serve.app import create_app
 
     missing = [
         what
@@ -186,9 +250,8 @@ def _cancel_is_merged() -> str | None:
         )
         if not ok
     ]
-    paths = {getattr(r, "path", "") for r in create_app(ServeSettings(persistence_url="memory://")).routes}
-    if "/api/v1/flows/{uuid}/cancel" not in paths:
-        missing.append("POST /api/v1/flows/{uuid}/cancel")
+    if not (_route("/api/v1/jobs/{uuid}/cancel") or _route("/api/v1/flows/{uuid}/cancel")):
+        missing.append("POST /api/v1/jobs/{uuid}/cancel")
     return f"cancel is not merged yet: {', '.join(missing)} missing" if missing else None
 
 

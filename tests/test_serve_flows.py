@@ -218,3 +218,23 @@ def test_the_openapi_document_types_the_flows_api(served: tuple[httpx.Client, Ba
     assert {"duration", "revert_duration", "failure", "state"} <= set(atom)
     events = doc["paths"]["/api/v1/flows/{uuid}/events"]["get"]["responses"]["200"]["content"]
     assert "text/event-stream" in events
+
+
+def test_a_waiting_atom_says_until_when_and_for_which_event(served: tuple[httpx.Client, Backend]) -> None:
+    from flowkit.persistence.models import TaskDetail
+
+    http, backend = served
+    deadline = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    book, fd = LogBook("waits"), FlowDetail("approval", state="RUNNING")
+    waiting = TaskDetail(
+        "approve", state="RUNNING", meta={"wait": {"deadline": deadline.timestamp(), "event": "ok-1"}}
+    )
+    done = TaskDetail("done-waiting", state="SUCCESS", meta={"wait": {"deadline": 1.0, "event": None}})
+    fd.add(waiting)
+    fd.add(done)
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    atoms = {a["name"]: a for a in http.get(f"/api/v1/flows/{fd.uuid}").json()["atoms"]}
+    assert atoms["approve"]["wait"] == {"deadline": "2026-12-01T12:00:00Z", "event": "ok-1"}
+    assert atoms["done-waiting"]["wait"] is None  # only a wait still waiting says so

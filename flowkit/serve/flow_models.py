@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,8 +13,10 @@ from flowkit.persistence.queries import FlowSummary
 from flowkit.serve.flow_graph import Graph
 from flowkit.states import AtomState
 
-__all__ = ["AtomOut", "FailureOut", "FlowList", "FlowOut", "FlowSummaryOut", "GraphOut", "seconds"]
+__all__ = ["AtomOut", "FailureOut", "FlowList", "FlowOut", "FlowSummaryOut", "GraphOut", "WaitOut", "seconds"]
 
+WAIT_META = "wait"
+"""Where the engine keeps a waiting atom's deadline (epoch seconds) and event: ``meta["wait"]``."""
 _REVERT_STATES = frozenset({AtomState.REVERTING, AtomState.REVERTED, AtomState.REVERT_FAILURE})
 
 
@@ -64,6 +66,25 @@ class FailureOut(BaseModel):
         )
 
 
+class WaitOut(BaseModel):
+    """What a waiting atom (``Sleep``, ``WaitForEvent``) waits for, as the engine saved it."""
+
+    deadline: datetime | None = Field(description="When it wakes up (or times out)")
+    event: str | None = Field(description="The event it waits for, if any")
+
+    @classmethod
+    def of(cls, ad: AtomDetail) -> WaitOut | None:
+        saved = ad.meta.get(WAIT_META)
+        if not isinstance(saved, dict) or ad.state is not AtomState.RUNNING:
+            return None
+        deadline = saved.get("deadline")
+        event = saved.get("event")
+        return cls(
+            deadline=datetime.fromtimestamp(deadline, UTC) if isinstance(deadline, int | float) else None,
+            event=event if isinstance(event, str) else None,
+        )
+
+
 class AtomOut(BaseModel):
     """One atom's saved state. Execute and revert are timed apart (``duration``/``revert_duration``)."""
 
@@ -82,6 +103,7 @@ class AtomOut(BaseModel):
     result: Any = None
     failure: FailureOut | None = None
     revert_failure: FailureOut | None = None
+    wait: WaitOut | None = Field(None, description="Set while the atom is a wait that is waiting")
 
     @classmethod
     def of(cls, ad: AtomDetail) -> AtomOut:
@@ -101,6 +123,7 @@ class AtomOut(BaseModel):
             result=ad.results,
             failure=FailureOut.of(ad.failure),
             revert_failure=FailureOut.of(ad.revert_failure),
+            wait=WaitOut.of(ad),
         )
 
 

@@ -61,7 +61,8 @@ function toast(text) {
 
 const badge = (state) => h("span", { class: "badge st-" + state }, state);
 const short = (uuid) => (uuid || "").slice(0, 8);
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+// ISO 8601 text (flows) or seconds since the epoch (jobs, fleet)
+const when = (t) => (t === null || t === undefined ? "–" : new Date(typeof t === "number" ? t * 1000 : t).toLocaleString());
 function secs(s) {
   if (s === null || s === undefined) return "";
   if (s < 1) return (s * 1000).toFixed(0) + " ms";
@@ -101,16 +102,26 @@ async function renderJobs(panel) {
     return;
   }
   const list = Array.isArray(data) ? data : (data.jobs || []);
-  const counts = {};
-  for (const j of list) counts[j.state] = (counts[j.state] || 0) + 1;
+  const act = (path, what) => verb(path, what).then(() => renderJobs(panel));
+  const counts = {}, owners = {};
+  for (const j of list) {
+    counts[j.state] = (counts[j.state] || 0) + 1;
+    if (j.owner) owners[j.owner] = (owners[j.owner] || 0) + 1;
+  }
   const rows = list.map((j) => h("tr", { "data-uuid": j.uuid },
     h("td", {}, j.name), h("td", { class: "mono" }, short(j.uuid)), h("td", {}, badge(j.state)),
-    h("td", {}, j.owner || j.claimed_by || "–"), h("td", {}, when(j.created_at || j.created_on)),
+    h("td", {}, j.owner || "–"), h("td", {}, when(j.created_on ?? j.created_at)),
     h("td", {}, j.flow_uuid ? h("a", { href: "#/flows/" + j.flow_uuid }, "flow") : ""),
-    h("td", {}, FINISHED.has(j.state) || j.state === "CANCELLED" ? "" :
-      h("button", { class: "danger", onclick: () => verb("/jobs/" + j.uuid + "/cancel", "cancel job " + j.name) }, "Cancel"))));
+    h("td", {}, h("div", { class: "verbs" },
+      ["UNCLAIMED", "CLAIMED", "WAITING"].includes(j.state) ?
+        h("button", { class: "danger", onclick: () => act("/jobs/" + j.uuid + "/cancel", "cancel job " + j.name) }, "Cancel") : null,
+      j.state === "SET_ASIDE" ? h("button", { onclick: () => act("/jobs/" + j.uuid + "/requeue", "requeue job " + j.name) }, "Requeue") : null,
+      ["UNCLAIMED", "SET_ASIDE"].includes(j.state) ?
+        h("button", { onclick: () => act("/jobs/" + j.uuid + "/trash", "trash job " + j.name) }, "Trash") : null))));
   panel.replaceChildren(h("h2", {}, "Jobs"),
-    h("div", { class: "counts" }, Object.entries(counts).map(([s, n]) => h("span", {}, badge(s), " ", n))),
+    h("div", { class: "counts", id: "job-counts" }, Object.entries(counts).map(([s, n]) => h("span", {}, badge(s), " ", n))),
+    Object.keys(owners).length ? h("div", { class: "counts muted" }, "by owner: ",
+      Object.entries(owners).map(([o, n]) => h("span", {}, o + " " + n))) : null,
     list.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Job", "State", "Owner", "Posted", "", ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, rows)) : h("p", { class: "muted" }, "No jobs."));
 }
@@ -120,9 +131,11 @@ async function renderFleet(panel) {
   try { data = await api("/fleet"); } catch (e) { panel.remove(); return; }
   const list = Array.isArray(data) ? data : (data.members || data.fleet || []);
   panel.replaceChildren(h("h2", {}, "Fleet"), list.length ? h("table", {},
-    h("thead", {}, h("tr", {}, ["Name", "Kind", "Host", "Last heartbeat", "Running"].map((c) => h("th", {}, c)))),
-    h("tbody", {}, list.map((f) => h("tr", {}, h("td", {}, f.name), h("td", {}, f.kind || ""), h("td", {}, f.host || ""),
-      h("td", {}, when(f.last_heartbeat || f.heartbeat)), h("td", {}, JSON.stringify(f.running ?? f.jobs ?? f.tasks ?? ""))))))
+    h("thead", {}, h("tr", {}, ["Name", "Kind", "Status", "Host", "Started", "Last heartbeat", "Running"].map((c) => h("th", {}, c)))),
+    h("tbody", {}, list.map((f) => h("tr", {}, h("td", {}, f.name), h("td", {}, f.kind || ""),
+      h("td", {}, h("span", { class: "badge st-" + (f.status === "alive" ? "SUCCESS" : "IGNORE") }, f.status || "?")),
+      h("td", {}, (f.host || "") + (f.pid ? " pid " + f.pid : "")), h("td", {}, when(f.started)), h("td", {}, when(f.heartbeat)),
+      h("td", { class: "mono" }, (f.running || []).map(short).join(" ") || "–")))))
     : h("p", { class: "muted" }, "No conductors or workers have announced themselves."));
 }
 
@@ -183,6 +196,18 @@ async function verb(path, what) {
   }
 }
 
+// A flow run by a conductor is cancelled through its job (the board tells whoever holds it); a flow with
+// no job, through the flows route.
+async function cancelFlow(flow) {
+  let job = null;
+  try {
+    const data = await api("/jobs?history=false");
+    job = (data.jobs || []).find((j) => j.flow_uuid === flow.uuid) || null;
+  } catch (e) { job = null; }
+  if (job) return verb("/jobs/" + job.uuid + "/cancel", "cancel job " + job.name);
+  return verb("/flows/" + flow.uuid + "/cancel", "cancel flow " + flow.name);
+}
+
 async function flowPage(view, uuid) {
   view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   let flow;
@@ -221,7 +246,7 @@ function renderHeader(panel, flow) {
       h("span", { class: "muted" }, "updated"), h("span", {}, when(flow.updated_at))),
     h("div", { class: "verbs" },
       h("button", { id: "cancel", class: "danger", disabled: FINISHED.has(flow.state),
-        onclick: () => verb("/flows/" + flow.uuid + "/cancel", "cancel flow " + flow.name) }, "Cancel"),
+        onclick: () => cancelFlow(flow) }, "Cancel"),
       h("button", { id: "retry", disabled: !canRetry, onclick: () => verb("/flows/" + flow.uuid + "/retry", "retry flow " + flow.name) }, "Retry"),
       h("button", { id: "resume", disabled: flow.state !== "SUSPENDED",
         onclick: () => verb("/flows/" + flow.uuid + "/resume", "resume flow " + flow.name) }, "Resume")),
@@ -234,11 +259,18 @@ function renderAtoms(panel, flow) {
     h("thead", {}, h("tr", {}, ["Atom", "State", "Attempts", "Execute", "Revert", "Result / failure"].map((c) => h("th", {}, c)))),
     h("tbody", {}, flow.atoms.map((a) => h("tr", { "data-atom": a.name },
       h("td", {}, a.name, a.kind === "retry" ? h("span", { class: "muted" }, " (retry)") : null),
-      h("td", {}, badge(a.state)), h("td", {}, a.attempts),
+      h("td", {}, badge(a.state), a.wait ? h("div", { class: "muted wait" }, waitText(a.wait)) : null), h("td", {}, a.attempts),
       h("td", {}, secs(a.duration) || (a.started_at && !a.finished_at ? "running…" : "")),
       h("td", {}, secs(a.revert_duration) || (a.revert_started_at && !a.revert_finished_at ? "reverting…" : "")),
       h("td", {}, failureOf(a.failure, "failed"), failureOf(a.revert_failure, "revert failed"),
         !a.failure && a.result !== null && a.result !== undefined ? h("span", { class: "mono" }, JSON.stringify(a.result).slice(0, 200)) : null))))));
+}
+
+function waitText(w) {
+  const parts = [];
+  if (w.event) parts.push("waiting for event " + w.event);
+  if (w.deadline) parts.push((w.event ? "until " : "sleeping until ") + when(w.deadline));
+  return parts.join(", ");
 }
 
 function failureOf(f, what) {
@@ -358,6 +390,7 @@ function updateDag(page) {
   for (const [name, node] of page.nodes) {
     const a = byName.get(name);
     if (!a) continue;
+    node.wait = a.wait;
     setNode(node, a.state, a.duration, a.revert_duration);
     node.g.classList.toggle("on-revert-path", revertOrder.has(name));
     node.order.textContent = revertOrder.has(name) ? "revert #" + revertOrder.get(name) : "";
@@ -370,6 +403,10 @@ function setNode(node, state, duration, revertDuration) {
   if (duration !== null && duration !== undefined) parts.push("run " + secs(duration).replace(" ", ""));
   if (revertDuration !== null && revertDuration !== undefined) parts.push("rev " + secs(revertDuration).replace(" ", ""));
   node.time.textContent = parts.join(" · ");
+  // a wait (Sleep, WaitForEvent) is RUNNING while it waits: say what for, in the waiting colour
+  const waiting = state === "RUNNING" && node.wait;
+  node.g.classList.toggle("waiting", !!waiting);
+  if (waiting) node.time.textContent = node.wait.event ? "waiting: " + node.wait.event : "sleeping";
 }
 
 // ---- live updates: server-sent events read with fetch (so the API token goes in a header) -------------
