@@ -120,7 +120,7 @@ async function renderJobs(panel) {
         h("button", { onclick: () => act("/jobs/" + j.uuid + "/trash", "trash job " + j.name) }, "Trash") : null))));
   panel.replaceChildren(h("h2", {}, "Jobs"),
     h("div", { class: "counts", id: "job-counts" }, Object.entries(counts).map(([s, n]) => h("span", {}, badge(s), " ", n))),
-    Object.keys(owners).length ? h("div", { class: "counts muted" }, "by owner: ",
+    Object.keys(owners).length ? h("div", { class: "counts muted", id: "job-owners" }, "by owner: ",
       Object.entries(owners).map(([o, n]) => h("span", {}, o + " " + n))) : null,
     list.length ? h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Job", "State", "Owner", "Posted", "", ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, rows)) : h("p", { class: "muted" }, "No jobs."));
