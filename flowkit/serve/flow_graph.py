@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from flowkit.atom import Atom
 from flowkit.compiler import JUNCTION, KIND_NAMES, compile_flow
 from flowkit.exceptions import FlowkitError
-from flowkit.factory import FactoryDetails
+from flowkit.factory import FactoryDetails, check_allowed
 from flowkit.flow import Flow
 from flowkit.persistence.models import FlowDetail
 
@@ -79,6 +79,10 @@ def graph_of(fd: FlowDetail, allow: Iterable[str] | None = None) -> Graph:
         return _derived(fd, f"its factory record cannot be read: {exc}")
     if details is None:
         return _derived(fd, "the flow detail names no factory, so its links are unknown")
+    try:
+        check_allowed(details.name, allow)  # before the cache: what one caller may not build, none sees
+    except FlowkitError as exc:
+        return _derived(fd, str(exc))
     key = json.dumps([details.name, list(details.args), dict(details.kwargs)], sort_keys=True, default=str)
     with _lock:
         found = _cache.get(key)
