@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -307,11 +308,20 @@ def test_cancel_from_the_console_reverts_the_running_flow(
             _expect_state(page, "node-1", "RUNNING")
             page.screenshot(path=str(tmp_path / "before-cancel.png"), full_page=True)
             page.click("#cancel")
-            for name in ("node-1", "node-2-disk", "node-2-boot", "finish"):
-                (gates / name).touch()  # running tasks finish; cancel then reverts them
+            page.wait_for_selector("#toast.show", timeout=10_000)
+            assert "cancel" in page.locator("#toast").inner_text().lower()
+            time.sleep(2)  # the conductor hears of a cancel within about a second
+            (gates / "node-1").touch()  # the running task finishes; nothing new starts, the rest reverts
+            page.wait_for_selector(
+                'svg.dag g.node[data-state="REVERTING"], svg.dag g.node[data-state="REVERTED"]',
+                timeout=20_000,
+            )
+            for name in ("node-2-disk", "node-2-boot", "finish"):
+                (gates / name).touch()  # in case one started before the cancel was heard
             page.wait_for_selector("#flow-state .badge.st-REVERTED", timeout=30_000)
             _expect_state(page, "prepare", "REVERTED")
-            assert page.locator('svg.dag g.node[data-name="finish"]').get_attribute("data-state") == "PENDING"
+            assert page.locator(_node(page, "finish")).get_attribute("data-state") == "PENDING"
+            assert page.locator("#revert-path").inner_text().endswith("prepare")
             page.screenshot(path=str(tmp_path / "cancelled.png"), full_page=True)
     finally:
         conductors.close()

@@ -285,7 +285,7 @@ function renderFailures(panel, flow) {
   panel.hidden = false;
   panel.replaceChildren(h("h2", {}, "Failures"), ...entries.map(([name, f]) => h("div", { class: "failure" },
     h("p", {}, h("strong", {}, name), ": " + f.exc_type_names[0] + ": " + f.exception_str),
-    h("pre", { class: "tb" }, f.traceback_str || "(no traceback)"))));
+    f.traceback_str ? h("pre", { class: "tb" }, f.traceback_str) : null)));
 }
 
 // ---- DAG layout: layers by longest path, order by the predecessors' mean, groups kept together ----------
@@ -402,7 +402,8 @@ function setNode(node, state, duration, revertDuration) {
   const parts = [state.toLowerCase().replace("_", " ")];
   if (duration !== null && duration !== undefined) parts.push("run " + secs(duration).replace(" ", ""));
   if (revertDuration !== null && revertDuration !== undefined) parts.push("rev " + secs(revertDuration).replace(" ", ""));
-  node.time.textContent = parts.join(" · ");
+  // the colour says the state; when the times need the room, they get it
+  node.time.textContent = parts.join(" · ").length > 30 ? parts.slice(1).join(" · ") : parts.join(" · ");
   // a wait (Sleep, WaitForEvent) is RUNNING while it waits: say what for, in the waiting colour
   const waiting = state === "RUNNING" && node.wait;
   node.g.classList.toggle("waiting", !!waiting);
