@@ -238,3 +238,32 @@ def test_a_waiting_atom_says_until_when_and_for_which_event(served: tuple[httpx.
     atoms = {a["name"]: a for a in http.get(f"/api/v1/flows/{fd.uuid}").json()["atoms"]}
     assert atoms["approve"]["wait"] == {"deadline": "2026-12-01T12:00:00Z", "event": "ok-1"}
     assert atoms["done-waiting"]["wait"] is None  # only a wait still waiting says so
+
+
+def test_a_stopping_server_ends_open_event_streams_cleanly(tmp_path: Path) -> None:
+    import threading
+
+    url = f"sqlite:///{tmp_path}/flows.db"
+    backend = fresh_backend(url)
+    book, fd = LogBook("b"), FlowDetail("f")
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    outcome: list[object] = []
+    opened = threading.Event()
+
+    def listen(base: str) -> None:
+        try:
+            with httpx.stream("GET", f"{base}/api/v1/flows/{fd.uuid}/events", timeout=30) as stream:
+                opened.set()
+                outcome.append(sum(1 for _ in stream.iter_lines()))
+        except Exception as exc:
+            outcome.append(exc)
+
+    with serving(ServeSettings(persistence_url=url)) as base:
+        listener = threading.Thread(target=listen, args=(base,), daemon=True)
+        listener.start()
+        assert opened.wait(10)
+    listener.join(10)
+    backend.close()
+    assert not listener.is_alive() and len(outcome) == 1 and isinstance(outcome[0], int), outcome

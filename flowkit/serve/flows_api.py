@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -106,6 +107,10 @@ async def flow_events(request: Request, state: State, uuid: str) -> StreamingRes
     except (NotFound, AmbiguousPrefix, BadQuery) as exc:
         raise _problem(exc) from exc
 
+    # A live view never ends by itself, and uvicorn waits for open responses before it stops: a server
+    # that sets ``state.stopping`` (a threading.Event) when asked to stop gets its streams ended.
+    stopping: threading.Event | None = getattr(state, "stopping", None)
+
     async def stream() -> AsyncIterator[str]:
         flow_state: str | None = None
         marks: dict[str, tuple[Any, ...]] = {}
@@ -125,7 +130,7 @@ async def flow_events(request: Request, state: State, uuid: str) -> StreamingRes
                 yield ": keep-alive\n\n"
             await asyncio.sleep(POLL_SECONDS)
             quiet += POLL_SECONDS
-            if await request.is_disconnected():
+            if await request.is_disconnected() or (stopping is not None and stopping.is_set()):
                 return
             try:
                 current = await run_in_threadpool(queries.atom_marks, state.backend, full)

@@ -25,7 +25,13 @@ def free_port() -> int:
 def serving(settings: ServeSettings) -> Iterator[str]:
     """The base URL (``http://127.0.0.1:PORT``) of the app for ``settings`` while the block runs."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(settings)
+    # an open event stream (the console's live view) never ends by itself: the server says it stops
+    stopping = threading.Event()
+    app.state.flowkit.stopping = stopping
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="flowkit-serve", daemon=True)
     thread.start()
@@ -37,5 +43,6 @@ def serving(settings: ServeSettings) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        stopping.set()
         server.should_exit = True
         thread.join(10)
