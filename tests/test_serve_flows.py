@@ -267,3 +267,24 @@ def test_a_stopping_server_ends_open_event_streams_cleanly(tmp_path: Path) -> No
     listener.join(10)
     backend.close()
     assert not listener.is_alive() and len(outcome) == 1 and isinstance(outcome[0], int), outcome
+
+
+def test_the_console_is_served_from_the_package_and_names_no_other_host(
+    served: tuple[httpx.Client, Backend],
+) -> None:
+    import re
+
+    http, _ = served
+    page = http.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    linked = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert linked and all(link.startswith(("/static/", "#")) for link in linked), linked
+    for link in (x for x in linked if x.startswith("/static/")):
+        served_file = http.get(link)
+        assert served_file.status_code == 200, link
+        # nothing fetched from elsewhere at run time (the SVG namespace is a name, not a fetch)
+        hosts = set(re.findall(r"https?://[^\s\"')]+", served_file.text)) - {"http://www.w3.org/2000/svg"}
+        assert not hosts, (link, hosts)
+    assert http.get("/static/console.js").headers["content-type"].startswith("text/javascript")
+    assert http.get("/static/index.html").status_code == 404  # only the listed files
+    assert http.get("/static/..%2F__init__.py").status_code == 404

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 __all__ = ["STATIC_FILES", "router"]
 
 router = APIRouter(include_in_schema=False)
-STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css"}
+STATIC_FILES = {"console.js": "text/javascript", "dag.js": "text/javascript", "console.css": "text/css"}
 """The files under ``/static/`` (a fixed list: nothing else of the package can be read this way)."""
 
 
