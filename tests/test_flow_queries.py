@@ -18,6 +18,7 @@ from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.persistence.queries import AmbiguousPrefix, BadQuery, FlowFilter
 from tests.console_flows import Fail, Gated
+from tests.support.console import N_FLOWS, bulk_flows
 from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -162,37 +163,6 @@ def test_atom_marks_follow_a_run_and_revert_is_timed_apart_from_execute(
 
 # -- 10,000 flows: every page is an index range scan, never a sort of the table ------------------------
 
-N_FLOWS = 10_000
-
-
-def _bulk(backend: SQLAlchemyBackend) -> None:
-    """10,000 flows in 5,000 logbooks (a posted job has a logbook of its own), two per second; one in
-    fifty FAILURE, the rest RUNNING and SUCCESS."""
-    from flowkit.persistence.backends._tables import flowdetails, logbooks
-
-    books = [str(uuidlib.uuid4()) for _ in range(N_FLOWS // 2)]
-    flows = [
-        {
-            "uuid": str(uuidlib.uuid4()),
-            "parent_uuid": books[i // 2],
-            "name": f"flow-{i}",
-            "state": "FAILURE" if i % 50 == 0 else ("RUNNING" if i % 2 else "SUCCESS"),
-            "meta": None,
-            "failures": None,
-            "created_at": T0 + timedelta(seconds=i // 2),
-            "updated_at": T0 + timedelta(seconds=i // 2),
-        }
-        for i in range(N_FLOWS)
-    ]
-    with backend.engine.begin() as c:
-        book_rows = [
-            {"uuid": u, "name": f"job-{n}", "meta": None, "created_at": T0, "updated_at": T0}
-            for n, u in enumerate(books)
-        ]
-        c.execute(sa.insert(logbooks), book_rows)
-        c.execute(sa.insert(flowdetails), flows)
-        c.exec_driver_sql("ANALYZE")
-
 
 def _plan(backend: SQLAlchemyBackend, stmt: sa.Select[object]) -> str:
     compiled = stmt.compile(backend.engine, compile_kwargs={"literal_binds": True})
@@ -208,7 +178,7 @@ def test_paging_ten_thousand_flows_scans_the_index(
     backend = fresh_backend(backend_url(kind, request, tmp_path))
     assert isinstance(backend, SQLAlchemyBackend)
     try:
-        _bulk(backend)
+        bulk_flows(backend)
         seen, cursor, cursors = 0, None, []
         while True:
             page = queries.list_flows(backend, limit=500, cursor=cursor)

@@ -15,7 +15,7 @@ from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.serve import flows_api
 from flowkit.serve.settings import ServeSettings
-from tests.support.console import run_in_background, saved_flow
+from tests.support.console import N_FLOWS, bulk_flows, run_in_background, saved_flow
 from tests.support.http_server import serving
 from tests.support.persistence import backend_url, fresh_backend
 
@@ -288,3 +288,32 @@ def test_the_console_is_served_from_the_package_and_names_no_other_host(
     assert http.get("/static/console.js").headers["content-type"].startswith("text/javascript")
     assert http.get("/static/index.html").status_code == 404  # only the listed files
     assert http.get("/static/..%2F__init__.py").status_code == 404
+
+
+def test_paging_ten_thousand_flows_through_the_api_sees_each_once(
+    served: tuple[httpx.Client, Backend],
+) -> None:
+    from flowkit.persistence.backends.sqlalchemy import SQLAlchemyBackend
+
+    http, backend = served
+    assert isinstance(backend, SQLAlchemyBackend)
+    bulk_flows(backend)
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 1000}
+    while True:
+        page = http.get("/api/v1/flows", params=params).json()
+        seen += [f["uuid"] for f in page["flows"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == N_FLOWS
+    failed: list[str] = []
+    params = {"limit": 30, "state": "FAILURE"}
+    while True:
+        page = http.get("/api/v1/flows", params=params).json()
+        failed += [f["name"] for f in page["flows"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert failed == [f"flow-{i}" for i in range(N_FLOWS - 50, -1, -50)]  # newest first
+    # each page is an index range scan: see test_flow_queries.test_paging_ten_thousand_flows_scans_the_index
