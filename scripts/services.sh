@@ -2,12 +2,13 @@
 # shellcheck shell=bash
 # Start the services that flowkit's integration tests and benches talk to, each only when it is not
 # already up: PostgreSQL (127.0.0.1:5432), RabbitMQ (127.0.0.1:5672) and ZooKeeper (127.0.0.1:2181,
-# installed from Debian's package when missing, its config and data under .services/zookeeper/).
+# installed from Debian's package when missing, its config and data under .services/zookeeper/), and
+# the headless Chromium (/usr/bin/chromium, Debian's package) the console's browser tests drive.
 # Every start is idempotent and bounded in time, and every service listens on loopback only.
 #
-#   scripts/services.sh [start] [postgres|rabbitmq|zookeeper ...]   start what is missing (default: all)
-#   scripts/services.sh status                                       say what is up
-#   source scripts/services.sh; services_start [NAME ...]            the same, from another script
+#   scripts/services.sh [start] [postgres|rabbitmq|zookeeper|chromium ...]  start what is missing (all)
+#   scripts/services.sh status                                              say what is up
+#   source scripts/services.sh; services_start [NAME ...]                   the same, from another script
 #
 # A service that cannot be started is an error when CI=true (exit status 1); locally it is a warning,
 # and the tests that need it skip with a reason (see tests/services.py).
@@ -145,6 +146,32 @@ services_install_zookeeper() {
     _services_say "ZooKeeper installed in $((SECONDS - started))s"
 }
 
+# Install Debian's chromium package unless /usr/bin/chromium is there: the console's browser tests
+# (tests/test_console_browser.py) drive it with Playwright; nothing is downloaded by Playwright itself.
+services_install_chromium() {
+    if [[ -x /usr/bin/chromium ]]; then
+        return 0
+    fi
+    if ((EUID != 0)) && ! command -v sudo >/dev/null 2>&1; then
+        _services_warn "Chromium is not installed, and installing it needs root (or sudo)"
+        return 1
+    fi
+    mkdir -p "$SERVICES_DIR"
+    local log="$SERVICES_DIR/chromium-apt.log" started=$SECONDS
+    : >"$log"
+    _services_say "installing Chromium from Debian's packages (log: $log)"
+    if ! _apt_get 900 install -y --no-install-recommends chromium >>"$log" 2>&1; then
+        _apt_get 300 update >>"$log" 2>&1 || true
+        _apt_get 900 install -y --no-install-recommends chromium >>"$log" 2>&1 || true
+    fi
+    if [[ ! -x /usr/bin/chromium ]]; then
+        cat "$log" >&2
+        _services_warn "installing Chromium failed (apt log above, also in $log)"
+        return 1
+    fi
+    _services_say "Chromium installed in $((SECONDS - started))s"
+}
+
 _zookeeper_write_config() {
     mkdir -p "$ZOOKEEPER_DIR/data" "$ZOOKEEPER_DIR/logs"
     cat >"$ZOOKEEPER_DIR/zoo.cfg" <<CFG
@@ -200,18 +227,20 @@ services_start_zookeeper() {
 
 # ---- all of them --------------------------------------------------------------------------------
 
-# services_start [postgres|rabbitmq|zookeeper ...]: start the named services (default: all) that are
-# down. Returns 1 only when CI=true and one could not be started.
+# services_start [postgres|rabbitmq|zookeeper|chromium ...]: start the named services (default: all)
+# that are down; "chromium" is the browser the console tests drive (installed, not started).
+# Returns 1 only when CI=true and one could not be started.
 services_start() {
     local names=("$@") name failed=()
-    ((${#names[@]})) || names=(postgres rabbitmq zookeeper)
+    ((${#names[@]})) || names=(postgres rabbitmq zookeeper chromium)
     for name in "${names[@]}"; do
         case "$name" in
             postgres) services_start_postgres || failed+=(PostgreSQL) ;;
             rabbitmq) services_start_rabbitmq || failed+=(RabbitMQ) ;;
             zookeeper) services_start_zookeeper || failed+=(ZooKeeper) ;;
+            chromium) services_install_chromium || failed+=(Chromium) ;;
             *)
-                _services_warn "unknown service '$name' (known: postgres rabbitmq zookeeper)"
+                _services_warn "unknown service '$name' (known: postgres rabbitmq zookeeper chromium)"
                 return 2
                 ;;
         esac
@@ -250,7 +279,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
         start) services_start "$@" ;;
         status) services_status ;;
         *)
-            echo "usage: $0 [start [postgres|rabbitmq|zookeeper ...] | status]" >&2
+            echo "usage: $0 [start [postgres|rabbitmq|zookeeper|chromium ...] | status]" >&2
             exit 2
             ;;
     esac

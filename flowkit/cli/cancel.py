@@ -66,12 +66,7 @@ def cancel_job(
         _report(board, job, wait_s)
 
 
-@click.group("flows")
-def flows() -> None:
-    """Act on flows (through the jobs that run them)."""
-
-
-@flows.command("cancel")
+@click.command("cancel")
 @click.argument("uuid")
 @_reason_option
 @_wait_option

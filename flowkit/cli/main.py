@@ -9,15 +9,17 @@ import click
 
 import flowkit
 from flowkit.cli._interrupt import EXIT_CODE
-from flowkit.cli.cancel import cancel_job, flows
+from flowkit.cli.cancel import cancel_flow, cancel_job
 from flowkit.cli.db import db, show
 from flowkit.cli.events import events
+from flowkit.cli.flows import flows
 from flowkit.cli.graph import graph
 from flowkit.cli.jobs import jobs
 from flowkit.cli.run import run
 
 COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs, flows, events)
 jobs.add_command(cancel_job)
+flows.add_command(cancel_flow)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -90,9 +90,10 @@ def _meta_lines(meta: Mapping[str, Any], indent: int) -> list[str]:
 class AtomDetail:
     """The saved state of one atom of one flow detail; subclasses say which kind of atom.
 
-    ``started_at``/``finished_at`` bound the most recent ``execute`` or ``revert`` (``intention`` says
-    which); ``attempts`` counts how many times ``execute`` was started, crashes included; ``seq`` orders
-    the atoms that finished (later providers win when several provide one symbol).
+    ``started_at``/``finished_at`` bound the most recent ``execute``, ``revert_started_at``/
+    ``revert_finished_at`` the most recent ``revert`` (kept apart so that a reverted atom still shows
+    how long it ran); ``attempts`` counts how many times ``execute`` was started, crashes included;
+    ``seq`` orders the atoms that finished (later providers win when several provide one symbol).
     """
 
     kind: ClassVar[str] = TASK_KIND
@@ -116,6 +117,8 @@ class AtomDetail:
         meta: Mapping[str, Any] | None = None,
         parent_uuid: str | None = None,
         position: int | None = None,
+        revert_started_at: datetime | None = None,
+        revert_finished_at: datetime | None = None,
     ) -> None:
         self.name = check_name(name, "atom name")
         self.uuid = uuid or _new_uuid()
@@ -130,6 +133,8 @@ class AtomDetail:
         self.seq = seq
         self.started_at = started_at
         self.finished_at = finished_at
+        self.revert_started_at = revert_started_at
+        self.revert_finished_at = revert_finished_at
         self.meta: dict[str, Any] = dict(meta or {})
         self.parent_uuid = parent_uuid
         """The uuid of the flow detail this atom detail belongs to."""
@@ -138,10 +143,17 @@ class AtomDetail:
 
     @property
     def duration(self) -> float | None:
-        """Seconds the last ``execute``/``revert`` took; None while it runs or before it started."""
+        """Seconds the last ``execute`` took; None while it runs or before it started."""
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def revert_duration(self) -> float | None:
+        """Seconds the last ``revert`` took; None while it runs or when it was never reverted."""
+        if self.revert_started_at is None or self.revert_finished_at is None:
+            return None
+        return (self.revert_finished_at - self.revert_started_at).total_seconds()
 
     def pformat(self, indent: int = 0, linesep: str = os.linesep) -> str:
         """This atom detail as indented multi-line text (uuid, state, version, results, meta).

@@ -81,6 +81,8 @@ _CLEARED = {
     "seq": 0,
     "started_at": None,
     "finished_at": None,
+    "revert_started_at": None,
+    "revert_finished_at": None,
 }
 
 
@@ -326,11 +328,11 @@ class BackendRecorder(Recorder):
         elif state is S.FAILURE:
             fields.update(failure=storage.failures[i], finished_at=now)
         elif state is S.REVERTING:
-            fields.update(intention=Intention.REVERT, started_at=now, finished_at=None)
+            fields.update(intention=Intention.REVERT, revert_started_at=now, revert_finished_at=None)
         elif state is S.REVERTED:
-            fields.update(revert_results=storage.revert_results[i], finished_at=now)
+            fields.update(revert_results=storage.revert_results[i], revert_finished_at=now)
         elif state is S.REVERT_FAILURE:
-            fields.update(revert_failure=storage.revert_failures[i], finished_at=now)
+            fields.update(revert_failure=storage.revert_failures[i], revert_finished_at=now)
         elif state is S.PENDING:
             fields.update(_CLEARED)
             if WAIT_META in ad.meta:  # a durable wait's deadline belongs to the attempt that ends here

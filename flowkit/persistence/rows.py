@@ -216,6 +216,8 @@ class Codec:
             "seq": ad.seq,
             "started_at": ad.started_at,
             "finished_at": ad.finished_at,
+            "revert_started_at": ad.revert_started_at,
+            "revert_finished_at": ad.revert_finished_at,
             "meta": ad.meta,
         }
         if fields["history"] is None:
@@ -253,6 +255,9 @@ class Codec:
             seq=row["seq"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            # .get: a dir:// file written before these columns existed has no such keys
+            revert_started_at=row.get("revert_started_at"),
+            revert_finished_at=row.get("revert_finished_at"),
             meta=self.load(row["meta"], name, "the meta"),
             parent_uuid=row["parent_uuid"],
             position=row["position"],

@@ -61,6 +61,9 @@ flowdetails = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
+    # keyset paging of flow listings, newest first (migration 0006; see flowkit.persistence.queries)
+    sa.Index("ix_flowkit_flowdetails_created", "created_at", "uuid"),
+    sa.Index("ix_flowkit_flowdetails_state_created", "state", "created_at", "uuid"),
 )
 
 atomdetails = sa.Table(
@@ -85,6 +88,8 @@ atomdetails = sa.Table(
     sa.Column("finished_at", UtcDateTime),
     sa.Column("meta", sa.Text),
     sa.Column("fence", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("revert_started_at", UtcDateTime),
+    sa.Column("revert_finished_at", UtcDateTime),
 )
 
 events_metadata = sa.MetaData()

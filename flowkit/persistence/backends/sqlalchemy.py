@@ -23,7 +23,7 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -282,6 +282,13 @@ class SQLAlchemyConnection(Connection):
             return self._retrying(attempt)
         finally:
             self._release()
+
+    def read(self, *statements: sa.Executable) -> list[list[sa.Row[Any]]]:
+        """The rows of each read-only statement, all in one unit of work (retried like any other).
+
+        For queries the row primitives do not cover (:mod:`flowkit.persistence.queries`).
+        """
+        return self.run(lambda: [list(self._checkout().execute(s).all()) for s in statements])
 
     def run_durable(self, fn: Callable[[], T]) -> T:
         if not self._autocommit:
