@@ -438,3 +438,19 @@ class AtomTimeout(ExecutionError):
             f"{self.action} of atom {self.atom!r} did not finish within its timeout of {self.timeout:g}s"
             f"{where}"
         )
+
+
+class CoroutineResult(ExecutionError):
+    """A plain (``def``) execute or revert returned a coroutine. The engine never stores one as a result:
+    declare the method ``async def`` and the engine awaits it on its event loop."""
+
+    def __init__(self, atom: str, action: str) -> None:
+        super().__init__(atom, action)
+        self.atom = atom
+        self.action = action
+
+    def __str__(self) -> str:
+        return (
+            f"{self.action} of atom {self.atom!r} returned a coroutine: declare it `async def {self.action}` "
+            f"so the engine awaits it (a coroutine is never stored as a result)"
+        )

@@ -13,6 +13,7 @@ import pickle
 import queue
 import sys
 import threading
+import types
 from collections import deque
 from collections.abc import Callable
 from concurrent import futures
@@ -20,7 +21,9 @@ from typing import Any
 
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
-from flowkit.exceptions import ExecutionError, NotSerializableError
+from flowkit.engines.aio import FLAGS, PLAIN, AsyncRunner, is_async
+from flowkit.engines.timeouts import call_bounded, call_in_own_process
+from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
 from flowkit.failure import Failure
 
 EXECUTE = "execute"
@@ -44,7 +47,11 @@ def call_atom(
     token = set_current(ctx)
     try:
         fn = atom.execute if action == EXECUTE else atom.revert
-        return True, fn(**kwargs)
+        result = fn(**kwargs)
+        if type(result) is types.CoroutineType:  # never stored as a result (see CoroutineResult)
+            result.close()
+            raise CoroutineResult(atom.name, action)
+        return True, result
     except Exception:
         return False, Failure()
     finally:
@@ -71,7 +78,12 @@ def call_in_process(
 
 
 class Dispatcher:
-    """Runs calls inline in the scheduler's thread (the serial engine)."""
+    """Runs calls inline in the scheduler's thread (the serial engine).
+
+    Every dispatcher sends async calls to its :class:`~flowkit.engines.aio.AsyncRunner` (one event loop,
+    started on first use) and bounds timed calls (:mod:`~flowkit.engines.timeouts`). Inline, both block
+    the scheduler until they end: the serial engine runs one atom at a time, async or not.
+    """
 
     inline = True
     """Calls complete inside :meth:`submit`."""
@@ -83,6 +95,11 @@ class Dispatcher:
     def __init__(self) -> None:
         self._done: deque[Completion] = deque()
         self._on_progress: NodeProgress | None = None
+        self.default_timeout: float | None = None
+        """The timeout of atoms without one of their own (None: unbounded)."""
+        self.aio = AsyncRunner()
+        """The engine's event loop for async atoms; its thread starts with the first async call."""
+        self._inline_done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
 
     def start(self, on_progress: NodeProgress) -> None:
         """Acquire resources for one engine run, whose progress reports go to ``on_progress``.
@@ -95,6 +112,7 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
+        self.aio.stop()
 
     def discard(self) -> None:
         """Drop the calls submitted but not started yet (the engine may no longer run them)."""
@@ -103,8 +121,20 @@ class Dispatcher:
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         """Run (or start running) one call; ``ctx`` is what the task sees as its context."""
-        ok, value = call_atom(atom, action, kwargs, ctx)
-        self._done.append((i, action, ok, value))
+        if atom.timeout is None and self.default_timeout is None and atom.__dict__.get(FLAGS) is PLAIN:
+            ok, value = call_atom(atom, action, kwargs, ctx)
+            self._done.append((i, action, ok, value))
+            return
+        timeout = atom.timeout or self.default_timeout
+        if is_async(atom, action):
+            self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._inline_done.put)
+            self._done.append(self._inline_done.get())
+        elif timeout is not None:
+            ok, value = call_bounded(call_atom, atom, action, kwargs, ctx, timeout)
+            self._done.append((i, action, ok, value))
+        else:
+            ok, value = call_atom(atom, action, kwargs, ctx)
+            self._done.append((i, action, ok, value))
 
     def wait(self, timeout: float | None) -> Completion | None:
         """The next completion, or None when ``timeout`` passes first."""
@@ -129,6 +159,7 @@ class ExecutorDispatcher(Dispatcher):
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._in_process = in_process
         self._discarding = False
+        self._own_processes: threading.BoundedSemaphore | None = None
 
     def start(self, on_progress: NodeProgress) -> None:
         super().start(on_progress)
@@ -142,6 +173,7 @@ class ExecutorDispatcher(Dispatcher):
         return self._executor
 
     def stop(self) -> None:
+        self.aio.stop()
         discarding, self._discarding = self._discarding, False
         if self._given is None and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=discarding)
@@ -157,9 +189,19 @@ class ExecutorDispatcher(Dispatcher):
     ) -> None:
         executor = self._running_executor()
         put = self._queue.put
+        timeout = atom.timeout or self.default_timeout
+        if atom.__dict__.get(FLAGS) is not PLAIN and is_async(atom, action):
+            self.aio.submit(i, atom, action, kwargs, ctx, timeout, put)  # on the loop, not the pool
+            return
+        if timeout is not None and self._in_process:
+            self._submit_own_process(i, atom, action, kwargs, ctx, timeout)
+            return
         try:
-            fn: Callable[..., Any] = call_in_process if self._in_process else call_atom
-            fut = executor.submit(fn, atom, action, kwargs, ctx)
+            if timeout is not None:
+                fut = executor.submit(call_bounded, call_atom, atom, action, kwargs, ctx, timeout)
+            else:
+                fn: Callable[..., Any] = call_in_process if self._in_process else call_atom
+                fut = executor.submit(fn, atom, action, kwargs, ctx)
         except Exception as exc:
             put((i, _not_started(action), False, Failure.from_exception(_submit_error(atom, exc))))
             return
@@ -184,6 +226,38 @@ class ExecutorDispatcher(Dispatcher):
                 put((i, action, out[0], out[1]))
 
         fut.add_done_callback(done)
+
+    def _submit_own_process(
+        self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None, timeout: float
+    ) -> None:
+        """A timed call on the process engine: in a process of its own, stopped at its deadline (see
+        :mod:`~flowkit.engines.timeouts`), waited for by a daemon thread; at most ``capacity`` at once."""
+        import multiprocessing
+
+        executor = self._running_executor()
+        mp_context = getattr(executor, "_mp_context", None) or multiprocessing.get_context("forkserver")
+        if self._own_processes is None:
+            self._own_processes = threading.BoundedSemaphore(self.capacity)
+        slots, put, on_progress = self._own_processes, self._queue.put, self._on_progress
+
+        def wait_for_it() -> None:
+            with slots:
+                try:
+                    ok, value, progress = call_in_own_process(
+                        mp_context, call_in_process, atom, action, kwargs, ctx, timeout
+                    )
+                except NotSerializableError as exc:
+                    put((i, _not_started(action), False, Failure.from_exception(exc)))
+                    return
+                except Exception as exc:
+                    put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
+                    return
+            if on_progress is not None:
+                for p in progress:
+                    on_progress(i, p)
+            put((i, action, ok, value))
+
+        threading.Thread(target=wait_for_it, name=f"flowkit-timed-{atom.name}", daemon=True).start()
 
     def wait(self, timeout: float | None) -> Completion | None:
         try:
@@ -210,7 +284,9 @@ class ThreadDispatcher(ExecutorDispatcher):
         super().__init__(factory=factory, executor=executor)
         self._max_workers = max_workers
         self.capacity = max_workers
-        self._pending: deque[tuple[int, Atom, str, dict[str, Any], AtomContext | None]] = deque()
+        self._pending: deque[tuple[int, Atom, str, dict[str, Any], AtomContext | None, float | None]] = (
+            deque()
+        )
         self._lock = threading.Lock()
         self._draining = 0
 
@@ -218,7 +294,11 @@ class ThreadDispatcher(ExecutorDispatcher):
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         executor = self._running_executor()
-        self._pending.append((i, atom, action, kwargs, ctx))
+        timeout = atom.timeout or self.default_timeout
+        if atom.__dict__.get(FLAGS) is not PLAIN and is_async(atom, action):
+            self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._queue.put)  # holds no pool thread
+            return
+        self._pending.append((i, atom, action, kwargs, ctx, timeout))
         with self._lock:
             if self._draining >= self._max_workers:
                 return
@@ -237,7 +317,7 @@ class ThreadDispatcher(ExecutorDispatcher):
         pending, put, lock = self._pending, self._queue.put, self._lock
         while True:
             try:
-                i, atom, action, kwargs, ctx = pending.popleft()
+                i, atom, action, kwargs, ctx, timeout = pending.popleft()
             except IndexError:
                 with lock:
                     if not pending:  # checked under the lock submit() takes: no call is stranded
@@ -245,7 +325,10 @@ class ThreadDispatcher(ExecutorDispatcher):
                         return
                 continue
             try:
-                ok, value = call_atom(atom, action, kwargs, ctx)
+                if timeout is None:
+                    ok, value = call_atom(atom, action, kwargs, ctx)
+                else:  # this pool thread waits at most until the deadline (see engines.timeouts)
+                    ok, value = call_bounded(call_atom, atom, action, kwargs, ctx, timeout)
             except BaseException:
                 # SystemExit, KeyboardInterrupt: a pool thread cannot act on them, the scheduler
                 # can: the flow reverts and run() raises them in the caller's thread.

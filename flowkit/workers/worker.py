@@ -13,11 +13,16 @@ A request may carry a ``timeout``. Past it the worker abandons the call: it answ
 :class:`~flowkit.exceptions.AtomTimeout` (the engine has given up by then anyway) and logs it, and when
 the call returns at last its result is discarded (and logged). What an abandoned call costs while it
 runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare threads for them.
+
+A task whose action is ``async def`` runs on the worker's event loop (one thread, started with the first
+such request), not on a pool thread; past its timeout it is cancelled there, so it is not abandoned and
+costs no thread. It still takes one of the worker's ``threads`` request slots (the broker's prefetch).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -31,6 +36,7 @@ from typing import Any
 
 import kombu
 
+from flowkit.engines.aio import AsyncRunner
 from flowkit.exceptions import (
     AtomTimeout,
     FlowkitError,
@@ -43,7 +49,7 @@ from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.abandon import Deadline, Timeouts
 from flowkit.workers.answers import RecentAnswers
-from flowkit.workers.call import call_task, revert_extras
+from flowkit.workers.call import call_task, call_task_async, revert_extras
 from flowkit.workers.link import Link
 from flowkit.workers.tasks import resolve_tasks, task_path
 
@@ -82,6 +88,8 @@ class Worker:
         self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
         self._timeouts = Timeouts(spare=threads)
+        self._aio = AsyncRunner(name="flowkit-worker-async")
+        self._async_actions: dict[tuple[type[Task], str], bool] = {}
         self._answers = RecentAnswers()
         self._answered_generation = 0  # the link generation whose connection last got our answers
         self._flush_deadline: float | None = None
@@ -139,6 +147,7 @@ class Worker:
             # Abandoned calls may never return: do not wait for them (the process may then exit).
             hung = bool(self._timeouts.running)
             self._pool.shutdown(wait=not hung, cancel_futures=hung)
+            self._aio.stop()
             self._link.close()
             LOG.info("worker %s: stopped", self.id)
 
@@ -400,6 +409,10 @@ class Worker:
             return
         assert cls is not None and self._pool is not None
         self._jobs[req["uuid"]] = (message, generation)
+        if self._is_async(cls, req["action"]):  # on the loop, which cancels it at its timeout
+            timeout = float(req["timeout"]) if "timeout" in req else None
+            self._aio.spawn(lambda: self._async_job(cls, req, extras, reply_to, timeout))
+            return
         if "timeout" in req:
             timeout = float(req["timeout"])
             self._timeouts.watch(
@@ -423,3 +436,22 @@ class Worker:
         body = call_task(cls, req, extras, reply_to, self.id, self._post)
         self._finished.add(req["uuid"])
         self._post((p.RESULT, req["uuid"], reply_to, body))
+
+    async def _async_job(
+        self,
+        cls: type[Task],
+        req: dict[str, Any],
+        extras: dict[str, Any],
+        reply_to: str,
+        timeout: float | None,
+    ) -> None:
+        body = await call_task_async(cls, req, extras, reply_to, self.id, self._post, timeout)
+        self._finished.add(req["uuid"])
+        self._post((p.RESULT, req["uuid"], reply_to, body))
+
+    def _is_async(self, cls: type[Task], action: str) -> bool:
+        key = (cls, action)
+        found = self._async_actions.get(key)
+        if found is None:
+            found = self._async_actions[key] = inspect.iscoroutinefunction(getattr(cls, action, None))
+        return found
