@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from flowkit import LinearFlow, Task, UnorderedFlow, engines
+from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines
 from flowkit.context import current_atom_uuid
 from flowkit.exceptions import InvalidFlowError
+from flowkit.states import AtomState
 
 LOOP_THREAD = "flowkit-async"
 
@@ -134,3 +135,35 @@ def test_max_async_must_be_a_positive_int(bad: Any) -> None:
 def test_default_timeout_is_checked(engine_kind: str) -> None:
     with pytest.raises(InvalidFlowError, match="default_timeout: timeout must be a positive number"):
         engines.load(LinearFlow("f"), engine=engine_kind, default_timeout=-1)
+
+
+async def fetch(url: str) -> str:
+    await asyncio.sleep(0)
+    return f"got {url}"
+
+
+async def forget(url: str, **kwargs: Any) -> None:
+    await asyncio.sleep(0)
+    undone.append(url)
+
+
+undone: list[str] = []
+
+
+@pytest.mark.parametrize("engine_kind", ["serial", "parallel"])
+def test_a_functor_task_of_an_async_function_is_awaited_and_reverted(engine_kind: str) -> None:
+    undone.clear()
+    fetching = FunctorTask(fetch, name="fetch", provides="page", revert=forget)
+    flow = LinearFlow("f").add(fetching, FunctorTask(explode, name="boom", requires=["page"]))
+    engine = engines.load(flow, engine=engine_kind, store={"url": "http://x"})
+    with pytest.raises(ValueError, match="boom"):
+        engine.run()
+    assert engine.storage.get_atom_state("fetch") is AtomState.REVERTED
+    assert undone == ["http://x"]
+    plain = engines.load(LinearFlow("g").add(FunctorTask(fetch, provides="page")), store={"url": "u"})
+    plain.run()
+    assert plain.storage.fetch("page") == "got u"
+
+
+def explode(page: str) -> None:
+    raise ValueError(f"boom after {page}")

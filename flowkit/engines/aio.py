@@ -35,25 +35,52 @@ DEFAULT_MAX_ASYNC = 1000
 """Async calls running at once on one engine's loop unless ``max_async=`` says otherwise."""
 
 FLAGS = "_flowkit_async"
-"""Where an atom caches whether its execute and revert are coroutine functions."""
+"""Where an atom whose class cannot tell (a FunctorTask) caches whether its execute and revert are async."""
 PLAIN = (False, False)
-"""The cached flags of an atom with neither async: dispatchers test for this one object, cheaply."""
+"""The flags of an atom with neither async: dispatchers test for this one object, cheaply."""
+CLASS_FLAGS: dict[type, tuple[bool, bool] | None] = {}
+"""Per atom class: its flags, or None when each instance must be asked (its callables are per instance)."""
+
+
+def flags_of(atom: Atom) -> tuple[bool, bool]:
+    """Whether ``atom``'s execute and revert are ``async def``: :data:`PLAIN` (this very object) if neither.
+
+    Found once per class (once per instance for a class that picks its callables per instance, like
+    FunctorTask): the dispatchers ask for every call, and a flow without async atoms must not pay for it.
+    """
+    cls = type(atom)
+    try:
+        flags = CLASS_FLAGS[cls]
+    except KeyError:
+        flags = CLASS_FLAGS[cls] = _class_flags(cls)
+    if flags is not None:
+        return flags
+    flags = atom.__dict__.get(FLAGS)
+    if flags is None:
+        flags = _normal(atom._execute_callable(), atom._revert_callable())
+        atom.__dict__[FLAGS] = flags
+    return flags
 
 
 def is_async(atom: Atom, action: str) -> bool:
-    """Whether ``atom``'s ``action`` (``"execute"`` or ``"revert"``) is an ``async def``.
+    """Whether ``atom``'s ``action`` (``"execute"`` or ``"revert"``) is an ``async def``."""
+    flags = flags_of(atom)
+    return flags[0] if action == "execute" else flags[1]
 
-    Found once per atom (a FunctorTask asks about its function) and cached on it: the dispatchers ask
-    for every call, and a flow without async atoms must not pay for the question.
-    """
-    flags = atom.__dict__.get(FLAGS)
-    if flags is None:
-        flags = (
-            inspect.iscoroutinefunction(atom._execute_callable()),
-            inspect.iscoroutinefunction(atom._revert_callable()),
-        )
-        atom.__dict__[FLAGS] = flags = PLAIN if flags == PLAIN else flags
-    return bool(flags[0] if action == "execute" else flags[1])
+
+def _class_flags(cls: type) -> tuple[bool, bool] | None:
+    per_instance = (
+        cls._execute_callable is not Atom._execute_callable  # type: ignore[attr-defined]
+        or cls._revert_callable is not Atom._revert_callable  # type: ignore[attr-defined]
+    )
+    if per_instance:
+        return None
+    return _normal(getattr(cls, "execute", None), getattr(cls, "revert", None))
+
+
+def _normal(execute: Any, revert: Any) -> tuple[bool, bool]:
+    flags = (inspect.iscoroutinefunction(execute), inspect.iscoroutinefunction(revert))
+    return PLAIN if flags == PLAIN else flags
 
 
 def check_max_async(value: Any) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
-from flowkit.engines.aio import FLAGS, PLAIN, AsyncRunner, is_async
+from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, is_async
 from flowkit.engines.timeouts import call_bounded, call_in_own_process
 from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
 from flowkit.failure import Failure
@@ -121,7 +121,7 @@ class Dispatcher:
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         """Run (or start running) one call; ``ctx`` is what the task sees as its context."""
-        if atom.timeout is None and self.default_timeout is None and atom.__dict__.get(FLAGS) is PLAIN:
+        if atom.timeout is None and self.default_timeout is None and CLASS_FLAGS.get(type(atom)) is PLAIN:
             ok, value = call_atom(atom, action, kwargs, ctx)
             self._done.append((i, action, ok, value))
             return
@@ -190,7 +190,7 @@ class ExecutorDispatcher(Dispatcher):
         executor = self._running_executor()
         put = self._queue.put
         timeout = atom.timeout or self.default_timeout
-        if atom.__dict__.get(FLAGS) is not PLAIN and is_async(atom, action):
+        if CLASS_FLAGS.get(type(atom)) is not PLAIN and is_async(atom, action):
             self.aio.submit(i, atom, action, kwargs, ctx, timeout, put)  # on the loop, not the pool
             return
         if timeout is not None and self._in_process:
@@ -295,7 +295,7 @@ class ThreadDispatcher(ExecutorDispatcher):
     ) -> None:
         executor = self._running_executor()
         timeout = atom.timeout or self.default_timeout
-        if atom.__dict__.get(FLAGS) is not PLAIN and is_async(atom, action):
+        if CLASS_FLAGS.get(type(atom)) is not PLAIN and is_async(atom, action):
             self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._queue.put)  # holds no pool thread
             return
         self._pending.append((i, atom, action, kwargs, ctx, timeout))
