@@ -33,6 +33,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "UnknownBackendError": ("bogus://host/db", ["memory", "sqlite"]),
     "NoWorkerAvailable": ("mypkg.tasks.CreateServer", ["hypervisors", "spare"], 2.5),
     "AtomTimeout": ("create-server", "execute", 120, "worker 'w1'"),
+    "CoroutineResult": ("fetch-page", "revert"),
     "JobSetAsideError": ("'create-42' (uuid-1)", "claimed 3 times without being consumed"),
     "MalformedJobError": ("field 'name' must be a non-empty string",),
     "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
@@ -62,6 +63,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", "fence 7", "fence 9"),
     "AtomTimeout": ("create-server", "execute", "120s", "w1"),
+    "CoroutineResult": ("revert of atom 'fetch-page'", "async def revert"),
 }
 
 
