@@ -22,7 +22,8 @@ from typing import Any
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, is_async
-from flowkit.engines.timeouts import call_bounded, call_in_own_process
+from flowkit.engines.timed_processes import TimedProcesses
+from flowkit.engines.timeouts import call_bounded
 from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
 from flowkit.failure import Failure
 
@@ -159,7 +160,8 @@ class ExecutorDispatcher(Dispatcher):
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._in_process = in_process
         self._discarding = False
-        self._own_processes: threading.BoundedSemaphore | None = None
+        self._timed: TimedProcesses | None = None
+        """Processes for timed calls (the process engine), started with the first one."""
 
     def start(self, on_progress: NodeProgress) -> None:
         super().start(on_progress)
@@ -174,6 +176,9 @@ class ExecutorDispatcher(Dispatcher):
 
     def stop(self) -> None:
         self.aio.stop()
+        timed, self._timed = self._timed, None
+        if timed is not None:
+            timed.close()
         discarding, self._discarding = self._discarding, False
         if self._given is None and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=discarding)
@@ -230,28 +235,25 @@ class ExecutorDispatcher(Dispatcher):
     def _submit_own_process(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None, timeout: float
     ) -> None:
-        """A timed call on the process engine: in a process of its own, stopped at its deadline (see
-        :mod:`~flowkit.engines.timeouts`), waited for by a daemon thread; at most ``capacity`` at once."""
+        """A timed call on the process engine: on a process that can be stopped at its deadline (see
+        :mod:`~flowkit.engines.timed_processes`), waited for by a daemon thread; ``capacity`` at once."""
         import multiprocessing
 
         executor = self._running_executor()
-        mp_context = getattr(executor, "_mp_context", None) or multiprocessing.get_context("forkserver")
-        if self._own_processes is None:
-            self._own_processes = threading.BoundedSemaphore(self.capacity)
-        slots, put, on_progress = self._own_processes, self._queue.put, self._on_progress
+        if self._timed is None:
+            mp_context = getattr(executor, "_mp_context", None) or multiprocessing.get_context("forkserver")
+            self._timed = TimedProcesses(mp_context, self.capacity)
+        timed, put, on_progress = self._timed, self._queue.put, self._on_progress
 
         def wait_for_it() -> None:
-            with slots:
-                try:
-                    ok, value, progress = call_in_own_process(
-                        mp_context, call_in_process, atom, action, kwargs, ctx, timeout
-                    )
-                except NotSerializableError as exc:
-                    put((i, _not_started(action), False, Failure.from_exception(exc)))
-                    return
-                except Exception as exc:
-                    put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
-                    return
+            try:
+                ok, value, progress = timed.call(call_in_process, atom, action, kwargs, ctx, timeout)
+            except NotSerializableError as exc:
+                put((i, _not_started(action), False, Failure.from_exception(exc)))
+                return
+            except Exception as exc:
+                put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
+                return
             if on_progress is not None:
                 for p in progress:
                     on_progress(i, p)
