@@ -110,6 +110,7 @@ class Dispatcher:
         """
         self._on_progress = on_progress
         _drop_leftovers(self._done.popleft, IndexError)
+        _drop_leftovers(self._inline_done.get_nowait, queue.Empty)  # an async call cut short by a stop
 
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
