@@ -21,11 +21,13 @@ from typing import Any
 
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
-from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, is_async
+from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, flags_of, is_async
 from flowkit.engines.timed_processes import TimedProcesses
 from flowkit.engines.timeouts import call_bounded
 from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
 from flowkit.failure import Failure
+
+_COROUTINE = types.CoroutineType
 
 EXECUTE = "execute"
 REVERT = "revert"
@@ -49,7 +51,7 @@ def call_atom(
     try:
         fn = atom.execute if action == EXECUTE else atom.revert
         result = fn(**kwargs)
-        if type(result) is types.CoroutineType:  # never stored as a result (see CoroutineResult)
+        if type(result) is _COROUTINE:  # never stored as a result (see CoroutineResult)
             result.close()
             raise CoroutineResult(atom.name, action)
         return True, result
@@ -96,11 +98,29 @@ class Dispatcher:
     def __init__(self) -> None:
         self._done: deque[Completion] = deque()
         self._on_progress: NodeProgress | None = None
-        self.default_timeout: float | None = None
-        """The timeout of atoms without one of their own (None: unbounded)."""
+        self._default_timeout: float | None = None
+        self._plain: set[type] = set()
+        """Atom classes whose calls need nothing but a plain call (sync, no default timeout), as learnt
+        by :meth:`_learn`: one set lookup per call is all a flow without timeouts or async pays."""
         self.aio = AsyncRunner()
         """The engine's event loop for async atoms; its thread starts with the first async call."""
         self._inline_done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+
+    @property
+    def default_timeout(self) -> float | None:
+        """The timeout of atoms without one of their own (None: unbounded)."""
+        return self._default_timeout
+
+    @default_timeout.setter
+    def default_timeout(self, value: float | None) -> None:
+        self._default_timeout = value
+        self._plain.clear()
+
+    def _learn(self, atom: Atom) -> None:
+        """Remember ``atom``'s class as plain if it is (neither action async, no default timeout)."""
+        flags_of(atom)
+        if self._default_timeout is None and CLASS_FLAGS.get(type(atom)) is PLAIN:
+            self._plain.add(type(atom))
 
     def start(self, on_progress: NodeProgress) -> None:
         """Acquire resources for one engine run, whose progress reports go to ``on_progress``.
@@ -123,11 +143,12 @@ class Dispatcher:
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         """Run (or start running) one call; ``ctx`` is what the task sees as its context."""
-        if atom.timeout is None and self.default_timeout is None and CLASS_FLAGS.get(type(atom)) is PLAIN:
+        if type(atom) in self._plain and atom.timeout is None:
             ok, value = call_atom(atom, action, kwargs, ctx)
             self._done.append((i, action, ok, value))
             return
-        timeout = atom.timeout or self.default_timeout
+        self._learn(atom)
+        timeout = atom.timeout or self._default_timeout
         if is_async(atom, action):
             self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._inline_done.put)
             self._done.append(self._inline_done.get())
@@ -195,7 +216,7 @@ class ExecutorDispatcher(Dispatcher):
     ) -> None:
         executor = self._running_executor()
         put = self._queue.put
-        timeout = atom.timeout or self.default_timeout
+        timeout = atom.timeout or self._default_timeout
         if CLASS_FLAGS.get(type(atom)) is not PLAIN and is_async(atom, action):
             self.aio.submit(i, atom, action, kwargs, ctx, timeout, put)  # on the loop, not the pool
             return
@@ -297,11 +318,17 @@ class ThreadDispatcher(ExecutorDispatcher):
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         executor = self._running_executor()
-        timeout = atom.timeout or self.default_timeout
-        if CLASS_FLAGS.get(type(atom)) is not PLAIN and is_async(atom, action):
-            self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._queue.put)  # holds no pool thread
-            return
-        self._pending.append((i, atom, action, kwargs, ctx, timeout))
+        if type(atom) in self._plain and atom.timeout is None:
+            self._pending.append((i, atom, action, kwargs, ctx, None))
+        else:
+            self._learn(atom)
+            timeout = atom.timeout or self._default_timeout
+            if is_async(atom, action):
+                self.aio.submit(
+                    i, atom, action, kwargs, ctx, timeout, self._queue.put
+                )  # holds no pool thread
+                return
+            self._pending.append((i, atom, action, kwargs, ctx, timeout))
         with self._lock:
             if self._draining >= self._max_workers:
                 return
