@@ -16,18 +16,23 @@ requests the worker took.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.exceptions import AtomTimeout, ExecutionError, InvalidFlowError
 from flowkit.failure import Failure
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio is imported when the first async call comes (it costs ~20 ms at import): a process that never
+# runs an async atom never imports it.
 
 LOG = logging.getLogger(__name__)
 
@@ -100,6 +105,8 @@ async def call_async(
 ) -> tuple[bool, Any]:
     """Await one async action of one atom inside its context, bounded by ``timeout``; never raises
     (a failure is a Failure), except the CancelledError of a cancel that is not its timeout."""
+    import asyncio
+
     token = set_current(ctx)
     try:
         fn = atom.execute if action == "execute" else atom.revert
@@ -167,6 +174,8 @@ class AsyncRunner:
     ) -> None:
         """Run one async atom call; its completion ``(i, action, ok, value)`` goes to ``put``."""
 
+        import asyncio
+
         async def run() -> None:
             try:
                 ok, value = await call_async(atom, action, kwargs, ctx, timeout)
@@ -203,6 +212,8 @@ class AsyncRunner:
 
     def _start(self) -> asyncio.AbstractEventLoop:
         """Start the loop thread (called under the lock); the loop exists before this returns."""
+        import asyncio
+
         loop = asyncio.new_event_loop()
         self._slots = asyncio.Semaphore(self.max_async)
         thread = threading.Thread(target=_serve, args=(loop,), name=self._name, daemon=True)
@@ -211,6 +222,8 @@ class AsyncRunner:
         return loop
 
     def _take_pending(self) -> None:
+        import asyncio
+
         with self._lock:
             self._scheduled = False  # before draining: a spawn from now on schedules another take
         loop, pending, tasks = asyncio.get_running_loop(), self._pending, self._tasks
@@ -234,6 +247,8 @@ class AsyncRunner:
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
     asyncio.set_event_loop(loop)
     try:
         loop.run_forever()
