@@ -52,6 +52,22 @@ def test_async_tasks_run_on_the_workers_event_loop(
         assert value == f"a{i}:a{i}" and thread == WORKER_LOOP
 
 
+def test_a_one_thread_worker_runs_many_async_tasks_at_once(
+    rabbitmq_url: str, exchange: str, spawn: Any, journal: Journal
+) -> None:
+    """150 tasks awaiting 1 s each on a worker with ONE thread and 100 async slots (the default): one
+    after the other they would take 150 s; on the worker's loop they take two rounds of about 1 s."""
+    spawn(threads=1).wait_ready()
+    n = 150
+    flow = UnorderedFlow("many").add(*(async_step(f"a{i}", pause=1.0) for i in range(n)))
+    engine = load(flow, rabbitmq_url, exchange, store={"journal": str(journal)})
+    started = time.monotonic()
+    engine.run()
+    assert time.monotonic() - started < 20
+    assert {engine.storage.fetch(f"a{i}")[1] for i in range(n)} == {WORKER_LOOP}
+    assert len(journal.names("execute")) == n
+
+
 def test_an_async_failure_is_reverted_by_the_async_revert_on_the_worker(
     rabbitmq_url: str, exchange: str, spawn: Any, journal: Journal
 ) -> None:

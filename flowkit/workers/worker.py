@@ -16,7 +16,9 @@ runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare thread
 
 A task whose action is ``async def`` runs on the worker's event loop (one thread, started with the first
 such request), not on a pool thread; past its timeout it is cancelled there, so it is not abandoned and
-costs no thread. It still takes one of the worker's ``threads`` request slots (the broker's prefetch).
+costs no thread. The worker takes up to ``max_async`` such requests besides its ``threads`` (the broker's
+prefetch is the sum), and says so in its notifies (``async_slots``): engines send async requests against
+those slots, sync ones against the threads.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ LOG = logging.getLogger(__name__)
 FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
 RESEND = "resend"  # outbox kind: an answer sent before a reconnect, sent again (see answers.py)
 ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
+DEFAULT_WORKER_ASYNC = 100
+"""Async requests a worker takes at once besides its threads, unless ``max_async`` says otherwise."""
 
 
 class Worker:
@@ -73,9 +77,13 @@ class Worker:
         heartbeat: float = 1.0,
         transport_options: dict[str, Any] | None = None,
         worker_id: str | None = None,
+        max_async: int = DEFAULT_WORKER_ASYNC,
     ) -> None:
         if threads < 1:
             raise WorkerError(f"a worker needs at least one thread, got {threads}")
+        if isinstance(max_async, bool) or not isinstance(max_async, int) or max_async < 0:
+            raise WorkerError(f"max_async must be an int >= 0, got {max_async!r}")
+        self.max_async = max_async
         self.exchange, self.topic, self.threads, self.heartbeat = exchange, topic, threads, float(heartbeat)
         self.tasks: dict[str, type[Task]] = {task_path(c): c for c in resolve_tasks(tasks)}
         if not self.tasks:
@@ -88,7 +96,7 @@ class Worker:
         self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
         self._timeouts = Timeouts(spare=threads)
-        self._aio = AsyncRunner(name="flowkit-worker-async")
+        self._aio = AsyncRunner(max(1, max_async), name="flowkit-worker-async")
         self._async_actions: dict[tuple[type[Task], str], bool] = {}
         self._answers = RecentAnswers()
         self._answered_generation = 0  # the link generation whose connection last got our answers
@@ -155,7 +163,7 @@ class Worker:
         t.declare_exchanges(channel, self.exchange)
         queues = t.task_queues(self.exchange, self.topic, sorted(self.tasks))
         consumer = kombu.Consumer(channel, queues, on_message=self._on_request, accept=["json"])
-        consumer.qos(prefetch_count=self.threads, apply_global=True)
+        consumer.qos(prefetch_count=self.threads + self.max_async, apply_global=True)
         if not self._draining:
             consumer.consume()
         self._consumer = consumer
@@ -212,6 +220,7 @@ class Worker:
                 heartbeat=self.heartbeat,
                 running=sorted(self._jobs),
                 stuck=self.stuck,
+                async_slots=self.max_async,
             ),
             exchange,
             routing_key,
