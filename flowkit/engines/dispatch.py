@@ -323,10 +323,8 @@ class ThreadDispatcher(ExecutorDispatcher):
         else:
             self._learn(atom)
             timeout = atom.timeout or self._default_timeout
-            if is_async(atom, action):
-                self.aio.submit(
-                    i, atom, action, kwargs, ctx, timeout, self._queue.put
-                )  # holds no pool thread
+            if is_async(atom, action):  # on the loop: it holds no pool thread
+                self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._queue.put)
                 return
             self._pending.append((i, atom, action, kwargs, ctx, timeout))
         with self._lock:
