@@ -167,3 +167,28 @@ def test_a_functor_task_of_an_async_function_is_awaited_and_reverted(engine_kind
 
 def explode(page: str) -> None:
     raise ValueError(f"boom after {page}")
+
+
+class Forever(Task):
+    async def execute(self) -> None:
+        await asyncio.sleep(60)
+
+
+def test_cancel_all_reports_every_call_running_or_waiting_for_a_slot() -> None:
+    """What a cancel of the engine relies on: no cancelled call is left without a completion, even one
+    still waiting for a ``max_async`` slot (else the engine would wait for it forever)."""
+    import queue
+
+    from flowkit.engines.aio import AsyncRunner
+
+    runner = AsyncRunner(max_async=2)
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    try:
+        for i in range(5):
+            runner.submit(i, Forever(name=f"f{i}"), "execute", {}, None, None, done.put)
+        runner.cancel_all()
+        got = sorted((done.get(timeout=5) for _ in range(5)), key=lambda c: c[0])
+    finally:
+        runner.stop()
+    assert [c[0] for c in got] == [0, 1, 2, 3, 4]
+    assert all(not ok and "was cancelled" in str(value) for _i, _a, ok, value in got)

@@ -142,7 +142,7 @@ class AsyncRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._pending: deque[Callable[[], Awaitable[None]]] = deque()
+        self._pending: deque[tuple[Callable[[], Awaitable[None]], Callable[[], None] | None]] = deque()
         self._scheduled = False
         self._slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,9 +152,11 @@ class AsyncRunner:
         """Whether the loop thread is up (it starts on the first :meth:`spawn`)."""
         return self._thread is not None
 
-    def spawn(self, make: Callable[[], Awaitable[None]]) -> None:
-        """Run ``await make()`` on the loop, when a slot is free; ``make`` reports its own outcome."""
-        self._pending.append(make)
+    def spawn(self, make: Callable[[], Awaitable[None]], cancelled: Callable[[], None] | None = None) -> None:
+        """Run ``await make()`` on the loop, when a slot is free; ``make`` reports its own outcome, and
+        ``cancelled()`` is called if it is cancelled (by :meth:`cancel_all` or :meth:`stop`), running or
+        still waiting for a slot."""
+        self._pending.append((make, cancelled))
         with self._lock:
             if self._scheduled:
                 return
@@ -172,20 +174,18 @@ class AsyncRunner:
         timeout: float | None,
         put: Callable[[tuple[int, str, bool, Any]], None],
     ) -> None:
-        """Run one async atom call; its completion ``(i, action, ok, value)`` goes to ``put``."""
-
-        import asyncio
+        """Run one async atom call; its completion ``(i, action, ok, value)`` goes to ``put`` (a failure
+        when it is cancelled)."""
 
         async def run() -> None:
-            try:
-                ok, value = await call_async(atom, action, kwargs, ctx, timeout)
-            except asyncio.CancelledError:
-                error = ExecutionError(f"async {action} of atom {atom.name!r} was cancelled")
-                put((i, action, False, Failure.from_exception(error)))
-                raise
+            ok, value = await call_async(atom, action, kwargs, ctx, timeout)
             put((i, action, ok, value))
 
-        self.spawn(run)
+        def cancelled() -> None:
+            error = ExecutionError(f"async {action} of atom {atom.name!r} was cancelled")
+            put((i, action, False, Failure.from_exception(error)))
+
+        self.spawn(run, cancelled)
 
     def cancel_all(self) -> None:
         """Cancel every async call running or waiting for a slot (each reports a failure)."""
@@ -199,6 +199,7 @@ class AsyncRunner:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
             self._scheduled = False
+            self._pending.clear()  # submitted by a run that is over: never to run in the next one
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(self._shut_down, loop)
@@ -228,9 +229,12 @@ class AsyncRunner:
             self._scheduled = False  # before draining: a spawn from now on schedules another take
         loop, pending, tasks = asyncio.get_running_loop(), self._pending, self._tasks
         while pending:
-            task = loop.create_task(self._bounded(pending.popleft()))
+            make, cancelled = pending.popleft()
+            task = loop.create_task(self._bounded(make))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+            if cancelled is not None:  # a done callback: it runs even for a task cancelled before it began
+                task.add_done_callback(_report_cancel(cancelled))
 
     async def _bounded(self, make: Callable[[], Awaitable[None]]) -> None:
         assert self._slots is not None
@@ -244,6 +248,16 @@ class AsyncRunner:
     def _shut_down(self, loop: asyncio.AbstractEventLoop) -> None:
         self._cancel_tasks()
         loop.call_soon(loop.stop)
+
+
+def _report_cancel(cancelled: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:
+    """A task's done callback that calls ``cancelled()`` if the task was cancelled."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            cancelled()
+
+    return done
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:
