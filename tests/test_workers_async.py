@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from flowkit import LinearFlow, UnorderedFlow
-from flowkit.exceptions import AtomTimeout, WrappedFailure
+from flowkit.exceptions import AtomTimeout, NoWorkerAvailable, WrappedFailure
 from flowkit.states import AtomState, FlowState
 from tests.support.journal import Journal
 from tests.support.tasks import AsyncStep, DiskFull, Sleepy, Step
@@ -129,3 +129,14 @@ def test_an_async_revert_past_its_timeout_is_cancelled_on_the_worker(
         engine.run()
     assert engine.storage.get_atom_state("a") is AtomState.REVERT_FAILURE
     wait_until(lambda: journal.names("revert-cancelled") == ["a"], 5, "the worker to cancel the revert")
+
+
+def test_a_worker_started_with_max_async_0_is_sent_no_async_task(
+    rabbitmq_url: str, exchange: str, spawn: Any, journal: Journal
+) -> None:
+    spawn(threads=2, max_async=0).wait_ready()
+    flow = LinearFlow("f").add(Step(name="sync", inject={"value": 1}), async_step("a"))
+    engine = load(flow, rabbitmq_url, exchange, timeout=2.0, store={"journal": str(journal)})
+    with pytest.raises(NoWorkerAvailable, match="AsyncStep"):
+        engine.run()
+    assert journal.names("execute") == ["sync"]  # the sync task ran on a thread; the async one nowhere
