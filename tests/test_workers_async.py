@@ -140,3 +140,23 @@ def test_a_worker_started_with_max_async_0_is_sent_no_async_task(
     with pytest.raises(NoWorkerAvailable, match="AsyncStep"):
         engine.run()
     assert journal.names("execute") == ["sync"]  # the sync task ran on a thread; the async one nowhere
+
+
+def test_async_slots_do_not_let_a_worker_run_more_sync_tasks_than_its_threads(
+    rabbitmq_url: str, exchange: str, spawn: Any, journal: Journal
+) -> None:
+    """The async slots are a consumer of their own: a one-thread worker still runs one sync task at a time
+    (the broker hands it one sync request at a time), while async tasks run beside it."""
+    spawn(threads=1).wait_ready()
+    flow = UnorderedFlow("mixed").add(
+        *(Sleepy(name=f"s{i}", inject={"pause": 0.3}) for i in range(4)),
+        *(async_step(f"a{i}", pause=0.5) for i in range(4)),
+    )
+    engine = load(flow, rabbitmq_url, exchange, store={"journal": str(journal)})
+    engine.run()
+    sync_events = [
+        (kind, name) for kind, name, _ in journal.events if kind in ("execute-start", "execute-end")
+    ]
+    for start, end in zip(sync_events[::2], sync_events[1::2], strict=True):
+        assert start[0] == "execute-start" and end == ("execute-end", start[1]), sync_events  # no overlap
+    assert len(journal.names("execute")) == 4

@@ -46,7 +46,7 @@ import kombu
 
 from flowkit.atom import Atom, class_name
 from flowkit.context import AtomContext
-from flowkit.engines.aio import is_async
+from flowkit.engines.aio import flags_of
 from flowkit.engines.dispatch import Completion, Dispatcher, NodeProgress
 from flowkit.exceptions import (
     AtomTimeout,
@@ -182,7 +182,7 @@ class WorkerDispatcher(Dispatcher):
             return
         progress = ctx.progress if ctx is not None else None
         req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout)
-        req.is_async = is_async(atom, action)
+        req.is_async = any(flags_of(atom))  # a class with an async action is served from async slots
         queue = self._waiting.get(req.lane)
         if queue is not None:  # others wait for this task already: after them
             queue.append(req)

@@ -48,7 +48,8 @@ class Request:
     unheard: set[str] | None = None
     """The workers that might have had it, whose next heartbeat says whether one still does."""
     is_async: bool = False
-    """An ``async def`` action: it takes a worker's async slot, not a thread (its own seats and queue)."""
+    """Its task class has an ``async def`` action: it takes a worker's async slot, not a thread (its own
+    seats and queue here; its own consumer on the worker)."""
 
     @property
     def lane(self) -> str:

@@ -16,9 +16,11 @@ runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare thread
 
 A task whose action is ``async def`` runs on the worker's event loop (one thread, started with the first
 such request), not on a pool thread; past its timeout it is cancelled there, so it is not abandoned and
-costs no thread. The worker takes up to ``max_async`` such requests besides its ``threads`` (the broker's
-prefetch is the sum), and says so in its notifies (``async_slots``): engines send async requests against
-those slots, sync ones against the threads.
+costs no thread. The worker consumes the queues of task classes with an async action apart, with a
+prefetch of ``max_async`` (the other queues keep a prefetch of ``threads``: the broker never hands it more
+sync requests than it has threads), and says so in its notifies (``async_slots``): engines send requests
+for such classes against those slots, the others against the threads. A sync action of such a class
+(say a plain ``revert``) runs on a pool thread as usual.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class Worker:
         self._answered_generation = 0  # the link generation whose connection last got our answers
         self._flush_deadline: float | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._consumer: kombu.Consumer | None = None
+        self._consumers: list[kombu.Consumer] = []
         self._stop = threading.Event()
         self._draining = False
         self.ready = threading.Event()
@@ -161,12 +163,22 @@ class Worker:
 
     def _setup(self, channel: Any) -> None:
         t.declare_exchanges(channel, self.exchange)
-        queues = t.task_queues(self.exchange, self.topic, sorted(self.tasks))
-        consumer = kombu.Consumer(channel, queues, on_message=self._on_request, accept=["json"])
-        consumer.qos(prefetch_count=self.threads + self.max_async, apply_global=True)
-        if not self._draining:
-            consumer.consume()
-        self._consumer = consumer
+        served_async = {path for path, cls in self.tasks.items() if self.max_async and self._async_class(cls)}
+        self._consumers = []
+        # A per-consumer prefetch (basic.qos, global=False, applies to the consumers started after it):
+        # sync queues get at most ``threads`` requests at once, async ones at most ``max_async``.
+        for paths, prefetch in (
+            (sorted(set(self.tasks) - served_async), self.threads),
+            (sorted(served_async), self.max_async),
+        ):
+            if not paths:
+                continue
+            queues = t.task_queues(self.exchange, self.topic, paths)
+            consumer = kombu.Consumer(channel, queues, on_message=self._on_request, accept=["json"])
+            consumer.qos(prefetch_count=prefetch, apply_global=False)
+            if not self._draining:
+                consumer.consume()
+            self._consumers.append(consumer)
         control = t.control_queue(self.exchange, self.id)
         kombu.Consumer(
             channel, [control], no_ack=True, on_message=self._on_control, accept=["json"]
@@ -203,8 +215,7 @@ class Worker:
     def _start_draining(self) -> None:
         LOG.info("worker %s: stopping; %d request(s) still running", self.id, len(self._jobs))
         self._draining = True
-        consumer = self._consumer
-        if consumer is not None and self._link.connected:
+        for consumer in self._consumers if self._link.connected else ():
             with contextlib.suppress(Exception):  # deliveries until cancel-ok still reach _on_request
                 consumer.cancel()
 
@@ -457,6 +468,11 @@ class Worker:
         body = await call_task_async(cls, req, extras, reply_to, self.id, self._post, timeout)
         self._finished.add(req["uuid"])
         self._post((p.RESULT, req["uuid"], reply_to, body))
+
+    @staticmethod
+    def _async_class(cls: type[Task]) -> bool:
+        """Whether ``cls`` has an async action (its requests are served from the async slots)."""
+        return any(inspect.iscoroutinefunction(getattr(cls, a, None)) for a in ("execute", "revert"))
 
     def _is_async(self, cls: type[Task], action: str) -> bool:
         key = (cls, action)
