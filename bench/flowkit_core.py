@@ -4,10 +4,13 @@ Runs in the repo's own ``.venv``. Prints one JSON object on stdout: ``{case: {n:
 "per_task_us": ...}}}``. Beyond the peer's sizes it runs the ones the targets are about: 10,000-task
 flows (is the per-task cost flat?), 5,000- and 100,000-atom compiles, and ``memory``: a 100,000-task
 linear flow in a fresh subprocess, so that the peak RSS it reports belongs to that flow alone.
+``async_unordered`` / ``async_linear`` (flowkit only): N ``async def`` no-op tasks on the parallel engine
+(all at once on its event loop) and on the serial engine (one at a time), engine load + run.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import subprocess
@@ -16,12 +19,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from _harness import BenchFailure, emit, log, parse_options, run_cases
+from _harness import WARMUP_N, BenchFailure, emit, guarded, log, median_of, parse_options, run_cases
 
 import flowkit
 from flowkit import GraphFlow, LinearFlow, Task, UnorderedFlow, engines
 
 MEMORY_CHILD_FLAG = "--memory-child"
+ASYNC_CASES = {"async_unordered": "parallel", "async_linear": "serial"}
+"""Async no-op cases and the engine each runs on."""
 
 
 class Noop(Task):
@@ -31,6 +36,13 @@ class Noop(Task):
         return None
 
     def revert(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class AsyncNoop(Task):
+    """An async task that does nothing: what running a coroutine on the engine's loop costs."""
+
+    async def execute(self) -> None:
         return None
 
 
@@ -126,6 +138,36 @@ def memory_case(n: int) -> dict[str, Any]:
     return result
 
 
+def async_once(case: str, n: int) -> dict[str, float]:
+    """One repeat of an async case: engine load + run of N async no-ops (flow built outside the clock)."""
+    engine_kind = ASYNC_CASES[case]
+    flow_type = UnorderedFlow if engine_kind == "parallel" else LinearFlow
+    flow = flow_type(case).add(*(AsyncNoop(name=f"t{i}") for i in range(n)))
+    gc.collect()
+    start = time.perf_counter()
+    engine = engines.load(flow, engine=engine_kind, max_async=max(n, 1))
+    engine.run()
+    total = time.perf_counter() - start
+    state = engine.storage.get_atom_state(f"t{n - 1}")
+    if state.name != "SUCCESS":
+        raise AssertionError(f"{case}: t{n - 1} ended {state}, expected SUCCESS")
+    return {"total_s": total}
+
+
+def async_cases(cases: Sequence[str], sizes: Sequence[int], repeat: int) -> dict[str, Any]:
+    """The async cases among ``cases``, at every flow size (after one untimed warm-up each)."""
+    out: dict[str, Any] = {}
+    for case in cases:
+        guarded(f"{case} warm-up", lambda c=case: median_of(WARMUP_N, 1, lambda: async_once(c, WARMUP_N)))
+        out[case] = {
+            str(n): guarded(
+                f"{case} n={n}", lambda c=case, n=n: median_of(n, repeat, lambda: async_once(c, n))
+            )
+            for n in sizes
+        }
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == [MEMORY_CHILD_FLAG]:
@@ -133,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     opts = parse_options(
         args,
-        cases=("linear", "unordered", "graph_chain", "revert", "compile", "memory"),
+        cases=("linear", "unordered", "graph_chain", "revert", "compile", "memory", *ASYNC_CASES),
         sizes=(100, 1000, 10000),
         compile_sizes=(1000, 5000, 100000),
         full_compile_sizes=(1000, 5000, 100000),
@@ -143,7 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"flowkit {getattr(flowkit, '__version__', '?')}: cases={opts.cases} sizes={opts.sizes} "
         f"compile={opts.compile_sizes} memory={opts.memory_sizes} repeat={opts.repeat}"
     )
-    emit(run_cases(FlowkitSide(), opts, extra={"memory": memory_case}))
+    wanted_async = [c for c in opts.cases if c in ASYNC_CASES]
+    opts.cases[:] = [c for c in opts.cases if c not in ASYNC_CASES]
+    results = run_cases(FlowkitSide(), opts, extra={"memory": memory_case})
+    results.update(async_cases(wanted_async, opts.sizes, opts.repeat))
+    emit(results)
     return 0
 
 

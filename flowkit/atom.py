@@ -226,8 +226,8 @@ class Atom:
             raise InvalidFlowError(f"atom name must be a non-empty str, got {self.name!r}")
         check_name(self.name, "atom name")  # persistence stores it: no NUL, no lone surrogate
         self.timeout: float | None = check_timeout(timeout, f"atom {self.name!r}")
-        """Seconds its execute (and its revert) may take; past that it fails with AtomTimeout. Enforced
-        by the worker-based engine; the serial and parallel engines do not bound calls yet."""
+        """Seconds its execute (and its revert) may take; past that it fails with AtomTimeout, on every
+        engine (see ``docs/waits-timeouts-async.md`` for what happens to the call itself)."""
         self.inject: dict[str, Any] = dict(inject or {})
         if provides is None:
             provides = self.default_provides

@@ -596,3 +596,19 @@ class WaitTimeout(ExecutionError):
 
     def __str__(self) -> str:
         return f"atom {self.atom!r} waited {self.timeout:g}s for event {self.event!r}, which did not come"
+
+
+class CoroutineResult(ExecutionError):
+    """A plain (``def``) execute or revert returned a coroutine. The engine never stores one as a result:
+    declare the method ``async def`` and the engine awaits it on its event loop."""
+
+    def __init__(self, atom: str, action: str) -> None:
+        super().__init__(atom, action)
+        self.atom = atom
+        self.action = action
+
+    def __str__(self) -> str:
+        return (
+            f"{self.action} of atom {self.atom!r} returned a coroutine: declare it `async def {self.action}` "
+            f"so the engine awaits it (a coroutine is never stored as a result)"
+        )

@@ -79,3 +79,20 @@ def test_start_drops_completions_left_in_the_inline_queue(
         assert any("node 0 execute" in r.getMessage() for r in caplog.records)
     finally:
         d.stop()
+
+
+async def _answer() -> int:
+    return 42
+
+
+def test_an_async_completion_left_by_a_cut_short_serial_run_is_not_taken_for_the_next_call() -> None:
+    """The serial dispatcher waits for an async call on a queue of its own: a completion left there (the
+    wait was interrupted, then the stop cancelled the call) must not answer the next run's async call."""
+    d = Dispatcher()
+    d._inline_done.put((0, EXECUTE, False, "stale: cancelled by the previous run's stop"))
+    d.start(lambda _i, _v: None)
+    try:
+        d.submit(1, FunctorTask(_answer, name="answer"), EXECUTE, {})
+        assert d.wait(0) == (1, EXECUTE, True, 42)
+    finally:
+        d.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent import futures
@@ -22,10 +23,20 @@ from typing import Any
 import pytest
 
 from flowkit import GraphFlow, LinearFlow, UnorderedFlow, engines, notifier, retry
-from flowkit.exceptions import NotFound, WrappedFailure
+from flowkit.exceptions import AtomTimeout, CoroutineResult, NotFound, WrappedFailure
 from flowkit.states import AtomState, FlowState
 from tests.support.journal import Journal
-from tests.support.tasks import DiskFull, Echo, Progressing, Step, Whereabouts
+from tests.support.tasks import (
+    AsyncStep,
+    DiskFull,
+    Echo,
+    Progressing,
+    ReturnsCoroutine,
+    Sleepy,
+    Step,
+    Whereabouts,
+)
+from tests.support.wait import wait_until
 from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
 
 DISK_FULL = "tests.support.tasks.DiskFull"
@@ -553,3 +564,127 @@ def test_progress_reaches_the_atom_notifier(dispatcher: Dispatcher) -> None:
     engine.run()
     assert [d["progress"] for d in events] == [0.25, 0.5, 1.0]
     assert {d["atom_name"] for d in events} == {"prog"}
+
+
+# -- timeouts and async atoms ---------------------------------------------------------------------------
+
+
+def sleepy(name: str, timeout: float | None = None, **args: Any) -> Sleepy:
+    return Sleepy(name=name, provides=name, inject=args, timeout=timeout)
+
+
+def async_step(name: str, timeout: float | None = None, **args: Any) -> AsyncStep:
+    return AsyncStep(name=name, provides=name, inject={"value": name, **args}, timeout=timeout)
+
+
+def test_a_timed_out_execute_fails_with_atom_timeout_and_reverts(
+    dispatcher: Dispatcher, journal: Journal
+) -> None:
+    flow = LinearFlow("f").add(step("a"), sleepy("slow", timeout=0.4, pause=5.0), step("never"))
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    started = time.monotonic()
+    with pytest.raises(
+        AtomTimeout, match=r"execute of atom 'slow' did not finish within its timeout of 0.4s"
+    ):
+        engine.run()
+    assert time.monotonic() - started < 4.0  # the call (5 s) was not waited for
+    st = engine.storage
+    assert st.get_flow_state() is FlowState.REVERTED
+    assert st.get_atom_state("slow") is AtomState.REVERTED and st.get_atom_state("a") is AtomState.REVERTED
+    assert journal.names("revert-end") == ["slow", "a"]  # reverted in order, each once
+    assert st.get_atom_state("never") is AtomState.PENDING
+    # What became of the call: a process is stopped (it never ends); a thread cannot be (it ends later
+    # and its result is discarded: the atom stays REVERTED).
+    if dispatcher.name == "processes":
+        time.sleep(max(0.0, started + 5.5 - time.monotonic()))
+        assert journal.names("execute-end") == []
+    else:
+        wait_until(lambda: journal.names("execute-end") == ["slow"], 8, "the abandoned call to return")
+        assert st.get_atom_state("slow") is AtomState.REVERTED
+
+
+def test_a_timed_out_attempt_goes_through_the_retry_controller(
+    dispatcher: Dispatcher, journal: Journal
+) -> None:
+    flow = LinearFlow("f", retry=retry.Times(3)).add(
+        step("a"), sleepy("flaky", timeout=0.5, pause=2.0, slow_times=1)
+    )
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    engine.run()
+    assert engine.storage.get_flow_state() is FlowState.SUCCESS
+    assert engine.storage.fetch("flaky") == "flaky:slept"
+    assert journal.names("execute-start") == ["flaky", "flaky"]
+    assert journal.names("revert") == ["a"]  # the timed-out attempt's scope was reverted
+
+
+def test_a_timed_out_revert_leaves_its_atom_revert_failure(dispatcher: Dispatcher, journal: Journal) -> None:
+    flow = LinearFlow("f").add(
+        step("first"), sleepy("stuck", timeout=0.4, revert_pause=2.0), step("boom", fail="x")
+    )
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    with pytest.raises(WrappedFailure) as info:
+        engine.run()
+    timed_out = info.value.check(AtomTimeout)
+    assert timed_out is not None and {f.atom_name for f in info.value} == {"stuck", "boom"}
+    assert "revert of atom 'stuck'" in str(info.value)
+    st = engine.storage
+    assert st.get_flow_state() is FlowState.FAILURE
+    assert st.get_atom_state("stuck") is AtomState.REVERT_FAILURE
+    assert st.get_atom_state("first") is AtomState.SUCCESS  # held back by the failed revert before it
+    assert journal.names("revert") == ["boom"]
+
+
+def test_default_timeout_bounds_atoms_without_their_own(dispatcher: Dispatcher, journal: Journal) -> None:
+    flow = LinearFlow("f").add(sleepy("slow", pause=2.0))
+    engine = dispatcher.load(flow, store={"journal": str(journal)}, default_timeout=0.4)
+    with pytest.raises(AtomTimeout, match="'slow'"):
+        engine.run()
+
+
+def test_an_async_atom_is_awaited_and_its_result_stored(dispatcher: Dispatcher, journal: Journal) -> None:
+    flow = LinearFlow("f").add(async_step("a", pause=0.01), echo("b", requires=["a"]))
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    engine.run()
+    value, thread = engine.storage.fetch("a")
+    assert value == "a:a"
+    if dispatcher.name != "workers":  # the engine's loop thread; a worker runs it on its own loop
+        assert thread == "flowkit-async"
+    assert journal.names("execute") == ["a", "b"]
+
+
+def test_an_async_failure_reverts_with_an_async_revert(dispatcher: Dispatcher, journal: Journal) -> None:
+    flow = LinearFlow("f").add(async_step("a"), step("b"), async_step("c", fail="async disk full"))
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    with pytest.raises(DiskFull, match="async disk full"):
+        engine.run()
+    assert journal.names("revert") == ["c", "b", "a"]
+    assert journal.data("revert", "c")["result"] == {"failure": DISK_FULL, "text": "async disk full"}
+    assert journal.data("revert", "a")["result"][0] == "a:a"
+    assert set(engine.storage.get_atom_states().values()) == {AtomState.REVERTED}
+
+
+def test_a_timed_out_async_atom_is_cancelled(dispatcher: Dispatcher, journal: Journal) -> None:
+    flow = LinearFlow("f").add(step("a"), async_step("hang", timeout=0.3, pause=30))
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    started = time.monotonic()
+    with pytest.raises(AtomTimeout, match="execute of atom 'hang'"):
+        engine.run()
+    assert time.monotonic() - started < 5
+    wait_until(lambda: journal.names("cancelled") == ["hang"], 5, "the coroutine to be cancelled")
+    assert journal.names("execute") == ["a"] and journal.names("revert") == ["hang", "a"]
+
+
+def test_a_timed_out_async_revert_is_cancelled_and_fails(dispatcher: Dispatcher, journal: Journal) -> None:
+    flow = LinearFlow("f").add(async_step("a", timeout=0.3, revert_pause=30), step("boom", fail="x"))
+    engine = dispatcher.load(flow, store={"journal": str(journal)})
+    with pytest.raises(WrappedFailure, match="revert of atom 'a'"):
+        engine.run()
+    assert engine.storage.get_atom_state("a") is AtomState.REVERT_FAILURE
+    wait_until(lambda: journal.names("revert-cancelled") == ["a"], 5, "the async revert to be cancelled")
+
+
+def test_a_plain_execute_returning_a_coroutine_fails_naming_the_atom(dispatcher: Dispatcher) -> None:
+    engine = dispatcher.load(LinearFlow("f").add(ReturnsCoroutine(name="sneaky")))
+    with pytest.raises(CoroutineResult, match="execute of atom 'sneaky' returned a coroutine"):
+        engine.run()
+    assert engine.storage.get_atom_state("sneaky") is AtomState.REVERTED

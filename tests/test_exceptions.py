@@ -34,6 +34,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "NoWorkerAvailable": ("mypkg.tasks.CreateServer", ["hypervisors", "spare"], 2.5),
     "AtomTimeout": ("create-server", "execute", 120, "worker 'w1'"),
     "WaitTimeout": ("approval", "approve-42", 86400),
+    "CoroutineResult": ("fetch-page", "revert"),
     "JobSetAsideError": ("'create-42' (uuid-1)", "claimed 3 times without being consumed"),
     "MalformedJobError": ("field 'name' must be a non-empty string",),
     "ConductorError": ("conductor 'c1': max_jobs must be at least 1, got 0",),
@@ -66,6 +67,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "AtomTimeout": ("create-server", "execute", "120s", "w1"),
     "Cancelled": ("create-cluster", "cancelled", "operator asked"),
     "WaitTimeout": ("'approval'", "'approve-42'", "86400s"),
+    "CoroutineResult": ("revert of atom 'fetch-page'", "async def revert"),
 }
 
 

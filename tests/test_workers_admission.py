@@ -202,3 +202,36 @@ def test_timeouts_are_checked() -> None:
             topics=[TOPIC],
             default_timeout=-1,
         )
+
+
+ASYNC_TASK = "tests.support.tasks.AsyncStep"
+
+
+def test_async_calls_take_the_workers_async_slots_not_its_threads() -> None:
+    from tests.support.tasks import AsyncStep
+
+    d, wire = dispatcher()
+    d._on_notify({**notify("w1", threads=1, async_slots=3), "tasks": [TASK, ASYNC_TASK]})
+    for i in range(10):
+        d.submit(i, AsyncStep(name=f"a{i}"), "execute", {})
+    submit(d, 10)
+    sent = [d._requests[u] for u in wire.sent]
+    assert sum(r.is_async for r in sent) == 3 * PIPELINE  # the async slots, each with one queued
+    assert sum(not r.is_async for r in sent) == 1 * PIPELINE  # the one thread, with one queued
+    first_async = next(r for r in sent if r.is_async)
+    d._on_message({"type": "result", "uuid": first_async.uuid, "worker": "w1", "ok": True, "result": None})
+    d._flush_waiting(time.monotonic())
+    assert [d._requests[u].is_async for u in wire.sent[len(sent) :]] == [True]  # an async seat came free
+
+
+def test_a_worker_without_async_slots_gets_no_async_calls() -> None:
+    from tests.support.tasks import AsyncStep
+
+    d, wire = dispatcher(timeout=0.2)
+    d._on_notify({**notify("w1", threads=4), "tasks": [TASK, ASYNC_TASK]})  # an older worker: no slots
+    d.submit(0, AsyncStep(name="a"), "execute", {})
+    d._check(time.monotonic())
+    assert wire.sent == []
+    time.sleep(0.3)
+    d._check(time.monotonic())
+    assert len(d._done) == 1 and d._done[0][3].check(NoWorkerAvailable)

@@ -13,6 +13,7 @@ import pickle
 import queue
 import sys
 import threading
+import types
 from collections import deque
 from collections.abc import Callable
 from concurrent import futures
@@ -20,9 +21,14 @@ from typing import Any
 
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
-from flowkit.exceptions import ExecutionError, NotSerializableError
+from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, flags_of, is_async
+from flowkit.engines.timed_processes import TimedProcesses
+from flowkit.engines.timeouts import call_bounded
+from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
 from flowkit.failure import Failure
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
+
+_COROUTINE = types.CoroutineType
 
 EXECUTE = "execute"
 REVERT = "revert"
@@ -55,6 +61,9 @@ def call_atom(
         if notifier is not None:
             Notifier.notify(notifier, EVENT_UPDATE_PROGRESS, {"progress": 0.0})
         result = fn(**kwargs)
+        if type(result) is _COROUTINE:  # never stored as a result (see CoroutineResult)
+            result.close()
+            raise CoroutineResult(atom.name, action)
     except Exception:
         return False, Failure()
     finally:
@@ -84,7 +93,12 @@ def call_in_process(
 
 
 class Dispatcher:
-    """Runs calls inline in the scheduler's thread (the serial engine)."""
+    """Runs calls inline in the scheduler's thread (the serial engine).
+
+    Every dispatcher sends async calls to its :class:`~flowkit.engines.aio.AsyncRunner` (one event loop,
+    started on first use) and bounds timed calls (:mod:`~flowkit.engines.timeouts`). Inline, both block
+    the scheduler until they end: the serial engine runs one atom at a time, async or not.
+    """
 
     inline = True
     """Calls complete inside :meth:`submit`."""
@@ -96,6 +110,29 @@ class Dispatcher:
     def __init__(self) -> None:
         self._done: deque[Completion] = deque()
         self._on_progress: NodeProgress | None = None
+        self._default_timeout: float | None = None
+        self._plain: set[type] = set()
+        """Atom classes whose calls need nothing but a plain call (sync, no default timeout), as learnt
+        by :meth:`_learn`: one set lookup per call is all a flow without timeouts or async pays."""
+        self.aio = AsyncRunner()
+        """The engine's event loop for async atoms; its thread starts with the first async call."""
+        self._inline_done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+
+    @property
+    def default_timeout(self) -> float | None:
+        """The timeout of atoms without one of their own (None: unbounded)."""
+        return self._default_timeout
+
+    @default_timeout.setter
+    def default_timeout(self, value: float | None) -> None:
+        self._default_timeout = value
+        self._plain.clear()
+
+    def _learn(self, atom: Atom) -> None:
+        """Remember ``atom``'s class as plain if it is (neither action async, no default timeout)."""
+        flags_of(atom)
+        if self._default_timeout is None and CLASS_FLAGS.get(type(atom)) is PLAIN:
+            self._plain.add(type(atom))
 
     def start(self, on_progress: NodeProgress) -> None:
         """Acquire resources for one engine run, whose progress reports go to ``on_progress``.
@@ -105,9 +142,11 @@ class Dispatcher:
         """
         self._on_progress = on_progress
         _drop_leftovers(self._done.popleft, IndexError)
+        _drop_leftovers(self._inline_done.get_nowait, queue.Empty)  # an async call cut short by a stop
 
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
+        self.aio.stop()
 
     def discard(self) -> None:
         """Drop the calls submitted but not started yet (the engine may no longer run them)."""
@@ -116,8 +155,21 @@ class Dispatcher:
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         """Run (or start running) one call; ``ctx`` is what the task sees as its context."""
-        ok, value = call_atom(atom, action, kwargs, ctx)
-        self._done.append((i, action, ok, value))
+        if type(atom) in self._plain and atom.timeout is None:
+            ok, value = call_atom(atom, action, kwargs, ctx)
+            self._done.append((i, action, ok, value))
+            return
+        self._learn(atom)
+        timeout = atom.timeout or self._default_timeout
+        if is_async(atom, action):
+            self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._inline_done.put)
+            self._done.append(self._inline_done.get())
+        elif timeout is not None:
+            ok, value = call_bounded(call_atom, atom, action, kwargs, ctx, timeout)
+            self._done.append((i, action, ok, value))
+        else:
+            ok, value = call_atom(atom, action, kwargs, ctx)
+            self._done.append((i, action, ok, value))
 
     def wait(self, timeout: float | None) -> Completion | None:
         """The next completion, or None when ``timeout`` passes first."""
@@ -146,6 +198,8 @@ class ExecutorDispatcher(Dispatcher):
         self._queue: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         self._in_process = in_process
         self._discarding = False
+        self._timed: TimedProcesses | None = None
+        """Processes for timed calls (the process engine), started with the first one."""
 
     def start(self, on_progress: NodeProgress) -> None:
         super().start(on_progress)
@@ -159,6 +213,10 @@ class ExecutorDispatcher(Dispatcher):
         return self._executor
 
     def stop(self) -> None:
+        self.aio.stop()
+        timed, self._timed = self._timed, None
+        if timed is not None:
+            timed.close()
         discarding, self._discarding = self._discarding, False
         if self._given is None and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=discarding)
@@ -174,9 +232,19 @@ class ExecutorDispatcher(Dispatcher):
     ) -> None:
         executor = self._running_executor()
         put = self._queue.put
+        timeout = atom.timeout or self._default_timeout
+        if CLASS_FLAGS.get(type(atom)) is not PLAIN and is_async(atom, action):
+            self.aio.submit(i, atom, action, kwargs, ctx, timeout, put)  # on the loop, not the pool
+            return
+        if timeout is not None and self._in_process:
+            self._submit_own_process(i, atom, action, kwargs, ctx, timeout)
+            return
         try:
-            fn: Callable[..., Any] = call_in_process if self._in_process else call_atom
-            fut = executor.submit(fn, atom, action, kwargs, ctx)
+            if timeout is not None:
+                fut = executor.submit(call_bounded, call_atom, atom, action, kwargs, ctx, timeout)
+            else:
+                fn: Callable[..., Any] = call_in_process if self._in_process else call_atom
+                fut = executor.submit(fn, atom, action, kwargs, ctx)
         except Exception as exc:
             put((i, _not_started(action), False, Failure.from_exception(_submit_error(atom, exc))))
             return
@@ -201,6 +269,35 @@ class ExecutorDispatcher(Dispatcher):
                 put((i, action, out[0], out[1]))
 
         fut.add_done_callback(done)
+
+    def _submit_own_process(
+        self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None, timeout: float
+    ) -> None:
+        """A timed call on the process engine: on a process that can be stopped at its deadline (see
+        :mod:`~flowkit.engines.timed_processes`), waited for by a daemon thread; ``capacity`` at once."""
+        import multiprocessing
+
+        executor = self._running_executor()
+        if self._timed is None:
+            mp_context = getattr(executor, "_mp_context", None) or multiprocessing.get_context("forkserver")
+            self._timed = TimedProcesses(mp_context, self.capacity)
+        timed, put, on_progress = self._timed, self._queue.put, self._on_progress
+
+        def wait_for_it() -> None:
+            try:
+                ok, value, progress = timed.call(call_in_process, atom, action, kwargs, ctx, timeout)
+            except NotSerializableError as exc:
+                put((i, _not_started(action), False, Failure.from_exception(exc)))
+                return
+            except Exception as exc:
+                put((i, action, False, Failure.from_exception(_submit_error(atom, exc))))
+                return
+            if on_progress is not None:
+                for p in progress:
+                    on_progress(i, p)
+            put((i, action, ok, value))
+
+        threading.Thread(target=wait_for_it, name=f"flowkit-timed-{atom.name}", daemon=True).start()
 
     def wait(self, timeout: float | None) -> Completion | None:
         try:
@@ -231,7 +328,9 @@ class ThreadDispatcher(ExecutorDispatcher):
         super().__init__(factory=factory, executor=executor)
         self._max_workers = max_workers
         self.capacity = max_workers
-        self._pending: deque[tuple[int, Atom, str, dict[str, Any], AtomContext | None]] = deque()
+        self._pending: deque[tuple[int, Atom, str, dict[str, Any], AtomContext | None, float | None]] = (
+            deque()
+        )
         self._lock = threading.Lock()
         self._draining = 0
 
@@ -239,7 +338,15 @@ class ThreadDispatcher(ExecutorDispatcher):
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
     ) -> None:
         executor = self._running_executor()
-        self._pending.append((i, atom, action, kwargs, ctx))
+        if type(atom) in self._plain and atom.timeout is None:
+            self._pending.append((i, atom, action, kwargs, ctx, None))
+        else:
+            self._learn(atom)
+            timeout = atom.timeout or self._default_timeout
+            if is_async(atom, action):  # on the loop: it holds no pool thread
+                self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._queue.put)
+                return
+            self._pending.append((i, atom, action, kwargs, ctx, timeout))
         with self._lock:
             if self._draining >= self._max_workers:
                 return
@@ -258,7 +365,7 @@ class ThreadDispatcher(ExecutorDispatcher):
         pending, put, lock = self._pending, self._queue.put, self._lock
         while True:
             try:
-                i, atom, action, kwargs, ctx = pending.popleft()
+                i, atom, action, kwargs, ctx, timeout = pending.popleft()
             except IndexError:
                 with lock:
                     if not pending:  # checked under the lock submit() takes: no call is stranded
@@ -266,7 +373,10 @@ class ThreadDispatcher(ExecutorDispatcher):
                         return
                 continue
             try:
-                ok, value = call_atom(atom, action, kwargs, ctx)
+                if timeout is None:
+                    ok, value = call_atom(atom, action, kwargs, ctx)
+                else:  # this pool thread waits at most until the deadline (see engines.timeouts)
+                    ok, value = call_bounded(call_atom, atom, action, kwargs, ctx, timeout)
             except BaseException:
                 # SystemExit, KeyboardInterrupt: a pool thread cannot act on them, the scheduler
                 # can: the flow reverts and run() raises them in the caller's thread.

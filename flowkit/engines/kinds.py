@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from flowkit import extras
+from flowkit.atom import check_timeout
+from flowkit.engines.aio import DEFAULT_MAX_ASYNC, check_max_async
 from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
 from flowkit.engines.engine import Engine
 from flowkit.exceptions import InvalidFlowError, UnknownEngineError
@@ -100,9 +102,12 @@ def _serial(
     *,
     recorder: Recorder | None = None,
     flow_uuid: str | None = None,
+    default_timeout: float | None = None,
+    max_async: int = DEFAULT_MAX_ASYNC,
 ) -> Engine:
-    """Atoms run one at a time in the caller's thread."""
-    return Engine(flow, store=store, dispatcher=Dispatcher(), recorder=recorder, flow_uuid=flow_uuid)
+    """Atoms run one at a time in the caller's thread (async ones on the engine's loop, one at a time)."""
+    dispatcher = _bounded(Dispatcher(), default_timeout, max_async)
+    return Engine(flow, store=store, dispatcher=dispatcher, recorder=recorder, flow_uuid=flow_uuid)
 
 
 def _parallel(
@@ -113,9 +118,13 @@ def _parallel(
     max_workers: int | None = None,
     recorder: Recorder | None = None,
     flow_uuid: str | None = None,
+    default_timeout: float | None = None,
+    max_async: int = DEFAULT_MAX_ASYNC,
 ) -> Engine:
-    """Independent atoms run at the same time on ``executor`` (see :mod:`flowkit.engines`)."""
+    """Independent atoms run at the same time on ``executor`` (see :mod:`flowkit.engines`); async atoms
+    at the same time on the engine's event loop, up to ``max_async`` of them, holding no pool thread."""
     dispatcher, check_pickle = _executor_dispatcher(executor, max_workers)
+    _bounded(dispatcher, default_timeout, max_async)
     return Engine(
         flow,
         store=store,
@@ -124,6 +133,14 @@ def _parallel(
         flow_uuid=flow_uuid,
         check_pickle=check_pickle,
     )
+
+
+def _bounded(dispatcher: Dispatcher, default_timeout: float | None, max_async: int) -> Dispatcher:
+    """``dispatcher`` with the engine's ``default_timeout`` (atoms without a timeout of their own) and
+    ``max_async`` (async calls at once on its loop), each checked here."""
+    dispatcher.default_timeout = check_timeout(default_timeout, "the engine's default_timeout")
+    dispatcher.aio.max_async = check_max_async(max_async)
+    return dispatcher
 
 
 EXECUTOR_ALIASES = {"thread": "threads", "threaded": "threads", "process": "processes"}

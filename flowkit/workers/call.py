@@ -1,16 +1,19 @@
 """One call of a task on a worker's task thread: run it, and turn what came out into the answer.
 
-Runs on a pool thread, never on the thread that owns the connection: it hands its ``running`` and
-``progress`` messages to that thread through ``post`` (see :mod:`flowkit.workers.worker`).
+Runs on a pool thread (an ``async def`` action: on the worker's event loop), never on the thread that owns
+the connection: it hands its ``running`` and ``progress`` messages to that thread through ``post`` (see
+:mod:`flowkit.workers.worker`).
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
 from flowkit.context import AtomContext, reset_current, set_current
-from flowkit.exceptions import FlowkitError, InvalidMessageError, NotSerializableError
+from flowkit.engines.aio import call_async
+from flowkit.exceptions import CoroutineResult, FlowkitError, InvalidMessageError, NotSerializableError
 from flowkit.failure import Failure
 from flowkit.task import Task
 from flowkit.workers import protocol as p
@@ -24,21 +27,59 @@ def call_task(
 ) -> bytes:
     """Run the request's action; the ``result`` message body (a failure never escapes as an exception)."""
     req_id, atom = req["uuid"], req["atom"]
+    token = set_current(_begin(req, reply_to, worker, post))
+    try:
+        task = cls(name=atom)
+        fn = task.execute if req["action"] == "execute" else task.revert
+        result = fn(**req["arguments"], **extras)
+        if type(result) is types.CoroutineType:  # never sent as a result (see CoroutineResult)
+            result.close()
+            raise CoroutineResult(atom, req["action"])
+    except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
+        return failure_body(req_id, worker, Failure.from_base_exception())
+    finally:
+        reset_current(token)
+    return result_body(req_id, atom, worker, result)
+
+
+async def call_task_async(
+    cls: type[Task],
+    req: dict[str, Any],
+    extras: dict[str, Any],
+    reply_to: str,
+    worker: str,
+    post: Post,
+    timeout: float | None,
+) -> bytes:
+    """:func:`call_task` for an ``async def`` action, awaited on the worker's event loop and cancelled
+    there at ``timeout`` (the call then fails with AtomTimeout)."""
+    req_id, atom = req["uuid"], req["atom"]
+    ctx = _begin(req, reply_to, worker, post)
+    try:
+        task = cls(name=atom)
+    except Exception:
+        return failure_body(req_id, worker, Failure())
+    kwargs = {**req["arguments"], **extras}
+    ok, value = await call_async(task, req["action"], kwargs, ctx, timeout, f"worker {worker!r}")
+    if not ok:
+        return failure_body(req_id, worker, value)
+    return result_body(req_id, atom, worker, value)
+
+
+def _begin(req: dict[str, Any], reply_to: str, worker: str, post: Post) -> AtomContext:
+    """Announce the call as running; the context its task sees (progress goes to the engine)."""
+    req_id = req["uuid"]
     post((p.RUNNING, req_id, reply_to, p.encode(p.RUNNING, uuid=req_id, worker=worker)))
 
     def progress(_name: str, value: float) -> None:
         body = p.encode(p.PROGRESS, uuid=req_id, worker=worker, progress=value)
         post((p.PROGRESS, req_id, reply_to, body))
 
-    token = set_current(AtomContext(atom, req.get("atom_uuid", ""), progress))
-    try:
-        task = cls(name=atom)
-        fn = task.execute if req["action"] == "execute" else task.revert
-        result = fn(**req["arguments"], **extras)
-    except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
-        return failure_body(req_id, worker, Failure.from_base_exception())
-    finally:
-        reset_current(token)
+    return AtomContext(req["atom"], req.get("atom_uuid", ""), progress)
+
+
+def result_body(req_id: str, atom: str, worker: str, result: Any) -> bytes:
+    """The ``result`` message of a call that returned ``result`` (a failure when it is not JSON)."""
     try:
         p.check_json(result)
         return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=True, result=result)

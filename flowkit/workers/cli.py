@@ -35,6 +35,13 @@ from flowkit.exceptions import FlowkitError
 )
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(min=1), help="Tasks at once.")
 @click.option(
+    "--max-async",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Async tasks at once besides --threads, on the worker's event loop (one thread).",
+)
+@click.option(
     "--heartbeat",
     default=1.0,
     show_default=True,
@@ -53,6 +60,7 @@ def main(
     topic: str,
     task_specs: tuple[str, ...],
     threads: int,
+    max_async: int,
     heartbeat: float,
     log_level: str,
 ) -> None:
@@ -64,7 +72,9 @@ def main(
         extras.require("amqp", "flowkit-worker")  # before importing kombu, for a plain message
         from flowkit.workers.worker import Worker
 
-        worker = Worker(transport, exchange, topic, task_specs, threads=threads, heartbeat=heartbeat)
+        worker = Worker(
+            transport, exchange, topic, task_specs, threads=threads, heartbeat=heartbeat, max_async=max_async
+        )
     except FlowkitError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"worker {worker.id}: {', '.join(sorted(worker.tasks))}", err=True)

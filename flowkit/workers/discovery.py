@@ -31,6 +31,8 @@ class WorkerInfo:
     running: frozenset[str] = frozenset()
     stuck: int = 0
     """Threads held by calls it abandoned after their timeout (they cannot be killed)."""
+    async_slots: int = 0
+    """Async requests it takes besides its threads (on its event loop)."""
     last_seen: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` of its last message, in this process's clock."""
     excused_until: float = 0.0
@@ -76,6 +78,7 @@ class Registry:
             info.threads = int(data["threads"])
         info.running = frozenset(data["running"])
         info.stuck = int(data.get("stuck", 0))
+        info.async_slots = int(data.get("async_slots", 0))
         info.last_seen = time.monotonic()
         return info
 
@@ -90,20 +93,23 @@ class Registry:
         info = self.workers.get(worker_id)
         return info is not None and info.alive(now, self.limit)
 
-    def capacity(self, task: str, now: float) -> dict[str, int]:
-        """Topic -> usable threads of the live workers serving ``task`` there (topics with none left out)."""
+    def capacity(self, task: str, now: float, is_async: bool = False) -> dict[str, int]:
+        """Topic -> usable threads (async slots, for an async call) of the live workers serving ``task``
+        there (topics with none left out)."""
         out: dict[str, int] = {}
         for info in self.workers.values():
-            if task in info.tasks and info.usable and info.alive(now, self.limit):
-                out[info.topic] = out.get(info.topic, 0) + info.usable
+            slots = info.async_slots if is_async else info.usable
+            if task in info.tasks and slots and info.alive(now, self.limit):
+                out[info.topic] = out.get(info.topic, 0) + slots
         return out
 
-    def threads(self, now: float) -> dict[str, int]:
-        """Topic -> usable threads of all its live workers, whatever they serve."""
+    def threads(self, now: float, is_async: bool = False) -> dict[str, int]:
+        """Topic -> usable threads (async slots) of all its live workers, whatever they serve."""
         out: dict[str, int] = {}
         for info in self.workers.values():
-            if info.usable and info.alive(now, self.limit):
-                out[info.topic] = out.get(info.topic, 0) + info.usable
+            slots = info.async_slots if is_async else info.usable
+            if slots and info.alive(now, self.limit):
+                out[info.topic] = out.get(info.topic, 0) + slots
         return out
 
     def saturated(self, topic: str, task: str, now: float) -> bool:

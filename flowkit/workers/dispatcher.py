@@ -46,6 +46,7 @@ import kombu
 
 from flowkit.atom import Atom, class_name
 from flowkit.context import AtomContext
+from flowkit.engines.aio import flags_of
 from flowkit.engines.dispatch import Completion, Dispatcher, NodeProgress
 from flowkit.exceptions import (
     AtomTimeout,
@@ -110,10 +111,11 @@ class WorkerDispatcher(Dispatcher):
         self._consumer: kombu.Consumer | None = None
         self._registry = Registry(self.topics, self.timeout)
         self._requests: dict[str, Request] = {}  # sent, not answered yet
-        self._waiting: dict[str, deque[Request]] = {}  # task -> requests not sent yet, oldest first
-        self._unserved: dict[str, float] = {}  # task -> since when no live worker serves it
+        self._waiting: dict[str, deque[Request]] = {}  # lane -> requests not sent yet, oldest first
+        self._unserved: dict[str, float] = {}  # lane -> since when no live worker serves it
         self._freed = False  # a thread may have come free: send what waits
         self._seats = Seats()
+        self._async_seats = Seats()  # async calls take workers' async slots, not their threads
         self._late: OrderedDict[str, str] = OrderedDict()  # timed-out request -> its atom
         self._reply_queue = ""
         self._next_check = 0.0
@@ -136,6 +138,7 @@ class WorkerDispatcher(Dispatcher):
         self._waiting.clear()
         self._unserved.clear()
         self._seats = Seats()
+        self._async_seats = Seats()
         self._reply_queue = f"{self.exchange}.engine.{uuid.uuid4().hex}"
         self._link = Link(self.transport, self._setup, self._options, name="worker-based engine")
         self._link.connect(self.timeout)
@@ -179,17 +182,19 @@ class WorkerDispatcher(Dispatcher):
             return
         progress = ctx.progress if ctx is not None else None
         req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout)
-        queue = self._waiting.get(req.task)
+        req.is_async = any(flags_of(atom))  # a class with an async action is served from async slots
+        queue = self._waiting.get(req.lane)
         if queue is not None:  # others wait for this task already: after them
             queue.append(req)
             return
         link = self._link
         if link is not None and link.connected:
-            reg = self._registry
-            topic = self._seats.free_topic(req.task, reg.capacity(req.task, now), reg.threads(now))
+            reg, async_ = self._registry, req.is_async
+            seats = self._async_seats if async_ else self._seats
+            topic = seats.free_topic(req.task, reg.capacity(req.task, now, async_), reg.threads(now, async_))
             if topic is not None and self._publish(req, topic, now):
                 return
-        self._waiting[req.task] = deque((req,))
+        self._waiting[req.lane] = deque((req,))
         self._freed = True  # look at it on the next round (it may be unserved: its clock starts)
 
     def _publish(self, req: Request, topic: str, now: float) -> bool:
@@ -208,7 +213,7 @@ class WorkerDispatcher(Dispatcher):
         if req.timeout is not None:
             req.deadline = now + req.timeout
         self._requests[req.uuid] = req
-        self._seats.take(topic, req.task)
+        (self._async_seats if req.is_async else self._seats).take(topic, req.task)
         return True
 
     # -- waiting -------------------------------------------------------------------------------------
@@ -287,29 +292,32 @@ class WorkerDispatcher(Dispatcher):
             return
         reg, timeout, waiting, unserved = self._registry, self.timeout, self._waiting, self._unserved
         threads = reg.threads(now) if link.connected else {}
-        for task in list(waiting):
-            queue = waiting[task]
-            capacity = reg.capacity(task, now) if link.connected else {}
+        for lane in list(waiting):
+            queue = waiting[lane]
+            task, async_ = queue[0].task, queue[0].is_async
+            capacity = reg.capacity(task, now, async_) if link.connected else {}
             if not capacity:
-                since = unserved.setdefault(task, now)
+                since = unserved.setdefault(lane, now)
                 if now - since > timeout:
-                    del waiting[task], unserved[task]
+                    del waiting[lane], unserved[lane]
                     for req in queue:
                         self._fail(req, NoWorkerAvailable(task, self.topics, timeout), sent=False)
                 continue
-            unserved.pop(task, None)
+            unserved.pop(lane, None)
+            seats = self._async_seats if async_ else self._seats
+            slots = reg.threads(now, True) if async_ else threads
             while queue:
-                topic = self._seats.free_topic(task, capacity, threads)
+                topic = seats.free_topic(task, capacity, slots)
                 if topic is None or not self._publish(queue[0], topic, now):
                     break
                 queue.popleft()
             if not queue:
-                del waiting[task]
+                del waiting[lane]
 
     def _finish(self, req: Request, ok: bool, value: Any, sent: bool = True) -> None:
         if req.stage != WAITING:
             del self._requests[req.uuid]
-            self._seats.give(req.topic, req.task)
+            (self._async_seats if req.is_async else self._seats).give(req.topic, req.task)
             self._freed = True
         self._done.append((req.node, req.action if sent else not_started(req.action), ok, value))
 

@@ -47,6 +47,17 @@ class Request:
     """A worker refused a redelivered copy while it was sent: held until ``unheard`` have spoken."""
     unheard: set[str] | None = None
     """The workers that might have had it, whose next heartbeat says whether one still does."""
+    is_async: bool = False
+    """Its task class has an ``async def`` action: it takes a worker's async slot, not a thread (its own
+    seats and queue here; its own consumer on the worker)."""
+
+    @property
+    def lane(self) -> str:
+        """What it queues and takes seats under: its task, apart for async calls."""
+        return self.task + ASYNC_LANE if self.is_async else self.task
+
+
+ASYNC_LANE = " (async)"
 
 
 def encode_request(

@@ -13,11 +13,20 @@ A request may carry a ``timeout``. Past it the worker abandons the call: it answ
 :class:`~flowkit.exceptions.AtomTimeout` (the engine has given up by then anyway) and logs it, and when
 the call returns at last its result is discarded (and logged). What an abandoned call costs while it
 runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare threads for them.
+
+A task whose action is ``async def`` runs on the worker's event loop (one thread, started with the first
+such request), not on a pool thread; past its timeout it is cancelled there, so it is not abandoned and
+costs no thread. The worker consumes the queues of task classes with an async action apart, with a
+prefetch of ``max_async`` (the other queues keep a prefetch of ``threads``: the broker never hands it more
+sync requests than it has threads), and says so in its notifies (``async_slots``): engines send requests
+for such classes against those slots, the others against the threads. A sync action of such a class
+(say a plain ``revert``) runs on a pool thread as usual.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -31,6 +40,7 @@ from typing import Any
 
 import kombu
 
+from flowkit.engines.aio import AsyncRunner
 from flowkit.exceptions import (
     AtomTimeout,
     FlowkitError,
@@ -43,7 +53,7 @@ from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.abandon import Deadline, Timeouts
 from flowkit.workers.answers import RecentAnswers
-from flowkit.workers.call import call_task, revert_extras
+from flowkit.workers.call import call_task, call_task_async, revert_extras
 from flowkit.workers.link import Link
 from flowkit.workers.tasks import resolve_tasks, task_path
 
@@ -52,6 +62,8 @@ LOG = logging.getLogger(__name__)
 FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
 RESEND = "resend"  # outbox kind: an answer sent before a reconnect, sent again (see answers.py)
 ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
+DEFAULT_WORKER_ASYNC = 100
+"""Async requests a worker takes at once besides its threads, unless ``max_async`` says otherwise."""
 
 
 class Worker:
@@ -67,9 +79,13 @@ class Worker:
         heartbeat: float = 1.0,
         transport_options: dict[str, Any] | None = None,
         worker_id: str | None = None,
+        max_async: int = DEFAULT_WORKER_ASYNC,
     ) -> None:
         if threads < 1:
             raise WorkerError(f"a worker needs at least one thread, got {threads}")
+        if isinstance(max_async, bool) or not isinstance(max_async, int) or max_async < 0:
+            raise WorkerError(f"max_async must be an int >= 0, got {max_async!r}")
+        self.max_async = max_async
         self.exchange, self.topic, self.threads, self.heartbeat = exchange, topic, threads, float(heartbeat)
         self.tasks: dict[str, type[Task]] = {task_path(c): c for c in resolve_tasks(tasks)}
         if not self.tasks:
@@ -82,11 +98,13 @@ class Worker:
         self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
         self._timeouts = Timeouts(spare=threads)
+        self._aio = AsyncRunner(max(1, max_async), name="flowkit-worker-async")
+        self._async_actions: dict[tuple[type[Task], str], bool] = {}
         self._answers = RecentAnswers()
         self._answered_generation = 0  # the link generation whose connection last got our answers
         self._flush_deadline: float | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._consumer: kombu.Consumer | None = None
+        self._consumers: list[kombu.Consumer] = []
         self._stop = threading.Event()
         self._draining = False
         self.ready = threading.Event()
@@ -139,17 +157,28 @@ class Worker:
             # Abandoned calls may never return: do not wait for them (the process may then exit).
             hung = bool(self._timeouts.running)
             self._pool.shutdown(wait=not hung, cancel_futures=hung)
+            self._aio.stop()
             self._link.close()
             LOG.info("worker %s: stopped", self.id)
 
     def _setup(self, channel: Any) -> None:
         t.declare_exchanges(channel, self.exchange)
-        queues = t.task_queues(self.exchange, self.topic, sorted(self.tasks))
-        consumer = kombu.Consumer(channel, queues, on_message=self._on_request, accept=["json"])
-        consumer.qos(prefetch_count=self.threads, apply_global=True)
-        if not self._draining:
-            consumer.consume()
-        self._consumer = consumer
+        served_async = {path for path, cls in self.tasks.items() if self.max_async and self._async_class(cls)}
+        self._consumers = []
+        # A per-consumer prefetch (basic.qos, global=False, applies to the consumers started after it):
+        # sync queues get at most ``threads`` requests at once, async ones at most ``max_async``.
+        for paths, prefetch in (
+            (sorted(set(self.tasks) - served_async), self.threads),
+            (sorted(served_async), self.max_async),
+        ):
+            if not paths:
+                continue
+            queues = t.task_queues(self.exchange, self.topic, paths)
+            consumer = kombu.Consumer(channel, queues, on_message=self._on_request, accept=["json"])
+            consumer.qos(prefetch_count=prefetch, apply_global=False)
+            if not self._draining:
+                consumer.consume()
+            self._consumers.append(consumer)
         control = t.control_queue(self.exchange, self.id)
         kombu.Consumer(
             channel, [control], no_ack=True, on_message=self._on_control, accept=["json"]
@@ -186,8 +215,7 @@ class Worker:
     def _start_draining(self) -> None:
         LOG.info("worker %s: stopping; %d request(s) still running", self.id, len(self._jobs))
         self._draining = True
-        consumer = self._consumer
-        if consumer is not None and self._link.connected:
+        for consumer in self._consumers if self._link.connected else ():
             with contextlib.suppress(Exception):  # deliveries until cancel-ok still reach _on_request
                 consumer.cancel()
 
@@ -203,6 +231,7 @@ class Worker:
                 heartbeat=self.heartbeat,
                 running=sorted(self._jobs),
                 stuck=self.stuck,
+                async_slots=self.max_async,
             ),
             exchange,
             routing_key,
@@ -400,6 +429,10 @@ class Worker:
             return
         assert cls is not None and self._pool is not None
         self._jobs[req["uuid"]] = (message, generation)
+        if self._is_async(cls, req["action"]):  # on the loop, which cancels it at its timeout
+            timeout = float(req["timeout"]) if "timeout" in req else None
+            self._aio.spawn(lambda: self._async_job(cls, req, extras, reply_to, timeout))
+            return
         if "timeout" in req:
             timeout = float(req["timeout"])
             self._timeouts.watch(
@@ -423,3 +456,27 @@ class Worker:
         body = call_task(cls, req, extras, reply_to, self.id, self._post)
         self._finished.add(req["uuid"])
         self._post((p.RESULT, req["uuid"], reply_to, body))
+
+    async def _async_job(
+        self,
+        cls: type[Task],
+        req: dict[str, Any],
+        extras: dict[str, Any],
+        reply_to: str,
+        timeout: float | None,
+    ) -> None:
+        body = await call_task_async(cls, req, extras, reply_to, self.id, self._post, timeout)
+        self._finished.add(req["uuid"])
+        self._post((p.RESULT, req["uuid"], reply_to, body))
+
+    @staticmethod
+    def _async_class(cls: type[Task]) -> bool:
+        """Whether ``cls`` has an async action (its requests are served from the async slots)."""
+        return any(inspect.iscoroutinefunction(getattr(cls, a, None)) for a in ("execute", "revert"))
+
+    def _is_async(self, cls: type[Task], action: str) -> bool:
+        key = (cls, action)
+        found = self._async_actions.get(key)
+        if found is None:
+            found = self._async_actions[key] = inspect.iscoroutinefunction(getattr(cls, action, None))
+        return found

@@ -10,8 +10,10 @@ workers. Importing this module has no side effects.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
 from typing import Any
 
 from flowkit import Task
@@ -78,6 +80,63 @@ class Echo(Task):
     def execute(self, journal: str, value: Any = None, **extra: Any) -> Any:
         record(journal, "execute", self.name, value=value)
         return value
+
+
+class Sleepy(Task):
+    """Sleeps ``pause`` seconds in execute (on its first ``slow_times`` runs; every run when None) and
+    ``revert_pause`` in revert, recording ``execute-start``/``execute-end`` and ``revert-start``/
+    ``revert-end`` around each sleep: an ``-end`` missing means the call never came back."""
+
+    def execute(self, journal: str, pause: float = 0.0, slow_times: int | None = None, **extra: Any) -> str:
+        runs = record(journal, "execute-start", self.name)
+        if slow_times is None or runs <= slow_times:
+            time.sleep(pause)
+        record(journal, "execute-end", self.name)
+        return f"{self.name}:slept"
+
+    def revert(self, journal: str, revert_pause: float = 0.0, **kwargs: Any) -> None:
+        record(journal, "revert-start", self.name)
+        time.sleep(revert_pause)
+        record(journal, "revert-end", self.name)
+
+
+class AsyncStep(Task):
+    """``async def`` execute and revert: await ``pause`` (``revert_pause``) seconds, record ``execute``
+    (``revert``) and, when cancelled meanwhile, ``cancelled`` (``revert-cancelled``); execute raises
+    ``DiskFull(fail)`` when asked. Returns ``"<name>:<value>"`` and the name of the thread it ran on."""
+
+    async def execute(
+        self,
+        journal: str,
+        value: Any = None,
+        pause: float = 0.0,
+        fail: str | None = None,
+        **extra: Any,
+    ) -> list[Any]:
+        try:
+            await asyncio.sleep(pause)
+        except asyncio.CancelledError:
+            record(journal, "cancelled", self.name)
+            raise
+        record(journal, "execute", self.name, value=value)
+        if fail is not None:
+            raise DiskFull(fail)
+        return [f"{self.name}:{value}", threading.current_thread().name]
+
+    async def revert(self, journal: str, revert_pause: float = 0.0, **kwargs: Any) -> None:
+        try:
+            await asyncio.sleep(revert_pause)
+        except asyncio.CancelledError:
+            record(journal, "revert-cancelled", self.name)
+            raise
+        record(journal, "revert", self.name, result=_facts(kwargs.get("result")))
+
+
+class ReturnsCoroutine(Task):
+    """A plain ``def execute`` that returns a coroutine (a bug the engine must name, not store)."""
+
+    def execute(self) -> Any:
+        return asyncio.sleep(0)
 
 
 class Progressing(Task):

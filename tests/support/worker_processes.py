@@ -42,6 +42,7 @@ class WorkerProcess:
         threads: int = 2,
         heartbeat: float = 0.3,
         console_script: bool = False,
+        max_async: int | None = None,
     ) -> None:
         script = Path(sys.executable).with_name("flowkit-worker")
         command = [str(script)] if console_script else [sys.executable, "-m", "flowkit.workers.cli"]
@@ -54,6 +55,8 @@ class WorkerProcess:
             "--threads": str(threads),
             "--heartbeat": str(heartbeat),
         }
+        if max_async is not None:
+            options["--max-async"] = str(max_async)
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [*command, *(part for pair in options.items() for part in pair)],

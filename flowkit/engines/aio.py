@@ -1,0 +1,274 @@
+"""Async atoms: ``async def execute``/``revert`` run on one event loop per engine, on a thread it owns.
+
+Why a loop thread and not the pool: an async call spends its time waiting, so it needs no thread of its
+own. One loop runs thousands of them at once on one thread, and they never hold one of the parallel
+engine's ``max_workers`` threads. The loop (and its thread) starts the first time an async call is
+submitted, so a flow without async atoms never pays for it, and stops when the engine's run ends.
+
+``max_async`` bounds how many async calls run at once on the loop; the others wait (on the loop, costing
+no thread) for a slot. A call with a timeout is cancelled when it passes it and fails with
+:class:`~flowkit.exceptions.AtomTimeout`. A coroutine that blocks the loop (``time.sleep`` instead of
+``await asyncio.sleep``) holds every other async call back and cannot be cancelled: async code must await.
+
+The same runner serves a worker (:mod:`flowkit.workers.worker`): there it runs the async tasks of the
+requests the worker took.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from flowkit.atom import Atom
+from flowkit.context import AtomContext, reset_current, set_current
+from flowkit.exceptions import AtomTimeout, ExecutionError, InvalidFlowError
+from flowkit.failure import Failure
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio is imported when the first async call comes (it costs ~20 ms at import): a process that never
+# runs an async atom never imports it.
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_MAX_ASYNC = 1000
+"""Async calls running at once on one engine's loop unless ``max_async=`` says otherwise."""
+
+FLAGS = "_flowkit_async"
+"""Where an atom whose class cannot tell (a FunctorTask) caches whether its execute and revert are async."""
+PLAIN = (False, False)
+"""The flags of an atom with neither async: dispatchers test for this one object, cheaply."""
+CLASS_FLAGS: dict[type, tuple[bool, bool] | None] = {}
+"""Per atom class: its flags, or None when each instance must be asked (its callables are per instance)."""
+
+
+def flags_of(atom: Atom) -> tuple[bool, bool]:
+    """Whether ``atom``'s execute and revert are ``async def``: :data:`PLAIN` (this very object) if neither.
+
+    Found once per class (once per instance for a class that picks its callables per instance, like
+    FunctorTask): the dispatchers ask for every call, and a flow without async atoms must not pay for it.
+    """
+    cls = type(atom)
+    try:
+        flags = CLASS_FLAGS[cls]
+    except KeyError:
+        flags = CLASS_FLAGS[cls] = _class_flags(cls)
+    if flags is not None:
+        return flags
+    flags = atom.__dict__.get(FLAGS)
+    if flags is None:
+        flags = _normal(atom._execute_callable(), atom._revert_callable())
+        atom.__dict__[FLAGS] = flags
+    return flags
+
+
+def is_async(atom: Atom, action: str) -> bool:
+    """Whether ``atom``'s ``action`` (``"execute"`` or ``"revert"``) is an ``async def``."""
+    flags = flags_of(atom)
+    return flags[0] if action == "execute" else flags[1]
+
+
+def _class_flags(cls: type) -> tuple[bool, bool] | None:
+    per_instance = (
+        cls._execute_callable is not Atom._execute_callable  # type: ignore[attr-defined]
+        or cls._revert_callable is not Atom._revert_callable  # type: ignore[attr-defined]
+    )
+    if per_instance:
+        return None
+    return _normal(getattr(cls, "execute", None), getattr(cls, "revert", None))
+
+
+def _normal(execute: Any, revert: Any) -> tuple[bool, bool]:
+    flags = (inspect.iscoroutinefunction(execute), inspect.iscoroutinefunction(revert))
+    return PLAIN if flags == PLAIN else flags
+
+
+def check_max_async(value: Any) -> int:
+    """``max_async`` as a positive int; InvalidFlowError naming the bad value otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidFlowError(f"max_async must be a positive int, got {value!r}")
+    return value
+
+
+async def call_async(
+    atom: Atom,
+    action: str,
+    kwargs: dict[str, Any],
+    ctx: AtomContext | None,
+    timeout: float | None,
+    where: str = "the event loop",
+) -> tuple[bool, Any]:
+    """Await one async action of one atom inside its context, bounded by ``timeout``; never raises
+    (a failure is a Failure), except the CancelledError of a cancel that is not its timeout."""
+    import asyncio
+
+    token = set_current(ctx)
+    try:
+        fn = atom.execute if action == "execute" else atom.revert
+        if timeout is None:
+            return True, await fn(**kwargs)
+        async with asyncio.timeout(timeout) as bound:
+            result = await fn(**kwargs)
+        if bound.expired():  # it swallowed the cancel and went on: too late all the same
+            LOG.warning("async %s of atom %r returned after its timeout; result discarded", action, atom.name)
+            return False, Failure.from_exception(AtomTimeout(atom.name, action, timeout, where))
+        return True, result
+    except TimeoutError:
+        if timeout is not None and bound.expired():
+            return False, Failure.from_exception(AtomTimeout(atom.name, action, timeout, where))
+        return False, Failure()
+    except Exception:
+        return False, Failure()
+    finally:
+        reset_current(token)
+
+
+class AsyncRunner:
+    """One event loop on a daemon thread, started on first use; runs coroutines ``max_async`` at a time.
+
+    Thread-safe :meth:`spawn` from any thread. Spawns are batched: the loop is woken once for all the
+    calls submitted since it last looked (a wake-up is a write to its self-pipe: once per batch, not
+    once per call).
+    """
+
+    def __init__(self, max_async: int = DEFAULT_MAX_ASYNC, name: str = "flowkit-async") -> None:
+        self.max_async = check_max_async(max_async)
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[Callable[[], Awaitable[None]], Callable[[], None] | None]] = deque()
+        self._scheduled = False
+        self._slots: asyncio.Semaphore | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop thread is up (it starts on the first :meth:`spawn`)."""
+        return self._thread is not None
+
+    def spawn(self, make: Callable[[], Awaitable[None]], cancelled: Callable[[], None] | None = None) -> None:
+        """Run ``await make()`` on the loop, when a slot is free; ``make`` reports its own outcome, and
+        ``cancelled()`` is called if it is cancelled (by :meth:`cancel_all` or :meth:`stop`), running or
+        still waiting for a slot."""
+        self._pending.append((make, cancelled))
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+            loop = self._loop if self._loop is not None else self._start()
+        loop.call_soon_threadsafe(self._take_pending)
+
+    def submit(
+        self,
+        i: int,
+        atom: Atom,
+        action: str,
+        kwargs: dict[str, Any],
+        ctx: AtomContext | None,
+        timeout: float | None,
+        put: Callable[[tuple[int, str, bool, Any]], None],
+    ) -> None:
+        """Run one async atom call; its completion ``(i, action, ok, value)`` goes to ``put`` (a failure
+        when it is cancelled)."""
+
+        async def run() -> None:
+            ok, value = await call_async(atom, action, kwargs, ctx, timeout)
+            put((i, action, ok, value))
+
+        def cancelled() -> None:
+            error = ExecutionError(f"async {action} of atom {atom.name!r} was cancelled")
+            put((i, action, False, Failure.from_exception(error)))
+
+        self.spawn(run, cancelled)
+
+    def cancel_all(self) -> None:
+        """Cancel every async call running or waiting for a slot (each reports a failure)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._cancel_tasks)
+
+    def stop(self) -> None:
+        """Cancel what still runs, stop the loop and let its thread end (it is a daemon)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+            self._scheduled = False
+            self._pending.clear()  # submitted by a run that is over: never to run in the next one
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(self._shut_down, loop)
+        thread.join(5)
+        if thread.is_alive():
+            LOG.warning(
+                "the event loop thread %s did not stop within 5 s (a coroutine blocks it)", self._name
+            )
+
+    # -- on the loop's thread ---------------------------------------------------------------------
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        """Start the loop thread (called under the lock); the loop exists before this returns."""
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        self._slots = asyncio.Semaphore(self.max_async)
+        thread = threading.Thread(target=_serve, args=(loop,), name=self._name, daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        return loop
+
+    def _take_pending(self) -> None:
+        import asyncio
+
+        with self._lock:
+            self._scheduled = False  # before draining: a spawn from now on schedules another take
+        loop, pending, tasks = asyncio.get_running_loop(), self._pending, self._tasks
+        while pending:
+            make, cancelled = pending.popleft()
+            task = loop.create_task(self._bounded(make))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if cancelled is not None:  # a done callback: it runs even for a task cancelled before it began
+                task.add_done_callback(_report_cancel(cancelled))
+
+    async def _bounded(self, make: Callable[[], Awaitable[None]]) -> None:
+        assert self._slots is not None
+        async with self._slots:
+            await make()
+
+    def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _shut_down(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._cancel_tasks()
+        loop.call_soon(loop.stop)
+
+
+def _report_cancel(cancelled: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:
+    """A task's done callback that calls ``cancelled()`` if the task was cancelled."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            cancelled()
+
+    return done
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    import asyncio
+
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+        tasks = asyncio.all_tasks(loop)
+        if tasks:  # cancelled by stop(): let them finish their cleanup
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()

@@ -1,0 +1,194 @@
+"""Async atoms on the local engines: one event loop thread per engine, many calls at once on it, bounded by
+``max_async``, holding none of the parallel engine's threads; and the options' checks.
+
+What every dispatcher shares (an async atom's result, its revert, its timeout cancelling it) is in
+``test_engine_contract.py``; this file is about the loop itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines
+from flowkit.context import current_atom_uuid
+from flowkit.exceptions import InvalidFlowError
+from flowkit.states import AtomState
+
+LOOP_THREAD = "flowkit-async"
+
+
+class Gauge:
+    """Counts the async calls running at once (touched only on the loop's thread)."""
+
+    def __init__(self, expected: int = 0) -> None:
+        self.now = 0
+        self.most = 0
+        self.threads: set[str] = set()
+        self.expected = expected
+        self.all_in: asyncio.Event | None = None
+
+
+class Counted(Task):
+    """Holds a slot for ``pause`` seconds, counting how many hold one at once."""
+
+    async def execute(self, gauge: Gauge, pause: float = 0.005) -> str:
+        gauge.threads.add(threading.current_thread().name)
+        gauge.now += 1
+        gauge.most = max(gauge.most, gauge.now)
+        await asyncio.sleep(pause)
+        gauge.now -= 1
+        return self.name
+
+
+class Rendezvous(Task):
+    """Returns only once ``gauge.expected`` calls have all started: they must run at the same time."""
+
+    async def execute(self, gauge: Gauge) -> int:
+        gauge.threads.add(threading.current_thread().name)
+        if gauge.all_in is None:
+            gauge.all_in = asyncio.Event()
+        gauge.now += 1
+        if gauge.now == gauge.expected:
+            gauge.all_in.set()
+        await asyncio.wait_for(gauge.all_in.wait(), 20)
+        return gauge.now
+
+
+class Threads(Task):
+    """The names of the threads alive while it runs."""
+
+    def execute(self) -> list[str]:
+        return sorted(t.name for t in threading.enumerate())
+
+
+class KnowsItself(Task):
+    """An async task sees its atom's context (idempotency key) and reports progress."""
+
+    async def execute(self) -> str | None:
+        self.update_progress(0.5)
+        await asyncio.sleep(0)
+        return current_atom_uuid()
+
+
+def test_two_thousand_async_atoms_run_at_once_on_one_thread_not_on_the_pool() -> None:
+    n = 2000
+    gauge = Gauge(expected=n)
+    flow = UnorderedFlow("many").add(
+        *(Rendezvous(name=f"r{i}", provides=f"r{i}", inject={"gauge": gauge}) for i in range(n))
+    )
+    before = threading.active_count()
+    engine = engines.load(flow, engine="parallel", executor="threads", max_workers=2, max_async=n)
+    engine.run()
+    assert gauge.threads == {LOOP_THREAD}
+    assert {engine.storage.fetch(f"r{i}") for i in range(n)} == {n}  # each saw all n started
+    assert threading.active_count() <= before + 1  # the loop's thread has stopped (at most winding down)
+
+
+def test_max_async_bounds_the_calls_running_at_once() -> None:
+    gauge = Gauge()
+    flow = UnorderedFlow("bounded").add(*(Counted(name=f"c{i}", inject={"gauge": gauge}) for i in range(300)))
+    engines.load(flow, engine="parallel", max_async=25).run()
+    assert gauge.most == 25
+    assert gauge.now == 0
+
+
+def test_the_serial_engine_runs_async_atoms_one_at_a_time_in_order() -> None:
+    gauge = Gauge()
+    flow = LinearFlow("serial").add(
+        *(Counted(name=f"c{i}", provides=f"c{i}", inject={"gauge": gauge}) for i in range(20))
+    )
+    order: list[str] = []
+    engine = engines.load(flow, engine="serial")
+    engine.atom_notifier.register("SUCCESS", lambda _state, details: order.append(details["atom_name"]))
+    engine.run()
+    assert gauge.most == 1 and gauge.threads == {LOOP_THREAD}
+    assert order == [f"c{i}" for i in range(20)]
+
+
+@pytest.mark.parametrize("engine_kind", ["serial", "parallel"])
+def test_a_flow_without_async_atoms_starts_no_loop_thread(engine_kind: str) -> None:
+    engine = engines.load(LinearFlow("sync").add(Threads(name="t", provides="threads")), engine=engine_kind)
+    engine.run()
+    assert LOOP_THREAD not in engine.storage.fetch("threads")
+
+
+def test_an_async_atom_sees_its_context_and_reports_progress() -> None:
+    engine = engines.load(LinearFlow("ctx").add(KnowsItself(name="me", provides="uuid")), engine="parallel")
+    progress: list[Any] = []
+    engine.atom_notifier.register("update_progress", lambda _state, details: progress.append(details))
+    engine.run()
+    assert engine.storage.fetch("uuid") == engine.storage.get_atom_uuid("me")
+    assert [(d["atom_name"], d["progress"]) for d in progress] == [("me", 0.5)]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "10", True])
+def test_max_async_must_be_a_positive_int(bad: Any) -> None:
+    with pytest.raises(InvalidFlowError, match="max_async must be a positive int"):
+        engines.load(LinearFlow("f"), engine="parallel", max_async=bad)
+
+
+@pytest.mark.parametrize("engine_kind", ["serial", "parallel"])
+def test_default_timeout_is_checked(engine_kind: str) -> None:
+    with pytest.raises(InvalidFlowError, match="default_timeout: timeout must be a positive number"):
+        engines.load(LinearFlow("f"), engine=engine_kind, default_timeout=-1)
+
+
+async def fetch(url: str) -> str:
+    await asyncio.sleep(0)
+    return f"got {url}"
+
+
+async def forget(url: str, **kwargs: Any) -> None:
+    await asyncio.sleep(0)
+    undone.append(url)
+
+
+undone: list[str] = []
+
+
+@pytest.mark.parametrize("engine_kind", ["serial", "parallel"])
+def test_a_functor_task_of_an_async_function_is_awaited_and_reverted(engine_kind: str) -> None:
+    undone.clear()
+    fetching = FunctorTask(fetch, name="fetch", provides="page", revert=forget)
+    flow = LinearFlow("f").add(fetching, FunctorTask(explode, name="boom", requires=["page"]))
+    engine = engines.load(flow, engine=engine_kind, store={"url": "http://x"})
+    with pytest.raises(ValueError, match="boom"):
+        engine.run()
+    assert engine.storage.get_atom_state("fetch") is AtomState.REVERTED
+    assert undone == ["http://x"]
+    plain = engines.load(LinearFlow("g").add(FunctorTask(fetch, provides="page")), store={"url": "u"})
+    plain.run()
+    assert plain.storage.fetch("page") == "got u"
+
+
+def explode(page: str) -> None:
+    raise ValueError(f"boom after {page}")
+
+
+class Forever(Task):
+    async def execute(self) -> None:
+        await asyncio.sleep(60)
+
+
+def test_cancel_all_reports_every_call_running_or_waiting_for_a_slot() -> None:
+    """What a cancel of the engine relies on: no cancelled call is left without a completion, even one
+    still waiting for a ``max_async`` slot (else the engine would wait for it forever)."""
+    import queue
+
+    from flowkit.engines.aio import AsyncRunner
+
+    runner = AsyncRunner(max_async=2)
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    try:
+        for i in range(5):
+            runner.submit(i, Forever(name=f"f{i}"), "execute", {}, None, None, done.put)
+        runner.cancel_all()
+        got = sorted((done.get(timeout=5) for _ in range(5)), key=lambda c: c[0])
+    finally:
+        runner.stop()
+    assert [c[0] for c in got] == [0, 1, 2, 3, 4]
+    assert all(not ok and "was cancelled" in str(value) for _i, _a, ok, value in got)
