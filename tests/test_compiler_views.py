@@ -12,11 +12,11 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from flowkit import FunctorTask, GraphFlow, LinearFlow, UnorderedFlow, retry
+from flowkit import FunctorTask, GraphFlow, LinearFlow, UnorderedFlow, engines, retry
 from flowkit.atom import Atom
 from flowkit.cli.graph import atom_graph
 from flowkit.compiler import JUNCTION, JUNCTION_ATOM, compile_flow
-from flowkit.exceptions import CycleError, ExecutionError
+from flowkit.exceptions import CycleError, ExecutionError, MissingRequirementError
 from flowkit.flow import Flow
 
 
@@ -41,17 +41,16 @@ def shallow_stack() -> Iterator[None]:
         sys.setrecursionlimit(limit)
 
 
-def test_cycle_is_named_in_edge_order() -> None:
-    # the closing edge c -> a comes from data that add() was told not to resolve, so only the
-    # compiler (which orders by data regardless) sees the cycle
+def test_data_against_the_links_is_a_missing_requirement_not_a_cycle() -> None:
+    # As in TaskFlow, an atom reads only what atoms that run before it provide: c provides x, but the
+    # links run a before c, so a's x is missing (validate names both), not a cycle a -> b -> c -> a.
     a, b, d = _task("a", requires=("x",)), _task("b"), _task("d")
     c = _task("c", provides="x")
     flow = GraphFlow("g").add(d, a, b).link(a, b)
     flow.add(c, resolve_existing=False).link(b, c).link(c, d)
-    with pytest.raises(CycleError) as info:
-        compile_flow(flow)
-    assert _is_rotation(info.value.cycle, ["a", "b", "c"])
-    assert "-> 'a'" in str(info.value) or "-> 'b'" in str(info.value)
+    compile_flow(flow)
+    with pytest.raises(MissingRequirementError, match=r"'a' requires 'x'.*provided by 'c'"):
+        engines.load(flow).validate()
 
 
 def test_a_long_data_cycle_is_named_whole_without_recursion(shallow_stack: None) -> None:
@@ -62,17 +61,15 @@ def test_a_long_data_cycle_is_named_whole_without_recursion(shallow_stack: None)
     assert _is_rotation(info.value.cycle, [f"t{i}" for i in range(n)])
 
 
-def test_a_cycle_through_junctions_names_atoms_only() -> None:
+def test_data_across_nested_flows_against_a_link_is_a_missing_requirement() -> None:
     left = UnorderedFlow("left").add(*(_task(f"l{i}") for i in range(5)))
     right = UnorderedFlow("right").add(*(_task(f"r{i}") for i in range(4)), _task("r4", provides="x"))
     left.add(_task("l5", requires=("x",)))
-    # right -> left by data that add() does not resolve: only the compiler sees the cycle
+    # right provides x to left, but the link runs left first: l5 cannot read it (TaskFlow's scoping)
     flow = GraphFlow("g").add(left).add(right, resolve_existing=False).link(left, right)
-    with pytest.raises(CycleError) as info:
-        compile_flow(flow)
-    cycle = info.value.cycle
-    assert len(cycle) == 2 and cycle[0][0] != cycle[1][0], cycle
-    assert all(name[0] in "lr" and name[1:].isdigit() for name in cycle)
+    compile_flow(flow)
+    with pytest.raises(MissingRequirementError, match=r"'l5' requires 'x'.*provided by 'r4'"):
+        engines.load(flow).validate()
 
 
 def test_the_networkx_view_is_built_once_and_matches_the_lists() -> None:
