@@ -34,7 +34,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     "model": (
-        ("flowkit.atom", "flowkit.task", "flowkit.retry", "flowkit.flow", "flowkit.patterns"),
+        ("flowkit.atom", "flowkit.task", "flowkit.retry", "flowkit.flow", "flowkit.patterns", "flowkit.map"),
         ("foundation",),
     ),
     "sql": (("flowkit.sql",), ("foundation",)),

@@ -27,6 +27,7 @@ from typing import Any
 
 from flowkit.compiler import TASK, CompiledFlow, compile_flow
 from flowkit.engines.dispatch import Dispatcher
+from flowkit.engines.mapping import dispatcher_for
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run
 from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
@@ -68,6 +69,8 @@ class Engine:
         self._wake = threading.Event()
         self._run: Run | None = None
         """The run in progress (or the last one)."""
+        self.kind = "serial"
+        """The engine kind it was loaded as (``engines.load(engine=...)``); a Map's items run on the same."""
         self.options: dict[str, Any] = {}
         """The options given to :func:`flowkit.engines.load` (``executor``, ``defer_reverts``...); read only
         by callers: the engine's parts take theirs when it is built, so a run never looks here."""
@@ -135,7 +138,7 @@ class Engine:
         return Run(
             self.compile(),
             self.storage,
-            self._dispatcher,
+            dispatcher_for(self, self._dispatcher),  # a Map's calls run here, the others pass through
             self.notifier,
             self.atom_notifier,
             self._suspend,

@@ -1,0 +1,64 @@
+"""Flows with a :class:`flowkit.Map`, shared by tests/test_map.py and the crash child it starts.
+
+Everything an item does goes to the journal (``tests.support.journal``), whose path is in the store, so
+the tests read what ran, in which order and how often, whichever engine or process ran it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from flowkit import Flow, LinearFlow, Map, Task, engines
+from flowkit.persistence.models import FlowDetail
+from tests.support.journal import record
+from tests.support.tasks import Step
+
+
+class CrashOnce(Task):
+    """Records its execute; the first time (no ``marker`` file yet) creates the marker and SIGKILLs its
+    own process: a crash in the middle of a Map."""
+
+    def execute(self, journal: str, marker: str, value: Any = None) -> Any:
+        record(journal, "execute", self.name, value=value)
+        if not os.path.exists(marker):
+            with open(marker, "w"):
+                pass
+            os.kill(os.getpid(), signal.SIGKILL)
+        return value
+
+
+def step_each(k: int, item: Any) -> Step:
+    return Step("step", inject={"value": item}, provides="out")
+
+
+def crash_each(crash_at: int) -> Any:
+    def each(k: int, item: Any) -> Task:
+        if k == crash_at:
+            return CrashOnce("crash", inject={"value": item}, provides="out")
+        return Step("step", inject={"value": item}, provides="out")
+
+    return each
+
+
+def crash_flow(crash_at: int) -> Flow:
+    """before -> Map over ``items`` (one at a time; item ``crash_at`` crashes once) -> after."""
+    return LinearFlow("crashing").add(
+        Step("before"),
+        Map("m", over="items", each=crash_each(crash_at), result="out", provides="outs", max_parallel=1),
+        Step("after", requires=["outs"]),
+    )
+
+
+def run_crashing(url: str, journal: str, marker: str, flow_uuid: str, crash_at: str) -> None:
+    """The crash child: run :func:`crash_flow` on ``url`` under the flow detail ``flow_uuid``."""
+    flow = crash_flow(int(crash_at))
+    store = {"items": list(range(6)), "journal": journal, "marker": marker}
+    engine = engines.load(flow, store=store, backend=url, flow_detail=FlowDetail(flow.name, flow_uuid))
+    engine.run()
+
+
+if __name__ == "__main__":
+    run_crashing(*sys.argv[1:])
