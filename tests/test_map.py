@@ -412,3 +412,34 @@ def test_a_flow_detail_is_not_needed_for_a_map_in_memory(journal: Journal) -> No
     )
     engine.run()
     assert engine.storage.fetch("outs") == ["m[0].step:1"]
+
+
+def test_a_retry_controller_runs_a_failed_map_again_with_the_same_items(
+    journal: Journal, backend_url: str
+) -> None:
+    from flowkit.retry import Times
+
+    def each(k: int, item: Any) -> Step:
+        extra = {"fail": "once", "fail_times": 1} if k == 1 else {}
+        return Step("step", inject={"value": item, **extra}, provides="out")
+
+    flow = LinearFlow("f", retry=Times(2)).add(mapped(each=each, max_parallel=1))
+    engine = engines.load(flow, store={"items": [1, 2, 3], "journal": str(journal)}, backend=backend_url)
+    engine.run()
+    assert engine.storage.fetch("outs") == ["m[0].step:1", "m[1].step:2", "m[2].step:3"]
+    assert journal.names("execute") == ["m[0].step", "m[1].step", "m[0].step", "m[1].step", "m[2].step"]
+    assert journal.names("revert") == ["m[1].step", "m[0].step"]
+
+
+def test_the_engines_listeners_hear_the_items_atoms(journal: Journal) -> None:
+    engine = engines.load(
+        LinearFlow("f").add(mapped(max_parallel=2)), store={"items": [1, 2], "journal": str(journal)}
+    )
+    heard: list[tuple[str, str]] = []
+    engine.atom_notifier.register(
+        "*", lambda state, details: heard.append((details["atom_name"], str(state)))
+    )
+    engine.run()
+    assert ("m[0].step", "RUNNING") in heard
+    assert ("m[1].step", "SUCCESS") in heard
+    assert heard[-1] == ("m", "SUCCESS")

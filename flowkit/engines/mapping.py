@@ -37,6 +37,7 @@ from flowkit.engines.dispatch import EXECUTE, Completion, Dispatcher
 from flowkit.exceptions import MapError, NotFound, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.map import Expansion, Map
+from flowkit.notifier import ANY
 from flowkit.states import AtomState, FlowState
 
 if TYPE_CHECKING:
@@ -188,6 +189,8 @@ class MapCalls(Dispatcher):
                     )
             options.update(backend=backend, flow_detail=detail, fence=getattr(recorder, "fence", None))
         child = load(expansion.flow, engine=parent.kind, **options)
+        if parent.atom_notifier.active:  # the parent's listeners hear the items' atoms too
+            child.atom_notifier.register(ANY, parent.atom_notifier.notify)
         child.storage.inject(self._outside_values(atom, child))
         return child
 
