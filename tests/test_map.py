@@ -443,3 +443,38 @@ def test_the_engines_listeners_hear_the_items_atoms(journal: Journal) -> None:
     assert ("m[0].step", "RUNNING") in heard
     assert ("m[1].step", "SUCCESS") in heard
     assert heard[-1] == ("m", "SUCCESS")
+
+
+def test_a_crash_while_reverting_a_map_resumes_the_revert_of_its_items(
+    journal: Journal, tmp_path: Path
+) -> None:
+    from tests.support.map_flows import revert_crash_flow
+
+    url = f"sqlite:///{tmp_path}/flows.db"
+    fresh_backend(url)
+    marker = tmp_path / "crashed"
+    flow_uuid = str(uuid.uuid4())
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.map_flows",
+            "revert",
+            url,
+            str(journal),
+            str(marker),
+            flow_uuid,
+        ],
+        cwd=REPO,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == -9, child.stderr
+    assert journal.names("revert") == ["m[2].step"]  # item 1's revert was under way when it died
+    saved = saved_flow(engines.persistence.backend_for(url), flow_uuid)
+    engine = engines.load(revert_crash_flow(), backend=url, flow_detail=saved)
+    with pytest.raises(RuntimeError, match="after the map"):
+        engine.run()
+    assert journal.names("revert") == ["m[2].step", "m[1].step", "m[0].step", "before"]
+    assert journal.names("execute").count("m[0].step") == 1

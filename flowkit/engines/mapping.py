@@ -81,6 +81,7 @@ class MapCalls(Dispatcher):
         self.nodes = nodes
         self._local: deque[Completion] = deque()
         self._active = 0
+        self._lock = threading.Lock()
         self._prepared: dict[int, Expansion] = {}
 
     # The engine starts, stops and discards its own dispatcher; this one only routes calls.
@@ -105,7 +106,8 @@ class MapCalls(Dispatcher):
             ok, value = job()
             self._local.append((i, action, ok, value))
             return
-        self._active += 1
+        with self._lock:
+            self._active += 1
 
         def run() -> None:
             try:
@@ -113,7 +115,8 @@ class MapCalls(Dispatcher):
             except BaseException:
                 ok, value = False, Failure.from_base_exception()
             self._local.append((i, action, ok, value))  # before the count drops: see wait()
-            self._active -= 1
+            with self._lock:
+                self._active -= 1
 
         threading.Thread(target=run, name=f"flowkit-map-{atom.name}", daemon=True).start()
 

@@ -60,5 +60,46 @@ def run_crashing(url: str, journal: str, marker: str, flow_uuid: str, crash_at: 
     engine.run()
 
 
+class CrashOnRevert(Step):
+    """A Step whose first revert (no ``marker`` file yet) SIGKILLs its own process."""
+
+    def revert(self, **kwargs: Any) -> None:
+        marker = kwargs["marker"]
+        record(kwargs["journal"], "revert-crash", self.name)
+        if not os.path.exists(marker):
+            with open(marker, "w"):
+                pass
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().revert(**kwargs)
+
+
+class Fails(Task):
+    def execute(self, outs: list[Any]) -> None:
+        raise RuntimeError("after the map")
+
+
+def revert_crash_each(k: int, item: Any) -> Task:
+    cls = CrashOnRevert if k == 1 else Step
+    return cls("step", inject={"value": item}, provides="out", requires=["marker"] if k == 1 else None)
+
+
+def revert_crash_flow() -> Flow:
+    """before -> Map over ``items`` (one at a time) -> fails: item 1's revert crashes once."""
+    return LinearFlow("revert-crashing").add(
+        Step("before"),
+        Map("m", over="items", each=revert_crash_each, result="out", provides="outs", max_parallel=1),
+        Fails("fails"),
+    )
+
+
+def run_revert_crashing(url: str, journal: str, marker: str, flow_uuid: str) -> None:
+    flow = revert_crash_flow()
+    store = {"items": list(range(3)), "journal": journal, "marker": marker}
+    engines.load(flow, store=store, backend=url, flow_detail=FlowDetail(flow.name, flow_uuid)).run()
+
+
 if __name__ == "__main__":
-    run_crashing(*sys.argv[1:])
+    if sys.argv[1] == "revert":
+        run_revert_crashing(*sys.argv[2:])
+    else:
+        run_crashing(*sys.argv[1:])
