@@ -40,6 +40,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "JobTooLargeError": ("big-job", 10_485_900, 1_000_000, "<ZooKeeperJobBoard 'b'>"),
     "MissingExtraError": ("postgres", "psycopg2", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", 7, 9),
+    "MapError": ("servers", "over ('specs') must be a sequence of items, got int"),
 }
 
 # What each message must name.
@@ -62,6 +63,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", "fence 7", "fence 9"),
     "AtomTimeout": ("create-server", "execute", "120s", "w1"),
+    "MapError": ("Map 'servers'", "'specs'", "sequence"),
 }
 
 
