@@ -106,7 +106,10 @@ def test_two_items_providing_the_same_symbol_do_not_clash(journal: Journal) -> N
     assert engine.storage.fetch("outs") == [2, 4, 6]
 
 
-def test_nested_maps_expand_inside_each_item(journal: Journal) -> None:
+@pytest.mark.parametrize("kind", ["serial", "threads"])
+def test_nested_maps_expand_inside_each_item(
+    journal: Journal, kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     def inner_each(k: int, item: Any) -> Step:
         return Step("leaf", inject={"value": item}, provides="out")
 
@@ -119,7 +122,10 @@ def test_nested_maps_expand_inside_each_item(journal: Journal) -> None:
     flow = LinearFlow("f").add(
         Map("m", over="items", each=outer_each, result="outs", provides="outs", max_parallel=2)
     )
-    flow_outs = run(flow, {"items": [[1, 2], [3], []], "journal": str(journal)}).storage.fetch("outs")
+    url = f"sqlite:///{tmp_path}/flows.db"
+    fresh_backend(url)
+    store = {"items": [[1, 2], [3], []], "journal": str(journal)}
+    flow_outs = run(flow, store, backend=url, **_options(kind, request)).storage.fetch("outs")
     assert flow_outs == [["m[0].inner[0].leaf:1", "m[0].inner[1].leaf:2"], ["m[1].inner[0].leaf:3"], []]
 
 
@@ -478,3 +484,16 @@ def test_a_crash_while_reverting_a_map_resumes_the_revert_of_its_items(
         engine.run()
     assert journal.names("revert") == ["m[2].step", "m[1].step", "m[0].step", "before"]
     assert journal.names("execute").count("m[0].step") == 1
+
+
+def test_a_map_runs_beside_other_branches_on_a_parallel_engine(journal: Journal) -> None:
+    from flowkit import UnorderedFlow
+
+    flow = UnorderedFlow("f").add(
+        mapped(each=hold_each, max_parallel=2),
+        Hold("side", inject={"value": "s", "seconds": 0.3}, provides="side"),
+    )
+    engine = run(flow, {"items": list(range(4)), "journal": str(journal)}, engine="parallel", max_workers=4)
+    assert engine.storage.fetch("outs") == [0, 1, 2, 3]
+    assert engine.storage.fetch("side") == "s"
+    assert most_at_once(journal) == 3  # two items and the sibling
