@@ -497,3 +497,33 @@ def test_a_map_runs_beside_other_branches_on_a_parallel_engine(journal: Journal)
     assert engine.storage.fetch("outs") == [0, 1, 2, 3]
     assert engine.storage.fetch("side") == "s"
     assert most_at_once(journal) == 3  # two items and the sibling
+
+
+def test_an_item_may_be_a_graph_flow_wired_by_its_symbols(journal: Journal) -> None:
+    from flowkit import GraphFlow
+
+    def each(k: int, item: Any) -> Any:
+        take = Echo("take", rebind={"value": "x"}, provides="out")
+        give = Echo("give", inject={"value": item + 100}, provides="x")
+        return GraphFlow("g").add(take, give)  # take runs after give: it needs give's x
+
+    engine = run(
+        LinearFlow("f").add(mapped(each=each, max_parallel=2)), {"items": [1, 2, 3], "journal": str(journal)}
+    )
+    assert engine.storage.fetch("outs") == [101, 102, 103]
+
+
+def test_an_item_needing_a_symbol_nobody_has_fails_the_map_naming_the_item_atom(journal: Journal) -> None:
+    class Needs(Task):
+        def execute(self, missing: Any) -> Any:
+            return missing
+
+    def each(k: int, item: Any) -> Task:
+        return Needs("step", provides="out")
+
+    engine = engines.load(
+        LinearFlow("f").add(Step("before"), mapped(each=each)), store={"items": [1], "journal": str(journal)}
+    )
+    with pytest.raises(FlowkitError, match=r"m\[0\]\.step.*missing|missing.*m\[0\]\.step"):
+        engine.run()
+    assert journal.names("revert") == ["before"]

@@ -200,20 +200,19 @@ class MapCalls(Dispatcher):
     def _outside_values(self, atom: Map, child: Engine) -> dict[str, Any]:
         """What the items need from outside them, taken from the parent run (through the Map's scope)."""
         c = child.compile()
-        needed: dict[str, bool] = {}
+        needed: dict[str, None] = {}
         for bindings in (*c.bindings, *c.revert_bindings):
             for b in bindings:
                 if b.kind != FROM_ATOM:
-                    needed[b.symbol] = needed.get(b.symbol, True) and b.optional
+                    needed[b.symbol] = None
         st = self.engine.storage
         out: dict[str, Any] = {}
         scope = atom.scope
-        for symbol, optional in needed.items():
+        for symbol in needed:
             try:
                 out[symbol] = st.fetch(scope.get(symbol, symbol))
             except NotFound:
-                if not optional:
-                    raise
+                continue  # the child's own validation names the item atom that needs it
         return out
 
     # -- revert --------------------------------------------------------------------------------------
