@@ -527,3 +527,16 @@ def test_an_item_needing_a_symbol_nobody_has_fails_the_map_naming_the_item_atom(
     with pytest.raises(FlowkitError, match=r"m\[0\]\.step.*missing|missing.*m\[0\]\.step"):
         engine.run()
     assert journal.names("revert") == ["before"]
+
+
+def test_a_reset_flow_runs_its_maps_items_again(journal: Journal, backend_url: str) -> None:
+    engine = engines.load(
+        LinearFlow("f").add(mapped(max_parallel=2)),
+        store={"items": [1, 2], "journal": str(journal)},
+        backend=backend_url,
+    )
+    engine.run()
+    engine.reset()
+    engine.run()
+    assert journal.names("execute") == ["m[0].step", "m[1].step", "m[0].step", "m[1].step"]
+    assert engine.storage.fetch("outs") == ["m[0].step:1", "m[1].step:2"]

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 _POLL_S = 0.01
 """How often the scheduler looks for a Map's completion while a child run is on its own thread."""
 
+_RESETTABLE = frozenset({FlowState.SUCCESS, FlowState.FAILURE, FlowState.REVERTED, FlowState.SUSPENDED})
+
 _MAP_NODES: weakref.WeakKeyDictionary[Engine, tuple[int, ...]] = weakref.WeakKeyDictionary()
 _CHILDREN: weakref.WeakKeyDictionary[Engine, dict[int, Engine]] = weakref.WeakKeyDictionary()
 """Per parent engine, the child engine each Map node ran last (reverted in place when still here)."""
@@ -83,6 +85,10 @@ class MapCalls(Dispatcher):
         self._active = 0
         self._lock = threading.Lock()
         self._prepared: dict[int, Expansion] = {}
+        st = engine.storage
+        self._fresh = frozenset(i for i in nodes if st.states[i] is AtomState.PENDING)
+        """Maps that had not started when this run began: a child flow saved for one of them is an earlier
+        run's (the flow was reset), and runs afresh; any other was interrupted, and resumes."""
 
     # The engine starts, stops and discards its own dispatcher; this one only routes calls.
 
@@ -165,6 +171,8 @@ class MapCalls(Dispatcher):
         st = self.engine.storage
         child_uuid = child_flow_uuid(st.atom_uuids[i])
         child = self._load_child(atom, expansion, child_uuid)
+        if i in self._fresh and child.storage.get_flow_state() in _RESETTABLE:
+            child.reset()
         st.update_atom_metadata(atom.name, {"map": {"flow_uuid": child_uuid, "items": expansion.size}})
         _CHILDREN.setdefault(self.engine, {})[i] = child
         return child, expansion
