@@ -486,14 +486,17 @@ def test_a_crash_while_reverting_a_map_resumes_the_revert_of_its_items(
     assert journal.names("execute").count("m[0].step") == 1
 
 
-def test_a_map_runs_beside_other_branches_on_a_parallel_engine(journal: Journal) -> None:
+def test_a_map_runs_beside_other_branches_on_a_parallel_engine(journal: Journal, backend_url: str) -> None:
     from flowkit import UnorderedFlow
 
     flow = UnorderedFlow("f").add(
         mapped(each=hold_each, max_parallel=2),
         Hold("side", inject={"value": "s", "seconds": 0.3}, provides="side"),
     )
-    engine = run(flow, {"items": list(range(4)), "journal": str(journal)}, engine="parallel", max_workers=4)
+    store = {"items": list(range(4)), "journal": str(journal)}
+    engine = run(
+        flow, store, engine="parallel", max_workers=4, backend=backend_url
+    )  # both runs write at once
     assert engine.storage.fetch("outs") == [0, 1, 2, 3]
     assert engine.storage.fetch("side") == "s"
     assert most_at_once(journal) == 3  # two items and the sibling
