@@ -13,8 +13,8 @@ from typing import Any
 
 from flowkit import Flow, LinearFlow, Map, Task, engines
 from flowkit.persistence.models import FlowDetail
-from tests.support.journal import record
-from tests.support.tasks import Step
+from tests.support.journal import Journal, record
+from tests.support.tasks import Hold, Step
 
 
 class CrashOnce(Task):
@@ -96,6 +96,35 @@ def run_revert_crashing(url: str, journal: str, marker: str, flow_uuid: str) -> 
     flow = revert_crash_flow()
     store = {"items": list(range(3)), "journal": journal, "marker": marker}
     engines.load(flow, store=store, backend=url, flow_detail=FlowDetail(flow.name, flow_uuid)).run()
+
+
+# -- helpers of the Map tests ------------------------------------------------------------------------
+
+
+def mapped(over: str = "items", each: Any = step_each, **kwargs: Any) -> Map:
+    return Map("m", over=over, each=each, result="out", provides="outs", **kwargs)
+
+
+def run(flow: Any, store: dict[str, Any], **options: Any) -> engines.Engine:
+    engine = engines.load(flow, store=store, **options)
+    engine.run()
+    return engine
+
+
+def most_at_once(journal: Journal) -> int:
+    """The largest number of Hold tasks between their start and end at any point of the journal."""
+    now = top = 0
+    for kind, _name, _data in journal.events:
+        if kind == "hold-start":
+            now += 1
+            top = max(top, now)
+        elif kind == "hold-end":
+            now -= 1
+    return top
+
+
+def hold_each(k: int, item: Any) -> Hold:
+    return Hold("hold", inject={"value": item, "seconds": 0.15}, provides="out")
 
 
 if __name__ == "__main__":
