@@ -17,7 +17,7 @@ How the items are laid out:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flowkit.atom import Atom, Names
@@ -60,8 +60,6 @@ class Map(Task):
         result: str | None = None,
         provides: str | None = None,
         max_parallel: int | None = None,
-        requires: Iterable[str] | None = None,
-        inject: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise MapError(repr(name), "a Map needs a non-empty str name")
@@ -77,9 +75,7 @@ class Map(Task):
             isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
         ):
             raise MapError(name, f"max_parallel must be an int of at least 1 (or None), got {max_parallel!r}")
-        super().__init__(
-            name=name, provides=provides, rebind={"over": over}, requires=requires, inject=inject
-        )
+        super().__init__(name=name, provides=provides, rebind={"over": over})
         self.over = over
         self.each: EachFn | None = each
         self.result = result
