@@ -12,6 +12,7 @@ from flowkit.atom import Atom
 from flowkit.exceptions import FlowkitError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
+from flowkit.map import Map
 from flowkit.patterns.graph_flow import GraphFlow
 from flowkit.patterns.linear_flow import LinearFlow
 from flowkit.patterns.unordered_flow import UnorderedFlow
@@ -32,6 +33,7 @@ __all__ = [  # noqa: RUF022 - grouped by concept, not sorted
     "LinearFlow",
     "UnorderedFlow",
     "GraphFlow",
+    "Map",
     # waits
     "Sleep",
     "WaitForEvent",

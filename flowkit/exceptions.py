@@ -612,3 +612,20 @@ class CoroutineResult(ExecutionError):
             f"{self.action} of atom {self.atom!r} returned a coroutine: declare it `async def {self.action}` "
             f"so the engine awaits it (a coroutine is never stored as a result)"
         )
+
+
+# -- fan-out --------------------------------------------------------------------------------------
+
+
+class MapError(InvalidFlowError):
+    """A :class:`flowkit.Map` was declared or expanded wrongly: ``over`` is not a sequence, ``each``
+    is not callable or built something that is not an atom or a flow, ``max_parallel`` is below 1,
+    an item does not provide ``result``, or a resumed expansion no longer matches ``over``."""
+
+    def __init__(self, map_name: str, problem: str) -> None:
+        super().__init__(map_name, problem)
+        self.map_name = map_name
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"Map {self.map_name!r}: {self.problem}"

@@ -41,6 +41,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "flowkit.flow",
             "flowkit.patterns",
             "flowkit.waits",
+            "flowkit.map",
         ),
         ("foundation",),
     ),

@@ -43,6 +43,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "MissingExtraError": ("postgres", "psycopg2", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", 7, 9),
     "Cancelled": ("create-cluster", "operator asked"),
+    "MapError": ("servers", "over ('specs') must be a sequence of items, got int"),
 }
 
 # What each message must name.
@@ -68,6 +69,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "Cancelled": ("create-cluster", "cancelled", "operator asked"),
     "WaitTimeout": ("'approval'", "'approve-42'", "86400s"),
     "CoroutineResult": ("revert of atom 'fetch-page'", "async def revert"),
+    "MapError": ("Map 'servers'", "'specs'", "sequence"),
 }
 
 

@@ -104,6 +104,7 @@ def load(
         options = {**options, "recorder": recorder, "flow_uuid": recorder.flow_detail.uuid}
     eng = loader(flow, store, **options)
     eng.options = given
+    eng.kind = engine
     return eng
 
 

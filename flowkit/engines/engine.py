@@ -28,6 +28,7 @@ from typing import Any
 from flowkit.compiler import TASK, CompiledFlow, compile_flow
 from flowkit.engines.cancel import CancelToken, flow_finished, raise_if_cancelled
 from flowkit.engines.dispatch import Dispatcher
+from flowkit.engines.mapping import dispatcher_for
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run
 from flowkit.engines.waiting import Parked, Waits
@@ -76,6 +77,8 @@ class Engine:
         :attr:`parked` says until when): what a conductor sets, to give the job back meanwhile."""
         self._waits: Waits | None = None
         self._waits_checked = False
+        self.kind = "serial"
+        """The engine kind it was loaded as (``engines.load(engine=...)``); a Map's items run on the same."""
         self.options: dict[str, Any] = {}
         """The options given to :func:`flowkit.engines.load` (``executor``, ``defer_reverts``...); read only
         by callers: the engine's parts take theirs when it is built, so a run never looks here."""
@@ -143,7 +146,7 @@ class Engine:
         return Run(
             self.compile(),
             self.storage,
-            self._dispatcher,
+            dispatcher_for(self, self._dispatcher),  # a Map's calls run here, the others pass through
             self.notifier,
             self.atom_notifier,
             self._suspend,

@@ -12,7 +12,8 @@ reverts a crash interrupted (:func:`finish_interrupted_reverts`).
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNIN
 class RevertWave:
     """One wave over ``nodes``: which atoms it touches, how many successors each still waits for."""
 
-    __slots__ = ("blocked", "done", "failed", "failures", "left", "ready", "run", "touched")
+    __slots__ = ("blocked", "done", "failed", "failures", "left", "ready", "run", "seq", "touched")
 
     def __init__(self, run: Run, nodes: range, failures: dict[str, Failure], retry_failed: bool) -> None:
         self.run = run
@@ -43,8 +44,11 @@ class RevertWave:
         touched = self.touched
         self.left = {x: sum(1 for s in c.succs[x] if s in touched) for x in touched}
         """Per touched atom: its touched successors not reverted yet."""
-        first = sorted((x for x, n in self.left.items() if n == 0), key=lambda x: -st.finished_seq[x])
-        self.ready = deque(first)
+        self.seq = st.finished_seq
+        self.ready = [(self.latest_first(x), x) for x, n in self.left.items() if n == 0]
+        """Atoms whose successors are all reverted, as a heap: the one that finished last comes first, so
+        independent branches too (a Map's lanes) are undone in the reverse of the order they ran in."""
+        heapq.heapify(self.ready)
         self.blocked = S.REVERT_FAILURE if not retry_failed else None
         """An atom whose revert failed before stays so (and holds back its predecessors) unless retried."""
         self.failures = failures
@@ -53,6 +57,14 @@ class RevertWave:
         self.done = False
         """Every touched atom was handled (False after a suspend stopped the wave)."""
 
+    def latest_first(self, x: int) -> int:
+        """Heap key: later finishes first; an atom that failed or was running (no finish) before all, one
+        that never started (nothing to undo) after all."""
+        seq = self.seq[x]
+        if seq:
+            return -seq
+        return 0 if x in self.run.st.never_started else -sys.maxsize
+
     def go(self, suspendable: bool) -> Generator[FlowState, None, bool]:
         """Revert until nothing is left (or a suspend, if ``suspendable``); False if a revert failed."""
         run = self.run
@@ -60,7 +72,7 @@ class RevertWave:
         suspend = run.suspend
         while True:
             while ready and run.running < run.cap and not (suspendable and suspend.is_set()):
-                x = ready.popleft()
+                x = heapq.heappop(ready)[1]
                 state = states[x]
                 if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not S.REVERT_FAILURE):
                     self.release(x)
@@ -88,7 +100,7 @@ class RevertWave:
             if p in touched:
                 left[p] -= 1
                 if left[p] == 0:
-                    ready.append(p)
+                    heapq.heappush(ready, (self.latest_first(p), p))
 
     def start(self, x: int) -> None:
         """Record REVERTING and call ``x``'s revert with what can still be found of its arguments."""

@@ -197,3 +197,16 @@ class Explode(Task):
 def double(value: int) -> int:
     """A module-level function: a FunctorTask made from it pickles by reference."""
     return value * 2
+
+
+class Hold(Task):
+    """Records ``hold-start``, sleeps ``seconds``, records ``hold-end`` and returns ``value``: how many run
+    at once is read from the journal (a Map's ``max_parallel`` on every dispatcher)."""
+
+    def execute(self, journal: str, value: Any = None, seconds: float = 0.05, **extra: Any) -> Any:
+        import time
+
+        record(journal, "hold-start", self.name, value=value)
+        time.sleep(seconds)
+        record(journal, "hold-end", self.name, value=value)
+        return value
