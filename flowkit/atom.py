@@ -60,6 +60,13 @@ class Names(AbstractSet[str]):
         return f"Names({list(self._order)!r})"
 
 
+def version_text(version: object) -> str:
+    """A version as people write it: ``(1, 0)`` (how tasks declare it) is ``"1.0"``."""
+    if isinstance(version, tuple | list):
+        return ".".join(str(part) for part in version)
+    return str(version)
+
+
 def class_name(obj: object) -> str:
     """``module.QualName`` of an object's class (or of a function)."""
     target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj)
@@ -308,3 +315,12 @@ class Atom:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+    def __str__(self) -> str:
+        """``"name==version"``, double quotes included (``"boot==1.0"``), as TaskFlow prints an atom.
+
+        TaskFlow programs print tasks (``print("executing %s" % self)``); ``repr`` stays flowkit's.
+        An atom without a version prints its quoted name.
+        """
+        version = getattr(self, "version", None)
+        return f'"{self.name}"' if version is None else f'"{self.name}=={version_text(version)}"'

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from flowkit.atom import version_text
 from flowkit.failure import Failure
 from flowkit.names import check_name
 from flowkit.retry import History
@@ -68,19 +69,29 @@ def _field(indent: int, key: str, value: object) -> str:
     return f"{' ' * indent}- {key} = {value}"
 
 
+def _utc_text(when: datetime) -> str:
+    """``when`` in UTC, ISO 8601 without the offset (``2026-01-02T03:04:05.000006``), as TaskFlow prints."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when.isoformat()
+
+
 def _version_text(version: object) -> str | None:
     """A version as people write it: ``(1, 0)`` (how tasks often declare it) is ``1.0``."""
-    if isinstance(version, tuple | list):
-        return ".".join(str(part) for part in version)
-    return None if version is None else str(version)
+    return None if version is None else version_text(version)
 
 
 def _meta_lines(meta: Mapping[str, Any], indent: int) -> list[str]:
-    """``meta`` as lines; ``progress`` (a fraction) as a percentage, the way people read it."""
-    if not meta:
+    """``meta`` as lines; ``progress`` (a fraction) as a percentage, the way people read it.
+
+    An empty ``store`` (every flow detail flowkit saves has one) is left out: it says nothing, and
+    TaskFlow's text has no such line.
+    """
+    shown = {key: value for key, value in meta.items() if not (key == "store" and value == {})}
+    if not shown:
         return []
     lines = [f"{' ' * indent}- metadata:"]
-    for key, value in meta.items():
+    for key, value in shown.items():
         if key == "progress" and isinstance(value, int | float) and not isinstance(value, bool):
             value = f"{value * 100.0:0.2f}%"
         lines.append(f"{' ' * (indent + 2)}+ {key} = {value}")
@@ -299,8 +310,8 @@ class LogBook:
         inner = indent + 1
         lines = [_head(self, self.name, indent), _field(inner, "uuid", self.uuid)]
         lines.extend(_meta_lines(self.meta, inner))
-        lines.append(_field(inner, "created_at", self.created_at.isoformat()))
-        lines.append(_field(inner, "updated_at", self.updated_at.isoformat()))
+        lines.append(_field(inner, "created_at", _utc_text(self.created_at)))
+        lines.append(_field(inner, "updated_at", _utc_text(self.updated_at)))
         lines.extend(flow.pformat(inner, linesep) for flow in self)
         return linesep.join(lines)
 

@@ -42,6 +42,7 @@ import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from flowkit.atom import version_text
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.exceptions import ClaimLost, StorageError
 from flowkit.persistence.backends.base import Backend, Connection
@@ -278,7 +279,9 @@ class BackendRecorder(Recorder):
             if ad is None:
                 cls = RetryDetail if c.kinds[i] == RETRY else TaskDetail
                 version = getattr(c.atoms[i], "version", None)
-                ad = cls(name, atom_uuid(fd.uuid, name), version=None if version is None else str(version))
+                ad = cls(
+                    name, atom_uuid(fd.uuid, name), version=None if version is None else version_text(version)
+                )
                 ad.position = i
                 save = True
             elif c.kinds[i] == RETRY and not isinstance(ad, RetryDetail):

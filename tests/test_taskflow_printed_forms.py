@@ -1,0 +1,65 @@
+"""What TaskFlow programs print about tasks and saved flows, printed the way TaskFlow prints it.
+
+TaskFlow's shipped examples print tasks (``"executing %s" % self``), atom detail versions and
+``logbook.pformat()``; flowkit prints the same text so those programs' output does not change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from flowkit import FunctorTask, LinearFlow, Task, engines
+from flowkit.persistence import backends
+from flowkit.persistence.models import FlowDetail, LogBook
+from flowkit.retry import Times
+
+
+class Boot(Task):
+    def execute(self) -> str:
+        return "up"
+
+
+class Patched(Task):
+    version = (2, 3, 1)
+
+    def execute(self) -> None:
+        return None
+
+
+def test_a_task_prints_as_its_quoted_name_and_version() -> None:
+    assert str(Boot("boot")) == '"boot==1.0"'
+    assert f"executing {Patched('p')}" == 'executing "p==2.3.1"'
+    assert str(FunctorTask(lambda: 1, name="f", version=(3, 0))) == '"f==3.0"'
+    assert repr(Boot("boot")) == "<Boot 'boot'>"  # repr stays flowkit's
+
+
+def test_an_atom_without_a_version_prints_its_quoted_name() -> None:
+    assert str(Times(2, name="again")) == '"again"'
+
+
+def test_a_saved_atom_detail_keeps_the_version_as_text() -> None:
+    backend = backends.fetch("memory://")
+    book = LogBook("book")
+    engine = engines.load(LinearFlow("f").add(Boot("boot"), Patched("p")), backend=backend, book=book)
+    engine.run()
+    with backend.get_connection() as conn:
+        saved = conn.get_logbook(book.uuid).find(engine.storage.flow_uuid)
+    assert saved is not None
+    assert {ad.name: ad.version for ad in saved} == {"boot": "1.0", "p": "2.3.1"}
+
+
+def test_pformat_prints_times_in_utc_without_an_offset() -> None:
+    two_hours_east = timezone(timedelta(hours=2))
+    book = LogBook("b", "b-1", created_at=datetime(2026, 1, 2, 5, 4, 5, 6, tzinfo=two_hours_east))
+    lines = book.pformat(linesep="\n").splitlines()
+    assert " - created_at = 2026-01-02T03:04:05.000006" in lines
+    naive = LogBook("n", "n-1", created_at=datetime(2026, 1, 2, 3, 4, 5))
+    assert " - created_at = 2026-01-02T03:04:05" in naive.pformat(linesep="\n").splitlines()
+    assert datetime(2026, 1, 2, tzinfo=UTC).isoformat().endswith("+00:00")  # what was printed before
+
+
+def test_pformat_leaves_out_an_empty_store_but_shows_a_filled_one() -> None:
+    empty = FlowDetail("f", "f-1", meta={"store": {}})
+    assert "metadata" not in empty.pformat(linesep="\n")
+    filled = FlowDetail("g", "g-1", meta={"store": {"x": 1}})
+    assert filled.pformat(linesep="\n").splitlines()[-2:] == [" - metadata:", "   + store = {'x': 1}"]
