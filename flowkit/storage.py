@@ -229,9 +229,18 @@ class Storage:
         )
 
     def fetch_all(self) -> dict[str, Any]:
-        """Every symbol with a value: the store, overridden by what atoms provided."""
+        """Every symbol with a value: the store, overridden by what atoms provided.
+
+        The store's names come first, then the atoms' in the order the atoms run (topological, ties
+        in declaration order), as TaskFlow lists them: programs print this dict.
+        """
         out = dict(self.store)
-        for symbol in self.providers():
+        providers = self.providers()
+        rank = {i: r for r, i in enumerate(self.compiled.order)}
+        last = len(rank)
+        for symbol in sorted(
+            providers, key=lambda s: min((rank.get(i, last) for i in providers[s]), default=last)
+        ):
             try:
                 out[symbol] = self.fetch(symbol)
             except FlowkitError:

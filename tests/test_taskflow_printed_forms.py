@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from flowkit import FunctorTask, LinearFlow, Task, engines
+from flowkit import FunctorTask, GraphFlow, LinearFlow, Task, engines
 from flowkit.persistence import backends
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.retry import Times
@@ -63,3 +63,20 @@ def test_pformat_leaves_out_an_empty_store_but_shows_a_filled_one() -> None:
     assert "metadata" not in empty.pformat(linesep="\n")
     filled = FlowDetail("g", "g-1", meta={"store": {"x": 1}})
     assert filled.pformat(linesep="\n").splitlines()[-2:] == [" - metadata:", "   + store = {'x': 1}"]
+
+
+class Add(Task):
+    def execute(self, x: int, y: int) -> int:
+        return x + y
+
+
+def test_fetch_all_lists_the_store_then_results_in_the_order_atoms_run() -> None:
+    # "late" is declared before "early" but needs its result: it runs, and is listed, after it.
+    flow = GraphFlow("g").add(
+        Add("late", provides="c", rebind=["a", "b"]),
+        Add("early", provides="b", rebind=["a", "a"]),
+        Add("other", provides="d", rebind=["a", "a"]),
+    )
+    engine = engines.load(flow, store={"z": 0, "a": 1})
+    engine.run()
+    assert list(engine.storage.fetch_all().items()) == [("z", 0), ("a", 1), ("b", 2), ("d", 2), ("c", 3)]
