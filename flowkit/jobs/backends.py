@@ -1,6 +1,7 @@
 """TaskFlow's module path for the job board backends; everything here is :mod:`flowkit.jobboard.backends`.
 
-``fetch(name, url, persistence)`` takes a URL, as flowkit's does (not TaskFlow's settings dict).
+``fetch(name, conf, persistence=..., client=...)`` takes a URL or TaskFlow's settings dict
+(:mod:`flowkit.jobboard.backends.settings`).
 """
 
 from __future__ import annotations

@@ -109,7 +109,9 @@ class Session:
                 self.client = self._new_client()
             except Exception as exc:  # an address kazoo cannot parse
                 raise self.translate(exc, "connect") from exc
-        if self.own_client:
+        # A shared client is started here if its owner has not yet (as TaskFlow's boards do), and
+        # still left running on stop(): starting and stopping it stays the owner's business.
+        if self.own_client or not self.client.connected:
             try:
                 self.client.start(timeout=self.timeout)
             except KazooTimeoutError as exc:
