@@ -28,6 +28,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "flowkit.context",
             "flowkit.names",
             "flowkit.extras",
+            "flowkit.logging",
             "flowkit.types",
         ),
         (),

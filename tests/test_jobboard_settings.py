@@ -81,3 +81,43 @@ def test_a_board_starts_a_shared_client_and_leaves_it_running(zookeeper_hosts: s
     finally:
         client.stop()
         client.close()
+
+
+def test_backend_gives_a_connected_board_and_closes_it(tmp_path: Path) -> None:
+    with boards.backend("b", f"sqlite:///{tmp_path}/b.db", persistence="memory://") as board:
+        assert board.connected
+        board.post("job-1", details={"color": "red"})
+        assert [job.details["color"] for job in board.iterjobs()] == ["red"]
+    assert not board.connected
+
+
+def test_boards_sharing_one_unstarted_client_connect_from_many_threads(
+    zookeeper_hosts: str, zk_path: str
+) -> None:
+    import threading
+
+    from flowkit.utils import kazoo_utils
+
+    client = kazoo_utils.make_client({"hosts": zookeeper_hosts})
+    conf = {"board": "zookeeper", "hosts": zookeeper_hosts, "path": zk_path, "timeout": 4}
+    errors: list[BaseException] = []
+
+    def connect(k: int) -> None:
+        try:
+            with boards.backend(f"b{k}", conf, client=client, persistence="memory://") as board:
+                board.post(f"job-{k}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=connect, args=(k,)) for k in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []
+        with boards.backend("reader", conf, client=client, persistence="memory://") as reader:
+            assert sorted(job.name for job in reader.iterjobs()) == [f"job-{k}" for k in range(6)]
+    finally:
+        client.stop()
+        client.close()

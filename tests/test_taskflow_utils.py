@@ -73,3 +73,30 @@ def test_make_client_connects_to_zookeeper(zookeeper_hosts: str) -> None:
     finally:
         client.stop()
         client.close()
+
+
+def test_taskflow_log_levels_and_a_logger_that_traces(caplog: pytest.LogCaptureFixture) -> None:
+    from flowkit import logging as fk_logging
+
+    assert fk_logging.TRACE == fk_logging.BLATHER == 5 < fk_logging.DEBUG
+    log = fk_logging.getLogger("fk.test.trace", extra={"who": "me"})
+    with caplog.at_level(fk_logging.TRACE, logger="fk.test.trace"):
+        log.trace("deep %s", "detail")
+        log.blather("deeper")
+    assert [(r.levelname, r.getMessage(), r.who) for r in caplog.records] == [  # type: ignore[attr-defined]
+        ("TRACE", "deep detail", "me"),
+        ("TRACE", "deeper", "me"),
+    ]
+
+
+def test_eventlet_check_says_whether_it_is_installed() -> None:
+    from flowkit.exceptions import FlowkitError
+    from flowkit.utils import eventlet_utils
+
+    if eventlet_utils.EVENTLET_AVAILABLE:
+        eventlet_utils.check_for_eventlet()
+    else:
+        with pytest.raises(FlowkitError, match="eventlet is not installed"):
+            eventlet_utils.check_for_eventlet()
+        with pytest.raises(KeyError):
+            eventlet_utils.check_for_eventlet(KeyError("mine"))
