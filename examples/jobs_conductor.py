@@ -57,7 +57,12 @@ def main() -> None:
     parser.add_argument("--hosts", default="127.0.0.1:2181", help="ZooKeeper hosts (with --zookeeper)")
     args = parser.parse_args()
 
-    work = tempfile.mkdtemp(prefix="jobs-")
+    with tempfile.TemporaryDirectory(prefix="jobs-") as work:
+        post_and_conduct(args, work)
+
+
+def post_and_conduct(args: argparse.Namespace, work: str) -> None:
+    """Post the orders as jobs, then run a conductor until the board is empty."""
     persistence = backends.fetch(f"sqlite:///{work}/flows.sqlite")
     with persistence.get_connection() as conn:
         conn.upgrade()

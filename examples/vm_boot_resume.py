@@ -85,11 +85,17 @@ def main() -> int:
     parser.add_argument("--db", help="persistence URL (default: a SQLite file in a temporary directory)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    db = args.db or f"sqlite:///{tempfile.mkdtemp(prefix='vm-boot-')}/flows.sqlite"
     if args.child:
-        first_run(db)
+        first_run(args.db)
         return 0
+    if args.db:
+        return boot(args.db)
+    with tempfile.TemporaryDirectory(prefix="vm-boot-") as work:
+        return boot(f"sqlite:///{work}/flows.sqlite")
 
+
+def boot(db: str) -> int:
+    """Run the flow in a child process that dies half way, then resume it here."""
     with backends.fetch(db).get_connection() as conn:
         conn.upgrade()  # create the schema (idempotent)
 
