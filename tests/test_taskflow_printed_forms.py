@@ -80,3 +80,27 @@ def test_fetch_all_lists_the_store_then_results_in_the_order_atoms_run() -> None
     engine = engines.load(flow, store={"z": 0, "a": 1})
     engine.run()
     assert list(engine.storage.fetch_all().items()) == [("z", 0), ("a", 1), ("b", 2), ("d", 2), ("c", 3)]
+
+
+def test_a_new_flow_detail_has_no_state_until_saved_then_reads_back_pending() -> None:
+    backend = backends.fetch("memory://")
+    book = LogBook("book")
+    detail = book.add(FlowDetail("f"))
+    assert detail.state is None and "state=None" in repr(detail)
+    assert "  - state = None" in book.pformat(linesep="\n").splitlines()
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+        assert detail.state is None  # saving leaves the caller's object as it was
+        assert conn.get_flow_detail(detail.uuid).state == "PENDING"
+
+
+def test_an_engine_runs_a_flow_detail_that_has_no_state_yet() -> None:
+    backend = backends.fetch("memory://")
+    book = LogBook("book")
+    detail = book.add(FlowDetail("f"))
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    engine = engines.load(LinearFlow("f").add(Boot("boot")), backend=backend, book=book, flow_detail=detail)
+    engine.run()
+    with backend.get_connection() as conn:
+        assert conn.get_flow_detail(detail.uuid).state == "SUCCESS"

@@ -198,6 +198,9 @@ ATOM_DETAIL_CLASSES: dict[str, type[AtomDetail]] = {TASK_KIND: TaskDetail, RETRY
 class FlowDetail:
     """The saved state of one run of one flow: its state, failures, ``meta`` and atom details.
 
+    ``state`` is None in a flow detail made here that no engine has run yet (TaskFlow's convention);
+    it is saved as ``PENDING``, so one read back from a backend always has a state.
+
     ``failures`` are the failures the flow reverts (or reverted) for: a flow that crashed while
     reverting needs them to finish reverting. ``meta["store"]`` is the flow's store and
     ``meta["factory"]`` the factory that rebuilds the flow (see ``engines.save_factory_details``).
@@ -208,7 +211,7 @@ class FlowDetail:
         name: str,
         uuid: str | None = None,
         *,
-        state: FlowState | str = FlowState.PENDING,
+        state: FlowState | str | None = None,
         meta: Mapping[str, Any] | None = None,
         failures: Mapping[str, Failure] | None = None,
         created_at: datetime | None = None,
@@ -217,7 +220,7 @@ class FlowDetail:
     ) -> None:
         self.name = check_name(name, "flow name")
         self.uuid = uuid or _new_uuid()
-        self.state = FlowState(state)
+        self.state: FlowState | None = None if state is None else FlowState(state)
         self.meta: dict[str, Any] = dict(meta or {})
         self.failures: dict[str, Failure] = dict(failures or {})
         self.created_at = created_at or utcnow()
@@ -259,15 +262,13 @@ class FlowDetail:
         """This flow detail and its atom details as indented multi-line text (for people and logs)."""
         inner = indent + 1
         lines = [_head(self, self.name, indent), _field(inner, "uuid", self.uuid)]
-        lines.append(_field(inner, "state", self.state.value))
+        lines.append(_field(inner, "state", self.state))  # None for a new one, as TaskFlow prints it
         lines.extend(_meta_lines(self.meta, inner))
         lines.extend(atom.pformat(inner, linesep) for atom in self)
         return linesep.join(lines)
 
     def __repr__(self) -> str:
-        return (
-            f"FlowDetail(name={self.name!r}, uuid={self.uuid!r}, state={self.state.value}, atoms={len(self)})"
-        )
+        return f"FlowDetail(name={self.name!r}, uuid={self.uuid!r}, state={self.state}, atoms={len(self)})"
 
 
 class LogBook:
