@@ -6,14 +6,18 @@ Runs on a pool thread, never on the thread that owns the connection: it hands it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.exceptions import FlowkitError, InvalidMessageError, NotSerializableError
 from flowkit.failure import Failure
+from flowkit.notifier import ANY, EVENT_UPDATE_PROGRESS
 from flowkit.task import Task
 from flowkit.workers import protocol as p
+
+LOG = logging.getLogger(__name__)
 
 Post = Callable[[tuple[Any, ...]], None]
 """Hands ``(kind, request uuid, reply_to, body)`` to the connection's thread."""
@@ -30,9 +34,25 @@ def call_task(
         body = p.encode(p.PROGRESS, uuid=req_id, worker=worker, progress=value)
         post((p.PROGRESS, req_id, reply_to, body))
 
+    def event(event_type: str, details: Mapping[str, Any]) -> None:
+        if event_type == EVENT_UPDATE_PROGRESS:  # sent as a progress message already
+            return
+        try:
+            body = p.encode(p.EVENT, uuid=req_id, worker=worker, event=event_type, details=dict(details))
+        except (TypeError, ValueError) as exc:
+            LOG.warning(
+                "task %r: event %r not sent to the engine: its details are not JSON (%s)",
+                atom,
+                event_type,
+                exc,
+            )
+            return
+        post((p.EVENT, req_id, reply_to, body))
+
     token = set_current(AtomContext(atom, req.get("atom_uuid", ""), progress))
     try:
         task = cls(name=atom)
+        task.notifier.register(ANY, event)  # relayed to the engine's copy of the task (TaskFlow does)
         fn = task.execute if req["action"] == "execute" else task.revert
         result = fn(**req["arguments"], **extras)
     except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on

@@ -43,6 +43,8 @@ class Request:
     """Sent: the last time it was seen waiting for a worker thread to come free (or when it was sent)."""
     deadline: float = math.inf
     """When its atom's timeout ends (from sending); infinite without one."""
+    atom: Atom | None = None
+    """The engine's copy of the atom: events the task sends while it runs go to its notifier."""
     refusal: Failure | None = None
     """A worker refused a redelivered copy while it was sent: held until ``unheard`` have spoken."""
     unheard: set[str] | None = None
