@@ -5,7 +5,8 @@
     python examples/jobs_conductor.py --zookeeper --hosts zk1:2181,zk2:2181
 
 The producer posts one job per order: ``post_flow`` saves a logbook with a flow detail naming the
-factory that builds the flow, stores the order with it, and posts the job. The conductor (here a
+factory that builds the flow (by import path: ``jobs_conductor:make_order_flow``, this file as a
+module), stores the order with it, and posts the job. The conductor (here a
 thread of the same program; usually ``flowkit-conductor`` on other machines) claims jobs one at a
 time, rebuilds each flow from its factory, runs it with the job's store, and consumes the job. Were
 it to die half way, another conductor would claim the job and resume the flow from the database.
@@ -48,6 +49,7 @@ def make_order_flow() -> Flow:
     return LinearFlow("fulfil-order").add(Pick("pick"), Ship("ship"))
 
 
+FACTORY = "jobs_conductor:make_order_flow"
 ORDERS = {"order-1": ["book"], "order-2": ["lamp", "bulb"], "order-3": ["kettle"]}
 
 
@@ -74,15 +76,17 @@ def post_and_conduct(args: argparse.Namespace, work: str) -> None:
     # The producer: one job per order.
     with boards.fetch("orders", url, persistence=persistence) as board:
         for order, items in ORDERS.items():
-            board.post_flow(make_order_flow, store={"order": order, "items": items}, name=order)
+            # The factory by import path: this file is the module ``jobs_conductor`` to a conductor
+            # (with examples/ on its path), wherever that conductor runs.
+            board.post_flow(FACTORY, store={"order": order, "items": items}, name=order)
             print(f"posted {order}")
         print(f"{board.job_count()} jobs on the board")
 
-    # The consumer: a conductor running one job at a time ("blocking"). A real deployment allows
-    # only the packages its factories live in; this program's are in __main__.
+    # The consumer: a conductor running one job at a time ("blocking"), allowed to build flows only
+    # from factories defined in the module the jobs name.
     board = boards.fetch("orders", url, persistence=persistence)
     board.connect()
-    conductor = conductors.fetch("blocking", "conductor-1", board, allow=["__main__"], wait_timeout=0.1)
+    conductor = conductors.fetch("blocking", "conductor-1", board, allow=["jobs_conductor"], wait_timeout=0.1)
     runner = threading.Thread(target=conductor.run, name="conductor")
     runner.start()
     deadline = time.monotonic() + 60

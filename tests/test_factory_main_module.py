@@ -100,3 +100,17 @@ def test_a_main_factory_missing_from_this_program_says_where_it_resolves() -> No
         InvalidFlowError, match=r"no attribute 'no_such_factory'.*only where that program runs"
     ):
         resolve_factory("__main__:no_such_factory")
+
+
+def test_posting_a_job_with_a_main_factory_warns_who_can_run_it(
+    main_factory: types.FunctionType, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flowkit.jobboard import backends as boards
+
+    board = boards.fetch("b", f"sqlite:///{tmp_path}/b.db", persistence=f"sqlite:///{tmp_path}/p.db")
+    with board, caplog.at_level("WARNING", logger="flowkit.jobboard.posting"):
+        board.post_flow(main_factory, name="j-main")
+        board.post_flow("tests.job_flows:steps", name="j-module")
+    warned = [r.getMessage() for r in caplog.records if r.name == "flowkit.jobboard.posting"]
+    assert len(warned) == 1 and "'j-main'" in warned[0] and "__main__:fk_test_make" in warned[0]
+    assert "only a conductor running in this same program" in warned[0]
