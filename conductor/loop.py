@@ -51,7 +51,7 @@ from flowkit.exceptions import (
 from flowkit.factory import allow_list
 from flowkit.jobboard import ClaimEvent, Job, JobBoard
 from flowkit.jobboard.backends import display_url
-from flowkit.notifier import ANY
+from flowkit.notifier import ANY, Notifier
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.shared import backend_for, ensure_schema
 from flowkit.states import FLOW_FINISHED
@@ -91,6 +91,9 @@ class Conductor:
         self.wait_timeout = wait_timeout
         self.grace = grace
         self.stats = Stats()
+        self.notifier = Notifier()
+        """TaskFlow's conductor events: ``running_start``/``running_end`` around each run of a job's flow,
+        ``job_consumed``, ``job_abandoned``; details ``{"conductor", "job", "engine", "persistence"}``."""
         self._stopping = threading.Event()
         self._runs: dict[str, Run] = {}
         # Claim events heard while claim_next runs, for the job it is about to return (None: not claiming)
@@ -354,7 +357,11 @@ class Conductor:
                 run.changed.clear()
                 continue
             try:
-                engine.run()
+                self._event("running_start", job, engine)
+                try:
+                    engine.run()
+                finally:
+                    self._event("running_end", job, engine)
             except ClaimLost:
                 raise  # not ours any more, whatever the flow's state says: drop it (see _run_job)
             except Exception as exc:
@@ -377,6 +384,11 @@ class Conductor:
                 self._park(job, engine.parked.wake_at, engine.parked.events)
                 return
 
+    def _event(self, event: str, job: Job, engine: Any) -> None:
+        if self.notifier.active:  # nothing is built for a conductor nobody listens to
+            details = {"conductor": self, "job": job, "engine": engine, "persistence": self.persistence}
+            self.notifier.notify(event, details)
+
     # -- board operations, logged -------------------------------------------------------------------
 
     def _consume(self, job: Job, run: Run) -> None:
@@ -386,6 +398,7 @@ class Conductor:
             LOG.warning("conductor %r: could not consume job %s: %s", self.name, job, exc)
             return
         self.stats.add("consumed")
+        self._event("job_consumed", job, run.engine)
         LOG.info(
             "conductor %r: consumed job %s (%s)",
             self.name,
@@ -424,6 +437,7 @@ class Conductor:
             LOG.warning("conductor %r: could not abandon job %s: %s", self.name, job, exc)
             return
         self.stats.add("abandoned")
+        self._event("job_abandoned", job, None)
         LOG.info("conductor %r: abandoned job %s: %s", self.name, job, reason)
 
     def _set_aside(self, job: Job, reason: str) -> None:

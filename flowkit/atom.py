@@ -60,6 +60,13 @@ class Names(AbstractSet[str]):
         return f"Names({list(self._order)!r})"
 
 
+def version_text(version: object) -> str:
+    """A version as people write it: ``(1, 0)`` (how tasks declare it) is ``"1.0"``."""
+    if isinstance(version, tuple | list):
+        return ".".join(str(part) for part in version)
+    return str(version)
+
+
 def class_name(obj: object) -> str:
     """``module.QualName`` of an object's class (or of a function)."""
     target = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else type(obj)

@@ -148,7 +148,14 @@ def _walk(path: str, allow: list[str] | None) -> Any:
             obj = getattr(obj, part)
         except AttributeError:
             owner = f"module {module_name!r}" if k == 0 else repr(f"{module_name}:{'.'.join(parts[:k])}")
-            raise InvalidFlowError(f"factory path {path!r}: {owner} has no attribute {part!r}") from None
+            hint = (
+                " (a factory in __main__ resolves only where that program runs)"
+                if module_name == "__main__"
+                else ""
+            )
+            raise InvalidFlowError(
+                f"factory path {path!r}: {owner} has no attribute {part!r}{hint}"
+            ) from None
         if allow is None or (k == len(parts) - 1 and _as_flow(obj) is not None):
             continue
         home = _home(obj)
@@ -205,14 +212,15 @@ def build_flow(path: str, *args: Any, allow: Iterable[str] | None = None, **kwar
 
 
 def factory_path(factory: Callable[..., Any]) -> str:
-    """The ``"module:qualname"`` another process imports ``factory`` by; refused when there is none."""
+    """The ``"module:qualname"`` another process imports ``factory`` by; refused when there is none.
+
+    A factory defined in the program being run is recorded as ``"__main__:name"``, as TaskFlow does:
+    it resolves in any process running that same program (the program run again to resume, or a
+    conductor thread beside the poster), and in no other (``module '__main__' has no attribute``).
+    Under an allow list it is found only when ``"__main__"`` is allowed by name.
+    """
     module = getattr(factory, "__module__", None)
     qualname = getattr(factory, "__qualname__", None)
-    if module == "__main__":
-        raise InvalidFlowError(
-            f"factory {qualname!r} is defined in __main__, which another process cannot import: "
-            f"move it into a module (or pass its 'module:name' path as a string)"
-        )
     if not module or not qualname or "<" in qualname:
         raise InvalidFlowError(
             f"factory {factory!r} has no import path: use a module-level function or class method "

@@ -29,6 +29,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "flowkit.context",
             "flowkit.names",
             "flowkit.extras",
+            "flowkit.logging",
             "flowkit.types",
         ),
         (),
@@ -76,6 +77,7 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "flowkit.__main__",
             "flowkit.conductors",
             "flowkit.serve",
+            "flowkit.tests",
             "conductor",
         ),
         (

@@ -78,7 +78,7 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def _show_flow(fd: FlowDetail) -> None:
-    click.echo(f"flow {fd.name!r} {fd.uuid}  {fd.state.value}  (logbook {fd.parent_uuid})")
+    click.echo(f"flow {fd.name!r} {fd.uuid}  {fd.state}  (logbook {fd.parent_uuid})")
     click.echo(f"  created {_when(fd.created_at)}, updated {_when(fd.updated_at)}")
     factory = fd.meta.get("factory")
     if isinstance(factory, dict):
@@ -109,7 +109,7 @@ def _show_book(book: LogBook, atoms: bool) -> None:
             _show_flow(fd)
         else:
             done = sum(1 for ad in fd if ad.state.value in ("SUCCESS", "IGNORE"))
-            click.echo(f"  flow {fd.name!r} {fd.uuid}  {fd.state.value}  {done}/{len(fd)} atoms done")
+            click.echo(f"  flow {fd.name!r} {fd.uuid}  {fd.state}  {done}/{len(fd)} atoms done")
 
 
 @click.command("show", epilog=URL_HELP)

@@ -154,7 +154,7 @@ def _flow_json(fd: FlowDetail) -> dict[str, Any]:
     return {
         "uuid": fd.uuid,
         "name": fd.name,
-        "state": fd.state.value,
+        "state": (fd.state or FlowState.PENDING).value,
         "logbook_uuid": fd.parent_uuid,
         "created_at": fd.created_at.isoformat(),
         "updated_at": fd.updated_at.isoformat(),
@@ -165,7 +165,9 @@ def _flow_json(fd: FlowDetail) -> dict[str, Any]:
 
 
 def _show(fd: FlowDetail) -> None:
-    click.echo(f"flow {fd.name!r} {fd.uuid}  {fd.state.value}  (logbook {fd.parent_uuid})")
+    click.echo(
+        f"flow {fd.name!r} {fd.uuid}  {(fd.state or FlowState.PENDING).value}  (logbook {fd.parent_uuid})"
+    )
     click.echo(f"  created {_when(fd.created_at)}, updated {_when(fd.updated_at)}")
     factory = fd.meta.get("factory")
     if isinstance(factory, dict):

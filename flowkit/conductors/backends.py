@@ -16,6 +16,7 @@ from typing import Any
 from conductor import Conductor
 from flowkit.exceptions import ConductorError
 from flowkit.jobboard import JobBoard
+from flowkit.notifier import Notifier
 from flowkit.persistence.backends import Backend
 
 KINDS = {"blocking": 1, "nonblocking": 4}
@@ -36,6 +37,12 @@ class TaskFlowConductor:
     @property
     def name(self) -> str:
         return self.conductor.name
+
+    @property
+    def notifier(self) -> Notifier:
+        """The conductor's events (``running_start``, ``running_end``, ``job_consumed``,
+        ``job_abandoned``), as TaskFlow's conductors send them."""
+        return self.conductor.notifier
 
     @property
     def dispatching(self) -> bool:

@@ -46,6 +46,15 @@ __all__ = [
 ]
 
 
+def _engine_conf(conf: Any) -> dict[str, Any]:
+    """TaskFlow's ``engine_conf``: an engine name, or a dict of options with the name under "engine"."""
+    if isinstance(conf, str):
+        return {"engine": conf}
+    if isinstance(conf, Mapping):
+        return dict(conf)
+    raise InvalidFlowError(f"engine_conf must be an engine name or a dict of options, got {conf!r}")
+
+
 def load(
     flow: Flow,
     store: Mapping[str, Any] | None = None,
@@ -77,6 +86,10 @@ def load(
         raise InvalidFlowTypeError(
             f"engines.load needs a flow or an atom, got {type(flow).__name__} {flow!r}"
         )
+    if "engine_conf" in options:  # TaskFlow's older form: the engine's name and options in one dict
+        conf = {"engine": engine, **_engine_conf(options.pop("engine_conf")), **options}
+        return load(flow, store, executor=executor, max_workers=max_workers, backend=backend, book=book,
+                    flow_detail=flow_detail, fence=fence, defer_reverts=defer_reverts, **conf)  # fmt: skip
     if backend is None and (book is not None or flow_detail is not None or fence is not None):
         raise InvalidFlowError(
             "book=, flow_detail= and fence= need backend= (a persistence backend or its URL)"

@@ -10,6 +10,7 @@ post leaves nothing behind.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from flowkit.persistence.shared import ensure_schema
 if TYPE_CHECKING:
     from flowkit.jobboard.base import JobBoard
     from flowkit.jobboard.job import Job
+
+LOG = logging.getLogger(__name__)
 
 
 def persistence_of(board: JobBoard) -> Backend:
@@ -75,7 +78,14 @@ def post_flow(
     job_name = name or _default_name(factory)
     book = LogBook(job_name)
     flow_detail = book.add(FlowDetail(job_name))
-    save_factory_details(flow_detail, factory, factory_args, factory_kwargs)
+    recorded = save_factory_details(flow_detail, factory, factory_args, factory_kwargs)
+    if recorded.name.startswith("__main__:"):
+        LOG.warning(
+            "job %r: its factory %s is defined in the program posting it; only a conductor running in "
+            "this same program can build its flow (any other sets the job aside)",
+            job_name,
+            recorded.name,
+        )
     job_details = dict(details or {})
     if store:
         flow_detail.meta["store"] = dict(store)

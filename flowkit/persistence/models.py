@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from flowkit.atom import version_text
 from flowkit.failure import Failure
 from flowkit.names import check_name
 from flowkit.retry import History
@@ -68,19 +69,29 @@ def _field(indent: int, key: str, value: object) -> str:
     return f"{' ' * indent}- {key} = {value}"
 
 
+def _utc_text(when: datetime) -> str:
+    """``when`` in UTC, ISO 8601 without the offset (``2026-01-02T03:04:05.000006``), as TaskFlow prints."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when.isoformat()
+
+
 def _version_text(version: object) -> str | None:
     """A version as people write it: ``(1, 0)`` (how tasks often declare it) is ``1.0``."""
-    if isinstance(version, tuple | list):
-        return ".".join(str(part) for part in version)
-    return None if version is None else str(version)
+    return None if version is None else version_text(version)
 
 
 def _meta_lines(meta: Mapping[str, Any], indent: int) -> list[str]:
-    """``meta`` as lines; ``progress`` (a fraction) as a percentage, the way people read it."""
-    if not meta:
+    """``meta`` as lines; ``progress`` (a fraction) as a percentage, the way people read it.
+
+    An empty ``store`` (every flow detail flowkit saves has one) is left out: it says nothing, and
+    TaskFlow's text has no such line.
+    """
+    shown = {key: value for key, value in meta.items() if not (key == "store" and value == {})}
+    if not shown:
         return []
     lines = [f"{' ' * indent}- metadata:"]
-    for key, value in meta.items():
+    for key, value in shown.items():
         if key == "progress" and isinstance(value, int | float) and not isinstance(value, bool):
             value = f"{value * 100.0:0.2f}%"
         lines.append(f"{' ' * (indent + 2)}+ {key} = {value}")
@@ -199,6 +210,9 @@ ATOM_DETAIL_CLASSES: dict[str, type[AtomDetail]] = {TASK_KIND: TaskDetail, RETRY
 class FlowDetail:
     """The saved state of one run of one flow: its state, failures, ``meta`` and atom details.
 
+    ``state`` is None in a flow detail made here that no engine has run yet (TaskFlow's convention);
+    it is saved as ``PENDING``, so one read back from a backend always has a state.
+
     ``failures`` are the failures the flow reverts (or reverted) for: a flow that crashed while
     reverting needs them to finish reverting. ``meta["store"]`` is the flow's store and
     ``meta["factory"]`` the factory that rebuilds the flow (see ``engines.save_factory_details``).
@@ -209,7 +223,7 @@ class FlowDetail:
         name: str,
         uuid: str | None = None,
         *,
-        state: FlowState | str = FlowState.PENDING,
+        state: FlowState | str | None = None,
         meta: Mapping[str, Any] | None = None,
         failures: Mapping[str, Failure] | None = None,
         created_at: datetime | None = None,
@@ -218,7 +232,7 @@ class FlowDetail:
     ) -> None:
         self.name = check_name(name, "flow name")
         self.uuid = uuid or _new_uuid()
-        self.state = FlowState(state)
+        self.state: FlowState | None = None if state is None else FlowState(state)
         self.meta: dict[str, Any] = dict(meta or {})
         self.failures: dict[str, Failure] = dict(failures or {})
         self.created_at = created_at or utcnow()
@@ -260,15 +274,13 @@ class FlowDetail:
         """This flow detail and its atom details as indented multi-line text (for people and logs)."""
         inner = indent + 1
         lines = [_head(self, self.name, indent), _field(inner, "uuid", self.uuid)]
-        lines.append(_field(inner, "state", self.state.value))
+        lines.append(_field(inner, "state", self.state))  # None for a new one, as TaskFlow prints it
         lines.extend(_meta_lines(self.meta, inner))
         lines.extend(atom.pformat(inner, linesep) for atom in self)
         return linesep.join(lines)
 
     def __repr__(self) -> str:
-        return (
-            f"FlowDetail(name={self.name!r}, uuid={self.uuid!r}, state={self.state.value}, atoms={len(self)})"
-        )
+        return f"FlowDetail(name={self.name!r}, uuid={self.uuid!r}, state={self.state}, atoms={len(self)})"
 
 
 class LogBook:
@@ -311,8 +323,8 @@ class LogBook:
         inner = indent + 1
         lines = [_head(self, self.name, indent), _field(inner, "uuid", self.uuid)]
         lines.extend(_meta_lines(self.meta, inner))
-        lines.append(_field(inner, "created_at", self.created_at.isoformat()))
-        lines.append(_field(inner, "updated_at", self.updated_at.isoformat()))
+        lines.append(_field(inner, "created_at", _utc_text(self.created_at)))
+        lines.append(_field(inner, "updated_at", _utc_text(self.updated_at)))
         lines.extend(flow.pformat(inner, linesep) for flow in self)
         return linesep.join(lines)
 

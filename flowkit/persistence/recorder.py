@@ -42,6 +42,7 @@ import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from flowkit.atom import version_text
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.exceptions import ClaimLost, StorageError
 from flowkit.persistence.backends.base import Backend, Connection
@@ -220,14 +221,15 @@ class BackendRecorder(Recorder):
             conn.validate()
             conn.run(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
         fd = self.flow_detail
-        storage.flow_state = FlowState.SUSPENDED if fd.state in _INTERRUPTED else fd.state
+        saved_state = fd.state or FlowState.PENDING  # None: a new flow detail no engine has run yet
+        storage.flow_state = FlowState.SUSPENDED if saved_state in _INTERRUPTED else saved_state
         if self._unfinished:
             LOG.warning(
                 "flow detail %r (%s) was saved %s while its atoms %s were not finished (a lost write?): "
                 "resuming it as interrupted",
                 fd.name,
                 fd.uuid,
-                fd.state.value,
+                saved_state.value,
                 ", ".join(self._unfinished),
             )
             storage.flow_state = FlowState.SUSPENDED
@@ -282,7 +284,9 @@ class BackendRecorder(Recorder):
             if ad is None:
                 cls = RetryDetail if c.kinds[i] == RETRY else TaskDetail
                 version = getattr(c.atoms[i], "version", None)
-                ad = cls(name, atom_uuid(fd.uuid, name), version=None if version is None else str(version))
+                ad = cls(
+                    name, atom_uuid(fd.uuid, name), version=None if version is None else version_text(version)
+                )
                 ad.position = i
                 save = True
             elif c.kinds[i] == RETRY and not isinstance(ad, RetryDetail):
@@ -409,7 +413,7 @@ def _unfinished(saved: FlowDetail, names: list[str]) -> list[str]:
     database that lost writes can still show one. Resumed as interrupted, the engine then runs (or
     reverts) what is left instead of taking the flow as done.
     """
-    final = _FINAL_ATOMS.get(saved.state)
+    final = _FINAL_ATOMS.get(saved.state) if saved.state is not None else None
     if final is None:
         return []
     ours = set(names)

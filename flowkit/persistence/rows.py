@@ -23,6 +23,7 @@ from flowkit.persistence.models import (
     RetryDetail,
 )
 from flowkit.retry import History
+from flowkit.states import FlowState
 
 LOGBOOKS = "logbooks"
 FLOWS = "flowdetails"
@@ -164,7 +165,7 @@ class Codec:
             "uuid": fd.uuid,
             "parent_uuid": fd.parent_uuid,
             "name": fd.name,
-            "state": fd.state.value,
+            "state": (fd.state or FlowState.PENDING).value,  # a new flow detail (None) is saved PENDING
             "meta": self.dump(fd.meta, owner, "the meta (store or factory arguments)"),
             "failures": self.dump({n: f.to_dict() for n, f in fd.failures.items()}, owner, "failures"),
             "created_at": fd.created_at,

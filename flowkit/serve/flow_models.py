@@ -11,7 +11,7 @@ from flowkit.failure import Failure
 from flowkit.persistence.models import AtomDetail, FlowDetail
 from flowkit.persistence.queries import FlowSummary
 from flowkit.serve.flow_graph import Graph
-from flowkit.states import AtomState
+from flowkit.states import AtomState, FlowState
 
 __all__ = ["AtomOut", "FailureOut", "FlowList", "FlowOut", "FlowSummaryOut", "GraphOut", "WaitOut", "seconds"]
 
@@ -198,7 +198,7 @@ class FlowOut(BaseModel):
         return cls(
             uuid=fd.uuid,
             name=fd.name,
-            state=fd.state.value,
+            state=(fd.state or FlowState.PENDING).value,
             logbook_uuid=fd.parent_uuid,
             created_at=fd.created_at,
             updated_at=fd.updated_at,

@@ -7,16 +7,20 @@ the connection: it hands its ``running`` and ``progress`` messages to that threa
 
 from __future__ import annotations
 
+import logging
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.engines.aio import call_async
 from flowkit.exceptions import CoroutineResult, FlowkitError, InvalidMessageError, NotSerializableError
 from flowkit.failure import Failure
+from flowkit.notifier import ANY, EVENT_UPDATE_PROGRESS
 from flowkit.task import Task
 from flowkit.workers import protocol as p
+
+LOG = logging.getLogger(__name__)
 
 Post = Callable[[tuple[Any, ...]], None]
 """Hands ``(kind, request uuid, reply_to, body)`` to the connection's thread."""
@@ -27,9 +31,11 @@ def call_task(
 ) -> bytes:
     """Run the request's action; the ``result`` message body (a failure never escapes as an exception)."""
     req_id, atom = req["uuid"], req["atom"]
-    token = set_current(_begin(req, reply_to, worker, post))
+    ctx, relay = _begin(req, reply_to, worker, post)
+    token = set_current(ctx)
     try:
         task = cls(name=atom)
+        task.notifier.register(ANY, relay)  # relayed to the engine's copy of the task (TaskFlow does)
         fn = task.execute if req["action"] == "execute" else task.revert
         result = fn(**req["arguments"], **extras)
         if type(result) is types.CoroutineType:  # never sent as a result (see CoroutineResult)
@@ -54,9 +60,10 @@ async def call_task_async(
     """:func:`call_task` for an ``async def`` action, awaited on the worker's event loop and cancelled
     there at ``timeout`` (the call then fails with AtomTimeout)."""
     req_id, atom = req["uuid"], req["atom"]
-    ctx = _begin(req, reply_to, worker, post)
+    ctx, relay = _begin(req, reply_to, worker, post)
     try:
         task = cls(name=atom)
+        task.notifier.register(ANY, relay)
     except Exception:
         return failure_body(req_id, worker, Failure())
     kwargs = {**req["arguments"], **extras}
@@ -66,16 +73,34 @@ async def call_task_async(
     return result_body(req_id, atom, worker, value)
 
 
-def _begin(req: dict[str, Any], reply_to: str, worker: str, post: Post) -> AtomContext:
-    """Announce the call as running; the context its task sees (progress goes to the engine)."""
-    req_id = req["uuid"]
+def _begin(
+    req: dict[str, Any], reply_to: str, worker: str, post: Post
+) -> tuple[AtomContext, Callable[[str, Mapping[str, Any]], None]]:
+    """Announce the call as running; the context its task sees (progress goes to the engine), and the
+    listener that relays the events the task sends on its own notifier to the engine."""
+    req_id, atom = req["uuid"], req["atom"]
     post((p.RUNNING, req_id, reply_to, p.encode(p.RUNNING, uuid=req_id, worker=worker)))
 
     def progress(_name: str, value: float) -> None:
         body = p.encode(p.PROGRESS, uuid=req_id, worker=worker, progress=value)
         post((p.PROGRESS, req_id, reply_to, body))
 
-    return AtomContext(req["atom"], req.get("atom_uuid", ""), progress)
+    def relay(event_type: str, details: Mapping[str, Any]) -> None:
+        if event_type == EVENT_UPDATE_PROGRESS:  # sent as a progress message already
+            return
+        try:
+            body = p.encode(p.EVENT, uuid=req_id, worker=worker, event=event_type, details=dict(details))
+        except (TypeError, ValueError) as exc:
+            LOG.warning(
+                "task %r: event %r not sent to the engine: its details are not JSON (%s)",
+                atom,
+                event_type,
+                exc,
+            )
+            return
+        post((p.EVENT, req_id, reply_to, body))
+
+    return AtomContext(atom, req.get("atom_uuid", ""), progress), relay
 
 
 def result_body(req_id: str, atom: str, worker: str, result: Any) -> bytes:

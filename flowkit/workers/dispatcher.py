@@ -57,6 +57,7 @@ from flowkit.exceptions import (
     WorkerError,
 )
 from flowkit.failure import Failure
+from flowkit.notifier import EVENT_UPDATE_PROGRESS
 from flowkit.workers import liveness, redelivery
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
@@ -181,7 +182,7 @@ class WorkerDispatcher(Dispatcher):
             self._done.append((i, not_started(action), False, Failure.from_exception(exc)))
             return
         progress = ctx.progress if ctx is not None else None
-        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout)
+        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout, atom=atom)
         req.is_async = any(flags_of(atom))  # a class with an async action is served from async slots
         queue = self._waiting.get(req.lane)
         if queue is not None:  # others wait for this task already: after them
@@ -341,7 +342,7 @@ class WorkerDispatcher(Dispatcher):
             message = inbox.popleft()
             try:
                 data = p.decode(
-                    message.body, message.content_type, (p.RESULT, p.RUNNING, p.PROGRESS, p.NOTIFY)
+                    message.body, message.content_type, (p.RESULT, p.RUNNING, p.PROGRESS, p.EVENT, p.NOTIFY)
                 )
                 self._on_message(data)
             except InvalidMessageError as exc:
@@ -368,6 +369,16 @@ class WorkerDispatcher(Dispatcher):
                 req.progress(req.atom_name, float(data["progress"]))
             elif self._on_progress is not None:
                 self._on_progress(req.node, float(data["progress"]))
+            self._task_event(req, EVENT_UPDATE_PROGRESS, {"progress": float(data["progress"])})
+        elif kind == p.EVENT:
+            self._task_event(req, data["event"], data["details"])
+
+    @staticmethod
+    def _task_event(req: Request, event: str, details: dict[str, Any]) -> None:
+        """Hand an event the task sent on its worker to the notifier of the engine's copy of it."""
+        notifier = req.atom.__dict__.get("_notifier") if req.atom is not None else None
+        if notifier is not None and notifier.active:
+            notifier.notify(event, details)
 
     def _on_result(self, req: Request, data: dict[str, Any]) -> None:
         if data.get("redelivered"):

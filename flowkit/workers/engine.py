@@ -13,7 +13,7 @@ from flowkit.engines.engine import Engine
 from flowkit.flow import Flow
 from flowkit.storage import Recorder
 from flowkit.workers.dispatcher import WorkerDispatcher
-from flowkit.workers.options import DEFAULT_TRANSITION_TIMEOUT_S, WorkerOptions
+from flowkit.workers.options import DEFAULT_TRANSITION_TIMEOUT_S, WorkerOptions, broker_url
 
 __all__ = ["DEFAULT_TRANSITION_TIMEOUT_S", "WorkerOptions", "load"]
 
@@ -34,13 +34,13 @@ def load(
 ) -> Engine:
     """An engine whose tasks run on remote workers.
 
-    The keywords are :class:`~flowkit.workers.options.WorkerOptions`' fields (``url`` is accepted as
-    TaskFlow's name for ``transport``), checked once here; ``recorder`` and ``flow_uuid`` go to
-    :class:`~flowkit.engines.engine.Engine`. Every keyword is named, so ``engines.load`` refuses an
-    unknown one with an error naming it.
+    The keywords are :class:`~flowkit.workers.options.WorkerOptions`' fields (TaskFlow's ``url`` and
+    bare transport names are read by :func:`~flowkit.workers.options.broker_url`), checked once
+    here; ``recorder`` and ``flow_uuid`` go to :class:`~flowkit.engines.engine.Engine`. Every
+    keyword is named, so ``engines.load`` refuses an unknown one with an error naming it.
     """
     options = WorkerOptions(
-        transport=transport or url or "",
+        transport=broker_url(transport, url),
         topics=topics or (),
         exchange=exchange,
         transition_timeout=transition_timeout,

@@ -20,6 +20,23 @@ from flowkit.exceptions import InvalidFlowError
 DEFAULT_TRANSITION_TIMEOUT_S = 60.0
 
 
+def broker_url(transport: str | None, url: str | None = None) -> str:
+    """The broker URL from flowkit's ``transport`` (a URL) or TaskFlow's pair ``url`` + ``transport``.
+
+    TaskFlow names the kombu transport (``transport="memory"``) apart from the broker URL (``url=``);
+    flowkit takes one URL. A bare transport name is that transport's URL (``"memory"`` ->
+    ``"memory://"``); a ``url`` without a scheme gets the transport's; an empty result is refused later,
+    by whoever needs a broker.
+    """
+    if url:
+        if "://" not in url and transport and "://" not in transport:
+            return f"{transport}://{url}"
+        return url
+    if transport and "://" not in transport:
+        return f"{transport.strip()}://"
+    return transport or ""
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     """Where the worker-based engine finds its workers and how long it waits for them.

@@ -19,6 +19,10 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
   be running it) (worker -> the request's ``reply_to``), each with ``uuid`` and ``worker``.
   ``running`` is sent only once a task has run for a little while (20 ms), so a short task costs two
   messages, not three.
+- ``event`` (worker -> the request's ``reply_to``): ``uuid``, ``worker``, ``event`` and ``details`` (a
+  JSON object): an event the task sent on its own ``notifier`` while it ran (progress goes as
+  ``progress``); the engine hands it to the notifier of its copy of the task, as TaskFlow does. An
+  engine older than this message drops it with a warning.
 - ``notify`` (worker -> engines, every heartbeat and in answer to ``discover``): ``worker``, ``topic``,
   ``tasks``, ``threads``, ``heartbeat`` (seconds between notifies) and ``running`` (request uuids it is
   running now: a request an engine thinks is running there, but which is not listed, lost its reply),
@@ -44,6 +48,7 @@ CONTENT_TYPE = "application/json"
 REQUEST = "request"
 RUNNING = "running"
 PROGRESS = "progress"
+EVENT = "event"
 RESULT = "result"
 NOTIFY = "notify"
 DISCOVER = "discover"
@@ -116,6 +121,12 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
     },
     RUNNING: {"uuid": (_text, True), "worker": (_text, True)},
     PROGRESS: {"uuid": (_text, True), "worker": (_text, True), "progress": (_number(0.0, 1.0), True)},
+    EVENT: {
+        "uuid": (_text, True),
+        "worker": (_text, True),
+        "event": (_text, True),
+        "details": (_is(dict), True),
+    },
     RESULT: {
         "uuid": (_text, True),
         "worker": (_text, True),

@@ -43,6 +43,8 @@ class Request:
     """Sent: the last time it was seen waiting for a worker thread to come free (or when it was sent)."""
     deadline: float = math.inf
     """When its atom's timeout ends (from sending); infinite without one."""
+    atom: Atom | None = None
+    """The engine's copy of the atom: events the task sends while it runs go to its notifier."""
     refusal: Failure | None = None
     """A worker refused a redelivered copy while it was sent: held until ``unheard`` have spoken."""
     unheard: set[str] | None = None
@@ -65,7 +67,10 @@ def encode_request(
 ) -> tuple[bytes, str]:
     """The request message for one call, and its uuid; a FlowkitError when it cannot go to a worker."""
     task = class_name(atom)
-    if isinstance(atom, FunctorTask) or "<locals>" in task or task.startswith("__main__."):
+    # A class of the program's own (__main__) is sent by that name: only workers started by this
+    # same program serve it (as TaskFlow's examples run them, on threads), and the engine's topic
+    # matching never offers it to another worker.
+    if isinstance(atom, FunctorTask) or "<locals>" in task:
         raise WorkerError(
             f"atom {atom.name!r} cannot run on a worker: its class {task} must be a Task subclass "
             f"defined at the top level of an importable module (workers import it by that path)"

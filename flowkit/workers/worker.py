@@ -55,6 +55,7 @@ from flowkit.workers.abandon import Deadline, Timeouts
 from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.call import call_task, call_task_async, revert_extras
 from flowkit.workers.link import Link
+from flowkit.workers.options import broker_url
 from flowkit.workers.tasks import resolve_tasks, task_path
 
 LOG = logging.getLogger(__name__)
@@ -71,21 +72,31 @@ class Worker:
 
     def __init__(
         self,
-        transport: str,
-        exchange: str,
-        topic: str,
-        tasks: Iterable[type[Task] | str],
+        transport: str | None = None,
+        exchange: str = "flowkit",
+        topic: str = "",
+        tasks: Iterable[type[Task] | str] = (),
         threads: int = 4,
         heartbeat: float = 1.0,
         transport_options: dict[str, Any] | None = None,
         worker_id: str | None = None,
         max_async: int = DEFAULT_WORKER_ASYNC,
+        *,
+        url: str | None = None,
     ) -> None:
+        """``transport`` is the broker URL; TaskFlow's keywords work too: ``url=`` the broker URL and
+        ``transport=`` a kombu transport name (``Worker(transport="memory", exchange=..., topic=...,
+        tasks=[...])``), see :func:`~flowkit.workers.options.broker_url`."""
         if threads < 1:
             raise WorkerError(f"a worker needs at least one thread, got {threads}")
         if isinstance(max_async, bool) or not isinstance(max_async, int) or max_async < 0:
             raise WorkerError(f"max_async must be an int >= 0, got {max_async!r}")
         self.max_async = max_async
+        if not topic or not isinstance(topic, str):
+            raise WorkerError(f"a worker needs a topic to serve on, got {topic!r}")
+        transport = broker_url(transport, url)
+        if not transport:
+            raise WorkerError("a worker needs a broker: transport=<broker URL>, e.g. amqp://host//")
         self.exchange, self.topic, self.threads, self.heartbeat = exchange, topic, threads, float(heartbeat)
         self.tasks: dict[str, type[Task]] = {task_path(c): c for c in resolve_tasks(tasks)}
         if not self.tasks:
@@ -109,6 +120,11 @@ class Worker:
         self._draining = False
         self.ready = threading.Event()
         """Set once the worker has connected and announced itself."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until :meth:`run` has connected and announced the worker (TaskFlow's ``Worker.wait``);
+        whether it had within ``timeout`` seconds (None: as long as it takes)."""
+        return self.ready.wait(timeout)
 
     def stop(self) -> None:
         """Stop taking requests, finish the running ones, then let :meth:`run` return (any thread)."""

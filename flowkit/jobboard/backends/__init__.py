@@ -14,7 +14,7 @@ PostgreSQL: ``flowkit[postgres]``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -58,7 +58,7 @@ def display_url(url: str) -> str:
 
 def fetch(
     name: str,
-    url: str,
+    url: str | Mapping[str, Any],
     persistence: Backend | str | None = None,
     *,
     allow: Iterable[str] | None = None,
@@ -66,10 +66,18 @@ def fetch(
 ) -> JobBoard:
     """A (not yet connected) board named ``name`` at ``url``; call ``connect()`` or use ``with``.
 
+    ``url`` may also be TaskFlow's settings dict (``{"board": "zookeeper", "hosts": ..., "path":
+    ...}``, see :mod:`.settings`); TaskFlow's ``client=`` (a kazoo client to share) is an option.
+
     ``allow`` sets the board's :attr:`~flowkit.jobboard.JobBoard.allow` list (module prefixes every
     posted factory must be defined under). ``options`` are passed to the backend's constructor and
     win over the URL's query.
     """
+    if isinstance(url, Mapping):
+        from flowkit.jobboard.backends.settings import from_settings
+
+        url, from_dict = from_settings(url)
+        options = from_dict | options
     board = _make(name, url, persistence, options)
     board.allow = allow_list(allow)
     return board

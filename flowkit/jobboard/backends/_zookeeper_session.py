@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,9 @@ SessionListener = Callable[[str, bool], None]
 
 # Bounded backoff: after an outage the board is back within a second of ZooKeeper (kazoo's default
 # backoff grows to an hour).
+_SHARED_START = threading.Lock()
+"""Held while a board starts a client it shares with other boards (one start per client)."""
+
 RETRY = {"max_tries": -1, "delay": 0.05, "backoff": 2, "max_delay": 1.0}
 
 
@@ -102,27 +106,37 @@ class Session:
         return acl
 
     def start(self) -> None:
-        from kazoo.handlers.threading import KazooTimeoutError
-
         if self.client is None:
             try:
                 self.client = self._new_client()
             except Exception as exc:  # an address kazoo cannot parse
                 raise self.translate(exc, "connect") from exc
         if self.own_client:
-            try:
-                self.client.start(timeout=self.timeout)
-            except KazooTimeoutError as exc:
-                self._discard()
-                raise JobBoardConnectionError(
-                    f"board {self.board!r}: cannot reach ZooKeeper at {self.hosts} within {self.timeout:g}s"
-                ) from exc
-            except Exception as exc:
-                self._discard()
-                raise self.translate(exc, "connect") from exc
+            self._start_client()
+        else:
+            # A shared client is started here if its owner has not yet (as TaskFlow's boards do), and
+            # left running on stop(): stopping it stays the owner's business. Boards sharing one
+            # client may connect from several threads at once: one of them starts it.
+            with _SHARED_START:
+                if not self.client.connected:
+                    self._start_client()
         self.connected, self.suspended = True, False
         self._last_session = self.session_id()
         self.client.add_listener(self._on_state)
+
+    def _start_client(self) -> None:
+        from kazoo.handlers.threading import KazooTimeoutError
+
+        try:
+            self.client.start(timeout=self.timeout)
+        except KazooTimeoutError as exc:
+            self._discard()
+            raise JobBoardConnectionError(
+                f"board {self.board!r}: cannot reach ZooKeeper at {self.hosts} within {self.timeout:g}s"
+            ) from exc
+        except Exception as exc:
+            self._discard()
+            raise self.translate(exc, "connect") from exc
 
     def _new_client(self) -> Any:
         from kazoo.client import KazooClient
@@ -138,10 +152,12 @@ class Session:
         )
 
     def _discard(self) -> None:
-        """Drop a client that never started (its threads and sockets with it)."""
+        """Drop a client that never started (its threads and sockets with it); a shared one is
+        stopped (its owner may start it again) but kept."""
         self.client.stop()
-        self.client.close()
-        self.client = None
+        if self.own_client:
+            self.client.close()
+            self.client = None
 
     def stop(self) -> None:
         self.connected = False
