@@ -5,8 +5,13 @@
 VENV_DIR=".venv"
 VENV_PIP_LOG="$VENV_DIR/pip-install.log"
 
-# Create .venv with the machine's python3 unless it is already there.
+# Create .venv with the machine's python3 unless a working one (with pip) is already there: a run
+# interrupted while the venv was being made leaves a python without pip, which is made again.
 venv_ensure() {
+    if [[ -x "$VENV_DIR/bin/python" ]] && ! "$VENV_DIR/bin/python" -m pip --version >/dev/null 2>&1; then
+        echo "== $VENV_DIR has no working pip (an interrupted set-up?): making it again"
+        rm -rf "$VENV_DIR"
+    fi
     if [[ ! -x "$VENV_DIR/bin/python" ]]; then
         echo "== creating $VENV_DIR"
         python3 -m venv "$VENV_DIR"
