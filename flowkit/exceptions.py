@@ -165,6 +165,20 @@ class NotFound(FlowkitError, KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
+class AmbiguousPrefixError(FlowkitError, ValueError):
+    """A uuid prefix matches more than one job or flow detail; the message lists the candidates."""
+
+    def __init__(self, what: str, prefix: str, matches: list[str]) -> None:
+        super().__init__(what, prefix, matches)
+        self.what, self.prefix, self.matches = what, prefix, matches
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.matches[:5]) + (" ..." if len(self.matches) > 5 else "")
+        return (
+            f"{self.what} prefix {self.prefix!r} matches {len(self.matches)}: {shown}; give more characters"
+        )
+
+
 class WrappedFailure(FlowkitError):
     """Several failures at once (parallel atoms failing together, or a revert that failed too).
 

@@ -40,6 +40,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "JobTooLargeError": ("big-job", 10_485_900, 1_000_000, "<ZooKeeperJobBoard 'b'>"),
     "MissingExtraError": ("postgres", "psycopg2", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", 7, 9),
+    "AmbiguousPrefixError": ("job", "ab", ["ab12", "ab34"]),
 }
 
 # What each message must name.
@@ -58,6 +59,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "MalformedJobError": ("'name'",),
     "ConductorError": ("'c1'", "max_jobs"),
     "InvalidNameError": ("job name", "bad\\x00name", "NUL"),
+    "AmbiguousPrefixError": ("job", "'ab'", "ab12", "ab34"),
     "JobTooLargeError": ("big-job", "10,485,900", "1,000,000", "ZooKeeper"),
     "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", "fence 7", "fence 9"),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import JobBoardError, JobSetAsideError, NotFound, UnclaimableJobError
 from flowkit.jobboard.job import Job, JobPriority
+from flowkit.jobboard.listing import JobEntry
 from flowkit.states import JobState
 
 if TYPE_CHECKING:
@@ -291,6 +292,40 @@ class JobBoard(abc.ABC):
     @abc.abstractmethod
     def set_aside(self, job: Job, who: str, reason: str) -> None:
         """Move the job off the board with ``reason`` (owner only): it cannot or must not run."""
+
+    # -- operator verbs ---------------------------------------------------------------------------
+
+    def listing(self, *, finished: bool = True) -> list[JobEntry]:
+        """Every job with its state and owner; ``finished``: consumed and trashed ones kept too."""
+        from flowkit.jobboard.listing import generic_listing
+
+        return generic_listing(self, finished)
+
+    def finished_jobs(self) -> list[JobEntry]:
+        """Jobs consumed or trashed that the board still keeps (for its history retention), newest first."""
+        return []
+
+    def find_job(self, prefix: str) -> Job:
+        """The job whose uuid is or starts with ``prefix``, in any state (operators type prefixes)."""
+        from flowkit.jobboard.listing import find_by_prefix
+
+        return find_by_prefix(self, prefix)
+
+    def requeue(self, job: Job | str) -> Job:
+        """Offer a set-aside job again (UNCLAIMED, attempts reset): an operator fixed its cause."""
+        raise JobBoardError(f"{self!r} cannot requeue jobs")
+
+    def trash_job(self, job: Job | str, reason: str | None = None) -> None:
+        """Move a job nobody holds (unclaimed or set aside) to the trash without running it.
+
+        Unlike :meth:`trash`, which only the claim's owner may call: this is the operator's verb. A
+        claimed job is refused with :class:`~flowkit.exceptions.InvalidStateError` (cancel it instead).
+        """
+        raise JobBoardError(f"{self!r} cannot trash jobs it does not hold")
+
+    def purge_history(self, older_than: float | None = None) -> int:
+        """Forget finished jobs older than ``older_than`` seconds (default: the board's retention)."""
+        return 0
 
     # -- claim events -----------------------------------------------------------------------------
 

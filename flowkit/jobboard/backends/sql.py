@@ -40,10 +40,12 @@ from flowkit.exceptions import (
     UnclaimableJobError,
 )
 from flowkit.jobboard.backends import _sql_claims as claims
+from flowkit.jobboard.backends import _sql_operator as operator
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
 from flowkit.jobboard.job import Job
+from flowkit.jobboard.listing import JobEntry
 from flowkit.sql import engines, urls
 from flowkit.sql.engines import EngineLease
 from flowkit.sql.urls import Database
@@ -69,8 +71,9 @@ class SQLBoardOptions:
     lease: float | None = None
     poll: float | None = None
     max_attempts: int | None = None
+    history: float | None = None
 
-    QUERY: ClassVar[tuple[str, ...]] = ("lease", "poll", "max_attempts")
+    QUERY: ClassVar[tuple[str, ...]] = ("lease", "poll", "max_attempts", "history")
 
     @classmethod
     def from_url(cls, url: str) -> SQLBoardOptions:
@@ -90,6 +93,7 @@ class SQLBoardOptions:
             lease=urls.number(query, "lease", float, bad),
             poll=urls.number(query, "poll", float, bad),
             max_attempts=urls.number(query, "max_attempts", int, bad),
+            history=urls.number(query, "history", float, bad, zero=True),
         )
 
 
@@ -119,6 +123,8 @@ class SQLJobBoard(JobBoard):
         self.lease = lease if lease is not None else (options.lease or DEFAULT_LEASE)
         default_poll = 1.0 if self.database.dialect == "postgresql" else 0.05
         self.poll = poll if poll is not None else (options.poll or default_poll)
+        self.history = operator.DEFAULT_HISTORY if options.history is None else options.history
+        """Seconds a consumed job stays listed (``?history=``; 0: deleted when consumed)."""
         self._engine: sa.Engine | None = None
         self._engine_lease: EngineLease | None = None
         self._guard: AbstractContextManager[object] = contextlib.nullcontext()
@@ -300,6 +306,22 @@ class SQLJobBoard(JobBoard):
     def set_aside_jobs(self) -> list[Job]:
         return self._select(sa.and_(T.c.board == self.name, T.c.state == S.SET_ASIDE))
 
+    def listing(self, *, finished: bool = True) -> list[JobEntry]:
+        return operator.listing(self, finished)
+
+    def finished_jobs(self) -> list[JobEntry]:
+        return operator.finished_jobs(self)
+
+    def requeue(self, job: Job | str) -> Job:
+        return operator.requeue(self, job)
+
+    def trash_job(self, job: Job | str, reason: str | None = None) -> None:
+        operator.trash(self, job, reason)
+
+    def purge_history(self, older_than: float | None = None) -> int:
+        with self._tx("purge the consumed jobs") as conn:
+            return operator.purge(self, conn, self.history if older_than is None else older_than, time.time())
+
     def get_job(self, job_uuid: str) -> Job:
         jobs = self._select(sa.and_(T.c.board == self.name, T.c.uuid == job_uuid))
         if not jobs:
@@ -380,7 +402,10 @@ class SQLJobBoard(JobBoard):
             self._wake()
 
     def consume(self, job: Job, who: str) -> None:
-        self._change(job, who, S.COMPLETE, T.delete(), "consume")
+        self._change(
+            job, who, S.COMPLETE, T.update().values(**operator.consumed_values(time.time())), "consume"
+        )
+        self.purge_history()
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         stmt = release(None)

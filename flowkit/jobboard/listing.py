@@ -1,0 +1,58 @@
+"""What an operator sees of a board: every job with its state and owner, and jobs found by uuid prefix.
+
+Apart from the board contract because these are read-only views written once over its primitives
+(``iterjobs``, ``find_owner``, ``set_aside_jobs``, ``finished_jobs``); a backend may answer
+:meth:`~flowkit.jobboard.JobBoard.listing` in one query instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flowkit.exceptions import AmbiguousPrefixError, NotFound
+from flowkit.states import JobState
+
+if TYPE_CHECKING:
+    from flowkit.jobboard.base import JobBoard
+    from flowkit.jobboard.job import Job
+
+
+@dataclass(frozen=True)
+class JobEntry:
+    """One job as an operator lists it: its state and owner read together, and when it last changed."""
+
+    job: Job
+    state: JobState
+    owner: str | None = None
+    """Who holds the claim (CLAIMED), or who consumed or moved the job last (when the board knows)."""
+    updated_on: float | None = None
+    """Seconds since the epoch of the last change, when the board records it."""
+
+
+def generic_listing(board: JobBoard, finished: bool) -> list[JobEntry]:
+    """Every job of ``board`` with its state, from the board's primitives (one read per claimed job)."""
+    entries = []
+    for job in board.iterjobs(ensure_fresh=True):
+        owner = board.find_owner(job)
+        entries.append(JobEntry(job, JobState.CLAIMED if owner else JobState.UNCLAIMED, owner))
+    entries += [JobEntry(job, JobState.SET_ASIDE) for job in board.set_aside_jobs()]
+    if finished:
+        entries += board.finished_jobs()
+    return entries
+
+
+def find_by_prefix(board: JobBoard, prefix: str) -> Job:
+    """The one job whose uuid starts with ``prefix`` (any state); NotFound or AmbiguousPrefixError."""
+    prefix = prefix.strip().lower()
+    matches: dict[str, Job] = {}
+    for entry in board.listing():
+        if entry.job.uuid == prefix:
+            return entry.job
+        if entry.job.uuid.startswith(prefix):
+            matches[entry.job.uuid] = entry.job
+    if not matches:
+        raise NotFound(f"no job with uuid {prefix!r} or starting with it on board {board.name!r}")
+    if len(matches) > 1:
+        raise AmbiguousPrefixError("job", prefix, sorted(matches))
+    return next(iter(matches.values()))
