@@ -38,10 +38,12 @@ from flowkit.exceptions import (
     UnclaimableJobError,
 )
 from flowkit.jobboard.backends import _zookeeper_claims as claims
+from flowkit.jobboard.backends import _zookeeper_operator as operator
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
 from flowkit.jobboard.job import Job
+from flowkit.jobboard.listing import JobEntry
 from flowkit.states import JobState, check_job_transition
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ class ZooKeeperJobBoard(JobBoard):
         persistence: Backend | str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         client: Any = None,
+        history: float = operator.DEFAULT_HISTORY,
     ) -> None:
         """``timeout`` is the session timeout in seconds: how long a dead claimant keeps its claims.
 
@@ -94,6 +97,10 @@ class ZooKeeperJobBoard(JobBoard):
         self._claims_path = f"{self.path}/claims"
         self._aside_path = f"{self.path}/set_aside"
         self._trash_path = f"{self.path}/trash"
+        self._history_path = f"{self.path}/history"
+        self.history = history
+        """Seconds a consumed job stays listed under ``history/`` (0: none kept)."""
+        self._purged = 0.0
         self._bad: set[str] = set()  # paths already warned about
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad)
         # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
@@ -118,7 +125,13 @@ class ZooKeeperJobBoard(JobBoard):
         self._session.start()
         try:
             with self._errors("create its paths"):
-                for path in (self._jobs_path, self._claims_path, self._aside_path, self._trash_path):
+                for path in (
+                    self._jobs_path,
+                    self._claims_path,
+                    self._aside_path,
+                    self._trash_path,
+                    self._history_path,
+                ):
                     self._client.ensure_path(path, acl=self._session.acl())
                 self._copy.start(self._client)
         except BaseException:
@@ -255,13 +268,14 @@ class ZooKeeperJobBoard(JobBoard):
             return super().get_job(job_uuid)
         except NotFound:
             pass
-        with self._errors("list the trash"):
-            for child in self._client.get_children(self._trash_path):
-                with contextlib.suppress(Exception):
-                    data, _ = self._client.get(f"{self._trash_path}/{child}")
-                    job = Job.from_bytes(self, data, int(child[4:]))
-                    if job.uuid == job_uuid:
-                        return job
+        with self._errors("list the trash and the history"):
+            for where in (self._trash_path, self._history_path):
+                for child in self._client.get_children(where):
+                    with contextlib.suppress(Exception):
+                        data, _ = self._client.get(f"{where}/{child}")
+                        job = Job.from_bytes(self, data, int(child[4:]))
+                        if job.uuid == job_uuid:
+                            return job
         raise NotFound(f"no job {job_uuid!r} on board {self.name!r} (consumed, or never posted)")
 
     # -- claims -------------------------------------------------------------------------------------
@@ -384,10 +398,30 @@ class ZooKeeperJobBoard(JobBoard):
             tx.check(claim, stat.version)
             tx.delete(claim)
             tx.delete(path)
+            if self.history > 0:
+                tx.create(f"{self._history_path}/{_node(job)}", operator.history_record(job, who))
             self._check(tx.commit(), job, who)
         self._copy.drop_removed(_node(job))
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
+        if time.monotonic() - self._purged > operator.PURGE_EVERY:
+            self._purged = time.monotonic()
+            with contextlib.suppress(JobBoardConnectionError):
+                self.purge_history()
+
+    # -- operator verbs (see _zookeeper_operator) ---------------------------------------------------
+
+    def finished_jobs(self) -> list[JobEntry]:
+        return operator.finished_jobs(self)
+
+    def requeue(self, job: Job | str) -> Job:
+        return operator.requeue(self, job)
+
+    def trash_job(self, job: Job | str, reason: str | None = None) -> None:
+        operator.trash(self, job, reason)
+
+    def purge_history(self, older_than: float | None = None) -> int:
+        return operator.purge(self, self.history if older_than is None else older_than)
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         with self._errors(f"abandon job {job}"):
