@@ -323,6 +323,18 @@ class JobBoard(abc.ABC):
         """
         raise JobBoardError(f"{self!r} cannot trash jobs it does not hold")
 
+    def retry_flow(self, flow: str) -> Job:
+        """Run a REVERTED or FAILED flow (uuid or prefix) again from its start; see ``flow_verbs``."""
+        from flowkit.jobboard.flow_verbs import retry_flow
+
+        return retry_flow(self, flow)
+
+    def resume_flow(self, flow: str) -> Job:
+        """Post a job resuming a SUSPENDED flow (uuid or prefix); see ``flow_verbs``."""
+        from flowkit.jobboard.flow_verbs import resume_flow
+
+        return resume_flow(self, flow)
+
     def purge_history(self, older_than: float | None = None) -> int:
         """Forget finished jobs older than ``older_than`` seconds (default: the board's retention)."""
         return 0
