@@ -123,6 +123,14 @@ def _prefixes(values: Sequence[str]) -> list[str] | None:
     show_default=True,
     help="Seconds the board and persistence have to answer at start; else exit 1 naming the one that did not",
 )
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    help="Seconds between this conductor's announcements in the board's fleet (`flowkit fleet`); "
+    "it is shown gone after missing three",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def cli(
     board_url: str,
@@ -134,6 +142,7 @@ def cli(
     allow: tuple[str, ...],
     grace: float,
     startup_timeout: float,
+    heartbeat: float,
     log_level: str,
 ) -> None:
     """Claim jobs from a flowkit job board and run their flows, until SIGTERM or SIGINT."""
@@ -157,7 +166,14 @@ def cli(
     if backoff is not None:
         persistence.backoff = dataclasses.replace(backoff, wake=signals.wake)  # type: ignore[attr-defined]
     conductor = Conductor(
-        name, board, persistence, engine=engine, max_jobs=max_jobs, allow=_prefixes(allow), grace=grace
+        name,
+        board,
+        persistence,
+        engine=engine,
+        max_jobs=max_jobs,
+        allow=_prefixes(allow),
+        grace=grace,
+        heartbeat=heartbeat,
     )
     failed: list[BaseException] = []
 

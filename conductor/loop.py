@@ -44,7 +44,7 @@ from flowkit.exceptions import (
     StorageError,
 )
 from flowkit.factory import allow_list
-from flowkit.jobboard import ClaimEvent, Job, JobBoard
+from flowkit.jobboard import ClaimEvent, Job, JobBoard, fleet
 from flowkit.jobboard.backends import display_url
 from flowkit.notifier import ANY
 from flowkit.persistence.backends import Backend
@@ -71,9 +71,11 @@ class Conductor:
         engine_options: Mapping[str, Any] | None = None,
         wait_timeout: float = 0.5,
         grace: float = 10.0,
+        heartbeat: float = fleet.DEFAULT_INTERVAL,
     ) -> None:
         """``allow``: module prefixes a job's factory must be under (None: any); ``grace``: seconds
-        to wait for running atoms to reach a safe point when stopping."""
+        to wait for running atoms to reach a safe point when stopping; ``heartbeat``: seconds between
+        the announcements that list this conductor in the board's fleet."""
         if max_jobs < 1:
             raise ConductorError(f"conductor {name!r}: max_jobs must be at least 1, got {max_jobs}")
         self.name = name
@@ -86,6 +88,8 @@ class Conductor:
         self.wait_timeout = wait_timeout
         self.grace = grace
         self.stats = Stats()
+        self.started = time.time()
+        self._heartbeat = fleet.Heartbeat(board, self._member, heartbeat)
         self._stopping = threading.Event()
         self._runs: dict[str, Run] = {}
         # Claim events heard while claim_next runs, for the job it is about to return (None: not claiming)
@@ -102,6 +106,7 @@ class Conductor:
     def run(self) -> None:
         """Claim and run jobs until :meth:`stop`; then suspend and abandon what is running."""
         ensure_schema(self.persistence)
+        self._heartbeat.start()
         slots = threading.BoundedSemaphore(self.max_jobs)
         self.board.add_claim_listener(self._on_claims)
         if self.allow is None:
@@ -136,6 +141,13 @@ class Conductor:
         finally:
             self._wind_down()
             self.board.remove_claim_listener(self._on_claims)
+            self._heartbeat.stop()
+
+    def _member(self) -> fleet.Member:
+        """This conductor as the fleet lists it (what it runs now: its jobs' uuids)."""
+        with self._lock:
+            running = tuple(self._runs)
+        return fleet.Member(self.name, "conductor", started=self.started, running=running)
 
     @property
     def running_jobs(self) -> int:

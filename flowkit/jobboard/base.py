@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import JobBoardError, JobSetAsideError, NotFound, UnclaimableJobError
+from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job, JobPriority
 from flowkit.jobboard.listing import JobEntry
 from flowkit.states import JobState
@@ -334,6 +335,14 @@ class JobBoard(abc.ABC):
         from flowkit.jobboard.flow_verbs import resume_flow
 
         return resume_flow(self, flow)
+
+    def announce(self, member: Member) -> None:
+        """Write ``member``'s heartbeat record (see :mod:`flowkit.jobboard.fleet`)."""
+        raise JobBoardError(f"{self!r} keeps no fleet")
+
+    def fleet(self) -> list[Member]:
+        """The conductors that announced themselves here, alive, gone or stopped."""
+        return []
 
     def purge_history(self, older_than: float | None = None) -> int:
         """Forget finished jobs older than ``older_than`` seconds (default: the board's retention)."""

@@ -40,10 +40,12 @@ from flowkit.exceptions import (
     UnclaimableJobError,
 )
 from flowkit.jobboard.backends import _sql_claims as claims
+from flowkit.jobboard.backends import _sql_fleet
 from flowkit.jobboard.backends import _sql_operator as operator
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
+from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job
 from flowkit.jobboard.listing import JobEntry
 from flowkit.sql import engines, urls
@@ -317,6 +319,12 @@ class SQLJobBoard(JobBoard):
 
     def trash_job(self, job: Job | str, reason: str | None = None) -> None:
         operator.trash(self, job, reason)
+
+    def announce(self, member: Member) -> None:
+        _sql_fleet.announce(self, member)
+
+    def fleet(self) -> list[Member]:
+        return _sql_fleet.members(self)
 
     def purge_history(self, older_than: float | None = None) -> int:
         with self._tx("purge the consumed jobs") as conn:

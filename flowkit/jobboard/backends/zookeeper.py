@@ -38,10 +38,12 @@ from flowkit.exceptions import (
     UnclaimableJobError,
 )
 from flowkit.jobboard.backends import _zookeeper_claims as claims
+from flowkit.jobboard.backends import _zookeeper_fleet
 from flowkit.jobboard.backends import _zookeeper_operator as operator
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
+from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job
 from flowkit.jobboard.listing import JobEntry
 from flowkit.states import JobState, check_job_transition
@@ -419,6 +421,12 @@ class ZooKeeperJobBoard(JobBoard):
 
     def trash_job(self, job: Job | str, reason: str | None = None) -> None:
         operator.trash(self, job, reason)
+
+    def announce(self, member: Member) -> None:
+        _zookeeper_fleet.announce(self, member)
+
+    def fleet(self) -> list[Member]:
+        return _zookeeper_fleet.members(self)
 
     def purge_history(self, older_than: float | None = None) -> int:
         return operator.purge(self, self.history if older_than is None else older_than)
