@@ -13,8 +13,9 @@ from flowkit.cli.db import db, show
 from flowkit.cli.graph import graph
 from flowkit.cli.jobs import jobs
 from flowkit.cli.run import run
+from flowkit.cli.serve import serve
 
-COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs)
+COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs, serve)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,10 +1,20 @@
-"""The one ASGI application of ``flowkit serve``: console at ``/``, REST under ``/api/v1``."""
+"""The one ASGI application of ``flowkit serve``: console at ``/``, REST under ``/api/v1``, ``/metrics``
+and ``/healthz``.
+
+When the settings carry a token, every ``/api`` request must send ``Authorization: Bearer TOKEN``
+(compared in constant time); ``/healthz`` and ``/metrics`` stay open for probes and scrapers, and
+say nothing but counts and reachability.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import hmac
+from collections.abc import Awaitable, Callable
 
-from flowkit.serve import console, flows_api, ops_api
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from flowkit.serve import console, errors, flows_api, health, ops_api
 from flowkit.serve.settings import ServeSettings
 from flowkit.serve.state import ServeState
 
@@ -15,7 +25,27 @@ def create_app(settings: ServeSettings) -> FastAPI:
     """An app serving ``settings``; its OpenAPI document is at ``/openapi.json``."""
     app = FastAPI(title="flowkit", summary="Flows, jobs and the fleet of a flowkit deployment")
     app.state.flowkit = ServeState(settings)
+    errors.install(app)
+    if settings.token:
+        _require_token(app, settings.token)
     app.include_router(flows_api.router, prefix="/api/v1")
     app.include_router(ops_api.router, prefix="/api/v1")
+    app.include_router(health.router)
     app.include_router(console.router)
     return app
+
+
+def _require_token(app: FastAPI, token: str) -> None:
+    expected = f"Bearer {token}".encode()
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path.startswith("/api"):
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse(
+                    {"detail": "this server needs a token: send 'Authorization: Bearer TOKEN'"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
