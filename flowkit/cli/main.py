@@ -12,10 +12,11 @@ from flowkit.cli._interrupt import EXIT_CODE
 from flowkit.cli.db import db, show
 from flowkit.cli.graph import graph
 from flowkit.cli.jobs import jobs
+from flowkit.cli.operator import fleet, flows
 from flowkit.cli.run import run
 from flowkit.cli.serve import serve
 
-COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs, serve)
+COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs, flows, fleet, serve)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -52,7 +52,7 @@ def find_by_prefix(board: JobBoard, prefix: str) -> Job:
         if entry.job.uuid.startswith(prefix):
             matches[entry.job.uuid] = entry.job
     if not matches:
-        raise NotFound(f"no job with uuid {prefix!r} or starting with it on board {board.name!r}")
+        raise NotFound(f"no job {prefix!r} (uuid or uuid prefix) on board {board.name!r}")
     if len(matches) > 1:
         raise AmbiguousPrefixError("job", prefix, sorted(matches))
     return next(iter(matches.values()))
