@@ -28,8 +28,10 @@ from types import FrameType
 
 import click
 
+import flowkit
 from conductor import logs, outage, startup
 from conductor.loop import Conductor
+from flowkit import extras
 from flowkit.exceptions import FlowkitError
 from flowkit.jobboard import backends as boards
 from flowkit.persistence import backends as persistence_backends
@@ -131,7 +133,22 @@ def _prefixes(values: Sequence[str]) -> list[str] | None:
     help="Seconds between this conductor's announcements in the board's fleet (`flowkit fleet`); "
     "it is shown gone after missing three",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="FLOWKIT_METRICS_PORT",
+    help="Serve /metrics (Prometheus) and /healthz on 127.0.0.1:PORT (needs flowkit[serve]) "
+    "[env FLOWKIT_METRICS_PORT]",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    envvar="FLOWKIT_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="[env FLOWKIT_LOG_LEVEL]",
+)
+@click.version_option(flowkit.__version__, prog_name="flowkit-conductor")
 def cli(
     board_url: str,
     persistence_url: str,
@@ -143,6 +160,7 @@ def cli(
     grace: float,
     startup_timeout: float,
     heartbeat: float,
+    metrics_port: int | None,
     log_level: str,
 ) -> None:
     """Claim jobs from a flowkit job board and run their flows, until SIGTERM or SIGINT."""
@@ -175,6 +193,8 @@ def cli(
         grace=grace,
         heartbeat=heartbeat,
     )
+    if metrics_port is not None:
+        _serve_metrics(conductor, metrics_port)
     failed: list[BaseException] = []
 
     def loop() -> None:
@@ -198,6 +218,25 @@ def cli(
             raise click.ClickException(f"conductor {name!r}: {outage.reason(failed[0])}")
         raise failed[0]
     LOG.info("conductor %r: stopped (%s)", name, conductor.stats)
+
+
+def _serve_metrics(conductor: Conductor, port: int) -> None:
+    """``--metrics-port``: imported only then, so a conductor without it loads no metrics code."""
+    try:
+        extras.require("serve", "flowkit-conductor --metrics-port")
+    except FlowkitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from prometheus_client import CollectorRegistry
+
+    from flowkit.serve.metrics import ConductorMetrics, serve
+
+    registry = CollectorRegistry()
+    metrics = ConductorMetrics(conductor, registry)
+    try:
+        server = serve(port, registry, metrics.health)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc}") from exc
+    LOG.info("conductor %r: metrics on http://127.0.0.1:%d/metrics", conductor.name, server.server_port)
 
 
 def _stop(conductor: Conductor, thread: threading.Thread, signals: _Signals, grace: float) -> None:

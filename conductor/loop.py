@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from conductor import resume
@@ -88,6 +88,8 @@ class Conductor:
         self.wait_timeout = wait_timeout
         self.grace = grace
         self.stats = Stats()
+        self.flow_observers: list[Callable[[Job], None]] = []
+        """Called with each job whose flow ended, after it is consumed (metrics count flows and atoms)."""
         self.started = time.time()
         self._heartbeat = fleet.Heartbeat(board, self._member, heartbeat)
         self._stopping = threading.Event()
@@ -150,6 +152,16 @@ class Conductor:
         return fleet.Member(self.name, "conductor", started=self.started, running=running)
 
     @property
+    def board_down(self) -> bool:
+        """Whether the board is in an outage now (claiming paused)."""
+        return bool(self._board_outage.down)
+
+    @property
+    def persistence_down(self) -> bool:
+        """Whether persistence is in an outage now (claiming paused)."""
+        return bool(self._persistence_outage.down)
+
+    @property
     def running_jobs(self) -> int:
         """How many jobs this conductor runs now."""
         with self._lock:
@@ -187,6 +199,7 @@ class Conductor:
             for _ in self.board.wait(self.wait_timeout):
                 break  # woken by a post: claim on the next turn
             return None
+        self.stats.add("claimed")
         LOG.info("conductor %r: claimed job %s", self.name, job)
         return job
 
@@ -365,6 +378,11 @@ class Conductor:
             job,
             run.engine.storage.get_flow_state() if run.engine else "?",
         )
+        for observer in self.flow_observers:
+            try:
+                observer(job)
+            except Exception:
+                LOG.exception("conductor %r: flow observer %r failed on job %s", self.name, observer, job)
 
     def _give_back(self, job: Job, reason: str, count: bool) -> None:
         try:

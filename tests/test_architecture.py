@@ -61,7 +61,14 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("foundation", "sql", "model", "compiler", "storage", "persistence", "factory", "engines"),
     ),
     "applications": (
-        ("flowkit.cli", "flowkit.demo", "flowkit.__main__", "flowkit.conductors", "flowkit.serve", "conductor"),
+        (
+            "flowkit.cli",
+            "flowkit.demo",
+            "flowkit.__main__",
+            "flowkit.conductors",
+            "flowkit.serve",
+            "conductor",
+        ),
         (
             "foundation",
             "sql",

@@ -132,3 +132,25 @@ def test_a_wrong_address_is_one_line_within_seconds(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0] and lines[0].startswith("Error: "), done.stderr
     assert took < 6, took
+
+
+@pytest.mark.parametrize(
+    ("module", "prog"),
+    [("flowkit", "flowkit"), ("conductor", "flowkit-conductor"), ("flowkit.workers.cli", "flowkit-worker")],
+)
+def test_every_command_says_its_version(module: str, prog: str) -> None:
+    from importlib.metadata import version
+
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{prog}, version {version('flowkit')}"
+
+
+@pytest.mark.parametrize("module", ["conductor", "flowkit.workers.cli"])
+def test_log_level_is_one_style_everywhere(module: str) -> None:
+    done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True)
+    assert "--log-level [debug|info|warning|error]" in done.stdout
+    serve = CliRunner().invoke(cli, ["serve", "--help"])
+    assert "--log-level [debug|info|warning|error]" in serve.output

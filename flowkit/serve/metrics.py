@@ -28,7 +28,7 @@ from flowkit.workers.metrics import Health, serve
 __all__ = ["BoardCollector", "ConductorMetrics", "Health", "flow_counts", "serve"]
 
 if TYPE_CHECKING:
-    from flowkit.jobboard import JobBoard
+    from flowkit.jobboard import Job, JobBoard
     from flowkit.persistence.backends import Backend
     from flowkit.persistence.models import FlowDetail
 
@@ -116,10 +116,13 @@ class _StatsCollector(Collector):
 
 
 class ConductorMetrics:
-    """A conductor's metrics in ``registry``; :meth:`flow_finished` is its ``on_flow_end`` hook."""
+    """A conductor's metrics in ``registry``: its counters read at each scrape, and each ended flow's
+    states and atom durations read once from persistence after its job is consumed (never per atom)."""
 
     def __init__(self, conductor: Any, registry: CollectorRegistry) -> None:
+        self._conductor = conductor
         registry.register(_StatsCollector(conductor))
+        conductor.flow_observers.append(self.job_finished)
         self.flows = PromCounter(
             "flowkit_flows_finished", "Flows ended, by final state", ["state"], registry=registry
         )
@@ -133,6 +136,20 @@ class ConductorMetrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+
+    def job_finished(self, job: Job) -> None:
+        """The conductor's flow observer: count the job's ended flow from its saved flow detail."""
+        if job.flow_uuid is None:
+            return
+        with self._conductor.persistence.get_connection() as conn:
+            self.flow_finished(conn.get_flow_detail(job.flow_uuid))
+
+    def health(self) -> tuple[bool, dict[str, str]]:
+        """For ``/healthz``: the board connected and neither it nor persistence in an outage."""
+        c = self._conductor
+        board = "ok" if c.board.connected and not c.board_down else "unreachable"
+        persistence = "unreachable" if c.persistence_down else "ok"
+        return board == persistence == "ok", {"board": board, "persistence": persistence}
 
     def flow_finished(self, fd: FlowDetail) -> None:
         """Count one ended flow detail and its atoms (called once per flow, never per atom)."""

@@ -45,8 +45,18 @@ from flowkit.exceptions import FlowkitError
     "--log-level",
     default="INFO",
     show_default=True,
+    envvar="FLOWKIT_LOG_LEVEL",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="[env FLOWKIT_LOG_LEVEL]",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="FLOWKIT_METRICS_PORT",
+    help="Serve /metrics (Prometheus) and /healthz on 127.0.0.1:PORT (needs flowkit[serve]) "
+    "[env FLOWKIT_METRICS_PORT]",
+)
+@click.version_option(package_name="flowkit", prog_name="flowkit-worker")
 def main(
     transport: str,
     exchange: str,
@@ -55,6 +65,7 @@ def main(
     threads: int,
     heartbeat: float,
     log_level: str,
+    metrics_port: int | None,
 ) -> None:
     """Serve flowkit tasks to worker-based engines."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -68,6 +79,15 @@ def main(
     except FlowkitError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"worker {worker.id}: {', '.join(sorted(worker.tasks))}", err=True)
+    if metrics_port is not None:
+        try:
+            extras.require("serve", "flowkit-worker --metrics-port")
+        except FlowkitError as exc:
+            raise click.ClickException(str(exc)) from exc
+        from flowkit.workers import metrics
+
+        server = metrics.start(metrics_port, worker)
+        click.echo(f"worker {worker.id}: metrics on http://127.0.0.1:{server.server_port}/metrics", err=True)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if worker._stop.is_set():

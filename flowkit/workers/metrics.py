@@ -9,40 +9,45 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client import Counter as PromCounter
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 LOG = logging.getLogger("flowkit.metrics")
 
-__all__ = ["Health", "WorkerMetrics", "serve"]
+__all__ = ["Health", "WorkerMetrics", "serve", "start"]
 
 Health = Callable[[], tuple[bool, dict[str, str]]]
 """Says whether the process is healthy, and what each dependency answered."""
 
 
-class WorkerMetrics:
-    """A worker's requests in flight and finished; its dispatch calls :meth:`started` and :meth:`ended`."""
+class WorkerMetrics(Collector):
+    """A worker's requests in flight and its threads, read from the worker at each scrape (no per-request
+    cost), and its health: whether its broker connection is up."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.in_flight = Gauge("flowkit_worker_requests_in_flight", "Requests running now", registry=registry)
-        self.done = PromCounter(
-            "flowkit_worker_requests",
-            "Requests finished, by task and outcome",
-            ["task", "outcome"],
-            registry=registry,
+    def __init__(self, worker: Any) -> None:
+        self._worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily(
+            "flowkit_worker_requests_in_flight", "Requests received and not answered yet"
         )
+        in_flight.add_metric([], self._worker.in_flight)
+        threads = GaugeMetricFamily(
+            "flowkit_worker_threads", "Threads, and those lost to abandoned calls", labels=["kind"]
+        )
+        threads.add_metric(["total"], self._worker.threads)
+        threads.add_metric(["stuck"], self._worker.stuck)
+        yield from (in_flight, threads)
 
-    def started(self, task: str) -> None:
-        self.in_flight.inc()
-
-    def ended(self, task: str, outcome: str) -> None:
-        self.in_flight.dec()
-        self.done.labels(task, outcome).inc()
+    def health(self) -> tuple[bool, dict[str, str]]:
+        up = bool(self._worker.broker_connected)
+        return up, {"broker": "ok" if up else "disconnected"}
 
 
 def serve(
@@ -76,3 +81,11 @@ def serve(
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="flowkit-metrics", daemon=True).start()
     return server
+
+
+def start(port: int, worker: Any, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """``flowkit-worker --metrics-port``: the worker's metrics and health on ``host:port``."""
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(worker)
+    registry.register(metrics)
+    return serve(port, registry, metrics.health, host)

@@ -209,6 +209,16 @@ class Worker:
         )
 
     @property
+    def in_flight(self) -> int:
+        """Requests received and not answered yet (for metrics; read from any thread)."""
+        return len(self._jobs)
+
+    @property
+    def broker_connected(self) -> bool:
+        """Whether the connection to the broker is up now (for ``/healthz``)."""
+        return bool(self._link.connected)
+
+    @property
     def abandoned(self) -> int:
         """Calls abandoned after their timeout whose threads have not returned yet."""
         return self._timeouts.running

@@ -42,6 +42,7 @@ class WorkerProcess:
         threads: int = 2,
         heartbeat: float = 0.3,
         console_script: bool = False,
+        extra: tuple[str, ...] = (),
     ) -> None:
         script = Path(sys.executable).with_name("flowkit-worker")
         command = [str(script)] if console_script else [sys.executable, "-m", "flowkit.workers.cli"]
@@ -56,7 +57,7 @@ class WorkerProcess:
         }
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [*command, *(part for pair in options.items() for part in pair)],
+                [*command, *(part for pair in options.items() for part in pair), *extra],
                 cwd=REPO,
                 stdout=out,
                 stderr=subprocess.STDOUT,
