@@ -8,8 +8,9 @@ say nothing but counts and reachability.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -23,8 +24,17 @@ __all__ = ["create_app"]
 
 def create_app(settings: ServeSettings) -> FastAPI:
     """An app serving ``settings``; its OpenAPI document is at ``/openapi.json``."""
-    app = FastAPI(title="flowkit", summary="Flows, jobs and the fleet of a flowkit deployment")
-    app.state.flowkit = ServeState(settings)
+    state = ServeState(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()  # the board's claims and sessions end with the server
+
+    app = FastAPI(
+        title="flowkit", summary="Flows, jobs and the fleet of a flowkit deployment", lifespan=lifespan
+    )
+    app.state.flowkit = state
     errors.install(app)
     if settings.token:
         _require_token(app, settings.token)

@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from flowkit.exceptions import (
-    AmbiguousPrefixError,
     FlowkitError,
     InvalidStateError,
     JobBoardConnectionError,
@@ -33,10 +32,8 @@ def status_of(exc: FlowkitError) -> int:
         return 404
     if isinstance(exc, InvalidStateError):
         return 409
-    if isinstance(exc, JobBoardConnectionError | MissingExtraError):
-        return 503
-    if isinstance(exc, StorageError) and not isinstance(exc, AmbiguousPrefixError):
-        return 503
+    if isinstance(exc, JobBoardConnectionError | MissingExtraError | StorageError):
+        return 503  # unreachable, or a schema this server cannot use: nothing the client can fix
     return 400
 
 
