@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from flowkit.cli.main import cli
 from flowkit.jobboard import JobBoard
 from flowkit.jobboard.fleet import Heartbeat, Member, MemberStatus
 from tests.support.conductors import Conductors
+from tests.support.serve import serving
 from tests.support.wait import wait_until
+from tests.support.worker_processes import worker_exchange, worker_spawner
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,3 +75,25 @@ def test_real_conductors_frozen_or_killed_are_shown_gone(
     kept.send_signal(signal.SIGTERM)
     kept.wait(20)
     assert _status(board)["kept"] is MemberStatus.STOPPED
+
+
+exchange = pytest.fixture(worker_exchange, name="exchange")
+spawn = pytest.fixture(worker_spawner, name="spawn")
+
+
+def test_workers_on_the_broker_are_listed_by_cli_and_rest(
+    rabbitmq_url: str, exchange: str, spawn: Any, tmp_path: Path
+) -> None:
+    worker = spawn(threads=3).wait_ready()
+    db = f"sqlite:///{tmp_path}/flows.db"
+    env = {"FLOWKIT_BOARD": db, "FLOWKIT_TRANSPORT": rabbitmq_url, "FLOWKIT_EXCHANGE": exchange}
+    result = CliRunner().invoke(cli, ["fleet", "-o", "json"], env=env)
+    assert result.exit_code == 0, result.output
+    (member,) = json.loads(result.output)
+    assert member["kind"] == "worker" and member["status"] == "alive"
+    assert member["pid"] == worker.pid and member["host"] == socket.gethostname()
+    assert time.time() - 60 < member["started"] <= time.time()
+    args = ("--persistence", db, "--transport", rabbitmq_url, "--exchange", exchange)
+    with serving(tmp_path / "serve.log", *args) as api:
+        (listed,) = api.get("/api/v1/fleet").json()
+        assert listed["name"] == member["name"] and listed["kind"] == "worker"

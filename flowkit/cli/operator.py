@@ -80,12 +80,35 @@ def _ago(when: float) -> str:
 
 
 @click.command("fleet")
+@click.option(
+    "--transport",
+    envvar="FLOWKIT_TRANSPORT",
+    metavar="URL",
+    help="Also list the workers on this broker (amqp://...) [env FLOWKIT_TRANSPORT]",
+)
+@click.option(
+    "--exchange",
+    default="flowkit",
+    show_default=True,
+    envvar="FLOWKIT_EXCHANGE",
+    help="[env FLOWKIT_EXCHANGE]",
+)
 @OUTPUT
 @_board_options
-def fleet(output: str, board_url: str, persistence_url: str | None, board_name: str) -> None:
-    """The conductors on the board: alive, gone (missed 3 heartbeats) or stopped, and what they run."""
+def fleet(
+    transport: str | None,
+    exchange: str,
+    output: str,
+    board_url: str,
+    persistence_url: str | None,
+    board_name: str,
+) -> None:
+    """The conductors on the board: alive, gone (missed 3 heartbeats) or stopped, and what they run;
+    with --transport, the workers that answer on the broker too."""
+    from flowkit.serve.fleet import fleet as whole_fleet
+
     with _connected(board_url, board_name, persistence_url) as board:
-        members = board.fleet()
+        members = whole_fleet(board, transport, exchange)
     if output == "json":
         records = [{**m.to_record(), "status": m.status().value} for m in members]
         click.echo(json.dumps(records, indent=2))

@@ -60,6 +60,19 @@ def _prefixes(values: tuple[str, ...]) -> tuple[str, ...] | None:
     "--allow would [env FLOWKIT_ALLOW]",
 )
 @click.option(
+    "--transport",
+    envvar="FLOWKIT_TRANSPORT",
+    metavar="URL",
+    help="A broker (amqp://...): the fleet lists its workers too [env FLOWKIT_TRANSPORT]",
+)
+@click.option(
+    "--exchange",
+    default="flowkit",
+    show_default=True,
+    envvar="FLOWKIT_EXCHANGE",
+    help="[env FLOWKIT_EXCHANGE]",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
     default="INFO",
@@ -74,6 +87,8 @@ def serve(
     port: int,
     token: str | None,
     allow: tuple[str, ...],
+    transport: str | None,
+    exchange: str,
     log_level: str,
 ) -> None:
     """Serve the web console, the REST API (/api/v1, OpenAPI at /openapi.json), /metrics and /healthz."""
@@ -89,6 +104,8 @@ def serve(
             host,
             port,
             allow=_prefixes(allow),
+            transport=transport or None,
+            exchange=exchange,
         )
     except FlowkitError as exc:
         raise click.UsageError(str(exc)) from exc

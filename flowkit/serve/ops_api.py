@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from flowkit.exceptions import FlowkitError
 from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.listing import JobEntry
+from flowkit.serve.fleet import fleet as whole_fleet
 from flowkit.serve.state import ServeState, get_state
 from flowkit.states import JobState
 
@@ -103,7 +104,9 @@ class MemberOut(BaseModel):
     started: float
     heartbeat: float = Field(description="Seconds since the epoch of the last heartbeat")
     interval: float
-    running: list[str] = Field(description="Jobs (uuids) it runs now")
+    running: list[str] = Field(
+        description="What it runs now: job uuids (conductors), request uuids (workers)"
+    )
     status: str = Field(description="alive, gone (missed 3 heartbeats or its session ended) or stopped")
 
     @classmethod
@@ -211,5 +214,7 @@ def resume_flow(state: State, uuid: UUIDPath) -> JobOut:
 
 @router.get("/fleet", response_model=list[MemberOut], responses=ERRORS, tags=["fleet"])
 def fleet(state: State) -> list[MemberOut]:
-    """The conductors that announced themselves on the board: alive, gone or stopped."""
-    return [MemberOut.of(m) for m in state.board.fleet()]
+    """The conductors that announced themselves on the board (alive, gone or stopped), and the workers
+    that answer on the broker when the server has one (``--transport``)."""
+    s = state.settings
+    return [MemberOut.of(m) for m in whole_fleet(state.board, s.transport, s.exchange)]

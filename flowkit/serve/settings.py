@@ -34,6 +34,9 @@ class ServeSettings:
     port: int = 8642
     allow: tuple[str, ...] | None = None
     """Module prefixes a job's factory must be under to be posted (the conductors' ``--allow``)."""
+    transport: str | None = None
+    """A broker URL: the fleet then lists the workers on :attr:`exchange` too."""
+    exchange: str = "flowkit"
     health_timeout: float = 3.0
     """Seconds ``/healthz`` gives the board and the database to answer."""
 

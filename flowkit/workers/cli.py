@@ -24,7 +24,13 @@ from flowkit.exceptions import FlowkitError
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--transport", envvar="FLOWKIT_TRANSPORT", required=True, help="Broker URL (amqp://...).")
-@click.option("--exchange", default="flowkit", show_default=True, help="Exchange name shared with engines.")
+@click.option(
+    "--exchange",
+    default="flowkit",
+    show_default=True,
+    envvar="FLOWKIT_EXCHANGE",
+    help="Exchange name shared with engines [env FLOWKIT_EXCHANGE].",
+)
 @click.option("--topic", required=True, help="The topic this worker serves (engines search topics).")
 @click.option(
     "--tasks",

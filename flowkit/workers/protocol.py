@@ -23,7 +23,8 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
   ``tasks``, ``threads``, ``heartbeat`` (seconds between notifies) and ``running`` (request uuids it is
   running now: a request an engine thinks is running there, but which is not listed, lost its reply),
   and ``stuck`` (optional, default 0): threads held by abandoned calls, which engines do not count as
-  capacity. Engines send a worker's topic only as many requests as its live workers have free threads.
+  capacity; ``started`` (optional): when the worker started, seconds since the epoch (``flowkit fleet``).
+  Engines send a worker's topic only as many requests as its live workers have free threads.
 - ``discover`` (engine -> every worker, with ``reply_to``): "tell me who you are now".
 """
 
@@ -130,6 +131,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "heartbeat": (_number(0.01, 3600.0), True),
         "running": (_texts, True),
         "stuck": (_number(0, 1 << 16), False),
+        "started": (_number(0, 1e12), False),
     },
     DISCOVER: {},
 }

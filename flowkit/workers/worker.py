@@ -71,6 +71,7 @@ class Worker:
         if threads < 1:
             raise WorkerError(f"a worker needs at least one thread, got {threads}")
         self.exchange, self.topic, self.threads, self.heartbeat = exchange, topic, threads, float(heartbeat)
+        self.started = time.time()
         self.tasks: dict[str, type[Task]] = {task_path(c): c for c in resolve_tasks(tasks)}
         if not self.tasks:
             raise WorkerError("a worker needs at least one task class to serve")
@@ -203,6 +204,7 @@ class Worker:
                 heartbeat=self.heartbeat,
                 running=sorted(self._jobs),
                 stuck=self.stuck,
+                started=self.started,
             ),
             exchange,
             routing_key,
