@@ -22,26 +22,44 @@ from tests.support.wait import wait_until
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One database for the flows and the board: the embedded default, or PostgreSQL."""
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("zookeeper", marks=pytest.mark.zookeeper),
+    ]
+)
+def urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(persistence, board): one SQLite file for both (the embedded default), one PostgreSQL database
+    for both, or SQLite flows with a ZooKeeper board."""
+    sqlite = f"sqlite:///{tmp_path}/flows.db"
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/flows.db"
+        return sqlite, sqlite
+    if request.param == "zookeeper":
+        return sqlite, str(request.getfixturevalue("zk_url"))
     url: str = request.getfixturevalue("postgres_url")
-    return url
+    return url, url
 
 
 @pytest.fixture
-def board(database: str) -> Iterator[JobBoard]:
-    made = boards.fetch(f"b-{secrets.token_hex(4)}", database, persistence=database)
+def database(urls: tuple[str, str]) -> str:
+    return urls[0]
+
+
+@pytest.fixture
+def board(urls: tuple[str, str]) -> Iterator[JobBoard]:
+    made = boards.fetch(f"b-{secrets.token_hex(4)}", urls[1], persistence=urls[0])
     made.connect()
     yield made
     made.close()
 
 
 @pytest.fixture
-def api(board: JobBoard, database: str, tmp_path: Path) -> Iterator[httpx.Client]:
-    args = ("--persistence", database, "--board-name", board.name, "--allow", "tests.ops_flows")
+def api(board: JobBoard, urls: tuple[str, str], tmp_path: Path) -> Iterator[httpx.Client]:
+    persistence, board_url = urls
+    args = ["--persistence", persistence, "--board-name", board.name, "--allow", "tests.ops_flows"]
+    if board_url != persistence:
+        args += ["--board", board_url]
     with serving(tmp_path / "serve.log", *args) as client:
         yield client
 

@@ -93,7 +93,7 @@ def registry_of(request: Request) -> CollectorRegistry:
 
         state: ServeState = app.state.flowkit
         registry = CollectorRegistry()
-        registry.register(BoardCollector(lambda: state.board, state.backend_unchecked))
+        registry.register(BoardCollector(lambda: state.board, lambda: state.backend))
         app.state.metrics = registry
     return registry
 

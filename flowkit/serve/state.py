@@ -11,7 +11,7 @@ from flowkit.factory import allow_list
 from flowkit.jobboard import JobBoard
 from flowkit.jobboard import backends as boards
 from flowkit.persistence.backends import Backend
-from flowkit.persistence.shared import backend_for, ensure_schema
+from flowkit.persistence.shared import ensure_schema
 from flowkit.serve.settings import ServeSettings
 
 __all__ = ["ServeState", "get_state"]
@@ -35,10 +35,6 @@ class ServeState:
                 if self._backend is None:
                     self._backend = ensure_schema(self.settings.persistence_url)
         return self._backend
-
-    def backend_unchecked(self) -> Backend:
-        """Persistence without upgrading its schema (health checks must not write)."""
-        return self._backend or backend_for(self.settings.persistence_url)
 
     @property
     def board(self) -> JobBoard:
