@@ -88,6 +88,10 @@ def test_find_job_by_prefix(board: JobBoard) -> None:
         board.find_job("zzzz")
     with pytest.raises(AmbiguousPrefixError, match="matches 20"):
         board.find_job("")
+    for wildcard in ("%", "_", target.uuid[:4] + "%"):  # SQL LIKE's wildcards are plain characters here
+        with pytest.raises(NotFound):
+            board.find_job(wildcard)
+    assert board.describe(target).state is JobState.UNCLAIMED
 
 
 SQL_KINDS = [k for k in BOARD_KINDS if getattr(k, "values", (k,))[0] != "zookeeper"]

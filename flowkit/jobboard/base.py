@@ -312,6 +312,11 @@ class JobBoard(abc.ABC):
 
         return find_by_prefix(self, prefix)
 
+    def describe(self, job: Job) -> JobEntry:
+        """``job`` with its state and owner read from the board now."""
+        owner = self.find_owner(job)
+        return JobEntry(job, self.state_of(job), owner)
+
     def requeue(self, job: Job | str) -> Job:
         """Offer a set-aside job again (UNCLAIMED, attempts reset): an operator fixed its cause."""
         raise JobBoardError(f"{self!r} cannot requeue jobs")

@@ -143,11 +143,8 @@ def _uuid(value: str) -> str:
 
 
 def _entry(state: ServeState, uuid: str) -> JobEntry:
-    job = state.board.find_job(_uuid(uuid))
-    for entry in state.board.listing():
-        if entry.job.uuid == job.uuid:
-            return entry
-    return JobEntry(job, state.board.state_of(job), state.board.find_owner(job))
+    board = state.board
+    return board.describe(board.find_job(_uuid(uuid)))
 
 
 @router.get("/jobs", response_model=JobPage, responses=ERRORS, tags=["jobs"])

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from flowkit.exceptions import NotFound
+from flowkit.exceptions import AmbiguousPrefixError, NotFound
 from flowkit.jobboard.backends import _sql_claims as claims
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.job import Job
@@ -67,6 +67,42 @@ def listing(board: SQLJobBoard, finished: bool) -> list[JobEntry]:
             state, owner = _state(row, now)
             out.append(JobEntry(job, state, owner, float(row.updated_on)))
     return out
+
+
+def find(board: SQLJobBoard, prefix: str) -> Job:
+    """The job whose uuid is or starts with ``prefix``: one indexed query (``uuid`` is unique)."""
+    prefix = prefix.strip().lower()
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (
+        sa.select(T)
+        .where(T.c.board == board.name, T.c.uuid.like(f"{escaped}%", escape="\\"))
+        .order_by(T.c.uuid)
+        .limit(6)
+    )
+    with board._tx("find a job") as conn:
+        rows = conn.execute(query).all()
+    exact = [r for r in rows if r.uuid == prefix]
+    if exact or len(rows) == 1:
+        job = board._job((exact or rows)[0])
+        if job is not None:
+            return job
+    if not rows:
+        raise NotFound(f"no job {prefix!r} (uuid or uuid prefix) on board {board.name!r}")
+    with board._tx("find a job") as conn:
+        uuids = (
+            conn.execute(
+                sa.select(T.c.uuid).where(T.c.board == board.name, T.c.uuid.like(f"{escaped}%", escape="\\"))
+            )
+            .scalars()
+            .all()
+        )
+    raise AmbiguousPrefixError("job", prefix, sorted(uuids))
+
+
+def describe(board: SQLJobBoard, job: Job) -> JobEntry:
+    row = _row(board, job, f"read job {job}")
+    state, owner = _state(row, time.time())
+    return JobEntry(job, state, owner, float(row.updated_on))
 
 
 def finished_jobs(board: SQLJobBoard) -> list[JobEntry]:

@@ -317,6 +317,12 @@ class SQLJobBoard(JobBoard):
     def requeue(self, job: Job | str) -> Job:
         return operator.requeue(self, job)
 
+    def find_job(self, prefix: str) -> Job:
+        return operator.find(self, prefix)
+
+    def describe(self, job: Job) -> JobEntry:
+        return operator.describe(self, job)
+
     def trash_job(self, job: Job | str, reason: str | None = None) -> None:
         operator.trash(self, job, reason)
 
