@@ -141,6 +141,13 @@ def _prefixes(values: Sequence[str]) -> list[str] | None:
     "[env FLOWKIT_METRICS_PORT]",
 )
 @click.option(
+    "--otel",
+    is_flag=True,
+    envvar="FLOWKIT_OTEL",
+    help="Trace each flow and atom with OpenTelemetry (flowkit[otel]); spans go to the global tracer "
+    "provider (run under opentelemetry-instrument, or configure the SDK) [env FLOWKIT_OTEL]",
+)
+@click.option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -161,6 +168,7 @@ def cli(
     startup_timeout: float,
     heartbeat: float,
     metrics_port: int | None,
+    otel: bool,
     log_level: str,
 ) -> None:
     """Claim jobs from a flowkit job board and run their flows, until SIGTERM or SIGINT."""
@@ -195,6 +203,14 @@ def cli(
     )
     if metrics_port is not None:
         _serve_metrics(conductor, metrics_port)
+    if otel:
+        try:
+            from flowkit.listeners.otel import TracingListener
+
+            conductor.engine_hooks.append(TracingListener.hook())
+        except FlowkitError as exc:
+            raise click.ClickException(str(exc)) from exc
+        LOG.info("conductor %r: tracing flows with OpenTelemetry", name)
     failed: list[BaseException] = []
 
     def loop() -> None:

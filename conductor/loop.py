@@ -35,6 +35,7 @@ from conductor import resume
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
 from conductor.runs import Run, Stats
+from flowkit.engines import Engine
 from flowkit.exceptions import (
     ClaimLost,
     ConductorError,
@@ -88,6 +89,8 @@ class Conductor:
         self.wait_timeout = wait_timeout
         self.grace = grace
         self.stats = Stats()
+        self.engine_hooks: list[Callable[[Engine, Job], object]] = []
+        """Called with each job's engine before it runs (``--otel`` attaches its tracing listener)."""
         self.flow_observers: list[Callable[[Job], None]] = []
         """Called with each job whose flow ended, after it is consumed (metrics count flows and atoms)."""
         self.started = time.time()
@@ -323,6 +326,8 @@ class Conductor:
             return
         engine = run.engine
         assert engine is not None  # resume.load gives an engine or the reason it could not
+        for hook in self.engine_hooks:
+            hook(engine, job)
         storage = engine.storage  # prepared by resume.load: asking for it again cannot fail
 
         # The engine checks at every atom change whether it must pause, so a suspend cannot be lost
