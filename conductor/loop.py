@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from conductor import resume
+from conductor import atom_log, resume
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
 from conductor.runs import Run, Stats
@@ -89,7 +89,7 @@ class Conductor:
         self.wait_timeout = wait_timeout
         self.grace = grace
         self.stats = Stats()
-        self.engine_hooks: list[Callable[[Engine, Job], object]] = []
+        self.engine_hooks: list[Callable[[Engine, Job], object]] = [atom_log.attach]
         """Called with each job's engine before it runs (``--otel`` attaches its tracing listener)."""
         self.flow_observers: list[Callable[[Job], None]] = []
         """Called with each job whose flow ended, after it is consumed (metrics count flows and atoms)."""

@@ -154,3 +154,25 @@ def test_log_level_is_one_style_everywhere(module: str) -> None:
     assert "--log-level [debug|info|warning|error]" in done.stdout
     serve = CliRunner().invoke(cli, ["serve", "--help"])
     assert "--log-level [debug|info|warning|error]" in serve.output
+
+
+def test_conductors_log_each_atom_with_its_job_and_flow(
+    board: JobBoard, env: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = tmp_path / "gate"
+    gate.touch()
+    job = board.post_flow("tests.ops_flows:gated", store={"gate": str(gate)})
+    conductor = Conductor("c1", board, env["FLOWKIT_PERSISTENCE"], wait_timeout=0.1)
+    thread = threading.Thread(target=conductor.run, daemon=True)
+    with caplog.at_level("INFO", logger="flowkit.conductor.atoms"):
+        thread.start()
+        try:
+            wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job consumed")
+        finally:
+            conductor.stop()
+            thread.join(15)
+    lines = [r.getMessage() for r in caplog.records if r.name == "flowkit.conductor.atoms"]
+    prefix = f"job {job.uuid} flow {job.flow_uuid} atom"
+    assert f"{prefix} 'prepare' SUCCESS" in lines
+    assert f"{prefix} 'prepare' REVERTED" in lines
+    assert any(line.startswith(f"{prefix} 'gate' FAILURE: ") and "is closed" in line for line in lines), lines
