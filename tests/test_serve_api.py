@@ -132,6 +132,14 @@ def test_post_a_job_watch_it_run_retry_its_flow(
     assert conflict.status_code == 409 and "SUCCESS" in conflict.json()["detail"]
 
 
+def test_jobs_are_paged_newest_first(api: httpx.Client, board: JobBoard) -> None:
+    posted = [board.post(f"j{i}").uuid for i in range(7)]
+    pages = [api.get("/api/v1/jobs", params={"limit": 3, "offset": o}).json() for o in (0, 3, 6)]
+    assert [p["total"] for p in pages] == [7, 7, 7] and [p["offset"] for p in pages] == [0, 3, 6]
+    seen = [j["uuid"] for p in pages for j in p["jobs"]]
+    assert seen == list(reversed(posted))
+
+
 def test_requeue_and_trash(api: httpx.Client, board: JobBoard) -> None:
     aside, waiting = board.post("aside"), board.post("waiting")
     board.claim(aside, "c9")

@@ -72,9 +72,10 @@ class JobOut(BaseModel):
 
 
 class JobPage(BaseModel):
-    """Jobs matching the filters (newest first), at most ``limit`` of ``total``."""
+    """Jobs matching the filters (newest change first): ``limit`` of ``total`` from ``offset``."""
 
     total: int
+    offset: int
     jobs: list[JobOut]
 
 
@@ -154,6 +155,7 @@ def list_jobs(
     owner: Annotated[str | None, Query(description="Only jobs held (or consumed) by this owner")] = None,
     history: Annotated[bool, Query(description="Include consumed and trashed jobs")] = True,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobPage:
     """The jobs on the board, set aside, and (``history``) consumed or trashed within its retention."""
     entries = state.board.listing(finished=history)
@@ -162,7 +164,8 @@ def list_jobs(
     if owner is not None:
         entries = [e for e in entries if e.owner == owner]
     entries.sort(key=lambda e: -(e.updated_on or e.job.created_on))
-    return JobPage(total=len(entries), jobs=[JobOut.of(e) for e in entries[:limit]])
+    page = entries[offset : offset + limit]
+    return JobPage(total=len(entries), offset=offset, jobs=[JobOut.of(e) for e in page])
 
 
 @router.post("/jobs", response_model=JobOut, status_code=201, responses=ERRORS, tags=["jobs"])
