@@ -117,3 +117,14 @@ def test_history_retention_zero_keeps_no_consumed_job(short_history: JobBoard) -
     short_history.consume(job, "c1")
     assert job.uuid not in _states(short_history)
     assert short_history.purge_history() == 0
+
+
+def test_purge_history_forgets_consumed_jobs_older_than_asked(board: JobBoard) -> None:
+    jobs = [board.post(f"done-{i}") for i in range(3)]
+    for job in jobs:
+        board.claim(job, "c1")
+        board.consume(job, "c1")
+    assert board.purge_history(older_than=3600) == 0
+    assert sum(s is JobState.COMPLETE for s in _states(board).values()) == 3
+    assert board.purge_history(older_than=0) == 3
+    assert not any(s is JobState.COMPLETE for s in _states(board).values())

@@ -10,6 +10,7 @@ its owner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 S = JobState
 DEFAULT_HISTORY = 7 * 86400.0
 PURGE_EVERY = 60.0
+YOUNG_RUN = 20
+"""A purge stops after this many recent history nodes in a row (see :func:`purge`)."""
 
 
 def history_record(job: Job, who: str) -> bytes:
@@ -63,17 +66,31 @@ def finished_jobs(board: ZooKeeperJobBoard) -> list[JobEntry]:
 
 
 def purge(board: ZooKeeperJobBoard, older_than: float) -> int:
+    """Delete history nodes created more than ``older_than`` seconds ago.
+
+    Nodes are visited oldest job first and the walk stops after :data:`YOUNG_RUN` recent ones in a
+    row: jobs are consumed roughly in the order they were posted, so a purge reads about as many
+    nodes as it deletes, not the whole history.
+    """
     from kazoo.exceptions import NoNodeError
 
-    cutoff, count = time.time() - older_than, 0
+    cutoff_ms, count, young = (time.time() - older_than) * 1000, 0, 0
     with board._errors("purge the consumed jobs"):
-        for child, entry in _read_dir(board, board._history_path, S.COMPLETE):
-            if entry.updated_on is None or entry.updated_on <= cutoff:
-                try:
-                    board._client.delete(f"{board._history_path}/{child}")
-                    count += 1
-                except NoNodeError:
-                    pass
+        children = sorted(c for c in board._client.get_children(board._history_path) if c.startswith("job-"))
+        for child in children:
+            path = f"{board._history_path}/{child}"
+            stat = board._client.exists(path)
+            if stat is None:
+                continue
+            if stat.ctime > cutoff_ms:
+                young += 1
+                if young >= YOUNG_RUN:
+                    break
+                continue
+            young = 0
+            with contextlib.suppress(NoNodeError):
+                board._client.delete(path)
+                count += 1
     return count
 
 
