@@ -77,6 +77,8 @@ def test_listing_shows_state_and_owner_and_keeps_consumed_jobs(board: JobBoard) 
     assert entries[waiting.uuid].state is JobState.UNCLAIMED and entries[waiting.uuid].owner is None
     assert done.uuid not in {e.job.uuid for e in board.listing(finished=False)}
     assert board.get_job(done.uuid).state is JobState.COMPLETE
+    described = board.describe(board.get_job(done.uuid))
+    assert described.state is JobState.COMPLETE and described.owner == "c1"
 
 
 def test_find_job_by_prefix(board: JobBoard) -> None:

@@ -314,8 +314,12 @@ class JobBoard(abc.ABC):
 
     def describe(self, job: Job) -> JobEntry:
         """``job`` with its state and owner read from the board now."""
-        owner = self.find_owner(job)
-        return JobEntry(job, self.state_of(job), owner)
+        state = self.state_of(job)
+        if state in (JobState.COMPLETE, JobState.TRASHED):  # who consumed or moved it, and when
+            for entry in self.finished_jobs():
+                if entry.job.uuid == job.uuid:
+                    return entry
+        return JobEntry(job, state, self.find_owner(job))
 
     def requeue(self, job: Job | str) -> Job:
         """Offer a set-aside job again (UNCLAIMED, attempts reset): an operator fixed its cause."""
