@@ -130,3 +130,27 @@ def test_purge_history_forgets_consumed_jobs_older_than_asked(board: JobBoard) -
     assert sum(s is JobState.COMPLETE for s in _states(board).values()) == 3
     assert board.purge_history(older_than=0) == 3
     assert not any(s is JobState.COMPLETE for s in _states(board).values())
+
+
+def test_page_filters_counts_and_pages_newest_first(board: JobBoard) -> None:
+    jobs = [board.post(f"j{i}") for i in range(6)]
+    board.claim(jobs[0], "c1")
+    board.claim(jobs[1], "c2")
+    board.consume(jobs[1], "c2")
+    board.claim(jobs[2], "c1")
+    board.set_aside(jobs[2], "c1", "bad")
+
+    total, page = board.page()
+    assert total == 6 and len(page) == 6
+    assert board.page([JobState.UNCLAIMED])[0] == 3
+    total, claimed = board.page([JobState.CLAIMED])
+    assert total == 1 and claimed[0].job.uuid == jobs[0].uuid and claimed[0].owner == "c1"
+    assert [e.job.uuid for e in board.page(owner="c2")[1]] == [jobs[1].uuid]
+    assert [e.job.uuid for e in board.page(owner="c1")[1]] == [jobs[0].uuid]
+    assert board.page(finished=False)[0] == 5
+    assert board.page([JobState.COMPLETE], finished=False)[0] == 1  # asking for a state includes it
+    first, second = board.page(limit=4)[1], board.page(limit=4, offset=4)[1]
+    assert len(first) == 4 and len(second) == 2
+    assert len({e.job.uuid for e in first + second}) == 6
+    times = [e.updated_on or e.job.created_on for e in first + second]
+    assert times == sorted(times, reverse=True)

@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import uuid as uuidlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -301,6 +301,24 @@ class JobBoard(abc.ABC):
         from flowkit.jobboard.listing import generic_listing
 
         return generic_listing(self, finished)
+
+    def page(
+        self,
+        states: Collection[JobState] | None = None,
+        owner: str | None = None,
+        *,
+        finished: bool = True,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> tuple[int, list[JobEntry]]:
+        """(how many jobs match, up to ``limit`` of them from ``offset``), newest change first.
+
+        ``states``: only these; ``owner``: only the jobs it holds or consumed; ``finished``: consumed
+        and trashed jobs count too. A SQL board answers with two queries whatever its history holds.
+        """
+        from flowkit.jobboard.listing import generic_page
+
+        return generic_page(self, states, owner, finished, limit, offset)
 
     def finished_jobs(self) -> list[JobEntry]:
         """Jobs consumed or trashed that the board still keeps (for its history retention), newest first."""

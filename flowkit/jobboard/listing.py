@@ -7,6 +7,7 @@ Apart from the board contract because these are read-only views written once ove
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ from flowkit.states import JobState
 if TYPE_CHECKING:
     from flowkit.jobboard.base import JobBoard
     from flowkit.jobboard.job import Job
+
+
+FINISHED = frozenset({JobState.COMPLETE, JobState.TRASHED})
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,24 @@ def generic_listing(board: JobBoard, finished: bool) -> list[JobEntry]:
     if finished:
         entries += board.finished_jobs()
     return entries
+
+
+def generic_page(
+    board: JobBoard,
+    states: Collection[JobState] | None,
+    owner: str | None,
+    finished: bool,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[JobEntry]]:
+    """:meth:`JobBoard.page` over :meth:`JobBoard.listing`, filtered and sorted here."""
+    entries = board.listing(finished=finished or bool(states and set(states) & FINISHED))
+    if states:
+        entries = [e for e in entries if e.state in states]
+    if owner is not None:
+        entries = [e for e in entries if e.owner == owner]
+    entries.sort(key=lambda e: -(e.updated_on or e.job.created_on))
+    return len(entries), entries[offset : offset + limit]
 
 
 def find_by_prefix(board: JobBoard, prefix: str) -> Job:

@@ -158,14 +158,8 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobPage:
     """The jobs on the board, set aside, and (``history``) consumed or trashed within its retention."""
-    entries = state.board.listing(finished=history)
-    if job_state:
-        entries = [e for e in entries if e.state in job_state]
-    if owner is not None:
-        entries = [e for e in entries if e.owner == owner]
-    entries.sort(key=lambda e: -(e.updated_on or e.job.created_on))
-    page = entries[offset : offset + limit]
-    return JobPage(total=len(entries), offset=offset, jobs=[JobOut.of(e) for e in page])
+    total, page = state.board.page(job_state, owner, finished=history, limit=limit, offset=offset)
+    return JobPage(total=total, offset=offset, jobs=[JobOut.of(e) for e in page])
 
 
 @router.post("/jobs", response_model=JobOut, status_code=201, responses=ERRORS, tags=["jobs"])

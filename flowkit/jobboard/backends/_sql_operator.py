@@ -9,6 +9,7 @@ refused, never moved under its owner.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -103,6 +104,47 @@ def describe(board: SQLJobBoard, job: Job) -> JobEntry:
     row = _row(board, job, f"read job {job}")
     state, owner = _state(row, time.time())
     return JobEntry(job, state, owner, float(row.updated_on))
+
+
+def _in_state(state: JobState, now: float) -> sa.ColumnElement[bool]:
+    """Rows in ``state`` as :func:`_state` reads them (a claim whose lease ran out is UNCLAIMED)."""
+    live = sa.and_(T.c.state == S.CLAIMED, T.c.lease_expires >= now)
+    if state is S.CLAIMED:
+        return live
+    if state is S.UNCLAIMED:
+        return sa.or_(T.c.state == S.UNCLAIMED, sa.and_(T.c.state == S.CLAIMED, sa.not_(live)))
+    return T.c.state == state
+
+
+def page(
+    board: SQLJobBoard,
+    states: Collection[JobState] | None,
+    owner: str | None,
+    finished: bool,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[JobEntry]]:
+    now = time.time()
+    where: list[sa.ColumnElement[bool]] = [T.c.board == board.name]
+    if states:
+        where.append(sa.or_(*(_in_state(S(s), now) for s in states)))
+    elif not finished:
+        where.append(T.c.state.notin_(FINISHED))
+    if owner is not None:
+        held = sa.or_(_in_state(S.CLAIMED, now), T.c.state.in_(FINISHED))
+        where.append(sa.and_(T.c.owner == owner, held))
+    condition = sa.and_(*where)
+    query = sa.select(T).where(condition).order_by(T.c.updated_on.desc(), T.c.id.desc())
+    with board._tx("list the jobs") as conn:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(T).where(condition)).scalar_one())
+        rows = conn.execute(query.limit(limit).offset(offset)).all()
+    out = []
+    for row in rows:
+        job = board._job(row)
+        if job is not None:
+            state, holder = _state(row, now)
+            out.append(JobEntry(job, state, holder, float(row.updated_on)))
+    return total, out
 
 
 def finished_jobs(board: SQLJobBoard) -> list[JobEntry]:

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl
@@ -313,6 +313,17 @@ class SQLJobBoard(JobBoard):
 
     def finished_jobs(self) -> list[JobEntry]:
         return operator.finished_jobs(self)
+
+    def page(
+        self,
+        states: Collection[JobState] | None = None,
+        owner: str | None = None,
+        *,
+        finished: bool = True,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> tuple[int, list[JobEntry]]:
+        return operator.page(self, states, owner, finished, limit, offset)
 
     def requeue(self, job: Job | str) -> Job:
         return operator.requeue(self, job)
