@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from conductor import Conductor
-from flowkit.exceptions import InvalidStateError, JobBoardError, NotFound
+from flowkit.exceptions import AmbiguousPrefixError, InvalidStateError, JobBoardError, NotFound
 from flowkit.jobboard import JobBoard, JobState
 from flowkit.jobboard.flow_verbs import resume_flow, retry_flow
+from flowkit.persistence.backends import Backend
 from flowkit.persistence.lookup import find_flow_detail
+from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.persistence.shared import backend_for
 from flowkit.states import AtomState, FlowState
 from tests.support.wait import wait_until
@@ -94,3 +96,19 @@ def test_resume_posts_a_job_for_a_suspended_flow(board: JobBoard, persistence_ur
 def test_unknown_flow_is_not_found(board: JobBoard) -> None:
     with pytest.raises(NotFound, match="feedbeef"):
         retry_flow(board, "feedbeef")
+
+
+def test_flow_details_are_found_by_prefix_on_every_backend(backend: Backend) -> None:
+    book = LogBook("b")
+    details = [book.add(FlowDetail(f"f{i}")) for i in range(40)]
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    target = details[3]
+    assert find_flow_detail(backend, target.uuid[:13]).uuid == target.uuid
+    assert find_flow_detail(backend, target.uuid.upper()).uuid == target.uuid
+    first = max("0123456789abcdef", key=lambda c: sum(d.uuid[0] == c for d in details))
+    with pytest.raises(AmbiguousPrefixError, match="flow detail prefix"):
+        find_flow_detail(backend, first)
+    for missing in ("%", "_", "zz"):
+        with pytest.raises(NotFound):
+            find_flow_detail(backend, missing)
