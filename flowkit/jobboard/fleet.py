@@ -30,6 +30,8 @@ LOG = logging.getLogger("flowkit.jobboard")
 MISSED_BEATS = 3.0
 DEFAULT_INTERVAL = 5.0
 FORGET_AFTER = 86400.0
+GOODBYE_TIMEOUT = 2.0
+"""Seconds :meth:`Heartbeat.stop` waits for the board to take the goodbye."""
 
 
 class MemberStatus(StrEnum):
@@ -128,8 +130,14 @@ class Heartbeat:
         while not self._halt.wait(self.interval):
             self.beat()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = GOODBYE_TIMEOUT) -> None:
+        """Stop beating and say goodbye, waiting at most ``timeout`` seconds for the board: a process
+        stopping during an outage must not hang on it (it is then shown gone instead of stopped)."""
         self._halt.set()
         if self._thread is not None:
-            self._thread.join(self.interval + 1)
-        self.beat(stopped=True, running=())
+            self._thread.join(timeout)
+        goodbye = threading.Thread(
+            target=lambda: self.beat(stopped=True, running=()), name="flowkit-heartbeat-goodbye", daemon=True
+        )
+        goodbye.start()
+        goodbye.join(timeout)
