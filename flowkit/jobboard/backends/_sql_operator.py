@@ -1,9 +1,9 @@
 """The SQL board's operator verbs and listing: one statement each, on the same table as the claims.
 
 A consumed job's row stays, as COMPLETE, for the board's history retention (``?history=SECONDS``,
-default a week; 0 keeps none), so operators still see what ran; every consume purges the rows past
-it. Requeue and trash are conditional updates like the claim statements: a job claimed meanwhile is
-refused, never moved under its owner.
+default a week; 0 keeps none), so operators still see what ran; a consume purges the rows past it
+at most once a minute (at every consume with ``history=0``). Requeue and trash are conditional
+updates like the claim statements: a job claimed meanwhile is refused, never moved under its owner.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ S = JobState
 FINISHED = (S.COMPLETE.value, S.TRASHED.value)
 DEFAULT_HISTORY = 7 * 86400.0
 """Seconds a consumed job stays listed on a SQL board unless its URL says ``?history=``."""
+PURGE_EVERY = 60.0
+"""A consuming board purges the history at most this often (at every consume with ``history=0``)."""
 
 
 def consumed_values(now: float) -> dict[str, object]:

@@ -126,6 +126,7 @@ class SQLJobBoard(JobBoard):
         default_poll = 1.0 if self.database.dialect == "postgresql" else 0.05
         self.poll = poll if poll is not None else (options.poll or default_poll)
         self.history = operator.DEFAULT_HISTORY if options.history is None else options.history
+        self._purged = 0.0
         """Seconds a consumed job stays listed (``?history=``; 0: deleted when consumed)."""
         self._engine: sa.Engine | None = None
         self._engine_lease: EngineLease | None = None
@@ -430,7 +431,10 @@ class SQLJobBoard(JobBoard):
         self._change(
             job, who, S.COMPLETE, T.update().values(**operator.consumed_values(time.time())), "consume"
         )
-        self.purge_history()
+        if self.history == 0 or time.monotonic() - self._purged > operator.PURGE_EVERY:
+            self._purged = time.monotonic()
+            with contextlib.suppress(JobBoardConnectionError):  # consumed anyway; the next one purges
+                self.purge_history()
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         stmt = release(None)

@@ -408,8 +408,13 @@ class ZooKeeperJobBoard(JobBoard):
             self._owned.pop(job.uuid, None)
         if time.monotonic() - self._purged > operator.PURGE_EVERY:
             self._purged = time.monotonic()
-            with contextlib.suppress(JobBoardConnectionError):
-                self.purge_history()
+            self._client.handler.spawn(self._purge_quietly)  # off the consumer's path
+
+    def _purge_quietly(self) -> None:
+        try:
+            self.purge_history()
+        except Exception as exc:  # the next consume tries again
+            LOG.info("board %r: purging the history failed: %s", self.name, exc)
 
     # -- operator verbs (see _zookeeper_operator) ---------------------------------------------------
 
