@@ -28,8 +28,10 @@ from types import FrameType
 
 import click
 
+import flowkit
 from conductor import logs, outage, startup
 from conductor.loop import Conductor
+from flowkit import extras
 from flowkit.exceptions import FlowkitError
 from flowkit.jobboard import backends as boards
 from flowkit.persistence import backends as persistence_backends
@@ -123,7 +125,37 @@ def _prefixes(values: Sequence[str]) -> list[str] | None:
     show_default=True,
     help="Seconds the board and persistence have to answer at start; else exit 1 naming the one that did not",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--heartbeat",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    help="Seconds between this conductor's announcements in the board's fleet (`flowkit fleet`); "
+    "it is shown gone after missing three",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="FLOWKIT_METRICS_PORT",
+    help="Serve /metrics (Prometheus) and /healthz on 127.0.0.1:PORT (needs flowkit[serve]) "
+    "[env FLOWKIT_METRICS_PORT]",
+)
+@click.option(
+    "--otel",
+    is_flag=True,
+    envvar="FLOWKIT_OTEL",
+    help="Trace each flow and atom with OpenTelemetry (flowkit[otel]); spans go to the global tracer "
+    "provider (run under opentelemetry-instrument, or configure the SDK) [env FLOWKIT_OTEL]",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    envvar="FLOWKIT_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="[env FLOWKIT_LOG_LEVEL]",
+)
+@click.version_option(flowkit.__version__, prog_name="flowkit-conductor")
 def cli(
     board_url: str,
     persistence_url: str,
@@ -134,6 +166,9 @@ def cli(
     allow: tuple[str, ...],
     grace: float,
     startup_timeout: float,
+    heartbeat: float,
+    metrics_port: int | None,
+    otel: bool,
     log_level: str,
 ) -> None:
     """Claim jobs from a flowkit job board and run their flows, until SIGTERM or SIGINT."""
@@ -157,8 +192,25 @@ def cli(
     if backoff is not None:
         persistence.backoff = dataclasses.replace(backoff, wake=signals.wake)  # type: ignore[attr-defined]
     conductor = Conductor(
-        name, board, persistence, engine=engine, max_jobs=max_jobs, allow=_prefixes(allow), grace=grace
+        name,
+        board,
+        persistence,
+        engine=engine,
+        max_jobs=max_jobs,
+        allow=_prefixes(allow),
+        grace=grace,
+        heartbeat=heartbeat,
     )
+    if metrics_port is not None:
+        _serve_metrics(conductor, metrics_port)
+    if otel:
+        try:
+            from flowkit.listeners.otel import TracingListener
+
+            conductor.engine_hooks.append(TracingListener.hook())
+        except FlowkitError as exc:
+            raise click.ClickException(str(exc)) from exc
+        LOG.info("conductor %r: tracing flows with OpenTelemetry", name)
     failed: list[BaseException] = []
 
     def loop() -> None:
@@ -182,6 +234,25 @@ def cli(
             raise click.ClickException(f"conductor {name!r}: {outage.reason(failed[0])}")
         raise failed[0]
     LOG.info("conductor %r: stopped (%s)", name, conductor.stats)
+
+
+def _serve_metrics(conductor: Conductor, port: int) -> None:
+    """``--metrics-port``: imported only then, so a conductor without it loads no metrics code."""
+    try:
+        extras.require("serve", "flowkit-conductor --metrics-port")
+    except FlowkitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from prometheus_client import CollectorRegistry
+
+    from flowkit.serve.metrics import ConductorMetrics, serve
+
+    registry = CollectorRegistry()
+    metrics = ConductorMetrics(conductor, registry)
+    try:
+        server = serve(port, registry, metrics.health)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc}") from exc
+    LOG.info("conductor %r: metrics on http://127.0.0.1:%d/metrics", conductor.name, server.server_port)
 
 
 def _stop(conductor: Conductor, thread: threading.Thread, signals: _Signals, grace: float) -> None:

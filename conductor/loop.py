@@ -33,13 +33,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from conductor import cancels, resume
+from conductor import atom_log, cancels, resume
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
 from conductor.runs import Run, Stats
+from flowkit.engines import Engine
 from flowkit.exceptions import (
     ClaimLost,
     ConductorError,
@@ -49,7 +50,7 @@ from flowkit.exceptions import (
     StorageError,
 )
 from flowkit.factory import allow_list
-from flowkit.jobboard import ClaimEvent, Job, JobBoard
+from flowkit.jobboard import ClaimEvent, Job, JobBoard, fleet
 from flowkit.jobboard.backends import display_url
 from flowkit.notifier import ANY, Notifier
 from flowkit.persistence.backends import Backend
@@ -76,9 +77,11 @@ class Conductor:
         engine_options: Mapping[str, Any] | None = None,
         wait_timeout: float = 0.5,
         grace: float = 10.0,
+        heartbeat: float = fleet.DEFAULT_INTERVAL,
     ) -> None:
         """``allow``: module prefixes a job's factory must be under (None: any); ``grace``: seconds
-        to wait for running atoms to reach a safe point when stopping."""
+        to wait for running atoms to reach a safe point when stopping; ``heartbeat``: seconds between
+        the announcements that list this conductor in the board's fleet."""
         if max_jobs < 1:
             raise ConductorError(f"conductor {name!r}: max_jobs must be at least 1, got {max_jobs}")
         self.name = name
@@ -94,6 +97,12 @@ class Conductor:
         self.notifier = Notifier()
         """TaskFlow's conductor events: ``running_start``/``running_end`` around each run of a job's flow,
         ``job_consumed``, ``job_abandoned``; details ``{"conductor", "job", "engine", "persistence"}``."""
+        self.engine_hooks: list[Callable[[Engine, Job], object]] = [atom_log.attach]
+        """Called with each job's engine before it runs (``--otel`` attaches its tracing listener)."""
+        self.flow_observers: list[Callable[[Job], None]] = []
+        """Called with each job whose flow ended, after it is consumed (metrics count flows and atoms)."""
+        self.started = time.time()
+        self._heartbeat = fleet.Heartbeat(board, self._member, heartbeat)
         self._stopping = threading.Event()
         self._runs: dict[str, Run] = {}
         # Claim events heard while claim_next runs, for the job it is about to return (None: not claiming)
@@ -111,6 +120,7 @@ class Conductor:
     def run(self) -> None:
         """Claim and run jobs until :meth:`stop`; then suspend and abandon what is running."""
         ensure_schema(self.persistence)
+        self._heartbeat.start()
         slots = threading.BoundedSemaphore(self.max_jobs)
         self.board.add_claim_listener(self._on_claims)
         self.board.add_cancel_listener(self._on_cancel)
@@ -147,6 +157,23 @@ class Conductor:
             self._wind_down()
             self.board.remove_claim_listener(self._on_claims)
             self.board.remove_cancel_listener(self._on_cancel)
+            self._heartbeat.stop()
+
+    def _member(self) -> fleet.Member:
+        """This conductor as the fleet lists it (what it runs now: its jobs' uuids)."""
+        with self._lock:
+            running = tuple(self._runs)
+        return fleet.Member(self.name, "conductor", started=self.started, running=running)
+
+    @property
+    def board_down(self) -> bool:
+        """Whether the board is in an outage now (claiming paused)."""
+        return bool(self._board_outage.down)
+
+    @property
+    def persistence_down(self) -> bool:
+        """Whether persistence is in an outage now (claiming paused)."""
+        return bool(self._persistence_outage.down)
 
     @property
     def running_jobs(self) -> int:
@@ -186,6 +213,7 @@ class Conductor:
             for _ in self.board.wait(self.wait_timeout):
                 break  # woken by a post: claim on the next turn
             return None
+        self.stats.add("claimed")
         LOG.info("conductor %r: claimed job %s", self.name, job)
         return job
 
@@ -324,6 +352,8 @@ class Conductor:
             return
         engine = run.engine
         assert engine is not None  # resume.load gives an engine or the reason it could not
+        for hook in self.engine_hooks:
+            hook(engine, job)
         storage = engine.storage  # prepared by resume.load: asking for it again cannot fail
         engine.park_waits = True  # a flow left with only waits goes back to the board meanwhile
 
@@ -405,6 +435,11 @@ class Conductor:
             job,
             run.engine.storage.get_flow_state() if run.engine else "?",
         )
+        for observer in self.flow_observers:
+            try:
+                observer(job)
+            except Exception:
+                LOG.exception("conductor %r: flow observer %r failed on job %s", self.name, observer, job)
 
     def _mark_cancelled(self, job: Job, run: Run) -> None:
         try:

@@ -43,6 +43,7 @@ class Run:
 class Stats:
     """What a conductor did, for logs and tests; job threads count through :meth:`add`."""
 
+    claimed: int = 0
     consumed: int = 0
     abandoned: int = 0
     set_aside: int = 0

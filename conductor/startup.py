@@ -58,21 +58,20 @@ class _Check(threading.Thread):
 
 
 def check(
-    board: JobBoard, board_url: str, persistence_url: str, timeout: float, stop: threading.Event
+    board: JobBoard, board_url: str, persistence_url: str | None, timeout: float, stop: threading.Event
 ) -> bool:
     """Connect ``board`` and bring persistence's schema up to date, both within ``timeout`` seconds.
 
+    ``persistence_url`` None: the board alone (an admin command that needs no persistence).
     Returns False when ``stop`` was set meanwhile (the checks are left behind: the caller exits).
     Raises :class:`~flowkit.exceptions.ConductorError` naming the board or persistence (by its URL,
     without the password) and why, when one of them failed or did not answer in time.
     """
     deadline = time.monotonic() + timeout
-    checks = [
-        _Check(f"board {display_url(board_url)}", board.connect, deadline, stop),
-        _Check(
-            f"persistence {display_url(persistence_url)}", lambda: _upgrade(persistence_url), deadline, stop
-        ),
-    ]
+    checks = [_Check(f"board {display_url(board_url)}", board.connect, deadline, stop)]
+    if persistence_url is not None:
+        url = persistence_url
+        checks.append(_Check(f"persistence {display_url(url)}", lambda: _upgrade(url), deadline, stop))
     with _quiet():
         for c in checks:
             c.start()

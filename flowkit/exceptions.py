@@ -256,6 +256,20 @@ def _flatten(failures: Iterable[Failure]) -> list[Failure]:
     return out
 
 
+class AmbiguousPrefixError(FlowkitError, ValueError):
+    """A uuid prefix matches more than one job or flow detail; the message lists the candidates."""
+
+    def __init__(self, what: str, prefix: str, matches: list[str]) -> None:
+        super().__init__(what, prefix, matches)
+        self.what, self.prefix, self.matches = what, prefix, matches
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.matches[:5]) + (" ..." if len(self.matches) > 5 else "")
+        return (
+            f"{self.what} prefix {self.prefix!r} matches {len(self.matches)}: {shown}; give more characters"
+        )
+
+
 class WrappedFailure(FlowkitError):
     """Several failures at once (parallel atoms failing together, or a revert that failed too).
 
@@ -363,6 +377,11 @@ class JobBoardError(FlowkitError):
 
 class UnclaimableJobError(JobBoardError):
     """A job cannot be claimed (another owner has it, or it is gone)."""
+
+
+class CancelRefused(JobBoardError):
+    """A cancel asked for a job that is over (consumed, trashed, set aside, cancelled): nothing is left
+    to cancel; the message says which state the job is in (``flowkit serve`` answers 409)."""
 
 
 class NotOwnerError(JobBoardError):

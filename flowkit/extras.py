@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "amqp": ("kombu",),
     "graph": ("networkx",),
     "serve": ("fastapi", "uvicorn", "prometheus_client"),
+    "otel": ("opentelemetry",),
 }
 """Extra name -> the top-level modules it installs (kept in step with pyproject.toml)."""
 

@@ -168,6 +168,22 @@ def job_is_final(state: JobState) -> bool:
     return not JOB_TRANSITIONS[state]
 
 
+OPERATOR_JOB_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # requeue: an operator fixed what made the job unrunnable and offers it again (attempts reset).
+    J.SET_ASIDE: frozenset({J.UNCLAIMED, J.TRASHED}),
+    # trash: an operator takes a job nobody holds off the board without running it.
+    J.UNCLAIMED: frozenset({J.TRASHED}),
+}
+"""Moves only an operator makes (``board.requeue``, ``board.trash_job``), never a claimant: kept apart
+from :data:`JOB_TRANSITIONS` because the claim machinery matches rows by those."""
+
+
+def check_operator_transition(uuid: str, old: JobState, new: JobState) -> None:
+    """Raise :class:`InvalidStateError` unless an operator may move a job from ``old`` to ``new``."""
+    if new not in OPERATOR_JOB_TRANSITIONS.get(old, frozenset()):
+        raise InvalidStateError("job", uuid, old.value, new.value)
+
+
 def job_sources(new: JobState) -> frozenset[JobState]:
     """The states a job may be in to move to ``new`` (what a conditional update must match)."""
     return frozenset(old for old, targets in JOB_TRANSITIONS.items() if new in targets)

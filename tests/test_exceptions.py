@@ -44,6 +44,7 @@ ARGS: dict[str, tuple[Any, ...]] = {
     "ClaimLost": ("create-cluster", "fd-uuid-1", 7, 9),
     "Cancelled": ("create-cluster", "operator asked"),
     "MapError": ("servers", "over ('specs') must be a sequence of items, got int"),
+    "AmbiguousPrefixError": ("job", "ab", ["ab12", "ab34"]),
 }
 
 # What each message must name.
@@ -62,6 +63,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "MalformedJobError": ("'name'",),
     "ConductorError": ("'c1'", "max_jobs"),
     "InvalidNameError": ("job name", "bad\\x00name", "NUL"),
+    "AmbiguousPrefixError": ("job", "'ab'", "ab12", "ab34"),
     "JobTooLargeError": ("big-job", "10,485,900", "1,000,000", "ZooKeeper"),
     "MissingExtraError": ("flowkit[postgres]", "'psycopg2'", "the PostgreSQL backend"),
     "ClaimLost": ("create-cluster", "fd-uuid-1", "fence 7", "fence 9"),

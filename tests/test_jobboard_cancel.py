@@ -19,7 +19,7 @@ import pytest
 
 from conductor import Conductor
 from flowkit.engines.persistence import backend_for
-from flowkit.exceptions import JobBoardError, NotFound
+from flowkit.exceptions import CancelRefused, JobBoardError, NotFound
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 from flowkit.states import FlowState
@@ -89,7 +89,7 @@ def test_cancel_of_a_job_that_is_over_or_unknown_is_refused(board: JobBoard, tmp
     board.trash(trashed, "c1", "not wanted")
     with pytest.raises(NotFound, match="no job"):
         board.cancel("00000000-0000-0000-0000-000000000000", "why not")
-    with pytest.raises(NotFound, match=done.uuid):
+    with pytest.raises(CancelRefused, match="COMPLETE"):  # consumed, still in the board's history
         board.cancel(done, "too late")
     with pytest.raises(JobBoardError, match="TRASHED"):
         board.cancel(trashed, "too late")
@@ -197,7 +197,7 @@ def test_a_cancel_that_comes_after_the_flow_succeeded_leaves_the_job_complete(
     job = _post(board, journal, n=1, pause=0.0)
     with running(Conductor("c1", board, persistence_url, wait_timeout=0.2)):
         wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 20, "the job consumed")
-    with pytest.raises(NotFound):
+    with pytest.raises(CancelRefused, match="COMPLETE"):
         board.cancel(job, "too late")
 
 

@@ -132,8 +132,16 @@ def test_the_revisions_form_one_line() -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(migrations.config())
-    assert [r.revision for r in script.walk_revisions()] == ["0006", "0005", "0004", "0003", "0002", "0001"]
-    assert script.get_heads() == [migrations.head()] == ["0006"]
+    assert [r.revision for r in script.walk_revisions()] == [
+        "0007",
+        "0006",
+        "0005",
+        "0004",
+        "0003",
+        "0002",
+        "0001",
+    ]
+    assert script.get_heads() == [migrations.head()] == ["0007"]
 
 
 def _board_table(backend: SQLAlchemyBackend) -> tuple[set[str], dict[str, list[str]], bool]:

@@ -7,8 +7,10 @@ Every command takes ``--board URL`` and ``--persistence URL`` (or ``FLOWKIT_BOAR
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +20,7 @@ from flowkit.exceptions import FlowkitError
 from flowkit.factory import allow_list
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
+from flowkit.jobboard.listing import JobEntry
 
 
 def _board_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,10 +50,16 @@ def _board_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def _connected(board_url: str, board_name: str, persistence_url: str | None) -> Iterator[JobBoard]:
-    """The board, connected; flowkit errors become click errors (exit 1) that say what went wrong."""
+    """The board, connected; flowkit errors become click errors (exit 1) that say what went wrong.
+
+    Fail fast: the board and persistence get :data:`CONNECT_TIMEOUT` seconds to answer (quick single
+    attempts, the clients' own retry warnings silenced), then one line says which did not.
+    """
+    from conductor import startup
+
     try:
         board = boards.fetch(board_name, board_url, persistence=persistence_url)
-        board.connect()
+        startup.check(board, board_url, persistence_url, _connect_timeout(), threading.Event())
     except FlowkitError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -59,6 +68,17 @@ def _connected(board_url: str, board_name: str, persistence_url: str | None) -> 
         raise click.ClickException(str(exc)) from exc
     finally:
         board.close()
+
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds an admin command gives the board and persistence to answer (``FLOWKIT_CONNECT_TIMEOUT``)."""
+
+
+def _connect_timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get("FLOWKIT_CONNECT_TIMEOUT", CONNECT_TIMEOUT)))
+    except ValueError:
+        raise click.UsageError("FLOWKIT_CONNECT_TIMEOUT must be a number of seconds") from None
 
 
 def _json(value: str | None, what: str) -> Any:
@@ -133,52 +153,25 @@ def _reason(job: Job) -> str:
     return f"cancel asked: {job.cancel_reason}" if job.cancel_reason else job.last_reason or ""
 
 
-def _rows(
-    board: JobBoard, jobs: list[Job], set_aside: list[Job], cancelled: Sequence[Job] = ()
-) -> list[list[str]]:
-    rows = [["UUID", "NAME", "STATE", "OWNER", "AGE", "ATTEMPTS", "REASON"]]
-    for job in jobs:
-        owner = board.find_owner(job)
-        state = JobState.CLAIMED if owner else board.state_of(job)  # UNCLAIMED, or WAITING (parked)
-        rows.append(
-            [
-                job.uuid,
-                job.name,
-                state,
-                owner or "-",
-                _age(job.created_on),
-                str(job.attempts),
-                _reason(job),
-            ]
-        )
-    for job in set_aside:
-        rows.append(
-            [
-                job.uuid,
-                job.name,
-                JobState.SET_ASIDE,
-                "-",
-                _age(job.created_on),
-                str(job.attempts),
-                job.last_reason or "",
-            ]
-        )
-    for job in cancelled:
-        rows.append(
-            [
-                job.uuid,
-                job.name,
-                JobState.CANCELLED,
-                "-",
-                _age(job.created_on),
-                str(job.attempts),
-                job.last_reason or "",
-            ]
-        )
-    return rows
+def _entry_record(entry: JobEntry) -> dict[str, Any]:
+    job = entry.job
+    return {
+        "uuid": job.uuid,
+        "name": job.name,
+        "state": entry.state.value,
+        "owner": entry.owner,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "last_reason": job.last_reason,
+        "created_on": job.created_on,
+        "updated_on": entry.updated_on,
+        "book_uuid": job.book_uuid,
+        "flow_uuid": job.flow_uuid,
+    }
 
 
-def _table(rows: list[list[str]]) -> str:
+def table(rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell; the last one is left ragged."""
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     return "\n".join(
         ("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "  " + r[-1]).rstrip()
@@ -186,19 +179,64 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
+_table = table
+
+OUTPUT = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or JSON (one array) for scripts",
+)
+
+
 @jobs.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Also the jobs set aside and the jobs cancelled")
+@click.option(
+    "--history", is_flag=True, help="Also the jobs consumed or trashed (kept for the board's retention)"
+)
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([s.value for s in JobState]),
+    help="Only these states",
+)
+@click.option("--owner", help="Only the jobs this conductor holds (or consumed)")
+@OUTPUT
 @_board_options
-def list_jobs(show_all: bool, board_url: str, persistence_url: str | None, board_name: str) -> None:
+def list_jobs(
+    show_all: bool,
+    history: bool,
+    states: tuple[str, ...],
+    owner: str | None,
+    output: str,
+    board_url: str,
+    persistence_url: str | None,
+    board_name: str,
+) -> None:
     """The jobs on the board: state, owner, age, attempts and the last reason given."""
     with _connected(board_url, board_name, persistence_url) as board:
-        on_board = list(board.iterjobs(ensure_fresh=True))
-        aside = board.set_aside_jobs() if show_all else []
-        cancelled = board.cancelled_jobs() if show_all else []
-        if not on_board and not aside and not cancelled:
-            click.echo("no jobs")
-            return
-        click.echo(_table(_rows(board, on_board, aside, cancelled)))
+        entries = board.listing(finished=history or bool(states))
+    shown = set(states) if states else {JobState.UNCLAIMED, JobState.CLAIMED, JobState.WAITING}
+    if not states and show_all:
+        shown |= {JobState.SET_ASIDE, JobState.CANCELLED}
+    if not states and history:
+        shown |= {JobState.COMPLETE, JobState.TRASHED, JobState.SET_ASIDE, JobState.CANCELLED}
+    entries = [e for e in entries if e.state in shown and (owner is None or e.owner == owner)]
+    if output == "json":
+        click.echo(json.dumps([_entry_record(e) for e in entries], indent=2))
+        return
+    if not entries:
+        click.echo("no jobs")
+        return
+    rows = [["UUID", "NAME", "STATE", "OWNER", "AGE", "ATTEMPTS", "REASON"]]
+    for e in entries:
+        job = e.job
+        row = [job.uuid, job.name, e.state, e.owner or "-", _age(job.created_on), str(job.attempts)]
+        rows.append([*row, _reason(job)])
+    click.echo(table(rows))
 
 
 @jobs.command("show")
@@ -207,7 +245,7 @@ def list_jobs(show_all: bool, board_url: str, persistence_url: str | None, board
 def show(uuid: str, board_url: str, persistence_url: str | None, board_name: str) -> None:
     """One job, and the states of its flow's atoms from persistence."""
     with _connected(board_url, board_name, persistence_url) as board:
-        job = board.get_job(uuid)
+        job = board.find_job(uuid)
         lines = [
             ("job", f"{job.name} {job.uuid}"),
             ("state", str(job.state)),

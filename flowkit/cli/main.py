@@ -15,11 +15,15 @@ from flowkit.cli.events import events
 from flowkit.cli.flows import flows
 from flowkit.cli.graph import graph
 from flowkit.cli.jobs import jobs
+from flowkit.cli.operator import fleet, resume, retry
 from flowkit.cli.run import run
+from flowkit.cli.serve import serve
 
-COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs, flows, events)
+COMMANDS: tuple[click.Command, ...] = (run, graph, db, show, jobs, flows, events, fleet, serve)
 jobs.add_command(cancel_job)
 flows.add_command(cancel_flow)
+flows.add_command(retry)
+flows.add_command(resume)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,12 +19,14 @@ import logging
 import random
 import threading
 import uuid as uuidlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import JobBoardError, JobSetAsideError, NotFound, UnclaimableJobError
+from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job, JobPriority
+from flowkit.jobboard.listing import JobEntry
 from flowkit.states import JobState
 
 if TYPE_CHECKING:
@@ -382,6 +384,87 @@ class JobBoard(abc.ABC):
     def _wake_waiting(self, names: Sequence[str]) -> int:
         """Make the WAITING jobs awaiting any of ``names`` claimable now; return how many."""
         raise JobBoardError(f"board {self!r} cannot park jobs")
+
+    # -- operator verbs ---------------------------------------------------------------------------
+
+    def listing(self, *, finished: bool = True) -> list[JobEntry]:
+        """Every job with its state and owner; ``finished``: consumed and trashed ones kept too."""
+        from flowkit.jobboard.listing import generic_listing
+
+        return generic_listing(self, finished)
+
+    def page(
+        self,
+        states: Collection[JobState] | None = None,
+        owner: str | None = None,
+        *,
+        finished: bool = True,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> tuple[int, list[JobEntry]]:
+        """(how many jobs match, up to ``limit`` of them from ``offset``), newest change first.
+
+        ``states``: only these; ``owner``: only the jobs it holds or consumed; ``finished``: consumed
+        and trashed jobs count too. A SQL board answers with two queries whatever its history holds.
+        """
+        from flowkit.jobboard.listing import generic_page
+
+        return generic_page(self, states, owner, finished, limit, offset)
+
+    def finished_jobs(self) -> list[JobEntry]:
+        """Jobs consumed or trashed that the board still keeps (for its history retention), newest first."""
+        return []
+
+    def find_job(self, prefix: str) -> Job:
+        """The job whose uuid is or starts with ``prefix``, in any state (operators type prefixes)."""
+        from flowkit.jobboard.listing import find_by_prefix
+
+        return find_by_prefix(self, prefix)
+
+    def describe(self, job: Job) -> JobEntry:
+        """``job`` with its state and owner read from the board now."""
+        state = self.state_of(job)
+        if state in (JobState.COMPLETE, JobState.TRASHED):  # who consumed or moved it, and when
+            for entry in self.finished_jobs():
+                if entry.job.uuid == job.uuid:
+                    return entry
+        return JobEntry(job, state, self.find_owner(job))
+
+    def requeue(self, job: Job | str) -> Job:
+        """Offer a set-aside job again (UNCLAIMED, attempts reset): an operator fixed its cause."""
+        raise JobBoardError(f"{self!r} cannot requeue jobs")
+
+    def trash_job(self, job: Job | str, reason: str | None = None) -> None:
+        """Move a job nobody holds (unclaimed or set aside) to the trash without running it.
+
+        Unlike :meth:`trash`, which only the claim's owner may call: this is the operator's verb. A
+        claimed job is refused with :class:`~flowkit.exceptions.InvalidStateError` (cancel it instead).
+        """
+        raise JobBoardError(f"{self!r} cannot trash jobs it does not hold")
+
+    def retry_flow(self, flow: str) -> Job:
+        """Run a REVERTED or FAILED flow (uuid or prefix) again from its start; see ``flow_verbs``."""
+        from flowkit.jobboard.flow_verbs import retry_flow
+
+        return retry_flow(self, flow)
+
+    def resume_flow(self, flow: str) -> Job:
+        """Post a job resuming a SUSPENDED flow (uuid or prefix); see ``flow_verbs``."""
+        from flowkit.jobboard.flow_verbs import resume_flow
+
+        return resume_flow(self, flow)
+
+    def announce(self, member: Member) -> None:
+        """Write ``member``'s heartbeat record (see :mod:`flowkit.jobboard.fleet`)."""
+        raise JobBoardError(f"{self!r} keeps no fleet")
+
+    def fleet(self) -> list[Member]:
+        """The conductors that announced themselves here, alive, gone or stopped."""
+        return []
+
+    def purge_history(self, older_than: float | None = None) -> int:
+        """Forget finished jobs older than ``older_than`` seconds (default: the board's retention)."""
+        return 0
 
     # -- claim events -----------------------------------------------------------------------------
 

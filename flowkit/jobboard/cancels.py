@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from flowkit.exceptions import JobBoardError, NotFound
+from flowkit.exceptions import CancelRefused, JobBoardError, NotFound
 from flowkit.names import check_name
 from flowkit.states import JobState, job_is_final
 
@@ -34,8 +34,8 @@ def check_reason(job: Job, reason: object) -> str:
 def refuse(job: Job, state: JobState) -> JobBoardError:
     """The error for a cancel of a job that is over (or in a state this board cannot save one in)."""
     if job_is_final(state):
-        return JobBoardError(f"job {job} is {state.value}: it is over, there is nothing to cancel")
-    return JobBoardError(f"job {job} is {state.value}: this board cannot save a cancel request for it now")
+        return CancelRefused(f"job {job} is {state.value}: it is over, there is nothing to cancel")
+    return CancelRefused(f"job {job} is {state.value}: this board cannot save a cancel request for it now")
 
 
 def find_open_job(board: JobBoard, prefix: str, *, by_flow: bool = False) -> Job:

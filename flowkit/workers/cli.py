@@ -24,7 +24,13 @@ from flowkit.exceptions import FlowkitError
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--transport", envvar="FLOWKIT_TRANSPORT", required=True, help="Broker URL (amqp://...).")
-@click.option("--exchange", default="flowkit", show_default=True, help="Exchange name shared with engines.")
+@click.option(
+    "--exchange",
+    default="flowkit",
+    show_default=True,
+    envvar="FLOWKIT_EXCHANGE",
+    help="Exchange name shared with engines [env FLOWKIT_EXCHANGE].",
+)
 @click.option("--topic", required=True, help="The topic this worker serves (engines search topics).")
 @click.option(
     "--tasks",
@@ -52,8 +58,18 @@ from flowkit.exceptions import FlowkitError
     "--log-level",
     default="INFO",
     show_default=True,
+    envvar="FLOWKIT_LOG_LEVEL",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="[env FLOWKIT_LOG_LEVEL]",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    envvar="FLOWKIT_METRICS_PORT",
+    help="Serve /metrics (Prometheus) and /healthz on 127.0.0.1:PORT (needs flowkit[serve]) "
+    "[env FLOWKIT_METRICS_PORT]",
+)
+@click.version_option(package_name="flowkit", prog_name="flowkit-worker")
 def main(
     transport: str,
     exchange: str,
@@ -63,6 +79,7 @@ def main(
     max_async: int,
     heartbeat: float,
     log_level: str,
+    metrics_port: int | None,
 ) -> None:
     """Serve flowkit tasks to worker-based engines."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -78,6 +95,15 @@ def main(
     except FlowkitError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"worker {worker.id}: {', '.join(sorted(worker.tasks))}", err=True)
+    if metrics_port is not None:
+        try:
+            extras.require("serve", "flowkit-worker --metrics-port")
+        except FlowkitError as exc:
+            raise click.ClickException(str(exc)) from exc
+        from flowkit.workers import metrics
+
+        server = metrics.start(metrics_port, worker)
+        click.echo(f"worker {worker.id}: metrics on http://127.0.0.1:{server.server_port}/metrics", err=True)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if worker._stop.is_set():

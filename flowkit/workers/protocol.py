@@ -27,7 +27,8 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
   ``tasks``, ``threads``, ``heartbeat`` (seconds between notifies) and ``running`` (request uuids it is
   running now: a request an engine thinks is running there, but which is not listed, lost its reply),
   and ``stuck`` (optional, default 0): threads held by abandoned calls, which engines do not count as
-  capacity; ``async_slots`` (optional, default 0): async requests it takes besides its threads. Engines
+  capacity; ``async_slots`` (optional, default 0): async requests it takes besides its threads;
+  ``started`` (optional): when the worker started, seconds since the epoch (``flowkit fleet``). Engines
   send a worker's topic only as many requests as its live workers have free threads (async requests: free
   async slots).
 - ``discover`` (engine -> every worker, with ``reply_to``): "tell me who you are now".
@@ -144,6 +145,7 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "running": (_texts, True),
         "stuck": (_number(0, 1 << 16), False),
         "async_slots": (_number(0, 1 << 20), False),
+        "started": (_number(0, 1e12), False),
     },
     DISCOVER: {},
 }

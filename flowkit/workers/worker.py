@@ -98,6 +98,7 @@ class Worker:
         if not transport:
             raise WorkerError("a worker needs a broker: transport=<broker URL>, e.g. amqp://host//")
         self.exchange, self.topic, self.threads, self.heartbeat = exchange, topic, threads, float(heartbeat)
+        self.started = time.time()
         self.tasks: dict[str, type[Task]] = {task_path(c): c for c in resolve_tasks(tasks)}
         if not self.tasks:
             raise WorkerError("a worker needs at least one task class to serve")
@@ -248,10 +249,21 @@ class Worker:
                 running=sorted(self._jobs),
                 stuck=self.stuck,
                 async_slots=self.max_async,
+                started=self.started,
             ),
             exchange,
             routing_key,
         )
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not answered yet (for metrics; read from any thread)."""
+        return len(self._jobs)
+
+    @property
+    def broker_connected(self) -> bool:
+        """Whether the connection to the broker is up now (for ``/healthz``)."""
+        return bool(self._link.connected)
 
     @property
     def abandoned(self) -> int:

@@ -43,6 +43,7 @@ class WorkerProcess:
         heartbeat: float = 0.3,
         console_script: bool = False,
         max_async: int | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         script = Path(sys.executable).with_name("flowkit-worker")
         command = [str(script)] if console_script else [sys.executable, "-m", "flowkit.workers.cli"]
@@ -59,7 +60,7 @@ class WorkerProcess:
             options["--max-async"] = str(max_async)
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [*command, *(part for pair in options.items() for part in pair)],
+                [*command, *(part for pair in options.items() for part in pair), *extra],
                 cwd=REPO,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -131,6 +131,7 @@ class ZooKeeperOptions:
     timeout: float | None = None
     max_attempts: int | None = None
     world_read: bool | None = None
+    history: float | None = None
 
     @classmethod
     def from_url(cls, url: str) -> ZooKeeperOptions:
@@ -149,6 +150,7 @@ class ZooKeeperOptions:
             timeout=_number(url, query, "timeout", float) if "timeout" in query else None,
             max_attempts=_number(url, query, "max_attempts", int) if "max_attempts" in query else None,
             world_read=_flag(query.pop("world_read")) if "world_read" in query else None,
+            history=_number(url, query, "history", float) if "history" in query else None,
         )
         _unknown(url, query)
         return found

@@ -2,7 +2,7 @@
 
 The table is defined here for use at run time, with its own SQLAlchemy ``MetaData`` (a board and the
 flows' persistence may live in different databases). It is created by flowkit's alembic migrations
-(revisions ``0002`` to ``0005``, beside persistence's tables), which a board runs on connect
+(revisions ``0002`` to ``0007``, beside persistence's tables), which a board runs on connect
 (:func:`flowkit.persistence.migrations.ensure`) and ``flowkit db upgrade URL`` runs from a shell: one
 database upgraded either way has every flowkit table.
 """
@@ -47,6 +47,16 @@ jobs = sa.Table(
     sa.Column("awaiting", sa.Text, comment="a WAITING job's awaited events, each between two \\x1f"),
     sa.Index("flowkit_jobs_pick", "board", "state", "priority", "id"),
 )
+
+fleet = sa.Table(
+    "flowkit_fleet",
+    metadata,
+    sa.Column("board", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("record", sa.Text, nullable=False, comment="the member's JSON record (flowkit.jobboard.fleet)"),
+)
+"""Conductors' heartbeats (revision ``0004``): one row per board and member name."""
 
 
 class Listener(threading.Thread):

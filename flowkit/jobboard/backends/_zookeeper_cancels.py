@@ -36,7 +36,8 @@ def request(board: ZooKeeperJobBoard, job: Job, reason: str, path: str) -> None:
                 data, stat = client.get(path)
             except NoNodeError:
                 state = board.state_of(job)
-                if state is JobState.COMPLETE:
+                kept = client.exists(f"{board._history_path}/{path.rsplit('/', 1)[1]}")
+                if state is JobState.COMPLETE and not kept:  # consumed and forgotten, or never posted
                     gone = f"no job {job.uuid!r} on board {board.name!r} (consumed, or never posted)"
                     raise NotFound(gone) from None
                 raise refuse(job, state) from None

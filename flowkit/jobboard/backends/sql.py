@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl
@@ -41,13 +41,17 @@ from flowkit.exceptions import (
 )
 from flowkit.jobboard.backends import _sql_cancels as cancels
 from flowkit.jobboard.backends import _sql_claims as claims
+from flowkit.jobboard.backends import _sql_fleet
+from flowkit.jobboard.backends import _sql_operator as operator
 from flowkit.jobboard.backends import _sql_parking as parked
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_cancels import CancelPoll
 from flowkit.jobboard.backends._sql_leases import Leases, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
 from flowkit.jobboard.cancels import refuse
+from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job
+from flowkit.jobboard.listing import JobEntry
 from flowkit.sql import engines, urls
 from flowkit.sql.engines import EngineLease
 from flowkit.sql.urls import Database
@@ -75,8 +79,9 @@ class SQLBoardOptions:
     lease: float | None = None
     poll: float | None = None
     max_attempts: int | None = None
+    history: float | None = None
 
-    QUERY: ClassVar[tuple[str, ...]] = ("lease", "poll", "max_attempts")
+    QUERY: ClassVar[tuple[str, ...]] = ("lease", "poll", "max_attempts", "history")
 
     @classmethod
     def from_url(cls, url: str) -> SQLBoardOptions:
@@ -96,6 +101,7 @@ class SQLBoardOptions:
             lease=urls.number(query, "lease", float, bad),
             poll=urls.number(query, "poll", float, bad),
             max_attempts=urls.number(query, "max_attempts", int, bad),
+            history=urls.number(query, "history", float, bad, zero=True),
         )
 
 
@@ -128,6 +134,9 @@ class SQLJobBoard(JobBoard):
         self.lease = lease if lease is not None else (options.lease or DEFAULT_LEASE)
         default_poll = 1.0 if self.database.dialect == "postgresql" else 0.05
         self.poll = poll if poll is not None else (options.poll or default_poll)
+        self.history = operator.DEFAULT_HISTORY if options.history is None else options.history
+        self._purged = 0.0
+        """Seconds a consumed job stays listed (``?history=``; 0: deleted when consumed)."""
         self._engine: sa.Engine | None = None
         self._engine_lease: EngineLease | None = None
         self._guard: AbstractContextManager[object] = contextlib.nullcontext()
@@ -322,6 +331,45 @@ class SQLJobBoard(JobBoard):
     def set_aside_jobs(self) -> list[Job]:
         return self._select(sa.and_(T.c.board == self.name, T.c.state == S.SET_ASIDE))
 
+    def listing(self, *, finished: bool = True) -> list[JobEntry]:
+        return operator.listing(self, finished)
+
+    def finished_jobs(self) -> list[JobEntry]:
+        return operator.finished_jobs(self)
+
+    def page(
+        self,
+        states: Collection[JobState] | None = None,
+        owner: str | None = None,
+        *,
+        finished: bool = True,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> tuple[int, list[JobEntry]]:
+        return operator.page(self, states, owner, finished, limit, offset)
+
+    def requeue(self, job: Job | str) -> Job:
+        return operator.requeue(self, job)
+
+    def find_job(self, prefix: str) -> Job:
+        return operator.find(self, prefix)
+
+    def describe(self, job: Job) -> JobEntry:
+        return operator.describe(self, job)
+
+    def trash_job(self, job: Job | str, reason: str | None = None) -> None:
+        operator.trash(self, job, reason)
+
+    def announce(self, member: Member) -> None:
+        _sql_fleet.announce(self, member)
+
+    def fleet(self) -> list[Member]:
+        return _sql_fleet.members(self)
+
+    def purge_history(self, older_than: float | None = None) -> int:
+        with self._tx("purge the consumed jobs") as conn:
+            return operator.purge(self, conn, self.history if older_than is None else older_than, time.time())
+
     def get_job(self, job_uuid: str) -> Job:
         jobs = self._select(sa.and_(T.c.board == self.name, T.c.uuid == job_uuid))
         if not jobs:
@@ -403,7 +451,13 @@ class SQLJobBoard(JobBoard):
             self._wake()
 
     def consume(self, job: Job, who: str) -> None:
-        self._change(job, who, S.COMPLETE, T.delete(), "consume")
+        self._change(
+            job, who, S.COMPLETE, T.update().values(**operator.consumed_values(time.time())), "consume"
+        )
+        if self.history == 0 or time.monotonic() - self._purged > operator.PURGE_EVERY:
+            self._purged = time.monotonic()
+            with contextlib.suppress(JobBoardConnectionError):  # consumed anyway; the next one purges
+                self.purge_history()
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         stmt = release(None)

@@ -45,12 +45,16 @@ from flowkit.exceptions import (
 )
 from flowkit.jobboard.backends import _zookeeper_cancels as cancels
 from flowkit.jobboard.backends import _zookeeper_claims as claims
+from flowkit.jobboard.backends import _zookeeper_fleet
+from flowkit.jobboard.backends import _zookeeper_operator as operator
 from flowkit.jobboard.backends import _zookeeper_parking as parking
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
 from flowkit.jobboard.cancels import Told
+from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job
+from flowkit.jobboard.listing import JobEntry
 from flowkit.states import JobState, check_job_transition
 
 if TYPE_CHECKING:
@@ -87,6 +91,7 @@ class ZooKeeperJobBoard(JobBoard):
         persistence: Backend | str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         client: Any = None,
+        history: float = operator.DEFAULT_HISTORY,
     ) -> None:
         """``timeout`` is the session timeout in seconds: how long a dead claimant keeps its claims.
 
@@ -105,6 +110,10 @@ class ZooKeeperJobBoard(JobBoard):
         self._trash_path = f"{self.path}/trash"
         self._cancelled_path = f"{self.path}/cancelled"
         self._waiting_path = f"{self.path}/waiting"
+        self._history_path = f"{self.path}/history"
+        self.history = history
+        """Seconds a consumed job stays listed under ``history/`` (0: none kept)."""
+        self._purged = 0.0
         self._bad: set[str] = set()  # paths already warned about
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad, self._waiting_path)
         # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
@@ -137,6 +146,7 @@ class ZooKeeperJobBoard(JobBoard):
                     self._trash_path,
                     self._cancelled_path,
                     self._waiting_path,
+                    self._history_path,
                 )
                 for path in paths:
                     self._client.ensure_path(path, acl=self._session.acl())
@@ -292,8 +302,8 @@ class ZooKeeperJobBoard(JobBoard):
                 data, _ = self._client.get(f"{self._jobs_path}/{_node(found)}")
                 return Job.from_bytes(self, data, found.sequence)
             return found
-        for where in (self._trash_path, self._cancelled_path):
-            with self._errors("list the jobs that are over"):
+        with self._errors("list the jobs that are over"):
+            for where in (self._trash_path, self._cancelled_path, self._history_path):
                 for child in self._client.get_children(where):
                     with contextlib.suppress(Exception):
                         data, _ = self._client.get(f"{where}/{child}")
@@ -430,10 +440,41 @@ class ZooKeeperJobBoard(JobBoard):
             tx.check(claim, stat.version)
             tx.delete(claim)
             tx.delete(path)
+            if self.history > 0:
+                tx.create(f"{self._history_path}/{_node(job)}", operator.history_record(job, who))
             self._check(tx.commit(), job, who)
         self._copy.drop_removed(_node(job))
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
+        if time.monotonic() - self._purged > operator.PURGE_EVERY:
+            self._purged = time.monotonic()
+            self._client.handler.spawn(self._purge_quietly)  # off the consumer's path
+
+    def _purge_quietly(self) -> None:
+        try:
+            self.purge_history()
+        except Exception as exc:  # the next consume tries again
+            LOG.info("board %r: purging the history failed: %s", self.name, exc)
+
+    # -- operator verbs (see _zookeeper_operator) ---------------------------------------------------
+
+    def finished_jobs(self) -> list[JobEntry]:
+        return operator.finished_jobs(self)
+
+    def requeue(self, job: Job | str) -> Job:
+        return operator.requeue(self, job)
+
+    def trash_job(self, job: Job | str, reason: str | None = None) -> None:
+        operator.trash(self, job, reason)
+
+    def announce(self, member: Member) -> None:
+        _zookeeper_fleet.announce(self, member)
+
+    def fleet(self) -> list[Member]:
+        return _zookeeper_fleet.members(self)
+
+    def purge_history(self, older_than: float | None = None) -> int:
+        return operator.purge(self, self.history if older_than is None else older_than)
 
     def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
         with self._errors(f"abandon job {job}"):
