@@ -22,6 +22,7 @@ from typing import Any
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, flags_of, is_async
+from flowkit.engines.aio import NOT_STARTED as NOT_STARTED
 from flowkit.engines.timed_processes import TimedProcesses
 from flowkit.engines.timeouts import call_bounded
 from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
@@ -32,8 +33,8 @@ _COROUTINE = types.CoroutineType
 
 EXECUTE = "execute"
 REVERT = "revert"
-NOT_STARTED = "not-started"
-"""Completion action of an execute that failed before the atom was called (nothing to revert)."""
+# NOT_STARTED (defined beside the async runner, which reports it too): the completion action of an
+# execute that failed before the atom was called (nothing to revert).
 
 LOG = logging.getLogger(__name__)
 _NUDGE: Any = (-1, "nudge", False, None)
@@ -150,6 +151,12 @@ class Dispatcher:
 
     def discard(self) -> None:
         """Drop the calls submitted but not started yet (the engine may no longer run them)."""
+
+    def cancel(self, reason: str) -> None:
+        """The run is cancelled (called from the canceller's thread, once): cancel the async executes
+        on the loop, running or waiting for a slot; their reverts, and calls on threads, processes or
+        workers, are left to end as the engine's cancel says (it waits for them)."""
+        self.aio.cancel_all(executes_only=True)
 
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None

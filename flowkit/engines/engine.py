@@ -223,6 +223,8 @@ class Engine:
         self._dispatcher.start(run.progress_of_node)  # bound once per run, not looked up per atom
         fenced = False
         self._cancel.begin()
+        # what a cancel stops at once (async executes on the loop): told by the canceller's thread
+        forget_cancel = self._cancel.add_callback(self._dispatcher.cancel)
         try:
             yield from self._resume_or_start(run)
         except ClaimLost:
@@ -232,6 +234,7 @@ class Engine:
             self._dispatcher.discard()
             raise
         finally:
+            forget_cancel()
             self._dispatcher.stop()
             self._suspend.clear()
             interrupted = st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING)
