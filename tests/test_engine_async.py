@@ -105,7 +105,8 @@ def test_the_serial_engine_runs_async_atoms_one_at_a_time_in_order() -> None:
     engine = engines.load(flow, engine="serial")
     engine.atom_notifier.register("SUCCESS", lambda _state, details: order.append(details["atom_name"]))
     engine.run()
-    assert gauge.most == 1 and gauge.threads == {LOOP_THREAD}
+    assert gauge.most == 1 and gauge.threads == {threading.current_thread().name}  # its loop, its thread
+    assert LOOP_THREAD not in {t.name for t in threading.enumerate()}  # no loop thread: no hand-offs
     assert order == [f"c{i}" for i in range(20)]
 
 
@@ -192,3 +193,16 @@ def test_cancel_all_reports_every_call_running_or_waiting_for_a_slot() -> None:
         runner.stop()
     assert [c[0] for c in got] == [0, 1, 2, 3, 4]
     assert all(not ok and "was cancelled" in str(value) for _i, _a, ok, value in got)
+
+
+def test_the_serial_engine_called_from_async_code_hands_its_async_atoms_to_its_loop_thread() -> None:
+    """A caller inside a running loop cannot have the serial engine run a second loop in its thread: the
+    calls go to the engine's loop thread instead, and the flow runs as anywhere else."""
+    gauge = Gauge()
+    flow = LinearFlow("f").add(*(Counted(name=f"c{i}", inject={"gauge": gauge}) for i in range(3)))
+
+    async def caller() -> None:
+        engines.load(flow, engine="serial").run()  # blocks this loop: fine for a test, as in a notebook
+
+    asyncio.run(caller())
+    assert gauge.most == 1 and gauge.threads == {LOOP_THREAD}

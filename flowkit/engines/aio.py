@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -153,6 +154,10 @@ class AsyncRunner:
         """Each call on the loop, and whether a cancel of the executes leaves it be (a revert)."""
         self._cancelling = False
         """The engine's run was cancelled: an execute taken from now on is cancelled before it starts."""
+        self._here: asyncio.AbstractEventLoop | None = None
+        """The loop :meth:`call_here` runs in its caller's thread (made on first use, closed by stop)."""
+        self._current: asyncio.Task[tuple[bool, Any]] | None = None
+        """The call :meth:`call_here` is running now (what a cancel from another thread cancels)."""
 
     @property
     def running(self) -> bool:
@@ -199,11 +204,50 @@ class AsyncRunner:
             put((i, action, ok, value))
 
         def cancelled() -> None:
-            error = ExecutionError(f"async {action} of atom {atom.name!r} was cancelled")
             unstarted = action == "execute" and not began
-            put((i, NOT_STARTED if unstarted else action, False, Failure.from_exception(error)))
+            put((i, NOT_STARTED if unstarted else action, False, _cancelled(atom, action)))
 
         self.spawn(run, cancelled, undo=action != "execute")
+
+    def call_here(
+        self,
+        i: int,
+        atom: Atom,
+        action: str,
+        kwargs: dict[str, Any],
+        ctx: AtomContext | None,
+        timeout: float | None,
+    ) -> tuple[int, str, bool, Any]:
+        """Run one async atom call to its end on a loop of the caller's own thread; its completion.
+
+        The serial engine's way: it waits for each call anyway, so it runs the loop itself instead of
+        handing the call to the loop thread and taking the completion back (two thread hand-offs and a
+        self-pipe wake-up per atom). A caller already inside a running loop (async code that called
+        ``engine.run()``) cannot run another: its calls go to the loop thread as :meth:`submit` sends them.
+        """
+        import asyncio
+
+        if asyncio._get_running_loop() is not None:
+            done: queue.SimpleQueue[tuple[int, str, bool, Any]] = queue.SimpleQueue()
+            self.submit(i, atom, action, kwargs, ctx, timeout, done.put)
+            return done.get()
+        loop = self._here
+        if loop is None:
+            loop = self._here = asyncio.new_event_loop()
+        with self._lock:
+            if self._cancelling and action == "execute":  # the run is cancelled: never starts
+                return i, NOT_STARTED, False, _cancelled(atom, action)
+            # published before its first step runs: a cancel from now on (call_soon_threadsafe) is
+            # queued behind that step, so a cancelled call has always begun
+            task = self._current = loop.create_task(call_async(atom, action, kwargs, ctx, timeout))
+        try:
+            ok, value = loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            return i, action, False, _cancelled(atom, action)
+        finally:
+            with self._lock:
+                self._current = None
+        return i, action, ok, value
 
     def cancel_all(self, executes_only: bool = False) -> None:
         """Cancel every async call running or waiting for a slot (each reports a failure).
@@ -214,18 +258,24 @@ class AsyncRunner:
         with self._lock:
             if executes_only:
                 self._cancelling = True
-            loop = self._loop
+            loop, current, here = self._loop, self._current, self._here
+            if current is not None and here is not None:  # a call_here runs: cancel it on its loop
+                here.call_soon_threadsafe(current.cancel)
         if loop is not None:
             loop.call_soon_threadsafe(self._cancel_tasks, executes_only)
 
     def stop(self) -> None:
-        """Cancel what still runs, stop the loop and let its thread end (it is a daemon)."""
+        """Cancel what still runs, stop the loop and let its thread end (it is a daemon); close the loop
+        of :meth:`call_here` (called by the thread that used it)."""
         with self._lock:
             loop, thread = self._loop, self._thread
+            here, self._here = self._here, None
             self._loop = self._thread = None
             self._scheduled = False
             self._cancelling = False
             self._pending.clear()  # submitted by a run that is over: never to run in the next one
+        if here is not None:
+            _close_here(here)
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(self._shut_down, loop)
@@ -281,6 +331,26 @@ class AsyncRunner:
     def _shut_down(self, loop: asyncio.AbstractEventLoop) -> None:
         self._cancel_tasks()
         loop.call_soon(loop.stop)
+
+
+def _cancelled(atom: Atom, action: str) -> Failure:
+    return Failure.from_exception(ExecutionError(f"async {action} of atom {atom.name!r} was cancelled"))
+
+
+def _close_here(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a :meth:`AsyncRunner.call_here` loop, first cancelling what its calls left behind (a call
+    cut short by KeyboardInterrupt, tasks a coroutine started and did not await)."""
+    import asyncio
+
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    try:
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def _report_cancel(cancelled: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:
