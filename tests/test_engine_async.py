@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines
 from flowkit.context import current_atom_uuid
 from flowkit.exceptions import InvalidFlowError
+from flowkit.persistence import backends
 from flowkit.states import AtomState
 
 LOOP_THREAD = "flowkit-async"
@@ -206,3 +208,20 @@ def test_the_serial_engine_called_from_async_code_hands_its_async_atoms_to_its_l
 
     asyncio.run(caller())
     assert gauge.most == 1 and gauge.threads == {LOOP_THREAD}
+
+
+def test_a_fenced_run_counts_async_calls_apart_from_max_workers(tmp_path: Path) -> None:
+    """A fenced run (a job board claim's) caps calls in flight so none waits in a queue: async calls
+    against ``max_async``, the others against ``max_workers``, never one against the other's."""
+    gauge = Gauge(expected=4)
+    flow = UnorderedFlow("f").add(
+        *(Rendezvous(name=f"r{i}", provides=f"r{i}", inject={"gauge": gauge}) for i in range(4)),
+        Threads(name="t1", provides="t1"),
+        Threads(name="t2", provides="t2"),
+    )
+    backend = backends.fetch(f"sqlite:///{tmp_path}/flows.db")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engine = engines.load(flow, engine="parallel", max_workers=1, max_async=4, backend=backend, fence=1)
+    engine.run()  # the four rendezvous meet only if all four run at once beside the one worker thread
+    assert [engine.storage.fetch(f"r{i}") for i in range(4)] == [4, 4, 4, 4]

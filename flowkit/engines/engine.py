@@ -30,6 +30,7 @@ from flowkit.engines.cancel import CancelToken, flow_finished, raise_if_cancelle
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run
+from flowkit.engines.slots import AsyncSlots
 from flowkit.engines.waiting import Parked, Waits
 from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
@@ -60,7 +61,8 @@ class Engine:
         self._dispatcher = dispatcher or Dispatcher()
         self._recorder = recorder
         # A fenced run hands the dispatcher no more calls than it runs at once (see Dispatcher.capacity)
-        self._cap = self._dispatcher.capacity if getattr(recorder, "fence", None) is not None else sys.maxsize
+        self._fenced = getattr(recorder, "fence", None) is not None
+        self._cap = self._dispatcher.capacity if self._fenced else sys.maxsize
         self._flow_uuid = flow_uuid
         self._check_pickle = check_pickle
         self._compiled: CompiledFlow | None = None
@@ -151,6 +153,7 @@ class Engine:
             self._cap,
             self._cancel,
             self._engine_waits(),
+            AsyncSlots.for_run(self.compile(), self._dispatcher.aio.max_async) if self._fenced else None,
         )
 
     def _engine_waits(self) -> Waits | None:
