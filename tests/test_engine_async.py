@@ -225,3 +225,30 @@ def test_a_fenced_run_counts_async_calls_apart_from_max_workers(tmp_path: Path) 
     engine = engines.load(flow, engine="parallel", max_workers=1, max_async=4, backend=backend, fence=1)
     engine.run()  # the four rendezvous meet only if all four run at once beside the one worker thread
     assert [engine.storage.fetch(f"r{i}") for i in range(4)] == [4, 4, 4, 4]
+
+
+def test_a_fenced_run_loses_no_atom_held_for_a_slot_when_a_failure_is_retried(tmp_path: Path) -> None:
+    """Atoms held for a full ``max_async`` are ready again when the run drains for a failure: the retry's
+    second attempt runs every one of them."""
+    from flowkit import retry
+
+    attempts: list[str] = []
+
+    class FailsFirst(Task):
+        async def execute(self) -> str:
+            attempts.append(self.name)
+            await asyncio.sleep(0.01)
+            if attempts.count(self.name) == 1 and self.name == "a0":
+                raise RuntimeError("first attempt fails")
+            return self.name
+
+    flow = UnorderedFlow("f", retry=retry.Times(attempts=2)).add(
+        *(FailsFirst(name=f"a{i}", provides=f"a{i}") for i in range(5))
+    )
+    backend = backends.fetch(f"sqlite:///{tmp_path}/flows.db")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engine = engines.load(flow, engine="parallel", max_workers=1, max_async=1, backend=backend, fence=1)
+    engine.run()
+    assert [engine.storage.fetch(f"a{i}") for i in range(5)] == [f"a{i}" for i in range(5)]
+    assert engine.storage.get_atom_state("a4") is AtomState.SUCCESS
