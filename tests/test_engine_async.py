@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines
 from flowkit.context import current_atom_uuid
 from flowkit.exceptions import InvalidFlowError
+from flowkit.persistence import backends
 from flowkit.states import AtomState
 
 LOOP_THREAD = "flowkit-async"
@@ -105,7 +107,8 @@ def test_the_serial_engine_runs_async_atoms_one_at_a_time_in_order() -> None:
     engine = engines.load(flow, engine="serial")
     engine.atom_notifier.register("SUCCESS", lambda _state, details: order.append(details["atom_name"]))
     engine.run()
-    assert gauge.most == 1 and gauge.threads == {LOOP_THREAD}
+    assert gauge.most == 1 and gauge.threads == {threading.current_thread().name}  # its loop, its thread
+    assert LOOP_THREAD not in {t.name for t in threading.enumerate()}  # no loop thread: no hand-offs
     assert order == [f"c{i}" for i in range(20)]
 
 
@@ -192,3 +195,60 @@ def test_cancel_all_reports_every_call_running_or_waiting_for_a_slot() -> None:
         runner.stop()
     assert [c[0] for c in got] == [0, 1, 2, 3, 4]
     assert all(not ok and "was cancelled" in str(value) for _i, _a, ok, value in got)
+
+
+def test_the_serial_engine_called_from_async_code_hands_its_async_atoms_to_its_loop_thread() -> None:
+    """A caller inside a running loop cannot have the serial engine run a second loop in its thread: the
+    calls go to the engine's loop thread instead, and the flow runs as anywhere else."""
+    gauge = Gauge()
+    flow = LinearFlow("f").add(*(Counted(name=f"c{i}", inject={"gauge": gauge}) for i in range(3)))
+
+    async def caller() -> None:
+        engines.load(flow, engine="serial").run()  # blocks this loop: fine for a test, as in a notebook
+
+    asyncio.run(caller())
+    assert gauge.most == 1 and gauge.threads == {LOOP_THREAD}
+
+
+def test_a_fenced_run_counts_async_calls_apart_from_max_workers(tmp_path: Path) -> None:
+    """A fenced run (a job board claim's) caps calls in flight so none waits in a queue: async calls
+    against ``max_async``, the others against ``max_workers``, never one against the other's."""
+    gauge = Gauge(expected=4)
+    flow = UnorderedFlow("f").add(
+        *(Rendezvous(name=f"r{i}", provides=f"r{i}", inject={"gauge": gauge}) for i in range(4)),
+        Threads(name="t1", provides="t1"),
+        Threads(name="t2", provides="t2"),
+    )
+    backend = backends.fetch(f"sqlite:///{tmp_path}/flows.db")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engine = engines.load(flow, engine="parallel", max_workers=1, max_async=4, backend=backend, fence=1)
+    engine.run()  # the four rendezvous meet only if all four run at once beside the one worker thread
+    assert [engine.storage.fetch(f"r{i}") for i in range(4)] == [4, 4, 4, 4]
+
+
+def test_a_fenced_run_loses_no_atom_held_for_a_slot_when_a_failure_is_retried(tmp_path: Path) -> None:
+    """Atoms held for a full ``max_async`` are ready again when the run drains for a failure: the retry's
+    second attempt runs every one of them."""
+    from flowkit import retry
+
+    attempts: list[str] = []
+
+    class FailsFirst(Task):
+        async def execute(self) -> str:
+            attempts.append(self.name)
+            await asyncio.sleep(0.01)
+            if attempts.count(self.name) == 1 and self.name == "a0":
+                raise RuntimeError("first attempt fails")
+            return self.name
+
+    flow = UnorderedFlow("f", retry=retry.Times(attempts=2)).add(
+        *(FailsFirst(name=f"a{i}", provides=f"a{i}") for i in range(5))
+    )
+    backend = backends.fetch(f"sqlite:///{tmp_path}/flows.db")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engine = engines.load(flow, engine="parallel", max_workers=1, max_async=1, backend=backend, fence=1)
+    engine.run()
+    assert [engine.storage.fetch(f"a{i}") for i in range(5)] == [f"a{i}" for i in range(5)]
+    assert engine.storage.get_atom_state("a4") is AtomState.SUCCESS

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flowkit import LinearFlow, Sleep, Task, WaitForEvent, engines
+from flowkit import LinearFlow, Sleep, Task, UnorderedFlow, WaitForEvent, engines, retry
 from flowkit.flow import Flow
 from flowkit.persistence import backends
 from flowkit.persistence.models import FlowDetail, LogBook
@@ -58,6 +58,28 @@ def naps(workdir: str, n: int, seconds: float) -> Flow:
     """``n`` Sleeps of ``seconds`` in a row, then a note: a flow that parks ``n`` times."""
     return LinearFlow("naps").add(
         *(Sleep(f"nap-{i}", seconds=seconds) for i in range(n)), Note("after", workdir)
+    )
+
+
+class FailsFirst(Note):
+    """Like :class:`Note`, but its first execute (by the log, across processes) fails."""
+
+    def execute(self, **kwargs: Any) -> str:
+        first = not any(line.startswith(f"{self.name} ") for line in read_log(self.workdir))
+        super().execute(**kwargs)
+        if first:
+            raise RuntimeError(f"{self.name}: first attempt fails")
+        return self.name
+
+
+def nap_beside_a_retry_delay(workdir: str, seconds: float, delay: float) -> Flow:
+    """A Sleep of ``seconds`` beside a step whose first attempt fails and is retried after ``delay``:
+    a flow that waits in-process (a retry delay is not parked), not parked, while both are pending."""
+    retried = LinearFlow("retried", retry=retry.Times(attempts=2, delay=delay)).add(
+        FailsFirst("flaky", workdir)
+    )
+    return LinearFlow("busy").add(
+        Note("before", workdir), UnorderedFlow("both").add(Sleep("nap", seconds=seconds), retried)
     )
 
 

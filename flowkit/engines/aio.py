@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,10 @@ if TYPE_CHECKING:
 # runs an async atom never imports it.
 
 LOG = logging.getLogger(__name__)
+
+NOT_STARTED = "not-started"
+"""Completion action of an execute that failed before the atom was called (nothing to revert): also
+what an async execute cancelled while it waited for a slot reports."""
 
 DEFAULT_MAX_ASYNC = 1000
 """Async calls running at once on one engine's loop unless ``max_async=`` says otherwise."""
@@ -142,21 +147,34 @@ class AsyncRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._pending: deque[tuple[Callable[[], Awaitable[None]], Callable[[], None] | None]] = deque()
+        self._pending: deque[tuple[Callable[[], Awaitable[None]], Callable[[], None] | None, bool]] = deque()
         self._scheduled = False
         self._slots: asyncio.Semaphore | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], bool] = {}
+        """Each call on the loop, and whether a cancel of the executes leaves it be (a revert)."""
+        self._cancelling = False
+        """The engine's run was cancelled: an execute taken from now on is cancelled before it starts."""
+        self._here: asyncio.AbstractEventLoop | None = None
+        """The loop :meth:`call_here` runs in its caller's thread (made on first use, closed by stop)."""
+        self._current: asyncio.Task[tuple[bool, Any]] | None = None
+        """The call :meth:`call_here` is running now (what a cancel from another thread cancels)."""
 
     @property
     def running(self) -> bool:
         """Whether the loop thread is up (it starts on the first :meth:`spawn`)."""
         return self._thread is not None
 
-    def spawn(self, make: Callable[[], Awaitable[None]], cancelled: Callable[[], None] | None = None) -> None:
+    def spawn(
+        self,
+        make: Callable[[], Awaitable[None]],
+        cancelled: Callable[[], None] | None = None,
+        undo: bool = False,
+    ) -> None:
         """Run ``await make()`` on the loop, when a slot is free; ``make`` reports its own outcome, and
         ``cancelled()`` is called if it is cancelled (by :meth:`cancel_all` or :meth:`stop`), running or
-        still waiting for a slot."""
-        self._pending.append((make, cancelled))
+        still waiting for a slot. An ``undo`` (a revert) is left alone by an engine's cancel
+        (``cancel_all(executes_only=True)``)."""
+        self._pending.append((make, cancelled, undo))
         with self._lock:
             if self._scheduled:
                 return
@@ -175,31 +193,89 @@ class AsyncRunner:
         put: Callable[[tuple[int, str, bool, Any]], None],
     ) -> None:
         """Run one async atom call; its completion ``(i, action, ok, value)`` goes to ``put`` (a failure
-        when it is cancelled)."""
+        when it is cancelled; an execute cancelled before it began reports :data:`NOT_STARTED`, so that
+        nothing reverts what never ran)."""
+        began = False
 
         async def run() -> None:
+            nonlocal began
+            began = True
             ok, value = await call_async(atom, action, kwargs, ctx, timeout)
             put((i, action, ok, value))
 
         def cancelled() -> None:
-            error = ExecutionError(f"async {action} of atom {atom.name!r} was cancelled")
-            put((i, action, False, Failure.from_exception(error)))
+            unstarted = action == "execute" and not began
+            put((i, NOT_STARTED if unstarted else action, False, _cancelled(atom, action)))
 
-        self.spawn(run, cancelled)
+        self.spawn(run, cancelled, undo=action != "execute")
 
-    def cancel_all(self) -> None:
-        """Cancel every async call running or waiting for a slot (each reports a failure)."""
-        loop = self._loop
+    def call_here(
+        self,
+        i: int,
+        atom: Atom,
+        action: str,
+        kwargs: dict[str, Any],
+        ctx: AtomContext | None,
+        timeout: float | None,
+    ) -> tuple[int, str, bool, Any]:
+        """Run one async atom call to its end on a loop of the caller's own thread; its completion.
+
+        The serial engine's way: it waits for each call anyway, so it runs the loop itself instead of
+        handing the call to the loop thread and taking the completion back (two thread hand-offs and a
+        self-pipe wake-up per atom). A caller already inside a running loop (async code that called
+        ``engine.run()``) cannot run another: its calls go to the loop thread as :meth:`submit` sends them.
+        """
+        import asyncio
+
+        if asyncio._get_running_loop() is not None:
+            done: queue.SimpleQueue[tuple[int, str, bool, Any]] = queue.SimpleQueue()
+            self.submit(i, atom, action, kwargs, ctx, timeout, done.put)
+            return done.get()
+        loop = self._here
+        if loop is None:
+            loop = self._here = asyncio.new_event_loop()
+        with self._lock:
+            if self._cancelling and action == "execute":  # the run is cancelled: never starts
+                return i, NOT_STARTED, False, _cancelled(atom, action)
+            # published before its first step runs: a cancel from now on (call_soon_threadsafe) is
+            # queued behind that step, so a cancelled call has always begun
+            task = self._current = loop.create_task(call_async(atom, action, kwargs, ctx, timeout))
+        try:
+            ok, value = loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            return i, action, False, _cancelled(atom, action)
+        finally:
+            with self._lock:
+                self._current = None
+        return i, action, ok, value
+
+    def cancel_all(self, executes_only: bool = False) -> None:
+        """Cancel every async call running or waiting for a slot (each reports a failure).
+
+        ``executes_only`` is what an engine's cancel asks (from the canceller's thread): the executes are
+        cancelled, those submitted later too (until :meth:`stop`), and the reverts are left to finish.
+        """
+        with self._lock:
+            if executes_only:
+                self._cancelling = True
+            loop, current, here = self._loop, self._current, self._here
+            if current is not None and here is not None:  # a call_here runs: cancel it on its loop
+                here.call_soon_threadsafe(current.cancel)
         if loop is not None:
-            loop.call_soon_threadsafe(self._cancel_tasks)
+            loop.call_soon_threadsafe(self._cancel_tasks, executes_only)
 
     def stop(self) -> None:
-        """Cancel what still runs, stop the loop and let its thread end (it is a daemon)."""
+        """Cancel what still runs, stop the loop and let its thread end (it is a daemon); close the loop
+        of :meth:`call_here` (called by the thread that used it)."""
         with self._lock:
             loop, thread = self._loop, self._thread
+            here, self._here = self._here, None
             self._loop = self._thread = None
             self._scheduled = False
+            self._cancelling = False
             self._pending.clear()  # submitted by a run that is over: never to run in the next one
+        if here is not None:
+            _close_here(here)
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(self._shut_down, loop)
@@ -227,27 +303,54 @@ class AsyncRunner:
 
         with self._lock:
             self._scheduled = False  # before draining: a spawn from now on schedules another take
+            cancelling = self._cancelling
         loop, pending, tasks = asyncio.get_running_loop(), self._pending, self._tasks
         while pending:
-            make, cancelled = pending.popleft()
+            make, cancelled, undo = pending.popleft()
             task = loop.create_task(self._bounded(make))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            tasks[task] = undo
+            task.add_done_callback(self._forget)
             if cancelled is not None:  # a done callback: it runs even for a task cancelled before it began
                 task.add_done_callback(_report_cancel(cancelled))
+            if cancelling and not undo:  # submitted as the run was being cancelled: never starts
+                task.cancel()
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     async def _bounded(self, make: Callable[[], Awaitable[None]]) -> None:
         assert self._slots is not None
         async with self._slots:
             await make()
 
-    def _cancel_tasks(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+    def _cancel_tasks(self, executes_only: bool = False) -> None:
+        for task, undo in list(self._tasks.items()):
+            if not (executes_only and undo):
+                task.cancel()
 
     def _shut_down(self, loop: asyncio.AbstractEventLoop) -> None:
         self._cancel_tasks()
         loop.call_soon(loop.stop)
+
+
+def _cancelled(atom: Atom, action: str) -> Failure:
+    return Failure.from_exception(ExecutionError(f"async {action} of atom {atom.name!r} was cancelled"))
+
+
+def _close_here(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a :meth:`AsyncRunner.call_here` loop, first cancelling what its calls left behind (a call
+    cut short by KeyboardInterrupt, tasks a coroutine started and did not await)."""
+    import asyncio
+
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    try:
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def _report_cancel(cancelled: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:

@@ -22,6 +22,7 @@ from typing import Any
 from flowkit.atom import Atom
 from flowkit.context import AtomContext, reset_current, set_current
 from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, flags_of, is_async
+from flowkit.engines.aio import NOT_STARTED as NOT_STARTED
 from flowkit.engines.timed_processes import TimedProcesses
 from flowkit.engines.timeouts import call_bounded
 from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
@@ -32,8 +33,8 @@ _COROUTINE = types.CoroutineType
 
 EXECUTE = "execute"
 REVERT = "revert"
-NOT_STARTED = "not-started"
-"""Completion action of an execute that failed before the atom was called (nothing to revert)."""
+# NOT_STARTED (defined beside the async runner, which reports it too): the completion action of an
+# execute that failed before the atom was called (nothing to revert).
 
 LOG = logging.getLogger(__name__)
 _NUDGE: Any = (-1, "nudge", False, None)
@@ -95,9 +96,11 @@ def call_in_process(
 class Dispatcher:
     """Runs calls inline in the scheduler's thread (the serial engine).
 
-    Every dispatcher sends async calls to its :class:`~flowkit.engines.aio.AsyncRunner` (one event loop,
-    started on first use) and bounds timed calls (:mod:`~flowkit.engines.timeouts`). Inline, both block
-    the scheduler until they end: the serial engine runs one atom at a time, async or not.
+    Every dispatcher sends async calls to its :class:`~flowkit.engines.aio.AsyncRunner` (one event loop
+    per engine, started on first use) and bounds timed calls (:mod:`~flowkit.engines.timeouts`). Inline,
+    both block the scheduler until they end: the serial engine runs one atom at a time, async or not, and
+    runs that loop in its own thread (:meth:`~flowkit.engines.aio.AsyncRunner.call_here`) rather than
+    handing each call to a loop thread and back.
     """
 
     inline = True
@@ -116,7 +119,6 @@ class Dispatcher:
         by :meth:`_learn`: one set lookup per call is all a flow without timeouts or async pays."""
         self.aio = AsyncRunner()
         """The engine's event loop for async atoms; its thread starts with the first async call."""
-        self._inline_done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
 
     @property
     def default_timeout(self) -> float | None:
@@ -142,7 +144,6 @@ class Dispatcher:
         """
         self._on_progress = on_progress
         _drop_leftovers(self._done.popleft, IndexError)
-        _drop_leftovers(self._inline_done.get_nowait, queue.Empty)  # an async call cut short by a stop
 
     def stop(self) -> None:
         """Release what :meth:`start` acquired."""
@@ -150,6 +151,12 @@ class Dispatcher:
 
     def discard(self) -> None:
         """Drop the calls submitted but not started yet (the engine may no longer run them)."""
+
+    def cancel(self, reason: str) -> None:
+        """The run is cancelled (called from the canceller's thread, once): cancel the async executes
+        on the loop, running or waiting for a slot; their reverts, and calls on threads, processes or
+        workers, are left to end as the engine's cancel says (it waits for them)."""
+        self.aio.cancel_all(executes_only=True)
 
     def submit(
         self, i: int, atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
@@ -161,9 +168,8 @@ class Dispatcher:
             return
         self._learn(atom)
         timeout = atom.timeout or self._default_timeout
-        if is_async(atom, action):
-            self.aio.submit(i, atom, action, kwargs, ctx, timeout, self._inline_done.put)
-            self._done.append(self._inline_done.get())
+        if is_async(atom, action):  # awaited on a loop of this thread: no hand-off to the loop thread
+            self._done.append(self.aio.call_here(i, atom, action, kwargs, ctx, timeout))
         elif timeout is not None:
             ok, value = call_bounded(call_atom, atom, action, kwargs, ctx, timeout)
             self._done.append((i, action, ok, value))

@@ -31,6 +31,7 @@ from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.mapping import dispatcher_for
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run
+from flowkit.engines.slots import AsyncSlots
 from flowkit.engines.waiting import Parked, Waits
 from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
@@ -61,7 +62,8 @@ class Engine:
         self._dispatcher = dispatcher or Dispatcher()
         self._recorder = recorder
         # A fenced run hands the dispatcher no more calls than it runs at once (see Dispatcher.capacity)
-        self._cap = self._dispatcher.capacity if getattr(recorder, "fence", None) is not None else sys.maxsize
+        self._fenced = getattr(recorder, "fence", None) is not None
+        self._cap = self._dispatcher.capacity if self._fenced else sys.maxsize
         self._flow_uuid = flow_uuid
         self._check_pickle = check_pickle
         self._compiled: CompiledFlow | None = None
@@ -154,6 +156,7 @@ class Engine:
             self._cap,
             self._cancel,
             self._engine_waits(),
+            AsyncSlots.for_run(self.compile(), self._dispatcher.aio.max_async) if self._fenced else None,
         )
 
     def _engine_waits(self) -> Waits | None:
@@ -226,6 +229,8 @@ class Engine:
         self._dispatcher.start(run.progress_of_node)  # bound once per run, not looked up per atom
         fenced = False
         self._cancel.begin()
+        # what a cancel stops at once (async executes on the loop): told by the canceller's thread
+        forget_cancel = self._cancel.add_callback(self._dispatcher.cancel)
         try:
             yield from self._resume_or_start(run)
         except ClaimLost:
@@ -235,6 +240,7 @@ class Engine:
             self._dispatcher.discard()
             raise
         finally:
+            forget_cancel()
             self._dispatcher.stop()
             self._suspend.clear()
             interrupted = st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING)

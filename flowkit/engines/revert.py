@@ -122,6 +122,10 @@ class RevertWave:
             kwargs["flow_failures"] = dict(self.failures)
         run.set_atom(x, S.REVERTING)
         run.running += 1
+        waits = run.waits
+        if waits is not None and x in waits.nodes:  # the engine's own: never sent to a pool or worker
+            waits.revert(run, x, kwargs)
+            return
         if c.kinds[x] == RETRY:
             kwargs.pop("result", None)
             try:

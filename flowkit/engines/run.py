@@ -38,6 +38,7 @@ from flowkit.storage import Storage
 if TYPE_CHECKING:
     from flowkit.engines.cancel import CancelToken
     from flowkit.engines.revert import RevertWave
+    from flowkit.engines.slots import AsyncSlots
     from flowkit.engines.waiting import Waits
 
 S = AtomState
@@ -64,6 +65,7 @@ class Run:
         "ready",
         "revert_failed",
         "running",
+        "slots",
         "st",
         "suspend",
         "timers",
@@ -85,6 +87,7 @@ class Run:
         cap: int,
         cancel: CancelToken | None = None,
         waits: Waits | None = None,
+        slots: AsyncSlots | None = None,
     ) -> None:
         self.c = compiled
         self.st = storage
@@ -97,6 +100,9 @@ class Run:
         """Set to cut short a wait for a retry delay (a suspend)."""
         self.cap = cap
         """At most this many calls in flight (a fenced run: the dispatcher's capacity)."""
+        self.slots = slots
+        """A fenced run with async atoms: their own cap (``max_async``) beside ``cap`` (see
+        :mod:`~flowkit.engines.slots`); None otherwise."""
         self.waiting = [0] * len(compiled.atoms)
         """Per node: predecessors not done yet; the node is ready at zero."""
         self.ready: deque[int] = deque()
@@ -202,6 +208,8 @@ class Run:
             return
         self._seed()
         dispatcher, ready, suspend, cap = self.dispatcher, self.ready, self.suspend, self.cap
+        if self.slots is not None:  # each call kind is capped by the slots; this caps their sum
+            cap += self.slots.cap
         timers, waits = self.timers, self.waits
         inline, delayed = dispatcher.inline, timers.heap
         pending = waits.pending if waits is not None else _NO_WAITS
@@ -258,6 +266,8 @@ class Run:
 
         Returns True when the forward pass is over.
         """
+        if self.slots is not None:
+            self.slots.release_all(self)
         if self.cancel is not None and self.cancel.is_set():
             return (yield from revert_cancelled(self))
         if self.failed:
@@ -308,6 +318,8 @@ class Run:
         if self.waits is not None and i in self.waits.nodes:
             self.waits.begin(self, i, kwargs)  # a durable wait holds no thread: the engine keeps it
             return
+        if self.slots is not None and kind != RETRY and not self.slots.admit(self, i):
+            return  # held until a call of its kind ends: nothing recorded, nothing queued
         self.set_atom(i, S.RUNNING)
         self.running += 1
         if kind == RETRY:  # a controller's execute is ours (it picks the attempt's values): inline
@@ -337,6 +349,8 @@ class Run:
         if action == REVERT:
             self.wave.reverted(i, ok, value)  # type: ignore[union-attr]
             return
+        if self.slots is not None:
+            self.slots.freed(self, i)
         st = self.st
         if action == NOT_STARTED:
             st.never_started.add(i)

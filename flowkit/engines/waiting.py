@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowkit.compiler import CompiledFlow
-from flowkit.engines.dispatch import EXECUTE
+from flowkit.engines.dispatch import EXECUTE, REVERT
 from flowkit.exceptions import WaitTimeout
 from flowkit.failure import Failure
 from flowkit.persistence import events
@@ -186,6 +186,20 @@ class Waits:
         run.timers.fire(run.ready)
         self.fire(run)
         return False
+
+    def revert(self, run: Run, i: int, kwargs: dict[str, Any]) -> None:
+        """Revert wait ``i`` in the engine's thread (a revert wave counted it as running): a wait still in
+        progress (a cancel, a sibling's failure) stops waiting; nothing else is left to undo, so its
+        revert never travels to a pool or a worker (which may not know the wait's class)."""
+        self.pending.pop(i, None)
+        self._forget_event(i)
+        self._saved.pop(i, None)
+        try:
+            out = run.c.atoms[i].revert(**kwargs)
+        except Exception:
+            run.finish(i, REVERT, False, Failure())
+        else:
+            run.finish(i, REVERT, True, out)
 
     # -- helpers -----------------------------------------------------------------------------------------
 
