@@ -1,0 +1,66 @@
+"""The compiler's short cuts for large flows keep the structure they short-cut.
+
+Symbols are worked out only below a graph flow (which infers edges from them), and a linear flow's
+links are taken as "each child to the next" without asking the flow, unless its class lays links
+out its own way. These tests pin what those short cuts must not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import Any
+
+from flowkit import GraphFlow, LinearFlow, Task, UnorderedFlow
+from flowkit.compiler import FROM_ATOM, compile_flow
+from flowkit.flow import Node
+
+
+class Step(Task):
+    def execute(self, **kwargs: Any) -> int:
+        return 1
+
+
+def _edges(flow: Any) -> set[tuple[str, str]]:
+    c = compile_flow(flow)
+    return {(c.names[t], c.names[h]) for t in range(len(c.atoms)) for h in c.succs[t]}
+
+
+def test_a_graph_flow_orders_by_symbols_provided_deep_inside_nested_linear_flows() -> None:
+    deep = LinearFlow("outer").add(
+        Step(name="first"), LinearFlow("inner").add(Step(name="maker", provides="x"))
+    )
+    user = Step(name="user", requires=["x"])
+    flow = GraphFlow("g").add(user, deep, resolve_requires=False)
+    c = compile_flow(flow)
+    assert ("maker", "user") in _edges(flow)
+    (binding,) = c.bindings[c.index["user"]]
+    assert binding.kind == FROM_ATOM and c.names[binding.provider] == "maker"
+
+
+def test_a_graph_flow_orders_by_symbols_required_deep_inside_nested_flows() -> None:
+    needs = UnorderedFlow("u").add(LinearFlow("l").add(Step(name="user", requires=["x"])))
+    flow = GraphFlow("g").add(needs, Step(name="maker", provides="x"), resolve_requires=False)
+    assert ("maker", "user") in _edges(flow)
+
+
+def test_linear_flows_chain_children_and_subflows_in_order() -> None:
+    flow = LinearFlow("l").add(
+        Step(name="a"),
+        UnorderedFlow("u").add(Step(name="b"), Step(name="c")),
+        Step(name="d"),
+    )
+    assert _edges(flow) == {("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")}
+
+
+class Reversed(LinearFlow):
+    """A linear flow whose class lays its links out backwards: the compiler must ask it."""
+
+    def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
+        for before, after in pairwise(reversed(list(self))):
+            yield before, after, {}
+
+
+def test_a_linear_flow_subclass_with_its_own_links_is_asked_for_them() -> None:
+    flow = Reversed("r").add(Step(name="a"), Step(name="b"), Step(name="c"))
+    assert _edges(flow) == {("c", "b"), ("b", "a")}
