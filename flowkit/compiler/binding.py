@@ -28,7 +28,7 @@ def bind(c: CompiledFlow) -> None:
     reach = _Reachability(c.preds, topo)
     c.bindings = [()] * n
     c.revert_bindings = [()] * n
-    c.keyed = [any(k is not _WHOLE for k in atom.save_as.values()) for atom in c.atoms]
+    c.keyed = [_keyed(atom) for atom in c.atoms]
     for i in c.order:  # topological order keeps the reachability memo effective
         atom = c.atoms[i]
         # most atoms take no arguments: they keep the empty tuple, without a call per atom
@@ -40,6 +40,13 @@ def bind(c: CompiledFlow) -> None:
             c.revert_bindings[i] = _bind_args(
                 c, i, atom, atom.revert_required_rebind, atom.revert_optional_rebind, providers, reach
             )
+
+
+def _keyed(atom: Atom) -> bool:
+    """Does ``atom`` provide by key or index (then its results are checked when it succeeds)?"""
+    save_as = atom.save_as
+    # most atoms provide nothing: no generator for them (this runs once per atom of every flow)
+    return bool(save_as) and any(key is not _WHOLE for key in save_as.values())
 
 
 def _providers(c: CompiledFlow) -> dict[str, list[int]]:

@@ -117,8 +117,9 @@ class Structure:
             edges = [(k, k + 1) for k in range(len(children) - 1)]
         else:
             edges = self.link_edges(flow, children, built, manual)
-        if isinstance(flow, GraphFlow):
-            edges.extend(self.inferred_edges(flow, built, manual))
+            if isinstance(flow, GraphFlow):
+                edges.extend(self.inferred_edges(flow, built, manual))
+            edges = list(dict.fromkeys(edges))  # each ordered pair once, first come first
         sources, sinks = self.connect_children(edges, built, inner)
         if r >= 0:
             sources, sinks = self.close_scope(r, sources, sinks, inner)
@@ -156,14 +157,10 @@ class Structure:
     def connect_children(
         self, edges: list[tuple[int, int]], built: list[_Built], retry: int
     ) -> tuple[list[int], list[int]]:
-        """Connect each ordered pair of children once; return the flow's sources and sinks."""
+        """Connect the ordered pairs of children (each given once); return the flow's sources and sinks."""
         has_pred = [False] * len(built)
         has_succ = [False] * len(built)
-        seen_pairs: set[tuple[int, int]] = set()
         for ku, kv in edges:
-            if (ku, kv) in seen_pairs:
-                continue
-            seen_pairs.add((ku, kv))
             sinks, sources = built[ku][3], built[kv][2]
             if not sinks or not sources:
                 continue  # an empty subflow orders nothing
