@@ -69,9 +69,10 @@ def _bind_args(
 ) -> tuple[Binding, ...]:
     """One call's bindings (execute's or revert's): the required arguments, then the optional ones."""
     bound = [_bind_one(c, i, atom, arg, symbol, False, providers, reach) for arg, symbol in required.items()]
-    bound.extend(
-        _bind_one(c, i, atom, arg, symbol, True, providers, reach) for arg, symbol in optional.items()
-    )
+    if optional:
+        bound.extend(
+            _bind_one(c, i, atom, arg, symbol, True, providers, reach) for arg, symbol in optional.items()
+        )
     return tuple(bound)
 
 

@@ -81,9 +81,9 @@ class Structure:
         """Add a (sub)flow: its controller first, then its children, then the edges between them.
 
         Return (sources, sinks, symbols provided, symbols required from outside). The symbols are
-        worked out only when ``symbols`` is set (a graph flow above infers edges from them) or this is
-        a graph flow; otherwise nobody reads them and they are empty, which saves building a few sets
-        per atom on the large linear and unordered flows.
+        worked out only when ``symbols`` is set (a graph flow above infers edges from them); the
+        children's, only then or when this is a graph flow. Otherwise nobody reads them and they are
+        empty, which saves building a few sets per atom on the large linear and unordered flows.
         """
         c = self.c
         if flow.name in self.flow_names:
@@ -104,8 +104,9 @@ class Structure:
                     )
                 ends = [self.new_node(child, TASK, inner)]  # its sources and its sinks (never mutated)
                 if need:
-                    needs = set(child.requires) | child.optional | child.revert_optional
-                    built.append((lo, lo + 1, ends, ends, set(child.provides), needs))
+                    # read only (by inferred_edges and _symbols): no copies
+                    needs = child.requires | child.optional | child.revert_optional
+                    built.append((lo, lo + 1, ends, ends, child.provides, needs))
                 else:
                     built.append((lo, lo + 1, ends, ends, _NO_SYMBOLS, _NO_SYMBOLS))
             else:
@@ -123,7 +124,7 @@ class Structure:
         sources, sinks = self.connect_children(edges, built, inner)
         if r >= 0:
             sources, sinks = self.close_scope(r, sources, sinks, inner)
-        if not need:
+        if not symbols:  # the parent does not read them (this flow's own children's were read above)
             return sources, sinks, _NO_SYMBOLS, _NO_SYMBOLS
         provides, requires = _symbols(flow, built)
         return sources, sinks, provides, requires
@@ -160,13 +161,19 @@ class Structure:
         """Connect the ordered pairs of children (each given once); return the flow's sources and sinks."""
         has_pred = [False] * len(built)
         has_succ = [False] * len(built)
+        preds, succs = self.c.preds, self.c.succs
         for ku, kv in edges:
             sinks, sources = built[ku][3], built[kv][2]
             if not sinks or not sources:
                 continue  # an empty subflow orders nothing
             has_succ[ku] = True
             has_pred[kv] = True
-            self.connect(sinks, sources, retry)
+            if len(sinks) == 1 and len(sources) == 1:  # atom to atom (``connect``'s first case, inline)
+                t, h = sinks[0], sources[0]
+                succs[t].append(h)
+                preds[h].append(t)
+            else:
+                self.connect(sinks, sources, retry)
         sources = [s for k, b in enumerate(built) if not has_pred[k] for s in b[2]]
         sinks = [s for k, b in enumerate(built) if not has_succ[k] for s in b[3]]
         return sources, sinks
@@ -227,8 +234,8 @@ def _symbols(flow: Flow, built: list[_Built]) -> tuple[Set[str], Set[str]]:
         provides.update(flow.retry.provides)
         requires.update(flow.retry.requires | flow.retry.optional | flow.retry.revert_optional)
     for b in built:
-        provides |= b[4]
+        provides.update(b[4])
     for b in built:
-        requires |= b[5]
+        requires.update(b[5])
     requires -= provides
     return provides, requires
