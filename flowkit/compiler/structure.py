@@ -8,7 +8,8 @@ joined by a link are connected through a junction node (n + m edges instead of n
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Iterable, Set
+from itertools import pairwise
 
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
@@ -94,6 +95,8 @@ class Structure:
         children = list(flow)
         need = symbols or isinstance(flow, GraphFlow)
         built: list[_Built] = []
+        atoms, names, kinds, index = c.atoms, c.names, c.kinds, c.index
+        preds, succs, retry_of = c.preds, c.succs, c.retry_of
         for child in children:
             lo = len(c.atoms)
             if isinstance(child, Atom):
@@ -102,7 +105,18 @@ class Structure:
                         f"retry controller {child.name!r} must be given as a flow's retry=, "
                         "not added as a child"
                     )
-                ends = [self.new_node(child, TASK, inner)]  # its sources and its sinks (never mutated)
+                # new_node(child, TASK, inner), inline: this runs once per atom of every flow
+                name = child.name
+                if name in index:
+                    raise DuplicateNameError(name, f"flow {c.flow.name!r}")
+                index[name] = lo
+                atoms.append(child)
+                names.append(name)
+                kinds.append(TASK)
+                preds.append([])
+                succs.append([])
+                retry_of.append(inner)
+                ends = [lo]  # its sources and its sinks (never mutated)
                 if need:
                     # read only (by inferred_edges and _symbols): no copies
                     needs = child.requires | child.optional | child.revert_optional
@@ -115,12 +129,12 @@ class Structure:
         manual: list[tuple[int, int]] = []
         if type(flow).iter_links is LinearFlow.iter_links:
             # each child to the next, no decider, nothing manual: the pairs without asking the flow
-            edges = [(k, k + 1) for k in range(len(children) - 1)]
+            edges: Iterable[tuple[int, int]] = pairwise(range(len(children)))
         else:
-            edges = self.link_edges(flow, children, built, manual)
+            links = self.link_edges(flow, children, built, manual)
             if isinstance(flow, GraphFlow):
-                edges.extend(self.inferred_edges(flow, built, manual))
-            edges = list(dict.fromkeys(edges))  # each ordered pair once, first come first
+                links.extend(self.inferred_edges(flow, built, manual))
+            edges = dict.fromkeys(links)  # each ordered pair once, first come first
         sources, sinks = self.connect_children(edges, built, inner)
         if r >= 0:
             sources, sinks = self.close_scope(r, sources, sinks, inner)
@@ -156,7 +170,7 @@ class Structure:
         return out
 
     def connect_children(
-        self, edges: list[tuple[int, int]], built: list[_Built], retry: int
+        self, edges: Iterable[tuple[int, int]], built: list[_Built], retry: int
     ) -> tuple[list[int], list[int]]:
         """Connect the ordered pairs of children (each given once); return the flow's sources and sinks."""
         has_pred = [False] * len(built)
