@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from flowkit import LinearFlow, Task, engines
+from flowkit.exceptions import InvalidStateError
+from flowkit.states import AtomState
 from flowkit.storage import Storage
 
 
@@ -53,3 +57,15 @@ def test_atom_uuids_do_not_repeat_across_many_storages() -> None:
         assert not seen.intersection(uuids)
         seen.update(uuids)
     assert len(seen) == 200 * 20
+
+
+def test_a_refused_atom_transition_names_the_atom_and_changes_nothing() -> None:
+    storage = engines.load(_flow(3)).storage
+    i = storage.compiled.index["t1"]
+    with pytest.raises(InvalidStateError) as info:
+        storage.set_atom_state(i, AtomState.SUCCESS)  # PENDING -> SUCCESS skips RUNNING
+    assert (info.value.name, info.value.old, info.value.new) == ("t1", "PENDING", "SUCCESS")
+    assert storage.states[i] is AtomState.PENDING
+    assert storage.finished_seq[i] == 0
+    assert storage.set_atom_state(i, AtomState.RUNNING) is AtomState.PENDING
+    assert storage.states[i] is AtomState.RUNNING
