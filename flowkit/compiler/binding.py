@@ -86,7 +86,11 @@ def _bind_one(
     providers: dict[str, list[int]],
     reach: _Reachability,
 ) -> Binding:
-    candidates = [p for p in providers.get(symbol, ()) if p != i]
+    found = providers.get(symbol)
+    if found is not None and len(found) == 1:  # one provider (most symbols): no candidate list
+        candidates = found if found[0] != i else []
+    else:
+        candidates = [p for p in found or () if p != i]
     if not candidates:
         return Binding(arg, symbol, optional)
     preds_i = c.preds[i]
