@@ -7,6 +7,7 @@ out its own way. These tests pin what those short cuts must not change.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
@@ -64,3 +65,38 @@ class Reversed(LinearFlow):
 def test_a_linear_flow_subclass_with_its_own_links_is_asked_for_them() -> None:
     flow = Reversed("r").add(Step(name="a"), Step(name="b"), Step(name="c"))
     assert _edges(flow) == {("c", "b"), ("b", "a")}
+
+
+def _chain(n: int) -> LinearFlow:
+    return LinearFlow("l").add(*(Step(name=f"s{i}") for i in range(n)))
+
+
+def test_compiling_hands_what_it_built_to_the_oldest_gc_generation() -> None:
+    gc.collect()
+    assert gc.get_freeze_count() == 0
+    c = compile_flow(_chain(300))
+    young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
+    assert not any(id(lst) in young for lst in (*c.preds, *c.succs))
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_compiling_leaves_objects_the_program_froze_frozen() -> None:
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        compile_flow(_chain(50))
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_compiling_leaves_a_disabled_gc_disabled() -> None:
+    gc.disable()
+    try:
+        compile_flow(_chain(5))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
