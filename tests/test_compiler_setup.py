@@ -100,3 +100,18 @@ def test_compiling_leaves_a_disabled_gc_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+class SaysItNeedsX(Step):
+    """Declares its requirement through its own ``requires``, not through its signature."""
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return frozenset({"x"})
+
+
+def test_a_graph_flow_orders_by_an_atom_classes_own_requires() -> None:
+    flow = GraphFlow("g").add(
+        SaysItNeedsX(name="user"), Step(name="maker", provides="x"), resolve_requires=False
+    )
+    assert ("maker", "user") in _edges(flow)

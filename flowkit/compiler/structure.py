@@ -119,7 +119,7 @@ class Structure:
                 ends = [lo]  # its sources and its sinks (never mutated)
                 if need:
                     # read only (by inferred_edges and _symbols): no copies
-                    needs = child.requires | child.optional | child.revert_optional
+                    needs = _needs(child)
                     built.append((lo, lo + 1, ends, ends, child.provides, needs))
                 else:
                     built.append((lo, lo + 1, ends, ends, _NO_SYMBOLS, _NO_SYMBOLS))
@@ -223,6 +223,25 @@ class Structure:
                     if p != k and not (after and p in _reach(after, k, reached)):
                         out.append((p, k))
         return out
+
+
+_PLAIN = (Atom.requires, Atom.optional, Atom.revert_optional)
+
+
+def _needs(atom: Atom) -> frozenset[str]:
+    """``atom.requires | atom.optional | atom.revert_optional``, in one frozenset straight from the
+    rebind maps those properties are made of (unless its class defines them its own way)."""
+    cls = type(atom)
+    if (cls.requires, cls.optional, cls.revert_optional) != _PLAIN:
+        return atom.requires | atom.optional | atom.revert_optional
+    return frozenset(
+        (
+            *atom.required_rebind.values(),
+            *atom.revert_required_rebind.values(),
+            *atom.optional_rebind.values(),
+            *atom.revert_optional_rebind.values(),
+        )
+    )
 
 
 def _reach(after: dict[int, list[int]], start: int, memo: dict[int, set[int]]) -> set[int]:
