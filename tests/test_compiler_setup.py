@@ -115,3 +115,29 @@ def test_a_graph_flow_orders_by_an_atom_classes_own_requires() -> None:
         SaysItNeedsX(name="user"), Step(name="maker", provides="x"), resolve_requires=False
     )
     assert ("maker", "user") in _edges(flow)
+
+
+def test_an_argument_binds_to_the_nearest_earlier_provider_not_only_a_direct_one() -> None:
+    flow = LinearFlow("l").add(
+        Step(name="far", provides="x"),
+        Step(name="near", provides="x"),
+        Step(name="between"),
+        Step(name="user", requires=["x"]),
+        Step(name="after", provides="x"),
+    )
+    c = compile_flow(flow)
+    (binding,) = c.bindings[c.index["user"]]
+    assert binding.kind == FROM_ATOM and c.names[binding.provider] == "near"
+    assert c.keyed == [False] * len(c.atoms)
+
+
+def test_keyed_marks_only_atoms_that_provide_by_key_or_index() -> None:
+    flow = LinearFlow("l").add(
+        Step(name="whole", provides="x"),
+        Step(name="pair", provides=("a", "b")),
+        Step(name="none"),
+        Step(name="named", provides={"k", "m"}),
+    )
+    c = compile_flow(flow)
+    keyed = [c.keyed[c.index[n]] for n in ("whole", "pair", "none", "named")]
+    assert keyed == [False, True, False, True]
