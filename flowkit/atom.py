@@ -328,7 +328,10 @@ class Atom:
     @property
     def requires(self) -> frozenset[str]:
         """Symbols this atom cannot run without (for execute or for revert)."""
-        return frozenset(self.required_rebind.values()) | frozenset(self.revert_required_rebind.values())
+        revert = self.revert_required_rebind
+        if not revert:  # most reverts take nothing from storage: one frozenset, no union (read per compile)
+            return frozenset(self.required_rebind.values())
+        return frozenset((*self.required_rebind.values(), *revert.values()))
 
     @property
     def optional(self) -> frozenset[str]:

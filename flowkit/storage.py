@@ -19,7 +19,13 @@ from flowkit.compiler import FROM_ATOM, JUNCTION, RETRY, Binding, CompiledFlow
 from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
 from flowkit.retry import History
-from flowkit.states import AtomState, FlowState, check_atom_transition, check_flow_transition
+from flowkit.states import (
+    ATOM_TRANSITIONS,
+    AtomState,
+    FlowState,
+    check_atom_transition,
+    check_flow_transition,
+)
 
 _PROGRESS_DONE = frozenset({AtomState.SUCCESS, AtomState.REVERTED})
 
@@ -72,10 +78,13 @@ class Storage:
         self.failures: list[Failure | None] = [None] * n
         self.revert_results: list[Any] = [None] * n
         self.revert_failures: list[Failure | None] = [None] * n
-        self.atom_uuids: list[str] = [str(uuid.uuid4()) for _ in range(n)]
+        self.atom_uuids: list[str] = _atom_uuids(n)
         self.finished_seq: list[int] = [0] * n
         self._seq = 0
-        self.histories: dict[int, History] = {i: History() for i in range(n) if compiled.kinds[i] == RETRY}
+        kinds = compiled.kinds
+        self.histories: dict[int, History] = (
+            {i: History() for i in range(n) if kinds[i] == RETRY} if RETRY in kinds else {}
+        )  # the membership test runs in C: most flows have no retry controller
         self.flow_state = FlowState.PENDING
         self.never_started: set[int] = set()
         """Atoms that failed before their execute was called: there is nothing to revert."""
@@ -117,7 +126,8 @@ class Storage:
     def set_atom_state(self, i: int, state: AtomState) -> AtomState:
         """Move atom ``i`` to ``state`` (checked), recording it before the caller acts on it."""
         old = self.states[i]
-        check_atom_transition(self.compiled.names[i], old, state)
+        if state not in ATOM_TRANSITIONS[old]:  # the check inline: this runs on every transition
+            check_atom_transition(self.compiled.names[i], old, state)  # raises, naming the atom
         if state is AtomState.SUCCESS:
             self._seq += 1
             self.finished_seq[i] = self._seq
@@ -387,6 +397,22 @@ class Storage:
                     f"and the store has no value"
                 )
         return kwargs
+
+
+def _atom_uuids(n: int) -> list[str]:
+    """``n`` distinct uuids for a run's atoms, from one uuid4: its last 48 bits (the node field) plus
+    the atom's index.
+
+    Why not a uuid4 per atom: that is a system call and a UUID object per atom, most of a fresh
+    storage's cost on a large flow. These stay well-formed version 4 uuids (the version and variant
+    bits are the base's), unique within the run (indexes are, modulo 2**48), and as unlikely to meet
+    another run's as a random uuid (74 random bits besides). A persisted flow replaces them with the
+    uuids of its saved atom details (see ``Recorder.restore``).
+    """
+    base = uuid.uuid4().hex
+    prefix = f"{base[:8]}-{base[8:12]}-{base[12:16]}-{base[16:20]}-"
+    node = int(base[20:], 16)
+    return [f"{prefix}{(node + i) & 0xFFFFFFFFFFFF:012x}" for i in range(n)]
 
 
 _STATES_WITH_RESULT = frozenset((AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING))

@@ -22,13 +22,9 @@ def bind(c: CompiledFlow) -> None:
     """Fill ``providers``, ``keyed``, ``bindings`` and ``revert_bindings`` of ``c`` (already sorted)."""
     n = len(c.atoms)
     providers = _providers(c)
-    topo = [0] * n
-    for rank, i in enumerate(c.order):
-        topo[i] = rank
-    reach = _Reachability(c.preds, topo)
+    reach = _Reachability(c.preds, c.order)
     c.bindings = [()] * n
     c.revert_bindings = [()] * n
-    c.keyed = [any(k is not _WHOLE for k in atom.save_as.values()) for atom in c.atoms]
     for i in c.order:  # topological order keeps the reachability memo effective
         atom = c.atoms[i]
         # most atoms take no arguments: they keep the empty tuple, without a call per atom
@@ -43,11 +39,19 @@ def bind(c: CompiledFlow) -> None:
 
 
 def _providers(c: CompiledFlow) -> dict[str, list[int]]:
-    """Fill ``c.providers``: per symbol, the atoms that provide it, in node order."""
+    """Fill ``c.providers`` (per symbol, the atoms that provide it, in node order) and ``c.keyed``
+    (does the atom provide by key or index: its results are then checked when it succeeds).
+
+    One pass over the atoms for both: on a large flow each pass reads memory that is cold.
+    """
     providers = c.providers
+    keyed = c.keyed = [False] * len(c.atoms)
     for i, atom in enumerate(c.atoms):
-        for symbol in atom.save_as:  # a junction provides nothing
-            providers.setdefault(symbol, []).append(i)
+        save_as = atom.save_as
+        if save_as:  # most atoms provide nothing (a junction never does)
+            for symbol in save_as:
+                providers.setdefault(symbol, []).append(i)
+            keyed[i] = any(key is not _WHOLE for key in save_as.values())
     return providers
 
 
@@ -62,9 +66,10 @@ def _bind_args(
 ) -> tuple[Binding, ...]:
     """One call's bindings (execute's or revert's): the required arguments, then the optional ones."""
     bound = [_bind_one(c, i, atom, arg, symbol, False, providers, reach) for arg, symbol in required.items()]
-    bound.extend(
-        _bind_one(c, i, atom, arg, symbol, True, providers, reach) for arg, symbol in optional.items()
-    )
+    if optional:
+        bound.extend(
+            _bind_one(c, i, atom, arg, symbol, True, providers, reach) for arg, symbol in optional.items()
+        )
     return tuple(bound)
 
 
@@ -78,7 +83,11 @@ def _bind_one(
     providers: dict[str, list[int]],
     reach: _Reachability,
 ) -> Binding:
-    candidates = [p for p in providers.get(symbol, ()) if p != i]
+    found = providers.get(symbol)
+    if found is not None and len(found) == 1:  # one provider (most symbols): no candidate list
+        candidates = found if found[0] != i else []
+    else:
+        candidates = [p for p in found or () if p != i]
     if not candidates:
         return Binding(arg, symbol, optional)
     preds_i = c.preds[i]
@@ -106,15 +115,22 @@ class _Reachability:
     provider O(1) (a chain of 100,000 atoms needing the first one's output stays linear).
     """
 
-    __slots__ = ("_known", "_preds", "_topo")
+    __slots__ = ("_known", "_order", "_preds", "_topo")
 
-    def __init__(self, preds: list[list[int]], topo: list[int]) -> None:
+    def __init__(self, preds: list[list[int]], order: list[int]) -> None:
         self._preds = preds
-        self._topo = topo
+        self._order = order
+        self._topo: list[int] | None = None
+        """Each node's rank in ``order``; worked out on the first question (most flows ask none:
+        a provider that is a direct predecessor needs no search)."""
         self._known: dict[int, set[int]] = {}
 
     def reaches(self, p: int, i: int) -> bool:
         topo = self._topo
+        if topo is None:
+            topo = self._topo = [0] * len(self._order)
+            for rank, x in enumerate(self._order):
+                topo[x] = rank
         if topo[p] >= topo[i]:
             return False
         known = self._known.setdefault(p, {p})

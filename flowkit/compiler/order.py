@@ -6,8 +6,6 @@ any length) needs no recursion and no graph library.
 
 from __future__ import annotations
 
-from collections import deque
-
 from flowkit.compiler.compiled import JUNCTION, CompiledFlow
 from flowkit.exceptions import CycleError
 
@@ -15,17 +13,14 @@ from flowkit.exceptions import CycleError
 def toposort(c: CompiledFlow) -> list[int]:
     """A topological order of every node (Kahn); raises :class:`CycleError` naming a cycle's atoms."""
     n = len(c.atoms)
-    indeg = [len(p) for p in c.preds]
-    queue = deque(i for i in range(n) if indeg[i] == 0)
-    order: list[int] = []
+    indeg = list(map(len, c.preds))
+    order = [i for i in range(n) if not indeg[i]]
     succs = c.succs
-    while queue:
-        i = queue.popleft()
-        order.append(i)
+    for i in order:  # ``order`` is also the queue: it grows while it is read (first in, first out)
         for s in succs[i]:
             indeg[s] -= 1
             if indeg[s] == 0:
-                queue.append(s)
+                order.append(s)
     if len(order) != n:
         cycle = find_cycle(c.preds, [indeg[i] > 0 for i in range(n)])
         raise CycleError([c.names[i] for i in cycle if c.kinds[i] != JUNCTION])

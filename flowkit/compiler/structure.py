@@ -8,17 +8,24 @@ joined by a link are connected through a junction node (n + m edges instead of n
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Set
+from itertools import pairwise
+
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
 from flowkit.exceptions import DuplicateNameError, InvalidFlowError
 from flowkit.flow import Flow, Node
 from flowkit.patterns.graph_flow import GraphFlow
+from flowkit.patterns.linear_flow import LinearFlow
 from flowkit.retry import Retry
 
 _JUNCTION_THRESHOLD = 16
 
-_Built = tuple[int, int, list[int], list[int], set[str], set[str]]
+_Built = tuple[int, int, list[int], list[int], Set[str], Set[str]]
 """One child as built: (first id, end id, sources, sinks, symbols provided, symbols required)."""
+
+_NO_SYMBOLS: frozenset[str] = frozenset()
+"""The symbols of a child whose symbols nobody reads (no graph flow above it infers edges from them)."""
 
 
 class Structure:
@@ -47,6 +54,11 @@ class Structure:
 
     def connect(self, sinks: list[int], sources: list[int], retry: int) -> None:
         c = self.c
+        if len(sinks) == 1 and len(sources) == 1:  # the common case (a chain of atoms): one edge
+            t, h = sinks[0], sources[0]
+            c.succs[t].append(h)
+            c.preds[h].append(t)
+            return
         if len(sinks) * len(sources) > _JUNCTION_THRESHOLD and len(sinks) > 1 and len(sources) > 1:
             j = self.new_node(JUNCTION_ATOM, JUNCTION, retry, name=f"<junction {len(c.atoms)}>")
             self.edges(sinks, [j])
@@ -64,37 +76,70 @@ class Structure:
 
     # -- structure --------------------------------------------------------------------------------
 
-    def build(self, node: Node, retry: int) -> tuple[list[int], list[int], set[str], set[str]]:
-        """Add ``node``; return (sources, sinks, symbols provided, symbols required from outside)."""
-        if isinstance(node, Atom):
-            if isinstance(node, Retry):
-                raise InvalidFlowError(
-                    f"retry controller {node.name!r} must be given as a flow's retry=, not added as a child"
-                )
-            nid = self.new_node(node, TASK, retry)
-            return [nid], [nid], set(node.provides), set(node.requires) | node.optional | node.revert_optional
-        return self.build_flow(node, retry)
+    def build_flow(
+        self, flow: Flow, retry: int, symbols: bool = False
+    ) -> tuple[list[int], list[int], Set[str], Set[str]]:
+        """Add a (sub)flow: its controller first, then its children, then the edges between them.
 
-    def build_flow(self, flow: Flow, retry: int) -> tuple[list[int], list[int], set[str], set[str]]:
-        """Add a (sub)flow: its controller first, then its children, then the edges between them."""
+        Return (sources, sinks, symbols provided, symbols required from outside). The symbols are
+        worked out only when ``symbols`` is set (a graph flow above infers edges from them); the
+        children's, only then or when this is a graph flow. Otherwise nobody reads them and they are
+        empty, which saves building a few sets per atom on the large linear and unordered flows.
+        """
+        c = self.c
         if flow.name in self.flow_names:
-            raise DuplicateNameError(flow.name, f"flow {self.c.flow.name!r} (two subflows share it)")
+            raise DuplicateNameError(flow.name, f"flow {c.flow.name!r} (two subflows share it)")
         self.flow_names.add(flow.name)
         r = -1 if flow.retry is None else self.new_node(flow.retry, RETRY, retry)
         inner = retry if r < 0 else r
         children = list(flow)
+        need = symbols or isinstance(flow, GraphFlow)
         built: list[_Built] = []
+        atoms, names, kinds, index = c.atoms, c.names, c.kinds, c.index
+        preds, succs, retry_of = c.preds, c.succs, c.retry_of
         for child in children:
-            lo = len(self.c.atoms)
-            src, snk, prov, req = self.build(child, inner)
-            built.append((lo, len(self.c.atoms), src, snk, prov, req))
+            lo = len(c.atoms)
+            if isinstance(child, Atom):
+                if isinstance(child, Retry):
+                    raise InvalidFlowError(
+                        f"retry controller {child.name!r} must be given as a flow's retry=, "
+                        "not added as a child"
+                    )
+                # new_node(child, TASK, inner), inline: this runs once per atom of every flow
+                name = child.name
+                if name in index:
+                    raise DuplicateNameError(name, f"flow {c.flow.name!r}")
+                index[name] = lo
+                atoms.append(child)
+                names.append(name)
+                kinds.append(TASK)
+                preds.append([])
+                succs.append([])
+                retry_of.append(inner)
+                ends = [lo]  # its sources and its sinks (never mutated)
+                if need:
+                    # read only (by inferred_edges and _symbols): no copies
+                    needs = _needs(child)
+                    built.append((lo, lo + 1, ends, ends, child.provides, needs))
+                else:
+                    built.append((lo, lo + 1, ends, ends, _NO_SYMBOLS, _NO_SYMBOLS))
+            else:
+                src, snk, prov, req = self.build_flow(child, inner, need)
+                built.append((lo, len(c.atoms), src, snk, prov, req))
         manual: list[tuple[int, int]] = []
-        edges = self.link_edges(flow, children, built, manual)
-        if isinstance(flow, GraphFlow):
-            edges.extend(self.inferred_edges(flow, built, manual))
+        if type(flow).iter_links is LinearFlow.iter_links:
+            # each child to the next, no decider, nothing manual: the pairs without asking the flow
+            edges: Iterable[tuple[int, int]] = pairwise(range(len(children)))
+        else:
+            links = self.link_edges(flow, children, built, manual)
+            if isinstance(flow, GraphFlow):
+                links.extend(self.inferred_edges(flow, built, manual))
+            edges = dict.fromkeys(links)  # each ordered pair once, first come first
         sources, sinks = self.connect_children(edges, built, inner)
         if r >= 0:
             sources, sinks = self.close_scope(r, sources, sinks, inner)
+        if not symbols:  # the parent does not read them (this flow's own children's were read above)
+            return sources, sinks, _NO_SYMBOLS, _NO_SYMBOLS
         provides, requires = _symbols(flow, built)
         return sources, sinks, provides, requires
 
@@ -125,22 +170,24 @@ class Structure:
         return out
 
     def connect_children(
-        self, edges: list[tuple[int, int]], built: list[_Built], retry: int
+        self, edges: Iterable[tuple[int, int]], built: list[_Built], retry: int
     ) -> tuple[list[int], list[int]]:
-        """Connect each ordered pair of children once; return the flow's sources and sinks."""
+        """Connect the ordered pairs of children (each given once); return the flow's sources and sinks."""
         has_pred = [False] * len(built)
         has_succ = [False] * len(built)
-        seen_pairs: set[tuple[int, int]] = set()
+        preds, succs = self.c.preds, self.c.succs
         for ku, kv in edges:
-            if (ku, kv) in seen_pairs:
-                continue
-            seen_pairs.add((ku, kv))
             sinks, sources = built[ku][3], built[kv][2]
             if not sinks or not sources:
                 continue  # an empty subflow orders nothing
             has_succ[ku] = True
             has_pred[kv] = True
-            self.connect(sinks, sources, retry)
+            if len(sinks) == 1 and len(sources) == 1:  # atom to atom (``connect``'s first case, inline)
+                t, h = sinks[0], sources[0]
+                succs[t].append(h)
+                preds[h].append(t)
+            else:
+                self.connect(sinks, sources, retry)
         sources = [s for k, b in enumerate(built) if not has_pred[k] for s in b[2]]
         sinks = [s for k, b in enumerate(built) if not has_succ[k] for s in b[3]]
         return sources, sinks
@@ -178,6 +225,25 @@ class Structure:
         return out
 
 
+_PLAIN = (Atom.requires, Atom.optional, Atom.revert_optional)
+
+
+def _needs(atom: Atom) -> frozenset[str]:
+    """``atom.requires | atom.optional | atom.revert_optional``, in one frozenset straight from the
+    rebind maps those properties are made of (unless its class defines them its own way)."""
+    cls = type(atom)
+    if (cls.requires, cls.optional, cls.revert_optional) != _PLAIN:
+        return atom.requires | atom.optional | atom.revert_optional
+    return frozenset(
+        (
+            *atom.required_rebind.values(),
+            *atom.revert_required_rebind.values(),
+            *atom.optional_rebind.values(),
+            *atom.revert_optional_rebind.values(),
+        )
+    )
+
+
 def _reach(after: dict[int, list[int]], start: int, memo: dict[int, set[int]]) -> set[int]:
     """Children the links run after ``start`` (remembered per start)."""
     found = memo.get(start)
@@ -193,7 +259,7 @@ def _reach(after: dict[int, list[int]], start: int, memo: dict[int, set[int]]) -
     return found
 
 
-def _symbols(flow: Flow, built: list[_Built]) -> tuple[set[str], set[str]]:
+def _symbols(flow: Flow, built: list[_Built]) -> tuple[Set[str], Set[str]]:
     """What a flow provides, and what it requires from outside (its controller's included)."""
     provides: set[str] = set()
     requires: set[str] = set()
@@ -201,8 +267,8 @@ def _symbols(flow: Flow, built: list[_Built]) -> tuple[set[str], set[str]]:
         provides.update(flow.retry.provides)
         requires.update(flow.retry.requires | flow.retry.optional | flow.retry.revert_optional)
     for b in built:
-        provides |= b[4]
+        provides.update(b[4])
     for b in built:
-        requires |= b[5]
+        requires.update(b[5])
     requires -= provides
     return provides, requires
