@@ -10,6 +10,7 @@ import pytest
 
 import flowkit
 from flowkit import FunctorTask, GraphFlow, LinearFlow, UnorderedFlow, engines, retry
+from flowkit.compiler import compile_flow
 from flowkit.exceptions import (
     AmbiguousProviderError,
     CompilationError,
@@ -463,3 +464,11 @@ def test_decider_that_raises_fails_the_flow_with_a_clear_error(rec):
     assert rec.log == ["a", "-a"]
     assert engine.storage.get_atom_state("a") is AtomState.REVERTED
     assert engine.storage.get_flow_state() is FlowState.REVERTED
+
+
+def test_an_empty_subflow_in_a_linear_flow_still_orders_its_neighbours() -> None:
+    a, b, c, d = (FunctorTask(lambda: None, name=n) for n in "abcd")
+    flow = LinearFlow("f").add(a, LinearFlow("empty"), UnorderedFlow("u").add(b, c), LinearFlow("e2"), d)
+    compiled = compile_flow(flow)
+    succs = {compiled.names[i]: sorted(compiled.names[s] for s in compiled.succs[i]) for i in range(4)}
+    assert succs == {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}

@@ -172,7 +172,12 @@ class Structure:
     def connect_children(
         self, edges: Iterable[tuple[int, int]], built: list[_Built], retry: int
     ) -> tuple[list[int], list[int]]:
-        """Connect the ordered pairs of children (each given once); return the flow's sources and sinks."""
+        """Connect the ordered pairs of children (each given once); return the flow's sources and sinks.
+
+        An empty subflow has no atom to order, but it still passes the order on: in ``a, empty, b``, ``b``
+        runs after ``a`` (edges through empty children are bridged first)."""
+        if any(not b[2] for b in built):
+            edges = _bridge_empty(edges, {k for k, b in enumerate(built) if not b[2]})
         has_pred = [False] * len(built)
         has_succ = [False] * len(built)
         preds, succs = self.c.preds, self.c.succs
@@ -272,3 +277,29 @@ def _symbols(flow: Flow, built: list[_Built]) -> tuple[Set[str], Set[str]]:
         requires.update(b[5])
     requires -= provides
     return provides, requires
+
+
+def _bridge_empty(edges: Iterable[tuple[int, int]], empty: set[int]) -> list[tuple[int, int]]:
+    """The edges between children with atoms, plus one from each predecessor of an empty child (found
+    through chains of empty children) to each of its successors: the order an empty subflow carries."""
+    pairs = list(edges)
+    after: dict[int, list[int]] = {}
+    before: dict[int, list[int]] = {}
+    for u, v in pairs:
+        after.setdefault(u, []).append(v)
+        before.setdefault(v, []).append(u)
+
+    def reach(adjacent: dict[int, list[int]], start: int) -> list[int]:
+        found: list[int] = []
+        seen, todo = {start}, [start]
+        while todo:
+            for k in adjacent.get(todo.pop(), ()):
+                if k not in seen:
+                    seen.add(k)
+                    (todo if k in empty else found).append(k)
+        return found
+
+    out = [(u, v) for u, v in pairs if u not in empty and v not in empty]
+    for e in empty:
+        out.extend((u, v) for u in reach(before, e) for v in reach(after, e))
+    return list(dict.fromkeys(out))
