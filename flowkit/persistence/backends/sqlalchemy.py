@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from flowkit.exceptions import SchemaError, StorageError
+from flowkit.persistence.backends._prepared import PreparedUpdates
 from flowkit.persistence.backends._tables import ORDER, TABLES, events
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.backoff import Backoff
@@ -53,12 +54,6 @@ _FATAL = (
     "permission denied",
 )
 DURABILITY = ("flow", "atom")
-# One UPDATE per table; the columns it sets are the keys of the parameters it is executed with.
-_UPDATES = {name: sa.update(t).where(t.c.uuid == sa.bindparam("uuid_")) for name, t in TABLES.items()}
-# The same, fenced: the row's fence is checked by the statement that writes it (see update_row)
-_FENCED = {
-    name: _UPDATES[name].where(TABLES[name].c.fence == sa.bindparam("fence_")) for name in (FLOWS, ATOMS)
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +148,8 @@ class SQLAlchemyBackend(Backend):
         self.engine = self._lease.engine
         self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
         self.durable_transaction = _durable_transaction(self.engine.dialect.name, self.relaxed is not None)
+        self.updates = PreparedUpdates(self.engine.dialect)
+        """Every row update (an atom transition is one): prepared, on the DB-API cursor (see _prepared)."""
         self.schema_checked = False
 
     @property
@@ -203,6 +200,7 @@ class SQLAlchemyConnection(Connection):
         self._engine = backend.engine
         self._autocommit = autocommit
         self._conn: sa.Connection | None = None
+        self._cursor: Any = None  # the DB-API cursor of _conn that update_row uses, made at first use
         self._in_transaction = False  # inside run_durable's own BEGIN ... COMMIT
 
     # -- connection handling ------------------------------------------------------------------------
@@ -224,7 +222,7 @@ class SQLAlchemyConnection(Connection):
         return self._conn
 
     def _release(self, invalidate: bool = False) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._cursor = self._conn, None, None
         # closed from inside run_durable: never give the pool a half-done transaction
         invalidate, self._in_transaction = invalidate or self._in_transaction, False
         if conn is None:
@@ -378,14 +376,15 @@ class SQLAlchemyConnection(Connection):
             conn.execute(upsert, list(rows))
 
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
-        params = dict(values)
-        params["uuid_"] = uuid
-        if fence is None:
-            return self._checkout().execute(_UPDATES[table], params).rowcount == 1
-        # One statement: PostgreSQL re-checks the WHERE on the newest version of a row it waited for
-        # (READ COMMITTED), so a fence raised meanwhile refuses this write; SQLite has one writer.
-        params["fence_"] = fence
-        return self._checkout().execute(_FENCED[table], params).rowcount == 1
+        # One statement; fenced, PostgreSQL re-checks the WHERE on the newest version of a row it waited
+        # for (READ COMMITTED), so a fence raised meanwhile refuses this write; SQLite has one writer.
+        conn = self._conn
+        if conn is None:
+            conn = self._checkout()
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        return self.backend.updates.update(conn, cursor, table, uuid, values, fence)
 
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:
         conn = self._checkout()
