@@ -122,3 +122,25 @@ def test_prepared_statements_lost_on_the_server_cost_a_reconnect(postgres_url: s
     }
     assert session[0] == session[1] != session[2]  # the write after the DEALLOCATE was made on a new session
     backend.close()
+
+
+def test_sqlite_timestamps_are_the_text_sqlalchemy_stores() -> None:
+    """The fast SQLite timestamp processor writes what SQLAlchemy's UtcDateTime would (text compares
+    and orders the same in queries)."""
+    from sqlalchemy.dialects import sqlite
+
+    from flowkit.persistence.backends._prepared import _sqlite_utc
+    from flowkit.persistence.backends._tables import UtcDateTime
+
+    dialect = sqlite.dialect()
+    reference = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert reference is not None
+    moments = [
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-7, minutes=-30))),
+        dt.datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        dt.datetime(2026, 6, 1, 12, 0, 0, 7),  # naive: taken as UTC
+        None,
+    ]
+    for moment in moments:
+        assert _sqlite_utc(moment) == reference(moment), moment
