@@ -24,8 +24,9 @@ driver errors come out as SQLAlchemy's exceptions, so the retry policy treats th
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,17 +69,14 @@ class PreparedUpdates:
         self.server_side = dialect.name == "postgresql"
         self._error: type[Exception] = dialect.loaded_dbapi.Error
         self._shapes: dict[tuple[str, tuple[str, ...], bool], _Shape] = {}
+        self._upserts: dict[tuple[str, tuple[str, ...]], tuple[str, Any, Any]] = {}
 
     def _shape(self, table: str, columns: tuple[str, ...], fenced: bool) -> _Shape:
-        t, dialect = TABLES[table], self.dialect
+        t = TABLES[table]
         where = ["uuid", "fence"] if fenced else ["uuid"]
         processors = []
         for k, column in enumerate(columns):
-            kind = t.c[column].type
-            if isinstance(kind, UtcDateTime) and not self.server_side:
-                processor: Callable[[Any], Any] | None = _sqlite_utc
-            else:
-                processor = kind.dialect_impl(dialect).bind_processor(dialect)
+            processor = self._processor(t.c[column].type)
             if processor is not None:
                 processors.append((k, processor))
         if self.server_side:
@@ -98,6 +96,42 @@ class PreparedUpdates:
             )
         self._shapes[(table, columns, fenced)] = shape
         return shape
+
+    def _processor(self, kind: sa.types.TypeEngine[Any]) -> Callable[[Any], Any] | None:
+        """What a value of a column of type ``kind`` goes through before the driver gets it."""
+        if isinstance(kind, UtcDateTime) and not self.server_side:
+            return _sqlite_utc
+        processor: Callable[[Any], Any] | None = kind.dialect_impl(self.dialect).bind_processor(self.dialect)
+        return processor
+
+    def upsert(self, conn: sa.Connection, cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """SQLite only: insert ``rows`` (all with the columns of the first), a row already there updated,
+        with one ``executemany`` (sqlite3 prepares the statement once for all the rows)."""
+        assert not self.server_side, "PostgreSQL batches rows in multi-row statements (SQLAlchemy's)"
+        columns = tuple(rows[0])
+        key = (table, columns)
+        found = self._upserts.get(key)
+        if found is None:
+            t = TABLES[table]
+            sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "uuid")
+            sql = (
+                f"INSERT INTO {t.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                f"ON CONFLICT (uuid) DO UPDATE SET {sets}"
+            )
+            steps = []
+            for k, column in enumerate(columns):
+                processor = self._processor(t.c[column].type)
+                if processor is not None:
+                    steps.append((k, processor))
+            found = self._upserts[key] = (sql, itemgetter(*columns), tuple(steps))
+        sql, values_of, processors = found
+        params = []
+        for row in rows:  # by name: rows may list their columns in another order
+            values = list(values_of(row)) if len(columns) > 1 else [values_of(row)]
+            for k, processor in processors:
+                values[k] = processor(values[k])
+            params.append(values)
+        self._send(conn, cursor, sql, params, many=True)
 
     def update(
         self,
@@ -126,22 +160,27 @@ class PreparedUpdates:
                 prepared.add(shape.name)  # sent from now on: a failed EXECUTE does not undo a PREPARE
                 assert shape.prepare is not None
                 sql = shape.prepare + sql
-        dispatch = conn.dispatch
-        events = bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
-        if events:
-            dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
-        try:
-            cursor.execute(sql, params)
-        except self._error as exc:
-            raise self._wrap(conn, cursor, sql, params, exc) from exc
-        if events:
-            dispatch.after_cursor_execute(conn, cursor, sql, params, None, False)
+        self._send(conn, cursor, sql, params)
         found: bool = cursor.rowcount == 1
         return found
 
-    def _wrap(
-        self, conn: sa.Connection, cursor: Any, sql: str, params: list[Any], exc: Exception
-    ) -> Exception:
+    def _send(self, conn: sa.Connection, cursor: Any, sql: str, params: Any, many: bool = False) -> None:
+        """Execute on the driver; the connection's listeners see it, errors come out as SQLAlchemy's."""
+        dispatch = conn.dispatch
+        events = bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+        if events:
+            dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+        try:
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+        except self._error as exc:
+            raise self._wrap(conn, cursor, sql, params, exc) from exc
+        if events:
+            dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
+
+    def _wrap(self, conn: sa.Connection, cursor: Any, sql: str, params: Any, exc: Exception) -> Exception:
         """The driver's error as SQLAlchemy's (what the backend's retry policy reads)."""
         lost = self.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)  # type: ignore[arg-type]
         if getattr(exc, "pgcode", None) == _MISSING_STATEMENT:

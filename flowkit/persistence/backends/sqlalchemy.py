@@ -23,7 +23,7 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -36,9 +36,6 @@ from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row, Serializer
 from flowkit.sql import engines, urls
 from flowkit.sql.urls import Database
-
-if TYPE_CHECKING:
-    from sqlalchemy.dialects import postgresql, sqlite
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
@@ -357,23 +354,24 @@ class SQLAlchemyConnection(Connection):
             return
         conn = self._checkout()
         t = TABLES[table]
-        stmt: postgresql.Insert | sqlite.Insert
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        if conn.dialect.name != "postgresql":  # SQLite is in process: one prepared executemany
+            self.backend.updates.upsert(conn, self._raw_cursor(conn), table, rows)
+            return
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-            stmt = postgresql_insert(t)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt = sqlite_insert(t)
+        stmt = postgresql_insert(t)
         updated = {c: stmt.excluded[c] for c in rows[0] if c != "uuid"}
         upsert = stmt.on_conflict_do_update(index_elements=[t.c.uuid], set_=updated)
-        if conn.dialect.name == "postgresql":
-            # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a
-            # round trip (and a plan) per row, which it does not do for ON CONFLICT without it
-            conn.execute(upsert.returning(t.c.uuid), list(rows)).close()
-        else:  # SQLite is in process: executemany is cheapest
-            conn.execute(upsert, list(rows))
+        # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a round
+        # trip (and a plan) per row, which it does not do for ON CONFLICT without it
+        conn.execute(upsert.returning(t.c.uuid), list(rows)).close()
+
+    def _raw_cursor(self, conn: sa.Connection) -> Any:
+        """The DB-API cursor of ``conn`` (the checked-out connection) the prepared statements run on."""
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        return cursor
 
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
         # One statement; fenced, PostgreSQL re-checks the WHERE on the newest version of a row it waited
@@ -383,7 +381,7 @@ class SQLAlchemyConnection(Connection):
             conn = self._checkout()
         cursor = self._cursor
         if cursor is None:
-            cursor = self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor = self._raw_cursor(conn)
         return self.backend.updates.update(conn, cursor, table, uuid, values, fence)
 
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:
