@@ -288,7 +288,16 @@ class SQLAlchemyConnection(Connection):
     def run_durable(self, fn: Callable[[], T]) -> T:
         if not self._autocommit:
             return self.run(fn)  # a plain connection's commits are durable
-        begin, end = self.backend.durable_transaction
+        return self._own_transaction(fn, *self.backend.durable_transaction)
+
+    def run_together(self, fn: Callable[[], T]) -> T:
+        if not self._autocommit:
+            return self.run(fn)
+        sqlite = self.backend.engine.dialect.name == "sqlite"
+        return self._own_transaction(fn, ("BEGIN IMMEDIATE" if sqlite else "BEGIN",), ("COMMIT",))
+
+    def _own_transaction(self, fn: Callable[[], T], begin: Sequence[str], end: Sequence[str]) -> T:
+        """``fn`` between ``begin`` and ``end`` on the autocommit connection, retried as a whole."""
 
         def attempt() -> T:
             conn = self._checkout()
