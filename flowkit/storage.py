@@ -56,6 +56,17 @@ class Recorder:
     def meta_changed(self, storage: Storage, i: int | None, meta: dict[str, Any]) -> None:
         """Atom ``i``'s metadata (the flow's when ``i`` is None) is now ``meta`` (its whole dict)."""
 
+    groups = False
+    """Whether :meth:`hold` / :meth:`commit_held` save several atom changes in one transaction (group
+    commit: the parallel engine, several completions at once); the base class writes each at once."""
+
+    def hold(self) -> None:
+        """Keep the atom changes from now on until :meth:`commit_held` (the engine acts on none of them
+        before that returns)."""
+
+    def commit_held(self) -> None:
+        """Save every atom change kept since :meth:`hold`, together (one transaction)."""
+
 
 class Storage:
     """State of one flow run; see the module docstring."""

@@ -91,6 +91,18 @@ def _cancel_soon(engine: engines.Engine, reason: str = "operator asked", after: 
     timer.start()
 
 
+def _cancel_once_started(engine: engines.Engine, journal: Journal, name: str) -> None:
+    """Cancel from another thread as soon as ``name`` recorded its execute (bounded by HANG_S)."""
+
+    def when_started() -> None:
+        deadline = time.monotonic() + HANG_S
+        while name not in journal.names("execute") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.cancel("operator asked")
+
+    threading.Thread(target=when_started, daemon=True).start()
+
+
 def _run_bounded(engine: engines.Engine) -> BaseException | None:
     """Run ``engine`` on a thread; what it raised (None: nothing). Fails if it is not over in HANG_S."""
     raised: list[BaseException] = []
@@ -216,7 +228,8 @@ def test_async_reverts_after_a_cancel_are_not_cancelled(journal: Journal) -> Non
 
     flow = LinearFlow("f").add(SlowUndo("a"), SlowUndo("b"), Endless("c"))
     engine = engines.load(flow, store={"journal": str(journal)}, engine="parallel", executor="threads")
-    _on_atom(engine, "c", S.RUNNING, lambda: _cancel_soon(engine, after=0.1))
+    # cancel once c's execute has really begun on the loop (RUNNING is recorded just before it starts)
+    _on_atom(engine, "c", S.RUNNING, lambda: _cancel_once_started(engine, journal, "c"))
     raised = _run_bounded(engine)
     assert isinstance(raised, Cancelled), raised
     assert journal.names("reverted") == ["c", "b", "a"]

@@ -29,6 +29,7 @@ from flowkit.engines.cancel import revert_cancelled
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
 from flowkit.engines.retrying import DelayTimers, handle_failures
 from flowkit.engines.revert import finish_interrupted_reverts, revert_all
+from flowkit.engines.together import finish_together
 from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
@@ -140,17 +141,21 @@ class Run:
     def set_atom(self, i: int, state: AtomState, result: Any = None) -> None:
         old = self.st.set_atom_state(i, state)
         if self.atom_notifier.active:
-            c = self.c
-            details = {
-                "atom_name": c.names[i],
-                "atom_uuid": self.st.atom_uuids[i],
-                "kind": _KIND_NAMES[c.kinds[i]],
-                "old_state": old,
-                "result": result,
-            }
-            if c.kinds[i] != RETRY:
-                details["task_name"] = c.names[i]
-            self.atom_notifier.notify(state, details)
+            self.notify_atom(i, state, old, result)
+
+    def notify_atom(self, i: int, state: AtomState, old: AtomState, result: Any) -> None:
+        """Tell the atom listeners (the state is recorded already)."""
+        c = self.c
+        details = {
+            "atom_name": c.names[i],
+            "atom_uuid": self.st.atom_uuids[i],
+            "kind": _KIND_NAMES[c.kinds[i]],
+            "old_state": old,
+            "result": result,
+        }
+        if c.kinds[i] != RETRY:
+            details["task_name"] = c.names[i]
+        self.atom_notifier.notify(state, details)
 
     def reset_atom(self, i: int) -> None:
         """Forget atom ``i``'s outcome so it runs again; listeners see it go back to PENDING."""
@@ -212,6 +217,8 @@ class Run:
             cap += self.slots.cap
         timers, waits = self.timers, self.waits
         inline, delayed = dispatcher.inline, timers.heap
+        recorder = self.st.recorder
+        grouped = not inline and recorder is not None and recorder.groups  # see engines.together
         pending = waits.pending if waits is not None else _NO_WAITS
         # The hot loop: start what is ready (bind, record RUNNING, submit), take one completion
         # (record, notify, release successors). Everything else waits for a drain.
@@ -226,7 +233,11 @@ class Run:
             if self.running:
                 item = dispatcher.wait(self._timeout() if delayed or pending else None)
                 if item is not None:
-                    self.finish(*item)
+                    more = dispatcher.wait(0) if grouped else None
+                    if more is None:
+                        self.finish(*item)
+                    else:
+                        finish_together(self, [item, more])
                     yield FlowState.RUNNING
                 if delayed:
                     timers.fire(ready)

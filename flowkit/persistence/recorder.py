@@ -112,6 +112,9 @@ class BackendRecorder(Recorder):
         self._kept_session = 0
         self._relaxed = False
         self._unfinished: list[str] = []
+        self._held: dict[str, dict[str, Any]] | None = None  # atom writes held for a group commit
+
+    groups = True
 
     # -- connection ---------------------------------------------------------------------------------
 
@@ -121,13 +124,26 @@ class BackendRecorder(Recorder):
         if conn is not None:
             conn.close()
 
-    def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
-        """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
-        row in a durable transaction that also makes every atom write before it durable (_flush)."""
+    def _connection(self) -> Connection:
         if self._conn is None:
             self._conn = self.backend.get_connection(autocommit=True)
             self._relaxed = not self._conn.durable
-        conn, fence = self._conn, self.fence
+        return self._conn
+
+    def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
+        """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
+        row in a durable transaction that also makes every atom write before it durable (_flush)."""
+        held = self._held
+        if held is not None:
+            if table == ATOMS:
+                old = held.get(uuid)
+                if old is None:
+                    held[uuid] = values
+                else:
+                    old.update(values)
+                return
+            self.commit_held()
+        conn, fence = self._connection(), self.fence
         try:
             if table == FLOWS:
                 found = self._flush(conn, lambda: conn.update_row(table, uuid, values, fence))
@@ -140,6 +156,32 @@ class BackendRecorder(Recorder):
             raise
         if not found:
             self._missing(table, uuid)
+
+    def hold(self) -> None:
+        """Group commit (see :mod:`flowkit.engines.together`): hold atom writes until commit_held."""
+        self._held = {}
+
+    def commit_held(self) -> None:
+        """The held atom writes in one transaction on the kept connection (one commit; as durable as
+        each would have been alone), then kept like any atom write until a durable point."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        conn, fence = self._connection(), self.fence
+
+        def unit() -> None:
+            for uuid, values in held.items():
+                if not conn.update_row(ATOMS, uuid, values, fence):
+                    self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
+
+        try:
+            conn.run_together(unit)
+            if self._relaxed:
+                for uuid, values in held.items():
+                    self._keep(conn, uuid, values)
+        except BaseException:
+            self.close()
+            raise
 
     def _missing(self, table: str, uuid: str) -> NoReturn:
         """A row this recorder writes was not found: a newer claim's fence refused it, or it is gone."""

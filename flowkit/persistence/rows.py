@@ -10,7 +10,7 @@ failures are stored as :meth:`Failure.to_dict` data.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from flowkit.exceptions import CorruptRecordError, NotSerializableError
@@ -114,22 +114,14 @@ class Codec:
     # -- atom fields (the recorder's partial updates) -------------------------------------------------
 
     def atom_values(self, fields: Mapping[str, Any], atom_name: str) -> Row:
-        """Column values for the model ``fields`` of one atom detail (only those given)."""
+        """Column values for the model ``fields`` of one atom detail (only those given).
+
+        Called for every atom transition: one dict lookup per field; most columns pass as they are.
+        """
         out: Row = {}
         for key, value in fields.items():
-            if key in ("results", "revert_results"):
-                what = "the result" if key == "results" else "the revert result"
-                out[key] = self.dump(value, atom_name, what)
-            elif key in ("failure", "revert_failure"):
-                out[key] = self.dump_failure(value, atom_name)
-            elif key == "history":
-                out[key] = self.dump_history(value, atom_name)
-            elif key == "meta":
-                out[key] = self.dump(value, atom_name, "the meta")
-            elif key in ("state", "intention"):
-                out[key] = str(value.value if hasattr(value, "value") else value)
-            else:
-                out[key] = value
+            convert = _ATOM_COLUMNS.get(key)
+            out[key] = value if convert is None or value is None else convert(self, value, atom_name)
         return out
 
     # -- whole records ------------------------------------------------------------------------------
@@ -264,3 +256,17 @@ class Codec:
             position=row["position"],
             **kwargs,
         )
+
+
+_ATOM_COLUMNS: dict[str, Callable[[Codec, Any, str], Any]] = {
+    "results": lambda codec, value, name: codec.dump(value, name, "the result"),
+    "revert_results": lambda codec, value, name: codec.dump(value, name, "the revert result"),
+    "failure": lambda codec, value, name: codec.dump_failure(value, name),
+    "revert_failure": lambda codec, value, name: codec.dump_failure(value, name),
+    "history": lambda codec, value, name: codec.dump_history(value, name),
+    "meta": lambda codec, value, name: codec.dump(value, name, "the meta"),
+    # AtomState and Intention are StrEnums: str() is their value (a plain str stays itself)
+    "state": lambda codec, value, name: str(value),
+    "intention": lambda codec, value, name: str(value),
+}
+"""How :meth:`Codec.atom_values` turns a model field into its column (None stays NULL; others as is)."""

@@ -112,6 +112,11 @@ class Connection(ABC):
         backend that flushes its commits later (``durability="flow"``)."""
         return True
 
+    def run_together(self, fn: Callable[[], T]) -> T:
+        """Like :meth:`run`, but as one transaction even on an ``autocommit`` connection (one commit, as
+        durable as that connection's own: see :attr:`durable`)."""
+        return self.run(fn)
+
     def run_durable(self, fn: Callable[[], T]) -> T:
         """Like :meth:`run`, but as one transaction even on an ``autocommit`` connection, whose commit
         is on disk when this returns, together with every commit this session made before it."""

@@ -23,21 +23,19 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from flowkit.exceptions import SchemaError, StorageError
+from flowkit.persistence.backends._prepared import PreparedUpdates
 from flowkit.persistence.backends._tables import ORDER, TABLES, events
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row, Serializer
 from flowkit.sql import engines, urls
 from flowkit.sql.urls import Database
-
-if TYPE_CHECKING:
-    from sqlalchemy.dialects import postgresql, sqlite
 
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
@@ -53,12 +51,6 @@ _FATAL = (
     "permission denied",
 )
 DURABILITY = ("flow", "atom")
-# One UPDATE per table; the columns it sets are the keys of the parameters it is executed with.
-_UPDATES = {name: sa.update(t).where(t.c.uuid == sa.bindparam("uuid_")) for name, t in TABLES.items()}
-# The same, fenced: the row's fence is checked by the statement that writes it (see update_row)
-_FENCED = {
-    name: _UPDATES[name].where(TABLES[name].c.fence == sa.bindparam("fence_")) for name in (FLOWS, ATOMS)
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +145,8 @@ class SQLAlchemyBackend(Backend):
         self.engine = self._lease.engine
         self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
         self.durable_transaction = _durable_transaction(self.engine.dialect.name, self.relaxed is not None)
+        self.updates = PreparedUpdates(self.engine.dialect)
+        """Every row update (an atom transition is one): prepared, on the DB-API cursor (see _prepared)."""
         self.schema_checked = False
 
     @property
@@ -203,6 +197,7 @@ class SQLAlchemyConnection(Connection):
         self._engine = backend.engine
         self._autocommit = autocommit
         self._conn: sa.Connection | None = None
+        self._cursor: Any = None  # the DB-API cursor of _conn that update_row uses, made at first use
         self._in_transaction = False  # inside run_durable's own BEGIN ... COMMIT
 
     # -- connection handling ------------------------------------------------------------------------
@@ -224,7 +219,7 @@ class SQLAlchemyConnection(Connection):
         return self._conn
 
     def _release(self, invalidate: bool = False) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._cursor = self._conn, None, None
         # closed from inside run_durable: never give the pool a half-done transaction
         invalidate, self._in_transaction = invalidate or self._in_transaction, False
         if conn is None:
@@ -293,7 +288,16 @@ class SQLAlchemyConnection(Connection):
     def run_durable(self, fn: Callable[[], T]) -> T:
         if not self._autocommit:
             return self.run(fn)  # a plain connection's commits are durable
-        begin, end = self.backend.durable_transaction
+        return self._own_transaction(fn, *self.backend.durable_transaction)
+
+    def run_together(self, fn: Callable[[], T]) -> T:
+        if not self._autocommit:
+            return self.run(fn)
+        sqlite = self.backend.engine.dialect.name == "sqlite"
+        return self._own_transaction(fn, ("BEGIN IMMEDIATE" if sqlite else "BEGIN",), ("COMMIT",))
+
+    def _own_transaction(self, fn: Callable[[], T], begin: Sequence[str], end: Sequence[str]) -> T:
+        """``fn`` between ``begin`` and ``end`` on the autocommit connection, retried as a whole."""
 
         def attempt() -> T:
             conn = self._checkout()
@@ -359,33 +363,35 @@ class SQLAlchemyConnection(Connection):
             return
         conn = self._checkout()
         t = TABLES[table]
-        stmt: postgresql.Insert | sqlite.Insert
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        if conn.dialect.name != "postgresql":  # SQLite is in process: one prepared executemany
+            self.backend.updates.upsert(conn, self._raw_cursor(conn), table, rows)
+            return
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-            stmt = postgresql_insert(t)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt = sqlite_insert(t)
+        stmt = postgresql_insert(t)
         updated = {c: stmt.excluded[c] for c in rows[0] if c != "uuid"}
         upsert = stmt.on_conflict_do_update(index_elements=[t.c.uuid], set_=updated)
-        if conn.dialect.name == "postgresql":
-            # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a
-            # round trip (and a plan) per row, which it does not do for ON CONFLICT without it
-            conn.execute(upsert.returning(t.c.uuid), list(rows)).close()
-        else:  # SQLite is in process: executemany is cheapest
-            conn.execute(upsert, list(rows))
+        # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a round
+        # trip (and a plan) per row, which it does not do for ON CONFLICT without it
+        conn.execute(upsert.returning(t.c.uuid), list(rows)).close()
+
+    def _raw_cursor(self, conn: sa.Connection) -> Any:
+        """The DB-API cursor of ``conn`` (the checked-out connection) the prepared statements run on."""
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        return cursor
 
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
-        params = dict(values)
-        params["uuid_"] = uuid
-        if fence is None:
-            return self._checkout().execute(_UPDATES[table], params).rowcount == 1
-        # One statement: PostgreSQL re-checks the WHERE on the newest version of a row it waited for
-        # (READ COMMITTED), so a fence raised meanwhile refuses this write; SQLite has one writer.
-        params["fence_"] = fence
-        return self._checkout().execute(_FENCED[table], params).rowcount == 1
+        # One statement; fenced, PostgreSQL re-checks the WHERE on the newest version of a row it waited
+        # for (READ COMMITTED), so a fence raised meanwhile refuses this write; SQLite has one writer.
+        conn = self._conn
+        if conn is None:
+            conn = self._checkout()
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._raw_cursor(conn)
+        return self.backend.updates.update(conn, cursor, table, uuid, values, fence)
 
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:
         conn = self._checkout()

@@ -1,0 +1,146 @@
+"""Row updates on prepared statements through the DB-API cursor (flowkit.persistence.backends._prepared).
+
+What must hold besides speed: the values read back are the ones SQLAlchemy would have stored (timestamps
+in UTC, microseconds kept), SQLAlchemy's statement listeners still see every statement, PostgreSQL
+prepares each statement shape once per connection in the same round trip as its first use, and a
+server that lost its prepared statements costs a reconnect, not the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flowkit import LinearFlow, Task, engines
+from flowkit.persistence.backends import Backend
+from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
+from flowkit.persistence.rows import ATOMS
+from flowkit.states import AtomState
+from tests.support.persistence import fresh_backend, saved_flow, saved_states
+
+KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=KINDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    url = (
+        f"sqlite:///{tmp_path}/p.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    b = fresh_backend(url)
+    yield b
+    b.close()
+
+
+class Noop(Task):
+    def execute(self) -> int:
+        return 7
+
+
+def _saved_task(backend: Backend) -> tuple[FlowDetail, TaskDetail]:
+    book, fd, td = LogBook("b"), FlowDetail("f"), TaskDetail("t")
+    book.add(fd)
+    fd.add(td)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    return fd, td
+
+
+def test_values_read_back_as_written(backend: Backend) -> None:
+    fd, td = _saved_task(backend)
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    started = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=plus_two)  # no microseconds, not UTC
+    finished = dt.datetime(2026, 1, 2, 1, 4, 6, 250, tzinfo=dt.UTC)
+    with backend.get_connection() as conn:
+        values = {"state": "SUCCESS", "results": '{"a":1}', "attempts": 3, "started_at": started}
+        assert conn.run(lambda: conn.update_row(ATOMS, td.uuid, values))
+        assert conn.run(lambda: conn.update_row(ATOMS, td.uuid, {"finished_at": finished, "failure": None}))
+        assert not conn.run(lambda: conn.update_row(ATOMS, "no-such-uuid", {"state": "FAILURE"}))
+        assert not conn.run(lambda: conn.update_row(ATOMS, td.uuid, {"state": "FAILURE"}, fence=5))
+    got = saved_flow(backend, fd.uuid).find(td.uuid)
+    assert got is not None
+    assert (got.state, got.results, got.attempts) == (AtomState.SUCCESS, {"a": 1}, 3)
+    assert got.started_at == dt.datetime(2026, 1, 2, 1, 4, 5, tzinfo=dt.UTC)
+    assert got.finished_at == finished and got.finished_at.tzinfo is not None
+
+
+def test_listeners_see_every_statement_and_postgresql_prepares_each_shape_once(backend: Backend) -> None:
+    n = 20
+    seen: list[str] = []
+    sa_engine = backend.engine  # type: ignore[attr-defined]
+
+    def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
+        seen.append(text)
+
+    sa.event.listen(sa_engine, "before_cursor_execute", statement)
+    try:
+        engine = engines.load(LinearFlow("count").add(*(Noop(f"t{i}") for i in range(n))), backend=backend)
+        engine.run()
+    finally:
+        sa.event.remove(sa_engine, "before_cursor_execute", statement)
+    assert saved_states(backend, engine._recorder.flow_detail.uuid) == {f"t{i}": "SUCCESS" for i in range(n)}
+    writes = [
+        t
+        for t in seen
+        if t.startswith(("UPDATE flowkit_atomdetails", "UPDATE flowkit_flowdetails", "EXECUTE", "PREPARE"))
+    ]
+    assert len(writes) == 2 * n + 2  # RUNNING and SUCCESS of each atom, of the flow: one statement each
+    prepares = [text for text in seen if text.startswith("PREPARE")]
+    if backend.engine.dialect.name == "sqlite":  # type: ignore[attr-defined]
+        assert not prepares  # sqlite3 caches the compiled statement of each SQL text itself
+    else:
+        names = [text.split()[1] for text in prepares]
+        assert len(names) == len(set(names)) <= 4  # atom RUNNING, atom SUCCESS, flow RUNNING, flow SUCCESS
+        assert all(" AS UPDATE " in text and "; EXECUTE " in text for text in prepares)  # one round trip
+
+
+@pytest.mark.postgres
+def test_prepared_statements_lost_on_the_server_cost_a_reconnect(postgres_url: str) -> None:
+    """``DEALLOCATE ALL`` (as a pooler's reset does) under the recorder: its next write reconnects,
+    prepares again and the run goes on; every atom is saved."""
+    backend = fresh_backend(postgres_url)
+
+    class Discard(Task):
+        def execute(self) -> None:
+            conn = engine._recorder._conn  # type: ignore[attr-defined]
+            conn._conn.exec_driver_sql("DEALLOCATE ALL")
+
+    engine = engines.load(LinearFlow("lost").add(Noop("a"), Discard("d"), Noop("b")), backend=backend)
+    session = []
+    engine.atom_notifier.register(
+        AtomState.RUNNING,
+        lambda state, details: session.append(engine._recorder._conn.session),  # type: ignore[attr-defined]
+    )
+    engine.run()
+    assert saved_states(backend, engine._recorder.flow_detail.uuid) == {
+        "a": "SUCCESS",
+        "d": "SUCCESS",
+        "b": "SUCCESS",
+    }
+    assert session[0] == session[1] != session[2]  # the write after the DEALLOCATE was made on a new session
+    backend.close()
+
+
+def test_sqlite_timestamps_are_the_text_sqlalchemy_stores() -> None:
+    """The fast SQLite timestamp processor writes what SQLAlchemy's UtcDateTime would (text compares
+    and orders the same in queries)."""
+    from sqlalchemy.dialects import sqlite
+
+    from flowkit.persistence.backends._prepared import _sqlite_utc
+    from flowkit.persistence.backends._tables import UtcDateTime
+
+    dialect = sqlite.dialect()
+    reference = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert reference is not None
+    moments = [
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt.timezone(dt.timedelta(hours=-7, minutes=-30))),
+        dt.datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        dt.datetime(2026, 6, 1, 12, 0, 0, 7),  # naive: taken as UTC
+        None,
+    ]
+    for moment in moments:
+        assert _sqlite_utc(moment) == reference(moment), moment
