@@ -23,7 +23,7 @@ import pytest
 
 from flowkit import GraphFlow, LinearFlow, UnorderedFlow, engines, notifier, retry
 from flowkit.exceptions import NotFound, WrappedFailure
-from flowkit.states import AtomState, FlowState
+from flowkit.states import AtomState, EngineState, FlowState
 from tests.support.journal import Journal
 from tests.support.tasks import DiskFull, Echo, Progressing, Step, Whereabouts
 from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
@@ -162,9 +162,10 @@ def test_run_iter_yields_states_and_ends_with_success(dispatcher: Dispatcher, jo
         LinearFlow("f").add(step("a"), step("b"), step("c")), store={"journal": str(journal)}
     )
     states = list(engine.run_iter())
-    assert states and all(isinstance(s, FlowState) for s in states)
-    assert states[0] is FlowState.RUNNING and states[-1] is FlowState.SUCCESS
-    assert set(states[:-1]) == {FlowState.RUNNING}
+    # TaskFlow's engine steps, one round or more per atom, then the final flow state
+    assert states[0] is EngineState.RESUMING and states[-1] is FlowState.SUCCESS
+    assert set(states[1:-1]) == {EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING}
+    assert states.count(EngineState.SCHEDULING) >= 3
     assert journal.names("execute") == ["a", "b", "c"]
 
 

@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from flowkit.compiler import TASK, CompiledFlow, compile_flow
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.revert import revert_all
-from flowkit.engines.run import Run
+from flowkit.engines.run import Run, Step
 from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
 from flowkit.notifier import Notifier
-from flowkit.states import FlowState, check_flow_transition
+from flowkit.states import EngineState, FlowState, check_flow_transition
 from flowkit.storage import Recorder, Storage
 
 
@@ -154,11 +154,28 @@ class Engine:
         Raises the task's own exception when one atom's failure was reverted,
         :class:`~flowkit.exceptions.WrappedFailure` when several failed or a revert failed too.
         """
-        for _ in self.run_iter():
+        for _ in self._steps():
             pass
 
-    def run_iter(self) -> Iterator[FlowState]:
-        """Run step by step, yielding the flow's state after each atom finishes."""
+    def run_iter(self) -> Generator[str, Any, None]:
+        """Run step by step: yield TaskFlow's engine steps, then the flow's final state.
+
+        The steps are :class:`~flowkit.states.EngineState` values: RESUMING first, then rounds of
+        SCHEDULING, WAITING and ANALYZING; the last value is the final :class:`FlowState`
+        (SUCCESS, REVERTED, FAILURE or SUSPENDED). Sending a true value (``it.send(True)``)
+        suspends the engine, as ``suspend()`` does. Closing the iterator early leaves the flow
+        SUSPENDED (atoms that were running run again on the next ``run()``).
+        """
+        steps = self._steps()
+        try:
+            for step in steps:
+                if (yield step):
+                    self.suspend()
+        finally:
+            steps.close()
+
+    def _steps(self) -> Generator[Step, None, None]:
+        """The run itself, as a generator of steps (``run()`` drains it; ``run_iter()`` hands it out)."""
         self.validate()
         st = self.storage
         self._wake.clear()
@@ -187,7 +204,7 @@ class Engine:
             raise WrappedFailure(run.all_failures())
 
     @staticmethod
-    def _resume_or_start(run: Run) -> Iterator[FlowState]:
+    def _resume_or_start(run: Run) -> Iterator[Step]:
         """Where a run begins: a fresh or resumed forward pass, or a revert that was under way.
 
         A REVERTED flow runs again from the start; saved ``flow_failures`` (a revert interrupted,
@@ -201,10 +218,11 @@ class Engine:
         if st.flow_state is not FlowState.PENDING:
             run.set_flow(FlowState.RESUMING)
         if reverting:
+            yield EngineState.RESUMING
             yield from revert_all(run, dict(st.flow_failures), retry_failed=True)
         else:
             run.set_flow(FlowState.RUNNING)
-            yield FlowState.RUNNING
+            yield EngineState.RESUMING
             yield from run.forward()
 
     @staticmethod

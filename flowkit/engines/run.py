@@ -31,13 +31,16 @@ from flowkit.engines.revert import finish_interrupted_reverts, revert_all
 from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
-from flowkit.states import ATOM_DONE, AtomState, FlowState
+from flowkit.states import ATOM_DONE, AtomState, EngineState, FlowState
 from flowkit.storage import Storage
 
 if TYPE_CHECKING:
     from flowkit.engines.revert import RevertWave
 
 S = AtomState
+Step = FlowState | EngineState
+"""What a run yields: an engine step, or (last) the flow's final state."""
+SCHEDULING, WAITING, ANALYZING = EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING
 _KIND_NAMES = ("task", "retry", "junction")
 _LEFTOVERS = frozenset({S.FAILURE, S.REVERTED, S.REVERT_FAILURE, S.REVERTING})
 """Atom states a previous run left that this run starts afresh."""
@@ -109,13 +112,20 @@ class Run:
     def set_flow(self, state: FlowState) -> None:
         st = self.st
         old = st.set_flow_state(state)
-        if self.notifier.active and old is not state:
+        if self.notifier.active and old is not state and state is not FlowState.REVERTING:
+            # REVERTING is saved (a crash mid-revert resumes the revert) but, as in TaskFlow, flow
+            # listeners see RUNNING -> REVERTED; the atoms' own REVERTING notices tell the revert.
             self.notifier.notify(
                 state, {"flow_name": st.flow_name, "flow_uuid": st.flow_uuid, "old_state": old}
             )
 
     def set_atom(self, i: int, state: AtomState, result: Any = None) -> None:
         old = self.st.set_atom_state(i, state)
+        if self.atom_notifier.active:
+            self.announce_atom(i, state, old, result)
+
+    def announce_atom(self, i: int, state: AtomState, old: AtomState, result: Any = None) -> None:
+        """Tell the atom listeners that atom ``i`` moved from ``old`` to ``state`` (already saved)."""
         if self.atom_notifier.active:
             c = self.c
             details = {
@@ -168,8 +178,12 @@ class Run:
             h.__init__()  # type: ignore[misc]
         st.flow_failures = {}
 
-    def forward(self) -> Generator[FlowState, None, None]:
-        """Run the flow forward to SUCCESS, a suspend, or the revert its failures lead to."""
+    def forward(self) -> Generator[Step, None, None]:
+        """Run the flow forward to SUCCESS, a suspend, or the revert its failures lead to.
+
+        Yields TaskFlow's engine steps: SCHEDULING (the atoms ready now are started; inline
+        calls run here), WAITING (for a call to finish), ANALYZING (its outcome was recorded).
+        """
         if not (yield from finish_interrupted_reverts(self)):
             yield from revert_all(self, self.failures_so_far(), retry_failed=False)
             return
@@ -177,26 +191,37 @@ class Run:
         dispatcher, ready, suspend, cap = self.dispatcher, self.ready, self.suspend, self.cap
         timers = self.timers
         inline, delayed = dispatcher.inline, timers.heap
-        # The hot loop: start what is ready (bind, record RUNNING, submit), take one completion
+        if not ready:  # nothing to start (an empty or finished flow): still one round, as TaskFlow
+            yield SCHEDULING
+            yield WAITING
+            yield ANALYZING
+        # The hot loop: start what is ready now (bind, record RUNNING, submit), take one completion
         # (record, notify, release successors). Everything else waits for a drain.
         while True:
-            while ready and self.running < cap and not self.failed and not suspend.is_set():
-                self.start(ready.popleft())
-                if inline:  # finish before starting the next: a failure stops what follows
-                    item = dispatcher.wait(0)
-                    if item is not None:
-                        self.finish(*item)
-                        yield FlowState.RUNNING
+            if ready and self.running < cap and not self.failed and not suspend.is_set():
+                yield SCHEDULING
+                n = len(ready)  # what these release is started in the next round
+                while n and ready and self.running < cap and not self.failed and not suspend.is_set():
+                    n -= 1
+                    self.start(ready.popleft())
+                    if inline:  # finish before starting the next: a failure stops what follows
+                        item = dispatcher.wait(0)
+                        if item is not None:
+                            self.finish(*item)
+                yield WAITING
+            elif self.running:
+                yield WAITING
+            elif (yield from self._drained()):
+                return
+            else:
+                continue
             if self.running:
                 item = dispatcher.wait(timers.timeout() if delayed else None)
                 if item is not None:
                     self.finish(*item)
-                    yield FlowState.RUNNING
                 if delayed:
                     timers.fire(ready)
-                continue
-            if (yield from self._drained()):
-                return
+            yield ANALYZING
 
     def _seed(self) -> None:
         """Count each unfinished atom's unfinished predecessors; queue those with none."""
@@ -215,7 +240,7 @@ class Run:
             if n_waiting == 0:
                 ready.append(i)
 
-    def _drained(self) -> Generator[FlowState, None, bool]:
+    def _drained(self) -> Generator[Step, None, bool]:
         """Nothing runs: handle the failures, stop for a suspend, wait for a retry delay or end.
 
         Returns True when the forward pass is over.

@@ -1,0 +1,133 @@
+"""``run_iter()`` steps and the order listeners hear retries in: what TaskFlow programs observe.
+
+Programs that drive several engines by hand read TaskFlow's engine steps from ``run_iter()``
+(RESUMING, then rounds of SCHEDULING / WAITING / ANALYZING, then the final state) and may
+``send(True)`` to suspend. Listeners hear a retry controller's RETRYING once its scope is reverted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowkit import LinearFlow, Task, UnorderedFlow, engines, retry, states
+from flowkit.notifier import ANY
+from flowkit.states import AtomState, EngineState, FlowState
+
+R, SCH, W, AN = EngineState.RESUMING, EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING
+
+
+class Note(Task):
+    """Appends its name to a shared log when it runs (and ``undo NAME`` when reverted)."""
+
+    def __init__(self, log: list[Any], name: str, fail_times: int = 0) -> None:
+        super().__init__(name=name)
+        self.log = log
+        self.fail_times = fail_times
+
+    def execute(self) -> None:
+        self.log.append(self.name)
+        if self.fail_times:
+            self.fail_times -= 1
+            raise RuntimeError(f"{self.name} failed")
+
+    def revert(self, **kwargs: Any) -> None:
+        self.log.append(f"undo {self.name}")
+
+
+def test_states_module_names_the_engine_steps():
+    assert (states.SCHEDULING, states.WAITING, states.ANALYZING) == ("SCHEDULING", "WAITING", "ANALYZING")
+    assert EngineState.RESUMING == states.RESUMING
+
+
+def test_a_serial_linear_flow_gives_one_round_per_atom_and_runs_it_while_scheduling():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Note(log, "a"), Note(log, "b")))
+    for step in engine.run_iter():
+        log.append(step)
+    assert log == [R, SCH, "a", W, AN, SCH, "b", W, AN, FlowState.SUCCESS]
+
+
+@pytest.mark.parametrize("engine", ["serial", "parallel"])
+def test_an_empty_flow_still_makes_one_round(engine):
+    assert list(engines.load(LinearFlow("empty"), engine=engine).run_iter()) == [R, SCH, W, AN, "SUCCESS"]
+
+
+def test_a_parallel_round_starts_every_ready_atom():
+    log: list[Any] = []
+    flow = UnorderedFlow("u").add(Note(log, "a"), Note(log, "b"), Note(log, "c"))
+    steps = list(engines.load(flow, engine="parallel", max_workers=3).run_iter())
+    assert steps[:2] == [R, SCH] and steps[-1] == FlowState.SUCCESS
+    assert steps.count(SCH) == 1 and steps.count(AN) == 3
+    assert sorted(log) == ["a", "b", "c"]
+
+
+def test_sending_true_suspends_before_the_next_atom_and_the_next_run_goes_on():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Note(log, "a"), Note(log, "b")))
+    it = engine.run_iter()
+    seen, answer = [], None
+    while True:
+        try:
+            step = it.send(answer)
+        except StopIteration:
+            break
+        seen.append(step)
+        answer = step == W
+    assert log == ["a"] and seen[-1] == FlowState.SUSPENDED
+    assert engine.storage.get_flow_state() is FlowState.SUSPENDED
+    resumed = list(engine.run_iter())
+    assert resumed[0] == R and resumed[-1] == FlowState.SUCCESS
+    assert log == ["a", "b"] and engine.storage.get_flow_state() is FlowState.SUCCESS
+
+
+def test_a_reset_flow_run_again_reports_resuming_first():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Note(log, "a")))
+    engine.run()
+    engine.reset()
+    assert list(engine.run_iter()) == [R, SCH, W, AN, FlowState.SUCCESS]
+    assert log == ["a", "a"]
+
+
+def test_retrying_is_announced_after_the_scope_is_reverted_but_saved_before():
+    log: list[Any] = []
+    flow = LinearFlow("f", retry=retry.Times(2, name="r")).add(Note(log, "a"), Note(log, "b", fail_times=1))
+    engine = engines.load(flow)
+    heard: list[tuple[str, AtomState, Any]] = []
+
+    def hear(state: AtomState, details: dict[str, Any]) -> None:
+        name = details["atom_name"]
+        saved = engine.storage.get_atom_state("r") if state is AtomState.REVERTING else None
+        heard.append((name, state, saved))
+
+    engine.atom_notifier.register(ANY, hear)
+    engine.run()
+    names_states = [(n, s) for n, s, _ in heard]
+    i = names_states.index(("r", AtomState.RETRYING))
+    assert names_states[i - 4 : i] == [
+        ("b", AtomState.REVERTING),
+        ("b", AtomState.REVERTED),
+        ("a", AtomState.REVERTING),
+        ("a", AtomState.REVERTED),
+    ]
+    # while the scope was being reverted the decision was already saved
+    assert {saved for n, s, saved in heard[i - 4 : i] if s is AtomState.REVERTING} == {AtomState.RETRYING}
+    assert log == ["a", "b", "undo b", "undo a", "a", "b"]
+
+
+def test_flow_listeners_hear_running_then_reverted_though_reverting_is_saved():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Note(log, "a"), Note(log, "boom", fail_times=1)))
+    heard: list[tuple[FlowState, FlowState]] = []
+    saved_during_revert: list[FlowState] = []
+    engine.notifier.register(ANY, lambda state, details: heard.append((state, details["old_state"])))
+    engine.atom_notifier.register(
+        AtomState.REVERTING,
+        lambda state, details: saved_during_revert.append(engine.storage.get_flow_state()),
+    )
+    with pytest.raises(RuntimeError):
+        engine.run()
+    assert [s for s, _ in heard] == [FlowState.RUNNING, FlowState.REVERTED]
+    assert set(saved_during_revert) == {FlowState.REVERTING}
