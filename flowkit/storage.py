@@ -176,6 +176,16 @@ class Storage:
     def get_revert_failure(self, atom_name: str) -> Failure | None:
         return self.revert_failures[self._id(atom_name)]
 
+    def get_execute_failures(self) -> dict[str, Failure]:
+        """Atom name -> the Failure its ``execute`` raised, for every atom that failed (TaskFlow's)."""
+        names = self.compiled.names
+        return {names[i]: f for i, f in enumerate(self.failures) if f is not None}
+
+    def get_revert_failures(self) -> dict[str, Failure]:
+        """Atom name -> the Failure its ``revert`` raised, for every revert that failed (TaskFlow's)."""
+        names = self.compiled.names
+        return {names[i]: f for i, f in enumerate(self.revert_failures) if f is not None}
+
     def get_atom_uuid(self, atom_name: str) -> str:
         return self.atom_uuids[self._id(atom_name)]
 

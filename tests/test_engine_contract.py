@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from flowkit import GraphFlow, LinearFlow, UnorderedFlow, engines, notifier, retry
-from flowkit.exceptions import NotFound, WrappedFailure
+from flowkit.exceptions import NotFound
 from flowkit.states import AtomState, EngineState, FlowState
 from tests.support.journal import Journal
 from tests.support.tasks import DiskFull, Echo, Progressing, Step, Whereabouts
@@ -247,18 +247,17 @@ def test_atoms_that_never_ran_are_not_reverted(dispatcher: Dispatcher, journal: 
     assert engine.storage.get_atom_state("never") is AtomState.PENDING
 
 
-def test_failing_revert_gives_flow_failure_and_wrapped_failure(
+def test_failing_revert_gives_flow_failure_and_raises_the_reverts_error_chained_to_the_cause(
     dispatcher: Dispatcher, journal: Journal
 ) -> None:
     flow = LinearFlow("f").add(step("a"), step("b", revert_fail="cannot undo b"), step("c", fail="c failed"))
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure) as info:
+    with pytest.raises(KeyError, match="cannot undo b") as info:
         engine.run()
-    wrapped = info.value
-    assert len(wrapped) == 2
-    assert wrapped.check(DiskFull) is not None and wrapped.check(KeyError) is not None
-    assert {f.atom_name for f in wrapped} == {"b", "c"}
+    # as TaskFlow, the revert's own exception; the failure that made the flow revert is its context
+    assert isinstance(info.value.__context__, DiskFull)
     st = engine.storage
+    assert set(st.get_revert_failures()) == {"b"} and set(st.get_execute_failures()) == {"c"}
     assert st.get_flow_state() is FlowState.FAILURE
     assert st.get_atom_state("b") is AtomState.REVERT_FAILURE
     assert st.get_atom_state("c") is AtomState.REVERTED
@@ -277,7 +276,7 @@ def test_revert_failure_leaves_predecessors_but_reverts_independent_atoms(
         step("c", fail="c failed"),
     )
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure):
+    with pytest.raises(KeyError, match="stuck"):
         engine.run()
     assert engine.storage.get_atom_states() == {
         "a": AtomState.SUCCESS,
@@ -308,7 +307,7 @@ def test_run_again_after_failed_revert_retries_the_revert_and_finishes(
         step("a"), step("b", revert_fail="stuck", revert_fail_times=1), step("c", fail="c")
     )
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure):
+    with pytest.raises(KeyError, match="stuck"):
         engine.run()
     assert engine.storage.get_flow_state() is FlowState.FAILURE
     with pytest.raises(DiskFull):  # only the original failure is left

@@ -131,3 +131,35 @@ def test_flow_listeners_hear_running_then_reverted_though_reverting_is_saved():
         engine.run()
     assert [s for s, _ in heard] == [FlowState.RUNNING, FlowState.REVERTED]
     assert set(saved_during_revert) == {FlowState.REVERTING}
+
+
+class Stuck(Task):
+    """Runs fine; its revert fails."""
+
+    def execute(self) -> None:
+        pass
+
+    def revert(self, **kwargs: Any) -> None:
+        raise OSError("cannot undo")
+
+
+def test_a_failed_revert_raises_its_own_exception_chained_to_the_failure_that_caused_the_revert():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Stuck(name="stuck"), Note(log, "boom", fail_times=1)))
+    with pytest.raises(OSError, match="cannot undo") as caught:
+        engine.run()
+    assert isinstance(caught.value.__context__, RuntimeError)
+    assert str(caught.value.__context__) == "boom failed"
+    assert engine.storage.get_flow_state() is FlowState.FAILURE
+
+
+def test_several_failed_reverts_raise_them_together():
+    from flowkit.exceptions import WrappedFailure
+
+    log: list[Any] = []
+    flow = UnorderedFlow("u").add(Stuck(name="s1"), Stuck(name="s2"))
+    engine = engines.load(LinearFlow("f").add(flow, Note(log, "boom", fail_times=1)))
+    with pytest.raises(WrappedFailure) as caught:
+        engine.run()
+    assert sorted(f.atom_name for f in caught.value) == ["s1", "s2"]
+    assert isinstance(caught.value.__context__, RuntimeError)

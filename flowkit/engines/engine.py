@@ -151,8 +151,9 @@ class Engine:
     def run(self) -> None:
         """Run the flow to its end (or to a suspend).
 
-        Raises the task's own exception when one atom's failure was reverted,
-        :class:`~flowkit.exceptions.WrappedFailure` when several failed or a revert failed too.
+        Raises the task's own exception when one atom's failure was reverted
+        (:class:`~flowkit.exceptions.WrappedFailure` when several failed); when a revert failed, the
+        revert's exception, chained to the failure that caused the revert.
         """
         for _ in self._steps():
             pass
@@ -201,7 +202,7 @@ class Engine:
         if final is FlowState.REVERTED:
             Failure.reraise_if_any(list(st.flow_failures.values()))
         elif final is FlowState.FAILURE:
-            raise WrappedFailure(run.all_failures())
+            _raise_failed_reverts(run)
 
     @staticmethod
     def _resume_or_start(run: Run) -> Iterator[Step]:
@@ -235,3 +236,29 @@ class Engine:
             run.set_flow(FlowState.SUSPENDED)
         except Exception:  # the recorder is what failed: the saved state is resumed as SUSPENDED anyway
             run.st.flow_state = FlowState.SUSPENDED
+
+
+def _raise_failed_reverts(run: Run) -> None:
+    """A flow ended FAILURE: raise what could not be undone, as TaskFlow does, without hiding why.
+
+    The revert's own exception is raised (a :class:`WrappedFailure` when several reverts failed);
+    the failures that made the flow revert are chained to it as ``__context__``, so a traceback
+    shows both, and they stay readable in ``storage.get_execute_failures()``.
+    """
+    st = run.st
+    reverts = [f for f in st.revert_failures if f is not None]
+    if not reverts:
+        raise WrappedFailure(run.all_failures())
+    error = _as_exception(reverts)
+    if error.__context__ is None and st.flow_failures:
+        error.__context__ = _as_exception(list(st.flow_failures.values()))
+    raise error
+
+
+def _as_exception(failures: list[Failure]) -> BaseException:
+    """The exception ``Failure.reraise_if_any(failures)`` raises, caught (failures is not empty)."""
+    try:
+        Failure.reraise_if_any(failures)
+    except BaseException as exc:  # handed back, to be raised by the caller
+        return exc
+    raise AssertionError("no failure to raise")  # pragma: no cover
