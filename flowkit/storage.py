@@ -225,7 +225,7 @@ class Storage:
         """The value of ``symbol``: from the atom that provided it last, else from the store."""
         best = -1
         for i in self.providers().get(symbol, ()):
-            if self.states[i] is AtomState.SUCCESS and (
+            if self.states[i] in _HOLDS_RESULT and (
                 best < 0 or self.finished_seq[i] > self.finished_seq[best]
             ):
                 best = i
@@ -318,6 +318,9 @@ class Storage:
                 )
         return kwargs
 
+
+_HOLDS_RESULT = frozenset((AtomState.SUCCESS, AtomState.RETRYING))
+"""States whose result :meth:`Storage.fetch` gives: a controller deciding to retry still holds its value."""
 
 _STATES_WITH_RESULT = frozenset((AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING))
 """States in which an atom's execute outcome is known, for :meth:`Storage.get`."""

@@ -163,3 +163,46 @@ def test_several_failed_reverts_raise_them_together():
         engine.run()
     assert sorted(f.atom_name for f in caught.value) == ["s1", "s2"]
     assert isinstance(caught.value.__context__, RuntimeError)
+
+
+def test_an_error_thrown_into_run_iter_ends_the_flow_failure_and_is_raised():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Note(log, "a"), Note(log, "b"), Note(log, "c")))
+    it = engine.run_iter()
+    rounds = 0
+    with pytest.raises(OSError, match="broke"):
+        for step in it:
+            rounds += step == SCH
+            if rounds == 2:
+                it.throw(OSError("broke"))
+    assert engine.storage.get_flow_state() is FlowState.FAILURE
+    assert log == ["a"]  # thrown in at the second round: b was not started
+    engine.run()  # the flow can be run on from where it stopped
+    assert log == ["a", "b", "c"] and engine.storage.get_flow_state() is FlowState.SUCCESS
+
+
+def test_a_suspend_sent_on_the_final_step_is_not_kept_for_the_next_run():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Note(log, "a")))
+    it = engine.run_iter()
+    step = next(it)
+    while step != FlowState.SUCCESS:
+        step = it.send(False)
+    with pytest.raises(StopIteration):
+        it.send(True)
+    engine.reset()
+    engine.run()
+    assert log == ["a", "a"] and engine.storage.get_flow_state() is FlowState.SUCCESS
+
+
+def test_a_reverted_flow_run_again_goes_back_to_pending_then_running():
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(Note(log, "boom", fail_times=2)))
+    with pytest.raises(RuntimeError):
+        engine.run()
+    heard: list[Any] = []
+    engine.notifier.register(ANY, lambda state, details: heard.append(state))
+    engine.atom_notifier.register(ANY, lambda state, details: heard.append((details["atom_name"], state)))
+    with pytest.raises(RuntimeError):
+        engine.run()
+    assert heard[:3] == [("boom", AtomState.PENDING), FlowState.PENDING, FlowState.RUNNING]

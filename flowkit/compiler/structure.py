@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
-from flowkit.exceptions import DuplicateNameError, InvalidFlowError
+from flowkit.exceptions import DuplicateNameError, MisplacedRetryError
 from flowkit.flow import Flow, Node
 from flowkit.patterns.graph_flow import GraphFlow
 from flowkit.retry import Retry
@@ -68,7 +68,7 @@ class Structure:
         """Add ``node``; return (sources, sinks, symbols provided, symbols required from outside)."""
         if isinstance(node, Atom):
             if isinstance(node, Retry):
-                raise InvalidFlowError(
+                raise MisplacedRetryError(
                     f"retry controller {node.name!r} must be given as a flow's retry=, not added as a child"
                 )
             nid = self.new_node(node, TASK, retry)

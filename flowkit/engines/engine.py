@@ -170,10 +170,28 @@ class Engine:
         steps = self._steps()
         try:
             for step in steps:
-                if (yield step):
+                try:
+                    wanted = yield step
+                except GeneratorExit:
+                    raise
+                except Exception:
+                    self._fail_run(steps)
+                    raise
+                if wanted and isinstance(step, EngineState):  # a suspend asked after the end is moot
                     self.suspend()
         finally:
             steps.close()
+
+    def _fail_run(self, steps: Generator[Step, None, None]) -> None:
+        """The caller threw an error into ``run_iter()``: as TaskFlow, start nothing more, let the
+        running atoms finish, and end the flow FAILURE (the caller's error is then raised)."""
+        run = self._run
+        if run is None:
+            return
+        run.stop_as = FlowState.FAILURE
+        self.suspend()
+        for _ in steps:
+            pass
 
     def _steps(self) -> Generator[Step, None, None]:
         """The run itself, as a generator of steps (``run()`` drains it; ``run_iter()`` hands it out)."""
@@ -201,7 +219,7 @@ class Engine:
         yield final
         if final is FlowState.REVERTED:
             Failure.reraise_if_any(list(st.flow_failures.values()))
-        elif final is FlowState.FAILURE:
+        elif final is FlowState.FAILURE and run.stop_as is not FlowState.FAILURE:
             _raise_failed_reverts(run)
 
     @staticmethod
@@ -213,8 +231,9 @@ class Engine:
         """
         st = run.st
         reverting = bool(st.flow_failures) and st.flow_state not in (FlowState.REVERTED,)
-        if st.flow_state is FlowState.REVERTED:
+        if st.flow_state is FlowState.REVERTED:  # as TaskFlow: atoms, then the flow, back to PENDING
             run.reset_all()
+            run.set_flow(FlowState.PENDING)
             reverting = False
         if st.flow_state is not FlowState.PENDING:
             run.set_flow(FlowState.RESUMING)

@@ -160,7 +160,7 @@ def revert_all(run: Run, failures: dict[str, Failure], retry_failed: bool) -> Ge
     yield EngineState.SCHEDULING
     wave = yield from revert_nodes(run, range(len(run.c.atoms)), failures, retry_failed, suspendable=True)
     if run.suspend.is_set() and not wave.done:
-        run.set_flow(FlowState.SUSPENDED)
+        run.set_flow(run.stop_as)
         return
     run.set_flow(FlowState.REVERTED if not run.revert_failed else FlowState.FAILURE)
 

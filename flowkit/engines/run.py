@@ -62,6 +62,7 @@ class Run:
         "revert_failed",
         "running",
         "st",
+        "stop_as",
         "suspend",
         "timers",
         "waiting",
@@ -106,6 +107,8 @@ class Run:
         """A revert of this run failed (the flow ends FAILURE, not REVERTED)."""
         self.wave: RevertWave | None = None
         """The revert wave in progress; its completions go to it."""
+        self.stop_as = FlowState.SUSPENDED
+        """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -248,7 +251,7 @@ class Run:
         if self.failed:
             return (yield from handle_failures(self))
         if self.suspend.is_set():
-            self.set_flow(FlowState.SUSPENDED)
+            self.set_flow(self.stop_as)
             return True
         if self.timers:
             self.wake.wait(self.timers.timeout())
