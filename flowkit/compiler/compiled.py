@@ -76,6 +76,9 @@ class DeciderLink:
     target: range  # node ids of v
     scope: range  # node ids of the graph flow holding the link
     label: str
+    siblings: frozenset[int] = frozenset()
+    """Node ids of the tasks that are direct children of the graph flow holding the link (what a
+    FLOW or NEIGHBORS decider reaches: not into nested flows, as TaskFlow)."""
 
 
 @dataclass(slots=True)

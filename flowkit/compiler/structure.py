@@ -101,12 +101,20 @@ class Structure:
         """The flow's own links as (child, child) positions; a link's decider guards the head's sources."""
         pos = {id(child): k for k, child in enumerate(children)}
         out: list[tuple[int, int]] = []
+        siblings: frozenset[int] | None = None
         for u, v, meta in flow.iter_links():
             ku, kv = pos[id(u)], pos[id(v)]
             out.append((ku, kv))
             decider = meta.get("decider")
             if decider is not None and built[kv][2]:
+                if siblings is None:
+                    siblings = frozenset(
+                        b[0]
+                        for child, b in zip(children, built, strict=True)
+                        if isinstance(child, Atom) and not isinstance(child, Retry)
+                    )
                 link = DeciderLink(
+                    siblings=siblings,
                     decider=decider,
                     depth=meta["depth"],
                     history=range(built[ku][0], built[ku][1]),
