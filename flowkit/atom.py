@@ -197,6 +197,8 @@ class Atom:
     """
 
     default_provides: ProvidesSpec = None
+    priority: int = 0
+    """Among atoms ready at the same time, higher priorities start first (TaskFlow's ``priority``)."""
     #: parameters of execute/revert that the engine fills itself, not from storage
     _special_args: frozenset[str] = frozenset()
     _revert_special_args: frozenset[str] = frozenset({"result", "flow_failures"})

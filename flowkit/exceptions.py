@@ -413,6 +413,11 @@ UnclaimableJob = UnclaimableJobError
 ConductorFailure = ConductorError
 
 
+class NotAFlowError(InvalidFlowError, TypeError):
+    """Something that is neither a flow nor an atom was given to load or compile; also a TypeError,
+    as TaskFlow raises."""
+
+
 class MisplacedRetryError(InvalidFlowError, TypeError):
     """A retry controller was added as a flow's child (or run alone) instead of given as ``retry=``;
     also a TypeError, as TaskFlow raises when it is run as a task."""

@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from flowkit import context
 from flowkit.atom import Arguments, Atom, ProvidesSpec, RebindSpec, class_name, rebind_pairs
@@ -111,6 +111,9 @@ class Task(Atom):
         """Undo ``execute``. The default does nothing: override it when there is something to undo."""
         return None
 
+    notifiers_made: ClassVar[bool] = False
+    """Some task in this process has made its notifier: engines then look for callbacks on them."""
+
     version: tuple[int, ...] = (1, 0)
     """The task's version (TaskFlow's ``Atom.version``): saved with its atom detail by TaskFlow."""
 
@@ -124,6 +127,7 @@ class Task(Atom):
         notifier = self.__dict__.get("_notifier")
         if notifier is None:
             notifier = self.__dict__["_notifier"] = Notifier()
+            Task.notifiers_made = True
         return notifier
 
     def __getstate__(self) -> dict[str, Any]:

@@ -206,3 +206,45 @@ def test_a_reverted_flow_run_again_goes_back_to_pending_then_running():
     with pytest.raises(RuntimeError):
         engine.run()
     assert heard[:3] == [("boom", AtomState.PENDING), FlowState.PENDING, FlowState.RUNNING]
+
+
+def test_not_a_flow_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match="not a flow at all"):
+        engines.load("not a flow at all")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine", ["serial", "parallel"])
+def test_atoms_ready_together_start_by_priority_highest_first(engine):
+    log: list[Any] = []
+    flow = UnorderedFlow("u")
+    for i in range(5):
+        task = Note(log, f"t{i}")
+        task.priority = i
+        flow.add(task)
+    started: list[str] = []
+    eng = engines.load(flow, engine=engine, max_workers=1) if engine == "parallel" else engines.load(flow)
+    eng.atom_notifier.register(AtomState.RUNNING, lambda state, details: started.append(details["atom_name"]))
+    eng.run()
+    assert started == ["t4", "t3", "t2", "t1", "t0"]
+
+
+class Halves(Task):
+    def execute(self) -> None:
+        self.update_progress(0.5)
+
+    def revert(self, **kwargs: Any) -> None:
+        pass
+
+
+def test_a_tasks_own_notifier_hears_progress_start_and_end_around_execute_and_revert():
+    from flowkit.notifier import EVENT_UPDATE_PROGRESS
+
+    heard: list[float] = []
+    task = Halves(name="h")
+    task.notifier.register(EVENT_UPDATE_PROGRESS, lambda event, details: heard.append(details["progress"]))
+    log: list[Any] = []
+    engine = engines.load(LinearFlow("f").add(task, Note(log, "boom", fail_times=1)))
+    with pytest.raises(RuntimeError):
+        engine.run()
+    assert heard == [0.0, 0.5, 1.0, 0.0, 1.0]
+    assert not engine.atom_notifier.active  # nothing of the run is left registered

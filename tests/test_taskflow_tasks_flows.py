@@ -40,7 +40,7 @@ def test_task_notifier_receives_progress_when_executed_directly_and_by_an_engine
     assert seen == [0.0, 0.5, 1.0]
     seen.clear()
     engines.load(LinearFlow("f").add(task), store={"steps": [0.25, 0.75]}).run()
-    assert seen == [0.25, 0.75]
+    assert seen == [0.0, 0.25, 0.75, 1.0]  # the engine tells the start and the end, as TaskFlow's
 
 
 def test_progress_out_of_bounds_is_clamped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:

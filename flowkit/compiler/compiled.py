@@ -106,6 +106,8 @@ class CompiledFlow:
     index: dict[str, int] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     """A topological order of all nodes."""
+    prioritized: bool = False
+    """Some atom has a non-zero ``priority``: the engine orders each round's ready atoms by it."""
     _graph: nx.DiGraph[str] | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
+from flowkit.atom import Atom
 from flowkit.engines import kinds
 from flowkit.engines.engine import Engine
 from flowkit.engines.persistence import (
@@ -24,7 +25,7 @@ from flowkit.engines.persistence import (
     recorder_for,
     save_factory_details,
 )
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import InvalidFlowError, NotAFlowError
 from flowkit.flow import Flow
 from flowkit.persistence.backends.base import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
@@ -72,6 +73,8 @@ def load(
     (TaskFlow's ``defer_reverts=True``; its default would leave the atoms outside the subflow done).
     The engine's :attr:`~flowkit.engines.engine.Engine.options` keeps the options given.
     """
+    if not isinstance(flow, (Flow, Atom)):
+        raise NotAFlowError(f"engines.load() needs a flow or an atom, got {flow!r}")
     if backend is None and (book is not None or flow_detail is not None or fence is not None):
         raise InvalidFlowError(
             "book=, flow_detail= and fence= need backend= (a persistence backend or its URL)"

@@ -26,6 +26,7 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from flowkit.compiler import TASK, CompiledFlow, compile_flow
+from flowkit.engines import task_progress
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run, Step
@@ -200,6 +201,7 @@ class Engine:
         self._wake.clear()
         run = self._run = self._new_run()
         self._dispatcher.start(run.progress_of_node)  # bound once per run, not looked up per atom
+        unbracket = task_progress.bracket(run)
         fenced = False
         try:
             yield from self._resume_or_start(run)
@@ -210,6 +212,8 @@ class Engine:
             self._dispatcher.discard()
             raise
         finally:
+            if unbracket is not None:
+                unbracket()
             self._dispatcher.stop()
             self._suspend.clear()
             interrupted = st.flow_state in (FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING)

@@ -194,6 +194,7 @@ class Run:
         dispatcher, ready, suspend, cap = self.dispatcher, self.ready, self.suspend, self.cap
         timers = self.timers
         inline, delayed = dispatcher.inline, timers.heap
+        prioritized = self.c.prioritized
         if not ready:  # nothing to start (an empty or finished flow): still one round, as TaskFlow
             yield SCHEDULING
             yield WAITING
@@ -204,6 +205,8 @@ class Run:
             if ready and self.running < cap and not self.failed and not suspend.is_set():
                 yield SCHEDULING
                 n = len(ready)  # what these release is started in the next round
+                if prioritized and n > 1:
+                    self._by_priority()
                 while n and ready and self.running < cap and not self.failed and not suspend.is_set():
                     n -= 1
                     self.start(ready.popleft())
@@ -225,6 +228,13 @@ class Run:
                 if delayed:
                     timers.fire(ready)
             yield ANALYZING
+
+    def _by_priority(self) -> None:
+        """Order the ready atoms by priority, highest first (ties keep their order)."""
+        atoms = self.c.atoms
+        ordered = sorted(self.ready, key=lambda i: -atoms[i].priority)
+        self.ready.clear()
+        self.ready.extend(ordered)
 
     def _seed(self) -> None:
         """Count each unfinished atom's unfinished predecessors; queue those with none."""
