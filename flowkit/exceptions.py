@@ -413,6 +413,13 @@ UnclaimableJob = UnclaimableJobError
 ConductorFailure = ConductorError
 
 
+class UnknownEngineError(InvalidFlowError, NotFound):
+    """``engines.load(engine=...)`` names no engine kind; also :class:`NotFound`, as TaskFlow raises."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown engine"
+
+
 class NotAFlowError(InvalidFlowError, TypeError):
     """Something that is neither a flow nor an atom was given to load or compile; also a TypeError,
     as TaskFlow raises."""

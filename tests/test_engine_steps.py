@@ -248,3 +248,12 @@ def test_a_tasks_own_notifier_hears_progress_start_and_end_around_execute_and_re
         engine.run()
     assert heard == [0.0, 0.5, 1.0, 0.0, 1.0]
     assert not engine.atom_notifier.active  # nothing of the run is left registered
+
+
+def test_an_unknown_engine_is_not_found_and_an_invalid_flow_error():
+    from flowkit.exceptions import InvalidFlowError, NotFound
+
+    with pytest.raises(NotFound, match="unknown engine 'warp'") as caught:
+        engines.load(LinearFlow("f"), engine="warp")
+    assert isinstance(caught.value, InvalidFlowError)
+    assert str(caught.value).startswith("unknown engine 'warp'; choose one of serial")

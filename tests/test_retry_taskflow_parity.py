@@ -63,3 +63,39 @@ def test_a_controller_whose_retry_could_not_be_reverted_still_gives_its_value():
     assert engine.storage.get_flow_state() is FlowState.FAILURE
     assert engine.storage.get_atom_state("r") is AtomState.RETRYING
     assert engine.storage.fetch_all() == {"x": 1}
+
+
+class Flaky(Task):
+    """Fails the first time; records what happened to it."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__(name=name)
+        self.log = log
+
+    def execute(self) -> None:
+        self.log.append("run")
+        if self.log.count("run") == 1:
+            raise RuntimeError("first time")
+
+    def revert(self, **kwargs: Any) -> None:
+        self.log.append("undo")
+
+
+def test_a_failure_saved_before_the_run_stopped_is_reverted_and_retried_on_the_next_run():
+    log: list[str] = []
+    flow = LinearFlow("f", retry=retry.Times(3, name="r", provides="attempt")).add(Flaky("t", log))
+    engine = engines.load(flow)
+
+    def stop_here(state: Any, details: dict[str, Any]) -> None:
+        raise KeyboardInterrupt  # the process stops just after the failure was saved
+
+    engine.atom_notifier.register(AtomState.FAILURE, stop_here)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run()
+    assert engine.storage.get_atom_state("t") is AtomState.FAILURE
+    engine.atom_notifier.deregister(AtomState.FAILURE, stop_here)
+    engine.run()
+    # the failed attempt is undone before the controller runs its scope again
+    assert log == ["run", "undo", "run"]
+    assert engine.storage.fetch("attempt") == 2
+    assert engine.storage.get_flow_state() is FlowState.SUCCESS

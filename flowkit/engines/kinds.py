@@ -22,7 +22,7 @@ from typing import Any, cast
 from flowkit import extras
 from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
 from flowkit.engines.engine import Engine
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import InvalidFlowError, UnknownEngineError
 from flowkit.flow import Flow
 from flowkit.storage import Recorder
 
@@ -73,7 +73,7 @@ def kind(name: str) -> EngineKind:
     """The kind registered as ``name``; :class:`InvalidFlowError` naming the choices otherwise."""
     found = _KINDS.get(name) if isinstance(name, str) else None
     if found is None:
-        raise InvalidFlowError(f"unknown engine {name!r}; choose one of {', '.join(_KINDS)}")
+        raise UnknownEngineError(f"unknown engine {name!r}; choose one of {', '.join(_KINDS)}")
     return found
 
 

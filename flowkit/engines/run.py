@@ -239,9 +239,15 @@ class Run:
     def _seed(self) -> None:
         """Count each unfinished atom's unfinished predecessors; queue those with none."""
         states, preds, waiting, ready, st = self.st.states, self.c.preds, self.waiting, self.ready, self.st
+        failures = st.failures
         for i in self.c.order:
             s = states[i]
             if s in ATOM_DONE:
+                continue
+            if s is S.FAILURE and failures[i] is not None and i not in st.never_started:
+                # A failure saved but not handled yet (the run stopped in between): handle it now,
+                # as TaskFlow does; running it again would skip the revert of what it did.
+                self.failed[i] = failures[i]  # type: ignore[assignment]
                 continue
             if s in _LEFTOVERS:
                 st.reset_atom(i)  # a previous run's leftovers: this run starts the atom afresh
