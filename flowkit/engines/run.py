@@ -244,10 +244,11 @@ class Run:
             s = states[i]
             if s in ATOM_DONE:
                 continue
-            if s is S.FAILURE and failures[i] is not None and i not in st.never_started:
+            failure = failures[i] if s is S.FAILURE else None
+            if failure is not None and i not in st.never_started:
                 # A failure saved but not handled yet (the run stopped in between): handle it now,
                 # as TaskFlow does; running it again would skip the revert of what it did.
-                self.failed[i] = failures[i]  # type: ignore[assignment]
+                self.failed[i] = failure
                 continue
             if s in _LEFTOVERS:
                 st.reset_atom(i)  # a previous run's leftovers: this run starts the atom afresh
