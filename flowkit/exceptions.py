@@ -425,6 +425,10 @@ class NotAFlowError(InvalidFlowError, TypeError):
     as TaskFlow raises."""
 
 
+class FactoryImportError(InvalidFlowError, ImportError):
+    """The factory a flow detail names cannot be imported; also an ImportError, as TaskFlow raises."""
+
+
 class MisplacedRetryError(InvalidFlowError, TypeError):
     """A retry controller was added as a flow's child (or run alone) instead of given as ``retry=``;
     also a TypeError, as TaskFlow raises when it is run as a task."""

@@ -280,6 +280,14 @@ class Storage:
                     raise
         return out
 
+    def _provider_before(self, ignored: int, symbol: str) -> int:
+        """The nearest atom before ``ignored`` that provided ``symbol`` (SUCCESS), or -1."""
+        providers = set(self.providers().get(symbol, ()))
+        for q in _nearest_first(self.compiled.preds, ignored):
+            if q in providers and self.states[q] is AtomState.SUCCESS:
+                return q
+        return -1
+
     def inject(self, values: Mapping[str, Any]) -> None:
         """Add values to the flow's store (before running, or between a suspend and a resume)."""
         self.store.update(values)
@@ -306,6 +314,12 @@ class Storage:
                         if not partial:
                             raise
                     continue
+                if state is AtomState.IGNORE:  # as TaskFlow: the value from the nearest provider before it
+                    q = self._provider_before(p, b.symbol)
+                    if q >= 0:
+                        atom = self.compiled.atoms[q]
+                        kwargs[b.arg] = extract(results[q], atom.save_as[b.symbol], atom.name, b.symbol)
+                        continue
                 # provider was ignored by a decider: fall back to the store, then the default
             if b.symbol in store:
                 kwargs[b.arg] = store[b.symbol]
@@ -317,6 +331,21 @@ class Storage:
                     f"and the store has no value"
                 )
         return kwargs
+
+
+def _nearest_first(preds: list[list[int]], start: int) -> Iterable[int]:
+    """The nodes before ``start``, nearest first (breadth first over predecessors)."""
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        nxt: list[int] = []
+        for x in frontier:
+            for p in preds[x]:
+                if p not in seen:
+                    seen.add(p)
+                    nxt.append(p)
+                    yield p
+        frontier = nxt
 
 
 _HOLDS_RESULT = frozenset((AtomState.SUCCESS, AtomState.RETRYING))

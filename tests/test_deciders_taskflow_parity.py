@@ -86,3 +86,29 @@ def test_a_decider_whose_atoms_were_all_ignored_is_not_asked():
     flow.link(b, c, decider=lambda history: asked.append("b->c") or True)
     assert _ran(flow) == ["a", "c"]
     assert asked == []
+
+
+class Gives(Task):
+    def __init__(self, name: str, value: int) -> None:
+        super().__init__(name=name, provides="x")
+        self.value = value
+
+    def execute(self) -> int:
+        return self.value
+
+
+class Takes(Task):
+    def execute(self, x: int) -> int:
+        return x
+
+
+def test_an_atom_whose_provider_was_ignored_gets_the_value_from_the_provider_before_it():
+    a, b, c = Gives("a", 1), Gives("b", 2), Takes(name="c", provides="seen")
+    gate = Mark(name="gate")
+    inner = GraphFlow("g").add(gate, b, c)
+    inner.link(gate, b, decider=lambda history: False, decider_depth="ATOM")
+    inner.link(b, c)
+    engine = engines.load(LinearFlow("f").add(a, inner))
+    engine.run()
+    assert engine.storage.get_atom_state("b") is AtomState.IGNORE
+    assert engine.storage.fetch("seen") == 1
