@@ -59,7 +59,8 @@ def test_a_parallel_round_starts_every_ready_atom():
     flow = UnorderedFlow("u").add(Note(log, "a"), Note(log, "b"), Note(log, "c"))
     steps = list(engines.load(flow, engine="parallel", max_workers=3).run_iter())
     assert steps[:2] == [R, SCH] and steps[-1] == FlowState.SUCCESS
-    assert steps.count(SCH) == 1 and steps.count(AN) == 3
+    # one round starts all three; each ANALYZING takes every call finished by then (1 to 3 steps)
+    assert steps.count(SCH) == 1 and 1 <= steps.count(AN) <= 3
     assert sorted(log) == ["a", "b", "c"]
 
 

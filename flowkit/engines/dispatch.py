@@ -110,6 +110,11 @@ class Dispatcher:
         """The next completion, or None when ``timeout`` passes first."""
         return self._done.popleft() if self._done else None
 
+    def poll(self) -> Completion | None:
+        """A completion that is already there, or None at once (the engine takes every finished
+        call in one step, as TaskFlow's engine analyzes every finished future at once)."""
+        return self.wait(0)
+
 
 class ExecutorDispatcher(Dispatcher):
     """Runs calls on a ``concurrent.futures`` executor (futurist threads or processes, or the user's)."""
@@ -190,6 +195,10 @@ class ExecutorDispatcher(Dispatcher):
             return self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def poll(self) -> Completion | None:
+        q = self._queue
+        return q.get_nowait() if q.qsize() else None  # one reader (the engine): qsize() > 0 holds
 
 
 class ThreadDispatcher(ExecutorDispatcher):

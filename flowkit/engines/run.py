@@ -223,8 +223,9 @@ class Run:
                 continue
             if self.running:
                 item = dispatcher.wait(timers.timeout() if delayed else None)
-                if item is not None:
+                while item is not None:  # every call that has finished by now, in this one step
                     self.finish(*item)
+                    item = dispatcher.poll() if self.running else None
                 if delayed:
                     timers.fire(ready)
             yield ANALYZING
