@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
-from flowkit.exceptions import DuplicateNameError, InvalidFlowError
+from flowkit.exceptions import DuplicateNameError, MisplacedRetryError
 from flowkit.flow import Flow, Node
 from flowkit.patterns.graph_flow import GraphFlow
 from flowkit.retry import Retry
@@ -68,7 +68,7 @@ class Structure:
         """Add ``node``; return (sources, sinks, symbols provided, symbols required from outside)."""
         if isinstance(node, Atom):
             if isinstance(node, Retry):
-                raise InvalidFlowError(
+                raise MisplacedRetryError(
                     f"retry controller {node.name!r} must be given as a flow's retry=, not added as a child"
                 )
             nid = self.new_node(node, TASK, retry)
@@ -105,6 +105,7 @@ class Structure:
         ``manual``); a link's decider guards the head's sources."""
         pos = {id(child): k for k, child in enumerate(children)}
         out: list[tuple[int, int]] = []
+        siblings: frozenset[int] | None = None
         for u, v, meta in flow.iter_links():
             ku, kv = pos[id(u)], pos[id(v)]
             out.append((ku, kv))
@@ -112,7 +113,14 @@ class Structure:
                 manual.append((ku, kv))
             decider = meta.get("decider")
             if decider is not None and built[kv][2]:
+                if siblings is None:
+                    siblings = frozenset(
+                        b[0]
+                        for child, b in zip(children, built, strict=True)
+                        if isinstance(child, Atom) and not isinstance(child, Retry)
+                    )
                 link = DeciderLink(
+                    siblings=siblings,
                     decider=decider,
                     depth=meta["depth"],
                     history=range(built[ku][0], built[ku][1]),
