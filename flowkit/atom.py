@@ -211,6 +211,8 @@ class Atom:
     #: a Task's own notifier once something asked for it (see ``Task.notifier``); None on the class so
     #: that the engine's check per call is one attribute read
     _notifier: Any = None
+    priority: int = 0
+    """Among atoms ready at the same time, higher priorities start first (TaskFlow's ``priority``)."""
     #: parameters of execute/revert that the engine fills itself, not from storage
     _special_args: frozenset[str] = frozenset()
     _revert_special_args: frozenset[str] = frozenset({"result", "flow_failures"})

@@ -576,6 +576,15 @@ class UnknownEngineError(InvalidFlowError, NotFound):
     """``engines.load(engine=...)`` names no engine flowkit has; also TaskFlow's ``NotFound``."""
 
 
+class FactoryImportError(InvalidFlowError, ImportError):
+    """The factory a flow detail names cannot be imported; also an ImportError, as TaskFlow raises."""
+
+
+class MisplacedRetryError(InvalidFlowError, TypeError):
+    """A retry controller was added as a flow's child (or run alone) instead of given as ``retry=``;
+    also a TypeError, as TaskFlow raises when it is run as a task."""
+
+
 class InvalidAtomArgumentError(InvalidFlowError, ValueError):
     """An atom's constructor got an argument it cannot use (a functor that is not callable or takes
     the wrong number of arguments, too few ``requires``); a ValueError, as TaskFlow raises."""

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from flowkit.atom import Atom, ProvidesSpec, RebindSpec
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import InvalidFlowError, NotFound
 from flowkit.failure import Failure
 
 
@@ -201,7 +201,9 @@ class ForEach(_GiveUp):
         values = self._values(kwargs)
         tried = len(history)
         if tried >= len(values):
-            raise InvalidFlowError(f"retry {self.name!r} has no value left to try ({len(values)} given)")
+            raise NotFound(
+                f"No elements left in the values of retry {self.name!r} ({len(values)} given, all tried)"
+            )
         return values[tried]
 
     def on_failure(self, history: History, *args: Any, **kwargs: Any) -> Decision:
@@ -230,12 +232,20 @@ class ParameterizedForEach(ForEach):
 class AlwaysRevert(Retry):
     """Never retry: revert the subflow and hand the failure to the enclosing flow."""
 
+    def execute(self, history: History, *args: Any, **kwargs: Any) -> None:
+        """Provides nothing (None), as TaskFlow's: it has no attempt number to give."""
+        return None
+
     def on_failure(self, history: History, *args: Any, **kwargs: Any) -> Decision:
         return REVERT
 
 
 class AlwaysRevertAll(Retry):
     """Never retry: revert the whole flow."""
+
+    def execute(self, history: History, *args: Any, **kwargs: Any) -> None:
+        """Provides nothing (None), as TaskFlow's: it has no attempt number to give."""
+        return None
 
     def on_failure(self, history: History, *args: Any, **kwargs: Any) -> Decision:
         return REVERT_ALL

@@ -121,6 +121,24 @@ RETRYING = "RETRYING"
 IGNORE = "IGNORE"
 SUSPENDED = "SUSPENDED"
 RESUMING = "RESUMING"
+SCHEDULING = "SCHEDULING"
+WAITING = "WAITING"
+ANALYZING = "ANALYZING"
+
+
+class EngineState(StrEnum):
+    """The steps ``Engine.run_iter()`` yields between the flow's start and its final state.
+
+    They are TaskFlow's engine states, for programs that drive several engines by hand: one
+    RESUMING when the run begins, then rounds of SCHEDULING (ready atoms are started), WAITING
+    (for a call to finish) and ANALYZING (its outcome is recorded). The last value yielded is
+    the flow's final :class:`FlowState`. Nothing is saved under these names.
+    """
+
+    RESUMING = "RESUMING"
+    SCHEDULING = "SCHEDULING"
+    WAITING = "WAITING"
+    ANALYZING = "ANALYZING"
 
 
 class JobState(StrEnum):

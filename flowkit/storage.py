@@ -313,7 +313,7 @@ class Storage:
         """The value of ``symbol``: from the atom that provided it last, else from the store."""
         best = -1
         for i in self.providers().get(symbol, ()):
-            if self.states[i] is AtomState.SUCCESS and (
+            if self.states[i] in _HOLDS_RESULT and (
                 best < 0 or self.finished_seq[i] > self.finished_seq[best]
             ):
                 best = i
@@ -371,6 +371,14 @@ class Storage:
                     raise
         return out
 
+    def _provider_before(self, ignored: int, symbol: str) -> int:
+        """The nearest atom before ``ignored`` that provided ``symbol`` (SUCCESS), or -1."""
+        providers = set(self.providers().get(symbol, ()))
+        for q in _nearest_first(self.compiled.preds, ignored):
+            if q in providers and self.states[q] is AtomState.SUCCESS:
+                return q
+        return -1
+
     def inject(self, values: Mapping[str, Any]) -> None:
         """Add values to the flow's store (before running, or between a suspend and a resume)."""
         self.store.update(values)
@@ -397,6 +405,12 @@ class Storage:
                         if not partial:
                             raise
                     continue
+                if state is AtomState.IGNORE:  # as TaskFlow: the value from the nearest provider before it
+                    q = self._provider_before(p, b.symbol)
+                    if q >= 0:
+                        atom = self.compiled.atoms[q]
+                        kwargs[b.arg] = extract(results[q], atom.save_as[b.symbol], atom.name, b.symbol)
+                        continue
                 # provider was ignored by a decider: fall back to the store, then the default
             if b.symbol in store:
                 kwargs[b.arg] = store[b.symbol]
@@ -425,6 +439,24 @@ def _atom_uuids(n: int) -> list[str]:
     node = int(base[20:], 16)
     return [f"{prefix}{(node + i) & 0xFFFFFFFFFFFF:012x}" for i in range(n)]
 
+
+def _nearest_first(preds: list[list[int]], start: int) -> Iterable[int]:
+    """The nodes before ``start``, nearest first (breadth first over predecessors)."""
+    seen = {start}
+    frontier = [start]
+    while frontier:
+        nxt: list[int] = []
+        for x in frontier:
+            for p in preds[x]:
+                if p not in seen:
+                    seen.add(p)
+                    nxt.append(p)
+                    yield p
+        frontier = nxt
+
+
+_HOLDS_RESULT = frozenset((AtomState.SUCCESS, AtomState.RETRYING))
+"""States whose result :meth:`Storage.fetch` gives: a controller deciding to retry still holds its value."""
 
 _STATES_WITH_RESULT = frozenset((AtomState.SUCCESS, AtomState.FAILURE, AtomState.REVERTING))
 """States in which an atom's execute outcome is known, for :meth:`Storage.get`."""

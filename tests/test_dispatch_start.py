@@ -11,7 +11,7 @@ import pytest
 
 from flowkit import FunctorTask, UnorderedFlow, engines, notifier
 from flowkit.engines.dispatch import EXECUTE, Dispatcher
-from flowkit.states import AtomState, FlowState
+from flowkit.states import AtomState, EngineState, FlowState
 
 
 def test_a_run_aborted_by_an_exception_leaves_no_completions_for_the_next_run(
@@ -36,8 +36,8 @@ def test_a_run_aborted_by_an_exception_leaves_no_completions_for_the_next_run(
     )
     eng = engines.load(flow, engine="parallel", executor="threads", max_workers=2)
     steps = eng.run_iter()
-    assert next(steps) is FlowState.RUNNING
-    while next(steps) is FlowState.RUNNING and eng.storage.get_atom_state("fast") is not AtomState.SUCCESS:
+    assert next(steps) is EngineState.RESUMING
+    while next(steps) in EngineState and eng.storage.get_atom_state("fast") is not AtomState.SUCCESS:
         pass
     assert slow_started.wait(5)
     assert eng.storage.get_atom_state("slow") is AtomState.RUNNING

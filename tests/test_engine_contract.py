@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from flowkit import GraphFlow, LinearFlow, UnorderedFlow, engines, notifier, retry
-from flowkit.exceptions import AtomTimeout, CoroutineResult, NotFound, WrappedFailure
-from flowkit.states import AtomState, FlowState
+from flowkit.exceptions import AtomTimeout, CoroutineResult, NotFound
+from flowkit.states import AtomState, EngineState, FlowState
 from tests.support.journal import Journal
 from tests.support.tasks import (
     AsyncStep,
@@ -173,9 +173,10 @@ def test_run_iter_yields_states_and_ends_with_success(dispatcher: Dispatcher, jo
         LinearFlow("f").add(step("a"), step("b"), step("c")), store={"journal": str(journal)}
     )
     states = list(engine.run_iter())
-    assert states and all(isinstance(s, FlowState) for s in states)
-    assert states[0] is FlowState.RUNNING and states[-1] is FlowState.SUCCESS
-    assert set(states[:-1]) == {FlowState.RUNNING}
+    # TaskFlow's engine steps, one round or more per atom, then the final flow state
+    assert states[0] is EngineState.RESUMING and states[-1] is FlowState.SUCCESS
+    assert set(states[1:-1]) == {EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING}
+    assert states.count(EngineState.SCHEDULING) >= 3
     assert journal.names("execute") == ["a", "b", "c"]
 
 
@@ -257,18 +258,17 @@ def test_atoms_that_never_ran_are_not_reverted(dispatcher: Dispatcher, journal: 
     assert engine.storage.get_atom_state("never") is AtomState.PENDING
 
 
-def test_failing_revert_gives_flow_failure_and_wrapped_failure(
+def test_failing_revert_gives_flow_failure_and_raises_the_reverts_error_chained_to_the_cause(
     dispatcher: Dispatcher, journal: Journal
 ) -> None:
     flow = LinearFlow("f").add(step("a"), step("b", revert_fail="cannot undo b"), step("c", fail="c failed"))
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure) as info:
+    with pytest.raises(KeyError, match="cannot undo b") as info:
         engine.run()
-    wrapped = info.value
-    assert len(wrapped) == 2
-    assert wrapped.check(DiskFull) is not None and wrapped.check(KeyError) is not None
-    assert {f.atom_name for f in wrapped} == {"b", "c"}
+    # as TaskFlow, the revert's own exception; the failure that made the flow revert is its context
+    assert isinstance(info.value.__context__, DiskFull)
     st = engine.storage
+    assert set(st.get_revert_failures()) == {"b"} and set(st.get_execute_failures()) == {"c"}
     assert st.get_flow_state() is FlowState.FAILURE
     assert st.get_atom_state("b") is AtomState.REVERT_FAILURE
     assert st.get_atom_state("c") is AtomState.REVERTED
@@ -287,7 +287,7 @@ def test_revert_failure_leaves_predecessors_but_reverts_independent_atoms(
         step("c", fail="c failed"),
     )
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure):
+    with pytest.raises(KeyError, match="stuck"):
         engine.run()
     assert engine.storage.get_atom_states() == {
         "a": AtomState.SUCCESS,
@@ -318,7 +318,7 @@ def test_run_again_after_failed_revert_retries_the_revert_and_finishes(
         step("a"), step("b", revert_fail="stuck", revert_fail_times=1), step("c", fail="c")
     )
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure):
+    with pytest.raises(KeyError, match="stuck"):
         engine.run()
     assert engine.storage.get_flow_state() is FlowState.FAILURE
     with pytest.raises(DiskFull):  # only the original failure is left
@@ -622,11 +622,9 @@ def test_a_timed_out_revert_leaves_its_atom_revert_failure(dispatcher: Dispatche
         step("first"), sleepy("stuck", timeout=0.4, revert_pause=2.0), step("boom", fail="x")
     )
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure) as info:
+    with pytest.raises(AtomTimeout, match="revert of atom 'stuck'") as info:
         engine.run()
-    timed_out = info.value.check(AtomTimeout)
-    assert timed_out is not None and {f.atom_name for f in info.value} == {"stuck", "boom"}
-    assert "revert of atom 'stuck'" in str(info.value)
+    assert isinstance(info.value.__context__, DiskFull)  # the failure the flow was reverting for
     st = engine.storage
     assert st.get_flow_state() is FlowState.FAILURE
     assert st.get_atom_state("stuck") is AtomState.REVERT_FAILURE
@@ -679,8 +677,9 @@ def test_a_timed_out_async_atom_is_cancelled(dispatcher: Dispatcher, journal: Jo
 def test_a_timed_out_async_revert_is_cancelled_and_fails(dispatcher: Dispatcher, journal: Journal) -> None:
     flow = LinearFlow("f").add(async_step("a", timeout=0.3, revert_pause=30), step("boom", fail="x"))
     engine = dispatcher.load(flow, store={"journal": str(journal)})
-    with pytest.raises(WrappedFailure, match="revert of atom 'a'"):
+    with pytest.raises(AtomTimeout, match="revert of atom 'a'") as info:
         engine.run()
+    assert isinstance(info.value.__context__, DiskFull)
     assert engine.storage.get_atom_state("a") is AtomState.REVERT_FAILURE
     wait_until(lambda: journal.names("revert-cancelled") == ["a"], 5, "the async revert to be cancelled")
 

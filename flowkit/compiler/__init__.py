@@ -35,7 +35,7 @@ from flowkit.compiler.compiled import (
 )
 from flowkit.compiler.order import toposort
 from flowkit.compiler.structure import Structure
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import InvalidFlowTypeError
 from flowkit.flow import Flow
 
 __all__ = [
@@ -62,12 +62,13 @@ def compile_flow(flow: Flow | Atom) -> CompiledFlow:
 
             flow = LinearFlow(flow.name).add(flow)
         else:
-            raise InvalidFlowError(f"expected a flow or an atom to compile, got {flow!r}")
+            raise InvalidFlowTypeError(f"expected a flow or an atom to compile, got {flow!r}")
     with gc_paused():
         structure = Structure(flow)
         structure.build_flow(flow, -1)
         compiled = structure.c
         compiled.order = toposort(compiled)
+        compiled.prioritized = any(atom.priority for atom in compiled.atoms)
         bind(compiled)
         return compiled
 

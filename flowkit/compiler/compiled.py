@@ -76,6 +76,9 @@ class DeciderLink:
     target: range  # node ids of v
     scope: range  # node ids of the graph flow holding the link
     label: str
+    siblings: frozenset[int] = frozenset()
+    """Node ids of the tasks that are direct children of the graph flow holding the link (what a
+    FLOW or NEIGHBORS decider reaches: not into nested flows, as TaskFlow)."""
 
 
 @dataclass(slots=True)
@@ -103,6 +106,8 @@ class CompiledFlow:
     index: dict[str, int] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
     """A topological order of all nodes."""
+    prioritized: bool = False
+    """Some atom has a non-zero ``priority``: the engine orders each round's ready atoms by it."""
     _graph: nx.DiGraph[str] | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
-from flowkit.exceptions import DuplicateNameError, InvalidFlowError
+from flowkit.exceptions import DuplicateNameError, MisplacedRetryError
 from flowkit.flow import Flow, Node
 from flowkit.patterns.graph_flow import GraphFlow
 from flowkit.patterns.linear_flow import LinearFlow
@@ -101,7 +101,7 @@ class Structure:
             lo = len(c.atoms)
             if isinstance(child, Atom):
                 if isinstance(child, Retry):
-                    raise InvalidFlowError(
+                    raise MisplacedRetryError(
                         f"retry controller {child.name!r} must be given as a flow's retry=, "
                         "not added as a child"
                     )
@@ -150,6 +150,7 @@ class Structure:
         ``manual``); a link's decider guards the head's sources."""
         pos = {id(child): k for k, child in enumerate(children)}
         out: list[tuple[int, int]] = []
+        siblings: frozenset[int] | None = None
         for u, v, meta in flow.iter_links():
             ku, kv = pos[id(u)], pos[id(v)]
             out.append((ku, kv))
@@ -157,7 +158,14 @@ class Structure:
                 manual.append((ku, kv))
             decider = meta.get("decider")
             if decider is not None and built[kv][2]:
+                if siblings is None:
+                    siblings = frozenset(
+                        b[0]
+                        for child, b in zip(children, built, strict=True)
+                        if isinstance(child, Atom) and not isinstance(child, Retry)
+                    )
                 link = DeciderLink(
+                    siblings=siblings,
                     decider=decider,
                     depth=meta["depth"],
                     history=range(built[ku][0], built[ku][1]),

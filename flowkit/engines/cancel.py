@@ -15,8 +15,10 @@ What happens when:
   ``run()`` raises ``Cancelled`` (the flow's own failures, if any, as its ``__cause__``);
 - during a revert (a failure is being reverted): the revert goes on to its end (a cancel cannot stop
   an undo half way); the cancel is saved beside the failures and ``run()`` raises ``Cancelled``;
-- a revert fails: the flow ends FAILURE as without a cancel, and ``run()`` raises ``WrappedFailure``
-  (the cancel is one of its failures): an operator must look at it;
+- a revert fails: the flow ends FAILURE as without a cancel, and ``run()`` raises the revert's own
+  exception (a ``WrappedFailure`` when several reverts failed) with what caused the revert as its
+  ``__context__`` (the ``Cancelled``, in a ``WrappedFailure`` with the flow's own failures if any):
+  an operator must look at it;
 - before ``run()``: the next run starts nothing, reverts what an earlier run left (a suspended or
   crashed flow), ends REVERTED and raises ``Cancelled``;
 - after the flow finished (SUCCESS, REVERTED, FAILURE) with no run in progress: nothing to cancel,
@@ -38,12 +40,12 @@ from typing import TYPE_CHECKING
 
 from flowkit.exceptions import Cancelled, WrappedFailure
 from flowkit.failure import Failure
-from flowkit.states import FLOW_FINISHED, FlowState
+from flowkit.states import FLOW_FINISHED
 from flowkit.storage import Storage
 
 if TYPE_CHECKING:
     from flowkit.engines.revert import RevertWave
-    from flowkit.engines.run import Run
+    from flowkit.engines.run import Run, Step
 
 CANCEL_KEY = "flowkit.cancel"
 """The key of the cancel's failure in ``flow_failures`` (what a revert's ``flow_failures`` shows)."""
@@ -132,7 +134,7 @@ def cancel_failure(flow_name: str, reason: str) -> Failure:
     return Failure.from_exception(Cancelled(flow_name, reason))
 
 
-def revert_cancelled(run: Run) -> Generator[FlowState, None, bool]:
+def revert_cancelled(run: Run) -> Generator[Step, None, bool]:
     """The run has drained after a cancel: revert everything that ran; True (the forward pass is over).
 
     Failures that came in meanwhile are reverted along (no retry controller is asked: the flow is
@@ -155,7 +157,7 @@ def revert_cancelled(run: Run) -> Generator[FlowState, None, bool]:
     return True
 
 
-def carry_on(run: Run, wave: RevertWave) -> Generator[FlowState, None, None]:
+def carry_on(run: Run, wave: RevertWave) -> Generator[Step, None, None]:
     """A revert wave stopped by a cancel's stop flag: save the cancel and finish the wave.
 
     Called by ``revert_all`` when its wave stopped early; does nothing unless a cancel stopped it (a

@@ -185,6 +185,11 @@ class Dispatcher:
         """Make a :meth:`wait` blocked in another thread return now (an event came for a durable
         wait; thread-safe). Inline calls never block: nothing to do."""
 
+    def poll(self) -> Completion | None:
+        """A completion that is already there, or None at once (the engine takes every finished
+        call in one step, as TaskFlow's engine analyzes every finished future at once)."""
+        return self.wait(0)
+
 
 class ExecutorDispatcher(Dispatcher):
     """Runs calls on a ``concurrent.futures`` executor (futurist threads or processes, or the user's)."""
@@ -314,6 +319,13 @@ class ExecutorDispatcher(Dispatcher):
 
     def nudge(self) -> None:
         self._queue.put(_NUDGE)
+
+    def poll(self) -> Completion | None:
+        q = self._queue
+        if not q.qsize():  # one reader (the engine): qsize() > 0 holds until it reads
+            return None
+        item = q.get_nowait()
+        return None if item is _NUDGE else item
 
 
 class ThreadDispatcher(ExecutorDispatcher):

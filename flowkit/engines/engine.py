@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from flowkit.compiler import TASK, CompiledFlow, compile_flow
@@ -30,14 +30,14 @@ from flowkit.engines.cancel import CancelToken, flow_finished, raise_if_cancelle
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.mapping import dispatcher_for
 from flowkit.engines.revert import revert_all
-from flowkit.engines.run import Run
+from flowkit.engines.run import Run, Step
 from flowkit.engines.slots import AsyncSlots
 from flowkit.engines.waiting import Parked, Waits
 from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
 from flowkit.failure import Failure
 from flowkit.flow import Flow
 from flowkit.notifier import Notifier
-from flowkit.states import FlowState, check_flow_transition
+from flowkit.states import EngineState, FlowState, check_flow_transition
 from flowkit.storage import Recorder, Storage
 
 
@@ -214,14 +214,50 @@ class Engine:
     def run(self) -> None:
         """Run the flow to its end (or to a suspend).
 
-        Raises the task's own exception when one atom's failure was reverted,
-        :class:`~flowkit.exceptions.WrappedFailure` when several failed or a revert failed too.
+        Raises the task's own exception when one atom's failure was reverted
+        (:class:`~flowkit.exceptions.WrappedFailure` when several failed); when a revert failed, the
+        revert's exception, chained to the failure that caused the revert.
         """
-        for _ in self.run_iter():
+        for _ in self._steps():
             pass
 
-    def run_iter(self) -> Iterator[FlowState]:
-        """Run step by step, yielding the flow's state after each atom finishes."""
+    def run_iter(self) -> Generator[str, Any, None]:
+        """Run step by step: yield TaskFlow's engine steps, then the flow's final state.
+
+        The steps are :class:`~flowkit.states.EngineState` values: RESUMING first, then rounds of
+        SCHEDULING, WAITING and ANALYZING; the last value is the final :class:`FlowState`
+        (SUCCESS, REVERTED, FAILURE or SUSPENDED). Sending a true value (``it.send(True)``)
+        suspends the engine, as ``suspend()`` does. Closing the iterator early leaves the flow
+        SUSPENDED (atoms that were running run again on the next ``run()``).
+        """
+        steps = self._steps()
+        try:
+            for step in steps:
+                try:
+                    wanted = yield step
+                except GeneratorExit:
+                    raise
+                except Exception:
+                    self._fail_run(steps)
+                    raise
+                if wanted and isinstance(step, EngineState):  # a suspend asked after the end is moot
+                    self.suspend()
+        finally:
+            steps.close()
+
+    def _fail_run(self, steps: Generator[Step, None, None]) -> None:
+        """The caller threw an error into ``run_iter()``: as TaskFlow, start nothing more, let the
+        running atoms finish, and end the flow FAILURE (the caller's error is then raised)."""
+        run = self._run
+        if run is None:
+            return
+        run.stop_as = FlowState.FAILURE
+        self.suspend()
+        for _ in steps:
+            pass
+
+    def _steps(self) -> Generator[Step, None, None]:
+        """The run itself, as a generator of steps (``run()`` drains it; ``run_iter()`` hands it out)."""
         self.validate()
         st = self.storage
         self._wake.clear()
@@ -252,11 +288,11 @@ class Engine:
         if final is FlowState.REVERTED:
             raise_if_cancelled(st)
             Failure.reraise_if_any(list(st.flow_failures.values()))
-        elif final is FlowState.FAILURE:
-            raise WrappedFailure(run.all_failures())
+        elif final is FlowState.FAILURE and run.stop_as is not FlowState.FAILURE:
+            _raise_failed_reverts(run)
 
     @staticmethod
-    def _resume_or_start(run: Run) -> Iterator[FlowState]:
+    def _resume_or_start(run: Run) -> Iterator[Step]:
         """Where a run begins: a fresh or resumed forward pass, or a revert that was under way.
 
         A REVERTED flow runs again from the start; saved ``flow_failures`` (a revert interrupted,
@@ -264,16 +300,18 @@ class Engine:
         """
         st = run.st
         reverting = bool(st.flow_failures) and st.flow_state not in (FlowState.REVERTED,)
-        if st.flow_state is FlowState.REVERTED:
+        if st.flow_state is FlowState.REVERTED:  # as TaskFlow: atoms, then the flow, back to PENDING
             run.reset_all()
+            run.set_flow(FlowState.PENDING)
             reverting = False
         if st.flow_state is not FlowState.PENDING:
             run.set_flow(FlowState.RESUMING)
         if reverting:
+            yield EngineState.RESUMING
             yield from revert_all(run, dict(st.flow_failures), retry_failed=True)
         else:
             run.set_flow(FlowState.RUNNING)
-            yield FlowState.RUNNING
+            yield EngineState.RESUMING
             yield from run.forward()
 
     @staticmethod
@@ -286,3 +324,29 @@ class Engine:
             run.set_flow(FlowState.SUSPENDED)
         except Exception:  # the recorder is what failed: the saved state is resumed as SUSPENDED anyway
             run.st.flow_state = FlowState.SUSPENDED
+
+
+def _raise_failed_reverts(run: Run) -> None:
+    """A flow ended FAILURE: raise what could not be undone, as TaskFlow does, without hiding why.
+
+    The revert's own exception is raised (a :class:`WrappedFailure` when several reverts failed);
+    the failures that made the flow revert are chained to it as ``__context__``, so a traceback
+    shows both, and they stay readable in ``storage.get_execute_failures()``.
+    """
+    st = run.st
+    reverts = [f for f in st.revert_failures if f is not None]
+    if not reverts:
+        raise WrappedFailure(run.all_failures())
+    error = _as_exception(reverts)
+    if error.__context__ is None and st.flow_failures:
+        error.__context__ = _as_exception(list(st.flow_failures.values()))
+    raise error
+
+
+def _as_exception(failures: list[Failure]) -> BaseException:
+    """The exception ``Failure.reraise_if_any(failures)`` raises, caught (failures is not empty)."""
+    try:
+        Failure.reraise_if_any(failures)
+    except BaseException as exc:  # handed back, to be raised by the caller
+        return exc
+    raise AssertionError("no failure to raise")  # pragma: no cover

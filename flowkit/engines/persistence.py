@@ -12,10 +12,11 @@ here under the names ``engines`` has always offered.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from flowkit.exceptions import InvalidFlowError
+from flowkit.exceptions import FactoryImportError, InvalidFlowError
 from flowkit.factory import FactoryDetails, save_factory_details
 from flowkit.flow import Flow
 from flowkit.persistence.backends import Backend
@@ -94,7 +95,29 @@ def flow_from_detail(flow_detail: FlowDetail, allow: Iterable[str] | None = None
             f"Cannot rebuild the flow of flow detail {flow_detail.name!r} ({flow_detail.uuid}): it names "
             f"no factory (record one with engines.save_factory_details()); no factory information saved."
         )
-    return details.build(allow=allow)
+    if ":" not in details.name:
+        details = _from_dotted(details)
+    try:
+        return details.build(allow=allow)
+    except InvalidFlowError as exc:
+        if isinstance(exc.__cause__, ImportError):
+            raise FactoryImportError(f"Could not import factory {details.name!r}: {exc}") from exc
+        raise
+
+
+def _from_dotted(details: FactoryDetails) -> FactoryDetails:
+    """A factory recorded as TaskFlow records it (``package.module.function``) as flowkit's
+    ``package.module:function`` (the last dot splits module and attribute, as TaskFlow's import does)."""
+    module, _, attr = details.name.rpartition(".")
+    if not module or not _IDENT.fullmatch(module) or not _IDENT.fullmatch(attr):
+        raise FactoryImportError(
+            f"Could not import factory {details.name!r}: not a 'package.module:attribute' path, nor "
+            f"TaskFlow's dotted 'package.module.function'"
+        )
+    return FactoryDetails(f"{module}:{attr}", details.args, details.kwargs)
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def load_from_factory(
@@ -118,7 +141,13 @@ def load_from_factory(
     from flowkit.factory import build_flow
 
     args, kwargs = tuple(factory_args or ()), dict(factory_kwargs or {})
-    details = FactoryDetails.of(flow_factory, args, kwargs)
+    try:
+        details = FactoryDetails.of(flow_factory, args, kwargs)
+    except InvalidFlowError as exc:
+        if isinstance(flow_factory, str):
+            raise
+        shown = getattr(flow_factory, "__qualname__", repr(flow_factory))
+        raise InvalidFlowError(f"Flow factory {shown!r} is not reimportable: {exc}") from exc
     flow = build_flow(details.name, *args, **kwargs)
     flow_detail = FlowDetail(flow.name)
     save_factory_details(flow_detail, details.name, args, kwargs)

@@ -25,13 +25,13 @@ from flowkit.failure import Failure
 from flowkit.retry import RETRY as DO_RETRY
 from flowkit.retry import REVERT as DO_REVERT
 from flowkit.retry import REVERT_ALL, Decision, History
-from flowkit.states import ATOM_DONE, AtomState, FlowState
+from flowkit.states import ATOM_DONE, AtomState
 from flowkit.storage import Storage
 
 if TYPE_CHECKING:
     from collections import deque
 
-    from flowkit.engines.run import Run
+    from flowkit.engines.run import Run, Step
 
 S = AtomState
 
@@ -74,7 +74,7 @@ class DelayTimers:
         self.heap.clear()
 
 
-def handle_failures(run: Run) -> Generator[FlowState, None, bool]:
+def handle_failures(run: Run) -> Generator[Step, None, bool]:
     """Act on the failures of a drained run; return True when the flow is over."""
     c = run.c
     failed, run.failed = run.failed, {}
@@ -100,15 +100,18 @@ def _settle(
     failures: dict[str, Failure],
     everything: dict[str, Failure],
     groups: dict[int, dict[str, Failure]],
-) -> Generator[FlowState, None, bool]:
+) -> Generator[Step, None, bool]:
     """Let controller ``r`` settle the failures of its scope; False when everything must be reverted."""
     c = run.c
     decision = ask_retry(c, run.st, r, failures, everything)
     if decision is DO_RETRY:
-        run.set_atom(r, S.RETRYING)  # saved first: a crash mid-revert resumes the retry
+        # Saved first (a crash mid-revert resumes the retry); announced once the scope is reverted,
+        # where TaskFlow's listeners see it.
+        old = run.st.set_atom_state(r, S.RETRYING)
         wave = yield from revert_nodes(run, range(r + 1, c.scope_end[r]), failures)
         if wave.failed:
             return False
+        run.announce_atom(r, S.RETRYING, old)
         restart_scope(run, r)
         return True
     if decision is DO_REVERT and c.retry_of[r] >= 0:

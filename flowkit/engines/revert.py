@@ -22,10 +22,10 @@ from flowkit.engines.cancel import carry_on
 from flowkit.engines.dispatch import REVERT
 from flowkit.failure import Failure
 from flowkit.retry import History
-from flowkit.states import AtomState, FlowState
+from flowkit.states import AtomState, EngineState, FlowState
 
 if TYPE_CHECKING:
-    from flowkit.engines.run import Run
+    from flowkit.engines.run import Run, Step
 
 S = AtomState
 _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNING})
@@ -65,7 +65,7 @@ class RevertWave:
             return -seq
         return 0 if x in self.run.st.never_started else -sys.maxsize
 
-    def go(self, suspendable: bool) -> Generator[FlowState, None, bool]:
+    def go(self, suspendable: bool) -> Generator[Step, None, bool]:
         """Revert until nothing is left (or a suspend, if ``suspendable``); False if a revert failed."""
         run = self.run
         c, states, ready, dispatcher = run.c, run.st.states, self.ready, run.dispatcher
@@ -86,10 +86,11 @@ class RevertWave:
                     self.start(x)
             if not run.running:
                 break
+            yield EngineState.WAITING
             item = dispatcher.wait(None)
             if item is not None:
                 run.finish(*item)
-                yield FlowState.REVERTING
+            yield EngineState.ANALYZING
         self.done = not ready
         return not self.failed
 
@@ -158,7 +159,7 @@ def revert_nodes(
     failures: dict[str, Failure],
     retry_failed: bool = False,
     suspendable: bool = False,
-) -> Generator[FlowState, None, RevertWave]:
+) -> Generator[Step, None, RevertWave]:
     """Revert every atom in ``nodes`` that ran, successors first; the wave tells how it went."""
     wave = RevertWave(run, nodes, failures, retry_failed)
     run.wave = wave
@@ -169,23 +170,21 @@ def revert_nodes(
     return wave
 
 
-def revert_all(
-    run: Run, failures: dict[str, Failure], retry_failed: bool
-) -> Generator[FlowState, None, None]:
+def revert_all(run: Run, failures: dict[str, Failure], retry_failed: bool) -> Generator[Step, None, None]:
     """Revert the whole flow because of ``failures``: REVERTED, FAILURE (a revert failed) or SUSPENDED."""
     run.st.flow_failures = failures
     run.set_flow(FlowState.REVERTING)
-    yield FlowState.REVERTING
+    yield EngineState.SCHEDULING
     wave = yield from revert_nodes(run, range(len(run.c.atoms)), failures, retry_failed, suspendable=True)
     if run.cancel is not None and not wave.done:  # a cancel does not stop a revert: it finishes it
         yield from carry_on(run, wave)
     if run.suspend.is_set() and not wave.done:
-        run.set_flow(FlowState.SUSPENDED)
+        run.set_flow(run.stop_as)
         return
     run.set_flow(FlowState.REVERTED if not run.revert_failed else FlowState.FAILURE)
 
 
-def finish_interrupted_reverts(run: Run) -> Generator[FlowState, None, bool]:
+def finish_interrupted_reverts(run: Run) -> Generator[Step, None, bool]:
     """After a crash mid-revert inside a running flow: finish those reverts first.
 
     A retry controller saved as RETRYING was reverting its scope for another attempt; an

@@ -33,7 +33,7 @@ from flowkit.engines.together import finish_together
 from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
-from flowkit.states import ATOM_DONE, AtomState, FlowState
+from flowkit.states import ATOM_DONE, AtomState, EngineState, FlowState
 from flowkit.storage import Storage
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from flowkit.engines.waiting import Waits
 
 S = AtomState
+Step = FlowState | EngineState
+"""What a run yields: an engine step, or (last) the flow's final state."""
+SCHEDULING, WAITING, ANALYZING = EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING
 _KIND_NAMES = ("task", "retry", "junction")
 _NO_WAITS: dict[int, object] = {}
 """The pending waits of a flow that has no wait atom (never written)."""
@@ -68,6 +71,7 @@ class Run:
         "running",
         "slots",
         "st",
+        "stop_as",
         "suspend",
         "timers",
         "waiting",
@@ -127,13 +131,17 @@ class Run:
         if waits is not None:
             waits.reset()
             waits.bind(self)
+        self.stop_as = FlowState.SUSPENDED
+        """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
 
     # -- recording ----------------------------------------------------------------------------------
 
     def set_flow(self, state: FlowState) -> None:
         st = self.st
         old = st.set_flow_state(state)
-        if self.notifier.active and old is not state:
+        if self.notifier.active and old is not state and state is not FlowState.REVERTING:
+            # REVERTING is saved (a crash mid-revert resumes the revert) but, as in TaskFlow, flow
+            # listeners see RUNNING -> REVERTED; the atoms' own REVERTING notices tell the revert.
             self.notifier.notify(
                 state, {"flow_name": st.flow_name, "flow_uuid": st.flow_uuid, "old_state": old}
             )
@@ -141,21 +149,22 @@ class Run:
     def set_atom(self, i: int, state: AtomState, result: Any = None) -> None:
         old = self.st.set_atom_state(i, state)
         if self.atom_notifier.active:
-            self.notify_atom(i, state, old, result)
+            self.announce_atom(i, state, old, result)
 
-    def notify_atom(self, i: int, state: AtomState, old: AtomState, result: Any) -> None:
-        """Tell the atom listeners (the state is recorded already)."""
-        c = self.c
-        details = {
-            "atom_name": c.names[i],
-            "atom_uuid": self.st.atom_uuids[i],
-            "kind": _KIND_NAMES[c.kinds[i]],
-            "old_state": old,
-            "result": result,
-        }
-        if c.kinds[i] != RETRY:
-            details["task_name"] = c.names[i]
-        self.atom_notifier.notify(state, details)
+    def announce_atom(self, i: int, state: AtomState, old: AtomState, result: Any = None) -> None:
+        """Tell the atom listeners that atom ``i`` moved from ``old`` to ``state`` (already saved)."""
+        if self.atom_notifier.active:
+            c = self.c
+            details = {
+                "atom_name": c.names[i],
+                "atom_uuid": self.st.atom_uuids[i],
+                "kind": _KIND_NAMES[c.kinds[i]],
+                "old_state": old,
+                "result": result,
+            }
+            if c.kinds[i] != RETRY:
+                details["task_name"] = c.names[i]
+            self.atom_notifier.notify(state, details)
 
     def reset_atom(self, i: int) -> None:
         """Forget atom ``i``'s outcome so it runs again; listeners see it go back to PENDING."""
@@ -206,8 +215,12 @@ class Run:
             h.__init__()  # type: ignore[misc]
         st.flow_failures = {}
 
-    def forward(self) -> Generator[FlowState, None, None]:
-        """Run the flow forward to SUCCESS, a suspend, or the revert its failures lead to."""
+    def forward(self) -> Generator[Step, None, None]:
+        """Run the flow forward to SUCCESS, a suspend, or the revert its failures lead to.
+
+        Yields TaskFlow's engine steps: SCHEDULING (the atoms ready now are started; inline
+        calls run here), WAITING (for a call to finish), ANALYZING (its outcome was recorded).
+        """
         if not (yield from finish_interrupted_reverts(self)):
             yield from revert_all(self, self.failures_so_far(), retry_failed=False)
             return
@@ -220,32 +233,54 @@ class Run:
         recorder = self.st.recorder
         grouped = not inline and recorder is not None and recorder.groups  # see engines.together
         pending = waits.pending if waits is not None else _NO_WAITS
-        # The hot loop: start what is ready (bind, record RUNNING, submit), take one completion
+        prioritized = self.c.prioritized
+        if not ready:  # nothing to start (an empty or finished flow): still one round, as TaskFlow
+            yield SCHEDULING
+            yield WAITING
+            yield ANALYZING
+        # The hot loop: start what is ready now (bind, record RUNNING, submit), take one completion
         # (record, notify, release successors). Everything else waits for a drain.
         while True:
-            while ready and self.running < cap and not self.failed and not suspend.is_set():
-                self.start(ready.popleft())
-                if inline:  # finish before starting the next: a failure stops what follows
-                    item = dispatcher.wait(0)
-                    if item is not None:
-                        self.finish(*item)
-                        yield FlowState.RUNNING
+            if ready and self.running < cap and not self.failed and not suspend.is_set():
+                yield SCHEDULING
+                n = len(ready)  # what these release is started in the next round
+                if prioritized and n > 1:
+                    self._by_priority()
+                while n and ready and self.running < cap and not self.failed and not suspend.is_set():
+                    n -= 1
+                    self.start(ready.popleft())
+                    if inline:  # finish before starting the next: a failure stops what follows
+                        item = dispatcher.wait(0)
+                        if item is not None:
+                            self.finish(*item)
+                yield WAITING
+            elif self.running:
+                yield WAITING
+            elif (yield from self._drained()):
+                return
+            else:
+                continue
             if self.running:
                 item = dispatcher.wait(self._timeout() if delayed or pending else None)
                 if item is not None:
-                    more = dispatcher.wait(0) if grouped else None
-                    if more is None:
-                        self.finish(*item)
-                    else:
+                    more = dispatcher.poll() if grouped else None
+                    if more is not None:  # several finished together: saved in one transaction
                         finish_together(self, [item, more])
-                    yield FlowState.RUNNING
+                    while item is not None and more is None:  # every call finished by now, in one step
+                        self.finish(*item)
+                        item = dispatcher.poll() if self.running else None
                 if delayed:
                     timers.fire(ready)
                 if pending:
                     waits.fire(self)  # type: ignore[union-attr]
-                continue
-            if (yield from self._drained()):
-                return
+            yield ANALYZING
+
+    def _by_priority(self) -> None:
+        """Order the ready atoms by priority, highest first (ties keep their order)."""
+        atoms = self.c.atoms
+        ordered = sorted(self.ready, key=lambda i: -atoms[i].priority)
+        self.ready.clear()
+        self.ready.extend(ordered)
 
     def _timeout(self) -> float | None:
         """How long the dispatcher may block: until the next retry delay or wait is due."""
@@ -258,9 +293,16 @@ class Run:
     def _seed(self) -> None:
         """Count each unfinished atom's unfinished predecessors; queue those with none."""
         states, preds, waiting, ready, st = self.st.states, self.c.preds, self.waiting, self.ready, self.st
+        failures = st.failures
         for i in self.c.order:
             s = states[i]
             if s in ATOM_DONE:
+                continue
+            failure = failures[i] if s is S.FAILURE else None
+            if failure is not None and i not in st.never_started:
+                # A failure saved but not handled yet (the run stopped in between): handle it now,
+                # as TaskFlow does; running it again would skip the revert of what it did.
+                self.failed[i] = failure
                 continue
             if s in _LEFTOVERS:
                 st.reset_atom(i)  # a previous run's leftovers: this run starts the atom afresh
@@ -272,7 +314,7 @@ class Run:
             if n_waiting == 0:
                 ready.append(i)
 
-    def _drained(self) -> Generator[FlowState, None, bool]:
+    def _drained(self) -> Generator[Step, None, bool]:
         """Nothing runs: handle the failures, stop for a suspend, wait for a retry delay or end.
 
         Returns True when the forward pass is over.
@@ -284,7 +326,7 @@ class Run:
         if self.failed:
             return (yield from handle_failures(self))
         if self.suspend.is_set():
-            self.set_flow(FlowState.SUSPENDED)
+            self.set_flow(self.stop_as)
             return True
         if self.waits is not None and self.waits.pending:
             return self.waits.idle(self)

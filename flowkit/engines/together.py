@@ -33,9 +33,9 @@ S = AtomState
 def finish_together(run: Run, items: list[Completion]) -> None:
     """Finish ``items`` (at least two completions) and every other one already queued; see the module
     docstring."""
-    wait = run.dispatcher.wait
+    poll = run.dispatcher.poll
     while True:
-        more = wait(0)
+        more = poll()
         if more is None:
             break
         items.append(more)
@@ -63,10 +63,8 @@ def finish_together(run: Run, items: list[Completion]) -> None:
                 else:
                     st.failures[i] = None
             raise
-    notify = run.atom_notifier.active
     for i, ok, value, old in settled:
-        if notify:
-            run.notify_atom(i, S.SUCCESS if ok else S.FAILURE, old, value)
+        run.announce_atom(i, S.SUCCESS if ok else S.FAILURE, old, value)
         if ok:
             run.release(i)
         else:

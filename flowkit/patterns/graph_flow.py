@@ -17,9 +17,10 @@ class Depth(StrEnum):
     ALL = "ALL"
     """The target and every atom that runs after it, in any flow."""
     FLOW = "FLOW"
-    """The target and the atoms after it inside the graph flow that holds the link."""
+    """The target and the tasks after it that are children of the graph flow holding the link
+    (nested flows are not reached, as in TaskFlow)."""
     NEIGHBORS = "NEIGHBORS"
-    """The target's atoms and the atoms directly after them."""
+    """The target's atoms and the tasks of the same graph flow directly after them."""
     ATOM = "ATOM"
     """Only the target (its atoms, when the target is a flow)."""
 

@@ -152,6 +152,18 @@ class AtomDetail:
         self.position = position
         """Where the atom sits in its flow (its compiled order); orders iteration."""
 
+    def update(self, other: AtomDetail) -> AtomDetail:
+        """Take every saved field of ``other`` (the same atom, as a backend returned it); returns self.
+
+        TaskFlow's ``AtomDetail.update``: ``ad.update(conn.update_atom_details(ad))``.
+        """
+        if other is not self:
+            for name, value in vars(other).items():
+                if name != "meta":
+                    setattr(self, name, value)
+            self.meta = dict(other.meta)
+        return self
+
     @property
     def duration(self) -> float | None:
         """Seconds the last ``execute`` took; None while it runs or before it started."""
@@ -240,6 +252,18 @@ class FlowDetail:
         self.parent_uuid = parent_uuid
         """The uuid of the logbook this flow detail belongs to."""
         self._atoms: dict[str, AtomDetail] = {}
+
+    def update(self, other: FlowDetail) -> FlowDetail:
+        """Take ``other``'s state, meta, failures and atom details (the same flow detail, as a backend
+        returned it); returns self. TaskFlow's ``FlowDetail.update``."""
+        if other is not self:
+            self.state = other.state
+            self.meta = dict(other.meta)
+            self.failures = dict(other.failures)
+            self.updated_at = other.updated_at
+            for ad in other:
+                self.add(ad)
+        return self
 
     def add(self, atom_detail: AtomDetail) -> AtomDetail:
         """Add (or replace, by uuid) an atom detail; returns it."""
