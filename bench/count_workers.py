@@ -23,11 +23,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import flowkit_workers  # noqa: E402
+import flowkit_workers
 
-from flowkit.workers import Worker  # noqa: E402
-from flowkit.workers import link as link_module  # noqa: E402
-from flowkit.workers import protocol  # noqa: E402
+from flowkit.workers import (
+    Worker,
+    protocol,
+)
+from flowkit.workers import link as link_module
 
 COUNTS: collections.Counter[tuple[str, str]] = collections.Counter()
 LOCK = threading.Lock()
