@@ -48,10 +48,17 @@ class Wire:
         self.connected = True
         self.down_since = None
         self.generation = 1
+        self.flush_ok = True  # False: the corked batch is lost with the connection
 
     def publish(self, body: bytes, exchange: str, key: str, **props: Any) -> bool:
         self.sent.append(props["correlation_id"])
         return True
+
+    def cork(self) -> None:
+        pass
+
+    def flush(self) -> bool:
+        return self.flush_ok
 
 
 def dispatcher(timeout: float = 5.0, **kwargs: Any) -> tuple[WorkerDispatcher, Wire]:
@@ -235,3 +242,19 @@ def test_a_worker_without_async_slots_gets_no_async_calls() -> None:
     time.sleep(0.3)
     d._check(time.monotonic())
     assert len(d._done) == 1 and d._done[0][3].check(NoWorkerAvailable)
+
+
+def test_requests_whose_corked_write_failed_wait_again_and_go_first() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1", threads=1))
+    submit(d, 3)  # two sent (corked), one waits
+    first_two = list(wire.sent)
+    assert len(first_two) == PIPELINE
+    wire.flush_ok = False
+    d._uncork()  # the connection died under the write: those two never left
+    assert d._requests == {}
+    assert [r.uuid for q in d._waiting.values() for r in q][:2] == first_two
+    wire.flush_ok = True
+    d._flush_waiting(time.monotonic())
+    assert wire.sent[PIPELINE:] == first_two  # sent again, before the one that waited behind them
+    assert all(d._requests[u].stage == SENT for u in first_two)

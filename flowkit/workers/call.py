@@ -1,7 +1,7 @@
 """One call of a task on a worker's task thread: run it, and turn what came out into the answer.
 
 Runs on a pool thread (an ``async def`` action: on the worker's event loop), never on the thread that owns
-the connection: it hands its ``running`` and ``progress`` messages to that thread through ``post`` (see
+the connection: it hands its ``progress`` and ``event`` messages to that thread through ``post`` (see
 :mod:`flowkit.workers.worker`).
 """
 
@@ -76,10 +76,10 @@ async def call_task_async(
 def _begin(
     req: dict[str, Any], reply_to: str, worker: str, post: Post
 ) -> tuple[AtomContext, Callable[[str, Mapping[str, Any]], None]]:
-    """Announce the call as running; the context its task sees (progress goes to the engine), and the
-    listener that relays the events the task sends on its own notifier to the engine."""
+    """The context its task sees (progress goes to the engine), and the listener that relays the events
+    the task sends on its own notifier to the engine. (The worker's own thread announces the call as
+    running, when it hands it over: no message from here, nor a wake-up of that thread, per call.)"""
     req_id, atom = req["uuid"], req["atom"]
-    post((p.RUNNING, req_id, reply_to, p.encode(p.RUNNING, uuid=req_id, worker=worker)))
 
     def progress(_name: str, value: float) -> None:
         body = p.encode(p.PROGRESS, uuid=req_id, worker=worker, progress=value)

@@ -36,6 +36,7 @@ The judgements from heartbeats are apart (this class acts on them): stages 2 and
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -122,6 +123,7 @@ class WorkerDispatcher(Dispatcher):
         self._next_check = 0.0
         self._generation = 0
         self._inbox: deque[Any] = deque()
+        self._corked: list[Request] = []  # published, held back by the link until the next wait
 
     @property
     def workers(self) -> dict[str, WorkerInfo]:
@@ -136,6 +138,7 @@ class WorkerDispatcher(Dispatcher):
         self._registry = Registry(self.topics, self.timeout)
         self._requests.clear()
         self._inbox.clear()
+        self._corked.clear()
         self._waiting.clear()
         self._unserved.clear()
         self._seats = Seats()
@@ -201,7 +204,10 @@ class WorkerDispatcher(Dispatcher):
     def _publish(self, req: Request, topic: str, now: float) -> bool:
         """Send ``req`` to ``topic``; False when the connection is down (it stays waiting)."""
         link = self._link
-        if link is None or not link.publish(
+        if link is None:
+            return False
+        link.cork()  # sent with the others of this round by the next wait (see wait)
+        if not link.publish(
             req.body,
             self.exchange,
             t.task_key(topic, req.task),
@@ -214,13 +220,41 @@ class WorkerDispatcher(Dispatcher):
         if req.timeout is not None:
             req.deadline = now + req.timeout
         self._requests[req.uuid] = req
+        self._corked.append(req)
         (self._async_seats if req.is_async else self._seats).take(topic, req.task)
         return True
 
     # -- waiting -------------------------------------------------------------------------------------
 
     def wait(self, timeout: float | None) -> Completion | None:
-        """The next completion; reads the broker, and checks deadlines every ``CHECK_EVERY_S``."""
+        """The next completion; reads the broker, and checks deadlines every ``CHECK_EVERY_S``.
+
+        Requests published since the last wait were corked (see :class:`~flowkit.workers.link.Link`):
+        they go now with one write, and so do the ones this wait publishes, before it blocks or returns.
+        """
+        self._uncork()
+        try:
+            return self._wait(timeout)
+        finally:
+            self._uncork()
+
+    def _uncork(self) -> None:
+        """Send the corked requests; if that failed, they were never sent: back to waiting, first."""
+        corked, link = self._corked, self._link
+        if not corked or link is None:
+            return
+        self._corked = []
+        if link.flush():
+            return
+        for req in reversed(corked):
+            if self._requests.pop(req.uuid, None) is None:
+                continue
+            (self._async_seats if req.is_async else self._seats).give(req.topic, req.task)
+            req.stage, req.deadline = WAITING, math.inf
+            self._waiting.setdefault(req.lane, deque()).appendleft(req)
+        self._freed = True
+
+    def _wait(self, timeout: float | None) -> Completion | None:
         done = self._done
         end = None if timeout is None else time.monotonic() + timeout
         link = self._link
@@ -242,6 +276,7 @@ class WorkerDispatcher(Dispatcher):
             budget = self._next_check - now if end is None else min(end, self._next_check) - now
             if link is None:
                 raise WorkerError("the worker-based dispatcher is not running (start() was not called)")
+            self._uncork()
             link.pump(max(0.0, budget))
             if link.generation != self._generation and link.connected:
                 self._reconnected(link.generation)

@@ -9,6 +9,12 @@ Why select() on the socket instead of ``drain_events(timeout)``: waking a blocke
 thread is otherwise impossible, and polling with short timeouts would add its period to every round
 trip. Transports without a socket (``memory://``) are polled instead.
 
+Why :meth:`Link.cork`: every publish and ack is otherwise one ``sendall`` (one system call, and on a
+loaded machine a wake-up of the broker each); the owner corks while it sends a batch (the engine its
+requests between two waits, the worker its answers and acks of one loop) and :meth:`Link.flush` sends them
+with one write. A corked message is as sent as one the kernel holds in its socket buffer: both are lost
+with the connection, and the same recovery covers both.
+
 Reconnection uses kombu's ``ensure_connection`` retry policy; each new connection bumps
 :attr:`Link.generation`, so that deliveries from a dead channel are never acknowledged on a new one.
 """
@@ -24,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import amqp.transport  # type: ignore[import-untyped]
 import kombu
 from kombu.message import Message
 from kombu.utils.url import maybe_sanitize_url
@@ -38,6 +45,7 @@ Setup = Callable[[Any], None]
 
 HEARTBEAT_S = 10.0  # AMQP heartbeats: a broker that vanished without closing the socket is noticed
 FRAMES_PER_PUMP = 256  # then return, so the owner can flush what its other threads queued
+READ_CHUNK = 16384  # bytes asked of the socket at once (see _try_connect)
 POLL_S = 0.002  # transports without a socket are polled this often
 CLOSE_TIMEOUT_S = 2.0
 
@@ -67,6 +75,10 @@ class Link:
         self._error = ""
         self.down_since: float | None = None
         """``time.monotonic()`` when the connection was lost; None while connected."""
+        self._corked: bytearray | None = None  # writes held until flush()
+        self._transport: Any = None  # py-amqp's transport, whose writes cork() holds back
+        self._own_write: Any = None
+        self._reader: Any = None  # py-amqp's TCP transport, when it reads ahead (see _try_connect)
         self.generation = 0
         """Bumped on every (re)connect attempt, before its consumers start (see :meth:`ack`)."""
 
@@ -118,6 +130,17 @@ class Link:
         self._conn = conn
         amqp_conn = getattr(conn, "connection", None)
         self._sock = getattr(amqp_conn, "sock", None) if conn.transport.driver_type == "amqp" else None
+        transport = getattr(amqp_conn, "transport", None) if self._sock is not None else None
+        self._transport = transport if callable(getattr(transport, "_write", None)) else None
+        self._reader = None
+        if isinstance(transport, amqp.transport.TCPTransport) and isinstance(
+            getattr(transport, "_read_buffer", None), bytes
+        ):
+            # py-amqp reads a frame with two recv() calls of exactly its size: read what has come
+            # instead (it keeps the rest for the next frame), and read frames on while some are held.
+            recv = transport.sock.recv
+            transport._quick_recv = lambda n: recv(max(n, READ_CHUNK))
+            self._reader = transport
         self._last_beat = time.monotonic()
         if self._failures:
             LOG.warning("%s: reconnected to %s", self.name, self.where)
@@ -127,8 +150,12 @@ class Link:
 
     def _drop(self, graceful: bool = True) -> None:
         """Forget the connection: closed politely (bounded in time), or, once lost, just let go."""
+        if graceful:
+            self.flush()
+        self._uncork()
         conn, sock = self._conn, self._sock
-        self._conn, self._producer, self._sock = None, None, None
+        self._conn, self._producer, self._sock, self._transport = None, None, None, None
+        self._reader = None
         if conn is None:
             return
         with contextlib.suppress(Exception):
@@ -149,6 +176,8 @@ class Link:
         """Stop ``consumer`` and delete queue ``name``, best effort (with the broker gone, the queue's
         own expiry does it). The consumer goes first: a queue deleted under it leaves the connection
         unable to close cleanly."""
+        if not self.flush():  # a cancel waits for the broker's answer: nothing may stay corked
+            return
         producer = self._producer
         if producer is None:
             return
@@ -198,6 +227,46 @@ class Link:
         except self._errors as exc:
             self._lost(exc)
 
+    def cork(self) -> None:
+        """Hold back what is sent until :meth:`flush` (one write for all); no-op without a socket.
+
+        Only the owner thread corks, and only around sends: a call that waits for the broker's answer
+        (a queue declare, a consumer cancel) while corked would wait forever.
+        """
+        transport = self._transport
+        if transport is None or self._corked is not None:
+            return
+        held = bytearray()
+        self._corked = held
+        self._own_write = transport.__dict__.get("_write")  # TCP: the socket's sendall; TLS: none
+        transport._write = held.extend  # py-amqp hands a view of a reused buffer: extend copies it
+
+    def _uncork(self) -> bytes:
+        held, self._corked = self._corked, None
+        transport = self._transport
+        if held is None or transport is None:
+            return b""
+        if self._own_write is None:
+            del transport._write  # back to the class's own (TLS)
+        else:
+            transport._write = self._own_write
+        return bytes(held)
+
+    def flush(self) -> bool:
+        """Send what :meth:`cork` held back; False (and the link reconnects later) when that failed."""
+        if self._corked is None:
+            return True
+        held = self._uncork()
+        transport = self._transport
+        if not held or transport is None:
+            return True
+        try:
+            transport.write(held)
+        except self._errors as exc:
+            self._lost(exc)
+            return False
+        return True
+
     # -- receiving --------------------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -210,6 +279,8 @@ class Link:
 
         While disconnected, tries to reconnect instead (with back-off), within the same time budget.
         """
+        if self._corked is not None and not self.flush():
+            return
         if self._producer is None:
             self._reconnect(timeout)
             return
@@ -231,8 +302,7 @@ class Link:
     def _read(self, conn: kombu.Connection, timeout: float) -> None:
         sock = self._sock
         assert sock is not None
-        pending = getattr(sock, "pending", None)  # TLS keeps decrypted bytes that select() cannot see
-        if pending is not None and pending():
+        if self._buffered():
             ready: list[Any] = [sock]
         else:
             watched: list[Any] = [sock, self._wake_r]
@@ -244,12 +314,31 @@ class Link:
             return
         amqp_conn = conn.connection
         for _ in range(FRAMES_PER_PUMP):
+            # A frame held whole is read with no timeout: setting one costs two system calls.
             try:
-                amqp_conn.blocking_read(timeout=1.0)  # one frame; the rest of it is on its way
+                amqp_conn.blocking_read(timeout=None if self._frame_held() else 1.0)
             except TimeoutError:
                 return
-            if self._producer is None or not select.select([sock], [], [], 0)[0]:
+            if self._producer is None:
                 return
+            if not self._buffered() and not select.select([sock], [], [], 0)[0]:
+                return
+
+    def _frame_held(self) -> bool:
+        """Whether a whole frame (7-byte header, payload, end byte) was read ahead already."""
+        reader = self._reader
+        if reader is None:
+            return False
+        held = reader._read_buffer
+        return len(held) >= 7 and len(held) >= 8 + int.from_bytes(held[3:7], "big")
+
+    def _buffered(self) -> bool:
+        """Whether bytes were read (or, TLS, decrypted) that select() on the socket cannot see."""
+        reader = self._reader
+        if reader is not None and reader._read_buffer:
+            return True
+        pending = getattr(self._sock, "pending", None)
+        return bool(pending is not None and pending())
 
     def _reconnect(self, timeout: float) -> None:
         now = time.monotonic()

@@ -106,7 +106,7 @@ class Worker:
         self._link = Link(transport, self._setup, transport_options, name=f"worker {self.id}")
         self._outbox: deque[tuple[Any, ...]] = deque()
         self._inbox: deque[tuple[Any, Any, int]] = deque()  # (handler, delivery, link generation)
-        self._announce: dict[str, tuple[float, str, bytes]] = {}  # uuid -> (when, reply_to, running msg)
+        self._announce: dict[str, tuple[float, str]] = {}  # uuid -> (when to say it runs, reply_to)
         self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
         self._timeouts = Timeouts(spare=threads)
@@ -154,6 +154,7 @@ class Worker:
                     next_beat = 0.0
                 if self._link.connected and self._link.generation != self._answered_generation:
                     self._reconnected()
+                self._link.cork()  # one write for what this round sends; pump() flushes it
                 self._drain_inbox()
                 self._flush()
                 now = time.monotonic()
@@ -323,9 +324,10 @@ class Worker:
     def _flush(self) -> None:
         """Send what the task threads queued, in order; on a lost connection keep the rest for later.
 
-        ``running`` is held back for :data:`ANNOUNCE_AFTER_S` and dropped if the result comes first:
-        most tasks are short, and the engine learns who runs a long one from it (or from any heartbeat,
-        which lists every request this worker holds), so short tasks cost two messages, not three.
+        ``running`` is announced by this thread (see :meth:`_announce_due`), held back for
+        :data:`ANNOUNCE_AFTER_S` and dropped if the result comes first: most tasks are short, and the
+        engine learns who runs a long one from it (or from any heartbeat, which lists every request this
+        worker holds), so short tasks cost two messages, not three, and no encode for the third.
         """
         outbox, link = self._outbox, self._link
         while outbox:
@@ -340,10 +342,6 @@ class Worker:
                 if not link.publish(item[3], "", reply_to, correlation_id=req_id):
                     return
                 outbox.popleft()
-                continue
-            if kind == p.RUNNING:
-                outbox.popleft()
-                self._announce[req_id] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to, item[3])
                 continue
             if not link.publish(item[3], "", reply_to, correlation_id=req_id):
                 return
@@ -360,9 +358,10 @@ class Worker:
         announce = self._announce
         while announce:
             req_id = next(iter(announce))
-            when, reply_to, body = announce[req_id]
+            when, reply_to = announce[req_id]
             if when > now:
                 return when
+            body = p.encode(p.RUNNING, uuid=req_id, worker=self.id)
             if not self._link.publish(body, "", reply_to, correlation_id=req_id):
                 return None
             del announce[req_id]
@@ -457,6 +456,7 @@ class Worker:
             return
         assert cls is not None and self._pool is not None
         self._jobs[req["uuid"]] = (message, generation)
+        self._announce[req["uuid"]] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to)
         if self._is_async(cls, req["action"]):  # on the loop, which cancels it at its timeout
             timeout = float(req["timeout"]) if "timeout" in req else None
             self._aio.spawn(lambda: self._async_job(cls, req, extras, reply_to, timeout))
