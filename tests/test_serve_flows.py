@@ -380,3 +380,53 @@ def _hosts(http: httpx.Client, uuid: str) -> dict[str, Any] | None:
 def _item_states(http: httpx.Client, uuid: str) -> list[str]:
     hosts = _hosts(http, uuid)
     return [i["state"] for i in hosts["items"]] if hosts else []
+
+
+def test_a_big_maps_items_are_bounded_and_a_saved_link_is_enough(
+    served: tuple[httpx.Client, Backend],
+) -> None:
+    from flowkit.persistence.models import TaskDetail
+    from flowkit.serve import map_items
+
+    http, backend = served
+    book, parent, child = (
+        LogBook("big"),
+        FlowDetail("big", state="RUNNING"),
+        FlowDetail("big[*]", state="RUNNING"),
+    )
+    size = map_items.MAX_ITEMS + 50
+    parent.add(TaskDetail("each", state="RUNNING", meta={"map": {"flow_uuid": child.uuid, "items": size}}))
+    parent.add(TaskDetail("not-started-map", state="PENDING"))
+    for k in range(size):
+        child.add(TaskDetail(f"each[{k}].a", state="SUCCESS" if k % 3 == 0 else "PENDING"))
+        child.add(TaskDetail(f"each[{k}].b", state="FAILURE" if k == 1 else "PENDING"))
+    child.add(TaskDetail("eachother[0].a", state="SUCCESS"))  # another Map's name prefix: not an item
+    book.add(parent)
+    book.add(child)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    atoms = {a["name"]: a for a in http.get(f"/api/v1/flows/{parent.uuid}").json()["atoms"]}
+    assert atoms["not-started-map"]["map"] is None
+    each = atoms["each"]["map"]
+    assert (each["flow_uuid"], each["state"], each["size"], each["shown"]) == (
+        child.uuid,
+        "RUNNING",
+        size,
+        map_items.MAX_ITEMS,
+    )
+    assert [i["index"] for i in each["items"]] == list(range(map_items.MAX_ITEMS))
+    assert [i["state"] for i in each["items"][:4]] == ["RUNNING", "FAILURE", "PENDING", "RUNNING"]
+    assert [a["name"] for a in each["items"][0]["atoms"]] == ["each[0].a", "each[0].b"]
+
+
+def test_an_items_state_sums_up_its_atoms() -> None:
+    from flowkit.serve.map_items import item_state
+    from flowkit.states import AtomState as S
+
+    assert item_state([]) == "PENDING"
+    assert item_state([S.SUCCESS, S.IGNORE]) == "SUCCESS"
+    assert item_state([S.SUCCESS, S.RUNNING, S.REVERT_FAILURE]) == "FAILURE"
+    assert item_state([S.SUCCESS, S.REVERTING]) == "REVERTING"
+    assert item_state([S.REVERTED, S.PENDING]) == "REVERTED"
+    assert item_state([S.SUCCESS, S.PENDING]) == "RUNNING"
+    assert item_state([S.PENDING, S.PENDING]) == "PENDING"
