@@ -23,7 +23,9 @@ ENDED = frozenset({S.SUCCESS, S.FAILURE, S.REVERTED, S.REVERT_FAILURE})
 
 
 def attach(engine: Engine, job: Job) -> None:
-    """Log ``engine``'s atom transitions with ``job``'s uuid and its flow's."""
+    """Log ``engine``'s atom transitions with ``job``'s uuid and its flow's; tell the engine its job, so
+    its requests to workers carry it (a worker logs its atoms with it: :mod:`flowkit.workers.atom_log`)."""
+    engine.job_uuid = job.uuid
     flow = job.flow_uuid or "-"
 
     def on_atom(state: Any, details: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flowkit import GraphFlow, LinearFlow, Task, UnorderedFlow
+from flowkit import GraphFlow, LinearFlow, Map, Task, UnorderedFlow
 from flowkit.flow import Flow
 
 
@@ -27,6 +27,17 @@ class Gated(Task):
 
     def revert(self, result: Any, **kwargs: Any) -> None:
         time.sleep(0.05)
+
+
+class Listed(Task):
+    """Returns the list it was built with (what a Map maps over)."""
+
+    def __init__(self, name: str, items: list[Any], provides: str) -> None:
+        super().__init__(name=name, provides=provides)
+        self.items = items
+
+    def execute(self) -> list[Any]:
+        return list(self.items)
 
 
 class Fail(Task):
@@ -61,3 +72,20 @@ def graph() -> Flow:
 def failing() -> Flow:
     """Two gated steps, then a failure: the flow reverts both, newest first."""
     return LinearFlow("doomed").add(Gated("first"), Gated("second"), Fail("explode"))
+
+
+def _host(k: int, host: Any) -> Flow:
+    return LinearFlow("host").add(
+        Gated("fetch"), Map("disks", over="disks", each=lambda j, disk: Gated("wipe"))
+    )
+
+
+def mapped() -> Flow:
+    """A Map over three hosts, each item a gated ``fetch`` and a nested Map wiping two disks; then
+    ``finish``. Item atoms are ``hosts[k].fetch``, ``hosts[k].disks`` and ``hosts[k].disks[j].wipe``."""
+    return LinearFlow("fleet").add(
+        Listed("list", ["h0", "h1", "h2"], provides="host_names"),
+        Listed("list-disks", ["sda", "sdb"], provides="disks"),
+        Map("hosts", over="host_names", each=_host),
+        Gated("finish"),
+    )

@@ -119,6 +119,63 @@ def test_the_flow_page_colours_atoms_live_without_reloading(
     assert (tmp_path / "flow-running.png").stat().st_size > 10_000
 
 
+def _expect_item(page: Page, item: str, state: str) -> None:
+    """Wait until the marker of Map item ``item`` (``"hosts[0]"``) is painted in ``state``."""
+    selector = f'svg.dag g.map-item[data-item="{item}"][data-state="{state}"]'
+    page.wait_for_selector(selector, timeout=15_000)
+    page.wait_for_function(
+        "([sel, colour]) => getComputedStyle(document.querySelector(sel + ' rect')).fill === colour",
+        arg=[selector, COLOURS[state]],
+        timeout=10_000,
+    )
+
+
+def test_a_maps_items_are_drawn_by_its_node_and_change_colour_live(
+    page: Page, backend_and_url: tuple[Backend, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend, url = backend_and_url
+    monkeypatch.setattr(flows_api, "POLL_SECONDS", 0.1)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    fd, run = run_in_background(backend, "tests.console_flows:mapped", gates, engine="parallel")
+    with serving(ServeSettings(persistence_url=url)) as base:
+        page.goto(f"{base}/#/flows/{fd.uuid}")
+        page.wait_for_selector("svg.dag")
+        page.evaluate("window.__sameDocument = true")
+        page.wait_for_selector('svg.dag g.group.map[data-map="hosts"]', timeout=15_000)
+        for k in range(3):
+            _expect_state(page, f"hosts[{k}].fetch", "RUNNING")
+            _expect_state(page, f"hosts[{k}].disks", "PENDING")
+            _expect_item(page, f"hosts[{k}]", "RUNNING")
+        _expect_state(page, "hosts", "RUNNING")
+        page.screenshot(path=str(tmp_path / "map-running.png"), full_page=True)
+
+        (gates / "hosts[0].fetch").touch()  # item 0 goes on to its own Map of disks, drawn when it starts
+        _expect_state(page, "hosts[0].fetch", "SUCCESS")
+        page.wait_for_selector('svg.dag g.group.map[data-map="hosts[0].disks"]', timeout=15_000)
+        _expect_state(page, "hosts[0].disks[0].wipe", "RUNNING")
+        _expect_state(page, "hosts[0].disks", "RUNNING")
+        (gates / "hosts[0].disks[0].wipe").touch()
+        (gates / "hosts[0].disks[1].wipe").touch()
+        _expect_state(page, "hosts[0].disks[1].wipe", "SUCCESS")
+        _expect_item(page, "hosts[0]", "SUCCESS")
+        _expect_item(page, "hosts[1]", "RUNNING")
+        page.screenshot(path=str(tmp_path / "map-one-item-done.png"), full_page=True)
+
+        for k in (1, 2):
+            (gates / f"hosts[{k}].fetch").touch()
+            for j in (0, 1):
+                (gates / f"hosts[{k}].disks[{j}].wipe").touch()
+        (gates / "finish").touch()
+        _expect_state(page, "finish", "SUCCESS")
+        for k in range(3):
+            _expect_item(page, f"hosts[{k}]", "SUCCESS")
+        _expect_state(page, "hosts[2].disks[1].wipe", "SUCCESS")
+        assert run.wait(10) and not run.errors
+        assert page.evaluate("window.__sameDocument") is True
+        page.screenshot(path=str(tmp_path / "map-done.png"), full_page=True)
+
+
 def test_a_failed_flow_shows_its_traceback_and_revert_path(
     page: Page, backend_and_url: tuple[Backend, str], tmp_path: Path
 ) -> None:

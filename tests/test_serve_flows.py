@@ -317,3 +317,116 @@ def test_paging_ten_thousand_flows_through_the_api_sees_each_once(
         params["cursor"] = page["next_cursor"]
     assert failed == [f"flow-{i}" for i in range(N_FLOWS - 50, -1, -50)]  # newest first
     # each page is an index range scan: see test_flow_queries.test_paging_ten_thousand_flows_scans_the_index
+
+
+def _item_atoms(map_out: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {a["name"]: a for item in map_out["items"] for a in item["atoms"]}
+
+
+def test_a_maps_items_come_from_its_child_flow_grouped_per_item_with_nested_maps(
+    served: tuple[httpx.Client, Backend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.console import wait_for
+
+    http, backend = served
+    monkeypatch.setattr(flows_api, "POLL_SECONDS", 0.05)
+    fd, run = run_in_background(backend, "tests.console_flows:mapped", tmp_path, engine="parallel")
+    # while it runs: each item's state sums up its atoms'
+    wait_for(lambda: _hosts(http, fd.uuid) is not None, what="the Map's items")
+    _release(tmp_path, "hosts[0].fetch", "hosts[0].disks[0].wipe", "hosts[0].disks[1].wipe")
+    wait_for(lambda: _item_states(http, fd.uuid)[0] == "SUCCESS", what="item 0 done")
+    hosts = _hosts(http, fd.uuid)
+    assert hosts is not None and hosts["size"] == 3 and hosts["shown"] == 3
+    states = _item_states(http, fd.uuid)
+    assert states[0] == "SUCCESS" and states[1] == states[2] == "RUNNING", states
+    # the live stream sends the items' atoms and the child flows' states
+    seen: list[tuple[str, str]] = []
+    with http.stream("GET", f"/api/v1/flows/{fd.uuid}/events", timeout=30) as stream:
+        for kind, data in _events(stream.iter_lines()):
+            seen.append((kind, data.get("name", data.get("map", "")) + ":" + data["state"]))
+            if seen[-1] == ("atom", "hosts[1].fetch:RUNNING"):
+                _release(tmp_path, "hosts[1].fetch", "hosts[2].fetch")
+            if seen[-1] == ("atom", "hosts[2].disks[1].wipe:RUNNING"):  # seen in a nested Map's child
+                _release(tmp_path, *(f"hosts[{k}].disks[{j}].wipe" for k in (1, 2) for j in (0, 1)))
+                _release(tmp_path, "finish")
+            if kind == "flow" and data["state"] == "SUCCESS":
+                break
+    assert run.wait(30) and not run.errors
+    assert ("atom", "hosts[0].disks[1].wipe:SUCCESS") in seen, "\n".join(
+        map(str, seen)
+    )  # a nested Map item atom
+    assert seen.index(("atom", "hosts[2].disks[1].wipe:RUNNING")) < seen.index(
+        ("atom", "hosts[2].disks[1].wipe:SUCCESS")
+    )
+    assert ("map", "hosts:SUCCESS") in seen and ("map", "hosts[2].disks:SUCCESS") in seen
+    body = http.get(f"/api/v1/flows/{fd.uuid}").json()
+    hosts = next(a for a in body["atoms"] if a["name"] == "hosts")["map"]
+    assert [i["index"] for i in hosts["items"]] == [0, 1, 2] and hosts["state"] == "SUCCESS"
+    atoms = _item_atoms(hosts)
+    assert set(atoms) == {f"hosts[{k}].{n}" for k in range(3) for n in ("fetch", "disks")}
+    assert all(a["state"] == "SUCCESS" and a["duration"] is not None for a in atoms.values())
+    disks = atoms["hosts[1].disks"]["map"]
+    assert set(_item_atoms(disks)) == {"hosts[1].disks[0].wipe", "hosts[1].disks[1].wipe"}
+    assert [i["state"] for i in disks["items"]] == ["SUCCESS", "SUCCESS"]
+    assert next(a for a in body["atoms"] if a["name"] == "finish")["map"] is None
+
+
+def _hosts(http: httpx.Client, uuid: str) -> dict[str, Any] | None:
+    body = http.get(f"/api/v1/flows/{uuid}").json()
+    found = next((a["map"] for a in body["atoms"] if a["name"] == "hosts"), None)
+    return found if found and found["items"] else None
+
+
+def _item_states(http: httpx.Client, uuid: str) -> list[str]:
+    hosts = _hosts(http, uuid)
+    return [i["state"] for i in hosts["items"]] if hosts else []
+
+
+def test_a_big_maps_items_are_bounded_and_a_saved_link_is_enough(
+    served: tuple[httpx.Client, Backend],
+) -> None:
+    from flowkit.persistence.models import TaskDetail
+    from flowkit.serve import map_items
+
+    http, backend = served
+    book, parent, child = (
+        LogBook("big"),
+        FlowDetail("big", state="RUNNING"),
+        FlowDetail("big[*]", state="RUNNING"),
+    )
+    size = map_items.MAX_ITEMS + 50
+    parent.add(TaskDetail("each", state="RUNNING", meta={"map": {"flow_uuid": child.uuid, "items": size}}))
+    parent.add(TaskDetail("not-started-map", state="PENDING"))
+    for k in range(size):
+        child.add(TaskDetail(f"each[{k}].a", state="SUCCESS" if k % 3 == 0 else "PENDING"))
+        child.add(TaskDetail(f"each[{k}].b", state="FAILURE" if k == 1 else "PENDING"))
+    child.add(TaskDetail("eachother[0].a", state="SUCCESS"))  # another Map's name prefix: not an item
+    book.add(parent)
+    book.add(child)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    atoms = {a["name"]: a for a in http.get(f"/api/v1/flows/{parent.uuid}").json()["atoms"]}
+    assert atoms["not-started-map"]["map"] is None
+    each = atoms["each"]["map"]
+    assert (each["flow_uuid"], each["state"], each["size"], each["shown"]) == (
+        child.uuid,
+        "RUNNING",
+        size,
+        map_items.MAX_ITEMS,
+    )
+    assert [i["index"] for i in each["items"]] == list(range(map_items.MAX_ITEMS))
+    assert [i["state"] for i in each["items"][:4]] == ["RUNNING", "FAILURE", "PENDING", "RUNNING"]
+    assert [a["name"] for a in each["items"][0]["atoms"]] == ["each[0].a", "each[0].b"]
+
+
+def test_an_items_state_sums_up_its_atoms() -> None:
+    from flowkit.serve.map_items import item_state
+    from flowkit.states import AtomState as S
+
+    assert item_state([]) == "PENDING"
+    assert item_state([S.SUCCESS, S.IGNORE]) == "SUCCESS"
+    assert item_state([S.SUCCESS, S.RUNNING, S.REVERT_FAILURE]) == "FAILURE"
+    assert item_state([S.SUCCESS, S.REVERTING]) == "REVERTING"
+    assert item_state([S.REVERTED, S.PENDING]) == "REVERTED"
+    assert item_state([S.SUCCESS, S.PENDING]) == "RUNNING"
+    assert item_state([S.PENDING, S.PENDING]) == "PENDING"

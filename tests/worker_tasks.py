@@ -143,3 +143,10 @@ class Hang(Task):
     def revert(self, marker_dir: str, **kwargs: Any) -> None:
         with Path(marker_dir, f"reverted-{self.name}").open("a") as out:
             out.write(f"{os.getpid()}\n")
+
+
+def echo_then_explode() -> Any:
+    """A factory for a conductor's job: ``Echo`` runs, ``Explode`` fails, ``Echo`` is reverted."""
+    from flowkit import LinearFlow
+
+    return LinearFlow("echo-explode").add(Echo(name="echo"), Explode(name="explode"))

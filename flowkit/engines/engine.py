@@ -81,6 +81,9 @@ class Engine:
         self._waits_checked = False
         self.kind = "serial"
         """The engine kind it was loaded as (``engines.load(engine=...)``); a Map's items run on the same."""
+        self.job_uuid: str | None = None
+        """The job this engine runs for, set by the conductor that claimed it (None otherwise): requests
+        to workers carry it, so a worker's per-atom log lines name the job."""
         self.options: dict[str, Any] = {}
         """The options given to :func:`flowkit.engines.load` (``executor``, ``defer_reverts``...); read only
         by callers: the engine's parts take theirs when it is built, so a run never looks here."""

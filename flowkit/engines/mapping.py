@@ -200,6 +200,7 @@ class MapCalls(Dispatcher):
                     )
             options.update(backend=backend, flow_detail=detail, fence=getattr(recorder, "fence", None))
         child = load(expansion.flow, engine=parent.kind, **options)
+        child.job_uuid = parent.job_uuid  # the items' worker requests name the parent's job
         if parent.atom_notifier.active:  # the parent's listeners hear the items' atoms too
             child.atom_notifier.register(ANY, parent.atom_notifier.notify)
         child.storage.inject(self._outside_values(atom, child))

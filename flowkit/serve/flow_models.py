@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,18 @@ from flowkit.persistence.queries import FlowSummary
 from flowkit.serve.flow_graph import Graph
 from flowkit.states import AtomState, FlowState
 
-__all__ = ["AtomOut", "FailureOut", "FlowList", "FlowOut", "FlowSummaryOut", "GraphOut", "WaitOut", "seconds"]
+__all__ = [
+    "AtomOut",
+    "FailureOut",
+    "FlowList",
+    "FlowOut",
+    "FlowSummaryOut",
+    "GraphOut",
+    "MapItemOut",
+    "MapOut",
+    "WaitOut",
+    "seconds",
+]
 
 WAIT_META = "wait"
 """Where the engine keeps a waiting atom's deadline (epoch seconds) and event: ``meta["wait"]``."""
@@ -104,9 +116,10 @@ class AtomOut(BaseModel):
     failure: FailureOut | None = None
     revert_failure: FailureOut | None = None
     wait: WaitOut | None = Field(None, description="Set while the atom is a wait that is waiting")
+    map: MapOut | None = Field(None, description="Set for a Map that started: its items, from its child flow")
 
     @classmethod
-    def of(cls, ad: AtomDetail) -> AtomOut:
+    def of(cls, ad: AtomDetail, maps: Mapping[str, MapOut] | None = None) -> AtomOut:
         return cls(
             name=ad.name,
             uuid=ad.uuid,
@@ -124,7 +137,29 @@ class AtomOut(BaseModel):
             failure=FailureOut.of(ad.failure),
             revert_failure=FailureOut.of(ad.revert_failure),
             wait=WaitOut.of(ad),
+            map=maps.get(ad.name) if maps else None,
         )
+
+
+class MapItemOut(BaseModel):
+    """One item of a Map: its atoms (named ``"<map>[k].<name>"``) and one state summing theirs up."""
+
+    index: int
+    state: str = Field(description="FAILURE if an atom failed, else one in progress, else SUCCESS/PENDING")
+    atoms: list[AtomOut]
+
+
+class MapOut(BaseModel):
+    """A Map's items, read from the child flow detail it runs them in (bounded: see ``shown``)."""
+
+    flow_uuid: str = Field(description="the child flow detail holding the items' atoms")
+    state: str = Field(description="the child flow's state")
+    size: int = Field(description="how many items the Map has")
+    shown: int = Field(description="how many of them ``items`` lists (the first ones)")
+    items: list[MapItemOut]
+
+
+AtomOut.model_rebuild()
 
 
 class GraphNodeOut(BaseModel):
@@ -189,7 +224,7 @@ class FlowOut(BaseModel):
     graph: GraphOut
 
     @classmethod
-    def of(cls, fd: FlowDetail, graph: Graph) -> FlowOut:
+    def of(cls, fd: FlowDetail, graph: Graph, maps: Mapping[str, MapOut] | None = None) -> FlowOut:
         atoms = sorted(fd, key=lambda ad: (ad.position or 0, ad.name))
         reverted = [ad for ad in atoms if ad.state in _REVERT_STATES and ad.revert_started_at is not None]
         reverted.sort(key=lambda ad: (ad.revert_started_at, -(ad.position or 0)))
@@ -204,7 +239,7 @@ class FlowOut(BaseModel):
             updated_at=fd.updated_at,
             factory=factory.get("name") if isinstance(factory, dict) else None,
             failures={n: f for n, f in failures.items() if f is not None},
-            atoms=[AtomOut.of(ad) for ad in atoms],
+            atoms=[AtomOut.of(ad, maps) for ad in atoms],
             revert_path=[ad.name for ad in reverted],
             graph=GraphOut.of(graph),
         )

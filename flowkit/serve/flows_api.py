@@ -2,8 +2,8 @@
 and graph, and the flow's live changes as server-sent events (what the console draws from).
 
 Live updates poll the flow's rows (:func:`flowkit.persistence.queries.atom_marks`: the flow's state and
-each atom's state and timings, nothing decoded) and send what moved, so the engine pays nothing for a
-watcher: no notifier, no extra write per atom.
+each atom's state and timings, nothing decoded), and its Maps' child flows' rows, and send what moved,
+so the engine pays nothing for a watcher: no notifier, no extra write per atom.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from flowkit.persistence import queries
 from flowkit.persistence.queries import AmbiguousPrefix, BadQuery, FlowFilter
 from flowkit.serve import flow_models as m
 from flowkit.serve.flow_graph import graph_of
+from flowkit.serve.map_items import MapWatch, maps_of
 from flowkit.serve.state import ServeState, get_state
 
 __all__ = ["router"]
@@ -72,7 +73,7 @@ def show_flow(state: State, uuid: str) -> m.FlowOut:
     except (NotFound, AmbiguousPrefix, BadQuery) as exc:
         raise _problem(exc) from exc
     allow = getattr(state.settings, "allow", None)
-    return m.FlowOut.of(fd, graph_of(fd, allow))
+    return m.FlowOut.of(fd, graph_of(fd, allow), maps_of(state.backend, fd))
 
 
 def _event(kind: str, data: Any) -> str:
@@ -100,10 +101,13 @@ def _atom_event(name: str, mark: tuple[Any, ...]) -> dict[str, Any]:
 )
 async def flow_events(request: Request, state: State, uuid: str) -> StreamingResponse:
     """``event: flow`` ``{"state"}`` and ``event: atom`` ``{"name", "state", ...}``: first everything,
-    then what changed, read from the database every :data:`POLL_SECONDS`."""
+    then what changed, read from the database every :data:`POLL_SECONDS`. The atoms of a Map's items
+    come as ``atom`` events too (their names are ``"<map>[k].<name>"``), and their child flow's state as
+    ``event: map`` ``{"uuid", "map", "state"}`` (:class:`~flowkit.serve.map_items.MapWatch`)."""
     try:
         full = await run_in_threadpool(queries.resolve_prefix, state.backend, uuid)
-        first = await run_in_threadpool(queries.atom_marks, state.backend, full)
+        watch = MapWatch(state.backend, full)
+        first = await run_in_threadpool(watch.poll)
     except (NotFound, AmbiguousPrefix, BadQuery) as exc:
         raise _problem(exc) from exc
 
@@ -112,16 +116,26 @@ async def flow_events(request: Request, state: State, uuid: str) -> StreamingRes
     stopping: threading.Event | None = getattr(state, "stopping", None)
 
     async def stream() -> AsyncIterator[str]:
-        flow_state: str | None = None
+        flow_states: dict[str, str] = {}
         marks: dict[str, tuple[Any, ...]] = {}
         current = first
         quiet = 0.0
         while True:
-            new_state, new_marks = current
-            out = [_event("atom", _atom_event(n, mk)) for n, mk in new_marks.items() if marks.get(n) != mk]
-            if new_state != flow_state:
-                out.append(_event("flow", {"uuid": full, "state": new_state}))
-            flow_state, marks = new_state, new_marks
+            out: list[str] = []
+            last: list[str] = []  # the flow's own state goes after its items': SUCCESS says all is seen
+            for flow_uuid, (new_state, new_marks) in current.items():
+                for n, mk in new_marks.items():
+                    if marks.get(n) != mk:
+                        out.append(_event("atom", _atom_event(n, mk)))
+                        marks[n] = mk
+                if new_state != flow_states.get(flow_uuid):
+                    flow_states[flow_uuid] = new_state
+                    if flow_uuid == full:
+                        last.append(_event("flow", {"uuid": full, "state": new_state}))
+                    else:
+                        data = {"uuid": flow_uuid, "map": watch.children[flow_uuid], "state": new_state}
+                        out.append(_event("map", data))
+            out += last
             if out:
                 quiet = 0.0
                 yield "".join(out)
@@ -133,7 +147,7 @@ async def flow_events(request: Request, state: State, uuid: str) -> StreamingRes
             if await request.is_disconnected() or (stopping is not None and stopping.is_set()):
                 return
             try:
-                current = await run_in_threadpool(queries.atom_marks, state.backend, full)
+                current = await run_in_threadpool(watch.poll)
             except NotFound:
                 yield _event("gone", {"uuid": full})
                 return

@@ -40,7 +40,7 @@ import math
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import kombu
@@ -109,6 +109,10 @@ class WorkerDispatcher(Dispatcher):
         self.default_timeout = options.default_timeout
         """The timeout of atoms that have none of their own (None: unbounded)."""
         self._options = dict(options.transport_options)
+        self.id_source: Callable[[], dict[str, str]] | None = None
+        """Gives, at each run's start, the ids every request carries for the workers' log lines
+        (``{"flow": ..., "job": ...}``); the worker-based engine sets it (:mod:`flowkit.workers.engine`)."""
+        self.ids: dict[str, str] = {}
         self._link: Link | None = None
         self._consumer: kombu.Consumer | None = None
         self._registry = Registry(self.topics, self.timeout)
@@ -135,6 +139,7 @@ class WorkerDispatcher(Dispatcher):
     def start(self, on_progress: NodeProgress) -> None:
         """Connect, declare our reply queue and ask every worker to announce itself."""
         super().start(on_progress)
+        self.ids = self.id_source() if self.id_source is not None else {}
         self._registry = Registry(self.topics, self.timeout)
         self._requests.clear()
         self._inbox.clear()
@@ -180,7 +185,7 @@ class WorkerDispatcher(Dispatcher):
         now = time.monotonic()
         timeout = atom.timeout if atom.timeout is not None else self.default_timeout
         try:
-            body, req_id = encode_request(atom, action, kwargs, ctx, timeout)
+            body, req_id = encode_request(atom, action, kwargs, ctx, timeout, self.ids)
         except FlowkitError as exc:
             self._done.append((i, not_started(action), False, Failure.from_exception(exc)))
             return

@@ -6,6 +6,8 @@ worker-based flow resumes, suspends and runs under a conductor exactly like a lo
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +49,18 @@ def load(
         default_timeout=default_timeout,
         transport_options=transport_options or {},
     )
-    return Engine(
-        flow, store=store, dispatcher=WorkerDispatcher(options), recorder=recorder, flow_uuid=flow_uuid
-    )
+    dispatcher = WorkerDispatcher(options)
+    engine = Engine(flow, store=store, dispatcher=dispatcher, recorder=recorder, flow_uuid=flow_uuid)
+    dispatcher.id_source = functools.partial(_request_ids, weakref.ref(engine))
+    return engine
+
+
+def _request_ids(ref: weakref.ref[Engine]) -> dict[str, str]:
+    """The flow detail's uuid and, under a conductor, the job's: what the workers log each atom with."""
+    engine = ref()
+    if engine is None:
+        return {}
+    ids = {"flow": engine.storage.flow_uuid}
+    if engine.job_uuid is not None:
+        ids["job"] = engine.job_uuid
+    return ids

@@ -12,7 +12,9 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
   ``atom_uuid`` (its stable id, optional), ``action`` (``execute`` | ``revert``), ``arguments``; for
   revert, ``result`` (``{"value": ...}`` or ``{"failure": {...}}``) and ``flow_failures`` (atom name ->
   failure dict) when the task takes them; ``timeout`` (seconds, optional): the worker abandons the call
-  after that long (see :mod:`flowkit.workers.worker`).
+  after that long (see :mod:`flowkit.workers.worker`); ``flow`` (the uuid of the flow detail the atom
+  belongs to) and ``job`` (the uuid of the job whose run it is, when a conductor runs it), both optional,
+  only for the worker's per-atom log lines (:mod:`flowkit.workers.atom_log`).
   AMQP properties: ``reply_to`` (the engine's queue) and ``correlation_id`` (= ``uuid``).
 - ``running``, ``progress`` (``progress`` 0.0-1.0), ``result`` (``ok``, then ``result`` or ``failure``;
   ``redelivered: true`` when the worker refused a redelivered copy: the worker that had it may still
@@ -119,6 +121,8 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "result": (_envelope, False),
         "flow_failures": (_failures, False),
         "timeout": (_number(0.001, 1e9), False),
+        "flow": (_text, False),
+        "job": (_text, False),
     },
     RUNNING: {"uuid": (_text, True), "worker": (_text, True)},
     PROGRESS: {"uuid": (_text, True), "worker": (_text, True), "progress": (_number(0.0, 1.0), True)},

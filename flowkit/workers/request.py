@@ -63,9 +63,16 @@ ASYNC_LANE = " (async)"
 
 
 def encode_request(
-    atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None, timeout: float | None
+    atom: Atom,
+    action: str,
+    kwargs: dict[str, Any],
+    ctx: AtomContext | None,
+    timeout: float | None,
+    ids: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
-    """The request message for one call, and its uuid; a FlowkitError when it cannot go to a worker."""
+    """The request message for one call, and its uuid; a FlowkitError when it cannot go to a worker.
+
+    ``ids`` (``{"flow": ..., "job": ...}``, either optional) go along for the worker's log lines."""
     task = class_name(atom)
     # A class of the program's own (__main__) is sent by that name: only workers started by this
     # same program serve it (as TaskFlow's examples run them, on threads), and the engine's topic
@@ -78,6 +85,8 @@ def encode_request(
     fields: dict[str, Any] = {"atom_uuid": ctx.atom_uuid} if ctx is not None else {}
     if timeout is not None:
         fields["timeout"] = timeout
+    if ids:
+        fields.update(ids)
     args = dict(kwargs)
     if action == REVERT:
         if "result" in args:

@@ -49,6 +49,7 @@ from flowkit.exceptions import (
 )
 from flowkit.failure import Failure
 from flowkit.task import Task
+from flowkit.workers import atom_log
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
 from flowkit.workers.abandon import Deadline, Timeouts
@@ -481,7 +482,9 @@ class Worker:
         self._link.wake()
 
     def _job(self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str) -> None:
+        began = time.monotonic()
         body = call_task(cls, req, extras, reply_to, self.id, self._post)
+        atom_log.log_outcome(self.id, req, time.monotonic() - began, body)
         self._finished.add(req["uuid"])
         self._post((p.RESULT, req["uuid"], reply_to, body))
 
@@ -493,7 +496,9 @@ class Worker:
         reply_to: str,
         timeout: float | None,
     ) -> None:
+        began = time.monotonic()
         body = await call_task_async(cls, req, extras, reply_to, self.id, self._post, timeout)
+        atom_log.log_outcome(self.id, req, time.monotonic() - began, body)
         self._finished.add(req["uuid"])
         self._post((p.RESULT, req["uuid"], reply_to, body))
 

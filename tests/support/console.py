@@ -32,14 +32,19 @@ def saved_flow(backend: Backend, factory: str, *, with_factory: bool = True) -> 
 
 
 def run_in_background(
-    backend: Backend, factory: str, gate_dir: Path, *, with_factory: bool = True
+    backend: Backend, factory: str, gate_dir: Path, *, with_factory: bool = True, engine: str = "serial"
 ) -> tuple[FlowDetail, Background]:
     """Start ``factory``'s flow, saved to ``backend``, on a thread; its gated steps wait in ``gate_dir``."""
     book, fd = saved_flow(backend, factory, with_factory=with_factory)
-    engine = engines.load(
-        build_flow(factory), backend=backend, book=book, flow_detail=fd, store={"gate_dir": str(gate_dir)}
+    loaded = engines.load(
+        build_flow(factory),
+        engine=engine,
+        backend=backend,
+        book=book,
+        flow_detail=fd,
+        store={"gate_dir": str(gate_dir)},
     )
-    return fd, Background(engine.run, name=f"run-{fd.name}")
+    return fd, Background(loaded.run, name=f"run-{fd.name}")
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 20.0, what: str = "a condition") -> None:

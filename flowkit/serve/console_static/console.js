@@ -214,15 +214,19 @@ async function flowPage(view, uuid) {
   const atoms = h("section", { class: "panel", id: "atoms" });
   const failures = h("section", { class: "panel", id: "failures" });
   view.replaceChildren(header, dag, atoms, failures);
+  const wrap = h("div", { class: "dag-wrap" });
+  const draw = () => { page.nodes = new Map(); page.shape = mapShape(page.flow.atoms); wrap.replaceChildren(drawDag(page.flow.graph, page)); };
   page.render = () => {
     renderHeader(header, page.flow);
     renderAtoms(atoms, page.flow);
     renderFailures(failures, page.flow);
+    if (mapShape(page.flow.atoms) !== page.shape) draw(); // a Map started (or grew): draw its items
     updateDag(page);
   };
   dag.append(h("div", { class: "legend" }, ATOM_STATES.map((s) => h("span", { style: "--c: var(--" + s + ")" }, s))));
   if (flow.graph.note) dag.append(h("p", { class: "note" }, flow.graph.note));
-  dag.append(h("div", { class: "dag-wrap" }, drawDag(flow.graph, page)));
+  dag.append(wrap);
+  draw();
   page.render();
   follow(page);
 }
@@ -299,6 +303,8 @@ function follow(page) {
       if (node) setNode(node, data.state, data.duration, data.revert_duration);
       const row = document.querySelector(`tr[data-atom="${CSS.escape(data.name)}"] td:nth-child(2)`);
       if (row) row.replaceChildren(badge(data.state));
+      refresh();
+    } else if (kind === "map") { // a Map's child flow moved: its items' states come with the refetch
       refresh();
     } else if (kind === "flow") {
       const el = document.getElementById("flow-state");

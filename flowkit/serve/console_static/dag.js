@@ -68,9 +68,8 @@ function layout(graph) {
 function drawDag(graph, page) {
   const pos = layout(graph);
   const xs = Object.values(pos);
-  const width = Math.max(...xs.map((p) => p.x), 0) + NODE_W + PAD * 5;
-  const height = Math.max(...xs.map((p) => p.y), 0) + NODE_H + PAD * 5;
-  const root = svg("svg", { class: "dag", id: "dag", width, height, viewBox: `0 0 ${width} ${height}` },
+  page.items = new Map();
+  const root = svg("svg", { class: "dag", id: "dag" },
     svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },
       svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a94a6" }))));
   // groups: the box around every node inside the (sub)flow, deeper ones drawn later (on top), padded less
@@ -105,11 +104,99 @@ function drawDag(graph, page) {
     page.nodes.set(n.name, { g, time, order });
     root.append(g);
   }
+  // a Map's items: below the DAG, one box per Map joined to its node by a dashed line
+  let bottom = Math.max(...xs.map((p) => p.y), 0) + NODE_H + PAD * 2, right = Math.max(...xs.map((p) => p.x), 0) + NODE_W;
+  for (const a of page.flow.atoms) {
+    const at = pos[a.name];
+    if (!a.map || !at) continue;
+    const x = at.x, y = bottom + PAD * 2;
+    root.append(svg("path", { class: "edge map-link", d: `M${at.x + NODE_W / 2},${at.y + NODE_H} L${at.x + NODE_W / 2},${y}` }));
+    const size = drawMapBox(root, page, a.name, a.map, x, y);
+    bottom = y + size.h;
+    right = Math.max(right, x + size.w);
+  }
+  const width = right + PAD * 5, height = bottom + PAD * 3;
+  root.setAttribute("width", width);
+  root.setAttribute("height", height);
+  root.setAttribute("viewBox", `0 0 ${width} ${height}`);
   return root;
 }
 
+// ---- Map items: one row per item (a state marker, then its atoms in order); a nested Map's items in a
+// box of their own under its item's row. Item atoms are nodes like the others (coloured live by name).
+
+const ITEM_W = 150, ITEM_H = 30, ITEM_GAP = 8, MARK_W = 44;
+
+function drawMapBox(root, page, name, map, x, y) {
+  const box = svg("g", { class: "group map", "data-map": name });
+  root.append(box);
+  let cy = y + 22, w = MARK_W + ITEM_W + 16;
+  for (const item of map.items) {
+    const prefix = name + "[" + item.index + "].";
+    const mark = svg("g", { class: "node map-item", "data-item": name + "[" + item.index + "]", "data-state": item.state },
+      svg("title", {}, name + " item " + item.index + ": " + item.state),
+      svg("rect", { x: x + 8, y: cy, width: MARK_W - 14, height: ITEM_H }),
+      svg("text", { class: "label", x: x + 12, y: cy + 19 }, "[" + item.index + "]"));
+    page.items.set(name + "[" + item.index + "]", mark);
+    root.append(mark);
+    let ax = x + MARK_W, below = cy + ITEM_H;
+    for (const a of item.atoms) {
+      const short = a.name.startsWith(prefix) ? a.name.slice(prefix.length) : a.name;
+      const label = short.length > 18 ? short.slice(0, 17) + "…" : short;
+      const time = svg("text", { class: "time", x: ax + 8, y: cy + 26 }, "");
+      const order = svg("text", { class: "order", x: ax + ITEM_W - 4, y: cy - 3, "text-anchor": "end" }, "");
+      const g = svg("g", { class: "node item", "data-name": a.name, "data-state": a.state },
+        svg("title", {}, a.name), svg("rect", { x: ax, y: cy, width: ITEM_W, height: ITEM_H }),
+        svg("text", { class: "label", x: ax + 8, y: cy + 13 }, label), time, order);
+      page.nodes.set(a.name, { g, time, order });
+      root.append(g);
+      ax += ITEM_W + ITEM_GAP;
+    }
+    w = Math.max(w, ax - x + 8);
+    for (const a of item.atoms) {
+      if (!a.map) continue;
+      const sub = drawMapBox(root, page, a.name, a.map, x + MARK_W, below + ITEM_GAP + 4);
+      below += ITEM_GAP + 4 + sub.h;
+      w = Math.max(w, MARK_W + sub.w + 8);
+    }
+    cy = below + ITEM_GAP;
+  }
+  const more = map.size > map.shown ? " · first " + map.shown + " shown" : "";
+  const h = Math.max(cy - y, 30) + 4;
+  box.prepend(svg("rect", { x, y, width: w, height: h }),
+    svg("text", { x: x + 6, y: y + 14 }, name + " · Map · " + map.size + " item" + (map.size === 1 ? "" : "s") + more));
+  return { w, h };
+}
+
+// What the drawn Map boxes hold: when it changes (a Map starts, an item grows), the DAG is drawn again.
+function mapShape(atoms) {
+  const parts = [];
+  const walk = (list) => { for (const a of list) if (a.map) { parts.push(a.name + ":" + a.map.size); for (const i of a.map.items) { parts.push(i.atoms.map((x) => x.name).join(",")); walk(i.atoms); } } };
+  walk(atoms);
+  return parts.join("|");
+}
+
+// Every atom of the flow and of its Maps' items, by name (item atoms' names are unique in the flow).
+function allAtoms(atoms, into) {
+  for (const a of atoms) {
+    into.set(a.name, a);
+    if (a.map) for (const i of a.map.items) allAtoms(i.atoms, into);
+  }
+  return into;
+}
+
+function mapItems(atoms, into) {
+  for (const a of atoms) if (a.map) for (const i of a.map.items) { into.set(a.name + "[" + i.index + "]", i); mapItems(i.atoms, into); }
+  return into;
+}
+
 function updateDag(page) {
-  const byName = new Map(page.flow.atoms.map((a) => [a.name, a]));
+  const byName = allAtoms(page.flow.atoms, new Map());
+  const items = mapItems(page.flow.atoms, new Map());
+  for (const [key, mark] of page.items || []) {
+    const item = items.get(key);
+    if (item) { mark.setAttribute("data-state", item.state); mark.querySelector("title").textContent = key + ": " + item.state; }
+  }
   const revertOrder = new Map(page.flow.revert_path.map((n, i) => [n, i + 1]));
   for (const [name, node] of page.nodes) {
     const a = byName.get(name);
