@@ -86,10 +86,10 @@ async def _answer() -> int:
 
 
 def test_an_async_completion_left_by_a_cut_short_serial_run_is_not_taken_for_the_next_call() -> None:
-    """The serial dispatcher waits for an async call on a queue of its own: a completion left there (the
-    wait was interrupted, then the stop cancelled the call) must not answer the next run's async call."""
+    """The serial dispatcher runs async calls on its own thread's loop and queues their outcome like any
+    inline call: one left there by an interrupted run must not answer the next run's async call."""
     d = Dispatcher()
-    d._inline_done.put((0, EXECUTE, False, "stale: cancelled by the previous run's stop"))
+    d._done.append((0, EXECUTE, False, "stale: left by the previous run"))
     d.start(lambda _i, _v: None)
     try:
         d.submit(1, FunctorTask(_answer, name="answer"), EXECUTE, {})
