@@ -209,20 +209,17 @@ class TaskDetail(AtomDetail):
     kind = TASK_KIND
 
     def shown_meta(self) -> dict[str, Any]:
-        """``meta`` with the task's progress, worked out from its state as storage does: 1.0 once it
-        succeeded or was reverted, else what it last reported (0.0 if nothing) once it started.
+        """``meta`` with the task's progress when none was saved, worked out from its state as storage
+        does: 1.0 once it succeeded or was reverted, 0.0 once it started (a saved one is shown as is).
 
         TaskFlow's engine writes the progress into every task's meta; flowkit saves no extra row for
         it, yet prints the same ``progress = 100.00%`` line.
         """
         state = self.state
-        if state is AtomState.PENDING:
+        if state is AtomState.PENDING or "progress" in self.meta:
             return self.meta
-        if state is AtomState.SUCCESS or state is AtomState.REVERTED:
-            progress: Any = 1.0
-        else:
-            progress = self.meta.get("progress", 0.0)
-        return {"progress": progress, **{k: v for k, v in self.meta.items() if k != "progress"}}
+        progress = 1.0 if state is AtomState.SUCCESS or state is AtomState.REVERTED else 0.0
+        return {"progress": progress, **self.meta}
 
 
 class RetryDetail(AtomDetail):
