@@ -23,7 +23,13 @@ from flowkit.storage import Storage
 
 __all__ = ["MemoryTree", "MemoryView"]
 
-_INTENTIONS = {AtomState.IGNORE: "IGNORE", AtomState.REVERTING: "REVERT", AtomState.REVERTED: "REVERT"}
+_INTENTIONS = {
+    AtomState.IGNORE: "IGNORE",
+    AtomState.REVERTING: "REVERT",
+    AtomState.REVERTED: "REVERT",
+    AtomState.RETRYING: "RETRY",
+}
+"""An atom's intention as TaskFlow shows it, read from the state (as ``storage.get_atom_intention``)."""
 
 
 class MemoryView:
