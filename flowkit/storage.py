@@ -105,6 +105,8 @@ class Storage:
         """Metadata listeners gave atoms (TaskFlow's ``update_atom_metadata``), saved by the recorder."""
         self.flow_meta: dict[str, Any] = {}
         self.progress: dict[int, tuple[float, AtomState, dict[str, Any] | None]] = {}
+        self.memory_view: Any = None
+        """What :attr:`backend` shows for an in-memory run (set by the engine; see there)."""
         """Progress reported by tasks that report it: (value, the state it was reported in, details)."""
 
     # -- flow ----------------------------------------------------------------------------------------
@@ -125,11 +127,19 @@ class Storage:
     @property
     def backend(self) -> Any:
         """The persistence backend this run is saved to (a
-        :class:`flowkit.persistence.backends.base.Backend`), or None for an in-memory run.
+        :class:`flowkit.persistence.backends.base.Backend`); for an in-memory run, a read-only view
+        of the run as TaskFlow's memory backend shows it (``backend.memory.pformat()``), when the
+        engine made one, else None.
 
         Typed ``Any`` because storage sits below persistence in the layers (docs/architecture.md).
         Read once by tools (TaskFlow's ``storage.backend``), never by the engine's loop.
         """
+        saved = self.saved_backend
+        return saved if saved is not None else self.memory_view
+
+    @property
+    def saved_backend(self) -> Any:
+        """The persistence backend this run is saved to, or None for an in-memory run."""
         return getattr(self.recorder, "backend", None)  # only a backend's recorder has one
 
     # -- atoms ---------------------------------------------------------------------------------------

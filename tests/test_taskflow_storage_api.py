@@ -66,10 +66,11 @@ def test_get_of_an_unknown_atom_is_not_found() -> None:
     assert issubclass(NotFound, FlowkitError)
 
 
-def test_backend_is_none_in_memory_and_the_engines_backend_when_saved(tmp_path: Path) -> None:
+def test_backend_is_a_memory_view_in_memory_and_the_engines_backend_when_saved(tmp_path: Path) -> None:
     engine = engines.load(_two_steps(), store={"x": 3})
     engine.prepare()
-    assert engine.storage.backend is None
+    assert engine.storage.saved_backend is None
+    assert engine.storage.backend.memory.ls("/") == ["books", "flow_details", "atom_details"]
 
     backend = fresh_backend(f"sqlite:///{tmp_path}/flows.db")
     saved = engines.load(_two_steps(), store={"x": 3}, backend=backend)

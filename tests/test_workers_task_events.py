@@ -48,10 +48,12 @@ def test_events_sent_on_the_worker_reach_the_engine_task_notifier() -> None:
         )
         engine.run()
     assert heard == [
+        ("update_progress", {"progress": 0.0}),  # the engine's own, as it records RUNNING (TaskFlow's)
         ("a", {"left": "abc"}),
         ("b", {"left": "bc"}),
         ("c", {"left": "c"}),
         ("update_progress", {"progress": 0.5}),
+        ("update_progress", {"progress": 1.0}),  # and as it records SUCCESS
     ]  # the event whose details are not JSON stays on the worker (logged there)
 
 

@@ -27,7 +27,6 @@ from flowkit.engines.timed_processes import TimedProcesses
 from flowkit.engines.timeouts import call_bounded
 from flowkit.exceptions import CoroutineResult, ExecutionError, NotSerializableError
 from flowkit.failure import Failure
-from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
 
 _COROUTINE = types.CoroutineType
 
@@ -52,15 +51,8 @@ def call_atom(
 ) -> tuple[bool, Any]:
     """Run one action of one atom inside its context; never raises (a failure is a Failure)."""
     token = set_current(ctx)
-    # A task whose own notifier has listeners hears 0.0 before the call and 1.0 after it succeeds, as
-    # in TaskFlow; one attribute read for every other atom.
-    notifier = atom._notifier
-    if notifier is not None and not notifier.active:
-        notifier = None
     try:
         fn = atom.execute if action == EXECUTE else atom.revert
-        if notifier is not None:
-            Notifier.notify(notifier, EVENT_UPDATE_PROGRESS, {"progress": 0.0})
         result = fn(**kwargs)
         if type(result) is _COROUTINE:  # never stored as a result (see CoroutineResult)
             result.close()
@@ -69,8 +61,6 @@ def call_atom(
         return False, Failure()
     finally:
         reset_current(token)
-    if notifier is not None:
-        Notifier.notify(notifier, EVENT_UPDATE_PROGRESS, {"progress": 1.0})
     return True, result
 
 

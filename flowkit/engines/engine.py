@@ -29,6 +29,7 @@ from flowkit.compiler import TASK, CompiledFlow, compile_flow
 from flowkit.engines.cancel import CancelToken, flow_finished, raise_if_cancelled
 from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.mapping import dispatcher_for
+from flowkit.engines.memory_view import MemoryView
 from flowkit.engines.revert import revert_all
 from flowkit.engines.run import Run, Step
 from flowkit.engines.slots import AsyncSlots
@@ -113,6 +114,8 @@ class Engine:
             self._storage = Storage(compiled, self._store, self._recorder, self._flow_uuid)
             if self._recorder is not None:
                 self._recorder.restore(self._storage)
+            else:  # TaskFlow's storage.backend of an in-memory run: a view, built only when read
+                self._storage.memory_view = MemoryView(self._storage)
 
     def validate(self) -> None:
         """Check that every requirement can be met and, for processes, that every task pickles."""
@@ -184,7 +187,7 @@ class Engine:
 
         events.check_name(name)
         waits = self._engine_waits()
-        backend = self.storage.backend
+        backend = self.storage.saved_backend
         if backend is not None:
             events.send_event(backend, name, payload)
         if waits is not None:

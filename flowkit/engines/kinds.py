@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from flowkit import extras
 from flowkit.atom import check_timeout
+from flowkit.engines.action_engine.engine import ParallelActionEngine, SerialActionEngine
 from flowkit.engines.aio import DEFAULT_MAX_ASYNC, check_max_async
 from flowkit.engines.dispatch import Dispatcher, ExecutorDispatcher, ThreadDispatcher, thread_pool
 from flowkit.engines.engine import Engine
@@ -107,7 +108,9 @@ def _serial(
 ) -> Engine:
     """Atoms run one at a time in the caller's thread (async ones on the engine's loop, one at a time)."""
     dispatcher = _bounded(Dispatcher(), default_timeout, max_async)
-    return Engine(flow, store=store, dispatcher=dispatcher, recorder=recorder, flow_uuid=flow_uuid)
+    return SerialActionEngine(
+        flow, store=store, dispatcher=dispatcher, recorder=recorder, flow_uuid=flow_uuid
+    )
 
 
 def _parallel(
@@ -125,7 +128,7 @@ def _parallel(
     at the same time on the engine's event loop, up to ``max_async`` of them, holding no pool thread."""
     dispatcher, check_pickle = _executor_dispatcher(executor, max_workers)
     _bounded(dispatcher, default_timeout, max_async)
-    return Engine(
+    return ParallelActionEngine(
         flow,
         store=store,
         dispatcher=dispatcher,

@@ -231,7 +231,7 @@ class MapCalls(Dispatcher):
         child = _CHILDREN.get(self.engine, {}).get(i)
         if child is not None:
             return child
-        backend = self.engine.storage.backend
+        backend = self.engine.storage.saved_backend
         over = kwargs.get("over")
         if backend is None or over is None:
             return None

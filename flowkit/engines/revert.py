@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.engines.cancel import carry_on
 from flowkit.engines.dispatch import REVERT
+from flowkit.engines.task_progress import tell
 from flowkit.failure import Failure
 from flowkit.retry import History
 from flowkit.states import AtomState, EngineState, FlowState
@@ -123,6 +124,8 @@ class RevertWave:
             kwargs["flow_failures"] = dict(self.failures)
         run.set_atom(x, S.REVERTING)
         run.running += 1
+        if run.told and x in run.told:
+            tell(atom, 0.0)  # type: ignore[arg-type]
         waits = run.waits
         if waits is not None and x in waits.nodes:  # the engine's own: never sent to a pool or worker
             waits.revert(run, x, kwargs)
@@ -145,6 +148,8 @@ class RevertWave:
         if ok:
             st.revert_results[x] = value
             run.set_atom(x, S.REVERTED, value)
+            if run.told and x in run.told:
+                tell(run.c.atoms[x], 1.0)  # type: ignore[arg-type]
             self.release(x)
         else:
             value.atom_name = run.c.names[x]

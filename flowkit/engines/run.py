@@ -29,6 +29,7 @@ from flowkit.engines.cancel import revert_cancelled
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
 from flowkit.engines.retrying import DelayTimers, handle_failures
 from flowkit.engines.revert import finish_interrupted_reverts, revert_all
+from flowkit.engines.task_progress import progress_nodes, tell
 from flowkit.engines.together import finish_together
 from flowkit.exceptions import FlowkitError, NotFound
 from flowkit.failure import Failure
@@ -74,6 +75,7 @@ class Run:
         "stop_as",
         "suspend",
         "timers",
+        "told",
         "waiting",
         "waits",
         "wake",
@@ -132,6 +134,8 @@ class Run:
             waits.reset()
             waits.bind(self)
         self.stop_as = FlowState.SUSPENDED
+        self.told = progress_nodes(compiled)
+        """Tasks the engine tells 0.0/1.0 progress (see :mod:`~flowkit.engines.task_progress`)."""
         """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
 
     # -- recording ----------------------------------------------------------------------------------
@@ -375,6 +379,8 @@ class Run:
             return  # held until a call of its kind ends: nothing recorded, nothing queued
         self.set_atom(i, S.RUNNING)
         self.running += 1
+        if self.told and i in self.told:
+            tell(atom, 0.0)  # type: ignore[arg-type]
         if kind == RETRY:  # a controller's execute is ours (it picks the attempt's values): inline
             try:
                 result = atom.execute(history=st.histories[i], **kwargs)
@@ -418,6 +424,8 @@ class Run:
             if c.kinds[i] == RETRY:
                 st.histories[i]._start_attempt(value)
             self.set_atom(i, S.SUCCESS, value)
+            if self.told and i in self.told:
+                tell(c.atoms[i], 1.0)  # type: ignore[arg-type]
             self.release(i)
         else:
             value.atom_name = c.names[i]

@@ -239,7 +239,7 @@ class Waits:
 
     def bind(self, run: Run) -> None:
         """Take the run's persistence backend (None: an in-memory flow, which never polls)."""
-        self.backend = run.st.backend
+        self.backend = run.st.saved_backend
         self._next_poll = time.time() + self.poll
 
     def _polls(self) -> bool:

@@ -192,8 +192,12 @@ class AtomDetail:
             _field(inner, "results", self.results),
             _field(inner, "failure", self.failure is not None),
         ]
-        lines.extend(_meta_lines(self.meta, inner))
+        lines.extend(_meta_lines(self.shown_meta(), inner))
         return linesep.join(lines)
+
+    def shown_meta(self) -> dict[str, Any]:
+        """``meta`` as printed: what was saved (a task detail adds its progress, see there)."""
+        return self.meta
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, uuid={self.uuid!r}, state={self.state.value})"
@@ -203,6 +207,19 @@ class TaskDetail(AtomDetail):
     """The saved state of a task."""
 
     kind = TASK_KIND
+
+    def shown_meta(self) -> dict[str, Any]:
+        """``meta`` with the task's progress when none was saved, worked out from its state as storage
+        does: 1.0 once it succeeded or was reverted, 0.0 once it started (a saved one is shown as is).
+
+        TaskFlow's engine writes the progress into every task's meta; flowkit saves no extra row for
+        it, yet prints the same ``progress = 100.00%`` line.
+        """
+        state = self.state
+        if state is AtomState.PENDING or "progress" in self.meta:
+            return self.meta
+        progress = 1.0 if state is AtomState.SUCCESS or state is AtomState.REVERTED else 0.0
+        return {"progress": progress, **self.meta}
 
 
 class RetryDetail(AtomDetail):

@@ -1,0 +1,1 @@
+"""TaskFlow's module path for its engine classes (``flowkit.engines.action_engine.engine``)."""
