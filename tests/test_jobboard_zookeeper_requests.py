@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from flowkit.exceptions import NotOwnerError
 from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
 
 pytestmark = pytest.mark.zookeeper
@@ -27,3 +28,62 @@ def test_a_consumed_job_leaves_no_watch_behind(zookeeper_hosts: str, zk_path: st
             assert not client._data_watchers.get(path), f"a watch is left on {path}"
     finally:
         board.close()
+
+
+def _claim_reads(board: ZooKeeperJobBoard) -> list[str]:
+    """Paths of the claim nodes ``board``'s client reads from now on."""
+    read: list[str] = []
+    client: Any = board._client
+    call = client._call
+
+    def counted(request: Any, async_object: Any) -> Any:
+        path = getattr(request, "path", "")
+        if type(request).__name__ == "GetData" and "/claims/" in path:
+            read.append(path)
+        return call(request, async_object)
+
+    client._call = counted
+    return read
+
+
+def test_consume_of_an_untouched_claim_does_not_read_the_claim(zookeeper_hosts: str, zk_path: str) -> None:
+    board = ZooKeeperJobBoard("test", zookeeper_hosts, zk_path, timeout=4)
+    board.connect()
+    try:
+        job = board.post("j")
+        board.claim(job, "c")
+        read = _claim_reads(board)
+        board.consume(job, "c")
+        assert read == []
+        assert board.job_count() == 0
+    finally:
+        board.close()
+
+
+def test_consume_after_a_cancel_request_or_by_another_name_checks_the_claim(
+    zookeeper_hosts: str, zk_path: str
+) -> None:
+    """A cancel request rewrites the job node after the claim: consume reads the claim's owner, and
+    still consumes; a name that does not hold the claim is refused either way."""
+    board = ZooKeeperJobBoard("test", zookeeper_hosts, zk_path, timeout=4)
+    other = ZooKeeperJobBoard("other", zookeeper_hosts, zk_path, timeout=4)
+    board.connect()
+    other.connect()
+    try:
+        job = board.post("j")
+        board.claim(job, "c")
+        with pytest.raises(NotOwnerError):
+            board.consume(job, "d")
+        other.cancel(job.uuid, "stop")
+        read = _claim_reads(board)
+        board.consume(job, "c")
+        assert read, "the claim was not checked"
+        assert board.job_count() == 0
+        second = board.post("k")
+        board.claim(second, "c")
+        with pytest.raises(NotOwnerError):
+            other.consume(second, "c")  # same name, another board (session): not its claim
+        board.consume(second, "c")
+    finally:
+        board.close()
+        other.close()
