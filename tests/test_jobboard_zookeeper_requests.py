@@ -87,3 +87,34 @@ def test_consume_after_a_cancel_request_or_by_another_name_checks_the_claim(
     finally:
         board.close()
         other.close()
+
+
+def test_the_board_waits_on_its_socket_with_poll(zookeeper_hosts: str, zk_path: str) -> None:
+    """Its own client's handler selects with ``poll`` (no selector made per call), and still works."""
+    import selectors
+
+    from flowkit.jobboard.backends._zookeeper_handler import PollHandler
+
+    board = ZooKeeperJobBoard("test", zookeeper_hosts, zk_path, timeout=4)
+    board.connect()
+    try:
+        handler: Any = board._client.handler
+        assert isinstance(handler, PollHandler)
+        made: list[str] = []
+        epoll = selectors.EpollSelector.__init__
+
+        def counted(self: Any) -> None:
+            made.append("epoll")
+            epoll(self)
+
+        selectors.EpollSelector.__init__ = counted  # type: ignore[method-assign]
+        try:
+            job = board.post("j")
+            board.claim(job, "c")
+            board.consume(job, "c")
+        finally:
+            selectors.EpollSelector.__init__ = epoll  # type: ignore[method-assign]
+        assert made == []
+        assert board.job_count() == 0
+    finally:
+        board.close()
