@@ -19,6 +19,10 @@ PEER_SAMPLES = 20
 SESSION_TIMEOUT_S = 4.0
 SPEEDUP_MIN = 5.0
 P50_LIMIT_MS = 50.0
+# issue 13, on the ZooKeeper board and on the PostgreSQL board (cases prefixed ``sql_``)
+JOBS_PER_S_MIN = 300.0
+SCALING_MIN = 2.5
+P50_TARGET_MS = 10.0
 
 
 def flowkit_args(preset: Preset) -> list[str]:
@@ -84,7 +88,55 @@ def jobboard_targets(ours: Results, peer: Results) -> list[Target]:
             "<=timeout+1s",
         )
     )
+    for prefix, board in (("", "ZooKeeper"), ("sql_", "PostgreSQL")):
+        targets += _issue13_targets(ours, prefix, board)
     return targets
+
+
+def _issue13_targets(ours: Results, prefix: str, board: str) -> list[Target]:
+    """Issue 13's job board rows: 3 conductors' rate, its growth over one, p50, the worst failover."""
+    one, three = (
+        _only(ours, f"{prefix}throughput_1", "jobs_per_s"),
+        _only(ours, f"{prefix}throughput_3", "jobs_per_s"),
+    )
+    scaling = None if one is None or three is None or not one else three / one
+    p50 = _only(ours, f"{prefix}latency", "p50_ms")
+    worst = _only(ours, f"{prefix}failover", "max_s")
+    limit = SESSION_TIMEOUT_S + 1
+    rows = [
+        (
+            f"{board}: 3 conductors (issue 13)",
+            _fmt(three, "jobs/s"),
+            f">= {JOBS_PER_S_MIN:g} jobs/s",
+            None if three is None else three >= JOBS_PER_S_MIN,
+            "throughput_3",
+        ),
+        (
+            f"{board}: 3 conductors / 1 (issue 13)",
+            _fmt(scaling, "x"),
+            f">= {SCALING_MIN:g}x",
+            None if scaling is None else scaling >= SCALING_MIN,
+            "throughput_3",
+        ),
+        (
+            f"{board}: post-to-start p50 (issue 13)",
+            _fmt(p50, "ms"),
+            f"<= {P50_TARGET_MS:g} ms",
+            None if p50 is None else p50 <= P50_TARGET_MS,
+            "latency",
+        ),
+        (
+            f"{board}: worst failover of 5 (issue 13)",
+            _fmt(worst, "s"),
+            f"<= {limit:g} s",
+            None if worst is None else worst <= limit,
+            "failover",
+        ),
+    ]
+    return [
+        Target(name, measured, lim, met, prefix + case, None, "issue 13")
+        for name, measured, lim, met, case in rows
+    ]
 
 
 SUITE = Suite(
@@ -98,6 +150,8 @@ SUITE = Suite(
     targets=jobboard_targets,
     notes=[
         "ZooKeeper at 127.0.0.1:2181, session timeout 4 s; PostgreSQL persistence; one-task jobs",
+        "flowkit also on the PostgreSQL board (cases sql_*: board in the persistence database, lease 4 s)",
+        "failover: 5 runs at least; each run in the JSON (run1_s...), the worst as max_s",
         "throughput: N jobs posted first (post_ms in the JSON), then K conductor processes; jobs/s from the "
         "first task start to the board being empty; TaskFlow at N=200 (it runs ~10 jobs/s)",
         "latency: one idle conductor, one job at a time; post() called -> task started (p50/p90 in the JSON)",

@@ -1,6 +1,7 @@
-"""Job board cases on flowkit: the ZooKeeper board and ``flowkit-conductor`` processes (see
-``_harness_jobboard.py``). Also the module the conductors import the benchmark's flow from
-(``flowkit_jobboard:one_step``). Prints one JSON object on stdout."""
+"""Job board cases on flowkit: the ZooKeeper board and the PostgreSQL board with ``flowkit-conductor``
+processes (see ``_harness_jobboard.py``). Also the module the conductors import the benchmark's flow
+from (``flowkit_jobboard:one_step``). Prints one JSON object on stdout: the ZooKeeper board's cases
+under their own names, the PostgreSQL board's prefixed ``sql_`` (``--boards zookeeper,sql``)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class FlowkitSide:
     name = "flowkit"
     ready_marker = "running jobs from"
 
+    def board_url(self, zk_path: str, persistence: str) -> str:
+        return _url(zk_path)
+
     def conductor_command(self, zk_path: str, persistence: str, name: str) -> list[str]:
         code = f"import sys; sys.path[:0] = [{str(BENCH_DIR)!r}]; from conductor.cli import main; main()"
         return [
@@ -42,7 +46,7 @@ class FlowkitSide:
             "-c",
             code,
             "--board",
-            _url(zk_path),
+            self.board_url(zk_path, persistence),
             "--persistence",
             persistence,
             "--name",
@@ -80,10 +84,43 @@ class FlowkitSide:
         counter.close()
 
 
+class SqlSide(FlowkitSide):
+    """The board in the measurement's PostgreSQL database, beside persistence (lease = the ZooKeeper
+    session timeout, so failover compares alike)."""
+
+    name = "flowkit_sql"
+
+    def board_url(self, zk_path: str, persistence: str) -> str:
+        return f"{persistence}?lease={SESSION_TIMEOUT:g}"
+
+    def open(self, zk_path: str, persistence: str) -> Any:
+        from flowkit.jobboard import backends
+
+        board = backends.fetch("flowkit", self.board_url(zk_path, persistence), persistence=persistence)
+        board.connect()
+        return board
+
+    def post(self, poster: Any, key: str, trace_dir: str, delay: float) -> None:
+        poster.post_flow(
+            "flowkit_jobboard:one_step", store={"key": key, "trace_dir": trace_dir, "delay": delay}, name=key
+        )
+
+    def remaining(self, poster: Any) -> int:
+        return int(poster.job_count())
+
+    def close(self, poster: Any) -> None:
+        poster.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     log(f"flowkit job board: {opts}")
-    emit(run_cases(FlowkitSide(), opts))
+    results: dict[str, Any] = {}
+    if "zookeeper" in opts.boards:
+        results.update(run_cases(FlowkitSide(), opts))
+    if "sql" in opts.boards:
+        results.update({f"sql_{case}": r for case, r in run_cases(SqlSide(), opts).items()})
+    emit(results)
     return 0
 
 

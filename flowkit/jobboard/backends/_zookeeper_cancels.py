@@ -63,21 +63,37 @@ def request(board: ZooKeeperJobBoard, job: Job, reason: str, path: str) -> None:
 
 
 def watch(board: ZooKeeperJobBoard, job: Job, path: str) -> None:
-    """Watch the claimed job's node; tell the board's cancel listeners once when a cancel shows up."""
-    from kazoo.recipe.watchers import DataWatch
+    """Watch the claimed job's node; tell the board's cancel listeners once when a cancel shows up.
+
+    A plain data watch re-armed by asynchronous reads, not kazoo's ``DataWatch``: the claim does not
+    wait for the first read (a round trip on every claim), and a node deleted by consume ends the
+    watch at once, where ``DataWatch`` reads it again and leaves an ``exists`` watch on the server for
+    a node that never comes back (two more requests per job, and a watch left behind per job).
+    The first read is sent after the claim's transaction on the same connection, so it sees the record
+    as claimed or newer: a cancel asked before the claim is heard the same way.
+    """
+    from kazoo.protocol.states import EventType
 
     job_uuid, sequence, told = job.uuid, job.sequence, board._cancel_told
     told.forget(job_uuid)
+    client = board._client
 
-    def on_data(data: bytes | None, _stat: Any) -> bool:
-        if data is None or not board._is_owned(job_uuid):
-            return False  # the claim has ended: stop watching
+    def read(result: Any) -> None:
+        try:
+            data, _stat = result.get_nowait()
+        except Exception:  # gone (consumed, moved) or the session ended: stop watching
+            return
+        if not board._is_owned(job_uuid):
+            return
         try:
             reason = Job.from_bytes(board, data, sequence).cancel_reason
         except MalformedJobError:
-            return True
+            return
         if reason and told.first(job_uuid):
             board._emit_cancel(job_uuid, reason)
-        return True
 
-    DataWatch(board._client, path, on_data)
+    def on_event(event: Any) -> None:
+        if event.type == EventType.CHANGED and board._is_owned(job_uuid):
+            client.get_async(path, watch=on_event).rawlink(read)
+
+    client.get_async(path, watch=on_event).rawlink(read)

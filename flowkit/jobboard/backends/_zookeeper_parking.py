@@ -59,6 +59,7 @@ def park(
     job.attempts = current.attempts
     with board._owned_lock:
         board._owned.pop(job.uuid, None)
+        board._claimed.pop(job.uuid, None)
 
 
 def wake_waiting(board: ZooKeeperJobBoard, names: Sequence[str]) -> int:

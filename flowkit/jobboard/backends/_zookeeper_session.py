@@ -142,6 +142,8 @@ class Session:
         from kazoo.client import KazooClient
         from kazoo.retry import KazooRetry
 
+        from flowkit.jobboard.backends._zookeeper_handler import PollHandler
+
         return KazooClient(
             hosts=self.hosts,
             timeout=self.timeout,
@@ -149,6 +151,7 @@ class Session:
             default_acl=self.acl(),
             connection_retry=KazooRetry(**RETRY),
             command_retry=KazooRetry(**RETRY),
+            handler=PollHandler(),
         )
 
     def _discard(self) -> None:

@@ -118,6 +118,8 @@ class ZooKeeperJobBoard(JobBoard):
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad, self._waiting_path)
         # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
         self._owned: dict[str, str] = {}
+        # job uuid -> (claimant, the job node's version its claim wrote): consume's one-request path
+        self._claimed: dict[str, tuple[str, int]] = {}
         self._owned_lock = threading.Lock()
         self._cancel_told = Told()
         self._session = Session(name, hosts, self.path, timeout, auth, world_read, client, self._on_session)
@@ -180,6 +182,7 @@ class ZooKeeperJobBoard(JobBoard):
             owned = frozenset(self._owned)
             if state == KazooState.LOST:
                 self._owned.clear()
+                self._claimed.clear()
         if state == KazooState.SUSPENDED:
             self._emit(ClaimEvent.IN_DOUBT, owned)
         elif state == KazooState.LOST:
@@ -368,9 +371,11 @@ class ZooKeeperJobBoard(JobBoard):
         # in _owned and reports it.
         with self._owned_lock:
             self._owned[job.uuid] = node
+            self._claimed[job.uuid] = (who, int(results[1].version))
             intact = self._session.session_id() == session and not self._session.suspended
             if not intact:
                 del self._owned[job.uuid]
+                del self._claimed[job.uuid]
         if not intact:
             claims.release(self._client, claim, session, self.timeout)
             raise UnclaimableJobError(
@@ -435,20 +440,47 @@ class ZooKeeperJobBoard(JobBoard):
 
     def consume(self, job: Job, who: str) -> None:
         with self._errors(f"consume job {job}"):
-            path, claim, stat = self._owned_claim(job, who, JobState.COMPLETE)
-            tx = self._client.transaction()
-            tx.check(claim, stat.version)
-            tx.delete(claim)
-            tx.delete(path)
-            if self.history > 0:
-                tx.create(f"{self._history_path}/{_node(job)}", operator.history_record(job, who))
-            self._check(tx.commit(), job, who)
+            if not self._consume_as_claimed(job, who):
+                path, claim, stat = self._owned_claim(job, who, JobState.COMPLETE)
+                tx = self._client.transaction()
+                tx.check(claim, stat.version)
+                tx.delete(claim)
+                tx.delete(path)
+                if self.history > 0:
+                    tx.create(f"{self._history_path}/{_node(job)}", operator.history_record(job, who))
+                self._check(tx.commit(), job, who)
         self._copy.drop_removed(_node(job))
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
+            self._claimed.pop(job.uuid, None)
         if time.monotonic() - self._purged > operator.PURGE_EVERY:
             self._purged = time.monotonic()
             self._client.handler.spawn(self._purge_quietly)  # off the consumer's path
+
+    def _consume_as_claimed(self, job: Job, who: str) -> bool:
+        """Consume in one request when the job node is as ``who``'s claim here wrote it; False when it
+        is not (or this board cannot tell), for the checked path to decide.
+
+        Why the version is enough: a claim writes the job node (its attempts) in the transaction that
+        creates the claim node, so no other claim can exist while the node keeps the version ours
+        wrote; and the claim node must still be there (deleted with it), so a claim that died with its
+        session fails the transaction too. Anything else writing the job (a cancel request) changes the
+        version and sends the consume down the checked path, which reads the claim's owner.
+        """
+        node = _node(job)
+        with self._owned_lock:
+            mine = self._claimed.get(job.uuid) if job.uuid in self._owned else None
+        if mine is None or mine[0] != who or self._session.suspended:
+            return False
+        check_job_transition(job.uuid, JobState.CLAIMED, JobState.COMPLETE)
+        path = f"{self._jobs_path}/{node}"
+        tx = self._client.transaction()
+        tx.check(path, mine[1])
+        tx.delete(f"{self._claims_path}/{node}")
+        tx.delete(path)
+        if self.history > 0:
+            tx.create(f"{self._history_path}/{node}", operator.history_record(job, who))
+        return claims.first_failure(list(tx.commit())) is None
 
     def _purge_quietly(self) -> None:
         try:
@@ -493,6 +525,7 @@ class ZooKeeperJobBoard(JobBoard):
         job.attempts, job.last_reason = current.attempts, current.last_reason
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
+            self._claimed.pop(job.uuid, None)
 
     # -- parked jobs (flowkit.jobboard.parking; the ZooKeeper side is _zookeeper_parking) ------------
 
@@ -534,6 +567,7 @@ class ZooKeeperJobBoard(JobBoard):
         job.last_reason = reason or job.last_reason
         with self._owned_lock:
             self._owned.pop(job.uuid, None)
+            self._claimed.pop(job.uuid, None)
 
     def _check(self, results: list[Any], job: Job, who: str) -> None:
         failure = claims.first_failure(results)
