@@ -34,7 +34,18 @@ _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNIN
 class RevertWave:
     """One wave over ``nodes``: which atoms it touches, how many successors each still waits for."""
 
-    __slots__ = ("blocked", "done", "failed", "failures", "left", "ready", "run", "seq", "touched")
+    __slots__ = (
+        "blocked",
+        "done",
+        "failed",
+        "failures",
+        "left",
+        "ready",
+        "run",
+        "seq",
+        "shown",
+        "touched",
+    )
 
     def __init__(self, run: Run, nodes: range, failures: dict[str, Failure], retry_failed: bool) -> None:
         self.run = run
@@ -53,6 +64,8 @@ class RevertWave:
         """An atom whose revert failed before stays so (and holds back its predecessors) unless retried."""
         self.failures = failures
         """What the flow reverts because of (an atom's revert may ask for ``flow_failures``)."""
+        self.shown: tuple[dict[str, Failure], dict[str, Failure]] | None = None
+        """(:attr:`failures`, the copy of it reverts are given); see :meth:`shown_failures`."""
         self.failed = False
         self.done = False
         """Every touched atom was handled (False after a suspend stopped the wave)."""
@@ -112,15 +125,22 @@ class RevertWave:
         # revert gets what can still be found: it must cope with a partial picture
         kwargs: dict[str, Any] = {}
         if atom._revert_takes_kwargs:
-            kwargs.update(st.bind_args(c.bindings[x], partial=True))
-            kwargs.update(atom.inject_kwargs)
-        kwargs.update(st.bind_args(c.revert_bindings[x], partial=True))
-        kwargs.update(atom.revert_inject_kwargs)
+            bindings = c.bindings[x]
+            if bindings:  # bind_args makes a new dict: it becomes the kwargs
+                kwargs = st.bind_args(bindings, partial=True)
+            if atom.inject_kwargs:
+                kwargs.update(atom.inject_kwargs)
+        bindings = c.revert_bindings[x]
+        if bindings:
+            kwargs.update(st.bind_args(bindings, partial=True))
+        if atom.revert_inject_kwargs:
+            kwargs.update(atom.revert_inject_kwargs)
         wants = atom._revert_wants
-        if "result" in wants:
-            kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
-        if "flow_failures" in wants:
-            kwargs["flow_failures"] = dict(self.failures)
+        if wants:
+            if "result" in wants:
+                kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
+            if "flow_failures" in wants:
+                kwargs["flow_failures"] = self.shown_failures()
         run.set_atom(x, S.REVERTING)
         run.running += 1
         waits = run.waits
@@ -137,6 +157,14 @@ class RevertWave:
                 run.finish(x, REVERT, True, out)
             return
         run.dispatcher.submit(x, atom, REVERT, kwargs, run.context(x))
+
+    def shown_failures(self) -> dict[str, Failure]:
+        """What a revert gets as ``flow_failures``: one copy of :attr:`failures` per wave, shared by
+        its reverts (not one per reverted atom), made again if the wave's failures are replaced."""
+        shown = self.shown
+        if shown is None or shown[0] is not self.failures:
+            shown = self.shown = (self.failures, dict(self.failures))
+        return shown[1]
 
     def reverted(self, x: int, ok: bool, value: Any) -> None:
         """One revert completed (the run has counted it as no longer running)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import extract
 from flowkit.compiler import JUNCTION, RETRY, CompiledFlow
-from flowkit.context import AtomContext
+from flowkit.context import AtomContext, new_context
 from flowkit.engines import deciders
 from flowkit.engines.cancel import revert_cancelled
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
@@ -61,6 +61,7 @@ class Run:
         "c",
         "cancel",
         "cap",
+        "contexts",
         "decided",
         "dispatcher",
         "failed",
@@ -133,6 +134,9 @@ class Run:
             waits.bind(self)
         self.stop_as = FlowState.SUSPENDED
         """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
+        self.contexts: list[AtomContext | None] = [None] * len(compiled.atoms)
+        """Per node: its call context, made on its first call and shared by its later calls (a revert,
+        a retry's next attempt): it holds nothing that changes within a run."""
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -188,9 +192,12 @@ class Run:
         self.progress_of_task(self.c.names[i], progress)
 
     def context(self, i: int) -> AtomContext:
-        return AtomContext(
-            self.c.names[i], self.st.atom_uuids[i], self.progress_of_task, self.progress_with_details
-        )
+        ctx = self.contexts[i]
+        if ctx is None:
+            ctx = self.contexts[i] = new_context(
+                self.c.names[i], self.st.atom_uuids[i], self.progress_of_task, self.progress_with_details
+            )
+        return ctx
 
     def failures_so_far(self) -> dict[str, Failure]:
         names = self.c.names
@@ -360,8 +367,9 @@ class Run:
             self.release(i)
             return
         atom = c.atoms[i]
+        bindings = c.bindings[i]
         try:
-            kwargs = st.bind_args(c.bindings[i])
+            kwargs = st.bind_args(bindings) if bindings else {}
         except FlowkitError as exc:
             self.fail_unstarted(i, _named(exc, c.names[i]))
             return
