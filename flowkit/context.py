@@ -42,8 +42,7 @@ class AtomContext:
 
 _new = object.__new__
 _set_name, _set_uuid, _set_progress, _set_details = (
-    AtomContext.__dict__[f].__set__  # type: ignore[attr-defined]
-    for f in ("atom_name", "atom_uuid", "progress", "progress_details")
+    AtomContext.__dict__[f].__set__ for f in ("atom_name", "atom_uuid", "progress", "progress_details")
 )
 
 
