@@ -51,12 +51,20 @@ class RevertWave:
         self.run = run
         c, st = run.c, run.st
         states = st.states
-        self.touched = {x for x in nodes if states[x] is not S.PENDING}
-        touched = self.touched
-        self.left = {x: sum(1 for s in c.succs[x] if s in touched) for x in touched}
+        pending = S.PENDING
+        self.touched = touched = {x for x in nodes if states[x] is not pending}
+        succs = c.succs
+        left: dict[int, int] = {}
+        self.left = left
         """Per touched atom: its touched successors not reverted yet."""
+        for x in touched:  # a plain loop: a generator per atom costs more than the counting
+            n = 0
+            for s in succs[x]:
+                if s in touched:
+                    n += 1
+            left[x] = n
         self.seq = st.finished_seq
-        self.ready = [(self.latest_first(x), x) for x, n in self.left.items() if n == 0]
+        self.ready = [(self.latest_first(x), x) for x, n in left.items() if n == 0]
         """Atoms whose successors are all reverted, as a heap: the one that finished last comes first, so
         independent branches too (a Map's lanes) are undone in the reverse of the order they ran in."""
         heapq.heapify(self.ready)
@@ -109,12 +117,13 @@ class RevertWave:
 
     def release(self, x: int) -> None:
         """``x`` is reverted (or needs none): a predecessor with no successor left may be reverted."""
-        left, touched, ready = self.left, self.touched, self.ready
+        left, touched, ready, seq = self.left, self.touched, self.ready, self.seq
         for p in self.run.c.preds[x]:
             if p in touched:
-                left[p] -= 1
-                if left[p] == 0:
-                    heapq.heappush(ready, (self.latest_first(p), p))
+                n = left[p] = left[p] - 1
+                if n == 0:
+                    key = -seq[p] if seq[p] else self.latest_first(p)  # latest_first, inline when it finished
+                    heapq.heappush(ready, (key, p))
 
     def start(self, x: int) -> None:
         """Record REVERTING and call ``x``'s revert with what can still be found of its arguments."""
