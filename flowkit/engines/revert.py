@@ -43,7 +43,6 @@ class RevertWave:
         "ready",
         "run",
         "seq",
-        "shown",
         "touched",
     )
 
@@ -72,8 +71,6 @@ class RevertWave:
         """An atom whose revert failed before stays so (and holds back its predecessors) unless retried."""
         self.failures = failures
         """What the flow reverts because of (an atom's revert may ask for ``flow_failures``)."""
-        self.shown: tuple[dict[str, Failure], dict[str, Failure]] | None = None
-        """(:attr:`failures`, the copy of it reverts are given); see :meth:`shown_failures`."""
         self.failed = False
         self.done = False
         """Every touched atom was handled (False after a suspend stopped the wave)."""
@@ -107,11 +104,13 @@ class RevertWave:
                     self.start(x)
             if not run.running:
                 break
-            yield EngineState.WAITING
+            if not run.quiet:  # Engine.run() drops the steps: not yielded per atom (see Run.quiet)
+                yield EngineState.WAITING
             item = dispatcher.wait(None)
             if item is not None:
                 run.finish(*item)
-            yield EngineState.ANALYZING
+            if not run.quiet:
+                yield EngineState.ANALYZING
         self.done = not ready
         return not self.failed
 
@@ -149,7 +148,9 @@ class RevertWave:
             if "result" in wants:
                 kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
             if "flow_failures" in wants:
-                kwargs["flow_failures"] = self.shown_failures()
+                # its own copy (a few hundred instructions for the usual one failure): a revert that
+                # changes it must change neither the saved failures nor what the next revert sees
+                kwargs["flow_failures"] = self.failures.copy()
         run.set_atom(x, S.REVERTING)
         run.running += 1
         waits = run.waits
@@ -166,14 +167,6 @@ class RevertWave:
                 run.finish(x, REVERT, True, out)
             return
         run.dispatcher.submit(x, atom, REVERT, kwargs, run.context(x))
-
-    def shown_failures(self) -> dict[str, Failure]:
-        """What a revert gets as ``flow_failures``: one copy of :attr:`failures` per wave, shared by
-        its reverts (not one per reverted atom), made again if the wave's failures are replaced."""
-        shown = self.shown
-        if shown is None or shown[0] is not self.failures:
-            shown = self.shown = (self.failures, dict(self.failures))
-        return shown[1]
 
     def reverted(self, x: int, ok: bool, value: Any) -> None:
         """One revert completed (the run has counted it as no longer running)."""

@@ -67,6 +67,7 @@ class Run:
         "failed",
         "ignored",
         "notifier",
+        "quiet",
         "ready",
         "revert_failed",
         "running",
@@ -134,6 +135,9 @@ class Run:
             waits.bind(self)
         self.stop_as = FlowState.SUSPENDED
         """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
+        self.quiet = False
+        """Set by ``Engine.run()``, which drops every step: the per-atom steps of the forward loop and
+        of revert waves are then not yielded (each costs a resume of every generator up the chain)."""
         self.contexts: list[AtomContext | None] = [None] * len(compiled.atoms)
         """Per node: its call context, made on its first call and shared by its later calls (a revert,
         a retry's next attempt): it holds nothing that changes within a run."""
@@ -241,6 +245,7 @@ class Run:
         grouped = not inline and recorder is not None and recorder.groups  # see engines.together
         pending = waits.pending if waits is not None else _NO_WAITS
         prioritized = self.c.prioritized
+        loud = not self.quiet
         if not ready:  # nothing to start (an empty or finished flow): still one round, as TaskFlow
             yield SCHEDULING
             yield WAITING
@@ -249,7 +254,8 @@ class Run:
         # (record, notify, release successors). Everything else waits for a drain.
         while True:
             if ready and self.running < cap and not self.failed and not suspend.is_set():
-                yield SCHEDULING
+                if loud:
+                    yield SCHEDULING
                 n = len(ready)  # what these release is started in the next round
                 if prioritized and n > 1:
                     self._by_priority()
@@ -260,9 +266,11 @@ class Run:
                         item = dispatcher.wait(0)
                         if item is not None:
                             self.finish(*item)
-                yield WAITING
+                if loud:
+                    yield WAITING
             elif self.running:
-                yield WAITING
+                if loud:
+                    yield WAITING
             elif (yield from self._drained()):
                 return
             else:
@@ -280,7 +288,8 @@ class Run:
                     timers.fire(ready)
                 if pending:
                     waits.fire(self)  # type: ignore[union-attr]
-            yield ANALYZING
+            if loud:
+                yield ANALYZING
 
     def _by_priority(self) -> None:
         """Order the ready atoms by priority, highest first (ties keep their order)."""
