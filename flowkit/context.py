@@ -40,7 +40,28 @@ class AtomContext:
         object.__setattr__(self, "progress_details", None)
 
 
+_new = object.__new__
+_set_name, _set_uuid, _set_progress, _set_details = (
+    AtomContext.__dict__[f].__set__ for f in ("atom_name", "atom_uuid", "progress", "progress_details")
+)
+
+
+def new_context(
+    atom_name: str, atom_uuid: str, progress: ProgressSink | None, progress_details: DetailsSink | None
+) -> AtomContext:
+    """An :class:`AtomContext`, made without the frozen dataclass's ``__init__`` (its generic
+    ``object.__setattr__`` per field): the engine makes one per atom call."""
+    ctx: AtomContext = _new(AtomContext)
+    _set_name(ctx, atom_name)
+    _set_uuid(ctx, atom_uuid)
+    _set_progress(ctx, progress)
+    _set_details(ctx, progress_details)
+    return ctx
+
+
 _current: contextvars.ContextVar[AtomContext | None] = contextvars.ContextVar("flowkit_atom", default=None)
+CURRENT = _current
+"""The variable itself, for the engine's per-call path (``set``/``reset`` without a wrapper call)."""
 
 
 def current() -> AtomContext | None:

@@ -408,6 +408,9 @@ class Storage:
                 state = self.states[p]
                 # A controller about to retry still holds its last value: its scope's reverts get it.
                 if state is AtomState.SUCCESS or (partial and state is AtomState.RETRYING):
+                    if b.key is None:  # the whole result (extract's first case, inline)
+                        kwargs[b.arg] = results[p]
+                        continue
                     atom = self.compiled.atoms[p]
                     try:
                         kwargs[b.arg] = extract(results[p], b.key, atom.name, b.symbol)

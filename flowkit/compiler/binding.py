@@ -51,7 +51,10 @@ def _providers(c: CompiledFlow) -> dict[str, list[int]]:
         if save_as:  # most atoms provide nothing (a junction never does)
             for symbol in save_as:
                 providers.setdefault(symbol, []).append(i)
-            keyed[i] = any(key is not _WHOLE for key in save_as.values())
+            for key in save_as.values():  # a loop, not any(<generator>): no generator per atom
+                if key is not _WHOLE:
+                    keyed[i] = True
+                    break
     return providers
 
 

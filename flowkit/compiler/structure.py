@@ -148,11 +148,14 @@ class Structure:
     ) -> list[tuple[int, int]]:
         """The flow's own links as (child, child) positions (those made by ``link()`` also go to
         ``manual``); a link's decider guards the head's sources."""
-        pos = {id(child): k for k, child in enumerate(children)}
+        if type(flow).iter_links is GraphFlow.iter_links:  # a plain graph flow: its links by position
+            links = flow.position_links(children)  # type: ignore[attr-defined]
+        else:
+            pos = {id(child): k for k, child in enumerate(children)}
+            links = [(pos[id(u)], pos[id(v)], meta) for u, v, meta in flow.iter_links()]
         out: list[tuple[int, int]] = []
         siblings: frozenset[int] | None = None
-        for u, v, meta in flow.iter_links():
-            ku, kv = pos[id(u)], pos[id(v)]
+        for ku, kv, meta in links:
             out.append((ku, kv))
             if meta.get("manual"):
                 manual.append((ku, kv))
@@ -171,7 +174,7 @@ class Structure:
                     history=range(built[ku][0], built[ku][1]),
                     target=range(built[kv][0], built[kv][1]),
                     scope=range(built[0][0], built[-1][1]),
-                    label=f"{getattr(u, 'name', u)!r} -> {getattr(v, 'name', v)!r}",
+                    label=_link_label(children[ku], children[kv]),
                 )
                 for entry in built[kv][2]:
                     self.c.deciders.setdefault(entry, []).append(link)
@@ -238,14 +241,23 @@ class Structure:
         return out
 
 
+def _link_label(u: Node, v: Node) -> str:
+    return f"{getattr(u, 'name', u)!r} -> {getattr(v, 'name', v)!r}"
+
+
 _PLAIN = (Atom.requires, Atom.optional, Atom.revert_optional)
+_PLAIN_CLASSES: dict[type, bool] = {}
+"""Per atom class: does it keep Atom's ``requires``/``optional``/``revert_optional`` (see :func:`_needs`)."""
 
 
 def _needs(atom: Atom) -> frozenset[str]:
     """``atom.requires | atom.optional | atom.revert_optional``, in one frozenset straight from the
     rebind maps those properties are made of (unless its class defines them its own way)."""
     cls = type(atom)
-    if (cls.requires, cls.optional, cls.revert_optional) != _PLAIN:
+    plain = _PLAIN_CLASSES.get(cls)
+    if plain is None:  # asked once per class, not per atom
+        plain = _PLAIN_CLASSES[cls] = (cls.requires, cls.optional, cls.revert_optional) == _PLAIN
+    if not plain:
         return atom.requires | atom.optional | atom.revert_optional
     return frozenset(
         (

@@ -20,7 +20,8 @@ from concurrent import futures
 from typing import Any
 
 from flowkit.atom import Atom
-from flowkit.context import AtomContext, reset_current, set_current
+from flowkit.context import CURRENT as _atom_context
+from flowkit.context import AtomContext
 from flowkit.engines.aio import CLASS_FLAGS, PLAIN, AsyncRunner, flags_of, is_async
 from flowkit.engines.aio import NOT_STARTED as NOT_STARTED
 from flowkit.engines.timed_processes import TimedProcesses
@@ -50,7 +51,7 @@ def call_atom(
     atom: Atom, action: str, kwargs: dict[str, Any], ctx: AtomContext | None = None
 ) -> tuple[bool, Any]:
     """Run one action of one atom inside its context; never raises (a failure is a Failure)."""
-    token = set_current(ctx)
+    token = _atom_context.set(ctx)  # set_current, without its call on every atom call
     try:
         fn = atom.execute if action == EXECUTE else atom.revert
         result = fn(**kwargs)
@@ -60,7 +61,7 @@ def call_atom(
     except Exception:
         return False, Failure()
     finally:
-        reset_current(token)
+        _atom_context.reset(token)
     return True, result
 
 

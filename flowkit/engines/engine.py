@@ -224,7 +224,7 @@ class Engine:
         (:class:`~flowkit.exceptions.WrappedFailure` when several failed); when a revert failed, the
         revert's exception, chained to the failure that caused the revert.
         """
-        for _ in self._steps():
+        for _ in self._steps(quiet=True):
             pass
 
     def run_iter(self) -> Generator[str, Any, None]:
@@ -262,12 +262,15 @@ class Engine:
         for _ in steps:
             pass
 
-    def _steps(self) -> Generator[Step, None, None]:
-        """The run itself, as a generator of steps (``run()`` drains it; ``run_iter()`` hands it out)."""
+    def _steps(self, quiet: bool = False) -> Generator[Step, None, None]:
+        """The run itself, as a generator of steps (``run()`` drains it; ``run_iter()`` hands it out).
+
+        ``quiet`` (``run()``: nobody sees the steps) leaves out the steps yielded per atom."""
         self.validate()
         st = self.storage
         self._wake.clear()
         run = self._run = self._new_run()
+        run.quiet = quiet
         self._dispatcher.start(run.progress_of_node)  # bound once per run, not looked up per atom
         fenced = False
         self._cancel.begin()

@@ -35,18 +35,36 @@ _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNIN
 class RevertWave:
     """One wave over ``nodes``: which atoms it touches, how many successors each still waits for."""
 
-    __slots__ = ("blocked", "done", "failed", "failures", "left", "ready", "run", "seq", "touched")
+    __slots__ = (
+        "blocked",
+        "done",
+        "failed",
+        "failures",
+        "left",
+        "ready",
+        "run",
+        "seq",
+        "touched",
+    )
 
     def __init__(self, run: Run, nodes: range, failures: dict[str, Failure], retry_failed: bool) -> None:
         self.run = run
         c, st = run.c, run.st
         states = st.states
-        self.touched = {x for x in nodes if states[x] is not S.PENDING}
-        touched = self.touched
-        self.left = {x: sum(1 for s in c.succs[x] if s in touched) for x in touched}
+        pending = S.PENDING
+        self.touched = touched = {x for x in nodes if states[x] is not pending}
+        succs = c.succs
+        left: dict[int, int] = {}
+        self.left = left
         """Per touched atom: its touched successors not reverted yet."""
+        for x in touched:  # a plain loop: a generator per atom costs more than the counting
+            n = 0
+            for s in succs[x]:
+                if s in touched:
+                    n += 1
+            left[x] = n
         self.seq = st.finished_seq
-        self.ready = [(self.latest_first(x), x) for x, n in self.left.items() if n == 0]
+        self.ready = [(self.latest_first(x), x) for x, n in left.items() if n == 0]
         """Atoms whose successors are all reverted, as a heap: the one that finished last comes first, so
         independent branches too (a Map's lanes) are undone in the reverse of the order they ran in."""
         heapq.heapify(self.ready)
@@ -87,22 +105,25 @@ class RevertWave:
                     self.start(x)
             if not run.running:
                 break
-            yield EngineState.WAITING
+            if not run.quiet:  # Engine.run() drops the steps: not yielded per atom (see Run.quiet)
+                yield EngineState.WAITING
             item = dispatcher.wait(None)
             if item is not None:
                 run.finish(*item)
-            yield EngineState.ANALYZING
+            if not run.quiet:
+                yield EngineState.ANALYZING
         self.done = not ready
         return not self.failed
 
     def release(self, x: int) -> None:
         """``x`` is reverted (or needs none): a predecessor with no successor left may be reverted."""
-        left, touched, ready = self.left, self.touched, self.ready
+        left, touched, ready, seq = self.left, self.touched, self.ready, self.seq
         for p in self.run.c.preds[x]:
             if p in touched:
-                left[p] -= 1
-                if left[p] == 0:
-                    heapq.heappush(ready, (self.latest_first(p), p))
+                n = left[p] = left[p] - 1
+                if n == 0:
+                    key = -seq[p] if seq[p] else self.latest_first(p)  # latest_first, inline when it finished
+                    heapq.heappush(ready, (key, p))
 
     def start(self, x: int) -> None:
         """Record REVERTING and call ``x``'s revert with what can still be found of its arguments."""
@@ -113,15 +134,24 @@ class RevertWave:
         # revert gets what can still be found: it must cope with a partial picture
         kwargs: dict[str, Any] = {}
         if atom._revert_takes_kwargs:
-            kwargs.update(st.bind_args(c.bindings[x], partial=True))
-            kwargs.update(atom.inject_kwargs)
-        kwargs.update(st.bind_args(c.revert_bindings[x], partial=True))
-        kwargs.update(atom.revert_inject_kwargs)
+            bindings = c.bindings[x]
+            if bindings:  # bind_args makes a new dict: it becomes the kwargs
+                kwargs = st.bind_args(bindings, partial=True)
+            if atom.inject_kwargs:
+                kwargs.update(atom.inject_kwargs)
+        bindings = c.revert_bindings[x]
+        if bindings:
+            kwargs.update(st.bind_args(bindings, partial=True))
+        if atom.revert_inject_kwargs:
+            kwargs.update(atom.revert_inject_kwargs)
         wants = atom._revert_wants
-        if "result" in wants:
-            kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
-        if "flow_failures" in wants:
-            kwargs["flow_failures"] = dict(self.failures)
+        if wants:
+            if "result" in wants:
+                kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
+            if "flow_failures" in wants:
+                # its own copy (a few hundred instructions for the usual one failure): a revert that
+                # changes it must change neither the saved failures nor what the next revert sees
+                kwargs["flow_failures"] = self.failures.copy()
         run.set_atom(x, S.REVERTING)
         run.running += 1
         if run.told and x in run.told:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import extract
 from flowkit.compiler import JUNCTION, RETRY, CompiledFlow
-from flowkit.context import AtomContext
+from flowkit.context import AtomContext, new_context
 from flowkit.engines import deciders
 from flowkit.engines.cancel import revert_cancelled
 from flowkit.engines.dispatch import EXECUTE, NOT_STARTED, REVERT, Dispatcher
@@ -62,11 +62,13 @@ class Run:
         "c",
         "cancel",
         "cap",
+        "contexts",
         "decided",
         "dispatcher",
         "failed",
         "ignored",
         "notifier",
+        "quiet",
         "ready",
         "revert_failed",
         "running",
@@ -137,6 +139,12 @@ class Run:
         self.told = progress_nodes(compiled)
         """Tasks the engine tells 0.0/1.0 progress (see :mod:`~flowkit.engines.task_progress`)."""
         """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
+        self.quiet = False
+        """Set by ``Engine.run()``, which drops every step: the per-atom steps of the forward loop and
+        of revert waves are then not yielded (each costs a resume of every generator up the chain)."""
+        self.contexts: list[AtomContext | None] = [None] * len(compiled.atoms)
+        """Per node: its call context, made on its first call and shared by its later calls (a revert,
+        a retry's next attempt): it holds nothing that changes within a run."""
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -192,9 +200,12 @@ class Run:
         self.progress_of_task(self.c.names[i], progress)
 
     def context(self, i: int) -> AtomContext:
-        return AtomContext(
-            self.c.names[i], self.st.atom_uuids[i], self.progress_of_task, self.progress_with_details
-        )
+        ctx = self.contexts[i]
+        if ctx is None:
+            ctx = self.contexts[i] = new_context(
+                self.c.names[i], self.st.atom_uuids[i], self.progress_of_task, self.progress_with_details
+            )
+        return ctx
 
     def failures_so_far(self) -> dict[str, Failure]:
         names = self.c.names
@@ -238,6 +249,7 @@ class Run:
         grouped = not inline and recorder is not None and recorder.groups  # see engines.together
         pending = waits.pending if waits is not None else _NO_WAITS
         prioritized = self.c.prioritized
+        loud = not self.quiet
         if not ready:  # nothing to start (an empty or finished flow): still one round, as TaskFlow
             yield SCHEDULING
             yield WAITING
@@ -246,7 +258,8 @@ class Run:
         # (record, notify, release successors). Everything else waits for a drain.
         while True:
             if ready and self.running < cap and not self.failed and not suspend.is_set():
-                yield SCHEDULING
+                if loud:
+                    yield SCHEDULING
                 n = len(ready)  # what these release is started in the next round
                 if prioritized and n > 1:
                     self._by_priority()
@@ -257,9 +270,11 @@ class Run:
                         item = dispatcher.wait(0)
                         if item is not None:
                             self.finish(*item)
-                yield WAITING
+                if loud:
+                    yield WAITING
             elif self.running:
-                yield WAITING
+                if loud:
+                    yield WAITING
             elif (yield from self._drained()):
                 return
             else:
@@ -277,7 +292,8 @@ class Run:
                     timers.fire(ready)
                 if pending:
                     waits.fire(self)  # type: ignore[union-attr]
-            yield ANALYZING
+            if loud:
+                yield ANALYZING
 
     def _by_priority(self) -> None:
         """Order the ready atoms by priority, highest first (ties keep their order)."""
@@ -364,8 +380,9 @@ class Run:
             self.release(i)
             return
         atom = c.atoms[i]
+        bindings = c.bindings[i]
         try:
-            kwargs = st.bind_args(c.bindings[i])
+            kwargs = st.bind_args(bindings) if bindings else {}
         except FlowkitError as exc:
             self.fail_unstarted(i, _named(exc, c.names[i]))
             return

@@ -215,6 +215,17 @@ class GraphFlow(_Flow):
             for v, meta in succs.items():
                 yield nodes[u], nodes[v], meta
 
+    def position_links(self, children: list[Node]) -> list[tuple[int, int, dict[str, Any]]]:
+        """:meth:`iter_links` as positions in ``children`` (this flow's children, as iterated) with the
+        metadata: what the compiler reads, without a node lookup and two ``id()`` calls per link."""
+        pos = {id(child): k for k, child in enumerate(children)}
+        out = []
+        for u, succs in self._succ.items():
+            ku = pos[u]
+            for v, meta in succs.items():
+                out.append((ku, pos[v], meta))
+        return out
+
     def _ancestors(self, nid: int) -> set[int]:
         seen: set[int] = set()
         stack = list(self._pred.get(nid, ()))
