@@ -23,8 +23,10 @@ Measured (2-core machine shared with other work, SQLite files on its disk, ``--m
   of about 1 s, 35 s into the run, that every flow due then waited out).
 - ``--park-only``, 4,000 flows: posted in 12.0 s, all parked 53.5 s later (13 ms a park); 4 threads
   while 4,000 were parked, 0 jobs running.
-- 10,000 flows were not run here (benchmarks on this shared machine stay near a minute): at the rates
-  above, posting and parking them takes about 2.5 minutes and resuming them at 25/s another 7.
+- 10,000 flows over 400 s (25 wake-ups/s; 2026-11-28, while the full test suite ran beside it): posted
+  in 10.4 s, all 10,000 WAITING at once 85.8 s later; 6 threads in the process while they were parked
+  (4 before the conductor: its claim loop and heartbeat are the other 2, whatever the number parked),
+  0 jobs running; all 10,000 consumed; lateness median 0.016 s, p99 0.082 s, max 0.282 s.
 """
 
 from __future__ import annotations
