@@ -39,7 +39,9 @@ def map_shot() -> None:
         page = browser.new_page(viewport={"width": 1200, "height": 820})
         page.goto(f"{base}/#/flows/{fd.uuid}")
         for name, state in (("hosts[0].disks[0].wipe", "SUCCESS"), ("hosts[1].disks[1].wipe", "RUNNING")):
-            page.wait_for_selector(f'svg.dag g.node[data-name="{name}"][data-state="{state}"]', timeout=20_000)
+            page.wait_for_selector(
+                f'svg.dag g.node[data-name="{name}"][data-state="{state}"]', timeout=20_000
+            )
         page.wait_for_timeout(500)  # the refetch that brings the durations
         page.locator("svg.dag").screenshot(path=str(ROOT / "docs" / "console-map.png"))
         browser.close()

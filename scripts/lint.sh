@@ -20,7 +20,7 @@ python="${LINT_PYTHON:-}"
 if [[ -z "$python" ]]; then
     if [[ -x .venv/bin/python && -z "${TOX_ENV_NAME:-}" ]]; then python=.venv/bin/python; else python=python; fi
 fi
-paths=(flowkit conductor tests bench examples)
+paths=(flowkit conductor tests bench examples scripts)
 failed=()
 
 run() {

@@ -17,6 +17,27 @@ FACTORY_HELP = (
 )
 
 
+PERSISTENCE = click.option(
+    "--persistence",
+    "persistence_url",
+    envvar="FLOWKIT_PERSISTENCE",
+    required=True,
+    metavar="URL",
+    help="Persistence URL of the flows [env FLOWKIT_PERSISTENCE]",
+)
+"""``--persistence URL`` (required) as every command that reads flows takes it."""
+
+OUTPUT = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or JSON (one array) for scripts",
+)
+"""``-o table|json`` on every listing."""
+
+
 class FlowError(click.ClickException):
     """The flow cannot be used as given (bad factory path, compile error): exit status 2."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from flowkit.cli._common import PERSISTENCE
 from flowkit.cli.jobs import _connected, _json
 from flowkit.exceptions import FlowkitError
 from flowkit.persistence import events as event_log
@@ -22,14 +23,7 @@ def events() -> None:
 @events.command("send")
 @click.argument("name")
 @click.option("--payload", metavar="JSON", help="The event's payload (JSON): the waiting atom's result")
-@click.option(
-    "--persistence",
-    "persistence_url",
-    envvar="FLOWKIT_PERSISTENCE",
-    required=True,
-    metavar="URL",
-    help="Persistence URL of the flows [env FLOWKIT_PERSISTENCE]",
-)
+@PERSISTENCE
 @click.option(
     "--board", "board_url", envvar="FLOWKIT_BOARD", metavar="URL", help="Job board URL [env FLOWKIT_BOARD]"
 )
@@ -53,14 +47,7 @@ def send(
 
 @events.command("prune")
 @click.option("--older-than", type=click.FloatRange(min=0), required=True, metavar="SECONDS")
-@click.option(
-    "--persistence",
-    "persistence_url",
-    envvar="FLOWKIT_PERSISTENCE",
-    required=True,
-    metavar="URL",
-    help="Persistence URL of the flows [env FLOWKIT_PERSISTENCE]",
-)
+@PERSISTENCE
 def prune(older_than: float, persistence_url: str) -> None:
     """Delete the events sent more than SECONDS ago (events are kept until pruned)."""
     try:

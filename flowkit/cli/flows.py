@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from flowkit.cli._common import OUTPUT, PERSISTENCE
 from flowkit.cli.db import _backend, _table, _when
 from flowkit.exceptions import FlowkitError
 from flowkit.failure import Failure
@@ -26,7 +27,6 @@ __all__ = ["flows"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-OUTPUTS = ("table", "json")
 
 
 def _since(text: str | None) -> datetime | None:
@@ -43,21 +43,6 @@ def _since(text: str | None) -> datetime | None:
             f"{text!r} is neither a time ago (30m, 2h, 7d) nor an ISO 8601 moment", param_hint="--since"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _persistence(fn: Any) -> Any:
-    return click.option(
-        "--persistence",
-        "persistence_url",
-        envvar="FLOWKIT_PERSISTENCE",
-        required=True,
-        metavar="URL",
-        help="Persistence URL [env FLOWKIT_PERSISTENCE]",
-    )(fn)
-
-
-def _output(fn: Any) -> Any:
-    return click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True)(fn)
 
 
 @click.group("flows")
@@ -83,8 +68,8 @@ def _summary_json(s: FlowSummary) -> dict[str, Any]:
 @click.option("--since", metavar="WHEN", help="Only flows created since: 30m, 2h, 7d, or an ISO 8601 moment")
 @click.option("--limit", type=click.IntRange(1, queries.MAX_LIMIT), default=50, show_default=True)
 @click.option("--cursor", metavar="CURSOR", help="Continue after an earlier page (its next_cursor)")
-@_output
-@_persistence
+@OUTPUT
+@PERSISTENCE
 def list_flows(
     state: str | None,
     name: str | None,
@@ -201,8 +186,8 @@ def _show(fd: FlowDetail) -> None:
 
 @flows.command("show")
 @click.argument("uuid")
-@_output
-@_persistence
+@OUTPUT
+@PERSISTENCE
 def show_flow(uuid: str, output: str, persistence_url: str) -> None:
     """One flow, by its UUID or a unique start of it: atoms with states, times and failures."""
     backend = _backend(persistence_url, read_only=True)

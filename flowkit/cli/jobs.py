@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from flowkit.cli._common import OUTPUT
 from flowkit.exceptions import FlowkitError
 from flowkit.factory import allow_list
 from flowkit.jobboard import Job, JobBoard, JobState
@@ -180,15 +181,6 @@ def table(rows: list[list[str]]) -> str:
 
 
 _table = table
-
-OUTPUT = click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="A table for people, or JSON (one array) for scripts",
-)
 
 
 @jobs.command("list")

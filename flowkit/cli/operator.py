@@ -12,7 +12,8 @@ import time
 
 import click
 
-from flowkit.cli.jobs import OUTPUT, _board_options, _connected, jobs, table
+from flowkit.cli._common import OUTPUT
+from flowkit.cli.jobs import _board_options, _connected, jobs, table
 from flowkit.jobboard import Job
 
 

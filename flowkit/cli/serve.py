@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from flowkit import extras
+from flowkit.cli._common import PERSISTENCE
 from flowkit.exceptions import FlowkitError
 
 
@@ -18,14 +19,7 @@ def _prefixes(values: tuple[str, ...]) -> tuple[str, ...] | None:
 
 
 @click.command("serve")
-@click.option(
-    "--persistence",
-    "persistence_url",
-    envvar="FLOWKIT_PERSISTENCE",
-    required=True,
-    metavar="URL",
-    help="Persistence URL of the flows [env FLOWKIT_PERSISTENCE]",
-)
+@PERSISTENCE
 @click.option(
     "--board",
     "board_url",
