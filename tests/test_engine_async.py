@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,27 @@ def test_a_fenced_run_loses_no_atom_held_for_a_slot_when_a_failure_is_retried(tm
     engine.run()
     assert [engine.storage.fetch(f"a{i}") for i in range(5)] == [f"a{i}" for i in range(5)]
     assert engine.storage.get_atom_state("a4") is AtomState.SUCCESS
+
+
+def test_a_fenced_run_frees_the_slots_of_async_calls_saved_together(tmp_path: Path) -> None:
+    """Async executes that end together are saved in one transaction (group commit); each must still
+    give its ``max_async`` slot back, or the atoms after them wait for slots that never come free."""
+
+    class Together(Task):
+        async def execute(self, due: float) -> str:
+            await asyncio.sleep(max(0.0, due - time.time()))  # both of a pair end at the same moment
+            return self.name
+
+    due = time.time() + 0.3
+    flow = UnorderedFlow("f").add(
+        *(Together(name=f"a{i}", provides=f"a{i}", inject={"due": due + 0.1 * (i // 2)}) for i in range(8))
+    )
+    backend = backends.fetch(f"sqlite:///{tmp_path}/flows.db")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engine = engines.load(flow, engine="parallel", max_workers=1, max_async=2, backend=backend, fence=1)
+    finished = threading.Event()
+    runner = threading.Thread(target=lambda: (engine.run(), finished.set()), daemon=True)
+    runner.start()
+    assert finished.wait(20), "the run stopped starting atoms: slots were not given back"
+    assert [engine.storage.fetch(f"a{i}") for i in range(8)] == [f"a{i}" for i in range(8)]

@@ -81,3 +81,23 @@ def test_the_engine_progress_call_does_not_reach_an_enclosing_task() -> None:
     )
     engine.run()
     assert outer_heard == []
+
+
+def test_tasks_whose_results_are_saved_together_are_each_told_the_end(tmp_path: Any) -> None:
+    """With SQL persistence the parallel engine saves completions that arrive together in one
+    transaction (group commit); each of those tasks still hears 1.0, as one saved alone does."""
+    from flowkit import UnorderedFlow
+    from flowkit.persistence import backends
+
+    gate = threading.Barrier(6)
+
+    class LoudTogether(Loud):
+        def execute(self) -> None:
+            gate.wait(10)  # every one ends at the same moment: their completions queue together
+
+    tasks = [LoudTogether(f"t{i}") for i in range(6)]
+    backend = backends.fetch(f"sqlite:///{tmp_path}/flows.db")
+    with backend.get_connection() as conn:
+        conn.upgrade()
+    engines.load(UnorderedFlow("f").add(*tasks), engine="parallel", max_workers=6, backend=backend).run()
+    assert [[p for p, _ in t.told] for t in tasks] == [[0.0, 1.0]] * 6

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.compiler import RETRY
 from flowkit.engines.dispatch import EXECUTE, Completion
+from flowkit.engines.task_progress import tell
 from flowkit.states import AtomState
 
 if TYPE_CHECKING:
@@ -63,9 +64,12 @@ def finish_together(run: Run, items: list[Completion]) -> None:
                 else:
                     st.failures[i] = None
             raise
+    told, atoms = run.told, run.c.atoms
     for i, ok, value, old in settled:
         run.announce_atom(i, S.SUCCESS if ok else S.FAILURE, old, value)
         if ok:
+            if told and i in told:
+                tell(atoms[i], 1.0)  # type: ignore[arg-type]
             run.release(i)
         else:
             run.failed[i] = value
@@ -73,9 +77,11 @@ def finish_together(run: Run, items: list[Completion]) -> None:
 
 def _settle(run: Run, items: list[Completion], settled: list[tuple[int, bool, Any, AtomState]]) -> None:
     """Put each outcome into storage as :meth:`Run.finish` does (the recorder holds the writes)."""
-    st, c = run.st, run.c
+    st, c, slots = run.st, run.c, run.slots
     for i, _action, ok, value in items:
         run.running -= 1
+        if slots is not None:  # as Run.finish: the call's slot is free for an atom held for one
+            slots.freed(run, i)
         if ok and c.keyed[i]:
             missing = run._missing_key(i, value)
             if missing is not None:
