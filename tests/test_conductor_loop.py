@@ -3,11 +3,9 @@ SQLite persistence: what it does with each job."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,19 +18,8 @@ from flowkit.exceptions import ConductorError
 from flowkit.jobboard import ClaimEvent, Job, JobBoard, JobState
 from tests.job_flows import trace_of, violations
 from tests.support.boards import board_is_empty
+from tests.support.conductors import running
 from tests.support.wait import wait_until
-
-
-@contextlib.contextmanager
-def running(conductor: Conductor) -> Iterator[Conductor]:
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
-        yield conductor
-    finally:
-        conductor.stop()
-        thread.join(15)
-        assert not thread.is_alive(), "the conductor did not stop"
 
 
 def _post(board: JobBoard, tmp_path: Path, key: str, n: int = 2, delay: float = 0.0) -> Job:

@@ -3,9 +3,6 @@ same store), resume a SUSPENDED one; both post a job a conductor runs, on every 
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,20 +16,10 @@ from flowkit.persistence.lookup import find_flow_detail
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.persistence.shared import backend_for
 from flowkit.states import AtomState, FlowState
+from tests.support.conductors import running
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@contextlib.contextmanager
-def running(conductor: Conductor) -> Iterator[Conductor]:
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
-        yield conductor
-    finally:
-        conductor.stop()
-        thread.join(15)
 
 
 def _state(persistence_url: str, flow_uuid: str) -> FlowState:

@@ -8,9 +8,7 @@ holder's listener in another, and to the flow leaving RUNNING under a conductor.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ from flowkit.exceptions import CancelRefused, JobBoardError, NotFound
 from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard import backends as boards
 from flowkit.states import FlowState
-from tests.support.conductors import Conductors
+from tests.support.conductors import Conductors, running
 from tests.support.journal import Journal
 from tests.support.wait import wait_until
 
@@ -38,18 +36,6 @@ def other(board: JobBoard, board_url: str, persistence_url: str) -> Iterator[Job
     made.connect()
     yield made
     made.close()
-
-
-@contextlib.contextmanager
-def running(conductor: Conductor) -> Iterator[Conductor]:
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
-        yield conductor
-    finally:
-        conductor.stop()
-        thread.join(15)
-        assert not thread.is_alive(), "the conductor did not stop"
 
 
 def _post(board: JobBoard, journal: Journal, n: int = 40, pause: float = 0.05, name: str = "slow") -> Job:

@@ -4,8 +4,6 @@ attaches the listener to every job's engine, with the job's uuid on the flow spa
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +17,7 @@ from flowkit import engines
 from flowkit.jobboard import JobBoard, JobState
 from flowkit.listeners.otel import TracingListener
 from tests import ops_flows
-from tests.support.conductors import Conductors
+from tests.support.conductors import Conductors, running
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -74,17 +72,6 @@ def test_a_flow_that_succeeds(spans: tuple[TracerProvider, InMemorySpanExporter]
     assert found["flow ok"].status.status_code is not StatusCode.ERROR
 
 
-@contextlib.contextmanager
-def _running(conductor: Conductor) -> Iterator[None]:
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        conductor.stop()
-        thread.join(15)
-
-
 def test_flowkit_conductor_otel_flag_runs_jobs_traced(
     board: JobBoard, board_url: str, conductors: Conductors
 ) -> None:
@@ -101,7 +88,7 @@ def test_a_conductor_traces_every_job(
     job = board.post_flow("tests.ops_flows:napping", store={"seconds": 0.01})
     conductor = Conductor("c1", board, persistence_url, wait_timeout=0.1)
     conductor.engine_hooks.append(TracingListener.hook(tracer_provider=provider))
-    with _running(conductor):
+    with running(conductor):
         wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job consumed")
     flow = _by_name(exporter.get_finished_spans())["flow napping"]
     assert flow.attributes is not None and flow.attributes["flowkit.job.uuid"] == job.uuid

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from conductor import Conductor
 from flowkit.jobboard import JobBoard
 from flowkit.jobboard import backends as boards
 from flowkit.jobboard.fleet import Heartbeat, Member
+from tests.support.conductors import running
 from tests.support.serve import serving
 from tests.support.wait import wait_until
 
@@ -66,14 +66,8 @@ def api(board: JobBoard, urls: tuple[str, str], tmp_path: Path) -> Iterator[http
 
 @contextlib.contextmanager
 def conducting(board: JobBoard, database: str) -> Iterator[Conductor]:
-    conductor = Conductor("c1", board, database, wait_timeout=0.1, heartbeat=0.2)
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
+    with running(Conductor("c1", board, database, wait_timeout=0.1, heartbeat=0.2)) as conductor:
         yield conductor
-    finally:
-        conductor.stop()
-        thread.join(15)
 
 
 def _job(api: httpx.Client, uuid: str) -> dict[str, object]:

@@ -7,10 +7,7 @@ once with PostgreSQL persistence; the conductors run in this process.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,21 +20,9 @@ from flowkit.persistence import events
 from flowkit.persistence.models import FlowDetail
 from flowkit.persistence.shared import backend_for
 from tests.support.boards import board_is_empty
-from tests.support.conductors import Conductors
+from tests.support.conductors import Conductors, running
 from tests.support.wait import wait_until
 from tests.wait_flows import read_log
-
-
-@contextlib.contextmanager
-def running(conductor: Conductor) -> Iterator[Conductor]:
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
-        yield conductor
-    finally:
-        conductor.stop()
-        thread.join(15)
-        assert not thread.is_alive(), "the conductor did not stop"
 
 
 def _sleepy(board: JobBoard, workdir: Path, seconds: float, name: str = "sleepy") -> Job:

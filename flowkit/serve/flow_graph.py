@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from flowkit.atom import Atom
-from flowkit.compiler import JUNCTION, KIND_NAMES, compile_flow
+from flowkit.cli.graph import atom_graph
+from flowkit.compiler import compile_flow
 from flowkit.exceptions import FlowkitError
 from flowkit.factory import FactoryDetails, check_allowed
 from flowkit.flow import Flow
@@ -112,26 +113,9 @@ def compiled_graph(flow: Flow) -> Graph:
     groups: list[GraphGroup] = []
     group_of: dict[str, str] = {}
     _walk(compiled.flow, None, groups, group_of)
-    names, kinds, succs = compiled.names, compiled.kinds, compiled.succs
-    nodes = [GraphNode(names[i], KIND_NAMES[kinds[i]], group_of.get(names[i])) for i in compiled.atom_ids()]
-    edges: dict[tuple[str, str], str | None] = {}
-    for i in compiled.atom_ids():
-        seen = set(succs[i])
-        stack = list(reversed(succs[i]))
-        while stack:  # a junction's successors become the atom's own
-            s = stack.pop()
-            if kinds[s] != JUNCTION:
-                edges[names[i], names[s]] = None
-                continue
-            fresh = [t for t in succs[s] if t not in seen]
-            seen.update(fresh)
-            stack.extend(reversed(fresh))
-    for target, links in compiled.deciders.items():
-        for link in links:
-            label = getattr(link.decider, "__name__", "decider")
-            for u in (names[i] for i in link.history):
-                if (u, names[target]) in edges:
-                    edges[u, names[target]] = "decider" if label.startswith("<") else label
+    g = atom_graph(compiled)  # the same contracted graph `flowkit graph` draws
+    nodes = [GraphNode(name, kind, group_of.get(name)) for name, kind in g.nodes.items()]
+    edges = g.edges
     return Graph("factory", nodes, [GraphEdge(u, v, d) for (u, v), d in edges.items()], groups)
 
 

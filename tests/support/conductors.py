@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from conductor import Conductor
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,3 +80,17 @@ class Conductors:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+@contextlib.contextmanager
+def running(conductor: Conductor) -> Iterator[Conductor]:
+    """``conductor`` running on a thread of this process for the block; stopped (and checked stopped)
+    at its end, whatever happened inside."""
+    thread = threading.Thread(target=conductor.run, daemon=True)
+    thread.start()
+    try:
+        yield conductor
+    finally:
+        conductor.stop()
+        thread.join(15)
+        assert not thread.is_alive(), "the conductor did not stop"
