@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import pickle
+import pkgutil
 from typing import Any
 
 import pytest
@@ -216,6 +218,17 @@ def test_every_class_is_known_as_flowkit_exceptions_whatever_module_it_is_writte
     exc = exceptions.ClaimLost("create-cluster", "fd-uuid-1", 7, 9)
     assert b"cflowkit.exceptions\nClaimLost\n" in pickle.dumps(exc, protocol=2)
     assert Failure.from_exception(exc).to_dict()["exc_type_names"] == _OLD_FAILURE["exc_type_names"]
+
+
+def test_every_class_of_every_module_of_the_package_is_exported() -> None:
+    """A class written in a module of the package but not imported in its ``__init__`` would keep that
+    module's name in saved data, and the tests above (which find the classes by module) would miss it."""
+    for info in pkgutil.iter_modules(exceptions.__path__):
+        module = importlib.import_module(f"{exceptions.__name__}.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ != "builtins":
+                assert getattr(exceptions, name, None) is obj, f"{module.__name__}.{name} is not exported"
+                assert name in exceptions.__all__
 
 
 def test_data_saved_before_the_exceptions_became_a_package_still_loads() -> None:
