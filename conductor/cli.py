@@ -32,6 +32,7 @@ import flowkit
 from conductor import logs, outage, startup
 from conductor.loop import Conductor
 from flowkit import extras
+from flowkit.cli._common import persistence_option
 from flowkit.exceptions import FlowkitError
 from flowkit.jobboard import backends as boards
 from flowkit.persistence import backends as persistence_backends
@@ -77,14 +78,7 @@ def _prefixes(values: Sequence[str]) -> list[str] | None:
     help="Job board URL: zookeeper://host:port/path?timeout=S, sqlite:///file, postgresql://... "
     "[env FLOWKIT_BOARD]",
 )
-@click.option(
-    "--persistence",
-    "persistence_url",
-    envvar="FLOWKIT_PERSISTENCE",
-    required=True,
-    metavar="URL",
-    help="Persistence URL of the jobs' flows [env FLOWKIT_PERSISTENCE]",
-)
+@persistence_option("the jobs' flows")
 @click.option(
     "--name",
     default=lambda: f"{socket.gethostname()}-{os.getpid()}",

@@ -9,10 +9,8 @@ takes and far below what the flows would take uncancelled (an hour): they are no
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -26,12 +24,13 @@ from flowkit.engines.persistence import backend_for
 from flowkit.exceptions import AtomTimeout, Cancelled
 from flowkit.jobboard import JobBoard, JobState
 from flowkit.jobboard import backends as boards
-from flowkit.notifier import ANY
 from flowkit.states import AtomState, FlowState
 from tests.support.cancel_flows import Held, held
+from tests.support.conductors import running
+from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange, worker_options
 from tests.support.journal import Journal, record
+from tests.support.runs import on_atom, run_bounded
 from tests.support.wait import wait_until
-from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
 from tests.wait_flows import read_log
 
 S = AtomState
@@ -42,47 +41,24 @@ HANG_S = 30.0
 
 @pytest.fixture(scope="module")
 def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
-    ctx = multiprocessing.get_context("forkserver")
-    with futures.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+    with forkserver_pool() as pool:
         yield pool
 
 
 @pytest.fixture(scope="module")
 def worker_exchange() -> Iterator[str]:
-    exchange = f"fk-together-{uuid.uuid4().hex[:12]}"
-    with memory_worker(exchange, WORKER_TOPIC, ["tests.support.cancel_flows"], threads=2):
+    with served_exchange("fk-together", WORKER_TOPIC, ["tests.support.cancel_flows"], threads=2) as exchange:
         yield exchange
 
 
-@pytest.fixture(params=["serial", "threads", "processes", "workers"])
+@pytest.fixture(params=KINDS)
 def options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "serial":
-        return {"engine": "serial"}
-    if request.param == "threads":
-        return {"engine": "parallel", "executor": "threads", "max_workers": 2}
-    if request.param == "processes":
-        return {"engine": "parallel", "executor": request.getfixturevalue("process_pool")}
-    return {
-        "engine": "worker-based",
-        "transport": MEMORY_TRANSPORT,
-        "exchange": request.getfixturevalue("worker_exchange"),
-        "topics": [WORKER_TOPIC],
-        "transition_timeout": 10.0,
-        "transport_options": MEMORY_OPTIONS,
-    }
+    return options_for(request.param, request, topic=WORKER_TOPIC, max_workers=2, transition_timeout=10.0)
 
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Journal:
     return Journal(tmp_path / "journal")
-
-
-def _on_atom(engine: engines.Engine, name: str, state: AtomState, do: Any) -> None:
-    def listener(seen: AtomState, details: dict[str, Any]) -> None:
-        if details["atom_name"] == name and seen is state:
-            do()
-
-    engine.atom_notifier.register(ANY, listener)
 
 
 def _cancel_soon(engine: engines.Engine, reason: str = "operator asked", after: float = 0.2) -> None:
@@ -103,23 +79,6 @@ def _cancel_once_started(engine: engines.Engine, journal: Journal, name: str) ->
     threading.Thread(target=when_started, daemon=True).start()
 
 
-def _run_bounded(engine: engines.Engine) -> BaseException | None:
-    """Run ``engine`` on a thread; what it raised (None: nothing). Fails if it is not over in HANG_S."""
-    raised: list[BaseException] = []
-
-    def go() -> None:
-        try:
-            engine.run()
-        except BaseException as exc:
-            raised.append(exc)
-
-    thread = threading.Thread(target=go, daemon=True)
-    thread.start()
-    thread.join(HANG_S)
-    assert not thread.is_alive(), f"the cancelled run did not end within {HANG_S}s"
-    return raised[0] if raised else None
-
-
 # -- durable waits ----------------------------------------------------------------------------------
 
 
@@ -137,8 +96,8 @@ def test_cancel_during_a_durable_wait_cancels_the_wait_and_reverts(
     )
     flow = LinearFlow("f").add(held("before"), waiting, held("after"))
     engine = engines.load(flow, store={"journal": str(journal), "cluster_id": 7}, **options)
-    _on_atom(engine, "nap", S.RUNNING, lambda: _cancel_soon(engine))
-    raised = _run_bounded(engine)
+    on_atom(engine, "nap", S.RUNNING, lambda: _cancel_soon(engine))
+    raised = run_bounded(engine, HANG_S)
     assert isinstance(raised, Cancelled) and raised.reason == "operator asked", raised
     assert raised.__cause__ is None  # the wait did not fail: it was cancelled
     st = engine.storage
@@ -150,19 +109,9 @@ def test_cancel_during_a_durable_wait_cancels_the_wait_and_reverts(
 
 def test_a_wait_is_reverted_by_the_engine_after_a_failure_too(journal: Journal) -> None:
     """A wait that ended (SUCCESS) is reverted when a later step fails; on a worker-based engine too."""
-    exchange = f"fk-together-{uuid.uuid4().hex[:12]}"
     flow = LinearFlow("f").add(held("before"), Sleep("nap", seconds=0), held("after", fail=True))
-    with memory_worker(exchange, WORKER_TOPIC, ["tests.support.cancel_flows"]):
-        engine = engines.load(
-            flow,
-            store={"journal": str(journal)},
-            engine="worker-based",
-            transport=MEMORY_TRANSPORT,
-            exchange=exchange,
-            topics=[WORKER_TOPIC],
-            transition_timeout=10.0,
-            transport_options=MEMORY_OPTIONS,
-        )
+    with served_exchange("fk-together", WORKER_TOPIC, ["tests.support.cancel_flows"], threads=2) as exchange:
+        engine = engines.load(flow, store={"journal": str(journal)}, **worker_options(exchange, WORKER_TOPIC))
         with pytest.raises(RuntimeError, match="after failed"):
             engine.run()
     assert engine.storage.get_atom_states() == {"before": S.REVERTED, "nap": S.REVERTED, "after": S.REVERTED}
@@ -196,7 +145,7 @@ def test_cancel_cancels_running_async_atoms_on_the_loop_then_reverts_them(
         options = {"engine": "parallel", "executor": "threads", "max_async": 1}
     engine = engines.load(flow, store={"journal": str(journal)}, **options)
     started = threading.Event()
-    _on_atom(engine, "a", S.RUNNING, started.set)
+    on_atom(engine, "a", S.RUNNING, started.set)
 
     def operator() -> None:
         wait_until(lambda: journal.names("execute")[-1:] == ["a"], HANG_S, "a to run")
@@ -204,7 +153,7 @@ def test_cancel_cancels_running_async_atoms_on_the_loop_then_reverts_them(
         engine.cancel("operator asked")
 
     threading.Thread(target=operator, daemon=True).start()
-    raised = _run_bounded(engine)
+    raised = run_bounded(engine, HANG_S)
     assert isinstance(raised, Cancelled), raised
     assert "a" in journal.names("execute") and "b" not in journal.names("execute")
     assert "a" in journal.names("reverted") and "b" not in journal.names("reverted")
@@ -229,8 +178,8 @@ def test_async_reverts_after_a_cancel_are_not_cancelled(journal: Journal) -> Non
     flow = LinearFlow("f").add(SlowUndo("a"), SlowUndo("b"), Endless("c"))
     engine = engines.load(flow, store={"journal": str(journal)}, engine="parallel", executor="threads")
     # cancel once c's execute has really begun on the loop (RUNNING is recorded just before it starts)
-    _on_atom(engine, "c", S.RUNNING, lambda: _cancel_once_started(engine, journal, "c"))
-    raised = _run_bounded(engine)
+    on_atom(engine, "c", S.RUNNING, lambda: _cancel_once_started(engine, journal, "c"))
+    raised = run_bounded(engine, HANG_S)
     assert isinstance(raised, Cancelled), raised
     assert journal.names("reverted") == ["c", "b", "a"]
     assert engine.storage.get_atom_states() == {"a": S.REVERTED, "b": S.REVERTED, "c": S.REVERTED}
@@ -259,7 +208,7 @@ def test_a_timed_call_on_the_process_engine_is_let_finish_by_a_cancel(
         release.write_text("")
 
     threading.Thread(target=operator, daemon=True).start()
-    raised = _run_bounded(engine)
+    raised = run_bounded(engine, HANG_S)
     assert isinstance(raised, Cancelled) and raised.__cause__ is None, raised
     assert journal.names("execute") == ["a", "b"]
     assert journal.names("reverted") == ["b", "a"]
@@ -283,7 +232,7 @@ def test_a_timed_call_that_runs_past_its_timeout_after_a_cancel_is_stopped_there
         engine.cancel("operator asked")
 
     threading.Thread(target=operator, daemon=True).start()
-    raised = _run_bounded(engine)
+    raised = run_bounded(engine, HANG_S)
     assert isinstance(raised, Cancelled) and isinstance(raised.__cause__, AtomTimeout), raised
     assert journal.names("reverted") == ["b", "a"]
     assert engine.storage.get_flow_state() is FlowState.REVERTED
@@ -308,10 +257,7 @@ def test_a_job_waiting_in_process_is_cancelled_through_the_board_at_once(
     job = board.post_flow(
         "tests.wait_flows:nap_beside_a_retry_delay", factory_args=[str(tmp_path), 3600.0, 3600.0], name="busy"
     )
-    conductor = Conductor("c1", board, persistence_url, wait_timeout=0.2)
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
+    with running(Conductor("c1", board, persistence_url, wait_timeout=0.2)) as conductor:
         wait_until(
             lambda: "revert flaky" in read_log(tmp_path), 20, "the first attempt to fail and be undone"
         )
@@ -321,10 +267,6 @@ def test_a_job_waiting_in_process_is_cancelled_through_the_board_at_once(
         other.cancel(job, "operator asked")
         wait_until(lambda: other.state_of(job) is JobState.CANCELLED, 10, "the job to end CANCELLED")
         took = time.monotonic() - asked
-    finally:
-        conductor.stop()
-        thread.join(15)
-    assert not thread.is_alive(), "the conductor did not stop"
     with backend_for(persistence_url).get_connection() as conn:
         assert conn.get_flow_detail(job.flow_uuid or "").state is FlowState.REVERTED
     assert read_log(tmp_path)[-1] == "revert before"

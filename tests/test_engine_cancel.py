@@ -8,7 +8,6 @@ while a step runs, on every dispatcher; what they did goes to a journal file.
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
 import subprocess
 import sys
@@ -26,13 +25,13 @@ from flowkit import LinearFlow, engines
 from flowkit.engines.cancel import CANCEL_KEY
 from flowkit.exceptions import Cancelled
 from flowkit.failure import Failure
-from flowkit.notifier import ANY
 from flowkit.persistence import backends, models
 from flowkit.states import AtomState, FlowState
 from tests.support.cancel_flows import held, three_steps
+from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange
 from tests.support.journal import Journal
+from tests.support.runs import on_atom
 from tests.support.wait import wait_until
-from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_TOPIC = "cancel"
@@ -40,50 +39,26 @@ WORKER_TOPIC = "cancel"
 
 @pytest.fixture(scope="module")
 def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
-    ctx = multiprocessing.get_context("forkserver")
-    with futures.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+    with forkserver_pool() as pool:
         yield pool
 
 
 @pytest.fixture(scope="module")
 def worker_exchange() -> Iterator[str]:
     """A worker serving ``tests.support.cancel_flows`` over ``memory://``, on a thread."""
-    exchange = f"fk-cancel-{uuid.uuid4().hex[:12]}"
-    with memory_worker(
-        exchange, WORKER_TOPIC, ["tests.support.cancel_flows", "tests.support.tasks"], threads=4
-    ):
+    tasks = ["tests.support.cancel_flows", "tests.support.tasks"]
+    with served_exchange("fk-cancel", WORKER_TOPIC, tasks, threads=4) as exchange:
         yield exchange
 
 
-@pytest.fixture(params=["serial", "threads", "processes", "workers"])
+@pytest.fixture(params=KINDS)
 def options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "serial":
-        return {"engine": "serial"}
-    if request.param == "threads":
-        return {"engine": "parallel", "executor": "threads", "max_workers": 4}
-    if request.param == "processes":
-        return {"engine": "parallel", "executor": request.getfixturevalue("process_pool")}
-    return {
-        "engine": "worker-based",
-        "transport": MEMORY_TRANSPORT,
-        "exchange": request.getfixturevalue("worker_exchange"),
-        "topics": [WORKER_TOPIC],
-        "transition_timeout": 30.0,
-        "transport_options": MEMORY_OPTIONS,
-    }
+    return options_for(request.param, request, topic=WORKER_TOPIC, max_workers=4, transition_timeout=30.0)
 
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Journal:
     return Journal(tmp_path / "journal")
-
-
-def _on_atom(engine: engines.Engine, name: str, state: AtomState, do: Any) -> None:
-    def listener(seen: AtomState, details: dict[str, Any]) -> None:
-        if details["atom_name"] == name and seen is state:
-            do()
-
-    engine.atom_notifier.register(ANY, listener)
 
 
 def test_cancel_from_another_thread_while_a_step_runs(
@@ -118,7 +93,7 @@ def test_cancel_from_another_thread_while_a_step_runs(
 
 def test_cancel_from_a_listener(options: dict[str, Any], journal: Journal) -> None:
     engine = engines.load(three_steps(), store={"journal": str(journal)}, **options)
-    _on_atom(engine, "b", AtomState.RUNNING, lambda: engine.cancel("from a listener"))
+    on_atom(engine, "b", AtomState.RUNNING, lambda: engine.cancel("from a listener"))
     with pytest.raises(Cancelled, match="from a listener"):
         engine.run()
     assert journal.names("execute") == ["a", "b"]
@@ -129,7 +104,7 @@ def test_cancel_from_a_listener(options: dict[str, Any], journal: Journal) -> No
 def test_cancel_during_a_revert_lets_the_revert_finish(options: dict[str, Any], journal: Journal) -> None:
     """c fails, so the flow reverts; a cancel while b is reverting does not stop the revert half way."""
     engine = engines.load(three_steps(fail_c=True), store={"journal": str(journal)}, **options)
-    _on_atom(engine, "b", AtomState.REVERTING, lambda: engine.cancel("while reverting"))
+    on_atom(engine, "b", AtomState.REVERTING, lambda: engine.cancel("while reverting"))
     with pytest.raises(Cancelled, match="while reverting") as caught:
         engine.run()
     assert isinstance(caught.value.__cause__, RuntimeError)  # c's own failure is kept as the cause
@@ -185,7 +160,7 @@ def test_cancel_after_the_end_does_nothing(journal: Journal) -> None:
 
 def test_cancel_of_a_suspended_flow_reverts_what_ran(journal: Journal) -> None:
     engine = engines.load(three_steps(), store={"journal": str(journal)})
-    _on_atom(engine, "b", AtomState.SUCCESS, engine.suspend)
+    on_atom(engine, "b", AtomState.SUCCESS, engine.suspend)
     engine.run()
     assert engine.storage.get_flow_state() is FlowState.SUSPENDED
     assert engine.cancel("suspended, then cancelled") is True
@@ -203,7 +178,7 @@ def test_a_failed_revert_after_a_cancel_ends_failure(journal: Journal) -> None:
     flow = three_steps()
     flow.add(Step(name="d", inject={"revert_fail": "cannot undo"}))
     engine = engines.load(flow, store={"journal": str(journal)})
-    _on_atom(engine, "d", AtomState.SUCCESS, lambda: engine.cancel("stop"))
+    on_atom(engine, "d", AtomState.SUCCESS, lambda: engine.cancel("stop"))
     with pytest.raises(KeyError, match="cannot undo") as caught:
         engine.run()
     assert engine.storage.get_flow_state() is FlowState.FAILURE
@@ -219,8 +194,8 @@ def test_suspend_during_the_cancels_revert_then_resume_finishes_it(journal: Jour
         conn.save_logbook(book)
     store = {"journal": str(journal)}
     engine = engines.load(three_steps(), store=store, backend=backend, book=book, flow_detail=fd)
-    _on_atom(engine, "b", AtomState.RUNNING, lambda: engine.cancel("stop"))
-    _on_atom(engine, "b", AtomState.REVERTED, engine.suspend)
+    on_atom(engine, "b", AtomState.RUNNING, lambda: engine.cancel("stop"))
+    on_atom(engine, "b", AtomState.REVERTED, engine.suspend)
     engine.run()
     assert engine.storage.get_flow_state() is FlowState.SUSPENDED
     assert journal.names("reverted") == ["b"]
@@ -283,7 +258,7 @@ def test_cancel_cuts_short_a_retry_delay(journal: Journal) -> None:
 
     flow = LinearFlow("r", retry=retry.Times(attempts=3, delay=120.0)).add(held("a"), held("b", fail=True))
     engine = engines.load(flow, store={"journal": str(journal)})
-    _on_atom(engine, "b", AtomState.REVERTED, lambda: threading.Timer(0.1, engine.cancel, ["stop"]).start())
+    on_atom(engine, "b", AtomState.REVERTED, lambda: threading.Timer(0.1, engine.cancel, ["stop"]).start())
     started = time.monotonic()
     with pytest.raises(Cancelled):
         engine.run()
@@ -302,7 +277,7 @@ def test_the_cancel_token_tells_what_holds_something_open(journal: Journal) -> N
     remove = token.add_callback(lambda reason: told.append(f"removed {reason}"))
     remove()
     assert not token.is_set() and token.reason is None
-    _on_atom(engine, "a", AtomState.SUCCESS, lambda: engine.cancel("stop"))
+    on_atom(engine, "a", AtomState.SUCCESS, lambda: engine.cancel("stop"))
     with pytest.raises(Cancelled):
         engine.run()
     assert told == ["stop"]

@@ -10,11 +10,9 @@ behaviour stay in ``test_engine_parallel.py``, ``test_workers_*.py`` and the oth
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ import pytest
 from flowkit import GraphFlow, LinearFlow, UnorderedFlow, engines, notifier, retry
 from flowkit.exceptions import AtomTimeout, CoroutineResult, NotFound
 from flowkit.states import AtomState, EngineState, FlowState
+from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange
 from tests.support.journal import Journal
 from tests.support.tasks import (
     AsyncStep,
@@ -37,7 +36,6 @@ from tests.support.tasks import (
     Whereabouts,
 )
 from tests.support.wait import wait_until
-from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
 
 DISK_FULL = "tests.support.tasks.DiskFull"
 WORKER_TOPIC = "contract"
@@ -62,39 +60,22 @@ class Dispatcher:
 @pytest.fixture(scope="module")
 def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
     """One forkserver pool for the module: starting processes is what makes this dispatcher slow."""
-    ctx = multiprocessing.get_context("forkserver")
-    with futures.ProcessPoolExecutor(max_workers=2, mp_context=ctx) as pool:
+    with forkserver_pool() as pool:
         yield pool
 
 
 @pytest.fixture(scope="module")
 def worker_exchange() -> Iterator[str]:
     """A worker serving ``tests.support.tasks`` on ``memory://``, on a thread; yields its exchange."""
-    exchange = f"fk-contract-{uuid.uuid4().hex[:12]}"
-    with memory_worker(exchange, WORKER_TOPIC, ["tests.support.tasks"], threads=4):
+    with served_exchange("fk-contract", WORKER_TOPIC, ["tests.support.tasks"], threads=4) as exchange:
         yield exchange
 
 
-@pytest.fixture(scope="module", params=["serial", "threads", "processes", "workers"])
+@pytest.fixture(scope="module", params=KINDS)
 def dispatcher(request: pytest.FixtureRequest) -> Dispatcher:
     kind = request.param
-    if kind == "serial":
-        return Dispatcher(kind, {"engine": "serial"})
-    if kind == "threads":
-        return Dispatcher(kind, {"engine": "parallel", "executor": "threads", "max_workers": 4})
-    if kind == "processes":
-        return Dispatcher(kind, {"engine": "parallel", "executor": request.getfixturevalue("process_pool")})
-    exchange = request.getfixturevalue("worker_exchange")
     return Dispatcher(
-        kind,
-        {
-            "engine": "worker-based",
-            "transport": MEMORY_TRANSPORT,
-            "exchange": exchange,
-            "topics": [WORKER_TOPIC],
-            "transition_timeout": 10.0,
-            "transport_options": MEMORY_OPTIONS,
-        },
+        kind, options_for(kind, request, topic=WORKER_TOPIC, max_workers=4, transition_timeout=10.0)
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import pickle
+import pkgutil
 from typing import Any
 
 import pytest
@@ -178,3 +180,63 @@ def test_not_found_is_a_key_error_with_a_plain_message() -> None:
     assert isinstance(exc, KeyError)
     assert str(exc) == "no symbol 'server_id'"
     assert str(pickle.loads(pickle.dumps(exc))) == "no symbol 'server_id'"
+
+
+# Written by flowkit when its exceptions were one module (flowkit/exceptions.py): a pickle of ClaimLost
+# and a saved Failure of it. Stored flows and messages in flight hold such data; it must still load.
+_OLD_PICKLE = (
+    b"\x80\x02cflowkit.exceptions\nClaimLost\nq\x00(X\x0e\x00\x00\x00create-clusterq\x01X\t\x00\x00\x00"
+    b"fd-uuid-1q\x02K\x07K\ttq\x03Rq\x04}q\x05(X\t\x00\x00\x00flow_nameq\x06h\x01X\t\x00\x00\x00flow_uuidq"
+    b"\x07h\x02X\x05\x00\x00\x00tokenq\x08K\x07X\x05\x00\x00\x00newerq\tK\tub."
+)
+_OLD_FAILURE = {
+    "version": 1,
+    "exc_type_names": [
+        "flowkit.exceptions.ClaimLost",
+        "flowkit.exceptions.StorageError",
+        "flowkit.exceptions.FlowkitError",
+        "builtins.Exception",
+        "builtins.BaseException",
+    ],
+    "exception_str": "flow detail 'create-cluster' (fd-uuid-1) was taken over by a newer claim (fence 9): "
+    "writes with fence 7 are refused",
+    "traceback_str": "",
+    "cause": None,
+    "atom_name": None,
+    "exc_args": ["create-cluster", "fd-uuid-1", 7, 9],
+}
+
+
+def test_every_class_is_known_as_flowkit_exceptions_whatever_module_it_is_written_in() -> None:
+    """Saved failures (``exc_type_names``), pickles and ``Failure.check("flowkit.exceptions.X")`` name a
+    class by its module: the package's modules (flowkit.exceptions.storage, ...) must not show."""
+    classes = [obj for obj in map(vars(exceptions).get, exceptions.__all__) if isinstance(obj, type)]
+    assert len(classes) > 40
+    for cls in classes:
+        assert cls.__module__ == "flowkit.exceptions", cls
+        assert getattr(exceptions, cls.__qualname__) is cls
+    exc = exceptions.ClaimLost("create-cluster", "fd-uuid-1", 7, 9)
+    assert b"cflowkit.exceptions\nClaimLost\n" in pickle.dumps(exc, protocol=2)
+    assert Failure.from_exception(exc).to_dict()["exc_type_names"] == _OLD_FAILURE["exc_type_names"]
+
+
+def test_every_class_of_every_module_of_the_package_is_exported() -> None:
+    """A class written in a module of the package but not imported in its ``__init__`` would keep that
+    module's name in saved data, and the tests above (which find the classes by module) would miss it."""
+    for info in pkgutil.iter_modules(exceptions.__path__):
+        module = importlib.import_module(f"{exceptions.__name__}.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__ != "builtins":
+                assert getattr(exceptions, name, None) is obj, f"{module.__name__}.{name} is not exported"
+                assert name in exceptions.__all__
+
+
+def test_data_saved_before_the_exceptions_became_a_package_still_loads() -> None:
+    copy = pickle.loads(_OLD_PICKLE)
+    assert type(copy) is exceptions.ClaimLost
+    assert (copy.flow_name, copy.token, copy.newer) == ("create-cluster", 7, 9)
+    failure = Failure.from_dict(_OLD_FAILURE)
+    assert failure.check("flowkit.exceptions.StorageError") == "flowkit.exceptions.StorageError"
+    with pytest.raises(exceptions.ClaimLost) as info:
+        failure.reraise()
+    assert str(info.value) == _OLD_FAILURE["exception_str"]

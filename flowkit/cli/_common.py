@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -17,15 +19,24 @@ FACTORY_HELP = (
 )
 
 
-PERSISTENCE = click.option(
-    "--persistence",
-    "persistence_url",
-    envvar="FLOWKIT_PERSISTENCE",
-    required=True,
-    metavar="URL",
-    help="Persistence URL of the flows [env FLOWKIT_PERSISTENCE]",
-)
-"""``--persistence URL`` (required) as every command that reads flows takes it."""
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def persistence_option(flows: str = "the flows") -> Callable[[_Command], _Command]:
+    """``--persistence URL`` (required, or ``FLOWKIT_PERSISTENCE``) as every command that reads flows takes
+    it, the conductor daemon's included; ``flows`` names whose flows they are in its help."""
+    return click.option(
+        "--persistence",
+        "persistence_url",
+        envvar="FLOWKIT_PERSISTENCE",
+        required=True,
+        metavar="URL",
+        help=f"Persistence URL of {flows} [env FLOWKIT_PERSISTENCE]",
+    )
+
+
+PERSISTENCE = persistence_option()
+"""``--persistence URL`` of the flows, as most commands take it."""
 
 OUTPUT = click.option(
     "-o",
