@@ -23,17 +23,29 @@ def bind(c: CompiledFlow) -> None:
     n = len(c.atoms)
     providers = _providers(c)
     reach = _Reachability(c.preds, c.order)
-    c.bindings = [()] * n
-    c.revert_bindings = [()] * n
+    bindings: list[tuple[Binding, ...]] = [()] * n
+    revert_bindings: list[tuple[Binding, ...]] = [()] * n
+    c.bindings, c.revert_bindings = bindings, revert_bindings
+    atoms, preds = c.atoms, c.preds
     for i in c.order:  # topological order keeps the reachability memo effective
-        atom = c.atoms[i]
+        atom = atoms[i]
         # most atoms take no arguments: they keep the empty tuple, without a call per atom
-        if atom.required_rebind or atom.optional_rebind:
-            c.bindings[i] = _bind_args(
-                c, i, atom, atom.required_rebind, atom.optional_rebind, providers, reach
-            )
+        required, optional = atom.required_rebind, atom.optional_rebind
+        if optional:
+            bindings[i] = _bind_args(c, i, atom, required, optional, providers, reach)
+        elif required:
+            # the usual case, inline: each argument from the one atom that provides it, run just before
+            bound = []
+            for arg, symbol in required.items():
+                found = providers.get(symbol)
+                if found is not None and len(found) == 1 and found[0] != i and found[0] in preds[i]:
+                    p = found[0]
+                    bound.append(Binding(arg, symbol, False, FROM_ATOM, p, atoms[p].save_as[symbol]))
+                else:
+                    bound.append(_bind_one(c, i, atom, arg, symbol, False, providers, reach))
+            bindings[i] = tuple(bound)
         if atom.revert_required_rebind or atom.revert_optional_rebind:
-            c.revert_bindings[i] = _bind_args(
+            revert_bindings[i] = _bind_args(
                 c, i, atom, atom.revert_required_rebind, atom.revert_optional_rebind, providers, reach
             )
 

@@ -139,8 +139,11 @@ class CompiledFlow:
         """Raise :class:`MissingRequirementError` for the first requirement nothing can satisfy; the
         others follow as its ``cause`` chain (``missing_requirements`` lists them all)."""
         missing: list[tuple[str, str, list[str]]] = []
-        for i in self.atom_ids():
-            for b in (*self.bindings[i], *self.revert_bindings[i]):
+        kinds, revert_bindings = self.kinds, self.revert_bindings
+        for i, bindings in enumerate(self.bindings):
+            if not (bindings or revert_bindings[i]) or kinds[i] == JUNCTION:
+                continue  # most atoms: nothing to check, no tuple built
+            for b in (*bindings, *revert_bindings[i]):
                 if b.kind == FROM_STORE and not b.optional and b.symbol not in store:
                     others = [self.names[p] for p in self.providers.get(b.symbol, ()) if p != i]
                     missing.append((self.names[i], b.symbol, others))

@@ -8,7 +8,7 @@ joined by a link are connected through a junction node (n + m edges instead of n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Collection, Iterable, Set
 from itertools import pairwise
 
 from flowkit.atom import Atom
@@ -21,8 +21,9 @@ from flowkit.retry import Retry
 
 _JUNCTION_THRESHOLD = 16
 
-_Built = tuple[int, int, list[int], list[int], Set[str], Set[str]]
-"""One child as built: (first id, end id, sources, sinks, symbols provided, symbols required)."""
+_Built = tuple[int, int, list[int], list[int], Collection[str], Collection[str]]
+"""One child as built: (first id, end id, sources, sinks, symbols provided, symbols required). The
+symbols of an atom are read-only views of its own maps (may repeat a symbol); a subflow's are sets."""
 
 _NO_SYMBOLS: frozenset[str] = frozenset()
 """The symbols of a child whose symbols nobody reads (no graph flow above it infers edges from them)."""
@@ -78,7 +79,7 @@ class Structure:
 
     def build_flow(
         self, flow: Flow, retry: int, symbols: bool = False
-    ) -> tuple[list[int], list[int], Set[str], Set[str]]:
+    ) -> tuple[list[int], list[int], Collection[str], Collection[str]]:
         """Add a (sub)flow: its controller first, then its children, then the edges between them.
 
         Return (sources, sinks, symbols provided, symbols required from outside). The symbols are
@@ -118,9 +119,9 @@ class Structure:
                 retry_of.append(inner)
                 ends = [lo]  # its sources and its sinks (never mutated)
                 if need:
-                    # read only (by inferred_edges and _symbols): no copies
-                    needs = _needs(child)
-                    built.append((lo, lo + 1, ends, ends, child.provides, needs))
+                    # read only (by inferred_edges and _symbols): no copies; ``save_as`` holds the
+                    # symbols of ``provides`` (a dict iterates them without a call into Names)
+                    built.append((lo, lo + 1, ends, ends, child.save_as, _needs(child)))
                 else:
                     built.append((lo, lo + 1, ends, ends, _NO_SYMBOLS, _NO_SYMBOLS))
             else:
@@ -149,14 +150,17 @@ class Structure:
         """The flow's own links as (child, child) positions (those made by ``link()`` also go to
         ``manual``); a link's decider guards the head's sources."""
         if type(flow).iter_links is GraphFlow.iter_links:  # a plain graph flow: its links by position
-            links = flow.position_links(children)  # type: ignore[attr-defined]
+            out, marked = flow.position_links(children)  # type: ignore[attr-defined]
         else:
             pos = {id(child): k for k, child in enumerate(children)}
-            links = [(pos[id(u)], pos[id(v)], meta) for u, v, meta in flow.iter_links()]
-        out: list[tuple[int, int]] = []
+            out, marked = [], []
+            for u, v, meta in flow.iter_links():
+                ku, kv = pos[id(u)], pos[id(v)]
+                out.append((ku, kv))
+                if meta.get("manual") or meta.get("decider") is not None:
+                    marked.append((ku, kv, meta))
         siblings: frozenset[int] | None = None
-        for ku, kv, meta in links:
-            out.append((ku, kv))
+        for ku, kv, meta in marked:
             if meta.get("manual"):
                 manual.append((ku, kv))
             decider = meta.get("decider")
@@ -250,22 +254,25 @@ _PLAIN_CLASSES: dict[type, bool] = {}
 """Per atom class: does it keep Atom's ``requires``/``optional``/``revert_optional`` (see :func:`_needs`)."""
 
 
-def _needs(atom: Atom) -> frozenset[str]:
-    """``atom.requires | atom.optional | atom.revert_optional``, in one frozenset straight from the
-    rebind maps those properties are made of (unless its class defines them its own way)."""
+def _needs(atom: Atom) -> Collection[str]:
+    """``atom.requires | atom.optional | atom.revert_optional``, read straight from the rebind maps
+    those properties are made of (unless its class defines them its own way); a symbol may repeat.
+
+    Most atoms bind execute's required arguments only: their view, with no set built (a set per atom
+    cost about as much as the rest of a graph flow's compile of that atom)."""
     cls = type(atom)
     plain = _PLAIN_CLASSES.get(cls)
     if plain is None:  # asked once per class, not per atom
         plain = _PLAIN_CLASSES[cls] = (cls.requires, cls.optional, cls.revert_optional) == _PLAIN
     if not plain:
         return atom.requires | atom.optional | atom.revert_optional
-    return frozenset(
-        (
-            *atom.required_rebind.values(),
-            *atom.revert_required_rebind.values(),
-            *atom.optional_rebind.values(),
-            *atom.revert_optional_rebind.values(),
-        )
+    if not (atom.revert_required_rebind or atom.optional_rebind or atom.revert_optional_rebind):
+        return atom.required_rebind.values()
+    return (
+        *atom.required_rebind.values(),
+        *atom.revert_required_rebind.values(),
+        *atom.optional_rebind.values(),
+        *atom.revert_optional_rebind.values(),
     )
 
 

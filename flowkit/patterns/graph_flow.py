@@ -215,16 +215,24 @@ class GraphFlow(_Flow):
             for v, meta in succs.items():
                 yield nodes[u], nodes[v], meta
 
-    def position_links(self, children: list[Node]) -> list[tuple[int, int, dict[str, Any]]]:
-        """:meth:`iter_links` as positions in ``children`` (this flow's children, as iterated) with the
-        metadata: what the compiler reads, without a node lookup and two ``id()`` calls per link."""
+    def position_links(
+        self, children: list[Node]
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int, dict[str, Any]]]]:
+        """:meth:`iter_links` as positions in ``children`` (this flow's children, as iterated): every
+        link as a pair, in :meth:`iter_links` order, and apart (with their metadata) those made by
+        :meth:`link` (the only ones that can carry a decider). What the compiler reads, without a node
+        lookup, two ``id()`` calls and a metadata read per data edge."""
         pos = {id(child): k for k, child in enumerate(children)}
-        out = []
+        pairs: list[tuple[int, int]] = []
+        manual: list[tuple[int, int, dict[str, Any]]] = []
         for u, succs in self._succ.items():
             ku = pos[u]
             for v, meta in succs.items():
-                out.append((ku, pos[v], meta))
-        return out
+                kv = pos[v]
+                pairs.append((ku, kv))
+                if "manual" in meta:
+                    manual.append((ku, kv, meta))
+        return pairs, manual
 
     def _ancestors(self, nid: int) -> set[int]:
         seen: set[int] = set()
