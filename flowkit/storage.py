@@ -28,6 +28,7 @@ from flowkit.states import (
 )
 
 _PROGRESS_DONE = frozenset({AtomState.SUCCESS, AtomState.REVERTED})
+_SUCCESS = AtomState.SUCCESS
 
 
 class Recorder:
@@ -146,20 +147,22 @@ class Storage:
 
     def set_atom_state(self, i: int, state: AtomState) -> AtomState:
         """Move atom ``i`` to ``state`` (checked), recording it before the caller acts on it."""
-        old = self.states[i]
+        states = self.states
+        old = states[i]
         if state not in ATOM_TRANSITIONS[old]:  # the check inline: this runs on every transition
             check_atom_transition(self.compiled.names[i], old, state)  # raises, naming the atom
-        if state is AtomState.SUCCESS:
+        if state is _SUCCESS:
             self._seq += 1
             self.finished_seq[i] = self._seq
-        if self.recorder is not None and self.compiled.kinds[i] != JUNCTION:
+        recorder = self.recorder
+        if recorder is not None and self.compiled.kinds[i] != JUNCTION:
             try:  # saved first: memory never claims what the database does not have
-                self.recorder.atom_changed(self, i, state)
+                recorder.atom_changed(self, i, state)
             except BaseException:
-                if state is AtomState.SUCCESS:
+                if state is _SUCCESS:
                     self.finished_seq[i] = 0
                 raise
-        self.states[i] = state
+        states[i] = state
         if self.progress and i in self.progress and state in _PROGRESS_DONE:
             self._save_progress(i)
         return old

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 S = AtomState
 _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNING})
+_REVERTING, _REVERTED, _FAILURE, _REVERT_FAILURE = S.REVERTING, S.REVERTED, S.FAILURE, S.REVERT_FAILURE
 
 
 class RevertWave:
@@ -93,11 +94,11 @@ class RevertWave:
             while ready and run.running < run.cap and not (suspendable and suspend.is_set()):
                 x = heapq.heappop(ready)[1]
                 state = states[x]
-                if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not S.REVERT_FAILURE):
+                if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not _REVERT_FAILURE):
                     self.release(x)
                 elif state is self.blocked:
                     self.failed = True
-                elif state is S.FAILURE and x in run.st.never_started:
+                elif state is _FAILURE and x in run.st.never_started:
                     run.set_atom(x, S.REVERTING)  # execute never ran: there is nothing to undo
                     run.set_atom(x, S.REVERTED)
                     self.release(x)
@@ -147,12 +148,14 @@ class RevertWave:
         wants = atom._revert_wants
         if wants:
             if "result" in wants:
-                kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
+                kwargs["result"] = st.failures[x] if prior is _FAILURE else st.results[x]
             if "flow_failures" in wants:
                 # its own copy (a few hundred instructions for the usual one failure): a revert that
                 # changes it must change neither the saved failures nor what the next revert sees
                 kwargs["flow_failures"] = self.failures.copy()
-        run.set_atom(x, S.REVERTING)
+        old = st.set_atom_state(x, _REVERTING)  # run.set_atom, inline
+        if run.atom_notifier.active:
+            run.announce_atom(x, _REVERTING, old)
         run.running += 1
         if run.told and x in run.told:
             tell(atom, 0.0)  # type: ignore[arg-type]
@@ -169,7 +172,8 @@ class RevertWave:
             else:
                 run.finish(x, REVERT, True, out)
             return
-        run.dispatcher.submit(x, atom, REVERT, kwargs, run.context(x))
+        ctx = run.contexts[x]  # made by its execute (run.context(x) when it is not)
+        run.dispatcher.submit(x, atom, REVERT, kwargs, ctx if ctx is not None else run.context(x))
 
     def reverted(self, x: int, ok: bool, value: Any) -> None:
         """One revert completed (the run has counted it as no longer running)."""
@@ -177,10 +181,17 @@ class RevertWave:
         st = run.st
         if ok:
             st.revert_results[x] = value
-            run.set_atom(x, S.REVERTED, value)
+            old = st.set_atom_state(x, _REVERTED)  # run.set_atom, inline
+            if run.atom_notifier.active:
+                run.announce_atom(x, _REVERTED, old, value)
             if run.told and x in run.told:
                 tell(run.c.atoms[x], 1.0)  # type: ignore[arg-type]
-            self.release(x)
+            left, touched, ready, seq = self.left, self.touched, self.ready, self.seq  # release(x), inline
+            for p in run.c.preds[x]:
+                if p in touched:
+                    n = left[p] = left[p] - 1
+                    if n == 0:
+                        heapq.heappush(ready, (-seq[p] if seq[p] else self.latest_first(p), p))
         else:
             value.atom_name = run.c.names[x]
             st.revert_failures[x] = value

@@ -47,6 +47,7 @@ S = AtomState
 Step = FlowState | EngineState
 """What a run yields: an engine step, or (last) the flow's final state."""
 SCHEDULING, WAITING, ANALYZING = EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING
+RUNNING, SUCCESS = S.RUNNING, S.SUCCESS
 _KIND_NAMES = ("task", "retry", "junction")
 _NO_WAITS: dict[int, object] = {}
 """The pending waits of a flow that has no wait atom (never written)."""
@@ -263,13 +264,17 @@ class Run:
                 n = len(ready)  # what these release is started in the next round
                 if prioritized and n > 1:
                     self._by_priority()
-                while n and ready and self.running < cap and not self.failed and not suspend.is_set():
+                # The round's first start was checked just above; only a suspend can have come since
+                # (asked by whoever took the SCHEDULING step).
+                while not loud or not suspend.is_set():
                     n -= 1
                     self.start(ready.popleft())
                     if inline:  # finish before starting the next: a failure stops what follows
                         item = dispatcher.wait(0)
                         if item is not None:
                             self.finish(*item)
+                    if not (n and ready and self.running < cap and not self.failed and not suspend.is_set()):
+                        break
                 if loud:
                     yield WAITING
             elif self.running:
@@ -394,7 +399,9 @@ class Run:
             return
         if self.slots is not None and kind != RETRY and not self.slots.admit(self, i):
             return  # held until a call of its kind ends: nothing recorded, nothing queued
-        self.set_atom(i, S.RUNNING)
+        old = st.set_atom_state(i, RUNNING)  # set_atom, inline (two calls per atom otherwise)
+        if self.atom_notifier.active:
+            self.announce_atom(i, RUNNING, old)
         self.running += 1
         if self.told and i in self.told:
             tell(atom, 0.0)  # type: ignore[arg-type]
@@ -406,7 +413,12 @@ class Run:
             else:
                 self.finish(i, EXECUTE, True, result)
             return
-        self.dispatcher.submit(i, atom, EXECUTE, kwargs, self.context(i))
+        ctx = self.contexts[i]
+        if ctx is None:  # context(i), inline: its first call
+            ctx = self.contexts[i] = new_context(
+                c.names[i], st.atom_uuids[i], self.progress_of_task, self.progress_with_details
+            )
+        self.dispatcher.submit(i, atom, EXECUTE, kwargs, ctx)
 
     def fail_unstarted(self, i: int, exc: FlowkitError) -> None:
         """Atom ``i`` fails before its execute is called (nothing to revert later).
@@ -440,10 +452,16 @@ class Run:
             st.results[i] = value
             if c.kinds[i] == RETRY:
                 st.histories[i]._start_attempt(value)
-            self.set_atom(i, S.SUCCESS, value)
+            old = st.set_atom_state(i, SUCCESS)  # set_atom, inline
+            if self.atom_notifier.active:
+                self.announce_atom(i, SUCCESS, old, value)
             if self.told and i in self.told:
                 tell(c.atoms[i], 1.0)  # type: ignore[arg-type]
-            self.release(i)
+            waiting = self.waiting  # release(i), inline
+            for s in c.succs[i]:
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    self.ready.append(s)
         else:
             value.atom_name = c.names[i]
             st.failures[i] = value

@@ -27,11 +27,22 @@ _BASE_UPDATE = Task.update_progress
 def progress_nodes(compiled: CompiledFlow) -> frozenset[int]:
     """The node ids of the tasks that observe the engine's 0.0/1.0 progress calls (usually none)."""
     out = []
+    kinds = compiled.kinds
+    # per class, asked once: 0 not a task, 1 a task that keeps Task's update_progress, 2 its own
+    told: dict[type, int] = {}
     for i, atom in enumerate(compiled.atoms):
-        if compiled.kinds[i] != TASK or not isinstance(atom, Task):
+        how = told.get(type(atom))
+        if how is None:
+            how = told[type(atom)] = (
+                0 if not isinstance(atom, Task) else 1 if type(atom).update_progress is _BASE_UPDATE else 2
+            )
+        if how == 0 or kinds[i] != TASK:
+            continue
+        if how == 2:
+            out.append(i)
             continue
         notifier = atom.__dict__.get("_notifier")
-        if type(atom).update_progress is not _BASE_UPDATE or (notifier is not None and notifier.active):
+        if notifier is not None and notifier.active:
             out.append(i)
     return frozenset(out)
 
