@@ -61,12 +61,14 @@ def _providers(c: CompiledFlow) -> dict[str, list[int]]:
     for i, atom in enumerate(c.atoms):
         save_as = atom.save_as
         if save_as:  # most atoms provide nothing (a junction never does)
-            for symbol in save_as:
-                providers.setdefault(symbol, []).append(i)
-            for key in save_as.values():  # a loop, not any(<generator>): no generator per atom
+            for symbol, key in save_as.items():  # one loop for both: no generator, no empty list per symbol
+                found = providers.get(symbol)
+                if found is None:
+                    providers[symbol] = [i]
+                else:
+                    found.append(i)
                 if key is not _WHOLE:
                     keyed[i] = True
-                    break
     return providers
 
 

@@ -121,7 +121,13 @@ class Structure:
                 if need:
                     # read only (by inferred_edges and _symbols): no copies; ``save_as`` holds the
                     # symbols of ``provides`` (a dict iterates them without a call into Names)
-                    built.append((lo, lo + 1, ends, ends, child.save_as, _needs(child)))
+                    if _PLAIN_CLASSES.get(type(child)) and not (
+                        child.revert_required_rebind or child.optional_rebind or child.revert_optional_rebind
+                    ):
+                        needs: Collection[str] = child.required_rebind.values()  # _needs, inline
+                    else:
+                        needs = _needs(child)
+                    built.append((lo, lo + 1, ends, ends, child.save_as, needs))
                 else:
                     built.append((lo, lo + 1, ends, ends, _NO_SYMBOLS, _NO_SYMBOLS))
             else:
@@ -231,7 +237,11 @@ class Structure:
         by_symbol: dict[str, list[int]] = {}
         for k, b in enumerate(built):
             for symbol in b[4]:
-                by_symbol.setdefault(symbol, []).append(k)
+                found = by_symbol.get(symbol)
+                if found is None:  # most symbols have one provider: no empty list made per symbol
+                    by_symbol[symbol] = [k]
+                else:
+                    found.append(k)
         after: dict[int, list[int]] = {}
         for ku, kv in links:
             after.setdefault(ku, []).append(kv)

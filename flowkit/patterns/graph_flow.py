@@ -222,7 +222,7 @@ class GraphFlow(_Flow):
         link as a pair, in :meth:`iter_links` order, and apart (with their metadata) those made by
         :meth:`link` (the only ones that can carry a decider). What the compiler reads, without a node
         lookup, two ``id()`` calls and a metadata read per data edge."""
-        pos = {id(child): k for k, child in enumerate(children)}
+        pos = dict(zip(map(id, children), range(len(children)), strict=True))
         pairs: list[tuple[int, int]] = []
         manual: list[tuple[int, int, dict[str, Any]]] = []
         for u, succs in self._succ.items():
