@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import _WHOLE, Atom
@@ -28,6 +29,7 @@ KIND_NAMES = ("task", "retry", "junction")
 """Each node kind's name, indexed by kind, as ``CompiledFlow.graph`` and ``flowkit graph`` spell it."""
 
 FROM_ATOM, FROM_STORE = 0, 1
+_class_of = attrgetter("__class__")
 
 
 class Junction(Atom):
@@ -131,6 +133,19 @@ class CompiledFlow:
             raise ExecutionError(f"node {self.names[r]!r} is not a retry controller")
         return atom
 
+    def nodes_of(self, cls: type) -> tuple[int, ...]:
+        """The nodes whose atom is an instance of ``cls``, in node order.
+
+        Most flows have none of the special kinds asked about (waits, Maps): the classes present are
+        found by a pass in C, and only a flow that holds one pays for a test per atom.
+        """
+        atoms = self.atoms
+        classes = set(map(type, atoms))
+        classes.update(map(_class_of, atoms))  # what isinstance also honours
+        if not any(issubclass(k, cls) for k in classes):
+            return ()
+        return tuple(i for i, atom in enumerate(atoms) if isinstance(atom, cls))
+
     def atom_ids(self) -> Iterable[int]:
         kinds = self.kinds
         return (i for i in range(len(kinds)) if kinds[i] != JUNCTION)
@@ -138,6 +153,8 @@ class CompiledFlow:
     def check_store(self, store: dict[str, Any]) -> None:
         """Raise :class:`MissingRequirementError` for the first requirement nothing can satisfy; the
         others follow as its ``cause`` chain (``missing_requirements`` lists them all)."""
+        if not any(self.bindings) and not any(self.revert_bindings):
+            return  # no atom binds anything (a pass in C)
         missing: list[tuple[str, str, list[str]]] = []
         kinds, revert_bindings = self.kinds, self.revert_bindings
         for i, bindings in enumerate(self.bindings):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Generator
+from itertools import compress
+from operator import not_
 from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import extract
@@ -47,7 +49,9 @@ S = AtomState
 Step = FlowState | EngineState
 """What a run yields: an engine step, or (last) the flow's final state."""
 SCHEDULING, WAITING, ANALYZING = EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING
-RUNNING, SUCCESS = S.RUNNING, S.SUCCESS
+PENDING, RUNNING, SUCCESS, FAILURE = S.PENDING, S.RUNNING, S.SUCCESS, S.FAILURE
+"""Bound once: an enum member read off its class goes through EnumType.__getattr__'s slow path (about
+as much as the rest of a state check), and these are read per atom."""
 _KIND_NAMES = ("task", "retry", "junction")
 _NO_WAITS: dict[int, object] = {}
 """The pending waits of a flow that has no wait atom (never written)."""
@@ -318,12 +322,18 @@ class Run:
     def _seed(self) -> None:
         """Count each unfinished atom's unfinished predecessors; queue those with none."""
         states, preds, waiting, ready, st = self.st.states, self.c.preds, self.waiting, self.ready, self.st
+        if states.count(PENDING) == len(states):
+            # A fresh run (the usual one): every atom waits for all its predecessors. Counted and queued
+            # in C, in the same order as the loop below would.
+            waiting[:] = map(len, preds)
+            ready.extend(compress(self.c.order, map(not_, map(waiting.__getitem__, self.c.order))))
+            return
         failures = st.failures
         for i in self.c.order:
             s = states[i]
             if s in ATOM_DONE:
                 continue
-            failure = failures[i] if s is S.FAILURE else None
+            failure = failures[i] if s is FAILURE else None
             if failure is not None and i not in st.never_started:
                 # A failure saved but not handled yet (the run stopped in between): handle it now,
                 # as TaskFlow does; running it again would skip the revert of what it did.
