@@ -15,6 +15,8 @@ from __future__ import annotations
 import heapq
 import sys
 from collections.abc import Generator
+from itertools import compress, repeat
+from operator import is_not, not_
 from typing import TYPE_CHECKING, Any
 
 from flowkit.compiler import JUNCTION, RETRY
@@ -53,19 +55,27 @@ class RevertWave:
         c, st = run.c, run.st
         states = st.states
         pending = S.PENDING
-        self.touched = touched = {x for x in nodes if states[x] is not pending}
+        # found in C: no Python test per atom
+        ran = map(is_not, map(states.__getitem__, nodes), repeat(pending))
+        self.touched = touched = set(compress(nodes, ran))
         succs = c.succs
-        left: dict[int, int] = {}
+        left: dict[int, int]
+        self.seq = st.finished_seq
+        if len(touched) == len(states):  # every atom of the flow ran (the usual full revert): counted in C
+            left = dict(zip(range(len(succs)), map(len, succs), strict=True))
+            last = compress(range(len(succs)), map(not_, map(len, succs)))
+        else:
+            left = {}
+            for x in touched:  # a plain loop: a generator per atom costs more than the counting
+                n = 0
+                for s in succs[x]:
+                    if s in touched:
+                        n += 1
+                left[x] = n
+            last = (x for x, n in left.items() if n == 0)
         self.left = left
         """Per touched atom: its touched successors not reverted yet."""
-        for x in touched:  # a plain loop: a generator per atom costs more than the counting
-            n = 0
-            for s in succs[x]:
-                if s in touched:
-                    n += 1
-            left[x] = n
-        self.seq = st.finished_seq
-        self.ready = [(self.latest_first(x), x) for x, n in left.items() if n == 0]
+        self.ready = [(self.latest_first(x), x) for x in last]
         """Atoms whose successors are all reverted, as a heap: the one that finished last comes first, so
         independent branches too (a Map's lanes) are undone in the reverse of the order they ran in."""
         heapq.heapify(self.ready)
@@ -91,7 +101,7 @@ class RevertWave:
         c, states, ready, dispatcher = run.c, run.st.states, self.ready, run.dispatcher
         suspend = run.suspend
         while True:
-            while ready and run.running < run.cap and not (suspendable and suspend.is_set()):
+            while ready and run.running < run.cap and not (suspendable and suspend.on):
                 x = heapq.heappop(ready)[1]
                 state = states[x]
                 if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not _REVERT_FAILURE):

@@ -59,6 +59,26 @@ _LEFTOVERS = frozenset({S.FAILURE, S.REVERTED, S.REVERT_FAILURE, S.REVERTING})
 """Atom states a previous run left that this run starts afresh."""
 
 
+class Flag:
+    """A yes/no set from any thread and read by the scheduler (``Engine.suspend()``): the part of
+    ``threading.Event`` the engine uses, minus ``wait``, so that the hot loops read an attribute
+    (``on``) before each start instead of calling ``is_set()``."""
+
+    __slots__ = ("on",)
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def set(self) -> None:
+        self.on = True
+
+    def clear(self) -> None:
+        self.on = False
+
+    def is_set(self) -> bool:
+        return self.on
+
+
 class Run:
     """The state of one engine run and its forward pass; see the module docstring."""
 
@@ -96,7 +116,7 @@ class Run:
         dispatcher: Dispatcher,
         notifier: Notifier,
         atom_notifier: Notifier,
-        suspend: threading.Event,
+        suspend: Flag,
         wake: threading.Event,
         cap: int,
         cancel: CancelToken | None = None,
@@ -262,7 +282,7 @@ class Run:
         # The hot loop: start what is ready now (bind, record RUNNING, submit), take one completion
         # (record, notify, release successors). Everything else waits for a drain.
         while True:
-            if ready and self.running < cap and not self.failed and not suspend.is_set():
+            if ready and self.running < cap and not self.failed and not suspend.on:
                 if loud:
                     yield SCHEDULING
                 n = len(ready)  # what these release is started in the next round
@@ -270,14 +290,14 @@ class Run:
                     self._by_priority()
                 # The round's first start was checked just above; only a suspend can have come since
                 # (asked by whoever took the SCHEDULING step).
-                while not loud or not suspend.is_set():
+                while not loud or not suspend.on:
                     n -= 1
                     self.start(ready.popleft())
                     if inline:  # finish before starting the next: a failure stops what follows
                         item = dispatcher.wait(0)
                         if item is not None:
                             self.finish(*item)
-                    if not (n and ready and self.running < cap and not self.failed and not suspend.is_set()):
+                    if not (n and ready and self.running < cap and not self.failed and not suspend.on):
                         break
                 if loud:
                     yield WAITING
