@@ -94,7 +94,10 @@ class Structure:
         r = -1 if flow.retry is None else self.new_node(flow.retry, RETRY, retry)
         inner = retry if r < 0 else r
         children = list(flow)
-        need = symbols or isinstance(flow, GraphFlow)
+        # A plain graph flow whose data edges hold every edge that inferring them would give: taken as
+        # they are, so its children's symbols are needed only by a parent that reads them.
+        complete = type(flow) is GraphFlow and flow.data_edges_complete
+        need = symbols or (isinstance(flow, GraphFlow) and not complete)
         built: list[_Built] = []
         atoms, names, kinds, index = c.atoms, c.names, c.kinds, c.index
         preds, succs, retry_of = c.preds, c.succs, c.retry_of
@@ -139,9 +142,12 @@ class Structure:
             edges: Iterable[tuple[int, int]] = pairwise(range(len(children)))
         else:
             links = self.link_edges(flow, children, built, manual)
-            if isinstance(flow, GraphFlow):
-                links.extend(self.inferred_edges(flow, built, manual))
-            edges = dict.fromkeys(links)  # each ordered pair once, first come first
+            if complete:  # each pair once already (position_links), and nothing to infer
+                edges = links
+            else:
+                if isinstance(flow, GraphFlow):
+                    links.extend(self.inferred_edges(flow, built, manual))
+                edges = dict.fromkeys(links)  # each ordered pair once, first come first
         sources, sinks = self.connect_children(edges, built, inner)
         if r >= 0:
             sources, sinks = self.close_scope(r, sources, sinks, inner)

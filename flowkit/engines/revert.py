@@ -99,10 +99,10 @@ class RevertWave:
         """Revert until nothing is left (or a suspend, if ``suspendable``); False if a revert failed."""
         run = self.run
         c, states, ready, dispatcher = run.c, run.st.states, self.ready, run.dispatcher
-        suspend = run.suspend
+        suspend, heappop = run.suspend, heapq.heappop
         while True:
             while ready and run.running < run.cap and not (suspendable and suspend.on):
-                x = heapq.heappop(ready)[1]
+                x = heappop(ready)[1]
                 state = states[x]
                 if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not _REVERT_FAILURE):
                     self.release(x)
@@ -120,7 +120,11 @@ class RevertWave:
                 yield EngineState.WAITING
             item = dispatcher.wait(None)
             if item is not None:
-                run.finish(*item)
+                if item[1] == REVERT and run.wave is self:  # run.finish's revert case, inline
+                    run.running -= 1
+                    self.reverted(item[0], item[2], item[3])
+                else:
+                    run.finish(*item)
             if not run.quiet:
                 yield EngineState.ANALYZING
         self.done = not ready
