@@ -27,12 +27,13 @@ def bind(c: CompiledFlow) -> None:
     revert_bindings: list[tuple[Binding, ...]] = [()] * n
     c.bindings, c.revert_bindings = bindings, revert_bindings
     atoms, preds = c.atoms, c.preds
+    store_bound = c.store_bound = set()
     for i in c.order:  # topological order keeps the reachability memo effective
         atom = atoms[i]
         # most atoms take no arguments: they keep the empty tuple, without a call per atom
         required, optional = atom.required_rebind, atom.optional_rebind
         if optional:
-            bindings[i] = _bind_args(c, i, atom, required, optional, providers, reach)
+            bindings[i] = _bind_args(c, i, atom, required, optional, providers, reach, store_bound)
         elif required:
             # the usual case, inline: each argument from the one atom that provides it, run just before
             bound = []
@@ -42,11 +43,21 @@ def bind(c: CompiledFlow) -> None:
                     p = found[0]
                     bound.append(Binding(arg, symbol, False, FROM_ATOM, p, atoms[p].save_as[symbol]))
                 else:
-                    bound.append(_bind_one(c, i, atom, arg, symbol, False, providers, reach))
+                    b = _bind_one(c, i, atom, arg, symbol, False, providers, reach)
+                    if b.kind != FROM_ATOM:
+                        store_bound.add(i)
+                    bound.append(b)
             bindings[i] = tuple(bound)
         if atom.revert_required_rebind or atom.revert_optional_rebind:
             revert_bindings[i] = _bind_args(
-                c, i, atom, atom.revert_required_rebind, atom.revert_optional_rebind, providers, reach
+                c,
+                i,
+                atom,
+                atom.revert_required_rebind,
+                atom.revert_optional_rebind,
+                providers,
+                reach,
+                store_bound,
             )
 
 
@@ -80,13 +91,17 @@ def _bind_args(
     optional: Mapping[str, str],
     providers: dict[str, list[int]],
     reach: _Reachability,
+    store_bound: set[int],
 ) -> tuple[Binding, ...]:
-    """One call's bindings (execute's or revert's): the required arguments, then the optional ones."""
+    """One call's bindings (execute's or revert's): the required arguments, then the optional ones;
+    ``i`` goes into ``store_bound`` when one of them is bound to the store."""
     bound = [_bind_one(c, i, atom, arg, symbol, False, providers, reach) for arg, symbol in required.items()]
     if optional:
         bound.extend(
             _bind_one(c, i, atom, arg, symbol, True, providers, reach) for arg, symbol in optional.items()
         )
+    if any(b.kind != FROM_ATOM for b in bound):
+        store_bound.add(i)
     return tuple(bound)
 
 

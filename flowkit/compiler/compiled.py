@@ -103,6 +103,9 @@ class CompiledFlow:
     deciders: dict[int, list[DeciderLink]] = field(default_factory=dict)
     providers: dict[str, list[int]] = field(default_factory=dict)
     """Symbol -> the atoms that provide it."""
+    store_bound: set[int] | None = None
+    """The nodes with an argument bound to the store (for execute or revert), found by binding: what
+    :meth:`check_store` looks at (None: not known, it looks at every node)."""
     keyed: list[bool] = field(default_factory=list)
     """Whether the atom provides by key or index (its results are checked when it succeeds)."""
     index: dict[str, int] = field(default_factory=dict)
@@ -157,7 +160,9 @@ class CompiledFlow:
             return  # no atom binds anything (a pass in C)
         missing: list[tuple[str, str, list[str]]] = []
         kinds, revert_bindings = self.kinds, self.revert_bindings
-        for i, bindings in enumerate(self.bindings):
+        nodes = range(len(kinds)) if self.store_bound is None else sorted(self.store_bound)
+        for i in nodes:
+            bindings = self.bindings[i]
             if not (bindings or revert_bindings[i]) or kinds[i] == JUNCTION:
                 continue  # most atoms: nothing to check, no tuple built
             for b in (*bindings, *revert_bindings[i]):

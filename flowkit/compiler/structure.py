@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Set
 from itertools import pairwise
+from typing import Any
 
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
@@ -161,8 +162,10 @@ class Structure:
     ) -> list[tuple[int, int]]:
         """The flow's own links as (child, child) positions (those made by ``link()`` also go to
         ``manual``); a link's decider guards the head's sources."""
-        if type(flow).iter_links is GraphFlow.iter_links:  # a plain graph flow: its links by position
-            out, marked = flow.position_links(children)  # type: ignore[attr-defined]
+        out: list[tuple[int, int]]
+        marked: list[tuple[int, int, dict[str, Any]]]
+        if isinstance(flow, GraphFlow) and type(flow).iter_links is GraphFlow.iter_links:
+            out, marked = flow.position_links(children)  # a plain graph flow: its links by position
         else:
             pos = {id(child): k for k, child in enumerate(children)}
             out, marked = [], []

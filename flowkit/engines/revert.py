@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from itertools import compress, repeat
 from operator import is_not, not_
 from typing import TYPE_CHECKING, Any
@@ -60,6 +60,7 @@ class RevertWave:
         self.touched = touched = set(compress(nodes, ran))
         succs = c.succs
         left: dict[int, int]
+        last: Iterable[int]
         self.seq = st.finished_seq
         if len(touched) == len(states):  # every atom of the flow ran (the usual full revert): counted in C
             left = dict(zip(range(len(succs)), map(len, succs), strict=True))
