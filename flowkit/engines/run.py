@@ -95,6 +95,8 @@ class Run:
         "notifier",
         "quiet",
         "ready",
+        "report",
+        "report_details",
         "revert_failed",
         "running",
         "slots",
@@ -167,6 +169,9 @@ class Run:
         self.quiet = False
         """Set by ``Engine.run()``, which drops every step: the per-atom steps of the forward loop and
         of revert waves are then not yielded (each costs a resume of every generator up the chain)."""
+        self.report, self.report_details = self.progress_of_task, self.progress_with_details
+        """Where the atoms' contexts send progress: bound once, shared by every context (two bound
+        methods per atom were two thirds of the objects a run keeps per atom)."""
         self.contexts: list[AtomContext | None] = [None] * len(compiled.atoms)
         """Per node: its call context, made on its first call and shared by its later calls (a revert,
         a retry's next attempt): it holds nothing that changes within a run."""
@@ -228,7 +233,7 @@ class Run:
         ctx = self.contexts[i]
         if ctx is None:
             ctx = self.contexts[i] = new_context(
-                self.c.names[i], self.st.atom_uuids[i], self.progress_of_task, self.progress_with_details
+                self.c.names[i], self.st.atom_uuids[i], self.report, self.report_details
             )
         return ctx
 
@@ -446,7 +451,7 @@ class Run:
         ctx = self.contexts[i]
         if ctx is None:  # context(i), inline: its first call
             ctx = self.contexts[i] = new_context(
-                c.names[i], st.atom_uuids[i], self.progress_of_task, self.progress_with_details
+                c.names[i], st.atom_uuids[i], self.report, self.report_details
             )
         self.dispatcher.submit(i, atom, EXECUTE, kwargs, ctx)
 
