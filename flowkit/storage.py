@@ -28,6 +28,8 @@ from flowkit.states import (
 )
 
 _PROGRESS_DONE = frozenset({AtomState.SUCCESS, AtomState.REVERTED})
+_SUCCESS, _RETRYING = AtomState.SUCCESS, AtomState.RETRYING
+"""Read per atom: bound once (an enum member read off its class takes EnumType's slow attribute path)."""
 
 
 class Recorder:
@@ -146,20 +148,22 @@ class Storage:
 
     def set_atom_state(self, i: int, state: AtomState) -> AtomState:
         """Move atom ``i`` to ``state`` (checked), recording it before the caller acts on it."""
-        old = self.states[i]
+        states = self.states
+        old = states[i]
         if state not in ATOM_TRANSITIONS[old]:  # the check inline: this runs on every transition
             check_atom_transition(self.compiled.names[i], old, state)  # raises, naming the atom
-        if state is AtomState.SUCCESS:
+        if state is _SUCCESS:
             self._seq += 1
             self.finished_seq[i] = self._seq
-        if self.recorder is not None and self.compiled.kinds[i] != JUNCTION:
+        recorder = self.recorder
+        if recorder is not None and self.compiled.kinds[i] != JUNCTION:
             try:  # saved first: memory never claims what the database does not have
-                self.recorder.atom_changed(self, i, state)
+                recorder.atom_changed(self, i, state)
             except BaseException:
-                if state is AtomState.SUCCESS:
+                if state is _SUCCESS:
                     self.finished_seq[i] = 0
                 raise
-        self.states[i] = state
+        states[i] = state
         if self.progress and i in self.progress and state in _PROGRESS_DONE:
             self._save_progress(i)
         return old
@@ -407,7 +411,7 @@ class Storage:
                 p = b.provider
                 state = self.states[p]
                 # A controller about to retry still holds its last value: its scope's reverts get it.
-                if state is AtomState.SUCCESS or (partial and state is AtomState.RETRYING):
+                if state is _SUCCESS or (partial and state is _RETRYING):
                     if b.key is None:  # the whole result (extract's first case, inline)
                         kwargs[b.arg] = results[p]
                         continue
@@ -448,9 +452,26 @@ def _atom_uuids(n: int) -> list[str]:
     uuids of its saved atom details (see ``Recorder.restore``).
     """
     base = uuid.uuid4().hex
-    prefix = f"{base[:8]}-{base[8:12]}-{base[12:16]}-{base[16:20]}-"
-    node = int(base[20:], 16)
-    return [f"{prefix}{(node + i) & 0xFFFFFFFFFFFF:012x}" for i in range(n)]
+    return _uuids_from(f"{base[:8]}-{base[8:12]}-{base[12:16]}-{base[16:20]}-", int(base[20:], 16), n)
+
+
+def _uuids_from(prefix: str, node: int, n: int) -> list[str]:
+    """``prefix`` + the 12 hex digits of ``(node + i) mod 2**48``, for ``i`` in ``range(n)``.
+
+    Formatting a number costs a few thousand instructions, so it is done once per 256 uuids (the
+    node's first 10 digits), and each uuid is that head plus its last two digits from a table.
+    """
+    out: list[str] = []
+    start, end = node, node + n
+    while start < end:
+        block = start >> 8
+        head = f"{prefix}{block & 0xFFFFFFFFFF:010x}"
+        out.extend(map(head.__add__, _HEX2[start & 0xFF : min(256, end - (block << 8))]))
+        start = (block + 1) << 8
+    return out
+
+
+_HEX2 = [f"{k:02x}" for k in range(256)]
 
 
 def _nearest_first(preds: list[list[int]], start: int) -> Iterable[int]:

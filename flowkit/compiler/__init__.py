@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from operator import attrgetter
 
 from flowkit.atom import Atom
 from flowkit.compiler.binding import bind
@@ -37,6 +38,8 @@ from flowkit.compiler.order import toposort
 from flowkit.compiler.structure import Structure
 from flowkit.exceptions import InvalidFlowTypeError
 from flowkit.flow import Flow
+
+_priority = attrgetter("priority")
 
 __all__ = [
     "FROM_ATOM",
@@ -68,7 +71,7 @@ def compile_flow(flow: Flow | Atom) -> CompiledFlow:
         structure.build_flow(flow, -1)
         compiled = structure.c
         compiled.order = toposort(compiled)
-        compiled.prioritized = any(atom.priority for atom in compiled.atoms)
+        compiled.prioritized = any(map(_priority, compiled.atoms))  # a pass in C
         bind(compiled)
         return compiled
 

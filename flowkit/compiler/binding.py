@@ -23,18 +23,41 @@ def bind(c: CompiledFlow) -> None:
     n = len(c.atoms)
     providers = _providers(c)
     reach = _Reachability(c.preds, c.order)
-    c.bindings = [()] * n
-    c.revert_bindings = [()] * n
+    bindings: list[tuple[Binding, ...]] = [()] * n
+    revert_bindings: list[tuple[Binding, ...]] = [()] * n
+    c.bindings, c.revert_bindings = bindings, revert_bindings
+    atoms, preds = c.atoms, c.preds
+    store_bound = c.store_bound = set()
     for i in c.order:  # topological order keeps the reachability memo effective
-        atom = c.atoms[i]
+        atom = atoms[i]
         # most atoms take no arguments: they keep the empty tuple, without a call per atom
-        if atom.required_rebind or atom.optional_rebind:
-            c.bindings[i] = _bind_args(
-                c, i, atom, atom.required_rebind, atom.optional_rebind, providers, reach
-            )
+        required, optional = atom.required_rebind, atom.optional_rebind
+        if optional:
+            bindings[i] = _bind_args(c, i, atom, required, optional, providers, reach, store_bound)
+        elif required:
+            # the usual case, inline: each argument from the one atom that provides it, run just before
+            bound = []
+            for arg, symbol in required.items():
+                found = providers.get(symbol)
+                if found is not None and len(found) == 1 and found[0] != i and found[0] in preds[i]:
+                    p = found[0]
+                    bound.append(Binding(arg, symbol, False, FROM_ATOM, p, atoms[p].save_as[symbol]))
+                else:
+                    b = _bind_one(c, i, atom, arg, symbol, False, providers, reach)
+                    if b.kind != FROM_ATOM:
+                        store_bound.add(i)
+                    bound.append(b)
+            bindings[i] = tuple(bound)
         if atom.revert_required_rebind or atom.revert_optional_rebind:
-            c.revert_bindings[i] = _bind_args(
-                c, i, atom, atom.revert_required_rebind, atom.revert_optional_rebind, providers, reach
+            revert_bindings[i] = _bind_args(
+                c,
+                i,
+                atom,
+                atom.revert_required_rebind,
+                atom.revert_optional_rebind,
+                providers,
+                reach,
+                store_bound,
             )
 
 
@@ -49,12 +72,14 @@ def _providers(c: CompiledFlow) -> dict[str, list[int]]:
     for i, atom in enumerate(c.atoms):
         save_as = atom.save_as
         if save_as:  # most atoms provide nothing (a junction never does)
-            for symbol in save_as:
-                providers.setdefault(symbol, []).append(i)
-            for key in save_as.values():  # a loop, not any(<generator>): no generator per atom
+            for symbol, key in save_as.items():  # one loop for both: no generator, no empty list per symbol
+                found = providers.get(symbol)
+                if found is None:
+                    providers[symbol] = [i]
+                else:
+                    found.append(i)
                 if key is not _WHOLE:
                     keyed[i] = True
-                    break
     return providers
 
 
@@ -66,13 +91,17 @@ def _bind_args(
     optional: Mapping[str, str],
     providers: dict[str, list[int]],
     reach: _Reachability,
+    store_bound: set[int],
 ) -> tuple[Binding, ...]:
-    """One call's bindings (execute's or revert's): the required arguments, then the optional ones."""
+    """One call's bindings (execute's or revert's): the required arguments, then the optional ones;
+    ``i`` goes into ``store_bound`` when one of them is bound to the store."""
     bound = [_bind_one(c, i, atom, arg, symbol, False, providers, reach) for arg, symbol in required.items()]
     if optional:
         bound.extend(
             _bind_one(c, i, atom, arg, symbol, True, providers, reach) for arg, symbol in optional.items()
         )
+    if any(b.kind != FROM_ATOM for b in bound):
+        store_bound.add(i)
     return tuple(bound)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import _WHOLE, Atom
@@ -28,6 +29,7 @@ KIND_NAMES = ("task", "retry", "junction")
 """Each node kind's name, indexed by kind, as ``CompiledFlow.graph`` and ``flowkit graph`` spell it."""
 
 FROM_ATOM, FROM_STORE = 0, 1
+_class_of = attrgetter("__class__")
 
 
 class Junction(Atom):
@@ -101,6 +103,9 @@ class CompiledFlow:
     deciders: dict[int, list[DeciderLink]] = field(default_factory=dict)
     providers: dict[str, list[int]] = field(default_factory=dict)
     """Symbol -> the atoms that provide it."""
+    store_bound: set[int] | None = None
+    """The nodes with an argument bound to the store (for execute or revert), found by binding: what
+    :meth:`check_store` looks at (None: not known, it looks at every node)."""
     keyed: list[bool] = field(default_factory=list)
     """Whether the atom provides by key or index (its results are checked when it succeeds)."""
     index: dict[str, int] = field(default_factory=dict)
@@ -131,6 +136,19 @@ class CompiledFlow:
             raise ExecutionError(f"node {self.names[r]!r} is not a retry controller")
         return atom
 
+    def nodes_of(self, cls: type) -> tuple[int, ...]:
+        """The nodes whose atom is an instance of ``cls``, in node order.
+
+        Most flows have none of the special kinds asked about (waits, Maps): the classes present are
+        found by a pass in C, and only a flow that holds one pays for a test per atom.
+        """
+        atoms = self.atoms
+        classes = set(map(type, atoms))
+        classes.update(map(_class_of, atoms))  # what isinstance also honours
+        if not any(issubclass(k, cls) for k in classes):
+            return ()
+        return tuple(i for i, atom in enumerate(atoms) if isinstance(atom, cls))
+
     def atom_ids(self) -> Iterable[int]:
         kinds = self.kinds
         return (i for i in range(len(kinds)) if kinds[i] != JUNCTION)
@@ -138,9 +156,16 @@ class CompiledFlow:
     def check_store(self, store: dict[str, Any]) -> None:
         """Raise :class:`MissingRequirementError` for the first requirement nothing can satisfy; the
         others follow as its ``cause`` chain (``missing_requirements`` lists them all)."""
+        if not any(self.bindings) and not any(self.revert_bindings):
+            return  # no atom binds anything (a pass in C)
         missing: list[tuple[str, str, list[str]]] = []
-        for i in self.atom_ids():
-            for b in (*self.bindings[i], *self.revert_bindings[i]):
+        kinds, revert_bindings = self.kinds, self.revert_bindings
+        nodes = range(len(kinds)) if self.store_bound is None else sorted(self.store_bound)
+        for i in nodes:
+            bindings = self.bindings[i]
+            if not (bindings or revert_bindings[i]) or kinds[i] == JUNCTION:
+                continue  # most atoms: nothing to check, no tuple built
+            for b in (*bindings, *revert_bindings[i]):
                 if b.kind == FROM_STORE and not b.optional and b.symbol not in store:
                     others = [self.names[p] for p in self.providers.get(b.symbol, ()) if p != i]
                     missing.append((self.names[i], b.symbol, others))

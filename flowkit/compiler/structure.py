@@ -8,8 +8,9 @@ joined by a link are connected through a junction node (n + m edges instead of n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Collection, Iterable, Set
 from itertools import pairwise
+from typing import Any
 
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
@@ -21,8 +22,9 @@ from flowkit.retry import Retry
 
 _JUNCTION_THRESHOLD = 16
 
-_Built = tuple[int, int, list[int], list[int], Set[str], Set[str]]
-"""One child as built: (first id, end id, sources, sinks, symbols provided, symbols required)."""
+_Built = tuple[int, int, list[int], list[int], Collection[str], Collection[str]]
+"""One child as built: (first id, end id, sources, sinks, symbols provided, symbols required). The
+symbols of an atom are read-only views of its own maps (may repeat a symbol); a subflow's are sets."""
 
 _NO_SYMBOLS: frozenset[str] = frozenset()
 """The symbols of a child whose symbols nobody reads (no graph flow above it infers edges from them)."""
@@ -78,7 +80,7 @@ class Structure:
 
     def build_flow(
         self, flow: Flow, retry: int, symbols: bool = False
-    ) -> tuple[list[int], list[int], Set[str], Set[str]]:
+    ) -> tuple[list[int], list[int], Collection[str], Collection[str]]:
         """Add a (sub)flow: its controller first, then its children, then the edges between them.
 
         Return (sources, sinks, symbols provided, symbols required from outside). The symbols are
@@ -93,7 +95,10 @@ class Structure:
         r = -1 if flow.retry is None else self.new_node(flow.retry, RETRY, retry)
         inner = retry if r < 0 else r
         children = list(flow)
-        need = symbols or isinstance(flow, GraphFlow)
+        # A plain graph flow whose data edges hold every edge that inferring them would give: taken as
+        # they are, so its children's symbols are needed only by a parent that reads them.
+        complete = type(flow) is GraphFlow and flow.data_edges_complete
+        need = symbols or (isinstance(flow, GraphFlow) and not complete)
         built: list[_Built] = []
         atoms, names, kinds, index = c.atoms, c.names, c.kinds, c.index
         preds, succs, retry_of = c.preds, c.succs, c.retry_of
@@ -118,9 +123,15 @@ class Structure:
                 retry_of.append(inner)
                 ends = [lo]  # its sources and its sinks (never mutated)
                 if need:
-                    # read only (by inferred_edges and _symbols): no copies
-                    needs = _needs(child)
-                    built.append((lo, lo + 1, ends, ends, child.provides, needs))
+                    # read only (by inferred_edges and _symbols): no copies; ``save_as`` holds the
+                    # symbols of ``provides`` (a dict iterates them without a call into Names)
+                    if _PLAIN_CLASSES.get(type(child)) and not (
+                        child.revert_required_rebind or child.optional_rebind or child.revert_optional_rebind
+                    ):
+                        needs: Collection[str] = child.required_rebind.values()  # _needs, inline
+                    else:
+                        needs = _needs(child)
+                    built.append((lo, lo + 1, ends, ends, child.save_as, needs))
                 else:
                     built.append((lo, lo + 1, ends, ends, _NO_SYMBOLS, _NO_SYMBOLS))
             else:
@@ -132,9 +143,12 @@ class Structure:
             edges: Iterable[tuple[int, int]] = pairwise(range(len(children)))
         else:
             links = self.link_edges(flow, children, built, manual)
-            if isinstance(flow, GraphFlow):
-                links.extend(self.inferred_edges(flow, built, manual))
-            edges = dict.fromkeys(links)  # each ordered pair once, first come first
+            if complete:  # each pair once already (position_links), and nothing to infer
+                edges = links
+            else:
+                if isinstance(flow, GraphFlow):
+                    links.extend(self.inferred_edges(flow, built, manual))
+                edges = dict.fromkeys(links)  # each ordered pair once, first come first
         sources, sinks = self.connect_children(edges, built, inner)
         if r >= 0:
             sources, sinks = self.close_scope(r, sources, sinks, inner)
@@ -148,15 +162,20 @@ class Structure:
     ) -> list[tuple[int, int]]:
         """The flow's own links as (child, child) positions (those made by ``link()`` also go to
         ``manual``); a link's decider guards the head's sources."""
-        if type(flow).iter_links is GraphFlow.iter_links:  # a plain graph flow: its links by position
-            links = flow.position_links(children)  # type: ignore[attr-defined]
+        out: list[tuple[int, int]]
+        marked: list[tuple[int, int, dict[str, Any]]]
+        if isinstance(flow, GraphFlow) and type(flow).iter_links is GraphFlow.iter_links:
+            out, marked = flow.position_links(children)  # a plain graph flow: its links by position
         else:
             pos = {id(child): k for k, child in enumerate(children)}
-            links = [(pos[id(u)], pos[id(v)], meta) for u, v, meta in flow.iter_links()]
-        out: list[tuple[int, int]] = []
+            out, marked = [], []
+            for u, v, meta in flow.iter_links():
+                ku, kv = pos[id(u)], pos[id(v)]
+                out.append((ku, kv))
+                if meta.get("manual") or meta.get("decider") is not None:
+                    marked.append((ku, kv, meta))
         siblings: frozenset[int] | None = None
-        for ku, kv, meta in links:
-            out.append((ku, kv))
+        for ku, kv, meta in marked:
             if meta.get("manual"):
                 manual.append((ku, kv))
             decider = meta.get("decider")
@@ -227,7 +246,11 @@ class Structure:
         by_symbol: dict[str, list[int]] = {}
         for k, b in enumerate(built):
             for symbol in b[4]:
-                by_symbol.setdefault(symbol, []).append(k)
+                found = by_symbol.get(symbol)
+                if found is None:  # most symbols have one provider: no empty list made per symbol
+                    by_symbol[symbol] = [k]
+                else:
+                    found.append(k)
         after: dict[int, list[int]] = {}
         for ku, kv in links:
             after.setdefault(ku, []).append(kv)
@@ -250,22 +273,25 @@ _PLAIN_CLASSES: dict[type, bool] = {}
 """Per atom class: does it keep Atom's ``requires``/``optional``/``revert_optional`` (see :func:`_needs`)."""
 
 
-def _needs(atom: Atom) -> frozenset[str]:
-    """``atom.requires | atom.optional | atom.revert_optional``, in one frozenset straight from the
-    rebind maps those properties are made of (unless its class defines them its own way)."""
+def _needs(atom: Atom) -> Collection[str]:
+    """``atom.requires | atom.optional | atom.revert_optional``, read straight from the rebind maps
+    those properties are made of (unless its class defines them its own way); a symbol may repeat.
+
+    Most atoms bind execute's required arguments only: their view, with no set built (a set per atom
+    cost about as much as the rest of a graph flow's compile of that atom)."""
     cls = type(atom)
     plain = _PLAIN_CLASSES.get(cls)
     if plain is None:  # asked once per class, not per atom
         plain = _PLAIN_CLASSES[cls] = (cls.requires, cls.optional, cls.revert_optional) == _PLAIN
     if not plain:
         return atom.requires | atom.optional | atom.revert_optional
-    return frozenset(
-        (
-            *atom.required_rebind.values(),
-            *atom.revert_required_rebind.values(),
-            *atom.optional_rebind.values(),
-            *atom.revert_optional_rebind.values(),
-        )
+    if not (atom.revert_required_rebind or atom.optional_rebind or atom.revert_optional_rebind):
+        return atom.required_rebind.values()
+    return (
+        *atom.required_rebind.values(),
+        *atom.revert_required_rebind.values(),
+        *atom.optional_rebind.values(),
+        *atom.revert_optional_rebind.values(),
     )
 
 

@@ -31,7 +31,7 @@ from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.mapping import dispatcher_for
 from flowkit.engines.memory_view import MemoryView
 from flowkit.engines.revert import revert_all
-from flowkit.engines.run import Run, Step
+from flowkit.engines.run import Flag, Run, Step
 from flowkit.engines.slots import AsyncSlots
 from flowkit.engines.waiting import Parked, Waits
 from flowkit.exceptions import ClaimLost, NotSerializableError, WrappedFailure
@@ -70,7 +70,7 @@ class Engine:
         self._compiled: CompiledFlow | None = None
         self._storage: Storage | None = None
         self._validated = False
-        self._suspend = threading.Event()
+        self._suspend = Flag()
         self._wake = threading.Event()
         self._cancel = CancelToken()
         self._run: Run | None = None

@@ -57,8 +57,7 @@ def dispatcher_for(engine: Engine, dispatcher: Dispatcher) -> Dispatcher:
     """``dispatcher`` itself for a flow without Map atoms; else a :class:`MapCalls` in front of it."""
     nodes = _MAP_NODES.get(engine)
     if nodes is None:
-        atoms = engine.compile().atoms
-        nodes = _MAP_NODES[engine] = tuple(i for i, a in enumerate(atoms) if isinstance(a, Map))
+        nodes = _MAP_NODES[engine] = engine.compile().nodes_of(Map)
     if not nodes:
         return dispatcher
     calls = MapCalls(engine, dispatcher, frozenset(nodes))

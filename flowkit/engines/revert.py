@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import heapq
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
+from itertools import compress, repeat
+from operator import is_not, not_
 from typing import TYPE_CHECKING, Any
 
 from flowkit.compiler import JUNCTION, RETRY
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 S = AtomState
 _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNING})
+_REVERTING, _REVERTED, _FAILURE, _REVERT_FAILURE = S.REVERTING, S.REVERTED, S.FAILURE, S.REVERT_FAILURE
 
 
 class RevertWave:
@@ -52,19 +55,28 @@ class RevertWave:
         c, st = run.c, run.st
         states = st.states
         pending = S.PENDING
-        self.touched = touched = {x for x in nodes if states[x] is not pending}
+        # found in C: no Python test per atom
+        ran = map(is_not, map(states.__getitem__, nodes), repeat(pending))
+        self.touched = touched = set(compress(nodes, ran))
         succs = c.succs
-        left: dict[int, int] = {}
+        left: dict[int, int]
+        last: Iterable[int]
+        self.seq = st.finished_seq
+        if len(touched) == len(states):  # every atom of the flow ran (the usual full revert): counted in C
+            left = dict(zip(range(len(succs)), map(len, succs), strict=True))
+            last = compress(range(len(succs)), map(not_, map(len, succs)))
+        else:
+            left = {}
+            for x in touched:  # a plain loop: a generator per atom costs more than the counting
+                n = 0
+                for s in succs[x]:
+                    if s in touched:
+                        n += 1
+                left[x] = n
+            last = (x for x, n in left.items() if n == 0)
         self.left = left
         """Per touched atom: its touched successors not reverted yet."""
-        for x in touched:  # a plain loop: a generator per atom costs more than the counting
-            n = 0
-            for s in succs[x]:
-                if s in touched:
-                    n += 1
-            left[x] = n
-        self.seq = st.finished_seq
-        self.ready = [(self.latest_first(x), x) for x, n in left.items() if n == 0]
+        self.ready = [(self.latest_first(x), x) for x in last]
         """Atoms whose successors are all reverted, as a heap: the one that finished last comes first, so
         independent branches too (a Map's lanes) are undone in the reverse of the order they ran in."""
         heapq.heapify(self.ready)
@@ -88,16 +100,16 @@ class RevertWave:
         """Revert until nothing is left (or a suspend, if ``suspendable``); False if a revert failed."""
         run = self.run
         c, states, ready, dispatcher = run.c, run.st.states, self.ready, run.dispatcher
-        suspend = run.suspend
+        suspend, heappop = run.suspend, heapq.heappop
         while True:
-            while ready and run.running < run.cap and not (suspendable and suspend.is_set()):
-                x = heapq.heappop(ready)[1]
+            while ready and run.running < run.cap and not (suspendable and suspend.on):
+                x = heappop(ready)[1]
                 state = states[x]
-                if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not S.REVERT_FAILURE):
+                if c.kinds[x] == JUNCTION or (state not in _REVERTIBLE and state is not _REVERT_FAILURE):
                     self.release(x)
                 elif state is self.blocked:
                     self.failed = True
-                elif state is S.FAILURE and x in run.st.never_started:
+                elif state is _FAILURE and x in run.st.never_started:
                     run.set_atom(x, S.REVERTING)  # execute never ran: there is nothing to undo
                     run.set_atom(x, S.REVERTED)
                     self.release(x)
@@ -109,7 +121,11 @@ class RevertWave:
                 yield EngineState.WAITING
             item = dispatcher.wait(None)
             if item is not None:
-                run.finish(*item)
+                if item[1] == REVERT and run.wave is self:  # run.finish's revert case, inline
+                    run.running -= 1
+                    self.reverted(item[0], item[2], item[3])
+                else:
+                    run.finish(*item)
             if not run.quiet:
                 yield EngineState.ANALYZING
         self.done = not ready
@@ -147,12 +163,14 @@ class RevertWave:
         wants = atom._revert_wants
         if wants:
             if "result" in wants:
-                kwargs["result"] = st.failures[x] if prior is S.FAILURE else st.results[x]
+                kwargs["result"] = st.failures[x] if prior is _FAILURE else st.results[x]
             if "flow_failures" in wants:
                 # its own copy (a few hundred instructions for the usual one failure): a revert that
                 # changes it must change neither the saved failures nor what the next revert sees
                 kwargs["flow_failures"] = self.failures.copy()
-        run.set_atom(x, S.REVERTING)
+        old = st.set_atom_state(x, _REVERTING)  # run.set_atom, inline
+        if run.atom_notifier.active:
+            run.announce_atom(x, _REVERTING, old)
         run.running += 1
         if run.told and x in run.told:
             tell(atom, 0.0)  # type: ignore[arg-type]
@@ -169,7 +187,8 @@ class RevertWave:
             else:
                 run.finish(x, REVERT, True, out)
             return
-        run.dispatcher.submit(x, atom, REVERT, kwargs, run.context(x))
+        ctx = run.contexts[x]  # made by its execute (run.context(x) when it is not)
+        run.dispatcher.submit(x, atom, REVERT, kwargs, ctx if ctx is not None else run.context(x))
 
     def reverted(self, x: int, ok: bool, value: Any) -> None:
         """One revert completed (the run has counted it as no longer running)."""
@@ -177,10 +196,17 @@ class RevertWave:
         st = run.st
         if ok:
             st.revert_results[x] = value
-            run.set_atom(x, S.REVERTED, value)
+            old = st.set_atom_state(x, _REVERTED)  # run.set_atom, inline
+            if run.atom_notifier.active:
+                run.announce_atom(x, _REVERTED, old, value)
             if run.told and x in run.told:
                 tell(run.c.atoms[x], 1.0)  # type: ignore[arg-type]
-            self.release(x)
+            left, touched, ready, seq = self.left, self.touched, self.ready, self.seq  # release(x), inline
+            for p in run.c.preds[x]:
+                if p in touched:
+                    n = left[p] = left[p] - 1
+                    if n == 0:
+                        heapq.heappush(ready, (-seq[p] if seq[p] else self.latest_first(p), p))
         else:
             value.atom_name = run.c.names[x]
             st.revert_failures[x] = value

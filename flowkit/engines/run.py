@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Generator
+from itertools import compress
+from operator import not_
 from typing import TYPE_CHECKING, Any
 
 from flowkit.atom import extract
@@ -47,11 +49,34 @@ S = AtomState
 Step = FlowState | EngineState
 """What a run yields: an engine step, or (last) the flow's final state."""
 SCHEDULING, WAITING, ANALYZING = EngineState.SCHEDULING, EngineState.WAITING, EngineState.ANALYZING
+PENDING, RUNNING, SUCCESS, FAILURE = S.PENDING, S.RUNNING, S.SUCCESS, S.FAILURE
+"""Bound once: an enum member read off its class goes through EnumType.__getattr__'s slow path (about
+as much as the rest of a state check), and these are read per atom."""
 _KIND_NAMES = ("task", "retry", "junction")
 _NO_WAITS: dict[int, object] = {}
 """The pending waits of a flow that has no wait atom (never written)."""
 _LEFTOVERS = frozenset({S.FAILURE, S.REVERTED, S.REVERT_FAILURE, S.REVERTING})
 """Atom states a previous run left that this run starts afresh."""
+
+
+class Flag:
+    """A yes/no set from any thread and read by the scheduler (``Engine.suspend()``): the part of
+    ``threading.Event`` the engine uses, minus ``wait``, so that the hot loops read an attribute
+    (``on``) before each start instead of calling ``is_set()``."""
+
+    __slots__ = ("on",)
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def set(self) -> None:
+        self.on = True
+
+    def clear(self) -> None:
+        self.on = False
+
+    def is_set(self) -> bool:
+        return self.on
 
 
 class Run:
@@ -70,6 +95,8 @@ class Run:
         "notifier",
         "quiet",
         "ready",
+        "report",
+        "report_details",
         "revert_failed",
         "running",
         "slots",
@@ -91,7 +118,7 @@ class Run:
         dispatcher: Dispatcher,
         notifier: Notifier,
         atom_notifier: Notifier,
-        suspend: threading.Event,
+        suspend: Flag,
         wake: threading.Event,
         cap: int,
         cancel: CancelToken | None = None,
@@ -142,6 +169,9 @@ class Run:
         self.quiet = False
         """Set by ``Engine.run()``, which drops every step: the per-atom steps of the forward loop and
         of revert waves are then not yielded (each costs a resume of every generator up the chain)."""
+        self.report, self.report_details = self.progress_of_task, self.progress_with_details
+        """Where the atoms' contexts send progress: bound once, shared by every context (two bound
+        methods per atom were two thirds of the objects a run keeps per atom)."""
         self.contexts: list[AtomContext | None] = [None] * len(compiled.atoms)
         """Per node: its call context, made on its first call and shared by its later calls (a revert,
         a retry's next attempt): it holds nothing that changes within a run."""
@@ -203,7 +233,7 @@ class Run:
         ctx = self.contexts[i]
         if ctx is None:
             ctx = self.contexts[i] = new_context(
-                self.c.names[i], self.st.atom_uuids[i], self.progress_of_task, self.progress_with_details
+                self.c.names[i], self.st.atom_uuids[i], self.report, self.report_details
             )
         return ctx
 
@@ -257,19 +287,23 @@ class Run:
         # The hot loop: start what is ready now (bind, record RUNNING, submit), take one completion
         # (record, notify, release successors). Everything else waits for a drain.
         while True:
-            if ready and self.running < cap and not self.failed and not suspend.is_set():
+            if ready and self.running < cap and not self.failed and not suspend.on:
                 if loud:
                     yield SCHEDULING
                 n = len(ready)  # what these release is started in the next round
                 if prioritized and n > 1:
                     self._by_priority()
-                while n and ready and self.running < cap and not self.failed and not suspend.is_set():
+                # The round's first start was checked just above; only a suspend can have come since
+                # (asked by whoever took the SCHEDULING step).
+                while not loud or not suspend.on:
                     n -= 1
                     self.start(ready.popleft())
                     if inline:  # finish before starting the next: a failure stops what follows
                         item = dispatcher.wait(0)
                         if item is not None:
                             self.finish(*item)
+                    if not (n and ready and self.running < cap and not self.failed and not suspend.on):
+                        break
                 if loud:
                     yield WAITING
             elif self.running:
@@ -313,12 +347,18 @@ class Run:
     def _seed(self) -> None:
         """Count each unfinished atom's unfinished predecessors; queue those with none."""
         states, preds, waiting, ready, st = self.st.states, self.c.preds, self.waiting, self.ready, self.st
+        if states.count(PENDING) == len(states):
+            # A fresh run (the usual one): every atom waits for all its predecessors. Counted and queued
+            # in C, in the same order as the loop below would.
+            waiting[:] = map(len, preds)
+            ready.extend(compress(self.c.order, map(not_, map(waiting.__getitem__, self.c.order))))
+            return
         failures = st.failures
         for i in self.c.order:
             s = states[i]
             if s in ATOM_DONE:
                 continue
-            failure = failures[i] if s is S.FAILURE else None
+            failure = failures[i] if s is FAILURE else None
             if failure is not None and i not in st.never_started:
                 # A failure saved but not handled yet (the run stopped in between): handle it now,
                 # as TaskFlow does; running it again would skip the revert of what it did.
@@ -394,7 +434,9 @@ class Run:
             return
         if self.slots is not None and kind != RETRY and not self.slots.admit(self, i):
             return  # held until a call of its kind ends: nothing recorded, nothing queued
-        self.set_atom(i, S.RUNNING)
+        old = st.set_atom_state(i, RUNNING)  # set_atom, inline (two calls per atom otherwise)
+        if self.atom_notifier.active:
+            self.announce_atom(i, RUNNING, old)
         self.running += 1
         if self.told and i in self.told:
             tell(atom, 0.0)  # type: ignore[arg-type]
@@ -406,7 +448,12 @@ class Run:
             else:
                 self.finish(i, EXECUTE, True, result)
             return
-        self.dispatcher.submit(i, atom, EXECUTE, kwargs, self.context(i))
+        ctx = self.contexts[i]
+        if ctx is None:  # context(i), inline: its first call
+            ctx = self.contexts[i] = new_context(
+                c.names[i], st.atom_uuids[i], self.report, self.report_details
+            )
+        self.dispatcher.submit(i, atom, EXECUTE, kwargs, ctx)
 
     def fail_unstarted(self, i: int, exc: FlowkitError) -> None:
         """Atom ``i`` fails before its execute is called (nothing to revert later).
@@ -440,10 +487,16 @@ class Run:
             st.results[i] = value
             if c.kinds[i] == RETRY:
                 st.histories[i]._start_attempt(value)
-            self.set_atom(i, S.SUCCESS, value)
+            old = st.set_atom_state(i, SUCCESS)  # set_atom, inline
+            if self.atom_notifier.active:
+                self.announce_atom(i, SUCCESS, old, value)
             if self.told and i in self.told:
                 tell(c.atoms[i], 1.0)  # type: ignore[arg-type]
-            self.release(i)
+            waiting = self.waiting  # release(i), inline
+            for s in c.succs[i]:
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    self.ready.append(s)
         else:
             value.atom_name = c.names[i]
             st.failures[i] = value

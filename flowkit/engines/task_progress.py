@@ -14,6 +14,7 @@ needs no write: storage and ``pformat`` work it out from the state (SUCCESS/REVE
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 
 from flowkit.compiler import TASK, CompiledFlow
 from flowkit.context import reset_current, set_current
@@ -22,18 +23,43 @@ from flowkit.task import Task
 LOG = logging.getLogger(__name__)
 
 _BASE_UPDATE = Task.update_progress
+_NONE: frozenset[int] = frozenset()
+_notifier_of = attrgetter("_notifier")
 
 
 def progress_nodes(compiled: CompiledFlow) -> frozenset[int]:
     """The node ids of the tasks that observe the engine's 0.0/1.0 progress calls (usually none)."""
+    atoms = compiled.atoms
+    # Usually no task can observe the calls: found by two passes in C, with no test per atom in Python
+    # (junctions and retry controllers keep Task's update_progress and have no notifier either).
+    if not any(_own_update(k) for k in set(map(type, atoms))) and not any(map(_notifier_of, atoms)):
+        return _NONE
     out = []
+    kinds = compiled.kinds
+    # per class, asked once: 0 not a task, 1 a task that keeps Task's update_progress, 2 its own
+    told: dict[type, int] = {}
     for i, atom in enumerate(compiled.atoms):
-        if compiled.kinds[i] != TASK or not isinstance(atom, Task):
+        how = told.get(type(atom))
+        if how is None:
+            how = told[type(atom)] = (
+                0 if not isinstance(atom, Task) else 1 if type(atom).update_progress is _BASE_UPDATE else 2
+            )
+        if how == 0 or kinds[i] != TASK:
             continue
-        notifier = atom.__dict__.get("_notifier")
-        if type(atom).update_progress is not _BASE_UPDATE or (notifier is not None and notifier.active):
+        if how == 2:
+            out.append(i)
+            continue
+        # the attribute, not ``atom.__dict__``: reading __dict__ makes a dict of every task's attributes
+        # (kept for the task's life, and walked by every collection that meets it)
+        notifier = atom._notifier
+        if notifier is not None and notifier.active:
             out.append(i)
     return frozenset(out)
+
+
+def _own_update(cls: type) -> bool:
+    """Does ``cls`` define an ``update_progress`` of its own (any class, a task or not)?"""
+    return getattr(cls, "update_progress", _BASE_UPDATE) is not _BASE_UPDATE
 
 
 def tell(task: Task, progress: float) -> None:

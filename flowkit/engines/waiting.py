@@ -58,7 +58,7 @@ class Waits:
     """The durable waits of one engine; see the module docstring. Thread-safe: :meth:`deliver`."""
 
     def __init__(self, compiled: CompiledFlow, wake: threading.Event, nudge: Callable[[], None]) -> None:
-        self.nodes = frozenset(i for i, atom in enumerate(compiled.atoms) if isinstance(atom, Wait))
+        self.nodes = frozenset(compiled.nodes_of(Wait))
         self.pending: dict[int, tuple[float | None, str | None]] = {}
         """Node -> (deadline, event) of each wait in progress in this run."""
         self.park = False

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
+from flowkit.atom import Atom
 from flowkit.exceptions import AmbiguousProviderError, CycleError, InvalidAtomArgumentError, InvalidFlowError
 from flowkit.flow import Flow as _Flow
 from flowkit.flow import Node
@@ -45,6 +46,8 @@ class GraphFlow(_Flow):
         self._nodes: dict[int, Node] = {}
         self._providers: dict[str, list[Node]] = {}
         self._requirers: dict[str, list[Node]] = {}
+        self._data_complete = True
+        """See :attr:`data_edges_complete`; cleared for good by whatever could make it untrue."""
 
     # -- building --------------------------------------------------------------------------------
 
@@ -56,6 +59,8 @@ class GraphFlow(_Flow):
         either way the flow is left as it was before the call.
         """
         added: list[Node] = []
+        if not (resolve_requires and resolve_existing):
+            self._data_complete = False
         # As in TaskFlow, a child added without resolve_requires is not yet a requirer for the
         # children added after it in the same call (a later add() links to it again).
         unresolved: set[int] = set()
@@ -67,6 +72,7 @@ class GraphFlow(_Flow):
                 if not resolve_requires:
                     unresolved.add(id(item))
         except BaseException:
+            self._data_complete = False  # what the rollback leaves is not worth proving
             for item in reversed(added):
                 self._discard(item)
             raise
@@ -83,6 +89,8 @@ class GraphFlow(_Flow):
         nid = id(node)
         requires = list(node.requires)
         provides = list(node.provides)
+        if self._data_complete and (not isinstance(node, Atom) or node.optional or node.revert_optional):
+            self._data_complete = False  # a subflow's needs can change; optional symbols get no data edge
         into: dict[int, set[str]] = {}
         if resolve_requires:
             for symbol in requires:
@@ -95,8 +103,11 @@ class GraphFlow(_Flow):
         if resolve_existing:
             for symbol in provides:
                 for r in self._requirers.get(symbol, ()):
-                    if r is not node and id(r) not in unresolved and not self._met(r, symbol):
-                        out.setdefault(id(r), set()).add(symbol)
+                    if r is not node and id(r) not in unresolved:
+                        if not self._met(r, symbol):
+                            out.setdefault(id(r), set()).add(symbol)
+                        else:  # a second provider gets no data edge, but compile infers one
+                            self._data_complete = False
         if into and out:
             self._refuse_cycle(node, list(out), set(into))
         self._nodes[nid] = node
@@ -197,6 +208,7 @@ class GraphFlow(_Flow):
             ) from None
         if id(v) not in self._succ[id(u)]:
             self._refuse_cycle(u, [id(v)], {id(u)})
+        self._data_complete = False  # inferred edges then depend on the links (see the compiler)
         meta = self._edge(id(u), id(v))
         meta["manual"] = True
         if decider is not None:
@@ -207,6 +219,15 @@ class GraphFlow(_Flow):
 
     # -- reading ---------------------------------------------------------------------------------
 
+    @property
+    def data_edges_complete(self) -> bool:
+        """True when the compiler would infer no edge the graph does not hold already: every child
+        is an atom without optional symbols, added with both resolves, no requirer was left without
+        the edge to a second provider of a symbol (as TaskFlow, ``add()`` links only an unmet one),
+        and there is no :meth:`link` and no rolled-back ``add()``. The compiler then skips working
+        the data edges out again (each symbol of each child against its siblings')."""
+        return self._data_complete
+
     def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
         """Every edge with its metadata: ``reasons`` (the symbols behind a data edge), ``manual``
         (made by :meth:`link`), and a manual link's ``decider``/``decider_depth``."""
@@ -215,16 +236,24 @@ class GraphFlow(_Flow):
             for v, meta in succs.items():
                 yield nodes[u], nodes[v], meta
 
-    def position_links(self, children: list[Node]) -> list[tuple[int, int, dict[str, Any]]]:
-        """:meth:`iter_links` as positions in ``children`` (this flow's children, as iterated) with the
-        metadata: what the compiler reads, without a node lookup and two ``id()`` calls per link."""
-        pos = {id(child): k for k, child in enumerate(children)}
-        out = []
+    def position_links(
+        self, children: list[Node]
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int, dict[str, Any]]]]:
+        """:meth:`iter_links` as positions in ``children`` (this flow's children, as iterated): every
+        link as a pair, in :meth:`iter_links` order, and apart (with their metadata) those made by
+        :meth:`link` (the only ones that can carry a decider). What the compiler reads, without a node
+        lookup, two ``id()`` calls and a metadata read per data edge."""
+        pos = dict(zip(map(id, children), range(len(children)), strict=True))
+        pairs: list[tuple[int, int]] = []
+        manual: list[tuple[int, int, dict[str, Any]]] = []
         for u, succs in self._succ.items():
             ku = pos[u]
             for v, meta in succs.items():
-                out.append((ku, pos[v], meta))
-        return out
+                kv = pos[v]
+                pairs.append((ku, kv))
+                if "manual" in meta:
+                    manual.append((ku, kv, meta))
+        return pairs, manual
 
     def _ancestors(self, nid: int) -> set[int]:
         seen: set[int] = set()
