@@ -568,7 +568,9 @@ def test_a_timed_out_execute_fails_with_atom_timeout_and_reverts(
         AtomTimeout, match=r"execute of atom 'slow' did not finish within its timeout of 0.4s"
     ):
         engine.run()
-    assert time.monotonic() - started < 4.0  # the call (5 s) was not waited for
+    # the call (5 s) was not waited for: the run ended before it did (not a time bound, which a loaded
+    # machine's slow process start-up could break)
+    assert journal.names("execute-end") == []
     st = engine.storage
     assert st.get_flow_state() is FlowState.REVERTED
     assert st.get_atom_state("slow") is AtomState.REVERTED and st.get_atom_state("a") is AtomState.REVERTED
