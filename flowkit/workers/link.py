@@ -68,6 +68,7 @@ class Link:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._woken = False  # a wake is in the pipe, not yet read: another one adds nothing
         self._errors: tuple[type[BaseException], ...] = (OSError,)
         self._last_beat = 0.0
         self._next_attempt = 0.0
@@ -270,9 +271,22 @@ class Link:
     # -- receiving --------------------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """End the owner's current :meth:`pump` wait; safe from any thread."""
+        """End the owner's current :meth:`pump` wait; safe from any thread.
+
+        Only the first wake until the owner reads the pipe writes to it (a system call, and a
+        wake-up of the owner, saved for every other task that finishes meanwhile). The owner clears
+        the flag before it reads the pipe, and acts on what it was woken for after reading it, so
+        a wake that skips the write is always seen."""
+        if self._woken:
+            return
+        self._woken = True
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"!")
+
+    def _read_wake(self) -> None:
+        self._woken = False
+        with contextlib.suppress(OSError):
+            os.read(self._wake_r, 4096)
 
     def pump(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for messages (or a wake) and dispatch them to the consumers.
@@ -308,8 +322,7 @@ class Link:
             watched: list[Any] = [sock, self._wake_r]
             ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
         if self._wake_r in ready:
-            with contextlib.suppress(OSError):
-                os.read(self._wake_r, 4096)
+            self._read_wake()
         if sock not in ready:
             return
         amqp_conn = conn.connection
@@ -352,5 +365,4 @@ class Link:
         """Sleep, but wake early on :meth:`wake`."""
         ready, _, _ = select.select([self._wake_r], [], [], max(0.0, seconds))
         if ready:
-            with contextlib.suppress(OSError):
-                os.read(self._wake_r, 4096)
+            self._read_wake()
