@@ -6,8 +6,9 @@ is far less noisy than wall-clock time.
 Engine: ``getrusage(RUSAGE_SELF)`` around ``engines.load`` + ``run()`` (this process; the workers are
 child processes). Workers: user + system time of both processes from ``/proc/<pid>/stat`` (10 ms ticks,
 so many tasks are run). RabbitMQ: the same of its ``beam.smp``, when visible (shared with the other
-users of the broker: indicative only). ``--strace`` runs the workers under ``strace -f -c`` and prints
-their system calls per task (the engine's: ``strace -f -c`` around ``count_workers.py``).
+users of the broker: indicative only). ``--strace`` attaches ``strace -f -c`` to the engine (this
+process) and to both workers for the measured runs (after the warm-up) and prints system calls per task
+on each side (tracing slows every call: CPU figures of that run are not comparable).
 
     .venv/bin/python bench/cpu_workers.py [--n 1000] [--runs 5] [--strace]
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -61,17 +63,20 @@ def main() -> int:
     side = flowkit_workers.FlowkitSide(flowkit_workers.Noop)
     exchange = f"cpu-{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="fk-cpu-"))
-    procs = []
-    for i in range(2):
-        cmd = side.worker_command(opts.url, exchange, "bench", 4)
-        if opts.strace:
-            cmd = ["strace", "-f", "-c", "-o", str(tmp / f"worker{i}.strace"), *cmd]
-        procs.append(subprocess.Popen(cmd, cwd=HERE))
+    procs = [
+        subprocess.Popen(side.worker_command(opts.url, exchange, "bench", 4), cwd=HERE) for _ in range(2)
+    ]
+    tracers: list[subprocess.Popen[bytes]] = []
     beam = _beam_pid()
     rows: list[tuple[float, float, float, float]] = []
     try:
-        time.sleep(2.5 if opts.strace else 2.0)
+        time.sleep(2.0)
         run(side, opts.url, exchange, 100)  # warm-up
+        if opts.strace:
+            for name, pid in (("engine", os.getpid()), ("worker0", procs[0].pid), ("worker1", procs[1].pid)):
+                out = str(tmp / f"{name}.strace")
+                tracers.append(subprocess.Popen(["strace", "-f", "-c", "-o", out, "-p", str(pid)]))
+            time.sleep(1.0)  # attached
         for _ in range(opts.runs):
             w0 = sum(_proc_cpu(p.pid) for p in procs)
             b0 = _proc_cpu(beam) if beam else 0.0
@@ -87,6 +92,9 @@ def main() -> int:
                 flush=True,
             )
     finally:
+        for tracer in tracers:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(15)
         for proc in procs:
             proc.terminate()
         for proc in procs:
@@ -98,13 +106,20 @@ def main() -> int:
         f"workers (both) {med[2]:.0f} us, rabbitmq {med[3]:.0f} us"
     )
     if opts.strace:
-        total_tasks = opts.n * opts.runs + 100
-        for i in range(2):
-            lines = (tmp / f"worker{i}.strace").read_text().splitlines()
-            total = next((ln for ln in lines if ln.strip().endswith("total")), "")
-            calls = int(total.split()[2]) if total else 0
-            print(f"worker{i}: {calls} system calls, {calls / total_tasks * 2:.1f} per task it ran (~half)")
-            print("\n".join(lines[:12]))
+        tasks = opts.n * opts.runs
+        for side_name, files in (("engine", ["engine"]), ("workers (both)", ["worker0", "worker1"])):
+            calls: dict[str, int] = {}
+            for name in files:
+                for line in (tmp / f"{name}.strace").read_text().splitlines()[2:]:
+                    cols = line.split()
+                    if len(cols) >= 5 and cols[-1] != "total" and cols[3].isdigit():
+                        calls[cols[-1]] = calls.get(cols[-1], 0) + int(cols[3])
+            top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+            print(
+                f"{side_name}: {sum(calls.values()) / tasks:.1f} system calls per task ("
+                + ", ".join(f"{k} {v / tasks:.1f}" for k, v in top)
+                + ")"
+            )
     return 0
 
 

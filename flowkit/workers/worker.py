@@ -115,6 +115,7 @@ class Worker:
         # Sync calls received, not started: a ``requests`` batch may bring more than free threads.
         self._backlog: dict[str, tuple[type[Task], dict[str, Any], dict[str, Any], str, bool]] = {}
         self._on_pool: set[str] = set()  # calls that hold one of the ``threads`` (see _start_next)
+        self._calls = threading.Lock()  # the backlog and _on_pool: task threads take calls too
         self._result_head = p.head(p.RESULT, worker=self.id)
         self._timeouts = Timeouts(spare=threads)
         self._aio = AsyncRunner(max(1, max_async), name="flowkit-worker-async")
@@ -299,7 +300,9 @@ class Worker:
         delivery = self._jobs.pop(req_id)
         self._announce.pop(req_id, None)
         error = AtomTimeout(deadline.atom, deadline.action, deadline.timeout, f"worker {self.id!r}")
-        if self._backlog.pop(req_id, None) is not None:  # never started: nothing keeps running
+        with self._calls:
+            queued = self._backlog.pop(req_id, None)
+        if queued is not None:  # never started: nothing keeps running
             self._release(delivery)
             LOG.warning(
                 "worker %s: request %s (atom %r) timed out after %gs before a thread came free for it",
@@ -311,7 +314,8 @@ class Worker:
             self._reply_now(req_id, deadline.reply_to, Failure.from_exception(error))
             return
         if self._timeouts.abandon(req_id, delivery):
-            self._on_pool.discard(req_id)  # on a spare thread: its place goes to the next call
+            with self._calls:
+                self._on_pool.discard(req_id)  # on a spare thread: its place goes to the next call
             self._release(delivery)
         LOG.warning(
             "worker %s: abandoned request %s (atom %r) after its timeout of %gs; its thread cannot be "
@@ -331,7 +335,8 @@ class Worker:
         """An abandoned call returned at last: drop its result, give back the thread it held."""
         held = self._timeouts.returned(req_id)
         self._finished.discard(req_id)
-        self._on_pool.discard(req_id)
+        with self._calls:
+            self._on_pool.discard(req_id)
         if held is not None:
             self._release(held)
         LOG.warning(
@@ -388,10 +393,11 @@ class Worker:
     def _answered(self, sent: list[tuple[str, str, bytes]]) -> None:
         """These answers were sent: remember them (see answers.py), let go of their messages."""
         now = time.monotonic()
+        with self._calls:
+            self._on_pool.difference_update(req_id for req_id, _, _ in sent)
         for req_id, reply_to, body in sent:
             self._announce.pop(req_id, None)
             self._finished.discard(req_id)
-            self._on_pool.discard(req_id)
             self._timeouts.answered(req_id)
             self._answers.add(req_id, reply_to, body, now)
             self._release(self._jobs.pop(req_id))
@@ -487,6 +493,8 @@ class Worker:
         redelivered = bool(message.delivery_info.get("redelivered"))
         for req, extras in calls:
             self._take(req, extras, delivery, reply_to, redelivered, batched)
+        if self._backlog:
+            self._start_next()
         if not delivery.holds:
             self._link.ack(message, generation)
 
@@ -544,21 +552,30 @@ class Worker:
                 req_id,
                 Deadline(time.monotonic() + timeout, timeout, reply_to, req["atom"], req["action"]),
             )
-        self._backlog[req_id] = (cls, req, extras, reply_to, batched)
-        self._start_next()
+        with self._calls:
+            self._backlog[req_id] = (cls, req, extras, reply_to, batched)
 
     def _start_next(self) -> None:
-        """Start received calls while fewer than ``threads`` hold a thread (abandoned calls on a
-        spare thread do not count, see abandon.py); the rest wait their turn here."""
-        backlog, on_pool, finished, pool = self._backlog, self._on_pool, self._finished, self._pool
+        """Start received calls on the pool while threads are free; the rest wait their turn in the
+        backlog, where a task thread that finishes a call takes the next (see :meth:`_job`)."""
+        pool = self._pool
         assert pool is not None
-        busy = sum(1 for req_id in on_pool if req_id not in finished)
-        while backlog and busy < self.threads:
-            req_id = next(iter(backlog))
-            cls, req, extras, reply_to, batched = backlog.pop(req_id)
-            on_pool.add(req_id)
-            busy += 1
-            pool.submit(self._job, cls, req, extras, reply_to, batched)
+        with self._calls:
+            while (call := self._next_call()) is not None:
+                pool.submit(self._job, *call)
+
+    def _next_call(self) -> tuple[type[Task], dict[str, Any], dict[str, Any], str, bool] | None:
+        """The oldest call of the backlog, if fewer than ``threads`` calls hold a thread (abandoned
+        calls on a spare thread do not count, see abandon.py); with ``_calls`` held."""
+        backlog = self._backlog
+        if not backlog:
+            return None
+        finished = self._finished
+        if sum(1 for req_id in self._on_pool if req_id not in finished) >= self.threads:
+            return None
+        req_id = next(iter(backlog))
+        self._on_pool.add(req_id)
+        return backlog.pop(req_id)
 
     def _reply_now(self, req_id: str, reply_to: str, failure: Failure, redelivered: bool = False) -> None:
         fields = {"redelivered": True} if redelivered else {}
@@ -574,11 +591,19 @@ class Worker:
     def _job(
         self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str, batched: bool
     ) -> None:
-        began = time.monotonic()
-        item = call_task(cls, req, extras, reply_to, self.id, self._post)
-        atom_log.log_outcome(self.id, req, time.monotonic() - began, item)
-        self._finished.add(req["uuid"])
-        self._post((p.RESULTS if batched else p.RESULT, req["uuid"], reply_to, item))
+        """Run a call, then the next of the backlog while there is one (a hand-off to another pool
+        thread, and its wake-up, saved per call when requests come faster than threads free up)."""
+        while True:
+            began = time.monotonic()
+            item = call_task(cls, req, extras, reply_to, self.id, self._post)
+            atom_log.log_outcome(self.id, req, time.monotonic() - began, item)
+            self._finished.add(req["uuid"])
+            self._post((p.RESULTS if batched else p.RESULT, req["uuid"], reply_to, item))
+            with self._calls:
+                call = self._next_call()
+            if call is None:
+                return
+            cls, req, extras, reply_to, batched = call
 
     async def _async_job(
         self,
