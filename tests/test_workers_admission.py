@@ -8,6 +8,7 @@ publishes; the end-to-end behaviour is tested against RabbitMQ in ``test_workers
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,8 +17,7 @@ from flowkit import LinearFlow, engines
 from flowkit.atom import check_timeout
 from flowkit.exceptions import AtomTimeout, InvalidFlowError, NoWorkerAvailable, WorkerError
 from flowkit.failure import Failure
-from flowkit.workers import WorkerDispatcher
-from flowkit.workers import protocol
+from flowkit.workers import WorkerDispatcher, protocol
 from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.discovery import Registry
 from flowkit.workers.request import RUNNING, SENT
@@ -273,3 +273,21 @@ def test_requests_whose_corked_write_failed_wait_again_and_go_first() -> None:
     flush_waiting(d)
     assert wire.sent[PIPELINE:] == first_two  # sent again, before the one that waited behind them
     assert all(d._requests[u].stage == SENT for u in first_two)
+
+
+def test_ready_requests_go_several_to_a_message_only_where_every_worker_takes_batches() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1", threads=2, batch=64))
+    d._on_notify(notify("w2", threads=3, batch=64))
+    submit(d, 12)
+    # 2 x 5 threads: 10 seats; no more to a message than the smallest worker's threads
+    assert [len(b) for b in wire.batches] == [2, 2, 2, 2, 2] and len(wire.sent) == 10
+    answers = [{"uuid": u, "ok": True, "result": i} for i, u in enumerate(wire.sent[:3])]
+    body = protocol.batch(protocol.RESULTS, [protocol.encode_item(**a) for a in answers], worker="w1")
+    d._on_raw(SimpleNamespace(body=body, content_type=protocol.CONTENT_TYPE))
+    d._drain_inbox()
+    assert sorted(d._done.popleft()[3] for _ in range(3)) == [0, 1, 2]
+    d._on_notify(notify("w3", threads=2))  # an older worker: it takes single requests only
+    batches = len(wire.batches)
+    flush_waiting(d)
+    assert len(wire.batches) == batches and len(wire.sent) == 12  # the two left went one to a message
