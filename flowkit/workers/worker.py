@@ -1,8 +1,12 @@
 """The worker: serves the task classes it was given to engines, over the broker, on a pool of threads.
 
 One thread (the one that calls :meth:`Worker.run`) owns the connection; task threads hand it events
-through an outbox and wake it. A request is acknowledged after its reply was sent, so the broker never
-hands a worker more requests than it has threads, and workers on one topic share the load evenly.
+through an outbox and wake it. A request message is acknowledged after its replies were sent, so the
+broker never hands a worker more messages than it has threads, and workers on one topic share the load
+evenly. A message may be a ``requests`` batch (see :mod:`flowkit.workers.protocol`; engines send no more
+to one than the smallest worker's threads): a worker still runs no more than ``threads`` calls at once,
+the others wait their turn in its backlog (their timeouts run there too), a task thread that finishes a
+call takes the next, and the answers to a batch's requests go back several to a ``results`` message.
 
 At most once: when a worker dies, the broker gives its unacknowledged requests to another worker as
 *redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
@@ -18,7 +22,7 @@ A task whose action is ``async def`` runs on the worker's event loop (one thread
 such request), not on a pool thread; past its timeout it is cancelled there, so it is not abandoned and
 costs no thread. The worker consumes the queues of task classes with an async action apart, with a
 prefetch of ``max_async`` (the other queues keep a prefetch of ``threads``: the broker never hands it more
-sync requests than it has threads), and says so in its notifies (``async_slots``): engines send requests
+sync request messages than it has threads), and says so in its notifies (``async_slots``): engines send requests
 for such classes against those slots, the others against the threads. A sync action of such a class
 (say a plain ``revert``) runs on a pool thread as usual.
 """
