@@ -521,9 +521,11 @@ class Worker:
             req["atom"],
             redelivered,
         )
-        if req_id in self._jobs:  # our connection dropped while we ran it: answer this delivery
-            self._jobs[req_id] = delivery
-            delivery.holds += 1
+        held = self._jobs.get(req_id)
+        if held is not None:  # our connection dropped while we ran it: answer this delivery
+            if held is not delivery:  # (a batch naming one request twice holds it once)
+                self._jobs[req_id] = delivery
+                delivery.holds += 1
             return
         answered = self._answers.get(req_id)
         if answered is not None:  # we ran it, and our answer (and ack) may have been lost: answer again
