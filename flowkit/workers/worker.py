@@ -21,10 +21,10 @@ runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare thread
 A task whose action is ``async def`` runs on the worker's event loop (one thread, started with the first
 such request), not on a pool thread; past its timeout it is cancelled there, so it is not abandoned and
 costs no thread. The worker consumes the queues of task classes with an async action apart, with a
-prefetch of ``max_async`` (the other queues keep a prefetch of ``threads``: the broker never hands it more
-sync request messages than it has threads), and says so in its notifies (``async_slots``): engines send requests
-for such classes against those slots, the others against the threads. A sync action of such a class
-(say a plain ``revert``) runs on a pool thread as usual.
+prefetch of ``max_async`` (the other queues keep a prefetch of ``threads``: the broker never hands it
+more sync request messages than it has threads), and says so in its notifies (``async_slots``): engines
+send requests for such classes against those slots, the others against the threads. A sync action of
+such a class (say a plain ``revert``) runs on a pool thread as usual.
 """
 
 from __future__ import annotations
