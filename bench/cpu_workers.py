@@ -56,6 +56,7 @@ def main() -> int:
     ap.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672//")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--linear", action="store_true", help="a linear flow: one request in flight at a time")
     ap.add_argument("--strace", action="store_true", help="workers under strace -f -c: syscalls per task")
     opts = ap.parse_args()
     import flowkit_workers
@@ -71,7 +72,7 @@ def main() -> int:
     rows: list[tuple[float, float, float, float]] = []
     try:
         time.sleep(2.0)
-        run(side, opts.url, exchange, 100)  # warm-up
+        run(side, opts.url, exchange, 100, opts.linear)  # warm-up
         if opts.strace:
             for name, pid in (("engine", os.getpid()), ("worker0", procs[0].pid), ("worker1", procs[1].pid)):
                 out = str(tmp / f"{name}.strace")
@@ -81,7 +82,7 @@ def main() -> int:
             w0 = sum(_proc_cpu(p.pid) for p in procs)
             b0 = _proc_cpu(beam) if beam else 0.0
             e0, t0 = _self_cpu(), time.perf_counter()
-            run(side, opts.url, exchange, opts.n)
+            run(side, opts.url, exchange, opts.n, opts.linear)
             wall, eng = time.perf_counter() - t0, _self_cpu() - e0
             wrk = sum(_proc_cpu(p.pid) for p in procs) - w0
             rab = (_proc_cpu(beam) - b0) if beam else float("nan")
@@ -123,8 +124,9 @@ def main() -> int:
     return 0
 
 
-def run(side: object, url: str, exchange: str, n: int) -> None:
-    flow = side.unordered_flow("u").add(*(side.noop(f"t{i}") for i in range(n)))  # type: ignore[attr-defined]
+def run(side: object, url: str, exchange: str, n: int, linear: bool = False) -> None:
+    make = side.linear_flow if linear else side.unordered_flow  # type: ignore[attr-defined]
+    flow = make("u").add(*(side.noop(f"t{i}") for i in range(n)))  # type: ignore[attr-defined]
     side.load(flow, url, exchange, "bench").run()  # type: ignore[attr-defined]
 
 
