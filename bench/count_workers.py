@@ -2,7 +2,8 @@
 tasks, with 2 workers x 4 threads run on threads of this process (so every call is seen).
 
 Counted on each side (engine = the main thread, worker = the workers' threads): ``Link.publish``,
-``Link.ack``, ``Link.wake`` (a hand-off to the connection's thread), ``Link.flush`` (one write of a
+``Link.ack``, ``Link.wake`` (a hand-off to the connection's thread that writes its pipe; a wake that
+finds one pending is free), ``Link.flush`` (one write of a
 corked batch, when one was held), JSON ``encode`` / ``decode``. Counts do not depend on the machine's
 load, timings do. For system calls, run it under ``strace -f -c -e trace=sendto,recvfrom,pselect6,poll``.
 
@@ -49,8 +50,18 @@ def _instrument() -> None:
     protocol.encode = _counted("json encode", protocol.encode)  # type: ignore[assignment]
     protocol.decode = _counted("json decode", protocol.decode)  # type: ignore[assignment]
     link_cls: Any = link_module.Link
-    for name in ("publish", "ack", "wake"):
+    for name in ("publish", "ack"):
         setattr(link_cls, name, _counted(name, getattr(link_cls, name)))
+    wake = link_cls.wake
+
+    def counted_wake(self: Any) -> None:
+        if not self._woken:  # this one writes the pipe (the others find a wake pending)
+            side = "engine" if threading.current_thread() is threading.main_thread() else "worker"
+            with LOCK:
+                COUNTS[(side, "wake")] += 1
+        wake(self)
+
+    link_cls.wake = counted_wake
     flush = link_cls.flush
 
     def counted_flush(self: Any) -> bool:

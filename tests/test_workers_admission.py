@@ -8,6 +8,7 @@ publishes; the end-to-end behaviour is tested against RabbitMQ in ``test_workers
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from flowkit import LinearFlow, engines
 from flowkit.atom import check_timeout
 from flowkit.exceptions import AtomTimeout, InvalidFlowError, NoWorkerAvailable, WorkerError
 from flowkit.failure import Failure
-from flowkit.workers import WorkerDispatcher
+from flowkit.workers import WorkerDispatcher, protocol
 from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.discovery import Registry
 from flowkit.workers.request import RUNNING, SENT
@@ -44,14 +45,20 @@ class Wire:
     """Stands in for the dispatcher's Link: connected, and records what is published."""
 
     def __init__(self) -> None:
-        self.sent: list[str] = []
+        self.sent: list[str] = []  # request uuids, in the order they were published
+        self.batches: list[list[str]] = []  # the uuids of each ``requests`` message
         self.connected = True
         self.down_since = None
         self.generation = 1
         self.flush_ok = True  # False: the corked batch is lost with the connection
 
     def publish(self, body: bytes, exchange: str, key: str, **props: Any) -> bool:
-        self.sent.append(props["correlation_id"])
+        if "correlation_id" in props:
+            self.sent.append(props["correlation_id"])
+        else:  # a batch: one message, several requests
+            message = protocol.decode(body, protocol.CONTENT_TYPE, (protocol.REQUESTS,))
+            self.batches.append([r["uuid"] for r in protocol.items(message)])
+            self.sent.extend(self.batches[-1])
         return True
 
     def cork(self) -> None:
@@ -69,8 +76,15 @@ def dispatcher(timeout: float = 5.0, **kwargs: Any) -> tuple[WorkerDispatcher, W
 
 
 def submit(d: WorkerDispatcher, n: int, **atom: Any) -> None:
+    """Submit ``n`` calls, and send what may go as the engine's next ``wait`` does."""
     for i in range(n):
         d.submit(i, wt.Noop(name=f"n{i}", **atom), "execute", {})
+    d._uncork()
+
+
+def flush_waiting(d: WorkerDispatcher) -> None:
+    d._flush_waiting(time.monotonic())
+    d._uncork()
 
 
 def test_only_what_the_workers_can_run_is_sent_the_rest_waits() -> None:
@@ -81,7 +95,7 @@ def test_only_what_the_workers_can_run_is_sent_the_rest_waits() -> None:
     assert sum(len(q) for q in d._waiting.values()) == 10 - 2 * PIPELINE
     first = d._requests[wire.sent[0]]
     d._on_message({"type": "result", "uuid": first.uuid, "worker": "w1", "ok": True, "result": None})
-    d._flush_waiting(time.monotonic())
+    flush_waiting(d)
     assert len(wire.sent) == 2 * PIPELINE + 1  # one answered, one more sent
     assert d._done.popleft()[2] is True
 
@@ -227,7 +241,7 @@ def test_async_calls_take_the_workers_async_slots_not_its_threads() -> None:
     assert sum(not r.is_async for r in sent) == 1 * PIPELINE  # the one thread, with one queued
     first_async = next(r for r in sent if r.is_async)
     d._on_message({"type": "result", "uuid": first_async.uuid, "worker": "w1", "ok": True, "result": None})
-    d._flush_waiting(time.monotonic())
+    flush_waiting(d)
     assert [d._requests[u].is_async for u in wire.sent[len(sent) :]] == [True]  # an async seat came free
 
 
@@ -247,14 +261,33 @@ def test_a_worker_without_async_slots_gets_no_async_calls() -> None:
 def test_requests_whose_corked_write_failed_wait_again_and_go_first() -> None:
     d, wire = dispatcher()
     d._on_notify(notify("w1", threads=1))
-    submit(d, 3)  # two sent (corked), one waits
-    first_two = list(wire.sent)
-    assert len(first_two) == PIPELINE
+    for i in range(3):  # two sent (corked), one waits
+        d.submit(i, wt.Noop(name=f"n{i}"), "execute", {})
+    first_two = [r.uuid for r in d._corked]
+    assert len(first_two) == PIPELINE and wire.sent == []
     wire.flush_ok = False
     d._uncork()  # the connection died under the write: those two never left
     assert d._requests == {}
     assert [r.uuid for q in d._waiting.values() for r in q][:2] == first_two
     wire.flush_ok = True
-    d._flush_waiting(time.monotonic())
+    flush_waiting(d)
     assert wire.sent[PIPELINE:] == first_two  # sent again, before the one that waited behind them
     assert all(d._requests[u].stage == SENT for u in first_two)
+
+
+def test_ready_requests_go_several_to_a_message_only_where_every_worker_takes_batches() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1", threads=2, batch=64))
+    d._on_notify(notify("w2", threads=3, batch=64))
+    submit(d, 12)
+    # 2 x 5 threads: 10 seats; no more to a message than the smallest worker's threads
+    assert [len(b) for b in wire.batches] == [2, 2, 2, 2, 2] and len(wire.sent) == 10
+    answers = [{"uuid": u, "ok": True, "result": i} for i, u in enumerate(wire.sent[:3])]
+    body = protocol.batch(protocol.RESULTS, [protocol.encode_item(**a) for a in answers], worker="w1")
+    d._on_raw(SimpleNamespace(body=body, content_type=protocol.CONTENT_TYPE))
+    d._drain_inbox()
+    assert sorted(d._done.popleft()[3] for _ in range(3)) == [0, 1, 2]
+    d._on_notify(notify("w3", threads=2))  # an older worker: it takes single requests only
+    batches = len(wire.batches)
+    flush_waiting(d)
+    assert len(wire.batches) == batches and len(wire.sent) == 12  # the two left went one to a message

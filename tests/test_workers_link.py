@@ -3,6 +3,8 @@ and frames read ahead of the socket are all delivered (select() on the socket ca
 
 from __future__ import annotations
 
+import os
+import select
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -74,3 +76,31 @@ def test_every_message_read_ahead_is_delivered(rabbitmq_url: str, queue_name: st
     finally:
         link.close()
     assert [m.body for m in got] == [f'"{i}"' for i in range(n)]
+
+
+def _pipe_readable(link: Link) -> bool:
+    return bool(select.select([link._wake_r], [], [], 0)[0])
+
+
+def test_a_wake_while_the_owner_reads_the_pipe_is_never_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task thread wakes the owner while the owner is reading the wake pipe: the wake skips its write
+    (one is being read), and the next wake must write again, or the owner would sleep through it."""
+    link = Link("memory://", lambda channel: None, name="test")
+    try:
+        link.wake()
+        assert _pipe_readable(link)
+        link.wake()  # one is in the pipe already: no second write needed
+        real_read = os.read
+
+        def read_while_woken(fd: int, n: int) -> bytes:
+            link.wake()  # a task thread finishing a call at this very moment
+            return real_read(fd, n)
+
+        monkeypatch.setattr(os, "read", read_while_woken)
+        link._read_wake()
+        monkeypatch.setattr(os, "read", real_read)
+        assert not _pipe_readable(link)  # the owner acts on what it was woken for next, so nothing is lost
+        link.wake()
+        assert _pipe_readable(link)  # and a later wake reaches it
+    finally:
+        link.close()

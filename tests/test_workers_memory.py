@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,7 +21,7 @@ import kombu
 import pytest
 from click.testing import CliRunner
 
-from flowkit import FunctorTask, LinearFlow, UnorderedFlow, engines, notifier, retry
+from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines, notifier, retry
 from flowkit.exceptions import (
     InvalidFlowError,
     NotSerializableError,
@@ -374,3 +375,84 @@ def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
     copy = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
     w._handle_request(copy, 2)
     assert sent == [("r1", answer), ("r1", answer)] and acked == [copy] and not w._jobs
+
+
+class Gate(Task):
+    """Blocks until ``OPEN`` is set, counting how many calls run at once."""
+
+    OPEN = threading.Event()
+    LOCK = threading.Lock()
+    running = 0
+    most = 0
+    calls = 0
+
+    def execute(self, n: int) -> int:
+        with Gate.LOCK:
+            Gate.running += 1
+            Gate.calls += 1
+            Gate.most = max(Gate.most, Gate.running)
+        Gate.OPEN.wait(10)
+        with Gate.LOCK:
+            Gate.running -= 1
+        return n
+
+
+def test_a_batch_runs_no_more_calls_than_threads_and_is_acknowledged_once_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``requests`` message may bring more calls than threads: the rest wait in the worker, a call
+    that waits past its timeout is answered with AtomTimeout and never runs, the answers go back in
+    ``results`` messages, and the message is acknowledged once, after its last answer."""
+    w = Worker(URL, "unused", TOPIC, [Gate], threads=2)
+    published: list[tuple[bytes, dict[str, Any]]] = []
+    acked: list[Any] = []
+    link = SimpleNamespace(connected=True, generation=1, wake=lambda: None)
+    link.publish = lambda body, exchange, key, **props: published.append((body, props)) or True
+    link.ack = lambda message, gen, reject=False: acked.append((message, reject))
+    monkeypatch.setattr(w, "_link", link)
+    w._pool = ThreadPoolExecutor(4)
+    path = f"{Gate.__module__}.Gate"
+    items = [
+        protocol.encode_item(uuid=f"r{i}", task=path, atom=f"a{i}", action="execute", arguments={"n": i})
+        for i in range(4)
+    ]
+    items.append(
+        protocol.encode_item(
+            uuid="late", task=path, atom="late", action="execute", arguments={"n": 9}, timeout=0.2
+        )
+    )
+    message = FakeMessage(protocol.batch(protocol.REQUESTS, items), reply_to="engine-q")
+    Gate.OPEN.clear()
+    try:
+        w._on_request(message)
+        w._drain_inbox()
+        wait_for(lambda: Gate.running == 2)
+        time.sleep(0.3)
+        w._abandon_due(time.monotonic())  # "late" never got a thread: it times out where it waits
+        late = protocol.decode(published[0][0], protocol.CONTENT_TYPE, (protocol.RESULT,))
+        assert late["uuid"] == "late" and "AtomTimeout" in str(late["failure"]["exc_type_names"])
+        assert not acked  # four calls still hold the message
+        Gate.OPEN.set()
+        deadline = time.monotonic() + 10
+        while w._jobs and time.monotonic() < deadline:
+            w._flush()
+            time.sleep(0.01)
+    finally:
+        Gate.OPEN.set()
+        w._pool.shutdown()
+    assert Gate.most == 2 and Gate.calls == 4  # never more than its threads; "late" never ran
+    answers = [
+        item
+        for body, props in published[1:]
+        for item in protocol.items(protocol.decode(body, protocol.CONTENT_TYPE, (protocol.RESULTS,)))
+    ]
+    assert sorted(a["result"] for a in answers) == [0, 1, 2, 3] and all(a["ok"] for a in answers)
+    assert all("correlation_id" not in props for _, props in published[1:])
+    assert acked == [(message, False)]  # once, after the last answer
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)

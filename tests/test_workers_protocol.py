@@ -162,3 +162,31 @@ def test_topology_names() -> None:
     assert topology.task_key("hv", "pkg.T") == "hv.pkg.T"
     assert [e.name for e in topology.exchanges("fk")] == ["fk", "fk.notify", "fk.discover"]
     assert [e.type for e in topology.exchanges("fk")] == ["direct", "fanout", "fanout"]
+
+
+def test_batches_carry_whole_messages_built_from_their_items() -> None:
+    items = [
+        p.encode_item(**{k: v for k, v in request(uuid=f"u{i}").items() if k not in ("protocol", "type")})
+        for i in range(3)
+    ]
+    batch = p.decode(p.batch(p.REQUESTS, items), p.CONTENT_TYPE, (p.REQUESTS,))
+    assert p.items(batch) == [request(uuid=f"u{i}") for i in range(3)]
+    assert p.decode(p.single(p.REQUEST, items[0]), p.CONTENT_TYPE) == request(uuid="u0")
+    results = p.batch(p.RESULTS, [p.encode_item(uuid="u0", ok=True, result=[1])], worker="w")
+    assert p.items(p.decode(results, p.CONTENT_TYPE)) == [
+        {"protocol": 1, "type": "result", "uuid": "u0", "worker": "w", "ok": True, "result": [1]}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("batch", "problem"),
+    [
+        ({"type": "requests", "requests": []}, "non-empty list"),
+        ({"type": "requests", "requests": [request(), "x"]}, "non-empty list of JSON objects"),
+        ({"type": "requests", "requests": [request(), request(action="run")]}, "'action'"),
+        ({"type": "results", "worker": "w", "results": [{"uuid": "u", "ok": True, "failure": {}}]}, "result"),
+    ],
+)
+def test_a_batch_with_one_bad_item_is_refused_whole(batch: dict[str, Any], problem: str) -> None:
+    with pytest.raises(InvalidMessageError, match=problem):
+        p.items(p.decode(json.dumps({"protocol": 1, **batch}), p.CONTENT_TYPE))

@@ -3,8 +3,9 @@
 A thread cannot be killed, so an abandoned call keeps running, and keeps its thread, until it returns.
 The worker's pool has ``spare`` extra threads for such calls: the first ``spare`` abandoned calls cost no
 capacity (their requests are acknowledged, and new ones take their place). Past that, an abandoned call
-keeps its request unacknowledged, so the broker sends the worker one request fewer, and it counts as
-*stuck*: the worker advertises it, and engines count it out, until the call returns.
+keeps its request unacknowledged (with the batch it came in), so the broker sends the worker one
+message fewer, and it counts as *stuck*: the worker advertises it, and engines count it out, until the
+call returns.
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-Delivery = tuple[Any, int]
-"""A request's message and the link generation it came on (what acknowledging it takes)."""
+
+class Delivery:
+    """A request message (one request or a ``requests`` batch), the link generation it came on (what
+    acknowledging it takes), and how many of its requests still hold it: it is acknowledged when the
+    last one lets go (answered, or abandoned on a spare thread)."""
+
+    __slots__ = ("generation", "holds", "message")
+
+    def __init__(self, message: Any, generation: int) -> None:
+        self.message = message
+        self.generation = generation
+        self.holds = 0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the connection: it hands its ``progress`` and ``event`` messages to that thread 
 
 from __future__ import annotations
 
+import json
 import logging
 import types
 from collections.abc import Callable, Mapping
@@ -29,7 +30,8 @@ Post = Callable[[tuple[Any, ...]], None]
 def call_task(
     cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str, worker: str, post: Post
 ) -> bytes:
-    """Run the request's action; the ``result`` message body (a failure never escapes as an exception)."""
+    """Run the request's action; its ``result`` as a batch item (a failure never escapes as an
+    exception): the worker's thread makes it a message of its own or puts it in a ``results`` batch."""
     req_id, atom = req["uuid"], req["atom"]
     ctx, relay = _begin(req, reply_to, worker, post)
     token = set_current(ctx)
@@ -42,10 +44,10 @@ def call_task(
             result.close()
             raise CoroutineResult(atom, req["action"])
     except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
-        return failure_body(req_id, worker, Failure.from_base_exception())
+        return failure_item(req_id, Failure.from_base_exception())
     finally:
         reset_current(token)
-    return result_body(req_id, atom, worker, result)
+    return result_item(req_id, atom, result)
 
 
 async def call_task_async(
@@ -65,12 +67,12 @@ async def call_task_async(
         task = cls(name=atom)
         task.notifier.register(ANY, relay)
     except Exception:
-        return failure_body(req_id, worker, Failure())
+        return failure_item(req_id, Failure())
     kwargs = {**req["arguments"], **extras}
     ok, value = await call_async(task, req["action"], kwargs, ctx, timeout, f"worker {worker!r}")
     if not ok:
-        return failure_body(req_id, worker, value)
-    return result_body(req_id, atom, worker, value)
+        return failure_item(req_id, value)
+    return result_item(req_id, atom, value)
 
 
 def _begin(
@@ -103,18 +105,20 @@ def _begin(
     return AtomContext(atom, req.get("atom_uuid", ""), progress), relay
 
 
-def result_body(req_id: str, atom: str, worker: str, result: Any) -> bytes:
-    """The ``result`` message of a call that returned ``result`` (a failure when it is not JSON)."""
+def result_item(req_id: str, atom: str, result: Any) -> bytes:
+    """The ``result`` item of a call that returned ``result`` (a failure when it is not JSON)."""
+    if result is None:  # most tasks return nothing: a constant but for the uuid
+        return b'{"uuid": %s, "ok": true, "result": null}' % json.dumps(req_id).encode()
     try:
         p.check_json(result)
-        return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=True, result=result)
+        return p.encode_item(uuid=req_id, ok=True, result=result)
     except (TypeError, ValueError) as exc:
         error = NotSerializableError(atom, "the result", f"{exc} (replies from workers are JSON)")
-        return failure_body(req_id, worker, Failure.from_exception(error))
+        return failure_item(req_id, Failure.from_exception(error))
 
 
-def failure_body(req_id: str, worker: str, failure: Failure) -> bytes:
-    return p.encode(p.RESULT, uuid=req_id, worker=worker, ok=False, failure=failure.to_dict())
+def failure_item(req_id: str, failure: Failure) -> bytes:
+    return p.encode_item(uuid=req_id, ok=False, failure=failure.to_dict())
 
 
 def revert_extras(req: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,8 @@ class WorkerInfo:
     """Threads held by calls it abandoned after their timeout (they cannot be killed)."""
     async_slots: int = 0
     """Async requests it takes besides its threads (on its event loop)."""
+    batch: int = 0
+    """The most requests it takes in one ``requests`` message; 0: it takes single requests only."""
     last_seen: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` of its last message, in this process's clock."""
     excused_until: float = 0.0
@@ -79,6 +81,7 @@ class Registry:
         info.running = frozenset(data["running"])
         info.stuck = int(data.get("stuck", 0))
         info.async_slots = int(data.get("async_slots", 0))
+        info.batch = int(data.get("batch", 0))
         info.last_seen = time.monotonic()
         return info
 
@@ -111,6 +114,20 @@ class Registry:
             if slots and info.alive(now, self.limit):
                 out[info.topic] = out.get(info.topic, 0) + slots
         return out
+
+    def batch(self, topic: str, task: str, now: float) -> int:
+        """How many requests for ``task`` one message to ``topic`` may carry: what every live worker
+        serving it there takes, and no more than the usable threads of the smallest (so that one
+        message does not load one worker while another idles); 0 when one takes single requests only
+        (or none is alive)."""
+        size = 0
+        for info in self.workers.values():
+            if info.topic == topic and task in info.tasks and info.alive(now, self.limit):
+                most = min(info.batch, max(1, info.usable))
+                if most <= 0:
+                    return 0
+                size = most if size == 0 else min(size, most)
+        return size
 
     def saturated(self, topic: str, task: str, now: float) -> bool:
         """Live workers serve ``task`` on ``topic``, and their last heartbeats say every usable thread

@@ -65,12 +65,22 @@ from flowkit.workers import topology as t
 from flowkit.workers.discovery import Registry, WorkerInfo
 from flowkit.workers.link import Link
 from flowkit.workers.options import DEFAULT_TRANSITION_TIMEOUT_S, WorkerOptions
-from flowkit.workers.request import RUNNING, SENT, WAITING, Request, encode_request, not_started
+from flowkit.workers.request import (
+    RUNNING,
+    SENT,
+    WAITING,
+    Request,
+    encode_request,
+    not_started,
+    request_ids,
+)
 from flowkit.workers.seats import Seats
 
 LOG = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.05  # how often deadlines and liveness are checked while waiting
+ANSWERS = (p.RESULT, p.RESULTS, p.RUNNING, p.PROGRESS, p.EVENT, p.NOTIFY)
+"""The messages an engine's queue takes."""
 LATE_MEMORY = 1024  # timed-out requests remembered, so that their late answers are logged as such
 REPLY_QUEUE_EXPIRES_S = 60.0  # at least: replies wait this long for an engine that lost the broker
 
@@ -127,7 +137,8 @@ class WorkerDispatcher(Dispatcher):
         self._next_check = 0.0
         self._generation = 0
         self._inbox: deque[Any] = deque()
-        self._corked: list[Request] = []  # published, held back by the link until the next wait
+        self._corked: list[Request] = []  # sent as far as the seats go; published by the next wait
+        self._ids = request_ids()
 
     @property
     def workers(self) -> dict[str, WorkerInfo]:
@@ -144,6 +155,7 @@ class WorkerDispatcher(Dispatcher):
         self._requests.clear()
         self._inbox.clear()
         self._corked.clear()
+        self._ids = request_ids()
         self._waiting.clear()
         self._unserved.clear()
         self._seats = Seats()
@@ -185,7 +197,7 @@ class WorkerDispatcher(Dispatcher):
         now = time.monotonic()
         timeout = atom.timeout if atom.timeout is not None else self.default_timeout
         try:
-            body, req_id = encode_request(atom, action, kwargs, ctx, timeout, self.ids)
+            body, req_id = encode_request(atom, action, kwargs, ctx, timeout, self.ids, next(self._ids))
         except FlowkitError as exc:
             self._done.append((i, not_started(action), False, Failure.from_exception(exc)))
             return
@@ -207,19 +219,10 @@ class WorkerDispatcher(Dispatcher):
         self._freed = True  # look at it on the next round (it may be unserved: its clock starts)
 
     def _publish(self, req: Request, topic: str, now: float) -> bool:
-        """Send ``req`` to ``topic``; False when the connection is down (it stays waiting)."""
+        """Send ``req`` to ``topic`` with the others of this round (see :meth:`wait`); False when the
+        connection is down (it stays waiting)."""
         link = self._link
-        if link is None:
-            return False
-        link.cork()  # sent with the others of this round by the next wait (see wait)
-        if not link.publish(
-            req.body,
-            self.exchange,
-            t.task_key(topic, req.task),
-            reply_to=self._reply_queue,
-            correlation_id=req.uuid,
-            expiration=req.timeout,  # past it the engine has failed the call: no worker may start it
-        ):
+        if link is None or not link.connected:
             return False
         req.stage, req.topic, req.sent, req.waited = SENT, topic, now, now
         if req.timeout is not None:
@@ -244,13 +247,16 @@ class WorkerDispatcher(Dispatcher):
             self._uncork()
 
     def _uncork(self) -> None:
-        """Send the corked requests; if that failed, they were never sent: back to waiting, first."""
+        """Send the requests of this round, several to a message where the workers take batches (see
+        :meth:`_send`), with one write; if that failed, they were never sent: back to waiting, first."""
         corked, link = self._corked, self._link
         if not corked or link is None:
             return
         self._corked = []
-        if link.flush():
+        link.cork()
+        if self._send(link, corked) and link.flush():
             return
+        link.flush()  # nothing to send on a lost link: this only uncorks it
         for req in reversed(corked):
             if self._requests.pop(req.uuid, None) is None:
                 continue
@@ -258,6 +264,44 @@ class WorkerDispatcher(Dispatcher):
             req.stage, req.deadline = WAITING, math.inf
             self._waiting.setdefault(req.lane, deque()).appendleft(req)
         self._freed = True
+
+    def _send(self, link: Link, reqs: list[Request]) -> bool:
+        """Publish ``reqs``: one ``requests`` message per (topic, task, timeout) and up to what its
+        workers take at once (:meth:`~flowkit.workers.discovery.Registry.batch`), single ``request``
+        messages where a worker serving the task does not take batches; False when the link is lost."""
+        groups: dict[tuple[str, str, float | None], list[Request]] = {}
+        requests = self._requests
+        for req in reqs:
+            if requests.get(req.uuid) is not req:
+                continue  # failed since (say, its worker died): nothing waits for an answer
+            group_key = (req.topic, req.task, req.timeout)
+            group = groups.get(group_key)
+            if group is None:
+                groups[group_key] = [req]
+            else:
+                group.append(req)
+        now = time.monotonic()
+        reply_to, exchange = self._reply_queue, self.exchange
+        for (topic, task, timeout), group in groups.items():
+            key = t.task_key(topic, task)
+            size = self._registry.batch(topic, task, now)
+            if size <= 0:  # an older worker serves it: one message per request
+                for req in group:
+                    if not link.publish(
+                        req.message(),
+                        exchange,
+                        key,
+                        reply_to=reply_to,
+                        correlation_id=req.uuid,
+                        expiration=timeout,  # past it the engine has failed the call: no worker may start it
+                    ):
+                        return False
+                continue
+            for first in range(0, len(group), size):
+                body = p.batch(p.REQUESTS, [req.body for req in group[first : first + size]])
+                if not link.publish(body, exchange, key, reply_to=reply_to, expiration=timeout):
+                    return False
+        return True
 
     def _wait(self, timeout: float | None) -> Completion | None:
         done = self._done
@@ -381,10 +425,12 @@ class WorkerDispatcher(Dispatcher):
         while inbox:
             message = inbox.popleft()
             try:
-                data = p.decode(
-                    message.body, message.content_type, (p.RESULT, p.RUNNING, p.PROGRESS, p.EVENT, p.NOTIFY)
-                )
-                self._on_message(data)
+                data = p.decode(message.body, message.content_type, ANSWERS)
+                if data["type"] == p.RESULTS:
+                    for item in p.items(data):
+                        self._on_message(item)
+                else:
+                    self._on_message(data)
             except InvalidMessageError as exc:
                 LOG.warning("worker-based engine: dropped a message: %s", exc)
 
@@ -450,7 +496,7 @@ class WorkerDispatcher(Dispatcher):
         link = self._link
         LOG.warning("request %s (atom %r) was lost in transit; sending it again", req.uuid, req.atom_name)
         if link is None or not link.publish(
-            req.body,
+            req.message(),
             self.exchange,
             t.task_key(req.topic, req.task),
             reply_to=self._reply_queue,

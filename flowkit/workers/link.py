@@ -68,6 +68,7 @@ class Link:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._woken = False  # a wake is in the pipe, not yet read: another one adds nothing
         self._errors: tuple[type[BaseException], ...] = (OSError,)
         self._last_beat = 0.0
         self._next_attempt = 0.0
@@ -141,6 +142,7 @@ class Link:
             recv = transport.sock.recv
             transport._quick_recv = lambda n: recv(max(n, READ_CHUNK))
             self._reader = transport
+        _no_read_in_publish(amqp_conn)
         self._last_beat = time.monotonic()
         if self._failures:
             LOG.warning("%s: reconnected to %s", self.name, self.where)
@@ -270,9 +272,24 @@ class Link:
     # -- receiving --------------------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """End the owner's current :meth:`pump` wait; safe from any thread."""
+        """End the owner's current :meth:`pump` wait; safe from any thread.
+
+        Only the first wake until the owner reads the pipe writes to it (a system call, and a
+        wake-up of the owner, saved for every other task that finishes meanwhile). The owner clears
+        the flag after it has read the pipe, and acts on what it was woken for after that: a wake that
+        skipped its write saw the flag set before it was cleared, so what it was for is acted on. (The
+        other order loses wakes: a write made between the clear and the read would be read with the
+        flag left set, and every later wake would skip its write.)"""
+        if self._woken:
+            return
+        self._woken = True
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"!")
+
+    def _read_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.read(self._wake_r, 4096)
+        self._woken = False
 
     def pump(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for messages (or a wake) and dispatch them to the consumers.
@@ -308,11 +325,13 @@ class Link:
             watched: list[Any] = [sock, self._wake_r]
             ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
         if self._wake_r in ready:
-            with contextlib.suppress(OSError):
-                os.read(self._wake_r, 4096)
+            self._read_wake()
         if sock not in ready:
             return
         amqp_conn = conn.connection
+        if self._reader is not None:
+            self._read_ahead(amqp_conn, self._reader, sock)
+            return
         for _ in range(FRAMES_PER_PUMP):
             # A frame held whole is read with no timeout: setting one costs two system calls.
             try:
@@ -324,6 +343,28 @@ class Link:
             if not self._buffered() and not select.select([sock], [], [], 0)[0]:
                 return
 
+    def _read_ahead(self, amqp_conn: Any, reader: Any, sock: socket.socket) -> None:
+        """Dispatch the frames that have come (TCP): the socket is read without blocking into the
+        transport's buffer, and a frame is handed to py-amqp only once it is held whole.
+
+        Why: py-amqp reads with a timeout, which it sets and unsets on the socket around every read
+        (two system calls), and a frame that came in part would block the owner until the rest did.
+        Here a read that finds nothing ends the round (one system call, as the select() it replaces),
+        and the rest of a frame is waited for by the next :meth:`pump`'s select()."""
+        for _ in range(FRAMES_PER_PUMP):
+            if not self._frame_held():
+                try:
+                    data = sock.recv(READ_CHUNK, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    return
+                if not data:
+                    raise ConnectionResetError("the broker closed the connection")
+                reader._read_buffer += data
+                continue
+            amqp_conn.blocking_read(timeout=None)  # from the buffer: no system call
+            if self._producer is None:
+                return
+
     def _frame_held(self) -> bool:
         """Whether a whole frame (7-byte header, payload, end byte) was read ahead already."""
         reader = self._reader
@@ -333,10 +374,10 @@ class Link:
         return len(held) >= 7 and len(held) >= 8 + int.from_bytes(held[3:7], "big")
 
     def _buffered(self) -> bool:
-        """Whether bytes were read (or, TLS, decrypted) that select() on the socket cannot see."""
-        reader = self._reader
-        if reader is not None and reader._read_buffer:
-            return True
+        """Whether what was read (or, TLS, decrypted) holds a frame that select() on the socket cannot
+        see. (TCP: a frame read in part is not: the rest makes the socket readable.)"""
+        if self._reader is not None:
+            return self._frame_held()
         pending = getattr(self._sock, "pending", None)
         return bool(pending is not None and pending())
 
@@ -352,5 +393,23 @@ class Link:
         """Sleep, but wake early on :meth:`wake`."""
         ready, _, _ = select.select([self._wake_r], [], [], max(0.0, seconds))
         if ready:
-            with contextlib.suppress(OSError):
-                os.read(self._wake_r, 4096)
+            self._read_wake()
+
+
+def _no_read_in_publish(amqp_conn: Any) -> None:
+    """Make py-amqp stop reading the socket inside every publish.
+
+    py-amqp, when it told the broker it understands ``connection.blocked``, polls the socket before
+    each publish (``drain_events(timeout=0)``: a timeout set and unset on the socket and a read, three
+    system calls a message) to see such a notice early. Our owners read the socket on every
+    :meth:`Link.pump` anyway, where a notice is handled like any frame, and a publish to a blocked
+    broker waits in the socket buffer either way. Only this connection's copy of its properties is
+    changed: the broker was told at connect and still sends the notices.
+    """
+    props = getattr(amqp_conn, "client_properties", None)
+    if not isinstance(props, dict) or not isinstance(props.get("capabilities"), dict):
+        return
+    amqp_conn.client_properties = {
+        **props,
+        "capabilities": {**props["capabilities"], "connection.blocked": False},
+    }

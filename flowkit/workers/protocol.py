@@ -34,6 +34,21 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
   send a worker's topic only as many requests as its live workers have free threads (async requests: free
   async slots).
 - ``discover`` (engine -> every worker, with ``reply_to``): "tell me who you are now".
+- ``requests`` (engine -> a task queue): ``requests``, a list of ``request`` objects (each without
+  ``protocol`` and ``type``; every one for the same task, with the same ``timeout``), ``reply_to`` as
+  for one request (``correlation_id`` unset). Sent only to a task queue whose live workers all said
+  ``batch`` in their notifies, at most that many (and no more than their threads) per message.
+- ``results`` (worker -> the ``reply_to`` of a ``requests`` message): ``worker`` and ``results``, a
+  list of ``result`` objects (each without ``protocol``, ``type`` and ``worker``). Sent only to an
+  engine that sent a ``requests`` message; answers to single requests stay single ``result`` messages.
+- ``notify`` also carries ``batch`` (optional, default 1): the most requests the worker takes in one
+  ``requests`` message.
+
+Why batches: on two cores the engine, the workers and RabbitMQ share the CPU, and each AMQP message
+costs all three (a kombu publish, the broker's routing, a frame read, an acknowledgement). When many
+calls are ready at once, one message carrying several costs about what one carrying one does. The
+optional fields keep older peers working: an older worker never says ``batch``, so it is sent single
+requests; an older engine never sends ``requests``, so it gets single results.
 """
 
 from __future__ import annotations
@@ -55,6 +70,8 @@ EVENT = "event"
 RESULT = "result"
 NOTIFY = "notify"
 DISCOVER = "discover"
+REQUESTS = "requests"
+RESULTS = "results"
 ACTIONS = ("execute", "revert")
 
 Check = Callable[[Any], str | None]
@@ -94,6 +111,12 @@ def _one_of(*choices: str) -> Check:
 def _texts(value: Any) -> str | None:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         return "must be a list of non-empty str"
+    return None
+
+
+def _objects(value: Any) -> str | None:
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        return "must be a non-empty list of JSON objects"
     return None
 
 
@@ -150,9 +173,14 @@ SCHEMAS: dict[str, dict[str, tuple[Check, bool]]] = {
         "stuck": (_number(0, 1 << 16), False),
         "async_slots": (_number(0, 1 << 20), False),
         "started": (_number(0, 1e12), False),
+        "batch": (_number(1, 1 << 16), False),
     },
     DISCOVER: {},
+    REQUESTS: {"requests": (_objects, True)},
+    RESULTS: {"worker": (_text, True), "results": (_objects, True)},
 }
+BATCHED = {REQUESTS: REQUEST, RESULTS: RESULT}
+"""A batch type -> the type of its items (each validated as one of those, see :func:`items`)."""
 
 
 def validate(data: Any, expect: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -191,6 +219,41 @@ def decode(
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessageError(f"body is not JSON: {exc}") from None
     return validate(data, expect)
+
+
+def items(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages a validated ``requests`` or ``results`` batch carries, each validated as a
+    ``request`` or ``result`` (a ``result`` gets the batch's ``worker``); InvalidMessageError as soon
+    as one is not valid: a batch is used whole or not at all."""
+    kind = BATCHED[batch["type"]]
+    extra: dict[str, Any] = {"protocol": PROTOCOL, "type": kind}
+    if kind == RESULT:
+        extra["worker"] = batch["worker"]
+    key = "requests" if kind == REQUEST else "results"
+    return [validate({**item, **extra}, (kind,)) for item in batch[key]]
+
+
+def encode_item(**fields: Any) -> bytes:
+    """One item of a batch (or, with :func:`single`, one message) as JSON bytes."""
+    return json.dumps(fields, allow_nan=False).encode()
+
+
+def head(kind: str, **fields: Any) -> bytes:
+    """The start of a message of type ``kind`` with ``fields``: ``head(...) + item[1:]`` is the whole
+    message of one item from :func:`encode_item` (built from the bytes, not encoded again)."""
+    return json.dumps({"protocol": PROTOCOL, "type": kind, **fields}).encode()[:-1] + b", "
+
+
+def single(kind: str, item: bytes, **fields: Any) -> bytes:
+    """The whole message of type ``kind`` made of one item from :func:`encode_item` and ``fields``."""
+    return head(kind, **fields) + item[1:]
+
+
+def batch(kind: str, items_: list[bytes], **fields: Any) -> bytes:
+    """A ``requests`` or ``results`` message carrying ``items_`` (from :func:`encode_item`)."""
+    key = "requests" if kind == REQUESTS else "results"
+    head = json.dumps({"protocol": PROTOCOL, "type": kind, **fields}).encode()[:-1]
+    return b"".join((head, b', "', key.encode(), b'": [', b", ".join(items_), b"]}"))
 
 
 def encode(kind: str, **fields: Any) -> bytes:

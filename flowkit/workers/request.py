@@ -6,8 +6,10 @@ The wire format is in :mod:`flowkit.workers.protocol`; how requests move through
 
 from __future__ import annotations
 
+import itertools
 import math
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ class Request:
     task: str
     action: str
     body: bytes
+    """The request as a batch item (:func:`~flowkit.workers.protocol.encode_item`); one message of its
+    own is :meth:`message`."""
     submitted: float
     progress: ProgressSink | None = None
     timeout: float | None = None
@@ -53,6 +57,10 @@ class Request:
     """Its task class has an ``async def`` action: it takes a worker's async slot, not a thread (its own
     seats and queue here; its own consumer on the worker)."""
 
+    def message(self) -> bytes:
+        """This request alone, as a ``request`` message."""
+        return p.single(p.REQUEST, self.body)
+
     @property
     def lane(self) -> str:
         """What it queues and takes seats under: its task, apart for async calls."""
@@ -62,6 +70,16 @@ class Request:
 ASYNC_LANE = " (async)"
 
 
+def request_ids() -> Iterator[str]:
+    """Unique request uuids: a random one, then counting up from it.
+
+    Why not ``uuid4()`` each: that reads the system's random source (a system call) for every call;
+    one random start per engine run is as unique across engines."""
+    start = uuid.uuid4().int
+    mask = (1 << 128) - 1
+    return (str(uuid.UUID(int=(start + n) & mask)) for n in itertools.count())
+
+
 def encode_request(
     atom: Atom,
     action: str,
@@ -69,10 +87,13 @@ def encode_request(
     ctx: AtomContext | None,
     timeout: float | None,
     ids: dict[str, str] | None = None,
+    req_id: str | None = None,
 ) -> tuple[bytes, str]:
-    """The request message for one call, and its uuid; a FlowkitError when it cannot go to a worker.
+    """The request for one call as a batch item (see :meth:`Request.message`), and its uuid; a
+    FlowkitError when it cannot go to a worker.
 
-    ``ids`` (``{"flow": ..., "job": ...}``, either optional) go along for the worker's log lines."""
+    ``ids`` (``{"flow": ..., "job": ...}``, either optional) go along for the worker's log lines;
+    ``req_id`` is its uuid (a new random one without)."""
     task = class_name(atom)
     # A class of the program's own (__main__) is sent by that name: only workers started by this
     # same program serve it (as TaskFlow's examples run them, on threads), and the engine's topic
@@ -102,10 +123,9 @@ def encode_request(
     except (TypeError, ValueError) as exc:
         what = "the arguments" if "result" not in fields else "the arguments or result"
         raise NotSerializableError(atom.name, what, f"{exc} (requests to workers are JSON)") from None
-    req_id = str(uuid.uuid4())
-    body = p.encode(
-        p.REQUEST, uuid=req_id, task=task, atom=atom.name, action=action, arguments=args, **fields
-    )
+    if req_id is None:
+        req_id = str(uuid.uuid4())
+    body = p.encode_item(uuid=req_id, task=task, atom=atom.name, action=action, arguments=args, **fields)
     return body, req_id
 
 

@@ -1,8 +1,12 @@
 """The worker: serves the task classes it was given to engines, over the broker, on a pool of threads.
 
 One thread (the one that calls :meth:`Worker.run`) owns the connection; task threads hand it events
-through an outbox and wake it. A request is acknowledged after its reply was sent, so the broker never
-hands a worker more requests than it has threads, and workers on one topic share the load evenly.
+through an outbox and wake it. A request message is acknowledged after its replies were sent, so the
+broker never hands a worker more messages than it has threads, and workers on one topic share the load
+evenly. A message may be a ``requests`` batch (see :mod:`flowkit.workers.protocol`; engines send no more
+to one than the smallest worker's threads): a worker still runs no more than ``threads`` calls at once,
+the others wait their turn in its backlog (their timeouts run there too), a task thread that finishes a
+call takes the next, and the answers to a batch's requests go back several to a ``results`` message.
 
 At most once: when a worker dies, the broker gives its unacknowledged requests to another worker as
 *redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
@@ -17,10 +21,10 @@ runs is in :mod:`flowkit.workers.abandon`: the pool has ``threads`` spare thread
 A task whose action is ``async def`` runs on the worker's event loop (one thread, started with the first
 such request), not on a pool thread; past its timeout it is cancelled there, so it is not abandoned and
 costs no thread. The worker consumes the queues of task classes with an async action apart, with a
-prefetch of ``max_async`` (the other queues keep a prefetch of ``threads``: the broker never hands it more
-sync requests than it has threads), and says so in its notifies (``async_slots``): engines send requests
-for such classes against those slots, the others against the threads. A sync action of such a class
-(say a plain ``revert``) runs on a pool thread as usual.
+prefetch of ``max_async`` (the other queues keep a prefetch of ``threads``: the broker never hands it
+more sync request messages than it has threads), and says so in its notifies (``async_slots``): engines
+send requests for such classes against those slots, the others against the threads. A sync action of
+such a class (say a plain ``revert``) runs on a pool thread as usual.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from flowkit.task import Task
 from flowkit.workers import atom_log
 from flowkit.workers import protocol as p
 from flowkit.workers import topology as t
-from flowkit.workers.abandon import Deadline, Timeouts
+from flowkit.workers.abandon import Deadline, Delivery, Timeouts
 from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.call import call_task, call_task_async, revert_extras
 from flowkit.workers.link import Link
@@ -64,6 +68,8 @@ LOG = logging.getLogger(__name__)
 FLUSH_GRACE_S = 10.0  # on stop, how long finished replies may wait for a lost broker to come back
 RESEND = "resend"  # outbox kind: an answer sent before a reconnect, sent again (see answers.py)
 ANNOUNCE_AFTER_S = 0.02  # a task still running after this is announced with a ``running`` message
+BATCH = 64
+"""The most requests a worker takes in one ``requests`` message (engines send no more than its threads)."""
 DEFAULT_WORKER_ASYNC = 100
 """Async requests a worker takes at once besides its threads, unless ``max_async`` says otherwise."""
 
@@ -108,8 +114,13 @@ class Worker:
         self._outbox: deque[tuple[Any, ...]] = deque()
         self._inbox: deque[tuple[Any, Any, int]] = deque()  # (handler, delivery, link generation)
         self._announce: dict[str, tuple[float, str]] = {}  # uuid -> (when to say it runs, reply_to)
-        self._jobs: dict[str, tuple[Any, int]] = {}  # uuid -> (delivery, its link generation) until answered
+        self._jobs: dict[str, Delivery] = {}  # uuid -> the message it came in, until answered
         self._finished: set[str] = set()  # answered by their task thread, not yet sent
+        # Sync calls received, not started: a ``requests`` batch may bring more than free threads.
+        self._backlog: dict[str, tuple[type[Task], dict[str, Any], dict[str, Any], str, bool]] = {}
+        self._on_pool: set[str] = set()  # calls that hold one of the ``threads`` (see _start_next)
+        self._calls = threading.Lock()  # the backlog and _on_pool: task threads take calls too
+        self._result_head = p.head(p.RESULT, worker=self.id)
         self._timeouts = Timeouts(spare=threads)
         self._aio = AsyncRunner(max(1, max_async), name="flowkit-worker-async")
         self._async_actions: dict[tuple[type[Task], str], bool] = {}
@@ -158,6 +169,8 @@ class Worker:
                 self._link.cork()  # one write for what this round sends; pump() flushes it
                 self._drain_inbox()
                 self._flush()
+                if self._backlog:
+                    self._start_next()
                 now = time.monotonic()
                 next_deadline = self._abandon_due(now) if self._timeouts.watching else None
                 if self._draining and self._drained(now):
@@ -252,6 +265,7 @@ class Worker:
                 stuck=self.stuck,
                 async_slots=self.max_async,
                 started=self.started,
+                batch=BATCH,
             ),
             exchange,
             routing_key,
@@ -289,8 +303,24 @@ class Worker:
     def _abandon(self, req_id: str, deadline: Deadline) -> None:
         delivery = self._jobs.pop(req_id)
         self._announce.pop(req_id, None)
+        error = AtomTimeout(deadline.atom, deadline.action, deadline.timeout, f"worker {self.id!r}")
+        with self._calls:
+            queued = self._backlog.pop(req_id, None)
+        if queued is not None:  # never started: nothing keeps running
+            self._release(delivery)
+            LOG.warning(
+                "worker %s: request %s (atom %r) timed out after %gs before a thread came free for it",
+                self.id,
+                req_id,
+                deadline.atom,
+                deadline.timeout,
+            )
+            self._reply_now(req_id, deadline.reply_to, Failure.from_exception(error))
+            return
         if self._timeouts.abandon(req_id, delivery):
-            self._link.ack(*delivery)
+            with self._calls:
+                self._on_pool.discard(req_id)  # on a spare thread: its place goes to the next call
+            self._release(delivery)
         LOG.warning(
             "worker %s: abandoned request %s (atom %r) after its timeout of %gs; its thread cannot be "
             "killed and keeps running, its result will be discarded; %d abandoned call(s) running, "
@@ -303,15 +333,16 @@ class Worker:
             self.stuck,
             self.threads,
         )
-        error = AtomTimeout(deadline.atom, deadline.action, deadline.timeout, f"worker {self.id!r}")
         self._reply_now(req_id, deadline.reply_to, Failure.from_exception(error))
 
     def _discard_late(self, req_id: str) -> None:
         """An abandoned call returned at last: drop its result, give back the thread it held."""
         held = self._timeouts.returned(req_id)
         self._finished.discard(req_id)
+        with self._calls:
+            self._on_pool.discard(req_id)
         if held is not None:
-            self._link.ack(*held)
+            self._release(held)
         LOG.warning(
             "worker %s: abandoned request %s returned; its result was discarded (%d abandoned call(s) "
             "still running, %d of %d thread(s) lost to them)",
@@ -331,28 +362,55 @@ class Worker:
         worker holds), so short tasks cost two messages, not three, and no encode for the third.
         """
         outbox, link = self._outbox, self._link
+        batches: dict[str, list[tuple[Any, ...]]] = {}  # reply_to -> results to send in one message
+        sent: list[tuple[str, str, bytes]] = []  # (uuid, reply_to, result message) answered
         while outbox:
             item = outbox[0]
             kind, req_id, reply_to = item[0], item[1], item[2]
             if req_id in self._timeouts:
                 outbox.popleft()
-                if kind == p.RESULT:
+                if kind in (p.RESULT, p.RESULTS):
                     self._discard_late(req_id)
                 continue
-            if kind == RESEND:
-                if not link.publish(item[3], "", reply_to, correlation_id=req_id):
-                    return
-                outbox.popleft()
+            if kind == p.RESULTS:  # its request came in a batch: its engine takes batched results
+                batches.setdefault(reply_to, []).append(outbox.popleft())
                 continue
-            if not link.publish(item[3], "", reply_to, correlation_id=req_id):
-                return
+            body = self._result_head + item[3][1:] if kind == p.RESULT else item[3]
+            if not link.publish(body, "", reply_to, correlation_id=req_id):
+                break
             outbox.popleft()
             if kind == p.RESULT:
-                self._announce.pop(req_id, None)
-                self._finished.discard(req_id)
-                self._timeouts.answered(req_id)
-                self._answers.add(req_id, reply_to, item[3], time.monotonic())
-                link.ack(*self._jobs.pop(req_id))
+                sent.append((req_id, reply_to, body))
+        else:
+            for reply_to, results in batches.items():
+                body = p.batch(p.RESULTS, [r[3] for r in results], worker=self.id)
+                if not link.publish(body, "", reply_to):
+                    break
+                sent.extend((r[1], reply_to, self._result_head + r[3][1:]) for r in results)
+                results.clear()
+        unsent = [r for results in batches.values() for r in results]
+        if unsent:  # the link is lost: they go first when it is back
+            outbox.extendleft(reversed(unsent))
+        if sent:
+            self._answered(sent)
+
+    def _answered(self, sent: list[tuple[str, str, bytes]]) -> None:
+        """These answers were sent: remember them (see answers.py), let go of their messages."""
+        now = time.monotonic()
+        with self._calls:
+            self._on_pool.difference_update(req_id for req_id, _, _ in sent)
+        for req_id, reply_to, body in sent:
+            self._announce.pop(req_id, None)
+            self._finished.discard(req_id)
+            self._timeouts.answered(req_id)
+            self._answers.add(req_id, reply_to, body, now)
+            self._release(self._jobs.pop(req_id))
+
+    def _release(self, delivery: Delivery) -> None:
+        """One request of ``delivery`` lets go of it; acknowledged when none holds it any more."""
+        delivery.holds -= 1
+        if delivery.holds <= 0:
+            self._link.ack(delivery.message, delivery.generation)
 
     def _announce_due(self, now: float) -> float | None:
         """Send the ``running`` messages that are due; when the next one is, or None."""
@@ -406,13 +464,23 @@ class Worker:
             self._link.ack(message, generation, reject=True)
 
     def _handle_request(self, message: Any, generation: int) -> None:
+        """A ``request``, or a ``requests`` batch: each of its requests is taken, refused or answered
+        again apart, and the message is acknowledged once none of them holds it (see :meth:`_release`)."""
         props = message.properties
         reply_to, corr = props.get("reply_to"), props.get("correlation_id")
+        data: Any = None
         try:
-            req = p.decode(message.body, message.content_type, (p.REQUEST,))
-            if not isinstance(reply_to, str) or not reply_to or corr != req["uuid"]:
-                raise InvalidMessageError("a request needs reply_to, and correlation_id equal to its uuid")
-            extras = revert_extras(req)
+            data = p.decode(message.body, message.content_type, (p.REQUEST, p.REQUESTS))
+            if not isinstance(reply_to, str) or not reply_to:
+                raise InvalidMessageError("a request needs reply_to")
+            batched = data["type"] == p.REQUESTS
+            if batched:
+                reqs = p.items(data)
+            elif corr != data["uuid"]:
+                raise InvalidMessageError("a request needs correlation_id equal to its uuid")
+            else:
+                reqs = [data]
+            calls = [(req, revert_extras(req)) for req in reqs]
         except InvalidMessageError as exc:
             LOG.warning(
                 "worker %s: rejected a message on %s: %s",
@@ -421,54 +489,99 @@ class Worker:
                 exc,
             )
             self._link.ack(message, generation, reject=True)
-            if isinstance(reply_to, str) and reply_to and isinstance(corr, str) and corr:
-                self._reply_now(corr, reply_to, Failure.from_exception(exc))
+            if isinstance(reply_to, str) and reply_to:
+                for req_id in _uuids(data, corr):
+                    self._reply_now(req_id, reply_to, Failure.from_exception(exc))
             return
+        delivery = Delivery(message, generation)
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        for req, extras in calls:
+            self._take(req, extras, delivery, reply_to, redelivered, batched)
+        if self._backlog:
+            self._start_next()
+        if not delivery.holds:
+            self._link.ack(message, generation)
+
+    def _take(
+        self,
+        req: dict[str, Any],
+        extras: dict[str, Any],
+        delivery: Delivery,
+        reply_to: str,
+        redelivered: bool,
+        batched: bool,
+    ) -> None:
+        """Run one request (it holds ``delivery`` until answered), or answer it at once."""
+        req_id = req["uuid"]
         LOG.debug(
             "worker %s: request %s: %s %s (redelivered: %s)",
             self.id,
-            req["uuid"],
+            req_id,
             req["action"],
             req["atom"],
-            message.delivery_info.get("redelivered"),
+            redelivered,
         )
+        held = self._jobs.get(req_id)
+        if held is not None:  # our connection dropped while we ran it: answer this delivery
+            if held is not delivery:  # (a batch naming one request twice holds it once)
+                self._jobs[req_id] = delivery
+                delivery.holds += 1
+            return
+        answered = self._answers.get(req_id)
+        if answered is not None:  # we ran it, and our answer (and ack) may have been lost: answer again
+            self._link.publish(answered[1], "", answered[0], correlation_id=req_id)
+            return
         cls = self.tasks.get(req["task"])
         refusal: FlowkitError | None = None
-        if req["uuid"] in self._jobs:  # our connection dropped while we ran it: answer this delivery
-            self._jobs[req["uuid"]] = (message, generation)
-            return
-        answered = self._answers.get(req["uuid"])
-        if answered is not None:  # we ran it, and our answer (and ack) may have been lost: answer again
-            self._link.ack(message, generation)
-            self._link.publish(answered[1], "", answered[0], correlation_id=req["uuid"])
-            return
-        if message.delivery_info.get("redelivered"):
+        if redelivered:
             refusal = WorkerError(
-                f"request {req['uuid']} for atom {req['atom']!r} was redelivered: the worker that had it "
+                f"request {req_id} for atom {req['atom']!r} was redelivered: the worker that had it "
                 f"was lost and may have run it, so it is not run again"
             )
         elif cls is None:
             refusal = WorkerError(f"worker {self.id!r} does not serve task {req['task']}")
         if refusal is not None:
             LOG.warning("worker %s: %s", self.id, refusal)
-            self._link.ack(message, generation)
-            redelivered = bool(message.delivery_info.get("redelivered"))
-            self._reply_now(req["uuid"], reply_to, Failure.from_exception(refusal), redelivered)
+            self._reply_now(req_id, reply_to, Failure.from_exception(refusal), redelivered)
             return
         assert cls is not None and self._pool is not None
-        self._jobs[req["uuid"]] = (message, generation)
-        self._announce[req["uuid"]] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to)
+        self._jobs[req_id] = delivery
+        delivery.holds += 1
+        self._announce[req_id] = (time.monotonic() + ANNOUNCE_AFTER_S, reply_to)
         if self._is_async(cls, req["action"]):  # on the loop, which cancels it at its timeout
             timeout = float(req["timeout"]) if "timeout" in req else None
-            self._aio.spawn(lambda: self._async_job(cls, req, extras, reply_to, timeout))
+            self._aio.spawn(lambda: self._async_job(cls, req, extras, reply_to, timeout, batched))
             return
         if "timeout" in req:
             timeout = float(req["timeout"])
             self._timeouts.watch(
-                req["uuid"],
+                req_id,
                 Deadline(time.monotonic() + timeout, timeout, reply_to, req["atom"], req["action"]),
             )
-        self._pool.submit(self._job, cls, req, extras, reply_to)
+        with self._calls:
+            self._backlog[req_id] = (cls, req, extras, reply_to, batched)
+
+    def _start_next(self) -> None:
+        """Start received calls on the pool while threads are free; the rest wait their turn in the
+        backlog, where a task thread that finishes a call takes the next (see :meth:`_job`)."""
+        pool = self._pool
+        assert pool is not None
+        with self._calls:
+            while (call := self._next_call()) is not None:
+                pool.submit(self._job, *call)
+
+    def _next_call(self) -> tuple[type[Task], dict[str, Any], dict[str, Any], str, bool] | None:
+        """The oldest call of the backlog, if fewer than ``threads`` calls hold a thread (abandoned
+        calls on a spare thread do not count, see abandon.py); with ``_calls`` held."""
+        backlog = self._backlog
+        if not backlog:
+            return None
+        finished = self._finished
+        if sum(1 for req_id in self._on_pool if req_id not in finished) >= self.threads:
+            return None
+        req_id = next(iter(backlog))
+        self._on_pool.add(req_id)
+        return backlog.pop(req_id)
 
     def _reply_now(self, req_id: str, reply_to: str, failure: Failure, redelivered: bool = False) -> None:
         fields = {"redelivered": True} if redelivered else {}
@@ -481,12 +594,22 @@ class Worker:
         self._outbox.append(item)
         self._link.wake()
 
-    def _job(self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str) -> None:
-        began = time.monotonic()
-        body = call_task(cls, req, extras, reply_to, self.id, self._post)
-        atom_log.log_outcome(self.id, req, time.monotonic() - began, body)
-        self._finished.add(req["uuid"])
-        self._post((p.RESULT, req["uuid"], reply_to, body))
+    def _job(
+        self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str, batched: bool
+    ) -> None:
+        """Run a call, then the next of the backlog while there is one (a hand-off to another pool
+        thread, and its wake-up, saved per call when requests come faster than threads free up)."""
+        while True:
+            began = time.monotonic()
+            item = call_task(cls, req, extras, reply_to, self.id, self._post)
+            atom_log.log_outcome(self.id, req, time.monotonic() - began, item)
+            self._finished.add(req["uuid"])
+            self._post((p.RESULTS if batched else p.RESULT, req["uuid"], reply_to, item))
+            with self._calls:
+                call = self._next_call()
+            if call is None:
+                return
+            cls, req, extras, reply_to, batched = call
 
     async def _async_job(
         self,
@@ -495,12 +618,13 @@ class Worker:
         extras: dict[str, Any],
         reply_to: str,
         timeout: float | None,
+        batched: bool,
     ) -> None:
         began = time.monotonic()
-        body = await call_task_async(cls, req, extras, reply_to, self.id, self._post, timeout)
-        atom_log.log_outcome(self.id, req, time.monotonic() - began, body)
+        item = await call_task_async(cls, req, extras, reply_to, self.id, self._post, timeout)
+        atom_log.log_outcome(self.id, req, time.monotonic() - began, item)
         self._finished.add(req["uuid"])
-        self._post((p.RESULT, req["uuid"], reply_to, body))
+        self._post((p.RESULTS if batched else p.RESULT, req["uuid"], reply_to, item))
 
     @staticmethod
     def _async_class(cls: type[Task]) -> bool:
@@ -513,3 +637,12 @@ class Worker:
         if found is None:
             found = self._async_actions[key] = inspect.iscoroutinefunction(getattr(cls, action, None))
         return found
+
+
+def _uuids(data: Any, corr: Any) -> list[str]:
+    """The uuids of the requests in a message refused as malformed, to answer them with the reason: a
+    single request's correlation id, or the ones its batch's items carry."""
+    if isinstance(data, dict) and isinstance(data.get("requests"), list):
+        found = [item.get("uuid") for item in data["requests"] if isinstance(item, dict)]
+        return [req_id for req_id in found if isinstance(req_id, str) and req_id]
+    return [corr] if isinstance(corr, str) and corr else []
