@@ -62,6 +62,34 @@ def request(board: ZooKeeperJobBoard, job: Job, reason: str, path: str) -> None:
     raise JobBoardError(f"job {job} kept changing while being cancelled; try again")
 
 
+def _reader(board: ZooKeeperJobBoard, job_uuid: str, sequence: int) -> Any:
+    """A kazoo completion callback: tell the cancel listeners of the cancel request in the job's record
+    just read, once per claim, if the board still holds the job."""
+    told = board._cancel_told
+
+    def read(result: Any) -> None:
+        try:
+            data, _stat = result.get_nowait()
+        except Exception:  # gone (consumed, moved) or the session ended
+            return
+        if not board._is_owned(job_uuid):
+            return
+        try:
+            reason = Job.from_bytes(board, data, sequence).cancel_reason
+        except MalformedJobError:
+            return
+        if reason and told.first(job_uuid):
+            board._emit_cancel(job_uuid, reason)
+
+    return read
+
+
+def check(board: ZooKeeperJobBoard, job_uuid: str, sequence: int, path: str) -> None:
+    """Read the held job's record (asynchronously) for a cancel request: the board's persistent watch
+    said it changed. No watch is left: the board hears every change anyway."""
+    board._client.get_async(path).rawlink(_reader(board, job_uuid, sequence))
+
+
 def watch(board: ZooKeeperJobBoard, job: Job, path: str) -> None:
     """Watch the claimed job's node; tell the board's cancel listeners once when a cancel shows up.
 
@@ -74,23 +102,9 @@ def watch(board: ZooKeeperJobBoard, job: Job, path: str) -> None:
     """
     from kazoo.protocol.states import EventType
 
-    job_uuid, sequence, told = job.uuid, job.sequence, board._cancel_told
-    told.forget(job_uuid)
+    job_uuid = job.uuid
     client = board._client
-
-    def read(result: Any) -> None:
-        try:
-            data, _stat = result.get_nowait()
-        except Exception:  # gone (consumed, moved) or the session ended: stop watching
-            return
-        if not board._is_owned(job_uuid):
-            return
-        try:
-            reason = Job.from_bytes(board, data, sequence).cancel_reason
-        except MalformedJobError:
-            return
-        if reason and told.first(job_uuid):
-            board._emit_cancel(job_uuid, reason)
+    read = _reader(board, job_uuid, job.sequence)
 
     def on_event(event: Any) -> None:
         if event.type == EventType.CHANGED and board._is_owned(job_uuid):

@@ -12,6 +12,15 @@ and awaited events; a third watch keeps :attr:`WatchedCopy.waiting` current. Suc
 claimable until its time (:meth:`WatchedCopy.listing` is given the time) or until an event deletes
 its node.
 
+How the copy follows the board: on ZooKeeper 3.6+ by persistent recursive watches on the three
+directories (``_zookeeper_events``): each event names the node created, deleted or changed, so a claim
+or a consume elsewhere costs this board no request at all, and a posted job one read of its record.
+A record changed elsewhere (a claim counting its attempt, an abandon, a cancel request) is only marked
+*stale* (its version unknown): a claim reads it first, and ``refresh`` (``ensure_fresh``) reads it
+again. Events are handled in the connection's thread, before any response that follows them, so a
+board that acts on a job version it has read already knows of the ``waiting`` node of any park that
+wrote that version. Older servers get the one-shot children watches, each firing a relisting.
+
 Why the board's own posts go straight in (:meth:`WatchedCopy.add_posted`): the watch reports a post
 only after a round trip of its own, so a board that counted or listed right after posting missed the
 job it had just posted. A job put in that way is *pending* until a listing shows it; a listing that
@@ -30,6 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import MalformedJobError
+from flowkit.jobboard.backends import _zookeeper_events as zk_events
 from flowkit.jobboard.job import Job
 
 if TYPE_CHECKING:
@@ -62,7 +72,8 @@ class WatchedCopy:
         """Notified whenever the copy changes (and on connection changes, by the board)."""
         self._updating = threading.RLock()  # watch callbacks and explicit refreshes, one at a time
         self.jobs: dict[str, Job] = {}
-        self.versions: dict[str, int] = {}
+        self.versions: dict[str, int | None] = {}
+        """Znode version of each record in the copy; None: changed since (read it before relying on it)."""
         self.order: list[tuple[int, int, str]] = []  # (-priority, sequence, node), sorted
         self.claimed: set[str] = set()
         self.waiting: dict[str, tuple[float | None, tuple[str, ...]]] = {}
@@ -71,13 +82,41 @@ class WatchedCopy:
         self._pending: set[str] = set()  # this board's posts no listing has shown yet
         self._listed_upto = ""  # the highest job node any listing has shown (names sort by number)
         self._stopped = False
+        self.events = False
+        """Whether persistent watches keep the copy current (else children watches relist)."""
+        self._timeout = 10.0  # how long adding a watch may take (the session timeout)
+        self._rearm = False  # the connection dropped: the server forgot the persistent watches
+        self.changes: dict[str, int] = {}
+        """Job node -> how many changes of its record were heard (event mode): a claimant tells from it
+        whether anything but its own claim wrote the record since it read it (a cancel request)."""
+        self.on_change: Callable[[str], None] | None = None
+        """Told (in the connection thread) of each change heard to a job's record (event mode)."""
+        self._unread: set[str] = set()  # posted (an event said so), record not asked for yet
+        self._asking: set[str] = set()  # record asked for, not answered yet
+        self.parking: set[str] = set()
+        """Parked jobs whose ``waiting`` node is not read yet: claimable at no time until it is."""
 
     # -- life cycle ---------------------------------------------------------------------------------
 
-    def start(self, client: Any) -> None:
+    def _paths(self) -> tuple[str, ...]:
+        return (self.jobs_path, self.claims_path, self.waiting_path) if self.waiting_path else (
+            self.jobs_path,
+            self.claims_path,
+        )
+
+    def start(self, client: Any, timeout: float) -> None:
+        """Follow the board: persistent watches and one listing, or the children watches."""
         from kazoo.recipe.watchers import ChildrenWatch
 
         self.client, self._stopped = client, False
+        for path in self._paths():
+            zk_events.route(client, path, self._on_event)
+        if all(zk_events.add_watch(client, path, timeout) for path in self._paths()):
+            self.events, self._timeout = True, timeout
+            self.refresh()
+            return
+        for path in self._paths():
+            zk_events.route(client, path, None)
         ChildrenWatch(client, self.jobs_path, self._on_jobs, allow_session_lost=True)
         ChildrenWatch(client, self.claims_path, self._on_claims, allow_session_lost=True)
         if self.waiting_path:
@@ -85,6 +124,9 @@ class WatchedCopy:
 
     def stop(self) -> None:
         self._stopped = True
+        if self.events and self.client is not None:
+            for path in self._paths():
+                zk_events.route(self.client, path, None)
         with self.changed:
             self.jobs.clear()
             self.versions.clear()
@@ -93,6 +135,10 @@ class WatchedCopy:
             self.waiting.clear()
             self._pending.clear()
             self._listed_upto = ""
+            self.changes.clear()
+            self._unread.clear()
+            self._asking.clear()
+            self.parking.clear()
             self.changed.notify_all()
 
     def _on_jobs(self, children: list[str]) -> bool:
@@ -122,11 +168,124 @@ class WatchedCopy:
         in between.
         """
         with self._updating:
+            if self.events and self._rearm:  # first the watches, then the listing: nothing falls between
+                for path in self._paths():
+                    zk_events.add_watch(self.client, path, self._timeout)
+                self._rearm = False
             self.client.sync(self.jobs_path)
             self.update_jobs(self.client.get_children(self.jobs_path))
             self.update_claims(self.client.get_children(self.claims_path))
             if self.waiting_path:
                 self.update_waiting(self.client.get_children(self.waiting_path))
+            if self.events:
+                with self.lock:
+                    stale = [n for n, v in self.versions.items() if v is None]
+                fetched = self._fetch(stale)
+                with self.changed:
+                    for node, (job, version) in fetched.items():
+                        if node in self.jobs:
+                            self._put(node, job, version)
+
+    def disconnected(self) -> None:
+        """The connection dropped: the next refresh adds the persistent watches again first."""
+        self._rearm = True
+
+    # -- events (the connection's thread: dictionaries only, no waiting) ---------------------------------
+
+    def _on_event(self, kind: int, path: str) -> None:
+        parent, _, node = path.rpartition("/")
+        if not JOB_NODE.match(node):
+            return  # a stray name: the listings warn about it
+        read = False
+        with self.changed:
+            if parent == self.jobs_path:
+                read = self._job_event(kind, node)
+            elif parent == self.claims_path:
+                if kind == zk_events.CREATED:
+                    self.claimed.add(node)
+                elif kind == zk_events.DELETED:
+                    self.claimed.discard(node)
+                    if node in self.jobs:  # an abandon or a park rewrote it: read it again
+                        self.versions[node] = None
+                        self._unread.add(node)
+                        read = True
+            elif parent == self.waiting_path:
+                if kind == zk_events.CREATED:
+                    self.parking.add(node)
+                    read = True
+                elif kind == zk_events.DELETED:
+                    self.parking.discard(node)
+                    self.waiting.pop(node, None)
+            self.changed.notify_all()
+        if read:
+            from kazoo.protocol.states import Callback
+
+            self.client.handler.dispatch_callback(Callback("watch", self._read_new, ()))
+        if kind == zk_events.CHANGED and parent == self.jobs_path and self.on_change is not None:
+            self.on_change(node)
+
+    def _job_event(self, kind: int, node: str) -> bool:
+        """Take in an event on a job node (``lock`` held); True when a new record is to be read."""
+        if kind == zk_events.CREATED:
+            if node not in self.jobs and node not in self._skip:
+                self._unread.add(node)
+                return True
+        elif kind == zk_events.DELETED:
+            self._unread.discard(node)
+            self._asking.discard(node)
+            self._pending.discard(node)
+            self.changes.pop(node, None)
+            if node in self.jobs:
+                self._drop(node)
+        elif kind == zk_events.CHANGED:
+            self.changes[node] = self.changes.get(node, 0) + 1
+            if node in self.versions:
+                self.versions[node] = None
+        return False
+
+    def _read_new(self) -> None:
+        """Ask for the records of jobs and parked jobs that events announced (kazoo's callback thread:
+        a board's own post usually lands first, and needs no read)."""
+        with self.lock:
+            nodes, self._unread = self._unread, set()
+            self._asking |= nodes
+            parked = [n for n in self.parking if n not in self.waiting]
+        for node in nodes:
+            self.client.get_async(f"{self.jobs_path}/{node}").rawlink(lambda r, n=node: self._got(n, r))
+        for node in parked:
+            self.client.get_async(f"{self.waiting_path}/{node}").rawlink(lambda r, n=node: self._got_parked(n, r))
+
+    def _got(self, node: str, result: Any) -> None:
+        try:
+            data, stat = result.get_nowait()
+        except Exception:  # gone meanwhile, or the connection dropped: the refresh after it reads it
+            with self.lock:
+                self._asking.discard(node)
+            return
+        try:
+            job = Job.from_bytes(self.board, data, int(node[4:]))
+        except MalformedJobError as exc:
+            with self.lock:
+                self._asking.discard(node)
+                self._skip.add(node)
+            self._warn(f"{self.jobs_path}/{node}", str(exc))
+            return
+        with self.changed:
+            if node in self._asking:  # not deleted meanwhile
+                self._asking.discard(node)
+                self._put(node, job, stat.version)
+                self.changed.notify_all()
+
+    def _got_parked(self, node: str, result: Any) -> None:
+        try:
+            data, _ = result.get_nowait()
+        except Exception:
+            return  # woken (deleted) meanwhile, or the refresh after reconnecting reads it
+        with self.changed:
+            if node in self.parking:
+                self.waiting[node] = parse_waiting(data)
+                self.parking.discard(node)
+                self.changed.notify_all()
 
     @property
     def updating(self) -> threading.RLock:
@@ -144,6 +303,7 @@ class WatchedCopy:
         except MalformedJobError:
             return  # posting checked it; a listing will skip it with a warning if it is somehow bad
         with self.changed:
+            self._unread.discard(node)  # announced by its event, not asked for yet: no read needed
             if node in self.jobs or node <= self._listed_upto:
                 return
             self._put(node, job, 0)  # a znode's data version is 0 when it is created
@@ -201,6 +361,10 @@ class WatchedCopy:
                     self._warn(f"{self.claims_path}/{child}", "not a claim node name")
             with self.lock:
                 released = [n for n in self.claimed - claimed if n in self.jobs]
+                if self.events:  # read by the refresh that listed them, or by a claim: not here
+                    for node in released:
+                        self.versions[node] = None
+                    released = []
             fetched = self._fetch(released)  # an abandon rewrote them (attempts, reason)
             with self.changed:
                 self.claimed = claimed
@@ -233,12 +397,14 @@ class WatchedCopy:
                 for node in self.waiting.keys() - listed:
                     del self.waiting[node]
                 self.waiting.update(read)
+                self.parking -= read.keys() | (self.parking - listed)
                 self.changed.notify_all()
 
     def set_waiting(self, node: str, wake_at: float | None, events: tuple[str, ...]) -> None:
         """This board has just parked ``node``: show it at once (as :meth:`add_posted` does for posts)."""
         with self.changed:
             self.waiting[node] = (wake_at, events)
+            self.parking.discard(node)
             self.changed.notify_all()
 
     def next_wake(self) -> float | None:
@@ -300,6 +466,7 @@ class WatchedCopy:
     def _drop(self, node: str) -> None:
         job = self.jobs.pop(node)
         self.versions.pop(node, None)
+        self.changes.pop(node, None)
         key = (-job.priority, job.sequence, node)
         i = bisect.bisect_left(self.order, key)
         if i < len(self.order) and self.order[i] == key:
@@ -320,7 +487,7 @@ class WatchedCopy:
         return len(self.jobs)
 
     def _claimable(self, node: str, now: float) -> bool:
-        if node in self.claimed:
+        if node in self.claimed or node in self.parking:
             return False
         parked = self.waiting.get(node)
         return parked is None or (parked[0] is not None and parked[0] <= now)

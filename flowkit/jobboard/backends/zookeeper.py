@@ -116,6 +116,7 @@ class ZooKeeperJobBoard(JobBoard):
         self._purged = 0.0
         self._bad: set[str] = set()  # paths already warned about
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad, self._waiting_path)
+        self._copy.on_change = self._job_changed
         # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
         self._owned: dict[str, str] = {}
         # job uuid -> (claimant, the job node's version its claim wrote): consume's one-request path
@@ -152,7 +153,7 @@ class ZooKeeperJobBoard(JobBoard):
                 )
                 for path in paths:
                     self._client.ensure_path(path, acl=self._session.acl())
-                self._copy.start(self._client)
+                self._copy.start(self._client, self.timeout)
         except BaseException:
             self.close()
             raise
@@ -183,6 +184,8 @@ class ZooKeeperJobBoard(JobBoard):
             if state == KazooState.LOST:
                 self._owned.clear()
                 self._claimed.clear()
+        if state in (KazooState.SUSPENDED, KazooState.LOST):
+            self._copy.disconnected()  # the server forgets a connection's persistent watches
         if state == KazooState.SUSPENDED:
             self._emit(ClaimEvent.IN_DOUBT, owned)
         elif state == KazooState.LOST:
@@ -337,7 +340,7 @@ class ZooKeeperJobBoard(JobBoard):
                 current = Job.from_record(self, cached.to_record(), job.sequence)
                 previous = current.attempts
                 current.attempts += 1
-                parked = parking.due_version(self, job, node)
+                parked, heard = parking.due(self, job, node)
                 tx = self._client.transaction()
                 tx.create(claim, owner, ephemeral=True)
                 tx.set_data(path, current.to_bytes(), version=version)
@@ -383,7 +386,14 @@ class ZooKeeperJobBoard(JobBoard):
             )
         with self._copy.lock:
             self._copy.claimed.add(node)
-        cancels.watch(self, job, path)
+            written_since = self._copy.changes.get(node, 0) - heard
+        self._cancel_told.forget(job.uuid)  # a cancel request is told once per claim
+        if not self._copy.events:
+            cancels.watch(self, job, path)
+        elif current.cancel_reason and self._cancel_told.first(job.uuid):  # asked before the claim
+            self._emit_cancel(job.uuid, current.cancel_reason)
+        elif written_since > 1:  # more than our claim wrote the record: maybe a cancel request
+            cancels.check(self, job.uuid, job.sequence, path)
         return previous
 
     def _read(self, job: Job) -> tuple[Job, int]:
@@ -444,8 +454,8 @@ class ZooKeeperJobBoard(JobBoard):
                 path, claim, stat = self._owned_claim(job, who, JobState.COMPLETE)
                 tx = self._client.transaction()
                 tx.check(claim, stat.version)
+                tx.delete(path)  # the job before its claim: no board re-reads a job it sees released
                 tx.delete(claim)
-                tx.delete(path)
                 if self.history > 0:
                     tx.create(f"{self._history_path}/{_node(job)}", operator.history_record(job, who))
                 self._check(tx.commit(), job, who)
@@ -476,8 +486,8 @@ class ZooKeeperJobBoard(JobBoard):
         path = f"{self._jobs_path}/{node}"
         tx = self._client.transaction()
         tx.check(path, mine[1])
+        tx.delete(path)  # the job before its claim, as in consume
         tx.delete(f"{self._claims_path}/{node}")
-        tx.delete(path)
         if self.history > 0:
             tx.create(f"{self._history_path}/{node}", operator.history_record(job, who))
         return claims.first_failure(list(tx.commit())) is None
@@ -560,8 +570,8 @@ class ZooKeeperJobBoard(JobBoard):
             tx = self._client.transaction()
             tx.check(claim, stat.version)
             tx.create(f"{to}/{_node(job)}", json.dumps(record).encode())
+            tx.delete(path, version=job_stat.version)  # the job before its claim, as in consume
             tx.delete(claim)
-            tx.delete(path, version=job_stat.version)
             self._check(tx.commit(), job, who)
         self._copy.drop_removed(_node(job))
         job.last_reason = reason or job.last_reason
@@ -597,6 +607,14 @@ class ZooKeeperJobBoard(JobBoard):
 
     def mark_cancelled(self, job: Job, who: str) -> None:
         self._move(job, who, JobState.CANCELLED, None, "mark cancelled")
+
+    def _job_changed(self, node: str) -> None:
+        """A job's record changed (the copy's event, in the connection thread): if this board holds
+        the job, read it for a cancel request."""
+        with self._owned_lock:
+            job_uuid = next((u for u, n in self._owned.items() if n == node), None)
+        if job_uuid is not None:
+            cancels.check(self, job_uuid, int(node[4:]), f"{self._jobs_path}/{node}")
 
     def _is_owned(self, job_uuid: str) -> bool:
         with self._owned_lock:
