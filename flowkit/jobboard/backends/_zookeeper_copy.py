@@ -31,6 +31,7 @@ the node is gone.
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import logging
 import re
@@ -85,7 +86,13 @@ class WatchedCopy:
         self.events = False
         """Whether persistent watches keep the copy current (else children watches relist)."""
         self._timeout = 10.0  # how long adding a watch may take (the session timeout)
-        self._rearm = False  # the connection dropped: the server forgot the persistent watches
+        self._epoch = 0  # connections dropped so far (each makes the server forget the watches)
+        self._armed = -1  # the epoch the watches were last added in
+        self._touched: dict[tuple[str, str], bool] | None = None
+        """While a refresh lists (event mode): (directory, node) -> whether the last event heard on it
+        left the node there. Those nodes are as the events say, whatever the listing read before."""
+        self.trusted = False
+        """Event mode, and the copy heard every change since its last listing (no reconnect since)."""
         self.changes: dict[str, int] = {}
         """Job node -> how many changes of its record were heard (event mode): a claimant tells from it
         whether anything but its own claim wrote the record since it read it (a cancel request)."""
@@ -99,9 +106,13 @@ class WatchedCopy:
     # -- life cycle ---------------------------------------------------------------------------------
 
     def _paths(self) -> tuple[str, ...]:
-        return (self.jobs_path, self.claims_path, self.waiting_path) if self.waiting_path else (
-            self.jobs_path,
-            self.claims_path,
+        return (
+            (self.jobs_path, self.claims_path, self.waiting_path)
+            if self.waiting_path
+            else (
+                self.jobs_path,
+                self.claims_path,
+            )
         )
 
     def start(self, client: Any, timeout: float) -> None:
@@ -112,11 +123,11 @@ class WatchedCopy:
         for path in self._paths():
             zk_events.route(client, path, self._on_event)
         if all(zk_events.add_watch(client, path, timeout) for path in self._paths()):
-            self.events, self._timeout = True, timeout
+            self.events, self._timeout, self._armed = True, timeout, self._epoch
             self.refresh()
             return
         for path in self._paths():
-            zk_events.route(client, path, None)
+            zk_events.unroute(client, path, self._on_event)
         ChildrenWatch(client, self.jobs_path, self._on_jobs, allow_session_lost=True)
         ChildrenWatch(client, self.claims_path, self._on_claims, allow_session_lost=True)
         if self.waiting_path:
@@ -126,7 +137,7 @@ class WatchedCopy:
         self._stopped = True
         if self.events and self.client is not None:
             for path in self._paths():
-                zk_events.route(self.client, path, None)
+                zk_events.unroute(self.client, path, self._on_event)
         with self.changed:
             self.jobs.clear()
             self.versions.clear()
@@ -168,27 +179,44 @@ class WatchedCopy:
         in between.
         """
         with self._updating:
-            if self.events and self._rearm:  # first the watches, then the listing: nothing falls between
+            with self.lock:
+                epoch = self._epoch
+            if self.events and self._armed != epoch:  # first the watches, then the listing
                 for path in self._paths():
                     zk_events.add_watch(self.client, path, self._timeout)
-                self._rearm = False
-            self.client.sync(self.jobs_path)
-            self.update_jobs(self.client.get_children(self.jobs_path))
-            self.update_claims(self.client.get_children(self.claims_path))
-            if self.waiting_path:
-                self.update_waiting(self.client.get_children(self.waiting_path))
+                self._armed = epoch
             if self.events:
                 with self.lock:
-                    stale = [n for n, v in self.versions.items() if v is None]
-                fetched = self._fetch(stale)
-                with self.changed:
-                    for node, (job, version) in fetched.items():
-                        if node in self.jobs:
-                            self._put(node, job, version)
+                    self._touched = {}
+            try:
+                self._relist(epoch)
+            finally:
+                with self.lock:
+                    self._touched = None
+
+    def _relist(self, epoch: int) -> None:
+        """The listing part of :meth:`refresh` (``_updating`` held)."""
+        self.client.sync(self.jobs_path)
+        self.update_jobs(self.client.get_children(self.jobs_path))
+        self.update_claims(self.client.get_children(self.claims_path))
+        if self.waiting_path:
+            self.update_waiting(self.client.get_children(self.waiting_path))
+        if self.events:
+            with self.lock:
+                stale = [n for n, v in self.versions.items() if v is None]
+            fetched = self._fetch(stale)
+            with self.changed:
+                for node, (job, version) in fetched.items():
+                    if node in self.jobs:
+                        self._put(node, job, version)
+                self.trusted = self._epoch == epoch == self._armed
 
     def disconnected(self) -> None:
-        """The connection dropped: the next refresh adds the persistent watches again first."""
-        self._rearm = True
+        """The connection dropped: changes go unheard until the next refresh adds the persistent
+        watches again and relists (the board refreshes on reconnecting)."""
+        with self.lock:
+            self._epoch += 1
+            self.trusted = False
 
     # -- events (the connection's thread: dictionaries only, no waiting) ---------------------------------
 
@@ -198,6 +226,8 @@ class WatchedCopy:
             return  # a stray name: the listings warn about it
         read = False
         with self.changed:
+            if self._touched is not None:
+                self._touched[(parent, node)] = kind != zk_events.DELETED
             if parent == self.jobs_path:
                 read = self._job_event(kind, node)
             elif parent == self.claims_path:
@@ -251,9 +281,10 @@ class WatchedCopy:
             self._asking |= nodes
             parked = [n for n in self.parking if n not in self.waiting]
         for node in nodes:
-            self.client.get_async(f"{self.jobs_path}/{node}").rawlink(lambda r, n=node: self._got(n, r))
+            self.client.get_async(f"{self.jobs_path}/{node}").rawlink(functools.partial(self._got, node))
         for node in parked:
-            self.client.get_async(f"{self.waiting_path}/{node}").rawlink(lambda r, n=node: self._got_parked(n, r))
+            parked_read = functools.partial(self._got_parked, node)
+            self.client.get_async(f"{self.waiting_path}/{node}").rawlink(parked_read)
 
     def _got(self, node: str, result: Any) -> None:
         try:
@@ -304,9 +335,10 @@ class WatchedCopy:
             return  # posting checked it; a listing will skip it with a warning if it is somehow bad
         with self.changed:
             self._unread.discard(node)  # announced by its event, not asked for yet: no read needed
-            if node in self.jobs or node <= self._listed_upto:
+            if node <= self._listed_upto:
                 return
-            self._put(node, job, 0)  # a znode's data version is 0 when it is created
+            if node not in self.jobs:  # (an event's read may have put it already)
+                self._put(node, job, 0)  # a znode's data version is 0 when it is created
             self._pending.add(node)
             self.changed.notify_all()
 
@@ -342,9 +374,11 @@ class WatchedCopy:
             fetched = self._fetch(new)
             with self.changed:
                 for node in removed:
-                    self._drop(node)
+                    if node in self.jobs and self._heard(self.jobs_path, node) is not True:
+                        self._drop(node)
                 for node, (job, version) in fetched.items():
-                    self._put(node, job, version)
+                    if self._heard(self.jobs_path, node) is not False:  # not deleted since
+                        self._put(node, job, version)
                 self._skip &= listed
                 self._pending -= removed
                 # Set with the jobs it covers, never before them: add_posted reads the two together.
@@ -367,6 +401,10 @@ class WatchedCopy:
                     released = []
             fetched = self._fetch(released)  # an abandon rewrote them (attempts, reason)
             with self.changed:
+                if self._touched is not None:  # claims made or gone since the listing
+                    for (where, node), there in self._touched.items():
+                        if where == self.claims_path:
+                            (claimed.add if there else claimed.discard)(node)
                 self.claimed = claimed
                 for node, (job, version) in fetched.items():
                     if node in self.jobs:
@@ -395,9 +433,14 @@ class WatchedCopy:
                 read[node] = parse_waiting(data)
             with self.changed:
                 for node in self.waiting.keys() - listed:
-                    del self.waiting[node]
-                self.waiting.update(read)
-                self.parking -= read.keys() | (self.parking - listed)
+                    if self._heard(self.waiting_path, node) is not True:
+                        del self.waiting[node]
+                for node, parked in read.items():
+                    if self._heard(self.waiting_path, node) is not False:
+                        self.waiting[node] = parked
+                self.parking -= read.keys() | {
+                    n for n in self.parking - listed if self._heard(self.waiting_path, n) is not True
+                }
                 self.changed.notify_all()
 
     def set_waiting(self, node: str, wake_at: float | None, events: tuple[str, ...]) -> None:
@@ -410,6 +453,10 @@ class WatchedCopy:
     def next_wake(self) -> float | None:
         """The earliest wake-up time of a parked job (callers hold ``lock``)."""
         return min((w for w, _ in self.waiting.values() if w is not None), default=None)
+
+    def _heard(self, directory: str, node: str) -> bool | None:
+        """Whether the events heard during the current refresh left ``node`` there (None: none heard)."""
+        return None if self._touched is None else self._touched.get((directory, node))
 
     def _still_there(self, pending: set[str]) -> set[str]:
         """Of the pending posts a listing lacks, those still there (the listing was older than them).

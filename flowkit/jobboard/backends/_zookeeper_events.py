@@ -53,10 +53,13 @@ class AddWatch(namedtuple("AddWatch", "path mode")):
         return True  # the answer has no body
 
 
-def _routes(client: Any) -> dict[str, EventHandler]:
-    """The client's routes (directory path + "/" -> handler), its connection patched once to use them."""
+def _routes(client: Any) -> dict[str, list[EventHandler]]:
+    """The client's routes (directory path + "/" -> handlers), its connection patched once to use them.
+
+    Several boards may share one client (and even one tree), hence a list per directory.
+    """
     conn = client._connection
-    routes: dict[str, EventHandler] | None = getattr(conn, "_flowkit_routes", None)
+    routes: dict[str, list[EventHandler]] | None = getattr(conn, "_flowkit_routes", None)
     if routes is not None:
         return routes
     from kazoo.protocol.serialization import Watch
@@ -67,12 +70,11 @@ def _routes(client: Any) -> dict[str, EventHandler]:
     def read_watch_event(buffer: bytes, offset: int) -> None:
         watch, _ = Watch.deserialize(buffer, offset)
         path = client.unchroot(watch.path)
-        for prefix, handler in list(routes.items()):
-            if path.startswith(prefix):
-                try:
-                    handler(watch.type, path)
-                except Exception:  # never the connection thread's problem
-                    LOG.exception("ZooKeeper event handler failed on %s", path)
+        for handler in routes.get(path.rpartition("/")[0] + "/", ()):
+            try:
+                handler(watch.type, path)
+            except Exception:  # never the connection thread's problem
+                LOG.exception("ZooKeeper event handler failed on %s", path)
         if watch.path in client._data_watchers or watch.path in client._child_watchers:
             original(buffer, offset)
 
@@ -80,13 +82,20 @@ def _routes(client: Any) -> dict[str, EventHandler]:
     return routes
 
 
-def route(client: Any, directory: str, handler: EventHandler | None) -> None:
-    """Send the events under ``directory`` to ``handler`` (None: to nobody any more)."""
+def route(client: Any, directory: str, handler: EventHandler) -> None:
+    """Send the events on the nodes right under ``directory`` to ``handler`` (also)."""
     routes = _routes(client)
-    if handler is None:
-        routes.pop(directory + "/", None)
+    routes[directory + "/"] = [*routes.get(directory + "/", ()), handler]
+
+
+def unroute(client: Any, directory: str, handler: EventHandler) -> None:
+    """Stop sending ``directory``'s events to ``handler``."""
+    routes = _routes(client)
+    left = [h for h in routes.get(directory + "/", ()) if h != handler]
+    if left:
+        routes[directory + "/"] = left
     else:
-        routes[directory + "/"] = handler
+        routes.pop(directory + "/", None)
 
 
 def add_watch(client: Any, directory: str, timeout: float) -> bool:

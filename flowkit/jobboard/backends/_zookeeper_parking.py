@@ -42,14 +42,15 @@ def due(board: ZooKeeperJobBoard, job: Job, node: str) -> tuple[int | None, int]
     """What a claim of ``node`` must do about a park: (the ``waiting`` node's version to delete, -1 for
     any, or None when not parked; the changes heard to the job's record so far, see ``WatchedCopy``).
 
-    Followed by persistent watches, the copy knows of every park that wrote the record version the
-    claim is checked against (the park's events came before the answer that gave that version), so
-    only a park whose ``waiting`` node is not read yet costs a read here.
+    Followed by persistent watches with no reconnect since its last listing (``trusted``), the copy
+    knows of every park that wrote the record version the claim is checked against (the park's events
+    came before the answer that gave that version), so only a park whose ``waiting`` node is not read
+    yet costs a read here.
     """
     copy = board._copy
     with copy.lock:
         heard = copy.changes.get(node, 0)
-        if not copy.events or node in copy.parking:
+        if not copy.trusted or node in copy.parking:
             known = None
         elif node in copy.waiting:
             known = copy.waiting[node]

@@ -203,6 +203,12 @@ class ZooKeeperJobBoard(JobBoard):
             self._refresh()
         except Exception as exc:  # the next watch event or reconnect tries again
             LOG.info("board %r: refresh after reconnect failed: %s", self.name, exc)
+            return
+        if self._copy.events:  # a cancel request made while away went unheard: read the held jobs
+            with self._owned_lock:
+                owned = list(self._owned.items())
+            for job_uuid, node in owned:
+                cancels.check(self, job_uuid, int(node[4:]), f"{self._jobs_path}/{node}")
 
     # -- posting and reading ------------------------------------------------------------------------
 
