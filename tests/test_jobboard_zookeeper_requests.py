@@ -245,3 +245,36 @@ def test_without_persistent_watches_the_board_relists(
     finally:
         board.close()
         other.close()
+
+
+def test_the_poll_handler_answers_as_kazoos_select() -> None:
+    """Readable, writable, both, hung up, nothing: the same lists as kazoo's own ``selector_select``."""
+    import socket
+
+    from kazoo.handlers.utils import selector_select
+
+    from flowkit.jobboard.backends._zookeeper_handler import PollHandler
+
+    handler = PollHandler()
+    quiet, talker = socket.socketpair()
+    hung, gone = socket.socketpair()
+    gone.close()
+    try:
+        cases: list[tuple[list[Any], list[Any]]] = [
+            ([quiet], []),
+            ([], [quiet]),
+            ([quiet], [quiet]),
+            ([hung], []),
+        ]
+        for r, w in cases:
+            assert handler.select(r, w, [], 0.01) == selector_select(r, w, [], 0.01)
+        talker.send(b"x")
+        cases_after = [([quiet], []), ([quiet], [quiet]), ([quiet, hung], []), ([], [hung])]
+        for r, w in cases_after:
+            assert handler.select(r, w, [], 0.01) == selector_select(r, w, [], 0.01)
+        assert handler.select([quiet], [], [], 0.01) == ([quiet], [], [])
+        with pytest.raises(ValueError):
+            handler.select([quiet], [], [], -1)
+    finally:
+        for sock in (quiet, talker, hung):
+            sock.close()

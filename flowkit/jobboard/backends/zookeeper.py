@@ -11,13 +11,17 @@ Layout under the board's path::
     trash/job-0000000042       trashed jobs
     cancelled/job-0000000042   jobs cancelled (``board.cancel``) once their flow was reverted
 
-A cancel request is saved in the job's record (``cancel_reason``); the board holding the claim keeps a
-data watch on each job it holds (``_zookeeper_cancels``) and tells its cancel listeners at once.
+A cancel request is saved in the job's record (``cancel_reason``); the board holding the claim hears
+of the change (``_zookeeper_cancels``), reads the record and tells its cancel listeners at once.
 
-The board keeps a copy of ``jobs`` and ``claims`` current through two watches (``_zookeeper_copy``):
-listings and :meth:`wait` read the copy and wake on the watches, and nothing polls. Every operation
+The board keeps a copy of ``jobs``, ``claims`` and ``waiting`` current through persistent recursive
+watches (``_zookeeper_events``; children watches on servers before 3.6), see ``_zookeeper_copy``:
+listings and :meth:`wait` read the copy and wake on the events, and nothing polls. Every operation
 that changes a job commits one ZooKeeper transaction checked against the job's version, so the copy
 is only ever a hint; before it, :func:`~flowkit.states.check_job_transition` must allow the move.
+A claim is one request when the copy knows the job's version: the transaction creating the claim and
+counting the attempt. Consume and moves delete the job before its claim in their transaction, so no
+other board takes the claim's deletion for a release and reads the job again.
 
 The session decides what a claim is worth (``_zookeeper_session``); what a claim node holds and how
 one left behind is released is ``_zookeeper_claims``. SUSPENDED (connection in trouble)
