@@ -278,3 +278,25 @@ def test_the_poll_handler_answers_as_kazoos_select() -> None:
     finally:
         for sock in (quiet, talker, hung):
             sock.close()
+
+
+def test_claim_next_reads_only_the_head_of_the_board(
+    zookeeper_hosts: str, zk_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claiming the next job takes one of the first jobs of the copy without listing the whole board
+    (a listing of 1,000 jobs per claim cost about as much as the claim), in priority order."""
+    board = ZooKeeperJobBoard("b", zookeeper_hosts, zk_path, timeout=4)
+    board.connect()
+    try:
+        jobs = [board.post(f"j{i}") for i in range(20)]
+        urgent = board.post("urgent", priority=2)
+        listed: list[bool] = []
+        listing = board._copy.listing
+        monkeypatch.setattr(board._copy, "listing", lambda *a: listed.append(True) or listing(*a))
+        first = board.claim_next("c")
+        assert first is not None and first.uuid == urgent.uuid
+        second = board.claim_next("c")
+        assert second is not None and second.uuid in {j.uuid for j in jobs[:8]}
+        assert listed == []
+    finally:
+        board.close()

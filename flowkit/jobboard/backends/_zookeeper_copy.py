@@ -528,6 +528,21 @@ class WatchedCopy:
             return [jobs[n] for _, _, n in self.order]
         return [jobs[n] for _, _, n in self.order if self._claimable(n, now)]
 
+    def head(self, limit: int, now: float) -> list[Job]:
+        """The first ``limit`` jobs claimable at ``now``, of the highest priority among them: read from
+        the head of the board, not by listing it all."""
+        out: list[Job] = []
+        top = 0
+        for priority, _, node in self.order:
+            if self._claimable(node, now):
+                if out and priority != top:
+                    break
+                top = priority
+                out.append(self.jobs[node])
+                if len(out) >= limit:
+                    break
+        return out
+
     def count(self, only_unclaimed: bool, now: float = 0.0) -> int:
         if only_unclaimed:
             return sum(1 for n in self.jobs if self._claimable(n, now))

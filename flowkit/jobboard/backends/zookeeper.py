@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import (
     JobBoardConnectionError,
+    JobSetAsideError,
     MalformedJobError,
     NotFound,
     NotOwnerError,
@@ -54,7 +56,7 @@ from flowkit.jobboard.backends import _zookeeper_operator as operator
 from flowkit.jobboard.backends import _zookeeper_parking as parking
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
-from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
+from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, SPREAD, ClaimEvent, JobBoard
 from flowkit.jobboard.cancels import Told
 from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job
@@ -405,6 +407,37 @@ class ZooKeeperJobBoard(JobBoard):
         elif written_since > 1:  # more than our claim wrote the record: maybe a cancel request
             cancels.check(self, job.uuid, job.sequence, path)
         return previous
+
+    def claim_next(self, who: str) -> Job | None:
+        """:meth:`JobBoard.claim_next` (a random one of the first :data:`SPREAD` jobs of the top
+        priority, then board order), reading only the head of the copy: the whole listing is built only
+        when every job of that window was taken meanwhile. Building it for every claim cost about a
+        millisecond with 1,000 jobs on the board, as much as the claim itself (issue 13)."""
+        if not self._session.connected:
+            return super().claim_next(who)
+        with self._copy.lock:
+            window = self._copy.head(SPREAD, time.time())
+        random.shuffle(window)
+        for job in window:
+            if self._claim_or_skip(job, who):
+                return job
+        if not window:
+            return None
+        tried = {job.uuid for job in window}
+        with self._copy.lock:
+            rest = [j for j in self._copy.listing(True, time.time()) if j.uuid not in tried]
+        return next((job for job in rest if self._claim_or_skip(job, who)), None)
+
+    def _claim_or_skip(self, job: Job, who: str) -> bool:
+        """Claim ``job`` for :meth:`claim_next`: False when it is taken or set aside (a poison job)."""
+        try:
+            self._check_attempts(job, who, self._claim(job, who, describe=False))
+        except JobSetAsideError as exc:
+            LOG.warning("board %r: %s", self.name, exc)
+            return False
+        except UnclaimableJobError:
+            return False
+        return True
 
     def _read(self, job: Job) -> tuple[Job, int]:
         """The job as stored now, and its znode version."""
