@@ -1,11 +1,15 @@
-"""Cancel requests on the ZooKeeper board: saved in the job's record, heard through a data watch.
+"""Cancel requests on the ZooKeeper board: saved in the job's record, heard as a change of that record.
 
 ``board.cancel`` writes ``cancel_reason`` into the job node's record, checked against the node's version
 (a claim or an abandon writing the record at the same time makes it read and try again, and both keep
-the field, since every write goes through :class:`~flowkit.jobboard.job.Job`). The board that claims a
-job puts a data watch on its node for as long as it holds the claim: ZooKeeper tells it of a cancel
-request within a round trip, and it tells its cancel listeners once per claim. The watch also fires
-once when it is set, so a cancel asked before the claim is heard the same way.
+the field, since every write goes through :class:`~flowkit.jobboard.job.Job`).
+
+The board holding the claim hears of the request as a change of the job's record: with persistent
+watches (``_zookeeper_events``) every change reaches it anyway, and it reads the record of a job it
+holds when one does (:func:`check`); a request made before the claim is in the record the claim itself
+wrote, so the claimant knows it at once, and one made while its own claim was being committed shows as
+a second change (``WatchedCopy.changes``). On servers without persistent watches the board puts a data
+watch on each job it holds instead (:func:`watch`). Either way its cancel listeners hear once per claim.
 """
 
 from __future__ import annotations
