@@ -99,16 +99,10 @@ def unroute(client: Any, directory: str, handler: EventHandler) -> None:
 
 
 def add_watch(client: Any, directory: str, timeout: float) -> bool:
-    """Ask the server for a persistent recursive watch on ``directory``; False when it has none (before
-    ZooKeeper 3.6). Connection errors are raised, as kazoo raises them."""
-    from kazoo.exceptions import (
-        BadArgumentsError,
-        ConnectionClosedError,
-        ConnectionLoss,
-        KazooException,
-        SessionExpiredError,
-        UnimplementedError,
-    )
+    """Ask the server for a persistent recursive watch on ``directory``; False when it refuses (before
+    ZooKeeper 3.6 it knows no ``addWatch``: unverified here, no such server at hand, hence any refusal).
+    Connection errors are raised, as kazoo raises them."""
+    from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, KazooException, SessionExpiredError
 
     result = client.handler.async_result()
     client._call(AddWatch(client.chroot + directory, PERSISTENT_RECURSIVE), result)
@@ -116,9 +110,7 @@ def add_watch(client: Any, directory: str, timeout: float) -> bool:
         result.get(timeout=timeout)
     except (ConnectionLoss, ConnectionClosedError, SessionExpiredError):
         raise
-    except (UnimplementedError, BadArgumentsError) as exc:
+    except KazooException as exc:  # UnimplementedError, BadArgumentsError, ...: whatever an old server says
         LOG.info("ZooKeeper has no persistent watches (%r): the board relists on each change", exc)
         return False
-    except KazooException:
-        raise
     return True
