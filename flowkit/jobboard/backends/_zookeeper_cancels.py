@@ -1,11 +1,15 @@
-"""Cancel requests on the ZooKeeper board: saved in the job's record, heard through a data watch.
+"""Cancel requests on the ZooKeeper board: saved in the job's record, heard as a change of that record.
 
 ``board.cancel`` writes ``cancel_reason`` into the job node's record, checked against the node's version
 (a claim or an abandon writing the record at the same time makes it read and try again, and both keep
-the field, since every write goes through :class:`~flowkit.jobboard.job.Job`). The board that claims a
-job puts a data watch on its node for as long as it holds the claim: ZooKeeper tells it of a cancel
-request within a round trip, and it tells its cancel listeners once per claim. The watch also fires
-once when it is set, so a cancel asked before the claim is heard the same way.
+the field, since every write goes through :class:`~flowkit.jobboard.job.Job`).
+
+The board holding the claim hears of the request as a change of the job's record: with persistent
+watches (``_zookeeper_events``) every change reaches it anyway, and it reads the record of a job it
+holds when one does (:func:`check`); a request made before the claim is in the record the claim itself
+wrote, so the claimant knows it at once, and one made while its own claim was being committed shows as
+a second change (``WatchedCopy.changes``). On servers without persistent watches the board puts a data
+watch on each job it holds instead (:func:`watch`). Either way its cancel listeners hear once per claim.
 """
 
 from __future__ import annotations
@@ -62,6 +66,34 @@ def request(board: ZooKeeperJobBoard, job: Job, reason: str, path: str) -> None:
     raise JobBoardError(f"job {job} kept changing while being cancelled; try again")
 
 
+def _reader(board: ZooKeeperJobBoard, job_uuid: str, sequence: int) -> Any:
+    """A kazoo completion callback: tell the cancel listeners of the cancel request in the job's record
+    just read, once per claim, if the board still holds the job."""
+    told = board._cancel_told
+
+    def read(result: Any) -> None:
+        try:
+            data, _stat = result.get_nowait()
+        except Exception:  # gone (consumed, moved) or the session ended
+            return
+        if not board._is_owned(job_uuid):
+            return
+        try:
+            reason = Job.from_bytes(board, data, sequence).cancel_reason
+        except MalformedJobError:
+            return
+        if reason and told.first(job_uuid):
+            board._emit_cancel(job_uuid, reason)
+
+    return read
+
+
+def check(board: ZooKeeperJobBoard, job_uuid: str, sequence: int, path: str) -> None:
+    """Read the held job's record (asynchronously) for a cancel request: the board's persistent watch
+    said it changed. No watch is left: the board hears every change anyway."""
+    board._client.get_async(path).rawlink(_reader(board, job_uuid, sequence))
+
+
 def watch(board: ZooKeeperJobBoard, job: Job, path: str) -> None:
     """Watch the claimed job's node; tell the board's cancel listeners once when a cancel shows up.
 
@@ -74,23 +106,9 @@ def watch(board: ZooKeeperJobBoard, job: Job, path: str) -> None:
     """
     from kazoo.protocol.states import EventType
 
-    job_uuid, sequence, told = job.uuid, job.sequence, board._cancel_told
-    told.forget(job_uuid)
+    job_uuid = job.uuid
     client = board._client
-
-    def read(result: Any) -> None:
-        try:
-            data, _stat = result.get_nowait()
-        except Exception:  # gone (consumed, moved) or the session ended: stop watching
-            return
-        if not board._is_owned(job_uuid):
-            return
-        try:
-            reason = Job.from_bytes(board, data, sequence).cancel_reason
-        except MalformedJobError:
-            return
-        if reason and told.first(job_uuid):
-            board._emit_cancel(job_uuid, reason)
+    read = _reader(board, job_uuid, job.sequence)
 
     def on_event(event: Any) -> None:
         if event.type == EventType.CHANGED and board._is_owned(job_uuid):

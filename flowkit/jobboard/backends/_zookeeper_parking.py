@@ -38,6 +38,32 @@ def due_version(board: ZooKeeperJobBoard, job: Job, node: str) -> int | None:
     return int(stat.version)
 
 
+def due(board: ZooKeeperJobBoard, job: Job, node: str) -> tuple[int | None, int]:
+    """What a claim of ``node`` must do about a park: (the ``waiting`` node's version to delete, -1 for
+    any, or None when not parked; the changes heard to the job's record so far, see ``WatchedCopy``).
+
+    Followed by persistent watches with no reconnect since its last listing (``trusted``), the copy
+    knows of every park that wrote the record version the claim is checked against (the park's events
+    came before the answer that gave that version), so only a park whose ``waiting`` node is not read
+    yet costs a read here.
+    """
+    copy = board._copy
+    with copy.lock:
+        heard = copy.changes.get(node, 0)
+        if not copy.trusted or node in copy.parking:
+            known = None
+        elif node in copy.waiting:
+            known = copy.waiting[node]
+        else:
+            return None, heard
+    if known is None:
+        return due_version(board, job, node), heard
+    wake_at, events = known
+    if wake_at is None or wake_at > time.time():
+        raise UnclaimableJobError(f"job {job} is parked (waiting for its time or {', '.join(events)})")
+    return -1, heard
+
+
 def park(
     board: ZooKeeperJobBoard, job: Job, who: str, wake_at: float | None, events: tuple[str, ...]
 ) -> None:

@@ -11,13 +11,17 @@ Layout under the board's path::
     trash/job-0000000042       trashed jobs
     cancelled/job-0000000042   jobs cancelled (``board.cancel``) once their flow was reverted
 
-A cancel request is saved in the job's record (``cancel_reason``); the board holding the claim keeps a
-data watch on each job it holds (``_zookeeper_cancels``) and tells its cancel listeners at once.
+A cancel request is saved in the job's record (``cancel_reason``); the board holding the claim hears
+of the change (``_zookeeper_cancels``), reads the record and tells its cancel listeners at once.
 
-The board keeps a copy of ``jobs`` and ``claims`` current through two watches (``_zookeeper_copy``):
-listings and :meth:`wait` read the copy and wake on the watches, and nothing polls. Every operation
+The board keeps a copy of ``jobs``, ``claims`` and ``waiting`` current through persistent recursive
+watches (``_zookeeper_events``; children watches on servers before 3.6), see ``_zookeeper_copy``:
+listings and :meth:`wait` read the copy and wake on the events, and nothing polls. Every operation
 that changes a job commits one ZooKeeper transaction checked against the job's version, so the copy
 is only ever a hint; before it, :func:`~flowkit.states.check_job_transition` must allow the move.
+A claim is one request when the copy knows the job's version: the transaction creating the claim and
+counting the attempt. Consume and moves delete the job before its claim in their transaction, so no
+other board takes the claim's deletion for a release and reads the job again.
 
 The session decides what a claim is worth (``_zookeeper_session``); what a claim node holds and how
 one left behind is released is ``_zookeeper_claims``. SUSPENDED (connection in trouble)
@@ -31,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import (
     JobBoardConnectionError,
+    JobSetAsideError,
     MalformedJobError,
     NotFound,
     NotOwnerError,
@@ -50,7 +56,7 @@ from flowkit.jobboard.backends import _zookeeper_operator as operator
 from flowkit.jobboard.backends import _zookeeper_parking as parking
 from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
 from flowkit.jobboard.backends._zookeeper_session import Session
-from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
+from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, SPREAD, ClaimEvent, JobBoard
 from flowkit.jobboard.cancels import Told
 from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job
@@ -116,6 +122,7 @@ class ZooKeeperJobBoard(JobBoard):
         self._purged = 0.0
         self._bad: set[str] = set()  # paths already warned about
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad, self._waiting_path)
+        self._copy.on_change = self._job_changed
         # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
         self._owned: dict[str, str] = {}
         # job uuid -> (claimant, the job node's version its claim wrote): consume's one-request path
@@ -152,7 +159,7 @@ class ZooKeeperJobBoard(JobBoard):
                 )
                 for path in paths:
                     self._client.ensure_path(path, acl=self._session.acl())
-                self._copy.start(self._client)
+                self._copy.start(self._client, self.timeout)
         except BaseException:
             self.close()
             raise
@@ -183,6 +190,8 @@ class ZooKeeperJobBoard(JobBoard):
             if state == KazooState.LOST:
                 self._owned.clear()
                 self._claimed.clear()
+        if state in (KazooState.SUSPENDED, KazooState.LOST):
+            self._copy.disconnected()  # the server forgets a connection's persistent watches
         if state == KazooState.SUSPENDED:
             self._emit(ClaimEvent.IN_DOUBT, owned)
         elif state == KazooState.LOST:
@@ -200,6 +209,12 @@ class ZooKeeperJobBoard(JobBoard):
             self._refresh()
         except Exception as exc:  # the next watch event or reconnect tries again
             LOG.info("board %r: refresh after reconnect failed: %s", self.name, exc)
+            return
+        if self._copy.events:  # a cancel request made while away went unheard: read the held jobs
+            with self._owned_lock:
+                owned = list(self._owned.items())
+            for job_uuid, node in owned:
+                cancels.check(self, job_uuid, int(node[4:]), f"{self._jobs_path}/{node}")
 
     # -- posting and reading ------------------------------------------------------------------------
 
@@ -337,7 +352,7 @@ class ZooKeeperJobBoard(JobBoard):
                 current = Job.from_record(self, cached.to_record(), job.sequence)
                 previous = current.attempts
                 current.attempts += 1
-                parked = parking.due_version(self, job, node)
+                parked, heard = parking.due(self, job, node)
                 tx = self._client.transaction()
                 tx.create(claim, owner, ephemeral=True)
                 tx.set_data(path, current.to_bytes(), version=version)
@@ -383,8 +398,46 @@ class ZooKeeperJobBoard(JobBoard):
             )
         with self._copy.lock:
             self._copy.claimed.add(node)
-        cancels.watch(self, job, path)
+            written_since = self._copy.changes.get(node, 0) - heard
+        self._cancel_told.forget(job.uuid)  # a cancel request is told once per claim
+        if not self._copy.events:
+            cancels.watch(self, job, path)
+        elif current.cancel_reason and self._cancel_told.first(job.uuid):  # asked before the claim
+            self._emit_cancel(job.uuid, current.cancel_reason)
+        elif written_since > 1:  # more than our claim wrote the record: maybe a cancel request
+            cancels.check(self, job.uuid, job.sequence, path)
         return previous
+
+    def claim_next(self, who: str) -> Job | None:
+        """:meth:`JobBoard.claim_next` (a random one of the first :data:`SPREAD` jobs of the top
+        priority, then board order), reading only the head of the copy: the whole listing is built only
+        when every job of that window was taken meanwhile. Building it for every claim cost about a
+        millisecond with 1,000 jobs on the board, as much as the claim itself (issue 13)."""
+        if not self._session.connected:
+            return super().claim_next(who)
+        with self._copy.lock:
+            window = self._copy.head(SPREAD, time.time())
+        random.shuffle(window)
+        for job in window:
+            if self._claim_or_skip(job, who):
+                return job
+        if not window:
+            return None
+        tried = {job.uuid for job in window}
+        with self._copy.lock:
+            rest = [j for j in self._copy.listing(True, time.time()) if j.uuid not in tried]
+        return next((job for job in rest if self._claim_or_skip(job, who)), None)
+
+    def _claim_or_skip(self, job: Job, who: str) -> bool:
+        """Claim ``job`` for :meth:`claim_next`: False when it is taken or set aside (a poison job)."""
+        try:
+            self._check_attempts(job, who, self._claim(job, who, describe=False))
+        except JobSetAsideError as exc:
+            LOG.warning("board %r: %s", self.name, exc)
+            return False
+        except UnclaimableJobError:
+            return False
+        return True
 
     def _read(self, job: Job) -> tuple[Job, int]:
         """The job as stored now, and its znode version."""
@@ -444,8 +497,8 @@ class ZooKeeperJobBoard(JobBoard):
                 path, claim, stat = self._owned_claim(job, who, JobState.COMPLETE)
                 tx = self._client.transaction()
                 tx.check(claim, stat.version)
+                tx.delete(path)  # the job before its claim: no board re-reads a job it sees released
                 tx.delete(claim)
-                tx.delete(path)
                 if self.history > 0:
                     tx.create(f"{self._history_path}/{_node(job)}", operator.history_record(job, who))
                 self._check(tx.commit(), job, who)
@@ -476,8 +529,8 @@ class ZooKeeperJobBoard(JobBoard):
         path = f"{self._jobs_path}/{node}"
         tx = self._client.transaction()
         tx.check(path, mine[1])
+        tx.delete(path)  # the job before its claim, as in consume
         tx.delete(f"{self._claims_path}/{node}")
-        tx.delete(path)
         if self.history > 0:
             tx.create(f"{self._history_path}/{node}", operator.history_record(job, who))
         return claims.first_failure(list(tx.commit())) is None
@@ -560,8 +613,8 @@ class ZooKeeperJobBoard(JobBoard):
             tx = self._client.transaction()
             tx.check(claim, stat.version)
             tx.create(f"{to}/{_node(job)}", json.dumps(record).encode())
+            tx.delete(path, version=job_stat.version)  # the job before its claim, as in consume
             tx.delete(claim)
-            tx.delete(path, version=job_stat.version)
             self._check(tx.commit(), job, who)
         self._copy.drop_removed(_node(job))
         job.last_reason = reason or job.last_reason
@@ -597,6 +650,14 @@ class ZooKeeperJobBoard(JobBoard):
 
     def mark_cancelled(self, job: Job, who: str) -> None:
         self._move(job, who, JobState.CANCELLED, None, "mark cancelled")
+
+    def _job_changed(self, node: str) -> None:
+        """A job's record changed (the copy's event, in the connection thread): if this board holds
+        the job, read it for a cancel request."""
+        with self._owned_lock:
+            job_uuid = next((u for u, n in self._owned.items() if n == node), None)
+        if job_uuid is not None:
+            cancels.check(self, job_uuid, int(node[4:]), f"{self._jobs_path}/{node}")
 
     def _is_owned(self, job_uuid: str) -> bool:
         with self._owned_lock:
