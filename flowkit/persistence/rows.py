@@ -45,11 +45,15 @@ class Serializer(Protocol):
     def loads(self, text: str) -> Any: ...
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps(value, separators=(",", ":"))`` without making an encoder per call (every result)."""
+
+
 class JsonSerializer:
     """The default serializer: plain JSON (tuples come back as lists, dict keys as strings)."""
 
     def dumps(self, value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
+        return _ENCODE(value)
 
     def loads(self, text: str) -> Any:
         return json.loads(text)

@@ -44,9 +44,12 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     calls instead of its processors' chain: ``2026-01-02 01:04:05.000000``."""
     if value is None:
         return None
-    if value.tzinfo is None:  # taken as UTC already, as UtcDateTime does
+    zone = value.tzinfo
+    if zone is None:  # taken as UTC already, as UtcDateTime does
         return value.isoformat(" ", "microseconds")
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    if zone is not UTC:  # (every timestamp flowkit makes is in UTC already: utcnow)
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
 class _Shape:
