@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
+from hashlib import sha1
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -89,8 +90,20 @@ _CLEARED = {
 
 
 def atom_uuid(flow_uuid: str, atom_name: str) -> str:
-    """The uuid an atom gets in a flow detail: derived from both, so it is the same in every process."""
-    return str(uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"flowkit/{flow_uuid}/{atom_name}"))
+    """The uuid an atom gets in a flow detail: derived from both, so it is the same in every process.
+
+    ``str(uuid.uuid5(uuid.NAMESPACE_OID, f"flowkit/{flow_uuid}/{atom_name}"))``, computed without the
+    ``UUID`` object (a new flow detail makes one per atom): the SHA-1 of namespace and name, its first
+    16 bytes with the version (5) and the RFC 4122 variant bits set.
+    """
+    digest = bytearray(sha1(_OID + f"flowkit/{flow_uuid}/{atom_name}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_OID = uuidlib.NAMESPACE_OID.bytes
 
 
 class BackendRecorder(Recorder):
@@ -370,25 +383,24 @@ class BackendRecorder(Recorder):
         # straight away: the same values the generic path below makes through Codec.atom_values,
         # without a model-fields dict and a converter call per field (they are most of the Python
         # work around each statement). Encoded first: a result that does not encode changes nothing.
+        # A column to be cleared that the row has NULL already (``ad`` is what this recorder restored
+        # or wrote) is left out: sqlite3 binds a None at several times a string's cost.
         if history is None:
             if state is S.RUNNING:
                 attempts = ad.attempts + 1
+                values = {"state": _RUNNING, "intention": _EXECUTE, "attempts": attempts, "started_at": now}
+                if ad.finished_at is not None:
+                    values["finished_at"] = None
                 ad.state, ad.intention, ad.attempts = state, Intention.EXECUTE, attempts
                 ad.started_at, ad.finished_at = now, None
-                values = {
-                    "state": _RUNNING,
-                    "intention": _EXECUTE,
-                    "attempts": attempts,
-                    "started_at": now,
-                    "finished_at": None,
-                }
                 self._write(ATOMS, ad.uuid, values)
                 return
             if state is S.SUCCESS:
                 results, seq = storage.results[i], storage.finished_seq[i]
-                text = None if results is None else self._codec.dump(results, ad.name, "the result")
+                values = {"state": _SUCCESS, "seq": seq, "finished_at": now}
+                if results is not None or ad.results is not None:
+                    values["results"] = self._codec.dump(results, ad.name, "the result")
                 ad.state, ad.results, ad.seq, ad.finished_at = state, results, seq, now
-                values = {"state": _SUCCESS, "results": text, "seq": seq, "finished_at": now}
                 self._write(ATOMS, ad.uuid, values)
                 return
         fields: dict[str, Any] = {"state": state}
