@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
-from hashlib import sha1
 from collections.abc import Callable
+from hashlib import sha1
 from typing import Any, NoReturn
 
 from flowkit.atom import version_text

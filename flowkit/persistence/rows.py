@@ -197,8 +197,7 @@ class Codec:
         (a new flow detail makes one per atom)."""
         name, dump = ad.name, self.dump
         history = ad.history if isinstance(ad, RetryDetail) else None
-        results, revert_results = ad.results, ad.revert_results
-        meta = ad.meta
+        results, undone, meta = ad.results, ad.revert_results, ad.meta
         return {
             "uuid": ad.uuid,
             "parent_uuid": ad.parent_uuid,
@@ -209,7 +208,7 @@ class Codec:
             "intention": str(ad.intention),
             "results": None if results is None else dump(results, name, "the result"),
             "failure": self.dump_failure(ad.failure, name),
-            "revert_results": None if revert_results is None else dump(revert_results, name, "the revert result"),
+            "revert_results": None if undone is None else dump(undone, name, "the revert result"),
             "revert_failure": self.dump_failure(ad.revert_failure, name),
             "history": None if history is None else self.dump_history(history, name),
             "version": ad.version,

@@ -400,7 +400,12 @@ class SQLAlchemyConnection(Connection):
             )
         except sa_exc.SQLAlchemyError as exc:
             delays = self._recover(exc, None)
-        return self._retrying(lambda: (self._checkout(), self.update_row(table, uuid, values, fence))[1], delays)
+
+        def again() -> bool:
+            self._checkout()
+            return self.update_row(table, uuid, values, fence)
+
+        return self._retrying(again, delays)
 
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
         # One statement; fenced, PostgreSQL re-checks the WHERE on the newest version of a row it waited
