@@ -144,3 +144,49 @@ def test_sqlite_timestamps_are_the_text_sqlalchemy_stores() -> None:
     ]
     for moment in moments:
         assert _sqlite_utc(moment) == reference(moment), moment
+
+
+def test_upserted_rows_with_null_columns_read_back_as_written(backend: Backend) -> None:
+    """SQLite sends a column NULL in every row as a NULL in the statement's text: a row's value there
+    (and a NULL over a value, on conflict) must still be what is read back."""
+    book, fd = LogBook("b"), FlowDetail("f")
+    book.add(fd)
+    done = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    fd.add(TaskDetail("a", results=1, finished_at=done))
+    fd.add(TaskDetail("b"))  # results and finished_at NULL here, set in the other row
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    got = saved_flow(backend, fd.uuid)
+    assert [(ad.name, ad.results, ad.finished_at) for ad in got] == [("a", 1, done), ("b", None, None)]
+    for ad in fd:  # every row NULL in both columns now, over the values saved
+        ad.results, ad.finished_at = None, None
+    with backend.get_connection() as conn:
+        conn.update_flow_details(fd)
+    got = saved_flow(backend, fd.uuid)
+    assert [(ad.name, ad.results, ad.finished_at) for ad in got] == [("a", None, None), ("b", None, None)]
+
+
+def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
+    """RUNNING and SUCCESS leave out a NULL column the row has NULL already: they must still clear
+    the finish time and the result a first attempt saved."""
+    engine = engines.load(LinearFlow("again").add(Noop("t")), backend=backend)
+    engine.prepare()
+    storage, recorder = engine.storage, engine._recorder  # type: ignore[attr-defined]
+    uuid = recorder.flow_detail.uuid
+
+    def saved() -> tuple[Any, Any, bool]:
+        ad = saved_flow(backend, uuid).find(storage.atom_uuids[0])
+        assert ad is not None
+        return ad.state, ad.results, ad.finished_at is not None
+
+    recorder.atom_changed(storage, 0, AtomState.RUNNING)
+    assert saved() == (AtomState.RUNNING, None, False)
+    storage.results[0] = 7
+    recorder.atom_changed(storage, 0, AtomState.SUCCESS)
+    assert saved() == (AtomState.SUCCESS, 7, True)
+    recorder.atom_changed(storage, 0, AtomState.RUNNING)
+    assert saved() == (AtomState.RUNNING, 7, False)  # finished_at cleared (the result stays until then)
+    storage.results[0] = None
+    recorder.atom_changed(storage, 0, AtomState.SUCCESS)
+    assert saved() == (AtomState.SUCCESS, None, True)  # the first attempt's result cleared
+    recorder.close()

@@ -133,8 +133,9 @@ class AtomDetail:
     ) -> None:
         self.name = check_name(name, "atom name")
         self.uuid = uuid or _new_uuid()
-        self.state = AtomState(state)
-        self.intention = Intention(intention)
+        # the enum call only for a str (as read from a row): a new atom detail per atom of a new flow
+        self.state = state if type(state) is AtomState else AtomState(state)
+        self.intention = intention if type(intention) is Intention else Intention(intention)
         self.results = results
         self.failure = failure
         self.revert_results = revert_results

@@ -45,11 +45,15 @@ class Serializer(Protocol):
     def loads(self, text: str) -> Any: ...
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+"""``json.dumps(value, separators=(",", ":"))`` without making an encoder per call (every result)."""
+
+
 class JsonSerializer:
     """The default serializer: plain JSON (tuples come back as lists, dict keys as strings)."""
 
     def dumps(self, value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
+        return _ENCODE(value)
 
     def loads(self, text: str) -> Any:
         return json.loads(text)
@@ -189,21 +193,24 @@ class Codec:
         )
 
     def atom_row(self, ad: AtomDetail) -> Row:
-        row: Row = {
+        """Every column of one atom detail: as :meth:`atom_values` encodes each field, spelled out
+        (a new flow detail makes one per atom)."""
+        name, dump = ad.name, self.dump
+        history = ad.history if isinstance(ad, RetryDetail) else None
+        results, undone, meta = ad.results, ad.revert_results, ad.meta
+        return {
             "uuid": ad.uuid,
             "parent_uuid": ad.parent_uuid,
-            "name": ad.name,
+            "name": name,
             "kind": ad.kind,
             "position": ad.position or 0,
-        }
-        fields = {
-            "state": ad.state,
-            "intention": ad.intention,
-            "results": ad.results,
-            "failure": ad.failure,
-            "revert_results": ad.revert_results,
-            "revert_failure": ad.revert_failure,
-            "history": ad.history if isinstance(ad, RetryDetail) else None,
+            "state": str(ad.state),  # StrEnums: str() is the value
+            "intention": str(ad.intention),
+            "results": None if results is None else dump(results, name, "the result"),
+            "failure": self.dump_failure(ad.failure, name),
+            "revert_results": None if undone is None else dump(undone, name, "the revert result"),
+            "revert_failure": self.dump_failure(ad.revert_failure, name),
+            "history": None if history is None else self.dump_history(history, name),
             "version": ad.version,
             "attempts": ad.attempts,
             "seq": ad.seq,
@@ -211,13 +218,8 @@ class Codec:
             "finished_at": ad.finished_at,
             "revert_started_at": ad.revert_started_at,
             "revert_finished_at": ad.revert_finished_at,
-            "meta": ad.meta,
+            "meta": None if meta is None else dump(meta, name, "the meta"),
         }
-        if fields["history"] is None:
-            row["history"] = None
-            del fields["history"]
-        row.update(self.atom_values(fields, ad.name))
-        return row
 
     def atom_from(self, row: Mapping[str, Any]) -> AtomDetail:
         """The atom detail a row holds; :class:`CorruptRecordError` naming it when the row is not one."""

@@ -44,9 +44,12 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     calls instead of its processors' chain: ``2026-01-02 01:04:05.000000``."""
     if value is None:
         return None
-    if value.tzinfo is None:  # taken as UTC already, as UtcDateTime does
+    zone = value.tzinfo
+    if zone is None:  # taken as UTC already, as UtcDateTime does
         return value.isoformat(" ", "microseconds")
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    if zone is not UTC:  # (every timestamp flowkit makes is in UTC already: utcnow)
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
 class _Shape:
@@ -69,7 +72,7 @@ class PreparedUpdates:
         self.server_side = dialect.name == "postgresql"
         self._error: type[Exception] = dialect.loaded_dbapi.Error
         self._shapes: dict[tuple[str, tuple[str, ...], bool], _Shape] = {}
-        self._upserts: dict[tuple[str, tuple[str, ...]], tuple[str, Any, Any]] = {}
+        self._upserts: dict[tuple[str, tuple[str, ...], tuple[int, ...]], tuple[str, Any, Any]] = {}
 
     def _shape(self, table: str, columns: tuple[str, ...], fenced: bool) -> _Shape:
         t = TABLES[table]
@@ -106,31 +109,44 @@ class PreparedUpdates:
 
     def upsert(self, conn: sa.Connection, cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
         """SQLite only: insert ``rows`` (all with the columns of the first), a row already there updated,
-        with one ``executemany`` (sqlite3 prepares the statement once for all the rows)."""
+        with one ``executemany`` (sqlite3 prepares the statement once for all the rows).
+
+        A column that is NULL in every row is a ``NULL`` in the statement's text rather than a
+        parameter: sqlite3 binds a ``None`` through its adapter lookup (two failed attribute lookups,
+        several times a string's cost), and a new atom detail's row is mostly NULLs.
+        """
         assert not self.server_side, "PostgreSQL batches rows in multi-row statements (SQLAlchemy's)"
         columns = tuple(rows[0])
-        key = (table, columns)
+        values_of = itemgetter(*columns)  # by name: rows may list their columns in another order
+        if len(columns) > 1:
+            by_column: list[Sequence[Any]] = list(zip(*map(values_of, rows), strict=True))
+        else:
+            by_column = [[values_of(row) for row in rows]]
+        n = len(rows)
+        nulls = tuple(k for k, values in enumerate(by_column) if values.count(None) == n)
+        key = (table, columns, nulls)
         found = self._upserts.get(key)
         if found is None:
             t = TABLES[table]
             sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "uuid")
+            marks = ", ".join("NULL" if k in nulls else "?" for k in range(len(columns)))
             sql = (
-                f"INSERT INTO {t.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                f"INSERT INTO {t.name} ({', '.join(columns)}) VALUES ({marks}) "
                 f"ON CONFLICT (uuid) DO UPDATE SET {sets}"
             )
-            steps = []
-            for k, column in enumerate(columns):
-                processor = self._processor(t.c[column].type)
-                if processor is not None:
-                    steps.append((k, processor))
-            found = self._upserts[key] = (sql, itemgetter(*columns), tuple(steps))
-        sql, values_of, processors = found
-        params = []
-        for row in rows:  # by name: rows may list their columns in another order
-            values = list(values_of(row)) if len(columns) > 1 else [values_of(row)]
-            for k, processor in processors:
-                values[k] = processor(values[k])
-            params.append(values)
+            sent = tuple(k for k in range(len(columns)) if k not in nulls)
+            steps = tuple(self._processor(t.c[columns[k]].type) for k in sent)
+            found = self._upserts[key] = (sql, sent, steps)
+        sql, sent, processors = found
+        params = list(
+            zip(
+                *(
+                    by_column[k] if processor is None else list(map(processor, by_column[k]))
+                    for k, processor in zip(sent, processors, strict=True)
+                ),
+                strict=True,
+            )
+        )
         self._send(conn, cursor, sql, params, many=True)
 
     def update(

@@ -138,6 +138,12 @@ class Connection(ABC):
         is part of the write, so a newer claim that raised the fence in between always wins.
         """
 
+    def write_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
+        """:meth:`update_row` as a unit of work of its own (``run(lambda: update_row(...))``): what a
+        recorder does for each atom transition, so a backend may make it cheaper than the general
+        path (the SQL one does, on its kept connection)."""
+        return self.run(lambda: self.update_row(table, uuid, values, fence))
+
     @abstractmethod
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:
         """Set the fence of a flow detail and of its atom details to ``token``, unless the flow

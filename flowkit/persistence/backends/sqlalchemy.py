@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
@@ -243,27 +243,32 @@ class SQLAlchemyConnection(Connection):
     def durable(self) -> bool:
         return not (self._autocommit and self.backend.relaxed)
 
-    def _retrying(self, fn: Callable[[], T]) -> T:
+    def _retrying(self, fn: Callable[[], T], delays: Iterator[float] | None = None) -> T:
         """Call ``fn``; on a connection error drop the connection, wait, and call it again."""
-        delays = None
         while True:
             try:
                 return fn()
             except sa_exc.SQLAlchemyError as exc:
-                retry = _retryable(exc)
-                self._release(invalidate=retry)
-                if not retry:
-                    raise _translate(exc, self.backend.display_url) from exc
-                reason = getattr(exc, "orig", None) or exc
-                delays = delays or self.backend.backoff.delays()
-                delay = next(delays, None)
-                if delay is None:
-                    raise StorageError(
-                        f"{self.backend.display_url} is unreachable; gave up after "
-                        f"{self.backend.backoff.timeout:g} s of retrying: {reason}"
-                    ) from exc
-                LOG.warning("database %s: %s; retrying in %.2f s", self.backend.display_url, reason, delay)
-                self.backend.backoff.sleep(delay)  # wakes early when the process stops
+                delays = self._recover(exc, delays)
+
+    def _recover(self, exc: sa_exc.SQLAlchemyError, delays: Iterator[float] | None) -> Iterator[float]:
+        """After ``exc``: drop the connection, and wait before the next attempt (returning the
+        delays left), or raise the StorageError the caller gets when there is none."""
+        retry = _retryable(exc)
+        self._release(invalidate=retry)
+        if not retry:
+            raise _translate(exc, self.backend.display_url) from exc
+        reason = getattr(exc, "orig", None) or exc
+        delays = delays or self.backend.backoff.delays()
+        delay = next(delays, None)
+        if delay is None:
+            raise StorageError(
+                f"{self.backend.display_url} is unreachable; gave up after "
+                f"{self.backend.backoff.timeout:g} s of retrying: {reason}"
+            ) from exc
+        LOG.warning("database %s: %s; retrying in %.2f s", self.backend.display_url, reason, delay)
+        self.backend.backoff.sleep(delay)  # wakes early when the process stops
+        return delays
 
     def run(self, fn: Callable[[], T]) -> T:
         if self._autocommit:
@@ -381,6 +386,26 @@ class SQLAlchemyConnection(Connection):
         if cursor is None:
             cursor = self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         return cursor
+
+    def write_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
+        """The recorder's atom transition: on the kept autocommit connection, the prepared ``UPDATE``
+        straight away (no unit-of-work closure around it); the first error is handled as ``run``
+        handles one, and the write is retried as a unit of work like any other."""
+        conn = self._conn
+        if conn is None or not self._autocommit:
+            return self.run(lambda: self.update_row(table, uuid, values, fence))
+        try:
+            return self.backend.updates.update(
+                conn, self._cursor or self._raw_cursor(conn), table, uuid, values, fence
+            )
+        except sa_exc.SQLAlchemyError as exc:
+            delays = self._recover(exc, None)
+
+        def again() -> bool:
+            self._checkout()
+            return self.update_row(table, uuid, values, fence)
+
+        return self._retrying(again, delays)
 
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
         # One statement; fenced, PostgreSQL re-checks the WHERE on the newest version of a row it waited
