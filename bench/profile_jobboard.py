@@ -21,6 +21,7 @@ import collections
 import cProfile
 import io
 import logging
+import os
 import pstats
 import secrets
 import sys
@@ -85,6 +86,44 @@ def instrument(counts: Counts) -> None:
         return call(self, request, async_object)
 
     KazooClient._call = _call  # type: ignore[method-assign]
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class ServerCpu:
+    """CPU used by the PostgreSQL backends serving ``dbname`` (plus the WAL writer) and by the ZooKeeper
+    server: both shared with other users of the machine, so the ZooKeeper figure is an upper bound."""
+
+    def __init__(self, dbname: str) -> None:
+        self.dbname = dbname
+
+    def _pids(self) -> tuple[list[int], list[int]]:
+        import subprocess
+
+        out = subprocess.run(
+            ["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        pg = [int(line.split()[0]) for line in out if f" {self.dbname} " in line or "walwriter" in line]
+        zk = [int(line.split()[0]) for line in out if "zookeeper" in line and "java" in line]
+        return pg, zk
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        pg, zk = self._pids()
+        return {"pg": {p: proc_cpu(p) for p in pg}, "zk": {p: proc_cpu(p) for p in zk}}
+
+    @staticmethod
+    def used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+        return {k: sum(cpu - before[k].get(pid, 0.0) for pid, cpu in after[k].items()) for k in after}
 
 
 class ThreadProfiles:
@@ -174,7 +213,9 @@ def main() -> int:
         if a.profile:
             profiles.install()
         thread = threading.Thread(target=conductor.run, name="conductor", daemon=True)
+        servers = ServerCpu(dbname)
         k0, s0 = counts.snapshot()
+        server0 = servers.snapshot()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         thread.start()
         while conductor.stats.consumed < a.jobs:
@@ -183,12 +224,17 @@ def main() -> int:
                 raise RuntimeError(f"conductor stopped: {conductor.stats}")
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         k1, s1 = counts.snapshot()
+        server = ServerCpu.used(server0, servers.snapshot())
         conductor.stop()
         thread.join(15)
         board.close()
         n = a.jobs
         print(f"board={a.board} jobs={n} wall={wall:.2f}s ({n / wall:.0f} jobs/s) cpu={cpu:.2f}s")
         print(f"CPU ms per job: {cpu / n * 1e3:.2f}")
+        print(
+            f"server CPU ms per job: PostgreSQL backends + WAL writer {server['pg'] / n * 1e3:.2f}, "
+            f"ZooKeeper server (shared: an upper bound) {server['zk'] / n * 1e3:.2f}"
+        )
         for kind in sorted(set(k1) | set(k0)):
             print(f"  {kind:>9} per job: {(k1[kind] - k0[kind]) / n:.2f}")
         if a.statements:
