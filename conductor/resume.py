@@ -24,18 +24,18 @@ from flowkit.factory import FactoryDetails, check_allowed
 from flowkit.jobboard import Job
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail
+from flowkit.persistence.rows import FLOWS
 
 
 def find_flow(persistence: Backend, job: Job) -> tuple[str | None, FlowDetail | None]:
     """The job's flow detail, or why it cannot be found (a malformed job)."""
     if job.book_uuid is None:
         return "malformed job: it names no logbook", None
-    if job.flow_uuid is not None:  # one flow detail: cheaper to read than its whole logbook
-        try:
-            with persistence.get_connection() as conn:
-                return None, conn.get_flow_detail(job.flow_uuid)
-        except NotFound:
+    if job.flow_uuid is not None:
+        found = _flow_row(persistence, job.flow_uuid)
+        if found is None:
             return f"malformed job: flow detail {job.flow_uuid} is not in persistence", None
+        return None, found
     try:
         with persistence.get_connection() as conn:
             book = conn.get_logbook(job.book_uuid)
@@ -48,6 +48,18 @@ def find_flow(persistence: Backend, job: Job) -> tuple[str | None, FlowDetail | 
             None,
         )
     return None, details[0]
+
+
+def _flow_row(persistence: Backend, uuid: str) -> FlowDetail | None:
+    """The flow detail ``uuid`` without its atom details (None: not saved).
+
+    Only its factory and meta are needed here: the engine's recorder reads the flow detail again, atoms
+    and all, after raising the flow's fence in the same transaction, and that read is what the flow
+    resumes from (one read of the atoms per job, not two).
+    """
+    with persistence.get_connection() as conn:
+        rows = conn.run(lambda: conn.select_rows(FLOWS, "uuid", [uuid]))
+        return conn.codec.flow_from(rows[0]) if rows else None
 
 
 def load(

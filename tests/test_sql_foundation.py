@@ -253,3 +253,36 @@ def test_a_backend_used_again_after_close_holds_the_engine_again(tmp_path: Path)
     finally:
         board.close()
         backend.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_connection_is_pinged_only_after_sitting_idle(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection given back moments ago is used as it is (no ping round trip per checkout); one idle
+    for PING_AFTER seconds is pinged, and replaced when its server session died meanwhile."""
+    database = urls.parse(postgres_url, (), StorageError, "test")[0]
+    engine = engines.create(database)
+    pings: list[object] = []
+    real_ping = type(engine.dialect).do_ping
+    monkeypatch.setattr(
+        type(engine.dialect), "do_ping", lambda self, c: pings.append(c) or real_ping(self, c)
+    )
+    try:
+        with engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        for _ in range(3):
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() == pid
+        assert pings == []  # just used: not pinged
+
+        killer = sa.create_engine(database.url, poolclass=sa.pool.NullPool)
+        with killer.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        killer.dispose()
+        monkeypatch.setattr(engines, "PING_AFTER", 0.0)
+        with engine.connect() as conn:  # idle long enough: pinged, found dead, replaced
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+        assert pings
+    finally:
+        engine.dispose()

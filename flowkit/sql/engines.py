@@ -8,8 +8,13 @@ from :func:`acquire`, so:
   recorder relaxes its own connection, see ``persistence/backends/sqlalchemy.py``), a 30 s busy
   timeout, foreign keys on, and real transactions: flowkit emits ``BEGIN`` itself (``BEGIN IMMEDIATE``
   under the :data:`WRITE_LOCK` execution option) instead of the sqlite3 module guessing.
-- PostgreSQL connections are checked before use (``pool_pre_ping``) and give up connecting after 10 s
-  unless the URL says otherwise.
+- PostgreSQL connections are checked before use when they sat in the pool for :data:`PING_AFTER`
+  seconds or more (one ``SELECT 1``; a dead one is replaced, as ``pool_pre_ping`` would), and give up
+  connecting after 10 s unless the URL says otherwise. A connection given back moments ago is not
+  pinged: a conductor checks one out several times per job, and a ping on each was a round trip
+  (and a sixth of the client's CPU) per checkout; a server that died in that moment fails the first
+  statement instead, which persistence retries and the board reports as an outage, as for a server
+  that dies just after a ping.
 - Users of the same database share one engine and its pool (a conductor's board and its flows'
   persistence on one URL hold one pool, not two); the engine is disposed when the last one releases it.
   A named in-process database (the board's ``memory://NAME``) lives as long as the process.
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +47,8 @@ POOL_SIZE = 5
 # A running flow keeps one connection (its recorder's) until it ends, so a process running many flows
 # at once needs many: connections past POOL_SIZE are opened as needed and closed when given back.
 OVERFLOW = 50
+PING_AFTER = 1.0
+"""Seconds a PostgreSQL connection may sit in the pool before its next checkout pings it."""
 SQLITE_PRAGMAS = ("synchronous=FULL", f"busy_timeout={BUSY_TIMEOUT_MS}", "foreign_keys=ON")
 """Set on every SQLite connection (after ``journal_mode=WAL`` for a file)."""
 
@@ -118,9 +127,31 @@ def create(database: Database) -> sa.Engine:
         return _sqlite(database)
     url = database.url
     connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": 10}
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=OVERFLOW, connect_args=connect_args
-    )
+    engine = sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=OVERFLOW, connect_args=connect_args)
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _ping_if_idle(engine.dialect))
+    return engine
+
+
+def _checked_in(_dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: sa.Dialect) -> Callable[[DBAPIConnection, ConnectionPoolEntry, object], None]:
+    """``pool_pre_ping`` for connections that sat in the pool a while (see the module docstring)."""
+
+    def checkout(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER:
+            return  # just opened, or given back moments ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)  # as pool_pre_ping: leaves no transaction open
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"connection failed its ping: {exc}") from exc
+        if not alive:  # the pool drops this connection and checks out another (or a new one)
+            raise sa.exc.DisconnectionError("connection failed its ping")
+
+    return checkout
 
 
 def _sqlite(database: Database) -> sa.Engine:

@@ -33,7 +33,7 @@ PURGE_EVERY = 60.0
 """A consuming board purges the history at most this often (at every consume with ``history=0``)."""
 
 
-def consumed_values(now: float) -> dict[str, object]:
+def consumed_values(now: float | sa.BindParameter[float]) -> dict[str, object]:
     """What consuming writes to the row it keeps (the owner stays: who ran it)."""
     return {"state": S.COMPLETE.value, "lease_token": None, "lease_expires": None, "updated_on": now}
 

@@ -22,9 +22,9 @@ import logging
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from flowkit.persistence.backends.base import Backend
 
 LOG = logging.getLogger("flowkit.jobboard")
+_S = TypeVar("_S", bound=sa.Executable)
 T = schema.jobs
 S = JobState
 ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value, S.WAITING.value)
@@ -145,6 +146,7 @@ class SQLJobBoard(JobBoard):
         self._changed = threading.Condition()
         self._generation = 0
         self._bad: set[int] = set()
+        self._statements: dict[str, sa.Executable] = {}
         if cancel_poll is None:
             cancel_poll = DEFAULT_CANCEL_POLL[self.database.dialect == "postgresql"]
         self.cancel_poll = cancel_poll
@@ -400,19 +402,13 @@ class SQLJobBoard(JobBoard):
         return int(row.attempts) - 1
 
     def claim_next(self, who: str) -> Job | None:
+        stmt = self._statement(
+            "claim_next", lambda: claims.claim_next_statement(self.name, self.database.dialect)
+        )
         while True:
             now, token = time.time(), str(uuidlib.uuid4())
-            pick = (
-                sa.select(T.c.id)
-                .where(claims.available(self.name, now))
-                .order_by(T.c.priority.desc(), T.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            stmt = T.update().where(T.c.id == pick).values(**self._claim_values(who, token, now)).returning(T)
             with self._tx("claim the next job") as conn:
-                row = conn.execute(stmt).first()
+                row = conn.execute(stmt, claims.claim_params(who, token, now, self.lease)).first()
             if row is None:
                 return None
             job = self._job(row)
@@ -430,12 +426,34 @@ class SQLJobBoard(JobBoard):
                 continue
             return job
 
-    def _change(self, job: Job, who: str, target: JobState, stmt: sa.Update | sa.Delete, what: str) -> None:
+    def _statement(self, key: str, build: Callable[[], _S]) -> _S:
+        """The board's statement ``key``, built on first use: a statement object used again is not
+        built nor keyed for SQLAlchemy's compiled cache again (the hot path's statements)."""
+        stmt = self._statements.get(key)
+        if stmt is None:
+            stmt = self._statements[key] = build()
+        return stmt  # type: ignore[return-value]
+
+    def _change(
+        self,
+        job: Job,
+        who: str,
+        target: JobState,
+        stmt: sa.Update | sa.Delete,
+        what: str,
+        params: dict[str, object] | None = None,
+    ) -> None:
         """Apply ``stmt`` to the job's row if ``who`` holds the claim and the row is in a state that
-        may move to ``target`` (:func:`~flowkit.states.job_sources`): one conditional statement."""
+        may move to ``target`` (:func:`~flowkit.states.job_sources`): one conditional statement.
+        With ``params``, ``stmt`` is a prebuilt :func:`~._sql_claims.owned_statement` instead."""
         with self._tx(f"{what} job {job}") as conn:
-            owned = claims.owned_by(self.name, job.sequence, who, self._leases.token(job.uuid), target)
-            done = conn.execute(stmt.where(owned)).rowcount == 1
+            token = self._leases.token(job.uuid)
+            if params is not None:
+                owned = {"seq": job.sequence, "who": who, "token": token}
+                done = conn.execute(stmt, {**params, **owned}).rowcount == 1
+            else:
+                where = claims.owned_by(self.name, job.sequence, who, token, target)
+                done = conn.execute(stmt.where(where)).rowcount == 1
             if done and target is S.UNCLAIMED:
                 self._notify(conn)
         if not done:
@@ -451,9 +469,13 @@ class SQLJobBoard(JobBoard):
             self._wake()
 
     def consume(self, job: Job, who: str) -> None:
-        self._change(
-            job, who, S.COMPLETE, T.update().values(**operator.consumed_values(time.time())), "consume"
+        stmt = self._statement(
+            "consume",
+            lambda: claims.owned_statement(
+                self.name, S.COMPLETE, operator.consumed_values(sa.bindparam("now", type_=sa.Float))
+            ),
         )
+        self._change(job, who, S.COMPLETE, stmt, "consume", {"now": time.time()})
         if self.history == 0 or time.monotonic() - self._purged > operator.PURGE_EVERY:
             self._purged = time.monotonic()
             with contextlib.suppress(JobBoardConnectionError):  # consumed anyway; the next one purges

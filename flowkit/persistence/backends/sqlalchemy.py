@@ -20,6 +20,7 @@ Choices, and why:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -40,6 +41,48 @@ from flowkit.sql.urls import Database
 T = TypeVar("T")
 LOG = logging.getLogger(__name__)
 _IN_CHUNK = 500  # values per IN (...) list: far below every database's bound-parameter limit
+
+
+# The row primitives' statements, built once with bound parameters: SQLAlchemy builds, and keys for its
+# compiled cache, a statement constructed anew at every call, which cost a conductor more CPU per job
+# (restoring a flow: the fence, the flow and atom reads, the atoms' upsert) than the database spent.
+@functools.cache
+def _select(table: str, column: str | None) -> sa.Select[Any]:
+    """All rows of ``table`` in order, or those whose ``column`` is in the parameter ``values``."""
+    t = TABLES[table]
+    query = sa.select(t).order_by(*ORDER[table])
+    if column is None:
+        return query
+    return query.where(t.c[column].in_(sa.bindparam("values", expanding=True)))
+
+
+@functools.cache
+def _upsert(table: str, columns: tuple[str, ...]) -> sa.Executable:
+    """PostgreSQL's insert-or-update of rows with ``columns`` (keyed by ``uuid``)."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    t = TABLES[table]
+    stmt = postgresql_insert(t)
+    updated = {c: stmt.excluded[c] for c in columns if c != "uuid"}
+    upsert = stmt.on_conflict_do_update(index_elements=[t.c.uuid], set_=updated)
+    # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a round
+    # trip (and a plan) per row, which it does not do for ON CONFLICT without it
+    return upsert.returning(t.c.uuid)
+
+
+def _fence_statements() -> tuple[sa.Update, sa.Update, sa.Select[Any]]:
+    """raise_fence's statements: the flow row's fence raised to ``token``, its atoms', and the read."""
+    flows, atoms = TABLES[FLOWS], TABLES[ATOMS]
+    # (named apart from the columns: SQLAlchemy keeps bound parameters named like a column for its SET)
+    uuid, token = sa.bindparam("b_uuid", type_=sa.String), sa.bindparam("b_token", type_=sa.BigInteger)
+    return (
+        sa.update(flows).where(flows.c.uuid == uuid, flows.c.fence <= token).values(fence=token),
+        sa.update(atoms).where(atoms.c.parent_uuid == uuid).values(fence=token),
+        sa.select(flows.c.fence).where(flows.c.uuid == uuid),
+    )
+
+
+_FENCE = _fence_statements()
 # Operational errors that waiting will not fix: report them at once instead of retrying.
 _FATAL = (
     "no such table",
@@ -349,15 +392,14 @@ class SQLAlchemyConnection(Connection):
 
     def select_rows(self, table: str, column: str | None = None, values: Collection[str] = ()) -> list[Row]:
         conn = self._checkout()
-        t = TABLES[table]
-        query = sa.select(t).order_by(*ORDER[table])
+        query = _select(table, column)
         if column is None:
             return [dict(r._mapping) for r in conn.execute(query)]
         wanted = list(values)
         out: list[Row] = []
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start : start + _IN_CHUNK]
-            out.extend(dict(r._mapping) for r in conn.execute(query.where(t.c[column].in_(chunk))))
+            out.extend(dict(r._mapping) for r in conn.execute(query, {"values": chunk}))
         if len(wanted) > _IN_CHUNK:  # chunks are ordered one by one; order the whole
             keys = [c.name for c in ORDER[table]]
             out.sort(key=lambda r: tuple(r[k] for k in keys))
@@ -367,18 +409,10 @@ class SQLAlchemyConnection(Connection):
         if not rows:
             return
         conn = self._checkout()
-        t = TABLES[table]
         if conn.dialect.name != "postgresql":  # SQLite is in process: one prepared executemany
             self.backend.updates.upsert(conn, self._raw_cursor(conn), table, rows)
             return
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        stmt = postgresql_insert(t)
-        updated = {c: stmt.excluded[c] for c in rows[0] if c != "uuid"}
-        upsert = stmt.on_conflict_do_update(index_elements=[t.c.uuid], set_=updated)
-        # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a round
-        # trip (and a plan) per row, which it does not do for ON CONFLICT without it
-        conn.execute(upsert.returning(t.c.uuid), list(rows)).close()
+        conn.execute(_upsert(table, tuple(rows[0])), list(rows)).close()
 
     def _raw_cursor(self, conn: sa.Connection) -> Any:
         """The DB-API cursor of ``conn`` (the checked-out connection) the prepared statements run on."""
@@ -420,14 +454,12 @@ class SQLAlchemyConnection(Connection):
 
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:
         conn = self._checkout()
-        flows, atoms = TABLES[FLOWS], TABLES[ATOMS]
-        raised = conn.execute(
-            sa.update(flows).where(flows.c.uuid == flow_uuid, flows.c.fence <= token).values(fence=token)
-        ).rowcount
+        raise_flow, raise_atoms, read = _FENCE
+        raised = conn.execute(raise_flow, {"b_uuid": flow_uuid, "b_token": token}).rowcount
         if raised == 1:  # the flow row is locked now: the atoms' fence changes with it
-            conn.execute(sa.update(atoms).where(atoms.c.parent_uuid == flow_uuid).values(fence=token))
+            conn.execute(raise_atoms, {"b_uuid": flow_uuid, "b_token": token})
             return token
-        found = conn.execute(sa.select(flows.c.fence).where(flows.c.uuid == flow_uuid)).scalar()
+        found = conn.execute(read, {"b_uuid": flow_uuid}).scalar()
         return None if found is None else int(found)
 
     def delete_row(self, table: str, uuid: str) -> bool:

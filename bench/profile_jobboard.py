@@ -1,0 +1,261 @@
+"""Not a suite: one conductor's cost per job, on the job board suite's workload (one-task jobs, PostgreSQL
+persistence), on the ZooKeeper or the PostgreSQL board.
+
+N jobs are posted first; then one :class:`conductor.loop.Conductor` (built as ``flowkit-conductor``
+builds it) runs them in this process while everything is counted: process CPU time per job (all of
+the conductor's threads: claim loop, job threads, the board's own), SQL statements, commits and
+connection-pool pre-pings per job (SQLAlchemy events; a pre-ping is a round trip of its own),
+ZooKeeper requests per job (kazoo's ``_call``), and with ``--profile`` each thread under cProfile,
+merged, top functions by own and cumulative time.
+
+```
+.venv/bin/python bench/profile_jobboard.py --board sql --jobs 300
+.venv/bin/python bench/profile_jobboard.py --board zookeeper --jobs 300 --profile
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import io
+import logging
+import os
+import pstats
+import secrets
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness_jobboard import SESSION_TIMEOUT, ZK_HOSTS
+from _harness_persistence import drop_postgres, postgres_url
+
+
+class Counts:
+    """Round trips seen by this process, by kind."""
+
+    def __init__(self) -> None:
+        self.by_kind: collections.Counter[str] = collections.Counter()
+        self.statements: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, text: str | None = None) -> None:
+        with self._lock:
+            self.by_kind[kind] += 1
+            if text is not None:
+                self.statements[" ".join(text.split())[:90]] += 1
+
+    def snapshot(self) -> tuple[collections.Counter[str], collections.Counter[str]]:
+        with self._lock:
+            return collections.Counter(self.by_kind), collections.Counter(self.statements)
+
+
+def instrument(counts: Counts) -> None:
+    """Count every SQL statement, commit, rollback, pre-ping and ZooKeeper request in this process."""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
+    def statement(conn: Any, cursor: Any, text: str, *args: Any) -> None:
+        counts.add("sql", text)
+
+    event.listen(sa.engine.Engine, "before_cursor_execute", statement)
+    event.listen(sa.engine.Engine, "commit", lambda conn: counts.add("commit"))
+    event.listen(sa.engine.Engine, "rollback", lambda conn: counts.add("rollback"))
+    from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
+
+    ping = PGDialect_psycopg2.do_ping
+
+    def do_ping(self: Any, dbapi_connection: Any) -> bool:
+        counts.add("pre_ping")
+        return bool(ping(self, dbapi_connection))
+
+    PGDialect_psycopg2.do_ping = do_ping  # type: ignore[method-assign]
+    try:
+        from kazoo.client import KazooClient
+    except ImportError:
+        return
+    call = KazooClient._call
+
+    def _call(self: Any, request: Any, async_object: Any) -> Any:
+        counts.add("zk", f"zk {type(request).__name__}")
+        return call(self, request, async_object)
+
+    KazooClient._call = _call  # type: ignore[method-assign]
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class ServerCpu:
+    """CPU used by the PostgreSQL backends serving ``dbname`` (plus the WAL writer) and by the ZooKeeper
+    server: both shared with other users of the machine, so the ZooKeeper figure is an upper bound."""
+
+    def __init__(self, dbname: str) -> None:
+        self.dbname = dbname
+
+    def _pids(self) -> tuple[list[int], list[int]]:
+        import subprocess
+
+        out = subprocess.run(
+            ["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        pg = [int(line.split()[0]) for line in out if f" {self.dbname} " in line or "walwriter" in line]
+        zk = [int(line.split()[0]) for line in out if "zookeeper" in line and "java" in line]
+        return pg, zk
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        pg, zk = self._pids()
+        return {"pg": {p: proc_cpu(p) for p in pg}, "zk": {p: proc_cpu(p) for p in zk}}
+
+    @staticmethod
+    def used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+        return {k: sum(cpu - before[k].get(pid, 0.0) for pid, cpu in after[k].items()) for k in after}
+
+
+class ThreadProfiles:
+    """cProfile in every thread started from now on (and the caller's), merged at the end."""
+
+    def __init__(self) -> None:
+        self.profiles: list[cProfile.Profile] = []
+        self._run = threading.Thread.run
+
+    def install(self) -> None:
+        run, profiles = self._run, self.profiles
+
+        def profiled(thread: threading.Thread) -> None:
+            prof = cProfile.Profile(time.thread_time)  # CPU time: waits cost nothing
+            profiles.append(prof)
+            prof.enable()
+            try:
+                run(thread)
+            finally:
+                prof.disable()
+
+        threading.Thread.run = profiled  # type: ignore[method-assign]
+
+    def report(self, top: int) -> str:
+        out = io.StringIO()
+        stats = pstats.Stats(self.profiles[0], stream=out)
+        for prof in self.profiles[1:]:
+            stats.add(prof)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+        return out.getvalue()
+
+
+def post(board_url: str, persistence: str, n: int, trace_dir: str) -> None:
+    from flowkit.jobboard import backends
+
+    board = backends.fetch("bench", board_url, persistence=persistence)
+    board.connect()
+    try:
+        for i in range(n):
+            board.post_flow(
+                "flowkit_jobboard:one_step",
+                store={"key": f"j{i}", "trace_dir": trace_dir, "delay": 0.0},
+                name=f"j{i}",
+            )
+    finally:
+        board.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--board", choices=("sql", "zookeeper"), default="sql")
+    p.add_argument("--jobs", type=int, default=300)
+    p.add_argument(
+        "--profile", action="store_true", help="cProfile every thread (slower; CPU is then inflated)"
+    )
+    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--statements", action="store_true", help="list SQL statements by count")
+    p.add_argument("--no-count", action="store_true", help="no event hooks (CPU without their cost)")
+    a = p.parse_args()
+
+    logging.basicConfig(level=logging.WARNING)
+    token = secrets.token_hex(4)
+    dbname = f"bench_profile_jobboard_{token}"
+    persistence = postgres_url(dbname)
+    zk_path = f"/flowkit-bench/profile-{token}"
+    if a.board == "sql":
+        board_url = f"{persistence}?lease={SESSION_TIMEOUT:g}"
+    else:
+        board_url = f"zookeeper://{ZK_HOSTS}{zk_path}?timeout={SESSION_TIMEOUT:g}"
+    trace = Path("/tmp") / f"profile_jobboard_{token}"
+    trace.mkdir()
+    try:
+        post(board_url, persistence, a.jobs, str(trace))
+        from conductor.loop import Conductor
+        from flowkit.jobboard import backends
+        from flowkit.persistence import backends as persistence_backends
+
+        counts = Counts()
+        if not a.no_count:
+            instrument(counts)
+        board = backends.fetch("bench", board_url, persistence=persistence)
+        store = persistence_backends.fetch(persistence)
+        board.connect()
+        conductor = Conductor("prof", board, store, allow=["flowkit_jobboard"])
+        profiles = ThreadProfiles()
+        if a.profile:
+            profiles.install()
+        thread = threading.Thread(target=conductor.run, name="conductor", daemon=True)
+        servers = ServerCpu(dbname)
+        k0, s0 = counts.snapshot()
+        server0 = servers.snapshot()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        thread.start()
+        while conductor.stats.consumed < a.jobs:
+            time.sleep(0.005)
+            if not thread.is_alive():
+                raise RuntimeError(f"conductor stopped: {conductor.stats}")
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        k1, s1 = counts.snapshot()
+        server = ServerCpu.used(server0, servers.snapshot())
+        conductor.stop()
+        thread.join(15)
+        board.close()
+        n = a.jobs
+        print(f"board={a.board} jobs={n} wall={wall:.2f}s ({n / wall:.0f} jobs/s) cpu={cpu:.2f}s")
+        print(f"CPU ms per job: {cpu / n * 1e3:.2f}")
+        print(
+            f"server CPU ms per job: PostgreSQL backends + WAL writer {server['pg'] / n * 1e3:.2f}, "
+            f"ZooKeeper server (shared: an upper bound) {server['zk'] / n * 1e3:.2f}"
+        )
+        for kind in sorted(set(k1) | set(k0)):
+            print(f"  {kind:>9} per job: {(k1[kind] - k0[kind]) / n:.2f}")
+        if a.statements:
+            for text, count in (s1 - s0).most_common(40):
+                print(f"  {count / n:6.2f}  {text}")
+        if a.profile:
+            print(profiles.report(a.top))
+    finally:
+        drop_postgres(dbname)
+        for f in trace.iterdir():
+            f.unlink()
+        trace.rmdir()
+        if a.board == "zookeeper":
+            from kazoo.client import KazooClient
+
+            zk = KazooClient(hosts=ZK_HOSTS)
+            zk.start()
+            zk.delete(zk_path, recursive=True)
+            zk.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
