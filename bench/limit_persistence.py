@@ -5,7 +5,9 @@ it, so at least two commits per task. Here each commit is one single-row ``UPDAT
 statement of the driver itself (``sqlite3`` in WAL mode, ``psycopg2`` on loopback), with the same
 durability settings as flowkit's cases: ``sqlite`` at ``synchronous=NORMAL`` (flowkit's default
 durability='flow' commits atom transitions without an fsync), ``sqlite_atom`` at ``synchronous=FULL``
-(an fsync per commit), PostgreSQL with its defaults. No engine, no SQLAlchemy, nothing else.
+(an fsync per commit), ``postgresql`` with ``synchronous_commit=off`` (flowkit's durability='flow' commits
+atom transitions so; the flow's own commits flush) and ``postgresql_atom`` with the server's default
+(``on``: a WAL flush per commit). No engine, no SQLAlchemy, nothing else.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def _postgres(case: str) -> tuple[Any, str, Callable[[], None]]:
     host, _, port = host_port.partition(":")
     conn = psycopg2.connect(host=host, port=int(port), user=role, dbname=db)
     conn.autocommit = True
+    if not case.endswith("_atom"):
+        conn.cursor().execute("SET synchronous_commit TO off")
 
     def close() -> None:
         conn.close()
