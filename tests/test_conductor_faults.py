@@ -84,9 +84,13 @@ def test_sigkill_mid_flow_another_conductor_resumes(
 def test_200_jobs_3_conductors_one_killed(
     board: JobBoard, conductors: Conductors, zk_url: str, postgres_url: str, tmp_path: Path
 ) -> None:
-    jobs = [_post(board, tmp_path, f"j{i:03d}", n=2, delay=0.005) for i in range(200)]
-    for name in ("c0", "c1", "c2"):
+    names = ("c0", "c1", "c2")
+    for name in names:
         conductors.start(name, zk_url, "--max-jobs", "2")
+    # every conductor serving before the first post: one alone runs the 200 jobs in about 2 s, less than
+    # the next one takes to start
+    wait_until(lambda: all("running jobs from" in conductors.log(n) for n in names), 30, "3 conductors up")
+    jobs = [_post(board, tmp_path, f"j{i:03d}", n=2, delay=0.005) for i in range(200)]
 
     def finished() -> int:
         return sum(1 for j in jobs if "step-1" in _steps(tmp_path, j.name, "done"))
