@@ -121,5 +121,7 @@ def test_a_conductor_resumed_after_losing_its_claim_cannot_act_on_the_job(
         name="next",
     )
     wait_until(lambda: board.state_of(again) is JobState.COMPLETE, 20, "the next job")
+    # the board shows the consume a moment before the conductor logs it
+    wait_until(lambda: again.uuid in conductors.consumed(), 10, "the next job's consume logged")
     assert conductors.consumed() == {job.uuid: 1, again.uuid: 1}
     assert os.path.exists(tmp_path / "next.log")
