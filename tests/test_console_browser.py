@@ -190,7 +190,10 @@ def test_a_failed_flow_shows_its_traceback_and_revert_path(
         assert page.locator("#revert-path").inner_text().endswith("second → first")
         assert page.locator("svg.dag g.node.on-revert-path").count() == 3
         page.locator('tr[data-atom="explode"] details summary').click()
-        traceback = page.locator('tr[data-atom="explode"] pre.tb').inner_text()
+        # textContent, not innerText: a live update may redraw the row (details closed) meanwhile
+        tb = page.locator('tr[data-atom="explode"] pre.tb')
+        page.wait_for_selector('tr[data-atom="explode"] pre.tb', state="attached", timeout=10_000)
+        traceback = tb.text_content() or ""
         assert "raise RuntimeError" in traceback and "console_flows.py" in traceback
         assert page.locator("#retry").is_enabled() and page.locator("#cancel").is_disabled()
         page.screenshot(path=str(tmp_path / "flow-reverted.png"), full_page=True)
