@@ -102,7 +102,18 @@ class FlowkitSide:
 
 
 def _maxrss_mib() -> float:
-    """Peak RSS of this process; Linux reports ru_maxrss in KiB."""
+    """Peak RSS of this process's own memory: Linux's ``VmHWM`` (KiB).
+
+    Not ``ru_maxrss``: Linux carries it across ``execve``, so the child started for this case reported
+    its parent's peak (437 MiB after the 100,000-atom compile) when the parent had been bigger.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
