@@ -286,3 +286,20 @@ def test_the_cancel_token_tells_what_holds_something_open(journal: Journal) -> N
     engine2.cancel("early")
     engine2.cancel_token.add_callback(late.append)
     assert late == ["early"] and engine2.cancel_token.wait(0)
+
+
+def test_the_stop_flag_is_up_before_the_cancels_callbacks_run(journal: Journal) -> None:
+    """A callback ends running atoms (async executes); their completions may let the run drain and take
+    the cancel in at once, clearing the stop flag for the cancel's revert. The flag must therefore be up
+    before any callback runs: set after, it would stop that revert as a suspend does (the flow ended
+    SUSPENDED with half of it reverted, and ``run()`` raised nothing)."""
+    engine = engines.load(three_steps(), store={"journal": str(journal)})
+    token = engine.cancel_token
+    token.begin()  # as a run in progress
+    seen: list[bool] = []
+    token.add_callback(lambda reason: seen.append(engine._suspend.is_set()))
+    assert engine.cancel("stop")
+    assert seen == [True]
+    token.take_in(engine._suspend)  # the run's revert begins: the flag is down, a later suspend stops it
+    assert token.handled and not engine._suspend.is_set()
+    token.end(finished=False)

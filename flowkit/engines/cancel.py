@@ -45,7 +45,7 @@ from flowkit.storage import Storage
 
 if TYPE_CHECKING:
     from flowkit.engines.revert import RevertWave
-    from flowkit.engines.run import Run, Step
+    from flowkit.engines.run import Flag, Run, Step
 
 CANCEL_KEY = "flowkit.cancel"
 """The key of the cancel's failure in ``flow_failures`` (what a revert's ``flow_failures`` shows)."""
@@ -98,11 +98,15 @@ class CancelToken:
 
         return remove
 
-    def request(self, reason: str, finished: Callable[[], bool]) -> bool:
+    def request(self, reason: str, finished: Callable[[], bool], stop: Callable[[], None]) -> bool:
         """Ask for a cancel; False when one was asked already or there is nothing to cancel.
 
         ``finished()`` says whether the flow has ended; it is asked only while no run is in progress
         (under the lock that :meth:`begin` and :meth:`end` take, so no run can start or end meanwhile).
+        ``stop()`` sets the run's stop flag: it is called before the callbacks, because a callback
+        ends running atoms (async executes) whose completions may let the run drain and take the
+        cancel in at once, clearing the stop flag for its revert; a stop flag set after that would
+        stop the cancel's own revert as a suspend does.
         """
         with self._lock:
             if self._reason is not None or (not self._active and finished()):
@@ -110,9 +114,17 @@ class CancelToken:
             self._reason = reason
             callbacks, self._callbacks = self._callbacks, []
             self._event.set()
+            stop()  # under the lock: take_in() cannot clear the flag before this sets it
         for callback in callbacks:
             callback(reason)
         return True
+
+    def take_in(self, suspend: Flag) -> None:
+        """The run takes the cancel in (its revert begins): clear the stop flag the cancel set, so that
+        only a later suspend stops the revert. Under the lock, so the clear comes after the set."""
+        with self._lock:
+            self.handled = True
+            suspend.clear()
 
     def begin(self) -> None:
         """A run starts: a cancel from now on is its to honour."""
@@ -151,8 +163,7 @@ def revert_cancelled(run: Run) -> Generator[Step, None, bool]:
     run.failed = {}
     run.timers.clear()
     run.ready.clear()
-    token.handled = True
-    run.suspend.clear()
+    token.take_in(run.suspend)
     yield from revert_all(run, failures, retry_failed=False)
     return True
 
@@ -165,14 +176,13 @@ def carry_on(run: Run, wave: RevertWave) -> Generator[Step, None, None]:
     """
     token = run.cancel
     if token is not None and token.reason is not None and not token.handled and not wave.done:
-        token.handled = True
+        token.take_in(run.suspend)
         st = run.st
         if CANCEL_KEY not in st.flow_failures:
             st.flow_failures = {**st.flow_failures, CANCEL_KEY: cancel_failure(st.flow_name, token.reason)}
             if st.recorder is not None:  # saved before the revert goes on: a resume still reverts
                 st.recorder.flow_changed(st, st.flow_state)
         wave.failures = st.flow_failures
-        run.suspend.clear()
         try:
             yield from wave.go(suspendable=True)
         finally:

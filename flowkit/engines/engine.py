@@ -206,11 +206,7 @@ class Engine:
         nothing to cancel: a cancel was asked already, or the flow has finished and no run is in
         progress. See :mod:`flowkit.engines.cancel` for a cancel during a revert and after a crash.
         """
-        if not self._cancel.request(str(reason), lambda: flow_finished(self._storage)):
-            return False
-        self._suspend.set()
-        self._wake.set()
-        return True
+        return self._cancel.request(str(reason), lambda: flow_finished(self._storage), self.suspend)
 
     @property
     def cancel_token(self) -> CancelToken:
