@@ -12,8 +12,9 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from flowkit.persistence.backends import Backend
 from flowkit.serve import flows_api
 from flowkit.serve.settings import ServeSettings
 from tests.services import require_service
+from tests.support.background import Background
 from tests.support.console import run_in_background
 from tests.support.http_server import serving
 from tests.support.persistence import fresh_backend
@@ -63,13 +65,35 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+@contextmanager
+def _watching(
+    page: Page,
+    backend_and_url: tuple[Backend, str],
+    target: str,
+    gates: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    **options: Any,
+) -> Iterator[Background]:
+    """Start the gated flow ``target`` on a thread and open its page in the console (polling fast);
+    yields the run. The page is marked so that a test can tell it was never reloaded."""
+    backend, url = backend_and_url
+    monkeypatch.setattr(flows_api, "POLL_SECONDS", 0.1)
+    gates.mkdir()
+    fd, run = run_in_background(backend, target, gates, **options)
+    with serving(ServeSettings(persistence_url=url)) as base:
+        page.goto(f"{base}/#/flows/{fd.uuid}")
+        page.wait_for_selector("svg.dag")
+        page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+        yield run
+
+
 def _node(page: Page, name: str) -> str:
     return f'svg.dag g.node[data-name="{name}"]'
 
 
-def _expect_state(page: Page, name: str, state: str) -> None:
-    """Wait until atom ``name`` is drawn in ``state``, and check the colour it is painted."""
-    selector = _node(page, name) + f'[data-state="{state}"]'
+def _expect_painted(page: Page, selector: str, state: str) -> None:
+    """Wait until ``selector`` (which names ``state`` already) is drawn, then until its box is painted in
+    ``state``'s colour: the attribute and the style are set by separate redraws."""
     page.wait_for_selector(selector, timeout=15_000)
     page.wait_for_function(
         "([sel, colour]) => getComputedStyle(document.querySelector(sel + ' rect')).fill === colour",
@@ -78,18 +102,16 @@ def _expect_state(page: Page, name: str, state: str) -> None:
     )
 
 
+def _expect_state(page: Page, name: str, state: str) -> None:
+    """Wait until atom ``name`` is drawn in ``state``, and check the colour it is painted."""
+    _expect_painted(page, _node(page, name) + f'[data-state="{state}"]', state)
+
+
 def test_the_flow_page_colours_atoms_live_without_reloading(
     page: Page, backend_and_url: tuple[Backend, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend, url = backend_and_url
-    monkeypatch.setattr(flows_api, "POLL_SECONDS", 0.1)
     gates = tmp_path / "gates"
-    gates.mkdir()
-    fd, run = run_in_background(backend, "tests.console_flows:nested", gates)
-    with serving(ServeSettings(persistence_url=url)) as base:
-        page.goto(f"{base}/#/flows/{fd.uuid}")
-        page.wait_for_selector("svg.dag")
-        page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+    with _watching(page, backend_and_url, "tests.console_flows:nested", gates, monkeypatch) as run:
         for name in ("prepare", "node-1", "node-2-disk", "node-2-boot", "finish"):
             assert page.locator(_node(page, name)).count() == 1
         assert page.locator('svg.dag g.group[data-group="provision/nodes/node-2"]').count() == 1
@@ -121,27 +143,16 @@ def test_the_flow_page_colours_atoms_live_without_reloading(
 
 def _expect_item(page: Page, item: str, state: str) -> None:
     """Wait until the marker of Map item ``item`` (``"hosts[0]"``) is painted in ``state``."""
-    selector = f'svg.dag g.map-item[data-item="{item}"][data-state="{state}"]'
-    page.wait_for_selector(selector, timeout=15_000)
-    page.wait_for_function(
-        "([sel, colour]) => getComputedStyle(document.querySelector(sel + ' rect')).fill === colour",
-        arg=[selector, COLOURS[state]],
-        timeout=10_000,
-    )
+    _expect_painted(page, f'svg.dag g.map-item[data-item="{item}"][data-state="{state}"]', state)
 
 
 def test_a_maps_items_are_drawn_by_its_node_and_change_colour_live(
     page: Page, backend_and_url: tuple[Backend, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    backend, url = backend_and_url
-    monkeypatch.setattr(flows_api, "POLL_SECONDS", 0.1)
     gates = tmp_path / "gates"
-    gates.mkdir()
-    fd, run = run_in_background(backend, "tests.console_flows:mapped", gates, engine="parallel")
-    with serving(ServeSettings(persistence_url=url)) as base:
-        page.goto(f"{base}/#/flows/{fd.uuid}")
-        page.wait_for_selector("svg.dag")
-        page.evaluate("window.__sameDocument = true")
+    with _watching(
+        page, backend_and_url, "tests.console_flows:mapped", gates, monkeypatch, engine="parallel"
+    ) as run:
         page.wait_for_selector('svg.dag g.group.map[data-map="hosts"]', timeout=15_000)
         for k in range(3):
             _expect_state(page, f"hosts[{k}].fetch", "RUNNING")
