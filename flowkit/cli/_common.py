@@ -22,14 +22,15 @@ FACTORY_HELP = (
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
-def persistence_option(flows: str = "the flows") -> Callable[[_Command], _Command]:
-    """``--persistence URL`` (required, or ``FLOWKIT_PERSISTENCE``) as every command that reads flows takes
-    it, the conductor daemon's included; ``flows`` names whose flows they are in its help."""
+def persistence_option(flows: str = "the flows", required: bool = True) -> Callable[[_Command], _Command]:
+    """``--persistence URL`` (or ``FLOWKIT_PERSISTENCE``) as every command that reads flows takes it, the
+    conductor daemon's included; ``flows`` names whose flows they are in its help. Not ``required`` where
+    a command can do without it (the job commands ask for it only where they read or save a flow)."""
     return click.option(
         "--persistence",
         "persistence_url",
         envvar="FLOWKIT_PERSISTENCE",
-        required=True,
+        required=required,
         metavar="URL",
         help=f"Persistence URL of {flows} [env FLOWKIT_PERSISTENCE]",
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from flowkit.cli._common import OUTPUT
+from flowkit.cli._common import OUTPUT, persistence_option
 from flowkit.exceptions import FlowkitError
 from flowkit.factory import allow_list
 from flowkit.jobboard import Job, JobBoard, JobState
@@ -32,13 +32,7 @@ def _board_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         envvar="FLOWKIT_BOARD_NAME",
         help="The board's name (SQL boards keep one set of jobs per name)",
     )(fn)
-    fn = click.option(
-        "--persistence",
-        "persistence_url",
-        envvar="FLOWKIT_PERSISTENCE",
-        metavar="URL",
-        help="Persistence URL of the jobs' flows [env FLOWKIT_PERSISTENCE]",
-    )(fn)
+    fn = persistence_option("the jobs' flows", required=False)(fn)
     return click.option(
         "--board",
         "board_url",
