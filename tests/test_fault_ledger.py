@@ -19,56 +19,39 @@ def _one_job(*rows: tuple[str, str, int, float], kills: dict[int, float] | None 
     return tally(atoms={"j": ["a0", "a1"]}, events=events, **args)  # type: ignore[arg-type]
 
 
-def test_a_clean_run_counts_nothing() -> None:
-    t = _one_job(
-        ("start", "a0", 1, 1.0), ("end", "a0", 1, 1.1), ("start", "a1", 1, 1.2), ("end", "a1", 1, 1.3)
+def _whole_job(pid: int, at: float) -> tuple[tuple[str, str, int, float], ...]:
+    """Process ``pid`` runs the whole job from ``at`` (once, or again after a takeover)."""
+    return (
+        ("start", "a0", pid, at),
+        ("end", "a0", pid, at + 0.1),
+        ("start", "a1", pid, at + 0.2),
+        ("end", "a1", pid, at + 0.3),
     )
+
+
+def test_a_clean_run_counts_nothing() -> None:
+    t = _one_job(*_whole_job(1, 1.0))
     assert t.ok and (t.posted, t.consumed, t.doubled_atoms) == (1, 1, 0)
 
 
 def test_a_rerun_after_a_kill_mid_atom_is_explained() -> None:
-    t = _one_job(
-        ("start", "a0", 1, 1.0),
-        ("start", "a0", 2, 6.0),
-        ("end", "a0", 2, 6.1),
-        ("start", "a1", 2, 6.2),
-        ("end", "a1", 2, 6.3),
-        kills={1: 1.05},
-    )
+    t = _one_job(("start", "a0", 1, 1.0), *_whole_job(2, 6.0), kills={1: 1.05})
     assert t.ok and (t.doubled_atoms, t.explained_mid_atom, t.kills) == (1, 1, 1)
 
 
 def test_a_kill_just_after_the_end_is_explained_apart() -> None:
-    t = _one_job(
-        ("start", "a0", 1, 1.0),
-        ("end", "a0", 1, 1.1),
-        ("start", "a0", 2, 6.0),
-        ("end", "a0", 2, 6.1),
-        ("start", "a1", 2, 6.2),
-        ("end", "a1", 2, 6.3),
-        kills={1: 1.101},
-    )
+    t = _one_job(("start", "a0", 1, 1.0), ("end", "a0", 1, 1.1), *_whole_job(2, 6.0), kills={1: 1.101})
     assert t.ok and (t.explained_mid_atom, t.explained_after_end) == (0, 1)
 
 
 def test_a_rerun_without_a_kill_or_after_the_next_atom_is_unexplained() -> None:
-    no_kill = _one_job(
-        ("start", "a0", 1, 1.0),
-        ("end", "a0", 1, 1.1),
-        ("start", "a0", 2, 6.0),
-        ("end", "a0", 2, 6.1),
-        ("start", "a1", 2, 6.2),
-        ("end", "a1", 2, 6.3),
-    )
+    no_kill = _one_job(("start", "a0", 1, 1.0), ("end", "a0", 1, 1.1), *_whole_job(2, 6.0))
     assert len(no_kill.unexplained) == 1 and not no_kill.ok
     saved_then_killed = _one_job(
         ("start", "a0", 1, 1.0),
         ("end", "a0", 1, 1.1),
         ("start", "a1", 1, 1.2),  # a0's result was saved before a1 started: a rerun of a0 is a fault
-        ("start", "a0", 2, 6.0),
-        ("end", "a0", 2, 6.1),
-        ("start", "a1", 2, 6.2),
-        ("end", "a1", 2, 6.3),
+        *_whole_job(2, 6.0),
         kills={1: 1.25},
     )
     assert saved_then_killed.failures()["unexplained doubles"] == 1
@@ -76,14 +59,7 @@ def test_a_rerun_without_a_kill_or_after_the_next_atom_is_unexplained() -> None:
 
 
 def test_a_rerun_that_started_before_the_kill_is_unexplained_and_concurrent() -> None:
-    t = _one_job(
-        ("start", "a0", 1, 1.0),
-        ("start", "a0", 2, 1.5),
-        ("end", "a0", 2, 1.6),
-        ("start", "a1", 2, 1.7),
-        ("end", "a1", 2, 1.8),
-        kills={1: 2.0},
-    )
+    t = _one_job(("start", "a0", 1, 1.0), *_whole_job(2, 1.5), kills={1: 2.0})
     assert t.failures()["unexplained doubles"] == 1 and t.concurrent == ["j"]
 
 
