@@ -45,7 +45,7 @@ from typing import Any
 
 import kombu
 
-from flowkit.atom import Atom, class_name
+from flowkit.atom import Atom
 from flowkit.context import AtomContext
 from flowkit.engines.aio import flags_of
 from flowkit.engines.dispatch import Completion, Dispatcher, NodeProgress
@@ -73,6 +73,7 @@ from flowkit.workers.request import (
     encode_request,
     not_started,
     request_ids,
+    task_name,
 )
 from flowkit.workers.seats import DEEP_PIPELINE, Seats
 
@@ -140,6 +141,8 @@ class WorkerDispatcher(Dispatcher):
         self._generation = 0
         self._inbox: deque[Any] = deque()
         self._corked: list[Request] = []  # sent as far as the seats go; published by the next wait
+        # lane -> (capacity, threads) of the registry, for the submits of one round (cleared by wait)
+        self._admit: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
         self._ids = request_ids()
 
     @property
@@ -157,6 +160,7 @@ class WorkerDispatcher(Dispatcher):
         self._requests.clear()
         self._inbox.clear()
         self._corked.clear()
+        self._admit.clear()
         self._ids = request_ids()
         self._waiting.clear()
         self._unserved.clear()
@@ -205,7 +209,7 @@ class WorkerDispatcher(Dispatcher):
             self._done.append((i, not_started(action), False, Failure.from_exception(exc)))
             return
         progress = ctx.progress if ctx is not None else None
-        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout, atom=atom)
+        req = Request(req_id, i, atom.name, task_name(atom), action, body, now, progress, timeout, atom=atom)
         req.is_async = any(flags_of(atom))  # a class with an async action is served from async slots
         queue = self._waiting.get(req.lane)
         if queue is not None:  # others wait for this task already: after them
@@ -213,9 +217,16 @@ class WorkerDispatcher(Dispatcher):
             return
         link = self._link
         if link is not None and link.connected:
-            reg, async_ = self._registry, req.is_async
+            async_ = req.is_async
             seats = self._async_seats if async_ else self._seats
-            topic = seats.free_topic(req.task, reg.capacity(req.task, now, async_), reg.threads(now, async_))
+            found = self._admit.get(req.lane)
+            if found is None:  # the workers' capacity, read once per round (see wait)
+                reg = self._registry
+                found = self._admit[req.lane] = (
+                    reg.capacity(req.task, now, async_),
+                    reg.threads(now, async_),
+                )
+            topic = seats.free_topic(req.task, *found)
             if topic is not None and self._publish(req, topic, now):
                 return
         self._waiting[req.lane] = deque((req,))
@@ -244,6 +255,7 @@ class WorkerDispatcher(Dispatcher):
         they go now with one write, and so do the ones this wait publishes, before it blocks or returns.
         """
         self._uncork()
+        self._admit.clear()
         try:
             return self._wait(timeout)
         finally:
@@ -545,6 +557,7 @@ class WorkerDispatcher(Dispatcher):
         info = self._registry.notified(data)
         if info is None:
             return
+        self._admit.clear()
         for req in list(self._requests.values()):
             if req.stage == RUNNING and req.worker == info.id and req.uuid not in info.running:
                 self._fail(

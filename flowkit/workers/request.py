@@ -97,7 +97,7 @@ def encode_request(
 
     ``ids`` (``{"flow": ..., "job": ...}``, either optional) go along for the worker's log lines;
     ``req_id`` is its uuid (a new random one without)."""
-    task = class_name(atom)
+    task = task_name(atom)
     # A class of the program's own (__main__) is sent by that name: only workers started by this
     # same program serve it (as TaskFlow's examples run them, on threads), and the engine's topic
     # matching never offers it to another worker.
@@ -111,6 +111,10 @@ def encode_request(
         fields["timeout"] = timeout
     if ids:
         fields.update(ids)
+    if req_id is None:
+        req_id = str(uuid.uuid4())
+    if action == EXECUTE and not kwargs:  # the usual call: nothing to check, no encoder run
+        return _plain_item(req_id, task, atom.name, fields), req_id
     args = dict(kwargs)
     if action == REVERT:
         if "result" in args:
@@ -126,10 +130,6 @@ def encode_request(
     except (TypeError, ValueError) as exc:
         what = "the arguments" if "result" not in fields else "the arguments or result"
         raise NotSerializableError(atom.name, what, f"{exc} (requests to workers are JSON)") from None
-    if req_id is None:
-        req_id = str(uuid.uuid4())
-    if action == EXECUTE and not args and "result" not in fields:  # the usual call: no encoder run
-        return _plain_item(req_id, task, atom.name, fields), req_id
     body = p.encode_item(uuid=req_id, task=task, atom=atom.name, action=action, arguments=args, **fields)
     return body, req_id
 
@@ -150,6 +150,18 @@ def _plain_item(req_id: str, task: str, atom: str, fields: dict[str, Any]) -> by
         parts.append(f", {_text(key)}: {text}")
     parts.append("}")
     return "".join(parts).encode()
+
+
+_TASK_NAMES: dict[type, str] = {}
+
+
+def task_name(atom: Atom) -> str:
+    """:func:`~flowkit.atom.class_name` of ``atom``, worked out once per class (twice per call otherwise)."""
+    cls = type(atom)
+    name = _TASK_NAMES.get(cls)
+    if name is None:
+        name = _TASK_NAMES[cls] = class_name(atom)
+    return name
 
 
 def not_started(action: str) -> str:
