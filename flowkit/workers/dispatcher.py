@@ -13,9 +13,11 @@ A request lives through three stages (``transition_timeout`` = T):
    for T does it fail, with :class:`~flowkit.exceptions.NoWorkerAvailable`.
 2. sent: published to the task's queue on the topic with the most free threads. A topic gets up to
    :data:`PIPELINE` requests per free thread, so that a worker finds its next request queued when it
-   finishes one. It fails with :class:`~flowkit.exceptions.RequestTimeout` when no worker took it for T
-   while the live workers serving it were not all busy (by their heartbeats, which list what they run
-   for any engine): dead, gone, or not consuming. Waiting its turn behind busy workers is not a fault.
+   finishes one (:data:`~flowkit.workers.seats.DEEP_PIPELINE` where its calls come back quick, see
+   :mod:`flowkit.workers.seats`). It fails with :class:`~flowkit.exceptions.RequestTimeout` when no
+   worker took it for T while the live workers serving it were not all busy (by their heartbeats,
+   which list what they run for any engine): dead, gone, or not consuming. Waiting its turn behind
+   busy workers is not a fault.
 3. running: a worker took it (it said ``running``, sent progress, or listed it in a heartbeat). It
    fails when that worker stops heartbeating (a few of its heartbeat periods; the worker's own thread
    heartbeats while its tasks run, so a long task is fine), when one of its heartbeats no longer lists

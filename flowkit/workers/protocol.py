@@ -37,7 +37,8 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
 - ``requests`` (engine -> a task queue): ``requests``, a list of ``request`` objects (each without
   ``protocol`` and ``type``; every one for the same task, with the same ``timeout``), ``reply_to`` as
   for one request (``correlation_id`` unset). Sent only to a task queue whose live workers all said
-  ``batch`` in their notifies, at most that many (and no more than their threads) per message.
+  ``batch`` in their notifies, at most that many (and no more than their threads, or four times that
+  where calls come back quick: see :mod:`flowkit.workers.seats`) per message.
 - ``results`` (worker -> the ``reply_to`` of a ``requests`` message): ``worker`` and ``results``, a
   list of ``result`` objects (each without ``protocol``, ``type`` and ``worker``). Sent only to an
   engine that sent a ``requests`` message; answers to single requests stay single ``result`` messages.

@@ -4,7 +4,8 @@ One thread (the one that calls :meth:`Worker.run`) owns the connection; task thr
 through an outbox and wake it. A request message is acknowledged after its replies were sent, so the
 broker never hands a worker more messages than it has threads, and workers on one topic share the load
 evenly. A message may be a ``requests`` batch (see :mod:`flowkit.workers.protocol`; engines send no more
-to one than the smallest worker's threads): a worker still runs no more than ``threads`` calls at once,
+to one than the smallest worker's threads, four times that where calls come back quick, see
+:mod:`flowkit.workers.seats`): a worker still runs no more than ``threads`` calls at once,
 the others wait their turn in its backlog (their timeouts run there too), a task thread that finishes a
 call takes the next, and the answers to a batch's requests go back several to a ``results`` message.
 
