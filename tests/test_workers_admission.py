@@ -21,7 +21,7 @@ from flowkit.workers import WorkerDispatcher, protocol
 from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.discovery import Registry
 from flowkit.workers.request import RUNNING, SENT
-from flowkit.workers.seats import PIPELINE
+from flowkit.workers.seats import DEEP_PIPELINE, PIPELINE
 from tests import worker_tasks as wt
 
 TOPIC = "unit"
@@ -94,10 +94,44 @@ def test_only_what_the_workers_can_run_is_sent_the_rest_waits() -> None:
     assert len(wire.sent) == 2 * PIPELINE
     assert sum(len(q) for q in d._waiting.values()) == 10 - 2 * PIPELINE
     first = d._requests[wire.sent[0]]
+    d._on_message({"type": "running", "uuid": first.uuid, "worker": "w1"})  # a call that takes time
     d._on_message({"type": "result", "uuid": first.uuid, "worker": "w1", "ok": True, "result": None})
     flush_waiting(d)
     assert len(wire.sent) == 2 * PIPELINE + 1  # one answered, one more sent
     assert d._done.popleft()[2] is True
+
+
+def test_a_topic_whose_calls_come_back_quick_gets_the_deep_pipeline_until_one_takes_time() -> None:
+    d, wire = dispatcher()
+    d._on_notify(notify("w1", threads=2, batch=64))
+    submit(d, 20)
+    assert len(wire.sent) == 2 * PIPELINE and [len(b) for b in wire.batches] == [2, 2]
+    quick = wire.sent[0]
+    d._on_message({"type": "result", "uuid": quick, "worker": "w1", "ok": True, "result": None})
+    flush_waiting(d)
+    # answered before it was announced running: four per thread, several per thread to a message
+    assert len(wire.sent) == 2 * DEEP_PIPELINE + 1
+    assert [len(b) for b in wire.batches] == [2, 2, 5]
+    slow = wire.sent[1]
+    d._on_message({"type": "running", "uuid": slow, "worker": "w1"})
+    d._on_message({"type": "result", "uuid": slow, "worker": "w1", "ok": True, "result": None})
+    for uuid in wire.sent[2:5]:  # quick ones, but one was announced running just now
+        d._on_message({"type": "result", "uuid": uuid, "worker": "w1", "ok": True, "result": None})
+    flush_waiting(d)
+    assert len(wire.sent) == 2 * DEEP_PIPELINE + 1  # 4 in flight, over the shallow pipeline's 2 x 2
+    assert len(d._requests) == 2 * DEEP_PIPELINE - 4
+
+
+def test_a_burst_is_spread_over_one_message_per_worker_at_least() -> None:
+    d, wire = dispatcher()
+    d._seats.deep.add(TOPIC)
+    d._on_notify(notify("w1", threads=4, batch=64))
+    d._on_notify(notify("w2", threads=4, batch=64))
+    submit(d, 6)  # one worker's threads could take them all; two share them
+    assert [len(b) for b in wire.batches] == [3, 3]
+    submit(d, 40)
+    # 2 workers x 4 threads x DEEP_PIPELINE = 32 seats; up to 16 to a message
+    assert sorted(len(b) for b in wire.batches[2:]) == [13, 13]
 
 
 def test_stuck_threads_are_not_counted_as_capacity() -> None:

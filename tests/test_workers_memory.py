@@ -352,7 +352,9 @@ def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
     w = Worker(URL, "unused", TOPIC, [tasks.Add])
     sent: list[tuple[str, bytes]] = []
     acked: list[Any] = []
-    monkeypatch.setattr(w, "_link", SimpleNamespace(connected=True, generation=1, wake=lambda: None))
+    monkeypatch.setattr(
+        w, "_link", SimpleNamespace(connected=True, generation=1, wake=lambda: None, owner=None)
+    )
     w._link.publish = lambda body, exchange, key, **props: (
         sent.append((props["correlation_id"], body)) or True
     )
@@ -406,7 +408,7 @@ def test_a_batch_runs_no_more_calls_than_threads_and_is_acknowledged_once_answer
     w = Worker(URL, "unused", TOPIC, [Gate], threads=2)
     published: list[tuple[bytes, dict[str, Any]]] = []
     acked: list[Any] = []
-    link = SimpleNamespace(connected=True, generation=1, wake=lambda: None)
+    link = SimpleNamespace(connected=True, generation=1, wake=lambda: None, owner=None)
     link.publish = lambda body, exchange, key, **props: published.append((body, props)) or True
     link.ack = lambda message, gen, reject=False: acked.append((message, reject))
     monkeypatch.setattr(w, "_link", link)

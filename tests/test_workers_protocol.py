@@ -185,8 +185,44 @@ def test_batches_carry_whole_messages_built_from_their_items() -> None:
         ({"type": "requests", "requests": [request(), "x"]}, "non-empty list of JSON objects"),
         ({"type": "requests", "requests": [request(), request(action="run")]}, "'action'"),
         ({"type": "results", "worker": "w", "results": [{"uuid": "u", "ok": True, "failure": {}}]}, "result"),
+        # the usual items' quick test lets none of these through (each is checked in full)
+        ({"type": "requests", "requests": [request(uuid="")]}, "'uuid'"),
+        ({"type": "requests", "requests": [request(task=7)]}, "'task'"),
+        ({"type": "requests", "requests": [request(arguments=[1])]}, "'arguments'"),
+        ({"type": "requests", "requests": [request(flow="")]}, "'flow'"),
+        ({"type": "requests", "requests": [request(job=None)]}, "'job'"),
+        ({"type": "requests", "requests": [{**request(), "atom": None}]}, "'atom'"),
+        ({"type": "requests", "requests": [request(timeout=-1)]}, "'timeout'"),
+        ({"type": "results", "worker": "w", "results": [{"uuid": "", "ok": True, "result": 1}]}, "'uuid'"),
+        ({"type": "results", "worker": "w", "results": [{"uuid": "u", "ok": 1, "result": 1}]}, "'ok'"),
+        ({"type": "results", "worker": "w", "results": [{"uuid": "u", "ok": False}]}, "failure"),
     ],
 )
 def test_a_batch_with_one_bad_item_is_refused_whole(batch: dict[str, Any], problem: str) -> None:
     with pytest.raises(InvalidMessageError, match=problem):
         p.items(p.decode(json.dumps({"protocol": 1, **batch}), p.CONTENT_TYPE))
+
+
+@pytest.mark.parametrize("timeout", [None, 2.5, 3])
+def test_a_plain_execute_is_written_out_as_the_encoder_writes_it(timeout: float | None) -> None:
+    import uuid
+
+    from flowkit.atom import class_name
+    from flowkit.context import AtomContext
+    from flowkit.workers.request import encode_request, request_ids
+    from tests import worker_tasks as wt
+
+    atom = wt.Noop(name='n"1\u00e9')
+    ctx = AtomContext(atom.name, "au-1", None)
+    ids = {"flow": "f-1", "job": "j-1"}
+    body, req_id = encode_request(atom, "execute", {}, ctx, timeout, ids, "r-1")
+    fields: dict[str, Any] = {"atom_uuid": "au-1", **ids}
+    if timeout is not None:
+        fields["timeout"] = timeout
+    general = p.encode_item(
+        uuid="r-1", task=class_name(atom), atom=atom.name, action="execute", arguments={}, **fields
+    )
+    assert req_id == "r-1" and json.loads(body) == json.loads(general)
+    made = request_ids()
+    first, second = next(made), next(made)
+    assert uuid.UUID(first) and uuid.UUID(second) and first != second and first[:24] == second[:24]

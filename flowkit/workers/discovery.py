@@ -115,19 +115,24 @@ class Registry:
                 out[info.topic] = out.get(info.topic, 0) + slots
         return out
 
-    def batch(self, topic: str, task: str, now: float) -> int:
-        """How many requests for ``task`` one message to ``topic`` may carry: what every live worker
-        serving it there takes, and no more than the usable threads of the smallest (so that one
-        message does not load one worker while another idles); 0 when one takes single requests only
-        (or none is alive)."""
-        size = 0
+    def batch(self, topic: str, task: str, now: float, per_thread: int = 1) -> tuple[int, int, int]:
+        """How requests for ``task`` go to ``topic`` in ``requests`` messages: ``(most, workers,
+        threads)``. ``most``: what every live worker serving it there takes in one message, and no
+        more than ``per_thread`` times the usable threads of the smallest; 0 when one takes single
+        requests only (or none is alive). ``workers``: how many live workers serve it there;
+        ``threads``: the usable threads of the smallest (see ``WorkerDispatcher._send``, which spreads
+        requests over enough messages that no worker idles while another holds a backlog)."""
+        size = workers = threads = 0
         for info in self.workers.values():
             if info.topic == topic and task in info.tasks and info.alive(now, self.limit):
-                most = min(info.batch, max(1, info.usable))
+                usable = max(1, info.usable)
+                most = min(info.batch, usable * per_thread)
                 if most <= 0:
-                    return 0
+                    return 0, 0, 0
                 size = most if size == 0 else min(size, most)
-        return size
+                threads = usable if workers == 0 else min(threads, usable)
+                workers += 1
+        return size, workers, threads
 
     def saturated(self, topic: str, task: str, now: float) -> bool:
         """Live workers serve ``task`` on ``topic``, and their last heartbeats say every usable thread

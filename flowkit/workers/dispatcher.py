@@ -13,9 +13,11 @@ A request lives through three stages (``transition_timeout`` = T):
    for T does it fail, with :class:`~flowkit.exceptions.NoWorkerAvailable`.
 2. sent: published to the task's queue on the topic with the most free threads. A topic gets up to
    :data:`PIPELINE` requests per free thread, so that a worker finds its next request queued when it
-   finishes one. It fails with :class:`~flowkit.exceptions.RequestTimeout` when no worker took it for T
-   while the live workers serving it were not all busy (by their heartbeats, which list what they run
-   for any engine): dead, gone, or not consuming. Waiting its turn behind busy workers is not a fault.
+   finishes one (:data:`~flowkit.workers.seats.DEEP_PIPELINE` where its calls come back quick, see
+   :mod:`flowkit.workers.seats`). It fails with :class:`~flowkit.exceptions.RequestTimeout` when no
+   worker took it for T while the live workers serving it were not all busy (by their heartbeats,
+   which list what they run for any engine): dead, gone, or not consuming. Waiting its turn behind
+   busy workers is not a fault.
 3. running: a worker took it (it said ``running``, sent progress, or listed it in a heartbeat). It
    fails when that worker stops heartbeating (a few of its heartbeat periods; the worker's own thread
    heartbeats while its tasks run, so a long task is fine), when one of its heartbeats no longer lists
@@ -45,7 +47,7 @@ from typing import Any
 
 import kombu
 
-from flowkit.atom import Atom, class_name
+from flowkit.atom import Atom
 from flowkit.context import AtomContext
 from flowkit.engines.aio import flags_of
 from flowkit.engines.dispatch import Completion, Dispatcher, NodeProgress
@@ -73,8 +75,9 @@ from flowkit.workers.request import (
     encode_request,
     not_started,
     request_ids,
+    task_name,
 )
-from flowkit.workers.seats import Seats
+from flowkit.workers.seats import DEEP_PIPELINE, Seats
 
 LOG = logging.getLogger(__name__)
 
@@ -82,6 +85,7 @@ CHECK_EVERY_S = 0.05  # how often deadlines and liveness are checked while waiti
 ANSWERS = (p.RESULT, p.RESULTS, p.RUNNING, p.PROGRESS, p.EVENT, p.NOTIFY)
 """The messages an engine's queue takes."""
 LATE_MEMORY = 1024  # timed-out requests remembered, so that their late answers are logged as such
+SLOW_MEMORY_S = 1.0  # a topic where a call of ours was announced running keeps the shallow pipeline this long
 REPLY_QUEUE_EXPIRES_S = 60.0  # at least: replies wait this long for an engine that lost the broker
 
 
@@ -133,11 +137,14 @@ class WorkerDispatcher(Dispatcher):
         self._seats = Seats()
         self._async_seats = Seats()  # async calls take workers' async slots, not their threads
         self._late: OrderedDict[str, str] = OrderedDict()  # timed-out request -> its atom
+        self._slow_at: dict[str, float] = {}  # topic -> when a call of ours there was last announced running
         self._reply_queue = ""
         self._next_check = 0.0
         self._generation = 0
         self._inbox: deque[Any] = deque()
         self._corked: list[Request] = []  # sent as far as the seats go; published by the next wait
+        # lane -> (capacity, threads) of the registry, for the submits of one round (cleared by wait)
+        self._admit: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
         self._ids = request_ids()
 
     @property
@@ -155,11 +162,13 @@ class WorkerDispatcher(Dispatcher):
         self._requests.clear()
         self._inbox.clear()
         self._corked.clear()
+        self._admit.clear()
         self._ids = request_ids()
         self._waiting.clear()
         self._unserved.clear()
         self._seats = Seats()
         self._async_seats = Seats()
+        self._slow_at.clear()
         self._reply_queue = f"{self.exchange}.engine.{uuid.uuid4().hex}"
         self._link = Link(self.transport, self._setup, self._options, name="worker-based engine")
         self._link.connect(self.timeout)
@@ -202,7 +211,7 @@ class WorkerDispatcher(Dispatcher):
             self._done.append((i, not_started(action), False, Failure.from_exception(exc)))
             return
         progress = ctx.progress if ctx is not None else None
-        req = Request(req_id, i, atom.name, class_name(atom), action, body, now, progress, timeout, atom=atom)
+        req = Request(req_id, i, atom.name, task_name(atom), action, body, now, progress, timeout, atom=atom)
         req.is_async = any(flags_of(atom))  # a class with an async action is served from async slots
         queue = self._waiting.get(req.lane)
         if queue is not None:  # others wait for this task already: after them
@@ -210,9 +219,16 @@ class WorkerDispatcher(Dispatcher):
             return
         link = self._link
         if link is not None and link.connected:
-            reg, async_ = self._registry, req.is_async
+            async_ = req.is_async
             seats = self._async_seats if async_ else self._seats
-            topic = seats.free_topic(req.task, reg.capacity(req.task, now, async_), reg.threads(now, async_))
+            found = self._admit.get(req.lane)
+            if found is None:  # the workers' capacity, read once per round (see wait)
+                reg = self._registry
+                found = self._admit[req.lane] = (
+                    reg.capacity(req.task, now, async_),
+                    reg.threads(now, async_),
+                )
+            topic = seats.free_topic(req.task, *found)
             if topic is not None and self._publish(req, topic, now):
                 return
         self._waiting[req.lane] = deque((req,))
@@ -241,6 +257,7 @@ class WorkerDispatcher(Dispatcher):
         they go now with one write, and so do the ones this wait publishes, before it blocks or returns.
         """
         self._uncork()
+        self._admit.clear()
         try:
             return self._wait(timeout)
         finally:
@@ -266,9 +283,16 @@ class WorkerDispatcher(Dispatcher):
         self._freed = True
 
     def _send(self, link: Link, reqs: list[Request]) -> bool:
-        """Publish ``reqs``: one ``requests`` message per (topic, task, timeout) and up to what its
-        workers take at once (:meth:`~flowkit.workers.discovery.Registry.batch`), single ``request``
-        messages where a worker serving the task does not take batches; False when the link is lost."""
+        """Publish ``reqs``: ``requests`` messages per (topic, task, timeout), each up to what its
+        workers take at once (:meth:`~flowkit.workers.discovery.Registry.batch`: a topic with the deep
+        pipeline, several per thread), single ``request`` messages where a worker serving the task does
+        not take batches; False when the link is lost.
+
+        While fewer of ours are in flight on the topic than its workers have threads, a group is spread
+        evenly over at least as many messages as it has threads' worth of requests, up to one per
+        worker: the broker hands each message to one worker, and a burst of slow calls in one message
+        would load one worker while another idles. (With every thread's worth in flight already, each
+        worker holds requests, and one message per round is the cheaper.)"""
         groups: dict[tuple[str, str, float | None], list[Request]] = {}
         requests = self._requests
         for req in reqs:
@@ -282,9 +306,11 @@ class WorkerDispatcher(Dispatcher):
                 group.append(req)
         now = time.monotonic()
         reply_to, exchange = self._reply_queue, self.exchange
+        deep = self._seats.deep
         for (topic, task, timeout), group in groups.items():
             key = t.task_key(topic, task)
-            size = self._registry.batch(topic, task, now)
+            per_thread = DEEP_PIPELINE if topic in deep else 1
+            size, workers, threads = self._registry.batch(topic, task, now, per_thread)
             if size <= 0:  # an older worker serves it: one message per request
                 for req in group:
                     if not link.publish(
@@ -297,10 +323,19 @@ class WorkerDispatcher(Dispatcher):
                     ):
                         return False
                 continue
-            for first in range(0, len(group), size):
-                body = p.batch(p.REQUESTS, [req.body for req in group[first : first + size]])
+            n = len(group)
+            messages = -(-n // size)
+            seats = self._async_seats if group[0].is_async else self._seats
+            if seats.held(topic) - n < workers * threads:  # a worker may be idle: spread the group
+                messages = max(messages, min(workers, -(-n // threads)))
+            each, extra = divmod(n, messages)
+            first = 0
+            for k in range(messages):
+                last = first + each + (k < extra)
+                body = p.batch(p.REQUESTS, [req.body for req in group[first:last]])
                 if not link.publish(body, exchange, key, reply_to=reply_to, expiration=timeout):
                     return False
+                first = last
         return True
 
     def _wait(self, timeout: float | None) -> Completion | None:
@@ -447,8 +482,13 @@ class WorkerDispatcher(Dispatcher):
                 LOG.info("discarded the late answer of worker %r for timed-out atom %r", data["worker"], atom)
             return
         if kind == p.RESULT:
+            if req.stage == SENT and not req.is_async:  # back before it was announced running: quick
+                self._quick(req.topic)
             self._on_result(req, data)
             return
+        if not req.is_async:
+            self._slow_at[req.topic] = time.monotonic()
+            self._seats.deep.discard(req.topic)
         req.stage, req.worker = RUNNING, data["worker"]  # running, or progress (which implies it)
         if kind == p.PROGRESS:
             if req.progress is not None:
@@ -458,6 +498,16 @@ class WorkerDispatcher(Dispatcher):
             self._task_event(req, EVENT_UPDATE_PROGRESS, {"progress": float(data["progress"])})
         elif kind == p.EVENT:
             self._task_event(req, data["event"], data["details"])
+
+    def _quick(self, topic: str) -> None:
+        """A call on ``topic`` came back before it was announced running: the topic takes the deep
+        pipeline (see :mod:`flowkit.workers.seats`), unless one was announced running lately."""
+        deep = self._seats.deep
+        if topic in deep:
+            return
+        slow_at = self._slow_at.get(topic)
+        if slow_at is None or time.monotonic() - slow_at > SLOW_MEMORY_S:
+            deep.add(topic)
 
     @staticmethod
     def _task_event(req: Request, event: str, details: dict[str, Any]) -> None:
@@ -509,6 +559,7 @@ class WorkerDispatcher(Dispatcher):
         info = self._registry.notified(data)
         if info is None:
             return
+        self._admit.clear()
         for req in list(self._requests.values()):
             if req.stage == RUNNING and req.worker == info.id and req.uuid not in info.running:
                 self._fail(

@@ -26,6 +26,7 @@ import logging
 import os
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +83,9 @@ class Link:
         self._reader: Any = None  # py-amqp's TCP transport, when it reads ahead (see _try_connect)
         self.generation = 0
         """Bumped on every (re)connect attempt, before its consumers start (see :meth:`ack`)."""
+        self.owner: threading.Lock | None = None
+        """When set: a lock the owner thread holds but while :meth:`pump` waits on the socket, so that
+        another thread may take it and use the link meanwhile (see ``Worker._post``)."""
 
     @property
     def connected(self) -> bool:
@@ -323,7 +327,17 @@ class Link:
             ready: list[Any] = [sock]
         else:
             watched: list[Any] = [sock, self._wake_r]
-            ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
+            owner = self.owner
+            if owner is None:
+                ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
+            else:
+                owner.release()
+                try:
+                    ready, _, _ = select.select(watched, [], [], max(0.0, timeout))
+                finally:
+                    owner.acquire()
+                if self._sock is not sock:  # lost by the thread that used it meanwhile
+                    return
         if self._wake_r in ready:
             self._read_wake()
         if sock not in ready:
@@ -350,9 +364,14 @@ class Link:
         Why: py-amqp reads with a timeout, which it sets and unsets on the socket around every read
         (two system calls), and a frame that came in part would block the owner until the rest did.
         Here a read that finds nothing ends the round (one system call, as the select() it replaces),
-        and the rest of a frame is waited for by the next :meth:`pump`'s select()."""
+        and the rest of a frame is waited for by the next :meth:`pump`'s select(). A read that came
+        back short took all the socket held: the next one would find nothing (a system call per round
+        spared; what comes later makes the next select() return)."""
+        drained = False
         for _ in range(FRAMES_PER_PUMP):
             if not self._frame_held():
+                if drained:
+                    return
                 try:
                     data = sock.recv(READ_CHUNK, socket.MSG_DONTWAIT)
                 except (BlockingIOError, InterruptedError):
@@ -360,6 +379,7 @@ class Link:
                 if not data:
                     raise ConnectionResetError("the broker closed the connection")
                 reader._read_buffer += data
+                drained = len(data) < READ_CHUNK
                 continue
             amqp_conn.blocking_read(timeout=None)  # from the buffer: no system call
             if self._producer is None:

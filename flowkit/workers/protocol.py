@@ -37,7 +37,8 @@ Messages (content type ``application/json``; ``"protocol": 1`` and ``"type"`` in
 - ``requests`` (engine -> a task queue): ``requests``, a list of ``request`` objects (each without
   ``protocol`` and ``type``; every one for the same task, with the same ``timeout``), ``reply_to`` as
   for one request (``correlation_id`` unset). Sent only to a task queue whose live workers all said
-  ``batch`` in their notifies, at most that many (and no more than their threads) per message.
+  ``batch`` in their notifies, at most that many (and no more than their threads, or four times that
+  where calls come back quick: see :mod:`flowkit.workers.seats`) per message.
 - ``results`` (worker -> the ``reply_to`` of a ``requests`` message): ``worker`` and ``results``, a
   list of ``result`` objects (each without ``protocol``, ``type`` and ``worker``). Sent only to an
   engine that sent a ``requests`` message; answers to single requests stay single ``result`` messages.
@@ -230,7 +231,41 @@ def items(batch: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == RESULT:
         extra["worker"] = batch["worker"]
     key = "requests" if kind == REQUEST else "results"
-    return [validate({**item, **extra}, (kind,)) for item in batch[key]]
+    plain = _plain_request if kind == REQUEST else _plain_result
+    return [{**item, **extra} if plain(item) else validate({**item, **extra}, (kind,)) for item in batch[key]]
+
+
+_PLAIN_REQUEST = frozenset(
+    ("protocol", "type", "uuid", "task", "atom", "action", "arguments", "atom_uuid", "flow", "job")
+)
+
+
+def _plain_request(item: dict[str, Any]) -> bool:
+    """Whether a batch's ``request`` item is valid by the quick test of the usual one (what
+    :func:`validate` checks, without its walk over the schema): True only when it surely is; False
+    sends it through :func:`validate` (anything else: a revert, a timeout, an unknown field)."""
+    if not item.keys() <= _PLAIN_REQUEST:
+        return False
+    if item.get("action") not in ACTIONS or type(item.get("arguments")) is not dict:
+        return False
+    for field in ("uuid", "task", "atom"):
+        value = item.get(field)
+        if type(value) is not str or not value:
+            return False
+    for field in ("atom_uuid", "flow", "job"):
+        if field in item:
+            value = item[field]
+            if type(value) is not str or not value:
+                return False
+    return True
+
+
+def _plain_result(item: dict[str, Any]) -> bool:
+    """:func:`_plain_request` for a ``result`` item: a success with a uuid (its value is any JSON)."""
+    if item.get("ok") is not True or "failure" in item or "redelivered" in item:
+        return False
+    value = item.get("uuid")
+    return type(value) is str and value != ""
 
 
 def encode_item(**fields: Any) -> bytes:

@@ -4,7 +4,8 @@ One thread (the one that calls :meth:`Worker.run`) owns the connection; task thr
 through an outbox and wake it. A request message is acknowledged after its replies were sent, so the
 broker never hands a worker more messages than it has threads, and workers on one topic share the load
 evenly. A message may be a ``requests`` batch (see :mod:`flowkit.workers.protocol`; engines send no more
-to one than the smallest worker's threads): a worker still runs no more than ``threads`` calls at once,
+to one than the smallest worker's threads, four times that where calls come back quick, see
+:mod:`flowkit.workers.seats`): a worker still runs no more than ``threads`` calls at once,
 the others wait their turn in its backlog (their timeouts run there too), a task thread that finishes a
 call takes the next, and the answers to a batch's requests go back several to a ``results`` message.
 
@@ -120,6 +121,10 @@ class Worker:
         self._backlog: dict[str, tuple[type[Task], dict[str, Any], dict[str, Any], str, bool]] = {}
         self._on_pool: set[str] = set()  # calls that hold one of the ``threads`` (see _start_next)
         self._calls = threading.Lock()  # the backlog and _on_pool: task threads take calls too
+        # Held by the loop's thread but while it waits for the broker: a task thread that takes it
+        # then sends its answer itself (see _post); everything the loop does is done under it.
+        self._owner = threading.Lock()
+        self._link.owner = self._owner
         self._result_head = p.head(p.RESULT, worker=self.id)
         self._timeouts = Timeouts(spare=threads)
         self._aio = AsyncRunner(max(1, max_async), name="flowkit-worker-async")
@@ -159,6 +164,7 @@ class Worker:
         # Twice the threads: the spare ones replace threads held by abandoned calls (module docstring).
         self._pool = ThreadPoolExecutor(2 * self.threads, thread_name_prefix="flowkit-worker")
         next_beat = 0.0
+        self._owner.acquire()
         try:
             while True:
                 if self._stop.is_set() and not self._draining:
@@ -188,9 +194,12 @@ class Worker:
         finally:
             # Abandoned calls may never return: do not wait for them (the process may then exit).
             hung = bool(self._timeouts.running)
+            self._link.owner = None
+            self._owner.release()  # task threads that end from now on find the link closed, or closing
             self._pool.shutdown(wait=not hung, cancel_futures=hung)
             self._aio.stop()
-            self._link.close()
+            with self._owner:
+                self._link.close()
             LOG.info("worker %s: stopped", self.id)
 
     def _setup(self, channel: Any) -> None:
@@ -591,8 +600,30 @@ class Worker:
     # -- running (task threads) ---------------------------------------------------------------------------
 
     def _post(self, item: tuple[Any, ...]) -> None:
+        """Hand an answer (or a progress or event message) to the connection.
+
+        Why not always through the loop's thread: waking it is a hand-off between threads (a wake-up
+        and a GIL switch) on every answer's way back. While that thread waits for the broker it does
+        not hold ``_owner``; the task thread of the last call running takes the lock then and sends
+        what waits itself, as the loop would, and wakes nobody. Otherwise (other calls run, the loop
+        is busy, or the link is down or just came back and owes its answers sent again first) the
+        loop sends it, woken."""
         self._outbox.append(item)
-        self._link.wake()
+        owner, link = self._owner, self._link
+        # Only an answer that nothing else runs beside (a lone call: its round trip is the latency an
+        # engine sees): when others still run, the loop sends their answers together, a message apart.
+        alone = len(self._finished) >= len(self._jobs)
+        if alone and link.owner is not None and owner.acquire(blocking=False):
+            try:
+                if link.connected and link.generation == self._answered_generation and not self._inbox:
+                    link.cork()
+                    self._flush()
+                    link.flush()
+            finally:
+                owner.release()
+            if not self._outbox and not self._inbox and not self._draining:
+                return  # (a draining loop is woken: it stops once every answer is out)
+        link.wake()
 
     def _job(
         self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str, batched: bool
