@@ -280,6 +280,11 @@ class Run:
         pending = waits.pending if waits is not None else _NO_WAITS
         prioritized = self.c.prioritized
         loud = not self.quiet
+        # Ready atoms are started in rounds (what a round releases waits for the next) when someone sees
+        # each round's steps, or each round is ordered by priority. Otherwise a round goes on while atoms
+        # are ready, in the same order (the queue is first in, first out), without the outer loop's checks
+        # per atom (a linear flow releases one atom per round).
+        rounds = loud or prioritized
         if not ready:  # nothing to start (an empty or finished flow): still one round, as TaskFlow
             yield SCHEDULING
             yield WAITING
@@ -302,7 +307,8 @@ class Run:
                         item = dispatcher.wait(0)
                         if item is not None:
                             self.finish(*item)
-                    if not (n and ready and self.running < cap and not self.failed and not suspend.on):
+                    if not ((n or not rounds) and ready and self.running < cap and not self.failed
+                            and not suspend.on):  # fmt: skip
                         break
                 if loud:
                     yield WAITING
