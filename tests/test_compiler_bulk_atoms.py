@@ -1,4 +1,5 @@
-"""A linear flow of atoms is laid out in bulk (``Structure.atom_chain``): the same DAG as one by one.
+"""Linear and complete graph flows of atoms are laid out in bulk (``Structure.add_atoms``): the same
+DAG as one by one.
 
 Random nestings of linear, unordered and graph flows (with retry controllers, empty subflows and data
 edges across them) are compiled twice, once as they are and once with the bulk path turned off, and
@@ -37,7 +38,7 @@ def _shape(c: CompiledFlow) -> tuple[Any, ...]:
 def _both_ways(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     fast = _shape(compile_flow(flow))
     with monkeypatch.context() as m:
-        m.setattr(Structure, "atom_chain", lambda self, children, retry: False)
+        m.setattr(Structure, "add_atoms", lambda self, children, retry, chain: False)
         slow = _shape(compile_flow(flow))
     return fast, slow
 
@@ -68,7 +69,7 @@ def test_random_nestings_compile_the_same_in_bulk(monkeypatch: pytest.MonkeyPatc
             fast, slow = _both_ways(flow, monkeypatch)
         except Exception as exc:  # a random flow may be refused (a missing symbol is not): both ways
             with monkeypatch.context() as m:
-                m.setattr(Structure, "atom_chain", lambda self, children, retry: False)
+                m.setattr(Structure, "add_atoms", lambda self, children, retry, chain: False)
                 with pytest.raises(type(exc)):
                     compile_flow(flow)
             continue
