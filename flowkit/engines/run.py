@@ -306,7 +306,8 @@ class Run:
                     if inline:  # finish before starting the next: a failure stops what follows
                         item = dispatcher.wait(0)
                         if item is not None:
-                            self.finish(*item)
+                            done, action, ok, value = item  # not finish(*item): no bound method made
+                            self.finish(done, action, ok, value)
                     if not ((n or not rounds) and ready and self.running < cap and not self.failed
                             and not suspend.on):  # fmt: skip
                         break
