@@ -187,8 +187,7 @@ class RevertWave:
             else:
                 run.finish(x, REVERT, True, out)
             return
-        ctx = run.contexts[x]  # made by its execute (run.context(x) when it is not)
-        run.dispatcher.submit(x, atom, REVERT, kwargs, ctx if ctx is not None else run.context(x))
+        run.dispatcher.submit(x, atom, REVERT, kwargs, run.contexts[x])
 
     def reverted(self, x: int, ok: bool, value: Any) -> None:
         """One revert completed (the run has counted it as no longer running)."""
