@@ -121,11 +121,12 @@ class RevertWave:
                 yield EngineState.WAITING
             item = dispatcher.wait(None)
             if item is not None:
-                if item[1] == REVERT and run.wave is self:  # run.finish's revert case, inline
+                x, action, ok, value = item
+                if action == REVERT and run.wave is self:  # run.finish's revert case, inline
                     run.running -= 1
-                    self.reverted(item[0], item[2], item[3])
+                    self.reverted(x, ok, value)
                 else:
-                    run.finish(*item)
+                    run.finish(x, action, ok, value)
             if not run.quiet:
                 yield EngineState.ANALYZING
         self.done = not ready
