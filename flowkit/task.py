@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from flowkit import context
 from flowkit.atom import Arguments, Atom, ProvidesSpec, RebindSpec, class_name, rebind_pairs
@@ -106,6 +106,10 @@ class Task(Atom):
         """Undo ``execute``. The default does nothing: override it when there is something to undo."""
         return None
 
+    notifiers_made: ClassVar[bool] = False
+    """Whether any task of this process has made its :attr:`notifier` (a copy keeps its original's): until
+    one has, the engine need not look for tasks whose notifier listens (a pass over every atom per run)."""
+
     @property
     def notifier(self) -> Notifier:
         """This task's own notifier (TaskFlow's ``Task.notifier``): ``update_progress`` sends
@@ -116,6 +120,8 @@ class Task(Atom):
         notifier = self.__dict__.get("_notifier")
         if notifier is None:
             notifier = self.__dict__["_notifier"] = _TaskNotifier()
+            if not Task.notifiers_made:
+                Task.notifiers_made = True
         return notifier
 
     def __getstate__(self) -> dict[str, Any]:

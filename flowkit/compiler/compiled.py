@@ -32,6 +32,11 @@ FROM_ATOM, FROM_STORE = 0, 1
 _class_of = attrgetter("__class__")
 
 
+def _claims_class(cls: type) -> bool:
+    """Does ``cls`` define ``__class__`` itself (as mocks do), so its instances may claim another class?"""
+    return any("__class__" in vars(base) for base in cls.__mro__[:-1])
+
+
 class Junction(Atom):
     """What a junction node holds in ``CompiledFlow.atoms``: a placeholder atom that is never run.
 
@@ -114,6 +119,7 @@ class CompiledFlow:
     prioritized: bool = False
     """Some atom has a non-zero ``priority``: the engine orders each round's ready atoms by it."""
     _graph: nx.DiGraph[str] | None = field(default=None, repr=False, compare=False)
+    _classes: frozenset[type] | None = field(default=None, repr=False, compare=False)
 
     @property
     def graph(self) -> nx.DiGraph[str]:
@@ -142,12 +148,20 @@ class CompiledFlow:
         Most flows have none of the special kinds asked about (waits, Maps): the classes present are
         found by a pass in C, and only a flow that holds one pays for a test per atom.
         """
-        atoms = self.atoms
-        classes = set(map(type, atoms))
-        classes.update(map(_class_of, atoms))  # what isinstance also honours
-        if not any(issubclass(k, cls) for k in classes):
+        if not any(issubclass(k, cls) for k in self.atom_classes()):
             return ()
-        return tuple(i for i, atom in enumerate(atoms) if isinstance(atom, cls))
+        return tuple(i for i, atom in enumerate(self.atoms) if isinstance(atom, cls))
+
+    def atom_classes(self) -> frozenset[type]:
+        """The classes of the atoms (``type()`` and ``__class__``, which ``isinstance`` also honours),
+        found on the first question by two passes in C: each run asks a few times (waits, Maps, the
+        tasks told progress), and on a large flow each pass cost a few hundred instructions per atom."""
+        if self._classes is None:
+            classes = set(map(type, self.atoms))
+            if any(_claims_class(k) for k in classes):  # a mock, say: its atoms may claim another class
+                classes.update(map(_class_of, self.atoms))
+            self._classes = frozenset(classes)
+        return self._classes
 
     def atom_ids(self) -> Iterable[int]:
         kinds = self.kinds

@@ -9,8 +9,9 @@ joined by a link are connected through a junction node (n + m edges instead of n
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Set
-from itertools import pairwise
-from typing import Any
+from itertools import compress, pairwise, repeat
+from operator import attrgetter, not_
+from typing import Any, cast
 
 from flowkit.atom import Atom
 from flowkit.compiler.compiled import JUNCTION, JUNCTION_ATOM, RETRY, TASK, CompiledFlow, DeciderLink
@@ -99,6 +100,16 @@ class Structure:
         # they are, so its children's symbols are needed only by a parent that reads them.
         complete = type(flow) is GraphFlow and flow.data_edges_complete
         need = symbols or (isinstance(flow, GraphFlow) and not complete)
+        linear = type(flow).iter_links is LinearFlow.iter_links
+        if not need and (linear or complete) and self.add_atoms(children, inner, linear):
+            lo = len(c.atoms) - len(children)
+            if linear:
+                sources, sinks = [lo], [len(c.atoms) - 1]
+            else:
+                sources, sinks = self.position_edges(cast(GraphFlow, flow), children, lo)  # complete
+            if r >= 0:
+                sources, sinks = self.close_scope(r, sources, sinks, inner)
+            return sources, sinks, _NO_SYMBOLS, _NO_SYMBOLS
         built: list[_Built] = []
         atoms, names, kinds, index = c.atoms, c.names, c.kinds, c.index
         preds, succs, retry_of = c.preds, c.succs, c.retry_of
@@ -156,6 +167,47 @@ class Structure:
             return sources, sinks, _NO_SYMBOLS, _NO_SYMBOLS
         provides, requires = _symbols(flow, built)
         return sources, sinks, provides, requires
+
+    def add_atoms(self, children: list[Node], retry: int, chain: bool) -> bool:
+        """A linear or plain graph flow's children when they are all atoms with new names (the usual
+        large flow): laid out in bulk, chained one after the other when ``chain``, without
+        ``build_flow``'s per-child tuple and ``connect_children``'s per-edge checks (linear: 8.6k -> 2.7k
+        instructions per atom). False, adding nothing, for any other children (none, a subflow, a retry
+        controller, a name used already): ``build_flow`` then handles them one by one, and names the
+        mistake."""
+        classes = set(map(type, children))
+        if not children or not all(issubclass(k, Atom) and not issubclass(k, Retry) for k in classes):
+            return False
+        new_names = list(map(_name_of, children))
+        c = self.c
+        index = c.index
+        if len(set(new_names)) != len(new_names) or not index.keys().isdisjoint(new_names):
+            return False
+        lo, hi = len(c.atoms), len(c.atoms) + len(children)
+        index.update(zip(new_names, range(lo, hi), strict=True))
+        c.atoms.extend(children)  # type: ignore[arg-type]  # all atoms: checked above
+        c.names.extend(new_names)
+        c.kinds.extend(repeat(TASK, len(children)))
+        c.retry_of.extend(repeat(retry, len(children)))
+        if chain:
+            c.preds.append([])
+            c.preds.extend([[k] for k in range(lo, hi - 1)])  # atom k + 1 after atom k
+            c.succs.extend([[k] for k in range(lo + 1, hi)])
+            c.succs.append([])
+        else:
+            c.preds.extend([[] for _ in children])
+            c.succs.extend([[] for _ in children])
+        return True
+
+    def position_edges(self, flow: GraphFlow, children: list[Node], lo: int) -> tuple[list[int], list[int]]:
+        """The edges of a plain graph flow whose data edges are complete (no link, so no decider; each
+        pair once) between its atoms laid out from ``lo``; its sources and sinks."""
+        preds, succs = self.c.preds, self.c.succs
+        for ku, kv in flow.position_links(children)[0]:
+            succs[lo + ku].append(lo + kv)
+            preds[lo + kv].append(lo + ku)
+        nodes = range(lo, lo + len(children))
+        return list(compress(nodes, map(not_, preds[lo:]))), list(compress(nodes, map(not_, succs[lo:])))
 
     def link_edges(
         self, flow: Flow, children: list[Node], built: list[_Built], manual: list[tuple[int, int]]
@@ -262,6 +314,9 @@ class Structure:
                     if p != k and not (after and p in _reach(after, k, reached)):
                         out.append((p, k))
         return out
+
+
+_name_of = attrgetter("name")
 
 
 def _link_label(u: Node, v: Node) -> str:

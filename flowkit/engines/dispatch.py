@@ -157,8 +157,12 @@ class Dispatcher:
             # call_atom, inline: this is every call of the serial engine (one Python call less each)
             token = _atom_context.set(ctx)
             try:
-                fn = atom.execute if action == EXECUTE else atom.revert
-                result = fn(**kwargs)
+                if kwargs:
+                    result = (atom.execute if action == EXECUTE else atom.revert)(**kwargs)
+                elif action == EXECUTE:  # no arguments (the usual no-op): a plain method call
+                    result = atom.execute()
+                else:
+                    result = atom.revert()
                 if type(result) is _COROUTINE:  # never stored as a result (see CoroutineResult)
                     result.close()
                     raise CoroutineResult(atom.name, action)

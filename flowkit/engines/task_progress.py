@@ -32,7 +32,9 @@ def progress_nodes(compiled: CompiledFlow) -> frozenset[int]:
     atoms = compiled.atoms
     # Usually no task can observe the calls: found by two passes in C, with no test per atom in Python
     # (junctions and retry controllers keep Task's update_progress and have no notifier either).
-    if not any(_own_update(k) for k in set(map(type, atoms))) and not any(map(_notifier_of, atoms)):
+    if not any(map(_own_update, compiled.atom_classes())) and (
+        not Task.notifiers_made or not any(map(_notifier_of, atoms))
+    ):
         return _NONE
     out = []
     kinds = compiled.kinds
