@@ -210,8 +210,7 @@ class Conductor:
             self._register(job)
         self._board_outage.ok()
         if job is None:
-            for _ in self.board.wait(self.wait_timeout):
-                break  # woken by a post: claim on the next turn
+            self.board.wait_claimable(self.wait_timeout)  # woken by a post: claim on the next turn
             return None
         self.stats.add("claimed")
         LOG.info("conductor %r: claimed job %s", self.name, job)

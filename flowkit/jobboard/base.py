@@ -197,6 +197,17 @@ class JobBoard(abc.ABC):
         loops need no ``try``.
         """
 
+    def wait_claimable(self, timeout: float | None = None) -> None:
+        """Block until a job may be claimable, or ``timeout`` passed: what a claim loop waits on
+        between :meth:`claim_next` calls that found nothing.
+
+        Unlike :meth:`wait` it returns no jobs, so a board that must read them from its server
+        (SQL) can return as soon as it is woken: the caller's next ``claim_next`` reads the board
+        anyway, and one round trip less lies between a post and its claim.
+        """
+        for _ in self.wait(timeout):
+            break
+
     @abc.abstractmethod
     def job_count(self, only_unclaimed: bool = False) -> int: ...
 

@@ -306,6 +306,28 @@ class SQLJobBoard(JobBoard):
                 if self._generation == generation:
                     self._changed.wait(remaining)
 
+    def wait_claimable(self, timeout: float | None = None) -> None:
+        """Like :meth:`wait`, but once woken (a post here, NOTIFY) it returns at once, without reading
+        the jobs: the caller claims next, and that reads them. The board is read before sleeping
+        (a post may have come since the caller last looked) and after each quiet ``poll``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._changed:
+                generation = self._generation
+            if self.job_count(only_unclaimed=True):
+                return
+            remaining = self.poll if deadline is None else min(self.poll, deadline - time.monotonic())
+            wake = self.next_wake()  # a parked job due before the next poll: wake up for it
+            if wake is not None and remaining > 0:
+                remaining = min(remaining, max(0.001, wake - time.time()))
+            if remaining <= 0:
+                return
+            with self._changed:
+                if self._generation == generation:
+                    self._changed.wait(remaining)
+                if self._generation != generation:
+                    return
+
     def job_count(self, only_unclaimed: bool = False) -> int:
         now = time.time()
         where = claims.available(self.name, now) if only_unclaimed else self._active()
