@@ -207,6 +207,7 @@ def failover(side: Side) -> dict[str, float]:
         )
         resumed = next(t for pid, t in _starts(s.work, "slow") if pid == b.pid)
     took = resumed - killed
+    log(f"{side.name}: failover run: SIGKILL -> resumed in {took:.2f} s (limit {SESSION_TIMEOUT + 1:g} s)")
     return {
         "failover_s": took,
         "total_s": took,
