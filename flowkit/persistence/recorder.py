@@ -93,17 +93,41 @@ def atom_uuid(flow_uuid: str, atom_name: str) -> str:
     """The uuid an atom gets in a flow detail: derived from both, so it is the same in every process.
 
     ``str(uuid.uuid5(uuid.NAMESPACE_OID, f"flowkit/{flow_uuid}/{atom_name}"))``, computed without the
-    ``UUID`` object (a new flow detail makes one per atom): the SHA-1 of namespace and name, its first
-    16 bytes with the version (5) and the RFC 4122 variant bits set.
+    ``UUID`` object (a new flow detail makes one per atom): see :func:`_uuid5_text`.
     """
-    digest = bytearray(sha1(_OID + f"flowkit/{flow_uuid}/{atom_name}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _uuid5_text(_OID + f"flowkit/{flow_uuid}/{atom_name}".encode())
+
+
+def _uuid5_text(name: bytes) -> str:
+    """``str(uuid.uuid5(...))`` of a namespace's bytes + ``name`` already joined: the SHA-1 in hex, its
+    first 32 digits with the version digit (5) and the RFC 4122 variant bits (the 17th digit's top two
+    bits 10) set, in the 8-4-4-4-12 layout."""
+    h = sha1(name).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 _OID = uuidlib.NAMESPACE_OID.bytes
+_VARIANT = {f"{k:x}": f"{(k & 0x3) | 0x8:x}" for k in range(16)}
+
+
+def _version_texts() -> Callable[[object], str | None]:
+    """``version_text`` of an atom's ``version`` with the texts kept by version (one per class, as a
+    rule): a new flow detail makes one per atom."""
+    texts: dict[object, str | None] = {None: None}
+
+    def text(version: object) -> str | None:
+        try:
+            found = texts.get(version, _NO_TEXT)
+        except TypeError:  # unhashable (a list)
+            return version_text(version)
+        if found is _NO_TEXT:
+            found = texts[version] = version_text(version)
+        return found  # type: ignore[return-value]
+
+    return text
+
+
+_NO_TEXT = object()  # "not kept yet", apart from every text and None
 
 
 class BackendRecorder(Recorder):
@@ -333,16 +357,16 @@ class BackendRecorder(Recorder):
         self._details = [None] * len(c.atoms)
         fd.clear_atoms()
         new: list[AtomDetail] = []
+        prefix = _OID + f"flowkit/{fd.uuid}/".encode()  # atom_uuid's, once per flow
+        versions = _version_texts()
         for i in c.atom_ids():
             name = c.names[i]
             ad = known.pop(name, None)
             save = fresh
             if ad is None:
                 cls = RetryDetail if c.kinds[i] == RETRY else TaskDetail
-                version = getattr(c.atoms[i], "version", None)
-                ad = cls(
-                    name, atom_uuid(fd.uuid, name), version=None if version is None else version_text(version)
-                )
+                version = versions(getattr(c.atoms[i], "version", None))
+                ad = cls(name, _uuid5_text(prefix + name.encode()), version=version)
                 ad.position = i
                 save = True
             elif c.kinds[i] == RETRY and not isinstance(ad, RetryDetail):
