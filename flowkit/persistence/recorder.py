@@ -9,6 +9,9 @@ before it (see the backend's ``durability``). So:
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
 - the flow's state and the failures it reverts for are saved with each flow transition;
+- a flow detail's set-up (:meth:`BackendRecorder.restore`: its new rows, its fence) is one
+  transaction (:meth:`~flowkit.persistence.backends.base.Connection.run_setup`), on disk at once, or
+  on a SQLite file at the default durability, with the flow's first transition (the next commit);
 - a flow's final state is saved only when every atom's is durable: a flush covers the commits of its
   own database session only, so after a lost connection (a database server crash loses the commits it
   had not flushed yet) the recorder writes again, durably, every atom row it changed since the last
@@ -299,7 +302,7 @@ class BackendRecorder(Recorder):
     def restore(self, storage: Storage) -> None:
         with self.backend.get_connection() as conn:
             conn.validate()
-            conn.run(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
+            conn.run_setup(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
         fd = self.flow_detail
         saved_state = fd.state or FlowState.PENDING  # None: a new flow detail no engine has run yet
         storage.flow_state = FlowState.SUSPENDED if saved_state in _INTERRUPTED else saved_state

@@ -188,6 +188,9 @@ class SQLAlchemyBackend(Backend):
         self.engine = self._lease.engine
         self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
         self.durable_transaction = _durable_transaction(self.engine.dialect.name, self.relaxed is not None)
+        # run_setup's (relax, restore) around its transaction: a SQLite commit at synchronous=NORMAL is
+        # lost only with the machine, and the engine with it
+        self.relaxed_setup = self.relaxed if self.engine.dialect.name == "sqlite" else None
         self.updates = PreparedUpdates(self.engine.dialect)
         """Every row update (an atom transition is one): prepared, on the DB-API cursor (see _prepared)."""
         self.schema_checked = False
@@ -332,6 +335,34 @@ class SQLAlchemyConnection(Connection):
         For queries the row primitives do not cover (:mod:`flowkit.persistence.queries`).
         """
         return self.run(lambda: [list(self._checkout().execute(s).all()) for s in statements])
+
+    def run_setup(self, fn: Callable[[], T]) -> T:
+        """SQLite at ``durability="flow"``: the transaction commits at ``synchronous=NORMAL`` (no fsync;
+        the flow's first transition, a durable commit, syncs the WAL with it), set and reset on the
+        driver's connection around it (a safety level cannot change inside a transaction)."""
+        pragmas = self.backend.relaxed_setup
+        if pragmas is None or self._autocommit:
+            return self.run(fn)
+        relax, restore = pragmas
+
+        def attempt() -> T:
+            conn = self._checkout()
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            try:
+                driver.execute(relax)
+                with conn.begin():
+                    return fn()
+            finally:
+                try:
+                    driver.execute(restore)  # the pool's other users expect durable commits
+                except Exception:
+                    self._release(invalidate=True)
+
+        try:
+            return self._retrying(attempt)
+        finally:
+            self._release()
 
     def run_durable(self, fn: Callable[[], T]) -> T:
         if not self._autocommit:
