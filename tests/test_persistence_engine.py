@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -229,7 +230,11 @@ def test_a_url_works_as_the_backend(tmp_path: Path) -> None:
     assert engines.load(LinearFlow("x").add(Record("a", [])), backend=url).storage  # same pool, no error
 
 
-def test_one_statement_and_one_commit_per_atom_transition(tmp_path: Path) -> None:
+def test_one_statement_and_one_commit_per_atom_transition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowkit.persistence.backends import sqlalchemy as sqlalchemy_backend
+
     backend = fresh_backend(f"sqlite:///{tmp_path}/count.db")
     n = 50
     flow = LinearFlow("count").add(*(Record(f"t{i}", []) for i in range(n)))
@@ -241,20 +246,29 @@ def test_one_statement_and_one_commit_per_atom_transition(tmp_path: Path) -> Non
     def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
         seen.append((text, conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"))
 
+    flushed = sqlalchemy_backend._FLUSH
+
+    def flush(fd: int) -> None:  # the durable point's flush of the WAL file, in order with the SQL
+        seen.append((f"flush {os.readlink(f'/proc/self/fd/{fd}')}", True))
+        flushed(fd)
+
+    monkeypatch.setattr(sqlalchemy_backend, "_FLUSH", flush)
     sa.event.listen(sa_engine, "before_cursor_execute", statement)
     engine.run()
     atom_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_atomdetails")]
     assert len(atom_writes) == 2 * n and all(atom_writes)  # RUNNING and SUCCESS: one autocommit each
-    # RUNNING and SUCCESS, each in a durable transaction on the same connection as the atom writes
-    # (its synchronous=FULL commit syncs the WAL with every atom write before it)
+    # RUNNING and SUCCESS, each in a transaction on the same connection as the atom writes, whose
+    # COMMIT is followed by a flush of the WAL file: on disk with every atom write before it (the
+    # connection stays at synchronous=NORMAL: a PRAGMA synchronous would expire its statements)
     texts = [text for text, _ in seen]
     at = [k for k, text in enumerate(texts) if text.startswith("UPDATE flowkit_flowdetails")]
     assert len(at) == 2
     for k in at:
-        assert texts[k - 2 : k] == ["PRAGMA synchronous=FULL", "BEGIN IMMEDIATE"]
-        assert texts[k + 1 : k + 3] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+        assert texts[k - 1] == "BEGIN IMMEDIATE"
+        assert texts[k + 1 : k + 3] == ["COMMIT", f"flush {tmp_path}/count.db-wal"]
         assert seen[k][1]  # on the recorder's autocommit connection
-    assert len(seen) <= 2 * n + 12  # and nothing per atom besides: 5 per flow write, a PRAGMA at each end
+    assert texts.count("PRAGMA synchronous=FULL") == 1  # when the connection goes back to the pool
+    assert len(seen) <= 2 * n + 10  # and nothing per atom besides: 4 per flow write, a PRAGMA at each end
     backend.close()
 
 
@@ -282,7 +296,7 @@ def test_a_long_flow_gets_a_durable_point_every_keep_max_atoms(
     assert max(sizes) < 4
     # the flow's RUNNING and SUCCESS, and a flush at the RUNNING of t3, t6 and t9 (4 atoms kept each)
     assert seen.count("BEGIN IMMEDIATE") == 2 + 3
-    assert seen.count("PRAGMA synchronous=FULL") == 2 + 3 + 1  # and one when the connection goes back
+    assert seen.count("PRAGMA synchronous=FULL") == 1  # when the connection goes back (flushes: fsync)
     backend.close()
 
 

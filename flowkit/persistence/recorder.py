@@ -9,6 +9,9 @@ before it (see the backend's ``durability``). So:
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
 - the flow's state and the failures it reverts for are saved with each flow transition;
+- a flow detail's set-up (:meth:`BackendRecorder.restore`: its new rows, its fence) is one
+  transaction (:meth:`~flowkit.persistence.backends.base.Connection.run_setup`), on disk at once, or
+  on a SQLite file at the default durability, with the flow's first transition (the next commit);
 - a flow's final state is saved only when every atom's is durable: a flush covers the commits of its
   own database session only, so after a lost connection (a database server crash loses the commits it
   had not flushed yet) the recorder writes again, durably, every atom row it changed since the last
@@ -40,6 +43,7 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from hashlib import sha1
 from typing import Any, NoReturn
 
@@ -93,17 +97,42 @@ def atom_uuid(flow_uuid: str, atom_name: str) -> str:
     """The uuid an atom gets in a flow detail: derived from both, so it is the same in every process.
 
     ``str(uuid.uuid5(uuid.NAMESPACE_OID, f"flowkit/{flow_uuid}/{atom_name}"))``, computed without the
-    ``UUID`` object (a new flow detail makes one per atom): the SHA-1 of namespace and name, its first
-    16 bytes with the version (5) and the RFC 4122 variant bits set.
+    ``UUID`` object (a new flow detail makes one per atom): see :func:`_uuid5_text`.
     """
-    digest = bytearray(sha1(_OID + f"flowkit/{flow_uuid}/{atom_name}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _uuid5_text(_OID + f"flowkit/{flow_uuid}/{atom_name}".encode())
+
+
+def _uuid5_text(name: bytes) -> str:
+    """``str(uuid.uuid5(...))`` of a namespace's bytes + ``name`` already joined: the SHA-1 in hex, its
+    first 32 digits with the version digit (5) and the RFC 4122 variant bits (the 17th digit's top two
+    bits 10) set, in the 8-4-4-4-12 layout."""
+    h = sha1(name).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 _OID = uuidlib.NAMESPACE_OID.bytes
+_now = datetime.now
+_VARIANT = {f"{k:x}": f"{(k & 0x3) | 0x8:x}" for k in range(16)}
+
+
+def _version_texts() -> Callable[[object], str | None]:
+    """``version_text`` of an atom's ``version`` with the texts kept by version (one per class, as a
+    rule): a new flow detail makes one per atom."""
+    texts: dict[object, str | None] = {None: None}
+
+    def text(version: object) -> str | None:
+        try:
+            found = texts.get(version, _NO_TEXT)
+        except TypeError:  # unhashable (a list)
+            return version_text(version)
+        if found is _NO_TEXT:
+            found = texts[version] = version_text(version)
+        return found  # type: ignore[return-value]
+
+    return text
+
+
+_NO_TEXT = object()  # "not kept yet", apart from every text and None
 
 
 class BackendRecorder(Recorder):
@@ -164,7 +193,12 @@ class BackendRecorder(Recorder):
             else:
                 found = conn.write_row(table, uuid, values, fence)
                 if found and self._relaxed:
-                    self._keep(conn, uuid, values)
+                    kept = self._kept  # _keep's usual case inline: merged into the row's kept values
+                    old = kept.get(uuid)
+                    if old is not None and conn.session == self._kept_session:
+                        old.update(values)
+                    else:
+                        self._keep(conn, uuid, values)
         except BaseException:
             self.close()
             raise
@@ -275,7 +309,7 @@ class BackendRecorder(Recorder):
     def restore(self, storage: Storage) -> None:
         with self.backend.get_connection() as conn:
             conn.validate()
-            conn.run(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
+            conn.run_setup(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
         fd = self.flow_detail
         saved_state = fd.state or FlowState.PENDING  # None: a new flow detail no engine has run yet
         storage.flow_state = FlowState.SUSPENDED if saved_state in _INTERRUPTED else saved_state
@@ -333,16 +367,16 @@ class BackendRecorder(Recorder):
         self._details = [None] * len(c.atoms)
         fd.clear_atoms()
         new: list[AtomDetail] = []
+        prefix = _OID + f"flowkit/{fd.uuid}/".encode()  # atom_uuid's, once per flow
+        versions = _version_texts()
         for i in c.atom_ids():
             name = c.names[i]
             ad = known.pop(name, None)
             save = fresh
             if ad is None:
                 cls = RetryDetail if c.kinds[i] == RETRY else TaskDetail
-                version = getattr(c.atoms[i], "version", None)
-                ad = cls(
-                    name, atom_uuid(fd.uuid, name), version=None if version is None else version_text(version)
-                )
+                version = versions(getattr(c.atoms[i], "version", None))
+                ad = cls(name, _uuid5_text(prefix + name.encode()), version=version)
                 ad.position = i
                 save = True
             elif c.kinds[i] == RETRY and not isinstance(ad, RetryDetail):
@@ -377,7 +411,7 @@ class BackendRecorder(Recorder):
     def atom_changed(self, storage: Storage, i: int, state: AtomState) -> None:
         ad = self._details[i]
         assert ad is not None, "junctions are never recorded"
-        now = utcnow()
+        now = _now(UTC)  # utcnow(), without the call
         history = storage.histories.get(i)
         # The two transitions of every task that runs (RUNNING, then SUCCESS) build their columns
         # straight away: the same values the generic path below makes through Codec.atom_values,

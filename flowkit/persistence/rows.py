@@ -73,6 +73,10 @@ class Codec:
 
     def __init__(self, serializer: Serializer | None = None) -> None:
         self.serializer: Serializer = serializer or JsonSerializer()
+        try:  # an empty dict's text, made once: every new atom detail's row has an empty ``meta``
+            self._empty: str | None = self.serializer.dumps({})
+        except (TypeError, ValueError):  # (then every row's fails, naming its atom)
+            self._empty = None
 
     # -- values -------------------------------------------------------------------------------------
 
@@ -198,6 +202,8 @@ class Codec:
         name, dump = ad.name, self.dump
         history = ad.history if isinstance(ad, RetryDetail) else None
         results, undone, meta = ad.results, ad.revert_results, ad.meta
+        failure, undo_failure, empty = ad.failure, ad.revert_failure, self._empty
+        meta_text = empty if not meta and empty is not None else dump(meta, name, "the meta")
         return {
             "uuid": ad.uuid,
             "parent_uuid": ad.parent_uuid,
@@ -207,9 +213,9 @@ class Codec:
             "state": str(ad.state),  # StrEnums: str() is the value
             "intention": str(ad.intention),
             "results": None if results is None else dump(results, name, "the result"),
-            "failure": self.dump_failure(ad.failure, name),
+            "failure": None if failure is None else self.dump_failure(failure, name),
             "revert_results": None if undone is None else dump(undone, name, "the revert result"),
-            "revert_failure": self.dump_failure(ad.revert_failure, name),
+            "revert_failure": None if undo_failure is None else self.dump_failure(undo_failure, name),
             "history": None if history is None else self.dump_history(history, name),
             "version": ad.version,
             "attempts": ad.attempts,
@@ -218,7 +224,7 @@ class Codec:
             "finished_at": ad.finished_at,
             "revert_started_at": ad.revert_started_at,
             "revert_finished_at": ad.revert_finished_at,
-            "meta": None if meta is None else dump(meta, name, "the meta"),
+            "meta": None if meta is None else meta_text,
         }
 
     def atom_from(self, row: Mapping[str, Any]) -> AtomDetail:

@@ -39,17 +39,27 @@ _MISSING_STATEMENT = "26000"  # PostgreSQL: invalid_sql_statement_name (a prepar
 _NAMES = itertools.count(1)
 
 
+# The last whole second _sqlite_utc formatted, as one (fields, text) pair replaced whole (threads share it)
+_second: list[tuple[tuple[int, ...], str]] = [((), "")]
+
+
 def _sqlite_utc(value: datetime | None) -> str | None:
-    """A timestamp as SQLAlchemy stores it in SQLite (UTC, naive, always with microseconds), in two C
-    calls instead of its processors' chain: ``2026-01-02 01:04:05.000000``."""
+    """A timestamp as SQLAlchemy stores it in SQLite (UTC, naive, always with microseconds):
+    ``2026-01-02 01:04:05.000000``.
+
+    Every atom transition stores one, and ``isoformat`` formats each field through C ``printf`` (a few
+    microseconds): the text of the last whole second is kept, so most calls only add the microseconds.
+    """
     if value is None:
         return None
-    zone = value.tzinfo
-    if zone is None:  # taken as UTC already, as UtcDateTime does
-        return value.isoformat(" ", "microseconds")
-    if zone is not UTC:  # (every timestamp flowkit makes is in UTC already: utcnow)
+    zone = value.tzinfo  # None: taken as UTC already, as UtcDateTime does
+    if zone is not UTC and zone is not None:  # (every timestamp flowkit makes is in UTC: utcnow)
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+    key = (value.second, value.minute, value.hour, value.day, value.month, value.year)
+    cached = _second[0]
+    if key != cached[0]:
+        cached = _second[0] = (key, value.replace(microsecond=0, tzinfo=None).isoformat(" "))
+    return "%s.%06d" % (cached[1], value.microsecond)  # noqa: UP031 (half an f-string's cost)
 
 
 class _Shape:
@@ -176,16 +186,26 @@ class PreparedUpdates:
                 prepared.add(shape.name)  # sent from now on: a failed EXECUTE does not undo a PREPARE
                 assert shape.prepare is not None
                 sql = shape.prepare + sql
-        self._send(conn, cursor, sql, params)
+        # _send, inline (one statement per atom transition)
+        events = conn._has_events or conn.engine._has_events
+        if events:
+            conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
+        try:
+            cursor.execute(sql, params)
+        except self._error as exc:
+            raise self._wrap(conn, cursor, sql, params, exc) from exc
+        if events:
+            conn.dispatch.after_cursor_execute(conn, cursor, sql, params, None, False)
         found: bool = cursor.rowcount == 1
         return found
 
     def _send(self, conn: sa.Connection, cursor: Any, sql: str, params: Any, many: bool = False) -> None:
         """Execute on the driver; the connection's listeners see it, errors come out as SQLAlchemy's."""
-        dispatch = conn.dispatch
-        events = bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+        # SQLAlchemy's own test before its event points: two attribute reads, where asking the
+        # dispatch for its listeners costs a dozen Python calls per statement
+        events = conn._has_events or conn.engine._has_events
         if events:
-            dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+            conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
         try:
             if many:
                 cursor.executemany(sql, params)
@@ -194,7 +214,7 @@ class PreparedUpdates:
         except self._error as exc:
             raise self._wrap(conn, cursor, sql, params, exc) from exc
         if events:
-            dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
+            conn.dispatch.after_cursor_execute(conn, cursor, sql, params, None, many)
 
     def _wrap(self, conn: sa.Connection, cursor: Any, sql: str, params: Any, exc: Exception) -> Exception:
         """The driver's error as SQLAlchemy's (what the backend's retry policy reads)."""

@@ -117,6 +117,13 @@ class Connection(ABC):
         durable as that connection's own: see :attr:`durable`)."""
         return self.run(fn)
 
+    def run_setup(self, fn: Callable[[], T]) -> T:
+        """Like :meth:`run`, for the recorder's set-up of a flow detail (its new rows, its fence): on
+        disk when this returns, except where a backend flushes it with the flow's first transition
+        instead, and only where its commit can be lost with the engine's machine alone, never to a
+        database server's crash the engine lives through (a SQLite file at ``durability="flow"``)."""
+        return self.run(fn)
+
     def run_durable(self, fn: Callable[[], T]) -> T:
         """Like :meth:`run`, but as one transaction even on an ``autocommit`` connection, whose commit
         is on disk when this returns, together with every commit this session made before it."""

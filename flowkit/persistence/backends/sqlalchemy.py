@@ -12,6 +12,9 @@ Choices, and why:
   each on its own (see :class:`SQLAlchemyBackend`), which is what makes a transition cost tens of
   microseconds instead of an fsync. The flow transition is a durable transaction on the same
   connection (:meth:`SQLAlchemyConnection.run_durable`): a flush covers its own session's commits.
+  On a SQLite file in WAL mode that transaction commits like the others and then flushes the WAL file
+  itself, as a ``synchronous=FULL`` commit would: a ``PRAGMA synchronous`` switch around it would
+  expire the connection's prepared statements (each compiled again at its next use).
 - Connection errors (``OperationalError``, a dropped connection) are retried with bounded exponential
   backoff (:class:`~flowkit.persistence.backoff.Backoff`); a whole unit of work is retried, never half
   of one. Past the bound the caller gets a :class:`~flowkit.exceptions.StorageError`.
@@ -23,6 +26,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import os
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -188,9 +192,33 @@ class SQLAlchemyBackend(Backend):
         self.engine = self._lease.engine
         self.relaxed = _RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
         self.durable_transaction = _durable_transaction(self.engine.dialect.name, self.relaxed is not None)
+        # run_setup's (relax, restore) around its transaction: a SQLite commit at synchronous=NORMAL is
+        # lost only with the machine, and the engine with it
+        self.relaxed_setup = self.relaxed if self.engine.dialect.name == "sqlite" else None
         self.updates = PreparedUpdates(self.engine.dialect)
         """Every row update (an atom transition is one): prepared, on the DB-API cursor (see _prepared)."""
         self.schema_checked = False
+        self._wal: str | None = None  # wal_file's answer, once _wal_known
+        self._wal_known = False
+
+    def wal_file(self, conn: sa.Connection) -> str | None:
+        """The SQLite database's write-ahead log file (``conn``'s database's), or None when it has none
+        (not in WAL mode, in memory): asked once.
+
+        Why: a durable point on the recorder's relaxed connection commits at ``synchronous=NORMAL``
+        and then flushes this file itself, instead of switching the connection to ``FULL`` and back
+        around the commit: every ``PRAGMA synchronous`` expires the connection's prepared statements
+        (each statement it runs next is compiled again: ~30 per run, ~1M instructions).
+        """
+        if not self._wal_known:
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            mode = str(driver.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            files = [row[2] for row in driver.execute("PRAGMA database_list") if row[1] == "main"]
+            path = files[0] if files else ""
+            self._wal = f"{path}-wal" if mode == "wal" and path else None
+            self._wal_known = True
+        return self._wal
 
     @property
     def display_url(self) -> str:
@@ -205,6 +233,22 @@ class SQLAlchemyBackend(Backend):
     def close(self) -> None:
         """Release the engine: disposed unless a board or another backend on the database shares it."""
         self._lease.release()
+
+
+_FLUSH = getattr(os, "fdatasync", os.fsync)  # (what SQLite syncs with; macOS has no fdatasync)
+
+
+def _sync_file(path: str, url: str) -> None:
+    """Flush ``path`` (a SQLite WAL file) to disk, as a ``synchronous=FULL`` commit does after writing
+    its frames (fsync is per file: it covers what every connection wrote to it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            _FLUSH(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(f"{url}: cannot flush its write-ahead log {path} to disk: {exc}") from exc
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -333,9 +377,41 @@ class SQLAlchemyConnection(Connection):
         """
         return self.run(lambda: [list(self._checkout().execute(s).all()) for s in statements])
 
+    def run_setup(self, fn: Callable[[], T]) -> T:
+        """SQLite at ``durability="flow"``: the transaction commits at ``synchronous=NORMAL`` (no fsync;
+        the flow's first transition, a durable commit, syncs the WAL with it), set and reset on the
+        driver's connection around it (a safety level cannot change inside a transaction)."""
+        pragmas = self.backend.relaxed_setup
+        if pragmas is None or self._autocommit:
+            return self.run(fn)
+        relax, restore = pragmas
+
+        def attempt() -> T:
+            conn = self._checkout()
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            try:
+                driver.execute(relax)
+                with conn.begin():
+                    return fn()
+            finally:
+                try:
+                    driver.execute(restore)  # the pool's other users expect durable commits
+                except Exception:
+                    self._release(invalidate=True)
+
+        try:
+            return self._retrying(attempt)
+        finally:
+            self._release()
+
     def run_durable(self, fn: Callable[[], T]) -> T:
         if not self._autocommit:
             return self.run(fn)  # a plain connection's commits are durable
+        if self.backend.relaxed_setup is not None:  # SQLite, relaxed: sync the WAL after the commit
+            wal = self.backend.wal_file(self._checkout())
+            if wal is not None:
+                return self._own_transaction(fn, ("BEGIN IMMEDIATE",), ("COMMIT",), wal)
         return self._own_transaction(fn, *self.backend.durable_transaction)
 
     def run_together(self, fn: Callable[[], T]) -> T:
@@ -344,8 +420,11 @@ class SQLAlchemyConnection(Connection):
         sqlite = self.backend.engine.dialect.name == "sqlite"
         return self._own_transaction(fn, ("BEGIN IMMEDIATE" if sqlite else "BEGIN",), ("COMMIT",))
 
-    def _own_transaction(self, fn: Callable[[], T], begin: Sequence[str], end: Sequence[str]) -> T:
-        """``fn`` between ``begin`` and ``end`` on the autocommit connection, retried as a whole."""
+    def _own_transaction(
+        self, fn: Callable[[], T], begin: Sequence[str], end: Sequence[str], sync: str | None = None
+    ) -> T:
+        """``fn`` between ``begin`` and ``end`` on the autocommit connection, retried as a whole; then
+        the file ``sync`` (a SQLite WAL file) flushed to disk."""
 
         def attempt() -> T:
             conn = self._checkout()
@@ -357,6 +436,8 @@ class SQLAlchemyConnection(Connection):
                 for statement in end:
                     conn.exec_driver_sql(statement)
                 self._in_transaction = False
+                if sync is not None:
+                    _sync_file(sync, self.backend.display_url)
             except BaseException:
                 # the transaction is half done: drop the session (its server side rolls back) rather
                 # than give the pool a connection in an unknown state
