@@ -80,8 +80,40 @@ def test_a_chain_stays_complete_and_compiles_the_same() -> None:
         *(Needs(name=f"t{i}", provides=f"v{i}", requires=[f"v{i - 1}"] if i else []) for i in range(50))
     )
     assert flow.data_edges_complete
+    assert flow.data_edges_chain
     fast, slow = _both_ways(flow)
     assert fast == slow
+
+
+@pytest.mark.parametrize(
+    ("shape", "chain"),
+    [
+        ([("a", "x", []), ("b", "y", ["x"]), ("c", "z", ["x"])], False),  # c after a, not after b
+        ([("a", "x", []), ("b", "y", ["x"]), ("c", "z", [])], False),  # c after nothing
+        ([("a", "x", []), ("b", "y", ["x", "w"]), ("c", "w", [])], False),  # c provides what b requires
+        ([("a", "x", []), ("b", "y", []), ("c", "z", ["x", "y"])], False),  # c after two
+        ([("a", "x", ["q"]), ("b", "y", ["x", "q"])], True),  # symbols from the store do not matter
+    ],
+)
+def test_only_a_chain_is_laid_out_as_one(shape: list[tuple[str, str, list[str]]], chain: bool) -> None:
+    flow = GraphFlow("g").add(*(Needs(name=n, provides=p, requires=r) for n, p, r in shape))
+    assert flow.data_edges_complete
+    assert flow.data_edges_chain is chain
+    fast, slow = _both_ways(flow)
+    assert fast == slow
+
+
+def test_random_chains_compile_the_same_as_inferred() -> None:
+    chains = 0
+    for seed in range(400):
+        rng = random.Random(seed)
+        flow = _random_flow(rng, rng.randint(1, 8), rng.randint(1, 3))
+        if not flow.data_edges_chain:
+            continue
+        chains += 1
+        fast, slow = _both_ways(flow)
+        assert fast == slow, f"seed {seed}"
+    assert chains > 20
 
 
 def test_a_second_provider_added_later_clears_it() -> None:

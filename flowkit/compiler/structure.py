@@ -101,6 +101,8 @@ class Structure:
         complete = type(flow) is GraphFlow and flow.data_edges_complete
         need = symbols or (isinstance(flow, GraphFlow) and not complete)
         linear = type(flow).iter_links is LinearFlow.iter_links
+        if complete and cast(GraphFlow, flow).data_edges_chain:
+            linear = True  # each child after the one before: a linear flow's edges, in the same order
         if not need and (linear or complete) and self.add_atoms(children, inner, linear):
             lo = len(c.atoms) - len(children)
             if linear:

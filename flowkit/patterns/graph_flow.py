@@ -48,6 +48,8 @@ class GraphFlow(_Flow):
         self._requirers: dict[str, list[Node]] = {}
         self._data_complete = True
         """See :attr:`data_edges_complete`; cleared for good by whatever could make it untrue."""
+        self._chain = True
+        """See :attr:`data_edges_chain`; cleared for good by the first child that breaks the chain."""
 
     # -- building --------------------------------------------------------------------------------
 
@@ -110,6 +112,14 @@ class GraphFlow(_Flow):
                             self._data_complete = False
         if into and out:
             self._refuse_cycle(node, list(out), set(into))
+        if self._chain:  # still each child after the one before: is this one too (nothing else)?
+            kids = self._children  # ``node`` is the last one (``add()`` appends it first)
+            if out or kids[-1] is not node:
+                self._chain = False
+            elif len(kids) == 1:
+                self._chain = not into
+            elif len(into) != 1 or id(kids[-2]) not in into:
+                self._chain = False
         self._nodes[nid] = node
         self._succ.setdefault(nid, {})
         self._pred.setdefault(nid, {})
@@ -227,6 +237,13 @@ class GraphFlow(_Flow):
         and there is no :meth:`link` and no rolled-back ``add()``. The compiler then skips working
         the data edges out again (each symbol of each child against its siblings')."""
         return self._data_complete
+
+    @property
+    def data_edges_chain(self) -> bool:
+        """True when :attr:`data_edges_complete` and the data edges are exactly each child after the
+        one added before it (``a -> b -> c``: each requires what the previous one provides), so the
+        compiler lays the children out as a linear flow's, without reading the edges one by one."""
+        return self._chain and self._data_complete
 
     def iter_links(self) -> Iterator[tuple[Node, Node, dict[str, Any]]]:
         """Every edge with its metadata: ``reasons`` (the symbols behind a data edge), ``manual``
