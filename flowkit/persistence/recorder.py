@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from hashlib import sha1
 from typing import Any, NoReturn
 
@@ -111,7 +110,6 @@ def _uuid5_text(name: bytes) -> str:
 
 
 _OID = uuidlib.NAMESPACE_OID.bytes
-_now = datetime.now
 _VARIANT = {f"{k:x}": f"{(k & 0x3) | 0x8:x}" for k in range(16)}
 
 
@@ -193,12 +191,7 @@ class BackendRecorder(Recorder):
             else:
                 found = conn.write_row(table, uuid, values, fence)
                 if found and self._relaxed:
-                    kept = self._kept  # _keep's usual case inline: merged into the row's kept values
-                    old = kept.get(uuid)
-                    if old is not None and conn.session == self._kept_session:
-                        old.update(values)
-                    else:
-                        self._keep(conn, uuid, values)
+                    self._keep(conn, uuid, values)
         except BaseException:
             self.close()
             raise
@@ -411,7 +404,7 @@ class BackendRecorder(Recorder):
     def atom_changed(self, storage: Storage, i: int, state: AtomState) -> None:
         ad = self._details[i]
         assert ad is not None, "junctions are never recorded"
-        now = _now(UTC)  # utcnow(), without the call
+        now = utcnow()
         history = storage.histories.get(i)
         # The two transitions of every task that runs (RUNNING, then SUCCESS) build their columns
         # straight away: the same values the generic path below makes through Codec.atom_values,

@@ -186,16 +186,7 @@ class PreparedUpdates:
                 prepared.add(shape.name)  # sent from now on: a failed EXECUTE does not undo a PREPARE
                 assert shape.prepare is not None
                 sql = shape.prepare + sql
-        # _send, inline (one statement per atom transition)
-        events = conn._has_events or conn.engine._has_events
-        if events:
-            conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
-        try:
-            cursor.execute(sql, params)
-        except self._error as exc:
-            raise self._wrap(conn, cursor, sql, params, exc) from exc
-        if events:
-            conn.dispatch.after_cursor_execute(conn, cursor, sql, params, None, False)
+        self._send(conn, cursor, sql, params)
         found: bool = cursor.rowcount == 1
         return found
 
