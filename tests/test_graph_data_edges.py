@@ -62,17 +62,24 @@ def _random_flow(rng: random.Random, n: int, symbols: int) -> GraphFlow:
     return flow
 
 
-def test_random_graph_flows_compile_the_same_without_inferring() -> None:
-    complete = 0
+def _compiled_the_same(shortcut: str, max_atoms: int, max_symbols: int) -> int:
+    """Compile 400 random graph flows that take ``shortcut`` (a GraphFlow property) both ways, asserting
+    the same result; how many took it."""
+    taken = 0
     for seed in range(400):
         rng = random.Random(seed)
-        flow = _random_flow(rng, rng.randint(1, 12), rng.randint(1, 6))
-        if not flow.data_edges_complete:
+        flow = _random_flow(rng, rng.randint(1, max_atoms), rng.randint(1, max_symbols))
+        if not getattr(flow, shortcut):
             continue
-        complete += 1
+        taken += 1
         fast, slow = _both_ways(flow)
         assert fast == slow, f"seed {seed}"
-    assert complete > 100  # the shortcut was taken often enough to mean something
+    return taken
+
+
+def test_random_graph_flows_compile_the_same_without_inferring() -> None:
+    # the shortcut was taken often enough to mean something
+    assert _compiled_the_same("data_edges_complete", 12, 6) > 100
 
 
 def test_a_chain_stays_complete_and_compiles_the_same() -> None:
@@ -104,16 +111,7 @@ def test_only_a_chain_is_laid_out_as_one(shape: list[tuple[str, str, list[str]]]
 
 
 def test_random_chains_compile_the_same_as_inferred() -> None:
-    chains = 0
-    for seed in range(400):
-        rng = random.Random(seed)
-        flow = _random_flow(rng, rng.randint(1, 8), rng.randint(1, 3))
-        if not flow.data_edges_chain:
-            continue
-        chains += 1
-        fast, slow = _both_ways(flow)
-        assert fast == slow, f"seed {seed}"
-    assert chains > 20
+    assert _compiled_the_same("data_edges_chain", 8, 3) > 20
 
 
 def test_a_second_provider_added_later_clears_it() -> None:
