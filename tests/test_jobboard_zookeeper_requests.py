@@ -176,6 +176,8 @@ def test_a_claim_is_one_request_and_a_parked_job_is_refused_without_one(
         node = f"job-{parked.sequence:010d}"
         wait_until(lambda: board.job_count(only_unclaimed=True) == 1, 5, "the board to see both")
         wait_until(lambda: node in board._copy.waiting, 5, "the board to read the park")
+        # the park also rewrote the job's record: its waiting node and the record are read apart
+        wait_until(lambda: board._copy.versions.get(node) is not None, 5, "the board to read the record")
         # until its first listing is done the copy is not trusted and a claim reads (slow start-ups)
         wait_until(lambda: board._copy.trusted, 5, "the board's copy to be trusted")
         [job] = board.iterjobs(only_unclaimed=True)
