@@ -22,7 +22,7 @@ from flowkit.engines.dispatch import Dispatcher
 from flowkit.engines.revert import RevertWave
 from flowkit.flow import Flow
 from flowkit.retry import Times
-from flowkit.states import ATOM_TRANSITIONS, AtomState
+from flowkit.states import ATOM_TRANSITIONS, AtomState, FlowState
 
 Log = list[tuple[Any, ...]]
 
@@ -193,3 +193,62 @@ def test_the_plain_route_moves_states_the_table_allows() -> None:
     # the route sets SUCCESS -> REVERTING -> REVERTED without set_atom_state's check
     assert AtomState.REVERTING in ATOM_TRANSITIONS[AtomState.SUCCESS]
     assert AtomState.REVERTED in ATOM_TRANSITIONS[AtomState.REVERTING]
+
+
+class Stopper(Step):
+    """Suspends or cancels its engine from inside its revert (set ``engine`` before running)."""
+
+    engine: Any = None
+    how = "suspend"
+
+    def revert(self, *args: Any, **kwargs: Any) -> Any:
+        if self.how == "suspend":
+            self.engine.suspend()
+        else:
+            self.engine.cancel("stop")
+        return super().revert(*args, **kwargs)
+
+
+def _stopped(how: str) -> tuple[Any, ...]:
+    log: Log = []
+    stopper = Stopper(log, name="t2")
+    stopper.how = how
+    flow = LinearFlow("f").add(
+        *(Step(log, name=f"t{i}") for i in range(2)),
+        stopper,
+        *(Step(log, name=f"t{i}") for i in range(3, 5)),
+        Step(log, fail=True, name="t5"),
+    )
+    engine = stopper.engine = engines.load(flow)
+    outcomes = []
+    for _ in range(2):  # stopped mid-revert, then run again
+        try:
+            engine.run()
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+        outcomes.append((engine.storage.get_flow_state(), dict(engine.storage.get_atom_states())))
+    return [entry[:2] for entry in log], outcomes
+
+
+@pytest.mark.parametrize("how", ["suspend", "cancel"])
+def test_a_stop_between_plain_reverts_stops_where_the_general_route_does(
+    how: str, starts: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = _stopped(how)
+    assert starts[0] < 3  # the reverts before and after the stop took the plain route
+    with monkeypatch.context() as m:
+        m.setattr(Dispatcher, "plain_classes", lambda self: None)
+        general = _stopped(how)
+    assert plain == general
+    log, outcomes = plain
+    reverted = [name for kind, name in log if kind == "revert"]
+    # a suspend stops the revert after t2 and the next run finishes it; a cancel does not stop a revert
+    # (the second run starts the reverted flow afresh)
+    assert reverted[:6] == ["t5", "t4", "t3", "t2", "t1", "t0"]
+    assert len(reverted) == (6 if how == "suspend" else 12)
+    if how == "suspend":  # stopped between t2 and t1
+        state, atoms = outcomes[0]
+        assert state is FlowState.SUSPENDED
+        assert (atoms["t2"], atoms["t1"]) == (AtomState.REVERTED, AtomState.SUCCESS)
+    else:
+        assert outcomes[0] == "Cancelled"

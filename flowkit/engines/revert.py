@@ -166,9 +166,6 @@ class RevertWave:
                         result, flow_failures = results[x], failures.copy()  # a copy: see kwargs()
                     else:
                         kwargs = self.kwargs(x, atom, state) if wants else None
-                    # Taken at once unless someone sees the steps, or reverts started before it are taken
-                    # first: then it waits its turn, as it would in the dispatcher's queue.
-                    queued = loud or ready or done
                     states[x] = _REVERTING
                     token = set_context(contexts[x])
                     try:
@@ -178,7 +175,7 @@ class RevertWave:
                             out = atom.revert(result=result, flow_failures=flow_failures)
                         else:
                             out = atom.revert()
-                        if type(out) is _COROUTINE:  # never stored as a result (see CoroutineResult)
+                        if out is not None and type(out) is _COROUTINE:  # never a result (CoroutineResult)
                             out.close()
                             raise CoroutineResult(atom.name, REVERT)
                         ok = True
@@ -186,7 +183,9 @@ class RevertWave:
                         ok, out = False, Failure()
                     finally:
                         reset_context(token)
-                    if queued:
+                    # Taken at once unless someone sees the steps, or reverts started before it are taken
+                    # first: then it waits its turn, as it would in the dispatcher's queue.
+                    if loud or ready or done:
                         run.running += 1
                         done.append((x, REVERT, ok, out))
                     elif ok and not notifier.active and x not in progress:
