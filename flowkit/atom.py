@@ -187,6 +187,14 @@ def extract(result: Any, key: Any, atom_name: str, symbol: str) -> Any:
         ) from None
 
 
+WANTS_RESULT_AND_FAILURES = frozenset({"result", "flow_failures"})
+"""The ``_revert_wants`` of the usual ``revert(self, *args, **kwargs)``."""
+_WANTS: dict[frozenset[str], frozenset[str]] = {WANTS_RESULT_AND_FAILURES: WANTS_RESULT_AND_FAILURES}
+"""One object per distinct ``_revert_wants``, so that the serial engine's revert wave tells them apart by
+identity (see :mod:`flowkit.engines.revert`); a copy that is not this object (an unpickled atom) only
+takes the general route there."""
+
+
 def check_timeout(timeout: Any, what: str) -> float | None:
     """``timeout`` as float seconds (None: unbounded); InvalidFlowError unless positive and finite."""
     if timeout is None:
@@ -299,9 +307,10 @@ class Atom:
         revert_args, revert_params = _arguments(self._revert_callable(), self._revert_special_args)
         self._revert_takes_kwargs = revert_args.takes_kwargs
         #: which of result / flow_failures the revert callable accepts
-        self._revert_wants: frozenset[str] = frozenset(
+        wants = frozenset(
             n for n in self._revert_special_args if n in revert_params or revert_args.takes_kwargs
         )
+        self._revert_wants: frozenset[str] = _WANTS.setdefault(wants, wants)
         self.revert_required_rebind: dict[str, str] = {}
         self.revert_optional_rebind: dict[str, str] = {}
         #: parameter -> injected value, for revert

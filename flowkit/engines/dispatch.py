@@ -127,6 +127,14 @@ class Dispatcher:
         if self._default_timeout is None and CLASS_FLAGS.get(type(atom)) is PLAIN:
             self._plain.add(type(atom))
 
+    def plain_classes(self) -> set[type] | None:
+        """The atom classes whose calls :meth:`submit` makes as plain calls in the caller's thread, or
+        None when this dispatcher routes calls anywhere else (every subclass: threads, processes, workers,
+        Map children). A caller that holds the scheduler's thread may then make such a call itself, exactly
+        as :meth:`submit` would (the revert wave does: see :mod:`~flowkit.engines.revert`). The set is
+        live: it grows as :meth:`submit` learns classes and empties when the default timeout changes."""
+        return self._plain if type(self) is Dispatcher else None
+
     def start(self, on_progress: NodeProgress) -> None:
         """Acquire resources for one engine run, whose progress reports go to ``on_progress``.
 
