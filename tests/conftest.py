@@ -3,8 +3,9 @@
 Each service fixture probes its service when a test first asks for it (never at import time). A missing
 service skips the test locally and fails it in CI (``CI=true``); see ``tests/services.py``.
 
-``backend`` is an upgraded, empty persistence backend of each kind (memory, SQLite, PostgreSQL); a
-module pins one by overriding it. ``board`` is a connected, empty job board of each kind a conductor
+``backend`` is an upgraded, empty persistence backend of each kind (memory, SQLite, directory,
+PostgreSQL); a module narrows the kinds by overriding ``backend_kind``, or pins one by overriding
+``backend``. ``board`` is a connected, empty job board of each kind a conductor
 runs on (``board_url`` is parametrised over SQLite, PostgreSQL and ZooKeeper); a module pins one kind
 by overriding ``board_url``, and the flows' database by overriding ``persistence_url``.
 """
@@ -137,9 +138,16 @@ def conductors(tmp_path: Path, persistence_url: str) -> Iterator[Conductors]:
 
 
 @pytest.fixture(params=BACKEND_KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """An upgraded, empty persistence backend of each kind; closed afterwards."""
-    made = fresh_backend(backend_url(request.param, request, tmp_path))
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Which kinds ``backend`` is made of: every one. A module that tests what only some backends do
+    overrides this fixture with fewer params (``SQL_BACKEND_KINDS``), and keeps ``backend`` as it is."""
+    return str(request.param)
+
+
+@pytest.fixture
+def backend(backend_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An upgraded, empty persistence backend of each ``backend_kind``; closed afterwards."""
+    made = fresh_backend(backend_url(backend_kind, request, tmp_path))
     yield made
     made.close()
 
