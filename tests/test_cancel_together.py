@@ -27,7 +27,7 @@ from flowkit.jobboard import backends as boards
 from flowkit.states import AtomState, FlowState
 from tests.support.cancel_flows import Held, held
 from tests.support.conductors import running
-from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange, worker_options
+from tests.support.dispatchers import KINDS, options_for, served_exchange, worker_options
 from tests.support.journal import Journal, record
 from tests.support.runs import on_atom, run_bounded
 from tests.support.wait import wait_until
@@ -40,12 +40,6 @@ HANG_S = 30.0
 
 
 @pytest.fixture(scope="module")
-def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
-    with forkserver_pool() as pool:
-        yield pool
-
-
-@pytest.fixture(scope="module")
 def worker_exchange() -> Iterator[str]:
     with served_exchange("fk-together", WORKER_TOPIC, ["tests.support.cancel_flows"], threads=2) as exchange:
         yield exchange
@@ -54,11 +48,6 @@ def worker_exchange() -> Iterator[str]:
 @pytest.fixture(params=KINDS)
 def options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return options_for(request.param, request, topic=WORKER_TOPIC, max_workers=2, transition_timeout=10.0)
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal")
 
 
 def _cancel_soon(engine: engines.Engine, reason: str = "operator asked", after: float = 0.2) -> None:

@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +27,13 @@ from flowkit.failure import Failure
 from flowkit.persistence import backends, models
 from flowkit.states import AtomState, FlowState
 from tests.support.cancel_flows import held, three_steps
-from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange
+from tests.support.dispatchers import KINDS, options_for, served_exchange
 from tests.support.journal import Journal
 from tests.support.runs import on_atom
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_TOPIC = "cancel"
-
-
-@pytest.fixture(scope="module")
-def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
-    with forkserver_pool() as pool:
-        yield pool
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +47,6 @@ def worker_exchange() -> Iterator[str]:
 @pytest.fixture(params=KINDS)
 def options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return options_for(request.param, request, topic=WORKER_TOPIC, max_workers=4, transition_timeout=30.0)
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal")
 
 
 def test_cancel_from_another_thread_while_a_step_runs(

@@ -23,11 +23,6 @@ from tests.support.tasks import DiskFull, Hold, Step
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal.log")
-
-
 def failing_each(fail_at: int) -> Any:
     def each(k: int, item: Any) -> Step:
         extra = {"fail": f"item {k}"} if k == fail_at else {}
