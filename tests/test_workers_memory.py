@@ -37,6 +37,7 @@ from flowkit.workers.discovery import WorkerInfo
 from flowkit.workers.request import RUNNING, Request
 from tests import worker_tasks as wt
 from tests.support import tasks
+from tests.support.dispatchers import worker_options
 from tests.support.workers import TASK_MODULES, memory_worker
 
 URL = "memory://"
@@ -56,16 +57,7 @@ def worker(exchange: str) -> Iterator[Worker]:
 
 
 def load(flow: Any, exchange: str, timeout: float = 5.0, **kwargs: Any) -> engines.Engine:
-    return engines.load(
-        flow,
-        engine="worker-based",
-        transport=URL,
-        exchange=exchange,
-        topics=[TOPIC],
-        transition_timeout=timeout,
-        transport_options=OPTIONS,
-        **kwargs,
-    )
+    return engines.load(flow, **worker_options(exchange, TOPIC, timeout), **kwargs)
 
 
 def test_flow_runs_on_the_worker(worker: Worker, exchange: str) -> None:

@@ -42,16 +42,21 @@ def served_exchange(prefix: str, topic: str, tasks: Iterable[Any], threads: int)
         yield exchange
 
 
-def worker_options(exchange: str, topic: str, transition_timeout: float = 10.0) -> dict[str, Any]:
-    """The options of a worker-based engine that sends its atoms to the worker on ``exchange``."""
-    return {
+def worker_options(
+    exchange: str, topic: str, transition_timeout: float = 10.0, transport: str = MEMORY_TRANSPORT
+) -> dict[str, Any]:
+    """The options of a worker-based engine that sends its atoms to the worker on ``exchange`` over
+    ``transport`` (``memory://`` unless a broker's URL is given; it alone gets the quick polling)."""
+    options: dict[str, Any] = {
         "engine": "worker-based",
-        "transport": MEMORY_TRANSPORT,
+        "transport": transport,
         "exchange": exchange,
         "topics": [topic],
         "transition_timeout": transition_timeout,
-        "transport_options": MEMORY_OPTIONS,
     }
+    if transport == MEMORY_TRANSPORT:
+        options["transport_options"] = MEMORY_OPTIONS
+    return options
 
 
 def options_for(
