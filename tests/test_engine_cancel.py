@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,17 @@ def options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return options_for(request.param, request, topic=WORKER_TOPIC, max_workers=4, transition_timeout=30.0)
 
 
+def _cancelled_run(engine: engines.Engine, operator: Callable[[], None]) -> Cancelled:
+    """Run ``engine`` while ``operator`` acts on it from another thread (waits for a step, cancels,
+    releases the step), and return the Cancelled the run must raise once the operator is done."""
+    thread = threading.Thread(target=operator)
+    thread.start()
+    with pytest.raises(Cancelled) as caught:
+        engine.run()
+    thread.join()
+    return caught.value
+
+
 def test_cancel_from_another_thread_while_a_step_runs(
     options: dict[str, Any], journal: Journal, tmp_path: Path
 ) -> None:
@@ -62,13 +73,9 @@ def test_cancel_from_another_thread_while_a_step_runs(
         answers.append(engine.cancel("asked twice"))  # the first reason wins
         release.write_text("")
 
-    thread = threading.Thread(target=operator)
-    thread.start()
-    with pytest.raises(Cancelled) as caught:
-        engine.run()
-    thread.join()
+    cancelled = _cancelled_run(engine, operator)
     assert answers == [True, False]
-    assert caught.value.reason == "operator asked" and "three" in str(caught.value)
+    assert cancelled.reason == "operator asked" and "three" in str(cancelled)
     assert journal.names("execute") == ["a", "b"]  # b ran to its end; c never started
     assert journal.names("reverted") == ["b", "a"]
     st = engine.storage
@@ -117,12 +124,8 @@ def test_a_failure_while_cancelling_is_reverted_with_the_cancel(
         engine.cancel("stop")
         release.write_text("")
 
-    thread = threading.Thread(target=operator)
-    thread.start()
-    with pytest.raises(Cancelled) as caught:
-        engine.run()
-    thread.join()
-    assert isinstance(caught.value.__cause__, RuntimeError)
+    cancelled = _cancelled_run(engine, operator)
+    assert isinstance(cancelled.__cause__, RuntimeError)
     assert journal.names("execute") == ["a", "b"]
     assert journal.names("reverted") == ["b", "a"]
     assert set(engine.storage.flow_failures) == {"b", CANCEL_KEY}
