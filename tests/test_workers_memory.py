@@ -234,6 +234,20 @@ class FakeMessage:
         self.delivery_info = {"redelivered": redelivered, "routing_key": "k"}
 
 
+def redelivered_add(arguments: dict[str, Any]) -> FakeMessage:
+    """Request r1 (``tests.support.tasks.Add`` with ``arguments``) as the broker hands it out again after
+    a lost connection: the redelivery tests judge what a worker does with such a copy."""
+    body = protocol.encode(
+        protocol.REQUEST,
+        uuid="r1",
+        task="tests.support.tasks.Add",
+        atom="add",
+        action="execute",
+        arguments=arguments,
+    )
+    return FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+
+
 def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     w = Worker(URL, "unused", TOPIC, [tasks.Add])
     sent: list[tuple[bytes, str]] = []
@@ -245,15 +259,7 @@ def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(w._link, "publish", publish)
     monkeypatch.setattr(w._link, "ack", lambda message, gen, reject=False: acked.append((message, reject)))
-    body = protocol.encode(
-        protocol.REQUEST,
-        uuid="r1",
-        task="tests.support.tasks.Add",
-        atom="add",
-        action="execute",
-        arguments={"x": 1, "y": 2},
-    )
-    message = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+    message = redelivered_add({"x": 1, "y": 2})
     w._on_request(message)
     w._drain_inbox()
     assert acked == [(message, False)]
@@ -358,15 +364,7 @@ def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
     w._reconnected()
     w._flush()
     assert sent == [("r1", answer)]
-    body = protocol.encode(
-        protocol.REQUEST,
-        uuid="r1",
-        task="tests.support.tasks.Add",
-        atom="add",
-        action="execute",
-        arguments={},
-    )
-    copy = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+    copy = redelivered_add({})
     w._handle_request(copy, 2)
     assert sent == [("r1", answer), ("r1", answer)] and acked == [copy] and not w._jobs
 
