@@ -37,6 +37,7 @@ from flowkit.workers.discovery import WorkerInfo
 from flowkit.workers.request import RUNNING, Request
 from tests import worker_tasks as wt
 from tests.support import tasks
+from tests.support.background import Background
 from tests.support.dispatchers import worker_options
 from tests.support.workers import TASK_MODULES, memory_worker
 
@@ -189,22 +190,13 @@ def test_stop_lets_the_running_task_finish(worker: Worker, exchange: str, tmp_pa
         exchange,
         store={"marker_dir": str(tmp_path), "seconds": 0.5},
     )
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            engine.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    runner = threading.Thread(target=run)
-    runner.start()
+    run = Background(engine.run, name="run")
     deadline = time.monotonic() + 5
     while not (tmp_path / "started-nap").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    runner.join(10)
-    assert not errors and engine.storage.fetch("slept") == 0.5
+    run.wait(10)
+    assert not run.errors and engine.storage.fetch("slept") == 0.5
 
 
 def test_hung_call_is_abandoned_retried_and_its_late_result_discarded(
