@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from _suite import Limit, Preset, Results, Suite, Target, common_args, figure, ratio
+from _targets import flatness_target, fmt, per_task_target, speedup_target
 
 FLOW_CASES = ("linear", "unordered", "graph_chain", "revert")
 ASYNC_CASES = ("async_unordered", "async_linear")
@@ -51,43 +52,11 @@ def peer_args(preset: Preset) -> list[str]:
     return [*args, "--sizes", "100,1000,10000", *(["--full"] if preset.full else [])]
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:,.2f} {unit}"
-
-
 def _flow_targets(ours: Results, peer: Results, case: str) -> list[Target]:
-    at_1k = figure(ours, case, 1000)
-    at_10k = figure(ours, case, 10000)
-    speedup = ratio(figure(peer, case, 1000), at_1k)
-    flat = None if at_1k is None or at_10k is None or at_1k <= 0 else at_10k / at_1k
     return [
-        Target(
-            f"{case} N=1,000 per task",
-            _fmt(at_1k, "us"),
-            f"< {PER_TASK_LIMIT_US:g} us",
-            None if at_1k is None else at_1k < PER_TASK_LIMIT_US,
-            case,
-            1000,
-            "<50us",
-        ),
-        Target(
-            f"{case} N=1,000 vs TaskFlow",
-            _fmt(speedup, "x"),
-            f">= {SPEEDUP_MIN:g}x",
-            None if speedup is None else speedup >= SPEEDUP_MIN,
-            case,
-            1000,
-            ">=100x",
-        ),
-        Target(
-            f"{case} flatness 10k/1k",
-            _fmt(flat, "x"),
-            f"<= {FLATNESS_MAX:g}",
-            None if flat is None else flat <= FLATNESS_MAX,
-            case,
-            10000,
-            "flat",
-        ),
+        per_task_target(ours, case, 1000, PER_TASK_LIMIT_US, f"{case} N=1,000 per task", "<50us"),
+        speedup_target(ours, peer, case, 1000, SPEEDUP_MIN, f"{case} N=1,000 vs TaskFlow", ">=100x"),
+        flatness_target(ours, case, 1000, 10000, FLATNESS_MAX, f"{case} flatness 10k/1k", "flat"),
     ]
 
 
@@ -99,7 +68,7 @@ def core_targets(ours: Results, peer: Results) -> list[Target]:
         targets.append(
             Target(
                 f"compile+validate {n:,}-atom DAG",
-                _fmt(total, "s"),
+                fmt(total, "s"),
                 f"< {limit:g} s",
                 None if total is None else total < limit,
                 "compile",
@@ -112,7 +81,7 @@ def core_targets(ours: Results, peer: Results) -> list[Target]:
         targets.append(
             Target(
                 f"{case} N=1,000 per async no-op",
-                _fmt(per_task, "us"),
+                fmt(per_task, "us"),
                 f"< {ASYNC_LIMIT_US:g} us",
                 None if per_task is None else per_task < ASYNC_LIMIT_US,
                 case,
@@ -124,7 +93,7 @@ def core_targets(ours: Results, peer: Results) -> list[Target]:
     targets.append(
         Target(
             f"memory {MEMORY_N:,}-task flow peak RSS",
-            _fmt(rss, "MiB"),
+            fmt(rss, "MiB"),
             "< 1 GiB",
             None if rss is None else rss < MEMORY_LIMIT_MIB,
             "memory",
@@ -175,7 +144,7 @@ def core_limit_targets(ours: Results, limit: Results, others: dict[str, Results]
             targets.append(
                 Target(
                     f"{case} N={n:,} load+run per task (issue 13)",
-                    f"{_fmt(mine, 'us')} ({_fmt(ratio(mine, floor), 'x')} the bare loop)",
+                    f"{fmt(mine, 'us')} ({fmt(ratio(mine, floor), 'x')} the bare loop)",
                     f"<= {most:g} us",
                     None if mine is None else mine <= most,
                     case,
@@ -183,24 +152,13 @@ def core_limit_targets(ours: Results, limit: Results, others: dict[str, Results]
                     f"<={most:g}us",
                 )
             )
-        at_1k, at_10k = figure(ours, case, 1000), figure(ours, case, 10000)
-        flat = None if at_1k is None or at_10k is None or at_1k <= 0 else at_10k / at_1k
-        targets.append(
-            Target(
-                f"{case} flatness 10k/1k (issue 13)",
-                _fmt(flat, "x"),
-                f"<= {LIMIT_FLATNESS_MAX:g}",
-                None if flat is None else flat <= LIMIT_FLATNESS_MAX,
-                case,
-                10000,
-                "flat1.2",
-            )
-        )
+        name = f"{case} flatness 10k/1k (issue 13)"
+        targets.append(flatness_target(ours, case, 1000, 10000, LIMIT_FLATNESS_MAX, name, "flat1.2"))
     rss = figure(ours, "memory", MEMORY_N, "peak_rss_mib")
     targets.append(
         Target(
             f"memory {MEMORY_N:,}-task flow peak RSS (issue 13)",
-            _fmt(rss, "MiB"),
+            fmt(rss, "MiB"),
             f"< {LIMIT_MEMORY_MIB:g} MiB",
             None if rss is None else rss < LIMIT_MEMORY_MIB,
             "memory",

@@ -9,6 +9,7 @@ and a fresh PostgreSQL database per measurement.
 from __future__ import annotations
 
 from _suite import Preset, Results, Suite, Target, common_args, figure
+from _targets import fmt
 
 CASES = ("throughput", "latency", "failover")
 RESULT_CASES = ("throughput_1", "throughput_3", "latency", "failover")
@@ -42,10 +43,6 @@ def _only(results: Results, case: str, key: str) -> float | None:
     return figure(results, case, sizes[-1], key) if sizes else None
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:,.2f} {unit}"
-
-
 def jobboard_targets(ours: Results, peer: Results) -> list[Target]:
     targets = []
     for k in (1, 3):
@@ -55,19 +52,19 @@ def jobboard_targets(ours: Results, peer: Results) -> list[Target]:
         targets.append(
             Target(
                 f"throughput, {k} conductor(s)",
-                f"{_fmt(fk, 'jobs/s')} vs {_fmt(tf, 'jobs/s')}",
+                f"{fmt(fk, 'jobs/s')} vs {fmt(tf, 'jobs/s')}",
                 f">= {SPEEDUP_MIN:g}x",
                 None if speedup is None else speedup >= SPEEDUP_MIN,
                 case,
                 THROUGHPUT_N,
-                f">=5x ({_fmt(speedup, 'x')})",
+                f">=5x ({fmt(speedup, 'x')})",
             )
         )
     p50 = _only(ours, "latency", "p50_ms")
     targets.append(
         Target(
             "post-to-start p50",
-            _fmt(p50, "ms"),
+            fmt(p50, "ms"),
             f"< {P50_LIMIT_MS:g} ms",
             None if p50 is None else p50 < P50_LIMIT_MS,
             "latency",
@@ -80,7 +77,7 @@ def jobboard_targets(ours: Results, peer: Results) -> list[Target]:
     targets.append(
         Target(
             "failover (SIGKILL -> resumed)",
-            _fmt(took, "s"),
+            fmt(took, "s"),
             f"<= {limit:g} s",
             None if took is None else took <= limit,
             "failover",
@@ -106,28 +103,28 @@ def _issue13_targets(ours: Results, prefix: str, board: str) -> list[Target]:
     rows = [
         (
             f"{board}: 3 conductors (issue 13)",
-            _fmt(three, "jobs/s"),
+            fmt(three, "jobs/s"),
             f">= {JOBS_PER_S_MIN:g} jobs/s",
             None if three is None else three >= JOBS_PER_S_MIN,
             "throughput_3",
         ),
         (
             f"{board}: 3 conductors / 1 (issue 13)",
-            _fmt(scaling, "x"),
+            fmt(scaling, "x"),
             f">= {SCALING_MIN:g}x",
             None if scaling is None else scaling >= SCALING_MIN,
             "throughput_3",
         ),
         (
             f"{board}: post-to-start p50 (issue 13)",
-            _fmt(p50, "ms"),
+            fmt(p50, "ms"),
             f"<= {P50_TARGET_MS:g} ms",
             None if p50 is None else p50 <= P50_TARGET_MS,
             "latency",
         ),
         (
             f"{board}: worst failover of 5 (issue 13)",
-            _fmt(worst, "s"),
+            fmt(worst, "s"),
             f"<= {limit:g} s",
             None if worst is None else worst <= limit,
             "failover",

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from _peer import DBOS
 from _suite import Limit, Peer, Preset, Results, Suite, Target, common_args, figure, ratio
+from _targets import flatness_target, fmt, per_task_target, speedup_target
 
 CASES = ("sqlite", "postgresql")
 FLOWKIT_CASES = (*CASES, "sqlite_atom", "postgresql_atom")
@@ -34,10 +35,6 @@ def peer_args(preset: Preset) -> list[str]:
     return [*args, "--sizes", "100,1000", *([] if preset.full else ["--large-repeat", "1"])]
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:,.2f} {unit}"
-
-
 def _sql(results: Results, case: str, n: int) -> str:
     stmts, commits = (
         figure(results, case, n, "statements_per_task"),
@@ -49,32 +46,14 @@ def _sql(results: Results, case: str, n: int) -> str:
 def _case_targets(ours: Results, peer: Results, case: str) -> list[Target]:
     out = []
     for n in (100, 1000):
-        mine = figure(ours, case, n)
-        speedup = ratio(figure(peer, case, n), mine)
         need = SPEEDUP_MIN[case]
         trips = figure(ours, case, n, "run_statements_per_transition")
         out += [
-            Target(
-                f"{case} N={n:,} per task",
-                _fmt(mine, "us"),
-                f"< {PER_TASK_LIMIT_US:g} us",
-                None if mine is None else mine < PER_TASK_LIMIT_US,
-                case,
-                n,
-                "<1.5ms",
-            ),
-            Target(
-                f"{case} N={n:,} vs TaskFlow",
-                _fmt(speedup, "x"),
-                f">= {need:g}x",
-                None if speedup is None else speedup >= need,
-                case,
-                n,
-                f">={need:g}x",
-            ),
+            per_task_target(ours, case, n, PER_TASK_LIMIT_US, f"{case} N={n:,} per task", "<1.5ms"),
+            speedup_target(ours, peer, case, n, need, f"{case} N={n:,} vs TaskFlow", f">={need:g}x"),
             Target(
                 f"{case} N={n:,} round trips per atom transition",
-                f"{_fmt(trips, '')} (per task: fk {_sql(ours, case, n)}; TaskFlow {_sql(peer, case, n)})",
+                f"{fmt(trips, '')} (per task: fk {_sql(ours, case, n)}; TaskFlow {_sql(peer, case, n)})",
                 f"<= {ROUND_TRIPS_MAX:g}",
                 None if trips is None else trips <= ROUND_TRIPS_MAX,
                 case,
@@ -82,19 +61,7 @@ def _case_targets(ours: Results, peer: Results, case: str) -> list[Target]:
                 f"fk {_sql(ours, case, n)}, tf {_sql(peer, case, n)};",
             ),
         ]
-    small, large = figure(ours, case, 100), figure(ours, case, 1000)
-    flat = None if small is None or large is None or small <= 0 else large / small
-    out.append(
-        Target(
-            f"{case} flatness 1k/100",
-            _fmt(flat, "x"),
-            f"<= {FLATNESS_MAX:g}",
-            None if flat is None else flat <= FLATNESS_MAX,
-            case,
-            1000,
-            "flat",
-        )
-    )
+    out.append(flatness_target(ours, case, 100, 1000, FLATNESS_MAX, f"{case} flatness 1k/100", "flat"))
     return out
 
 
@@ -108,12 +75,12 @@ def _durable_targets(ours: Results, peer: Results, case: str) -> list[Target]:
         out.append(
             Target(
                 f"{case} N={n:,} vs TaskFlow {database} (informational)",
-                _fmt(speedup, "x"),
+                fmt(speedup, "x"),
                 f">= {SPEEDUP_MIN[database]:g}x",
                 None if speedup is None else speedup >= SPEEDUP_MIN[database],
                 case,
                 n,
-                f"vs tf {database}: {_fmt(speedup, 'x')}",
+                f"vs tf {database}: {fmt(speedup, 'x')}",
             )
         )
     return out
@@ -172,8 +139,7 @@ def persistence_limit_targets(ours: Results, limit: Results, others: dict[str, R
             targets.append(
                 Target(
                     f"{case} N={n:,} vs the two-commit floor (issue 13)",
-                    f"{_fmt(times, 'x')} ({_fmt(mine, 'us')} vs {_fmt(floor, 'us')}; "
-                    f"DBOS/fk {_fmt(dbos, 'x')})",
+                    f"{fmt(times, 'x')} ({fmt(mine, 'us')} vs {fmt(floor, 'us')}; DBOS/fk {fmt(dbos, 'x')})",
                     f"<= {most:g}x",
                     None if times is None else times <= most,
                     case,

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from _peer import CELERY
 from _suite import Limit, Peer, Preset, Results, Suite, Target, common_args, figure, ratio
+from _targets import fmt
 
 CASES = ("unordered", "linear")
 THROUGHPUT_N = 1000
@@ -34,10 +35,6 @@ def peer_args(preset: Preset) -> list[str]:
     return _args(preset, (200, 50))
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:,.2f} {unit}"
-
-
 def worker_targets(ours: Results, peer: Results) -> list[Target]:
     fk_rate = figure(ours, "unordered", THROUGHPUT_N, "tasks_per_s")
     peer_ns = sorted(int(n) for n in peer.get("unordered", {}))
@@ -48,8 +45,8 @@ def worker_targets(ours: Results, peer: Results) -> list[Target]:
     return [
         Target(
             f"unordered N={THROUGHPUT_N:,} throughput",
-            _fmt(fk_rate, "tasks/s"),
-            f"TaskFlow {_fmt(tf_rate, 'tasks/s')}",
+            fmt(fk_rate, "tasks/s"),
+            f"TaskFlow {fmt(tf_rate, 'tasks/s')}",
             None,
             "unordered",
             THROUGHPUT_N,
@@ -57,7 +54,7 @@ def worker_targets(ours: Results, peer: Results) -> list[Target]:
         ),
         Target(
             f"unordered N={THROUGHPUT_N:,} vs TaskFlow",
-            _fmt(speedup, "x"),
+            fmt(speedup, "x"),
             f">= {SPEEDUP_MIN:g}x",
             None if speedup is None else speedup >= SPEEDUP_MIN,
             "unordered",
@@ -66,7 +63,7 @@ def worker_targets(ours: Results, peer: Results) -> list[Target]:
         ),
         Target(
             "round trip p50 (one request in flight)",
-            _fmt(p50, "ms"),
+            fmt(p50, "ms"),
             f"< {P50_LIMIT_MS:g} ms",
             None if p50 is None else p50 < P50_LIMIT_MS,
             "linear",
@@ -75,7 +72,7 @@ def worker_targets(ours: Results, peer: Results) -> list[Target]:
         ),
         Target(
             "round trip p99 (one request in flight)",
-            _fmt(p99, "ms"),
+            fmt(p99, "ms"),
             "(reported)",
             None,
             "linear",
@@ -125,7 +122,7 @@ def workers_limit_targets(ours: Results, limit: Results, others: dict[str, Resul
     targets = [
         Target(
             f"unordered N={THROUGHPUT_N:,} throughput (issue 13)",
-            f"{_fmt(rate, 'tasks/s')} (Celery group {_fmt(celery, 'tasks/s')})",
+            f"{fmt(rate, 'tasks/s')} (Celery group {fmt(celery, 'tasks/s')})",
             f">= {RATE_MIN:,.0f} tasks/s",
             None if rate is None else rate >= RATE_MIN,
             "unordered",
@@ -140,8 +137,8 @@ def workers_limit_targets(ours: Results, limit: Results, others: dict[str, Resul
         targets.append(
             Target(
                 f"round trip {label} vs raw kombu echo (issue 13)",
-                f"{_fmt(times, 'x')} ({_fmt(mine, 'ms')} vs {_fmt(echo, 'ms')}; Celery p50 "
-                f"{_fmt(celery_p50, 'ms')})",
+                f"{fmt(times, 'x')} ({fmt(mine, 'ms')} vs {fmt(echo, 'ms')}; Celery p50 "
+                f"{fmt(celery_p50, 'ms')})",
                 f"<= {most:g}x",
                 None if times is None else times <= most,
                 "linear",

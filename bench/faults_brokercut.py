@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +40,8 @@ from flowkit.workers import topology  # noqa: E402
 from flowkit.workers.tasks import resolve_tasks, task_path  # noqa: E402
 from tests import worker_tasks as wt  # noqa: E402
 from tests.support import tasks  # noqa: E402
+from tests.support.background import Background  # noqa: E402
+from tests.support.dispatchers import worker_options  # noqa: E402
 from tests.support.workers import TASK_MODULES  # noqa: E402
 from tests.tcp_proxy import TcpProxy  # noqa: E402
 
@@ -104,31 +105,14 @@ def one_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             raise RuntimeError("the workers did not start")
         names = [f"t{i}" for i in range(args.tasks)]
         flow = UnorderedFlow("cut").add(*(wt.Ledger(name=n) for n in names))
-        engine = engines.load(
-            flow,
-            engine="worker-based",
-            transport=url,
-            exchange=exchange,
-            topics=[TOPIC],
-            transition_timeout=args.transition_timeout,
-            store={"marker_dir": str(marks), "pause": args.pause},
-        )
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                engine.run()
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=run, daemon=True)
+        options = worker_options(exchange, TOPIC, args.transition_timeout, transport=url)
+        engine = engines.load(flow, store={"marker_dir": str(marks), "pause": args.pause}, **options)
         started = time.monotonic()
-        thread.start()
+        run = Background(engine.run, name="cut-run")
         wait_until(lambda: len(list(marks.glob("ran-*"))) >= args.threads * args.workers + 4, 30)
         proxy.cut_for(args.cut)
-        thread.join(args.cut + args.transition_timeout * 3 + args.tasks * args.pause)
+        out["hung"] = not run.wait(args.cut + args.transition_timeout * 3 + args.tasks * args.pause)
         out["seconds"] = round(time.monotonic() - started, 1)
-        out["hung"] = thread.is_alive()
         state = engine.storage.flow_state
         out["outcome"] = state.name
         ok = state.name == "SUCCESS"
@@ -138,16 +122,13 @@ def one_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         out["lost"] = sum(1 for n in names if ok and not ran[n])
         out["twice"] = sum(1 for n in names if ran[n] > 1)
         out["not_reverted"] = sum(1 for n in names if not ok and ran[n] and not reverted[n])
-        out["error"] = f"{type(errors[0]).__name__}: {str(errors[0])[:300]}" if errors else ""
+        error = run.errors[0] if run.errors else None
+        out["error"] = f"{type(error).__name__}: {str(error)[:300]}" if error else ""
         # The workers recovered: a new flow connected straight to the broker runs on them.
         after = engines.load(
             UnorderedFlow("after").add(*(tasks.Add(name=f"a{i}", provides=f"s{i}") for i in range(8))),
-            engine="worker-based",
-            transport=URL,
-            exchange=exchange,
-            topics=[TOPIC],
-            transition_timeout=10,
             store={"x": 1, "y": 2},
+            **worker_options(exchange, TOPIC, 10, transport=URL),
         )
         try:
             after.run()

@@ -3,16 +3,21 @@
 Each service fixture probes its service when a test first asks for it (never at import time). A missing
 service skips the test locally and fails it in CI (``CI=true``); see ``tests/services.py``.
 
-``backend`` is an upgraded, empty persistence backend of each kind (memory, SQLite, PostgreSQL); a
-module pins one by overriding it. ``board`` is a connected, empty job board of each kind a conductor
+``backend`` is an upgraded, empty persistence backend of each kind (memory, SQLite, directory,
+PostgreSQL); a module narrows the kinds by overriding ``backend_kind``, or pins one by overriding
+``backend``. ``board`` is a connected, empty job board of each kind a conductor
 runs on (``board_url`` is parametrised over SQLite, PostgreSQL and ZooKeeper); a module pins one kind
 by overriding ``board_url``, and the flows' database by overriding ``persistence_url``.
+
+Two fixtures serve the engine tests: ``process_pool`` (one forkserver pool per module) and ``journal``
+(the file a test's tasks record their calls in).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +39,8 @@ from tests.services import (
 )
 from tests.support.boards import BOARD_KINDS, ZOOKEEPER_SESSION_TIMEOUT, board_url_for, zookeeper_tree
 from tests.support.conductors import Conductors
+from tests.support.dispatchers import forkserver_pool
+from tests.support.journal import Journal
 from tests.support.persistence import BACKEND_KINDS, backend_url, fresh_backend
 
 if TYPE_CHECKING:
@@ -137,11 +144,34 @@ def conductors(tmp_path: Path, persistence_url: str) -> Iterator[Conductors]:
 
 
 @pytest.fixture(params=BACKEND_KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """An upgraded, empty persistence backend of each kind; closed afterwards."""
-    made = fresh_backend(backend_url(request.param, request, tmp_path))
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Which kinds ``backend`` is made of: every one. A module that tests what only some backends do
+    overrides this fixture with fewer params (``SQL_BACKEND_KINDS``), and keeps ``backend`` as it is."""
+    return str(request.param)
+
+
+@pytest.fixture
+def backend(backend_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """An upgraded, empty persistence backend of each ``backend_kind``; closed afterwards."""
+    made = fresh_backend(backend_url(backend_kind, request, tmp_path))
     yield made
     made.close()
+
+
+@pytest.fixture(scope="module")
+def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
+    """One forkserver pool per module that asks for it (``options_for``'s ``processes`` dispatcher):
+    starting processes is what makes that dispatcher slow, so its tests share one."""
+    with forkserver_pool() as pool:
+        yield pool
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    """A journal file of the test's own, for its tasks to record each call in from any thread or process
+    (the flows take its path from the store, as ``{"journal": str(journal)}``). Named ``<tmp_path>/journal``:
+    the crashed child of ``tests.support.cancel_flows`` writes there too, given only the directory."""
+    return Journal(tmp_path / "journal")
 
 
 @pytest.fixture

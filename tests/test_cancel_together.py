@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from conductor import Conductor
-from flowkit import LinearFlow, Sleep, Task, UnorderedFlow, WaitForEvent, engines
+from flowkit import Atom, LinearFlow, Sleep, Task, UnorderedFlow, WaitForEvent, engines
 from flowkit.engines.persistence import backend_for
 from flowkit.exceptions import AtomTimeout, Cancelled
 from flowkit.jobboard import JobBoard, JobState
@@ -27,7 +27,7 @@ from flowkit.jobboard import backends as boards
 from flowkit.states import AtomState, FlowState
 from tests.support.cancel_flows import Held, held
 from tests.support.conductors import running
-from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange, worker_options
+from tests.support.dispatchers import KINDS, options_for, served_exchange, worker_options
 from tests.support.journal import Journal, record
 from tests.support.runs import on_atom, run_bounded
 from tests.support.wait import wait_until
@@ -40,12 +40,6 @@ HANG_S = 30.0
 
 
 @pytest.fixture(scope="module")
-def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
-    with forkserver_pool() as pool:
-        yield pool
-
-
-@pytest.fixture(scope="module")
 def worker_exchange() -> Iterator[str]:
     with served_exchange("fk-together", WORKER_TOPIC, ["tests.support.cancel_flows"], threads=2) as exchange:
         yield exchange
@@ -54,11 +48,6 @@ def worker_exchange() -> Iterator[str]:
 @pytest.fixture(params=KINDS)
 def options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return options_for(request.param, request, topic=WORKER_TOPIC, max_workers=2, transition_timeout=10.0)
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal")
 
 
 def _cancel_soon(engine: engines.Engine, reason: str = "operator asked", after: float = 0.2) -> None:
@@ -188,18 +177,21 @@ def test_async_reverts_after_a_cancel_are_not_cancelled(journal: Journal) -> Non
 # -- timed calls on the process engine ----------------------------------------------------------------
 
 
+def _on_the_pool(pool: futures.ProcessPoolExecutor, journal: Journal, *atoms: Atom) -> engines.Engine:
+    """A parallel engine running ``atoms`` in order on the process ``pool``, recording in ``journal``:
+    where a timed call is a process of its own, which a timeout can stop."""
+    return engines.load(
+        LinearFlow("f").add(*atoms), store={"journal": str(journal)}, engine="parallel", executor=pool
+    )
+
+
 def test_a_timed_call_on_the_process_engine_is_let_finish_by_a_cancel(
     process_pool: futures.ProcessPoolExecutor, journal: Journal, tmp_path: Path
 ) -> None:
     """A cancel waits for a running task, timed or not: the process-bound call ends on its own."""
     release = tmp_path / "release"
     step = Held(name="b", inject={"release": str(release)}, timeout=20.0)
-    engine = engines.load(
-        LinearFlow("f").add(held("a"), step, held("c")),
-        store={"journal": str(journal)},
-        engine="parallel",
-        executor=process_pool,
-    )
+    engine = _on_the_pool(process_pool, journal, held("a"), step, held("c"))
 
     def operator() -> None:
         wait_until(lambda: "b" in journal.names("execute"), HANG_S, "b to run")
@@ -220,12 +212,7 @@ def test_a_timed_call_that_runs_past_its_timeout_after_a_cancel_is_stopped_there
     """The cancel waits no longer than the call's timeout: its process is stopped then, the atom fails
     with AtomTimeout (the Cancelled's cause) and is reverted with the rest."""
     step = Held(name="b", inject={"release": str(tmp_path / "never")}, timeout=1.5)  # would hold 30 s
-    engine = engines.load(
-        LinearFlow("f").add(held("a"), step),
-        store={"journal": str(journal)},
-        engine="parallel",
-        executor=process_pool,
-    )
+    engine = _on_the_pool(process_pool, journal, held("a"), step)
 
     def operator() -> None:
         wait_until(lambda: "b" in journal.names("execute"), HANG_S, "b to run")

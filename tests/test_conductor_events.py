@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +11,15 @@ import pytest
 
 from flowkit.conductors import backends as conductors
 from flowkit.jobboard import JobBoard
-from flowkit.jobboard import backends as boards
 from flowkit.notifier import ANY
 from tests.support.boards import board_is_empty
 from tests.support.wait import wait_until
 
 
 @pytest.fixture
-def board(tmp_path: Path) -> Iterator[JobBoard]:
-    made = boards.fetch(
-        "ev-board", f"sqlite:///{tmp_path}/board.db", persistence=f"sqlite:///{tmp_path}/p.db"
-    )
-    made.connect()
-    yield made
-    made.close()
+def board_url(tmp_path: Path) -> str:
+    """Conductor events need no service to be seen: a SQLite board alone (``board`` is conftest's)."""
+    return f"sqlite:///{tmp_path}/board.db"
 
 
 def _post(board: JobBoard, tmp_path: Path, name: str, delay: float = 0.0) -> None:

@@ -14,8 +14,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent import futures
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +27,13 @@ from flowkit.failure import Failure
 from flowkit.persistence import backends, models
 from flowkit.states import AtomState, FlowState
 from tests.support.cancel_flows import held, three_steps
-from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange
+from tests.support.dispatchers import KINDS, options_for, served_exchange
 from tests.support.journal import Journal
 from tests.support.runs import on_atom
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_TOPIC = "cancel"
-
-
-@pytest.fixture(scope="module")
-def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
-    with forkserver_pool() as pool:
-        yield pool
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +49,15 @@ def options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return options_for(request.param, request, topic=WORKER_TOPIC, max_workers=4, transition_timeout=30.0)
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal")
+def _cancelled_run(engine: engines.Engine, operator: Callable[[], None]) -> Cancelled:
+    """Run ``engine`` while ``operator`` acts on it from another thread (waits for a step, cancels,
+    releases the step), and return the Cancelled the run must raise once the operator is done."""
+    thread = threading.Thread(target=operator)
+    thread.start()
+    with pytest.raises(Cancelled) as caught:
+        engine.run()
+    thread.join()
+    return caught.value
 
 
 def test_cancel_from_another_thread_while_a_step_runs(
@@ -74,13 +73,9 @@ def test_cancel_from_another_thread_while_a_step_runs(
         answers.append(engine.cancel("asked twice"))  # the first reason wins
         release.write_text("")
 
-    thread = threading.Thread(target=operator)
-    thread.start()
-    with pytest.raises(Cancelled) as caught:
-        engine.run()
-    thread.join()
+    cancelled = _cancelled_run(engine, operator)
     assert answers == [True, False]
-    assert caught.value.reason == "operator asked" and "three" in str(caught.value)
+    assert cancelled.reason == "operator asked" and "three" in str(cancelled)
     assert journal.names("execute") == ["a", "b"]  # b ran to its end; c never started
     assert journal.names("reverted") == ["b", "a"]
     st = engine.storage
@@ -129,12 +124,8 @@ def test_a_failure_while_cancelling_is_reverted_with_the_cancel(
         engine.cancel("stop")
         release.write_text("")
 
-    thread = threading.Thread(target=operator)
-    thread.start()
-    with pytest.raises(Cancelled) as caught:
-        engine.run()
-    thread.join()
-    assert isinstance(caught.value.__cause__, RuntimeError)
+    cancelled = _cancelled_run(engine, operator)
+    assert isinstance(cancelled.__cause__, RuntimeError)
     assert journal.names("execute") == ["a", "b"]
     assert journal.names("reverted") == ["b", "a"]
     assert set(engine.storage.flow_failures) == {"b", CANCEL_KEY}

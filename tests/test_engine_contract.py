@@ -14,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 from flowkit import GraphFlow, LinearFlow, UnorderedFlow, engines, notifier, retry
 from flowkit.exceptions import AtomTimeout, CoroutineResult, NotFound
 from flowkit.states import AtomState, EngineState, FlowState
-from tests.support.dispatchers import KINDS, forkserver_pool, options_for, served_exchange
+from tests.support.dispatchers import KINDS, options_for, served_exchange
 from tests.support.journal import Journal
 from tests.support.tasks import (
     AsyncStep,
@@ -58,13 +57,6 @@ class Dispatcher:
 
 
 @pytest.fixture(scope="module")
-def process_pool() -> Iterator[futures.ProcessPoolExecutor]:
-    """One forkserver pool for the module: starting processes is what makes this dispatcher slow."""
-    with forkserver_pool() as pool:
-        yield pool
-
-
-@pytest.fixture(scope="module")
 def worker_exchange() -> Iterator[str]:
     """A worker serving ``tests.support.tasks`` on ``memory://``, on a thread; yields its exchange."""
     with served_exchange("fk-contract", WORKER_TOPIC, ["tests.support.tasks"], threads=4) as exchange:
@@ -77,11 +69,6 @@ def dispatcher(request: pytest.FixtureRequest) -> Dispatcher:
     return Dispatcher(
         kind, options_for(kind, request, topic=WORKER_TOPIC, max_workers=4, transition_timeout=10.0)
     )
-
-
-@pytest.fixture
-def journal(tmp_path: Any) -> Journal:
-    return Journal(tmp_path / "journal.log")
 
 
 def step(name: str, value: Any = None, **args: Any) -> Step:

@@ -9,11 +9,10 @@ import pytest
 
 from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines, retry
 from flowkit.exceptions import StorageError
-from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import AtomState, FlowState
 from flowkit.storage import Recorder, Storage
 from tests.support.background import Background
-from tests.support.persistence import fresh_backend, saved_states
+from tests.support.persistence import fresh_backend, saved_new_flow, saved_states
 
 
 class Log(Task):
@@ -126,10 +125,7 @@ def test_a_crash_while_a_retry_reverts_its_scope_resumes_the_revert_then_the_ret
     def make() -> LinearFlow:
         return LinearFlow("f", retry=retry.Times(2)).add(Slow("slow"), Log("flaky", log, fail_first=1))
 
-    book, fd = LogBook("b"), FlowDetail("f")
-    book.add(fd)
-    with backend.get_connection() as conn:
-        conn.save_logbook(book)
+    book, fd = saved_new_flow(backend, "f")
     with pytest.raises(Crash):
         engines.load(make(), backend=backend, book=book, flow_detail=fd).run()
     states = saved_states(backend, fd.uuid)
@@ -168,10 +164,7 @@ def test_a_resumed_revert_does_not_revert_an_atom_that_never_started(tmp_path: P
         first, guarded, other = Step("first"), Step("guarded"), Step("other")
         return GraphFlow("g").add(first, other, guarded).link(first, guarded, decider=undecidable)
 
-    book, fd = LogBook("b"), FlowDetail("g")
-    book.add(fd)
-    with backend.get_connection() as conn:
-        conn.save_logbook(book)
+    book, fd = saved_new_flow(backend, "g")
     with pytest.raises(Crash):
         engines.load(make(), backend=backend, book=book, flow_detail=fd).run()
     assert saved_states(backend, fd.uuid)["guarded"] == "FAILURE"  # not reverted yet when it died

@@ -10,7 +10,6 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,11 +19,6 @@ from flowkit.states import AtomState, FlowState
 from tests.support.journal import Journal
 from tests.support.tasks import Add, Sleepy, WhereAmI
 from tests.support.wait import wait_until
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal.log")
 
 
 def test_an_abandoned_threads_late_result_is_discarded_and_logged(

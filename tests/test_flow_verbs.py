@@ -9,7 +9,7 @@ import pytest
 
 from conductor import Conductor
 from flowkit.exceptions import AmbiguousPrefixError, InvalidStateError, JobBoardError, NotFound
-from flowkit.jobboard import JobBoard, JobState
+from flowkit.jobboard import Job, JobBoard, JobState
 from flowkit.jobboard.flow_verbs import resume_flow, retry_flow
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.lookup import find_flow_detail
@@ -27,13 +27,19 @@ def _state(persistence_url: str, flow_uuid: str) -> FlowState:
         return conn.get_flow_detail(flow_uuid).state
 
 
-def test_retry_runs_a_reverted_flow_again_from_its_start(
-    board: JobBoard, persistence_url: str, tmp_path: Path
-) -> None:
+def _post_gated(board: JobBoard, tmp_path: Path) -> tuple[Path, Job, str]:
+    """Post ``tests.ops_flows:gated`` with its gate file in place: run, it fails and reverts, which is
+    where the retry tests start (they unlink the gate to let a retried run succeed)."""
     gate = tmp_path / "gate"
     gate.touch()
     job = board.post_flow("tests.ops_flows:gated", store={"gate": str(gate)})
-    flow_uuid = job.flow_uuid or ""
+    return gate, job, job.flow_uuid or ""
+
+
+def test_retry_runs_a_reverted_flow_again_from_its_start(
+    board: JobBoard, persistence_url: str, tmp_path: Path
+) -> None:
+    gate, job, flow_uuid = _post_gated(board, tmp_path)
     with running(Conductor("c1", board, persistence_url, wait_timeout=0.1)):
         wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the reverted flow's job consumed")
         assert _state(persistence_url, flow_uuid) is FlowState.REVERTED
@@ -50,10 +56,7 @@ def test_retry_runs_a_reverted_flow_again_from_its_start(
 
 
 def test_retry_resets_a_flow_before_posting_it(board: JobBoard, persistence_url: str, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    gate.touch()
-    job = board.post_flow("tests.ops_flows:gated", store={"gate": str(gate)})
-    flow_uuid = job.flow_uuid or ""
+    _, job, flow_uuid = _post_gated(board, tmp_path)
     with running(Conductor("c1", board, persistence_url, wait_timeout=0.1)):
         wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the reverted flow's job consumed")
     retry_flow(board, flow_uuid)

@@ -2,39 +2,67 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
 
-from flowkit.jobboard import ClaimEvent, JobState
+from flowkit.jobboard import ClaimEvent, Job, JobState
 from flowkit.jobboard.backends.sql import SQLJobBoard
 from tests.support.wait import wait_until
 from tests.tcp_proxy import TcpProxy
 
 
+@dataclass
+class HeldClaim:
+    """A job a board claimed, and the claim events the board sent from then on, each with when it came
+    (``time.monotonic()``): the lease tests judge what the board said and how soon."""
+
+    job: Job
+    timed: list[tuple[ClaimEvent, float]] = field(default_factory=list)
+
+    def heard(self, event: ClaimEvent, uuids: frozenset[str]) -> None:
+        self.timed.append((event, time.monotonic()))  # one append: a reader never sees half an event
+
+    @property
+    def events(self) -> list[ClaimEvent]:
+        return [event for event, _ in self.timed]
+
+
+@contextlib.contextmanager
+def held_claim(board: SQLJobBoard, owner: str) -> Iterator[HeldClaim]:
+    """Connect ``board``, listen to its claim events, post job "j" and claim it as ``owner``; the board is
+    closed when the block ends. Every lease test starts from here and differs in what breaks next."""
+    board.connect()
+    try:
+        held = HeldClaim(board.post("j"))
+        board.add_claim_listener(held.heard)
+        board.claim(held.job, owner)
+        yield held
+    finally:
+        board.close()
+
+
 def test_a_dead_claimants_lease_runs_out(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/board.db"
     dead, alive = SQLJobBoard("b", url, lease=0.6), SQLJobBoard("b", url, lease=0.6)
-    dead.connect()
     alive.connect()
-    events: list[ClaimEvent] = []
-    dead.add_claim_listener(lambda event, uuids: events.append(event))
     try:
-        job = dead.post("j")
-        dead.claim(job, "dead")
-        dead._leases.stop()  # the heartbeat stops, as when the process dies
-        time.sleep(0.3)
-        assert dead.find_owner(job) == "dead"  # renewed at claim time, still valid
-        [again] = alive.wait(5)
-        assert job.state is JobState.UNCLAIMED
-        alive.claim(again, "alive")
-        dead._leases.renew()  # what its heartbeat would find if it woke up
-        assert events == [ClaimEvent.LOST]
-        alive.consume(again, "alive")
+        with held_claim(dead, "dead") as held:
+            dead._leases.stop()  # the heartbeat stops, as when the process dies
+            time.sleep(0.3)
+            assert dead.find_owner(held.job) == "dead"  # renewed at claim time, still valid
+            [again] = alive.wait(5)
+            assert held.job.state is JobState.UNCLAIMED
+            alive.claim(again, "alive")
+            dead._leases.renew()  # what its heartbeat would find if it woke up
+            assert held.events == [ClaimEvent.LOST]
+            alive.consume(again, "alive")
     finally:
-        dead.close()
         alive.close()
 
 
@@ -44,20 +72,15 @@ def test_renewal_trouble_is_in_doubt_then_confirmed(postgres_url: str) -> None:
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     url = postgres_url.replace(f":{parts.port}/", f":{proxy.port}/")
     board = SQLJobBoard("renewals", url, lease=1.5)
-    board.connect()
-    events: list[ClaimEvent] = []
-    board.add_claim_listener(lambda event, uuids: events.append(event))
     try:
-        job = board.post("j")
-        board.claim(job, "a")
-        proxy.cut()
-        wait_until(lambda: ClaimEvent.IN_DOUBT in events, 3, "IN_DOUBT")
-        proxy.restore()
-        wait_until(lambda: ClaimEvent.CONFIRMED in events, 3, "CONFIRMED")
-        assert ClaimEvent.LOST not in events
-        board.consume(job, "a")
+        with held_claim(board, "a") as held:
+            proxy.cut()
+            wait_until(lambda: ClaimEvent.IN_DOUBT in held.events, 3, "IN_DOUBT")
+            proxy.restore()
+            wait_until(lambda: ClaimEvent.CONFIRMED in held.events, 3, "CONFIRMED")
+            assert ClaimEvent.LOST not in held.events
+            board.consume(held.job, "a")
     finally:
-        board.close()
         proxy.close()
 
 
@@ -89,38 +112,26 @@ def test_a_hung_renewal_is_in_doubt_then_lost_on_time(tmp_path) -> None:
     path = tmp_path / "board.db"
     lease = 1.5
     board = SQLJobBoard("hung", f"sqlite:///{path}", lease=lease)
-    board.connect()
-    events: list[tuple[ClaimEvent, float]] = []
-    board.add_claim_listener(lambda event, uuids: events.append((event, time.monotonic())))
-    locker = sqlite3.connect(path, isolation_level=None, timeout=5)
-    try:
-        job = board.post("j")
-        board.claim(job, "a")
-        locker.execute("BEGIN IMMEDIATE")  # the renewal now waits for the write lock
-        locked = time.monotonic()
-        wait_until(lambda: ClaimEvent.LOST in [e for e, _ in events], lease * 2, "LOST")
-        seen = {event: at - locked for event, at in events}
-        assert seen[ClaimEvent.IN_DOUBT] < lease / 3 + 0.35, seen
-        assert seen[ClaimEvent.LOST] < lease * 0.9 + 0.35, seen
-        assert [e for e, _ in events] == [ClaimEvent.IN_DOUBT, ClaimEvent.LOST]
-    finally:
-        locker.rollback()
-        locker.close()
-        board.close()
+    with held_claim(board, "a") as held:
+        locker = sqlite3.connect(path, isolation_level=None, timeout=5)
+        try:
+            locker.execute("BEGIN IMMEDIATE")  # the renewal now waits for the write lock
+            locked = time.monotonic()
+            wait_until(lambda: ClaimEvent.LOST in held.events, lease * 2, "LOST")
+            seen = {event: at - locked for event, at in held.timed}
+            assert seen[ClaimEvent.IN_DOUBT] < lease / 3 + 0.35, seen
+            assert seen[ClaimEvent.LOST] < lease * 0.9 + 0.35, seen
+            assert held.events == [ClaimEvent.IN_DOUBT, ClaimEvent.LOST]
+        finally:
+            locker.rollback()
+            locker.close()
 
 
 def test_a_late_renewal_cannot_resurrect_an_expired_lease(tmp_path) -> None:
     board = SQLJobBoard("late", f"sqlite:///{tmp_path}/board.db", lease=0.6)
-    board.connect()
-    events: list[ClaimEvent] = []
-    board.add_claim_listener(lambda event, uuids: events.append(event))
-    try:
-        job = board.post("j")
-        board.claim(job, "a")
+    with held_claim(board, "a") as held:
         board._leases.stop()
         time.sleep(0.8)  # the lease ran out; nobody else claimed the job
         board._leases.renew()  # a renewal that comes too late
-        assert events == [ClaimEvent.LOST]
-        assert board.find_owner(job) is None and job.state is JobState.UNCLAIMED
-    finally:
-        board.close()
+        assert held.events == [ClaimEvent.LOST]
+        assert board.find_owner(held.job) is None and held.job.state is JobState.UNCLAIMED

@@ -33,20 +33,23 @@ def test_a_consumed_job_leaves_no_watch_behind(zookeeper_hosts: str, zk_path: st
         board.close()
 
 
-def _claim_reads(board: ZooKeeperJobBoard) -> list[str]:
-    """Paths of the claim nodes ``board``'s client reads from now on."""
-    read: list[str] = []
+def _requests(board: ZooKeeperJobBoard) -> list[str]:
+    """``kind:path`` of every request ``board``'s client sends from now on."""
+    sent: list[str] = []
     client: Any = board._client
     call = client._call
 
     def counted(request: Any, async_object: Any) -> Any:
-        path = getattr(request, "path", "")
-        if type(request).__name__ == "GetData" and "/claims/" in path:
-            read.append(path)
+        sent.append(f"{type(request).__name__}:{getattr(request, 'path', '')}")
         return call(request, async_object)
 
     client._call = counted
-    return read
+    return sent
+
+
+def _claim_reads(sent: list[str]) -> list[str]:
+    """The reads of claim nodes among the requests ``_requests`` recorded."""
+    return [request for request in sent if request.startswith("GetData:") and "/claims/" in request]
 
 
 def test_consume_of_an_untouched_claim_does_not_read_the_claim(zookeeper_hosts: str, zk_path: str) -> None:
@@ -55,9 +58,9 @@ def test_consume_of_an_untouched_claim_does_not_read_the_claim(zookeeper_hosts: 
     try:
         job = board.post("j")
         board.claim(job, "c")
-        read = _claim_reads(board)
+        sent = _requests(board)
         board.consume(job, "c")
-        assert read == []
+        assert _claim_reads(sent) == []
         assert board.job_count() == 0
     finally:
         board.close()
@@ -78,9 +81,9 @@ def test_consume_after_a_cancel_request_or_by_another_name_checks_the_claim(
         with pytest.raises(NotOwnerError):
             board.consume(job, "d")
         other.cancel(job.uuid, "stop")
-        read = _claim_reads(board)
+        sent = _requests(board)
         board.consume(job, "c")
-        assert read, "the claim was not checked"
+        assert _claim_reads(sent), "the claim was not checked"
         assert board.job_count() == 0
         second = board.post("k")
         board.claim(second, "c")
@@ -121,20 +124,6 @@ def test_the_board_waits_on_its_socket_with_poll(zookeeper_hosts: str, zk_path: 
         assert board.job_count() == 0
     finally:
         board.close()
-
-
-def _requests(board: ZooKeeperJobBoard) -> list[str]:
-    """``kind:path`` of every request ``board``'s client sends from now on."""
-    sent: list[str] = []
-    client: Any = board._client
-    call = client._call
-
-    def counted(request: Any, async_object: Any) -> Any:
-        sent.append(f"{type(request).__name__}:{getattr(request, 'path', '')}")
-        return call(request, async_object)
-
-    client._call = counted
-    return sent
 
 
 def test_a_board_follows_the_others_without_listing(zookeeper_hosts: str, zk_path: str) -> None:

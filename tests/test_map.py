@@ -26,11 +26,6 @@ from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worke
 WORKER_TOPIC = "map"
 
 
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal.log")
-
-
 # -- expansion, names, scopes ---------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -21,11 +21,6 @@ from tests.support.persistence import fresh_backend, saved_flow
 from tests.support.tasks import DiskFull, Hold, Step
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal.log")
 
 
 def failing_each(fail_at: int) -> Any:
@@ -66,6 +61,36 @@ def test_a_failed_item_reverts_the_items_that_ran_latest_first_then_what_ran_bef
     assert saved_flow(backend, child_uuid).state == FlowState.REVERTED
 
 
+class CrashedChild(NamedTuple):
+    """A map flow a child process ran on a SQLite file until its crashing step made the ``marker`` file
+    and SIGKILLed the process (a resumed run finds the marker and goes on)."""
+
+    url: str
+    flow_uuid: str
+    marker: Path
+    child: subprocess.CompletedProcess[str]
+
+
+def _crashed_child(journal: Journal, tmp_path: Path, crash_at: int | None) -> CrashedChild:
+    """Run ``tests.support.map_flows`` in a child on a fresh database and wait for it to die: forward
+    until item ``crash_at`` (``crash_flow``), or with None, reverting (``revert_crash_flow``). Each crash
+    test then resumes the saved flow in this process."""
+    url = f"sqlite:///{tmp_path}/flows.db"
+    fresh_backend(url)
+    marker = tmp_path / "crashed"
+    flow_uuid = str(uuid.uuid4())
+    args = [url, str(journal), str(marker), flow_uuid]
+    command = ["revert", *args] if crash_at is None else [*args, str(crash_at)]
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.support.map_flows", *command],
+        cwd=REPO,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    return CrashedChild(url, flow_uuid, marker, child)
+
+
 class Fails(Task):
     def execute(self, outs: list[Any]) -> None:
         raise DiskFull("after the map")
@@ -87,17 +112,7 @@ def test_a_failure_after_the_map_reverts_its_items(journal: Journal, kind: str) 
 def test_a_crash_mid_map_resumes_the_same_items_without_running_finished_ones_again(
     journal: Journal, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path}/flows.db"
-    fresh_backend(url)
-    marker = tmp_path / "crashed"
-    flow_uuid = str(uuid.uuid4())
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.support.map_flows", url, str(journal), str(marker), flow_uuid, "3"],
-        cwd=REPO,
-        timeout=60,
-        capture_output=True,
-        text=True,
-    )
+    url, flow_uuid, marker, child = _crashed_child(journal, tmp_path, crash_at=3)
     assert child.returncode == -9, child.stderr
     assert journal.names("execute") == ["before", "m[0].step", "m[1].step", "m[2].step", "m[3].crash"]
     backend = engines.persistence.backend_for(url)
@@ -121,16 +136,7 @@ def test_a_crash_mid_map_resumes_the_same_items_without_running_finished_ones_ag
 
 
 def test_a_resumed_map_whose_items_changed_is_refused(journal: Journal, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/flows.db"
-    fresh_backend(url)
-    marker = tmp_path / "crashed"
-    flow_uuid = str(uuid.uuid4())
-    subprocess.run(
-        [sys.executable, "-m", "tests.support.map_flows", url, str(journal), str(marker), flow_uuid, "1"],
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
+    url, flow_uuid, _, _ = _crashed_child(journal, tmp_path, crash_at=1)
     saved = saved_flow(engines.persistence.backend_for(url), flow_uuid)
     engine = engines.load(crash_flow(1), store={"items": [1, 2]}, backend=url, flow_detail=saved)
     # the Map fails, and so does its revert: the items it ran cannot be rebuilt from the new sequence
@@ -160,26 +166,7 @@ def test_a_crash_while_reverting_a_map_resumes_the_revert_of_its_items(
 ) -> None:
     from tests.support.map_flows import revert_crash_flow
 
-    url = f"sqlite:///{tmp_path}/flows.db"
-    fresh_backend(url)
-    marker = tmp_path / "crashed"
-    flow_uuid = str(uuid.uuid4())
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.map_flows",
-            "revert",
-            url,
-            str(journal),
-            str(marker),
-            flow_uuid,
-        ],
-        cwd=REPO,
-        timeout=60,
-        capture_output=True,
-        text=True,
-    )
+    url, flow_uuid, _, child = _crashed_child(journal, tmp_path, crash_at=None)
     assert child.returncode == -9, child.stderr
     assert journal.names("revert") == ["m[2].step"]  # item 1's revert was under way when it died
     saved = saved_flow(engines.persistence.backend_for(url), flow_uuid)

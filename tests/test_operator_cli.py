@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from flowkit.jobboard import backends as boards
 from flowkit.jobboard.fleet import Member
 from flowkit.persistence.shared import backend_for
 from flowkit.states import FlowState
+from tests.support.conductors import running
 from tests.support.serve import REPO
 from tests.support.wait import wait_until
 
@@ -78,10 +78,7 @@ def test_flows_retry_and_resume(env: dict[str, str], board: JobBoard, tmp_path: 
     gate.touch()
     job = board.post_flow("tests.ops_flows:gated", store={"gate": str(gate)})
     flow = job.flow_uuid or ""
-    conductor = Conductor("c1", board, env["FLOWKIT_PERSISTENCE"], wait_timeout=0.1)
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
+    with running(Conductor("c1", board, env["FLOWKIT_PERSISTENCE"], wait_timeout=0.1)):
         wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job consumed")
         assert "is REVERTED, not SUSPENDED" in _run(env, "flows", "resume", flow[:8], code=1)
         gate.unlink()
@@ -92,9 +89,6 @@ def test_flows_retry_and_resume(env: dict[str, str], board: JobBoard, tmp_path: 
                 return conn.get_flow_detail(flow).state
 
         wait_until(lambda: state() is FlowState.SUCCESS, 30, "the retried flow")
-    finally:
-        conductor.stop()
-        thread.join(15)
 
 
 def test_fleet_as_table_and_json(env: dict[str, str], board: JobBoard) -> None:
@@ -163,14 +157,8 @@ def test_conductors_log_each_atom_with_its_job_and_flow(
     gate.touch()
     job = board.post_flow("tests.ops_flows:gated", store={"gate": str(gate)})
     conductor = Conductor("c1", board, env["FLOWKIT_PERSISTENCE"], wait_timeout=0.1)
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    with caplog.at_level("INFO", logger="flowkit.conductor.atoms"):
-        thread.start()
-        try:
-            wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job consumed")
-        finally:
-            conductor.stop()
-            thread.join(15)
+    with caplog.at_level("INFO", logger="flowkit.conductor.atoms"), running(conductor):
+        wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 30, "the job consumed")
     lines = [r.getMessage() for r in caplog.records if r.name == "flowkit.conductor.atoms"]
     prefix = f"job {job.uuid} flow {job.flow_uuid} atom"
     assert f"{prefix} 'prepare' SUCCESS" in lines

@@ -11,12 +11,13 @@ from collections.abc import Callable
 import pytest
 
 from flowkit import LinearFlow, Task, UnorderedFlow, engines
+from flowkit.engines import Engine
 from flowkit.exceptions import ClaimLost, InvalidFlowError, StorageError
 from flowkit.flow import Flow
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook
 from flowkit.states import FlowState
-from tests.support.persistence import fresh_backend, saved_flow
+from tests.support.persistence import fresh_backend, saved_flow, saved_new_flow
 
 
 class Step(Task):
@@ -33,18 +34,37 @@ class Step(Task):
         return f"{self.name}:{who}"
 
 
-def _saved_new(backend: Backend) -> FlowDetail:
-    book, fd = LogBook("fenced"), FlowDetail("fenced")
-    book.add(fd)
-    with backend.get_connection() as conn:
-        conn.save_logbook(book)
-    return fd
-
-
 def _steps(kind: type[Flow], calls: list[tuple[str, str]], takeover: Callable[[], None]) -> Flow:
     flow = kind("fenced")
     flow.add(*(Step(name, calls, takeover) for name in ("a", "b", "c")))
     return flow
+
+
+def _no_takeover() -> None:
+    """For the engines whose steps let nothing happen meanwhile."""
+
+
+def _fenced_engine(
+    backend: Backend,
+    fd: FlowDetail,
+    calls: list[tuple[str, str]],
+    who: str,
+    fence: int,
+    *,
+    kind: type[Flow] = LinearFlow,
+    takeover: Callable[[], None] = _no_takeover,
+    **options: object,
+) -> Engine:
+    """An engine on ``fd`` holding claim token ``fence``, whose steps a, b, c record ``who`` ran them:
+    every test plays an owner (old, new) this way, and tells them apart by ``who`` and ``fence``."""
+    return engines.load(
+        _steps(kind, calls, takeover),
+        store={"who": who},
+        backend=backend,
+        flow_detail=fd,
+        fence=fence,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,23 +75,13 @@ def _steps(kind: type[Flow], calls: list[tuple[str, str]], takeover: Callable[[]
 def test_a_newer_claim_refuses_the_older_engines_writes_and_it_stops_at_once(
     backend: Backend, flow_kind: type[Flow], options: dict[str, object]
 ) -> None:
-    fd = _saved_new(backend)
+    _, fd = saved_new_flow(backend, "fenced")
     calls: list[tuple[str, str]] = []
 
     def takeover() -> None:  # the new owner resumes the flow from the database and runs it to the end
-        with backend.get_connection() as conn:
-            saved = conn.get_flow_detail(fd.uuid)
-        newer = _steps(flow_kind, calls, lambda: None)
-        engines.load(newer, store={"who": "new"}, backend=backend, flow_detail=saved, fence=2).run()
+        _fenced_engine(backend, saved_flow(backend, fd.uuid), calls, "new", 2, kind=flow_kind).run()
 
-    old = engines.load(
-        _steps(flow_kind, calls, takeover),
-        store={"who": "old"},
-        backend=backend,
-        flow_detail=fd,
-        fence=1,
-        **options,
-    )  # type: ignore[arg-type]
+    old = _fenced_engine(backend, fd, calls, "old", 1, kind=flow_kind, takeover=takeover, **options)
     with pytest.raises(ClaimLost) as caught:
         old.run()
     assert (caught.value.token, caught.value.newer, caught.value.flow_uuid) == (1, 2, fd.uuid)
@@ -85,24 +95,11 @@ def test_a_newer_claim_refuses_the_older_engines_writes_and_it_stops_at_once(
 
 
 def test_an_older_token_is_refused_before_anything_runs(backend: Backend) -> None:
-    fd = _saved_new(backend)
+    _, fd = saved_new_flow(backend, "fenced")
     calls: list[tuple[str, str]] = []
-    with backend.get_connection() as conn:
-        newer = engines.load(
-            _steps(LinearFlow, calls, lambda: None),
-            store={"who": "new"},
-            backend=backend,
-            flow_detail=conn.get_flow_detail(fd.uuid),
-            fence=7,
-        )
+    newer = _fenced_engine(backend, saved_flow(backend, fd.uuid), calls, "new", 7)
     newer.prepare()
-    late = engines.load(
-        _steps(LinearFlow, calls, lambda: None),
-        store={"who": "old"},
-        backend=backend,
-        flow_detail=fd,
-        fence=5,
-    )
+    late = _fenced_engine(backend, fd, calls, "old", 5)
     with pytest.raises(ClaimLost, match=r"fence 5.*|fence 7") as caught:
         late.run()
     assert (caught.value.token, caught.value.newer) == (5, 7)
@@ -113,49 +110,32 @@ def test_an_older_token_is_refused_before_anything_runs(backend: Backend) -> Non
 
 
 def test_the_same_token_resumes_and_unfenced_engines_are_unchanged(backend: Backend) -> None:
-    fd = _saved_new(backend)
+    _, fd = saved_new_flow(backend, "fenced")
     calls: list[tuple[str, str]] = []
-    first = engines.load(
-        _steps(LinearFlow, calls, lambda: None),
-        store={"who": "one"},
-        backend=backend,
-        flow_detail=fd,
-        fence=3,
-    )
+    first = _fenced_engine(backend, fd, calls, "one", 3)
     first.prepare()
     # a conductor that lost nothing loads its own flow again with its own token: allowed
-    again = engines.load(
-        _steps(LinearFlow, calls, lambda: None),
-        store={"who": "one"},
-        backend=backend,
-        flow_detail=fd,
-        fence=3,
-    )
+    again = _fenced_engine(backend, fd, calls, "one", 3)
     again.run()
     assert saved_flow(backend, fd.uuid).state is FlowState.SUCCESS
     # without a token nothing is checked (an engine run in-process, no board)
     plain = engines.run(
-        _steps(LinearFlow, [], lambda: None), store={"who": "plain"}, backend=backend, book=LogBook("plain")
+        _steps(LinearFlow, [], _no_takeover), store={"who": "plain"}, backend=backend, book=LogBook("plain")
     )
     assert plain["who"] == "plain"
     with pytest.raises(InvalidFlowError, match="fence= need backend="):
-        engines.load(_steps(LinearFlow, [], lambda: None), fence=1)
+        engines.load(_steps(LinearFlow, [], _no_takeover), fence=1)
 
 
 def test_a_fenced_write_to_a_destroyed_flow_detail_is_not_a_lost_claim(backend: Backend) -> None:
-    book, fd = LogBook("gone"), FlowDetail("gone")
-    book.add(fd)
-    with backend.get_connection() as conn:
-        conn.save_logbook(book)
+    book, fd = saved_new_flow(backend, "gone")
 
     def destroy() -> None:
         with backend.get_connection() as conn:
             conn.destroy_logbook(book.uuid)
 
     calls: list[tuple[str, str]] = []
-    old = engines.load(
-        _steps(LinearFlow, calls, destroy), store={"who": "old"}, backend=backend, flow_detail=fd, fence=1
-    )
+    old = _fenced_engine(backend, fd, calls, "old", 1, takeover=destroy)
     with pytest.raises(StorageError, match="is gone") as caught:
         old.run()
     assert not isinstance(caught.value, ClaimLost)
@@ -171,7 +151,7 @@ def test_postgresql_a_write_waiting_on_the_newer_claims_restore_is_refused(postg
 
     backend = fresh_backend(postgres_url)
     try:
-        fd = _saved_new(backend)
+        _, fd = saved_new_flow(backend, "fenced")
         calls: list[tuple[str, str]] = []
         running, raised = threading.Event(), threading.Event()
         committed_at: list[float] = []
@@ -193,13 +173,7 @@ def test_postgresql_a_write_waiting_on_the_newer_claims_restore_is_refused(postg
 
         thread = threading.Thread(target=newer_claim)
         thread.start()
-        old = engines.load(
-            _steps(LinearFlow, calls, takeover),
-            store={"who": "old"},
-            backend=backend,
-            flow_detail=fd,
-            fence=1,
-        )
+        old = _fenced_engine(backend, fd, calls, "old", 1, takeover=takeover)
         with pytest.raises(ClaimLost) as caught:
             old.run()
         refused_at = time.monotonic()

@@ -4,30 +4,23 @@ saves them in one transaction, and acts on none of them (listeners, successors) 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from flowkit import LinearFlow, Task, UnorderedFlow, engines
 from flowkit.exceptions import StorageError
 from flowkit.persistence.backends import Backend
 from flowkit.states import AtomState
-from tests.support.persistence import fresh_backend, saved_states
+from tests.support.persistence import SQL_BACKEND_KINDS, recorded_statements, saved_states
 
-KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 WIDTH = 4
 
 
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    url = (
-        f"sqlite:///{tmp_path}/g.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    b = fresh_backend(url)
-    yield b
-    b.close()
+@pytest.fixture(params=SQL_BACKEND_KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Group commit is one SQL transaction: the SQL backends alone (``backend`` is conftest's)."""
+    return str(request.param)
 
 
 class Quick(Task):
@@ -61,21 +54,13 @@ def test_queued_completions_are_saved_in_one_transaction_before_any_is_acted_on(
         seen_saved[details["atom_name"]] = saved_states(backend, flow_uuid)[details["atom_name"]]
 
     engine.atom_notifier.register(AtomState.SUCCESS, on_success)
-    statements: list[str] = []
-    sa_engine = backend.engine  # type: ignore[attr-defined]
-
-    def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
-        statements.append(text)
-
-    sa.event.listen(sa_engine, "before_cursor_execute", statement)
-    try:
+    with recorded_statements(backend) as statements:
         engine.run()
-    finally:
-        sa.event.remove(sa_engine, "before_cursor_execute", statement)
     names = [f"t{i}" for i in range(WIDTH)] + ["after"]
     assert saved_states(backend, flow_uuid) == dict.fromkeys(names, "SUCCESS")
     assert seen_saved == dict.fromkeys(names, "SUCCESS")  # every listener saw its own SUCCESS saved
-    begin = "BEGIN IMMEDIATE" if sa_engine.dialect.name == "sqlite" else "BEGIN"
+    dialect = backend.engine.dialect.name  # type: ignore[attr-defined]
+    begin = "BEGIN IMMEDIATE" if dialect == "sqlite" else "BEGIN"
     groups = []
     for k, text in enumerate(statements):
         if text == begin:

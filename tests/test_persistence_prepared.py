@@ -9,30 +9,28 @@ server that lost its prepared statements costs a reconnect, not the run.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from flowkit import LinearFlow, Task, engines
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
 from flowkit.persistence.rows import ATOMS
 from flowkit.states import AtomState
-from tests.support.persistence import fresh_backend, saved_flow, saved_states
+from tests.support.persistence import (
+    SQL_BACKEND_KINDS,
+    fresh_backend,
+    recorded_statements,
+    saved_flow,
+    saved_states,
+)
 
-KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
-
-@pytest.fixture(params=KINDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    url = (
-        f"sqlite:///{tmp_path}/p.db" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    b = fresh_backend(url)
-    yield b
-    b.close()
+@pytest.fixture(params=SQL_BACKEND_KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Prepared statements are the SQL backends' own: those alone (``backend`` is conftest's)."""
+    return str(request.param)
 
 
 class Noop(Task):
@@ -69,18 +67,9 @@ def test_values_read_back_as_written(backend: Backend) -> None:
 
 def test_listeners_see_every_statement_and_postgresql_prepares_each_shape_once(backend: Backend) -> None:
     n = 20
-    seen: list[str] = []
-    sa_engine = backend.engine  # type: ignore[attr-defined]
-
-    def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
-        seen.append(text)
-
-    sa.event.listen(sa_engine, "before_cursor_execute", statement)
-    try:
+    with recorded_statements(backend) as seen:
         engine = engines.load(LinearFlow("count").add(*(Noop(f"t{i}") for i in range(n))), backend=backend)
         engine.run()
-    finally:
-        sa.event.remove(sa_engine, "before_cursor_execute", statement)
     assert saved_states(backend, engine._recorder.flow_detail.uuid) == {f"t{i}": "SUCCESS" for i in range(n)}
     writes = [
         t

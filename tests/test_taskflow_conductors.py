@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,9 @@ from tests.support.wait import wait_until
 
 
 @pytest.fixture
-def board(tmp_path: Path) -> Iterator[JobBoard]:
-    made = boards.fetch(
-        "tf-board", f"sqlite:///{tmp_path}/board.db", persistence=f"sqlite:///{tmp_path}/p.db"
-    )
-    made.connect()
-    yield made
-    made.close()
+def board_url(tmp_path: Path) -> str:
+    """TaskFlow's conductor API needs no service: a SQLite board alone (``board`` is conftest's)."""
+    return f"sqlite:///{tmp_path}/board.db"
 
 
 @pytest.mark.parametrize("kind", ["blocking", "nonblocking"])

@@ -185,36 +185,33 @@ def refusal(uuid: str, worker: str) -> dict[str, Any]:
     return {"type": "result", "uuid": uuid, "worker": worker, "ok": False, "failure": failure.to_dict()}
 
 
-def test_refused_copy_is_sent_again_when_no_worker_has_it() -> None:
+def refused_by_w2() -> tuple[WorkerDispatcher, Wire, str]:
+    """Two workers; the one request sent, and w2 refusing a redelivered copy of it. Whether the refusal
+    stands hangs on w1, which may have the original: each test says what w1 turns out to do."""
     d, wire = dispatcher()
     d._on_notify(notify("w1"))
     d._on_notify(notify("w2"))
     submit(d, 1)
     req_id = wire.sent[0]
     d._on_message({**refusal(req_id, "w2"), "redelivered": True})
+    return d, wire, req_id
+
+
+def test_refused_copy_is_sent_again_when_no_worker_has_it() -> None:
+    d, wire, req_id = refused_by_w2()
     assert not d._done and wire.sent == [req_id]  # held: w1 might have it
     d._on_notify(notify("w1"))  # w1 does not run it, and sent no answer
     assert wire.sent == [req_id, req_id] and not d._done
 
 
 def test_refused_copy_of_a_request_another_worker_runs_is_ignored() -> None:
-    d, wire = dispatcher()
-    d._on_notify(notify("w1"))
-    d._on_notify(notify("w2"))
-    submit(d, 1)
-    req_id = wire.sent[0]
-    d._on_message({**refusal(req_id, "w2"), "redelivered": True})
+    d, wire, req_id = refused_by_w2()
     d._on_notify(notify("w1", running=(req_id,)))
     assert d._requests[req_id].stage == RUNNING and not d._done and len(wire.sent) == 1
 
 
 def test_refusal_stands_when_a_worker_that_may_have_run_it_died() -> None:
-    d, wire = dispatcher()
-    d._on_notify(notify("w1"))
-    d._on_notify(notify("w2"))
-    submit(d, 1)
-    req_id = wire.sent[0]
-    d._on_message({**refusal(req_id, "w2"), "redelivered": True})
+    d, wire, _ = refused_by_w2()
     d._registry.workers["w1"].last_seen -= 60
     d._check(time.monotonic())
     _, _, ok, failure = d._done.popleft()

@@ -9,7 +9,6 @@ processes and the test share.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,11 +28,6 @@ exchange = pytest.fixture(worker_exchange, name="exchange")
 spawn = pytest.fixture(worker_spawner, name="spawn")
 
 WORKER_LOOP = "flowkit-worker-async"
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Journal:
-    return Journal(tmp_path / "journal.log")
 
 
 def async_step(name: str, timeout: float | None = None, **args: Any) -> AsyncStep:

@@ -8,7 +8,6 @@ worker-based engine, on the embedded SQLite board and persistence.
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from flowkit.jobboard import JobState
 from flowkit.jobboard import backends as boards
 from flowkit.workers import protocol as p
 from tests import worker_tasks as wt
+from tests.support.conductors import running
 from tests.support.wait import wait_until
 from tests.support.worker_processes import TOPIC, worker_exchange, worker_spawner
 
@@ -49,13 +49,8 @@ def test_a_conductors_job_is_logged_by_the_worker_with_its_job_and_flow(
     )
     options = {"transport": rabbitmq_url, "exchange": exchange, "topics": [TOPIC], "transition_timeout": 10.0}
     conductor = Conductor("c1", board, db, engine="worker-based", engine_options=options, wait_timeout=0.1)
-    thread = threading.Thread(target=conductor.run, daemon=True)
-    thread.start()
-    try:
+    with running(conductor):
         wait_until(lambda: board.state_of(job) is JobState.COMPLETE, 60, "the job consumed")
-    finally:
-        conductor.stop()
-        thread.join(15)
     prefix = f"job {job.uuid} flow {job.flow_uuid} atom"
     wait_until(lambda: len(_atom_lines(worker.text())) >= 3, 10, "the worker's three atom lines")
     lines = _atom_lines(worker.text())

@@ -37,6 +37,8 @@ from flowkit.workers.discovery import WorkerInfo
 from flowkit.workers.request import RUNNING, Request
 from tests import worker_tasks as wt
 from tests.support import tasks
+from tests.support.background import Background
+from tests.support.dispatchers import worker_options
 from tests.support.workers import TASK_MODULES, memory_worker
 
 URL = "memory://"
@@ -56,16 +58,7 @@ def worker(exchange: str) -> Iterator[Worker]:
 
 
 def load(flow: Any, exchange: str, timeout: float = 5.0, **kwargs: Any) -> engines.Engine:
-    return engines.load(
-        flow,
-        engine="worker-based",
-        transport=URL,
-        exchange=exchange,
-        topics=[TOPIC],
-        transition_timeout=timeout,
-        transport_options=OPTIONS,
-        **kwargs,
-    )
+    return engines.load(flow, **worker_options(exchange, TOPIC, timeout), **kwargs)
 
 
 def test_flow_runs_on_the_worker(worker: Worker, exchange: str) -> None:
@@ -197,22 +190,13 @@ def test_stop_lets_the_running_task_finish(worker: Worker, exchange: str, tmp_pa
         exchange,
         store={"marker_dir": str(tmp_path), "seconds": 0.5},
     )
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            engine.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    runner = threading.Thread(target=run)
-    runner.start()
+    run = Background(engine.run, name="run")
     deadline = time.monotonic() + 5
     while not (tmp_path / "started-nap").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
-    runner.join(10)
-    assert not errors and engine.storage.fetch("slept") == 0.5
+    run.wait(10)
+    assert not run.errors and engine.storage.fetch("slept") == 0.5
 
 
 def test_hung_call_is_abandoned_retried_and_its_late_result_discarded(
@@ -242,6 +226,20 @@ class FakeMessage:
         self.delivery_info = {"redelivered": redelivered, "routing_key": "k"}
 
 
+def redelivered_add(arguments: dict[str, Any]) -> FakeMessage:
+    """Request r1 (``tests.support.tasks.Add`` with ``arguments``) as the broker hands it out again after
+    a lost connection: the redelivery tests judge what a worker does with such a copy."""
+    body = protocol.encode(
+        protocol.REQUEST,
+        uuid="r1",
+        task="tests.support.tasks.Add",
+        atom="add",
+        action="execute",
+        arguments=arguments,
+    )
+    return FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+
+
 def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     w = Worker(URL, "unused", TOPIC, [tasks.Add])
     sent: list[tuple[bytes, str]] = []
@@ -253,15 +251,7 @@ def test_redelivered_request_is_refused_not_run_twice(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(w._link, "publish", publish)
     monkeypatch.setattr(w._link, "ack", lambda message, gen, reject=False: acked.append((message, reject)))
-    body = protocol.encode(
-        protocol.REQUEST,
-        uuid="r1",
-        task="tests.support.tasks.Add",
-        atom="add",
-        action="execute",
-        arguments={"x": 1, "y": 2},
-    )
-    message = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+    message = redelivered_add({"x": 1, "y": 2})
     w._on_request(message)
     w._drain_inbox()
     assert acked == [(message, False)]
@@ -366,15 +356,7 @@ def test_answers_are_sent_again_after_a_reconnect_and_to_a_redelivered_copy(
     w._reconnected()
     w._flush()
     assert sent == [("r1", answer)]
-    body = protocol.encode(
-        protocol.REQUEST,
-        uuid="r1",
-        task="tests.support.tasks.Add",
-        atom="add",
-        action="execute",
-        arguments={},
-    )
-    copy = FakeMessage(body, redelivered=True, reply_to="engine-q", correlation_id="r1")
+    copy = redelivered_add({})
     w._handle_request(copy, 2)
     assert sent == [("r1", answer), ("r1", answer)] and acked == [copy] and not w._jobs
 

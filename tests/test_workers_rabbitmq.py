@@ -24,6 +24,7 @@ from flowkit.workers.worker import ANNOUNCE_AFTER_S
 from tests import worker_tasks as wt
 from tests.support import tasks
 from tests.support.background import Background
+from tests.support.dispatchers import worker_options
 from tests.support.wait import wait_until
 from tests.support.worker_processes import TOPIC, worker_exchange, worker_spawner
 from tests.tcp_proxy import TcpProxy
@@ -35,15 +36,7 @@ spawn = pytest.fixture(worker_spawner, name="spawn")
 
 
 def load(flow: Any, url: str, exchange: str, timeout: float = 10.0, **kwargs: Any) -> engines.Engine:
-    return engines.load(
-        flow,
-        engine="worker-based",
-        transport=url,
-        exchange=exchange,
-        topics=[TOPIC],
-        transition_timeout=timeout,
-        **kwargs,
-    )
+    return engines.load(flow, **worker_options(exchange, TOPIC, timeout, transport=url), **kwargs)
 
 
 def test_two_workers_share_one_topic(rabbitmq_url: str, exchange: str, spawn: Any) -> None:

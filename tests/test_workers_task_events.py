@@ -6,17 +6,17 @@ flowkit, as ``event`` messages (progress keeps its own ``progress`` message, and
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
 from flowkit import LinearFlow, Task, engines
+from flowkit.engines import Engine
 from flowkit.notifier import ANY
 
 pytest.importorskip("kombu")
 
-from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, memory_worker
+from tests.support.dispatchers import served_exchange, worker_options
 
 
 class Announcer(Task):
@@ -30,23 +30,22 @@ class Announcer(Task):
         return letters
 
 
+def _run_on_a_worker(announcer: Announcer, letters: str) -> Engine:
+    """Run ``announcer`` alone in a flow on a worker of its own over ``memory://`` (stopped before this
+    returns, so all it logged is in), and give back the engine, whose copy of the task heard the events."""
+    with served_exchange("fk-ev", "ev", [Announcer], threads=2) as exchange:
+        engine = engines.load(
+            LinearFlow("f").add(announcer), store={"letters": letters}, **worker_options(exchange, "ev")
+        )
+        engine.run()
+    return engine
+
+
 def test_events_sent_on_the_worker_reach_the_engine_task_notifier() -> None:
-    exchange = f"fk-ev-{uuid.uuid4().hex[:10]}"
     heard: list[tuple[str, dict[str, Any]]] = []
     announcer = Announcer("announce")
     announcer.notifier.register(ANY, lambda event, details: heard.append((event, dict(details))))
-    with memory_worker(exchange, "ev", [Announcer]):
-        engine = engines.load(
-            LinearFlow("f").add(announcer),
-            store={"letters": "abc"},
-            engine="worker-based",
-            transport=MEMORY_TRANSPORT,
-            transport_options=MEMORY_OPTIONS,
-            exchange=exchange,
-            topics=["ev"],
-            transition_timeout=10,
-        )
-        engine.run()
+    _run_on_a_worker(announcer, "abc")
     assert heard == [
         ("update_progress", {"progress": 0.0}),  # the engine's own, as it records RUNNING (TaskFlow's)
         ("a", {"left": "abc"}),
@@ -58,20 +57,8 @@ def test_events_sent_on_the_worker_reach_the_engine_task_notifier() -> None:
 
 
 def test_a_task_nobody_listens_to_costs_the_engine_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    exchange = f"fk-ev-{uuid.uuid4().hex[:10]}"
     silent = Announcer("silent")
-    with memory_worker(exchange, "ev", [Announcer]):
-        engine = engines.load(
-            LinearFlow("f").add(silent),
-            store={"letters": "xy"},
-            engine="worker-based",
-            transport=MEMORY_TRANSPORT,
-            transport_options=MEMORY_OPTIONS,
-            exchange=exchange,
-            topics=["ev"],
-            transition_timeout=10,
-        )
-        engine.run()
+    engine = _run_on_a_worker(silent, "xy")
     assert engine.storage.fetch_all()["letters"] == "xy"
     assert "_notifier" not in silent.__dict__  # no notifier was made on the engine's side
     assert any("not-json" in r.getMessage() and "not JSON" in r.getMessage() for r in caplog.records)

@@ -3,10 +3,10 @@ threads, parallel on a forkserver process pool, and worker-based over kombu's in
 worker on a thread of this process).
 
 Tests that hold one behaviour on every dispatcher parametrize over :data:`KINDS` and get each kind's
-options from :func:`options_for`. The pool and the worker are costly to start, so a test module keeps
-one of each in module-scoped fixtures named ``process_pool`` and ``worker_exchange`` (made with
-:func:`forkserver_pool` and :func:`served_exchange`), and :func:`options_for` asks for them only for
-the kinds that use them.
+options from :func:`options_for`. The pool and the worker are costly to start, so a module shares one
+of each through module-scoped fixtures: ``process_pool`` (conftest's, made with :func:`forkserver_pool`)
+and its own ``worker_exchange`` (made with :func:`served_exchange`, serving the module's tasks); and
+:func:`options_for` asks for them only for the kinds that use them.
 """
 
 from __future__ import annotations
@@ -42,16 +42,21 @@ def served_exchange(prefix: str, topic: str, tasks: Iterable[Any], threads: int)
         yield exchange
 
 
-def worker_options(exchange: str, topic: str, transition_timeout: float = 10.0) -> dict[str, Any]:
-    """The options of a worker-based engine that sends its atoms to the worker on ``exchange``."""
-    return {
+def worker_options(
+    exchange: str, topic: str, transition_timeout: float = 10.0, transport: str = MEMORY_TRANSPORT
+) -> dict[str, Any]:
+    """The options of a worker-based engine that sends its atoms to the worker on ``exchange`` over
+    ``transport`` (``memory://`` unless a broker's URL is given; it alone gets the quick polling)."""
+    options: dict[str, Any] = {
         "engine": "worker-based",
-        "transport": MEMORY_TRANSPORT,
+        "transport": transport,
         "exchange": exchange,
         "topics": [topic],
         "transition_timeout": transition_timeout,
-        "transport_options": MEMORY_OPTIONS,
     }
+    if transport == MEMORY_TRANSPORT:
+        options["transport_options"] = MEMORY_OPTIONS
+    return options
 
 
 def options_for(

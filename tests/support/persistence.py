@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from flowkit.persistence import backends
 from flowkit.persistence.backends import Backend
-from flowkit.persistence.models import FlowDetail
+from flowkit.persistence.models import FlowDetail, LogBook
 
 BACKEND_KINDS = ["memory", "sqlite", "dir", pytest.param("postgresql", marks=pytest.mark.postgres)]
 """``@pytest.fixture(params=BACKEND_KINDS)``: every backend, PostgreSQL marked (and skipped without it)."""
+
+SQL_BACKEND_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+"""The SQLAlchemy backends alone: for tests of what only a SQL database does (statements, transactions)."""
 
 
 def backend_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -39,6 +46,34 @@ def saved_flow(backend: Backend, uuid: str) -> FlowDetail:
     """The flow detail as the database has it now (a new connection, nothing cached)."""
     with backend.get_connection() as conn:
         return conn.get_flow_detail(uuid)
+
+
+def saved_new_flow(backend: Backend, name: str) -> tuple[LogBook, FlowDetail]:
+    """A logbook holding one empty flow detail, both named ``name``, saved: what a job posts before an
+    engine loads the flow detail by its uuid."""
+    book, fd = LogBook(name), FlowDetail(name)
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    return book, fd
+
+
+@contextlib.contextmanager
+def recorded_statements(backend: Backend) -> Iterator[list[str]]:
+    """The text of every statement the SQLAlchemy ``backend`` sends while the block runs, in order
+    (transaction control included: ``BEGIN``, ``COMMIT``); the listener is removed afterwards, so the
+    backend can be read back without adding to the list."""
+    statements: list[str] = []
+    sa_engine = backend.engine  # type: ignore[attr-defined]
+
+    def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
+        statements.append(text)
+
+    sa.event.listen(sa_engine, "before_cursor_execute", statement)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(sa_engine, "before_cursor_execute", statement)
 
 
 def saved_states(backend: Backend, uuid: str) -> dict[str, str]:
