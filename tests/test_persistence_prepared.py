@@ -97,6 +97,34 @@ def test_listeners_see_every_statement_and_postgresql_prepares_each_shape_once(b
         assert all(" AS UPDATE " in text and "; EXECUTE " in text for text in prepares)  # one round trip
 
 
+def test_an_after_listener_alone_and_a_listener_of_one_connection_hear_the_updates(backend: Backend) -> None:
+    """The updates skip SQLAlchemy's event calls when nothing listens: a listener of the other event
+    only, or of one connection rather than its engine, must still count as listening."""
+    fd, td = _saved_task(backend)
+    after: list[str] = []
+    own: list[str] = []
+    sa_engine = backend.engine  # type: ignore[attr-defined]
+
+    def heard_after(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
+        after.append(text)
+
+    sa.event.listen(sa_engine, "after_cursor_execute", heard_after)
+    try:
+        with backend.get_connection() as conn:
+            assert conn.run(lambda: conn.update_row(ATOMS, td.uuid, {"state": "RUNNING"}))
+    finally:
+        sa.event.remove(sa_engine, "after_cursor_execute", heard_after)
+    assert [t for t in after if "flowkit_atomdetails" in t or t.startswith(("PREPARE", "EXECUTE"))]
+
+    with backend.get_connection(autocommit=True) as conn:
+        sa_conn = conn._checkout()  # type: ignore[attr-defined]
+        sa.event.listen(sa_conn, "before_cursor_execute", lambda c, cur, text, *a: own.append(text))
+        assert conn.write_row(ATOMS, td.uuid, {"state": "SUCCESS"})
+    assert [t for t in own if "flowkit_atomdetails" in t or t.startswith(("PREPARE", "EXECUTE"))]
+    got = saved_flow(backend, fd.uuid).find(td.uuid)
+    assert got is not None and got.state is AtomState.SUCCESS
+
+
 @pytest.mark.postgres
 def test_prepared_statements_lost_on_the_server_cost_a_reconnect(postgres_url: str) -> None:
     """``DEALLOCATE ALL`` (as a pooler's reset does) under the recorder: its next write reconnects,

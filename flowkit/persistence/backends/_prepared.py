@@ -62,6 +62,14 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     return "%s.%06d" % (cached[1], value.microsecond)  # noqa: UP031 (half an f-string's cost)
 
 
+def _listened(conn: sa.Connection) -> bool:
+    """Whether a ``before_cursor_execute`` or ``after_cursor_execute`` listener would hear a statement
+    of ``conn``: of the connection itself (then SQLAlchemy's joined dispatch decides), of its engine,
+    or of every engine (the engine's collections include class-level listeners)."""
+    dispatch = conn.dispatch if conn._has_events else conn.engine.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
 class _Shape:
     """One statement shape: its SQL (and, on PostgreSQL, its PREPARE) and the columns' bind processors."""
 
@@ -192,9 +200,10 @@ class PreparedUpdates:
 
     def _send(self, conn: sa.Connection, cursor: Any, sql: str, params: Any, many: bool = False) -> None:
         """Execute on the driver; the connection's listeners see it, errors come out as SQLAlchemy's."""
-        # SQLAlchemy's own test before its event points: two attribute reads, where asking the
-        # dispatch for its listeners costs a dozen Python calls per statement
-        events = conn._has_events or conn.engine._has_events
+        # SQLAlchemy's own test before its event points (two attribute reads), then whether anything
+        # listens to these two: flowkit's SQLite engines always have engine events (their "begin"
+        # hook), and calling an empty listener collection costs a dozen Python calls per statement
+        events = _listened(conn) if conn._has_events or conn.engine._has_events else False
         if events:
             conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
         try:
