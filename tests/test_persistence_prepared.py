@@ -194,6 +194,50 @@ def test_upserted_rows_with_null_columns_read_back_as_written(backend: Backend) 
     assert [(ad.name, ad.results, ad.finished_at) for ad in got] == [("a", None, None), ("b", None, None)]
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 64, 65, 200])
+def test_many_upserted_rows_with_shared_and_varying_columns_read_back_as_written(
+    backend: Backend, n: int
+) -> None:
+    """SQLite sends a value the same in every row once per statement (``?1``) and chunks the rows into
+    multi-row statements: each row must still read back as its own, whatever the chunks (64, then
+    powers of two), also when every column varies (fewer rows per statement: at most 999 parameters),
+    and an upsert over saved rows must update each one."""
+    book, fd = LogBook("b"), FlowDetail("f")
+    book.add(fd)
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    for i in range(n):
+        fd.add(TaskDetail(f"t{i}", version="1.0", position=i))  # shared: state, kind, version, meta...
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    got = saved_flow(backend, fd.uuid)
+    assert [(ad.name, ad.position, ad.version, ad.state) for ad in got] == [
+        (f"t{i}", i, "1.0", AtomState.PENDING) for i in range(n)
+    ]
+    for i, ad in enumerate(fd):  # every column varies now
+        ad.state = AtomState.SUCCESS if i % 2 else AtomState.FAILURE
+        ad.results, ad.attempts, ad.seq, ad.version = {"i": i}, i + 1, i, f"v{i}"
+        ad.started_at = when + dt.timedelta(seconds=i)
+        ad.meta = {"k": i}
+    with backend.get_connection() as conn:
+        conn.update_flow_details(fd)
+    got = saved_flow(backend, fd.uuid)
+    assert [
+        (ad.name, ad.state, ad.results, ad.attempts, ad.seq, ad.version, ad.started_at, ad.meta) for ad in got
+    ] == [
+        (
+            f"t{i}",
+            AtomState.SUCCESS if i % 2 else AtomState.FAILURE,
+            {"i": i},
+            i + 1,
+            i,
+            f"v{i}",
+            when + dt.timedelta(seconds=i),
+            {"k": i},
+        )
+        for i in range(n)
+    ]
+
+
 def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
     """RUNNING and SUCCESS leave out a NULL column the row has NULL already: they must still clear
     the finish time and the result a first attempt saved."""
