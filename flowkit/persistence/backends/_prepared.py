@@ -263,8 +263,13 @@ class PreparedUpdates:
         found: bool = cursor.rowcount == 1
         return found
 
+    def send(self, conn: sa.Connection, cursor: Any, sql: str) -> None:
+        """A statement without parameters (``BEGIN``, ``COMMIT``) through :meth:`_send`."""
+        self._send(conn, cursor, sql, None)
+
     def _send(self, conn: sa.Connection, cursor: Any, sql: str, params: Any) -> None:
-        """Execute on the driver; the connection's listeners see it, errors come out as SQLAlchemy's."""
+        """Execute on the driver; the connection's listeners see it, errors come out as SQLAlchemy's.
+        ``params`` None: a statement without parameters (the driver does no formatting of it)."""
         # SQLAlchemy's own test before its event points (two attribute reads), then whether anything
         # listens to these two: flowkit's SQLite engines always have engine events (their "begin"
         # hook), and calling an empty listener collection costs a dozen Python calls per statement
@@ -272,7 +277,10 @@ class PreparedUpdates:
         if events:
             conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, False)
         try:
-            cursor.execute(sql, params)
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
         except self._error as exc:
             raise self._wrap(conn, cursor, sql, params, exc) from exc
         if events:

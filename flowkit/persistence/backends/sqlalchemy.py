@@ -497,11 +497,14 @@ class SQLAlchemyConnection(Connection):
             conn = self._checkout()
             try:
                 self._in_transaction = True
+                # on the DB-API cursor, as the row updates are: SQLAlchemy's execute path costs more
+                # than the statement (a few per flow transition); its listeners still see them
+                send = self.backend.updates.send
                 for statement in begin:
-                    conn.exec_driver_sql(statement)
+                    send(conn, self._raw_cursor(conn), statement)
                 out = fn()
                 for statement in end:
-                    conn.exec_driver_sql(statement)
+                    send(conn, self._raw_cursor(conn), statement)
                 self._in_transaction = False
                 if sync is not None:
                     _sync_file(sync, self.backend.display_url)
