@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from flowkit import LinearFlow, Task, engines
 from flowkit.persistence.backends import Backend
-from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
+from flowkit.persistence.models import FlowDetail, Intention, LogBook, TaskDetail
 from flowkit.persistence.rows import ATOMS
 from flowkit.states import AtomState
 from tests.support.persistence import fresh_backend, saved_flow, saved_states
@@ -251,6 +251,11 @@ def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
         assert ad is not None
         return ad.state, ad.results, ad.finished_at is not None
 
+    def intention() -> Intention:
+        ad = saved_flow(backend, uuid).find(storage.atom_uuids[0])
+        assert ad is not None
+        return ad.intention
+
     recorder.atom_changed(storage, 0, AtomState.RUNNING)
     assert saved() == (AtomState.RUNNING, None, False)
     storage.results[0] = 7
@@ -261,4 +266,9 @@ def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
     storage.results[0] = None
     recorder.atom_changed(storage, 0, AtomState.SUCCESS)
     assert saved() == (AtomState.SUCCESS, None, True)  # the first attempt's result cleared
+    # RUNNING leaves out the intention when the row has EXECUTE already: never after a revert's
+    recorder.atom_changed(storage, 0, AtomState.REVERTING)
+    assert intention() is Intention.REVERT
+    recorder.atom_changed(storage, 0, AtomState.RUNNING)
+    assert (saved()[0], intention()) == (AtomState.RUNNING, Intention.EXECUTE)
     recorder.close()

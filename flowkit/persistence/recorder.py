@@ -417,12 +417,15 @@ class BackendRecorder(Recorder):
         # straight away: the same values the generic path below makes through Codec.atom_values,
         # without a model-fields dict and a converter call per field (they are most of the Python
         # work around each statement). Encoded first: a result that does not encode changes nothing.
-        # A column to be cleared that the row has NULL already (``ad`` is what this recorder restored
-        # or wrote) is left out: sqlite3 binds a None at several times a string's cost.
+        # A column to be cleared that the row has NULL already, or an intention it has already (``ad`` is
+        # what this recorder restored or wrote), is left out: each bind is driver work per transition
+        # (a None costs sqlite3 several times a string).
         if history is None:
             if state is S.RUNNING:
                 attempts = ad.attempts + 1
-                values = {"state": _RUNNING, "intention": _EXECUTE, "attempts": attempts, "started_at": now}
+                values = {"state": _RUNNING, "attempts": attempts, "started_at": now}
+                if ad.intention is not Intention.EXECUTE:  # (a new row's is: a bind fewer)
+                    values["intention"] = _EXECUTE
                 if ad.finished_at is not None:
                     values["finished_at"] = None
                 ad.state, ad.intention, ad.attempts = state, Intention.EXECUTE, attempts
