@@ -267,9 +267,12 @@ def test_one_statement_and_one_commit_per_atom_transition(
         assert texts[k - 1] == "BEGIN IMMEDIATE"
         assert texts[k + 1 : k + 3] == ["COMMIT", f"flush {tmp_path}/count.db-wal"]
         assert seen[k][1]  # on the recorder's autocommit connection
-    assert texts.count("PRAGMA synchronous=FULL") == 1  # when the connection goes back to the pool
-    assert len(seen) <= 2 * n + 10  # and nothing per atom besides: 4 per flow write, a PRAGMA at each end
+    # the run ends with its connection kept, relaxed, for the next run (no PRAGMA: its statements stay
+    # prepared); it goes back to the pool, made durable, when the backend is closed
+    assert not [text for text in texts if text.startswith("PRAGMA")]
+    assert len(seen) <= 2 * n + 10  # and nothing per atom besides: 4 per flow write
     backend.close()
+    assert [text for text, _ in seen[len(texts) :]] == ["PRAGMA synchronous=FULL"]
 
 
 def test_a_long_flow_gets_a_durable_point_every_keep_max_atoms(
@@ -296,7 +299,45 @@ def test_a_long_flow_gets_a_durable_point_every_keep_max_atoms(
     assert max(sizes) < 4
     # the flow's RUNNING and SUCCESS, and a flush at the RUNNING of t3, t6 and t9 (4 atoms kept each)
     assert seen.count("BEGIN IMMEDIATE") == 2 + 3
-    assert seen.count("PRAGMA synchronous=FULL") == 1  # when the connection goes back (flushes: fsync)
+    assert not [text for text in seen if text.startswith("PRAGMA")]  # flushes: fsync; kept relaxed after
+    backend.close()
+
+
+def test_a_sqlite_run_takes_the_last_runs_relaxed_connection_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next run (set-up and writes) is on the database connection the last one gave back, with no
+    PRAGMA (one would expire its prepared statements); a process that inherited it by a fork never
+    takes it (the backend's close making it durable again: test_one_statement_and_one_commit...)."""
+    from flowkit.persistence.backends import sqlalchemy as sqlalchemy_backend
+
+    backend = fresh_backend(f"sqlite:///{tmp_path}/again.db")
+    seen: list[tuple[str, int]] = []
+    sa.event.listen(
+        backend.engine,  # type: ignore[attr-defined]
+        "before_cursor_execute",
+        lambda conn, cursor, text, *a: seen.append((text, id(conn.connection.dbapi_connection))),
+    )
+
+    def run() -> list[tuple[str, int]]:
+        del seen[:]
+        engine = engines.load(LinearFlow("again").add(Record("t", [])), backend=backend)
+        engine.run()
+        ran = list(seen)
+        assert saved_states(backend, engine._recorder.flow_detail.uuid) == {"t": "SUCCESS"}
+        return ran
+
+    first = run()
+    assert [text for text, _ in first if text.startswith("PRAGMA")] == ["PRAGMA synchronous=NORMAL"]
+    second = run()
+    assert not [text for text, _ in second if text.startswith("PRAGMA")]
+    assert {conn for _, conn in second} == {first[-1][1]}  # set-up and writes: the one connection
+    parked = list(backend._parked)  # type: ignore[attr-defined]
+    assert len(parked) == 1
+    monkeypatch.setattr(sqlalchemy_backend.os, "getpid", lambda: -1)  # as in a forked child
+    assert backend.unpark() is None  # type: ignore[attr-defined]  # never the parent's connection
+    monkeypatch.undo()
+    parked[0][1].close()
     backend.close()
 
 

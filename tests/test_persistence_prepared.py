@@ -15,7 +15,7 @@ import pytest
 
 from flowkit import LinearFlow, Task, engines
 from flowkit.persistence.backends import Backend
-from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
+from flowkit.persistence.models import FlowDetail, Intention, LogBook, TaskDetail
 from flowkit.persistence.rows import ATOMS
 from flowkit.states import AtomState
 from tests.support.persistence import (
@@ -84,6 +84,34 @@ def test_listeners_see_every_statement_and_postgresql_prepares_each_shape_once(b
         names = [text.split()[1] for text in prepares]
         assert len(names) == len(set(names)) <= 4  # atom RUNNING, atom SUCCESS, flow RUNNING, flow SUCCESS
         assert all(" AS UPDATE " in text and "; EXECUTE " in text for text in prepares)  # one round trip
+
+
+def test_an_after_listener_alone_and_a_listener_of_one_connection_hear_the_updates(backend: Backend) -> None:
+    """The updates skip SQLAlchemy's event calls when nothing listens: a listener of the other event
+    only, or of one connection rather than its engine, must still count as listening."""
+    fd, td = _saved_task(backend)
+    after: list[str] = []
+    own: list[str] = []
+    sa_engine = backend.engine  # type: ignore[attr-defined]
+
+    def heard_after(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
+        after.append(text)
+
+    sa.event.listen(sa_engine, "after_cursor_execute", heard_after)
+    try:
+        with backend.get_connection() as conn:
+            assert conn.run(lambda: conn.update_row(ATOMS, td.uuid, {"state": "RUNNING"}))
+    finally:
+        sa.event.remove(sa_engine, "after_cursor_execute", heard_after)
+    assert [t for t in after if "flowkit_atomdetails" in t or t.startswith(("PREPARE", "EXECUTE"))]
+
+    with backend.get_connection(autocommit=True) as conn:
+        sa_conn = conn._checkout()  # type: ignore[attr-defined]
+        sa.event.listen(sa_conn, "before_cursor_execute", lambda c, cur, text, *a: own.append(text))
+        assert conn.write_row(ATOMS, td.uuid, {"state": "SUCCESS"})
+    assert [t for t in own if "flowkit_atomdetails" in t or t.startswith(("PREPARE", "EXECUTE"))]
+    got = saved_flow(backend, fd.uuid).find(td.uuid)
+    assert got is not None and got.state is AtomState.SUCCESS
 
 
 @pytest.mark.postgres
@@ -155,6 +183,50 @@ def test_upserted_rows_with_null_columns_read_back_as_written(backend: Backend) 
     assert [(ad.name, ad.results, ad.finished_at) for ad in got] == [("a", None, None), ("b", None, None)]
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 64, 65, 200])
+def test_many_upserted_rows_with_shared_and_varying_columns_read_back_as_written(
+    backend: Backend, n: int
+) -> None:
+    """SQLite sends a value the same in every row once per statement (``?1``) and chunks the rows into
+    multi-row statements: each row must still read back as its own, whatever the chunks (64, then
+    powers of two), also when every column varies (fewer rows per statement: at most 999 parameters),
+    and an upsert over saved rows must update each one."""
+    book, fd = LogBook("b"), FlowDetail("f")
+    book.add(fd)
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    for i in range(n):
+        fd.add(TaskDetail(f"t{i}", version="1.0", position=i))  # shared: state, kind, version, meta...
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    got = saved_flow(backend, fd.uuid)
+    assert [(ad.name, ad.position, ad.version, ad.state) for ad in got] == [
+        (f"t{i}", i, "1.0", AtomState.PENDING) for i in range(n)
+    ]
+    for i, ad in enumerate(fd):  # every column varies now
+        ad.state = AtomState.SUCCESS if i % 2 else AtomState.FAILURE
+        ad.results, ad.attempts, ad.seq, ad.version = {"i": i}, i + 1, i, f"v{i}"
+        ad.started_at = when + dt.timedelta(seconds=i)
+        ad.meta = {"k": i}
+    with backend.get_connection() as conn:
+        conn.update_flow_details(fd)
+    got = saved_flow(backend, fd.uuid)
+    assert [
+        (ad.name, ad.state, ad.results, ad.attempts, ad.seq, ad.version, ad.started_at, ad.meta) for ad in got
+    ] == [
+        (
+            f"t{i}",
+            AtomState.SUCCESS if i % 2 else AtomState.FAILURE,
+            {"i": i},
+            i + 1,
+            i,
+            f"v{i}",
+            when + dt.timedelta(seconds=i),
+            {"k": i},
+        )
+        for i in range(n)
+    ]
+
+
 def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
     """RUNNING and SUCCESS leave out a NULL column the row has NULL already: they must still clear
     the finish time and the result a first attempt saved."""
@@ -168,6 +240,11 @@ def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
         assert ad is not None
         return ad.state, ad.results, ad.finished_at is not None
 
+    def intention() -> Intention:
+        ad = saved_flow(backend, uuid).find(storage.atom_uuids[0])
+        assert ad is not None
+        return ad.intention
+
     recorder.atom_changed(storage, 0, AtomState.RUNNING)
     assert saved() == (AtomState.RUNNING, None, False)
     storage.results[0] = 7
@@ -178,4 +255,9 @@ def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
     storage.results[0] = None
     recorder.atom_changed(storage, 0, AtomState.SUCCESS)
     assert saved() == (AtomState.SUCCESS, None, True)  # the first attempt's result cleared
+    # RUNNING leaves out the intention when the row has EXECUTE already: never after a revert's
+    recorder.atom_changed(storage, 0, AtomState.REVERTING)
+    assert intention() is Intention.REVERT
+    recorder.atom_changed(storage, 0, AtomState.RUNNING)
+    assert (saved()[0], intention()) == (AtomState.RUNNING, Intention.EXECUTE)
     recorder.close()

@@ -11,7 +11,8 @@ before it (see the backend's ``durability``). So:
 - the flow's state and the failures it reverts for are saved with each flow transition;
 - a flow detail's set-up (:meth:`BackendRecorder.restore`: its new rows, its fence) is one
   transaction (:meth:`~flowkit.persistence.backends.base.Connection.run_setup`), on disk at once, or
-  on a SQLite file at the default durability, with the flow's first transition (the next commit);
+  on a SQLite file at the default durability, with the flow's first transition (the next durable
+  commit, on the same database connection);
 - a flow's final state is saved only when every atom's is durable: a flush covers the commits of its
   own database session only, so after a lost connection (a database server crash loses the commits it
   had not flushed yet) the recorder writes again, durably, every atom row it changed since the last
@@ -300,9 +301,15 @@ class BackendRecorder(Recorder):
     # -- Recorder -----------------------------------------------------------------------------------
 
     def restore(self, storage: Storage) -> None:
-        with self.backend.get_connection() as conn:
+        # Where the backend says so, on the connection the run's writes go through next (given back at
+        # once, which costs it nothing there): one database connection per run, whose statements are
+        # still prepared from the last run (see Backend.setup_on_writer)
+        conn = self._connection() if self.backend.setup_on_writer else self.backend.get_connection()
+        try:
             conn.validate()
             conn.run_setup(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
+        finally:
+            conn.close()
         fd = self.flow_detail
         saved_state = fd.state or FlowState.PENDING  # None: a new flow detail no engine has run yet
         storage.flow_state = FlowState.SUSPENDED if saved_state in _INTERRUPTED else saved_state
@@ -410,12 +417,15 @@ class BackendRecorder(Recorder):
         # straight away: the same values the generic path below makes through Codec.atom_values,
         # without a model-fields dict and a converter call per field (they are most of the Python
         # work around each statement). Encoded first: a result that does not encode changes nothing.
-        # A column to be cleared that the row has NULL already (``ad`` is what this recorder restored
-        # or wrote) is left out: sqlite3 binds a None at several times a string's cost.
+        # A column to be cleared that the row has NULL already, or an intention it has already (``ad`` is
+        # what this recorder restored or wrote), is left out: each bind is driver work per transition
+        # (a None costs sqlite3 several times a string).
         if history is None:
             if state is S.RUNNING:
                 attempts = ad.attempts + 1
-                values = {"state": _RUNNING, "intention": _EXECUTE, "attempts": attempts, "started_at": now}
+                values = {"state": _RUNNING, "attempts": attempts, "started_at": now}
+                if ad.intention is not Intention.EXECUTE:  # (a new row's is: a bind fewer)
+                    values["intention"] = _EXECUTE
                 if ad.finished_at is not None:
                     values["finished_at"] = None
                 ad.state, ad.intention, ad.attempts = state, Intention.EXECUTE, attempts

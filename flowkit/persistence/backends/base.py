@@ -35,6 +35,12 @@ def _warn_corrupt(uuid: str, exc: CorruptRecordError) -> None:
 class Backend(ABC):
     """Where flows are saved; built from a URL by :func:`flowkit.persistence.backends.fetch`."""
 
+    setup_on_writer = False
+    """Whether a recorder runs its set-up (:meth:`Connection.run_setup`) on its ``autocommit``
+    connection, closed at once, rather than on a plain one: where that connection commits at the
+    set-up's durability already and closing and taking it again costs nothing (a SQLite file at
+    ``durability="flow"``, whose relaxed connections the backend keeps between runs)."""
+
     def __init__(self, url: str, serializer: Serializer | None = None) -> None:
         self.url = url
         self.codec = Codec(serializer)
@@ -118,7 +124,8 @@ class Connection(ABC):
         return self.run(fn)
 
     def run_setup(self, fn: Callable[[], T]) -> T:
-        """Like :meth:`run`, for the recorder's set-up of a flow detail (its new rows, its fence): on
+        """Like :meth:`run`, for the recorder's set-up of a flow detail (its new rows, its fence), and one
+        transaction even on an ``autocommit`` connection (see :attr:`Backend.setup_on_writer`): on
         disk when this returns, except where a backend flushes it with the flow's first transition
         instead, and only where its commit can be lost with the engine's machine alone, never to a
         database server's crash the engine lives through (a SQLite file at ``durability="flow"``)."""

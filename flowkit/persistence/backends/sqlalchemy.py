@@ -14,7 +14,11 @@ Choices, and why:
   connection (:meth:`SQLAlchemyConnection.run_durable`): a flush covers its own session's commits.
   On a SQLite file in WAL mode that transaction commits like the others and then flushes the WAL file
   itself, as a ``synchronous=FULL`` commit would: a ``PRAGMA synchronous`` switch around it would
-  expire the connection's prepared statements (each compiled again at its next use).
+  expire the connection's prepared statements (each compiled again at its next use). For the same
+  reason a SQLite backend keeps its relaxed connections when a recorder gives them back (see
+  :meth:`SQLAlchemyBackend.park`): the next run's recorder takes one as it is, at
+  ``synchronous=NORMAL`` with its statements still prepared, instead of a pooled connection it would
+  relax (and, giving it back, make durable again) with a ``PRAGMA`` each time.
 - Connection errors (``OperationalError``, a dropped connection) are retried with bounded exponential
   backoff (:class:`~flowkit.persistence.backoff.Backoff`); a whole unit of work is retried, never half
   of one. Past the bound the caller gets a :class:`~flowkit.exceptions.StorageError`.
@@ -129,6 +133,9 @@ _RELAXED = {
     "postgresql": ("SET synchronous_commit TO off", "RESET synchronous_commit"),
 }
 _SESSIONS = itertools.count(1)  # Connection.session: every database connection opened gets the next one
+PARKED_MAX = 2
+"""Relaxed SQLite connections a backend keeps between runs (see :meth:`SQLAlchemyBackend.park`): one
+per engine that runs at a time is what makes the next run's set-up free; more would sit idle."""
 
 
 def _durable_transaction(dialect: str, relaxed: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -195,9 +202,12 @@ class SQLAlchemyBackend(Backend):
         # run_setup's (relax, restore) around its transaction: a SQLite commit at synchronous=NORMAL is
         # lost only with the machine, and the engine with it
         self.relaxed_setup = self.relaxed if self.engine.dialect.name == "sqlite" else None
+        # there the recorder's relaxed connection is kept between runs (park): its set-up runs on it
+        self.setup_on_writer = self.relaxed_setup is not None
         self.updates = PreparedUpdates(self.engine.dialect)
         """Every row update (an atom transition is one): prepared, on the DB-API cursor (see _prepared)."""
         self.schema_checked = False
+        self._parked: list[tuple[int, sa.Connection]] = []  # (pid, connection): see park
         self._wal: str | None = None  # wal_file's answer, once _wal_known
         self._wal_known = False
 
@@ -220,6 +230,34 @@ class SQLAlchemyBackend(Backend):
             self._wal_known = True
         return self._wal
 
+    def park(self, conn: sa.Connection) -> bool:
+        """Keep ``conn``, a relaxed SQLite connection a recorder is done with, for the next recorder
+        (:meth:`unpark`); False when enough are kept already (then the caller gives it back).
+
+        Why: the pool's other users expect durable commits, so a relaxed connection given back to the
+        pool must first be set to ``synchronous=FULL``, and the next recorder's set back to
+        ``NORMAL``: each ``PRAGMA synchronous`` expires every prepared statement of the connection, so
+        each run compiled its set-up and update statements again. A kept connection is never handed
+        to anything but a relaxed recorder's connection, so no durable commit ever runs on it.
+        """
+        if len(self._parked) >= PARKED_MAX or self._lease.released:
+            return False
+        self._parked.append((os.getpid(), conn))
+        return True
+
+    def unpark(self) -> sa.Connection | None:
+        """A connection :meth:`park` kept (relaxed, autocommit), or None. One inherited from the parent
+        of a forked process is left alone: that process's connection, not this one's."""
+        pid = os.getpid()
+        while self._parked:
+            try:
+                owner, conn = self._parked.pop()
+            except IndexError:  # another thread took the last one
+                return None
+            if owner == pid:
+                return conn
+        return None
+
     @property
     def display_url(self) -> str:
         return self.options.database.display
@@ -231,7 +269,19 @@ class SQLAlchemyBackend(Backend):
         return SQLAlchemyConnection(self, autocommit)
 
     def close(self) -> None:
-        """Release the engine: disposed unless a board or another backend on the database shares it."""
+        """Release the engine: disposed unless a board or another backend on the database shares it;
+        the connections :meth:`park` kept are made durable again and given back to its pool first."""
+        parked, self._parked = self._parked, []
+        pid = os.getpid()
+        restore = self.relaxed[1] if self.relaxed is not None else None
+        for owner, conn in parked:
+            if owner != pid or restore is None:
+                continue
+            try:
+                conn.exec_driver_sql(restore)  # the pool's other users expect durability
+                conn.close()
+            except sa_exc.SQLAlchemyError:
+                conn.invalidate()
         self._lease.release()
 
 
@@ -286,11 +336,19 @@ class SQLAlchemyConnection(Connection):
         self._conn: sa.Connection | None = None
         self._cursor: Any = None  # the DB-API cursor of _conn that update_row uses, made at first use
         self._in_transaction = False  # inside run_durable's own BEGIN ... COMMIT
+        # a relaxed SQLite writer: its database connection goes back to the backend's park, not the pool
+        self._parks = autocommit and backend.relaxed_setup is not None
 
     # -- connection handling ------------------------------------------------------------------------
 
     def _checkout(self) -> sa.Connection:
         if self._conn is None:
+            if self._parks:
+                parked = self.backend.unpark()
+                if parked is not None:
+                    self.session = next(_SESSIONS)  # (kept writes never span runs: a new one is safe)
+                    self._conn = parked
+                    return parked
             conn = self._engine.connect()
             self.session = next(_SESSIONS)
             if self._autocommit:
@@ -310,6 +368,8 @@ class SQLAlchemyConnection(Connection):
         # closed from inside run_durable: never give the pool a half-done transaction
         invalidate, self._in_transaction = invalidate or self._in_transaction, False
         if conn is None:
+            return
+        if not invalidate and self._parks and self.backend.park(conn):
             return
         try:
             if not invalidate and self._autocommit and self.backend.relaxed:
@@ -379,10 +439,17 @@ class SQLAlchemyConnection(Connection):
 
     def run_setup(self, fn: Callable[[], T]) -> T:
         """SQLite at ``durability="flow"``: the transaction commits at ``synchronous=NORMAL`` (no fsync;
-        the flow's first transition, a durable commit, syncs the WAL with it), set and reset on the
-        driver's connection around it (a safety level cannot change inside a transaction)."""
+        the flow's first transition, a durable commit, syncs the WAL with it). On a plain connection
+        that level is set and reset on the driver's connection around it (a safety level cannot change
+        inside a transaction); the recorder's autocommit connection (its set-up runs there: no second
+        connection per run, see ``setup_on_writer``) is at that level already. Elsewhere the
+        transaction is durable."""
         pragmas = self.backend.relaxed_setup
-        if pragmas is None or self._autocommit:
+        if self._autocommit:
+            if pragmas is None:
+                return self.run_durable(fn)
+            return self._own_transaction(fn, ("BEGIN IMMEDIATE",), ("COMMIT",))
+        if pragmas is None:
             return self.run(fn)
         relax, restore = pragmas
 
@@ -430,11 +497,14 @@ class SQLAlchemyConnection(Connection):
             conn = self._checkout()
             try:
                 self._in_transaction = True
+                # on the DB-API cursor, as the row updates are: SQLAlchemy's execute path costs more
+                # than the statement (a few per flow transition); its listeners still see them
+                send = self.backend.updates.send
                 for statement in begin:
-                    conn.exec_driver_sql(statement)
+                    send(conn, self._raw_cursor(conn), statement)
                 out = fn()
                 for statement in end:
-                    conn.exec_driver_sql(statement)
+                    send(conn, self._raw_cursor(conn), statement)
                 self._in_transaction = False
                 if sync is not None:
                     _sync_file(sync, self.backend.display_url)
