@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from flowkit import LinearFlow, Task, engines
 from flowkit.persistence.backends import Backend
