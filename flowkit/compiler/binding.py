@@ -46,7 +46,13 @@ def bind(c: CompiledFlow) -> None:
                     found = providers.get(symbol)
                     if found is not None and len(found) == 1 and found[0] in preds[i]:
                         p = found[0]
-                        b = _from_atom(arg, symbol, p, atoms[p].save_as[symbol])
+                        b = _blank(Binding)  # _from_atom, inline (0.6k instructions per atom less)
+                        b.arg = arg
+                        b.symbol = symbol
+                        b.optional = False
+                        b.kind = FROM_ATOM
+                        b.provider = p
+                        b.key = atoms[p].save_as[symbol]
                     else:
                         b = _bind_one(c, i, atom, arg, symbol, False, providers, reach)
                         if b.kind != FROM_ATOM:
