@@ -120,7 +120,7 @@ def test_random_flows_bind_and_run_the_same_as_the_general_route() -> None:
                 shortcuts += 1
                 (b,) = bindings
                 assert b.kind == FROM_ATOM and b.key is None and not b.optional, f"seed {seed}"
-                assert c.single_arg[i] == (b.arg, b.provider), f"seed {seed}"
+                assert c.single_arg[i] is b, f"seed {seed}"
         # every symbol in the store, but some left out: an optional argument then takes its default
         store = {f"s{k}": f"store-{k}" for k in range(6) if rng.random() < 0.9}
         try:
@@ -142,7 +142,9 @@ def test_a_chain_passes_each_value_on() -> None:
     engine = engines.load(flow)
     engine.run()
     c = engine.compile()
-    assert all(c.single_arg[i] == (f"v{i - 1}", i - 1) for i in range(1, 30))
+    assert all(
+        c.single_arg[i] == Binding(f"v{i - 1}", f"v{i - 1}", False, FROM_ATOM, i - 1) for i in range(1, 30)
+    )
     assert all(seen[f"t{i}"] == {f"v{i - 1}": f"t{i - 1}-out"} for i in range(1, 30))
     assert engine.storage.fetch("v29") == "t29-out"
 
@@ -157,7 +159,7 @@ def test_a_provider_that_was_not_run_falls_back_to_the_store() -> None:
     flow.link(first, a, decider=lambda history: False, decider_depth="ATOM")
     engine = engines.load(flow, store={"x": "stored"})
     c = engine.compile()
-    assert c.single_arg[c.index["b"]] == ("x", c.index["a"])
+    assert c.single_arg[c.index["b"]] == Binding("x", "x", False, FROM_ATOM, c.index["a"])
     engine.run()
     assert "a" not in seen
     assert seen["b"] == {"x": "stored"}

@@ -26,7 +26,7 @@ def bind(c: CompiledFlow) -> None:
     reach = _Reachability(c.preds, c.order)
     bindings: list[tuple[Binding, ...]] = [()] * n
     revert_bindings: list[tuple[Binding, ...]] = [()] * n
-    single_arg: list[tuple[str, int] | None] = [None] * n
+    single_arg: list[Binding | None] = [None] * n
     c.bindings, c.revert_bindings, c.single_arg = bindings, revert_bindings, single_arg
     atoms, preds = c.atoms, c.preds
     store_bound = c.store_bound = set()
@@ -59,7 +59,7 @@ def bind(c: CompiledFlow) -> None:
                             store_bound.add(i)
                     bindings[i] = (b,)
                     if b.kind == FROM_ATOM and b.key is _WHOLE:
-                        single_arg[i] = (arg, b.provider)
+                        single_arg[i] = b
             else:  # the same for each argument (apart: one list and an append less per atom above, 0.4k)
                 bound = []
                 for arg in required:

@@ -105,9 +105,9 @@ class CompiledFlow:
     """For a retry node r: its scope is ``range(r + 1, scope_end[r])``."""
     bindings: list[tuple[Binding, ...]] = field(default_factory=list)
     revert_bindings: list[tuple[Binding, ...]] = field(default_factory=list)
-    single_arg: list[tuple[str, int] | None] = field(default_factory=list)
-    """Per node, ``(argument, provider)`` when its execute takes one argument, bound to the whole result
-    of atom ``provider`` (else None): what the engine passes without going through
+    single_arg: list[Binding | None] = field(default_factory=list)
+    """Per node, its one binding when its execute takes one argument, bound to the whole result of an
+    atom (else None): what the engine passes without going through
     :meth:`~flowkit.storage.Storage.bind_args` when that atom is SUCCESS (a graph flow's chain of atoms
     each needing the one before: 2.1k instructions per atom less)."""
     deciders: dict[int, list[DeciderLink]] = field(default_factory=dict)

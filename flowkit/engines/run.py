@@ -428,8 +428,8 @@ class Run:
         bindings = c.bindings[i]
         if not bindings:
             kwargs = {}
-        elif (one := c.single_arg[i]) is not None and st.states[one[1]] is SUCCESS:
-            kwargs = {one[0]: st.results[one[1]]}  # bind_args' first case, inline (a chain's every atom)
+        elif (one := c.single_arg[i]) is not None and st.states[one.provider] is SUCCESS:
+            kwargs = {one.arg: st.results[one.provider]}  # bind_args' first case, inline (a chain's atoms)
         else:
             try:
                 kwargs = st.bind_args(bindings)
