@@ -63,7 +63,11 @@ JUNCTION_ATOM = Junction()
 
 @dataclass(slots=True)
 class Binding:
-    """Where one argument of one atom comes from."""
+    """Where one argument of one atom comes from.
+
+    The compiler's usual case makes it slot by slot (``binding._from_atom``, without ``__init__``):
+    a field added here is set there too (tests/test_binding_fast_paths.py compares the two).
+    """
 
     arg: str
     symbol: str
@@ -105,6 +109,11 @@ class CompiledFlow:
     """For a retry node r: its scope is ``range(r + 1, scope_end[r])``."""
     bindings: list[tuple[Binding, ...]] = field(default_factory=list)
     revert_bindings: list[tuple[Binding, ...]] = field(default_factory=list)
+    single_arg: list[Binding | None] = field(default_factory=list)
+    """Per node, its one binding when its execute takes one argument, bound to the whole result of an
+    atom (else None): what the engine passes without going through
+    :meth:`~flowkit.storage.Storage.bind_args` when that atom is SUCCESS (a graph flow's chain of atoms
+    each needing the one before: 2.1k instructions per atom less)."""
     deciders: dict[int, list[DeciderLink]] = field(default_factory=dict)
     providers: dict[str, list[int]] = field(default_factory=dict)
     """Symbol -> the atoms that provide it."""

@@ -426,11 +426,16 @@ class Run:
             return
         atom = c.atoms[i]
         bindings = c.bindings[i]
-        try:
-            kwargs = st.bind_args(bindings) if bindings else {}
-        except FlowkitError as exc:
-            self.fail_unstarted(i, _named(exc, c.names[i]))
-            return
+        if not bindings:
+            kwargs = {}
+        elif (one := c.single_arg[i]) is not None and st.states[one.provider] is SUCCESS:
+            kwargs = {one.arg: st.results[one.provider]}  # bind_args' first case, inline (a chain's atoms)
+        else:
+            try:
+                kwargs = st.bind_args(bindings)
+            except FlowkitError as exc:
+                self.fail_unstarted(i, _named(exc, c.names[i]))
+                return
         inject = atom.inject_kwargs
         if inject:
             kwargs.update(inject)
