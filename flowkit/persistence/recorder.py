@@ -11,7 +11,9 @@ before it (see the backend's ``durability``). So:
 - the flow's state and the failures it reverts for are saved with each flow transition;
 - a flow detail's set-up (:meth:`BackendRecorder.restore`: its new rows, its fence) is one
   transaction (:meth:`~flowkit.persistence.backends.base.Connection.run_setup`), on disk at once, or
-  on a SQLite file at the default durability, with the flow's first transition (the next commit);
+  at the default durability with the flow's first transition (the next durable commit): on a SQLite
+  file, and on PostgreSQL for a fenced flow, whose writes all carry the fence the set-up raised (a
+  set-up lost in a server crash is then seen by the next write: see :meth:`BackendRecorder._check_fence`);
 - a flow's final state is saved only when every atom's is durable: a flush covers the commits of its
   own database session only, so after a lost connection (a database server crash loses the commits it
   had not flushed yet) the recorder writes again, durably, every atom row it changed since the last
@@ -67,6 +69,8 @@ S = AtomState
 LOG = logging.getLogger(__name__)
 _INTERRUPTED = frozenset({FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING})
 _RELEASE = FLOW_FINISHED | {FlowState.SUSPENDED}
+# Flow transitions that start a run: no durable point of their own in a fenced flow (see flow_changed)
+_STARTS = frozenset({FlowState.RUNNING, FlowState.RESUMING})
 # The states a finished flow's atoms can be saved in; another one means a write was lost (see restore)
 _FINAL_ATOMS = {
     FlowState.SUCCESS: ATOM_DONE,
@@ -171,9 +175,10 @@ class BackendRecorder(Recorder):
             self._relaxed = not self._conn.durable
         return self._conn
 
-    def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
+    def _write(self, table: str, uuid: str, values: dict[str, Any], durable: bool = True) -> None:
         """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
-        row in a durable transaction that also makes every atom write before it durable (_flush)."""
+        row in a durable transaction that also makes every atom write before it durable (_flush), or,
+        not ``durable``, with one statement as an atom's (flushed by the next durable point)."""
         held = self._held
         if held is not None:
             if table == ATOMS:
@@ -186,8 +191,10 @@ class BackendRecorder(Recorder):
             self.commit_held()
         conn, fence = self._conn or self._connection(), self.fence
         try:
-            if table == FLOWS:
+            if table == FLOWS and durable:
                 found = self._flush(conn, lambda: conn.update_row(table, uuid, values, fence))
+            elif table == FLOWS:
+                found = conn.write_row(table, uuid, values, fence)
             else:
                 found = conn.write_row(table, uuid, values, fence)
                 if found and self._relaxed:
@@ -280,14 +287,26 @@ class BackendRecorder(Recorder):
 
     def _check_fence(self) -> None:
         """After a fenced write found no row: raise ClaimLost if a newer claim raised the flow's fence
-        (only this failure path reads it; a missing row is told apart by the caller)."""
+        (only this failure path reads it; a missing row is told apart by the caller).
+
+        A fence found lower than this recorder's is not a newer claim: the database lost the set-up
+        that raised it (a server crash before the flow's first durable commit; see
+        :meth:`~flowkit.persistence.backends.base.Connection.run_setup`). That is a StorageError, not
+        ClaimLost: the claim is still this conductor's, which gives the job back for a fresh start.
+        """
         fd = self.flow_detail
         with self.backend.get_connection() as conn:
             rows = conn.run(lambda: conn.select_rows(FLOWS, "uuid", [fd.uuid]))
-        newer = int(rows[0].get("fence", 0)) if rows else None
-        if newer is not None and newer != self.fence:
+        found = int(rows[0].get("fence", 0)) if rows else None
+        if found is not None and found < (self.fence or 0):
             self.close()
-            raise ClaimLost(fd.name, fd.uuid, self.fence or 0, newer)
+            raise StorageError(
+                f"flow detail {fd.name!r} ({fd.uuid}): its fence is {found}, below this claim's "
+                f"{self.fence}: {self.backend.display_url} lost the flow's set-up (a server restart?)"
+            )
+        if found is not None and found != self.fence:
+            self.close()
+            raise ClaimLost(fd.name, fd.uuid, self.fence or 0, found)
 
     def _raise_fence(self, conn: Connection) -> None:
         """Take the flow over for this recorder's token (inside the restore's transaction)."""
@@ -302,7 +321,8 @@ class BackendRecorder(Recorder):
     def restore(self, storage: Storage) -> None:
         with self.backend.get_connection() as conn:
             conn.validate()
-            conn.run_setup(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
+            # one transaction: all of it or nothing
+            conn.run_setup(lambda: self._restore(conn, storage), fenced=self.fence is not None)
         fd = self.flow_detail
         saved_state = fd.state or FlowState.PENDING  # None: a new flow detail no engine has run yet
         storage.flow_state = FlowState.SUSPENDED if saved_state in _INTERRUPTED else saved_state
@@ -481,8 +501,13 @@ class BackendRecorder(Recorder):
             "failures": self._codec.flow_failures(fd.failures, fd.name),
             "updated_at": fd.updated_at,
         }
+        # A fenced flow's start (RUNNING, RESUMING) is no durable point: it carries no failure, and a
+        # database crash that lost it lost the set-up's fence raise before it too (the log is one
+        # sequence), which the flow's next write, refused, reports (_check_fence). So no disk flush
+        # lies between a conductor's claim and the flow's first task; the run's end flushes it all.
+        durable = self.fence is None or state not in _STARTS
         try:
-            self._write(FLOWS, fd.uuid, values)
+            self._write(FLOWS, fd.uuid, values, durable)
         finally:
             if state in _RELEASE:
                 self.close()

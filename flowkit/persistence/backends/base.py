@@ -117,11 +117,14 @@ class Connection(ABC):
         durable as that connection's own: see :attr:`durable`)."""
         return self.run(fn)
 
-    def run_setup(self, fn: Callable[[], T]) -> T:
+    def run_setup(self, fn: Callable[[], T], fenced: bool = False) -> T:
         """Like :meth:`run`, for the recorder's set-up of a flow detail (its new rows, its fence): on
         disk when this returns, except where a backend flushes it with the flow's first transition
-        instead, and only where its commit can be lost with the engine's machine alone, never to a
-        database server's crash the engine lives through (a SQLite file at ``durability="flow"``)."""
+        instead: where its commit can be lost with the engine's machine alone (a SQLite file at
+        ``durability="flow"``), or, when ``fenced`` (the set-up raised the flow's fence, and every
+        later write of the flow carries it), to a database server's crash the engine lives through
+        (PostgreSQL at ``durability="flow"``): a set-up lost so takes its fence with it, and the
+        flow's next write, refused, says so (:meth:`BackendRecorder._check_fence`)."""
         return self.run(fn)
 
     def run_durable(self, fn: Callable[[], T]) -> T:

@@ -128,6 +128,7 @@ _RELAXED = {
     "sqlite": ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"),
     "postgresql": ("SET synchronous_commit TO off", "RESET synchronous_commit"),
 }
+_SETUP_PG = "SET LOCAL synchronous_commit TO off"  # run_setup's, fenced, on PostgreSQL
 _SESSIONS = itertools.count(1)  # Connection.session: every database connection opened gets the next one
 
 
@@ -377,10 +378,18 @@ class SQLAlchemyConnection(Connection):
         """
         return self.run(lambda: [list(self._checkout().execute(s).all()) for s in statements])
 
-    def run_setup(self, fn: Callable[[], T]) -> T:
+    def run_setup(self, fn: Callable[[], T], fenced: bool = False) -> T:
         """SQLite at ``durability="flow"``: the transaction commits at ``synchronous=NORMAL`` (no fsync;
         the flow's first transition, a durable commit, syncs the WAL with it), set and reset on the
-        driver's connection around it (a safety level cannot change inside a transaction)."""
+        driver's connection around it (a safety level cannot change inside a transaction).
+        PostgreSQL at ``durability="flow"``, ``fenced``: the transaction commits with
+        ``synchronous_commit`` off (``SET LOCAL``: this transaction only); the flow's first transition,
+        a durable commit on another session, flushes the WAL up to its own record, past this one. Why:
+        a conductor's set-up is on the path from claim to first task, and each durable commit there
+        is a disk flush (several ms on a busy disk)."""
+        postgresql = self.backend.relaxed is not None and self.backend.relaxed_setup is None
+        if fenced and postgresql and not self._autocommit:
+            return self.run(lambda: (self._checkout().exec_driver_sql(_SETUP_PG), fn())[1])
         pragmas = self.backend.relaxed_setup
         if pragmas is None or self._autocommit:
             return self.run(fn)
