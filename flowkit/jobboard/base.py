@@ -178,6 +178,13 @@ class JobBoard(abc.ABC):
     def _post(self, job: Job) -> None:
         """Store a new job (and set its ``sequence``)."""
 
+    def _post_with_logbook(self, job: Job, book: LogBook, persistence: Backend) -> bool:
+        """Save ``book`` in ``persistence`` and store ``job`` in one transaction, where the board can
+        (its table lives in the same database as ``persistence``); False: nothing done, the caller
+        saves the logbook first and then posts. Why: each commit of a post is a disk flush on the path
+        from post to start."""
+        return False
+
     # -- reading ----------------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -341,10 +341,13 @@ class BackendRecorder(Recorder):
     def _restore(self, conn: Connection, storage: Storage) -> None:
         """Read the saved flow detail (or save a new one) and fill ``storage``; safe to run again."""
         fd, codec = self.flow_detail, self._codec
-        if self.fence is not None:  # first, so what is read next is what the older claim left
-            self._raise_fence(conn)
-        found = conn.read_flow_details("uuid", [fd.uuid])
-        saved = found[0] if found else None
+        if self.fence is not None:  # fence first, so what is read is what the older claim left
+            fence, saved = conn.take_flow_detail(fd.uuid, self.fence)
+            if fence is not None and fence != self.fence:
+                raise ClaimLost(fd.name, fd.uuid, self.fence, fence)
+        else:
+            found = conn.read_flow_details("uuid", [fd.uuid])
+            saved = found[0] if found else None
         self._unfinished = [] if saved is None else _unfinished(saved, storage.compiled.names)
         if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
             book = self.book or LogBook(fd.name, uuid=fd.parent_uuid)

@@ -59,6 +59,7 @@ from flowkit.states import JobState, check_job_transition
 
 if TYPE_CHECKING:
     from flowkit.persistence.backends.base import Backend
+    from flowkit.persistence.models import LogBook
 
 LOG = logging.getLogger("flowkit.jobboard")
 _S = TypeVar("_S", bound=sa.Executable)
@@ -258,8 +259,21 @@ class SQLJobBoard(JobBoard):
     # -- posting and reading ------------------------------------------------------------------------
 
     def _post(self, job: Job) -> None:
+        self._post_in(job, None)
+
+    def _post_with_logbook(self, job: Job, book: LogBook, persistence: Backend) -> bool:
+        save = getattr(persistence, "save_logbook_in", None)  # SQLAlchemy persistence only
+        if save is None or self._engine is None or getattr(persistence, "engine", None) is not self._engine:
+            return False
+        return self._post_in(job, lambda conn: bool(save(conn, book)))
+
+    def _post_in(self, job: Job, before: Callable[[sa.Connection], bool] | None) -> bool:
+        """Insert the job's row, after ``before`` (in the same transaction) when given; False, nothing
+        written, when ``before`` says it could not do its part."""
         now = time.time()
         with self._tx(f"post job {job}") as conn:
+            if before is not None and not before(conn):
+                return False
             result = conn.execute(
                 T.insert().values(
                     board=self.name,
@@ -278,6 +292,7 @@ class SQLJobBoard(JobBoard):
             job.sequence = int(key[0])
             self._notify(conn)
         self._wake()
+        return True
 
     def _select(self, where: sa.ColumnElement[bool]) -> list[Job]:
         query = sa.select(T).where(where).order_by(T.c.priority.desc(), T.c.id)

@@ -294,6 +294,16 @@ class Connection(ABC):
         """Delete every logbook, flow detail and atom detail, and every event."""
         self.run(self.delete_all)
 
+    def take_flow_detail(self, flow_uuid: str, token: int) -> tuple[int | None, FlowDetail | None]:
+        """:meth:`raise_fence`, then the flow detail as it is with the fence raised (None when there is
+        no such flow detail, or the fence was refused): what a fenced recorder resumes from. Row
+        level: call it inside :meth:`run`. A backend may do both in fewer statements."""
+        found = self.raise_fence(flow_uuid, token)
+        if found != token:
+            return found, None
+        fds = self.read_flow_details("uuid", [flow_uuid])
+        return found, fds[0] if fds else None
+
     def read_flow_details(self, column: str, values: Collection[str]) -> list[FlowDetail]:
         """Flow details (with their atom details) whose ``column`` is one of ``values``.
 

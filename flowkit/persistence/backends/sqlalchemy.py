@@ -38,7 +38,8 @@ from flowkit.persistence.backends._prepared import PreparedUpdates
 from flowkit.persistence.backends._tables import ORDER, TABLES, events
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.backoff import Backoff
-from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row, Serializer
+from flowkit.persistence.models import FlowDetail, LogBook, utcnow
+from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, ORDER_BY, Row, Serializer
 from flowkit.sql import engines, urls
 from flowkit.sql.urls import Database
 
@@ -87,6 +88,21 @@ def _fence_statements() -> tuple[sa.Update, sa.Update, sa.Select[Any]]:
 
 
 _FENCE = _fence_statements()
+# take_flow_detail's on PostgreSQL: raise_fence's updates returning the rows they raised, so a
+# conductor's restore reads the flow and its atoms with the statements that fence them (two, not four)
+_TAKE = (
+    _FENCE[0].returning(*TABLES[FLOWS].c),
+    _FENCE[1].returning(*TABLES[ATOMS].c),
+)
+assert ORDER_BY[ATOMS] == ("position", "name")  # _atom_order's, in Python
+
+
+def _atom_order(row: Row) -> tuple[bool, int, str]:
+    """An atom row's place in the atoms' order (``ORDER BY position, name``; PostgreSQL: NULLs last)."""
+    position = row["position"]
+    return position is None, position or 0, row["name"]
+
+
 # Operational errors that waiting will not fix: report them at once instead of retrying.
 _FATAL = (
     "no such table",
@@ -234,6 +250,27 @@ class SQLAlchemyBackend(Backend):
     def close(self) -> None:
         """Release the engine: disposed unless a board or another backend on the database shares it."""
         self._lease.release()
+
+    def save_logbook_in(self, conn: sa.Connection, book: LogBook) -> bool:
+        """Save ``book`` as :meth:`Connection.save_logbook` does, inside the caller's transaction on
+        ``conn``, a connection of this backend's PostgreSQL engine (False, nothing done, otherwise).
+
+        For the SQL job board on the same database: a job and its logbook posted in one transaction,
+        one commit (a disk flush each) instead of two.
+        """
+        if conn.engine is not self.engine or conn.dialect.name != "postgresql":
+            return False
+        book.updated_at = utcnow()
+        codec = self.codec
+        rows = {
+            LOGBOOKS: [codec.logbook_row(book)],
+            FLOWS: [codec.flow_row(fd) for fd in book],
+            ATOMS: [codec.atom_row(ad) for fd in book for ad in fd],
+        }
+        for table, found in rows.items():
+            if found:
+                conn.execute(_upsert(table, tuple(found[0])), found).close()
+        return True
 
 
 _FLUSH = getattr(os, "fdatasync", os.fsync)  # (what SQLite syncs with; macOS has no fdatasync)
@@ -551,6 +588,22 @@ class SQLAlchemyConnection(Connection):
             return token
         found = conn.execute(read, {"b_uuid": flow_uuid}).scalar()
         return None if found is None else int(found)
+
+    def take_flow_detail(self, flow_uuid: str, token: int) -> tuple[int | None, FlowDetail | None]:
+        conn = self._checkout()
+        if conn.dialect.name != "postgresql":
+            return super().take_flow_detail(flow_uuid, token)
+        params = {"b_uuid": flow_uuid, "b_token": token}
+        flow = conn.execute(_TAKE[0], params).mappings().first()
+        if flow is None:  # refused, or no such flow detail
+            found = conn.execute(_FENCE[2], params).scalar()
+            return None if found is None else int(found), None
+        fd = self.codec.flow_from(dict(flow))
+        atoms = [dict(row) for row in conn.execute(_TAKE[1], params).mappings()]
+        atoms.sort(key=_atom_order)
+        for row in atoms:
+            fd.add(self.codec.atom_from(row))
+        return token, fd
 
     def delete_row(self, table: str, uuid: str) -> bool:
         t = TABLES[table]
