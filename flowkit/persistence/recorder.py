@@ -8,7 +8,8 @@ before it (see the backend's ``durability``). So:
 
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
-- the flow's state and the failures it reverts for are saved with each flow transition;
+- the flow's state and the failures it reverts for are saved with each flow transition, durably,
+  except a fenced flow's start (RUNNING, RESUMING: no failures to save), flushed with the next one;
 - a flow detail's set-up (:meth:`BackendRecorder.restore`: its new rows, its fence) is one
   transaction (:meth:`~flowkit.persistence.backends.base.Connection.run_setup`), on disk at once, or
   at the default durability with the flow's first transition (the next durable commit): on a SQLite
