@@ -90,7 +90,7 @@ def post_flow(
     if store:
         flow_detail.meta["store"] = dict(store)
         job_details["store"] = dict(store)  # where TaskFlow's conductors look for it
-    job = board._new_job(job_name, book, job_details, priority, flow_detail)
+    job = board._new_job(job_name, book, job_details, priority, flow_detail, recorded.as_meta())
     if board._post_with_logbook(job, book, backend):  # one transaction (the SQL board on the same database)
         return job
     with backend.get_connection() as conn:

@@ -51,7 +51,7 @@ from typing import Any, NoReturn
 
 from flowkit.atom import version_text
 from flowkit.compiler import JUNCTION, RETRY
-from flowkit.exceptions import ClaimLost, StorageError
+from flowkit.exceptions import ClaimLost, NotFound, StorageError
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.models import (
     AtomDetail,
@@ -142,13 +142,21 @@ class BackendRecorder(Recorder):
     """Saves one flow detail's run to ``backend``; see the module docstring."""
 
     def __init__(
-        self, backend: Backend, flow_detail: FlowDetail, book: LogBook | None = None, fence: int | None = None
+        self,
+        backend: Backend,
+        flow_detail: FlowDetail,
+        book: LogBook | None = None,
+        fence: int | None = None,
+        saved: bool = False,
     ) -> None:
         self.backend = backend
         self.flow_detail = flow_detail
         self.book = book
         self.fence = fence
         """The fencing token every write carries (None: unfenced); see the module docstring."""
+        self.saved = saved
+        """Whether the flow detail must be saved already (a reference, as a job carries it): then
+        :meth:`restore` raises NotFound for one that is not, and writes nothing."""
         self._codec = backend.codec
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
@@ -350,6 +358,8 @@ class BackendRecorder(Recorder):
             found = conn.read_flow_details("uuid", [fd.uuid])
             saved = found[0] if found else None
         self._unfinished = [] if saved is None else _unfinished(saved, storage.compiled.names)
+        if saved is None and self.saved:
+            raise NotFound(f"flow detail {fd.uuid} is not in {self.backend.display_url}")
         if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
             book = self.book or LogBook(fd.name, uuid=fd.parent_uuid)
             if book.find(fd.uuid) is None:
@@ -359,6 +369,7 @@ class BackendRecorder(Recorder):
             known = {ad.name: ad for ad in fd}
         else:
             fd.state, fd.failures, fd.parent_uuid = saved.state, saved.failures, saved.parent_uuid
+            fd.name = saved.name
             fd.meta = {**saved.meta, **fd.meta}
             known = {ad.name: ad for ad in saved}
         new = self._load_atoms(storage, known, fresh=saved is None)
