@@ -156,6 +156,8 @@ def test_zookeeper_connection_lost_and_back(
         wait_until(lambda: _gone(board, short), 20, "the job to be consumed")
         assert _steps(tmp_path, "short", "start") == [f"step-{i}" for i in range(8)]
         assert "IN_DOUBT" in conductors.log("a") and "CONFIRMED" in conductors.log("a")
+        # the board shows the job gone as soon as the consume commits, a moment before its conductor logs it
+        wait_until(lambda: short.uuid in conductors.consumed(), 5, "a to log the consume")
         assert conductors.consumed() == {short.uuid: 1}
         # 2. A silent partition longer than the session: b takes over, a stops before b starts.
         long = _post(board, tmp_path, "long", n=12, delay=0.4)
@@ -166,6 +168,7 @@ def test_zookeeper_connection_lost_and_back(
         wait_until(lambda: _gone(board, long), 30, "b to finish the job")
         proxy.restore()
         wait_until(lambda: "LOST" in conductors.log("a"), 15, "a to hear that its claim was lost")
+        wait_until(lambda: long.uuid in conductors.consumed(), 5, "b to log the consume")
         assert conductors.consumed() == {short.uuid: 1, long.uuid: 1}
         assert set(_steps(tmp_path, "long", "done")) == {f"step-{i}" for i in range(12)}
         assert _flow_state(postgres_url, long) == "SUCCESS"

@@ -91,6 +91,26 @@ def test_malformed_jobs_are_set_aside_and_the_conductor_goes_on(
     assert "no attribute 'no_such_factory'" in reasons[unbuildable.name]
 
 
+def test_a_posted_flow_whose_flow_detail_is_gone_is_set_aside_not_created_again(
+    board: JobBoard, persistence_url: str, tmp_path: Path
+) -> None:
+    """The job carries its factory, so the conductor reads the flow detail only in the engine's
+    restore: that read must still refuse a flow detail that is gone, and write nothing."""
+    gone = _post(board, tmp_path, "gone")
+    assert gone.factory == {"name": "tests.job_flows:steps", "args": [], "kwargs": {"n": 2}}
+    with backend_for(persistence_url).get_connection() as conn:
+        conn.destroy_logbook(gone.book_uuid or "")
+    good = _post(board, tmp_path, "good")
+    with running(Conductor("c1", board, persistence_url)) as conductor:
+        wait_until(lambda: board_is_empty(board), 20, "the board emptied")
+    assert good.state is JobState.COMPLETE and gone.state is JobState.SET_ASIDE
+    [aside] = board.set_aside_jobs()
+    assert f"flow detail {gone.flow_uuid} is not in persistence" in (aside.last_reason or "")
+    assert conductor.stats.set_aside == 1 and _starts(tmp_path, "gone") == []
+    with backend_for(persistence_url).get_connection() as conn:
+        assert gone.flow_uuid not in {fd.uuid for book in conn.get_logbooks() for fd in book}
+
+
 def test_stop_suspends_the_flow_and_gives_the_job_back(
     board: JobBoard, persistence_url: str, tmp_path: Path
 ) -> None:

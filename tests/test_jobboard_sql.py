@@ -135,3 +135,31 @@ def test_a_late_renewal_cannot_resurrect_an_expired_lease(tmp_path) -> None:
         board._leases.renew()  # a renewal that comes too late
         assert held.events == [ClaimEvent.LOST]
         assert board.find_owner(held.job) is None and held.job.state is JobState.UNCLAIMED
+
+
+@pytest.mark.postgres
+def test_post_flow_on_the_persistence_database_is_one_commit(postgres_url: str) -> None:
+    """The logbook and the job in one transaction: one commit (a disk flush) per post, not two."""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
+    from flowkit.persistence.backends import fetch as fetch_persistence
+
+    board = SQLJobBoard("one-commit", postgres_url, persistence=postgres_url)
+    board.connect()
+    board.post_flow("tests.job_flows:steps", name="first")  # persistence's schema checked once
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(sa.engine.Engine, "commit", count)
+    try:
+        job = board.post_flow("tests.job_flows:steps", store={"n": 1}, name="once")
+        assert len(commits) == 1
+        assert board.get_job(job.uuid).flow_uuid == job.flow_uuid
+        with fetch_persistence(postgres_url).get_connection() as conn:
+            assert conn.get_flow_detail(job.flow_uuid or "").meta["store"] == {"n": 1}
+    finally:
+        event.remove(sa.engine.Engine, "commit", count)
+        board.close()

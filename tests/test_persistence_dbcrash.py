@@ -190,3 +190,43 @@ def test_a_rewrite_after_a_crash_is_fenced_and_leaves_no_open_transaction(
     finally:
         backend.close()
     assert saved_flow(direct, fd.uuid).state is FlowState.RUNNING  # the old claim's SUCCESS was refused
+
+
+def test_a_fenced_set_up_lost_in_a_crash_is_reported_not_taken_for_a_newer_claim(
+    pg: PgServer, direct: Backend
+) -> None:
+    """A fenced flow's set-up (its fence raise, its new atom rows) and its RUNNING are committed without
+    a disk flush of their own: the run's end flushes them. A crash before that loses them, and the next
+    write, refused by the older fence left in the row, must say so as a StorageError (the conductor
+    gives the job back), not as ClaimLost (it would drop a job nobody else holds)."""
+    from flowkit.exceptions import StorageError
+
+    flow = LinearFlow("fenced").add(*(Step(f"t{i:02d}") for i in range(3)))
+    book, fd = LogBook("fenced"), FlowDetail("fenced")
+    book.add(fd)
+    with direct.get_connection() as conn:
+        conn.save_logbook(book)
+    crash = once(lambda: (pg.crash_for(DOWN_S), pg.wait_restarted()))
+    backend = backends.fetch(pg.url, backoff=Backoff(timeout=60))
+    try:
+        engine = engines.load(flow, backend=backend, flow_detail=fd, fence=7)
+        engine.atom_notifier.register(
+            AtomState.RUNNING, lambda state, details: crash() if details["atom_name"] == "t00" else None
+        )
+        with pytest.raises(StorageError) as raised:
+            engine.run()
+        assert not isinstance(raised.value, ClaimLost)
+        assert "lost the flow's set-up" in str(raised.value)
+        assert _idle_in_transaction(pg) == 0
+    finally:
+        backend.close()
+    saved = saved_flow(direct, fd.uuid)
+    assert saved.state is None or saved.state is FlowState.PENDING
+    assert list(saved) == []  # the atom rows went with the set-up
+    # a later claim takes the flow over and runs it from the start
+    backend = backends.fetch(pg.url, backoff=Backoff(timeout=60))
+    try:
+        engines.load(flow, backend=backend, flow_detail=FlowDetail("fenced", uuid=fd.uuid), fence=8).run()
+    finally:
+        backend.close()
+    assert saved_flow(direct, fd.uuid).state is FlowState.SUCCESS

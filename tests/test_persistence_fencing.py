@@ -185,3 +185,29 @@ def test_postgresql_a_write_waiting_on_the_newer_claims_restore_is_refused(postg
         assert next((ad.name, ad.state.value, ad.results) for ad in saved) == ("a", "RUNNING", None)
     finally:
         backend.close()
+
+
+def test_take_flow_detail_raises_the_fence_and_reads_what_the_older_claim_left(backend: Backend) -> None:
+    """A fenced restore's read (PostgreSQL: the fence updates returning the rows): the flow detail with
+    its atoms in their saved order and the fence raised; a higher fence refuses it and reads nothing;
+    a flow detail that is not saved is None."""
+    fd = _saved_new(backend)
+    engines.load(
+        _steps(LinearFlow, [], lambda: None), store={"who": "one"}, backend=backend, flow_detail=fd, fence=3
+    ).run()
+    with backend.get_connection() as conn:
+        fence, taken = conn.run(lambda: conn.take_flow_detail(fd.uuid, 4))
+        assert fence == 4 and taken is not None
+        assert [ad.name for ad in taken] == ["a", "b", "c"]
+        assert [ad.position for ad in taken] == [ad.position for ad in saved_flow(backend, fd.uuid)]
+        assert taken.state is FlowState.SUCCESS and taken.meta["store"] == {"who": "one"}
+        assert conn.run(lambda: conn.take_flow_detail(fd.uuid, 2)) == (4, None)
+        assert conn.run(lambda: conn.take_flow_detail("no-such-flow", 5)) == (None, None)
+    with pytest.raises(ClaimLost):  # the raise above took the flow over for token 4
+        engines.load(
+            _steps(LinearFlow, [], lambda: None),
+            store={"who": "one"},
+            backend=backend,
+            flow_detail=fd,
+            fence=3,
+        ).prepare()

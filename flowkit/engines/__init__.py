@@ -66,6 +66,7 @@ def load(
     flow_detail: FlowDetail | None = None,
     fence: int | None = None,
     defer_reverts: bool | None = None,
+    saved: bool = False,
     **options: Any,
 ) -> Engine:
     """An engine for ``flow``; nothing runs until ``run()``.
@@ -75,7 +76,9 @@ def load(
     logbook, when not given); loading the same flow detail again resumes it. ``fence`` is the fencing
     token of the job board claim the engine runs for (``job.fence``): once an engine with a higher
     token has loaded the flow detail, every write of this one is refused and the run stops with
-    :class:`~flowkit.exceptions.ClaimLost` (see ``docs/jobboards.md``).
+    :class:`~flowkit.exceptions.ClaimLost` (see ``docs/jobboards.md``). ``saved=True``: ``flow_detail``
+    is a reference to one saved already (a conductor's, from a job): preparing the engine raises
+    :class:`~flowkit.exceptions.NotFound`, writing nothing, when persistence has no such flow detail.
 
     ``defer_reverts`` is accepted for TaskFlow's sake and changes nothing: flowkit always defers a
     retry controller's REVERT to the enclosing controller, and with none left the whole flow reverts
@@ -89,7 +92,8 @@ def load(
     if "engine_conf" in options:  # TaskFlow's older form: the engine's name and options in one dict
         conf = {"engine": engine, **_engine_conf(options.pop("engine_conf")), **options}
         return load(flow, store, executor=executor, max_workers=max_workers, backend=backend, book=book,
-                    flow_detail=flow_detail, fence=fence, defer_reverts=defer_reverts, **conf)  # fmt: skip
+                    flow_detail=flow_detail, fence=fence, defer_reverts=defer_reverts, saved=saved,
+                    **conf)  # fmt: skip
     if backend is None and (book is not None or flow_detail is not None or fence is not None):
         raise InvalidFlowError(
             "book=, flow_detail= and fence= need backend= (a persistence backend or its URL)"
@@ -113,7 +117,7 @@ def load(
     loader = chosen.resolve()
     kinds.check_options(loader, options)  # before a recorder exists: a refused load saves nothing
     if backend is not None:
-        recorder = recorder_for(flow, backend, book, flow_detail, fence)
+        recorder = recorder_for(flow, backend, book, flow_detail, fence, saved)
         options = {**options, "recorder": recorder, "flow_uuid": recorder.flow_detail.uuid}
     eng = loader(flow, store, **options)
     eng.options = given

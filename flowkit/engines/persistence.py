@@ -43,14 +43,16 @@ def recorder_for(
     book: LogBook | None = None,
     flow_detail: FlowDetail | None = None,
     fence: int | None = None,
+    saved: bool = False,
 ) -> BackendRecorder:
     """The recorder for one engine: a new flow detail (and logbook) unless ``flow_detail`` is given;
-    with ``fence``, every write carries that fencing token."""
+    with ``fence``, every write carries that fencing token; ``saved``: ``flow_detail`` must be saved
+    already (NotFound when the engine is prepared otherwise)."""
     if flow_detail is None:
         flow_detail = FlowDetail(flow.name)
     if book is not None and book.find(flow_detail.uuid) is None:
         book.add(flow_detail)
-    return BackendRecorder(backend_for(backend), flow_detail, book, fence)
+    return BackendRecorder(backend_for(backend), flow_detail, book, fence, saved)
 
 
 def load_from_detail(

@@ -134,8 +134,10 @@ class JobBoard(abc.ABC):
         details: Mapping[str, Any] | None,
         priority: int,
         flow_detail: FlowDetail | str | None,
+        factory: dict[str, Any] | None = None,
     ) -> Job:
-        """The job :meth:`post` would post, checked; nothing is written (``post_flow`` saves in between)."""
+        """The job :meth:`post` would post, checked; nothing is written (``post_flow`` saves in between).
+        ``factory``: the flow detail's factory record, carried in the job (``post_flow``)."""
         from flowkit.jobboard import posting
 
         flow_uuid = flow_detail if isinstance(flow_detail, str) or flow_detail is None else flow_detail.uuid
@@ -148,6 +150,7 @@ class JobBoard(abc.ABC):
             book_uuid=book.uuid if book is not None else None,
             book_name=book.name if book is not None else None,
             flow_uuid=flow_uuid,
+            factory=factory,
         )
         job.check(self.max_record_bytes, f"{self!r}{self.max_record_why}")
         posting.check_factories(self, book, flow_detail)
@@ -177,6 +180,13 @@ class JobBoard(abc.ABC):
     @abc.abstractmethod
     def _post(self, job: Job) -> None:
         """Store a new job (and set its ``sequence``)."""
+
+    def _post_with_logbook(self, job: Job, book: LogBook, persistence: Backend) -> bool:
+        """Save ``book`` in ``persistence`` and store ``job`` in one transaction, where the board can
+        (its table lives in the same database as ``persistence``); False: nothing done, the caller
+        saves the logbook first and then posts. Why: each commit of a post is a disk flush on the path
+        from post to start."""
+        return False
 
     # -- reading ----------------------------------------------------------------------------------
 

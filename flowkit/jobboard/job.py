@@ -59,6 +59,10 @@ class Job:
     cancel_reason: str | None = None
     """Why a cancel was asked for (``board.cancel``), or None: the conductor that holds the job, or
     claims it next, reverts its flow and ends it CANCELLED."""
+    factory: dict[str, Any] | None = None
+    """The factory record of the flow detail ``flow_uuid`` names, as ``post_flow`` saved it there
+    (``FactoryDetails.as_meta()``), or None: a conductor builds the flow from it without reading the
+    flow detail first (it reads it once, in the engine's restore, which refuses one that is not saved)."""
     fence: int | None = None
     """The fencing token of this board's claim on the job, set by a claim (None: not claimed here).
 
@@ -98,6 +102,8 @@ class Job:
         }
         if self.cancel_reason is not None:
             record["cancel_reason"] = self.cancel_reason
+        if self.factory is not None:
+            record["factory"] = self.factory
         return record
 
     def to_bytes(self) -> bytes:
@@ -139,6 +145,9 @@ class Job:
         except (TypeError, ValueError) as exc:
             raise MalformedJobError(f"bad number in job record: {exc}") from None
         flow_uuid = record.get("flow_uuid") or details.get("flow_uuid")
+        factory = record.get("factory")
+        if factory is not None and not isinstance(factory, dict):
+            raise MalformedJobError("field 'factory' must be an object or null")
         return cls(
             board=board,
             uuid=record["uuid"],
@@ -153,6 +162,7 @@ class Job:
             attempts=attempts,
             last_reason=_opt_str(record.get("last_reason"), "last_reason"),
             cancel_reason=_opt_str(record.get("cancel_reason"), "cancel_reason"),
+            factory=factory,
         )
 
     @classmethod

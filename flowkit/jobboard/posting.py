@@ -2,10 +2,10 @@
 
 A conductor must rebuild the flow in another process, so the job carries no flow object: it names a
 logbook and flow detail in persistence, whose ``meta`` records the factory (import path and JSON
-arguments) and the store. The logbook is saved before the job is posted, so a conductor never sees a
-job whose flow it cannot find. Everything that could refuse the job (its name, its size on the board,
-its factory under the board's ``allow`` list) is checked before the logbook is saved, so a refused
-post leaves nothing behind.
+arguments) and the store. The logbook is saved before the job is posted, or in the same transaction
+(the SQL board on the persistence database), so a conductor never sees a job whose flow it cannot
+find. Everything that could refuse the job (its name, its size on the board, its factory under the
+board's ``allow`` list) is checked before the logbook is saved, so a refused post leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def post_flow(
     if store:
         flow_detail.meta["store"] = dict(store)
         job_details["store"] = dict(store)  # where TaskFlow's conductors look for it
-    job = board._new_job(job_name, book, job_details, priority, flow_detail)
+    job = board._new_job(job_name, book, job_details, priority, flow_detail, recorded.as_meta())
+    if board._post_with_logbook(job, book, backend):  # one transaction (the SQL board on the same database)
+        return job
     with backend.get_connection() as conn:
         conn.save_logbook(book)
     board._post(job)

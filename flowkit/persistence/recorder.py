@@ -8,11 +8,14 @@ before it (see the backend's ``durability``). So:
 
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
-- the flow's state and the failures it reverts for are saved with each flow transition;
+- the flow's state and the failures it reverts for are saved with each flow transition, durably,
+  except a fenced flow's start (RUNNING, RESUMING: no failures to save), flushed with the next one;
 - a flow detail's set-up (:meth:`BackendRecorder.restore`: its new rows, its fence) is one
   transaction (:meth:`~flowkit.persistence.backends.base.Connection.run_setup`), on disk at once, or
-  on a SQLite file at the default durability, with the flow's first transition (the next durable
-  commit, on the same database connection);
+  at the default durability with the flow's first transition (the next durable commit): on a SQLite
+  file (on the same database connection), and on PostgreSQL for a fenced flow, whose writes all carry
+  the fence the set-up raised (a set-up lost in a server crash is then seen by the next write: see
+  :meth:`BackendRecorder._check_fence`);
 - a flow's final state is saved only when every atom's is durable: a flush covers the commits of its
   own database session only, so after a lost connection (a database server crash loses the commits it
   had not flushed yet) the recorder writes again, durably, every atom row it changed since the last
@@ -49,7 +52,7 @@ from typing import Any, NoReturn
 
 from flowkit.atom import version_text
 from flowkit.compiler import JUNCTION, RETRY
-from flowkit.exceptions import ClaimLost, StorageError
+from flowkit.exceptions import ClaimLost, NotFound, StorageError
 from flowkit.persistence.backends.base import Backend, Connection
 from flowkit.persistence.models import (
     AtomDetail,
@@ -68,6 +71,8 @@ S = AtomState
 LOG = logging.getLogger(__name__)
 _INTERRUPTED = frozenset({FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING})
 _RELEASE = FLOW_FINISHED | {FlowState.SUSPENDED}
+# Flow transitions that start a run: no durable point of their own in a fenced flow (see flow_changed)
+_STARTS = frozenset({FlowState.RUNNING, FlowState.RESUMING})
 # The states a finished flow's atoms can be saved in; another one means a write was lost (see restore)
 _FINAL_ATOMS = {
     FlowState.SUCCESS: ATOM_DONE,
@@ -138,13 +143,21 @@ class BackendRecorder(Recorder):
     """Saves one flow detail's run to ``backend``; see the module docstring."""
 
     def __init__(
-        self, backend: Backend, flow_detail: FlowDetail, book: LogBook | None = None, fence: int | None = None
+        self,
+        backend: Backend,
+        flow_detail: FlowDetail,
+        book: LogBook | None = None,
+        fence: int | None = None,
+        saved: bool = False,
     ) -> None:
         self.backend = backend
         self.flow_detail = flow_detail
         self.book = book
         self.fence = fence
         """The fencing token every write carries (None: unfenced); see the module docstring."""
+        self.saved = saved
+        """Whether the flow detail must be saved already (a reference, as a job carries it): then
+        :meth:`restore` raises NotFound for one that is not, and writes nothing."""
         self._codec = backend.codec
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
@@ -172,9 +185,10 @@ class BackendRecorder(Recorder):
             self._relaxed = not self._conn.durable
         return self._conn
 
-    def _write(self, table: str, uuid: str, values: dict[str, Any]) -> None:
+    def _write(self, table: str, uuid: str, values: dict[str, Any], durable: bool = True) -> None:
         """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
-        row in a durable transaction that also makes every atom write before it durable (_flush)."""
+        row in a durable transaction that also makes every atom write before it durable (_flush), or,
+        not ``durable``, with one statement as an atom's (flushed by the next durable point)."""
         held = self._held
         if held is not None:
             if table == ATOMS:
@@ -187,8 +201,10 @@ class BackendRecorder(Recorder):
             self.commit_held()
         conn, fence = self._conn or self._connection(), self.fence
         try:
-            if table == FLOWS:
+            if table == FLOWS and durable:
                 found = self._flush(conn, lambda: conn.update_row(table, uuid, values, fence))
+            elif table == FLOWS:
+                found = conn.write_row(table, uuid, values, fence)
             else:
                 found = conn.write_row(table, uuid, values, fence)
                 if found and self._relaxed:
@@ -281,14 +297,26 @@ class BackendRecorder(Recorder):
 
     def _check_fence(self) -> None:
         """After a fenced write found no row: raise ClaimLost if a newer claim raised the flow's fence
-        (only this failure path reads it; a missing row is told apart by the caller)."""
+        (only this failure path reads it; a missing row is told apart by the caller).
+
+        A fence found lower than this recorder's is not a newer claim: the database lost the set-up
+        that raised it (a server crash before the flow's first durable commit; see
+        :meth:`~flowkit.persistence.backends.base.Connection.run_setup`). That is a StorageError, not
+        ClaimLost: the claim is still this conductor's, which gives the job back for a fresh start.
+        """
         fd = self.flow_detail
         with self.backend.get_connection() as conn:
             rows = conn.run(lambda: conn.select_rows(FLOWS, "uuid", [fd.uuid]))
-        newer = int(rows[0].get("fence", 0)) if rows else None
-        if newer is not None and newer != self.fence:
+        found = int(rows[0].get("fence", 0)) if rows else None
+        if found is not None and found < (self.fence or 0):
             self.close()
-            raise ClaimLost(fd.name, fd.uuid, self.fence or 0, newer)
+            raise StorageError(
+                f"flow detail {fd.name!r} ({fd.uuid}): its fence is {found}, below this claim's "
+                f"{self.fence}: {self.backend.display_url} lost the flow's set-up (a server restart?)"
+            )
+        if found is not None and found != self.fence:
+            self.close()
+            raise ClaimLost(fd.name, fd.uuid, self.fence or 0, found)
 
     def _raise_fence(self, conn: Connection) -> None:
         """Take the flow over for this recorder's token (inside the restore's transaction)."""
@@ -307,7 +335,8 @@ class BackendRecorder(Recorder):
         conn = self._connection() if self.backend.setup_on_writer else self.backend.get_connection()
         try:
             conn.validate()
-            conn.run_setup(lambda: self._restore(conn, storage))  # one transaction: all of it or nothing
+            # one transaction: all of it or nothing
+            conn.run_setup(lambda: self._restore(conn, storage), fenced=self.fence is not None)
         finally:
             conn.close()
         fd = self.flow_detail
@@ -328,11 +357,16 @@ class BackendRecorder(Recorder):
     def _restore(self, conn: Connection, storage: Storage) -> None:
         """Read the saved flow detail (or save a new one) and fill ``storage``; safe to run again."""
         fd, codec = self.flow_detail, self._codec
-        if self.fence is not None:  # first, so what is read next is what the older claim left
-            self._raise_fence(conn)
-        found = conn.read_flow_details("uuid", [fd.uuid])
-        saved = found[0] if found else None
+        if self.fence is not None:  # fence first, so what is read is what the older claim left
+            fence, saved = conn.take_flow_detail(fd.uuid, self.fence)
+            if fence is not None and fence != self.fence:
+                raise ClaimLost(fd.name, fd.uuid, self.fence, fence)
+        else:
+            found = conn.read_flow_details("uuid", [fd.uuid])
+            saved = found[0] if found else None
         self._unfinished = [] if saved is None else _unfinished(saved, storage.compiled.names)
+        if saved is None and self.saved:
+            raise NotFound(f"flow detail {fd.uuid} is not in {self.backend.display_url}")
         if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
             book = self.book or LogBook(fd.name, uuid=fd.parent_uuid)
             if book.find(fd.uuid) is None:
@@ -342,6 +376,7 @@ class BackendRecorder(Recorder):
             known = {ad.name: ad for ad in fd}
         else:
             fd.state, fd.failures, fd.parent_uuid = saved.state, saved.failures, saved.parent_uuid
+            fd.name = saved.name
             fd.meta = {**saved.meta, **fd.meta}
             known = {ad.name: ad for ad in saved}
         new = self._load_atoms(storage, known, fresh=saved is None)
@@ -491,8 +526,13 @@ class BackendRecorder(Recorder):
             "failures": self._codec.flow_failures(fd.failures, fd.name),
             "updated_at": fd.updated_at,
         }
+        # A fenced flow's start (RUNNING, RESUMING) is no durable point: it carries no failure, and a
+        # database crash that lost it lost the set-up's fence raise before it too (the log is one
+        # sequence), which the flow's next write, refused, reports (_check_fence). So no disk flush
+        # lies between a conductor's claim and the flow's first task; the run's end flushes it all.
+        durable = self.fence is None or state not in _STARTS
         try:
-            self._write(FLOWS, fd.uuid, values)
+            self._write(FLOWS, fd.uuid, values, durable)
         finally:
             if state in _RELEASE:
                 self.close()

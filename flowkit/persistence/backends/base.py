@@ -123,12 +123,15 @@ class Connection(ABC):
         durable as that connection's own: see :attr:`durable`)."""
         return self.run(fn)
 
-    def run_setup(self, fn: Callable[[], T]) -> T:
+    def run_setup(self, fn: Callable[[], T], fenced: bool = False) -> T:
         """Like :meth:`run`, for the recorder's set-up of a flow detail (its new rows, its fence), and one
         transaction even on an ``autocommit`` connection (see :attr:`Backend.setup_on_writer`): on
         disk when this returns, except where a backend flushes it with the flow's first transition
-        instead, and only where its commit can be lost with the engine's machine alone, never to a
-        database server's crash the engine lives through (a SQLite file at ``durability="flow"``)."""
+        instead: where its commit can be lost with the engine's machine alone (a SQLite file at
+        ``durability="flow"``), or, when ``fenced`` (the set-up raised the flow's fence, and every
+        later write of the flow carries it), to a database server's crash the engine lives through
+        (PostgreSQL at ``durability="flow"``): a set-up lost so takes its fence with it, and the
+        flow's next write, refused, says so (:meth:`BackendRecorder._check_fence`)."""
         return self.run(fn)
 
     def run_durable(self, fn: Callable[[], T]) -> T:
@@ -297,6 +300,16 @@ class Connection(ABC):
     def clear_all(self) -> None:
         """Delete every logbook, flow detail and atom detail, and every event."""
         self.run(self.delete_all)
+
+    def take_flow_detail(self, flow_uuid: str, token: int) -> tuple[int | None, FlowDetail | None]:
+        """:meth:`raise_fence`, then the flow detail as it is with the fence raised (None when there is
+        no such flow detail, or the fence was refused): what a fenced recorder resumes from. Row
+        level: call it inside :meth:`run`. A backend may do both in fewer statements."""
+        found = self.raise_fence(flow_uuid, token)
+        if found != token:
+            return found, None
+        fds = self.read_flow_details("uuid", [flow_uuid])
+        return found, fds[0] if fds else None
 
     def read_flow_details(self, column: str, values: Collection[str]) -> list[FlowDetail]:
         """Flow details (with their atom details) whose ``column`` is one of ``values``.
