@@ -191,7 +191,7 @@ def test_take_flow_detail_raises_the_fence_and_reads_what_the_older_claim_left(b
     """A fenced restore's read (PostgreSQL: the fence updates returning the rows): the flow detail with
     its atoms in their saved order and the fence raised; a higher fence refuses it and reads nothing;
     a flow detail that is not saved is None."""
-    fd = _saved_new(backend)
+    _, fd = saved_new_flow(backend, "fenced")
     engines.load(
         _steps(LinearFlow, [], lambda: None), store={"who": "one"}, backend=backend, flow_detail=fd, fence=3
     ).run()
