@@ -337,7 +337,7 @@ def test_a_sqlite_run_takes_the_last_runs_relaxed_connection_as_it_is(
     monkeypatch.setattr(sqlalchemy_backend.os, "getpid", lambda: -1)  # as in a forked child
     assert backend.unpark() is None  # type: ignore[attr-defined]  # never the parent's connection
     monkeypatch.undo()
-    parked[0][1].close()
+    parked[0][2].close()
     backend.close()
 
 

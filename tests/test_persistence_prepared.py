@@ -262,3 +262,27 @@ def test_a_second_attempt_clears_what_the_first_left(backend: Backend) -> None:
     recorder.atom_changed(storage, 0, AtomState.RUNNING)
     assert (saved()[0], intention()) == (AtomState.RUNNING, Intention.EXECUTE)
     recorder.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_recorders_relaxed_connection_is_kept_for_the_next_flow(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flows run back to back on one backend (a conductor's jobs) share one relaxed connection: it is
+    relaxed once and reset never, not once each per flow; one kept past the pool's ping interval, and
+    every one at close(), goes back to the pool durable again."""
+    from flowkit.persistence.backends import sqlalchemy as backend_module
+    from flowkit.sql import engines as sql_engines
+
+    b = fresh_backend(postgres_url)
+    relax, restore = backend_module._RELAXED["postgresql"]
+    with recorded_statements(b) as seen:
+        for _ in range(3):
+            engines.run(LinearFlow("f").add(Noop("a")), backend=b)
+        assert (seen.count(relax), seen.count(restore)) == (1, 0)
+        monkeypatch.setattr(sql_engines, "PING_AFTER", 0.0)  # the kept one is now stale: given back
+        engines.run(LinearFlow("f").add(Noop("a")), backend=b)
+        assert (seen.count(relax), seen.count(restore)) == (2, 1)
+        b.close()
+        assert seen.count(restore) == 2  # the one kept at close() was made durable too
+    assert not b._parked  # type: ignore[attr-defined]  # nothing kept out of the pool

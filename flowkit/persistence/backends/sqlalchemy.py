@@ -15,10 +15,11 @@ Choices, and why:
   On a SQLite file in WAL mode that transaction commits like the others and then flushes the WAL file
   itself, as a ``synchronous=FULL`` commit would: a ``PRAGMA synchronous`` switch around it would
   expire the connection's prepared statements (each compiled again at its next use). For the same
-  reason a SQLite backend keeps its relaxed connections when a recorder gives them back (see
-  :meth:`SQLAlchemyBackend.park`): the next run's recorder takes one as it is, at
-  ``synchronous=NORMAL`` with its statements still prepared, instead of a pooled connection it would
-  relax (and, giving it back, make durable again) with a ``PRAGMA`` each time.
+  reason a backend keeps its relaxed connections when a recorder gives them back (see
+  :meth:`SQLAlchemyBackend.park`): the next run's recorder takes one as it is (SQLite: at
+  ``synchronous=NORMAL`` with its statements still prepared; PostgreSQL: with ``synchronous_commit``
+  off), instead of a pooled connection it would relax (and, giving it back, make durable again) with a
+  statement each time.
 - Connection errors (``OperationalError``, a dropped connection) are retried with bounded exponential
   backoff (:class:`~flowkit.persistence.backoff.Backoff`); a whole unit of work is retried, never half
   of one. Past the bound the caller gets a :class:`~flowkit.exceptions.StorageError`.
@@ -31,6 +32,7 @@ import functools
 import itertools
 import logging
 import os
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -151,8 +153,8 @@ _RELAXED = {
 _SETUP_PG = "SET LOCAL synchronous_commit TO off"  # run_setup's, fenced, on PostgreSQL
 _SESSIONS = itertools.count(1)  # Connection.session: every database connection opened gets the next one
 PARKED_MAX = 2
-"""Relaxed SQLite connections a backend keeps between runs (see :meth:`SQLAlchemyBackend.park`): one
-per engine that runs at a time is what makes the next run's set-up free; more would sit idle."""
+"""Relaxed connections a backend keeps between runs (see :meth:`SQLAlchemyBackend.park`): one per
+engine that runs at a time is what makes the next run's set-up free; more would sit idle."""
 
 
 def _durable_transaction(dialect: str, relaxed: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -224,7 +226,7 @@ class SQLAlchemyBackend(Backend):
         self.updates = PreparedUpdates(self.engine.dialect)
         """Every row update (an atom transition is one): prepared, on the DB-API cursor (see _prepared)."""
         self.schema_checked = False
-        self._parked: list[tuple[int, sa.Connection]] = []  # (pid, connection): see park
+        self._parked: list[tuple[int, float, sa.Connection]] = []  # (pid, parked at, connection): see park
         self._wal: str | None = None  # wal_file's answer, once _wal_known
         self._wal_known = False
 
@@ -248,32 +250,53 @@ class SQLAlchemyBackend(Backend):
         return self._wal
 
     def park(self, conn: sa.Connection) -> bool:
-        """Keep ``conn``, a relaxed SQLite connection a recorder is done with, for the next recorder
+        """Keep ``conn``, a relaxed connection a recorder is done with, for the next recorder
         (:meth:`unpark`); False when enough are kept already (then the caller gives it back).
 
         Why: the pool's other users expect durable commits, so a relaxed connection given back to the
-        pool must first be set to ``synchronous=FULL``, and the next recorder's set back to
-        ``NORMAL``: each ``PRAGMA synchronous`` expires every prepared statement of the connection, so
-        each run compiled its set-up and update statements again. A kept connection is never handed
-        to anything but a relaxed recorder's connection, so no durable commit ever runs on it.
+        pool must first be made durable again, and the next recorder's relaxed again. On SQLite each
+        ``PRAGMA synchronous`` expires every prepared statement of the connection (each run compiled
+        its set-up and update statements again); on PostgreSQL the two ``SET`` statements are two
+        round trips per flow, paid on every job by a conductor running one-task jobs back to back. A
+        kept connection is never handed to anything but a relaxed recorder's connection, so no durable
+        commit ever runs on it.
         """
         if len(self._parked) >= PARKED_MAX or self._lease.released:
             return False
-        self._parked.append((os.getpid(), conn))
+        self._parked.append((os.getpid(), time.monotonic(), conn))
         return True
 
     def unpark(self) -> sa.Connection | None:
         """A connection :meth:`park` kept (relaxed, autocommit), or None. One inherited from the parent
-        of a forked process is left alone: that process's connection, not this one's."""
-        pid = os.getpid()
+        of a forked process is left alone: that process's connection, not this one's. A PostgreSQL one
+        kept for the pool's ping interval or longer goes back to the pool, durable again (its next
+        checkout pings it: the server may have dropped it meanwhile)."""
+        pid, now = os.getpid(), time.monotonic()
         while self._parked:
             try:
-                owner, conn = self._parked.pop()
+                owner, since, conn = self._parked.pop()
             except IndexError:  # another thread took the last one
                 return None
-            if owner == pid:
-                return conn
+            if owner != pid:
+                continue
+            if conn.dialect.name == "postgresql" and now - since >= engines.PING_AFTER:
+                self._give_back(conn)
+                continue
+            return conn
         return None
+
+    def _give_back(self, conn: sa.Connection) -> None:
+        """A kept relaxed connection back to the pool, durable again (dropped if that fails)."""
+        try:
+            if self.relaxed is not None:
+                conn.exec_driver_sql(self.relaxed[1])  # the pool's other users expect durability
+            conn.close()
+        except sa_exc.SQLAlchemyError:
+            try:
+                conn.invalidate()
+                conn.close()
+            except sa_exc.SQLAlchemyError:  # a dead connection may fail to close; the pool drops it
+                pass
 
     @property
     def display_url(self) -> str:
@@ -290,15 +313,9 @@ class SQLAlchemyBackend(Backend):
         the connections :meth:`park` kept are made durable again and given back to its pool first."""
         parked, self._parked = self._parked, []
         pid = os.getpid()
-        restore = self.relaxed[1] if self.relaxed is not None else None
-        for owner, conn in parked:
-            if owner != pid or restore is None:
-                continue
-            try:
-                conn.exec_driver_sql(restore)  # the pool's other users expect durability
-                conn.close()
-            except sa_exc.SQLAlchemyError:
-                conn.invalidate()
+        for owner, _, conn in parked:
+            if owner == pid:
+                self._give_back(conn)
         self._lease.release()
 
     def save_logbook_in(self, conn: sa.Connection, book: LogBook) -> bool:
@@ -374,8 +391,8 @@ class SQLAlchemyConnection(Connection):
         self._conn: sa.Connection | None = None
         self._cursor: Any = None  # the DB-API cursor of _conn that update_row uses, made at first use
         self._in_transaction = False  # inside run_durable's own BEGIN ... COMMIT
-        # a relaxed SQLite writer: its database connection goes back to the backend's park, not the pool
-        self._parks = autocommit and backend.relaxed_setup is not None
+        # a relaxed writer: its database connection goes back to the backend's park, not the pool
+        self._parks = autocommit and backend.relaxed is not None
 
     # -- connection handling ------------------------------------------------------------------------
 
