@@ -17,9 +17,11 @@ import pytest
 
 from flowkit import FunctorTask, LinearFlow, Task, UnorderedFlow, engines
 from flowkit.context import current_atom_uuid
+from flowkit.engines.aio import NOT_STARTED
 from flowkit.exceptions import InvalidFlowError
 from flowkit.persistence import backends
 from flowkit.states import AtomState
+from tests.support.wait import wait_until
 
 LOOP_THREAD = "flowkit-async"
 
@@ -196,6 +198,36 @@ def test_cancel_all_reports_every_call_running_or_waiting_for_a_slot() -> None:
         runner.stop()
     assert [c[0] for c in got] == [0, 1, 2, 3, 4]
     assert all(not ok and "was cancelled" in str(value) for _i, _a, ok, value in got)
+
+
+def test_a_call_waiting_for_a_slot_is_no_asyncio_task_yet() -> None:
+    """Calls beyond ``max_async`` wait in the runner's queue, not as tasks parked on a semaphore: an
+    unordered flow of 10,000 async atoms made 10,000 tasks at once, and the collector's passes over
+    them cost more than the calls."""
+    import queue
+
+    from flowkit.engines.aio import AsyncRunner
+
+    runner = AsyncRunner(max_async=2)
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    try:
+        for i in range(6):
+            runner.submit(i, Forever(name=f"f{i}"), "execute", {}, None, None, done.put)
+        wait_until(lambda: len(runner._tasks) == 2, 5, "two calls to start")
+        loop = runner._loop
+        assert loop is not None
+        tasks = asyncio.run_coroutine_threadsafe(_tasks_of_the_loop(), loop).result(5)
+        assert tasks == 2 and len(runner._pending) == 4
+        runner.cancel_all()
+        got = sorted(done.get(timeout=5)[:2] for _ in range(6))
+    finally:
+        runner.stop()
+    assert got == [(0, "execute"), (1, "execute"), *((i, NOT_STARTED) for i in range(2, 6))]
+
+
+async def _tasks_of_the_loop() -> int:
+    """How many tasks the running loop has besides the one asking."""
+    return len(asyncio.all_tasks()) - 1
 
 
 def test_the_serial_engine_called_from_async_code_hands_its_async_atoms_to_its_loop_thread() -> None:
