@@ -91,19 +91,9 @@ def test_an_after_listener_alone_and_a_listener_of_one_connection_hear_the_updat
     """The updates skip SQLAlchemy's event calls when nothing listens: a listener of the other event
     only, or of one connection rather than its engine, must still count as listening."""
     fd, td = _saved_task(backend)
-    after: list[str] = []
     own: list[str] = []
-    sa_engine = backend.engine  # type: ignore[attr-defined]
-
-    def heard_after(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
-        after.append(text)
-
-    sa.event.listen(sa_engine, "after_cursor_execute", heard_after)
-    try:
-        with backend.get_connection() as conn:
-            assert conn.run(lambda: conn.update_row(ATOMS, td.uuid, {"state": "RUNNING"}))
-    finally:
-        sa.event.remove(sa_engine, "after_cursor_execute", heard_after)
+    with recorded_statements(backend, "after_cursor_execute") as after, backend.get_connection() as conn:
+        assert conn.run(lambda: conn.update_row(ATOMS, td.uuid, {"state": "RUNNING"}))
     assert [t for t in after if "flowkit_atomdetails" in t or t.startswith(("PREPARE", "EXECUTE"))]
 
     with backend.get_connection(autocommit=True) as conn:

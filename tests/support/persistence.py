@@ -59,21 +59,21 @@ def saved_new_flow(backend: Backend, name: str) -> tuple[LogBook, FlowDetail]:
 
 
 @contextlib.contextmanager
-def recorded_statements(backend: Backend) -> Iterator[list[str]]:
+def recorded_statements(backend: Backend, event: str = "before_cursor_execute") -> Iterator[list[str]]:
     """The text of every statement the SQLAlchemy ``backend`` sends while the block runs, in order
-    (transaction control included: ``BEGIN``, ``COMMIT``); the listener is removed afterwards, so the
-    backend can be read back without adding to the list."""
+    (transaction control included: ``BEGIN``, ``COMMIT``), as its engine's ``event`` tells them; the
+    listener is removed afterwards, so the backend can be read back without adding to the list."""
     statements: list[str] = []
     sa_engine = backend.engine  # type: ignore[attr-defined]
 
     def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
         statements.append(text)
 
-    sa.event.listen(sa_engine, "before_cursor_execute", statement)
+    sa.event.listen(sa_engine, event, statement)
     try:
         yield statements
     finally:
-        sa.event.remove(sa_engine, "before_cursor_execute", statement)
+        sa.event.remove(sa_engine, event, statement)
 
 
 def saved_states(backend: Backend, uuid: str) -> dict[str, str]:
