@@ -203,11 +203,9 @@ class BackendRecorder(Recorder):
         try:
             if table == FLOWS and durable:
                 found = self._flush(conn, lambda: conn.update_row(table, uuid, values, fence))
-            elif table == FLOWS:
-                found = conn.write_row(table, uuid, values, fence)
             else:
                 found = conn.write_row(table, uuid, values, fence)
-                if found and self._relaxed:
+                if found and self._relaxed and table == ATOMS:
                     self._keep(conn, uuid, values)
         except BaseException:
             self.close()

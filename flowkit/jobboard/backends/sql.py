@@ -69,7 +69,6 @@ ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value, S.WAITING.value)
 MEMORY = "memory://"
 """``memory://NAME``: the in-process SQLite database NAME (boards in this process only; tests, demos)."""
 DEFAULT_LEASE = 10.0
-_RELAXED_COMMIT = "SET LOCAL synchronous_commit TO off"  # this transaction's commit waits for no disk
 DEFAULT_CANCEL_POLL = (0.25, 1.0)
 """Seconds between reads of the held jobs' cancel requests: SQLite, PostgreSQL (where NOTIFY wakes it)."""
 
@@ -489,7 +488,7 @@ class SQLJobBoard(JobBoard):
         without waiting for the disk; see :meth:`consume`)."""
         with self._tx(f"{what} job {job}") as conn:
             if relaxed and conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(_RELAXED_COMMIT)
+                conn.exec_driver_sql(engines.RELAXED_TRANSACTION)
             token = self._leases.token(job.uuid)
             if params is not None:
                 owned = {"seq": job.sequence, "who": who, "token": token}

@@ -150,7 +150,6 @@ _RELAXED = {
     "sqlite": ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"),
     "postgresql": ("SET synchronous_commit TO off", "RESET synchronous_commit"),
 }
-_SETUP_PG = "SET LOCAL synchronous_commit TO off"  # run_setup's, fenced, on PostgreSQL
 _SESSIONS = itertools.count(1)  # Connection.session: every database connection opened gets the next one
 PARKED_MAX = 2
 """Relaxed connections a backend keeps between runs (see :meth:`SQLAlchemyBackend.park`): one per
@@ -505,7 +504,7 @@ class SQLAlchemyConnection(Connection):
         is a disk flush (several ms on a busy disk). Elsewhere the transaction is durable."""
         postgresql = self.backend.relaxed is not None and self.backend.relaxed_setup is None
         if fenced and postgresql and not self._autocommit:
-            return self.run(lambda: (self._checkout().exec_driver_sql(_SETUP_PG), fn())[1])
+            return self.run(lambda: (self._checkout().exec_driver_sql(engines.RELAXED_TRANSACTION), fn())[1])
         pragmas = self.backend.relaxed_setup
         if self._autocommit:
             if pragmas is None:
