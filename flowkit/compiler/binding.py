@@ -40,40 +40,21 @@ def bind(c: CompiledFlow) -> None:
             # the usual case, inline: each argument from the one atom that provides it, run just before
             # (``found[0] != i`` need not be asked: a node is never its own predecessor, the sort
             # refused that cycle)
-            if len(required) == 1:  # most often one argument: no list to make the tuple from
-                for arg in required:
-                    symbol = required[arg]
-                    found = providers.get(symbol)
-                    if found is not None and len(found) == 1 and found[0] in preds[i]:
-                        p = found[0]
-                        b = _blank(Binding)  # _from_atom, inline (0.6k instructions per atom less)
-                        b.arg = arg
-                        b.symbol = symbol
-                        b.optional = False
-                        b.kind = FROM_ATOM
-                        b.provider = p
-                        b.key = atoms[p].save_as[symbol]
-                    else:
-                        b = _bind_one(c, i, atom, arg, symbol, False, providers, reach)
-                        if b.kind != FROM_ATOM:
-                            store_bound.add(i)
-                    bindings[i] = (b,)
-                    if b.kind == FROM_ATOM and b.key is _WHOLE:
-                        single_arg[i] = b
-            else:  # the same for each argument (apart: one list and an append less per atom above, 0.4k)
-                bound = []
-                for arg in required:
-                    symbol = required[arg]
-                    found = providers.get(symbol)
-                    if found is not None and len(found) == 1 and found[0] in preds[i]:
-                        p = found[0]
-                        bound.append(_from_atom(arg, symbol, p, atoms[p].save_as[symbol]))
-                    else:
-                        b = _bind_one(c, i, atom, arg, symbol, False, providers, reach)
-                        if b.kind != FROM_ATOM:
-                            store_bound.add(i)
-                        bound.append(b)
-                bindings[i] = tuple(bound)
+            bound = []
+            for arg in required:
+                symbol = required[arg]
+                found = providers.get(symbol)
+                if found is not None and len(found) == 1 and found[0] in preds[i]:
+                    p = found[0]
+                    b = _from_atom(arg, symbol, p, atoms[p].save_as[symbol])
+                else:
+                    b = _bind_one(c, i, atom, arg, symbol, False, providers, reach)
+                    if b.kind != FROM_ATOM:
+                        store_bound.add(i)
+                bound.append(b)
+            bindings[i] = tuple(bound)
+            if len(bound) == 1 and b.kind == FROM_ATOM and b.key is _WHOLE:
+                single_arg[i] = b  # one argument, another atom's whole result: see Run.start
         if atom.revert_required_rebind or atom.revert_optional_rebind:
             revert_bindings[i] = _bind_args(
                 c,
