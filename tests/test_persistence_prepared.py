@@ -261,11 +261,11 @@ def test_a_postgresql_recorders_relaxed_connection_is_kept_for_the_next_flow(
     """Flows run back to back on one backend (a conductor's jobs) share one relaxed connection: it is
     relaxed once and reset never, not once each per flow; one kept past the pool's ping interval, and
     every one at close(), goes back to the pool durable again."""
-    from flowkit.persistence.backends import sqlalchemy as backend_module
+    from flowkit.persistence.backends import _sql_durability
     from flowkit.sql import engines as sql_engines
 
     b = fresh_backend(postgres_url)
-    relax, restore = backend_module._RELAXED["postgresql"]
+    relax, restore = _sql_durability.RELAXED["postgresql"]
     with recorded_statements(b) as seen:
         for _ in range(3):
             engines.run(LinearFlow("f").add(Noop("a")), backend=b)
@@ -275,4 +275,4 @@ def test_a_postgresql_recorders_relaxed_connection_is_kept_for_the_next_flow(
         assert (seen.count(relax), seen.count(restore)) == (2, 1)
         b.close()
         assert seen.count(restore) == 2  # the one kept at close() was made durable too
-    assert not b._parked  # type: ignore[attr-defined]  # nothing kept out of the pool
+    assert not b._parking.kept  # type: ignore[attr-defined]  # nothing kept out of the pool
