@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from hashlib import sha1
 from typing import Any, NoReturn
 
@@ -212,6 +213,23 @@ class BackendRecorder(Recorder):
             raise
         if not found:
             self._missing(table, uuid)
+
+    def _write_atom(self, uuid: str, values: dict[str, Any]) -> None:
+        """:meth:`_write` of an atom row, its common path spelled out (a task's RUNNING and SUCCESS):
+        on the kept connection, no group commit holding it."""
+        conn = self._conn
+        if conn is None or self._held is not None:
+            self._write(ATOMS, uuid, values)
+            return
+        try:
+            found = conn.write_row(ATOMS, uuid, values, self.fence)
+            if found and self._relaxed:
+                self._keep(conn, uuid, values)
+        except BaseException:
+            self.close()
+            raise
+        if not found:
+            self._missing(ATOMS, uuid)
 
     def hold(self) -> None:
         """Group commit (see :mod:`flowkit.engines.together`): hold atom writes until commit_held."""
@@ -386,11 +404,10 @@ class BackendRecorder(Recorder):
             conn.update_row(
                 FLOWS, fd.uuid, {"meta": codec.dump(fd.meta, f"flow {fd.name}", "the store or meta")}
             )
-        rows = [codec.atom_row(ad) for ad in new]
+        columns = codec.atom_columns(new)
         if self.fence is not None:
-            for row in rows:
-                row["fence"] = self.fence
-        conn.upsert_rows(ATOMS, rows)
+            columns["fence"] = [self.fence] * len(new)
+        conn.upsert_columns(ATOMS, columns)
         if saved is None and self.fence is not None:  # the flow row is new: take it now
             self._raise_fence(conn)
 
@@ -444,7 +461,7 @@ class BackendRecorder(Recorder):
     def atom_changed(self, storage: Storage, i: int, state: AtomState) -> None:
         ad = self._details[i]
         assert ad is not None, "junctions are never recorded"
-        now = utcnow()
+        now = datetime.now(UTC)  # utcnow(), without its call
         history = storage.histories.get(i)
         # The two transitions of every task that runs (RUNNING, then SUCCESS) build their columns
         # straight away: the same values the generic path below makes through Codec.atom_values,
@@ -463,7 +480,7 @@ class BackendRecorder(Recorder):
                     values["finished_at"] = None
                 ad.state, ad.intention, ad.attempts = state, Intention.EXECUTE, attempts
                 ad.started_at, ad.finished_at = now, None
-                self._write(ATOMS, ad.uuid, values)
+                self._write_atom(ad.uuid, values)
                 return
             if state is S.SUCCESS:
                 results, seq = storage.results[i], storage.finished_seq[i]
@@ -471,7 +488,7 @@ class BackendRecorder(Recorder):
                 if results is not None or ad.results is not None:
                     values["results"] = self._codec.dump(results, ad.name, "the result")
                 ad.state, ad.results, ad.seq, ad.finished_at = state, results, seq, now
-                self._write(ATOMS, ad.uuid, values)
+                self._write_atom(ad.uuid, values)
                 return
         fields: dict[str, Any] = {"state": state}
         if state is S.RUNNING:

@@ -162,14 +162,27 @@ class PreparedUpdates:
         parameter: sqlite3 binds a ``None`` through its adapter lookup (two failed attribute lookups,
         several times a string's cost), and a new atom detail's row is mostly NULLs.
         """
-        assert not self.server_side, "PostgreSQL batches rows in multi-row statements (SQLAlchemy's)"
         columns = tuple(rows[0])
         values_of = itemgetter(*columns)  # by name: rows may list their columns in another order
         if len(columns) > 1:
             by_column: list[Sequence[Any]] = list(zip(*map(values_of, rows), strict=True))
         else:
             by_column = [[values_of(row) for row in rows]]
-        n = len(rows)
+        self.upsert_columns(conn, cursor, table, columns, by_column)
+
+    def upsert_columns(
+        self,
+        conn: sa.Connection,
+        cursor: Any,
+        table: str,
+        columns: Sequence[str],
+        by_column: Sequence[Sequence[Any]],
+    ) -> None:
+        """:meth:`upsert` of rows given column by column: ``by_column[k]`` holds every row's value of
+        ``columns[k]`` (a new flow detail's atoms come so, without a dict per row)."""
+        assert not self.server_side, "PostgreSQL batches rows in multi-row statements (SQLAlchemy's)"
+        columns = tuple(columns)
+        n = len(by_column[0])
         nulls: list[int] = []
         shared: list[int] = []
         varying: list[int] = []

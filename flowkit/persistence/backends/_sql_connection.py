@@ -28,7 +28,7 @@ from flowkit.persistence.backends._sql_statements import (
 from flowkit.persistence.backends._tables import ORDER, TABLES, events
 from flowkit.persistence.backends.base import Connection
 from flowkit.persistence.models import FlowDetail
-from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Row
+from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Columns, Row
 from flowkit.sql import engines
 
 if TYPE_CHECKING:
@@ -288,6 +288,16 @@ class SQLAlchemyConnection(Connection):
             self.backend.updates.upsert(conn, self._raw_cursor(conn), table, rows)
             return
         conn.execute(upsert_statement(table, tuple(rows[0])), list(rows)).close()
+
+    def upsert_columns(self, table: str, columns: Columns) -> None:
+        by_column = list(columns.values())
+        if not by_column or not by_column[0]:
+            return
+        conn = self._checkout()
+        if conn.dialect.name == "postgresql":  # (SQLAlchemy's multi-row statements take rows)
+            super().upsert_columns(table, columns)
+            return
+        self.backend.updates.upsert_columns(conn, self._raw_cursor(conn), table, tuple(columns), by_column)
 
     def _raw_cursor(self, conn: sa.Connection) -> Any:
         """The DB-API cursor of ``conn`` (the checked-out connection) the prepared statements run on."""
