@@ -24,8 +24,10 @@ on it, atom rows inserted 16 to a statement with the values they share bound onc
 on the DB-API cursor (the floor: 64.2k / 57.9k per task, so 4.5x / 5.1x of it).
 
 Counted so (issue 13, target 2): 228.9k per task + 1.40M per run before atom rows built column by
-column and the recorder's atom write path spelled out, 212.6k + 1.52M after; the floor 47.2k per task
-(N=1,000; 50.4k at N=100).
+column and the recorder's atom write path spelled out, 212.6k + 1.52M after; 203.2k + 1.58M with new
+atom details made from a template, the flow's uuid prefix hashed once, timestamps' microseconds from
+tables (N=1,000: 230.3k -> 204.8k per task, N=100: 242.9k -> 219.0k); the floor 47.2k per task
+(N=1,000; 50.4k at N=100), so 4.9x -> 4.3x of it in instructions.
 
 ``--floor`` counts the two-commit floor instead (``limit_persistence.py``'s statements: two autocommit
 single-row UPDATEs per task on the bare ``sqlite3`` driver, WAL, ``synchronous=NORMAL``; its rows

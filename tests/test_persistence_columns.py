@@ -132,3 +132,23 @@ def test_a_new_flow_details_atoms_are_saved_as_its_atom_rows(backend: Backend) -
     if backend.url.startswith("sqlite"):
         inserts = [t for t in seen if t.startswith("INSERT INTO flowkit_atomdetails")]
         assert len(inserts) == 4  # 16 + 16 + 4 + 1
+
+
+def test_an_unsaved_atom_detail_is_the_one_its_constructor_makes() -> None:
+    """``AtomDetail.unsaved`` (the set-up's, one per new atom) sets the fields the keyword
+    constructor sets, to the same values, each its own (a meta dict, a retry history per detail)."""
+    for cls in (TaskDetail, RetryDetail):
+        for version, position in ((None, 0), ("1.0", 7)):
+            made = cls.unsaved("a", "u-1", version, position)
+            expected = cls("a", "u-1", version=version, position=position)
+            assert type(made) is cls
+            fields, wanted = dict(vars(made)), dict(vars(expected))
+            assert list(fields) == list(wanted)
+            history = fields.pop("history", None)
+            wanted.pop("history", None)
+            assert fields == wanted
+            other = cls.unsaved("b", "u-2", version, position)
+            assert other.meta is not made.meta
+            if isinstance(made, RetryDetail):
+                assert isinstance(history, History) and len(history) == 0
+                assert other.history is not made.history  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ server that lost its prepared statements costs a reconnect, not the run.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 import pytest
@@ -150,6 +151,10 @@ def test_sqlite_timestamps_are_the_text_sqlalchemy_stores() -> None:
         dt.datetime(2026, 6, 1, 12, 0, 0, 7),  # naive: taken as UTC
         None,
     ]
+    rng = random.Random(5)
+    start = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    moments += [start + dt.timedelta(microseconds=rng.randrange(10**8)) for _ in range(2000)]
+    moments += [start.replace(microsecond=k) for k in (0, 1, 999, 1000, 1001, 999000, 999999)]
     for moment in moments:
         assert _sqlite_utc(moment) == reference(moment), moment
 

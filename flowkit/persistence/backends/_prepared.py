@@ -72,7 +72,13 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     cached = _second[0]
     if key != cached[0]:
         cached = _second[0] = (key, value.replace(microsecond=0, tzinfo=None).isoformat(" "))
-    return "%s.%06d" % (cached[1], value.microsecond)  # noqa: UP031 (half an f-string's cost)
+    micro = value.microsecond
+    # the microseconds' six digits from two tables of three: a third of "%s.%06d"'s cost
+    return cached[1] + _MILLI_TEXT[micro // 1000] + _DIGITS3[micro % 1000]
+
+
+_DIGITS3 = tuple(f"{k:03d}" for k in range(1000))
+_MILLI_TEXT = tuple(f".{k:03d}" for k in range(1000))
 
 
 def _listened(conn: sa.Connection) -> bool:
