@@ -233,7 +233,7 @@ def test_a_url_works_as_the_backend(tmp_path: Path) -> None:
 def test_one_statement_and_one_commit_per_atom_transition(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flowkit.persistence.backends import sqlalchemy as sqlalchemy_backend
+    from flowkit.persistence.backends import _sql_durability
 
     backend = fresh_backend(f"sqlite:///{tmp_path}/count.db")
     n = 50
@@ -246,13 +246,13 @@ def test_one_statement_and_one_commit_per_atom_transition(
     def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
         seen.append((text, conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"))
 
-    flushed = sqlalchemy_backend._FLUSH
+    flushed = _sql_durability.FLUSH
 
     def flush(fd: int) -> None:  # the durable point's flush of the WAL file, in order with the SQL
         seen.append((f"flush {os.readlink(f'/proc/self/fd/{fd}')}", True))
         flushed(fd)
 
-    monkeypatch.setattr(sqlalchemy_backend, "_FLUSH", flush)
+    monkeypatch.setattr(_sql_durability, "FLUSH", flush)
     sa.event.listen(sa_engine, "before_cursor_execute", statement)
     engine.run()
     atom_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_atomdetails")]
@@ -309,8 +309,6 @@ def test_a_sqlite_run_takes_the_last_runs_relaxed_connection_as_it_is(
     """The next run (set-up and writes) is on the database connection the last one gave back, with no
     PRAGMA (one would expire its prepared statements); a process that inherited it by a fork never
     takes it (the backend's close making it durable again: test_one_statement_and_one_commit...)."""
-    from flowkit.persistence.backends import sqlalchemy as sqlalchemy_backend
-
     backend = fresh_backend(f"sqlite:///{tmp_path}/again.db")
     seen: list[tuple[str, int]] = []
     sa.event.listen(
@@ -332,9 +330,9 @@ def test_a_sqlite_run_takes_the_last_runs_relaxed_connection_as_it_is(
     second = run()
     assert not [text for text, _ in second if text.startswith("PRAGMA")]
     assert {conn for _, conn in second} == {first[-1][1]}  # set-up and writes: the one connection
-    parked = list(backend._parked)  # type: ignore[attr-defined]
+    parked = list(backend._parking.kept)  # type: ignore[attr-defined]
     assert len(parked) == 1
-    monkeypatch.setattr(sqlalchemy_backend.os, "getpid", lambda: -1)  # as in a forked child
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as in a forked child
     assert backend.unpark() is None  # type: ignore[attr-defined]  # never the parent's connection
     monkeypatch.undo()
     parked[0][2].close()

@@ -9,6 +9,7 @@ server that lost its prepared statements costs a reconnect, not the run.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 import pytest
@@ -150,6 +151,10 @@ def test_sqlite_timestamps_are_the_text_sqlalchemy_stores() -> None:
         dt.datetime(2026, 6, 1, 12, 0, 0, 7),  # naive: taken as UTC
         None,
     ]
+    rng = random.Random(5)
+    start = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    moments += [start + dt.timedelta(microseconds=rng.randrange(10**8)) for _ in range(2000)]
+    moments += [start.replace(microsecond=k) for k in (0, 1, 999, 1000, 1001, 999000, 999999)]
     for moment in moments:
         assert _sqlite_utc(moment) == reference(moment), moment
 
@@ -261,11 +266,11 @@ def test_a_postgresql_recorders_relaxed_connection_is_kept_for_the_next_flow(
     """Flows run back to back on one backend (a conductor's jobs) share one relaxed connection: it is
     relaxed once and reset never, not once each per flow; one kept past the pool's ping interval, and
     every one at close(), goes back to the pool durable again."""
-    from flowkit.persistence.backends import sqlalchemy as backend_module
+    from flowkit.persistence.backends import _sql_durability
     from flowkit.sql import engines as sql_engines
 
     b = fresh_backend(postgres_url)
-    relax, restore = backend_module._RELAXED["postgresql"]
+    relax, restore = _sql_durability.RELAXED["postgresql"]
     with recorded_statements(b) as seen:
         for _ in range(3):
             engines.run(LinearFlow("f").add(Noop("a")), backend=b)
@@ -275,4 +280,4 @@ def test_a_postgresql_recorders_relaxed_connection_is_kept_for_the_next_flow(
         assert (seen.count(relax), seen.count(restore)) == (2, 1)
         b.close()
         assert seen.count(restore) == 2  # the one kept at close() was made durable too
-    assert not b._parked  # type: ignore[attr-defined]  # nothing kept out of the pool
+    assert not b._parking.kept  # type: ignore[attr-defined]  # nothing kept out of the pool

@@ -20,7 +20,7 @@ import uuid as uuidlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from flowkit.atom import version_text
 from flowkit.failure import Failure
@@ -153,6 +153,26 @@ class AtomDetail:
         self.position = position
         """Where the atom sits in its flow (its compiled order); orders iteration."""
 
+    @classmethod
+    def unsaved(cls, name: str, uuid: str, version: str | None, position: int) -> Self:
+        """``cls(name, uuid, version=version, position=position)``: the same fields, set from a copy
+        of the defaults instead of through the keyword constructor.
+
+        Why: a new flow detail's set-up makes one per atom, and binding the constructor's twenty
+        keywords was most of an atom's set-up in Python.
+        """
+        ad = cls.__new__(cls)
+        fields = ad.__dict__
+        fields.update(_UNSAVED)
+        fields["name"] = check_name(name, "atom name")
+        fields["uuid"] = uuid
+        fields["version"] = version
+        fields["meta"] = {}
+        fields["position"] = position
+        if issubclass(cls, RetryDetail):
+            fields["history"] = History()
+        return ad
+
     def update(self, other: AtomDetail) -> AtomDetail:
         """Take every saved field of ``other`` (the same atom, as a backend returned it); returns self.
 
@@ -232,6 +252,10 @@ class RetryDetail(AtomDetail):
         super().__init__(name, uuid, **kw)
         self.history = history if history is not None else History()
 
+
+_UNSAVED: dict[str, Any] = dict(vars(AtomDetail("-", "-")))
+"""A new atom detail's fields (see :meth:`AtomDetail.unsaved`); name, uuid, version, meta, position
+are set apart."""
 
 ATOM_DETAIL_CLASSES: dict[str, type[AtomDetail]] = {TASK_KIND: TaskDetail, RETRY_KIND: RetryDetail}
 """Atom detail class by ``kind``, as stored in the database."""

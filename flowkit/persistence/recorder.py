@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from hashlib import sha1
 from typing import Any, NoReturn
 
@@ -84,6 +85,9 @@ KEEP_MAX = 10_000
 WAIT_META = "wait"
 """The atom meta key of a durable wait's deadline and event (``flowkit.engines.waiting``)."""
 _RUNNING, _SUCCESS, _EXECUTE = S.RUNNING.value, S.SUCCESS.value, Intention.EXECUTE.value  # column values
+# The members the atom transitions' common path compares with, as module names: on Python 3.11 an
+# enum class's attribute (``S.RUNNING``) goes through EnumType.__getattr__'s hook (five per task)
+_S_RUNNING, _S_SUCCESS, _S_FAILURE, _INTENT_EXECUTE = S.RUNNING, S.SUCCESS, S.FAILURE, Intention.EXECUTE
 _CLEARED = {
     "intention": Intention.EXECUTE,
     "results": None,
@@ -113,6 +117,21 @@ def _uuid5_text(name: bytes) -> str:
     bits 10) set, in the 8-4-4-4-12 layout."""
     h = sha1(name).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+def _uuid5_texts(prefix: bytes) -> Callable[[str], str]:
+    """:func:`_uuid5_text` of ``prefix`` + a name, for many names: the SHA-1 of the prefix is taken
+    once and copied for each name (a new hash object per name looks its algorithm up again in
+    OpenSSL, which cost more than hashing the few bytes)."""
+    base = sha1(prefix)
+
+    def text(name: str) -> str:
+        h = base.copy()
+        h.update(name.encode())
+        d = h.hexdigest()
+        return f"{d[:8]}-{d[8:12]}-5{d[13:16]}-{_VARIANT[d[16]]}{d[17:20]}-{d[20:32]}"
+
+    return text
 
 
 _OID = uuidlib.NAMESPACE_OID.bytes
@@ -212,6 +231,23 @@ class BackendRecorder(Recorder):
             raise
         if not found:
             self._missing(table, uuid)
+
+    def _write_atom(self, uuid: str, values: dict[str, Any]) -> None:
+        """:meth:`_write` of an atom row, its common path spelled out (a task's RUNNING and SUCCESS):
+        on the kept connection, no group commit holding it."""
+        conn = self._conn
+        if conn is None or self._held is not None:
+            self._write(ATOMS, uuid, values)
+            return
+        try:
+            found = conn.write_row(ATOMS, uuid, values, self.fence)
+            if found and self._relaxed:
+                self._keep(conn, uuid, values)
+        except BaseException:
+            self.close()
+            raise
+        if not found:
+            self._missing(ATOMS, uuid)
 
     def hold(self) -> None:
         """Group commit (see :mod:`flowkit.engines.together`): hold atom writes until commit_held."""
@@ -386,11 +422,10 @@ class BackendRecorder(Recorder):
             conn.update_row(
                 FLOWS, fd.uuid, {"meta": codec.dump(fd.meta, f"flow {fd.name}", "the store or meta")}
             )
-        rows = [codec.atom_row(ad) for ad in new]
+        columns = codec.atom_columns(new)
         if self.fence is not None:
-            for row in rows:
-                row["fence"] = self.fence
-        conn.upsert_rows(ATOMS, rows)
+            columns["fence"] = [self.fence] * len(new)
+        conn.upsert_columns(ATOMS, columns)
         if saved is None and self.fence is not None:  # the flow row is new: take it now
             self._raise_fence(conn)
 
@@ -400,7 +435,7 @@ class BackendRecorder(Recorder):
         self._details = [None] * len(c.atoms)
         fd.clear_atoms()
         new: list[AtomDetail] = []
-        prefix = _OID + f"flowkit/{fd.uuid}/".encode()  # atom_uuid's, once per flow
+        uuid_of = _uuid5_texts(_OID + f"flowkit/{fd.uuid}/".encode())  # atom_uuid's, once per flow
         versions = _version_texts()
         for i in c.atom_ids():
             name = c.names[i]
@@ -409,8 +444,7 @@ class BackendRecorder(Recorder):
             if ad is None:
                 cls = RetryDetail if c.kinds[i] == RETRY else TaskDetail
                 version = versions(getattr(c.atoms[i], "version", None))
-                ad = cls(name, _uuid5_text(prefix + name.encode()), version=version)
-                ad.position = i
+                ad = cls.unsaved(name, uuid_of(name), version, i)
                 save = True
             elif c.kinds[i] == RETRY and not isinstance(ad, RetryDetail):
                 # saved as a task by an older version of the flow: keep its state, start a history
@@ -423,7 +457,7 @@ class BackendRecorder(Recorder):
             storage.revert_results[i] = ad.revert_results
             storage.revert_failures[i] = ad.revert_failure
             storage.finished_seq[i] = ad.seq
-            if ad.state is S.FAILURE and ad.started_at is None:  # failed before execute was called
+            if ad.state is _S_FAILURE and ad.started_at is None:  # failed before execute was called
                 storage.never_started.add(i)
             if isinstance(ad, RetryDetail) and c.kinds[i] == RETRY:
                 storage.histories[i] = ad.history
@@ -444,7 +478,7 @@ class BackendRecorder(Recorder):
     def atom_changed(self, storage: Storage, i: int, state: AtomState) -> None:
         ad = self._details[i]
         assert ad is not None, "junctions are never recorded"
-        now = utcnow()
+        now = datetime.now(UTC)  # utcnow(), without its call
         history = storage.histories.get(i)
         # The two transitions of every task that runs (RUNNING, then SUCCESS) build their columns
         # straight away: the same values the generic path below makes through Codec.atom_values,
@@ -454,24 +488,24 @@ class BackendRecorder(Recorder):
         # what this recorder restored or wrote), is left out: each bind is driver work per transition
         # (a None costs sqlite3 several times a string).
         if history is None:
-            if state is S.RUNNING:
+            if state is _S_RUNNING:
                 attempts = ad.attempts + 1
                 values = {"state": _RUNNING, "attempts": attempts, "started_at": now}
-                if ad.intention is not Intention.EXECUTE:  # (a new row's is: a bind fewer)
+                if ad.intention is not _INTENT_EXECUTE:  # (a new row's is: a bind fewer)
                     values["intention"] = _EXECUTE
                 if ad.finished_at is not None:
                     values["finished_at"] = None
-                ad.state, ad.intention, ad.attempts = state, Intention.EXECUTE, attempts
+                ad.state, ad.intention, ad.attempts = state, _INTENT_EXECUTE, attempts
                 ad.started_at, ad.finished_at = now, None
-                self._write(ATOMS, ad.uuid, values)
+                self._write_atom(ad.uuid, values)
                 return
-            if state is S.SUCCESS:
+            if state is _S_SUCCESS:
                 results, seq = storage.results[i], storage.finished_seq[i]
                 values = {"state": _SUCCESS, "seq": seq, "finished_at": now}
                 if results is not None or ad.results is not None:
                     values["results"] = self._codec.dump(results, ad.name, "the result")
                 ad.state, ad.results, ad.seq, ad.finished_at = state, results, seq, now
-                self._write(ATOMS, ad.uuid, values)
+                self._write_atom(ad.uuid, values)
                 return
         fields: dict[str, Any] = {"state": state}
         if state is S.RUNNING:

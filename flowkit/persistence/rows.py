@@ -10,7 +10,7 @@ failures are stored as :meth:`Failure.to_dict` data.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from flowkit.exceptions import CorruptRecordError, NotSerializableError
@@ -35,6 +35,8 @@ ORDER_BY = {LOGBOOKS: ("created_at", "uuid"), FLOWS: ("created_at", "uuid"), ATO
 """How every backend orders the rows it reads, so all of them list things the same way."""
 
 Row = dict[str, Any]
+Columns = dict[str, list[Any]]
+"""Rows column by column: each column's values, one per row, in the rows' order."""
 
 
 class Serializer(Protocol):
@@ -225,6 +227,55 @@ class Codec:
             "revert_started_at": ad.revert_started_at,
             "revert_finished_at": ad.revert_finished_at,
             "meta": None if meta is None else meta_text,
+        }
+
+    def atom_columns(self, ads: Sequence[AtomDetail]) -> Columns:
+        """:meth:`atom_row` of each of ``ads``, column by column (the same values, in the same order).
+
+        Why: a new flow detail's set-up saves a row per atom, and SQLite's upsert binds them column by
+        column (a value the same in every row once): a dict per atom, taken apart again, cost more
+        than the values themselves. A column here is one loop over the atoms.
+        """
+        dump, dump_failure, empty = self.dump, self.dump_failure, self._empty
+        histories = [ad.history if isinstance(ad, RetryDetail) else None for ad in ads]
+        return {
+            "uuid": [ad.uuid for ad in ads],
+            "parent_uuid": [ad.parent_uuid for ad in ads],
+            "name": [ad.name for ad in ads],
+            "kind": [ad.kind for ad in ads],
+            "position": [ad.position or 0 for ad in ads],
+            "state": [str(ad.state) for ad in ads],  # StrEnums: str() is the value
+            "intention": [str(ad.intention) for ad in ads],
+            "results": [
+                None if ad.results is None else dump(ad.results, ad.name, "the result") for ad in ads
+            ],
+            "failure": [None if ad.failure is None else dump_failure(ad.failure, ad.name) for ad in ads],
+            "revert_results": [
+                None if ad.revert_results is None else dump(ad.revert_results, ad.name, "the revert result")
+                for ad in ads
+            ],
+            "revert_failure": [
+                None if ad.revert_failure is None else dump_failure(ad.revert_failure, ad.name) for ad in ads
+            ],
+            "history": [
+                None if history is None else self.dump_history(history, ad.name)
+                for ad, history in zip(ads, histories, strict=True)
+            ],
+            "version": [ad.version for ad in ads],
+            "attempts": [ad.attempts for ad in ads],
+            "seq": [ad.seq for ad in ads],
+            "started_at": [ad.started_at for ad in ads],
+            "finished_at": [ad.finished_at for ad in ads],
+            "revert_started_at": [ad.revert_started_at for ad in ads],
+            "revert_finished_at": [ad.revert_finished_at for ad in ads],
+            "meta": [
+                None
+                if ad.meta is None
+                else empty
+                if not ad.meta and empty is not None
+                else dump(ad.meta, ad.name, "the meta")
+                for ad in ads
+            ],
         }
 
     def atom_from(self, row: Mapping[str, Any]) -> AtomDetail:

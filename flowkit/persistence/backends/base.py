@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from flowkit.exceptions import CorruptRecordError, NotFound, StorageError
 from flowkit.persistence.models import AtomDetail, FlowDetail, LogBook, utcnow
-from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Codec, Row, Serializer
+from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Codec, Columns, Row, Serializer
 
 T = TypeVar("T")
 LOG = logging.getLogger("flowkit.persistence")
@@ -146,6 +146,14 @@ class Connection(ABC):
     @abstractmethod
     def upsert_rows(self, table: str, rows: Sequence[Row]) -> None:
         """Insert rows, or update them where their uuid exists; a missing parent is a StorageError."""
+
+    def upsert_columns(self, table: str, columns: Columns) -> None:
+        """:meth:`upsert_rows` of rows given column by column (every column as long as the others): what
+        a new flow detail's set-up saves its atoms with, so a backend that binds values column by
+        column (SQLite's) takes them so, without a dict per row."""
+        names = tuple(columns)
+        rows = zip(*columns.values(), strict=True)
+        self.upsert_rows(table, [dict(zip(names, values, strict=True)) for values in rows])
 
     @abstractmethod
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
