@@ -5,7 +5,9 @@ state change saved, on a SQLite file under ``.bench/persistence/`` and on a fres
 per side (they never share tables). Timed: ``engines.load(flow, backend=...)`` + ``run()`` with the
 backend already open and its schema upgraded, as a long-running service would have it. Counted, with
 SQLAlchemy event listeners on the side's own engine: SQL statements and commits (a statement on an
-autocommit connection is its own transaction, so it counts as a commit too).
+autocommit connection is its own transaction, so it counts as a commit too). The listeners hear one
+untimed run of each size, and are removed before the timed ones: a Python call on every statement
+would be timed on the sides but not in the floor (``limit_persistence.py``), which has none.
 
 Stdlib only at import: the peer side imports this in the TaskFlow venv. SQLAlchemy and psycopg2, which
 both venvs have, are imported when used.
@@ -103,12 +105,22 @@ class SqlCounter:
     """Statements and commits on one SQLAlchemy engine, from its event hooks."""
 
     def __init__(self, sa_engine: Any) -> None:
-        from sqlalchemy import event
-
         self.statements = 0
         self.commits = 0
-        event.listen(sa_engine, "before_cursor_execute", self._statement)
-        event.listen(sa_engine, "commit", self._commit)
+        self._engine = sa_engine
+
+    def __enter__(self) -> SqlCounter:
+        from sqlalchemy import event
+
+        event.listen(self._engine, "before_cursor_execute", self._statement)
+        event.listen(self._engine, "commit", self._commit)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self._engine, "before_cursor_execute", self._statement)
+        event.remove(self._engine, "commit", self._commit)
 
     def _statement(self, conn: Any, *args: Any) -> None:
         self.statements += 1
@@ -155,6 +167,26 @@ def _once(side: Side, backend: Any, counter: SqlCounter, n: int, no_gc: bool) ->
     }
 
 
+_COUNTS = (
+    "statements_per_task",
+    "commits_per_task",
+    "run_statements_per_transition",
+    "run_commits_per_transition",
+)
+
+
+def _counted_then_timed(
+    side: Side, backend: Any, counter: SqlCounter, n: int, repeat: int, no_gc: bool
+) -> dict[str, Any]:
+    """One run of ``n`` with the counter listening (untimed), then the median of ``repeat`` timed runs
+    with nothing listening; the counts come from the first."""
+    with counter:
+        counted = _once(side, backend, counter, n, no_gc)
+    timed = median_of(n, repeat, lambda: _once(side, backend, counter, n, no_gc))
+    timed.update((key, counted[key]) for key in _COUNTS)
+    return timed
+
+
 def measure_case(
     side: Side, case: str, url: str, sizes: Sequence[int], repeat: Callable[[int], int], no_gc: bool
 ) -> dict[str, Any]:
@@ -169,8 +201,7 @@ def measure_case(
         )
         for n in sizes:
             row[str(n)] = guarded(
-                f"{case} n={n}",
-                lambda n=n: median_of(n, repeat(n), lambda: _once(side, backend, counter, n, no_gc)),
+                f"{case} n={n}", lambda n=n: _counted_then_timed(side, backend, counter, n, repeat(n), no_gc)
             )
             found = row[str(n)]
             if found.get("total_s") is not None:
