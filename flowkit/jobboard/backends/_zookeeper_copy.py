@@ -127,7 +127,7 @@ class WatchedCopy:
 
     def stop(self) -> None:
         self._stopped = True
-        if self.events and self.client is not None:
+        if self.client is not None:  # (unrouting what is not routed does nothing)
             for path in self._paths():
                 zk_events.unroute(self.client, path, self._on_event)
         with self.changed:

@@ -35,6 +35,7 @@ may have the jobs.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,8 @@ class ZooKeeperJobBoard(JobBoard):
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad, self._waiting_path)
         self._copy.on_change = self._job_changed
         self._held = HeldJobs()  # the claims this board made; kazoo's thread clears it on LOST
+        self._following = False  # the copy follows the tree (from the first read: see _follow)
+        self._follow_lock = threading.Lock()
         self._cancel_told = Told()
         self._session = Session(name, hosts, self.path, timeout, auth, world_read, client, self._on_session)
         self._errors = self._session.errors
@@ -146,7 +149,8 @@ class ZooKeeperJobBoard(JobBoard):
                 )
                 for path in paths:
                     self._client.ensure_path(path, acl=self._session.acl())
-                self._copy.start(self._client, self.timeout)
+                # Credentials the tree's ACL refuses fail here, not at the first read (see _follow).
+                self._client.get(self._jobs_path)
         except BaseException:
             self.close()
             raise
@@ -154,9 +158,33 @@ class ZooKeeperJobBoard(JobBoard):
     def close(self) -> None:
         if not self._session.connected:
             return
-        self._copy.stop()
+        with self._follow_lock:
+            self._following = False
+            self._copy.stop()
         self._held.uuids(clear=True)
         self._session.stop()
+
+    def _follow(self) -> None:
+        """Follow the tree from now on (its watches and a first listing), the first time the board
+        reads its copy: a listing, a count, :meth:`wait` or a claim. Nothing while disconnected.
+
+        Why not at :meth:`connect`: a board that follows hears every job's post, claim and consume
+        (four or five events per job, and a read of each posted record), and one that only posts (a
+        front end, the benchmark's poster) never reads its copy: it would pay that for every job the
+        conductors run (issue 13).
+        """
+        if self._following or not self._session.connected:
+            return
+        with self._follow_lock:
+            if self._following:
+                return
+            try:
+                with self._errors("follow the board"):
+                    self._copy.start(self._client, self.timeout)
+            except BaseException:
+                self._copy.stop()  # no watch routed twice by the next try
+                raise
+            self._following = True
 
     def _warn_bad(self, path: str, why: str) -> None:
         if path not in self._bad:
@@ -164,6 +192,10 @@ class ZooKeeperJobBoard(JobBoard):
             LOG.warning("board %r: skipping %s: %s", self.name, path, why)
 
     def _refresh(self) -> None:
+        if not self._following:
+            self._follow()  # which lists the board
+            if self._following:
+                return
         with self._errors("list the jobs"):
             self._copy.refresh()
 
@@ -182,7 +214,8 @@ class ZooKeeperJobBoard(JobBoard):
             if same_session and owned:
                 self._emit(ClaimEvent.CONFIRMED, owned)
             # Jobs posted or released while we were away: the watches only report later changes.
-            self._client.handler.spawn(self._refresh_quietly)
+            if self._following:
+                self._client.handler.spawn(self._refresh_quietly)
             with self._copy.changed:
                 self._copy.changed.notify_all()
 
@@ -204,10 +237,14 @@ class ZooKeeperJobBoard(JobBoard):
             path = self._client.create(f"{self._jobs_path}/job-", data, sequence=True)
         node = path.rsplit("/", 1)[1]
         job.sequence = int(node[4:])
-        # Read-your-writes: counting or listing right after posting shows the job (see the copy).
-        self._copy.add_posted(node, data)
+        # Read-your-writes: counting or listing right after posting shows the job (see the copy); a
+        # board not following yet lists the board, this job included, when it starts to.
+        with self._follow_lock:
+            if self._following:
+                self._copy.add_posted(node, data)
 
     def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
+        self._follow()
         if self._session.connected and not ensure_fresh:
             with self._copy.lock:
                 return iter(self._copy.listing(only_unclaimed, time.time()))
@@ -217,6 +254,7 @@ class ZooKeeperJobBoard(JobBoard):
                 return iter(self._copy.listing(only_unclaimed, time.time()))
 
     def wait(self, timeout: float | None = None) -> Iterator[Job]:
+        self._follow()
         deadline = None if timeout is None else time.monotonic() + timeout
         copy = self._copy
         with copy.changed:
@@ -237,6 +275,7 @@ class ZooKeeperJobBoard(JobBoard):
                 copy.changed.wait(remaining)
 
     def job_count(self, only_unclaimed: bool = False) -> int:
+        self._follow()
         with self._copy.lock:
             return self._copy.count(only_unclaimed, time.time())
 
@@ -259,12 +298,14 @@ class ZooKeeperJobBoard(JobBoard):
     # -- claims (_zookeeper_claiming) and their ends (_zookeeper_moves) -----------------------------
 
     def _claim(self, job: Job, who: str, describe: bool = True) -> int:
+        self._follow()  # a claimant hears cancel requests (and claims by the copy's versions)
         return claiming.claim(self, job, who, describe)
 
     def claim_next(self, who: str) -> Job | None:
         """:meth:`JobBoard.claim_next`, reading only the head of the copy (see ``_zookeeper_claiming``)."""
         if not self._session.connected:
             return super().claim_next(who)
+        self._follow()
         return claiming.claim_next(self, who)
 
     def consume(self, job: Job, who: str) -> None:
