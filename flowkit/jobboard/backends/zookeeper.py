@@ -176,7 +176,7 @@ class ZooKeeperJobBoard(JobBoard):
         if self._following or not self._session.connected:
             return
         with self._follow_lock:
-            if self._following:
+            if self.following:  # (another thread started it meanwhile)
                 return
             try:
                 with self._errors("follow the board"):
@@ -186,6 +186,11 @@ class ZooKeeperJobBoard(JobBoard):
                 raise
             self._following = True
 
+    @property
+    def following(self) -> bool:
+        """Whether the board follows the tree now (see :meth:`_follow`)."""
+        return self._following
+
     def _warn_bad(self, path: str, why: str) -> None:
         if path not in self._bad:
             self._bad.add(path)
@@ -194,7 +199,7 @@ class ZooKeeperJobBoard(JobBoard):
     def _refresh(self) -> None:
         if not self._following:
             self._follow()  # which lists the board
-            if self._following:
+            if self.following:
                 return
         with self._errors("list the jobs"):
             self._copy.refresh()
