@@ -74,6 +74,7 @@ def claimant(path: str, name: str) -> None:
 
     board = ZooKeeperJobBoard(name, ZK_HOSTS, path, timeout=4)
     board.connect()
+    board.job_count()  # following starts at the first read: its listing is start-up, not per job
     sent = count_requests(board)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
