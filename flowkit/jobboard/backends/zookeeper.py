@@ -176,7 +176,7 @@ class ZooKeeperJobBoard(JobBoard):
         if self._following or not self._session.connected:
             return
         with self._follow_lock:
-            if self.following:  # (another thread started it meanwhile)
+            if self._is_following():  # another thread started it meanwhile
                 return
             try:
                 with self._errors("follow the board"):
@@ -186,9 +186,8 @@ class ZooKeeperJobBoard(JobBoard):
                 raise
             self._following = True
 
-    @property
-    def following(self) -> bool:
-        """Whether the board follows the tree now (see :meth:`_follow`)."""
+    def _is_following(self) -> bool:
+        """Whether the board follows the tree now, read afresh (another thread may have just started)."""
         return self._following
 
     def _warn_bad(self, path: str, why: str) -> None:
@@ -199,7 +198,7 @@ class ZooKeeperJobBoard(JobBoard):
     def _refresh(self) -> None:
         if not self._following:
             self._follow()  # which lists the board
-            if self.following:
+            if self._is_following():
                 return
         with self._errors("list the jobs"):
             self._copy.refresh()
