@@ -148,9 +148,13 @@ def test_partition_tells_the_claimant_before_anyone_else_can_claim(
         proxy.close()
 
 
-def test_a_session_lost_while_claiming_fails_the_claim(zookeeper_hosts: str, zk_path: str) -> None:
+def test_a_session_lost_while_claiming_fails_the_claim(
+    zookeeper_hosts: str, zk_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """LOST arriving between the claim's commit and its bookkeeping must not leave a claim we believe in."""
     from kazoo.protocol.states import KazooState
+
+    from flowkit.jobboard.backends import _zookeeper_claiming as claiming
 
     zk = ZooKeeperJobBoard("test", zookeeper_hosts, zk_path, timeout=4)
     zk.connect()
@@ -159,20 +163,20 @@ def test_a_session_lost_while_claiming_fails_the_claim(zookeeper_hosts: str, zk_
     board.add_claim_listener(lambda event, uuids: events.append((event, uuids)))
     try:
         job = board.post("racy")
-        commit = zk._commit_claim
+        commit = claiming.commit
 
-        def commit_then_lose(tx: object, lock_path: str) -> list[object]:
-            results = commit(tx, lock_path)
+        def commit_then_lose(on: object, tx: object, lock_path: str) -> list[object]:
+            results = commit(zk, tx, lock_path)
             zk._session._on_state(KazooState.LOST)  # as kazoo's thread would, in the worst moment
             return results
 
-        zk._commit_claim = commit_then_lose  # type: ignore[method-assign]
+        monkeypatch.setattr(claiming, "commit", commit_then_lose)
         with pytest.raises(UnclaimableJobError, match="session"):
             board.claim(job, "c")
-        zk._commit_claim = commit  # type: ignore[method-assign]
+        monkeypatch.setattr(claiming, "commit", commit)
         zk._session._on_state(KazooState.CONNECTED)
         assert board.find_owner(job) is None  # the claim was released
-        assert zk._owned == {}
+        assert zk._held.uuids() == frozenset()
         board.claim(job, "c2")  # and someone can claim it
         board.consume(job, "c2")
     finally:
@@ -197,16 +201,18 @@ def test_an_older_watch_listing_does_not_hide_the_boards_own_post(
 ) -> None:
     """A watch listing read just before a post lands after it: the post stays until ZooKeeper says it
     is gone (the listing is replayed here by hand, as the watch thread would deliver it)."""
+    from flowkit.jobboard.backends import _zookeeper_listings as listings
+
     board = _board(zookeeper_hosts, zk_path)
     assert isinstance(board, ZooKeeperJobBoard)
     try:
         job = board.post("mine")
         copy = board._copy
         with copy.updating:  # the watch may not report the post in the meantime
-            copy.update_jobs([])  # what the directory held before the post
+            listings.update_jobs(copy, [])  # what the directory held before the post
             assert board.job_count() == 1 and [j.uuid for j in board.iterjobs()] == [job.uuid]
             zk_client.delete(f"{zk_path}/jobs/job-{job.sequence:010d}")  # gone before any listing showed it
-            copy.update_jobs([])
+            listings.update_jobs(copy, [])
             assert board.job_count() == 0 and list(board.iterjobs()) == []
     finally:
         board.close()

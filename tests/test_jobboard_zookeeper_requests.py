@@ -134,6 +134,7 @@ def test_a_board_follows_the_others_without_listing(zookeeper_hosts: str, zk_pat
     watcher.connect()
     worker.connect()
     try:
+        assert watcher.job_count() == 0  # a board follows the tree from its first read
         sent = _requests(watcher)
         jobs = [worker.post(f"j{i}") for i in range(5)]
         wait_until(lambda: watcher.job_count(only_unclaimed=True) == 5, 5, "the watcher to see the posts")
@@ -291,5 +292,74 @@ def test_claim_next_reads_only_the_head_of_the_board(
         second = board.claim_next("c")
         assert second is not None and second.uuid in {j.uuid for j in jobs[:8]}
         assert listed == []
+    finally:
+        board.close()
+
+
+def test_a_board_that_only_posts_hears_nothing_of_the_others(zookeeper_hosts: str, zk_path: str) -> None:
+    """A board follows the tree from its first read, not from ``connect``: one that only posts sends
+    one request per post and gets no watch event while others claim and consume (issue 13: a poster
+    heard four events per job it posted); its first count then lists the board."""
+    poster = ZooKeeperJobBoard("poster", zookeeper_hosts, zk_path, timeout=4)
+    worker = ZooKeeperJobBoard("worker", zookeeper_hosts, zk_path, timeout=4)
+    poster.connect()
+    worker.connect()
+    try:
+        client: Any = poster._client
+        heard: list[str] = []
+        read_watch_event = client._connection._read_watch_event
+        client._connection._read_watch_event = lambda buffer, offset: (
+            heard.append("event"),
+            read_watch_event(buffer, offset),
+        )
+        sent = _requests(poster)
+        jobs = [poster.post(f"j{i}") for i in range(3)]
+        assert [s.split(":")[0] for s in sent] == ["Create"] * 3
+        for job in jobs:
+            [claimed] = [j for j in worker.iterjobs(ensure_fresh=True) if j.uuid == job.uuid]
+            worker.claim(claimed, "w")
+            worker.consume(claimed, "w")
+        last = worker.post("last")
+        assert worker.job_count() == 1
+        assert heard == [] and len(sent) == 3
+        assert [j.uuid for j in poster.iterjobs()] == [last.uuid]  # its first read lists the board
+        mine = poster.post("mine")
+        assert poster.job_count() == 2 and {j.uuid for j in poster.iterjobs()} == {last.uuid, mine.uuid}
+    finally:
+        poster.close()
+        worker.close()
+
+
+def test_the_board_reads_and_writes_its_socket_before_waiting_on_it(
+    zookeeper_hosts: str, zk_path: str
+) -> None:
+    """kazoo selects before every read and write; the board's own client selects only when the socket
+    would block: a claim and a consume cost a handful of ``poll`` calls, not three per message."""
+    from flowkit.jobboard.backends._zookeeper_handler import PollHandler
+
+    board = ZooKeeperJobBoard("b", zookeeper_hosts, zk_path, timeout=4)
+    board.connect()
+    try:
+        jobs = [board.post(f"j{i}") for i in range(20)]
+        assert board.job_count() == 20
+        polls: list[int] = []
+        select = PollHandler.select
+
+        def counted(self: Any, *args: Any) -> Any:
+            polls.append(1)
+            return select(self, *args)
+
+        PollHandler.select = counted  # type: ignore[method-assign]
+        try:
+            for job in jobs:
+                board.claim(job, "c")
+                board.consume(job, "c")
+        finally:
+            PollHandler.select = select  # type: ignore[method-assign]
+        # kazoo selects to write each request and three times per message read (the loop's, then before
+        # its length and its body): 22 per claimed and consumed job here; the board's client 8 (the
+        # loop's, and one per request when the connection thread is woken to send it)
+        assert len(polls) <= 12 * len(jobs), len(polls)
+        assert board.job_count() == 0
     finally:
         board.close()

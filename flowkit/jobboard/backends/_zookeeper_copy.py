@@ -1,54 +1,42 @@
-"""The ZooKeeper board's copy of its ``jobs`` and ``claims`` directories, kept current by two watches.
+"""The ZooKeeper board's copy of its ``jobs``, ``claims`` and ``waiting`` directories, kept current by
+watches.
 
 Why a copy: listings and ``wait()`` are served from memory and woken by the watches, so nothing polls.
-Why two directories: claims come and go with every job; in a directory of their own, their watch
-relists a handful of names, and the ``jobs`` directory (which may hold thousands) is relisted only when
-a job is posted or leaves. Each listing is diffed against the copy with set operations, so an event
-does not cost a pass over every job in Python, and the copy is kept in board order, so claiming the
-next job never sorts the board.
+Why separate directories: claims come and go with every job; in a directory of their own, their
+changes never touch ``jobs`` (which may hold thousands). The copy is kept in board order, so claiming
+the next job never sorts the board.
 
-Parked jobs (durable waits) have a node in a third directory, ``waiting``, holding their wake-up time
-and awaited events; a third watch keeps :attr:`WatchedCopy.waiting` current. Such a job is not
-claimable until its time (:meth:`WatchedCopy.listing` is given the time) or until an event deletes
-its node.
+Parked jobs (durable waits) have a node in ``waiting``, holding their wake-up time and awaited events
+(:attr:`WatchedCopy.waiting`). Such a job is not claimable until its time (:meth:`WatchedCopy.listing`
+is given the time) or until an event deletes its node.
 
 How the copy follows the board: on ZooKeeper 3.6+ by persistent recursive watches on the three
-directories (``_zookeeper_events``): each event names the node created, deleted or changed, so a claim
-or a consume elsewhere costs this board no request at all, and a posted job one read of its record.
-A record changed elsewhere (a claim counting its attempt, an abandon, a cancel request) is only marked
-*stale* (its version unknown): a claim reads it first, and ``refresh`` (``ensure_fresh``) reads it
-again. Events are handled in the connection's thread, before any response that follows them, so a
-board that acts on a job version it has read already knows of the ``waiting`` node of any park that
-wrote that version. Older servers get the one-shot children watches, each firing a relisting.
+directories, whose events name each node created, deleted or changed (``_zookeeper_copy_events``);
+older servers get one-shot children watches, each firing a relisting (``_zookeeper_listings``), and
+every board relists after a reconnect (:meth:`WatchedCopy.refresh`). This module holds the copy's state,
+its life cycle, what the board itself writes into it, and the reads the board serves from it.
 
 Why the board's own posts go straight in (:meth:`WatchedCopy.add_posted`): the watch reports a post
 only after a round trip of its own, so a board that counted or listed right after posting missed the
-job it had just posted. A job put in that way is *pending* until a listing shows it; a listing that
-lacks it may have been read before the post (a watch lags), so it is dropped only once ZooKeeper says
-the node is gone.
+job it had just posted. A job put in that way is *pending* until a listing shows it.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-import json
-import logging
-import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowkit.exceptions import MalformedJobError
+from flowkit.jobboard.backends import _zookeeper_copy_events as copy_events
 from flowkit.jobboard.backends import _zookeeper_events as zk_events
+from flowkit.jobboard.backends import _zookeeper_listings as listings
 from flowkit.jobboard.job import Job
 
 if TYPE_CHECKING:
     from flowkit.jobboard.base import JobBoard
-
-LOG = logging.getLogger("flowkit.jobboard")
-
-JOB_NODE = re.compile(r"^job-(\d{10})$")
 
 
 class WatchedCopy:
@@ -66,7 +54,7 @@ class WatchedCopy:
         self.jobs_path = jobs_path
         self.claims_path = claims_path
         self.waiting_path = waiting_path
-        self._warn = warn
+        self.warn = warn
         self.client: Any = None
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
@@ -79,16 +67,16 @@ class WatchedCopy:
         self.claimed: set[str] = set()
         self.waiting: dict[str, tuple[float | None, tuple[str, ...]]] = {}
         """Parked jobs by node name: (wake-up time or None, awaited events)."""
-        self._skip: set[str] = set()  # malformed or stray names: warned about once, never fetched again
-        self._pending: set[str] = set()  # this board's posts no listing has shown yet
-        self._listed_upto = ""  # the highest job node any listing has shown (names sort by number)
+        self.skip: set[str] = set()  # malformed or stray names: warned about once, never fetched again
+        self.pending: set[str] = set()  # this board's posts no listing has shown yet
+        self.listed_upto = ""  # the highest job node any listing has shown (names sort by number)
         self._stopped = False
         self.events = False
         """Whether persistent watches keep the copy current (else children watches relist)."""
         self._timeout = 10.0  # how long adding a watch may take (the session timeout)
         self._epoch = 0  # connections dropped so far (each makes the server forget the watches)
         self._armed = -1  # the epoch the watches were last added in
-        self._touched: dict[tuple[str, str], bool] | None = None
+        self.touched: dict[tuple[str, str], bool] | None = None
         """While a refresh lists (event mode): (directory, node) -> whether the last event heard on it
         left the node there. Those nodes are as the events say, whatever the listing read before."""
         self.trusted = False
@@ -98,10 +86,11 @@ class WatchedCopy:
         whether anything but its own claim wrote the record since it read it (a cancel request)."""
         self.on_change: Callable[[str], None] | None = None
         """Told (in the connection thread) of each change heard to a job's record (event mode)."""
-        self._unread: set[str] = set()  # posted (an event said so), record not asked for yet
-        self._asking: set[str] = set()  # record asked for, not answered yet
+        self.unread: set[str] = set()  # posted (an event said so), record not asked for yet
+        self.asking: set[str] = set()  # record asked for, not answered yet
         self.parking: set[str] = set()
         """Parked jobs whose ``waiting`` node is not read yet: claimable at no time until it is."""
+        self._on_event = functools.partial(copy_events.on_event, self)  # one object: route, unroute
 
     # -- life cycle ---------------------------------------------------------------------------------
 
@@ -128,14 +117,17 @@ class WatchedCopy:
             return
         for path in self._paths():
             zk_events.unroute(client, path, self._on_event)
-        ChildrenWatch(client, self.jobs_path, self._on_jobs, allow_session_lost=True)
-        ChildrenWatch(client, self.claims_path, self._on_claims, allow_session_lost=True)
+        ChildrenWatch(client, self.jobs_path, self._following(listings.update_jobs), allow_session_lost=True)
+        ChildrenWatch(
+            client, self.claims_path, self._following(listings.update_claims), allow_session_lost=True
+        )
         if self.waiting_path:
-            ChildrenWatch(client, self.waiting_path, self._on_waiting, allow_session_lost=True)
+            waiting = self._following(listings.update_waiting)
+            ChildrenWatch(client, self.waiting_path, waiting, allow_session_lost=True)
 
     def stop(self) -> None:
         self._stopped = True
-        if self.events and self.client is not None:
+        if self.client is not None:  # (unrouting what is not routed does nothing)
             for path in self._paths():
                 zk_events.unroute(self.client, path, self._on_event)
         with self.changed:
@@ -144,31 +136,24 @@ class WatchedCopy:
             self.order.clear()
             self.claimed.clear()
             self.waiting.clear()
-            self._pending.clear()
-            self._listed_upto = ""
+            self.pending.clear()
+            self.listed_upto = ""
             self.changes.clear()
-            self._unread.clear()
-            self._asking.clear()
+            self.unread.clear()
+            self.asking.clear()
             self.parking.clear()
             self.changed.notify_all()
 
-    def _on_jobs(self, children: list[str]) -> bool:
-        if self._stopped:
-            return False
-        self.update_jobs(children)
-        return True
+    def _following(self, update: Callable[[WatchedCopy, list[str]], None]) -> Callable[[list[str]], bool]:
+        """A children watch's function: take in each listing by ``update`` until the copy stops."""
 
-    def _on_claims(self, children: list[str]) -> bool:
-        if self._stopped:
-            return False
-        self.update_claims(children)
-        return True
+        def on_children(children: list[str]) -> bool:
+            if self._stopped:
+                return False
+            update(self, children)
+            return True
 
-    def _on_waiting(self, children: list[str]) -> bool:
-        if self._stopped:
-            return False
-        self.update_waiting(children)
-        return True
+        return on_children
 
     def refresh(self) -> None:
         """Relist both directories now (``ensure_fresh``, and after a reconnect: events were missed).
@@ -187,28 +172,28 @@ class WatchedCopy:
                 self._armed = epoch
             if self.events:
                 with self.lock:
-                    self._touched = {}
+                    self.touched = {}
             try:
                 self._relist(epoch)
             finally:
                 with self.lock:
-                    self._touched = None
+                    self.touched = None
 
     def _relist(self, epoch: int) -> None:
         """The listing part of :meth:`refresh` (``_updating`` held)."""
         self.client.sync(self.jobs_path)
-        self.update_jobs(self.client.get_children(self.jobs_path))
-        self.update_claims(self.client.get_children(self.claims_path))
+        listings.update_jobs(self, self.client.get_children(self.jobs_path))
+        listings.update_claims(self, self.client.get_children(self.claims_path))
         if self.waiting_path:
-            self.update_waiting(self.client.get_children(self.waiting_path))
+            listings.update_waiting(self, self.client.get_children(self.waiting_path))
         if self.events:
             with self.lock:
                 stale = [n for n, v in self.versions.items() if v is None]
-            fetched = self._fetch(stale)
+            fetched = listings.fetch(self, stale)
             with self.changed:
                 for node, (job, version) in fetched.items():
                     if node in self.jobs:
-                        self._put(node, job, version)
+                        self.put(node, job, version)
                 self.trusted = self._epoch == epoch == self._armed
 
     def disconnected(self) -> None:
@@ -217,106 +202,6 @@ class WatchedCopy:
         with self.lock:
             self._epoch += 1
             self.trusted = False
-
-    # -- events (the connection's thread: dictionaries only, no waiting) ---------------------------------
-
-    def _on_event(self, kind: int, path: str) -> None:
-        parent, _, node = path.rpartition("/")
-        if not JOB_NODE.match(node):
-            return  # a stray name: the listings warn about it
-        read = False
-        with self.changed:
-            if self._touched is not None:
-                self._touched[(parent, node)] = kind != zk_events.DELETED
-            if parent == self.jobs_path:
-                read = self._job_event(kind, node)
-            elif parent == self.claims_path:
-                if kind == zk_events.CREATED:
-                    self.claimed.add(node)
-                elif kind == zk_events.DELETED:
-                    self.claimed.discard(node)
-                    if node in self.jobs:  # an abandon or a park rewrote it: read it again
-                        self.versions[node] = None
-                        self._unread.add(node)
-                        read = True
-            elif parent == self.waiting_path:
-                if kind == zk_events.CREATED:
-                    self.parking.add(node)
-                    read = True
-                elif kind == zk_events.DELETED:
-                    self.parking.discard(node)
-                    self.waiting.pop(node, None)
-            self.changed.notify_all()
-        if read:
-            from kazoo.protocol.states import Callback
-
-            self.client.handler.dispatch_callback(Callback("watch", self._read_new, ()))
-        if kind == zk_events.CHANGED and parent == self.jobs_path and self.on_change is not None:
-            self.on_change(node)
-
-    def _job_event(self, kind: int, node: str) -> bool:
-        """Take in an event on a job node (``lock`` held); True when a new record is to be read."""
-        if kind == zk_events.CREATED:
-            if node not in self.jobs and node not in self._skip:
-                self._unread.add(node)
-                return True
-        elif kind == zk_events.DELETED:
-            self._unread.discard(node)
-            self._asking.discard(node)
-            self._pending.discard(node)
-            self.changes.pop(node, None)
-            if node in self.jobs:
-                self._drop(node)
-        elif kind == zk_events.CHANGED:
-            self.changes[node] = self.changes.get(node, 0) + 1
-            if node in self.versions:
-                self.versions[node] = None
-        return False
-
-    def _read_new(self) -> None:
-        """Ask for the records of jobs and parked jobs that events announced (kazoo's callback thread:
-        a board's own post usually lands first, and needs no read)."""
-        with self.lock:
-            nodes, self._unread = self._unread, set()
-            self._asking |= nodes
-            parked = [n for n in self.parking if n not in self.waiting]
-        for node in nodes:
-            self.client.get_async(f"{self.jobs_path}/{node}").rawlink(functools.partial(self._got, node))
-        for node in parked:
-            parked_read = functools.partial(self._got_parked, node)
-            self.client.get_async(f"{self.waiting_path}/{node}").rawlink(parked_read)
-
-    def _got(self, node: str, result: Any) -> None:
-        try:
-            data, stat = result.get_nowait()
-        except Exception:  # gone meanwhile, or the connection dropped: the refresh after it reads it
-            with self.lock:
-                self._asking.discard(node)
-            return
-        try:
-            job = Job.from_bytes(self.board, data, int(node[4:]))
-        except MalformedJobError as exc:
-            with self.lock:
-                self._asking.discard(node)
-                self._skip.add(node)
-            self._warn(f"{self.jobs_path}/{node}", str(exc))
-            return
-        with self.changed:
-            if node in self._asking:  # not deleted meanwhile
-                self._asking.discard(node)
-                self._put(node, job, stat.version)
-                self.changed.notify_all()
-
-    def _got_parked(self, node: str, result: Any) -> None:
-        try:
-            data, _ = result.get_nowait()
-        except Exception:
-            return  # woken (deleted) meanwhile, or the refresh after reconnecting reads it
-        with self.changed:
-            if node in self.parking:
-                self.waiting[node] = parse_waiting(data)
-                self.parking.discard(node)
-                self.changed.notify_all()
 
     @property
     def updating(self) -> threading.RLock:
@@ -334,12 +219,12 @@ class WatchedCopy:
         except MalformedJobError:
             return  # posting checked it; a listing will skip it with a warning if it is somehow bad
         with self.changed:
-            self._unread.discard(node)  # announced by its event, not asked for yet: no read needed
-            if node <= self._listed_upto:
+            self.unread.discard(node)  # announced by its event, not asked for yet: no read needed
+            if node <= self.listed_upto:
                 return
             if node not in self.jobs:  # (an event's read may have put it already)
-                self._put(node, job, 0)  # a znode's data version is 0 when it is created
-            self._pending.add(node)
+                self.put(node, job, 0)  # a znode's data version is 0 when it is created
+            self.pending.add(node)
             self.changed.notify_all()
 
     def drop_removed(self, node: str) -> None:
@@ -348,100 +233,10 @@ class WatchedCopy:
         read before the removal cannot bring it back: fetching a deleted node finds nothing."""
         with self.changed:
             if node in self.jobs:
-                self._drop(node)
-            self._pending.discard(node)
+                self.drop(node)
+            self.pending.discard(node)
             self.claimed.discard(node)
             self.changed.notify_all()
-
-    # -- updates --------------------------------------------------------------------------------------
-
-    def update_jobs(self, children: Iterable[str]) -> None:
-        with self._updating:
-            listed = set(children)
-            with self.lock:
-                added = listed - self.jobs.keys() - self._skip
-                removed = self.jobs.keys() - listed
-                seen, unseen = self._pending & listed, self._pending & removed
-                self._pending -= seen
-            removed -= self._still_there(unseen)
-            new = []
-            for child in added:
-                if JOB_NODE.match(child):
-                    new.append(child)
-                else:
-                    self._skip.add(child)
-                    self._warn(f"{self.jobs_path}/{child}", "not a job node name")
-            fetched = self._fetch(new)
-            with self.changed:
-                for node in removed:
-                    if node in self.jobs and self._heard(self.jobs_path, node) is not True:
-                        self._drop(node)
-                for node, (job, version) in fetched.items():
-                    if self._heard(self.jobs_path, node) is not False:  # not deleted since
-                        self._put(node, job, version)
-                self._skip &= listed
-                self._pending -= removed
-                # Set with the jobs it covers, never before them: add_posted reads the two together.
-                self._listed_upto = max([self._listed_upto, *new, *seen])
-                self.changed.notify_all()
-
-    def update_claims(self, children: Iterable[str]) -> None:
-        with self._updating:
-            claimed = set()
-            for child in children:
-                if JOB_NODE.match(child):
-                    claimed.add(child)
-                else:
-                    self._warn(f"{self.claims_path}/{child}", "not a claim node name")
-            with self.lock:
-                released = [n for n in self.claimed - claimed if n in self.jobs]
-                if self.events:  # read by the refresh that listed them, or by a claim: not here
-                    for node in released:
-                        self.versions[node] = None
-                    released = []
-            fetched = self._fetch(released)  # an abandon rewrote them (attempts, reason)
-            with self.changed:
-                if self._touched is not None:  # claims made or gone since the listing
-                    for (where, node), there in self._touched.items():
-                        if where == self.claims_path:
-                            (claimed.add if there else claimed.discard)(node)
-                self.claimed = claimed
-                for node, (job, version) in fetched.items():
-                    if node in self.jobs:
-                        self._put(node, job, version)
-                self.changed.notify_all()
-
-    def update_waiting(self, children: Iterable[str]) -> None:
-        """Take in a listing of ``waiting``: read the nodes that are new (their data never changes: a
-        park creates one, a claim or an event deletes it)."""
-        from kazoo.exceptions import KazooException, NoNodeError
-
-        with self._updating:
-            listed = {c for c in children if JOB_NODE.match(c)}
-            with self.lock:
-                new = listed - self.waiting.keys()
-            asked = {n: self.client.get_async(f"{self.waiting_path}/{n}") for n in new}
-            read: dict[str, tuple[float | None, tuple[str, ...]]] = {}
-            for node, result in asked.items():
-                try:
-                    data, _ = result.get()
-                except NoNodeError:
-                    continue
-                except KazooException as exc:
-                    LOG.info("board %r: could not read parked job %s: %r", self.board.name, node, exc)
-                    continue
-                read[node] = parse_waiting(data)
-            with self.changed:
-                for node in self.waiting.keys() - listed:
-                    if self._heard(self.waiting_path, node) is not True:
-                        del self.waiting[node]
-                for node, parked in read.items():
-                    if self._heard(self.waiting_path, node) is not False:
-                        self.waiting[node] = parked
-                self.parking -= read.keys() | {
-                    n for n in self.parking - listed if self._heard(self.waiting_path, n) is not True
-                }
-                self.changed.notify_all()
 
     def set_waiting(self, node: str, wake_at: float | None, events: tuple[str, ...]) -> None:
         """This board has just parked ``node``: show it at once (as :meth:`add_posted` does for posts)."""
@@ -454,63 +249,18 @@ class WatchedCopy:
         """The earliest wake-up time of a parked job (callers hold ``lock``)."""
         return min((w for w, _ in self.waiting.values() if w is not None), default=None)
 
-    def _heard(self, directory: str, node: str) -> bool | None:
-        """Whether the events heard during the current refresh left ``node`` there (None: none heard)."""
-        return None if self._touched is None else self._touched.get((directory, node))
-
-    def _still_there(self, pending: set[str]) -> set[str]:
-        """Of the pending posts a listing lacks, those still there (the listing was older than them).
-
-        Rare (a watch listing read just before a post, or a post consumed elsewhere before any
-        listing showed it), so one round of reads is fine.
-        """
-        from kazoo.exceptions import KazooException
-
-        if not pending:
-            return set()
-        asked = {n: self.client.exists_async(f"{self.jobs_path}/{n}") for n in pending}
-        kept = set()
-        for node, result in asked.items():
-            try:
-                if result.get() is not None:
-                    kept.add(node)
-            except KazooException:  # keep it for now; the next listing asks again
-                kept.add(node)
-        return kept
-
-    def _fetch(self, nodes: list[str]) -> dict[str, tuple[Job, int]]:
-        from kazoo.exceptions import KazooException, NoNodeError
-
-        pending = {n: self.client.get_async(f"{self.jobs_path}/{n}") for n in nodes}
-        out = {}
-        for node, result in pending.items():
-            path = f"{self.jobs_path}/{node}"
-            try:
-                data, stat = result.get()
-            except NoNodeError:
-                continue
-            except KazooException as exc:  # connection trouble: the refresh after reconnecting gets it
-                LOG.info("board %r: could not read %s: %r", self.board.name, path, exc)
-                continue
-            try:
-                out[node] = (Job.from_bytes(self.board, data, int(node[4:])), stat.version)
-            except MalformedJobError as exc:
-                self._skip.add(node)
-                self._warn(path, str(exc))
-        return out
-
     def replace(self, node: str, job: Job, version: int) -> None:
         """This board rewrote the record of a job the copy holds (a cancel): keep the copy current."""
         with self.changed:
             if node in self.jobs:
                 self.jobs[node], self.versions[node] = job, version
 
-    def _put(self, node: str, job: Job, version: int) -> None:
+    def put(self, node: str, job: Job, version: int) -> None:
         if node not in self.jobs:
             bisect.insort(self.order, (-job.priority, job.sequence, node))
         self.jobs[node], self.versions[node] = job, version
 
-    def _drop(self, node: str) -> None:
+    def drop(self, node: str) -> None:
         job = self.jobs.pop(node)
         self.versions.pop(node, None)
         self.changes.pop(node, None)
@@ -553,19 +303,3 @@ class WatchedCopy:
             return False
         parked = self.waiting.get(node)
         return parked is None or (parked[0] is not None and parked[0] <= now)
-
-
-def waiting_data(wake_at: float | None, events: tuple[str, ...], who: str) -> bytes:
-    """What a ``waiting`` node holds."""
-    return json.dumps({"wake_at": wake_at, "events": list(events), "parked_by": who}).encode()
-
-
-def parse_waiting(data: bytes) -> tuple[float | None, tuple[str, ...]]:
-    """(wake-up time, events) of a ``waiting`` node; a node that cannot be read wakes at once."""
-    try:
-        record = json.loads(data.decode("utf-8"))
-        wake_at = record.get("wake_at")
-        events = tuple(str(e) for e in record.get("events") or ())
-        return (None if wake_at is None else float(wake_at)), events
-    except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
-        return 0.0, ()

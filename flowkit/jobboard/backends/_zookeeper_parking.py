@@ -1,24 +1,43 @@
 """The ZooKeeper board's parked jobs: a ``waiting/job-NNN`` node per parked job (its wake-up time and
-events, see ``_zookeeper_copy.waiting_data``), made by a park, deleted by the claim that ends the park
-(in the claim's transaction) or by an event.
+events, :func:`waiting_data`), made by a park, deleted by the claim that ends the park (in the claim's
+transaction) or by an event.
 
-Apart from the board because these are the three moves of that node; the board delegates to them.
+Apart from the board because these are that node's record and its three moves; the board delegates
+to them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from flowkit.exceptions import UnclaimableJobError
-from flowkit.jobboard.backends._zookeeper_copy import parse_waiting, waiting_data
+from flowkit.jobboard.backends import _zookeeper_moves as moves
+from flowkit.jobboard.backends._zookeeper_nodes import node_of
 from flowkit.jobboard.job import Job
 from flowkit.states import JobState
 
 if TYPE_CHECKING:
     from flowkit.jobboard.backends.zookeeper import ZooKeeperJobBoard
+
+
+def waiting_data(wake_at: float | None, events: tuple[str, ...], who: str) -> bytes:
+    """What a ``waiting`` node holds."""
+    return json.dumps({"wake_at": wake_at, "events": list(events), "parked_by": who}).encode()
+
+
+def parse_waiting(data: bytes) -> tuple[float | None, tuple[str, ...]]:
+    """(wake-up time, events) of a ``waiting`` node; a node that cannot be read wakes at once."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+        wake_at = record.get("wake_at")
+        events = tuple(str(e) for e in record.get("events") or ())
+        return (None if wake_at is None else float(wake_at)), events
+    except (UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        return 0.0, ()
 
 
 def due_version(board: ZooKeeperJobBoard, job: Job, node: str) -> int | None:
@@ -69,9 +88,9 @@ def park(
 ) -> None:
     """Move the owned job to WAITING: its ``waiting`` node made, its claim deleted, one attempt given
     back (a park is no failed attempt), in one transaction checked against the claim."""
-    node = f"job-{job.sequence:010d}"
+    node = node_of(job)
     with board._errors(f"park job {job}"):
-        path, claim, stat = board._owned_claim(job, who, JobState.WAITING)
+        path, claim, stat = moves.owned_claim(board, job, who, JobState.WAITING)
         data, job_stat = board._client.get(path)
         current = Job.from_bytes(board, data, job.sequence)
         current.attempts = max(0, current.attempts - 1)  # a park is no failed attempt
@@ -80,12 +99,10 @@ def park(
         tx.create(f"{board._waiting_path}/{node}", waiting_data(wake_at, events, who))
         tx.delete(claim)
         tx.set_data(path, current.to_bytes(), version=job_stat.version)
-        board._check(tx.commit(), job, who)
+        moves.check(tx.commit(), job, who)
     board._copy.set_waiting(node, wake_at, events)
     job.attempts = current.attempts
-    with board._owned_lock:
-        board._owned.pop(job.uuid, None)
-        board._claimed.pop(job.uuid, None)
+    board._held.drop(job.uuid)
 
 
 def wake_waiting(board: ZooKeeperJobBoard, names: Sequence[str]) -> int:

@@ -142,9 +142,10 @@ class Session:
         from kazoo.client import KazooClient
         from kazoo.retry import KazooRetry
 
+        from flowkit.jobboard.backends import _zookeeper_socket
         from flowkit.jobboard.backends._zookeeper_handler import PollHandler
 
-        return KazooClient(
+        client = KazooClient(
             hosts=self.hosts,
             timeout=self.timeout,
             auth_data=[("digest", f"{self._auth[0]}:{self._auth[1]}")] if self._auth else None,
@@ -153,6 +154,8 @@ class Session:
             command_retry=KazooRetry(**RETRY),
             handler=PollHandler(),
         )
+        _zookeeper_socket.install(client)  # recv and send first, select only when they would block
+        return client
 
     def _discard(self) -> None:
         """Drop a client that never started (its threads and sockets with it); a shared one is

@@ -20,8 +20,10 @@ listings and :meth:`wait` read the copy and wake on the events, and nothing poll
 that changes a job commits one ZooKeeper transaction checked against the job's version, so the copy
 is only ever a hint; before it, :func:`~flowkit.states.check_job_transition` must allow the move.
 A claim is one request when the copy knows the job's version: the transaction creating the claim and
-counting the attempt. Consume and moves delete the job before its claim in their transaction, so no
-other board takes the claim's deletion for a release and reads the job again.
+counting the attempt (``_zookeeper_claiming``). Consume and moves (``_zookeeper_moves``) delete the job
+before its claim in their transaction, so no other board takes the claim's deletion for a release and
+reads the job again. The claims this board believes it holds are ``_zookeeper_held``; what it reads
+from the tree itself rather than from the copy is ``_zookeeper_lookups``.
 
 The session decides what a claim is worth (``_zookeeper_session``); what a claim node holds and how
 one left behind is released is ``_zookeeper_claims``. SUSPENDED (connection in trouble)
@@ -32,45 +34,35 @@ may have the jobs.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from flowkit.exceptions import (
-    JobBoardConnectionError,
-    JobSetAsideError,
-    MalformedJobError,
-    NotFound,
-    NotOwnerError,
-    UnclaimableJobError,
-)
+from flowkit.exceptions import JobBoardConnectionError, NotFound
 from flowkit.jobboard.backends import _zookeeper_cancels as cancels
-from flowkit.jobboard.backends import _zookeeper_claims as claims
+from flowkit.jobboard.backends import _zookeeper_claiming as claiming
 from flowkit.jobboard.backends import _zookeeper_fleet
+from flowkit.jobboard.backends import _zookeeper_lookups as lookups
+from flowkit.jobboard.backends import _zookeeper_moves as moves
 from flowkit.jobboard.backends import _zookeeper_operator as operator
 from flowkit.jobboard.backends import _zookeeper_parking as parking
-from flowkit.jobboard.backends._zookeeper_copy import JOB_NODE, WatchedCopy
+from flowkit.jobboard.backends._zookeeper_copy import WatchedCopy
+from flowkit.jobboard.backends._zookeeper_held import HeldJobs
+from flowkit.jobboard.backends._zookeeper_nodes import node_of
 from flowkit.jobboard.backends._zookeeper_session import Session
-from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, SPREAD, ClaimEvent, JobBoard
+from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, ClaimEvent, JobBoard
 from flowkit.jobboard.cancels import Told
 from flowkit.jobboard.fleet import Member
 from flowkit.jobboard.job import Job
 from flowkit.jobboard.listing import JobEntry
-from flowkit.states import JobState, check_job_transition
+from flowkit.states import JobState
 
 if TYPE_CHECKING:
     from flowkit.persistence.backends.base import Backend
 
 LOG = logging.getLogger("flowkit.jobboard")
-
-
-def _node(job: Job) -> str:
-    return f"job-{job.sequence:010d}"
 
 
 MAX_RECORD_BYTES = 1_000_000
@@ -123,11 +115,9 @@ class ZooKeeperJobBoard(JobBoard):
         self._bad: set[str] = set()  # paths already warned about
         self._copy = WatchedCopy(self, self._jobs_path, self._claims_path, self._warn_bad, self._waiting_path)
         self._copy.on_change = self._job_changed
-        # job uuid -> node name, claimed by this board; kazoo's thread clears it on LOST, hence the lock
-        self._owned: dict[str, str] = {}
-        # job uuid -> (claimant, the job node's version its claim wrote): consume's one-request path
-        self._claimed: dict[str, tuple[str, int]] = {}
-        self._owned_lock = threading.Lock()
+        self._held = HeldJobs()  # the claims this board made; kazoo's thread clears it on LOST
+        self._following = False  # the copy follows the tree (from the first read: see _follow)
+        self._follow_lock = threading.Lock()
         self._cancel_told = Told()
         self._session = Session(name, hosts, self.path, timeout, auth, world_read, client, self._on_session)
         self._errors = self._session.errors
@@ -159,7 +149,8 @@ class ZooKeeperJobBoard(JobBoard):
                 )
                 for path in paths:
                     self._client.ensure_path(path, acl=self._session.acl())
-                self._copy.start(self._client, self.timeout)
+                # Credentials the tree's ACL refuses fail here, not at the first read (see _follow).
+                self._client.get(self._jobs_path)
         except BaseException:
             self.close()
             raise
@@ -167,10 +158,37 @@ class ZooKeeperJobBoard(JobBoard):
     def close(self) -> None:
         if not self._session.connected:
             return
-        self._copy.stop()
-        with self._owned_lock:
-            self._owned.clear()
+        with self._follow_lock:
+            self._following = False
+            self._copy.stop()
+        self._held.uuids(clear=True)
         self._session.stop()
+
+    def _follow(self) -> None:
+        """Follow the tree from now on (its watches and a first listing), the first time the board
+        reads its copy: a listing, a count, :meth:`wait` or a claim. Nothing while disconnected.
+
+        Why not at :meth:`connect`: a board that follows hears every job's post, claim and consume
+        (four or five events per job, and a read of each posted record), and one that only posts (a
+        front end, the benchmark's poster) never reads its copy: it would pay that for every job the
+        conductors run (issue 13).
+        """
+        if self._following or not self._session.connected:
+            return
+        with self._follow_lock:
+            if self._is_following():  # another thread started it meanwhile
+                return
+            try:
+                with self._errors("follow the board"):
+                    self._copy.start(self._client, self.timeout)
+            except BaseException:
+                self._copy.stop()  # no watch routed twice by the next try
+                raise
+            self._following = True
+
+    def _is_following(self) -> bool:
+        """Whether the board follows the tree now, read afresh (another thread may have just started)."""
+        return self._following
 
     def _warn_bad(self, path: str, why: str) -> None:
         if path not in self._bad:
@@ -178,6 +196,10 @@ class ZooKeeperJobBoard(JobBoard):
             LOG.warning("board %r: skipping %s: %s", self.name, path, why)
 
     def _refresh(self) -> None:
+        if not self._following:
+            self._follow()  # which lists the board
+            if self._is_following():
+                return
         with self._errors("list the jobs"):
             self._copy.refresh()
 
@@ -185,11 +207,7 @@ class ZooKeeperJobBoard(JobBoard):
         """What the session's state means for this board's claims (see ``_zookeeper_session``)."""
         from kazoo.protocol.states import KazooState
 
-        with self._owned_lock:
-            owned = frozenset(self._owned)
-            if state == KazooState.LOST:
-                self._owned.clear()
-                self._claimed.clear()
+        owned = self._held.uuids(clear=state == KazooState.LOST)
         if state in (KazooState.SUSPENDED, KazooState.LOST):
             self._copy.disconnected()  # the server forgets a connection's persistent watches
         if state == KazooState.SUSPENDED:
@@ -200,7 +218,8 @@ class ZooKeeperJobBoard(JobBoard):
             if same_session and owned:
                 self._emit(ClaimEvent.CONFIRMED, owned)
             # Jobs posted or released while we were away: the watches only report later changes.
-            self._client.handler.spawn(self._refresh_quietly)
+            if self._following:
+                self._client.handler.spawn(self._refresh_quietly)
             with self._copy.changed:
                 self._copy.changed.notify_all()
 
@@ -211,9 +230,7 @@ class ZooKeeperJobBoard(JobBoard):
             LOG.info("board %r: refresh after reconnect failed: %s", self.name, exc)
             return
         if self._copy.events:  # a cancel request made while away went unheard: read the held jobs
-            with self._owned_lock:
-                owned = list(self._owned.items())
-            for job_uuid, node in owned:
+            for job_uuid, node in self._held.nodes():
                 cancels.check(self, job_uuid, int(node[4:]), f"{self._jobs_path}/{node}")
 
     # -- posting and reading ------------------------------------------------------------------------
@@ -224,10 +241,14 @@ class ZooKeeperJobBoard(JobBoard):
             path = self._client.create(f"{self._jobs_path}/job-", data, sequence=True)
         node = path.rsplit("/", 1)[1]
         job.sequence = int(node[4:])
-        # Read-your-writes: counting or listing right after posting shows the job (see the copy).
-        self._copy.add_posted(node, data)
+        # Read-your-writes: counting or listing right after posting shows the job (see the copy); a
+        # board not following yet lists the board, this job included, when it starts to.
+        with self._follow_lock:
+            if self._following:
+                self._copy.add_posted(node, data)
 
     def iterjobs(self, only_unclaimed: bool = False, ensure_fresh: bool = False) -> Iterator[Job]:
+        self._follow()
         if self._session.connected and not ensure_fresh:
             with self._copy.lock:
                 return iter(self._copy.listing(only_unclaimed, time.time()))
@@ -237,6 +258,7 @@ class ZooKeeperJobBoard(JobBoard):
                 return iter(self._copy.listing(only_unclaimed, time.time()))
 
     def wait(self, timeout: float | None = None) -> Iterator[Job]:
+        self._follow()
         deadline = None if timeout is None else time.monotonic() + timeout
         copy = self._copy
         with copy.changed:
@@ -257,283 +279,56 @@ class ZooKeeperJobBoard(JobBoard):
                 copy.changed.wait(remaining)
 
     def job_count(self, only_unclaimed: bool = False) -> int:
+        self._follow()
         with self._copy.lock:
             return self._copy.count(only_unclaimed, time.time())
 
     def state_of(self, job: Job) -> JobState:
-        node = _node(job)
-        with self._errors(f"read the state of job {job}"):
-            exists = self._client.exists
-            if exists(f"{self._jobs_path}/{node}"):
-                if exists(f"{self._claims_path}/{node}"):
-                    return JobState.CLAIMED
-                return JobState.WAITING if exists(f"{self._waiting_path}/{node}") else JobState.UNCLAIMED
-            if exists(f"{self._aside_path}/{node}"):
-                return JobState.SET_ASIDE
-            if exists(f"{self._trash_path}/{node}"):
-                return JobState.TRASHED
-            if exists(f"{self._cancelled_path}/{node}"):
-                return JobState.CANCELLED
-        return JobState.COMPLETE
+        return lookups.state_of(self, job)
 
     def find_owner(self, job: Job) -> str | None:
-        from kazoo.exceptions import NoNodeError
-
-        with self._errors(f"find the owner of job {job}"):
-            try:
-                data, _ = self._client.get(f"{self._claims_path}/{_node(job)}")
-            except NoNodeError:
-                return None
-        return claims.owner_name(data)
+        return lookups.find_owner(self, job)
 
     def set_aside_jobs(self) -> list[Job]:
-        return self._jobs_under(self._aside_path, "list the jobs set aside")
-
-    def _jobs_under(self, where: str, what: str) -> list[Job]:
-        from kazoo.exceptions import NoNodeError
-
-        out = []
-        with self._errors(what):
-            for child in self._client.get_children(where):
-                path = f"{where}/{child}"
-                if not JOB_NODE.match(child):
-                    self._warn_bad(path, "not a job node name")
-                    continue
-                try:
-                    data, _ = self._client.get(path)
-                    out.append(Job.from_bytes(self, data, int(child[4:])))
-                except NoNodeError:
-                    continue
-                except MalformedJobError as exc:
-                    self._warn_bad(path, str(exc))
-        return sorted(out, key=Job.sort_key)
+        return lookups.jobs_under(self, self._aside_path, "list the jobs set aside")
 
     def get_job(self, job_uuid: str) -> Job:
-        from kazoo.exceptions import NoNodeError
-
         try:
             found = super().get_job(job_uuid)
         except NotFound:
-            pass
-        else:  # the copy lists jobs but is not told of changes to a record (a cancel): read it now
-            with self._errors(f"read job {found}"), contextlib.suppress(NoNodeError, MalformedJobError):
-                data, _ = self._client.get(f"{self._jobs_path}/{_node(found)}")
-                return Job.from_bytes(self, data, found.sequence)
-            return found
-        with self._errors("list the jobs that are over"):
-            for where in (self._trash_path, self._cancelled_path, self._history_path):
-                for child in self._client.get_children(where):
-                    with contextlib.suppress(Exception):
-                        data, _ = self._client.get(f"{where}/{child}")
-                        job = Job.from_bytes(self, data, int(child[4:]))
-                        if job.uuid == job_uuid:
-                            return job
-        raise NotFound(f"no job {job_uuid!r} on board {self.name!r} (consumed, or never posted)")
+            return lookups.over(self, job_uuid)
+        return lookups.current(self, found)
 
-    # -- claims -------------------------------------------------------------------------------------
+    # -- claims (_zookeeper_claiming) and their ends (_zookeeper_moves) -----------------------------
 
     def _claim(self, job: Job, who: str, describe: bool = True) -> int:
-        from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
-
-        self._session.usable(f"claim job {job}")
-        parked: int | None = None
-        # The job node is there and the transaction creates the claim only if there is none: UNCLAIMED.
-        check_job_transition(job.uuid, JobState.UNCLAIMED, JobState.CLAIMED)
-        node = _node(job)
-        path, claim = f"{self._jobs_path}/{node}", f"{self._claims_path}/{node}"
-        owner = claims.claim_data(who)
-        with self._copy.lock:  # when the copy's version is still current, no read is needed
-            cached, version = self._copy.jobs.get(node), self._copy.versions.get(node)
-        session = self._session.session_id()  # the claim is worth something only in this session
-        for _ in range(10):
-            with self._errors(f"claim job {job}"):
-                if cached is None or version is None:
-                    cached, version = self._read(job)
-                current = Job.from_record(self, cached.to_record(), job.sequence)
-                previous = current.attempts
-                current.attempts += 1
-                parked, heard = parking.due(self, job, node)
-                tx = self._client.transaction()
-                tx.create(claim, owner, ephemeral=True)
-                tx.set_data(path, current.to_bytes(), version=version)
-                if parked is not None:  # due: the claim ends the park
-                    tx.delete(f"{self._waiting_path}/{node}", version=parked)
-                results = self._commit_claim(tx, claim)
-                cached = version = None  # a retry reads afresh
-            failure = claims.first_failure(results)
-            if parked is not None and isinstance(results[2], NoNodeError):
-                continue  # an event woke it meanwhile: claim it unparked
-            if failure is None:
-                # The job node's new mzxid is the zxid of this transaction, so the claim node's czxid:
-                # ZooKeeper orders every transaction, so a later claim always has a higher one.
-                fence = int(results[1].mzxid)
-                break
-            if isinstance(failure, NodeExistsError):
-                with self._copy.lock:
-                    self._copy.claimed.add(node)
-                holder = repr(self.find_owner(job)) if describe else "another claimant"
-                raise UnclaimableJobError(f"job {job} is already claimed by {holder}")
-            if isinstance(failure, NoNodeError):
-                raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}")
-            if not isinstance(failure, BadVersionError):
-                raise self._session.translate(failure, f"claim job {job}") from failure
-        else:
-            raise UnclaimableJobError(f"job {job} kept changing while being claimed; try again")
-        job.attempts, job.last_reason, job.fence = current.attempts, current.last_reason, fence
-        job.cancel_reason = current.cancel_reason
-        # Kazoo's thread marks the session suspended before it clears _owned on LOST (under this
-        # lock): a LOST that came before this point is seen here, one that comes after finds the job
-        # in _owned and reports it.
-        with self._owned_lock:
-            self._owned[job.uuid] = node
-            self._claimed[job.uuid] = (who, int(results[1].version))
-            intact = self._session.session_id() == session and not self._session.suspended
-            if not intact:
-                del self._owned[job.uuid]
-                del self._claimed[job.uuid]
-        if not intact:
-            claims.release(self._client, claim, session, self.timeout)
-            raise UnclaimableJobError(
-                f"job {job}: the ZooKeeper session was suspended or lost while claiming it; try again"
-            )
-        with self._copy.lock:
-            self._copy.claimed.add(node)
-            written_since = self._copy.changes.get(node, 0) - heard
-        self._cancel_told.forget(job.uuid)  # a cancel request is told once per claim
-        if not self._copy.events:
-            cancels.watch(self, job, path)
-        elif current.cancel_reason and self._cancel_told.first(job.uuid):  # asked before the claim
-            self._emit_cancel(job.uuid, current.cancel_reason)
-        elif written_since > 1:  # more than our claim wrote the record: maybe a cancel request
-            cancels.check(self, job.uuid, job.sequence, path)
-        return previous
+        self._follow()  # a claimant hears cancel requests (and claims by the copy's versions)
+        return claiming.claim(self, job, who, describe)
 
     def claim_next(self, who: str) -> Job | None:
-        """:meth:`JobBoard.claim_next` (a random one of the first :data:`SPREAD` jobs of the top
-        priority, then board order), reading only the head of the copy: the whole listing is built only
-        when every job of that window was taken meanwhile. Building it for every claim cost about a
-        millisecond with 1,000 jobs on the board, as much as the claim itself (issue 13)."""
+        """:meth:`JobBoard.claim_next`, reading only the head of the copy (see ``_zookeeper_claiming``)."""
         if not self._session.connected:
             return super().claim_next(who)
-        with self._copy.lock:
-            window = self._copy.head(SPREAD, time.time())
-        random.shuffle(window)
-        for job in window:
-            if self._claim_or_skip(job, who):
-                return job
-        if not window:
-            return None
-        tried = {job.uuid for job in window}
-        with self._copy.lock:
-            rest = [j for j in self._copy.listing(True, time.time()) if j.uuid not in tried]
-        return next((job for job in rest if self._claim_or_skip(job, who)), None)
-
-    def _claim_or_skip(self, job: Job, who: str) -> bool:
-        """Claim ``job`` for :meth:`claim_next`: False when it is taken or set aside (a poison job)."""
-        try:
-            self._check_attempts(job, who, self._claim(job, who, describe=False))
-        except JobSetAsideError as exc:
-            LOG.warning("board %r: %s", self.name, exc)
-            return False
-        except UnclaimableJobError:
-            return False
-        return True
-
-    def _read(self, job: Job) -> tuple[Job, int]:
-        """The job as stored now, and its znode version."""
-        from kazoo.exceptions import NoNodeError
-
-        try:
-            data, stat = self._client.get(f"{self._jobs_path}/{_node(job)}")
-        except NoNodeError:
-            raise UnclaimableJobError(f"job {job} is no longer on board {self.name!r}") from None
-        try:
-            return Job.from_bytes(self, data, job.sequence), stat.version
-        except MalformedJobError as exc:
-            raise UnclaimableJobError(f"job {job} on board {self.name!r}: {exc}") from None
-
-    def _commit_claim(self, tx: Any, lock_path: str) -> list[Any]:
-        """Commit a claim; when the answer is lost, make sure no claim of ours is left behind."""
-        from kazoo.exceptions import ConnectionLoss
-
-        try:
-            return list(tx.commit())
-        except ConnectionLoss:
-            # The claim may or may not exist. Delete it if it is ours; if the session dies first,
-            # ZooKeeper deletes it for us. Either way no orphan claim outlives this call for long.
-            claims.release(self._client, lock_path, self._session.session_id(), self.timeout)
-            raise
-
-    def _owned_claim(self, job: Job, who: str, target: JobState) -> tuple[str, str, Any]:
-        """The job's path, its claim's path and the claim's stat, once ``who`` here is known to hold it
-        and a claimed job may move to ``target``."""
-        from kazoo.exceptions import NoNodeError
-
-        with self._owned_lock:
-            owned = job.uuid in self._owned
-        if not owned:
-            try:
-                holder = repr(self.find_owner(job))
-            except JobBoardConnectionError:
-                holder = "someone else (unknown while disconnected)"
-            raise NotOwnerError(
-                f"job {job} is claimed by {holder}, not by {who!r} through this board (or the claim was lost)"
-            )
-        node = _node(job)
-        path, claim = f"{self._jobs_path}/{node}", f"{self._claims_path}/{node}"
-        try:
-            data, stat = self._client.get(claim)
-        except NoNodeError:
-            raise NotOwnerError(f"job {job} is not claimed (so {who!r} does not own it)") from None
-        owner = claims.owner_name(data)
-        if owner != who or stat.ephemeralOwner != self._session.session_id():
-            raise NotOwnerError(f"job {job} is claimed by {owner!r} in another session, not by {who!r}")
-        check_job_transition(job.uuid, JobState.CLAIMED, target)
-        return path, claim, stat
+        self._follow()
+        return claiming.claim_next(self, who)
 
     def consume(self, job: Job, who: str) -> None:
-        with self._errors(f"consume job {job}"):
-            if not self._consume_as_claimed(job, who):
-                path, claim, stat = self._owned_claim(job, who, JobState.COMPLETE)
-                tx = self._client.transaction()
-                tx.check(claim, stat.version)
-                tx.delete(path)  # the job before its claim: no board re-reads a job it sees released
-                tx.delete(claim)
-                if self.history > 0:
-                    tx.create(f"{self._history_path}/{_node(job)}", operator.history_record(job, who))
-                self._check(tx.commit(), job, who)
-        self._copy.drop_removed(_node(job))
-        with self._owned_lock:
-            self._owned.pop(job.uuid, None)
-            self._claimed.pop(job.uuid, None)
+        moves.consume(self, job, who)
         if time.monotonic() - self._purged > operator.PURGE_EVERY:
             self._purged = time.monotonic()
             self._client.handler.spawn(self._purge_quietly)  # off the consumer's path
 
-    def _consume_as_claimed(self, job: Job, who: str) -> bool:
-        """Consume in one request when the job node is as ``who``'s claim here wrote it; False when it
-        is not (or this board cannot tell), for the checked path to decide.
+    def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
+        moves.abandon(self, job, who, reason, count)
 
-        Why the version is enough: a claim writes the job node (its attempts) in the transaction that
-        creates the claim node, so no other claim can exist while the node keeps the version ours
-        wrote; and the claim node must still be there (deleted with it), so a claim that died with its
-        session fails the transaction too. Anything else writing the job (a cancel request) changes the
-        version and sends the consume down the checked path, which reads the claim's owner.
-        """
-        node = _node(job)
-        with self._owned_lock:
-            mine = self._claimed.get(job.uuid) if job.uuid in self._owned else None
-        if mine is None or mine[0] != who or self._session.suspended:
-            return False
-        check_job_transition(job.uuid, JobState.CLAIMED, JobState.COMPLETE)
-        path = f"{self._jobs_path}/{node}"
-        tx = self._client.transaction()
-        tx.check(path, mine[1])
-        tx.delete(path)  # the job before its claim, as in consume
-        tx.delete(f"{self._claims_path}/{node}")
-        if self.history > 0:
-            tx.create(f"{self._history_path}/{node}", operator.history_record(job, who))
-        return claims.first_failure(list(tx.commit())) is None
+    def trash(self, job: Job, who: str, reason: str | None = None) -> None:
+        moves.move(self, job, who, JobState.TRASHED, reason, "trash")
+
+    def set_aside(self, job: Job, who: str, reason: str) -> None:
+        moves.move(self, job, who, JobState.SET_ASIDE, reason, "set aside")
+
+    def mark_cancelled(self, job: Job, who: str) -> None:
+        moves.move(self, job, who, JobState.CANCELLED, None, "mark cancelled")
 
     def _purge_quietly(self) -> None:
         try:
@@ -561,25 +356,6 @@ class ZooKeeperJobBoard(JobBoard):
     def purge_history(self, older_than: float | None = None) -> int:
         return operator.purge(self, self.history if older_than is None else older_than)
 
-    def abandon(self, job: Job, who: str, reason: str | None = None, *, count: bool = True) -> None:
-        with self._errors(f"abandon job {job}"):
-            path, claim, stat = self._owned_claim(job, who, JobState.UNCLAIMED)
-            data, job_stat = self._client.get(path)
-            current = Job.from_bytes(self, data, job.sequence)
-            if reason:
-                current.last_reason = reason
-            if not count:
-                current.attempts = max(0, current.attempts - 1)
-            tx = self._client.transaction()
-            tx.check(claim, stat.version)
-            tx.delete(claim)
-            tx.set_data(path, current.to_bytes(), version=job_stat.version)
-            self._check(tx.commit(), job, who)
-        job.attempts, job.last_reason = current.attempts, current.last_reason
-        with self._owned_lock:
-            self._owned.pop(job.uuid, None)
-            self._claimed.pop(job.uuid, None)
-
     # -- parked jobs (flowkit.jobboard.parking; the ZooKeeper side is _zookeeper_parking) ------------
 
     def _park(self, job: Job, who: str, wake_at: float | None, events: Sequence[str]) -> None:
@@ -588,77 +364,24 @@ class ZooKeeperJobBoard(JobBoard):
     def _wake_waiting(self, names: Sequence[str]) -> int:
         return parking.wake_waiting(self, names)
 
-    def trash(self, job: Job, who: str, reason: str | None = None) -> None:
-        self._move(job, who, JobState.TRASHED, reason, "trash")
-
-    def set_aside(self, job: Job, who: str, reason: str) -> None:
-        self._move(job, who, JobState.SET_ASIDE, reason, "set aside")
-
-    def _move(self, job: Job, who: str, target: JobState, reason: str | None, what: str) -> None:
-        to = {JobState.TRASHED: self._trash_path, JobState.CANCELLED: self._cancelled_path}.get(
-            target, self._aside_path
-        )
-        with self._errors(f"{what} job {job}"):
-            path, claim, stat = self._owned_claim(job, who, target)
-            data, job_stat = self._client.get(path)
-            try:
-                record = Job.from_bytes(self, data, job.sequence).to_record()
-            except MalformedJobError:
-                record = {"uuid": job.uuid, "name": job.name, "raw": data.decode("utf-8", "replace")}
-            if target is JobState.CANCELLED:
-                reason = record.get("cancel_reason") or reason
-            if reason:
-                record["last_reason"] = reason
-            record.update(moved_by=who, moved_on=time.time())
-            tx = self._client.transaction()
-            tx.check(claim, stat.version)
-            tx.create(f"{to}/{_node(job)}", json.dumps(record).encode())
-            tx.delete(path, version=job_stat.version)  # the job before its claim, as in consume
-            tx.delete(claim)
-            self._check(tx.commit(), job, who)
-        self._copy.drop_removed(_node(job))
-        job.last_reason = reason or job.last_reason
-        with self._owned_lock:
-            self._owned.pop(job.uuid, None)
-            self._claimed.pop(job.uuid, None)
-
-    def _check(self, results: list[Any], job: Job, who: str) -> None:
-        failure = claims.first_failure(results)
-        if failure is not None:
-            raise NotOwnerError(f"job {job} changed under {who!r} (claim lost or job moved): {failure!r}")
-
     # -- cancelling ---------------------------------------------------------------------------------
 
     def _request_cancel(self, job: Job, reason: str) -> None:
-        cancels.request(self, job, reason, f"{self._jobs_path}/{_node(job)}")
+        cancels.request(self, job, reason, f"{self._jobs_path}/{node_of(job)}")
 
     def cancelled_jobs(self) -> list[Job]:
         """The jobs that ended CANCELLED, with their reasons in ``cancel_reason``."""
-        return self._jobs_under(self._cancelled_path, "list the cancelled jobs")
+        return lookups.jobs_under(self, self._cancelled_path, "list the cancelled jobs")
 
     def cancel_requested(self, job: Job) -> str | None:
-        from kazoo.exceptions import NoNodeError
-
-        with self._errors(f"read the cancel request of job {job}"):
-            for where in (self._jobs_path, self._cancelled_path):
-                try:
-                    data, _ = self._client.get(f"{where}/{_node(job)}")
-                except NoNodeError:
-                    continue
-                return Job.from_bytes(self, data, job.sequence).cancel_reason
-        return None
-
-    def mark_cancelled(self, job: Job, who: str) -> None:
-        self._move(job, who, JobState.CANCELLED, None, "mark cancelled")
+        return lookups.cancel_requested(self, job)
 
     def _job_changed(self, node: str) -> None:
         """A job's record changed (the copy's event, in the connection thread): if this board holds
         the job, read it for a cancel request."""
-        with self._owned_lock:
-            job_uuid = next((u for u, n in self._owned.items() if n == node), None)
+        job_uuid = self._held.uuid_of(node)
         if job_uuid is not None:
             cancels.check(self, job_uuid, int(node[4:]), f"{self._jobs_path}/{node}")
 
     def _is_owned(self, job_uuid: str) -> bool:
-        with self._owned_lock:
-            return job_uuid in self._owned
+        return self._held.holds(job_uuid)
