@@ -117,3 +117,93 @@ def test_a_message_sent_by_frames_arrives_with_its_properties(rabbitmq_url: str)
     with kombu.Connection(rabbitmq_url) as conn:  # acknowledged: nothing left to redeliver
         with pytest.raises(Exception):
             conn.channel().queue_declare(queue_name, passive=True)
+
+
+def _random_message(rng: random.Random, n: int, frame_max: int) -> Any:
+    import amqp
+
+    size = rng.choice([0, 1, 50, 300, frame_max - 200, frame_max + 10, 2 * frame_max])
+    text = rng.random() < 0.7
+    body: Any = _text(rng, size).encode() if text else rng.randbytes(size)
+    props: dict[str, Any] = {}
+    if rng.random() < 0.9:
+        props["content_type"] = rng.choice(["application/json", "text/plain", _text(rng, 20)])
+    if rng.random() < 0.8:
+        props["content_encoding"] = rng.choice(["utf-8", "binary", "latin-1"])
+    if rng.random() < 0.7:
+        props["application_headers"] = {} if rng.random() < 0.7 else {"k": _text(rng, 10), "n": n}
+    for key in ("delivery_mode", "priority"):
+        if rng.random() < 0.6:
+            props[key] = rng.choice([1, 2]) if key == "delivery_mode" else rng.randint(0, 9)
+    for key in ("correlation_id", "reply_to"):
+        if rng.random() < 0.6:
+            props[key] = _text(rng, 40)
+    if rng.random() < 0.3:
+        props["expiration"] = str(rng.randint(60_000, 10**9))
+    if rng.random() < 0.2:  # read by py-amqp: the frames here leave it to it
+        props["message_id"] = _text(rng, 20)
+    return amqp.Message(body, **props)
+
+
+def _received(url: str, queue_name: str, messages: list[Any], fast: bool) -> list[Any]:
+    import amqp
+
+    got: list[Any] = []
+
+    def setup(channel: Any) -> None:
+        queue = kombu.Queue(queue_name, auto_delete=False, durable=False, no_declare=True)
+        kombu.Consumer(channel, [queue], no_ack=True, on_message=got.append, accept=["json"]).consume()
+
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as conn:
+        channel = conn.channel()
+        for message in messages:
+            channel.basic_publish(message, exchange="", routing_key=queue_name)
+    link = Link(url, setup, name="test")
+    link.connect(5.0)
+    try:
+        if not fast:
+            link._raw = None  # kombu's route
+        for _ in range(200):
+            link.pump(0.1)
+            if len(got) == len(messages):
+                break
+    finally:
+        link.close()
+    assert len(got) == len(messages)
+    return got
+
+
+def test_a_delivery_read_here_is_what_kombu_hands_on(
+    rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_name = f"test-frames-{uuid.uuid4().hex}"
+    with kombu.Connection(rabbitmq_url) as conn:
+        kombu.Queue(queue_name, auto_delete=False, durable=False)(conn.channel()).declare()
+    read_here = []
+    deliver = frames.deliver
+
+    def counted(buf: bytes, channel: int) -> Any:
+        found = deliver(buf, channel)
+        if found is not None:
+            read_here.append(found[3])
+        return found
+
+    monkeypatch.setattr(frames, "deliver", counted)
+    try:
+        rng = random.Random(7)
+        messages = [_random_message(rng, n, 131_072) for n in range(150)]
+        ours = _received(rabbitmq_url, queue_name, messages, fast=True)
+        theirs = _received(rabbitmq_url, queue_name, messages, fast=False)
+    finally:
+        with kombu.Connection(rabbitmq_url) as conn:
+            conn.channel().queue_delete(queue_name)
+    assert len(read_here) > 40, "many deliveries are read here (the rest: properties or sizes py-amqp reads)"
+    for a, b in zip(ours, theirs, strict=True):
+        assert type(a) is type(b)
+        for field in ("body", "content_type", "content_encoding", "properties", "headers", "_state", "accept"):
+            assert getattr(a, field) == getattr(b, field), field
+        assert type(a.body) is type(b.body)
+        info = {k: v for k, v in a.delivery_info.items() if k not in ("delivery_tag", "consumer_tag")}
+        assert info == {k: v for k, v in b.delivery_info.items() if k not in ("delivery_tag", "consumer_tag")}
+        assert a.delivery_tag == a.delivery_info["delivery_tag"]
+        assert not a.errors and not b.errors

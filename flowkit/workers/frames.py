@@ -17,8 +17,9 @@ transport's ``write``, so a corked batch holds them as it holds py-amqp's.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
-__all__ = ["ack", "publish"]
+__all__ = ["Deliver", "ack", "deliver", "publish"]
 
 _FRAME_END = b"\xce"
 _METHOD, _HEADER, _BODY = 1, 2, 3
@@ -87,3 +88,82 @@ def publish(
 def ack(channel: int, delivery_tag: int) -> bytes:
     """The frame of a ``basic.ack`` of one delivery (not multiple)."""
     return _ack(_METHOD, channel, 13, _BASIC, _ACK, delivery_tag, 0) + _FRAME_END
+
+
+# -- receiving -------------------------------------------------------------------------------------------
+
+_head = struct.Struct(">BHI").unpack_from
+_deliver_tail = struct.Struct(">QB").unpack_from
+_content_head = struct.Struct(">HHQH").unpack_from
+_DELIVER = b"\x00\x3c\x00\x3c"  # basic.deliver
+_KNOWN_FLAGS = 0xFF00
+"""The properties :func:`deliver` reads (content type to expiration); any other is left to py-amqp."""
+_EMPTY_TABLE = b"\x00\x00\x00\x00"
+
+Deliver = tuple[int, int, str, int, bool, str, str, dict[str, Any], Any]
+"""``(frames, end, consumer_tag, delivery_tag, redelivered, exchange, routing_key, properties, body)``."""
+
+
+def _read_short(buf: bytes, at: int) -> tuple[str, int]:
+    end = at + 1 + buf[at]
+    return buf[at + 1 : end].decode("utf-8", "surrogatepass"), end
+
+
+def deliver(buf: bytes, channel: int) -> Deliver | None:
+    """The ``basic.deliver`` that ``buf`` starts with, when it is held whole (its method, header and body
+    frames) on ``channel`` and carries only properties this reads (an empty headers table at most);
+    None otherwise, and py-amqp reads it. ``properties`` are as py-amqp decodes them; ``frames`` is how
+    many frames it took, ``end`` where it ends in ``buf``."""
+    if len(buf) < 19 or buf[7:11] != _DELIVER:  # the method frame's head and the method's class and id
+        return None
+    kind, chan, size = _head(buf, 0)
+    end = 8 + size
+    if kind != _METHOD or chan != channel or len(buf) < end + 7 or buf[end - 1] != 0xCE:
+        return None
+    consumer_tag, at = _read_short(buf, 11)
+    delivery_tag, redelivered = _deliver_tail(buf, at)
+    exchange, at = _read_short(buf, at + 9)
+    routing_key, _ = _read_short(buf, at)
+    kind, chan, size = _head(buf, end)
+    start, end = end + 7, end + 8 + size
+    if kind != _HEADER or chan != channel or len(buf) < end or buf[end - 1] != 0xCE:
+        return None
+    class_id, _, body_size, flags = _content_head(buf, start)
+    if class_id != _BASIC or flags & ~_KNOWN_FLAGS:
+        return None
+    props: dict[str, Any] = {}
+    at = start + 14
+    if flags & 0x8000:
+        props["content_type"], at = _read_short(buf, at)
+    if flags & 0x4000:
+        props["content_encoding"], at = _read_short(buf, at)
+    if flags & 0x2000:
+        if buf[at : at + 4] != _EMPTY_TABLE:
+            return None
+        props["application_headers"] = {}
+        at += 4
+    if flags & 0x1000:
+        props["delivery_mode"] = buf[at]
+        at += 1
+    if flags & 0x0800:
+        props["priority"] = buf[at]
+        at += 1
+    if flags & _CORRELATION_ID:
+        props["correlation_id"], at = _read_short(buf, at)
+    if flags & _REPLY_TO:
+        props["reply_to"], at = _read_short(buf, at)
+    if flags & _EXPIRATION:
+        props["expiration"], at = _read_short(buf, at)
+    frames, got, chunks = 2, 0, []
+    while got < body_size:
+        if len(buf) < end + 7:
+            return None
+        kind, chan, size = _head(buf, end)
+        start, end = end + 7, end + 8 + size
+        if kind != _BODY or chan != channel or len(buf) < end or buf[end - 1] != 0xCE:
+            return None
+        chunks.append(buf[start : end - 1])
+        got += size
+        frames += 1
+    body: Any = chunks[0] if len(chunks) == 1 else b"".join(chunks) if chunks else ""  # py-amqp's empty body
+    return frames, end, consumer_tag, delivery_tag, bool(redelivered & 1), exchange, routing_key, props, body

@@ -15,9 +15,11 @@ requests between two waits, the worker its answers and acks of one loop) and :me
 with one write. A corked message is as sent as one the kernel holds in its socket buffer: both are lost
 with the connection, and the same recovery covers both.
 
-Why :mod:`flowkit.workers.frames`: on AMQP (py-amqp), a publish and an ack are written as their frames
-directly, byte for byte what kombu would write at a fraction of its cost per message (see there);
-other transports, and any property those frames do not cover, go through kombu as before.
+Why :mod:`flowkit.workers.frames`: on AMQP over TCP (py-amqp), a publish and an ack are written as
+their frames directly, byte for byte what kombu would write, and a delivery held whole in the read-ahead
+buffer is read from its frames into the kombu message kombu would hand on, each at a fraction of kombu's
+and py-amqp's cost per message (see there); other transports, other frames and any property those
+frames do not cover go through kombu and py-amqp as before.
 
 Reconnection uses kombu's ``ensure_connection`` retry policy; each new connection bumps
 :attr:`Link.generation`, so that deliveries from a dead channel are never acknowledged on a new one.
@@ -39,6 +41,7 @@ import amqp.channel  # type: ignore[import-untyped]
 import amqp.transport  # type: ignore[import-untyped]
 import kombu
 from kombu.message import Message
+from kombu.transport.pyamqp import Message as _Message
 from kombu.utils.url import maybe_sanitize_url
 
 from flowkit.exceptions import WorkerError
@@ -416,9 +419,46 @@ class Link:
                 reader._read_buffer += data
                 drained = len(data) < READ_CHUNK
                 continue
-            amqp_conn.blocking_read(timeout=None)  # from the buffer: no system call
+            raw = self._raw
+            if raw is None or not self._deliver(amqp_conn, reader, raw):
+                amqp_conn.blocking_read(timeout=None)  # from the buffer: no system call
             if self._producer is None:
                 return
+
+    def _deliver(self, amqp_conn: Any, reader: Any, raw: amqp.channel.Channel) -> bool:
+        """Hand the delivery the read-ahead buffer starts with to its consumer's ``on_message``, read
+        by :func:`flowkit.workers.frames.deliver` (a kombu message as kombu's route makes it, for a
+        fraction of its cost); False when py-amqp must read what comes next (another frame, a delivery
+        not held whole or with other properties, a consumer without ``on_message``)."""
+        held = reader._read_buffer
+        found = frames.deliver(held, raw.channel_id)
+        if found is None or not raw.is_open or raw.is_closing:
+            return False
+        count, end, tag, delivery_tag, redelivered, exchange, routing_key, props, body = found
+        consumer = getattr(raw.callbacks.get(tag), "__self__", None)
+        on_message = getattr(consumer, "on_message", None) if isinstance(consumer, kombu.Consumer) else None
+        if on_message is None:
+            return False
+        reader._read_buffer = held[end:]
+        amqp_conn.bytes_recv += count  # as py-amqp counts frames: the broker is heard from
+        encoding = props.get("content_encoding")
+        if encoding:
+            with contextlib.suppress(Exception):  # as py-amqp: a body it cannot decode stays bytes
+                body = body.decode(encoding)
+        message = _Message.__new__(_Message)
+        message._state, message.channel, message.delivery_tag = "RECEIVED", raw, delivery_tag
+        message.content_type, message.content_encoding = props.get("content_type"), encoding
+        message.delivery_info = {
+            "consumer_tag": tag,
+            "delivery_tag": delivery_tag,
+            "redelivered": redelivered,
+            "exchange": exchange,
+            "routing_key": routing_key,
+        }
+        message.headers, message.properties, message.body = props.get("application_headers") or {}, props, body
+        message._decoded_cache, message.accept, message.errors = None, consumer.accept, []
+        on_message(message)
+        return True
 
     def _frame_held(self) -> bool:
         """Whether a whole frame (7-byte header, payload, end byte) was read ahead already."""
