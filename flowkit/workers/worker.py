@@ -9,6 +9,13 @@ to one than the smallest worker's threads, four times that where calls come back
 the others wait their turn in its backlog (their timeouts run there too), a task thread that finishes a
 call takes the next, and the answers to a batch's requests go back several to a ``results`` message.
 
+A call that arrives while nothing else runs, and has no timeout, runs on the loop's own thread instead of
+a pool thread: handing it over would cost its round trip a wake-up of another thread and the two
+threads trading the interpreter lock. The loop goes on meanwhile: once such a call has run a few
+milliseconds, a standby thread runs the loop's rounds until it returns (:mod:`flowkit.workers.standby`).
+It still counts as one of the ``threads``. A call with a timeout always goes to the pool: it may be
+abandoned, and the loop's thread must not be the one left running it.
+
 At most once: when a worker dies, the broker gives its unacknowledged requests to another worker as
 *redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
 run again, and the engine's retry controller or revert decides what happens next. A worker only builds
