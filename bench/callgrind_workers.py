@@ -20,6 +20,7 @@ kernel does (system calls, wake-ups: count those with ``cpu_workers.py --strace`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -100,13 +101,13 @@ def echo(n: int, serve: bool) -> None:
     queue = f"cg-echo-{uuid.uuid4().hex[:8]}"
     if serve:
         driver = subprocess.Popen([sys.executable, __file__, "--echo-drive", queue, str(n)])
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             sys.call_tracing(limit_workers.serve, (queue,))
-        except KeyboardInterrupt:
-            pass
         driver.wait()
         return
-    proc = subprocess.Popen([sys.executable, limit_workers.__file__, "--serve", queue], stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, limit_workers.__file__, "--serve", queue], stdout=subprocess.PIPE
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         with Connection(limit_workers.URL) as conn:

@@ -16,6 +16,7 @@ The stamps themselves cost ~1 us each: compare steps, not the totals with the su
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -126,12 +127,16 @@ def echo_main(out: str, queue_name: str) -> int:
         def echo(body: Any, message: Any) -> None:
             stamp("x.callback")
             producer.publish(
-                body, routing_key=message.properties["reply_to"], correlation_id=message.properties["correlation_id"]
+                body,
+                routing_key=message.properties["reply_to"],
+                correlation_id=message.properties["correlation_id"],
             )
             stamp("x.published")
             message.ack()
 
-        with Consumer(conn.channel(), [Queue(queue_name, auto_delete=True)], callbacks=[echo], prefetch_count=8):
+        with Consumer(
+            conn.channel(), [Queue(queue_name, auto_delete=True)], callbacks=[echo], prefetch_count=8
+        ):
             print("ready", flush=True)
             while True:
                 conn.drain_events()
@@ -200,7 +205,9 @@ def run_flowkit(n: int, runs: int, tmp: Path) -> None:
         def one(count: int) -> None:
             flow = side.linear_flow("l").add(*(side.noop(f"t{i}") for i in range(count)))
             engine = side.load(flow, URL, exchange, "bench")
-            side.watch(engine, lambda state, _atom: stamp(f"e.{state}") if state in ("RUNNING", "SUCCESS") else None)
+            side.watch(
+                engine, lambda state, _atom: stamp(f"e.{state}") if state in ("RUNNING", "SUCCESS") else None
+            )
             engine.run()
 
         one(50)
@@ -244,7 +251,7 @@ def analyse(files: list[Path]) -> None:
         t0 = trip[0][1]
         totals.append((trip[-1][1] - t0) / 1e3)
         seen: dict[str, int] = {}
-        for (_a, ta), (b, tb) in zip(trip, trip[1:], strict=False):
+        for (_a, ta), (b, tb) in itertools.pairwise(trip):
             k = seen[b] = seen.get(b, 0) + 1
             key = b if k == 1 else f"{b}#{k}"
             steps[key].append((tb - ta) / 1e3)

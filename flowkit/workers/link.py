@@ -226,7 +226,9 @@ class Link:
         if raw is not None and raw.is_open and type(body) is bytes and properties.keys() <= RAW_PROPERTIES:
             conn = raw.connection
             try:
-                data = frames.publish(raw.channel_id, exchange, routing_key, body, conn.frame_max, **properties)
+                data = frames.publish(
+                    raw.channel_id, exchange, routing_key, body, conn.frame_max, **properties
+                )
             except ValueError:  # a name too long for AMQP: kombu's route raises it as before
                 pass
             else:
@@ -252,7 +254,13 @@ class Link:
         if generation != self.generation or self._producer is None:
             return  # the channel it came on is gone; the broker has requeued it already
         raw = self._raw
-        if not reject and raw is not None and message.channel is raw and raw.is_open and not message.acknowledged:
+        if (
+            not reject
+            and raw is not None
+            and message.channel is raw
+            and raw.is_open
+            and not message.acknowledged
+        ):
             if self._write(raw.connection, frames.ack(raw.channel_id, message.delivery_tag)):
                 message._state = "ACK"  # as kombu's ack marks it
             return
@@ -436,9 +444,9 @@ class Link:
             return False
         count, end, tag, delivery_tag, redelivered, exchange, routing_key, props, body = found
         consumer = getattr(raw.callbacks.get(tag), "__self__", None)
-        on_message = getattr(consumer, "on_message", None) if isinstance(consumer, kombu.Consumer) else None
-        if on_message is None:
+        if not isinstance(consumer, kombu.Consumer) or consumer.on_message is None:
             return False
+        on_message = consumer.on_message
         reader._read_buffer = held[end:]
         amqp_conn.bytes_recv += count  # as py-amqp counts frames: the broker is heard from
         encoding = props.get("content_encoding")
@@ -455,7 +463,11 @@ class Link:
             "exchange": exchange,
             "routing_key": routing_key,
         }
-        message.headers, message.properties, message.body = props.get("application_headers") or {}, props, body
+        message.headers, message.properties, message.body = (
+            props.get("application_headers") or {},
+            props,
+            body,
+        )
         message._decoded_cache, message.accept, message.errors = None, consumer.accept, []
         on_message(message)
         return True

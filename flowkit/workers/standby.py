@@ -31,7 +31,9 @@ class Standby:
     ``take_over(since)`` once a call has run :data:`TAKEOVER_S`; ``take_over`` returns when that call
     has returned (or the loop is over)."""
 
-    def __init__(self, since: Callable[[], float | None], take_over: Callable[[float], None], name: str) -> None:
+    def __init__(
+        self, since: Callable[[], float | None], take_over: Callable[[float], None], name: str
+    ) -> None:
         self._since = since
         self._take_over = take_over
         self._name = name
@@ -63,9 +65,7 @@ class Standby:
             self._armed.wait()
             if self._closed:
                 return
-            time.sleep(TAKEOVER_S)
-            if self._closed:
-                return
+            time.sleep(TAKEOVER_S)  # (closed meanwhile: no call runs, and the next wait returns)
             since = self._since()
             now = time.monotonic()
             if since is not None:
