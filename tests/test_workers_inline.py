@@ -4,6 +4,7 @@ which keeps serving other requests; a call with a timeout still goes to a pool t
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,10 +15,11 @@ import pytest
 
 from flowkit import LinearFlow, engines
 from flowkit.workers import Worker
+from flowkit.workers.call import call_task
 from tests import worker_tasks as wt
 from tests.support.background import Background
 from tests.support.dispatchers import worker_options
-from tests.support.workers import TASK_MODULES, memory_worker
+from tests.support.workers import MEMORY_OPTIONS, MEMORY_TRANSPORT, TASK_MODULES, memory_worker
 
 TOPIC = "inline"
 LOOP_THREAD = f"memory-worker-{TOPIC}"
@@ -69,3 +71,51 @@ def test_the_loop_is_taken_over_while_its_thread_runs_a_long_call(
     assert run.wait(10) and not run.errors
     assert slow.storage.fetch("slept") == 1.0
     assert _names(exchange, 1) == [LOOP_THREAD]  # the loop's thread is back, and idle again
+
+
+def test_a_keyboard_interrupt_in_a_call_on_the_loops_thread_stops_the_worker(exchange: str) -> None:
+    """On the loop's thread (a program's main thread, often) Ctrl-C stops the worker, as it does while
+    that thread waits for the broker; on a task thread it is the call's failure, as any exception."""
+    worker = Worker(
+        MEMORY_TRANSPORT,
+        exchange,
+        TOPIC,
+        list(TASK_MODULES),
+        threads=2,
+        heartbeat=0.2,
+        transport_options=MEMORY_OPTIONS,
+    )
+    raised: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=serve, name=LOOP_THREAD, daemon=True)
+    thread.start()
+    assert worker.ready.wait(5)
+    flow = LinearFlow("f").add(wt.Interrupted(name="ctrl-c"))
+    engine = engines.load(flow, **worker_options(exchange, TOPIC, 1.0))
+    with pytest.raises(Exception):  # its worker is gone: the engine fails the call by the heartbeats
+        engine.run()
+    thread.join(10)
+    assert not thread.is_alive() and len(raised) == 1 and isinstance(raised[0], KeyboardInterrupt)
+
+
+def test_a_keyboard_interrupt_on_a_task_thread_fails_the_call(exchange: str) -> None:
+    failure = call_task(
+        wt.Interrupted, {"uuid": "u", "atom": "a", "action": "execute", "arguments": {}}, {}, "r", "w", print
+    )
+    assert b'"ok": false' in failure and b"KeyboardInterrupt" in failure
+    with pytest.raises(KeyboardInterrupt):
+        call_task(
+            wt.Interrupted,
+            {"uuid": "u", "atom": "a", "action": "execute", "arguments": {}},
+            {},
+            "r",
+            "w",
+            print,
+            True,
+        )

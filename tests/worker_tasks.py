@@ -159,3 +159,10 @@ class ThreadName(Task):
         import threading
 
         return threading.current_thread().name
+
+
+class Interrupted(Task):
+    """Raises KeyboardInterrupt, as Ctrl-C does in the main thread."""
+
+    def execute(self) -> None:
+        raise KeyboardInterrupt

@@ -243,7 +243,7 @@ class Worker:
         self._standby.arm()
         self._owner.release()
         try:
-            self._call(*call)
+            self._call(*call, interruptible=True)
         finally:
             self._inline_since = None
             if self._taken_over:
@@ -710,11 +710,18 @@ class Worker:
             cls, req, extras, reply_to, batched = call
 
     def _call(
-        self, cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str, batched: bool
+        self,
+        cls: type[Task],
+        req: dict[str, Any],
+        extras: dict[str, Any],
+        reply_to: str,
+        batched: bool,
+        interruptible: bool = False,
     ) -> None:
-        """Run one call and hand its answer on (a task thread, or the loop's own: :meth:`_run_inline`)."""
+        """Run one call and hand its answer on (a task thread, or the loop's own: :meth:`_run_inline`,
+        where a KeyboardInterrupt ends :meth:`run` as it would while that thread waits)."""
         began = time.monotonic()
-        item = call_task(cls, req, extras, reply_to, self.id, self._post)
+        item = call_task(cls, req, extras, reply_to, self.id, self._post, interruptible)
         atom_log.log_outcome(self.id, req, time.monotonic() - began, item)
         self._finished.add(req["uuid"])
         self._post((p.RESULTS if batched else p.RESULT, req["uuid"], reply_to, item))
