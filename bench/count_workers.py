@@ -2,9 +2,10 @@
 tasks, with 2 workers x 4 threads run on threads of this process (so every call is seen).
 
 Counted on each side (engine = the main thread, worker = the workers' threads): ``Link.publish``,
-``Link.ack``, thread-pool submits (a call handed to a task thread), ``Link.wake`` (a hand-off to the connection's thread that writes its pipe; a wake that
-finds one pending is free), ``Link.flush`` (one write of a
-corked batch, when one was held), JSON ``encode`` / ``decode``. Counts do not depend on the machine's
+``Link.ack``, thread-pool submits (a call handed to a task thread), ``Link.wake`` (a hand-off to the
+connection's thread that writes its pipe; a wake that finds one pending is free), ``Link.flush`` (one
+write of a corked batch, when one was held), JSON ``encode`` / ``decode``. ``--linear``: a linear
+flow, one request in flight at a time. Counts do not depend on the machine's
 load, timings do. For system calls, run it under ``strace -f -c -e trace=sendto,recvfrom,pselect6,poll``.
 
     .venv/bin/python bench/count_workers.py [--n 1000]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from flowkit import LinearFlow, engines
+from flowkit.exceptions import FlowkitError
 from flowkit.workers import Worker
 from flowkit.workers.call import call_task
 from tests import worker_tasks as wt
@@ -98,7 +99,7 @@ def test_a_keyboard_interrupt_in_a_call_on_the_loops_thread_stops_the_worker(exc
     assert worker.ready.wait(5)
     flow = LinearFlow("f").add(wt.Interrupted(name="ctrl-c"))
     engine = engines.load(flow, **worker_options(exchange, TOPIC, 1.0))
-    with pytest.raises(Exception):  # its worker is gone: the engine fails the call by the heartbeats
+    with pytest.raises(FlowkitError):  # its worker is gone: the engine fails the call (no worker answers)
         engine.run()
     thread.join(10)
     assert not thread.is_alive() and len(raised) == 1 and isinstance(raised[0], KeyboardInterrupt)
