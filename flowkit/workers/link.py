@@ -336,6 +336,23 @@ class Link:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"!")
 
+    def readable(self, timeout: float) -> bool:
+        """Whether the owner has something to read (a frame, or a wake), waiting up to ``timeout``
+        seconds for it; reads nothing (any thread: for one that watches while the owner is busy).
+        Transports without a socket just wait, and say no."""
+        sock = self._sock
+        if sock is None:
+            time.sleep(timeout)
+            return False
+        if self._buffered():
+            return True
+        watched: list[Any] = [sock, self._wake_r]
+        try:
+            ready, _, _ = select.select(watched, [], [], timeout)
+        except (OSError, ValueError):  # closed by the owner meanwhile: let it see to that
+            return True
+        return bool(ready)
+
     def _read_wake(self) -> None:
         with contextlib.suppress(OSError):
             os.read(self._wake_r, 4096)

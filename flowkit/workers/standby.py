@@ -3,11 +3,12 @@
 Why a worker's loop thread runs a call itself: when nothing else runs, handing a call to a pool thread
 is the most expensive step of its round trip (a wake-up of another thread, and the two threads trading
 the interpreter lock back and forth while the loop finishes its round), more than running a short task.
-But the loop must go on while a call runs: heartbeats, other requests, ``running`` announcements and
-discovery answers. So a call the loop thread runs is watched from here: a thread that looks every
-:data:`TAKEOVER_S` and, once the call has run that long, runs the loop's rounds itself until the call
-returns. It looks only while such calls come (it sleeps on an event after :data:`IDLE_S` without one),
-and it never wakes the loop's thread: a quick call costs nothing but two attribute writes.
+But the loop must go on while a call runs: heartbeats, other requests, ``running``
+announcements and discovery answers. So a call the loop thread runs is watched from here: a thread
+that waits on the broker's socket (and the loop's wake-ups) for up to :data:`TAKEOVER_S` at a time and,
+once something comes for the loop or the call has run that long, runs the loop's rounds itself until
+the call returns. It watches only while such calls come (it sleeps on an event after :data:`IDLE_S`
+without one), and it never wakes the loop's thread: a quick call costs two attribute writes.
 
 See :meth:`flowkit.workers.worker.Worker._run_inline` for which calls the loop thread runs.
 """
@@ -28,14 +29,20 @@ IDLE_S = 1.0
 
 class Standby:
     """Watches ``since()`` (when the loop thread's current call began, or None) and calls
-    ``take_over(since)`` once a call has run :data:`TAKEOVER_S`; ``take_over`` returns when that call
+    ``take_over(since)`` once a call has run :data:`TAKEOVER_S`, or ``has_work(timeout)`` (which waits
+    up to ``timeout`` for it) says something waits for the loop; ``take_over`` returns when that call
     has returned (or the loop is over)."""
 
     def __init__(
-        self, since: Callable[[], float | None], take_over: Callable[[float], None], name: str
+        self,
+        since: Callable[[], float | None],
+        take_over: Callable[[float], None],
+        has_work: Callable[[float], bool],
+        name: str,
     ) -> None:
         self._since = since
         self._take_over = take_over
+        self._has_work = has_work
         self._name = name
         self._armed = threading.Event()
         self._closed = False
@@ -65,14 +72,20 @@ class Standby:
             self._armed.wait()
             if self._closed:
                 return
-            time.sleep(TAKEOVER_S)  # (closed meanwhile: no call runs, and the next wait returns)
+            # (Closed meanwhile: no call runs, and the next wait returns.)
+            work = self._has_work(TAKEOVER_S) if self._since() is not None else _sleep(TAKEOVER_S)
             since = self._since()
             now = time.monotonic()
             if since is not None:
-                if now - since >= TAKEOVER_S:
+                if work or now - since >= TAKEOVER_S:
                     self._take_over(since)
             elif now - self._last > IDLE_S:
                 self._armed.clear()
                 # A call that began just before the clear armed it before the clear: look again.
                 if self._since() is not None:
                     self._armed.set()
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False

@@ -151,7 +151,9 @@ class Worker:
         self._inline_since: float | None = None  # when the loop's thread began the call it runs
         self._taken_over = False  # the standby runs the loop's rounds meanwhile
         self._standby_error: BaseException | None = None
-        self._standby = Standby(lambda: self._inline_since, self._take_over, name="flowkit-worker-standby")
+        self._standby = Standby(
+            lambda: self._inline_since, self._take_over, self._loop_has_work, name="flowkit-worker-standby"
+        )
         self.ready = threading.Event()
         """Set once the worker has connected and announced itself."""
 
@@ -250,6 +252,11 @@ class Worker:
                 self._link.wake()  # the standby waits in its round: end it
             self._owner.acquire()
             self._taken_over = False
+
+    def _loop_has_work(self, timeout: float) -> bool:
+        """Whether something waits for the loop (a message, a wake, a request read already), waiting up
+        to ``timeout`` for it; for the standby while the loop's thread runs a call (any thread)."""
+        return bool(self._inbox) or self._link.readable(timeout)
 
     def _take_over(self, since: float) -> None:
         """The standby's turn: the loop's rounds, while the call that began at ``since`` runs."""
@@ -683,7 +690,8 @@ class Worker:
         owner, link = self._owner, self._link
         # Only an answer that nothing else runs beside (a lone call: its round trip is the latency an
         # engine sees): when others still run, the loop sends their answers together, a message apart.
-        alone = len(self._finished) >= len(self._jobs)
+        # (Or while the loop's thread runs a call itself: nothing sends for the loop meanwhile.)
+        alone = len(self._finished) >= len(self._jobs) or self._inline_since is not None
         if alone and link.owner is not None and owner.acquire(blocking=False):
             try:
                 if link.connected and link.generation == self._answered_generation and not self._inbox:
