@@ -9,12 +9,13 @@ to one than the smallest worker's threads, four times that where calls come back
 the others wait their turn in its backlog (their timeouts run there too), a task thread that finishes a
 call takes the next, and the answers to a batch's requests go back several to a ``results`` message.
 
-A call that arrives while nothing else runs, and has no timeout, runs on the loop's own thread instead of
-a pool thread: handing it over would cost its round trip a wake-up of another thread and the two
-threads trading the interpreter lock. The loop goes on meanwhile: once such a call has run a few
-milliseconds, a standby thread runs the loop's rounds until it returns (:mod:`flowkit.workers.standby`).
-It still counts as one of the ``threads``. A call with a timeout always goes to the pool: it may be
-abandoned, and the loop's thread must not be the one left running it.
+A call that arrives alone in its message while nothing else runs, and has no timeout, runs on the loop's
+own thread instead of a pool thread: handing it over would cost its round trip a wake-up of another
+thread and the two threads trading the interpreter lock. The loop goes on meanwhile: as soon as
+something comes for it, or the call has run a few milliseconds, a standby thread runs the loop's rounds
+until the call returns (:mod:`flowkit.workers.standby`). It still counts as one of the ``threads``. A
+call with a timeout always goes to the pool: it may be abandoned, and the loop's thread must not be the
+one left running it.
 
 At most once: when a worker dies, the broker gives its unacknowledged requests to another worker as
 *redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
@@ -573,7 +574,7 @@ class Worker:
         for req, extras in calls:
             self._take(req, extras, delivery, reply_to, redelivered, batched)
         if self._backlog:
-            self._start_next()
+            self._start_next(lone=len(calls) == 1)
         if not delivery.holds:
             self._link.ack(message, generation)
 
@@ -636,16 +637,20 @@ class Worker:
         with self._calls:
             self._backlog[req_id] = (cls, req, extras, reply_to, batched)
 
-    def _start_next(self) -> None:
+    def _start_next(self, lone: bool = False) -> None:
         """Start received calls on the pool while threads are free; the rest wait their turn in the
-        backlog, where a task thread that finishes a call takes the next (see :meth:`_job`)."""
+        backlog, where a task thread that finishes a call takes the next (see :meth:`_job`).
+
+        ``lone``: the request of a message that carried it alone (a batch brings work for the pool: its
+        calls go there, and the loop's thread stays free to read the next)."""
         pool = self._pool
         assert pool is not None
         with self._calls:
             # Alone, on the loop's own thread, a call without a timeout (one with may hang past it and
             # be abandoned, which the loop's thread cannot be) runs there, at the end of the round.
             inline = (
-                self._inline is None
+                lone
+                and self._inline is None
                 and not self._draining
                 and threading.get_ident() == self._loop_thread
                 and all(req_id in self._finished for req_id in self._on_pool)
