@@ -2,9 +2,10 @@
 tasks, with 2 workers x 4 threads run on threads of this process (so every call is seen).
 
 Counted on each side (engine = the main thread, worker = the workers' threads): ``Link.publish``,
-``Link.ack``, ``Link.wake`` (a hand-off to the connection's thread that writes its pipe; a wake that
-finds one pending is free), ``Link.flush`` (one write of a
-corked batch, when one was held), JSON ``encode`` / ``decode``. Counts do not depend on the machine's
+``Link.ack``, thread-pool submits (a call handed to a task thread), ``Link.wake`` (a hand-off to the
+connection's thread that writes its pipe; a wake that finds one pending is free), ``Link.flush`` (one
+write of a corked batch, when one was held), JSON ``encode`` / ``decode``. ``--linear``: a linear
+flow, one request in flight at a time. Counts do not depend on the machine's
 load, timings do. For system calls, run it under ``strace -f -c -e trace=sendto,recvfrom,pselect6,poll``.
 
     .venv/bin/python bench/count_workers.py [--n 1000]
@@ -72,12 +73,17 @@ def _instrument() -> None:
         return bool(flush(self))
 
     link_cls.flush = counted_flush
+    import concurrent.futures.thread as pool_module
+
+    pool_cls: Any = pool_module.ThreadPoolExecutor
+    pool_cls.submit = _counted("pool submit", pool_cls.submit)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", default="amqp://guest:guest@127.0.0.1:5672//")
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--linear", action="store_true", help="a linear flow: one request in flight at a time")
     opts = ap.parse_args()
     _instrument()
     exchange = f"count-{uuid.uuid4().hex[:8]}"
@@ -91,7 +97,8 @@ def main() -> int:
             w.wait(10)
 
         def run(n: int) -> None:
-            flow = side.unordered_flow("u").add(*(side.noop(f"t{i}") for i in range(n)))
+            make = side.linear_flow if opts.linear else side.unordered_flow
+            flow = make("u").add(*(side.noop(f"t{i}") for i in range(n)))
             side.load(flow, opts.url, exchange, "bench").run()
 
         run(50)  # warm-up: connections, discovery

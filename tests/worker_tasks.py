@@ -150,3 +150,19 @@ def echo_then_explode() -> Any:
     from flowkit import LinearFlow
 
     return LinearFlow("echo-explode").add(Echo(name="echo"), Explode(name="explode"))
+
+
+class ThreadName(Task):
+    """Provides the name of the worker's thread that ran it."""
+
+    def execute(self) -> str:
+        import threading
+
+        return threading.current_thread().name
+
+
+class Interrupted(Task):
+    """Raises KeyboardInterrupt, as Ctrl-C does in the main thread."""
+
+    def execute(self) -> None:
+        raise KeyboardInterrupt

@@ -28,10 +28,19 @@ Post = Callable[[tuple[Any, ...]], None]
 
 
 def call_task(
-    cls: type[Task], req: dict[str, Any], extras: dict[str, Any], reply_to: str, worker: str, post: Post
+    cls: type[Task],
+    req: dict[str, Any],
+    extras: dict[str, Any],
+    reply_to: str,
+    worker: str,
+    post: Post,
+    interruptible: bool = False,
 ) -> bytes:
     """Run the request's action; its ``result`` as a batch item (a failure never escapes as an
-    exception): the worker's thread makes it a message of its own or puts it in a ``results`` batch."""
+    exception): the worker's thread makes it a message of its own or puts it in a ``results`` batch.
+
+    ``interruptible``: on the worker's loop thread (which may be the main thread) a KeyboardInterrupt
+    stops the worker, as it does while that thread waits for the broker, instead of failing the call."""
     req_id, atom = req["uuid"], req["atom"]
     ctx, relay = _begin(req, reply_to, worker, post)
     token = set_current(ctx)
@@ -43,6 +52,10 @@ def call_task(
         if type(result) is types.CoroutineType:  # never sent as a result (see CoroutineResult)
             result.close()
             raise CoroutineResult(atom, req["action"])
+    except KeyboardInterrupt:
+        if interruptible:
+            raise
+        return failure_item(req_id, Failure.from_base_exception())
     except BaseException:  # even SystemExit: the engine must get an answer, the worker must go on
         return failure_item(req_id, Failure.from_base_exception())
     finally:

@@ -15,6 +15,12 @@ requests between two waits, the worker its answers and acks of one loop) and :me
 with one write. A corked message is as sent as one the kernel holds in its socket buffer: both are lost
 with the connection, and the same recovery covers both.
 
+Why :mod:`flowkit.workers.frames`: on AMQP over TCP (py-amqp), a publish and an ack are written as
+their frames directly, byte for byte what kombu would write, and a delivery held whole in the read-ahead
+buffer is read from its frames into the kombu message kombu would hand on, each at a fraction of kombu's
+and py-amqp's cost per message (see there); other transports, other frames and any property those
+frames do not cover go through kombu and py-amqp as before.
+
 Reconnection uses kombu's ``ensure_connection`` retry policy; each new connection bumps
 :attr:`Link.generation`, so that deliveries from a dead channel are never acknowledged on a new one.
 """
@@ -31,12 +37,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import amqp.channel  # type: ignore[import-untyped]
 import amqp.transport  # type: ignore[import-untyped]
 import kombu
 from kombu.message import Message
+from kombu.transport.pyamqp import Message as _Message
 from kombu.utils.url import maybe_sanitize_url
 
 from flowkit.exceptions import WorkerError
+from flowkit.workers import frames
 from flowkit.workers.protocol import CONTENT_TYPE
 
 LOG = logging.getLogger(__name__)
@@ -49,6 +58,8 @@ FRAMES_PER_PUMP = 256  # then return, so the owner can flush what its other thre
 READ_CHUNK = 16384  # bytes asked of the socket at once (see _try_connect)
 POLL_S = 0.002  # transports without a socket are polled this often
 CLOSE_TIMEOUT_S = 2.0
+RAW_PROPERTIES = frozenset({"correlation_id", "reply_to", "expiration"})
+"""The publish properties :func:`flowkit.workers.frames.publish` writes; others go through kombu."""
 
 
 class Link:
@@ -81,6 +92,7 @@ class Link:
         self._transport: Any = None  # py-amqp's transport, whose writes cork() holds back
         self._own_write: Any = None
         self._reader: Any = None  # py-amqp's TCP transport, when it reads ahead (see _try_connect)
+        self._raw: amqp.channel.Channel | None = None  # py-amqp's channel, when frames are written here
         self.generation = 0
         """Bumped on every (re)connect attempt, before its consumers start (see :meth:`ack`)."""
         self.owner: threading.Lock | None = None
@@ -146,6 +158,8 @@ class Link:
             recv = transport.sock.recv
             transport._quick_recv = lambda n: recv(max(n, READ_CHUNK))
             self._reader = transport
+        raw = self._producer.channel
+        self._raw = raw if self._transport is not None and isinstance(raw, amqp.channel.Channel) else None
         _no_read_in_publish(amqp_conn)
         self._last_beat = time.monotonic()
         if self._failures:
@@ -161,7 +175,7 @@ class Link:
         self._uncork()
         conn, sock = self._conn, self._sock
         self._conn, self._producer, self._sock, self._transport = None, None, None, None
-        self._reader = None
+        self._reader = self._raw = None
         if conn is None:
             return
         with contextlib.suppress(Exception):
@@ -208,6 +222,17 @@ class Link:
         producer = self._producer
         if producer is None:
             return False
+        raw = self._raw
+        if raw is not None and raw.is_open and type(body) is bytes and properties.keys() <= RAW_PROPERTIES:
+            conn = raw.connection
+            try:
+                data = frames.publish(
+                    raw.channel_id, exchange, routing_key, body, conn.frame_max, **properties
+                )
+            except ValueError:  # a name too long for AMQP: kombu's route raises it as before
+                pass
+            else:
+                return self._write(conn, data)
         try:
             producer.publish(
                 body,
@@ -228,10 +253,31 @@ class Link:
         """Acknowledge (or reject without requeue) a delivery, if its channel is still the live one."""
         if generation != self.generation or self._producer is None:
             return  # the channel it came on is gone; the broker has requeued it already
+        raw = self._raw
+        if (
+            not reject
+            and raw is not None
+            and message.channel is raw
+            and raw.is_open
+            and not message.acknowledged
+        ):
+            if self._write(raw.connection, frames.ack(raw.channel_id, message.delivery_tag)):
+                message._state = "ACK"  # as kombu's ack marks it
+            return
         try:
             message.reject(requeue=False) if reject else message.ack()
         except self._errors as exc:
             self._lost(exc)
+
+    def _write(self, conn: Any, data: bytes) -> bool:
+        """Write frames made here to the transport (held while corked); False when the link is lost."""
+        try:
+            self._transport.write(data)
+        except self._errors as exc:
+            self._lost(exc)
+            return False
+        conn.bytes_sent += 1  # as py-amqp's frame writer counts them: no heartbeat is due while we send
+        return True
 
     def cork(self) -> None:
         """Hold back what is sent until :meth:`flush` (one write for all); no-op without a socket.
@@ -289,6 +335,23 @@ class Link:
         self._woken = True
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"!")
+
+    def readable(self, timeout: float) -> bool:
+        """Whether the owner has something to read (a frame, or a wake), waiting up to ``timeout``
+        seconds for it; reads nothing (any thread: for one that watches while the owner is busy).
+        Transports without a socket just wait, and say no."""
+        sock = self._sock
+        if sock is None:
+            time.sleep(timeout)
+            return False
+        if self._buffered():
+            return True
+        watched: list[Any] = [sock, self._wake_r]
+        try:
+            ready, _, _ = select.select(watched, [], [], timeout)
+        except (OSError, ValueError):  # closed by the owner meanwhile: let it see to that
+            return True
+        return bool(ready)
 
     def _read_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -381,9 +444,50 @@ class Link:
                 reader._read_buffer += data
                 drained = len(data) < READ_CHUNK
                 continue
-            amqp_conn.blocking_read(timeout=None)  # from the buffer: no system call
+            raw = self._raw
+            if raw is None or not self._deliver(amqp_conn, reader, raw):
+                amqp_conn.blocking_read(timeout=None)  # from the buffer: no system call
             if self._producer is None:
                 return
+
+    def _deliver(self, amqp_conn: Any, reader: Any, raw: amqp.channel.Channel) -> bool:
+        """Hand the delivery the read-ahead buffer starts with to its consumer's ``on_message``, read
+        by :func:`flowkit.workers.frames.deliver` (a kombu message as kombu's route makes it, for a
+        fraction of its cost); False when py-amqp must read what comes next (another frame, a delivery
+        not held whole or with other properties, a consumer without ``on_message``)."""
+        held = reader._read_buffer
+        found = frames.deliver(held, raw.channel_id)
+        if found is None or not raw.is_open or raw.is_closing:
+            return False
+        count, end, tag, delivery_tag, redelivered, exchange, routing_key, props, body = found
+        consumer = getattr(raw.callbacks.get(tag), "__self__", None)
+        if not isinstance(consumer, kombu.Consumer) or consumer.on_message is None:
+            return False
+        on_message = consumer.on_message
+        reader._read_buffer = held[end:]
+        amqp_conn.bytes_recv += count  # as py-amqp counts frames: the broker is heard from
+        encoding = props.get("content_encoding")
+        if encoding:
+            with contextlib.suppress(Exception):  # as py-amqp: a body it cannot decode stays bytes
+                body = body.decode(encoding)
+        message = _Message.__new__(_Message)
+        message._state, message.channel, message.delivery_tag = "RECEIVED", raw, delivery_tag
+        message.content_type, message.content_encoding = props.get("content_type"), encoding
+        message.delivery_info = {
+            "consumer_tag": tag,
+            "delivery_tag": delivery_tag,
+            "redelivered": redelivered,
+            "exchange": exchange,
+            "routing_key": routing_key,
+        }
+        message.headers, message.properties, message.body = (
+            props.get("application_headers") or {},
+            props,
+            body,
+        )
+        message._decoded_cache, message.accept, message.errors = None, consumer.accept, []
+        on_message(message)
+        return True
 
     def _frame_held(self) -> bool:
         """Whether a whole frame (7-byte header, payload, end byte) was read ahead already."""

@@ -9,6 +9,14 @@ to one than the smallest worker's threads, four times that where calls come back
 the others wait their turn in its backlog (their timeouts run there too), a task thread that finishes a
 call takes the next, and the answers to a batch's requests go back several to a ``results`` message.
 
+A call that arrives alone in its message while nothing else runs, and has no timeout, runs on the loop's
+own thread instead of a pool thread: handing it over would cost its round trip a wake-up of another
+thread and the two threads trading the interpreter lock. The loop goes on meanwhile: as soon as
+something comes for it, or the call has run a few milliseconds, a standby thread runs the loop's rounds
+until the call returns (:mod:`flowkit.workers.standby`). It still counts as one of the ``threads``. A
+call with a timeout always goes to the pool: it may be abandoned, and the loop's thread must not be the
+one left running it.
+
 At most once: when a worker dies, the broker gives its unacknowledged requests to another worker as
 *redelivered*. Such a request may have run, or be half done; it is refused with a failure instead of
 run again, and the engine's retry controller or revert decides what happens next. A worker only builds
@@ -62,6 +70,7 @@ from flowkit.workers.answers import RecentAnswers
 from flowkit.workers.call import call_task, call_task_async, revert_extras
 from flowkit.workers.link import Link
 from flowkit.workers.options import broker_url
+from flowkit.workers.standby import Standby
 from flowkit.workers.tasks import resolve_tasks, task_path
 
 LOG = logging.getLogger(__name__)
@@ -136,6 +145,16 @@ class Worker:
         self._consumers: list[kombu.Consumer] = []
         self._stop = threading.Event()
         self._draining = False
+        self._loop_thread = 0  # the ident of the thread in run()
+        self._next_beat = 0.0
+        self._inline: tuple[type[Task], dict[str, Any], dict[str, Any], str, bool] | None = None
+        """A call the current round runs on the loop's thread (see :meth:`_run_inline`)."""
+        self._inline_since: float | None = None  # when the loop's thread began the call it runs
+        self._taken_over = False  # the standby runs the loop's rounds meanwhile
+        self._standby_error: BaseException | None = None
+        self._standby = Standby(
+            lambda: self._inline_since, self._take_over, self._loop_has_work, name="flowkit-worker-standby"
+        )
         self.ready = threading.Event()
         """Set once the worker has connected and announced itself."""
 
@@ -163,44 +182,92 @@ class Worker:
         )
         # Twice the threads: the spare ones replace threads held by abandoned calls (module docstring).
         self._pool = ThreadPoolExecutor(2 * self.threads, thread_name_prefix="flowkit-worker")
-        next_beat = 0.0
+        self._loop_thread = threading.get_ident()
+        self._next_beat = 0.0
         self._owner.acquire()
         try:
-            while True:
-                if self._stop.is_set() and not self._draining:
-                    self._start_draining()
-                    next_beat = 0.0
-                if self._link.connected and self._link.generation != self._answered_generation:
-                    self._reconnected()
-                self._link.cork()  # one write for what this round sends; pump() flushes it
-                self._drain_inbox()
-                self._flush()
-                if self._backlog:
-                    self._start_next()
-                now = time.monotonic()
-                next_deadline = self._abandon_due(now) if self._timeouts.watching else None
-                if self._draining and self._drained(now):
-                    break
-                if now >= next_beat and self._link.connected:
-                    self._notify(t.notify_exchange(self.exchange), "")
-                    next_beat = now + self.heartbeat
-                    if not self.ready.is_set():
-                        LOG.info("worker %s: ready", self.id)
-                        self.ready.set()
-                wake_at = min(next_beat, self._announce_due(now) or next_beat, next_deadline or next_beat)
-                if self._inbox:  # publishing read these: act on them before waiting for more
-                    wake_at = now
-                self._link.pump(max(0.0, wake_at - now) if self._link.connected else 0.5)
+            while self._round():
+                if self._standby_error is not None:
+                    raise self._standby_error
         finally:
             # Abandoned calls may never return: do not wait for them (the process may then exit).
             hung = bool(self._timeouts.running)
             self._link.owner = None
             self._owner.release()  # task threads that end from now on find the link closed, or closing
+            self._link.wake()  # a standby in the middle of a round ends it
+            self._standby.close()
             self._pool.shutdown(wait=not hung, cancel_futures=hung)
             self._aio.stop()
             with self._owner:
                 self._link.close()
             LOG.info("worker %s: stopped", self.id)
+
+    def _round(self) -> bool:
+        """One round of the loop (any thread holding ``_owner``: the loop's, or the standby's while the
+        loop's runs a call); False when the worker has drained and stops."""
+        if self._stop.is_set() and not self._draining:
+            self._start_draining()
+            self._next_beat = 0.0
+        if self._link.connected and self._link.generation != self._answered_generation:
+            self._reconnected()
+        self._link.cork()  # one write for what this round sends; pump() flushes it
+        self._drain_inbox()
+        self._flush()
+        if self._backlog:
+            self._start_next()
+        now = time.monotonic()
+        next_deadline = self._abandon_due(now) if self._timeouts.watching else None
+        if self._draining and self._drained(now):
+            return False
+        next_beat = self._next_beat
+        if now >= next_beat and self._link.connected:
+            self._notify(t.notify_exchange(self.exchange), "")
+            next_beat = self._next_beat = now + self.heartbeat
+            if not self.ready.is_set():
+                LOG.info("worker %s: ready", self.id)
+                self.ready.set()
+        if self._inline is not None:  # taken by this round on the loop's thread: run it now
+            self._link.flush()
+            self._run_inline()
+            return True
+        wake_at = min(next_beat, self._announce_due(now) or next_beat, next_deadline or next_beat)
+        if self._inbox:  # publishing read these: act on them before waiting for more
+            wake_at = now
+        self._link.pump(max(0.0, wake_at - now) if self._link.connected else 0.5)
+        return True
+
+    def _run_inline(self) -> None:
+        """Run the call this round took on the loop's own thread (see :mod:`flowkit.workers.standby`),
+        with ``_owner`` let go meanwhile: the call's answer is sent as a task thread sends it, and the
+        standby may run the loop's rounds until the call returns."""
+        call, self._inline = self._inline, None
+        assert call is not None
+        self._inline_since = time.monotonic()
+        self._standby.arm()
+        self._owner.release()
+        try:
+            self._call(*call, interruptible=True)
+        finally:
+            self._inline_since = None
+            if self._taken_over:
+                self._link.wake()  # the standby waits in its round: end it
+            self._owner.acquire()
+            self._taken_over = False
+
+    def _loop_has_work(self, timeout: float) -> bool:
+        """Whether something waits for the loop (a message, a wake, a request read already), waiting up
+        to ``timeout`` for it; for the standby while the loop's thread runs a call (any thread)."""
+        return bool(self._inbox) or self._link.readable(timeout)
+
+    def _take_over(self, since: float) -> None:
+        """The standby's turn: the loop's rounds, while the call that began at ``since`` runs."""
+        self._taken_over = True  # before it waits for ``_owner``: the call's end then wakes its round
+        with self._owner:
+            try:
+                while self._inline_since == since and self._round():
+                    pass
+            except BaseException as exc:  # the loop's own thread raises it, as if it had run the round
+                self._standby_error = exc
 
     def _setup(self, channel: Any) -> None:
         t.declare_exchanges(channel, self.exchange)
@@ -507,7 +574,7 @@ class Worker:
         for req, extras in calls:
             self._take(req, extras, delivery, reply_to, redelivered, batched)
         if self._backlog:
-            self._start_next()
+            self._start_next(lone=len(calls) == 1)
         if not delivery.holds:
             self._link.ack(message, generation)
 
@@ -570,13 +637,29 @@ class Worker:
         with self._calls:
             self._backlog[req_id] = (cls, req, extras, reply_to, batched)
 
-    def _start_next(self) -> None:
+    def _start_next(self, lone: bool = False) -> None:
         """Start received calls on the pool while threads are free; the rest wait their turn in the
-        backlog, where a task thread that finishes a call takes the next (see :meth:`_job`)."""
+        backlog, where a task thread that finishes a call takes the next (see :meth:`_job`).
+
+        ``lone``: the request of a message that carried it alone (a batch brings work for the pool: its
+        calls go there, and the loop's thread stays free to read the next)."""
         pool = self._pool
         assert pool is not None
         with self._calls:
+            # Alone, on the loop's own thread, a call without a timeout (one with may hang past it and
+            # be abandoned, which the loop's thread cannot be) runs there, at the end of the round.
+            inline = (
+                lone
+                and self._inline is None
+                and not self._draining
+                and threading.get_ident() == self._loop_thread
+                and all(req_id in self._finished for req_id in self._on_pool)
+            )
             while (call := self._next_call()) is not None:
+                if inline and "timeout" not in call[1]:
+                    self._inline, inline = call, False
+                    continue
+                inline = False
                 pool.submit(self._job, *call)
 
     def _next_call(self) -> tuple[type[Task], dict[str, Any], dict[str, Any], str, bool] | None:
@@ -612,7 +695,8 @@ class Worker:
         owner, link = self._owner, self._link
         # Only an answer that nothing else runs beside (a lone call: its round trip is the latency an
         # engine sees): when others still run, the loop sends their answers together, a message apart.
-        alone = len(self._finished) >= len(self._jobs)
+        # (Or while the loop's thread runs a call itself: nothing sends for the loop meanwhile.)
+        alone = len(self._finished) >= len(self._jobs) or self._inline_since is not None
         if alone and link.owner is not None and owner.acquire(blocking=False):
             try:
                 if link.connected and link.generation == self._answered_generation and not self._inbox:
@@ -631,16 +715,29 @@ class Worker:
         """Run a call, then the next of the backlog while there is one (a hand-off to another pool
         thread, and its wake-up, saved per call when requests come faster than threads free up)."""
         while True:
-            began = time.monotonic()
-            item = call_task(cls, req, extras, reply_to, self.id, self._post)
-            atom_log.log_outcome(self.id, req, time.monotonic() - began, item)
-            self._finished.add(req["uuid"])
-            self._post((p.RESULTS if batched else p.RESULT, req["uuid"], reply_to, item))
+            self._call(cls, req, extras, reply_to, batched)
             with self._calls:
                 call = self._next_call()
             if call is None:
                 return
             cls, req, extras, reply_to, batched = call
+
+    def _call(
+        self,
+        cls: type[Task],
+        req: dict[str, Any],
+        extras: dict[str, Any],
+        reply_to: str,
+        batched: bool,
+        interruptible: bool = False,
+    ) -> None:
+        """Run one call and hand its answer on (a task thread, or the loop's own: :meth:`_run_inline`,
+        where a KeyboardInterrupt ends :meth:`run` as it would while that thread waits)."""
+        began = time.monotonic()
+        item = call_task(cls, req, extras, reply_to, self.id, self._post, interruptible)
+        atom_log.log_outcome(self.id, req, time.monotonic() - began, item)
+        self._finished.add(req["uuid"])
+        self._post((p.RESULTS if batched else p.RESULT, req["uuid"], reply_to, item))
 
     async def _async_job(
         self,
