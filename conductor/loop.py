@@ -130,6 +130,12 @@ class Conductor:
                 "callable as its factory (os.system included) and this conductor will call it",
                 self.name,
             )
+        try:  # a ZooKeeper board starts following the job tree at its first read: before "running",
+            # so that a conductor that says it is ready (and one taking over after a failover) has
+            # its copy of the tree, not its first claim reading it
+            self.board.job_count()
+        except JobBoardError as exc:  # the claim loop meets it again and handles it there
+            LOG.warning("conductor %r: could not read the board at start: %s", self.name, exc)
         LOG.info("conductor %r: running jobs from %r (max %d at once)", self.name, self.board, self.max_jobs)
         try:
             while not self._stopping.is_set():
