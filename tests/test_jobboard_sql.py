@@ -233,10 +233,44 @@ def test_a_prepared_board_statement_the_server_lost_is_prepared_again(postgres_u
     counting = prepared.Prepared(count, ["board"])
     try:
         board.post("j")
-        with prepared.autocommit(engine) as (conn, cursor):
+        kept = prepared.Kept(engine)
+        with kept.cursor() as (conn, cursor):
             assert counting.run(conn, cursor, {"board": "discarded"}).fetchone() == (1,)
             cursor.execute("DEALLOCATE ALL")
             assert counting.run(conn, cursor, {"board": "discarded"}).fetchone() == (1,)
             assert counting.run(conn, cursor, {"board": "other"}).fetchone() == (0,)
+        kept.close()
     finally:
+        board.close()
+
+
+@pytest.mark.postgres
+def test_a_kept_connection_that_died_while_idle_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board keeps one connection for its claims and consumes; one that sat idle is pinged first, as
+    the pool pings its own, so a server that dropped it meanwhile costs no failed claim."""
+    from flowkit.jobboard.backends import _sql_prepared as prepared
+
+    monkeypatch.setattr(prepared, "PING_AFTER", 0.05)
+    board = SQLJobBoard("kept", postgres_url)
+    board.connect()
+    admin = psycopg2.connect(postgres_url)
+    admin.autocommit = True
+    try:
+        board.post("first"), board.post("second")
+        first = board.claim_next("c")
+        assert first is not None
+        kept = board._kept._kept if board._kept is not None else None
+        assert kept is not None, "the claim's connection is kept for the next statement"
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (kept[0].connection.dbapi_connection.get_backend_pid(),))
+        time.sleep(0.1)
+        second = board.claim_next("c")
+        assert second is not None and second.uuid != first.uuid
+        board.consume(first, "c")
+        board.consume(second, "c")
+        assert board.job_count() == 0
+    finally:
+        admin.close()
         board.close()

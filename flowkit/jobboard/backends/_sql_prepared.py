@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import itertools
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -30,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import psycopg2 as pg_psycopg2
 
-from flowkit.sql.engines import RELAXED_TRANSACTION
+from flowkit.sql.engines import PING_AFTER, RELAXED_TRANSACTION
 
 _PREPARED = "flowkit_board_prepared"  # key of a pooled connection's info: the names prepared on it
 _MISSING_STATEMENT = "26000"  # invalid_sql_statement_name: the server lost a prepared statement
@@ -115,19 +117,81 @@ def first_row(cursor: Any) -> Row | None:
     return Row(**dict(zip(names, found, strict=True)))
 
 
-@contextlib.contextmanager
-def autocommit(engine: sa.Engine) -> Iterator[tuple[sa.Connection, Any]]:
-    """A pooled connection and a cursor of its DB-API connection in autocommit mode, given back to
-    the pool as it came (not in autocommit: SQLAlchemy's transactions expect that)."""
-    with engine.connect() as conn:
-        dbapi: Any = conn.connection.dbapi_connection
-        dbapi.autocommit = True  # psycopg2: a client-side switch (no round trip) outside a transaction
+class Kept:
+    """The board's connection for its prepared statements, kept from one to the next.
+
+    Checking a connection out of the pool and giving it back cost the conductor more CPU than the
+    statement's own round trip, twice per job. The connection stays in autocommit mode while kept;
+    a caller that finds it in use (another thread's statement) takes one from the pool, and the
+    spare goes back there. A kept connection that sat idle ``PING_AFTER`` seconds is pinged first,
+    as the pool pings one (``flowkit.sql.engines``); one that failed a statement is given back (or
+    dropped, when the connection was lost), never kept.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._kept: tuple[sa.Connection, Any, float] | None = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[tuple[sa.Connection, Any]]:
+        """A connection and a cursor of its DB-API connection in autocommit mode, for one statement."""
+        taken = self._take()
+        if taken is None:
+            conn = self._engine.connect()
+            try:
+                dbapi: Any = conn.connection.dbapi_connection
+                dbapi.autocommit = True  # psycopg2: a client-side switch (no round trip)
+                taken = conn, dbapi.cursor()
+            except BaseException:
+                conn.close()
+                raise
         try:
-            with dbapi.cursor() as cursor:
-                yield conn, cursor
-        finally:
-            with contextlib.suppress(Exception):  # a connection that broke is invalidated anyway
-                dbapi.autocommit = False
+            yield taken
+        except BaseException:
+            _give_back(taken[0])
+            raise
+        with self._lock:
+            if self._closed:  # (a statement that ended after close(): nothing is kept any more)
+                spare = (*taken, 0.0)
+            else:
+                spare, self._kept = self._kept, (*taken, time.monotonic())
+        if spare is not None:
+            _give_back(spare[0])
+
+    def close(self) -> None:
+        """Give the kept connection back to the pool (before the engine is disposed)."""
+        with self._lock:
+            kept, self._kept, self._closed = self._kept, None, True
+        if kept is not None:
+            _give_back(kept[0])
+
+    def _take(self) -> tuple[sa.Connection, Any] | None:
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is None:
+            return None
+        conn, cursor, since = kept
+        if time.monotonic() - since >= PING_AFTER:
+            try:
+                alive = conn.dialect.do_ping(conn.connection.dbapi_connection)
+            except Exception:
+                alive = False
+            if not alive:
+                conn.invalidate()
+                _give_back(conn)
+                return None
+        return conn, cursor
+
+
+def _give_back(conn: sa.Connection) -> None:
+    """Return ``conn`` to the pool as it came from there (not in autocommit: SQLAlchemy's
+    transactions expect that); an invalidated one is dropped by the pool."""
+    with contextlib.suppress(Exception):  # a connection that broke is invalidated anyway
+        conn.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 def _send(conn: sa.Connection, cursor: Any, sql: str, params: Sequence[Any]) -> None:

@@ -151,6 +151,7 @@ class SQLJobBoard(JobBoard):
         self._statements: dict[str, object] = {}
         self._prepared = False
         """Whether the hot statements go prepared through the driver (PostgreSQL on psycopg2: _sql_prepared)."""
+        self._kept: prepared.Kept | None = None
         if cancel_poll is None:
             cancel_poll = DEFAULT_CANCEL_POLL[self.database.dialect == "postgresql"]
         self.cancel_poll = cancel_poll
@@ -190,6 +191,7 @@ class SQLJobBoard(JobBoard):
         self._engine_lease, self._engine, self._guard = held, held.engine, held.lock
         dialect = held.engine.dialect
         self._prepared = dialect.name == "postgresql" and dialect.driver == "psycopg2"
+        self._kept = prepared.Kept(held.engine) if self._prepared else None
         self._leases.start()
         self._cancels.start()
         if held.engine.dialect.name == "postgresql":
@@ -209,6 +211,9 @@ class SQLJobBoard(JobBoard):
         if tokens:  # like a ZooKeeper session ending: the claims go at once (the attempts stay counted)
             with contextlib.suppress(JobBoardConnectionError), self._tx("release its claims") as conn:
                 conn.execute(release(T.c.lease_token.in_(tokens)))
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
         if self._engine_lease is not None:
             self._engine_lease.release()  # disposed unless persistence (or another board) shares it
         self._engine, self._engine_lease = None, None
@@ -234,10 +239,10 @@ class SQLJobBoard(JobBoard):
     def _autocommit(self, what: str) -> Iterator[tuple[sa.Connection, Any]]:
         """A connection and its driver's cursor for one :class:`~._sql_prepared.Prepared` statement (its
         own transaction); database trouble becomes :class:`JobBoardConnectionError`, as in :meth:`_tx`."""
-        if self._engine is None:
+        if self._kept is None:
             raise JobBoardConnectionError(f"board {self.name!r} is not connected (call connect())")
         try:
-            with self._guard, prepared.autocommit(self._engine) as pair:
+            with self._guard, self._kept.cursor() as pair:
                 yield pair
         except sa.exc.OperationalError as exc:
             raise JobBoardConnectionError(
