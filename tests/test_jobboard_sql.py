@@ -165,7 +165,6 @@ def test_post_flow_on_the_persistence_database_is_one_commit(postgres_url: str) 
         board.close()
 
 
-
 @pytest.mark.postgres
 def test_claim_and_consume_are_one_round_trip_each_on_postgresql(postgres_url: str) -> None:
     """A claim is one message, committed durably; a consume one message that commits relaxed: no
@@ -263,8 +262,9 @@ def test_a_kept_connection_that_died_while_idle_is_replaced(
         assert first is not None
         kept = board._kept._kept if board._kept is not None else None
         assert kept is not None, "the claim's connection is kept for the next statement"
+        pid = kept[0].connection.dbapi_connection.get_backend_pid()  # type: ignore[union-attr]
         with admin.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(%s)", (kept[0].connection.dbapi_connection.get_backend_pid(),))
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
         time.sleep(0.1)
         second = board.claim_next("c")
         assert second is not None and second.uuid != first.uuid

@@ -37,15 +37,16 @@ from flowkit.sql.engines import PING_AFTER, RELAXED_TRANSACTION
 _PREPARED = "flowkit_board_prepared"  # key of a pooled connection's info: the names prepared on it
 _MISSING_STATEMENT = "26000"  # invalid_sql_statement_name: the server lost a prepared statement
 _NAMES = itertools.count(1)
-_DOLLAR = pg_psycopg2.dialect(paramstyle="numeric_dollar")
+_DOLLAR = pg_psycopg2.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
 
 class Prepared:
     """One statement of the board as a named PostgreSQL statement; ``variable`` names the parameters
     given at each run, every other bound value is the statement's own constant."""
 
-    def __init__(self, stmt: sa.Executable, variable: Sequence[str], *, relaxed: bool = False) -> None:
+    def __init__(self, stmt: sa.ClauseElement, variable: Sequence[str], *, relaxed: bool = False) -> None:
         compiled = stmt.compile(dialect=_DOLLAR)
+        assert isinstance(compiled, sa.sql.compiler.SQLCompiler)
         expanded = compiled.construct_expanded_state(dict.fromkeys(variable))
         names = expanded.positiontup or []
         self.name = f"flowkit_board_{next(_NAMES)}"
@@ -153,9 +154,8 @@ class Kept:
             _give_back(taken[0])
             raise
         with self._lock:
-            if self._closed:  # (a statement that ended after close(): nothing is kept any more)
-                spare = (*taken, 0.0)
-            else:
+            spare: tuple[sa.Connection, Any, float] | None = (*taken, 0.0)
+            if not self._closed:  # (after close(), a statement's connection goes back to the pool)
                 spare, self._kept = self._kept, (*taken, time.monotonic())
         if spare is not None:
             _give_back(spare[0])
@@ -175,7 +175,7 @@ class Kept:
         conn, cursor, since = kept
         if time.monotonic() - since >= PING_AFTER:
             try:
-                alive = conn.dialect.do_ping(conn.connection.dbapi_connection)
+                alive = conn.dialect.do_ping(conn.connection.dbapi_connection)  # type: ignore[arg-type]
             except Exception:
                 alive = False
             if not alive:
@@ -216,4 +216,3 @@ def _send(conn: sa.Connection, cursor: Any, sql: str, params: Sequence[Any]) -> 
 def _plain(value: object) -> object:
     """A constant as the driver sends it: a ``str`` enum (the job states) as its value."""
     return value.value if isinstance(value, enum.Enum) else value
-

@@ -150,7 +150,7 @@ class SQLJobBoard(JobBoard):
         self._bad: set[int] = set()
         self._statements: dict[str, object] = {}
         self._prepared = False
-        """Whether the hot statements go prepared through the driver (PostgreSQL on psycopg2: _sql_prepared)."""
+        """Whether claim and consume go prepared through the driver (PostgreSQL on psycopg2)."""
         self._kept: prepared.Kept | None = None
         if cancel_poll is None:
             cancel_poll = DEFAULT_CANCEL_POLL[self.database.dialect == "postgresql"]
