@@ -9,7 +9,10 @@ left; the clock is read here, at the same points for both.
 Cases:
 
 - ``throughput``: N one-task jobs posted (``post_ms`` each), then K conductors (``--conductors``,
-  default 1 and 3) started together; jobs/s = N / (first task start -> board empty).
+  default 1 and 3) started together; jobs/s = N / (first task start -> board empty). Also the CPU
+  the conductors and the database's server processes spent per job meanwhile (``conductor_cpu_ms``,
+  ``postgres_cpu_ms``, from ``/proc``): wall-clock rates move with whatever else the machine runs,
+  CPU per job much less, and on 2 cores it is what caps the rate.
 - ``latency``: one idle conductor; one job at a time; post-to-start = the task's start time minus the
   time just before ``post`` was called (p50/p90 over ``--samples`` jobs).
 - ``failover``: conductor A runs a job whose task sleeps; B waits; A is SIGKILLed; failover = the time
@@ -64,6 +67,33 @@ def _starts(trace_dir: Path, key: str) -> list[tuple[int, float]]:
     if not path.exists():
         return []
     return [(int(p), float(t)) for p, t in (line.split() for line in path.read_text().splitlines() if line)]
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def postgres_pids(dbname: str) -> list[int]:
+    """The PostgreSQL backends serving ``dbname``, and the WAL writer (shared with other databases)."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if f" {dbname} " in line or "walwriter" in line]
+
+
+def cpu_of(pids: Sequence[int]) -> dict[int, float]:
+    return {pid: proc_cpu(pid) for pid in pids}
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two :func:`cpu_of` readings (a process that ended meanwhile: lost)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _until(check: Any, timeout: float, what: str, poll: float = 0.005) -> None:
@@ -151,11 +181,15 @@ def throughput(side: Side, n: int, conductors: int) -> dict[str, float]:
         for i in range(n):
             side.post(s.poster, f"j{i}", str(s.work), 0.0)
         post_ms = (time.perf_counter() - started) / n * 1e3
-        s.fleet.start(*(f"c{i}" for i in range(conductors)))
+        procs = s.fleet.start(*(f"c{i}" for i in range(conductors)))
+        ours = cpu_of([p.pid for p in procs])
+        server = cpu_of(postgres_pids(s.dbname))
         # polled every 50 ms (at most 1-2% of the run): counting the jobs left is work for the
         # board's server, which shares the 2 cores with the conductors being measured
         _until(lambda: side.remaining(s.poster) == 0, 1800, f"{n} jobs to be consumed", poll=0.05)
         emptied = time.time()
+        conductor_cpu = cpu_used(ours, cpu_of(list(ours)))
+        server_cpu = cpu_used(server, cpu_of(postgres_pids(s.dbname)))
         starts = [t for i in range(n) for _, t in _starts(s.work, f"j{i}")]
     total = emptied - min(starts)
     return {
@@ -164,6 +198,8 @@ def throughput(side: Side, n: int, conductors: int) -> dict[str, float]:
         "per_task_us": total / n * 1e6,
         "post_ms": post_ms,
         "executions": float(len(starts)),
+        "conductor_cpu_ms": conductor_cpu / n * 1e3,
+        "postgres_cpu_ms": server_cpu / n * 1e3,
     }
 
 

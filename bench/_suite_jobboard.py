@@ -150,7 +150,8 @@ SUITE = Suite(
         "flowkit also on the PostgreSQL board (cases sql_*: board in the persistence database, lease 4 s)",
         "failover: 5 runs at least; each run in the JSON (run1_s...), the worst as max_s",
         "throughput: N jobs posted first (post_ms in the JSON), then K conductor processes; jobs/s from the "
-        "first task start to the board being empty; TaskFlow at N=200 (it runs ~10 jobs/s)",
+        "first task start to the board being empty; TaskFlow at N=200 (it runs ~10 jobs/s); the conductors' "
+        "and the PostgreSQL server's CPU per job meanwhile in the JSON (conductor_cpu_ms, postgres_cpu_ms)",
         "latency: one idle conductor, one job at a time; post() called -> task started (p50/p90 in the JSON)",
         "failover: conductor A SIGKILLed while running the job's task; B waiting; kill -> B starts the task",
         "TaskFlow's board reads the server version with `envi`, which the test ZooKeeper does not allow; "

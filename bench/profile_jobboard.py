@@ -21,7 +21,6 @@ import collections
 import cProfile
 import io
 import logging
-import os
 import pstats
 import secrets
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness_jobboard import SESSION_TIMEOUT, ZK_HOSTS
+from _harness_jobboard import SESSION_TIMEOUT, ZK_HOSTS, proc_cpu
 from _harness_persistence import drop_postgres, postgres_url
 
 
@@ -86,18 +85,6 @@ def instrument(counts: Counts) -> None:
         return call(self, request, async_object)
 
     KazooClient._call = _call  # type: ignore[method-assign]
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` has used; 0 if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 class ServerCpu:

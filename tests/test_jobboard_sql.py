@@ -163,3 +163,114 @@ def test_post_flow_on_the_persistence_database_is_one_commit(postgres_url: str) 
     finally:
         event.remove(sa.engine.Engine, "commit", count)
         board.close()
+
+
+@pytest.mark.postgres
+def test_claim_and_consume_are_one_round_trip_each_on_postgresql(postgres_url: str) -> None:
+    """A claim is one message, committed durably; a consume one message that commits relaxed: no
+    BEGIN or COMMIT of their own (they were three and four round trips through SQLAlchemy). Only this
+    thread's statements count (the board's lease and cancel threads share the engine)."""
+    import threading
+
+    from sqlalchemy import event
+
+    board = SQLJobBoard("one-trip", postgres_url)
+    board.connect()
+    engine = board.engine
+    assert engine is not None
+    sent: list[str] = []
+
+    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            sent.append(text)
+
+    def transaction(conn: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            sent.append("<begin or commit>")
+
+    hooks = [("before_cursor_execute", statement), ("begin", transaction), ("commit", transaction)]
+    try:
+        posted = [board.post(f"j{i}") for i in range(4)]
+        first = board.claim_next("c")  # (its consume also purges the board's history, once a minute)
+        assert first is not None
+        board.consume(first, "c")
+        for name, hook in hooks:
+            event.listen(engine, name, hook)
+        for _ in posted[1:]:
+            sent.clear()
+            job = board.claim_next("c")
+            assert job is not None and job.fence is not None
+            [claim] = sent
+            assert claim.startswith(("EXECUTE flowkit_board_", "PREPARE flowkit_board_"))
+            assert "synchronous_commit" not in claim
+            sent.clear()
+            board.consume(job, "c")
+            [consume] = sent
+            assert "SET LOCAL synchronous_commit TO off; EXECUTE flowkit_board_" in consume
+        sent.clear()
+        assert board.claim_next("c") is None and len(sent) == 1
+        assert board.job_count() == 0 and board.state_of(posted[0]) is JobState.COMPLETE
+    finally:
+        for name, hook in hooks:
+            event.remove(engine, name, hook)
+        board.close()
+
+
+@pytest.mark.postgres
+def test_a_prepared_board_statement_the_server_lost_is_prepared_again(postgres_url: str) -> None:
+    """Behind a pooler that runs DISCARD ALL, a connection loses the statements prepared on it."""
+    import sqlalchemy as sa
+
+    from flowkit.jobboard.backends import _sql_prepared as prepared
+    from flowkit.jobboard.backends._sql_schema import jobs
+
+    board = SQLJobBoard("discarded", postgres_url)
+    board.connect()
+    engine = board.engine
+    assert engine is not None
+    count = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.board == sa.bindparam("board"))
+    counting = prepared.Prepared(count, ["board"])
+    try:
+        board.post("j")
+        kept = prepared.Kept(engine)
+        with kept.cursor() as (conn, cursor):
+            assert counting.run(conn, cursor, {"board": "discarded"}).fetchone() == (1,)
+            cursor.execute("DEALLOCATE ALL")
+            assert counting.run(conn, cursor, {"board": "discarded"}).fetchone() == (1,)
+            assert counting.run(conn, cursor, {"board": "other"}).fetchone() == (0,)
+        kept.close()
+    finally:
+        board.close()
+
+
+@pytest.mark.postgres
+def test_a_kept_connection_that_died_while_idle_is_replaced(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The board keeps one connection for its claims and consumes; one that sat idle is pinged first, as
+    the pool pings its own, so a server that dropped it meanwhile costs no failed claim."""
+    from flowkit.jobboard.backends import _sql_prepared as prepared
+
+    monkeypatch.setattr(prepared, "PING_AFTER", 0.05)
+    board = SQLJobBoard("kept", postgres_url)
+    board.connect()
+    admin = psycopg2.connect(postgres_url)
+    admin.autocommit = True
+    try:
+        board.post("first"), board.post("second")
+        first = board.claim_next("c")
+        assert first is not None
+        kept = board._kept._kept if board._kept is not None else None
+        assert kept is not None, "the claim's connection is kept for the next statement"
+        pid = kept[0].connection.dbapi_connection.get_backend_pid()  # type: ignore[union-attr]
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.1)
+        second = board.claim_next("c")
+        assert second is not None and second.uuid != first.uuid
+        board.consume(first, "c")
+        board.consume(second, "c")
+        assert board.job_count() == 0
+    finally:
+        admin.close()
+        board.close()

@@ -44,6 +44,7 @@ from flowkit.jobboard.backends import _sql_claims as claims
 from flowkit.jobboard.backends import _sql_fleet
 from flowkit.jobboard.backends import _sql_operator as operator
 from flowkit.jobboard.backends import _sql_parking as parked
+from flowkit.jobboard.backends import _sql_prepared as prepared
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_cancels import CancelPoll
 from flowkit.jobboard.backends._sql_leases import Leases, release
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from flowkit.persistence.models import LogBook
 
 LOG = logging.getLogger("flowkit.jobboard")
-_S = TypeVar("_S", bound=sa.Executable)
+_S = TypeVar("_S")
 T = schema.jobs
 S = JobState
 ACTIVE = (S.UNCLAIMED.value, S.CLAIMED.value, S.WAITING.value)
@@ -147,7 +148,10 @@ class SQLJobBoard(JobBoard):
         self._changed = threading.Condition()
         self._generation = 0
         self._bad: set[int] = set()
-        self._statements: dict[str, sa.Executable] = {}
+        self._statements: dict[str, object] = {}
+        self._prepared = False
+        """Whether claim and consume go prepared through the driver (PostgreSQL on psycopg2)."""
+        self._kept: prepared.Kept | None = None
         if cancel_poll is None:
             cancel_poll = DEFAULT_CANCEL_POLL[self.database.dialect == "postgresql"]
         self.cancel_poll = cancel_poll
@@ -185,6 +189,9 @@ class SQLJobBoard(JobBoard):
             held.release()
             raise
         self._engine_lease, self._engine, self._guard = held, held.engine, held.lock
+        dialect = held.engine.dialect
+        self._prepared = dialect.name == "postgresql" and dialect.driver == "psycopg2"
+        self._kept = prepared.Kept(held.engine) if self._prepared else None
         self._leases.start()
         self._cancels.start()
         if held.engine.dialect.name == "postgresql":
@@ -204,6 +211,9 @@ class SQLJobBoard(JobBoard):
         if tokens:  # like a ZooKeeper session ending: the claims go at once (the attempts stay counted)
             with contextlib.suppress(JobBoardConnectionError), self._tx("release its claims") as conn:
                 conn.execute(release(T.c.lease_token.in_(tokens)))
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
         if self._engine_lease is not None:
             self._engine_lease.release()  # disposed unless persistence (or another board) shares it
         self._engine, self._engine_lease = None, None
@@ -220,6 +230,20 @@ class SQLJobBoard(JobBoard):
         try:
             with self._guard, self._engine.begin() as conn:
                 yield conn
+        except sa.exc.OperationalError as exc:
+            raise JobBoardConnectionError(
+                f"board {self.name!r}: database {self._where()} failed while trying to {what}: {exc.orig}"
+            ) from exc
+
+    @contextlib.contextmanager
+    def _autocommit(self, what: str) -> Iterator[tuple[sa.Connection, Any]]:
+        """A connection and its driver's cursor for one :class:`~._sql_prepared.Prepared` statement (its
+        own transaction); database trouble becomes :class:`JobBoardConnectionError`, as in :meth:`_tx`."""
+        if self._kept is None:
+            raise JobBoardConnectionError(f"board {self.name!r} is not connected (call connect())")
+        try:
+            with self._guard, self._kept.cursor() as pair:
+                yield pair
         except sa.exc.OperationalError as exc:
             raise JobBoardConnectionError(
                 f"board {self.name!r}: database {self._where()} failed while trying to {what}: {exc.orig}"
@@ -439,13 +463,9 @@ class SQLJobBoard(JobBoard):
         return int(row.attempts) - 1
 
     def claim_next(self, who: str) -> Job | None:
-        stmt = self._statement(
-            "claim_next", lambda: claims.claim_next_statement(self.name, self.database.dialect)
-        )
         while True:
             now, token = time.time(), str(uuidlib.uuid4())
-            with self._tx("claim the next job") as conn:
-                row = conn.execute(stmt, claims.claim_params(who, token, now, self.lease)).first()
+            row = self._claim_row(claims.claim_params(who, token, now, self.lease))
             if row is None:
                 return None
             job = self._job(row)
@@ -463,6 +483,18 @@ class SQLJobBoard(JobBoard):
                 continue
             return job
 
+    def _claim_row(self, params: dict[str, object]) -> Any:
+        """The row ``claim_next``'s one statement claimed (None: nothing to claim)."""
+        stmt = self._statement(
+            "claim_next", lambda: claims.claim_next_statement(self.name, self.database.dialect)
+        )
+        if self._prepared:  # one round trip, committed durably: the claim's fencing token is handed out
+            ready = self._statement("claim_next_prepared", lambda: prepared.Prepared(stmt, list(params)))
+            with self._autocommit("claim the next job") as (conn, cursor):
+                return prepared.first_row(ready.run(conn, cursor, params))
+        with self._tx("claim the next job") as conn:
+            return conn.execute(stmt, params).first()
+
     def _statement(self, key: str, build: Callable[[], _S]) -> _S:
         """The board's statement ``key``, built on first use: a statement object used again is not
         built nor keyed for SQLAlchemy's compiled cache again (the hot path's statements)."""
@@ -476,16 +508,24 @@ class SQLJobBoard(JobBoard):
         job: Job,
         who: str,
         target: JobState,
-        stmt: sa.Update | sa.Delete,
+        stmt: sa.Update | sa.Delete | prepared.Prepared,
         what: str,
         params: dict[str, object] | None = None,
         relaxed: bool = False,
     ) -> None:
         """Apply ``stmt`` to the job's row if ``who`` holds the claim and the row is in a state that
         may move to ``target`` (:func:`~flowkit.states.job_sources`): one conditional statement.
-        With ``params``, ``stmt`` is a prebuilt :func:`~._sql_claims.owned_statement` instead.
+        With ``params``, ``stmt`` is a prebuilt :func:`~._sql_claims.owned_statement` instead, or
+        that statement :class:`~._sql_prepared.Prepared` (relaxed or not as it was prepared).
         ``relaxed``: a change whose loss in a database crash is harmless (PostgreSQL then commits it
         without waiting for the disk; see :meth:`consume`)."""
+        if isinstance(stmt, prepared.Prepared):
+            assert params is not None and target is not S.UNCLAIMED  # (no NOTIFY sent from there)
+            with self._autocommit(f"{what} job {job}") as (conn, cursor):
+                owned = {"seq": job.sequence, "who": who, "token": self._leases.token(job.uuid)}
+                done = stmt.run(conn, cursor, {**params, **owned}).rowcount == 1
+            self._changed_or_refused(job, who, target, what, done)
+            return
         with self._tx(f"{what} job {job}") as conn:
             if relaxed and conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(engines.RELAXED_TRANSACTION)
@@ -498,6 +538,10 @@ class SQLJobBoard(JobBoard):
                 done = conn.execute(stmt.where(where)).rowcount == 1
             if done and target is S.UNCLAIMED:
                 self._notify(conn)
+        self._changed_or_refused(job, who, target, what, done)
+
+    def _changed_or_refused(self, job: Job, who: str, target: JobState, what: str, done: bool) -> None:
+        """After :meth:`_change`'s statement: the claim is over if it was applied; else why not, raised."""
         if not done:
             row = self._row(job, f"{what} job {job}")
             token = self._leases.token(job.uuid)
@@ -521,7 +565,15 @@ class SQLJobBoard(JobBoard):
                 self.name, S.COMPLETE, operator.consumed_values(sa.bindparam("now", type_=sa.Float))
             ),
         )
-        self._change(job, who, S.COMPLETE, stmt, "consume", {"now": time.time()}, relaxed=True)
+        params: dict[str, object] = {"now": time.time()}
+        if self._prepared:  # one round trip: SET LOCAL and the UPDATE in one message
+            ready = self._statement(
+                "consume_prepared",
+                lambda: prepared.Prepared(stmt, ["now", "seq", "who", "token"], relaxed=True),
+            )
+            self._change(job, who, S.COMPLETE, ready, "consume", params)
+        else:
+            self._change(job, who, S.COMPLETE, stmt, "consume", params, relaxed=True)
         if self.history == 0 or time.monotonic() - self._purged > operator.PURGE_EVERY:
             self._purged = time.monotonic()
             with contextlib.suppress(JobBoardConnectionError):  # consumed anyway; the next one purges
