@@ -40,7 +40,6 @@ from conductor import atom_log, cancels, resume
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
 from conductor.runs import Run, Stats
-from conductor.threads import JobThreads
 from flowkit.engines import Engine
 from flowkit.exceptions import (
     ClaimLost,
@@ -110,7 +109,7 @@ class Conductor:
         self._claiming: list[tuple[ClaimEvent, frozenset[str]]] | None = None
         self._cancels = cancels.Heard()
         self._lock = threading.Lock()
-        self._job_threads: JobThreads | None = None
+        self._threads: list[threading.Thread] = []
         # A board coming back must be used at once (claims wait on it); persistence is probed less often.
         self._board_outage = Outage(LOG, f"conductor {name!r}: board {board!r}", cap=2.0)
         where = display_url(str(getattr(self.persistence, "url", persistence)))
@@ -123,7 +122,6 @@ class Conductor:
         ensure_schema(self.persistence)
         self._heartbeat.start()
         slots = threading.BoundedSemaphore(self.max_jobs)
-        threads = self._job_threads = JobThreads(self.name, self._run_job, slots.release)
         self.board.add_claim_listener(self._on_claims)
         self.board.add_cancel_listener(self._on_cancel)
         if self.allow is None:
@@ -156,7 +154,11 @@ class Conductor:
                 if job is None:
                     slots.release()
                     continue
-                threads.start(job)  # its thread gives the slot back when the job is over
+                thread = threading.Thread(
+                    target=self._run_job, args=(job, slots), name=f"{self.name}:{job.uuid[:8]}", daemon=True
+                )
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+                thread.start()
         finally:
             self._wind_down()
             self.board.remove_claim_listener(self._on_claims)
@@ -238,11 +240,9 @@ class Conductor:
     def _wind_down(self) -> None:
         self.stop()
         deadline = time.monotonic() + self.grace
-        threads = self._job_threads
-        if threads is None:
-            return
-        threads.close()
-        left = threads.join(deadline)
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in self._threads if t.is_alive()]
         if left:
             LOG.warning(
                 "conductor %r: jobs still running after %.0fs, left to the board: %s",
@@ -282,7 +282,7 @@ class Conductor:
 
     # -- one job ------------------------------------------------------------------------------------
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job, slots: threading.BoundedSemaphore) -> None:
         try:
             self._conduct(job)
         except ClaimLost as exc:
@@ -300,6 +300,7 @@ class Conductor:
         finally:
             with self._lock:
                 self._runs.pop(job.uuid, None)
+            slots.release()
 
     def _storage_failed(self, job: Job, exc: StorageError) -> None:
         """Persistence failed under a job: the job's fault only if persistence answers otherwise.
