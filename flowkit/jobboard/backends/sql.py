@@ -227,13 +227,8 @@ class SQLJobBoard(JobBoard):
         """One transaction; database trouble becomes :class:`JobBoardConnectionError`."""
         if self._engine is None:
             raise JobBoardConnectionError(f"board {self.name!r} is not connected (call connect())")
-        try:
-            with self._guard, self._engine.begin() as conn:
-                yield conn
-        except sa.exc.OperationalError as exc:
-            raise JobBoardConnectionError(
-                f"board {self.name!r}: database {self._where()} failed while trying to {what}: {exc.orig}"
-            ) from exc
+        with self._trouble(what), self._guard, self._engine.begin() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _autocommit(self, what: str) -> Iterator[tuple[sa.Connection, Any]]:
@@ -241,9 +236,14 @@ class SQLJobBoard(JobBoard):
         own transaction); database trouble becomes :class:`JobBoardConnectionError`, as in :meth:`_tx`."""
         if self._kept is None:
             raise JobBoardConnectionError(f"board {self.name!r} is not connected (call connect())")
+        with self._trouble(what), self._guard, self._kept.cursor() as pair:
+            yield pair
+
+    @contextlib.contextmanager
+    def _trouble(self, what: str) -> Iterator[None]:
+        """A database failure while trying to do ``what``, as :class:`JobBoardConnectionError`."""
         try:
-            with self._guard, self._kept.cursor() as pair:
-                yield pair
+            yield
         except sa.exc.OperationalError as exc:
             raise JobBoardConnectionError(
                 f"board {self.name!r}: database {self._where()} failed while trying to {what}: {exc.orig}"
