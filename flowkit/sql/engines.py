@@ -48,11 +48,11 @@ POOL_SIZE = 5
 # at once needs many: connections past POOL_SIZE are opened as needed and closed when given back.
 OVERFLOW = 50
 PING_AFTER = 1.0
+"""Seconds a PostgreSQL connection may sit in the pool before its next checkout pings it."""
 RELAXED_TRANSACTION = "SET LOCAL synchronous_commit TO off"
 """PostgreSQL: the current transaction's commit waits for no disk flush (a later durable commit, of any
 session, flushes the WAL past it). For writes whose loss in a server crash is harmless or detected: a
 fenced flow's set-up (persistence) and a job's consume (the SQL board)."""
-"""Seconds a PostgreSQL connection may sit in the pool before its next checkout pings it."""
 SQLITE_PRAGMAS = ("synchronous=FULL", f"busy_timeout={BUSY_TIMEOUT_MS}", "foreign_keys=ON")
 """Set on every SQLite connection (after ``journal_mode=WAL`` for a file)."""
 
