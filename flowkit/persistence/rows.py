@@ -199,38 +199,13 @@ class Codec:
         )
 
     def atom_row(self, ad: AtomDetail) -> Row:
-        """Every column of one atom detail: as :meth:`atom_values` encodes each field, spelled out
-        (a new flow detail makes one per atom)."""
-        name, dump = ad.name, self.dump
-        history = ad.history if isinstance(ad, RetryDetail) else None
-        results, undone, meta = ad.results, ad.revert_results, ad.meta
-        failure, undo_failure, empty = ad.failure, ad.revert_failure, self._empty
-        meta_text = empty if not meta and empty is not None else dump(meta, name, "the meta")
-        return {
-            "uuid": ad.uuid,
-            "parent_uuid": ad.parent_uuid,
-            "name": name,
-            "kind": ad.kind,
-            "position": ad.position or 0,
-            "state": str(ad.state),  # StrEnums: str() is the value
-            "intention": str(ad.intention),
-            "results": None if results is None else dump(results, name, "the result"),
-            "failure": None if failure is None else self.dump_failure(failure, name),
-            "revert_results": None if undone is None else dump(undone, name, "the revert result"),
-            "revert_failure": None if undo_failure is None else self.dump_failure(undo_failure, name),
-            "history": None if history is None else self.dump_history(history, name),
-            "version": ad.version,
-            "attempts": ad.attempts,
-            "seq": ad.seq,
-            "started_at": ad.started_at,
-            "finished_at": ad.finished_at,
-            "revert_started_at": ad.revert_started_at,
-            "revert_finished_at": ad.revert_finished_at,
-            "meta": None if meta is None else meta_text,
-        }
+        """Every column of one atom detail: the one row of :meth:`atom_columns` (saving a logbook, a
+        flow detail or an atom detail whole; a new flow detail's set-up takes the columns)."""
+        return {name: values[0] for name, values in self.atom_columns((ad,)).items()}
 
     def atom_columns(self, ads: Sequence[AtomDetail]) -> Columns:
-        """:meth:`atom_row` of each of ``ads``, column by column (the same values, in the same order).
+        """Every column of each of ``ads``, column by column (each value as :meth:`atom_values` encodes
+        its field), in the rows' order.
 
         Why: a new flow detail's set-up saves a row per atom, and SQLite's upsert binds them column by
         column (a value the same in every row once): a dict per atom, taken apart again, cost more
