@@ -363,3 +363,41 @@ def test_the_board_reads_and_writes_its_socket_before_waiting_on_it(
         assert board.job_count() == 0
     finally:
         board.close()
+
+
+def test_the_socket_shortcut_is_installed_only_on_the_kazoo_it_was_written_for() -> None:
+    """kazoo's private ``_read``/``_write`` are replaced only where they take what ours are called with:
+    another kazoo's connection keeps its own (and a TLS client always does)."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from kazoo.protocol.connection import ConnectionHandler
+
+    from flowkit.jobboard.backends import _zookeeper_socket as sock
+
+    assert sock.fits(ConnectionHandler)  # the installed kazoo: the shortcut applies
+
+    class Renamed:
+        def _read(self, size: int, timeout: float) -> bytes:
+            return b""
+
+        def _write(self, msg: bytes, timeout: float) -> None:
+            return None
+
+        def _socket_error_handling(self) -> Any:
+            return nullcontext()
+
+    class WithoutErrorHandling:
+        def _read(self, length: int, timeout: float) -> bytes:
+            return b""
+
+        def _write(self, msg: bytes, timeout: float) -> None:
+            return None
+
+    for other in (Renamed, WithoutErrorHandling):
+        conn = other()
+        assert not sock.fits(other)
+        assert sock.install(SimpleNamespace(use_ssl=False, _connection=conn)) is False
+        assert "_read" not in vars(conn)  # kazoo's own kept
+    tls = Renamed()
+    assert sock.install(SimpleNamespace(use_ssl=True, _connection=tls)) is False

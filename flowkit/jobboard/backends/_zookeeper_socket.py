@@ -10,23 +10,42 @@ message, for a wait that almost never waits. Here ``recv`` and ``send`` go first
 called only when the socket says it would block (``BlockingIOError``), with kazoo's timeout, so a
 silent server still times out as in kazoo.
 
-kazoo 2.11's ``ConnectionHandler._read`` and ``_write`` are replaced on the board's own clients only
+kazoo 2.11's ``ConnectionHandler._read`` and ``_write`` (checked by their signatures: another
+version's are left alone) are replaced on the board's own clients only
 (never a client shared with the board, whose owner chose its handler), and only without TLS: an SSL
 socket's reads need kazoo's ``pending`` and want-read handling.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 
-def install(client: Any) -> None:
-    """Give ``client``'s connection the reads and writes of this module (not with TLS)."""
-    if client.use_ssl:
-        return
+def install(client: Any) -> bool:
+    """Give ``client``'s connection the reads and writes of this module; False, and kazoo's own are
+    kept, with TLS or when the connection's are not the ones these replace (another kazoo version)."""
     conn = client._connection
+    if client.use_ssl or not fits(type(conn)):
+        return False
     conn._read = lambda length, timeout: read(conn, length, timeout)
     conn._write = lambda msg, timeout: write(conn, msg, timeout)
+    return True
+
+
+def fits(handler: type) -> bool:
+    """Whether ``handler`` (kazoo's ``ConnectionHandler``) reads and writes as the kazoo this module
+    was written against: ``_read(length, timeout)``, ``_write(msg, timeout)``, ``_socket_error_handling``."""
+    try:
+        read_params = list(inspect.signature(handler._read).parameters)  # type: ignore[attr-defined]
+        write_params = list(inspect.signature(handler._write).parameters)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return (
+        read_params == ["self", "length", "timeout"]
+        and write_params == ["self", "msg", "timeout"]
+        and callable(getattr(handler, "_socket_error_handling", None))
+    )
 
 
 def read(conn: Any, length: int, timeout: float) -> bytes:
