@@ -5,7 +5,8 @@ state change saved, on a SQLite file under ``.bench/persistence/`` and on a fres
 per side (they never share tables). Timed: ``engines.load(flow, backend=...)`` + ``run()`` with the
 backend already open and its schema upgraded, as a long-running service would have it. Counted, with
 SQLAlchemy event listeners on the side's own engine: SQL statements and commits (a statement on an
-autocommit connection is its own transaction, so it counts as a commit too). The listeners hear one
+autocommit connection is its own transaction, so it counts as a commit too, unless it is between an
+explicit BEGIN and COMMIT there, which count one). The listeners hear one
 untimed run of each size, and are removed before the timed ones: a Python call on every statement
 would be timed on the sides but not in the floor (``limit_persistence.py``), which has none.
 
@@ -108,6 +109,7 @@ class SqlCounter:
         self.statements = 0
         self.commits = 0
         self._engine = sa_engine
+        self._open: set[int] = set()  # connections inside an explicit BEGIN ... COMMIT
 
     def __enter__(self) -> SqlCounter:
         from sqlalchemy import event
@@ -122,9 +124,20 @@ class SqlCounter:
         event.remove(self._engine, "before_cursor_execute", self._statement)
         event.remove(self._engine, "commit", self._commit)
 
-    def _statement(self, conn: Any, *args: Any) -> None:
+    def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements += 1
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            return
+        # on an autocommit connection a statement is its own transaction, except between an explicit
+        # BEGIN and its COMMIT (the SQLite recorder's durable points and paired writes): one commit then
+        head = statement.lstrip()[:6].upper()
+        if head.startswith("BEGIN"):
+            self._open.add(id(conn))
+        elif id(conn) in self._open:
+            if head.startswith(("COMMIT", "ROLLBA")):
+                self._open.discard(id(conn))
+                self.commits += head.startswith("COMMIT")
+        else:
             self.commits += 1
 
     def _commit(self, conn: Any) -> None:

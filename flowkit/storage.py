@@ -69,6 +69,14 @@ class Recorder:
     def commit_held(self) -> None:
         """Save every atom change kept since :meth:`hold`, together (one transaction)."""
 
+    pairs = False
+    """Whether the serial engine may set :attr:`pair_next` (a task's SUCCESS saved with the next task's
+    RUNNING, in one transaction); the base class writes each at once."""
+    pair_next = False
+
+    def flush_deferred(self) -> None:
+        """Save an atom change kept for pairing now (nothing kept: nothing to do)."""
+
 
 class Storage:
     """State of one flow run; see the module docstring."""

@@ -230,9 +230,12 @@ def test_a_url_works_as_the_backend(tmp_path: Path) -> None:
     assert engines.load(LinearFlow("x").add(Record("a", [])), backend=url).storage  # same pool, no error
 
 
-def test_one_statement_and_one_commit_per_atom_transition(
+def test_one_statement_per_atom_transition_and_one_commit_per_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Serial pairing: each task's SUCCESS is committed together with the next task's RUNNING (one
+    transaction on the recorder's connection, before that task's execute), the first RUNNING and the
+    last SUCCESS on their own; the flow's two transitions are durable points."""
     from flowkit.persistence.backends import _sql_durability
 
     backend = fresh_backend(f"sqlite:///{tmp_path}/count.db")
@@ -240,37 +243,54 @@ def test_one_statement_and_one_commit_per_atom_transition(
     flow = LinearFlow("count").add(*(Record(f"t{i}", []) for i in range(n)))
     engine = engines.load(flow, backend=backend)
     engine.prepare()
-    seen: list[tuple[str, bool]] = []  # (statement, on an autocommit connection: its own transaction)
+    uuids = {engine.storage.get_atom_uuid(f"t{i}"): i for i in range(n)}
+    seen: list[tuple[str, Any]] = []  # (statement, its parameters)
     sa_engine = backend.engine  # type: ignore[attr-defined]
 
-    def statement(conn: sa.Connection, cursor: Any, text: str, *args: Any) -> None:
-        seen.append((text, conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"))
+    def statement(conn: sa.Connection, cursor: Any, text: str, params: Any, *args: Any) -> None:
+        assert conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"  # the recorder's
+        seen.append((text, params))
 
     flushed = _sql_durability.FLUSH
 
     def flush(fd: int) -> None:  # the durable point's flush of the WAL file, in order with the SQL
-        seen.append((f"flush {os.readlink(f'/proc/self/fd/{fd}')}", True))
+        seen.append((f"flush {os.readlink(f'/proc/self/fd/{fd}')}", None))
         flushed(fd)
 
     monkeypatch.setattr(_sql_durability, "FLUSH", flush)
     sa.event.listen(sa_engine, "before_cursor_execute", statement)
     engine.run()
-    atom_writes = [auto for text, auto in seen if text.startswith("UPDATE flowkit_atomdetails")]
-    assert len(atom_writes) == 2 * n and all(atom_writes)  # RUNNING and SUCCESS: one autocommit each
-    # RUNNING and SUCCESS, each in a transaction on the same connection as the atom writes, whose
-    # COMMIT is followed by a flush of the WAL file: on disk with every atom write before it (the
-    # connection stays at synchronous=NORMAL: a PRAGMA synchronous would expire its statements)
     texts = [text for text, _ in seen]
+    # the flow's RUNNING and SUCCESS, each in a transaction whose COMMIT is followed by a flush of the
+    # WAL file: on disk with every atom write before it (the connection stays at synchronous=NORMAL:
+    # a PRAGMA synchronous would expire its statements)
     at = [k for k, text in enumerate(texts) if text.startswith("UPDATE flowkit_flowdetails")]
     assert len(at) == 2
     for k in at:
         assert texts[k - 1] == "BEGIN IMMEDIATE"
         assert texts[k + 1 : k + 3] == ["COMMIT", f"flush {tmp_path}/count.db-wal"]
-        assert seen[k][1]  # on the recorder's autocommit connection
+    # the atom writes, by commit: what each transaction (or autocommit statement) wrote
+    commits: list[list[tuple[str, int]]] = []
+    open_: list[tuple[str, int]] | None = None
+    for text, params in seen[at[0] + 3 : at[1] - 1]:
+        if text == "BEGIN IMMEDIATE":
+            open_ = []
+        elif text == "COMMIT":
+            assert open_ is not None
+            commits.append(open_)
+            open_ = None
+        else:
+            assert text.startswith("UPDATE flowkit_atomdetails"), text
+            write = (params[0], uuids[params[-1]])  # (state, task)
+            commits.append([write]) if open_ is None else open_.append(write)
+    expected = [[("RUNNING", 0)]]
+    expected += [[("SUCCESS", k), ("RUNNING", k + 1)] for k in range(n - 1)]
+    expected += [[("SUCCESS", n - 1)]]
+    assert commits == expected
     # the run ends with its connection kept, relaxed, for the next run (no PRAGMA: its statements stay
     # prepared); it goes back to the pool, made durable, when the backend is closed
     assert not [text for text in texts if text.startswith("PRAGMA")]
-    assert len(seen) <= 2 * n + 10  # and nothing per atom besides: 4 per flow write
+    assert len(seen) <= 4 * n + 10  # and nothing per atom besides: 4 per flow write
     backend.close()
     assert [text for text, _ in seen[len(texts) :]] == ["PRAGMA synchronous=FULL"]
 

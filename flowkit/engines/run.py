@@ -275,6 +275,10 @@ class Run:
         inline, delayed = dispatcher.inline, timers.heap
         recorder = self.st.recorder
         grouped = not inline and recorder is not None and recorder.groups  # see engines.together
+        # serial: a task's SUCCESS is saved with the next task's RUNNING (Recorder.flush_deferred), when
+        # nothing is told of it in between
+        pairs = inline and recorder is not None and recorder.pairs and not self.atom_notifier.active
+        pairs = pairs and not self.told
         pending = waits.pending if waits is not None else _NO_WAITS
         prioritized = self.c.prioritized
         loud = not self.quiet
@@ -305,10 +309,14 @@ class Run:
                         item = dispatcher.wait(0)
                         if item is not None:
                             done, action, ok, value = item  # not finish(*item): no bound method made
+                            if pairs and ok:
+                                recorder.pair_next = True  # type: ignore[union-attr]
                             self.finish(done, action, ok, value)
                     if not ((n or not rounds) and ready and self.running < cap and not self.failed
                             and not suspend.on):  # fmt: skip
                         break
+                if pairs:  # the round is over: nothing more to pair the last SUCCESS with
+                    recorder.flush_deferred()  # type: ignore[union-attr]
                 if loud:
                     yield WAITING
             elif self.running:
@@ -415,6 +423,8 @@ class Run:
             self.release(i)
             return
         if i in c.deciders and i not in self.ignored:
+            if st.recorder is not None:  # a decider reads the results before it: saved first
+                st.recorder.flush_deferred()
             try:
                 deciders.decide(self, i, c.deciders[i])
             except FlowkitError as exc:

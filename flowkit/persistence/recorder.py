@@ -187,13 +187,24 @@ class BackendRecorder(Recorder):
         self._relaxed = False
         self._unfinished: list[str] = []
         self._held: dict[str, dict[str, Any]] | None = None  # atom writes held for a group commit
+        self.pair_next = False
+        """Set by the serial engine right before it records a task's completion: a SUCCESS is then
+        kept (``_deferred``) and written with the next write, in one transaction (see
+        :meth:`flush_deferred`)."""
+        # (storage, atom index, uuid, values) of the SUCCESS kept for pairing
+        self._deferred: tuple[Storage, int, str, dict[str, Any]] | None = None
 
     groups = True
+    pairs = True
 
     # -- connection ---------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Give the database connection back (done at the end of every run)."""
+        if self._deferred is not None:  # not written (the run stopped in between): memory says so too
+            storage, i = self._deferred[:2]
+            self._deferred = None
+            self._unsaved(storage, i)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -207,7 +218,14 @@ class BackendRecorder(Recorder):
     def _write(self, table: str, uuid: str, values: dict[str, Any], durable: bool = True) -> None:
         """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
         row in a durable transaction that also makes every atom write before it durable (_flush), or,
-        not ``durable``, with one statement as an atom's (flushed by the next durable point)."""
+        not ``durable``, with one statement as an atom's (flushed by the next durable point). A SUCCESS
+        kept for pairing goes first: with this write when it is an atom's, else on its own."""
+        self.pair_next = False
+        if self._deferred is not None:
+            if table == ATOMS and self._held is None:
+                self._write_paired(uuid, values)
+                return
+            self.flush_deferred()
         held = self._held
         if held is not None:
             if table == ATOMS:
@@ -236,7 +254,7 @@ class BackendRecorder(Recorder):
         """:meth:`_write` of an atom row, its common path spelled out (a task's RUNNING and SUCCESS):
         on the kept connection, no group commit holding it."""
         conn = self._conn
-        if conn is None or self._held is not None:
+        if conn is None or self._held is not None or self._deferred is not None:
             self._write(ATOMS, uuid, values)
             return
         try:
@@ -249,8 +267,60 @@ class BackendRecorder(Recorder):
         if not found:
             self._missing(ATOMS, uuid)
 
+    def flush_deferred(self) -> None:
+        """Pairing: write the SUCCESS kept for it now, on its own.
+
+        The serial engine runs one task at a time, and each task's SUCCESS is followed at once by the
+        next task's RUNNING: so it sets :attr:`pair_next` before recording a completion, the SUCCESS is
+        kept, and the next write saves both in one transaction (``Connection.write_rows``: one commit,
+        on PostgreSQL one round trip) before that task's ``execute`` starts. Nothing acts on the SUCCESS
+        before then (the engine pairs only when no atom listener and no progress listener is told of
+        it); wherever something else could come first (a decider's call, the end of a round of
+        starts, a suspend), the engine calls this. A failed write puts the atom back to RUNNING in
+        memory, as the database has it.
+        """
+        self.pair_next = False
+        deferred = self._deferred
+        if deferred is None:
+            return
+        self._deferred = None
+        storage, i, uuid, values = deferred
+        try:
+            self._write_atom(uuid, values)
+        except BaseException:
+            self._unsaved(storage, i)
+            raise
+
+    def _write_paired(self, uuid: str, values: dict[str, Any]) -> None:
+        """The kept SUCCESS and this atom write, in one transaction (see :meth:`flush_deferred`)."""
+        assert self._deferred is not None
+        storage, i, first, first_values = self._deferred
+        self._deferred = None
+        conn = self._conn or self._connection()
+        try:
+            found = conn.write_rows(ATOMS, ((first, first_values), (uuid, values)), self.fence)
+            if found and self._relaxed:
+                self._keep(conn, first, first_values)
+                self._keep(conn, uuid, values)
+        except BaseException:
+            self._unsaved(storage, i)
+            self.close()
+            raise
+        if not found:
+            self._missing(ATOMS, f"{first} (or {uuid}, written after it)")
+
+    def _unsaved(self, storage: Storage, i: int) -> None:
+        """Atom ``i``'s kept SUCCESS was not saved: back to RUNNING in memory, as the database has it."""
+        storage.states[i] = _S_RUNNING
+        storage.results[i] = None
+        storage.finished_seq[i] = 0
+        ad = self._details[i]
+        if ad is not None:
+            ad.state, ad.results = _S_RUNNING, None
+
     def hold(self) -> None:
         """Group commit (see :mod:`flowkit.engines.together`): hold atom writes until commit_held."""
+        self.flush_deferred()
         self._held = {}
 
     def commit_held(self) -> None:
@@ -505,6 +575,10 @@ class BackendRecorder(Recorder):
                 if results is not None or ad.results is not None:
                     values["results"] = self._codec.dump(results, ad.name, "the result")
                 ad.state, ad.results, ad.seq, ad.finished_at = state, results, seq, now
+                if self.pair_next and self._deferred is None:  # kept for the next write (see flush_deferred)
+                    self.pair_next = False
+                    self._deferred = (storage, i, ad.uuid, values)
+                    return
                 self._write_atom(ad.uuid, values)
                 return
         fields: dict[str, Any] = {"state": state}

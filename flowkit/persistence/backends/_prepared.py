@@ -109,6 +109,19 @@ class _Shape:
         self.processors: tuple[tuple[int, Callable[[Any], Any]], ...] = processors
 
 
+class _Chain:
+    """The one statement of several rows' updates (see PreparedUpdates.update_rows): its SQL, its
+    PREPARE, and each row's bind processors (as a _Shape's)."""
+
+    __slots__ = ("execute", "name", "prepare", "processors")
+
+    def __init__(self, execute: str, prepare: str, name: str, processors: Any) -> None:
+        self.execute = execute
+        self.prepare = prepare
+        self.name = name
+        self.processors: tuple[tuple[tuple[int, Callable[[Any], Any]], ...], ...] = processors
+
+
 class PreparedUpdates:
     """The row updates of one SQLAlchemy dialect (``sqlite`` or ``postgresql``); see the module docstring."""
 
@@ -119,6 +132,7 @@ class PreparedUpdates:
         self._shapes: dict[tuple[str, tuple[str, ...], bool], _Shape] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}  # (table, columns, nulls, shared, rows): SQL
         self._steps: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
+        self._chains: dict[tuple[str, tuple[tuple[str, ...], ...], bool], _Chain] = {}
 
     def _shape(self, table: str, columns: tuple[str, ...], fenced: bool) -> _Shape:
         t = TABLES[table]
@@ -281,6 +295,69 @@ class PreparedUpdates:
         self._send(conn, cursor, sql, params)
         found: bool = cursor.rowcount == 1
         return found
+
+    def update_rows(
+        self,
+        conn: sa.Connection,
+        cursor: Any,
+        table: str,
+        rows: Sequence[tuple[str, dict[str, Any]]],
+        fence: int | None,
+    ) -> bool:
+        """PostgreSQL: the ``UPDATE`` of each of ``rows`` (``(uuid, values)``) in ONE prepared statement,
+        each row's a data-modifying ``WITH`` part that runs only if the part before it found its row
+        (``WITH w1 AS (UPDATE ... RETURNING 1), w2 AS (UPDATE ... AND (SELECT count(*) FROM w1) = 1
+        RETURNING 1) UPDATE ... AND (SELECT count(*) FROM w2) = 1``): one round trip and, on an
+        autocommit connection, one commit. True when every row was found (the last part's row count).
+        """
+        fenced = fence is not None
+        key = (table, tuple(tuple(values) for _uuid, values in rows), fenced)
+        chain = self._chains.get(key) or self._chain(key)
+        params: list[Any] = []
+        for (uuid, values), processors in zip(rows, chain.processors, strict=True):
+            part = list(values.values())
+            for k, processor in processors:
+                part[k] = processor(part[k])
+            params += part
+            params.append(uuid)
+            if fenced:
+                params.append(fence)
+        sql = chain.execute
+        prepared: set[str] = conn.info.setdefault(_PREPARED, set())
+        if chain.name not in prepared:
+            prepared.add(chain.name)  # (as update's: a failed EXECUTE does not undo a PREPARE)
+            sql = chain.prepare + sql
+        self._send(conn, cursor, sql, params)
+        found: bool = cursor.rowcount == 1
+        return found
+
+    def _chain(self, key: tuple[str, tuple[tuple[str, ...], ...], bool]) -> _Chain:
+        """The statement of :meth:`update_rows` for ``key`` (table, each row's columns, fenced)."""
+        assert self.server_side, "SQLite runs several rows' updates in one transaction instead"
+        table, shapes, fenced = key
+        t = TABLES[table].name
+        mark = itertools.count(1)
+        parts = []
+        for k, columns in enumerate(shapes):
+            sets = ", ".join(f"{c} = ${next(mark)}" for c in columns)
+            where = f"uuid = ${next(mark)}" + (f" AND fence = ${next(mark)}" if fenced else "")
+            if k:
+                where += f" AND (SELECT count(*) FROM w{k}) = 1"
+            parts.append(f"UPDATE {t} SET {sets} WHERE {where}")
+        last = parts.pop()
+        if parts:
+            last = (
+                "WITH " + ", ".join(f"w{k} AS ({p} RETURNING 1)" for k, p in enumerate(parts, 1)) + f" {last}"
+            )
+        name = f"flowkit_update_{next(_NAMES)}"
+        args = ", ".join(["%s"] * (next(mark) - 1))
+        chain = self._chains[key] = _Chain(
+            f"EXECUTE {name} ({args})",
+            f"PREPARE {name} AS {last}; ",
+            name,
+            tuple(self._shape(table, columns, fenced).processors for columns in shapes),
+        )
+        return chain
 
     def send(self, conn: sa.Connection, cursor: Any, sql: str) -> None:
         """A statement without parameters (``BEGIN``, ``COMMIT``) through :meth:`_send`."""

@@ -326,6 +326,24 @@ class SQLAlchemyConnection(Connection):
 
         return self._retrying(again, delays)
 
+    def write_rows(self, table: str, rows: Sequence[tuple[str, Row]], fence: int | None = None) -> bool:
+        """On PostgreSQL, on the kept autocommit connection: one prepared statement for all the rows (one
+        round trip, one commit); retried as :meth:`write_row` is. SQLite (in process: its statements
+        cost no round trip) runs them in one transaction on the DB-API cursor (``run_together``)."""
+        conn, updates = self._conn, self.backend.updates
+        if conn is None or not self._autocommit or not updates.server_side:
+            return super().write_rows(table, rows, fence)
+        try:
+            return updates.update_rows(conn, self._cursor or self._raw_cursor(conn), table, rows, fence)
+        except sa_exc.SQLAlchemyError as exc:
+            delays = self._recover(exc, None)
+
+        def again() -> bool:
+            conn = self._checkout()
+            return updates.update_rows(conn, self._raw_cursor(conn), table, rows, fence)
+
+        return self._retrying(again, delays)
+
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
         # One statement; fenced, PostgreSQL re-checks the WHERE on the newest version of a row it waited
         # for (READ COMMITTED), so a fence raised meanwhile refuses this write; SQLite has one writer.

@@ -169,6 +169,17 @@ class Connection(ABC):
         path (the SQL one does, on its kept connection)."""
         return self.run(lambda: self.update_row(table, uuid, values, fence))
 
+    def write_rows(self, table: str, rows: Sequence[tuple[str, Row]], fence: int | None = None) -> bool:
+        """Several rows' updates (``(uuid, values)`` each, as :meth:`update_row` takes them) as one unit
+        of work in one transaction: one commit for all, as durable as :meth:`write_row`'s. Each row is
+        written only if every row before it was found; True when all were.
+
+        What the serial engine's paired transitions take (a task's SUCCESS with the next task's
+        RUNNING: see ``BackendRecorder.pair_next``), so a backend may make it one round trip (the SQL
+        one does on PostgreSQL)."""
+
+        return self.run_together(lambda: all(self.update_row(table, u, values, fence) for u, values in rows))
+
     @abstractmethod
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:
         """Set the fence of a flow detail and of its atom details to ``token``, unless the flow

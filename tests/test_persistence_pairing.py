@@ -1,0 +1,180 @@
+"""Serial pairing: a task's SUCCESS is saved with the next task's RUNNING, in one transaction.
+
+What must hold (``BackendRecorder.flush_deferred``): nothing acts on a SUCCESS before it is saved (the
+next task's execute, a decider, an atom listener, the flow's end or a suspend), a failed paired write
+leaves memory as the database has it (the task RUNNING, so it runs again on resume), and on PostgreSQL
+a pair is one statement that writes a row only if the row before it was found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowkit import GraphFlow, LinearFlow, Task, engines
+from flowkit.exceptions import StorageError
+from flowkit.persistence.backends import Backend
+from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
+from flowkit.persistence.rows import ATOMS
+from flowkit.states import AtomState, FlowState
+from tests.support.persistence import BACKEND_KINDS, saved_flow, saved_states
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Every backend: pairing is the recorder's (``Connection.write_rows``; PostgreSQL's is its own)."""
+    return str(request.param)
+
+
+class Named(Task):
+    """Returns its name; appends it to ``runs``."""
+
+    def __init__(self, name: str, runs: list[str]) -> None:
+        super().__init__(name=name)
+        self.runs = runs
+
+    def execute(self) -> str:
+        self.runs.append(self.name)
+        return self.name
+
+
+class SeesSaved(Task):
+    """Reads, from inside execute, the saved state of every atom before it."""
+
+    def __init__(self, name: str, backend: Backend, before: list[str], seen: list[dict[str, str]]) -> None:
+        super().__init__(name=name)
+        self.backend, self.before, self.seen = backend, before, seen
+        self.flow_uuid = ""
+
+    def execute(self) -> None:
+        states = saved_states(self.backend, self.flow_uuid)
+        self.seen.append({name: states[name] for name in self.before})
+
+
+def test_each_task_runs_with_every_task_before_it_saved_success(backend: Backend) -> None:
+    seen: list[dict[str, str]] = []
+    names = [f"t{i}" for i in range(6)]
+    tasks = [SeesSaved(name, backend, names[:k], seen) for k, name in enumerate(names)]
+    engine = engines.load(LinearFlow("f").add(*tasks), backend=backend)
+    engine.prepare()
+    for task in tasks:
+        task.flow_uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    engine.run()
+    assert seen == [dict.fromkeys(names[:k], "SUCCESS") for k in range(6)]
+    assert set(saved_states(backend, tasks[0].flow_uuid).values()) == {"SUCCESS"}
+
+
+def test_a_decider_runs_after_the_result_it_reads_is_saved(backend: Backend) -> None:
+    runs: list[str] = []
+    saved_when_decided: list[str] = []
+    head, tail = Named("head", runs), Named("tail", runs)
+    flow = GraphFlow("g").add(head, tail)
+    engine: Any = None
+
+    def decide(history: dict[str, Any]) -> bool:
+        saved_when_decided.append(saved_states(backend, engine._recorder.flow_detail.uuid)["head"])
+        return history["head"] == "head"
+
+    flow.link(head, tail, decider=decide)
+    engine = engines.load(flow, backend=backend)
+    engine.run()
+    assert runs == ["head", "tail"] and saved_when_decided == ["SUCCESS"]
+
+
+def test_an_atom_listener_is_told_of_a_success_already_saved(backend: Backend) -> None:
+    runs: list[str] = []
+    engine = engines.load(LinearFlow("f").add(Named("a", runs), Named("b", runs)), backend=backend)
+    engine.prepare()
+    uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    told: list[tuple[str, str]] = []
+
+    def listener(state: AtomState, details: dict[str, Any]) -> None:
+        if state is AtomState.SUCCESS:
+            told.append((details["atom_name"], saved_states(backend, uuid)[details["atom_name"]]))
+
+    engine.atom_notifier.register(AtomState.SUCCESS, listener)
+    engine.run()
+    assert told == [("a", "SUCCESS"), ("b", "SUCCESS")]
+
+
+def test_a_suspend_saves_the_last_success_before_the_flow_stops(backend: Backend) -> None:
+    runs: list[str] = []
+    engine: Any = None
+
+    class Suspends(Named):
+        def execute(self) -> str:
+            engine.suspend()
+            return super().execute()
+
+    flow = LinearFlow("f").add(Named("a", runs), Suspends("b", runs), Named("c", runs))
+    engine = engines.load(flow, backend=backend)
+    engine.run()
+    uuid = engine._recorder.flow_detail.uuid
+    assert saved_states(backend, uuid) == {"a": "SUCCESS", "b": "SUCCESS", "c": "PENDING"}
+    assert saved_flow(backend, uuid).state is FlowState.SUSPENDED
+    engines.load(flow, backend=backend, flow_detail=saved_flow(backend, uuid)).run()
+    assert runs == ["a", "b", "c"]
+
+
+def test_a_failed_paired_write_leaves_the_task_running_and_it_runs_again_on_resume(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[str] = []
+    flow = LinearFlow("f").add(Named("a", runs), Named("b", runs), Named("c", runs))
+    engine = engines.load(flow, backend=backend)
+    engine.prepare()
+    recorder: Any = engine._recorder  # type: ignore[attr-defined]
+    conn = recorder._connection()
+    calls = {"n": 0}
+    write_rows = conn.write_rows
+
+    def fails_second(*args: Any, **kwargs: Any) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 2:  # b's SUCCESS with c's RUNNING
+            raise StorageError("the database went away (injected)")
+        return write_rows(*args, **kwargs)
+
+    monkeypatch.setattr(conn, "write_rows", fails_second)
+    with pytest.raises(StorageError, match="injected"):
+        engine.run()
+    st = engine.storage
+    # memory says what the database says: b RUNNING (its result not kept), c never started
+    assert [st.get_atom_state(n) for n in "abc"] == [AtomState.SUCCESS, AtomState.RUNNING, AtomState.PENDING]
+    uuid = recorder.flow_detail.uuid
+    assert saved_states(backend, uuid) == {"a": "SUCCESS", "b": "RUNNING", "c": "PENDING"}
+    monkeypatch.undo()
+    engines.load(flow, backend=backend, flow_detail=saved_flow(backend, uuid)).run()
+    assert runs == ["a", "b", "b", "c"]  # b again (at least once), a not
+    assert set(saved_states(backend, uuid).values()) == {"SUCCESS"}
+
+
+@pytest.mark.parametrize("backend_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_write_rows_writes_each_row_only_after_the_one_before_it_was_found(backend: Backend) -> None:
+    book, fd = LogBook("b"), FlowDetail("f")
+    first, second = TaskDetail("first"), TaskDetail("second")
+    book.add(fd)
+    fd.add(first)
+    fd.add(second)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+
+    def states() -> tuple[str | None, str | None]:
+        saved = saved_flow(backend, fd.uuid)
+        return tuple(saved.find(ad.uuid).state.value for ad in (first, second))  # type: ignore[return-value, union-attr]
+
+    with backend.get_connection(autocommit=True) as conn:
+        running, done = {"state": "RUNNING"}, {"state": "SUCCESS", "seq": 1}
+        assert conn.write_rows(ATOMS, [(first.uuid, done), (second.uuid, running)])
+        assert states() == ("SUCCESS", "RUNNING")
+        # the first row missing: the second is not written
+        assert not conn.write_rows(ATOMS, [("no-such-uuid", running), (second.uuid, done)])
+        assert states() == ("SUCCESS", "RUNNING")
+        # fenced: rows at fence 0 refuse token 5, both
+        assert not conn.write_rows(ATOMS, [(first.uuid, running), (second.uuid, done)], fence=5)
+        assert states() == ("SUCCESS", "RUNNING")
+        # the second row missing: the first is written (it was found), the answer is False
+        assert not conn.write_rows(ATOMS, [(first.uuid, running), ("no-such-uuid", done)])
+        assert states() == ("RUNNING", "RUNNING")
+        assert conn.write_rows(ATOMS, [(first.uuid, done), (second.uuid, done)], fence=0)
+        assert states() == ("SUCCESS", "SUCCESS")
