@@ -2,9 +2,10 @@
 
 :class:`BackendRecorder` is the :class:`~flowkit.storage.Recorder` the engine calls inside every
 transition. Each atom transition is ONE ``UPDATE`` of the atom's row on an autocommit connection the
-recorder keeps while the flow runs (one round trip, one commit); flow transitions, a few per run, are
-written on the same connection in a durable transaction, which also flushes every atom transition
-before it (see the backend's ``durability``). So:
+recorder keeps while the flow runs (one round trip, one commit; the serial engine saves a task's
+SUCCESS with the next task's RUNNING, see :meth:`BackendRecorder.flush_deferred`); flow transitions,
+a few per run, are written on the same connection in a durable transaction, which also flushes every
+atom transition before it (see the backend's ``durability``). So:
 
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
