@@ -8,8 +8,9 @@ Choices, and why:
   one engine for both when they use the same database.
 - The engine's recorder writes each atom transition as ONE ``UPDATE`` on an autocommit connection that
   it keeps for the run: one round trip and one commit per transition (the serial engine's pairs, a
-  SUCCESS and the next RUNNING, are one transaction: ``write_rows``, on PostgreSQL one statement). With ``durability="flow"`` (the
-  default) that connection's commits are flushed to disk with the next flow transition instead of
+  SUCCESS and the next RUNNING, are one transaction: ``write_rows``, on PostgreSQL one statement).
+  With ``durability="flow"`` (the default) that connection's commits are flushed to disk with the
+  next flow transition instead of
   each on its own (see :class:`SQLAlchemyBackend`), which is what makes a transition cost tens of
   microseconds instead of an fsync. The flow transition is a durable transaction on the same
   connection (:meth:`SQLAlchemyConnection.run_durable`): a flush covers its own session's commits.
