@@ -234,8 +234,8 @@ def test_one_statement_per_atom_transition_and_one_commit_per_task(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Serial pairing: each task's SUCCESS is committed together with the next task's RUNNING (one
-    transaction on the recorder's connection, before that task's execute), the first RUNNING and the
-    last SUCCESS on their own; the flow's two transitions are durable points."""
+    transaction on the recorder's connection, before that task's execute), the last one with the
+    flow's SUCCESS; the flow's two transitions are durable points."""
     from flowkit.persistence.backends import _sql_durability
 
     backend = fresh_backend(f"sqlite:///{tmp_path}/count.db")
@@ -261,31 +261,36 @@ def test_one_statement_per_atom_transition_and_one_commit_per_task(
     sa.event.listen(sa_engine, "before_cursor_execute", statement)
     engine.run()
     texts = [text for text, _ in seen]
-    # the flow's RUNNING and SUCCESS, each in a transaction whose COMMIT is followed by a flush of the
-    # WAL file: on disk with every atom write before it (the connection stays at synchronous=NORMAL:
-    # a PRAGMA synchronous would expire its statements)
-    at = [k for k, text in enumerate(texts) if text.startswith("UPDATE flowkit_flowdetails")]
-    assert len(at) == 2
-    for k in at:
-        assert texts[k - 1] == "BEGIN IMMEDIATE"
-        assert texts[k + 1 : k + 3] == ["COMMIT", f"flush {tmp_path}/count.db-wal"]
-    # the atom writes, by commit: what each transaction (or autocommit statement) wrote
-    commits: list[list[tuple[str, int]]] = []
-    open_: list[tuple[str, int]] | None = None
-    for text, params in seen[at[0] + 3 : at[1] - 1]:
+    # by commit (a transaction, or a statement outside one): what it wrote, and whether the WAL file
+    # was flushed right after it
+    commits: list[tuple[list[tuple[str, Any]], bool]] = []
+    open_: list[tuple[str, Any]] | None = None
+    for text, params in seen:
         if text == "BEGIN IMMEDIATE":
             open_ = []
         elif text == "COMMIT":
             assert open_ is not None
-            commits.append(open_)
+            commits.append((open_, False))
             open_ = None
+        elif text.startswith("flush "):
+            assert text == f"flush {tmp_path}/count.db-wal"
+            commits[-1] = (commits[-1][0], True)
         else:
-            assert text.startswith("UPDATE flowkit_atomdetails"), text
-            write = (params[0], uuids[params[-1]])  # (state, task)
-            commits.append([write]) if open_ is None else open_.append(write)
-    expected = [[("RUNNING", 0)]]
-    expected += [[("SUCCESS", k), ("RUNNING", k + 1)] for k in range(n - 1)]
-    expected += [[("SUCCESS", n - 1)]]
+            if text.startswith("UPDATE flowkit_atomdetails"):
+                write = (params[0], uuids[params[-1]])  # (state, task)
+            else:
+                assert text.startswith("UPDATE flowkit_flowdetails"), text
+                write = (params[0], "flow")
+            if open_ is None:
+                commits.append(([write], False))
+            else:
+                open_.append(write)
+    # the flow's RUNNING, and SUCCESS with the last task's, are durable points: a transaction whose
+    # COMMIT is followed by a flush of the WAL file, on disk with every atom write before it (the
+    # connection stays at synchronous=NORMAL: a PRAGMA synchronous would expire its statements)
+    expected = [([("RUNNING", "flow")], True), ([("RUNNING", 0)], False)]
+    expected += [([("SUCCESS", k), ("RUNNING", k + 1)], False) for k in range(n - 1)]
+    expected += [([("SUCCESS", n - 1), ("SUCCESS", "flow")], True)]
     assert commits == expected
     # the run ends with its connection kept, relaxed, for the next run (no PRAGMA: its statements stay
     # prepared); it goes back to the pool, made durable, when the backend is closed

@@ -126,16 +126,15 @@ def test_a_failed_paired_write_leaves_the_task_running_and_it_runs_again_on_resu
     engine.prepare()
     recorder: Any = engine._recorder  # type: ignore[attr-defined]
     conn = recorder._connection()
-    calls = {"n": 0}
     write_rows = conn.write_rows
+    b = engine.storage.get_atom_uuid("b")
 
-    def fails_second(*args: Any, **kwargs: Any) -> bool:
-        calls["n"] += 1
-        if calls["n"] == 2:  # b's SUCCESS with c's RUNNING
-            raise StorageError("the database went away (injected)")
-        return write_rows(*args, **kwargs)
+    def fails_with_b_success(rows: Any, *args: Any, **kwargs: Any) -> bool:
+        if (ATOMS, b, "SUCCESS") in [(table, uuid, values.get("state")) for table, uuid, values in rows]:
+            raise StorageError("the database went away (injected)")  # b's SUCCESS with c's RUNNING
+        return write_rows(rows, *args, **kwargs)
 
-    monkeypatch.setattr(conn, "write_rows", fails_second)
+    monkeypatch.setattr(conn, "write_rows", fails_with_b_success)
     with pytest.raises(StorageError, match="injected"):
         engine.run()
     st = engine.storage
@@ -165,16 +164,16 @@ def test_write_rows_writes_each_row_only_after_the_one_before_it_was_found(backe
 
     with backend.get_connection(autocommit=True) as conn:
         running, done = {"state": "RUNNING"}, {"state": "SUCCESS", "seq": 1}
-        assert conn.write_rows(ATOMS, [(first.uuid, done), (second.uuid, running)])
+        assert conn.write_rows([(ATOMS, first.uuid, done), (ATOMS, second.uuid, running)])
         assert states() == ("SUCCESS", "RUNNING")
         # the first row missing: the second is not written
-        assert not conn.write_rows(ATOMS, [("no-such-uuid", running), (second.uuid, done)])
+        assert not conn.write_rows([(ATOMS, "no-such-uuid", running), (ATOMS, second.uuid, done)])
         assert states() == ("SUCCESS", "RUNNING")
         # fenced: rows at fence 0 refuse token 5, both
-        assert not conn.write_rows(ATOMS, [(first.uuid, running), (second.uuid, done)], fence=5)
+        assert not conn.write_rows([(ATOMS, first.uuid, running), (ATOMS, second.uuid, done)], fence=5)
         assert states() == ("SUCCESS", "RUNNING")
         # the second row missing: the first is written (it was found), the answer is False
-        assert not conn.write_rows(ATOMS, [(first.uuid, running), ("no-such-uuid", done)])
+        assert not conn.write_rows([(ATOMS, first.uuid, running), (ATOMS, "no-such-uuid", done)])
         assert states() == ("RUNNING", "RUNNING")
-        assert conn.write_rows(ATOMS, [(first.uuid, done), (second.uuid, done)], fence=0)
+        assert conn.write_rows([(ATOMS, first.uuid, done), (ATOMS, second.uuid, done)], fence=0)
         assert states() == ("SUCCESS", "SUCCESS")

@@ -278,7 +278,7 @@ class Run:
         # serial: a task's SUCCESS is saved with the next task's RUNNING (Recorder.flush_deferred), when
         # nothing is told of it in between
         pairs = inline and recorder is not None and recorder.pairs and not self.atom_notifier.active
-        pairs = pairs and not self.told
+        pairs = pairs and not self.told and self.slots is None
         pending = waits.pending if waits is not None else _NO_WAITS
         prioritized = self.c.prioritized
         loud = not self.quiet
@@ -315,7 +315,9 @@ class Run:
                     if not ((n or not rounds) and ready and self.running < cap and not self.failed
                             and not suspend.on):  # fmt: skip
                         break
-                if pairs:  # the round is over: nothing more to pair the last SUCCESS with
+                if pairs and (loud or ready or self.running or self.failed or delayed or pending):
+                    # the round is over, and what comes next may act on the last SUCCESS before a
+                    # write: saved now. (Else the flow ends, or stops, with a write that takes it.)
                     recorder.flush_deferred()  # type: ignore[union-attr]
                 if loud:
                     yield WAITING

@@ -55,7 +55,7 @@ from typing import Any, NoReturn
 from flowkit.atom import version_text
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.exceptions import ClaimLost, NotFound, StorageError
-from flowkit.persistence.backends.base import Backend, Connection
+from flowkit.persistence.backends.base import Backend, Connection, WrittenRow
 from flowkit.persistence.models import (
     AtomDetail,
     FlowDetail,
@@ -220,13 +220,17 @@ class BackendRecorder(Recorder):
         """Every row goes through the kept autocommit connection: an atom row with one statement, a flow
         row in a durable transaction that also makes every atom write before it durable (_flush), or,
         not ``durable``, with one statement as an atom's (flushed by the next durable point). A SUCCESS
-        kept for pairing goes first: with this write when it is an atom's, else on its own."""
+        kept for pairing goes first, with this write (on its own before a flow row that is no durable
+        point)."""
         self.pair_next = False
-        if self._deferred is not None:
+        deferred = self._deferred
+        if deferred is not None:
             if table == ATOMS and self._held is None:
                 self._write_paired(uuid, values)
                 return
-            self.flush_deferred()
+            if table != FLOWS or not durable:
+                self.flush_deferred()
+                deferred = None
         held = self._held
         if held is not None:
             if table == ATOMS:
@@ -240,7 +244,11 @@ class BackendRecorder(Recorder):
         conn, fence = self._conn or self._connection(), self.fence
         try:
             if table == FLOWS and durable:
-                found = self._flush(conn, lambda: conn.update_row(table, uuid, values, fence))
+                rows = [(FLOWS, uuid, values)]
+                if deferred is not None:  # (left kept until written: close() tells memory otherwise)
+                    rows.insert(0, (ATOMS, deferred[2], deferred[3]))
+                found = self._flush(conn, rows)
+                self._deferred = None
             else:
                 found = conn.write_row(table, uuid, values, fence)
                 if found and self._relaxed and table == ATOMS:
@@ -299,7 +307,7 @@ class BackendRecorder(Recorder):
         self._deferred = None
         conn = self._conn or self._connection()
         try:
-            found = conn.write_rows(ATOMS, ((first, first_values), (uuid, values)), self.fence)
+            found = conn.write_rows(((ATOMS, first, first_values), (ATOMS, uuid, values)), self.fence)
             if found and self._relaxed:
                 self._keep(conn, first, first_values)
                 self._keep(conn, uuid, values)
@@ -377,25 +385,33 @@ class BackendRecorder(Recorder):
                 return
         # a durable point now: the kept rows were written on a session that is gone, or too many are
         # kept. This write is made again in it, last: a transaction that writes nothing flushes nothing.
-        if not self._flush(conn, lambda: conn.update_row(ATOMS, uuid, values, self.fence)):
+        if not self._flush(conn, [(ATOMS, uuid, values)]):
             self._missing(ATOMS, uuid)
 
-    def _flush(self, conn: Connection, last: Callable[[], bool]) -> bool:
-        """A durable point: one durable transaction on the kept connection, ending with ``last`` (a
-        write: the flow row, or an atom's). If the session it runs on is not the one the kept atom
-        writes were made on (the connection was lost since), those rows are written again in it first,
-        as the engine has them. Returns what ``last`` does: whether its row was found.
+    def _flush(self, conn: Connection, rows: list[WrittenRow]) -> bool:
+        """A durable point: one durable transaction on the kept connection, ending with ``rows`` (the
+        flow row, or an atom's; a SUCCESS kept for pairing before it). If the session it runs on is not
+        the one the kept atom writes were made on (the connection was lost since), those rows are
+        written again in it first, as the engine has them. Returns whether every row was found.
+
+        On the session of the kept writes (the usual case) it is ``Connection.write_rows``: on
+        PostgreSQL one message. Should that reconnect on the way, it is all made again the long way.
         """
-        kept = self._kept
+        kept, fence = self._kept, self.fence
 
         def unit() -> bool:
             if kept and conn.session != self._kept_session:
                 for uuid, values in kept.items():
-                    if not conn.update_row(ATOMS, uuid, values, self.fence):
+                    if not conn.update_row(ATOMS, uuid, values, fence):
                         self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
-            return last()
+            return all(conn.update_row(table, uuid, values, fence) for table, uuid, values in rows)
 
-        found = conn.run_durable(unit)
+        if kept and conn.session != self._kept_session:
+            found = conn.run_durable(unit)
+        else:
+            found = conn.write_rows(rows, fence, durable=True)
+            if kept and conn.session != self._kept_session:  # reconnected: the kept writes may be lost
+                found = conn.run_durable(unit)
         kept.clear()
         self._kept_session = conn.session
         return found

@@ -132,7 +132,7 @@ class PreparedUpdates:
         self._shapes: dict[tuple[str, tuple[str, ...], bool], _Shape] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}  # (table, columns, nulls, shared, rows): SQL
         self._steps: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
-        self._chains: dict[tuple[str, tuple[tuple[str, ...], ...], bool], _Chain] = {}
+        self._chains: dict[tuple[tuple[tuple[str, tuple[str, ...]], ...], bool], _Chain] = {}
 
     def _shape(self, table: str, columns: tuple[str, ...], fenced: bool) -> _Shape:
         t = TABLES[table]
@@ -300,21 +300,22 @@ class PreparedUpdates:
         self,
         conn: sa.Connection,
         cursor: Any,
-        table: str,
-        rows: Sequence[tuple[str, dict[str, Any]]],
+        rows: Sequence[tuple[str, str, dict[str, Any]]],
         fence: int | None,
+        prefix: str = "",
     ) -> bool:
-        """PostgreSQL: the ``UPDATE`` of each of ``rows`` (``(uuid, values)``) in ONE prepared statement,
-        each row's a data-modifying ``WITH`` part that runs only if the part before it found its row
-        (``WITH w1 AS (UPDATE ... RETURNING 1), w2 AS (UPDATE ... AND (SELECT count(*) FROM w1) = 1
-        RETURNING 1) UPDATE ... AND (SELECT count(*) FROM w2) = 1``): one round trip and, on an
-        autocommit connection, one commit. True when every row was found (the last part's row count).
+        """PostgreSQL: the ``UPDATE`` of each of ``rows`` (``(table, uuid, values)``) in ONE prepared
+        statement, each row's a data-modifying ``WITH`` part that runs only if the part before it found
+        its row (``WITH w1 AS (UPDATE ... RETURNING 1), w2 AS (UPDATE ... AND (SELECT count(*) FROM w1)
+        = 1 RETURNING 1) UPDATE ... AND (SELECT count(*) FROM w2) = 1``): one round trip and, on an
+        autocommit connection, one commit. ``prefix``: statements sent before it in the same message
+        (one transaction: ``SET LOCAL``). True when every row was found (the last part's row count).
         """
         fenced = fence is not None
-        key = (table, tuple(tuple(values) for _uuid, values in rows), fenced)
+        key = (tuple((table, tuple(values)) for table, _uuid, values in rows), fenced)
         chain = self._chains.get(key) or self._chain(key)
         params: list[Any] = []
-        for (uuid, values), processors in zip(rows, chain.processors, strict=True):
+        for (_table, uuid, values), processors in zip(rows, chain.processors, strict=True):
             part = list(values.values())
             for k, processor in processors:
                 part[k] = processor(part[k])
@@ -322,7 +323,7 @@ class PreparedUpdates:
             params.append(uuid)
             if fenced:
                 params.append(fence)
-        sql = chain.execute
+        sql = prefix + chain.execute
         prepared: set[str] = conn.info.setdefault(_PREPARED, set())
         if chain.name not in prepared:
             prepared.add(chain.name)  # (as update's: a failed EXECUTE does not undo a PREPARE)
@@ -331,19 +332,18 @@ class PreparedUpdates:
         found: bool = cursor.rowcount == 1
         return found
 
-    def _chain(self, key: tuple[str, tuple[tuple[str, ...], ...], bool]) -> _Chain:
-        """The statement of :meth:`update_rows` for ``key`` (table, each row's columns, fenced)."""
+    def _chain(self, key: tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]) -> _Chain:
+        """The statement of :meth:`update_rows` for ``key`` (each row's table and columns, fenced)."""
         assert self.server_side, "SQLite runs several rows' updates in one transaction instead"
-        table, shapes, fenced = key
-        t = TABLES[table].name
+        shapes, fenced = key
         mark = itertools.count(1)
         parts = []
-        for k, columns in enumerate(shapes):
+        for k, (table, columns) in enumerate(shapes):
             sets = ", ".join(f"{c} = ${next(mark)}" for c in columns)
             where = f"uuid = ${next(mark)}" + (f" AND fence = ${next(mark)}" if fenced else "")
             if k:
                 where += f" AND (SELECT count(*) FROM w{k}) = 1"
-            parts.append(f"UPDATE {t} SET {sets} WHERE {where}")
+            parts.append(f"UPDATE {TABLES[table].name} SET {sets} WHERE {where}")
         last = parts.pop()
         if parts:
             last = (
@@ -355,7 +355,7 @@ class PreparedUpdates:
             f"EXECUTE {name} ({args})",
             f"PREPARE {name} AS {last}; ",
             name,
-            tuple(self._shape(table, columns, fenced).processors for columns in shapes),
+            tuple(self._shape(table, columns, fenced).processors for table, columns in shapes),
         )
         return chain
 

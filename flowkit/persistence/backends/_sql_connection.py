@@ -26,7 +26,7 @@ from flowkit.persistence.backends._sql_statements import (
     upsert_statement,
 )
 from flowkit.persistence.backends._tables import ORDER, TABLES, events
-from flowkit.persistence.backends.base import Connection
+from flowkit.persistence.backends.base import Connection, WrittenRow
 from flowkit.persistence.models import FlowDetail
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Columns, Row
 from flowkit.sql import engines
@@ -326,21 +326,23 @@ class SQLAlchemyConnection(Connection):
 
         return self._retrying(again, delays)
 
-    def write_rows(self, table: str, rows: Sequence[tuple[str, Row]], fence: int | None = None) -> bool:
+    def write_rows(self, rows: Sequence[WrittenRow], fence: int | None = None, durable: bool = False) -> bool:
         """On PostgreSQL, on the kept autocommit connection: one prepared statement for all the rows (one
-        round trip, one commit); retried as :meth:`write_row` is. SQLite (in process: its statements
-        cost no round trip) runs them in one transaction on the DB-API cursor (``run_together``)."""
+        round trip, one commit; ``durable``, with the statement that makes its commit durable in the same
+        message); retried as :meth:`write_row` is. SQLite (in process: its statements cost no round
+        trip) runs them in one transaction on the DB-API cursor, as the base class does."""
         conn, updates = self._conn, self.backend.updates
         if conn is None or not self._autocommit or not updates.server_side:
-            return super().write_rows(table, rows, fence)
+            return super().write_rows(rows, fence, durable)
+        prefix = self.backend.durable_prefix if durable else ""
         try:
-            return updates.update_rows(conn, self._cursor or self._raw_cursor(conn), table, rows, fence)
+            return updates.update_rows(conn, self._cursor or self._raw_cursor(conn), rows, fence, prefix)
         except sa_exc.SQLAlchemyError as exc:
             delays = self._recover(exc, None)
 
         def again() -> bool:
             conn = self._checkout()
-            return updates.update_rows(conn, self._raw_cursor(conn), table, rows, fence)
+            return updates.update_rows(conn, self._raw_cursor(conn), rows, fence, prefix)
 
         return self._retrying(again, delays)
 

@@ -22,6 +22,11 @@ RELAXED = {
 }
 
 
+DURABLE_COMMIT = "SET LOCAL synchronous_commit TO on"
+"""PostgreSQL: this transaction's commit waits for its WAL flush, on a session that has it off. Also sent
+in front of one statement, in the same message: a message of several statements is one transaction."""
+
+
 def durable_transaction(dialect: str, relaxed: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(open, close): the statements around one durable transaction on an autocommit connection.
 
@@ -30,7 +35,7 @@ def durable_transaction(dialect: str, relaxed: bool) -> tuple[tuple[str, ...], t
     ``synchronous=FULL`` commit syncs the WAL file, with the frames of every commit before it.
     """
     if dialect == "postgresql":
-        return ("BEGIN; SET LOCAL synchronous_commit TO on" if relaxed else "BEGIN",), ("COMMIT",)
+        return ("BEGIN; " + DURABLE_COMMIT if relaxed else "BEGIN",), ("COMMIT",)
     relax, restore = RELAXED["sqlite"]
     if relaxed:
         return (restore, "BEGIN IMMEDIATE"), ("COMMIT", relax)

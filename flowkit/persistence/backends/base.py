@@ -22,6 +22,8 @@ from flowkit.persistence.models import AtomDetail, FlowDetail, LogBook, utcnow
 from flowkit.persistence.rows import ATOMS, FLOWS, LOGBOOKS, Codec, Columns, Row, Serializer
 
 T = TypeVar("T")
+WrittenRow = tuple[str, str, Row]
+"""(table, uuid, values): one row's update in :meth:`Connection.write_rows`."""
 LOG = logging.getLogger("flowkit.persistence")
 
 CorruptListener = Callable[[str, CorruptRecordError], None]
@@ -169,16 +171,21 @@ class Connection(ABC):
         path (the SQL one does, on its kept connection)."""
         return self.run(lambda: self.update_row(table, uuid, values, fence))
 
-    def write_rows(self, table: str, rows: Sequence[tuple[str, Row]], fence: int | None = None) -> bool:
-        """Several rows' updates (``(uuid, values)`` each, as :meth:`update_row` takes them) as one unit
-        of work in one transaction: one commit for all, as durable as :meth:`write_row`'s. Each row is
-        written only if every row before it was found; True when all were.
+    def write_rows(self, rows: Sequence[WrittenRow], fence: int | None = None, durable: bool = False) -> bool:
+        """Several rows' updates (``(table, uuid, values)`` each, as :meth:`update_row` takes them) as
+        one unit of work in one transaction: one commit for all, as durable as :meth:`write_row`'s, or
+        with ``durable`` as :meth:`run_durable`'s. Each row is written only if every row before it was
+        found; True when all were.
 
         What the serial engine's paired transitions take (a task's SUCCESS with the next task's
-        RUNNING: see ``BackendRecorder.pair_next``), so a backend may make it one round trip (the SQL
-        one does on PostgreSQL)."""
+        RUNNING, or with the flow's end: see ``BackendRecorder.flush_deferred``), so a backend may make
+        it one round trip (the SQL one does on PostgreSQL). Retried as a whole: a caller that must know
+        which session it ran on reads :attr:`session` afterwards."""
 
-        return self.run_together(lambda: all(self.update_row(table, u, values, fence) for u, values in rows))
+        def unit() -> bool:
+            return all(self.update_row(table, uuid, values, fence) for table, uuid, values in rows)
+
+        return self.run_durable(unit) if durable else self.run_together(unit)
 
     @abstractmethod
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:

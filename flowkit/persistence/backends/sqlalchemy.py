@@ -42,7 +42,12 @@ import sqlalchemy as sa
 from flowkit.exceptions import StorageError
 from flowkit.persistence.backends._prepared import PreparedUpdates
 from flowkit.persistence.backends._sql_connection import LOG, SESSIONS, SQLAlchemyConnection
-from flowkit.persistence.backends._sql_durability import RELAXED, durable_transaction, wal_file_of
+from flowkit.persistence.backends._sql_durability import (
+    DURABLE_COMMIT,
+    RELAXED,
+    durable_transaction,
+    wal_file_of,
+)
 from flowkit.persistence.backends._sql_options import DURABILITY, SQLOptions
 from flowkit.persistence.backends._sql_parking import PARKED_MAX, Parking
 from flowkit.persistence.backends._sql_statements import upsert_statement
@@ -109,6 +114,8 @@ class SQLAlchemyBackend(Backend):
         self.engine = self._lease.engine
         self.relaxed = RELAXED.get(self.engine.dialect.name) if self.durability == "flow" else None
         self.durable_transaction = durable_transaction(self.engine.dialect.name, self.relaxed is not None)
+        # PostgreSQL: what makes one statement's own transaction durable, sent in the same message
+        self.durable_prefix = f"{DURABLE_COMMIT}; " if self.relaxed is not None else ""
         # run_setup's (relax, restore) around its transaction: a SQLite commit at synchronous=NORMAL is
         # lost only with the machine, and the engine with it
         self.relaxed_setup = self.relaxed if self.engine.dialect.name == "sqlite" else None
