@@ -177,3 +177,44 @@ def test_write_rows_writes_each_row_only_after_the_one_before_it_was_found(backe
         assert states() == ("RUNNING", "RUNNING")
         assert conn.write_rows([(ATOMS, first.uuid, done), (ATOMS, second.uuid, done)], fence=0)
         assert states() == ("SUCCESS", "SUCCESS")
+
+
+@pytest.mark.parametrize("backend_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_paired_write_that_fails_half_done_is_made_again_on_a_new_connection(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept connection's fast path (SQLite: BEGIN IMMEDIATE, the updates, COMMIT on the cursor;
+    PostgreSQL: one statement) meets a connection error after its first row: the half-done transaction
+    is dropped with its connection, and the whole write is made again on a new one."""
+    from sqlalchemy import exc as sa_exc
+
+    book, fd = LogBook("b"), FlowDetail("f")
+    first, second = TaskDetail("first"), TaskDetail("second")
+    book.add(fd)
+    fd.add(first)
+    fd.add(second)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    updates: Any = backend.updates  # type: ignore[attr-defined]
+    method = "update_rows" if updates.server_side else "update"
+    real = getattr(updates, method)
+    calls: list[int] = []
+
+    def lost_once(*args: Any, **kwargs: Any) -> bool:
+        calls.append(1)
+        if len(calls) == 2 - updates.server_side:  # SQLite: after the first row; PostgreSQL: the statement
+            raise sa_exc.OperationalError("UPDATE", {}, Exception("server closed the connection (injected)"))
+        return bool(real(*args, **kwargs))
+
+    with backend.get_connection(autocommit=True) as conn:
+        assert conn.write_row(ATOMS, first.uuid, {"state": "RUNNING"})  # the kept connection, open
+        session = conn.session
+        monkeypatch.setattr(updates, method, lost_once)
+        rows = [
+            (ATOMS, first.uuid, {"state": "SUCCESS", "seq": 1}),
+            (ATOMS, second.uuid, {"state": "RUNNING"}),
+        ]
+        assert conn.write_rows(rows)
+        assert conn.session != session  # made again on a new database connection
+    saved = saved_flow(backend, fd.uuid)
+    assert [saved.find(ad.uuid).state for ad in (first, second)] == [AtomState.SUCCESS, AtomState.RUNNING]  # type: ignore[union-attr]

@@ -332,8 +332,10 @@ class SQLAlchemyConnection(Connection):
         message); retried as :meth:`write_row` is. SQLite (in process: its statements cost no round
         trip) runs them in one transaction on the DB-API cursor, as the base class does."""
         conn, updates = self._conn, self.backend.updates
-        if conn is None or not self._autocommit or not updates.server_side:
+        if conn is None or not self._autocommit or self._in_transaction:
             return super().write_rows(rows, fence, durable)
+        if not updates.server_side:
+            return self._write_rows_sqlite(conn, rows, fence, durable)
         prefix = self.backend.durable_prefix if durable else ""
         try:
             return updates.update_rows(conn, self._cursor or self._raw_cursor(conn), rows, fence, prefix)
@@ -345,6 +347,32 @@ class SQLAlchemyConnection(Connection):
             return updates.update_rows(conn, self._raw_cursor(conn), rows, fence, prefix)
 
         return self._retrying(again, delays)
+
+    def _write_rows_sqlite(
+        self, conn: sa.Connection, rows: Sequence[WrittenRow], fence: int | None, durable: bool
+    ) -> bool:
+        """:meth:`write_rows` on SQLite: ``BEGIN IMMEDIATE``, the updates and ``COMMIT`` straight on the
+        kept connection's cursor (run_together's unit of work, without its closures: this is every
+        task's write in a serial flow). An error is handled as ``run`` handles one; then it is all
+        made again the general way. ``durable``: the general way (a durable point is once per run)."""
+        if durable:
+            return super().write_rows(rows, fence, durable)
+        updates = self.backend.updates
+        cursor = self._cursor or self._raw_cursor(conn)
+        try:
+            self._in_transaction = True  # an error from here on drops the connection: see _release
+            updates.send(conn, cursor, "BEGIN IMMEDIATE")
+            found = True
+            for table, uuid, values in rows:
+                if not updates.update(conn, cursor, table, uuid, values, fence):
+                    found = False
+                    break
+            updates.send(conn, cursor, "COMMIT")
+            self._in_transaction = False
+            return found
+        except sa_exc.SQLAlchemyError as exc:
+            delays = self._recover(exc, None)
+        return self._retrying(lambda: super(SQLAlchemyConnection, self).write_rows(rows, fence), delays)
 
     def update_row(self, table: str, uuid: str, values: Row, fence: int | None = None) -> bool:
         # One statement; fenced, PostgreSQL re-checks the WHERE on the newest version of a row it waited
