@@ -141,7 +141,33 @@ class ThreadProfiles:
             stats.add(prof)
         stats.sort_stats("tottime").print_stats(top)
         stats.sort_stats("cumulative").print_stats(top)
-        return out.getvalue()
+        return by_package(stats) + out.getvalue()
+
+
+def by_package(stats: pstats.Stats) -> str:
+    """Own CPU time summed by where the code lives (flowkit's packages one by one, each library, C
+    built-ins): which layer a job's CPU goes to, before the function lists."""
+    totals: collections.Counter[str] = collections.Counter()
+    for (filename, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        own = row[2]
+        if filename == "~":
+            where = "builtins: " + (name.split(" of ")[-1].strip("'<>") if " of " in name else "functions")
+        elif "/site-packages/" in filename:
+            where = filename.split("/site-packages/")[1].split("/")[0]
+        elif "/flowkit/" in filename and "/bench/" not in filename:
+            parts = filename.split("/flowkit/")[-1].split("/")
+            where = "flowkit/" + (parts[0] if len(parts) > 1 else parts[0].removesuffix(".py"))
+        elif "/conductor/" in filename:
+            where = "conductor"
+        elif "/lib/python3" in filename:
+            where = "stdlib: " + filename.split("/")[-1].removesuffix(".py")
+        else:
+            where = filename.split("/")[-1]
+        totals[where] += own
+    total = sum(totals.values()) or 1.0
+    lines = [f"own CPU time by package ({total:.2f} s in all):"]
+    lines += [f"  {t:7.3f} s {t / total:6.1%}  {where}" for where, t in totals.most_common(25)]
+    return "\n".join(lines) + "\n\n"
 
 
 def post(board_url: str, persistence: str, n: int, trace_dir: str) -> None:

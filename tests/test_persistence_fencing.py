@@ -211,3 +211,60 @@ def test_take_flow_detail_raises_the_fence_and_reads_what_the_older_claim_left(b
             flow_detail=fd,
             fence=3,
         ).prepare()
+
+
+def test_take_flow_detail_reads_every_field_as_the_plain_read_does(backend: Backend) -> None:
+    """The fenced read (on PostgreSQL one statement returning the rows as JSON) gives the same flow and
+    atom details, field by field, as ``get_flow_detail``: timestamps in UTC with their microseconds,
+    results, failures, meta, a retry's history, NULLs."""
+    import datetime as dt
+
+    from flowkit.failure import Failure
+    from flowkit.persistence.models import RetryDetail, TaskDetail
+
+    book, fd = LogBook("b"), FlowDetail("rich", meta={"store": {"x": [1, "two", None]}})
+    book.add(fd)
+    moment = dt.datetime(
+        2026, 11, 29, 9, 30, 1, 234567, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))
+    )
+    try:
+        raise ValueError("broken on purpose")
+    except ValueError:
+        failure = Failure()
+    fd.add(
+        TaskDetail(
+            "done",
+            state="SUCCESS",
+            results={"n": 1, "nested": [1.5, "é"]},
+            attempts=2,
+            seq=3,
+            started_at=moment,
+            finished_at=moment + dt.timedelta(microseconds=1),
+            version="1.2",
+            meta={"progress": 1.0},
+            position=0,
+        )
+    )
+    fd.add(TaskDetail("failed", state="FAILURE", failure=failure, attempts=1, position=1))
+    retry = RetryDetail("retry", position=2)
+    retry.history._start_attempt("first")  # type: ignore[attr-defined]
+    fd.add(retry)
+    fd.add(TaskDetail("never", position=3))
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+        plain = conn.get_flow_detail(fd.uuid)
+        fence, taken = conn.run(lambda: conn.take_flow_detail(fd.uuid, 7))
+    assert fence == 7 and taken is not None
+
+    def fields(detail: FlowDetail) -> list[dict[str, object]]:
+        flow = {k: v for k, v in vars(detail).items() if not k.startswith("_")}
+        atoms = [
+            dict(vars(ad), failure=repr(ad.failure), history=repr(getattr(ad, "history", None)))
+            for ad in detail
+        ]
+        return [flow, *atoms]
+
+    assert fields(taken) == fields(plain)
+    done = next(ad for ad in taken if ad.name == "done")
+    assert done.started_at == moment and done.started_at.tzinfo is not None
+    assert done.results == {"n": 1, "nested": [1.5, "é"]}

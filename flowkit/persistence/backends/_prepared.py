@@ -42,6 +42,8 @@ ROWS_PER_INSERT = 16
 is spread thin. Compiling one costs SQLite more per row than running it, once per connection and
 size: with 64, a 100-task run on a fresh connection cost more than with executemany (callgrind: 8,
 16, 64 rows: 314k, 312k, 399k instructions per task at N=100; 289k, 287k, 294k at N=1,000)."""
+ROWS_PER_SERVER_INSERT = 256
+"""The same on PostgreSQL, where each statement is a round trip: a 1,000-atom flow's rows in 7."""
 _SHAREABLE = (str, int)  # value types bound once for every row of an upsert that all have the same
 
 
@@ -130,7 +132,8 @@ class PreparedUpdates:
         self.server_side = dialect.name == "postgresql"
         self._error: type[Exception] = dialect.loaded_dbapi.Error
         self._shapes: dict[tuple[str, tuple[str, ...], bool], _Shape] = {}
-        self._inserts: dict[tuple[Any, ...], str] = {}  # (table, columns, nulls, shared, rows): SQL
+        # (table, columns, nulls, shared, rows): SQL, and its prepared name on PostgreSQL
+        self._inserts: dict[tuple[Any, ...], tuple[str, str | None]] = {}
         self._steps: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
         self._chains: dict[tuple[tuple[tuple[str, tuple[str, ...]], ...], bool], _Chain] = {}
 
@@ -168,10 +171,11 @@ class PreparedUpdates:
         return processor
 
     def upsert(self, conn: sa.Connection, cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        """SQLite only: insert ``rows`` (all with the columns of the first), a row already there updated.
+        """Insert ``rows`` (all with the columns of the first), a row already there updated.
 
         Several rows go in multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
-        :data:`ROWS_PER_INSERT` rows, in which a value the same in every row (a new flow detail's
+        :data:`ROWS_PER_INSERT` rows (:data:`ROWS_PER_SERVER_INSERT` on PostgreSQL, each prepared
+        there once per connection), in which a value the same in every row (a new flow detail's
         atoms share their parent, kind, state, intention, counters and empty meta) is one parameter
         that each row names (``?1``), so only what varies (uuid, name, position) is bound per row:
         binding is most of the driver's work per row, and one statement steps once for its rows. Chunk
@@ -200,7 +204,6 @@ class PreparedUpdates:
     ) -> None:
         """:meth:`upsert` of rows given column by column: ``by_column[k]`` holds every row's value of
         ``columns[k]`` (a new flow detail's atoms come so, without a dict per row)."""
-        assert not self.server_side, "PostgreSQL batches rows in multi-row statements (SQLAlchemy's)"
         columns = tuple(columns)
         n = len(by_column[0])
         nulls: list[int] = []
@@ -223,17 +226,22 @@ class PreparedUpdates:
         head = [processed(k, by_column[k][:1])[0] for k in shared]
         body = [processed(k, by_column[k]) for k in varying]
         shape = (table, columns, tuple(nulls), tuple(shared))
-        # bound parameters per statement stay under 999, the limit of SQLite before 3.32
-        most = max(1, min(ROWS_PER_INSERT, (999 - len(head)) // max(1, len(varying))))
+        # bound parameters per statement stay under 999, the limit of SQLite before 3.32 (PostgreSQL's
+        # is 65,535)
+        rows, bound = (ROWS_PER_SERVER_INSERT, 65_535) if self.server_side else (ROWS_PER_INSERT, 999)
+        most = max(1, min(rows, (bound - len(head)) // max(1, len(varying))))
         at = 0
         while at < n:
             size = _chunk(n - at, most)
-            sql = self._inserts.get((*shape, size)) or self._insert(shape, size, len(varying))
+            sql, name = self._inserts.get((*shape, size)) or self._insert(shape, size, len(varying))
             params = head
             if body:  # (else every column is shared or NULL: rows that are all the same)
                 chunk = zip(*(column[at : at + size] for column in body), strict=True)
                 params = head + list(itertools.chain.from_iterable(chunk))
-            self._send(conn, cursor, sql, params)
+            if name is None:
+                self._send(conn, cursor, sql, params)
+            else:  # PostgreSQL: prepared once per connection, as the row updates are
+                self.run_prepared(conn, cursor, name, sql, params)
             at += size
 
     def _column_steps(self, table: str) -> dict[str, Callable[[Any], Any] | None]:
@@ -244,16 +252,18 @@ class PreparedUpdates:
 
     def _insert(
         self, shape: tuple[str, tuple[str, ...], tuple[int, ...], tuple[int, ...]], size: int, per_row: int
-    ) -> str:
-        """The upsert of ``size`` rows of ``shape`` (table, columns, NULL ones, shared ones): see upsert."""
+    ) -> tuple[str, str | None]:
+        """The upsert of ``size`` rows of ``shape`` (table, columns, NULL ones, shared ones): see upsert.
+        (its SQL, and on PostgreSQL the name it is prepared under)"""
         table, columns, nulls, shared = shape
         t = TABLES[table]
-        named = {k: f"?{j}" for j, k in enumerate(shared, start=1)}
+        sign = "$" if self.server_side else "?"  # numbered parameters: $1 on PostgreSQL, ?1 on SQLite
+        named = {k: f"{sign}{j}" for j, k in enumerate(shared, start=1)}
         rows = []
         for r in range(size):
             mark = itertools.count(len(shared) + 1 + r * per_row)
             marks = (
-                "NULL" if k in nulls else named[k] if k in named else f"?{next(mark)}"
+                "NULL" if k in nulls else named[k] if k in named else f"{sign}{next(mark)}"
                 for k in range(len(columns))
             )
             rows.append(f"({', '.join(marks)})")
@@ -262,8 +272,9 @@ class PreparedUpdates:
             f"INSERT INTO {t.name} ({', '.join(columns)}) VALUES {', '.join(rows)} "
             f"ON CONFLICT (uuid) DO UPDATE SET {sets}"
         )
-        self._inserts[(*shape, size)] = sql
-        return sql
+        name = f"flowkit_insert_{next(_NAMES)}" if self.server_side else None
+        self._inserts[(*shape, size)] = sql, name
+        return sql, name
 
     def update(
         self,
@@ -358,6 +369,18 @@ class PreparedUpdates:
             tuple(self._shape(table, columns, fenced).processors for table, columns in shapes),
         )
         return chain
+
+    def run_prepared(
+        self, conn: sa.Connection, cursor: Any, name: str, statement: str, params: Sequence[Any]
+    ) -> None:
+        """PostgreSQL: ``EXECUTE name (params)`` on ``cursor``, its ``PREPARE name AS statement`` in the
+        same message the first time on this connection (as :meth:`update` prepares its shapes)."""
+        sql = f"EXECUTE {name} ({', '.join(['%s'] * len(params))})"
+        prepared: set[str] = conn.info.setdefault(_PREPARED, set())
+        if name not in prepared:
+            prepared.add(name)
+            sql = f"PREPARE {name} AS {statement}; {sql}"
+        self._send(conn, cursor, sql, params)
 
     def send(self, conn: sa.Connection, cursor: Any, sql: str) -> None:
         """A statement without parameters (``BEGIN``, ``COMMIT``) through :meth:`_send`."""

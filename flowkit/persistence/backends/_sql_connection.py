@@ -20,11 +20,11 @@ from flowkit.persistence.backends._sql_errors import retryable, translate
 from flowkit.persistence.backends._sql_statements import (
     FENCE,
     IN_CHUNK,
-    TAKE,
     atom_order,
     select_statement,
     upsert_statement,
 )
+from flowkit.persistence.backends._sql_take import take
 from flowkit.persistence.backends._tables import ORDER, TABLES, events
 from flowkit.persistence.backends.base import Connection, WrittenRow
 from flowkit.persistence.models import FlowDetail
@@ -161,15 +161,18 @@ class SQLAlchemyConnection(Connection):
         inside a transaction); the recorder's autocommit connection (its set-up runs there: no second
         connection per run, see ``setup_on_writer``) is at that level already.
         PostgreSQL at ``durability="flow"``, ``fenced``: the transaction commits with
-        ``synchronous_commit`` off (``SET LOCAL``: this transaction only); the flow's first transition,
-        a durable commit on another session, flushes the WAL up to its own record, past this one. Why:
-        a conductor's set-up is on the path from claim to first task, and each durable commit there
-        is a disk flush (several ms on a busy disk). Elsewhere the transaction is durable."""
+        ``synchronous_commit`` off (on the recorder's autocommit connection, whose session has it off;
+        on a plain one, ``SET LOCAL``: this transaction only); the flow's next durable commit flushes
+        the WAL up to its own record, past this one. Why: a conductor's set-up is on the path from
+        claim to first task, and each durable commit there is a disk flush (several ms on a busy
+        disk). Elsewhere the transaction is durable."""
         postgresql = self.backend.relaxed is not None and self.backend.relaxed_setup is None
         if fenced and postgresql and not self._autocommit:
             return self.run(lambda: (self._checkout().exec_driver_sql(engines.RELAXED_TRANSACTION), fn())[1])
         pragmas = self.backend.relaxed_setup
         if self._autocommit:
+            if pragmas is None and fenced and postgresql:
+                return self._own_transaction(fn, ("BEGIN",), ("COMMIT",))
             if pragmas is None:
                 return self.run_durable(fn)
             return self._own_transaction(fn, ("BEGIN IMMEDIATE",), ("COMMIT",))
@@ -294,9 +297,6 @@ class SQLAlchemyConnection(Connection):
         if not by_column or not by_column[0]:
             return
         conn = self._checkout()
-        if conn.dialect.name == "postgresql":  # (SQLAlchemy's multi-row statements take rows)
-            super().upsert_columns(table, columns)
-            return
         self.backend.updates.upsert_columns(conn, self._raw_cursor(conn), table, tuple(columns), by_column)
 
     def _raw_cursor(self, conn: sa.Connection) -> Any:
@@ -399,13 +399,10 @@ class SQLAlchemyConnection(Connection):
         conn = self._checkout()
         if conn.dialect.name != "postgresql":
             return super().take_flow_detail(flow_uuid, token)
-        params = {"b_uuid": flow_uuid, "b_token": token}
-        flow = conn.execute(TAKE[0], params).mappings().first()
+        fence, flow, atoms = take(self.backend.updates, conn, self._raw_cursor(conn), flow_uuid, token)
         if flow is None:  # refused, or no such flow detail
-            found = conn.execute(FENCE[2], params).scalar()
-            return None if found is None else int(found), None
-        fd = self.codec.flow_from(dict(flow))
-        atoms = [dict(row) for row in conn.execute(TAKE[1], params).mappings()]
+            return fence, None
+        fd = self.codec.flow_from(flow)
         atoms.sort(key=atom_order)
         for row in atoms:
             fd.add(self.codec.atom_from(row))

@@ -57,12 +57,6 @@ def _fence_statements() -> tuple[sa.Update, sa.Update, sa.Select[Any]]:
 
 FENCE = _fence_statements()
 """(raise the flow's fence, raise its atoms', read the flow's fence), parameters ``b_uuid``, ``b_token``."""
-# take_flow_detail's on PostgreSQL: raise_fence's updates returning the rows they raised, so a
-# conductor's restore reads the flow and its atoms with the statements that fence them (two, not four)
-TAKE = (
-    FENCE[0].returning(*TABLES[FLOWS].c),
-    FENCE[1].returning(*TABLES[ATOMS].c),
-)
 assert ORDER_BY[ATOMS] == ("position", "name")  # atom_order's, in Python
 
 

@@ -39,9 +39,9 @@ class Backend(ABC):
 
     setup_on_writer = False
     """Whether a recorder runs its set-up (:meth:`Connection.run_setup`) on its ``autocommit``
-    connection, closed at once, rather than on a plain one: where that connection commits at the
-    set-up's durability already and closing and taking it again costs nothing (a SQLite file at
-    ``durability="flow"``, whose relaxed connections the backend keeps between runs)."""
+    connection, closed at once, rather than on a plain one: where closing and taking it again costs
+    nothing (the SQL backend at ``durability="flow"``, whose relaxed connections it keeps between
+    runs) and the set-up's transaction can be made as durable as it must be there."""
 
     def __init__(self, url: str, serializer: Serializer | None = None) -> None:
         self.url = url

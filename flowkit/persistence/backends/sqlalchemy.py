@@ -119,8 +119,10 @@ class SQLAlchemyBackend(Backend):
         # run_setup's (relax, restore) around its transaction: a SQLite commit at synchronous=NORMAL is
         # lost only with the machine, and the engine with it
         self.relaxed_setup = self.relaxed if self.engine.dialect.name == "sqlite" else None
-        # there the recorder's relaxed connection is kept between runs (park): its set-up runs on it
-        self.setup_on_writer = self.relaxed_setup is not None
+        # the recorder's relaxed connection is kept between runs (park): its set-up runs on it (one
+        # database connection per run, its statements still prepared; on PostgreSQL the fenced set-up's
+        # relaxed commit is that session's own)
+        self.setup_on_writer = self.relaxed is not None
         self.updates = PreparedUpdates(self.engine.dialect)
         """Every row update (an atom transition is one): prepared, on the DB-API cursor (see _prepared)."""
         self.schema_checked = False
