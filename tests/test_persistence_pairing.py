@@ -148,8 +148,8 @@ def test_a_failed_paired_write_leaves_the_task_running_and_it_runs_again_on_resu
     assert set(saved_states(backend, uuid).values()) == {"SUCCESS"}
 
 
-@pytest.mark.parametrize("backend_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_write_rows_writes_each_row_only_after_the_one_before_it_was_found(backend: Backend) -> None:
+def _two_saved_tasks(backend: Backend) -> tuple[FlowDetail, TaskDetail, TaskDetail]:
+    """A saved flow detail with two PENDING task details (for Connection.write_rows)."""
     book, fd = LogBook("b"), FlowDetail("f")
     first, second = TaskDetail("first"), TaskDetail("second")
     book.add(fd)
@@ -157,6 +157,12 @@ def test_write_rows_writes_each_row_only_after_the_one_before_it_was_found(backe
     fd.add(second)
     with backend.get_connection() as conn:
         conn.save_logbook(book)
+    return fd, first, second
+
+
+@pytest.mark.parametrize("backend_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_write_rows_writes_each_row_only_after_the_one_before_it_was_found(backend: Backend) -> None:
+    fd, first, second = _two_saved_tasks(backend)
 
     def states() -> tuple[str | None, str | None]:
         saved = saved_flow(backend, fd.uuid)
@@ -188,13 +194,7 @@ def test_a_paired_write_that_fails_half_done_is_made_again_on_a_new_connection(
     is dropped with its connection, and the whole write is made again on a new one."""
     from sqlalchemy import exc as sa_exc
 
-    book, fd = LogBook("b"), FlowDetail("f")
-    first, second = TaskDetail("first"), TaskDetail("second")
-    book.add(fd)
-    fd.add(first)
-    fd.add(second)
-    with backend.get_connection() as conn:
-        conn.save_logbook(book)
+    fd, first, second = _two_saved_tasks(backend)
     updates: Any = backend.updates  # type: ignore[attr-defined]
     method = "update_rows" if updates.server_side else "update"
     real = getattr(updates, method)
