@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from flowkit.persistence.recorder import atom_uuid
+from flowkit.persistence.atom_uuids import atom_uuid
 
 
 @pytest.mark.parametrize("name", ["t0", "", "a/b c", "é☃\U0001f600", "x" * 300])
@@ -21,9 +21,9 @@ def test_atom_uuid_is_uuid5_of_flow_and_name(name: str) -> None:
 @pytest.mark.parametrize("name", ["t0", "", "a/b c", "é☃\U0001f600", "x" * 300])
 def test_a_flows_atom_uuids_from_one_hashed_prefix_are_atom_uuid(name: str) -> None:
     """The set-up hashes the flow's prefix once and copies that hash per atom: the same uuids."""
-    from flowkit.persistence.recorder import _OID, _uuid5_texts
+    from flowkit.persistence.atom_uuids import OID, uuid5_texts
 
     flow = str(uuid.uuid4())
-    uuid_of = _uuid5_texts(_OID + f"flowkit/{flow}/".encode())
+    uuid_of = uuid5_texts(OID + f"flowkit/{flow}/".encode())
     assert uuid_of(name) == atom_uuid(flow, name)
     assert uuid_of("other") == atom_uuid(flow, "other")  # the copied prefix is left as it was

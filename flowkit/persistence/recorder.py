@@ -46,15 +46,12 @@ the engine. Without a token the writes are the plain ``WHERE uuid = :uuid`` ones
 from __future__ import annotations
 
 import logging
-import uuid as uuidlib
-from collections.abc import Callable
 from datetime import UTC, datetime
-from hashlib import sha1
 from typing import Any, NoReturn
 
-from flowkit.atom import version_text
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.exceptions import ClaimLost, NotFound, StorageError
+from flowkit.persistence.atom_uuids import OID, uuid5_texts, version_texts
 from flowkit.persistence.backends.base import Backend, Connection, WrittenRow
 from flowkit.persistence.models import (
     AtomDetail,
@@ -101,62 +98,6 @@ _CLEARED = {
     "revert_started_at": None,
     "revert_finished_at": None,
 }
-
-
-def atom_uuid(flow_uuid: str, atom_name: str) -> str:
-    """The uuid an atom gets in a flow detail: derived from both, so it is the same in every process.
-
-    ``str(uuid.uuid5(uuid.NAMESPACE_OID, f"flowkit/{flow_uuid}/{atom_name}"))``, computed without the
-    ``UUID`` object (a new flow detail makes one per atom): see :func:`_uuid5_text`.
-    """
-    return _uuid5_text(_OID + f"flowkit/{flow_uuid}/{atom_name}".encode())
-
-
-def _uuid5_text(name: bytes) -> str:
-    """``str(uuid.uuid5(...))`` of a namespace's bytes + ``name`` already joined: the SHA-1 in hex, its
-    first 32 digits with the version digit (5) and the RFC 4122 variant bits (the 17th digit's top two
-    bits 10) set, in the 8-4-4-4-12 layout."""
-    h = sha1(name).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-def _uuid5_texts(prefix: bytes) -> Callable[[str], str]:
-    """:func:`_uuid5_text` of ``prefix`` + a name, for many names: the SHA-1 of the prefix is taken
-    once and copied for each name (a new hash object per name looks its algorithm up again in
-    OpenSSL, which cost more than hashing the few bytes)."""
-    base = sha1(prefix)
-
-    def text(name: str) -> str:
-        h = base.copy()
-        h.update(name.encode())
-        d = h.hexdigest()
-        return f"{d[:8]}-{d[8:12]}-5{d[13:16]}-{_VARIANT[d[16]]}{d[17:20]}-{d[20:32]}"
-
-    return text
-
-
-_OID = uuidlib.NAMESPACE_OID.bytes
-_VARIANT = {f"{k:x}": f"{(k & 0x3) | 0x8:x}" for k in range(16)}
-
-
-def _version_texts() -> Callable[[object], str | None]:
-    """``version_text`` of an atom's ``version`` with the texts kept by version (one per class, as a
-    rule): a new flow detail makes one per atom."""
-    texts: dict[object, str | None] = {None: None}
-
-    def text(version: object) -> str | None:
-        try:
-            found = texts.get(version, _NO_TEXT)
-        except TypeError:  # unhashable (a list)
-            return version_text(version)
-        if found is _NO_TEXT:
-            found = texts[version] = version_text(version)
-        return found  # type: ignore[return-value]
-
-    return text
-
-
-_NO_TEXT = object()  # "not kept yet", apart from every text and None
 
 
 class BackendRecorder(Recorder):
@@ -522,8 +463,8 @@ class BackendRecorder(Recorder):
         self._details = [None] * len(c.atoms)
         fd.clear_atoms()
         new: list[AtomDetail] = []
-        uuid_of = _uuid5_texts(_OID + f"flowkit/{fd.uuid}/".encode())  # atom_uuid's, once per flow
-        versions = _version_texts()
+        uuid_of = uuid5_texts(OID + f"flowkit/{fd.uuid}/".encode())  # atom_uuid's, once per flow
+        versions = version_texts()
         for i in c.atom_ids():
             name = c.names[i]
             ad = known.pop(name, None)
