@@ -196,15 +196,15 @@ def test_a_paired_write_that_fails_half_done_is_made_again_on_a_new_connection(
 
     fd, first, second = _two_saved_tasks(backend)
     updates: Any = backend.updates  # type: ignore[attr-defined]
-    method = "update_rows" if updates.server_side else "update"
+    method = "update_rows" if updates.server_side else "_bound"  # (SQLite: each row's statement, made)
     real = getattr(updates, method)
     calls: list[int] = []
 
-    def lost_once(*args: Any, **kwargs: Any) -> bool:
+    def lost_once(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         if len(calls) == 2 - updates.server_side:  # SQLite: after the first row; PostgreSQL: the statement
             raise sa_exc.OperationalError("UPDATE", {}, Exception("server closed the connection (injected)"))
-        return bool(real(*args, **kwargs))
+        return real(*args, **kwargs)
 
     with backend.get_connection(autocommit=True) as conn:
         assert conn.write_row(ATOMS, first.uuid, {"state": "RUNNING"})  # the kept connection, open

@@ -287,15 +287,7 @@ class PreparedUpdates:
     ) -> bool:
         """``UPDATE table SET values WHERE uuid = :uuid [AND fence = :fence]`` on ``cursor`` (a cursor of
         ``conn``'s DB-API connection); True if it found its row."""
-        columns = tuple(values)
-        fenced = fence is not None
-        shape = self._shapes.get((table, columns, fenced)) or self._shape(table, columns, fenced)
-        params = list(values.values())
-        for k, processor in shape.processors:
-            params[k] = processor(params[k])
-        params.append(uuid)
-        if fenced:
-            params.append(fence)
+        shape, params = self._bound(table, uuid, values, fence)
         sql = shape.execute
         if shape.name is not None:
             prepared: set[str] = conn.info.setdefault(_PREPARED, set())
@@ -305,6 +297,53 @@ class PreparedUpdates:
                 sql = shape.prepare + sql
         self._send(conn, cursor, sql, params)
         found: bool = cursor.rowcount == 1
+        return found
+
+    def _bound(
+        self, table: str, uuid: str, values: dict[str, Any], fence: int | None
+    ) -> tuple[_Shape, list[Any]]:
+        """The statement shape of an update of ``values`` and its parameters, processed."""
+        fenced = fence is not None
+        shape = self._shapes.get((table, tuple(values), fenced)) or self._shape(table, tuple(values), fenced)
+        params = list(values.values())
+        for k, processor in shape.processors:
+            params[k] = processor(params[k])
+        params.append(uuid)
+        if fenced:
+            params.append(fence)
+        return shape, params
+
+    def update_together(
+        self,
+        conn: sa.Connection,
+        cursor: Any,
+        rows: Sequence[tuple[str, str, dict[str, Any]]],
+        fence: int | None,
+    ) -> bool:
+        """SQLite: ``BEGIN IMMEDIATE``, the ``UPDATE`` of each of ``rows`` (``(table, uuid, values)``;
+        each only if the row before it was found) and ``COMMIT`` on ``cursor``: one transaction. True
+        when every row was found. With nobody listening to the statements (the usual case) they go to
+        the cursor straight: this is every task's write in a serial flow."""
+        if _listened(conn):
+            self.send(conn, cursor, "BEGIN IMMEDIATE")
+            found = all(self.update(conn, cursor, table, uuid, values, fence) for table, uuid, values in rows)
+            self.send(conn, cursor, "COMMIT")
+            return found
+        execute, sql, params = cursor.execute, "BEGIN IMMEDIATE", None
+        try:
+            execute(sql)
+            found = True
+            for table, uuid, values in rows:
+                shape, params = self._bound(table, uuid, values, fence)
+                sql = shape.execute
+                execute(sql, params)
+                if cursor.rowcount != 1:
+                    found = False
+                    break
+            sql, params = "COMMIT", None
+            execute(sql)
+        except self._error as exc:
+            raise self._wrap(conn, cursor, sql, params, exc) from exc
         return found
 
     def update_rows(

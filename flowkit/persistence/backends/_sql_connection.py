@@ -361,13 +361,7 @@ class SQLAlchemyConnection(Connection):
         cursor = self._cursor or self._raw_cursor(conn)
         try:
             self._in_transaction = True  # an error from here on drops the connection: see _release
-            updates.send(conn, cursor, "BEGIN IMMEDIATE")
-            found = True
-            for table, uuid, values in rows:
-                if not updates.update(conn, cursor, table, uuid, values, fence):
-                    found = False
-                    break
-            updates.send(conn, cursor, "COMMIT")
+            found = updates.update_together(conn, cursor, rows, fence)
             self._in_transaction = False
             return found
         except sa_exc.SQLAlchemyError as exc:
