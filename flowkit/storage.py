@@ -11,7 +11,7 @@ loop does list lookups, not dict lookups by name.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flowkit.atom import extract
@@ -73,9 +73,16 @@ class Recorder:
     """Whether the serial engine may set :attr:`pair_next` (a task's SUCCESS saved with the next task's
     RUNNING, in one transaction); the base class writes each at once."""
     pair_next = False
+    after_deferred: Callable[[int], None] | None = None
+    """Called with the atom's index once an atom change kept for pairing is saved (the engine tells its
+    listeners then); None: nobody is told."""
 
     def flush_deferred(self) -> None:
         """Save an atom change kept for pairing now (nothing kept: nothing to do)."""
+
+    def keeps(self, i: int) -> bool:
+        """Whether atom ``i``'s last change is kept for pairing, not saved yet."""
+        return False
 
 
 class Storage:

@@ -14,6 +14,7 @@ import pytest
 
 from flowkit import GraphFlow, LinearFlow, Task, engines
 from flowkit.exceptions import StorageError
+from flowkit.notifier import ANY
 from flowkit.persistence.backends import Backend
 from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
 from flowkit.persistence.rows import ATOMS
@@ -218,3 +219,74 @@ def test_a_paired_write_that_fails_half_done_is_made_again_on_a_new_connection(
         assert conn.session != session  # made again on a new database connection
     saved = saved_flow(backend, fd.uuid)
     assert [saved.find(ad.uuid).state for ad in (first, second)] == [AtomState.SUCCESS, AtomState.RUNNING]  # type: ignore[union-attr]
+
+
+def test_with_an_atom_listener_a_success_is_still_paired_and_told_once_saved(backend: Backend) -> None:
+    runs: list[str] = []
+    engine = engines.load(LinearFlow("f").add(Named("a", runs), Named("b", runs)), backend=backend)
+    engine.prepare()
+    uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    told: list[tuple[str, str, str]] = []  # (atom, state told, state saved then)
+
+    def listener(state: AtomState, details: dict[str, Any]) -> None:
+        name = details["atom_name"]
+        told.append((name, AtomState(state).value, saved_states(backend, uuid)[name]))
+
+    engine.atom_notifier.register(ANY, listener)
+    writes = conn_writes(engine)
+    engine.run()
+    assert told == [
+        ("a", "RUNNING", "RUNNING"),
+        ("a", "SUCCESS", "SUCCESS"),
+        ("b", "RUNNING", "RUNNING"),
+        ("b", "SUCCESS", "SUCCESS"),
+    ]
+    # the flow's RUNNING, then a's SUCCESS with b's RUNNING and b's with the flow's SUCCESS: paired
+    # although a listener is told of each (a's RUNNING, on its own, is a write_row)
+    assert [[values["state"] for _table, _uuid, values in rows] for rows in writes] == [
+        ["RUNNING"],
+        ["SUCCESS", "RUNNING"],
+        ["SUCCESS", "SUCCESS"],
+    ]
+
+
+def test_a_listener_that_suspends_at_a_success_stops_the_next_task_before_it_is_called(
+    backend: Backend,
+) -> None:
+    """The SUCCESS is told after the write that saves it with the next task's RUNNING: that task is
+    saved RUNNING, is not called, and runs on the next run (as one a stopped run left RUNNING)."""
+    runs: list[str] = []
+    flow = LinearFlow("f").add(Named("a", runs), Named("b", runs), Named("c", runs))
+    engine = engines.load(flow, backend=backend)
+
+    def suspend_after_a(state: AtomState, details: dict[str, Any]) -> None:
+        if details["atom_name"] == "a":
+            engine.suspend()
+
+    engine.atom_notifier.register(AtomState.SUCCESS, suspend_after_a)
+    engine.run()
+    uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    assert runs == ["a"]
+    assert saved_states(backend, uuid) == {"a": "SUCCESS", "b": "RUNNING", "c": "PENDING"}
+    assert saved_flow(backend, uuid).state is FlowState.SUSPENDED
+    engine.run()  # the same engine again, then a fresh one would do the same from the database
+    assert runs == ["a", "b", "c"]
+    assert set(saved_states(backend, uuid).values()) == {"SUCCESS"}
+
+
+def conn_writes(engine: Any) -> list[list[tuple[str, str, dict[str, Any]]]]:
+    """Every ``write_rows`` and ``write_durable`` call of the engine's recorder connection from now on
+    (their rows)."""
+    conn = engine._recorder._connection()
+    writes: list[list[tuple[str, str, dict[str, Any]]]] = []
+
+    def recording(real: Any) -> Any:
+        def recorded(rows: Any, *args: Any, **kwargs: Any) -> Any:
+            writes.append(list(rows))
+            return real(rows, *args, **kwargs)
+
+        return recorded
+
+    conn.write_rows = recording(conn.write_rows)
+    conn.write_durable = recording(conn.write_durable)
+    return writes

@@ -121,9 +121,10 @@ def test_prepared_statements_lost_on_the_server_cost_a_reconnect(postgres_url: s
     backend = fresh_backend(postgres_url)
 
     class Discard(Task):
-        def execute(self) -> None:
+        def execute(self) -> int:
             conn = engine._recorder._conn  # type: ignore[attr-defined]
             conn._conn.exec_driver_sql("DEALLOCATE ALL")
+            return 7  # a result as a's: its SUCCESS and b's RUNNING are the statement a's and d's were
 
     engine = engines.load(LinearFlow("lost").add(Noop("a"), Discard("d"), Noop("b")), backend=backend)
     session = []

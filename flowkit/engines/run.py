@@ -105,6 +105,7 @@ class Run:
         "suspend",
         "timers",
         "told",
+        "told_late",
         "waiting",
         "waits",
         "wake",
@@ -165,6 +166,8 @@ class Run:
         self.stop_as = FlowState.SUSPENDED
         self.told = progress_nodes(compiled)
         """Tasks the engine tells 0.0/1.0 progress (see :mod:`~flowkit.engines.task_progress`)."""
+        self.told_late = False
+        """A SUCCESS saved with the write just made (pairing) was told only now: see :meth:`start`."""
         """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
         self.quiet = False
         """Set by ``Engine.run()``, which drops every step: the per-atom steps of the forward loop and
@@ -195,6 +198,18 @@ class Run:
         old = self.st.set_atom_state(i, state)
         if self.atom_notifier.active:
             self.announce_atom(i, state, old, result)
+
+    def told_success(self, i: int, old: AtomState) -> None:
+        """Tell atom ``i``'s listeners, and its task's progress listeners (1.0), that it succeeded."""
+        if self.atom_notifier.active:
+            self.announce_atom(i, SUCCESS, old, self.st.results[i])
+        if self.told and i in self.told:
+            tell(self.c.atoms[i], 1.0)  # type: ignore[arg-type]
+
+    def _told_saved(self, i: int) -> None:
+        """The recorder saved atom ``i``'s SUCCESS, kept for pairing: tell it now (see :meth:`start`)."""
+        self.told_late = True
+        self.told_success(i, RUNNING)
 
     def announce_atom(self, i: int, state: AtomState, old: AtomState, result: Any = None) -> None:
         """Tell the atom listeners that atom ``i`` moved from ``old`` to ``state`` (already saved)."""
@@ -275,10 +290,12 @@ class Run:
         inline, delayed = dispatcher.inline, timers.heap
         recorder = self.st.recorder
         grouped = not inline and recorder is not None and recorder.groups  # see engines.together
-        # serial: a task's SUCCESS is saved with the next task's RUNNING (Recorder.flush_deferred), when
-        # nothing is told of it in between
-        pairs = inline and recorder is not None and recorder.pairs and not self.atom_notifier.active
-        pairs = pairs and not self.told and self.slots is None
+        # serial: a task's SUCCESS is saved with the next task's RUNNING (Recorder.flush_deferred); its
+        # listeners are told once it is saved
+        pairs = inline and recorder is not None and recorder.pairs and self.slots is None
+        if pairs:
+            told = self.atom_notifier.active or self.told
+            recorder.after_deferred = self._told_saved if told else None  # type: ignore[union-attr]
         pending = waits.pending if waits is not None else _NO_WAITS
         prioritized = self.c.prioritized
         loud = not self.quiet
@@ -457,6 +474,10 @@ class Run:
         if self.slots is not None and kind != RETRY and not self.slots.admit(self, i):
             return  # held until a call of its kind ends: nothing recorded, nothing queued
         old = st.set_atom_state(i, RUNNING)  # set_atom, inline (two calls per atom otherwise)
+        if self.told_late:  # the SUCCESS saved with this RUNNING was told just now
+            self.told_late = False
+            if self.suspend.on:  # and its listener asked to stop: saved RUNNING, this atom is not
+                return  # called (it runs on the next run, as one a stopped run left RUNNING does)
         if self.atom_notifier.active:
             self.announce_atom(i, RUNNING, old)
         self.running += 1
@@ -505,10 +526,10 @@ class Run:
             if c.kinds[i] == RETRY:
                 st.histories[i]._start_attempt(value)
             old = st.set_atom_state(i, SUCCESS)  # set_atom, inline
-            if self.atom_notifier.active:
-                self.announce_atom(i, SUCCESS, old, value)
-            if self.told and i in self.told:
-                tell(c.atoms[i], 1.0)  # type: ignore[arg-type]
+            if self.atom_notifier.active or self.told:
+                recorder = st.recorder
+                if recorder is None or not recorder.keeps(i):  # (else told once saved: _told_saved)
+                    self.told_success(i, old)
             waiting = self.waiting  # release(i), inline
             for s in c.succs[i]:
                 waiting[s] -= 1

@@ -46,6 +46,7 @@ the engine. Without a token the writes are the plain ``WHERE uuid = :uuid`` ones
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -135,6 +136,9 @@ class BackendRecorder(Recorder):
         :meth:`flush_deferred`)."""
         # (storage, atom index, uuid, values) of the SUCCESS kept for pairing
         self._deferred: tuple[Storage, int, str, dict[str, Any]] | None = None
+        self.after_deferred: Callable[[int], None] | None = None
+        """Called with the atom's index once its kept SUCCESS is saved (set by the engine when it tells
+        listeners of each SUCCESS: they are told then, not before)."""
 
     groups = True
     pairs = True
@@ -199,6 +203,8 @@ class BackendRecorder(Recorder):
             raise
         if not found:
             self._missing(table, uuid)
+        if deferred is not None and self.after_deferred is not None:  # saved with the flow's row
+            self.after_deferred(deferred[1])
 
     def _write_atom(self, uuid: str, values: dict[str, Any]) -> None:
         """:meth:`_write` of an atom row, its common path spelled out (a task's RUNNING and SUCCESS):
@@ -224,10 +230,10 @@ class BackendRecorder(Recorder):
         next task's RUNNING: so it sets :attr:`pair_next` before recording a completion, the SUCCESS is
         kept, and the next write saves both in one transaction (``Connection.write_rows``: one commit,
         on PostgreSQL one round trip) before that task's ``execute`` starts. Nothing acts on the SUCCESS
-        before then (the engine pairs only when no atom listener and no progress listener is told of
-        it); wherever something else could come first (a decider's call, the end of a round of
-        starts, a suspend), the engine calls this. A failed write puts the atom back to RUNNING in
-        memory, as the database has it.
+        before it is saved: listeners are told of it then (:attr:`after_deferred`), and wherever
+        something else could come first (a decider's call, the end of a round of starts, a suspend),
+        the engine calls this. A failed write puts the atom back to RUNNING in memory, as the
+        database has it, and tells nobody.
         """
         self.pair_next = False
         deferred = self._deferred
@@ -240,6 +246,12 @@ class BackendRecorder(Recorder):
         except BaseException:
             self._unsaved(storage, i)
             raise
+        if self.after_deferred is not None:
+            self.after_deferred(i)
+
+    def keeps(self, i: int) -> bool:
+        deferred = self._deferred
+        return deferred is not None and deferred[1] == i
 
     def _write_paired(self, uuid: str, values: dict[str, Any]) -> None:
         """The kept SUCCESS and this atom write, in one transaction (see :meth:`flush_deferred`)."""
@@ -258,6 +270,8 @@ class BackendRecorder(Recorder):
             raise
         if not found:
             self._missing(ATOMS, f"{first} (or {uuid}, written after it)")
+        if self.after_deferred is not None:
+            self.after_deferred(i)
 
     def _unsaved(self, storage: Storage, i: int) -> None:
         """Atom ``i``'s kept SUCCESS was not saved: back to RUNNING in memory, as the database has it."""
@@ -335,8 +349,9 @@ class BackendRecorder(Recorder):
         the one the kept atom writes were made on (the connection was lost since), those rows are
         written again in it first, as the engine has them. Returns whether every row was found.
 
-        On the session of the kept writes (the usual case) it is ``Connection.write_rows``: on
-        PostgreSQL one message. Should that reconnect on the way, it is all made again the long way.
+        With nothing kept, or on the session of the kept writes (the usual case), it is
+        ``Connection.write_rows`` / ``write_durable``: on PostgreSQL one message. When that session
+        turns out to be gone, it is all made the long way.
         """
         kept, fence = self._kept, self.fence
 
@@ -347,12 +362,13 @@ class BackendRecorder(Recorder):
                         self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
             return all(conn.update_row(table, uuid, values, fence) for table, uuid, values in rows)
 
-        if kept and conn.session != self._kept_session:
-            found = conn.run_durable(unit)
-        else:
+        found: bool | None = None
+        if not kept:
             found = conn.write_rows(rows, fence, durable=True)
-            if kept and conn.session != self._kept_session:  # reconnected: the kept writes may be lost
-                found = conn.run_durable(unit)
+        elif conn.session == self._kept_session:
+            found = conn.write_durable(rows, fence, self._kept_session)
+        if found is None:  # the session of the kept writes is gone: they may be lost with it
+            found = conn.run_durable(unit)
         kept.clear()
         self._kept_session = conn.session
         return found

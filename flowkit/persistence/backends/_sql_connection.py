@@ -332,6 +332,11 @@ class SQLAlchemyConnection(Connection):
         message); retried as :meth:`write_row` is. SQLite (in process: its statements cost no round
         trip) runs them in one transaction on the DB-API cursor, as the base class does."""
         conn, updates = self._conn, self.backend.updates
+        if conn is None and self._autocommit:  # (given back since its last write: taken again)
+            try:
+                conn = self._checkout()
+            except sa_exc.SQLAlchemyError:
+                conn = None  # the general way waits and retries
         if conn is None or not self._autocommit or self._in_transaction:
             return super().write_rows(rows, fence, durable)
         if not updates.server_side:
@@ -347,6 +352,21 @@ class SQLAlchemyConnection(Connection):
             return updates.update_rows(conn, self._raw_cursor(conn), rows, fence, prefix)
 
         return self._retrying(again, delays)
+
+    def write_durable(self, rows: Sequence[WrittenRow], fence: int | None, session: int) -> bool | None:
+        """On PostgreSQL, on the kept connection still on ``session``: one message, as :meth:`write_rows`
+        sends it, not retried (an error drops the connection, and with it the session: None)."""
+        conn, updates = self._conn, self.backend.updates
+        if conn is None or not self._autocommit or self._in_transaction or not updates.server_side:
+            return super().write_durable(rows, fence, session)
+        if self.session != session:
+            return None
+        prefix = self.backend.durable_prefix
+        try:
+            return updates.update_rows(conn, self._cursor or self._raw_cursor(conn), rows, fence, prefix)
+        except sa_exc.SQLAlchemyError as exc:
+            self._recover(exc, None)  # (raises what is not worth retrying; else waited, connection dropped)
+            return None
 
     def _write_rows_sqlite(
         self, conn: sa.Connection, rows: Sequence[WrittenRow], fence: int | None, durable: bool

@@ -187,6 +187,18 @@ class Connection(ABC):
 
         return self.run_durable(unit) if durable else self.run_together(unit)
 
+    def write_durable(self, rows: Sequence[WrittenRow], fence: int | None, session: int) -> bool | None:
+        """:meth:`write_rows` with ``durable``, made only on database session ``session`` (the one the
+        caller's earlier relaxed writes were made on, which this commit's flush must cover): None, and
+        nothing written, when that session is gone (the caller then writes those again first)."""
+
+        def unit() -> bool | None:
+            if self.session != session:
+                return None
+            return all(self.update_row(table, uuid, values, fence) for table, uuid, values in rows)
+
+        return self.run_durable(unit)
+
     @abstractmethod
     def raise_fence(self, flow_uuid: str, token: int) -> int | None:
         """Set the fence of a flow detail and of its atom details to ``token``, unless the flow
