@@ -164,11 +164,11 @@ class Run:
             waits.reset()
             waits.bind(self)
         self.stop_as = FlowState.SUSPENDED
+        """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
         self.told = progress_nodes(compiled)
         """Tasks the engine tells 0.0/1.0 progress (see :mod:`~flowkit.engines.task_progress`)."""
         self.told_late = False
         """A SUCCESS saved with the write just made (pairing) was told only now: see :meth:`start`."""
-        """The state a run stopped by ``suspend`` ends in (FAILURE when the caller threw an error in)."""
         self.quiet = False
         """Set by ``Engine.run()``, which drops every step: the per-atom steps of the forward loop and
         of revert waves are then not yielded (each costs a resume of every generator up the chain)."""
