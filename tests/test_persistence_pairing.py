@@ -290,3 +290,22 @@ def conn_writes(engine: Any) -> list[list[tuple[str, str, dict[str, Any]]]]:
     conn.write_rows = recording(conn.write_rows)
     conn.write_durable = recording(conn.write_durable)
     return writes
+
+
+@pytest.mark.parametrize("backend_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_write_rows_inside_a_unit_of_work_is_part_of_its_transaction(backend: Backend) -> None:
+    """Called from inside ``run_together`` on the autocommit connection, ``write_rows`` opens no
+    transaction of its own: the unit failing after it takes its rows back with the rest."""
+    fd, first, second = _two_saved_tasks(backend)
+    rows = [(ATOMS, first.uuid, {"state": "RUNNING"}), (ATOMS, second.uuid, {"state": "RUNNING"})]
+
+    def unit() -> None:
+        assert conn.write_rows(rows)
+        assert conn.write_durable(rows, None, conn.session)
+        raise RuntimeError("the unit fails after the writes")
+
+    with backend.get_connection(autocommit=True) as conn:
+        with pytest.raises(RuntimeError, match="after the writes"):
+            conn.run_together(unit)
+    saved = saved_flow(backend, fd.uuid)
+    assert [saved.find(ad.uuid).state for ad in (first, second)] == [AtomState.PENDING] * 2  # type: ignore[union-attr]
