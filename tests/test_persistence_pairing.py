@@ -304,8 +304,7 @@ def test_write_rows_inside_a_unit_of_work_is_part_of_its_transaction(backend: Ba
         assert conn.write_durable(rows, None, conn.session)
         raise RuntimeError("the unit fails after the writes")
 
-    with backend.get_connection(autocommit=True) as conn:
-        with pytest.raises(RuntimeError, match="after the writes"):
-            conn.run_together(unit)
+    with backend.get_connection(autocommit=True) as conn, pytest.raises(RuntimeError, match="after the"):
+        conn.run_together(unit)
     saved = saved_flow(backend, fd.uuid)
     assert [saved.find(ad.uuid).state for ad in (first, second)] == [AtomState.PENDING] * 2  # type: ignore[union-attr]
