@@ -11,8 +11,10 @@ Cases:
 - ``throughput``: N one-task jobs posted (``post_ms`` each), then K conductors (``--conductors``,
   default 1 and 3) started together; jobs/s = N / (first task start -> board empty). Also the CPU
   the conductors and the database's server processes spent per job meanwhile (``conductor_cpu_ms``,
-  ``postgres_cpu_ms``, from ``/proc``): wall-clock rates move with whatever else the machine runs,
-  CPU per job much less, and on 2 cores it is what caps the rate.
+  ``postgres_cpu_ms``, from ``/proc``), the ZooKeeper server's (``zookeeper_cpu_ms``: shared, an upper
+  bound), and the share of all cores that was busy (``machine_busy``, ``/proc/stat``): wall-clock
+  rates move with whatever else the machine runs, CPU per job much less, and on 2 cores it is what
+  caps the rate (a ``machine_busy`` near 1.0 says so).
 - ``latency``: one idle conductor; one job at a time; post-to-start = the task's start time minus the
   time just before ``post`` was called (p50/p90 over ``--samples`` jobs).
 - ``failover``: conductor A runs a job whose task sleeps; B waits; A is SIGKILLed; failover = the time
@@ -85,6 +87,25 @@ def postgres_pids(dbname: str) -> list[int]:
     """The PostgreSQL backends serving ``dbname``, and the WAL writer (shared with other databases)."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     return [int(line.split()[0]) for line in out.splitlines() if f" {dbname} " in line or "walwriter" in line]
+
+
+def zookeeper_pids() -> list[int]:
+    """The ZooKeeper server's JVM (shared with anything else using that server: its CPU is an upper bound)."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "zookeeper" in line and "java" in line]
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core so far (``/proc/stat``), for :func:`machine_busy`."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def machine_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of all cores' time that was busy between two :func:`machine_cpu` readings: near 1.0, a
+    measurement was bound by CPU (more conductors cannot go faster on the same cores)."""
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
 
 
 def cpu_of(pids: Sequence[int]) -> dict[int, float]:
@@ -184,12 +205,15 @@ def throughput(side: Side, n: int, conductors: int) -> dict[str, float]:
         procs = s.fleet.start(*(f"c{i}" for i in range(conductors)))
         ours = cpu_of([p.pid for p in procs])
         server = cpu_of(postgres_pids(s.dbname))
+        zookeeper, machine = cpu_of(zookeeper_pids()), machine_cpu()
         # polled every 50 ms (at most 1-2% of the run): counting the jobs left is work for the
         # board's server, which shares the 2 cores with the conductors being measured
         _until(lambda: side.remaining(s.poster) == 0, 1800, f"{n} jobs to be consumed", poll=0.05)
         emptied = time.time()
         conductor_cpu = cpu_used(ours, cpu_of(list(ours)))
         server_cpu = cpu_used(server, cpu_of(postgres_pids(s.dbname)))
+        zookeeper_cpu = cpu_used(zookeeper, cpu_of(list(zookeeper)))
+        busy = machine_busy(machine, machine_cpu())
         starts = [t for i in range(n) for _, t in _starts(s.work, f"j{i}")]
     total = emptied - min(starts)
     return {
@@ -200,6 +224,8 @@ def throughput(side: Side, n: int, conductors: int) -> dict[str, float]:
         "executions": float(len(starts)),
         "conductor_cpu_ms": conductor_cpu / n * 1e3,
         "postgres_cpu_ms": server_cpu / n * 1e3,
+        "zookeeper_cpu_ms": zookeeper_cpu / n * 1e3,
+        "machine_busy": busy,
     }
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness_jobboard import ZK_HOSTS
+from _harness_jobboard import ZK_HOSTS, zookeeper_pids
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -42,11 +42,6 @@ def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) process ``pid`` has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def zookeeper_pids() -> list[int]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if "zookeeper" in line and "java" in line]
 
 
 def count_requests(board: Any) -> collections.Counter[str]:
