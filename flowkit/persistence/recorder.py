@@ -360,7 +360,7 @@ class BackendRecorder(Recorder):
                 for uuid, values in kept.items():
                     if not conn.update_row(ATOMS, uuid, values, fence):
                         self._missing(ATOMS, uuid)  # and the whole transaction is rolled back
-            return all(conn.update_row(table, uuid, values, fence) for table, uuid, values in rows)
+            return conn.update_in_order(rows, fence)
 
         found: bool | None = None
         if not kept:

@@ -111,19 +111,6 @@ class _Shape:
         self.processors: tuple[tuple[int, Callable[[Any], Any]], ...] = processors
 
 
-class _Chain:
-    """The one statement of several rows' updates (see PreparedUpdates.update_rows): its SQL, its
-    PREPARE, and each row's bind processors (as a _Shape's)."""
-
-    __slots__ = ("execute", "name", "prepare", "processors")
-
-    def __init__(self, execute: str, prepare: str, name: str, processors: Any) -> None:
-        self.execute = execute
-        self.prepare = prepare
-        self.name = name
-        self.processors: tuple[tuple[tuple[int, Callable[[Any], Any]], ...], ...] = processors
-
-
 class PreparedUpdates:
     """The row updates of one SQLAlchemy dialect (``sqlite`` or ``postgresql``); see the module docstring."""
 
@@ -135,7 +122,8 @@ class PreparedUpdates:
         # (table, columns, nulls, shared, rows): SQL, and its prepared name on PostgreSQL
         self._inserts: dict[tuple[Any, ...], tuple[str, str | None]] = {}
         self._steps: dict[str, dict[str, Callable[[Any], Any] | None]] = {}
-        self._chains: dict[tuple[tuple[tuple[str, tuple[str, ...]], ...], bool], _Chain] = {}
+        # update_rows' statements: (its prepared name, its SQL) by each row's (table, columns), fenced
+        self._chains: dict[tuple[tuple[tuple[str, tuple[str, ...]], ...], bool], tuple[str, str]] = {}
 
     def _shape(self, table: str, columns: tuple[str, ...], fenced: bool) -> _Shape:
         t = TABLES[table]
@@ -361,28 +349,16 @@ class PreparedUpdates:
         autocommit connection, one commit. ``prefix``: statements sent before it in the same message
         (one transaction: ``SET LOCAL``). True when every row was found (the last part's row count).
         """
-        fenced = fence is not None
-        key = (tuple((table, tuple(values)) for table, _uuid, values in rows), fenced)
-        chain = self._chains.get(key) or self._chain(key)
+        key = (tuple((table, tuple(values)) for table, _uuid, values in rows), fence is not None)
+        name, statement = self._chains.get(key) or self._chain(key)
         params: list[Any] = []
-        for (_table, uuid, values), processors in zip(rows, chain.processors, strict=True):
-            part = list(values.values())
-            for k, processor in processors:
-                part[k] = processor(part[k])
-            params += part
-            params.append(uuid)
-            if fenced:
-                params.append(fence)
-        sql = prefix + chain.execute
-        prepared: set[str] = conn.info.setdefault(_PREPARED, set())
-        if chain.name not in prepared:
-            prepared.add(chain.name)  # (as update's: a failed EXECUTE does not undo a PREPARE)
-            sql = chain.prepare + sql
-        self._send(conn, cursor, sql, params)
+        for table, uuid, values in rows:  # each row's parameters, as its own UPDATE binds them
+            params += self._bound(table, uuid, values, fence)[1]
+        self.run_prepared(conn, cursor, name, statement, params, prefix)
         found: bool = cursor.rowcount == 1
         return found
 
-    def _chain(self, key: tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]) -> _Chain:
+    def _chain(self, key: tuple[tuple[tuple[str, tuple[str, ...]], ...], bool]) -> tuple[str, str]:
         """The statement of :meth:`update_rows` for ``key`` (each row's table and columns, fenced)."""
         assert self.server_side, "SQLite runs several rows' updates in one transaction instead"
         shapes, fenced = key
@@ -399,25 +375,25 @@ class PreparedUpdates:
             last = (
                 "WITH " + ", ".join(f"w{k} AS ({p} RETURNING 1)" for k, p in enumerate(parts, 1)) + f" {last}"
             )
-        name = f"flowkit_update_{next(_NAMES)}"
-        args = ", ".join(["%s"] * (next(mark) - 1))
-        chain = self._chains[key] = _Chain(
-            f"EXECUTE {name} ({args})",
-            f"PREPARE {name} AS {last}; ",
-            name,
-            tuple(self._shape(table, columns, fenced).processors for table, columns in shapes),
-        )
+        chain = self._chains[key] = f"flowkit_update_{next(_NAMES)}", last
         return chain
 
     def run_prepared(
-        self, conn: sa.Connection, cursor: Any, name: str, statement: str, params: Sequence[Any]
+        self,
+        conn: sa.Connection,
+        cursor: Any,
+        name: str,
+        statement: str,
+        params: Sequence[Any],
+        prefix: str = "",
     ) -> None:
         """PostgreSQL: ``EXECUTE name (params)`` on ``cursor``, its ``PREPARE name AS statement`` in the
-        same message the first time on this connection (as :meth:`update` prepares its shapes)."""
-        sql = f"EXECUTE {name} ({', '.join(['%s'] * len(params))})"
+        same message the first time on this connection (as :meth:`update` prepares its shapes);
+        ``prefix``: statements sent before the ``EXECUTE`` in that message (one transaction)."""
+        sql = f"{prefix}EXECUTE {name} ({', '.join(['%s'] * len(params))})"
         prepared: set[str] = conn.info.setdefault(_PREPARED, set())
         if name not in prepared:
-            prepared.add(name)
+            prepared.add(name)  # (a failed EXECUTE does not undo a PREPARE)
             sql = f"PREPARE {name} AS {statement}; {sql}"
         self._send(conn, cursor, sql, params)
 

@@ -332,7 +332,7 @@ class SQLAlchemyConnection(Connection):
         message); retried as :meth:`write_row` is. SQLite (in process: its statements cost no round
         trip) runs them in one transaction on the DB-API cursor, as the base class does."""
         if self._in_transaction:  # inside one of this connection's units of work: part of it
-            return self._update_in_order(rows, fence)
+            return self.update_in_order(rows, fence)
         conn, updates = self._conn, self.backend.updates
         if conn is None and self._autocommit:  # (given back since its last write: taken again)
             try:
@@ -359,7 +359,7 @@ class SQLAlchemyConnection(Connection):
         """On PostgreSQL, on the kept connection still on ``session``: one message, as :meth:`write_rows`
         sends it, not retried (an error drops the connection, and with it the session: None)."""
         if self._in_transaction:  # inside one of this connection's units of work: part of it
-            return self._update_in_order(rows, fence) if self.session == session else None
+            return self.update_in_order(rows, fence) if self.session == session else None
         conn, updates = self._conn, self.backend.updates
         if conn is None or not self._autocommit or not updates.server_side:
             return super().write_durable(rows, fence, session)
@@ -371,10 +371,6 @@ class SQLAlchemyConnection(Connection):
         except sa_exc.SQLAlchemyError as exc:
             self._recover(exc, None)  # (raises what is not worth retrying; else waited, connection dropped)
             return None
-
-    def _update_in_order(self, rows: Sequence[WrittenRow], fence: int | None) -> bool:
-        """Each row's update, each only if the one before it was found (True when all were)."""
-        return all(self.update_row(table, uuid, values, fence) for table, uuid, values in rows)
 
     def _write_rows_sqlite(
         self, conn: sa.Connection, rows: Sequence[WrittenRow], fence: int | None, durable: bool

@@ -183,9 +183,14 @@ class Connection(ABC):
         which session it ran on reads :attr:`session` afterwards."""
 
         def unit() -> bool:
-            return all(self.update_row(table, uuid, values, fence) for table, uuid, values in rows)
+            return self.update_in_order(rows, fence)
 
         return self.run_durable(unit) if durable else self.run_together(unit)
+
+    def update_in_order(self, rows: Sequence[WrittenRow], fence: int | None = None) -> bool:
+        """:meth:`update_row` of each of ``rows`` inside the caller's unit of work, each only if every
+        row before it was found; True when all were."""
+        return all(self.update_row(table, uuid, values, fence) for table, uuid, values in rows)
 
     def write_durable(self, rows: Sequence[WrittenRow], fence: int | None, session: int) -> bool | None:
         """:meth:`write_rows` with ``durable``, made only on database session ``session`` (the one the
@@ -193,9 +198,7 @@ class Connection(ABC):
         nothing written, when that session is gone (the caller then writes those again first)."""
 
         def unit() -> bool | None:
-            if self.session != session:
-                return None
-            return all(self.update_row(table, uuid, values, fence) for table, uuid, values in rows)
+            return self.update_in_order(rows, fence) if self.session == session else None
 
         return self.run_durable(unit)
 
