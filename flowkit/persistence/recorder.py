@@ -52,7 +52,7 @@ from typing import Any, NoReturn
 
 from flowkit.compiler import JUNCTION, RETRY
 from flowkit.exceptions import ClaimLost, NotFound, StorageError
-from flowkit.persistence.atom_uuids import OID, uuid5_texts, version_texts
+from flowkit.persistence.atom_uuids import flow_atom_uuids, version_texts
 from flowkit.persistence.backends.base import Backend, Connection, WrittenRow
 from flowkit.persistence.models import (
     AtomDetail,
@@ -479,7 +479,7 @@ class BackendRecorder(Recorder):
         self._details = [None] * len(c.atoms)
         fd.clear_atoms()
         new: list[AtomDetail] = []
-        uuid_of = uuid5_texts(OID + f"flowkit/{fd.uuid}/".encode())  # atom_uuid's, once per flow
+        uuid_of = flow_atom_uuids(fd.uuid)
         versions = version_texts()
         for i in c.atom_ids():
             name = c.names[i]
