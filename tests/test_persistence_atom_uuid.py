@@ -11,8 +11,8 @@ import pytest
 
 from flowkit import LinearFlow, Task, engines
 from flowkit.persistence import backends
-from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
 from flowkit.persistence.atom_uuids import atom_uuid, flow_atom_uuids
+from flowkit.persistence.models import FlowDetail, LogBook, TaskDetail
 
 NAMES = ["t0", "", "a/b c", "é☃\U0001f600", "x" * 300]
 
