@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,26 @@ def test_a_pluggable_serializer(backend: Backend) -> None:
         ad = conn.get_flow_detail(fd.uuid).find_by_name("a")
     assert ad is not None and ad.results == {"zones": {"az1", "az2"}}
     custom.close()
+
+
+def test_have_rows_says_which_rows_exist_in_the_order_asked(backend: Backend) -> None:
+    book, fd = _book()
+    a = fd.add(TaskDetail("a"))
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+        other = str(uuid.uuid4())
+        asked = [
+            ("flowdetails", fd.uuid),
+            ("logbooks", other),
+            ("logbooks", book.uuid),
+            ("atomdetails", a.uuid),
+        ]
+        assert conn.run(lambda: conn.have_rows(asked)) == [True, False, True, True]
+        assert conn.run(lambda: conn.have_rows([("flowdetails", book.uuid)])) == [
+            False
+        ]  # another table's uuid
+        conn.destroy_logbook(book.uuid)
+        assert conn.run(lambda: conn.have_rows(asked)) == [False, False, False, False]
 
 
 def test_unknown_scheme() -> None:

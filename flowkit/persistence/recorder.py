@@ -435,21 +435,30 @@ class BackendRecorder(Recorder):
     def _restore(self, conn: Connection, storage: Storage) -> None:
         """Read the saved flow detail (or save a new one) and fill ``storage``; safe to run again."""
         fd, codec = self.flow_detail, self._codec
+        book_uuid = self.book.uuid if self.book is not None else fd.parent_uuid
+        # None: not asked yet; a logbook made below for a flow detail without one is new (a new uuid)
+        book_saved: bool | None = False if book_uuid is None else None
         if self.fence is not None:  # fence first, so what is read is what the older claim left
             fence, saved = conn.take_flow_detail(fd.uuid, self.fence)
             if fence is not None and fence != self.fence:
                 raise ClaimLost(fd.name, fd.uuid, self.fence, fence)
-        else:
-            found = conn.read_flow_details("uuid", [fd.uuid])
+        else:  # most often a new flow detail: two probes in one statement, no row read
+            if book_uuid is None:
+                flow_saved = conn.have_rows([(FLOWS, fd.uuid)])[0]
+            else:
+                flow_saved, book_saved = conn.have_rows([(FLOWS, fd.uuid), (LOGBOOKS, book_uuid)])
+            found = conn.read_flow_details("uuid", [fd.uuid]) if flow_saved else []
             saved = found[0] if found else None
         self._unfinished = [] if saved is None else _unfinished(saved, storage.compiled.names)
         if saved is None and self.saved:
             raise NotFound(f"flow detail {fd.uuid} is not in {self.backend.display_url}")
         if saved is None:  # first run: save the flow detail (and its logbook, if that is new too)
-            book = self.book or LogBook(fd.name, uuid=fd.parent_uuid)
+            book = self.book if self.book is not None else LogBook(fd.name, uuid=fd.parent_uuid)
             if book.find(fd.uuid) is None:
                 book.add(fd)
-            if not conn.select_rows(LOGBOOKS, "uuid", [book.uuid]):
+            if book_saved is None:
+                book_saved = bool(conn.select_rows(LOGBOOKS, "uuid", [book.uuid]))
+            if not book_saved:
                 conn.upsert_rows(LOGBOOKS, [codec.logbook_row(book)])
             known = {ad.name: ad for ad in fd}
         else:

@@ -283,6 +283,10 @@ class SQLAlchemyConnection(Connection):
             out.sort(key=lambda r: tuple(r[k] for k in keys))
         return out
 
+    def have_rows(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        conn = self._checkout()
+        return self.backend.updates.have_rows(conn, self._raw_cursor(conn), keys)
+
     def upsert_rows(self, table: str, rows: Sequence[Row]) -> None:
         if not rows:
             return

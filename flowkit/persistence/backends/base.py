@@ -145,6 +145,11 @@ class Connection(ABC):
     def select_rows(self, table: str, column: str | None = None, values: Collection[str] = ()) -> list[Row]:
         """Rows of ``table`` (all of them, or those whose ``column`` is one of ``values``), in order."""
 
+    def have_rows(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
+        """For each ``(table, uuid)`` of ``keys``: whether that row exists. A new flow's set-up asks this
+        of its flow detail and logbook before it writes them; the SQL backend answers in one statement."""
+        return [bool(self.select_rows(table, "uuid", [uuid])) for table, uuid in keys]
+
     @abstractmethod
     def upsert_rows(self, table: str, rows: Sequence[Row]) -> None:
         """Insert rows, or update them where their uuid exists; a missing parent is a StorageError."""
