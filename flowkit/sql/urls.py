@@ -14,6 +14,7 @@ hidden (SQLAlchemy's own ``render_as_string(hide_password=True)``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -99,9 +100,10 @@ class Database:
         """A SQLite database in this process only (no file)."""
         return self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
 
-    @property
+    @functools.cached_property
     def display(self) -> str:
-        """The URL for messages and logs: its password hidden."""
+        """The URL for messages and logs: its password hidden (made once: every durable point on a
+        SQLite file passes it along for the message of a failed flush)."""
         if self.name is not None:
             return f"memory://{self.name}"
         return self.url.render_as_string(hide_password=True)
