@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from hashlib import sha1
+from pathlib import Path
 
 import pytest
 
@@ -61,7 +62,7 @@ class Noop(Task):
         pass
 
 
-def test_a_saved_flows_atoms_get_them_and_a_resume_keeps_older_ones(tmp_path: object) -> None:
+def test_a_saved_flows_atoms_get_them_and_a_resume_keeps_older_ones(tmp_path: Path) -> None:
     """A new atom detail's row carries atom_uuid's; one saved with another uuid (an older flowkit's
     uuid5) keeps it when the flow is loaded again, and a new atom beside it gets the new kind."""
     backend = backends.fetch(f"sqlite:///{tmp_path}/atoms.db")
