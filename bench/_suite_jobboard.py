@@ -8,6 +8,8 @@ and a fresh PostgreSQL database per measurement.
 
 from __future__ import annotations
 
+import os
+
 from _suite import Preset, Results, Suite, Target, common_args, figure
 from _targets import fmt
 
@@ -97,6 +99,11 @@ def _issue13_targets(ours: Results, prefix: str, board: str) -> list[Target]:
         _only(ours, f"{prefix}throughput_3", "jobs_per_s"),
     )
     scaling = None if one is None or three is None or not one else three / one
+    busy = _only(ours, f"{prefix}throughput_3", "machine_busy")
+    # The rate with every core busy at this run's CPU per job: what no code outside the job's own
+    # path (engine, persistence, board client, servers) can exceed on this machine.
+    ceiling = three / busy if three is not None and busy else None
+    ceiling_scaling = ceiling / one if ceiling is not None and one else None
     p50 = _only(ours, f"{prefix}latency", "p50_ms")
     worst = _only(ours, f"{prefix}failover", "max_s")
     limit = SESSION_TIMEOUT_S + 1
@@ -104,14 +111,14 @@ def _issue13_targets(ours: Results, prefix: str, board: str) -> list[Target]:
         (
             f"{board}: 3 conductors (issue 13)",
             fmt(three, "jobs/s"),
-            f">= {JOBS_PER_S_MIN:g} jobs/s",
+            f">= {JOBS_PER_S_MIN:g} jobs/s{_at_full(ceiling, 'jobs/s')}",
             None if three is None else three >= JOBS_PER_S_MIN,
             "throughput_3",
         ),
         (
             f"{board}: 3 conductors / 1 (issue 13)",
             fmt(scaling, "x"),
-            f">= {SCALING_MIN:g}x",
+            f">= {SCALING_MIN:g}x{_at_full(ceiling_scaling, 'x')}",
             None if scaling is None else scaling >= SCALING_MIN,
             "throughput_3",
         ),
@@ -134,6 +141,16 @@ def _issue13_targets(ours: Results, prefix: str, board: str) -> list[Target]:
         Target(name, measured, lim, met, prefix + case, None, "issue 13")
         for name, measured, lim, met, case in rows
     ]
+
+
+def _at_full(ceiling: float | None, unit: str) -> str:
+    """The ceiling beside a target: the 3-conductor rate (or its ratio to one conductor's) had every
+    core been busy at the CPU per job measured (``machine_busy``). Where one conductor alone keeps half
+    the machine busy, 3 / 1 stays under 2x however cheap a job gets."""
+    if ceiling is None:
+        return ""
+    cores = os.cpu_count() or 1
+    return f" (all {cores} cores busy: {fmt(ceiling, unit)})"
 
 
 SUITE = Suite(
