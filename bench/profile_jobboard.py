@@ -6,7 +6,8 @@ builds it) runs them in this process while everything is counted: process CPU ti
 the conductor's threads: claim loop, job threads, the board's own), SQL statements, commits and
 connection-pool pre-pings per job (SQLAlchemy events; a pre-ping is a round trip of its own),
 ZooKeeper requests per job (kazoo's ``_call``), and with ``--profile`` each thread under cProfile,
-merged, top functions by own and cumulative time.
+merged, top functions by own and cumulative time. CPU per job is also split by thread: the claim loop,
+the board client's threads (kazoo's connection thread reads every watch event), and the job threads.
 
 ```
 .venv/bin/python bench/profile_jobboard.py --board sql --jobs 300
@@ -31,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness_jobboard import SESSION_TIMEOUT, ZK_HOSTS, proc_cpu
+from _harness_jobboard import SESSION_TIMEOUT, TICK, ZK_HOSTS, proc_cpu
 from _harness_persistence import drop_postgres, postgres_url
 
 
@@ -111,6 +112,29 @@ class ServerCpu:
     @staticmethod
     def used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
         return {k: sum(cpu - before[k].get(pid, 0.0) for pid, cpu in after[k].items()) for k in after}
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each live thread of this process, by name (``/proc/self/task``)."""
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        out[thread.name] = out.get(thread.name, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def by_thread(before: dict[str, float], after: dict[str, float], cpu: float, n: int) -> str:
+    """Per job, the CPU of each thread that lived through the run (the claim loop, the board client's
+    connection and callback threads...), and the rest: the job threads, which end with their job."""
+    used = {name: after[name] - before.get(name, 0.0) for name in after}
+    used["job threads (the rest)"] = cpu - sum(used.values())
+    ranked = sorted(used.items(), key=lambda item: -item[1])
+    lines = [f"    {name[:48]:48} {t / n * 1e3:6.3f}" for name, t in ranked]
+    return "CPU ms per job by thread:\n" + "\n".join(lines)
 
 
 class ThreadProfiles:
@@ -231,11 +255,13 @@ def main() -> int:
         server0 = servers.snapshot()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         thread.start()
+        threads0 = thread_cpu()
         while conductor.stats.consumed < a.jobs:
             time.sleep(0.005)
             if not thread.is_alive():
                 raise RuntimeError(f"conductor stopped: {conductor.stats}")
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        threads = by_thread(threads0, thread_cpu(), cpu, a.jobs)
         k1, s1 = counts.snapshot()
         server = ServerCpu.used(server0, servers.snapshot())
         conductor.stop()
@@ -244,6 +270,7 @@ def main() -> int:
         n = a.jobs
         print(f"board={a.board} jobs={n} wall={wall:.2f}s ({n / wall:.0f} jobs/s) cpu={cpu:.2f}s")
         print(f"CPU ms per job: {cpu / n * 1e3:.2f}")
+        print(threads)
         print(
             f"server CPU ms per job: PostgreSQL backends + WAL writer {server['pg'] / n * 1e3:.2f}, "
             f"ZooKeeper server (shared: an upper bound) {server['zk'] / n * 1e3:.2f}"
