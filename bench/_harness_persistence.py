@@ -17,8 +17,10 @@ both venvs have, are imported when used.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -191,24 +193,65 @@ _COUNTS = (
 
 
 def _counted_then_timed(
-    side: Side, backend: Any, counter: SqlCounter, n: int, repeat: int, no_gc: bool
+    side: Side,
+    backend: Any,
+    counter: SqlCounter,
+    n: int,
+    repeat: int,
+    no_gc: bool,
+    floor: Callable[[int], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """One run of ``n`` with the counter listening (untimed), then the median of ``repeat`` timed runs
-    with nothing listening; the counts come from the first."""
+    with nothing listening; the counts come from the first.
+
+    ``floor``: a run of the two-commit floor (``limit_persistence.floor_once``), made beside each timed
+    run. The speed of this machine's disk and CPU drifts by tens of percent over minutes, and the
+    limit column is measured minutes after the sides; a floor timed beside each run is what the ratio to
+    it is taken from (``floor_ratio``: the median of each pair's ratio)."""
     with counter:
         counted = _once(side, backend, counter, n, no_gc)
-    timed = median_of(n, repeat, lambda: _once(side, backend, counter, n, no_gc))
+    pairs: list[tuple[float, float]] = []
+
+    def paired() -> dict[str, float]:
+        if floor is None:
+            return _once(side, backend, counter, n, no_gc)
+        # in turn first and second (ABBA): a run after the other pays for the server's work that one
+        # left behind (the WAL writer flushing its commits), so neither side always does
+        first = len(pairs) % 2 == 1
+        before = floor(n)["total_s"] if first else None
+        run = _once(side, backend, counter, n, no_gc)
+        pairs.append((run["total_s"], before if before is not None else floor(n)["total_s"]))
+        return run
+
+    timed = median_of(n, repeat, paired)
     timed.update((key, counted[key]) for key in _COUNTS)
+    if pairs:
+        timed["floor_per_task_us"] = statistics.median(f for _, f in pairs) / n * 1e6
+        timed["floor_ratio"] = statistics.median(mine / f for mine, f in pairs)
     return timed
 
 
 def measure_case(
-    side: Side, case: str, url: str, sizes: Sequence[int], repeat: Callable[[int], int], no_gc: bool
+    side: Side,
+    case: str,
+    url: str,
+    sizes: Sequence[int],
+    repeat: Callable[[int], int],
+    no_gc: bool,
+    floor_db: str | None = None,
 ) -> dict[str, Any]:
-    """Every size of one database case; the backend is opened (and upgraded) once, untimed."""
+    """Every size of one database case; the backend is opened (and upgraded) once, untimed.
+    ``floor_db``: also time the case's two-commit floor beside each run, in that database (file)."""
     backend = side.open(url)
     counter = SqlCounter(side.sa_engine(backend))
     row: dict[str, Any] = {}
+    floor: Callable[[int], dict[str, float]] | None = None
+    close_floor: Callable[[], None] | None = None
+    if floor_db is not None:
+        from limit_persistence import floor_once, open_floor
+
+        conn, mark, close_floor = open_floor(case, floor_db)
+        floor = functools.partial(floor_once, conn, mark)
     try:
         guarded(
             f"{case} warm-up",
@@ -216,7 +259,8 @@ def measure_case(
         )
         for n in sizes:
             row[str(n)] = guarded(
-                f"{case} n={n}", lambda n=n: _counted_then_timed(side, backend, counter, n, repeat(n), no_gc)
+                f"{case} n={n}",
+                lambda n=n: _counted_then_timed(side, backend, counter, n, repeat(n), no_gc, floor),
             )
             found = row[str(n)]
             if found.get("total_s") is not None:
@@ -226,11 +270,16 @@ def measure_case(
                 )
     finally:
         side.close(backend)
+        if close_floor is not None:
+            close_floor()
     return row
 
 
-def main(side: Side, label: str, db_prefix: str, argv: Sequence[str] | None) -> int:
-    """The command line both side scripts share; prints one JSON object on stdout."""
+def main(
+    side: Side, label: str, db_prefix: str, argv: Sequence[str] | None, paired_floor: bool = False
+) -> int:
+    """The command line both side scripts share; prints one JSON object on stdout. ``paired_floor``:
+    time the two-commit floor beside each timed run (see :func:`_counted_then_timed`)."""
     p = argparse.ArgumentParser(description=f"persistence cases on {label}")
     p.add_argument("--cases", default=",".join(CASES), help=f"also: {', '.join(FLOWKIT_ONLY_CASES)}")
     p.add_argument("--sizes", default="100,1000")
@@ -251,9 +300,10 @@ def main(side: Side, label: str, db_prefix: str, argv: Sequence[str] | None) -> 
     for case in cases:
         database, _, durability = case.partition("_")  # "sqlite_atom": flowkit with durability="atom"
         query = f"?durability={durability}" if durability else ""
+        floor_db = f"{db_prefix}_floor_{case}" if paired_floor else None
         if database == "sqlite":
             url = sqlite_url(f"{db_prefix}_{case}") + query
-            results[case] = measure_case(side, case, url, sizes, repeat, a.no_gc)
+            results[case] = measure_case(side, case, url, sizes, repeat, a.no_gc, floor_db)
         elif database == "postgresql":
             dbname = f"{db_prefix}_bench"
             try:
@@ -264,7 +314,7 @@ def main(side: Side, label: str, db_prefix: str, argv: Sequence[str] | None) -> 
                 }
                 continue
             try:
-                results[case] = measure_case(side, case, url, sizes, repeat, a.no_gc)
+                results[case] = measure_case(side, case, url, sizes, repeat, a.no_gc, floor_db)
             finally:
                 drop_postgres(dbname)
         else:

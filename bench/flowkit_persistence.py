@@ -46,4 +46,4 @@ class FlowkitSide:
 
 if __name__ == "__main__":
     argv: Sequence[str] = sys.argv[1:]
-    sys.exit(main(FlowkitSide(), "flowkit", "flowkit_persistence", argv))
+    sys.exit(main(FlowkitSide(), "flowkit", "flowkit_persistence", argv, paired_floor=True))

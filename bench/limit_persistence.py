@@ -26,18 +26,30 @@ CASES = ("sqlite", "postgresql", "sqlite_atom", "postgresql_atom")
 SCHEMA = "CREATE TABLE atoms (id INTEGER PRIMARY KEY, state TEXT NOT NULL, result TEXT)"
 
 
-def _sqlite(case: str) -> tuple[Any, str, Callable[[], None]]:
-    path = sqlite_url(f"limit_{case}").removeprefix("sqlite:///")
+def open_floor(case: str, name: str) -> tuple[Any, str, Callable[[], None]]:
+    """A connection for ``case``'s floor to a new database (file) ``name`` with its table and one untimed
+    run in it: (connection, the driver's parameter mark, close, which drops a PostgreSQL database)."""
+    conn, mark, close = (_sqlite if case.startswith("sqlite") else _postgres)(case, name)
+    try:
+        conn.cursor().execute(SCHEMA)
+        floor_once(conn, mark, 200)  # untimed: a new file's first writes are not a per-task cost
+    except BaseException:
+        close()
+        raise
+    return conn, mark, close
+
+
+def _sqlite(case: str, name: str) -> tuple[Any, str, Callable[[], None]]:
+    path = sqlite_url(name).removeprefix("sqlite:///")
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if case.endswith('_atom') else 'NORMAL'}")
     return conn, "?", conn.close
 
 
-def _postgres(case: str) -> tuple[Any, str, Callable[[], None]]:
+def _postgres(case: str, dbname: str) -> tuple[Any, str, Callable[[], None]]:
     import psycopg2
 
-    dbname = f"limit_{case}"
     url = postgres_url(dbname).removeprefix("postgresql+psycopg2://")
     role, _, rest = url.partition("@")
     host_port, _, db = rest.partition("/")
@@ -54,7 +66,8 @@ def _postgres(case: str) -> tuple[Any, str, Callable[[], None]]:
     return conn, "%s", close
 
 
-def _once(conn: Any, mark: str, n: int) -> dict[str, float]:
+def floor_once(conn: Any, mark: str, n: int) -> dict[str, float]:
+    """One timed run of the floor: ``n`` tasks, two autocommit single-row updates each."""
     cur = conn.cursor()
     cur.execute("DELETE FROM atoms")
     cur.executemany(f"INSERT INTO atoms (id, state) VALUES ({mark}, 'PENDING')", [(i,) for i in range(n)])
@@ -75,14 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     results: dict[str, Any] = {}
     for case in (c for c in a.cases.split(",") if c):
-        conn, mark, close = (_sqlite if case.startswith("sqlite") else _postgres)(case)
+        conn, mark, close = open_floor(case, f"limit_{case}")
         try:
-            conn.cursor().execute(SCHEMA)
-            _once(conn, mark, 200)  # untimed: a new file's first writes are not a per-task cost
             results[case] = {
                 str(n): guarded(
                     f"floor {case} n={n}",
-                    lambda n=n, c=conn, m=mark: median_of(n, a.repeat, lambda: _once(c, m, n)),
+                    lambda n=n, c=conn, m=mark: median_of(n, a.repeat, lambda: floor_once(c, m, n)),
                 )
                 for n in (int(x) for x in a.sizes.split(",") if x)
             }
