@@ -10,14 +10,16 @@ import functools
 import random
 from typing import Any
 
+import pytest
+
 from flowkit import LinearFlow, Task, engines
 from flowkit.failure import Failure
-from flowkit.persistence.backends import Backend
+from flowkit.persistence.backends import Backend, _prepared
 from flowkit.persistence.models import AtomDetail, FlowDetail, Intention, LogBook, RetryDetail, TaskDetail
 from flowkit.persistence.rows import ATOMS, Codec
 from flowkit.retry import History
 from flowkit.states import AtomState
-from tests.support.persistence import recorded_statements
+from tests.support.persistence import fresh_backend, recorded_statements
 
 
 def _failure(rng: random.Random) -> Failure:
@@ -131,7 +133,8 @@ class Noop(Task):
 
 def test_a_new_flow_details_atoms_are_saved_as_its_atom_rows(backend: Backend) -> None:
     """The recorder's set-up saves a new flow detail's atoms column by column: the rows read back are
-    ``atom_row`` of its atom details, and on SQLite they go in multi-row statements (16 rows each)."""
+    ``atom_row`` of its atom details; on SQLite they go in multi-row statements (16 rows each), on
+    PostgreSQL in one statement (a column's values one array), so one round trip for them all."""
     n = 37
     sql = hasattr(backend, "engine")
     with recorded_statements(backend) if sql else contextlib.nullcontext([]) as seen:
@@ -147,6 +150,51 @@ def test_a_new_flow_details_atoms_are_saved_as_its_atom_rows(backend: Backend) -
     if backend.url.startswith("sqlite"):
         inserts = [t for t in seen if t.startswith("INSERT INTO flowkit_atomdetails")]
         assert len(inserts) == 4  # 16 + 16 + 4 + 1
+    elif backend.url.startswith("postgresql"):
+        inserts = [t for t in seen if "flowkit_atomdetails" in t or "EXECUTE flowkit_insert_" in t]
+        assert len(inserts) == 1 and "unnest(" in inserts[0]
+
+
+def test_postgresql_upserts_rows_in_messages_of_a_bounded_size(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's column-wise upsert sends at most ROWS_PER_SERVER_INSERT rows a statement (a huge flow's
+    set-up is several messages of a bounded size, on one prepared statement): every row reads back as
+    its own across the statements, inserted and then updated."""
+    monkeypatch.setattr(_prepared, "ROWS_PER_SERVER_INSERT", 16)
+    backend = fresh_backend(postgres_url)
+    try:
+        seen = _upsert_twice_and_compare(backend, random.Random(11), 40)
+    finally:
+        backend.close()
+    assert len([t for t in seen if "flowkit_insert_" in t]) == 6  # 16 + 16 + 8, twice
+
+
+def _upsert_twice_and_compare(backend: Backend, rng: random.Random, n: int) -> list[str]:
+    """``n`` random atom details upserted column by column, then changed and upserted again; after
+    each, the rows read back must be their ``atom_row``. The statements sent."""
+    codec = backend.codec
+    book, fd = LogBook("b"), FlowDetail("f")
+    book.add(fd)
+    with backend.get_connection() as conn:
+        conn.save_logbook(book)
+    for ad in _random_details(rng, n):
+        fd.add(ad)
+    with recorded_statements(backend) as seen:
+        for again in (False, True):
+            if again:
+                for ad in fd:
+                    ad.state, ad.results = rng.choice(list(AtomState)), rng.choice([None, 3, "y"])
+            columns = codec.atom_columns(list(fd))
+            with backend.get_connection() as conn:
+                conn.run(functools.partial(conn.upsert_columns, ATOMS, columns))
+            saved = sorted(_saved_atoms(backend, fd), key=lambda row: row["name"])
+            for row in saved:
+                row.pop("fence", None)
+            rows = sorted((codec.atom_row(ad) for ad in fd), key=lambda row: row["name"])
+            identity = ("uuid", "parent_uuid")
+            assert saved == [{k: v for k, v in row.items() if k not in identity} for row in rows]
+    return list(seen)
 
 
 def test_an_unsaved_atom_detail_is_the_one_its_constructor_makes() -> None:
