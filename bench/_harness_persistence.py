@@ -207,7 +207,7 @@ def _counted_then_timed(
     ``floor``: a run of the two-commit floor (``limit_persistence.floor_once``), made beside each timed
     run. The speed of this machine's disk and CPU drifts by tens of percent over minutes, and the
     limit column is measured minutes after the sides; a floor timed beside each run is what the ratio to
-    it is taken from (``floor_ratio``: the median of each pair's ratio)."""
+    it is taken from (``floor_ratio``: the median run over the median floor, both of the same minutes)."""
     with counter:
         counted = _once(side, backend, counter, n, no_gc)
     pairs: list[tuple[float, float]] = []
@@ -226,8 +226,9 @@ def _counted_then_timed(
     timed = median_of(n, repeat, paired)
     timed.update((key, counted[key]) for key in _COUNTS)
     if pairs:
-        timed["floor_per_task_us"] = statistics.median(f for _, f in pairs) / n * 1e6
-        timed["floor_ratio"] = statistics.median(mine / f for mine, f in pairs)
+        floor_s = statistics.median(f for _, f in pairs)
+        timed["floor_per_task_us"] = floor_s / n * 1e6
+        timed["floor_ratio"] = timed["total_s"] / floor_s
     return timed
 
 
