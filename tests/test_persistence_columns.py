@@ -151,7 +151,7 @@ def test_a_new_flow_details_atoms_are_saved_as_its_atom_rows(backend: Backend) -
         inserts = [t for t in seen if t.startswith("INSERT INTO flowkit_atomdetails")]
         assert len(inserts) == 4  # 16 + 16 + 4 + 1
     elif backend.url.startswith("postgresql"):
-        inserts = [t for t in seen if "flowkit_atomdetails" in t or "EXECUTE flowkit_insert_" in t]
+        inserts = [t for t in seen if "INTO flowkit_atomdetails" in t]  # (prepared in the same message)
         assert len(inserts) == 1 and "unnest(" in inserts[0]
 
 

@@ -22,7 +22,6 @@ from flowkit.persistence.backends._sql_statements import (
     IN_CHUNK,
     atom_order,
     select_statement,
-    upsert_statement,
 )
 from flowkit.persistence.backends._sql_take import take
 from flowkit.persistence.backends._tables import ORDER, TABLES, events
@@ -291,10 +290,9 @@ class SQLAlchemyConnection(Connection):
         if not rows:
             return
         conn = self._checkout()
-        if conn.dialect.name != "postgresql":  # SQLite is in process: one prepared executemany
-            self.backend.updates.upsert(conn, self._raw_cursor(conn), table, rows)
-            return
-        conn.execute(upsert_statement(table, tuple(rows[0])), list(rows)).close()
+        # prepared multi-row statements on the DB-API cursor; on PostgreSQL one per call, a column's
+        # values one array (see PreparedUpdates.upsert_columns): one round trip, no SQLAlchemy compile
+        self.backend.updates.upsert(conn, self._raw_cursor(conn), table, rows)
 
     def upsert_columns(self, table: str, columns: Columns) -> None:
         by_column = list(columns.values())
