@@ -16,7 +16,8 @@ timestamps are stored exactly as SQLAlchemy stores them), and executed on the ra
   transaction, so it is counted as prepared once sent. If the server lost it anyway (``DISCARD ALL``
   behind a pooler), the error is reported as a lost connection: the unit of work is retried on a new one.
 
-SQLAlchemy stays for everything else (schema, queries, inserts, transactions); the connection's
+Inserts go the same way (``upsert``: multi-row statements on SQLite, one array per column on
+PostgreSQL). SQLAlchemy stays for everything else (schema, queries, transactions); the connection's
 ``before_cursor_execute`` / ``after_cursor_execute`` listeners still see every statement sent here, and
 driver errors come out as SQLAlchemy's exceptions, so the retry policy treats them as before.
 """

@@ -1,9 +1,9 @@
-"""The SQL backend's statements that are not row updates: reads, PostgreSQL's upsert, the fence.
+"""The SQL backend's statements that go through SQLAlchemy: the reads and the fence.
 
 Why built once with bound parameters: SQLAlchemy builds, and keys for its compiled cache, a statement
 constructed anew at every call, which cost a conductor more CPU per job (restoring a flow: the fence,
-the flow and atom reads, the atoms' upsert) than the database spent. The row updates (an atom
-transition is one) are prepared on the DB-API cursor instead: see :mod:`._prepared`.
+the flow and atom reads) than the database spent. The row updates and upserts (an atom transition,
+a new flow's rows) are prepared on the DB-API cursor instead: see :mod:`._prepared`.
 """
 
 from __future__ import annotations
@@ -27,20 +27,6 @@ def select_statement(table: str, column: str | None) -> sa.Select[Any]:
     if column is None:
         return query
     return query.where(t.c[column].in_(sa.bindparam("values", expanding=True)))
-
-
-@functools.cache
-def upsert_statement(table: str, columns: tuple[str, ...]) -> sa.Executable:
-    """PostgreSQL's insert-or-update of rows with ``columns`` (keyed by ``uuid``)."""
-    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-    t = TABLES[table]
-    stmt = postgresql_insert(t)
-    updated = {c: stmt.excluded[c] for c in columns if c != "uuid"}
-    upsert = stmt.on_conflict_do_update(index_elements=[t.c.uuid], set_=updated)
-    # RETURNING makes SQLAlchemy send multi-row statements ("insertmanyvalues") instead of a round
-    # trip (and a plan) per row, which it does not do for ON CONFLICT without it
-    return upsert.returning(t.c.uuid)
 
 
 def _fence_statements() -> tuple[sa.Update, sa.Update, sa.Select[Any]]:

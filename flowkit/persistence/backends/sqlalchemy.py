@@ -50,7 +50,6 @@ from flowkit.persistence.backends._sql_durability import (
 )
 from flowkit.persistence.backends._sql_options import DURABILITY, SQLOptions
 from flowkit.persistence.backends._sql_parking import PARKED_MAX, Parking
-from flowkit.persistence.backends._sql_statements import upsert_statement
 from flowkit.persistence.backends.base import Backend
 from flowkit.persistence.backoff import Backoff
 from flowkit.persistence.models import LogBook, utcnow
@@ -188,7 +187,13 @@ class SQLAlchemyBackend(Backend):
             FLOWS: [codec.flow_row(fd) for fd in book],
             ATOMS: [codec.atom_row(ad) for fd in book for ad in fd],
         }
-        for table, found in rows.items():
-            if found:
-                conn.execute(upsert_statement(table, tuple(found[0])), found).close()
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()  # the caller's transaction: statements of the DB-API connection are in it
+        try:
+            for table, found in rows.items():
+                if found:  # prepared, one round trip a table (see PreparedUpdates.upsert_columns)
+                    self.updates.upsert(conn, cursor, table, found)
+        finally:
+            cursor.close()
         return True
