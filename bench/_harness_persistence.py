@@ -217,10 +217,13 @@ def _counted_then_timed(
             return _once(side, backend, counter, n, no_gc)
         # in turn first and second (ABBA): a run after the other pays for the server's work that one
         # left behind (the WAL writer flushing its commits), so neither side always does
-        first = len(pairs) % 2 == 1
-        before = floor(n)["total_s"] if first else None
-        run = _once(side, backend, counter, n, no_gc)
-        pairs.append((run["total_s"], before if before is not None else floor(n)["total_s"]))
+        if len(pairs) % 2:
+            floor_s = floor(n)["total_s"]
+            run = _once(side, backend, counter, n, no_gc)
+        else:
+            run = _once(side, backend, counter, n, no_gc)
+            floor_s = floor(n)["total_s"]
+        pairs.append((run["total_s"], floor_s))
         return run
 
     timed = median_of(n, repeat, paired)

@@ -133,8 +133,8 @@ def persistence_limit_targets(ours: Results, limit: Results, others: dict[str, R
 
     The ratio is the one to the floor timed beside each of flowkit's runs (``floor_ratio``, see
     ``_harness_persistence``) when flowkit's script measured it: this machine's speed drifts by tens of
-    percent between the minutes the sides and the limit column are measured in (the PostgreSQL floor:
-    260 and 346 us per task in two runs half an hour apart). Else the limit column's."""
+    percent between the minutes the sides and the limit column are measured in (the PostgreSQL floor
+    measured alone: 260 to 444 us per task from one run to the next). Else the limit column's."""
     targets = []
     for case, most in FLOOR_RATIO_MAX.items():
         for n in (100, 1000):

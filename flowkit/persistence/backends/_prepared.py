@@ -231,13 +231,10 @@ class PreparedUpdates:
         head = [processed(k, by_column[k][:1])[0] for k in shared]
         body = [processed(k, by_column[k]) for k in varying]
         shape = (table, columns, tuple(nulls), tuple(shared))
-        if self.server_side:
+        if self.server_side:  # (uuid varies in every call of more than one row: rows are keyed by it)
             name, sql = self._unnests.get(shape) or self._unnest(shape, varying)
             for at in range(0, n, ROWS_PER_SERVER_INSERT):  # prepared once per connection, as updates are
-                end = at + ROWS_PER_SERVER_INSERT
-                arrays = [list(column[at:end]) for column in body]
-                if not body:  # every column shared or NULL: one row per row still (unnest of positions)
-                    arrays = [list(range(min(end, n) - at))]
+                arrays = [list(column[at : at + ROWS_PER_SERVER_INSERT]) for column in body]
                 self.run_prepared(conn, cursor, name, sql, [*head, *arrays])
             return
         # bound parameters per statement stay under 999, the limit of SQLite before 3.32
@@ -292,8 +289,6 @@ class PreparedUpdates:
             return str(t.c[columns[k]].type.compile(dialect=self.dialect))
 
         arrays = [f"${j}::{kind(k)}[]" for j, k in enumerate(varying, start=len(shared) + 1)]
-        if not varying:
-            arrays = [f"${len(shared) + 1}::integer[]"]
         named = {k: f"${j}::{kind(k)}" for j, k in enumerate(shared, start=1)}
         picked = {k: f"v.c{j}" for j, k in enumerate(varying)}
         values = ", ".join(  # (an untyped NULL in a SELECT list would be text)
