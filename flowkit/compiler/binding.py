@@ -46,15 +46,21 @@ def bind(c: CompiledFlow) -> None:
                 found = providers.get(symbol)
                 if found is not None and len(found) == 1 and found[0] in preds[i]:
                     p = found[0]
-                    b = _from_atom(arg, symbol, p, atoms[p].save_as[symbol])
+                    # _from_atom, inline: a Python call less per argument
+                    b = _blank(Binding)
+                    b.arg, b.symbol, b.optional, b.kind = arg, symbol, False, FROM_ATOM
+                    b.provider, b.key = p, atoms[p].save_as[symbol]
                 else:
                     b = _bind_one(c, i, atom, arg, symbol, False, providers, reach)
                     if b.kind != FROM_ATOM:
                         store_bound.add(i)
                 bound.append(b)
-            bindings[i] = tuple(bound)
-            if len(bound) == 1 and b.kind == FROM_ATOM and b.key is _WHOLE:
-                single_arg[i] = b  # one argument, another atom's whole result: see Run.start
+            if len(bound) == 1:
+                bindings[i] = (b,)
+                if b.kind == FROM_ATOM and b.key is _WHOLE:
+                    single_arg[i] = b  # one argument, another atom's whole result: see Run.start
+            else:
+                bindings[i] = tuple(bound)
         if atom.revert_required_rebind or atom.revert_optional_rebind:
             revert_bindings[i] = _bind_args(
                 c,
