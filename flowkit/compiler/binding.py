@@ -12,7 +12,6 @@ remembered per provider (atoms are bound in topological order, which keeps the m
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from flowkit.atom import _WHOLE, Atom
 from flowkit.compiler.compiled import FROM_ATOM, Binding, CompiledFlow
@@ -46,7 +45,9 @@ def bind(c: CompiledFlow) -> None:
                 found = providers.get(symbol)
                 if found is not None and len(found) == 1 and found[0] in preds[i]:
                     p = found[0]
-                    # _from_atom, inline: a Python call less per argument
+                    # Binding(arg, symbol, False, FROM_ATOM, p, key) for half the cost: calling the class
+                    # goes through type.__call__ into the dataclass's __init__ (1.6k instructions, once
+                    # per argument of every atom); its slots are filled here instead
                     b = _blank(Binding)
                     b.arg, b.symbol, b.optional, b.kind = arg, symbol, False, FROM_ATOM
                     b.provider, b.key = p, atoms[p].save_as[symbol]
@@ -75,20 +76,6 @@ def bind(c: CompiledFlow) -> None:
 
 
 _blank = object.__new__
-
-
-def _from_atom(arg: str, symbol: str, p: int, key: Any) -> Binding:
-    """``Binding(arg, symbol, False, FROM_ATOM, p, key)``, made for half the cost: a Python call made
-    from Python, with the slots filled here, where calling the class goes through ``type.__call__``
-    into the dataclass's ``__init__`` (1.6k instructions, once per argument of every atom)."""
-    b: Binding = _blank(Binding)
-    b.arg = arg
-    b.symbol = symbol
-    b.optional = False
-    b.kind = FROM_ATOM
-    b.provider = p
-    b.key = key
-    return b
 
 
 def _providers(c: CompiledFlow) -> dict[str, list[int]]:

@@ -65,7 +65,7 @@ JUNCTION_ATOM = Junction()
 class Binding:
     """Where one argument of one atom comes from.
 
-    The compiler's usual case makes it slot by slot (``binding._from_atom``, without ``__init__``):
+    The compiler's usual case makes it slot by slot (in ``binding.bind``, without ``__init__``):
     a field added here is set there too (tests/test_binding_fast_paths.py compares the two).
     """
 
