@@ -193,60 +193,11 @@ def skipped(reason: str) -> dict[str, Any]:
     return {"total_s": None, "per_task_us": None, "skipped": reason}
 
 
-class _BareCall:
-    def execute(self) -> None:
-        return None
-
-
-def bare_loop_once(n: int) -> dict[str, float]:
-    """N no-op method calls in a bare loop: the limit of the flow cases (``limit_core.py``)."""
-    calls = [_BareCall().execute for _ in range(n)]
-    gc.collect()
-    start = time.perf_counter()
-    for call in calls:
-        call()
-    return {"total_s": time.perf_counter() - start}
-
-
-LOOPS_BESIDE = 5
-"""Bare loops timed beside each repeat (their median is its loop figure): one of a 1,000-call loop is
-60 us, which a single scheduler tick would double."""
-
-
-def measure(
-    side: Side, case: str, n: int, repeat: int, no_gc: bool = False, loop_beside: bool = False
-) -> dict[str, Any]:
-    """Median of ``repeat`` runs of one flow case or of the compile case at size n.
-
-    ``loop_beside`` (flow cases): also time the bare loop of the same N beside each run, in turn before
-    and after it (ABBA), and give ``loop_per_call_us`` and ``loop_ratio`` (median run over median loop,
-    both of the same minutes). This machine's speed moves by up to 1.5x from one minute to the next
-    (the same instruction count took 4.3 and 7.0 us per task minutes apart): the ratio is what the
-    engine costs whatever the minute, where the separately measured limit column is minutes away.
-    """
+def measure(side: Side, case: str, n: int, repeat: int, no_gc: bool = False) -> dict[str, Any]:
+    """Median of ``repeat`` runs of one flow case or of the compile case at size n."""
     if case == "compile":
         return median_of(n, repeat, lambda: time_compile_case(side, n, no_gc))
-    if not loop_beside:
-        return median_of(n, repeat, lambda: time_flow_case(side, case, n, no_gc))
-    loops: list[float] = []
-
-    def loop() -> None:
-        loops.append(statistics.median(bare_loop_once(n)["total_s"] for _ in range(LOOPS_BESIDE)))
-
-    def paired() -> dict[str, float]:
-        first = len(loops) % 2 == 1
-        if first:
-            loop()
-        run = time_flow_case(side, case, n, no_gc)
-        if not first:
-            loop()
-        return run
-
-    out = median_of(n, repeat, paired)
-    loop_s = statistics.median(loops)
-    out["loop_per_call_us"] = loop_s / n * 1e6
-    out["loop_ratio"] = out["total_s"] / loop_s
-    return out
+    return median_of(n, repeat, lambda: time_flow_case(side, case, n, no_gc))
 
 
 def run_cases(
@@ -254,14 +205,12 @@ def run_cases(
     opts: Options,
     compile_repeat: Callable[[int], int] | None = None,
     extra: dict[str, Callable[[int], dict[str, Any]]] | None = None,
-    loop_beside: bool = False,
 ) -> dict[str, Any]:
     """Run the selected cases and return ``{case: {str(n): entry}}``.
 
     ``compile_repeat`` lets a side cap repeats for a huge DAG (the peer's 5,000-atom compile takes about a
     minute); ``extra`` adds side-only cases keyed by name (flowkit's ``memory``), run per memory size.
     Each flow/compile case first runs once untimed at ``WARMUP_N``, so first-call costs stay out.
-    ``loop_beside``: the flow cases time the bare loop beside each run (see :func:`measure`).
     """
     results: dict[str, Any] = {}
     for case in opts.cases:
@@ -274,8 +223,7 @@ def run_cases(
                     continue
                 reps = compile_repeat(n) if compile_repeat and case == "compile" else opts.repeat
                 row[str(n)] = guarded(
-                    f"{case} n={n}",
-                    lambda c=case, n=n, r=reps: measure(side, c, n, r, opts.no_gc, loop_beside),
+                    f"{case} n={n}", lambda c=case, n=n, r=reps: measure(side, c, n, r, opts.no_gc)
                 )
         elif extra and case in extra:
             for n in opts.memory_sizes:

@@ -125,11 +125,6 @@ SUITE = Suite(
 # -- issue 13: close to the limit ----------------------------------------------------------------------
 
 LIMIT_PER_TASK_US = {"linear": 6.0, "graph_chain": 6.0, "revert": 6.0, "unordered": 15.0}
-REFERENCE_LOOP_US = 0.06
-"""A bare loop's call when issue 13 was measured ("12 us per task ..., 200x a bare Python loop"): its
-per-task targets in microseconds are that many bare calls (6 us: 100 of them), which is how they are
-also judged against the bare loop timed beside each run (``loop_ratio``): on this machine the same
-instruction count takes up to 1.5x longer in a slow minute than in a fast one."""
 LIMIT_FLATNESS_MAX = 1.2
 LIMIT_MEMORY_MIB = 300.0
 
@@ -140,14 +135,9 @@ def limit_args(preset: Preset) -> list[str]:
 
 
 def core_limit_targets(ours: Results, limit: Results, others: dict[str, Results]) -> list[Target]:
-    """Issue 13's targets: per task at 1k and 10k, flatness, 100k-task memory (the bare loop beside).
-
-    Each per-task target is judged twice: in microseconds as measured, and in bare loop calls timed
-    beside the same runs (``loop_ratio``, when flowkit's script measured it) against the number of
-    calls the target was at the issue's speed (:data:`REFERENCE_LOOP_US`)."""
+    """Issue 13's targets: per task at 1k and 10k, flatness, 100k-task memory (the bare loop beside)."""
     targets = []
     for case, most in LIMIT_PER_TASK_US.items():
-        calls = most / REFERENCE_LOOP_US
         for n in (1000, 10000):
             mine = figure(ours, case, n)
             floor = figure(limit, case, n)
@@ -160,21 +150,6 @@ def core_limit_targets(ours: Results, limit: Results, others: dict[str, Results]
                     case,
                     n,
                     f"<={most:g}us",
-                )
-            )
-            times = figure(ours, case, n, "loop_ratio")
-            loop = figure(ours, case, n, "loop_per_call_us")
-            at_reference = None if times is None else times * REFERENCE_LOOP_US
-            targets.append(
-                Target(
-                    f"{case} N={n:,} per task in bare calls timed beside (issue 13)",
-                    f"{fmt(times, 'x')} (bare call {fmt(loop, 'us', 3)} here; "
-                    f"{fmt(at_reference, 'us')} at the issue's {REFERENCE_LOOP_US:g} us)",
-                    f"<= {calls:g}x ({most:g} us at {REFERENCE_LOOP_US:g} us a call)",
-                    None if times is None else times <= calls,
-                    case,
-                    n,
-                    f"<={calls:g}x loop",
                 )
             )
         name = f"{case} flatness 10k/1k (issue 13)"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from _suite import Results, Target, figure, ratio
 
 
-def fmt(value: float | None, unit: str, places: int = 2) -> str:
+def fmt(value: float | None, unit: str) -> str:
     """A figure as every suite's targets show it; ``-`` when it was not measured."""
-    return "-" if value is None else f"{value:,.{places}f} {unit}"
+    return "-" if value is None else f"{value:,.2f} {unit}"
 
 
 def per_task_target(ours: Results, case: str, n: int, limit_us: float, name: str, short: str) -> Target:

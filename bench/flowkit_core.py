@@ -198,8 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     wanted_async = [c for c in opts.cases if c in ASYNC_CASES]
     opts.cases[:] = [c for c in opts.cases if c not in ASYNC_CASES]
-    # the bare loop timed beside each run: issue 13's per-task targets at the issue's speed (_suite_core)
-    results = run_cases(FlowkitSide(), opts, extra={"memory": memory_case}, loop_beside=True)
+    results = run_cases(FlowkitSide(), opts, extra={"memory": memory_case})
     results.update(async_cases(wanted_async, opts.sizes, opts.repeat))
     emit(results)
     return 0

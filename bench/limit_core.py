@@ -8,19 +8,33 @@ engine's work differs per case, the calls do not. Prints ``{case: {str(n): entry
 
 from __future__ import annotations
 
+import gc
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from _harness import FLOW_CASES, bare_loop_once, emit, guarded, median_of, parse_options
+from _harness import FLOW_CASES, emit, guarded, median_of, parse_options
+
+
+class _Noop:
+    def execute(self) -> None:
+        return None
+
+
+def _once(n: int) -> dict[str, float]:
+    calls = [_Noop().execute for _ in range(n)]
+    gc.collect()
+    start = time.perf_counter()
+    for call in calls:
+        call()
+    return {"total_s": time.perf_counter() - start}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv, cases=FLOW_CASES, sizes=(1000, 10000), compile_sizes=(), full_compile_sizes=())
     floor = {
-        str(n): guarded(
-            f"bare loop n={n}", lambda n=n: median_of(n, max(5, opts.repeat), lambda: bare_loop_once(n))
-        )
+        str(n): guarded(f"bare loop n={n}", lambda n=n: median_of(n, max(5, opts.repeat), lambda: _once(n)))
         for n in opts.sizes
     }
     results: dict[str, Any] = {case: floor for case in opts.cases if case in FLOW_CASES}
