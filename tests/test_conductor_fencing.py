@@ -111,7 +111,7 @@ def test_a_conductor_resumed_after_losing_its_claim_cannot_act_on_the_job(
         assert result == f"{step}@{owner}", f"{step}: saved {result!r}, not {owner}'s (a={a.pid}, b={b.pid})"
     log_a = conductors.log("a")
     assert "consumed job" not in log_a and "abandoned job" not in log_a, log_a
-    assert conductors.consumed() == {job.uuid: 1}
+    assert conductors.consumed(wait_for=[job.uuid]) == {job.uuid: 1}
     assert a.poll() is None and resumed_at > stopped_at  # a survived and still runs
     # and the conductors go on: the next job is run by one of them, once
     again = board.post_flow(

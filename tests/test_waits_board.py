@@ -191,7 +191,7 @@ def test_a_conductor_killed_while_its_job_is_parked_loses_nothing(
     nap = _flow_detail(board, job).find_by_name("nap")
     assert nap is not None and nap.finished_at is not None
     assert deadline <= nap.finished_at.timestamp() < deadline + 1.0
-    assert conductors.consumed() == {job.uuid: 1}
+    assert conductors.consumed(wait_for=[job.uuid]) == {job.uuid: 1}
     assert [line.split()[0] for line in read_log(tmp_path)] == ["before", "after"]
 
 

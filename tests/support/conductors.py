@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from conductor import Conductor
@@ -68,12 +68,21 @@ class Conductors:
         proc.wait(10)
         return killed_at
 
-    def consumed(self) -> collections.Counter[str]:
-        """How many times each job (by uuid) was consumed, across every conductor's log."""
-        found: collections.Counter[str] = collections.Counter()
-        for name in self.procs:
-            found.update(re.findall(r"consumed job '[^']*' \(([0-9a-f-]{36})\)", self.log(name)))
-        return found
+    def consumed(self, wait_for: Collection[str] = (), timeout: float = 10.0) -> collections.Counter[str]:
+        """How many times each job (by uuid) was consumed, across every conductor's log.
+
+        A conductor logs a consume after the board has it: a test that saw the job leave the board names
+        it in ``wait_for``, and the count is read once every such job is logged (or ``timeout`` passed:
+        then the caller's assert shows what is missing), not in the moment before the line is written.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found: collections.Counter[str] = collections.Counter()
+            for name in self.procs:
+                found.update(re.findall(r"consumed job '[^']*' \(([0-9a-f-]{36})\)", self.log(name)))
+            if all(uuid in found for uuid in wait_for) or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
 
     def close(self) -> None:
         for proc in self.procs.values():
