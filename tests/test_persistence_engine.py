@@ -235,7 +235,8 @@ def test_one_statement_per_atom_transition_and_one_commit_per_task(
 ) -> None:
     """Serial pairing: each task's SUCCESS is committed together with the next task's RUNNING (one
     transaction on the recorder's connection, before that task's execute), the last one with the
-    flow's SUCCESS; the flow's two transitions are durable points."""
+    flow's SUCCESS; the flow's end is a durable point, its start on SQLite is not (Backend.start_is_durable:
+    a crash that loses it loses the engine too)."""
     from flowkit.persistence.backends import _sql_durability
 
     backend = fresh_backend(f"sqlite:///{tmp_path}/count.db")
@@ -285,10 +286,11 @@ def test_one_statement_per_atom_transition_and_one_commit_per_task(
                 commits.append(([write], False))
             else:
                 open_.append(write)
-    # the flow's RUNNING, and SUCCESS with the last task's, are durable points: a transaction whose
-    # COMMIT is followed by a flush of the WAL file, on disk with every atom write before it (the
-    # connection stays at synchronous=NORMAL: a PRAGMA synchronous would expire its statements)
-    expected = [([("RUNNING", "flow")], True), ([("RUNNING", 0)], False)]
+    # the flow's SUCCESS with the last task's is a durable point: a transaction whose COMMIT is
+    # followed by a flush of the WAL file, on disk with every write before it, the set-up and the
+    # flow's RUNNING included (the connection stays at synchronous=NORMAL: a PRAGMA synchronous would
+    # expire its statements)
+    expected = [([("RUNNING", "flow")], False), ([("RUNNING", 0)], False)]
     expected += [([("SUCCESS", k), ("RUNNING", k + 1)], False) for k in range(n - 1)]
     expected += [([("SUCCESS", n - 1), ("SUCCESS", "flow")], True)]
     assert commits == expected
@@ -298,6 +300,28 @@ def test_one_statement_per_atom_transition_and_one_commit_per_task(
     assert len(seen) <= 4 * n + 10  # and nothing per atom besides: 4 per flow write
     backend.close()
     assert [text for text, _ in seen[len(texts) :]] == ["PRAGMA synchronous=FULL"]
+
+
+def test_on_postgresql_an_unfenced_flows_start_is_still_a_durable_point(postgres_url: str) -> None:
+    """Where the database is a server, its crash alone would take a set-up that was never flushed while
+    the engine goes on writing to its rows: there the flow's RUNNING is sent with the statement that
+    makes its commit durable, and its end too (SQLite's start is none: the test above)."""
+    backend = fresh_backend(postgres_url)
+    assert backend.start_is_durable
+    flow = LinearFlow("start").add(*(Record(f"t{i}", []) for i in range(3)))
+    engine = engines.load(flow, backend=backend)
+    engine.prepare()
+    seen: list[str] = []
+    sa.event.listen(backend.engine, "before_cursor_execute", lambda c, cur, text, *a: seen.append(text))  # type: ignore[attr-defined]
+    try:
+        engine.run()
+    finally:
+        backend.close()
+    durable = [k for k, text in enumerate(seen) if "SET LOCAL synchronous_commit TO on" in text]
+    # the flow's RUNNING (the run's first message: its PREPARE, then the durable EXECUTE) and its
+    # SUCCESS with the last task's (the last message before the connection goes back to the pool)
+    assert durable == [0, len(seen) - 2], seen
+    assert "UPDATE flowkit_flowdetails" in seen[0]
 
 
 def test_a_long_flow_gets_a_durable_point_every_keep_max_atoms(
@@ -326,8 +350,8 @@ def test_a_long_flow_gets_a_durable_point_every_keep_max_atoms(
     )
     engine.run()
     assert max(sizes) < 4
-    # the flow's RUNNING and SUCCESS, and a flush at the RUNNING of t3, t6 and t9 (4 atoms kept each)
-    assert len(flushes) == 2 + 3
+    # the flow's SUCCESS, and a flush at the RUNNING of t3, t6 and t9 (4 atoms kept each)
+    assert len(flushes) == 1 + 3
     assert not [text for text in seen if text.startswith("PRAGMA")]  # flushes: fsync; kept relaxed after
     backend.close()
 

@@ -10,7 +10,9 @@ atom transition before it (see the backend's ``durability``). So:
 - an atom is RUNNING in the database before ``execute`` starts, and REVERTING before ``revert``;
 - a result is in the database before the atom counts as SUCCESS (and before its successors start);
 - the flow's state and the failures it reverts for are saved with each flow transition, durably,
-  except a fenced flow's start (RUNNING, RESUMING: no failures to save), flushed with the next one;
+  except a fenced flow's start (RUNNING, RESUMING: no failures to save), flushed with the next one,
+  and any flow's start on a SQLite file (lost only with the engine's machine, and then with every
+  write after it: see ``Backend.start_is_durable``);
 - a flow detail's set-up (:meth:`BackendRecorder.restore`: its new rows, its fence) is one
   transaction (:meth:`~flowkit.persistence.backends.base.Connection.run_setup`), on disk at once, or
   at the default durability with the flow's first transition (the next durable commit): on a SQLite
@@ -71,7 +73,8 @@ S = AtomState
 LOG = logging.getLogger(__name__)
 _INTERRUPTED = frozenset({FlowState.RUNNING, FlowState.REVERTING, FlowState.RESUMING})
 _RELEASE = FLOW_FINISHED | {FlowState.SUSPENDED}
-# Flow transitions that start a run: no durable point of their own in a fenced flow (see flow_changed)
+# Flow transitions that start a run: no durable point of their own in a fenced flow, nor on SQLite (see
+# flow_changed)
 _STARTS = frozenset({FlowState.RUNNING, FlowState.RESUMING})
 # The states a finished flow's atoms can be saved in; another one means a write was lost (see restore)
 _FINAL_ATOMS = {
@@ -121,6 +124,7 @@ class BackendRecorder(Recorder):
         """Whether the flow detail must be saved already (a reference, as a job carries it): then
         :meth:`restore` raises NotFound for one that is not, and writes nothing."""
         self._codec = backend.codec
+        self._start_durable = backend.start_is_durable
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
         # atom writes committed asynchronously since the last durable point, by uuid (merged values),
@@ -619,7 +623,9 @@ class BackendRecorder(Recorder):
         # database crash that lost it lost the set-up's fence raise before it too (the log is one
         # sequence), which the flow's next write, refused, reports (_check_fence). So no disk flush
         # lies between a conductor's claim and the flow's first task; the run's end flushes it all.
-        durable = self.fence is None or state not in _STARTS
+        # Nor is any flow's start where a crash that loses it loses the engine too (SQLite in process:
+        # Backend.start_is_durable).
+        durable = state not in _STARTS or (self.fence is None and self._start_durable)
         try:
             self._write(FLOWS, fd.uuid, values, durable)
         finally:

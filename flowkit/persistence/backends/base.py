@@ -43,6 +43,14 @@ class Backend(ABC):
     nothing (the SQL backend at ``durability="flow"``, whose relaxed connections it keeps between
     runs) and the set-up's transaction can be made as durable as it must be there."""
 
+    start_is_durable = True
+    """Whether an unfenced flow's start (RUNNING, RESUMING) is a durable point of its own. Not where a
+    relaxed commit is lost only with the engine's machine (the SQL backend on a SQLite file at
+    ``durability="flow"``): a crash that loses the start loses the engine with it, and every write
+    after it too (the log is one sequence), so the flush would protect nothing the run's next durable
+    point (a revert, a suspend, its end) does not. On a database server it is one: a server that
+    crashes alone would take the set-up's rows with it while the engine goes on writing to them."""
+
     def __init__(self, url: str, serializer: Serializer | None = None) -> None:
         self.url = url
         self.codec = Codec(serializer)

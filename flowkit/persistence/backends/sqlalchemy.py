@@ -10,10 +10,11 @@ Choices, and why:
   it keeps for the run: one round trip and one commit per transition (the serial engine's pairs, a
   SUCCESS and the next RUNNING, are one transaction: ``write_rows``, on PostgreSQL one statement).
   With ``durability="flow"`` (the default) that connection's commits are flushed to disk with the
-  next flow transition instead of
-  each on its own (see :class:`SQLAlchemyBackend`), which is what makes a transition cost tens of
-  microseconds instead of an fsync. The flow transition is a durable transaction on the same
-  connection (:meth:`SQLAlchemyConnection.run_durable`): a flush covers its own session's commits.
+  next flow transition that is a durable point (on a SQLite file, or in a fenced flow, the flow's start
+  is none: ``Backend.start_is_durable``) instead of each on its own (see :class:`SQLAlchemyBackend`),
+  which is what makes a transition cost tens of microseconds instead of an fsync. The flow transition
+  is a durable transaction on the same connection (:meth:`SQLAlchemyConnection.run_durable`): a flush
+  covers its own session's commits.
   On a SQLite file in WAL mode that transaction commits like the others and then flushes the WAL file
   itself, as a ``synchronous=FULL`` commit would: a ``PRAGMA synchronous`` switch around it would
   expire the connection's prepared statements (each compiled again at its next use). For the same
@@ -74,15 +75,17 @@ class SQLAlchemyBackend(Backend):
     ``durability`` (URL: ``?durability=atom``) says when a recorded atom transition is on disk:
 
     - ``"flow"`` (default): an atom transition is committed before the engine acts on it, so a killed
-      engine loses nothing; it is flushed to disk with the next flow transition, which is written with
+      engine loses nothing; it is flushed to disk with the next flow transition (on SQLite, the next
+      after the flow's start: a crash that loses the start loses the engine too), which is written with
       a durable commit on the same connection (SQLite ``synchronous=FULL``, PostgreSQL
       ``synchronous_commit=on``): so everything is on disk when ``run()`` returns or the flow
       suspends. A database server crash (PostgreSQL, at most ~0.6 s of commits) loses the latest atom
       transitions, but the engine's recorder, reconnected, writes them again durably (it notices the
       new :attr:`~flowkit.persistence.backends.base.Connection.session`). Only a power cut of the
-      engine's machine as well (SQLite, or both) loses them for good, never anything older: those
-      atoms run again on resume, which the at-least-once rule already allows, under the same
-      idempotency key.
+      engine's machine as well (SQLite, or both) loses them for good (on SQLite with the run's set-up
+      and start, when no durable point came after them: the database then holds the flow as it was
+      before the run), never anything flushed before: those atoms run again on resume, which the
+      at-least-once rule already allows, under the same idempotency key.
     - ``"atom"``: every atom transition is flushed to disk before the engine acts on it (an fsync per
       transition: several times slower per task).
     """
@@ -118,6 +121,7 @@ class SQLAlchemyBackend(Backend):
         # run_setup's (relax, restore) around its transaction: a SQLite commit at synchronous=NORMAL is
         # lost only with the machine, and the engine with it
         self.relaxed_setup = self.relaxed if self.engine.dialect.name == "sqlite" else None
+        self.start_is_durable = self.relaxed_setup is None  # (the same reason: see Backend)
         # the recorder's relaxed connection is kept between runs (park): its set-up runs on it (one
         # database connection per run, its statements still prepared; on PostgreSQL the fenced set-up's
         # relaxed commit is that session's own)
