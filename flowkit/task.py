@@ -81,6 +81,9 @@ class Task(Atom):
         if isinstance(revert_requires, str):  # one symbol, not its characters
             revert_requires = (revert_requires,)
         items += [(symbol, symbol) for symbol in revert_requires or ()]
+        # the atom's own dicts to change (an empty one is the shared read-only mapping: see _NO_ARGS)
+        injected, required = dict(self.revert_inject_kwargs), dict(self.revert_required_rebind)
+        optional = dict(self.revert_optional_rebind)
         for arg, symbol in items:
             if not isinstance(symbol, str):
                 raise InvalidAtomArgumentError(
@@ -91,13 +94,15 @@ class Task(Atom):
                     f"task {self.name!r}: revert does not take an argument {arg!r} "
                     f"(it takes {', '.join(args.positional) or 'no arguments'})"
                 )
-            self.revert_inject_kwargs.pop(arg, None)
-            self.revert_required_rebind.pop(arg, None)
-            self.revert_optional_rebind.pop(arg, None)
+            injected.pop(arg, None)
+            required.pop(arg, None)
+            optional.pop(arg, None)
             if arg in args.optional:
-                self.revert_optional_rebind[arg] = symbol
+                optional[arg] = symbol
             else:
-                self.revert_required_rebind[arg] = symbol
+                required[arg] = symbol
+        self.revert_inject_kwargs, self.revert_required_rebind = injected, required
+        self.revert_optional_rebind = optional
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")

@@ -385,3 +385,43 @@ def test_a_rebind_list_longer_than_the_parameters_is_refused_naming_the_method()
     ):
         Two(name="two", revert_rebind=["x", "y"])
     assert Two(name="two", rebind=["x", "y"]).rebind == {"a": "x", "b": "y"}
+
+
+class _Plain(Task):
+    def execute(self) -> None:
+        return None
+
+
+class _TakesX(Task):
+    def execute(self, x: int) -> int:
+        return x
+
+    def revert(self, x: int, **kwargs: Any) -> None:
+        return None
+
+
+def test_atoms_share_one_read_only_empty_argument_mapping() -> None:
+    """An atom's argument mappings that hold nothing are one shared object (memory and cache lines per
+    atom of a large flow), which nobody can change for the others; pickled or copied, it stays that
+    one; an atom given revert symbols of its own gets dicts of its own."""
+    import copy
+    import pickle
+
+    a, b = _Plain("a"), _Plain("b")
+    empties = ("inject_kwargs", "required_rebind", "optional_rebind", "revert_required_rebind")
+    for field in (*empties, "revert_optional_rebind", "revert_inject_kwargs"):
+        assert getattr(a, field) == {} and getattr(a, field) is getattr(b, field), field
+    with pytest.raises(TypeError, match="read-only"):
+        a.required_rebind["x"] = "y"
+    with pytest.raises(TypeError, match="read-only"):
+        a.optional_rebind.update(x="y")
+    assert b.required_rebind == {} and b.optional_rebind == {}
+    for twin in (pickle.loads(pickle.dumps(a)), copy.copy(a), copy.deepcopy(a)):
+        assert twin.required_rebind is b.required_rebind and twin.revert_inject_kwargs is b.inject_kwargs
+    own = _Plain("own", revert_requires=["y"])
+    assert own.revert_required_rebind == {"y": "y"} and a.revert_required_rebind == {}
+    taker = _TakesX("taker", revert_rebind={"x": "z"}, inject={"x": 1})
+    assert taker.required_rebind == {} and taker.inject_kwargs == {"x": 1}
+    assert taker.revert_required_rebind == {"x": "z"} and taker.revert_inject_kwargs == {}
+    assert a.revert_inject_kwargs == {} and a.revert_required_rebind == {}
+    assert engines.run(LinearFlow("f").add(a, b, own), store={"y": 2}) is not None
