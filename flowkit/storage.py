@@ -115,7 +115,8 @@ class Storage:
         )  # the membership test runs in C: most flows have no retry controller
         self.flow_state = FlowState.PENDING
         self.never_started: set[int] = set()
-        """Atoms that failed before their execute was called: there is nothing to revert."""
+        """Atoms whose execute was not called: failed before it, or saved RUNNING by a run that stopped
+        (a suspend, a cancel) right before calling it. There is nothing of them to revert."""
         self.flow_failures: dict[str, Failure] = {}
         """The failures that the flow is reverting (or reverted) because of."""
         self.atom_meta: dict[int, dict[str, Any]] = {}

@@ -310,3 +310,35 @@ def test_write_rows_inside_a_unit_of_work_is_part_of_its_transaction(backend: Ba
         conn.run_together(unit)
     saved = saved_flow(backend, fd.uuid)
     assert [saved.find(ad.uuid).state for ad in (first, second)] == [AtomState.PENDING] * 2  # type: ignore[union-attr]
+
+
+class Reverts(Named):
+    """A Named task whose revert appends ``-name`` to ``runs``."""
+
+    def revert(self, *args: Any, **kwargs: Any) -> None:
+        self.runs.append(f"-{self.name}")
+
+
+def test_a_listener_that_cancels_at_a_success_reverts_nothing_of_the_task_it_stopped(
+    backend: Backend,
+) -> None:
+    """The cancel's twin of the suspend above: the next task is saved RUNNING with the SUCCESS and not
+    called; the cancel's revert undoes what ran and only that (no revert of a task whose execute never
+    ran), and every atom ends REVERTED or PENDING in the database."""
+    from flowkit.exceptions import Cancelled
+
+    runs: list[str] = []
+    flow = LinearFlow("f").add(Reverts("a", runs), Reverts("b", runs), Reverts("c", runs))
+    engine = engines.load(flow, backend=backend)
+
+    def cancel_after_a(state: AtomState, details: dict[str, Any]) -> None:
+        if details["atom_name"] == "a":
+            engine.cancel("stop here")
+
+    engine.atom_notifier.register(AtomState.SUCCESS, cancel_after_a)
+    with pytest.raises(Cancelled):
+        engine.run()
+    uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    assert runs == ["a", "-a"]
+    assert saved_states(backend, uuid) == {"a": "REVERTED", "b": "REVERTED", "c": "PENDING"}
+    assert saved_flow(backend, uuid).state is FlowState.REVERTED

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 S = AtomState
 _REVERTIBLE = frozenset({S.SUCCESS, S.FAILURE, S.REVERTING, S.RETRYING, S.RUNNING})
 _REVERTING, _REVERTED, _FAILURE, _REVERT_FAILURE = S.REVERTING, S.REVERTED, S.FAILURE, S.REVERT_FAILURE
-_SUCCESS = S.SUCCESS
+_SUCCESS, _RUNNING = S.SUCCESS, S.RUNNING
 _NO_CLASSES: frozenset[type] = frozenset()
 _COROUTINE = types.CoroutineType
 
@@ -204,7 +204,7 @@ class RevertWave:
                     self.release(x)
                 elif state is blocked:
                     self.failed = True
-                elif state is _FAILURE and x in never_started:
+                elif x in never_started and (state is _FAILURE or state is _RUNNING):
                     run.set_atom(x, S.REVERTING)  # execute never ran: there is nothing to undo
                     run.set_atom(x, S.REVERTED)
                     self.release(x)

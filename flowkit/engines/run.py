@@ -477,7 +477,10 @@ class Run:
         if self.told_late:  # the SUCCESS saved with this RUNNING was told just now
             self.told_late = False
             if self.suspend.on:  # and its listener asked to stop: saved RUNNING, this atom is not
-                return  # called (it runs on the next run, as one a stopped run left RUNNING does)
+                # called (it runs on the next run, as one a stopped run left RUNNING does); a cancel's
+                # revert in this run knows there is nothing of it to undo
+                st.never_started.add(i)
+                return
         if self.atom_notifier.active:
             self.announce_atom(i, RUNNING, old)
         self.running += 1
