@@ -420,8 +420,9 @@ def test_atoms_share_one_read_only_empty_argument_mapping() -> None:
         assert twin.required_rebind is b.required_rebind and twin.revert_inject_kwargs is b.inject_kwargs
     own = _Plain("own", revert_requires=["y"])
     assert own.revert_required_rebind == {"y": "y"} and a.revert_required_rebind == {}
-    taker = _TakesX("taker", revert_rebind={"x": "z"}, inject={"x": 1})
+    taker = _TakesX("taker", provides="out", revert_rebind={"x": "z"}, inject={"x": 1})
     assert taker.required_rebind == {} and taker.inject_kwargs == {"x": 1}
     assert taker.revert_required_rebind == {"x": "z"} and taker.revert_inject_kwargs == {}
     assert a.revert_inject_kwargs == {} and a.revert_required_rebind == {}
-    assert engines.run(LinearFlow("f").add(a, b, own), store={"y": 2}) is not None
+    # atoms with shared and with own mappings run side by side, each bound from its own
+    assert engines.run(LinearFlow("f").add(a, b, own, taker), store={"y": 2, "z": 3})["out"] == 1

@@ -124,7 +124,6 @@ class BackendRecorder(Recorder):
         """Whether the flow detail must be saved already (a reference, as a job carries it): then
         :meth:`restore` raises NotFound for one that is not, and writes nothing."""
         self._codec = backend.codec
-        self._start_durable = backend.start_is_durable
         self._conn: Connection | None = None
         self._details: list[AtomDetail | None] = []
         # atom writes committed asynchronously since the last durable point, by uuid (merged values),
@@ -625,7 +624,7 @@ class BackendRecorder(Recorder):
         # lies between a conductor's claim and the flow's first task; the run's end flushes it all.
         # Nor is any flow's start where a crash that loses it loses the engine too (SQLite in process:
         # Backend.start_is_durable).
-        durable = state not in _STARTS or (self.fence is None and self._start_durable)
+        durable = state not in _STARTS or (self.fence is None and self.backend.start_is_durable)
         try:
             self._write(FLOWS, fd.uuid, values, durable)
         finally:
