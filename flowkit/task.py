@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Self
 
 from flowkit import context
-from flowkit.atom import Arguments, Atom, ProvidesSpec, RebindSpec, class_name, rebind_pairs
+from flowkit.atom import _NO_ARGS, Arguments, Atom, ProvidesSpec, RebindSpec, class_name, rebind_pairs
 from flowkit.exceptions import InvalidAtomArgumentError
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
 
@@ -101,8 +101,10 @@ class Task(Atom):
                 optional[arg] = symbol
             else:
                 required[arg] = symbol
-        self.revert_inject_kwargs, self.revert_required_rebind = injected, required
-        self.revert_optional_rebind = optional
+        # what ends up empty goes back to the shared mapping: a task keeps no empty dict of its own
+        self.revert_inject_kwargs = injected or _NO_ARGS
+        self.revert_required_rebind = required or _NO_ARGS
+        self.revert_optional_rebind = optional or _NO_ARGS
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")

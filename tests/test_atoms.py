@@ -423,6 +423,9 @@ def test_atoms_share_one_read_only_empty_argument_mapping() -> None:
     taker = _TakesX("taker", provides="out", revert_rebind={"x": "z"}, inject={"x": 1})
     assert taker.required_rebind == {} and taker.inject_kwargs == {"x": 1}
     assert taker.revert_required_rebind == {"x": "z"} and taker.revert_inject_kwargs == {}
+    # what its own symbols leave empty is the shared mapping again, not an empty dict of its own
+    assert taker.revert_inject_kwargs is a.revert_inject_kwargs
+    assert own.revert_optional_rebind is a.revert_optional_rebind
     assert a.revert_inject_kwargs == {} and a.revert_required_rebind == {}
     # atoms with shared and with own mappings run side by side, each bound from its own
     assert engines.run(LinearFlow("f").add(a, b, own, taker), store={"y": 2, "z": 3})["out"] == 1
