@@ -133,6 +133,7 @@ def test_the_revisions_form_one_line() -> None:
 
     script = ScriptDirectory.from_config(migrations.config())
     assert [r.revision for r in script.walk_revisions()] == [
+        "0008",
         "0007",
         "0006",
         "0005",
@@ -141,7 +142,7 @@ def test_the_revisions_form_one_line() -> None:
         "0002",
         "0001",
     ]
-    assert script.get_heads() == [migrations.head()] == ["0007"]
+    assert script.get_heads() == [migrations.head()] == ["0008"]
 
 
 def _board_table(backend: SQLAlchemyBackend) -> tuple[set[str], dict[str, list[str]], bool]:
@@ -154,6 +155,17 @@ def _board_table(backend: SQLAlchemyBackend) -> tuple[set[str], dict[str, list[s
     return {c["name"] for c in inspector.get_columns(name)}, indexes, ["uuid"] in unique
 
 
+def _descending(backend: SQLAlchemyBackend, index: str) -> list[str]:
+    """The columns of ``index`` in descending order, as the database has them (SQLite's reflection does
+    not say: its ``index_xinfo`` pragma does)."""
+    if backend.engine.dialect.name == "sqlite":
+        with backend.engine.connect() as conn:
+            rows = conn.exec_driver_sql(f"PRAGMA index_xinfo({index})").all()
+        return [row[2] for row in rows if row[5] == 1 and row[2] is not None and row[3] == 1]
+    found = [i for i in sa.inspect(backend.engine).get_indexes(board_schema.jobs.name) if i["name"] == index]
+    return [c for c, how in found[0].get("column_sorting", {}).items() if "desc" in how]
+
+
 def test_the_job_board_table_comes_with_the_upgrade_and_goes_with_a_downgrade(empty_url: str) -> None:
     from alembic import command
 
@@ -164,6 +176,7 @@ def test_the_job_board_table_comes_with_the_upgrade_and_goes_with_a_downgrade(em
     columns, indexes, uuid_unique = _board_table(backend)
     assert columns == {c.name for c in board_schema.jobs.columns}  # what the board uses at run time
     assert indexes["flowkit_jobs_pick"] == ["board", "state", "priority", "id"]
+    assert _descending(backend, "flowkit_jobs_pick") == ["priority"]  # the claim order (revision 0008)
     assert uuid_unique
 
     with backend.engine.connect() as raw:

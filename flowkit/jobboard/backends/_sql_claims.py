@@ -97,14 +97,37 @@ def claim_next_statement(board: str, dialect: str) -> sa.Update:
 
     Prebuilt because SQLAlchemy builds, and keys for its cache, a statement constructed anew at
     every call: a claim cost more CPU in building its statement than the database spent running it.
+
+    The best row is the best of each way to be claimable (a state that may be claimed outright, an
+    expired claim, a parked job that is due), each found by its own ``LIMIT 1`` on the
+    ``(board, state, priority DESC, id)`` index in the claim order: the database reads a few index
+    entries per claim however many jobs wait. One search over every claimable state at once could not
+    follow the index's order (the state varies), so it read and sorted every waiting job at each
+    claim: 1 ms of server CPU with 2,000 jobs waiting, and draining a board grew with the square of its
+    backlog. Each search locks the row it found (``SKIP LOCKED``: a row another claimant holds is
+    passed over), and the locks of the rows not chosen end with the statement.
     """
     now = sa.bindparam("now", type_=sa.Float)
+
+    def best(*where: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+        return (
+            sa.select(T.c.id)
+            .where(T.c.board == board, *where)
+            .order_by(T.c.priority.desc(), T.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+
+    outright = sorted(job_sources(S.CLAIMED) - {S.WAITING})
+    candidates = [best(T.c.state == state.value) for state in outright]
+    candidates.append(best(T.c.state == S.CLAIMED.value, T.c.lease_expires < now))
+    candidates.append(best(T.c.state == S.WAITING.value, T.c.wake_at <= now))
     pick = (
         sa.select(T.c.id)
-        .where(available_at(board, now))
+        .where(T.c.id.in_(candidates))
         .order_by(T.c.priority.desc(), T.c.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     values = claim_values(

@@ -2,7 +2,7 @@
 
 The table is defined here for use at run time, with its own SQLAlchemy ``MetaData`` (a board and the
 flows' persistence may live in different databases). It is created by flowkit's alembic migrations
-(revisions ``0002`` to ``0007``, beside persistence's tables), which a board runs on connect
+(revisions ``0002`` to ``0008``, beside persistence's tables), which a board runs on connect
 (:func:`flowkit.persistence.migrations.ensure`) and ``flowkit db upgrade URL`` runs from a shell: one
 database upgraded either way has every flowkit table.
 """
@@ -45,8 +45,10 @@ jobs = sa.Table(
     sa.Column("cancel_reason", sa.Text, comment="why a cancel was asked for (NULL: none)"),
     sa.Column("wake_at", sa.Float, comment="a WAITING job is claimable from then (epoch seconds)"),
     sa.Column("awaiting", sa.Text, comment="a WAITING job's awaited events, each between two \\x1f"),
-    sa.Index("flowkit_jobs_pick", "board", "state", "priority", "id"),
 )
+# in the claim order (revision 0008): each of a claim's searches reads it in order and stops at its first
+# row (see _sql_claims.claim_next_statement)
+sa.Index("flowkit_jobs_pick", jobs.c.board, jobs.c.state, jobs.c.priority.desc(), jobs.c.id)
 
 fleet = sa.Table(
     "flowkit_fleet",
