@@ -220,12 +220,12 @@ class _NoArgs(dict[str, Any]):
         return self
 
 
-_NO_ARGS = _NoArgs()
+NO_ARGS = _NoArgs()
 
 
 def _no_args() -> _NoArgs:
     """The shared empty argument mapping (how it unpickles)."""
-    return _NO_ARGS
+    return NO_ARGS
 
 
 def check_timeout(timeout: Any, what: str) -> float | None:
@@ -328,16 +328,16 @@ class Atom:
         #: parameter -> injected value, for execute
         self.inject_kwargs: dict[str, Any] = {
             a: inject[s] for a, s in mapping.items() if s in inject
-        } or _NO_ARGS
+        } or NO_ARGS
         optional = {a for a in args.optional if a not in explicit}
         #: parameter -> symbol, for parameters that must be bound
         self.required_rebind: dict[str, str] = {
             a: s for a, s in mapping.items() if a not in optional and s not in inject
-        } or _NO_ARGS
+        } or NO_ARGS
         #: parameter -> symbol, for parameters that have defaults (bound only when available)
         self.optional_rebind: dict[str, str] = {
             a: s for a, s in mapping.items() if a in optional and s not in inject
-        } or _NO_ARGS
+        } or NO_ARGS
 
         revert_args, revert_params = _arguments(self._revert_callable(), self._revert_special_args)
         self._revert_takes_kwargs = revert_args.takes_kwargs
@@ -357,10 +357,10 @@ class Atom:
                 required[arg] = symbol
             else:
                 optional_args[arg] = symbol
-        self.revert_required_rebind: dict[str, str] = required or _NO_ARGS
-        self.revert_optional_rebind: dict[str, str] = optional_args or _NO_ARGS
+        self.revert_required_rebind: dict[str, str] = required or NO_ARGS
+        self.revert_optional_rebind: dict[str, str] = optional_args or NO_ARGS
         #: parameter -> injected value, for revert
-        self.revert_inject_kwargs: dict[str, Any] = injected or _NO_ARGS
+        self.revert_inject_kwargs: dict[str, Any] = injected or NO_ARGS
 
     @property
     def rebind(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Self
 
 from flowkit import context
-from flowkit.atom import _NO_ARGS, Arguments, Atom, ProvidesSpec, RebindSpec, class_name, rebind_pairs
+from flowkit.atom import NO_ARGS, Arguments, Atom, ProvidesSpec, RebindSpec, class_name, rebind_pairs
 from flowkit.exceptions import InvalidAtomArgumentError
 from flowkit.notifier import EVENT_UPDATE_PROGRESS, Notifier
 
@@ -81,7 +81,7 @@ class Task(Atom):
         if isinstance(revert_requires, str):  # one symbol, not its characters
             revert_requires = (revert_requires,)
         items += [(symbol, symbol) for symbol in revert_requires or ()]
-        # the atom's own dicts to change (an empty one is the shared read-only mapping: see _NO_ARGS)
+        # the atom's own dicts to change (an empty one is the shared read-only mapping: see NO_ARGS)
         injected, required = dict(self.revert_inject_kwargs), dict(self.revert_required_rebind)
         optional = dict(self.revert_optional_rebind)
         for arg, symbol in items:
@@ -102,9 +102,9 @@ class Task(Atom):
             else:
                 required[arg] = symbol
         # what ends up empty goes back to the shared mapping: a task keeps no empty dict of its own
-        self.revert_inject_kwargs = injected or _NO_ARGS
-        self.revert_required_rebind = required or _NO_ARGS
-        self.revert_optional_rebind = optional or _NO_ARGS
+        self.revert_inject_kwargs = injected or NO_ARGS
+        self.revert_required_rebind = required or NO_ARGS
+        self.revert_optional_rebind = optional or NO_ARGS
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} must implement execute()")

@@ -19,27 +19,36 @@ S = JobState
 def available(board: str, now: float) -> sa.ColumnElement[bool]:
     """Rows of ``board`` that may be claimed now. A lease that ran out ended its claim (CLAIMED ->
     UNCLAIMED), though the row still says CLAIMED until someone claims it again; a WAITING (parked)
-    job is claimable from its ``wake_at`` on (an event sets it to the time it came)."""
-    return available_at(board, now)
-
-
-def available_at(board: str, now: float | sa.BindParameter[float]) -> sa.ColumnElement[bool]:
-    """:func:`available` at ``now``, a time or a bound parameter.
+    job is claimable from its ``wake_at`` on (an event sets it to the time it came).
 
     The states are also listed as one ``IN`` that the ``(board, state, ...)`` index can seek on: a
-    board keeps its consumed jobs for days (its history), and an ``OR`` of the three cases alone had
+    board keeps its consumed jobs for days (its history), and an ``OR`` of the cases alone had
     PostgreSQL read every row of the board, finished ones included, at every claim.
     """
-    claimable = job_sources(S.CLAIMED) | {S.CLAIMED, S.WAITING}
+    cases = claimable_cases(now)
     return sa.and_(
         T.c.board == board,
-        T.c.state.in_(state_values(frozenset(claimable))),
+        T.c.state.in_(sorted(state for state, _ in cases)),
         sa.or_(
-            T.c.state.in_(state_values(job_sources(S.CLAIMED) - {S.WAITING})),
-            sa.and_(T.c.state == S.CLAIMED, T.c.lease_expires < now),
-            sa.and_(T.c.state == S.WAITING, T.c.wake_at <= now),
+            *(
+                T.c.state == state if when is None else sa.and_(T.c.state == state, when)
+                for state, when in cases
+            )
         ),
     )
+
+
+def claimable_cases(
+    now: float | sa.BindParameter[float],
+) -> list[tuple[str, sa.ColumnElement[bool] | None]]:
+    """Each way a row may be claimable at ``now`` (a time or a bound parameter), as (its state, the
+    condition it must also meet, or None): the states that may be claimed outright, an expired claim,
+    a parked job that is due. The one definition of :func:`available` and of the claim's searches."""
+    outright = state_values(job_sources(S.CLAIMED) - {S.WAITING})
+    cases: list[tuple[str, sa.ColumnElement[bool] | None]] = [(state, None) for state in outright]
+    cases.append((S.CLAIMED.value, T.c.lease_expires < now))
+    cases.append((S.WAITING.value, T.c.wake_at <= now))
+    return cases
 
 
 def claim_values(
@@ -119,10 +128,10 @@ def claim_next_statement(board: str, dialect: str) -> sa.Update:
             .scalar_subquery()
         )
 
-    outright = sorted(job_sources(S.CLAIMED) - {S.WAITING})
-    candidates = [best(T.c.state == state.value) for state in outright]
-    candidates.append(best(T.c.state == S.CLAIMED.value, T.c.lease_expires < now))
-    candidates.append(best(T.c.state == S.WAITING.value, T.c.wake_at <= now))
+    candidates = [
+        best(T.c.state == state) if when is None else best(T.c.state == state, when)
+        for state, when in claimable_cases(now)
+    ]
     pick = (
         sa.select(T.c.id)
         .where(T.c.id.in_(candidates))
