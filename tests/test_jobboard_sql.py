@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -105,15 +106,54 @@ def test_claim_next_skips_rows_locked_by_others(postgres_url: str) -> None:
         board.close()
 
 
-@pytest.mark.postgres
-def test_a_claim_reads_a_few_index_entries_however_many_jobs_wait(postgres_url: str) -> None:
-    """With 300 jobs waiting, the claim statement's scans of the jobs table each return a row or few
-    (its searches read the pick index in the claim order and stop at their first row), not every
-    waiting job read and sorted at each claim. Measured by PostgreSQL itself (EXPLAIN ANALYZE, in a
-    transaction rolled back: nothing is claimed)."""
-    import sqlalchemy as sa
-
+def _claim_scans(engine: Any, board: str, plan: str) -> list[tuple[str, int]]:
+    """The claim statement of ``board`` as the board sends it (a named server-side statement), explained
+    under PostgreSQL's ``plan`` (``generic``: the plan a prepared statement keeps after its fifth run,
+    made without the parameters' values; ``custom``: made for them), in a transaction rolled back
+    (nothing is claimed): each scan of the jobs table, (its node type, the rows it read)."""
     from flowkit.jobboard.backends import _sql_claims as claims
+    from flowkit.jobboard.backends._sql_prepared import Prepared
+
+    prepared = Prepared(
+        claims.claim_next_statement(board, "postgresql"), ("who", "token", "now", "lease_expires")
+    )
+    params = prepared.params(claims.claim_params("c", "token", time.time(), 10.0))
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute(f"SET plan_cache_mode = force_{plan}_plan")
+        cur.execute(prepared.prepare.replace("%%", "%").removesuffix("; "))
+        marks = ", ".join(["%s"] * len(params))
+        cur.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {prepared.name}({marks})", params)
+        [[plan_json]] = cur.fetchall()
+        raw.rollback()
+    finally:
+        raw.close()
+
+    def scans(node: dict) -> Iterator[dict]:
+        if node.get("Relation Name") == "flowkit_jobs":
+            yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    # a row read is a row returned or one its filter passed over
+    return [
+        (n["Node Type"], (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"])
+        for n in scans(plan_json[0]["Plan"])
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("plan", ["generic", "custom"])
+def test_a_claim_reads_a_few_index_entries_however_many_jobs_wait_or_are_parked(
+    postgres_url: str, plan: str
+) -> None:
+    """With 300 jobs waiting and 400 parked an hour ahead, each scan of the jobs table in the claim
+    statement returns a row or few: its searches read an index in their order and stop at their first
+    row, so neither the waiting jobs are read and sorted at each claim nor the parked ones read one by
+    one in search of a due one. Measured by PostgreSQL itself, under both plans it may run the board's
+    prepared statement with. Then the claims take the best job first, and a due parked job in its turn."""
+    import sqlalchemy as sa
 
     board = SQLJobBoard("backlog", postgres_url)
     board.connect()
@@ -122,28 +162,31 @@ def test_a_claim_reads_a_few_index_entries_however_many_jobs_wait(postgres_url: 
     try:
         for i in range(300):
             board.post(f"j{i}", priority=i % 3)
-        stmt = claims.claim_next_statement("backlog", "postgresql")
-        params = claims.claim_params("c", "token", time.time(), 10.0)
-        compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
-        with engine.connect() as conn:
+        for i in range(401):
+            board.post(f"p{i}", priority=2)
+        now = time.time()
+        with engine.begin() as conn:  # parked as a conductor's park leaves them (only the row matters here)
+            # the due one last in the claim order: the pick index alone leads to it through all the others
+            for name, wake_at in (*((f"p{i}", now + 3600) for i in range(400)), ("p400", now - 1)):
+                conn.execute(
+                    sa.text(
+                        "UPDATE flowkit_jobs SET state = 'WAITING', wake_at = :w"
+                        " WHERE board = 'backlog' AND name = :n"
+                    ),
+                    {"w": wake_at, "n": name},
+                )
             conn.exec_driver_sql("ANALYZE flowkit_jobs")
-            conn.commit()
-            explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled.string}"
-            [[plan]] = conn.exec_driver_sql(explain, compiled.construct_params(params)).all()
-            conn.rollback()
 
-        def scans(node: dict) -> Iterator[dict]:
-            if node.get("Relation Name") == "flowkit_jobs":
-                yield node
-            for child in node.get("Plans", []):
-                yield from scans(child)
-
-        read = [(n["Node Type"], n["Actual Rows"] * n["Actual Loops"]) for n in scans(plan[0]["Plan"])]
+        read = _claim_scans(engine, "backlog", plan)
         assert read and all(rows <= 3 for _, rows in read), read
         assert "Seq Scan" not in {kind for kind, _ in read}, read
-        # and the claim takes the best job: the oldest of the highest priority
-        job = board.claim_next("c")
-        assert job is not None and job.name == "j2"
+        # the best job first: every unclaimed job of priority 2, oldest first, then the due parked one
+        # (priority 2, posted after them), and none of those parked ahead
+        names: list[str] = []
+        while (job := board.claim_next("c")) is not None and job.name != "p400" and len(names) <= 100:
+            names.append(job.name)
+        assert names == [f"j{i}" for i in range(2, 300, 3)]
+        assert job is not None and job.name == "p400"
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM flowkit_jobs WHERE board = 'backlog'"))

@@ -133,6 +133,7 @@ def test_the_revisions_form_one_line() -> None:
 
     script = ScriptDirectory.from_config(migrations.config())
     assert [r.revision for r in script.walk_revisions()] == [
+        "0009",
         "0008",
         "0007",
         "0006",
@@ -142,7 +143,7 @@ def test_the_revisions_form_one_line() -> None:
         "0002",
         "0001",
     ]
-    assert script.get_heads() == [migrations.head()] == ["0008"]
+    assert script.get_heads() == [migrations.head()] == ["0009"]
 
 
 def _board_table(backend: SQLAlchemyBackend) -> tuple[set[str], dict[str, list[str]], bool]:
@@ -177,6 +178,7 @@ def test_the_job_board_table_comes_with_the_upgrade_and_goes_with_a_downgrade(em
     assert columns == {c.name for c in board_schema.jobs.columns}  # what the board uses at run time
     assert indexes["flowkit_jobs_pick"] == ["board", "state", "priority", "id"]
     assert _descending(backend, "flowkit_jobs_pick") == ["priority"]  # the claim order (revision 0008)
+    assert indexes["flowkit_jobs_wake"] == ["board", "state", "wake_at", "id"]  # parked jobs (0009)
     assert uuid_unique
 
     with backend.engine.connect() as raw:

@@ -2,7 +2,7 @@
 
 The table is defined here for use at run time, with its own SQLAlchemy ``MetaData`` (a board and the
 flows' persistence may live in different databases). It is created by flowkit's alembic migrations
-(revisions ``0002`` to ``0008``, beside persistence's tables), which a board runs on connect
+(revisions ``0002`` to ``0009``, beside persistence's tables), which a board runs on connect
 (:func:`flowkit.persistence.migrations.ensure`) and ``flowkit db upgrade URL`` runs from a shell: one
 database upgraded either way has every flowkit table.
 """
@@ -49,6 +49,9 @@ jobs = sa.Table(
 # in the claim order (revision 0008): each of a claim's searches reads it in order and stops at its first
 # row (see _sql_claims.claim_next_statement)
 sa.Index("flowkit_jobs_pick", jobs.c.board, jobs.c.state, jobs.c.priority.desc(), jobs.c.id)
+# parked jobs by due time (revision 0009): the claim's search for a due one reads it from its start, and the
+# board's next wake-up time is its first entry (see _sql_claims.claim_next_statement)
+sa.Index("flowkit_jobs_wake", jobs.c.board, jobs.c.state, jobs.c.wake_at, jobs.c.id)
 
 fleet = sa.Table(
     "flowkit_fleet",

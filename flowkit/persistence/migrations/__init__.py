@@ -6,7 +6,7 @@ migrate a database. So the revisions live in ``flowkit/persistence/migrations/ve
 and this package's ``env.py`` runs them; the checkout's ``alembic.ini`` + ``alembic/`` are the developer
 entry point (``alembic revision``, ``alembic -x url=... upgrade head``) and use the same revisions.
 
-One tree for every flowkit table: persistence's and the SQL job board's (revisions ``0002`` to ``0008``),
+One tree for every flowkit table: persistence's and the SQL job board's (revisions ``0002`` to ``0009``),
 so one upgraded database has them all. Persistence (``conn.upgrade()``) and the board (on connect,
 :func:`ensure`) both upgrade through :func:`upgrade_engine`, on an engine from :mod:`flowkit.sql.engines`.
 
