@@ -362,3 +362,27 @@ def test_a_kept_connection_that_died_while_idle_is_replaced(
     finally:
         admin.close()
         board.close()
+
+
+def test_due_parked_jobs_are_resumed_in_the_order_they_came_due(tmp_path) -> None:
+    """The claim's search for a due parked job reads the parked jobs by due time (see
+    docs/jobboards.md, Parked jobs): of two due ones, the one due first goes first whatever their
+    priorities, and one parked ahead is not taken. Each comes due by its event (which sets its
+    wake-up time to the event's), so the order is the events' and no clock is raced."""
+    url = f"sqlite:///{tmp_path}/board.db"
+    board = SQLJobBoard("due", url, persistence=url)  # (events are saved in persistence)
+    board.connect()
+    try:
+        for name, priority in (("low", 0), ("high", 2), ("ahead", 2)):
+            board.post(name, priority=priority)
+            job = board.claim_next("c")
+            assert job is not None and job.name == name
+            board.park(job, "c", wake_at=time.time() + 3600, events=[f"{name}-event"])
+        assert board.claim_next("c") is None  # none due
+        board.send_event("low-event", None)
+        time.sleep(0.01)  # (the clock moves on: the second event's time is later)
+        board.send_event("high-event", None)
+        claimed = [board.claim_next("c") for _ in range(3)]
+        assert [job.name if job else None for job in claimed] == ["low", "high", None]
+    finally:
+        board.close()
