@@ -294,3 +294,55 @@ def test_a_postgresql_recorders_relaxed_connection_is_kept_for_the_next_flow(
         b.close()
         assert seen.count(restore) == 3  # the one kept at close() was made durable too
     assert not b._parking.kept  # type: ignore[attr-defined]  # nothing kept out of the pool
+
+
+def test_a_fenced_set_up_on_postgresql_is_two_messages(postgres_url: str) -> None:
+    """A conductor's set-up of a posted flow (BEGIN, the fenced take, the new atom rows' INSERT,
+    COMMIT): the BEGIN goes in the take's message and the INSERT in the COMMIT's, so two round trips,
+    and the rows are saved as one transaction."""
+    from tests.support.persistence import saved_new_flow
+
+    backend = fresh_backend(postgres_url)
+    try:
+        _, fd = saved_new_flow(backend, "posted")
+        engine = engines.load(
+            LinearFlow("posted").add(Noop("a"), Noop("b")), backend=backend, flow_detail=fd, fence=5
+        )
+        with recorded_statements(backend) as messages:
+            engine.prepare()
+        setup = [m for m in messages if "flowkit_take" in m or "COMMIT" in m or m.startswith("BEGIN")]
+        assert len(setup) == 2, messages
+        assert setup[0].startswith("BEGIN; ") and "EXECUTE flowkit_take" in setup[0], setup
+        assert "INSERT INTO flowkit_atomdetails" in setup[1] or "EXECUTE flowkit_insert" in setup[1], setup
+        assert setup[1].endswith("; COMMIT"), setup
+        assert saved_states(backend, fd.uuid) == {"a": "PENDING", "b": "PENDING"}
+    finally:
+        backend.close()
+
+
+def test_what_a_unit_of_work_holds_is_sent_before_a_statement_through_sqlalchemy(postgres_url: str) -> None:
+    """A held statement (the BEGIN, an INSERT whose result nobody reads) is sent before the next
+    statement, also one SQLAlchemy sends, which cannot carry it: the read sees the row, inside the
+    transaction, and the row goes when the unit of work fails."""
+    from flowkit.persistence.rows import LOGBOOKS
+
+    backend = fresh_backend(postgres_url)
+    book = LogBook("held")
+    seen: list[list[str]] = []
+
+    def work() -> None:
+        conn.upsert_rows(LOGBOOKS, [conn.codec.logbook_row(book)])  # held (no result read)
+        seen.append([row["uuid"] for row in conn.select_rows(LOGBOOKS, "uuid", [book.uuid])])
+        raise RuntimeError("given up")
+
+    conn = backend.get_connection(autocommit=True)
+    try:
+        with recorded_statements(backend) as messages, pytest.raises(RuntimeError, match="given up"):
+            conn.run_together(work)
+        assert seen == [[book.uuid]]  # the insert ran before the read
+        assert any(m.startswith("BEGIN; ") and "EXECUTE flowkit_insert" in m for m in messages), messages
+        with backend.get_connection() as reader:
+            assert reader.run(lambda: reader.select_rows(LOGBOOKS, "uuid", [book.uuid])) == []  # rolled back
+    finally:
+        conn.close()
+        backend.close()

@@ -16,6 +16,12 @@ timestamps are stored exactly as SQLAlchemy stores them), and executed on the ra
   transaction, so it is counted as prepared once sent. If the server lost it anyway (``DISCARD ALL``
   behind a pooler), the error is reported as a lost connection: the unit of work is retried on a new one.
 
+On PostgreSQL a statement whose result nobody reads, in a transaction that goes on, can be *held*
+(:meth:`PreparedUpdates.hold`) and sent in the same message as the next one: a unit of work's
+``BEGIN`` with its first statement, the new rows' ``INSERT`` with the ``COMMIT``. Each message is a
+round trip, which costs the client and the server more CPU than most of these statements (a
+conductor's set-up of a flow was four: ``BEGIN``, the take, the ``INSERT``, ``COMMIT``; it is two).
+
 Inserts go the same way (``upsert``: multi-row statements on SQLite, one array per column on
 PostgreSQL). SQLAlchemy stays for everything else (schema, queries, transactions); the connection's
 ``before_cursor_execute`` / ``after_cursor_execute`` listeners still see every statement sent here, and
@@ -36,6 +42,7 @@ from sqlalchemy import exc as sa_exc
 from flowkit.persistence.backends._tables import TABLES, UtcDateTime
 
 _PREPARED = "flowkit_prepared"  # key of a DB-API connection's pool info: the names prepared on it
+_HELD = "flowkit_held"  # key of the same: statements held for its next message (PreparedUpdates.hold)
 _MISSING_STATEMENT = "26000"  # PostgreSQL: invalid_sql_statement_name (a prepared statement is gone)
 _NAMES = itertools.count(1)
 ROWS_PER_INSERT = 16
@@ -54,6 +61,17 @@ def _on_conflict(columns: Sequence[str]) -> str:
     """An upsert's tail: a row there already (same uuid) takes the new values."""
     sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "uuid")
     return f"ON CONFLICT (uuid) DO UPDATE SET {sets}"
+
+
+def _joined(held: Sequence[tuple[str, Any]], sql: str, params: Any) -> tuple[str, Any]:
+    """One message of the ``held`` statements then ``sql``: the texts joined by ``;``, the parameters
+    in the same order (None when no part has any)."""
+    statements = [*held, (sql, params)]
+    text = "; ".join(s for s, _ in statements)
+    if all(p is None for _, p in statements):
+        return text, None
+    assert params is not None or "%" not in sql, sql  # (the joined message is formatted whole)
+    return text, [value for _, p in statements if p is not None for value in p]
 
 
 def _chunk(left: int, most: int) -> int:
@@ -170,7 +188,9 @@ class PreparedUpdates:
         processor: Callable[[Any], Any] | None = kind.dialect_impl(self.dialect).bind_processor(self.dialect)
         return processor
 
-    def upsert(self, conn: sa.Connection, cursor: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, conn: sa.Connection, cursor: Any, table: str, rows: Sequence[dict[str, Any]], held: bool = False
+    ) -> None:
         """Insert ``rows`` (all with the columns of the first), a row already there updated.
 
         On SQLite several rows go in multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
@@ -197,7 +217,7 @@ class PreparedUpdates:
             by_column: list[Sequence[Any]] = list(zip(*map(values_of, rows), strict=True))
         else:
             by_column = [[values_of(row) for row in rows]]
-        self.upsert_columns(conn, cursor, table, columns, by_column)
+        self.upsert_columns(conn, cursor, table, columns, by_column, held)
 
     def upsert_columns(
         self,
@@ -206,9 +226,11 @@ class PreparedUpdates:
         table: str,
         columns: Sequence[str],
         by_column: Sequence[Sequence[Any]],
+        held: bool = False,
     ) -> None:
         """:meth:`upsert` of rows given column by column: ``by_column[k]`` holds every row's value of
-        ``columns[k]`` (a new flow detail's atoms come so, without a dict per row)."""
+        ``columns[k]`` (a new flow detail's atoms come so, without a dict per row). ``held``: on
+        PostgreSQL, held for the next message (:meth:`hold`; inside a transaction that goes on)."""
         columns = tuple(columns)
         n = len(by_column[0])
         nulls: list[int] = []
@@ -235,7 +257,7 @@ class PreparedUpdates:
             name, sql = self._unnests.get(shape) or self._unnest(shape, varying)
             for at in range(0, n, ROWS_PER_SERVER_INSERT):  # prepared once per connection, as updates are
                 arrays = [list(column[at : at + ROWS_PER_SERVER_INSERT]) for column in body]
-                self.run_prepared(conn, cursor, name, sql, [*head, *arrays])
+                self.run_prepared(conn, cursor, name, sql, [*head, *arrays], held=held)
             return
         # bound parameters per statement stay under 999, the limit of SQLite before 3.32
         most = max(1, min(ROWS_PER_INSERT, (999 - len(head)) // max(1, len(varying))))
@@ -451,24 +473,57 @@ class PreparedUpdates:
         statement: str,
         params: Sequence[Any],
         prefix: str = "",
+        held: bool = False,
     ) -> None:
         """PostgreSQL: ``EXECUTE name (params)`` on ``cursor``, its ``PREPARE name AS statement`` in the
         same message the first time on this connection (as :meth:`update` prepares its shapes);
-        ``prefix``: statements sent before the ``EXECUTE`` in that message (one transaction)."""
+        ``prefix``: statements sent before the ``EXECUTE`` in that message (one transaction);
+        ``held``: not sent now but held for the next message (:meth:`hold`)."""
         sql = f"{prefix}EXECUTE {name} ({', '.join(['%s'] * len(params))})"
         prepared: set[str] = conn.info.setdefault(_PREPARED, set())
         if name not in prepared:
             prepared.add(name)  # (a failed EXECUTE does not undo a PREPARE)
             sql = f"PREPARE {name} AS {statement}; {sql}"
-        self._send(conn, cursor, sql, params)
+        if held:
+            self.hold(conn, sql, list(params))
+        else:
+            self._send(conn, cursor, sql, params)
 
     def send(self, conn: sa.Connection, cursor: Any, sql: str) -> None:
         """A statement without parameters (``BEGIN``, ``COMMIT``) through :meth:`_send`."""
         self._send(conn, cursor, sql, None)
 
+    def hold(self, conn: sa.Connection, sql: str, params: Sequence[Any] | None = None) -> None:
+        """PostgreSQL: send ``sql`` (with ``params``) at the start of the next message on ``conn``
+        instead of now. For a statement inside a transaction whose result is not read and after which
+        the transaction goes on: it runs where it would have, one round trip later. What is held goes
+        with the next statement sent here; a statement sent otherwise (through SQLAlchemy) must be
+        preceded by :meth:`flush_held`, and a transaction given up by :meth:`drop_held`."""
+        assert self.server_side, "SQLite takes one statement per call: nothing to hold for"
+        # (a message is formatted as a whole when any part has parameters: a literal % would break it)
+        assert params is not None or "%" not in sql, sql
+        conn.info.setdefault(_HELD, []).append((sql, params))
+
+    def flush_held(self, conn: sa.Connection, cursor: Any) -> None:
+        """Send what is held on ``conn``, if anything, as a message of its own."""
+        held = conn.info.get(_HELD)
+        if held:
+            sql, params = held.pop()  # its last statement, the others ahead of it in the same message
+            self._send(conn, cursor, sql, params)
+
+    def drop_held(self, conn: sa.Connection) -> None:
+        """Forget what is held on ``conn`` (its transaction is given up)."""
+        conn.info.pop(_HELD, None)
+
     def _send(self, conn: sa.Connection, cursor: Any, sql: str, params: Any) -> None:
         """Execute on the driver; the connection's listeners see it, errors come out as SQLAlchemy's.
-        ``params`` None: a statement without parameters (the driver does no formatting of it)."""
+        ``params`` None: a statement without parameters (the driver does no formatting of it). On
+        PostgreSQL, what is held on ``conn`` (:meth:`hold`) goes first in the same message."""
+        if self.server_side:
+            held = conn.info.get(_HELD)
+            if held:
+                sql, params = _joined(held, sql, params)
+                held.clear()
         # SQLAlchemy's own test before its event points (two attribute reads), then whether anything
         # listens to these two: flowkit's SQLite engines always have engine events (their "begin"
         # hook), and calling an empty listener collection costs a dozen Python calls per statement

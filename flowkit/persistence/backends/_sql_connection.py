@@ -6,6 +6,7 @@ flow transitions, kept connections, retried connection errors).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -58,6 +59,20 @@ class SQLAlchemyConnection(Connection):
     # -- connection handling ------------------------------------------------------------------------
 
     def _checkout(self) -> sa.Connection:
+        """The database connection, for a statement through SQLAlchemy: inside a unit of work on
+        PostgreSQL, what is held for the next message (``PreparedUpdates.hold``) is sent first, since it
+        cannot go in SQLAlchemy's."""
+        conn = self._conn if self._conn is not None else self._connect()
+        if self._in_transaction and self.backend.updates.server_side:
+            self.backend.updates.flush_held(conn, self._raw_cursor(conn))
+        return conn
+
+    def _writer(self) -> sa.Connection:
+        """The database connection, for a statement through ``PreparedUpdates``, which sends what is held
+        in the same message as its own."""
+        return self._conn if self._conn is not None else self._connect()
+
+    def _connect(self) -> sa.Connection:
         if self._conn is None:
             if self._parks:
                 parked = self.backend.unpark()
@@ -219,24 +234,32 @@ class SQLAlchemyConnection(Connection):
         """``fn`` between ``begin`` and ``end`` on the autocommit connection, retried as a whole; then
         the file ``sync`` (a SQLite WAL file) flushed to disk."""
 
+        updates = self.backend.updates
+
         def attempt() -> T:
             conn = self._checkout()
             try:
                 self._in_transaction = True
                 # on the DB-API cursor, as the row updates are: SQLAlchemy's execute path costs more
-                # than the statement (a few per flow transition); its listeners still see them
-                send = self.backend.updates.send
+                # than the statement (a few per flow transition); its listeners still see them. On
+                # PostgreSQL the BEGIN goes in the first statement's message, and what fn left held
+                # (the new rows' INSERT) in the COMMIT's: each message is a round trip
                 for statement in begin:
-                    send(conn, self._raw_cursor(conn), statement)
+                    if updates.server_side:
+                        updates.hold(conn, statement)
+                    else:
+                        updates.send(conn, self._raw_cursor(conn), statement)
                 out = fn()
                 for statement in end:
-                    send(conn, self._raw_cursor(conn), statement)
+                    updates.send(conn, self._raw_cursor(conn), statement)
                 self._in_transaction = False
                 if sync is not None:
                     sync_file(sync, self.backend.display_url)
             except BaseException:
                 # the transaction is half done: drop the session (its server side rolls back) rather
                 # than give the pool a connection in an unknown state
+                with contextlib.suppress(sa_exc.SQLAlchemyError):
+                    updates.drop_held(conn)
                 self._release(invalidate=True)
                 raise
             return out
@@ -283,23 +306,26 @@ class SQLAlchemyConnection(Connection):
         return out
 
     def have_rows(self, keys: Sequence[tuple[str, str]]) -> list[bool]:
-        conn = self._checkout()
+        conn = self._writer()
         return self.backend.updates.have_rows(conn, self._raw_cursor(conn), keys)
 
     def upsert_rows(self, table: str, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        conn = self._checkout()
+        conn, updates = self._writer(), self.backend.updates
         # prepared multi-row statements on the DB-API cursor; on PostgreSQL one per call, a column's
-        # values one array (see PreparedUpdates.upsert_columns): one round trip, no SQLAlchemy compile
-        self.backend.updates.upsert(conn, self._raw_cursor(conn), table, rows)
+        # values one array (see PreparedUpdates.upsert_columns): one round trip, no SQLAlchemy compile;
+        # inside a unit of work, held for the next message (no result is read)
+        held = self._in_transaction and updates.server_side
+        updates.upsert(conn, self._raw_cursor(conn), table, rows, held)
 
     def upsert_columns(self, table: str, columns: Columns) -> None:
         by_column = list(columns.values())
         if not by_column or not by_column[0]:
             return
-        conn = self._checkout()
-        self.backend.updates.upsert_columns(conn, self._raw_cursor(conn), table, tuple(columns), by_column)
+        conn, updates = self._writer(), self.backend.updates
+        held = self._in_transaction and updates.server_side  # (as upsert_rows)
+        updates.upsert_columns(conn, self._raw_cursor(conn), table, tuple(columns), by_column, held)
 
     def _raw_cursor(self, conn: sa.Connection) -> Any:
         """The DB-API cursor of ``conn`` (the checked-out connection) the prepared statements run on."""
@@ -416,7 +442,7 @@ class SQLAlchemyConnection(Connection):
         return None if found is None else int(found)
 
     def take_flow_detail(self, flow_uuid: str, token: int) -> tuple[int | None, FlowDetail | None]:
-        conn = self._checkout()
+        conn = self._writer()  # (its BEGIN, held, goes in the take's message)
         if conn.dialect.name != "postgresql":
             return super().take_flow_detail(flow_uuid, token)
         fence, flow, atoms = take(self.backend.updates, conn, self._raw_cursor(conn), flow_uuid, token)
