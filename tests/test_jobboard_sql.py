@@ -386,3 +386,71 @@ def test_due_parked_jobs_are_resumed_in_the_order_they_came_due(tmp_path) -> Non
         assert [job.name if job else None for job in claimed] == ["low", "high", None]
     finally:
         board.close()
+
+
+@pytest.mark.postgres
+def test_a_renewal_reads_the_boards_claims_not_its_history(postgres_url: str) -> None:
+    """The heartbeat's renewal of a board's leases, with 3,000 consumed jobs kept (a board's history)
+    and another board's claims beside its own: every scan of the jobs table reads the board's claimed
+    rows or fewer, and the renewal extends exactly its own leases."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from flowkit.jobboard.backends import _sql_leases as leases
+
+    board = SQLJobBoard("renewing", postgres_url)
+    board.connect()
+    engine = board.engine
+    assert engine is not None
+    now = time.time()
+
+    def row(name: str, on: str, state: str, token: str | None) -> dict[str, object]:
+        return {
+            "board": on,
+            "uuid": str(uuid.uuid4()),
+            "name": name,
+            "state": state,
+            "priority": 0,
+            "owner": "c",
+            "lease_token": token,
+            "lease_expires": now + 60,
+            "attempts": 1,
+            "created_on": now,
+            "updated_on": now,
+            "record": "{}",
+        }
+
+    ours = [str(uuid.uuid4()) for _ in range(5)]
+    rows = [row(f"done{i}", "renewing", "CONSUMED", str(uuid.uuid4())) for i in range(3000)]
+    rows += [row(f"other{i}", "other", "CLAIMED", str(uuid.uuid4())) for i in range(50)]
+    rows += [row(f"ours{i}", "renewing", "CLAIMED", token) for i, token in enumerate(ours)]
+    try:
+        with engine.begin() as conn:
+            conn.execute(leases.T.insert(), rows)
+            conn.exec_driver_sql("ANALYZE flowkit_jobs")
+        stmt = leases.renewal("renewing", [*ours, rows[0]["lease_token"]], time.time(), 10.0)  # type: ignore[list-item]
+        compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+        with engine.connect() as conn:
+            explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled.string}"
+            [[plan]] = conn.exec_driver_sql(explain, compiled.construct_params()).all()
+            conn.rollback()
+            renewed = conn.execute(stmt).all()
+            conn.commit()
+
+        def scans(node: dict) -> Iterator[dict]:
+            if node.get("Relation Name") == "flowkit_jobs" and node["Node Type"] != "ModifyTable":
+                yield node
+            for child in node.get("Plans", []):
+                yield from scans(child)
+
+        read = [
+            (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
+            for n in scans(plan[0]["Plan"])
+        ]
+        assert read and all(count <= len(ours) for count in read), read
+        assert sorted(uuid for (uuid,) in renewed) == sorted(r["uuid"] for r in rows[-len(ours) :])  # type: ignore[type-var]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM flowkit_jobs WHERE board IN ('renewing', 'other')"))
+        board.close()

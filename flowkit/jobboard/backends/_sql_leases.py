@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 
 import sqlalchemy as sa
@@ -42,6 +42,29 @@ DOUBT_AFTER = 1 / 3
 """Claims are IN_DOUBT after ``lease * DOUBT_AFTER`` seconds without a good renewal."""
 LOST_AFTER = 0.9
 """Claims are LOST after ``lease * LOST_AFTER`` seconds without a good renewal."""
+
+
+def held_by(board: str, tokens: Collection[str]) -> sa.ColumnElement[bool]:
+    """The rows of ``board`` claimed with one of ``tokens``. The board narrows it to the pick index's
+    ``(board, state)``: a token alone, unindexed, had a renewal read every row of every board, the
+    consumed jobs a board keeps as its history included (20,000 rows: 0.9 ms of the server's time per
+    renewal of 10 leases, against 0.3 ms, which no longer grows with the history)."""
+    return sa.and_(T.c.board == board, T.c.lease_token.in_(tokens))
+
+
+def renewal(board: str, tokens: Collection[str], now: float, lease: float) -> sa.Update:
+    """The UPDATE extending the leases of ``board``'s claims with ``tokens`` that have not run out to
+    ``now + lease``, returning the uuids of the jobs renewed."""
+    return (
+        T.update()
+        .where(
+            held_by(board, tokens),
+            T.c.state == S.CLAIMED,
+            T.c.lease_expires > now,  # a lease that ran out stays out
+        )
+        .values(lease_expires=now + lease)
+        .returning(T.c.uuid)
+    )
 
 
 def release(where: sa.ColumnElement[bool] | None) -> sa.Update:
@@ -136,20 +159,10 @@ class Leases:
         try:
             with self._tx("renew its leases") as conn, _bounded(conn, self.lease * RENEWAL_BOUND):
                 if orphans:
-                    conn.execute(release(T.c.lease_token.in_(orphans)))
+                    conn.execute(release(held_by(self.board, orphans)))
                 renewed = set()
                 if owned:
-                    now = time.time()
-                    stmt = (
-                        T.update()
-                        .where(
-                            T.c.lease_token.in_(owned.values()),
-                            T.c.state == S.CLAIMED,
-                            T.c.lease_expires > now,  # a lease that ran out stays out
-                        )
-                        .values(lease_expires=now + self.lease)
-                        .returning(T.c.uuid)
-                    )
+                    stmt = renewal(self.board, owned.values(), time.time(), self.lease)
                     renewed = {row.uuid for row in conn.execute(stmt)}
         except Exception as exc:
             self._failed(owned, exc)

@@ -47,7 +47,7 @@ from flowkit.jobboard.backends import _sql_parking as parked
 from flowkit.jobboard.backends import _sql_prepared as prepared
 from flowkit.jobboard.backends import _sql_schema as schema
 from flowkit.jobboard.backends._sql_cancels import CancelPoll
-from flowkit.jobboard.backends._sql_leases import Leases, release
+from flowkit.jobboard.backends._sql_leases import Leases, held_by, release
 from flowkit.jobboard.base import DEFAULT_MAX_ATTEMPTS, JobBoard
 from flowkit.jobboard.cancels import refuse
 from flowkit.jobboard.fleet import Member
@@ -210,7 +210,7 @@ class SQLJobBoard(JobBoard):
         tokens = self._leases.take_all()
         if tokens:  # like a ZooKeeper session ending: the claims go at once (the attempts stay counted)
             with contextlib.suppress(JobBoardConnectionError), self._tx("release its claims") as conn:
-                conn.execute(release(T.c.lease_token.in_(tokens)))
+                conn.execute(release(held_by(self.name, tokens)))
         if self._kept is not None:
             self._kept.close()
             self._kept = None
