@@ -73,6 +73,7 @@ class SQLAlchemyConnection(Connection):
         return self._conn if self._conn is not None else self._connect()
 
     def _connect(self) -> sa.Connection:
+        """The database connection held, checked out first (a relaxed writer's parked one, if any)."""
         if self._conn is None:
             if self._parks:
                 parked = self.backend.unpark()
