@@ -11,7 +11,7 @@ Printed per plan: the server's execution time (median of ``--repeat``) and the r
 jobs table read (returned, or passed over by their filter): their sum, and the largest.
 
 Measured (2026-11-30, 300 waiting): nothing else, 4 rows and 0.10 ms; 5,000 parked, 4 rows and 0.11 ms
-(5,004 rows and 0.72-0.85 ms before revision 0009); 1,000 claimed, 1,004 rows and 0.28 ms (the search
+(5,004 rows and 0.72-0.85 ms before revision 0009); 1,000 claimed, 1,004 rows and 0.22-0.28 ms (the search
 for an expired lease reads the live ones: see docs/jobboards.md).
 
     .venv/bin/python bench/claim_plan.py --waiting 300 --parked 5000 --claimed 0 --repeat 9
