@@ -7,6 +7,8 @@ I/O: the board composes them into its statements and runs them in its transactio
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import sqlalchemy as sa
 
 from flowkit.jobboard.backends import _sql_schema as schema
@@ -28,26 +30,38 @@ def available(board: str, now: float) -> sa.ColumnElement[bool]:
     cases = claimable_cases(now)
     return sa.and_(
         T.c.board == board,
-        T.c.state.in_(sorted(state for state, _ in cases)),
+        T.c.state.in_(sorted(case.state for case in cases)),
         sa.or_(
             *(
-                T.c.state == state if when is None else sa.and_(T.c.state == state, when)
-                for state, when in cases
+                T.c.state == case.state if case.when is None else sa.and_(T.c.state == case.state, case.when)
+                for case in cases
             )
         ),
     )
 
 
-def claimable_cases(
-    now: float | sa.BindParameter[float],
-) -> list[tuple[str, sa.ColumnElement[bool] | None]]:
-    """Each way a row may be claimable at ``now`` (a time or a bound parameter), as (its state, the
-    condition it must also meet, or None): the states that may be claimed outright, an expired claim,
-    a parked job that is due. The one definition of :func:`available` and of the claim's searches."""
+class Claimable(NamedTuple):
+    """One way a row may be claimable: its state, the condition it must also meet (None: none), and
+    the order the claim's search for it reads rows in (an index's order, so it stops at its first)."""
+
+    state: str
+    when: sa.ColumnElement[bool] | None
+    order: tuple[sa.ColumnElement[Any], ...]
+
+
+CLAIM_ORDER: tuple[sa.ColumnElement[Any], ...] = (T.c.priority.desc(), T.c.id)
+"""Best job first: the highest priority, then the oldest (the ``flowkit_jobs_pick`` index's order)."""
+
+
+def claimable_cases(now: float | sa.BindParameter[float]) -> list[Claimable]:
+    """Each way a row may be claimable at ``now`` (a time or a bound parameter): the states that may be
+    claimed outright, an expired claim, a parked job that is due. The one definition of
+    :func:`available` and of the claim's searches. A due parked job is searched for in due order, on
+    the ``flowkit_jobs_wake`` index: in the claim order the search read every job parked ahead."""
     outright = state_values(job_sources(S.CLAIMED) - {S.WAITING})
-    cases: list[tuple[str, sa.ColumnElement[bool] | None]] = [(state, None) for state in outright]
-    cases.append((S.CLAIMED.value, T.c.lease_expires < now))
-    cases.append((S.WAITING.value, T.c.wake_at <= now))
+    cases = [Claimable(state, None, CLAIM_ORDER) for state in outright]
+    cases.append(Claimable(S.CLAIMED.value, T.c.lease_expires < now, CLAIM_ORDER))
+    cases.append(Claimable(S.WAITING.value, T.c.wake_at <= now, (T.c.wake_at, T.c.id)))
     return cases
 
 
@@ -125,28 +139,21 @@ def claim_next_statement(board: str, dialect: str) -> sa.Update:
     """
     now = sa.bindparam("now", type_=sa.Float)
 
-    def best(state: str, when: sa.ColumnElement[bool] | None) -> sa.ScalarSelect[int]:
-        order = (T.c.wake_at, T.c.id) if state == S.WAITING.value else (T.c.priority.desc(), T.c.id)
-        where = [T.c.board == board, T.c.state == state]
-        if when is not None:
-            where.append(when)
+    def best(case: Claimable) -> sa.ScalarSelect[int]:
+        where = [T.c.board == board, T.c.state == case.state]
+        if case.when is not None:
+            where.append(case.when)
         return (
             sa.select(T.c.id)
             .where(*where)
-            .order_by(*order)
+            .order_by(*case.order)
             .limit(1)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
 
-    candidates = [best(state, when) for state, when in claimable_cases(now)]
-    pick = (
-        sa.select(T.c.id)
-        .where(T.c.id.in_(candidates))
-        .order_by(T.c.priority.desc(), T.c.id)
-        .limit(1)
-        .scalar_subquery()
-    )
+    candidates = [best(case) for case in claimable_cases(now)]
+    pick = sa.select(T.c.id).where(T.c.id.in_(candidates)).order_by(*CLAIM_ORDER).limit(1).scalar_subquery()
     values = claim_values(
         sa.bindparam("who", type_=sa.String), sa.bindparam("token", type_=sa.String), 0.0, 0.0, dialect
     )

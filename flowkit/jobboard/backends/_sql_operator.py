@@ -60,7 +60,7 @@ def listing(board: SQLJobBoard, finished: bool) -> list[JobEntry]:
     where = T.c.board == board.name
     if not finished:
         where = sa.and_(where, T.c.state.notin_(FINISHED))
-    query = sa.select(T).where(where).order_by(T.c.priority.desc(), T.c.id)
+    query = sa.select(T).where(where).order_by(*claims.CLAIM_ORDER)
     with board._tx("list the jobs") as conn:
         rows = conn.execute(query).all()
     out = []

@@ -318,7 +318,7 @@ class SQLJobBoard(JobBoard):
         return True
 
     def _select(self, where: sa.ColumnElement[bool]) -> list[Job]:
-        query = sa.select(T).where(where).order_by(T.c.priority.desc(), T.c.id)
+        query = sa.select(T).where(where).order_by(*claims.CLAIM_ORDER)
         with self._tx("list the jobs") as conn:
             rows = conn.execute(query).all()
         return [job for job in map(self._job, rows) if job is not None]
