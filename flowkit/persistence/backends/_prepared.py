@@ -485,7 +485,7 @@ class PreparedUpdates:
             prepared.add(name)  # (a failed EXECUTE does not undo a PREPARE)
             sql = f"PREPARE {name} AS {statement}; {sql}"
         if held:
-            self.hold(conn, sql, list(params))
+            self.hold(conn, cursor, sql, list(params))
         else:
             self._send(conn, cursor, sql, params)
 
@@ -493,19 +493,24 @@ class PreparedUpdates:
         """A statement without parameters (``BEGIN``, ``COMMIT``) through :meth:`_send`."""
         self._send(conn, cursor, sql, None)
 
-    def hold(self, conn: sa.Connection, sql: str, params: Sequence[Any] | None = None) -> None:
-        """PostgreSQL: send ``sql`` (with ``params``) at the start of the next message on ``conn``
-        instead of now. For a statement inside a transaction whose result is not read and after which
-        the transaction goes on: it runs where it would have, one round trip later. What is held goes
-        with the next statement sent here; a statement sent otherwise (through SQLAlchemy) must be
-        preceded by :meth:`flush_held`, and a transaction given up by :meth:`drop_held`."""
-        assert self.server_side, "SQLite takes one statement per call: nothing to hold for"
+    def hold(self, conn: sa.Connection, cursor: Any, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Send ``sql`` (with ``params``) at the start of the next message on ``conn`` instead of now,
+        on PostgreSQL; on SQLite (in process: no round trip to save, one statement per call) now, on
+        ``cursor``. For a statement inside a transaction whose result is not read and after which the
+        transaction goes on: it runs where it would have, one round trip later. What is held goes with
+        the next statement sent here; a statement sent otherwise (through SQLAlchemy) must be preceded
+        by :meth:`flush_held`, and a transaction given up by :meth:`drop_held`."""
+        if not self.server_side:
+            self._send(conn, cursor, sql, params)
+            return
         # (a message is formatted as a whole when any part has parameters: a literal % would break it)
         assert params is not None or "%" not in sql, sql
         conn.info.setdefault(_HELD, []).append((sql, params))
 
     def flush_held(self, conn: sa.Connection, cursor: Any) -> None:
         """Send what is held on ``conn``, if anything, as a message of its own."""
+        if not self.server_side:
+            return
         held = conn.info.get(_HELD)
         if held:
             sql, params = held.pop()  # its last statement, the others ahead of it in the same message

@@ -63,7 +63,7 @@ class SQLAlchemyConnection(Connection):
         PostgreSQL, what is held for the next message (``PreparedUpdates.hold``) is sent first, since it
         cannot go in SQLAlchemy's."""
         conn = self._conn if self._conn is not None else self._connect()
-        if self._in_transaction and self.backend.updates.server_side:
+        if self._in_transaction:
             self.backend.updates.flush_held(conn, self._raw_cursor(conn))
         return conn
 
@@ -246,10 +246,7 @@ class SQLAlchemyConnection(Connection):
                 # PostgreSQL the BEGIN goes in the first statement's message, and what fn left held
                 # (the new rows' INSERT) in the COMMIT's: each message is a round trip
                 for statement in begin:
-                    if updates.server_side:
-                        updates.hold(conn, statement)
-                    else:
-                        updates.send(conn, self._raw_cursor(conn), statement)
+                    updates.hold(conn, self._raw_cursor(conn), statement)
                 out = fn()
                 for statement in end:
                     updates.send(conn, self._raw_cursor(conn), statement)
@@ -317,16 +314,16 @@ class SQLAlchemyConnection(Connection):
         # prepared multi-row statements on the DB-API cursor; on PostgreSQL one per call, a column's
         # values one array (see PreparedUpdates.upsert_columns): one round trip, no SQLAlchemy compile;
         # inside a unit of work, held for the next message (no result is read)
-        held = self._in_transaction and updates.server_side
-        updates.upsert(conn, self._raw_cursor(conn), table, rows, held)
+        updates.upsert(conn, self._raw_cursor(conn), table, rows, held=self._in_transaction)
 
     def upsert_columns(self, table: str, columns: Columns) -> None:
         by_column = list(columns.values())
         if not by_column or not by_column[0]:
             return
         conn, updates = self._writer(), self.backend.updates
-        held = self._in_transaction and updates.server_side  # (as upsert_rows)
-        updates.upsert_columns(conn, self._raw_cursor(conn), table, tuple(columns), by_column, held)
+        updates.upsert_columns(  # (held as upsert_rows' are)
+            conn, self._raw_cursor(conn), table, tuple(columns), by_column, held=self._in_transaction
+        )
 
     def _raw_cursor(self, conn: sa.Connection) -> Any:
         """The DB-API cursor of ``conn`` (the checked-out connection) the prepared statements run on."""
