@@ -129,18 +129,19 @@ def _claim_scans(engine: Any, board: str, plan: str) -> list[tuple[str, int]]:
         raw.rollback()
     finally:
         raw.close()
+    return _jobs_table_reads(plan_json[0]["Plan"])
 
-    def scans(node: dict) -> Iterator[dict]:
-        if node.get("Relation Name") == "flowkit_jobs":
-            yield node
-        for child in node.get("Plans", []):
-            yield from scans(child)
 
-    # a row read is a row returned or one its filter passed over
-    return [
-        (n["Node Type"], (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"])
-        for n in scans(plan_json[0]["Plan"])
-    ]
+def _jobs_table_reads(node: dict[str, Any]) -> list[tuple[str, int]]:
+    """Each scan of the jobs table in an explained plan (``EXPLAIN (ANALYZE, FORMAT JSON)``), as (its
+    node type, the rows it read: returned, or passed over by its filter); the write node is no read."""
+    found = []
+    if node.get("Relation Name") == "flowkit_jobs" and node["Node Type"] != "ModifyTable":
+        rows = (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node["Actual Loops"]
+        found.append((node["Node Type"], rows))
+    for child in node.get("Plans", []):
+        found += _jobs_table_reads(child)
+    return found
 
 
 @pytest.mark.postgres
@@ -438,16 +439,7 @@ def test_a_renewal_reads_the_boards_claims_not_its_history(postgres_url: str) ->
             renewed = conn.execute(stmt).all()
             conn.commit()
 
-        def scans(node: dict) -> Iterator[dict]:
-            if node.get("Relation Name") == "flowkit_jobs" and node["Node Type"] != "ModifyTable":
-                yield node
-            for child in node.get("Plans", []):
-                yield from scans(child)
-
-        read = [
-            (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
-            for n in scans(plan[0]["Plan"])
-        ]
+        read = [rows for _, rows in _jobs_table_reads(plan[0]["Plan"])]
         assert read and all(count <= len(ours) for count in read), read
         assert sorted(uuid for (uuid,) in renewed) == sorted(r["uuid"] for r in rows[-len(ours) :])  # type: ignore[type-var]
     finally:
