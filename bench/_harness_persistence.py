@@ -206,34 +206,38 @@ def _counted_then_timed(
     rule, the same for every side: a 100-task run on SQLite takes 4-8 ms, and three of them gave a
     median anywhere in that spread); the counts come from the first.
 
-    ``floor``: a run of the two-commit floor (``limit_persistence.floor_once``), made beside each timed
-    run. The speed of this machine's disk and CPU drifts by tens of percent over minutes, and the
-    limit column is measured minutes after the sides; a floor timed beside each run is what the ratio to
-    it is taken from (``floor_ratio``: the median run over the median floor, both of the same minutes)."""
+    ``floor``: a run of the two-commit floor (``limit_persistence.floor_once``, the run's durable end
+    included), made beside each timed run. The speed of this machine's disk and CPU drifts by tens of
+    percent over minutes, and the limit column is measured minutes after the sides; a floor timed beside
+    each run is what the ratio to it is taken from (``floor_ratio``: the median run over the median
+    floor, both of the same minutes; ``commits_floor_ratio``: over the floor's commits alone)."""
     with counter:
         counted = _once(side, backend, counter, n, no_gc)
-    pairs: list[tuple[float, float]] = []
+    floors: list[dict[str, float]] = []
 
     def paired() -> dict[str, float]:
         if floor is None:
             return _once(side, backend, counter, n, no_gc)
         # in turn first and second (ABBA): a run after the other pays for the server's work that one
         # left behind (the WAL writer flushing its commits), so neither side always does
-        if len(pairs) % 2:
-            floor_s = floor(n)["total_s"]
-            run = _once(side, backend, counter, n, no_gc)
-        else:
-            run = _once(side, backend, counter, n, no_gc)
-            floor_s = floor(n)["total_s"]
-        pairs.append((run["total_s"], floor_s))
+        if len(floors) % 2:
+            floors.append(floor(n))
+            return _once(side, backend, counter, n, no_gc)
+        run = _once(side, backend, counter, n, no_gc)
+        floors.append(floor(n))
         return run
 
     timed = median_of(n, repeat, paired, SAMPLED_S)
     timed.update((key, counted[key]) for key in _COUNTS)
-    if pairs:
-        floor_s = statistics.median(f for _, f in pairs)
+    if floors:
+        floor_s = statistics.median(f["total_s"] for f in floors)
+        # the floor's commits alone, without the run's durable end (see limit_persistence): shown
+        # beside, so the report says what that one flush weighs
+        commits_s = statistics.median(f["total_s"] - f["end_s"] for f in floors)
         timed["floor_per_task_us"] = floor_s / n * 1e6
         timed["floor_ratio"] = timed["total_s"] / floor_s
+        timed["floor_end_us"] = statistics.median(f["end_s"] for f in floors) * 1e6
+        timed["commits_floor_ratio"] = timed["total_s"] / commits_s
     return timed
 
 
@@ -256,8 +260,9 @@ def measure_case(
     if floor_db is not None:
         from limit_persistence import floor_once, open_floor
 
-        conn, mark, close_floor = open_floor(case, floor_db)
-        floor = functools.partial(floor_once, conn, mark)
+        opened = open_floor(case, floor_db)
+        close_floor = opened.close
+        floor = functools.partial(floor_once, opened)
     try:
         guarded(
             f"{case} warm-up",

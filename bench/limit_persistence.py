@@ -1,4 +1,5 @@
-"""The limit beside the persistence suite: two commits per task through the bare DB-API driver.
+"""The limit beside the persistence suite: two commits per task through the bare DB-API driver, and the
+run's end made durable.
 
 Why this floor: a durable task needs its RUNNING and its SUCCESS saved, each before the engine acts on
 it, so at least two commits per task. Here each commit is one single-row ``UPDATE`` on a prepared
@@ -8,15 +9,25 @@ durability='flow' commits atom transitions without an fsync), ``sqlite_atom`` at
 (an fsync per commit), ``postgresql`` with ``synchronous_commit=off`` (flowkit's durability='flow' commits
 atom transitions so; the flow's own commits flush) and ``postgresql_atom`` with the server's default
 (``on``: a WAL flush per commit). No engine, no SQLAlchemy, nothing else.
+
+The run's end (the ``sqlite`` and ``postgresql`` cases): durability='flow' promises that everything is
+on disk when ``run()`` returns, and commits without a flush promise nothing of the kind, so the floor's
+run ends with the one flush that promise costs, as flowkit's does: on SQLite an ``fdatasync`` of the WAL
+file (what flowkit's durable point does there, ``_sql_durability.sync_file``), on PostgreSQL one commit
+with ``synchronous_commit`` on (it waits for the WAL flush of every commit before it). It is timed
+apart (``end_s``), so a report can show the ratio to the commits alone as well. The ``_atom`` cases
+have nothing to add: each of their commits is flushed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from _harness import emit, guarded, median_of
@@ -26,28 +37,47 @@ CASES = ("sqlite", "postgresql", "sqlite_atom", "postgresql_atom")
 SCHEMA = "CREATE TABLE atoms (id INTEGER PRIMARY KEY, state TEXT NOT NULL, result TEXT)"
 
 
-def open_floor(case: str, name: str) -> tuple[Any, str, Callable[[], None]]:
-    """A connection for ``case``'s floor to a new database (file) ``name`` with its table and one untimed
-    run in it: (connection, the driver's parameter mark, close, which drops a PostgreSQL database)."""
-    conn, mark, close = (_sqlite if case.startswith("sqlite") else _postgres)(case, name)
+@dataclass(frozen=True)
+class Floor:
+    """An open floor: its connection, the driver's parameter mark, the run's end (None: nothing to
+    add, every commit flushed) and close (which drops a PostgreSQL database)."""
+
+    conn: Any
+    mark: str
+    end: Callable[[Any, int], None] | None
+    close: Callable[[], None]
+
+
+def open_floor(case: str, name: str) -> Floor:
+    """``case``'s floor in a new database (file) ``name``, with its table and one untimed run in it."""
+    floor = (_sqlite if case.startswith("sqlite") else _postgres)(case, name)
     try:
-        conn.cursor().execute(SCHEMA)
-        floor_once(conn, mark, 200)  # untimed: a new file's first writes are not a per-task cost
+        floor.conn.cursor().execute(SCHEMA)
+        floor_once(floor, 200)  # untimed: a new file's first writes are not a per-task cost
     except BaseException:
-        close()
+        floor.close()
         raise
-    return conn, mark, close
+    return floor
 
 
-def _sqlite(case: str, name: str) -> tuple[Any, str, Callable[[], None]]:
+def _sqlite(case: str, name: str) -> Floor:
     path = sqlite_url(name).removeprefix("sqlite:///")
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={'FULL' if case.endswith('_atom') else 'NORMAL'}")
-    return conn, "?", conn.close
+    atom = case.endswith("_atom")
+    conn.execute(f"PRAGMA synchronous={'FULL' if atom else 'NORMAL'}")
+
+    def end(cursor: Any, n: int) -> None:  # the WAL file flushed, every commit's frames with it
+        fd = os.open(f"{path}-wal", os.O_RDONLY)
+        try:
+            getattr(os, "fdatasync", os.fsync)(fd)
+        finally:
+            os.close(fd)
+
+    return Floor(conn, "?", None if atom else end, conn.close)
 
 
-def _postgres(case: str, dbname: str) -> tuple[Any, str, Callable[[], None]]:
+def _postgres(case: str, dbname: str) -> Floor:
     import psycopg2
 
     url = postgres_url(dbname).removeprefix("postgresql+psycopg2://")
@@ -56,27 +86,40 @@ def _postgres(case: str, dbname: str) -> tuple[Any, str, Callable[[], None]]:
     host, _, port = host_port.partition(":")
     conn = psycopg2.connect(host=host, port=int(port), user=role, dbname=db)
     conn.autocommit = True
-    if not case.endswith("_atom"):
+    atom = case.endswith("_atom")
+    if not atom:
         conn.cursor().execute("SET synchronous_commit TO off")
+
+    def end(cursor: Any, n: int) -> None:  # one message, one transaction: its commit waits for the flush
+        cursor.execute(
+            "SET LOCAL synchronous_commit TO on; UPDATE atoms SET state = %s WHERE id = %s",
+            ("SUCCESS", n - 1),
+        )
 
     def close() -> None:
         conn.close()
         drop_postgres(dbname)
 
-    return conn, "%s", close
+    return Floor(conn, "%s", None if atom else end, close)
 
 
-def floor_once(conn: Any, mark: str, n: int) -> dict[str, float]:
-    """One timed run of the floor: ``n`` tasks, two autocommit single-row updates each."""
-    cur = conn.cursor()
+def floor_once(floor: Floor, n: int) -> dict[str, float]:
+    """One timed run of the floor: ``n`` tasks, two autocommit single-row updates each, then the run's
+    end (``end_s``, part of ``total_s``)."""
+    cur = floor.conn.cursor()
     cur.execute("DELETE FROM atoms")
+    mark = floor.mark
     cur.executemany(f"INSERT INTO atoms (id, state) VALUES ({mark}, 'PENDING')", [(i,) for i in range(n)])
     update = f"UPDATE atoms SET state = {mark}, result = {mark} WHERE id = {mark}"
     start = time.perf_counter()
     for i in range(n):  # autocommit: each statement is its own committed transaction
         cur.execute(update, ("RUNNING", None, i))
         cur.execute(update, ("SUCCESS", "null", i))
-    return {"total_s": time.perf_counter() - start}
+    commits = time.perf_counter()
+    if floor.end is not None:
+        floor.end(cur, n)
+    done = time.perf_counter()
+    return {"total_s": done - start, "end_s": done - commits}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,17 +131,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     results: dict[str, Any] = {}
     for case in (c for c in a.cases.split(",") if c):
-        conn, mark, close = open_floor(case, f"limit_{case}")
+        floor = open_floor(case, f"limit_{case}")
         try:
             results[case] = {
                 str(n): guarded(
                     f"floor {case} n={n}",
-                    lambda n=n, c=conn, m=mark: median_of(n, a.repeat, lambda: floor_once(c, m, n)),
+                    lambda n=n, f=floor: median_of(n, a.repeat, lambda: floor_once(f, n)),
                 )
                 for n in (int(x) for x in a.sizes.split(",") if x)
             }
         finally:
-            close()
+            floor.close()
     emit(results)
     return 0
 

@@ -1,6 +1,6 @@
 """Not a suite: a serial run's own SQL on SQLite, sent by a bare ``sqlite3`` loop, beside the floor.
 
-Why: at N=100 flowkit on a SQLite file costs about 2.5x the two-commit floor, and the question is what
+Why: at N=100 flowkit on a SQLite file cost about 2.5x the two-commit floor, and the question was what
 that gap is made of. This sends the statements a serial run sends for its atoms (per task ``BEGIN
 IMMEDIATE``, the task's SUCCESS and the next task's RUNNING ``UPDATE``, ``COMMIT``: one commit per task,
 as the recorder pairs them), on flowkit's own tables and rows (a flow detail set up by flowkit, not
@@ -11,8 +11,8 @@ run), with nothing around them; and times, in turn in the same process, the floo
 
 If the bare statements cost about the floor, the schema and the statements are not the gap.
 ``statements_and_flow`` adds the run's two flow transitions (the flow row's RUNNING, and its SUCCESS
-followed by an ``fdatasync`` of the WAL, which the floor at ``synchronous=NORMAL`` never pays; on SQLite
-the flow's start is no durable point, see ``Backend.start_is_durable``): what is left between it and
+followed by an ``fdatasync`` of the WAL, the one flush the floor's run ends with too; on SQLite the
+flow's start is no durable point, see ``Backend.start_is_durable``): what is left between it and
 flowkit's run is the engine's and the recorder's Python.
 """
 
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = side.open(url)
     bare = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=10)
     bare.execute("PRAGMA synchronous=NORMAL")  # flowkit's atom commits (durability='flow')
-    floor_conn, mark, close_floor = open_floor("sqlite", "sqlite_statements_floor")
+    floor = open_floor("sqlite", "sqlite_statements_floor")
     wal = url.removeprefix("sqlite:///") + "-wal"
     times: dict[str, list[float]] = {
         "floor": [],
@@ -114,10 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             gc.collect()
             times[key].append(statements_once(bare, uuids, flow))
 
-    def floor() -> None:
-        times["floor"].append(floor_once(floor_conn, mark, n)["total_s"])
+    def floor_run() -> None:
+        times["floor"].append(floor_once(floor, n)["total_s"])
 
-    turns: list[Callable[[], Any]] = [floor, statements, flowkit]
+    turns: list[Callable[[], Any]] = [floor_run, statements, flowkit]
     try:
         for _ in range(3):  # untimed: first statements compiled, caches warm
             flowkit()
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 turn()
     finally:
         bare.close()
-        close_floor()
+        floor.close()
         side.close(backend)
     per_task = {key: statistics.median(values) / n * 1e6 for key, values in times.items()}
     floor_us = per_task["floor"]
