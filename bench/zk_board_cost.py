@@ -1,11 +1,13 @@
 """Not a suite: what the ZooKeeper board alone costs per job, without persistence or engines.
 
-N jobs are posted by this process's board (which stays connected and follows the tree, as the
-throughput bench's poster does); then K claimant processes, each with its own board, claim and consume
+N jobs are posted by this process's board, which then follows the tree (it lists the board once: a
+board follows from its first read of its copy, and one that only posts never does); then K claimant
+processes, each with its own board, claim and consume
 them (``claim_next`` + ``consume``, the conductor's board calls) until none is left. Reported per job:
 
 - claimants' CPU (all their threads: the claim loop, kazoo's connection and callback threads), summed;
-- the poster's CPU while it only watches (what hearing every job costs a board that does nothing);
+- the poster's CPU while it only watches: what hearing every job's claim and consume costs a board
+  that does nothing else, which is what each conductor pays for the jobs the others run;
 - ZooKeeper requests sent by the claimants, by kind;
 - the ZooKeeper server's CPU (``/proc``: shared with anything else using that server, an upper bound).
 
@@ -110,6 +112,8 @@ def run_once(n: int, k: int) -> dict[str, Any]:
         ]
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        if sum(1 for _ in poster.iterjobs()) != n:  # follows from here on (see the docstring)
+            raise AssertionError(f"the poster does not list the {n} jobs it posted")
         zk = zookeeper_pids()
         zk0 = sum(proc_cpu(p) for p in zk)
         me0 = time.process_time()
