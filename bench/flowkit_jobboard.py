@@ -5,6 +5,7 @@ under their own names, the PostgreSQL board's prefixed ``sql_`` (``--boards zook
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,9 @@ class FlowkitSide:
     name = "flowkit"
     ready_marker = "running jobs from"
 
+    def __init__(self, max_jobs: int = 1) -> None:
+        self.max_jobs = max_jobs
+
     def board_url(self, zk_path: str, persistence: str) -> str:
         return _url(zk_path)
 
@@ -53,6 +57,8 @@ class FlowkitSide:
             name,
             "--allow",
             "flowkit_jobboard",
+            "--max-jobs",
+            str(self.max_jobs),
         ]
 
     def open(self, zk_path: str, persistence: str) -> Any:
@@ -113,13 +119,18 @@ class SqlSide(FlowkitSide):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_options(argv)
-    log(f"flowkit job board: {opts}")
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--max-jobs", type=int, default=1)
+    mine, rest = own.parse_known_args(sys.argv[1:] if argv is None else argv)
+    opts = parse_options(rest)
+    k = max(1, mine.max_jobs)
+    log(f"flowkit job board: {opts}, max jobs per conductor {k}")
+    suffix = f"_jobs{k}" if k > 1 else ""
     results: dict[str, Any] = {}
     if "zookeeper" in opts.boards:
-        results.update(run_cases(FlowkitSide(), opts))
+        results.update({f"{case}{suffix}": r for case, r in run_cases(FlowkitSide(k), opts).items()})
     if "sql" in opts.boards:
-        results.update({f"sql_{case}": r for case, r in run_cases(SqlSide(), opts).items()})
+        results.update({f"sql_{case}{suffix}": r for case, r in run_cases(SqlSide(k), opts).items()})
     emit(results)
     return 0
 
