@@ -13,8 +13,9 @@ atom transitions so; the flow's own commits flush) and ``postgresql_atom`` with 
 The run's end (the ``sqlite`` and ``postgresql`` cases): durability='flow' promises that everything is
 on disk when ``run()`` returns, and commits without a flush promise nothing of the kind, so the floor's
 run ends with the one flush that promise costs, as flowkit's does: on SQLite an ``fdatasync`` of the WAL
-file (what flowkit's durable point does there, ``_sql_durability.sync_file``), on PostgreSQL one commit
-with ``synchronous_commit`` on (it waits for the WAL flush of every commit before it). It is timed
+file (flowkit's own ``_sql_durability.sync_file``, what its durable point does there), on PostgreSQL one
+commit with ``synchronous_commit`` on (flowkit's ``DURABLE_COMMIT`` in front of one statement: it waits
+for the WAL flush of every commit before it). It is timed
 apart (``end_s``), so a report can show the ratio to the commits alone as well. The ``_atom`` cases
 have nothing to add: each of their commits is flushed.
 """
@@ -22,7 +23,6 @@ have nothing to add: each of their commits is flushed.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import sys
 import time
@@ -32,6 +32,8 @@ from typing import Any
 
 from _harness import emit, guarded, median_of
 from _harness_persistence import drop_postgres, postgres_url, sqlite_url
+
+from flowkit.persistence.backends._sql_durability import DURABLE_COMMIT, sync_file
 
 CASES = ("sqlite", "postgresql", "sqlite_atom", "postgresql_atom")
 SCHEMA = "CREATE TABLE atoms (id INTEGER PRIMARY KEY, state TEXT NOT NULL, result TEXT)"
@@ -68,11 +70,7 @@ def _sqlite(case: str, name: str) -> Floor:
     conn.execute(f"PRAGMA synchronous={'FULL' if atom else 'NORMAL'}")
 
     def end(cursor: Any, n: int) -> None:  # the WAL file flushed, every commit's frames with it
-        fd = os.open(f"{path}-wal", os.O_RDONLY)
-        try:
-            getattr(os, "fdatasync", os.fsync)(fd)
-        finally:
-            os.close(fd)
+        sync_file(f"{path}-wal", path)
 
     return Floor(conn, "?", None if atom else end, conn.close)
 
@@ -91,10 +89,7 @@ def _postgres(case: str, dbname: str) -> Floor:
         conn.cursor().execute("SET synchronous_commit TO off")
 
     def end(cursor: Any, n: int) -> None:  # one message, one transaction: its commit waits for the flush
-        cursor.execute(
-            "SET LOCAL synchronous_commit TO on; UPDATE atoms SET state = %s WHERE id = %s",
-            ("SUCCESS", n - 1),
-        )
+        cursor.execute(f"{DURABLE_COMMIT}; UPDATE atoms SET state = %s WHERE id = %s", ("SUCCESS", n - 1))
 
     def close() -> None:
         conn.close()

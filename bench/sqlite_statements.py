@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sqlite3
 import statistics
 import sys
@@ -33,21 +32,14 @@ from _harness_persistence import sqlite_url
 from flowkit_persistence import FlowkitSide
 from limit_persistence import floor_once, open_floor
 
+from flowkit.persistence.backends._sql_durability import sync_file
+
 RUNNING = "UPDATE flowkit_atomdetails SET state = ?, attempts = 1, started_at = ? WHERE uuid = ?"
 SUCCESS = "UPDATE flowkit_atomdetails SET state = ?, seq = ?, finished_at = ? WHERE uuid = ?"
 STAMP = "2026-11-29 17:25:43.343569"  # a timestamp as the recorder stores it in SQLite
 
 
 FLOW = "UPDATE flowkit_flowdetails SET state = ?, updated_at = ? WHERE uuid = ?"
-
-
-def _flush(wal: str) -> None:
-    """What a durable point adds on SQLite at durability='flow': the WAL file flushed to disk."""
-    fd = os.open(wal, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
 
 
 def statements_once(
@@ -69,7 +61,7 @@ def statements_once(
         cur.execute("COMMIT")
     if flow is not None:
         cur.execute(FLOW, ("SUCCESS", STAMP, flow[0]))
-        _flush(flow[1])
+        sync_file(flow[1], flow[1])  # what a durable point adds on SQLite at durability='flow'
     return time.perf_counter() - start
 
 

@@ -2,8 +2,8 @@
 
 N jobs are posted by this process's board, which then follows the tree (it lists the board once: a
 board follows from its first read of its copy, and one that only posts never does); then K claimant
-processes, each with its own board, claim and consume
-them (``claim_next`` + ``consume``, the conductor's board calls) until none is left. Reported per job:
+processes, each with its own board, claim and consume them (``claim_next`` + ``consume``, the
+conductor's board calls) until none is left. Reported per job:
 
 - claimants' CPU (all their threads: the claim loop, kazoo's connection and callback threads), summed;
 - the poster's CPU while it only watches: what hearing every job's claim and consume costs a board
