@@ -73,6 +73,9 @@ class Recorder:
     """Whether the serial engine may set :attr:`pair_next` (a task's SUCCESS saved with the next task's
     RUNNING, in one transaction); the base class writes each at once."""
     pair_next = False
+    pair_start = False
+    """Set by the serial engine right before the flow's RUNNING when nothing looks at the flow before
+    its first atom write: a recorder that pairs may then save that start with the write."""
     after_deferred: Callable[[int], None] | None = None
     """Called with the atom's index once an atom change kept for pairing is saved (the engine tells its
     listeners then); None: nobody is told."""

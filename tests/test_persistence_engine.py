@@ -235,8 +235,8 @@ def test_one_statement_per_atom_transition_and_one_commit_per_task(
 ) -> None:
     """Serial pairing: each task's SUCCESS is committed together with the next task's RUNNING (one
     transaction on the recorder's connection, before that task's execute), the last one with the
-    flow's SUCCESS; the flow's end is a durable point, its start on SQLite is not (Backend.start_is_durable:
-    a crash that loses it loses the engine too)."""
+    flow's SUCCESS, and the flow's RUNNING with the first task's; the flow's end is a durable point,
+    its start on SQLite is not (Backend.start_is_durable: a crash that loses it loses the engine too)."""
     from flowkit.persistence.backends import _sql_durability
 
     backend = fresh_backend(f"sqlite:///{tmp_path}/count.db")
@@ -290,7 +290,7 @@ def test_one_statement_per_atom_transition_and_one_commit_per_task(
     # followed by a flush of the WAL file, on disk with every write before it, the set-up and the
     # flow's RUNNING included (the connection stays at synchronous=NORMAL: a PRAGMA synchronous would
     # expire its statements)
-    expected = [([("RUNNING", "flow")], False), ([("RUNNING", 0)], False)]
+    expected = [([("RUNNING", "flow"), ("RUNNING", 0)], False)]  # the start goes with the first RUNNING
     expected += [([("SUCCESS", k), ("RUNNING", k + 1)], False) for k in range(n - 1)]
     expected += [([("SUCCESS", n - 1), ("SUCCESS", "flow")], True)]
     assert commits == expected

@@ -241,10 +241,10 @@ def test_with_an_atom_listener_a_success_is_still_paired_and_told_once_saved(bac
         ("b", "RUNNING", "RUNNING"),
         ("b", "SUCCESS", "SUCCESS"),
     ]
-    # the flow's RUNNING (a durable point, except on SQLite, where it is a write_row like a's RUNNING),
-    # then a's SUCCESS with b's RUNNING and b's with the flow's SUCCESS: paired although a listener is
-    # told of each
-    start = [["RUNNING"]] if backend.start_is_durable else []
+    # the flow's RUNNING (a durable point, except on SQLite, where it goes with a's RUNNING: nothing
+    # listens to the flow), then a's SUCCESS with b's RUNNING and b's with the flow's SUCCESS: paired
+    # although a listener is told of each
+    start = [["RUNNING"]] if backend.start_is_durable else [["RUNNING", "RUNNING"]]
     assert [[values["state"] for _table, _uuid, values in rows] for rows in writes] == [
         *start,
         ["SUCCESS", "RUNNING"],
@@ -284,7 +284,7 @@ def conn_writes(engine: Any) -> list[list[tuple[str, str, dict[str, Any]]]]:
 
     def recording(real: Any) -> Any:
         def recorded(rows: Any, *args: Any, **kwargs: Any) -> Any:
-            writes.append(list(rows))
+            writes.append([(table, uuid, dict(values)) for table, uuid, values in rows])  # (merged into)
             return real(rows, *args, **kwargs)
 
         return recorded
@@ -342,3 +342,120 @@ def test_a_listener_that_cancels_at_a_success_reverts_nothing_of_the_task_it_sto
     assert runs == ["a", "-a"]
     assert saved_states(backend, uuid) == {"a": "REVERTED", "b": "REVERTED", "c": "PENDING"}
     assert saved_flow(backend, uuid).state is FlowState.REVERTED
+
+
+# -- the flow's start, saved with the first task's RUNNING (Recorder.pair_start) ------------------------
+
+
+def _flow_state_writes(writes: list[list[tuple[str, str, dict[str, Any]]]]) -> list[list[str]]:
+    return [[values["state"] for _table, _uuid, values in rows] for rows in writes]
+
+
+def test_a_fenced_start_goes_with_the_first_running_and_the_task_runs_after_both_are_saved(
+    backend: Backend,
+) -> None:
+    """A conductor's run (fenced: its start is no durable point): the flow's RUNNING is written with the
+    first task's RUNNING, one transaction, before that task's execute, which sees both saved."""
+    seen: list[dict[str, str]] = []
+    flow_seen: list[str] = []
+
+    class SeesFlow(SeesSaved):
+        def execute(self) -> None:
+            flow_seen.append(saved_flow(self.backend, self.flow_uuid).state.value)
+            super().execute()
+
+    task = SeesFlow("a", backend, ["a"], seen)
+    engine = engines.load(LinearFlow("f").add(task), backend=backend, fence=3)
+    engine.prepare()
+    task.flow_uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    writes = conn_writes(engine)
+    engine.run()
+    assert flow_seen == ["RUNNING"] and seen == [{"a": "RUNNING"}]
+    assert _flow_state_writes(writes)[0] == ["RUNNING", "RUNNING"]  # the flow's, then a's
+    assert [(table, uuid) for table, uuid, _values in writes[0]] == [
+        ("flowdetails", task.flow_uuid),
+        ("atomdetails", engine.storage.get_atom_uuid("a")),
+    ]
+    assert saved_flow(backend, task.flow_uuid).state is FlowState.SUCCESS
+
+
+def test_a_flow_listener_is_told_of_running_once_it_is_saved(backend: Backend) -> None:
+    """Someone listens to the flow: its start is written on its own, before the listener hears it."""
+    runs: list[str] = []
+    engine = engines.load(LinearFlow("f").add(Named("a", runs)), backend=backend, fence=3)
+    engine.prepare()
+    uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    told: list[tuple[str, str]] = []
+
+    def listener(state: FlowState, details: dict[str, Any]) -> None:
+        told.append((FlowState(state).value, saved_flow(backend, uuid).state.value))
+
+    engine.notifier.register(ANY, listener)
+    writes = conn_writes(engine)
+    engine.run()
+    assert told[0] == ("RUNNING", "RUNNING")
+    assert ["RUNNING", "RUNNING"] not in _flow_state_writes(writes)
+
+
+def test_run_iter_saves_the_start_before_its_first_step(backend: Backend) -> None:
+    """Stepping the engine, the caller sees the flow between its start and the first task: the start
+    is saved before the first step is handed out."""
+    runs: list[str] = []
+    engine = engines.load(LinearFlow("f").add(Named("a", runs)), backend=backend, fence=3)
+    engine.prepare()
+    uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    steps = engine.run_iter()
+    next(steps)
+    assert saved_flow(backend, uuid).state is FlowState.RUNNING and runs == []
+    for _ in steps:
+        pass
+    assert runs == ["a"]
+
+
+def test_a_failed_start_pair_leaves_the_flow_as_saved_and_it_runs_on_resume(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write of the start with the first RUNNING fails: nothing ran, memory says what the database
+    says (the flow not started), and the next run runs the task once."""
+    runs: list[str] = []
+    flow = LinearFlow("f").add(Named("a", runs))
+    engine = engines.load(flow, backend=backend, fence=3)
+    engine.prepare()
+    recorder: Any = engine._recorder  # type: ignore[attr-defined]
+    conn = recorder._connection()
+    write_rows = conn.write_rows
+
+    def fails_with_the_start(rows: Any, *args: Any, **kwargs: Any) -> bool:
+        if any(table != ATOMS for table, _uuid, _values in rows):
+            raise StorageError("the database went away (injected)")
+        return write_rows(rows, *args, **kwargs)
+
+    monkeypatch.setattr(conn, "write_rows", fails_with_the_start)
+    with pytest.raises(StorageError, match="injected"):
+        engine.run()
+    uuid = recorder.flow_detail.uuid
+    assert runs == []
+    assert engine.storage.get_flow_state() is saved_flow(backend, uuid).state is FlowState.PENDING
+    assert saved_states(backend, uuid) == {"a": "PENDING"}
+    monkeypatch.undo()
+    engines.load(flow, backend=backend, flow_detail=saved_flow(backend, uuid), fence=4).run()
+    assert runs == ["a"]
+    assert saved_flow(backend, uuid).state is FlowState.SUCCESS
+
+
+def test_a_newer_claim_refuses_the_start_pair_and_nothing_runs(backend: Backend) -> None:
+    """A newer claim raised the fence after this engine's set-up: the start, written with the first
+    RUNNING, is refused (ClaimLost), the task is not called, and the database keeps the newer claim's."""
+    from flowkit.exceptions import ClaimLost
+
+    runs: list[str] = []
+    flow = LinearFlow("f").add(Named("a", runs))
+    engine = engines.load(flow, backend=backend, fence=3)
+    engine.prepare()
+    uuid = engine._recorder.flow_detail.uuid  # type: ignore[attr-defined]
+    engines.load(flow, backend=backend, flow_detail=saved_flow(backend, uuid), fence=4).prepare()
+    with pytest.raises(ClaimLost):
+        engine.run()
+    assert runs == []
+    assert saved_flow(backend, uuid).state is FlowState.PENDING
+    assert saved_states(backend, uuid) == {"a": "PENDING"}

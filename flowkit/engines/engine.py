@@ -315,6 +315,7 @@ class Engine:
             yield EngineState.RESUMING
             yield from revert_all(run, dict(st.flow_failures), retry_failed=True)
         else:
+            run.keep_start()
             run.set_flow(FlowState.RUNNING)
             yield EngineState.RESUMING
             yield from run.forward()

@@ -194,6 +194,22 @@ class Run:
                 state, {"flow_name": st.flow_name, "flow_uuid": st.flow_uuid, "old_state": old}
             )
 
+    def keep_start(self) -> None:
+        """Let the recorder save the flow's RUNNING, about to be set, with the first atom write (one
+        transaction fewer per run): only in ``Engine.run()`` of the serial loop with no flow listener,
+        where nothing sees the flow between the two and the first task's RUNNING is written before
+        its ``execute`` starts (see ``Recorder.pair_start``)."""
+        recorder = self.st.recorder
+        if (
+            self.quiet
+            and recorder is not None
+            and recorder.pairs
+            and self.dispatcher.inline
+            and self.slots is None
+            and not self.notifier.active
+        ):
+            recorder.pair_start = True
+
     def set_atom(self, i: int, state: AtomState, result: Any = None) -> None:
         old = self.st.set_atom_state(i, state)
         if self.atom_notifier.active:

@@ -3,7 +3,8 @@
 :class:`BackendRecorder` is the :class:`~flowkit.storage.Recorder` the engine calls inside every
 transition. Each atom transition is ONE ``UPDATE`` of the atom's row on an autocommit connection the
 recorder keeps while the flow runs (one round trip, one commit; the serial engine saves a task's
-SUCCESS with the next task's RUNNING, see :meth:`BackendRecorder.flush_deferred`); flow transitions,
+SUCCESS with the next task's RUNNING, and a start that is no durable point with the first task's
+RUNNING, see :meth:`BackendRecorder.flush_deferred`); flow transitions,
 a few per run, are written on the same connection in a durable transaction, which also flushes every
 atom transition before it (see the backend's ``durability``). So:
 
@@ -139,6 +140,15 @@ class BackendRecorder(Recorder):
         :meth:`flush_deferred`)."""
         # (storage, atom index, uuid, values) of the SUCCESS kept for pairing
         self._deferred: tuple[Storage, int, str, dict[str, Any]] | None = None
+        self.pair_start = False
+        """Set by the serial engine right before it records the flow's RUNNING when nothing can look at
+        the flow before its first atom write (``Engine.run()``, no flow listeners): a start that is no
+        durable point (see :meth:`flow_changed`) is then kept (``_start``) and written with that atom
+        write, in one transaction (on PostgreSQL one round trip fewer per run; see
+        :meth:`flush_deferred`)."""
+        # (storage, its flow state before, the flow detail's before, the flow row's values) of the start
+        # kept for pairing
+        self._start: tuple[Storage, FlowState, FlowState | None, dict[str, Any]] | None = None
         self.after_deferred: Callable[[int], None] | None = None
         """Called with the atom's index once its kept SUCCESS is saved (set by the engine when it tells
         listeners of each SUCCESS: they are told then, not before)."""
@@ -154,6 +164,8 @@ class BackendRecorder(Recorder):
             storage, i = self._deferred[:2]
             self._deferred = None
             self._unsaved(storage, i)
+        if self._start is not None:
+            self._start_unsaved()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -171,6 +183,11 @@ class BackendRecorder(Recorder):
         kept for pairing goes first, with this write (on its own before a flow row that is no durable
         point)."""
         self.pair_next = False
+        if self._start is not None:
+            if table == ATOMS and self._deferred is None and self._held is None:
+                self._write_with_start(uuid, values)
+                return
+            self._write_start()
         deferred = self._deferred
         if deferred is not None:
             if table == ATOMS and self._held is None:
@@ -213,7 +230,7 @@ class BackendRecorder(Recorder):
         """:meth:`_write` of an atom row, its common path spelled out (a task's RUNNING and SUCCESS):
         on the kept connection, no group commit holding it."""
         conn = self._conn
-        if conn is None or self._held is not None or self._deferred is not None:
+        if conn is None or self._held is not None or self._deferred is not None or self._start is not None:
             self._write(ATOMS, uuid, values)
             return
         try:
@@ -237,8 +254,13 @@ class BackendRecorder(Recorder):
         something else could come first (a decider's call, the end of a round of starts, a suspend),
         the engine calls this. A failed write puts the atom back to RUNNING in memory, as the
         database has it, and tells nobody.
+
+        The flow's start is kept the same way (:attr:`pair_start`) for the first atom write (the first
+        task's RUNNING, made before its ``execute``); this writes it too, on its own.
         """
         self.pair_next = False
+        if self._start is not None:
+            self._write_start()
         deferred = self._deferred
         if deferred is None:
             return
@@ -275,6 +297,46 @@ class BackendRecorder(Recorder):
             self._missing(ATOMS, f"{first} (or {uuid}, written after it)")
         if self.after_deferred is not None:
             self.after_deferred(i)
+
+    def _write_with_start(self, uuid: str, values: dict[str, Any]) -> None:
+        """The kept flow start and this atom write, in one transaction (see :attr:`pair_start`)."""
+        assert self._start is not None
+        flow_uuid = self.flow_detail.uuid
+        conn = self._conn or self._connection()
+        try:
+            found = conn.write_rows(((FLOWS, flow_uuid, self._start[3]), (ATOMS, uuid, values)), self.fence)
+            if found and self._relaxed:
+                self._keep(conn, uuid, values)
+        except BaseException:
+            self._start_unsaved()
+            self.close()
+            raise
+        if not found:
+            self._start_unsaved()
+            self._missing(FLOWS, f"{flow_uuid} (or atom {uuid}, written with it)")
+        self._start = None
+
+    def _write_start(self) -> None:
+        """Write the kept flow start on its own (the next write is not one it can go with)."""
+        assert self._start is not None
+        conn = self._conn or self._connection()
+        try:
+            found = conn.write_row(FLOWS, self.flow_detail.uuid, self._start[3], self.fence)
+        except BaseException:
+            self._start_unsaved()
+            self.close()
+            raise
+        if not found:
+            self._start_unsaved()
+            self._missing(FLOWS, self.flow_detail.uuid)
+        self._start = None
+
+    def _start_unsaved(self) -> None:
+        """The kept flow start was not saved: memory goes back to the state the database has."""
+        assert self._start is not None
+        storage, before, detail_before, _ = self._start
+        self._start = None
+        storage.flow_state, self.flow_detail.state = before, detail_before
 
     def _unsaved(self, storage: Storage, i: int) -> None:
         """Atom ``i``'s kept SUCCESS was not saved: back to RUNNING in memory, as the database has it."""
@@ -612,6 +674,7 @@ class BackendRecorder(Recorder):
 
     def flow_changed(self, storage: Storage, state: FlowState) -> None:
         fd = self.flow_detail
+        before = fd.state
         fd.state, fd.failures, fd.updated_at = state, dict(storage.flow_failures), utcnow()
         values = {
             "state": state.value,
@@ -625,6 +688,10 @@ class BackendRecorder(Recorder):
         # Nor is any flow's start where a crash that loses it loses the engine too (SQLite in process:
         # Backend.start_is_durable).
         durable = state not in _STARTS or (self.fence is None and self.backend.start_is_durable)
+        pair, self.pair_start = self.pair_start, False
+        if pair and not durable and self._start is None and self._deferred is None and self._held is None:
+            self._start = (storage, storage.flow_state, before, values)  # written with the next write
+            return
         try:
             self._write(FLOWS, fd.uuid, values, durable)
         finally:
