@@ -1,8 +1,9 @@
 """The conductor: claim a job, rebuild its flow from persistence, run it, consume it; repeat.
 
-One thread waits on the board and claims; each claimed job runs in its own thread (up to ``max_jobs``
-at once). A job's flow is resumed from its flow detail, so whatever a dead conductor finished is not
-done again. What happens to a job:
+One thread waits on the board and claims; each claimed job runs on a thread of its own while it runs
+(up to ``max_jobs`` at once; the threads are kept between jobs: ``conductor.job_threads``). A job's
+flow is resumed from its flow detail, so whatever a dead conductor finished is not done again. What
+happens to a job:
 
 - its flow ends (SUCCESS, or REVERTED/FAILURE with the failure saved in the flow detail): consumed;
 - its flow has nothing left but durable waits (``flowkit.Sleep``, ``WaitForEvent``): parked, i.e. given
@@ -37,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from conductor import atom_log, cancels, resume
+from conductor.job_threads import JobThreads
 from conductor.outage import Outage, probe
 from conductor.outage import reason as short_reason
 from conductor.runs import Run, Stats
@@ -109,7 +111,7 @@ class Conductor:
         self._claiming: list[tuple[ClaimEvent, frozenset[str]]] | None = None
         self._cancels = cancels.Heard()
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
+        self._threads: JobThreads | None = None
         # A board coming back must be used at once (claims wait on it); persistence is probed less often.
         self._board_outage = Outage(LOG, f"conductor {name!r}: board {board!r}", cap=2.0)
         where = display_url(str(getattr(self.persistence, "url", persistence)))
@@ -122,6 +124,7 @@ class Conductor:
         ensure_schema(self.persistence)
         self._heartbeat.start()
         slots = threading.BoundedSemaphore(self.max_jobs)
+        self._threads = threads = JobThreads(self.name, self._run_job, slots.release)
         self.board.add_claim_listener(self._on_claims)
         self.board.add_cancel_listener(self._on_cancel)
         if self.allow is None:
@@ -154,11 +157,7 @@ class Conductor:
                 if job is None:
                     slots.release()
                     continue
-                thread = threading.Thread(
-                    target=self._run_job, args=(job, slots), name=f"{self.name}:{job.uuid[:8]}", daemon=True
-                )
-                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-                thread.start()
+                threads.start(job)  # its slot is given back once the job is done and its thread waits
         finally:
             self._wind_down()
             self.board.remove_claim_listener(self._on_claims)
@@ -239,10 +238,7 @@ class Conductor:
 
     def _wind_down(self) -> None:
         self.stop()
-        deadline = time.monotonic() + self.grace
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        left = [t.name for t in self._threads if t.is_alive()]
+        left = [] if self._threads is None else self._threads.stop(time.monotonic() + self.grace)
         if left:
             LOG.warning(
                 "conductor %r: jobs still running after %.0fs, left to the board: %s",
@@ -282,7 +278,7 @@ class Conductor:
 
     # -- one job ------------------------------------------------------------------------------------
 
-    def _run_job(self, job: Job, slots: threading.BoundedSemaphore) -> None:
+    def _run_job(self, job: Job) -> None:
         try:
             self._conduct(job)
         except ClaimLost as exc:
@@ -300,7 +296,6 @@ class Conductor:
         finally:
             with self._lock:
                 self._runs.pop(job.uuid, None)
-            slots.release()
 
     def _storage_failed(self, job: Job, exc: StorageError) -> None:
         """Persistence failed under a job: the job's fault only if persistence answers otherwise.
