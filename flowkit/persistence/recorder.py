@@ -185,7 +185,7 @@ class BackendRecorder(Recorder):
         self.pair_next = False
         if self._start is not None:
             if table == ATOMS and self._deferred is None and self._held is None:
-                self._write_with_start(uuid, values)
+                self._write_start((uuid, values))
                 return
             self._write_start()
         deferred = self._deferred
@@ -298,37 +298,29 @@ class BackendRecorder(Recorder):
         if self.after_deferred is not None:
             self.after_deferred(i)
 
-    def _write_with_start(self, uuid: str, values: dict[str, Any]) -> None:
-        """The kept flow start and this atom write, in one transaction (see :attr:`pair_start`)."""
+    def _write_start(self, atom: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Write the kept flow start (see :attr:`pair_start`): with the write of ``atom`` (its uuid and
+        values) in one transaction, or on its own (the next write is not one it can go with)."""
         assert self._start is not None
         flow_uuid = self.flow_detail.uuid
+        start = (FLOWS, flow_uuid, self._start[3])
         conn = self._conn or self._connection()
         try:
-            found = conn.write_rows(((FLOWS, flow_uuid, self._start[3]), (ATOMS, uuid, values)), self.fence)
-            if found and self._relaxed:
-                self._keep(conn, uuid, values)
+            if atom is None:
+                found = conn.write_row(*start, self.fence)
+            else:
+                found = conn.write_rows((start, (ATOMS, *atom)), self.fence)
+                if found and self._relaxed:
+                    self._keep(conn, *atom)
         except BaseException:
             self._start_unsaved()
             self.close()
             raise
         if not found:
             self._start_unsaved()
-            self._missing(FLOWS, f"{flow_uuid} (or atom {uuid}, written with it)")
-        self._start = None
-
-    def _write_start(self) -> None:
-        """Write the kept flow start on its own (the next write is not one it can go with)."""
-        assert self._start is not None
-        conn = self._conn or self._connection()
-        try:
-            found = conn.write_row(FLOWS, self.flow_detail.uuid, self._start[3], self.fence)
-        except BaseException:
-            self._start_unsaved()
-            self.close()
-            raise
-        if not found:
-            self._start_unsaved()
-            self._missing(FLOWS, self.flow_detail.uuid)
+            self._missing(
+                FLOWS, flow_uuid if atom is None else f"{flow_uuid} (or atom {atom[0]}, written with it)"
+            )
         self._start = None
 
     def _start_unsaved(self) -> None:
