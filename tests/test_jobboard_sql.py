@@ -255,6 +255,54 @@ def test_post_flow_on_the_persistence_database_is_one_commit(postgres_url: str) 
 
 
 @pytest.mark.postgres
+def test_a_post_notifies_in_its_insert_and_wakes_another_board(postgres_url: str) -> None:
+    """On PostgreSQL a post is one statement (the INSERT, whose RETURNING queues the NOTIFY) and its
+    commit; the NOTIFY still wakes another board waiting on the same board name at once, long before
+    its poll would (no post of its own wakes it: it is another object)."""
+    import threading
+
+    from sqlalchemy import event
+
+    poster = SQLJobBoard("notified", postgres_url)
+    waiter = SQLJobBoard("notified", postgres_url, poll=60.0)
+    poster.connect()
+    waiter.connect()
+    engine = poster.engine
+    assert engine is not None
+    sent: list[str] = []
+
+    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            sent.append(text)
+
+    woken: list[float] = []
+
+    def wait() -> None:
+        waiter.wait_claimable(timeout=30.0)
+        woken.append(time.monotonic())
+
+    try:
+        poster.post("warm-up")  # the statement is built and the schema checked once
+        assert poster.claim_next("c") is not None
+        waiting = threading.Thread(target=wait, daemon=True)
+        waiting.start()
+        time.sleep(0.5)  # (it reads the board, finds nothing claimable, and sleeps on its poll)
+        assert not woken
+        event.listen(engine, "before_cursor_execute", statement)
+        posted = time.monotonic()
+        job = poster.post("j")
+        event.remove(engine, "before_cursor_execute", statement)
+        [insert] = sent
+        assert insert.startswith("INSERT INTO") and "pg_notify" in insert
+        waiting.join(timeout=35.0)
+        assert woken and woken[0] - posted < 5.0, "the waiting board was not woken by the post's NOTIFY"
+        assert [j.uuid for j in waiter.iterjobs(only_unclaimed=True)] == [job.uuid]
+    finally:
+        waiter.close()
+        poster.close()
+
+
+@pytest.mark.postgres
 def test_claim_and_consume_are_one_round_trip_each_on_postgresql(postgres_url: str) -> None:
     """A claim is one message, committed durably; a consume one message that commits relaxed: no
     BEGIN or COMMIT of their own (they were three and four round trips through SQLAlchemy). Only this

@@ -293,27 +293,26 @@ class SQLJobBoard(JobBoard):
     def _post_in(self, job: Job, before: Callable[[sa.Connection], bool] | None) -> bool:
         """Insert the job's row, after ``before`` (in the same transaction) when given; False, nothing
         written, when ``before`` says it could not do its part."""
-        now = time.time()
+        values = {
+            "uuid": job.uuid,
+            "name": job.name,
+            "priority": job.priority,
+            "created_on": job.created_on,
+            "updated_on": time.time(),
+            "record": job.to_bytes().decode(),
+        }
+        notifies = self.database.dialect == "postgresql"
+        stmt = self._statement("post", lambda: _post_statement(self.name, notifies))
         with self._tx(f"post job {job}") as conn:
             if before is not None and not before(conn):
                 return False
-            result = conn.execute(
-                T.insert().values(
-                    board=self.name,
-                    uuid=job.uuid,
-                    name=job.name,
-                    state=S.UNCLAIMED.value,
-                    priority=job.priority,
-                    attempts=0,
-                    created_on=job.created_on,
-                    updated_on=now,
-                    record=job.to_bytes().decode(),
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            job.sequence = int(key[0])
-            self._notify(conn)
+            result = conn.execute(stmt, values)
+            if notifies:  # the NOTIFY went with the INSERT (its RETURNING), not a round trip of its own
+                job.sequence = int(result.one()[0])
+            else:
+                key = result.inserted_primary_key
+                assert key is not None
+                job.sequence = int(key[0])
         self._wake()
         return True
 
@@ -649,3 +648,24 @@ class SQLJobBoard(JobBoard):
     def cancelled_jobs(self) -> list[Job]:
         """The jobs that ended CANCELLED, with their reasons in ``cancel_reason``."""
         return self._select(sa.and_(T.c.board == self.name, T.c.state == S.CANCELLED))
+
+
+def _post_statement(board: str, notify: bool) -> sa.Insert:
+    """A new job's ``INSERT`` (its values bound by name at each post). ``notify`` (PostgreSQL): its
+    ``RETURNING`` also calls ``pg_notify``, delivered at commit as a ``NOTIFY`` statement's would be,
+    so the waiting boards are woken without a round trip of the post's own for it (a post was four
+    round trips and a commit before: about a tenth of its time, and of post-to-start, on loopback)."""
+    stmt = T.insert().values(
+        board=board,
+        uuid=sa.bindparam("uuid"),
+        name=sa.bindparam("name"),
+        state=S.UNCLAIMED.value,
+        priority=sa.bindparam("priority"),
+        attempts=0,
+        created_on=sa.bindparam("created_on"),
+        updated_on=sa.bindparam("updated_on"),
+        record=sa.bindparam("record"),
+    )
+    if notify:
+        return stmt.returning(T.c.id, sa.func.pg_notify(schema.CHANNEL, board))
+    return stmt
