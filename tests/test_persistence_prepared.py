@@ -346,3 +346,40 @@ def test_what_a_unit_of_work_holds_is_sent_before_a_statement_through_sqlalchemy
     finally:
         conn.close()
         backend.close()
+
+
+def test_a_logbook_saved_on_a_plain_postgresql_connection_is_one_message(postgres_url: str) -> None:
+    """A job's post saves its logbook on a plain connection: BEGIN, the logbook's and the flow's
+    upserts and COMMIT go in one message (they were four round trips: the driver's own BEGIN, each
+    upsert, SQLAlchemy's COMMIT). Saved as one transaction: another connection reads both rows, and a
+    unit of work that fails leaves neither. The database connection goes back to the pool out of
+    autocommit mode, as SQLAlchemy's transactions expect it."""
+    from flowkit.persistence.rows import FLOWS, LOGBOOKS
+
+    backend = fresh_backend(postgres_url)
+    try:
+        book = LogBook("posted")
+        book.add(FlowDetail("job"))
+        with recorded_statements(backend) as messages, backend.get_connection() as conn:
+            conn.save_logbook(book)
+        [message] = messages
+        assert message.startswith("BEGIN; ") and message.endswith("; COMMIT"), message
+        assert message.count("EXECUTE flowkit_insert") == 2, message
+        engine = backend.engine  # type: ignore[attr-defined]
+        with engine.connect() as pooled:  # (the one connection the pool holds: the save's)
+            assert pooled.connection.dbapi_connection.autocommit is False
+        with backend.get_connection() as reader:
+            assert reader.get_logbook(book.uuid).find(next(iter(book)).uuid) is not None
+        failing = LogBook("failing")
+
+        def half_then_fail() -> None:
+            conn.upsert_rows(LOGBOOKS, [conn.codec.logbook_row(failing)])
+            raise RuntimeError("given up")
+
+        with backend.get_connection() as conn, pytest.raises(RuntimeError, match="given up"):
+            conn.run_together(half_then_fail)
+        with backend.get_connection() as reader:
+            assert reader.run(lambda: reader.select_rows(LOGBOOKS, "uuid", [failing.uuid])) == []
+            assert reader.run(lambda: len(reader.select_rows(FLOWS, "parent_uuid", [book.uuid]))) == 1
+    finally:
+        backend.close()

@@ -317,7 +317,7 @@ class Connection(ABC):
             self.upsert_rows(FLOWS, flow_rows)
             self.upsert_rows(ATOMS, atom_rows)
 
-        self.run(op)
+        self.run_together(op)  # one message on PostgreSQL
         return book
 
     def update_flow_details(self, flow_detail: FlowDetail) -> FlowDetail:
@@ -335,7 +335,7 @@ class Connection(ABC):
             self.upsert_rows(FLOWS, [flow_row])
             self.upsert_rows(ATOMS, atom_rows)
 
-        self.run(op)
+        self.run_together(op)  # one message on PostgreSQL
         return flow_detail
 
     def update_atom_details(self, atom_detail: AtomDetail) -> AtomDetail:
