@@ -255,6 +255,44 @@ def test_post_flow_on_the_persistence_database_is_one_commit(postgres_url: str) 
 
 
 @pytest.mark.postgres
+def test_post_flow_on_postgresql_is_two_statements(postgres_url: str) -> None:
+    """The logbook's and the flow's rows go in one message (the first upsert held for the second's),
+    then the job's INSERT with its NOTIFY: two statements and the commit, and the rows are all there."""
+    import threading
+
+    from sqlalchemy import event
+
+    from flowkit.persistence.backends import fetch as fetch_persistence
+
+    board = SQLJobBoard("two-statements", postgres_url, persistence=postgres_url)
+    board.connect()
+    engine = board.engine
+    assert engine is not None
+    sent: list[str] = []
+
+    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            sent.append(text)
+
+    try:
+        board.post_flow("tests.job_flows:steps", name="first")  # the schema is checked once
+        event.listen(engine, "before_cursor_execute", statement)
+        try:
+            job = board.post_flow("tests.job_flows:steps", store={"n": 2}, name="second")
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+        [rows, insert] = sent
+        assert rows.count("EXECUTE flowkit_insert") == 2, rows
+        assert insert.startswith("INSERT INTO") and "pg_notify" in insert, insert
+        with fetch_persistence(postgres_url).get_connection() as conn:
+            book = conn.get_logbook(job.book_uuid or "")
+            assert [fd.uuid for fd in book] == [job.flow_uuid]
+            assert conn.get_flow_detail(job.flow_uuid or "").meta["store"] == {"n": 2}
+    finally:
+        board.close()
+
+
+@pytest.mark.postgres
 def test_a_post_notifies_in_its_insert_and_wakes_another_board(postgres_url: str) -> None:
     """On PostgreSQL a post is one statement (the INSERT, whose RETURNING queues the NOTIFY) and its
     commit; the NOTIFY still wakes another board waiting on the same board name at once, long before

@@ -383,3 +383,37 @@ def test_a_logbook_saved_on_a_plain_postgresql_connection_is_one_message(postgre
             assert reader.run(lambda: len(reader.select_rows(FLOWS, "parent_uuid", [book.uuid]))) == 1
     finally:
         backend.close()
+
+
+def test_a_logbook_save_in_a_callers_transaction_that_fails_leaves_nothing_held(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save_logbook_in holds the logbook's upsert for the flow's message: when that one fails before it
+    is sent, the held statement is dropped, not left on the pooled connection for its next user, and
+    its statement is not taken for prepared there (its PREPARE never went): the next save on that
+    connection prepares it and succeeds."""
+    backend = fresh_backend(postgres_url)
+    updates = backend.updates  # type: ignore[attr-defined]
+    upsert = updates.upsert
+
+    def last_fails(conn: Any, cursor: Any, table: str, rows: Any, held: bool = False) -> None:
+        if not held:
+            raise RuntimeError("the flow's upsert failed")
+        upsert(conn, cursor, table, rows, held)
+
+    monkeypatch.setattr(updates, "upsert", last_fails)
+    book = LogBook("failing")
+    book.add(FlowDetail("job"))
+    try:
+        with backend.engine.connect() as conn:  # type: ignore[attr-defined]
+            with pytest.raises(RuntimeError, match="flow's upsert"):
+                backend.save_logbook_in(conn, book)  # type: ignore[attr-defined]
+            assert not conn.info.get("flowkit_held")
+            conn.rollback()
+            monkeypatch.undo()
+            with conn.begin():
+                assert backend.save_logbook_in(conn, book)  # type: ignore[attr-defined]
+        with backend.get_connection() as reader:
+            assert [fd.name for fd in reader.get_logbook(book.uuid)] == ["job"]
+    finally:
+        backend.close()

@@ -517,8 +517,15 @@ class PreparedUpdates:
             self._send(conn, cursor, sql, params)
 
     def drop_held(self, conn: sa.Connection) -> None:
-        """Forget what is held on ``conn`` (its transaction is given up)."""
-        conn.info.pop(_HELD, None)
+        """Forget what is held on ``conn`` (its transaction is given up), and that a statement whose
+        ``PREPARE`` was held with it is prepared there: it never reached the server, and a connection
+        kept for other work would otherwise ``EXECUTE`` it unprepared."""
+        held = conn.info.pop(_HELD, None)
+        prepared = conn.info.get(_PREPARED)
+        if held and prepared:
+            for sql, _ in held:
+                if sql.startswith("PREPARE "):
+                    prepared.discard(sql.split(None, 2)[1])
 
     def _send(self, conn: sa.Connection, cursor: Any, sql: str, params: Any) -> None:
         """Execute on the driver; the connection's listeners see it, errors come out as SQLAlchemy's.

@@ -194,10 +194,15 @@ class SQLAlchemyBackend(Backend):
         dbapi = conn.connection.dbapi_connection
         assert dbapi is not None
         cursor = dbapi.cursor()  # the caller's transaction: statements of the DB-API connection are in it
+        saved = [(table, found) for table, found in rows.items() if found]
         try:
-            for table, found in rows.items():
-                if found:  # prepared, one round trip a table (see PreparedUpdates.upsert_columns)
-                    self.updates.upsert(conn, cursor, table, found)
+            for k, (table, found) in enumerate(saved):
+                # prepared (see PreparedUpdates.upsert_columns); each but the last held and sent in the
+                # last one's message: one round trip for them all, none of their results being read
+                self.updates.upsert(conn, cursor, table, found, held=k < len(saved) - 1)
+        except BaseException:
+            self.updates.drop_held(conn)  # (never left for the connection's next user to send)
+            raise
         finally:
             cursor.close()
         return True
