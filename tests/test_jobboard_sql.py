@@ -48,6 +48,27 @@ def held_claim(board: SQLJobBoard, owner: str) -> Iterator[HeldClaim]:
         board.close()
 
 
+@contextlib.contextmanager
+def main_thread_statements(engine: Any) -> Iterator[list[str]]:
+    """The SQL this (main) thread sends on ``engine`` inside the block: the board's lease and cancel
+    threads share the engine and are not counted."""
+    import threading
+
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+        if threading.current_thread() is threading.main_thread():
+            sent.append(text)
+
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+
+
 def test_a_dead_claimants_lease_runs_out(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/board.db"
     dead, alive = SQLJobBoard("b", url, lease=0.6), SQLJobBoard("b", url, lease=0.6)
@@ -258,29 +279,14 @@ def test_post_flow_on_the_persistence_database_is_one_commit(postgres_url: str) 
 def test_post_flow_on_postgresql_is_two_statements(postgres_url: str) -> None:
     """The logbook's and the flow's rows go in one message (the first upsert held for the second's),
     then the job's INSERT with its NOTIFY: two statements and the commit, and the rows are all there."""
-    import threading
-
-    from sqlalchemy import event
-
     from flowkit.persistence.backends import fetch as fetch_persistence
 
     board = SQLJobBoard("two-statements", postgres_url, persistence=postgres_url)
     board.connect()
-    engine = board.engine
-    assert engine is not None
-    sent: list[str] = []
-
-    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
-        if threading.current_thread() is threading.main_thread():
-            sent.append(text)
-
     try:
         board.post_flow("tests.job_flows:steps", name="first")  # the schema is checked once
-        event.listen(engine, "before_cursor_execute", statement)
-        try:
+        with main_thread_statements(board.engine) as sent:
             job = board.post_flow("tests.job_flows:steps", store={"n": 2}, name="second")
-        finally:
-            event.remove(engine, "before_cursor_execute", statement)
         [rows, insert] = sent
         assert rows.count("EXECUTE flowkit_insert") == 2, rows
         assert insert.startswith("INSERT INTO") and "pg_notify" in insert, insert
@@ -299,20 +305,10 @@ def test_a_post_notifies_in_its_insert_and_wakes_another_board(postgres_url: str
     its poll would (no post of its own wakes it: it is another object)."""
     import threading
 
-    from sqlalchemy import event
-
     poster = SQLJobBoard("notified", postgres_url)
     waiter = SQLJobBoard("notified", postgres_url, poll=60.0)
     poster.connect()
     waiter.connect()
-    engine = poster.engine
-    assert engine is not None
-    sent: list[str] = []
-
-    def statement(conn: object, cursor: object, text: str, *args: object) -> None:
-        if threading.current_thread() is threading.main_thread():
-            sent.append(text)
-
     woken: list[float] = []
 
     def wait() -> None:
@@ -326,10 +322,9 @@ def test_a_post_notifies_in_its_insert_and_wakes_another_board(postgres_url: str
         waiting.start()
         time.sleep(0.5)  # (it reads the board, finds nothing claimable, and sleeps on its poll)
         assert not woken
-        event.listen(engine, "before_cursor_execute", statement)
-        posted = time.monotonic()
-        job = poster.post("j")
-        event.remove(engine, "before_cursor_execute", statement)
+        with main_thread_statements(poster.engine) as sent:
+            posted = time.monotonic()
+            job = poster.post("j")
         [insert] = sent
         assert insert.startswith("INSERT INTO") and "pg_notify" in insert
         waiting.join(timeout=35.0)
