@@ -22,6 +22,13 @@ LOG = logging.getLogger("flowkit.jobboard")
 CHANNEL = "flowkit_jobboard"
 """PostgreSQL notification channel; the payload is the board's name."""
 
+
+def notify(board: str) -> sa.FunctionElement[Any]:
+    """The call that wakes ``board``'s waiting boards on PostgreSQL (its ``NOTIFY`` is sent at commit):
+    in a ``SELECT`` of its own, or in the ``RETURNING`` of a statement that has a round trip anyway."""
+    return sa.func.pg_notify(CHANNEL, board)
+
+
 metadata = sa.MetaData()
 
 jobs = sa.Table(

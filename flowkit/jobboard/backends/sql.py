@@ -257,7 +257,7 @@ class SQLJobBoard(JobBoard):
     def _notify(self, conn: sa.Connection) -> None:
         """Wake every waiting board: in this process at once, elsewhere through NOTIFY (PostgreSQL)."""
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_notify(schema.CHANNEL, self.name)))
+            conn.execute(sa.select(schema.notify(self.name)))
 
     # -- rows and jobs ------------------------------------------------------------------------------
 
@@ -667,5 +667,5 @@ def _post_statement(board: str, notify: bool) -> sa.Insert:
         record=sa.bindparam("record"),
     )
     if notify:
-        return stmt.returning(T.c.id, sa.func.pg_notify(schema.CHANNEL, board))
+        return stmt.returning(T.c.id, schema.notify(board))
     return stmt
