@@ -15,6 +15,11 @@ Cases:
   bound), and the share of all cores that was busy (``machine_busy``, ``/proc/stat``): wall-clock
   rates move with whatever else the machine runs, CPU per job much less, and on 2 cores it is what
   caps the rate (a ``machine_busy`` near 1.0 says so).
+- ``waiting``: the same with tasks that wait :data:`WAIT_S` (sleep) after writing their start (cases
+  ``waiting_<K>``, ``--waiting-jobs`` jobs): jobs that spend their time waiting on something else, as
+  provisioning tasks do. With no-op tasks one conductor keeps about half of a 2-core machine busy, so
+  K conductors can at most double its rate there, whatever the board does; with tasks that wait, the
+  cores are not the limit, and the rate shows whether conductors get in each other's way on the board.
 - ``latency``: one idle conductor; one job at a time; post-to-start = the task's start time minus the
   time just before ``post`` was called (p50/p90 over ``--samples`` jobs).
 - ``failover``: conductor A runs a job whose task sleeps; B waits; A is SIGKILLed; failover = the time
@@ -41,7 +46,9 @@ from _harness_persistence import drop_postgres, postgres_url
 
 ZK_HOSTS = os.environ.get("FLOWKIT_BENCH_ZK", "127.0.0.1:2181")
 SESSION_TIMEOUT = 4.0
-CASES = ("throughput", "latency", "failover")
+CASES = ("throughput", "waiting", "latency", "failover")
+WAIT_S = 0.02
+"""How long the task of a ``waiting`` case's job waits (a provisioning call's round trip to a remote API)."""
 BENCH_DIR = Path(__file__).resolve().parent
 WORK_DIR = BENCH_DIR.parent / ".bench" / "jobboard"
 
@@ -194,13 +201,14 @@ class Setting:
             shutil.rmtree(self.work, ignore_errors=True)
 
 
-def throughput(side: Side, n: int, conductors: int) -> dict[str, float]:
+def throughput(side: Side, n: int, conductors: int, wait: float = 0.0) -> dict[str, float]:
     """N jobs posted first (post cost alone), then K conductors started together; jobs/s is timed from
-    the first task start to the board being empty, so conductor start-up is not counted."""
+    the first task start to the board being empty, so conductor start-up is not counted. ``wait``:
+    seconds each job's task sleeps after its start is written."""
     with Setting(side, f"tp{conductors}") as s:
         started = time.perf_counter()
         for i in range(n):
-            side.post(s.poster, f"j{i}", str(s.work), 0.0)
+            side.post(s.poster, f"j{i}", str(s.work), wait)
         post_ms = (time.perf_counter() - started) / n * 1e3
         procs = s.fleet.start(*(f"c{i}" for i in range(conductors)))
         ours = cpu_of([p.pid for p in procs])
@@ -286,6 +294,7 @@ class Options:
     samples: int
     repeat: int
     boards: tuple[str, ...] = ("zookeeper",)
+    waiting_jobs: int = 200
 
 
 def parse_options(argv: Sequence[str] | None) -> Options:
@@ -294,6 +303,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--sizes", default="1000", help="N for throughput")
     p.add_argument("--conductors", default="1,3", help="conductor processes for throughput")
     p.add_argument("--samples", type=int, default=50, help="jobs for latency")
+    p.add_argument("--waiting-jobs", type=int, default=200, help="N for waiting (tasks that wait)")
     p.add_argument("--repeat", type=int, default=3, help="median of this many runs (failover, throughput)")
     p.add_argument("--boards", default="zookeeper,sql", help="zookeeper, sql (PostgreSQL) or both")
     p.add_argument("--no-gc", action="store_true", help="accepted for the driver; nothing here is GC bound")
@@ -306,6 +316,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         samples=a.samples,
         repeat=max(1, a.repeat),
         boards=tuple(b for b in a.boards.split(",") if b),
+        waiting_jobs=a.waiting_jobs,
     )
 
 
@@ -337,6 +348,11 @@ def run_cases(side: Side, opts: Options) -> dict[str, Any]:
                 for n in opts.sizes:
                     log(f"{side.name}: throughput N={n} conductors={k}")
                     measure(f"throughput_{k}", n, lambda n=n, k=k: throughput(side, n, k), opts.repeat)
+        elif case == "waiting":
+            n = opts.waiting_jobs
+            for k in opts.conductors:
+                log(f"{side.name}: throughput N={n} conductors={k}, tasks waiting {WAIT_S * 1e3:g} ms")
+                measure(f"waiting_{k}", n, lambda n=n, k=k: throughput(side, n, k, WAIT_S), opts.repeat)
         elif case == "latency":
             log(f"{side.name}: latency x{opts.samples}")
             measure("latency", opts.samples, lambda: latency(side, opts.samples), 1)
