@@ -87,6 +87,13 @@ class Suite:
     more_peers: tuple[Peer, ...] = ()
     limit: Limit | None = None
     limit_targets: LimitTargets | None = None
+    case_family: Callable[[str], str] = str
+    """The case asked for with ``--cases`` that a result or target case comes from: the job board's
+    ``throughput`` gives ``throughput_1``, ``sql_throughput_3``... (the default: the same name)."""
+
+    def asked(self, case: str | None, preset: Preset) -> bool:
+        """Whether ``case`` (a result's or a target's) belongs to the cases this run was asked for."""
+        return preset.cases is None or (case is not None and self.case_family(case) in preset.cases)
 
 
 def entry(results: Results, case: str, n: int) -> dict[str, Any] | None:

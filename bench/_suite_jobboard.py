@@ -9,6 +9,7 @@ and a fresh PostgreSQL database per measurement.
 from __future__ import annotations
 
 import os
+import re
 
 from _harness_jobboard import WAIT_S
 from _suite import Preset, Results, Suite, Target, common_args, figure
@@ -175,6 +176,11 @@ def _one_leaves(busy: float | None) -> str:
     return f"; one conductor keeps {busy:.0%} of them busy: <= {fmt(1 / busy, 'x')} whatever a job costs"
 
 
+def case_family(case: str) -> str:
+    """``--cases`` name of a result case: ``sql_throughput_3`` and ``throughput_1`` are ``throughput``."""
+    return re.sub(r"_\d+$", "", re.sub(r"^sql_|_jobs\d+$", "", case))
+
+
 def _at_full(ceiling: float | None, unit: str) -> str:
     """The ceiling beside a target: the 3-conductor rate (or its ratio to one conductor's) had every
     core been busy at the CPU per job measured (``machine_busy``). Where one conductor alone keeps half
@@ -194,6 +200,7 @@ SUITE = Suite(
     flowkit_args=flowkit_args,
     peer_args=peer_args,
     targets=jobboard_targets,
+    case_family=case_family,
     notes=[
         "ZooKeeper at 127.0.0.1:2181, session timeout 4 s; PostgreSQL persistence; one-task jobs",
         "flowkit also on the PostgreSQL board (cases sql_*: board in the persistence database, lease 4 s)",

@@ -152,9 +152,9 @@ def _side(label: str, run: Any) -> tuple[Results, str | None]:
     return results, None
 
 
-def _only(results: Results, preset: Preset) -> Results:
+def _only(results: Results, suite: Suite, preset: Preset) -> Results:
     """The requested cases: reused peer figures may cover more than this run measured."""
-    return {c: v for c, v in results.items() if preset.cases is None or c in preset.cases}
+    return {c: v for c, v in results.items() if suite.asked(c, preset)}
 
 
 def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
@@ -192,7 +192,7 @@ def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
     all_targets: list[Target] = suite.targets(ours, peer)
     if suite.limit_targets:
         all_targets += suite.limit_targets(ours, limit, others)
-    targets = [t for t in all_targets if preset.cases is None or t.case in preset.cases]
+    targets = [t for t in all_targets if suite.asked(t.case, preset)]
     RESULTS_DIR.mkdir(exist_ok=True)
     _results_path(suite).write_text(
         json.dumps(
@@ -217,10 +217,20 @@ def run_suite(suite: Suite, args: argparse.Namespace, preset: Preset) -> bool:
         + "\n"
     )
     columns = [
-        Column(p.env.short, _only(others[p.env.key], preset)) for p in suite.more_peers if p.env.key in others
+        Column(p.env.short, _only(others[p.env.key], suite, preset))
+        for p in suite.more_peers
+        if p.env.key in others
     ]
-    limit_column = Column("limit", _only(limit, preset)) if limit else None
-    report(suite.name, _only(ours, preset), _only(peer, preset), targets, suite.notes, columns, limit_column)
+    limit_column = Column("limit", _only(limit, suite, preset)) if limit else None
+    report(
+        suite.name,
+        _only(ours, suite, preset),
+        _only(peer, suite, preset),
+        targets,
+        suite.notes,
+        columns,
+        limit_column,
+    )
     for side, err in errors.items():
         print(f"  {side} did not run: {err}")
     print(f"  saved {_results_path(suite).relative_to(REPO_ROOT)}")
