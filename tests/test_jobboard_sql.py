@@ -306,33 +306,30 @@ def test_a_post_notifies_in_its_insert_and_wakes_another_board(postgres_url: str
     import threading
 
     poster = SQLJobBoard("notified", postgres_url)
-    waiter = SQLJobBoard("notified", postgres_url, poll=60.0)
     poster.connect()
-    waiter.connect()
     woken: list[float] = []
+    waiter = SQLJobBoard("notified", postgres_url, poll=60.0)
 
     def wait() -> None:
-        # the warm-up's NOTIFY may still be on its way when this starts: a wake that finds nothing
-        # claimable is that one, and the board is waited on again
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline:
-            waiter.wait_claimable(timeout=deadline - time.monotonic())
-            if waiter.job_count(only_unclaimed=True):
-                break
+        waiter.wait_claimable(timeout=15.0)
         woken.append(time.monotonic())
 
     try:
         poster.post("warm-up")  # the statement is built and the schema checked once
         assert poster.claim_next("c") is not None
+        # Connected only now: its LISTEN starts after the warm-up's commit, so the warm-up's NOTIFY
+        # can never reach it, and the one wake it may get is the post's below.
+        waiter.connect()
         waiting = threading.Thread(target=wait, daemon=True)
         waiting.start()
         time.sleep(0.5)  # (it reads the board, finds nothing claimable, and sleeps on its poll)
+        assert not woken
         with main_thread_statements(poster.engine) as sent:
             posted = time.monotonic()
             job = poster.post("j")
         [insert] = sent
         assert insert.startswith("INSERT INTO") and "pg_notify" in insert
-        waiting.join(timeout=35.0)
+        waiting.join(timeout=20.0)
         assert woken and woken[0] - posted < 5.0, "the waiting board was not woken by the post's NOTIFY"
         assert [j.uuid for j in waiter.iterjobs(only_unclaimed=True)] == [job.uuid]
     finally:

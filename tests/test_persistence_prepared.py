@@ -392,6 +392,8 @@ def test_a_logbook_save_in_a_callers_transaction_that_fails_leaves_nothing_held(
     is sent, the held statement is dropped, not left on the pooled connection for its next user, and
     its statement is not taken for prepared there (its PREPARE never went): the next save on that
     connection prepares it and succeeds."""
+    from flowkit.persistence.backends._prepared import _HELD  # where a connection keeps what it holds
+
     backend = fresh_backend(postgres_url)
     updates = backend.updates  # type: ignore[attr-defined]
     upsert = updates.upsert
@@ -408,7 +410,7 @@ def test_a_logbook_save_in_a_callers_transaction_that_fails_leaves_nothing_held(
         with backend.engine.connect() as conn:  # type: ignore[attr-defined]
             with pytest.raises(RuntimeError, match="flow's upsert"):
                 backend.save_logbook_in(conn, book)  # type: ignore[attr-defined]
-            assert not conn.info.get("flowkit_held")
+            assert not conn.info.get(_HELD)
             conn.rollback()
             monkeypatch.undo()
             with conn.begin():
