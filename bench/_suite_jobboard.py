@@ -12,7 +12,7 @@ import os
 import re
 
 from _harness_jobboard import WAIT_S
-from _suite import Preset, Results, Suite, Target, common_args, figure
+from _suite import Preset, Results, Suite, Target, common_args, figure, ratio
 from _targets import fmt
 
 CASES = ("throughput", "latency", "failover")
@@ -20,7 +20,6 @@ FLOWKIT_CASES = ("throughput", "waiting", "latency", "failover")
 """``waiting`` (tasks that wait ``WAIT_S``, how conductors scale when the cores are not the limit) is
 flowkit's only: TaskFlow runs about 10 jobs/s, so its 3 / 1 shows in the no-op case already."""
 WAITING_N = 200
-RESULT_CASES = ("throughput_1", "throughput_3", "latency", "failover")
 THROUGHPUT_N = 1000
 PEER_THROUGHPUT_N = 200
 SAMPLES = 50
@@ -107,16 +106,16 @@ def _issue13_targets(ours: Results, prefix: str, board: str) -> list[Target]:
         _only(ours, f"{prefix}throughput_1", "jobs_per_s"),
         _only(ours, f"{prefix}throughput_3", "jobs_per_s"),
     )
-    scaling = _ratio(three, one)
+    scaling = ratio(three, one)
     busy = _only(ours, f"{prefix}throughput_3", "machine_busy")
     # The rate with every core busy at this run's CPU per job: what no code outside the job's own
     # path (engine, persistence, board client, servers) can exceed on this machine.
     ceiling = three / busy if three is not None and busy else None
-    ceiling_scaling = _ratio(ceiling, one)
+    ceiling_scaling = ratio(ceiling, one)
     # What K conductors could reach at best however cheap the others make a job: one conductor leaves
     # idle only 1 - busy of the machine, so K of them run at most 1 / busy times its rate.
     busy_one = _only(ours, f"{prefix}throughput_1", "machine_busy")
-    waiting_scaling = _ratio(
+    waiting_scaling = ratio(
         _only(ours, f"{prefix}waiting_3", "jobs_per_s"), _only(ours, f"{prefix}waiting_1", "jobs_per_s")
     )
     p50 = _only(ours, f"{prefix}latency", "p50_ms")
@@ -165,10 +164,6 @@ def _issue13_targets(ours: Results, prefix: str, board: str) -> list[Target]:
     ]
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or not b else a / b
-
-
 def _one_leaves(busy: float | None) -> str:
     """What one conductor leaves of the machine, as the most K conductors' rate can be over its rate."""
     if not busy:
@@ -209,8 +204,7 @@ SUITE = Suite(
         "first task start to the board being empty; TaskFlow at N=200 (it runs ~10 jobs/s); the conductors' "
         "and the PostgreSQL server's CPU per job meanwhile in the JSON (conductor_cpu_ms, postgres_cpu_ms)",
         f"waiting: the throughput case with tasks that wait {WAIT_S * 1e3:g} ms (waiting_1, waiting_3): "
-        "conductors' "
-        "scaling where the cores are not the limit",
+        "conductors' scaling where the cores are not the limit",
         "latency: one idle conductor, one job at a time; post() called -> task started (p50/p90 in the JSON)",
         "failover: conductor A SIGKILLed while running the job's task; B waiting; kill -> B starts the task",
         "TaskFlow's board reads the server version with `envi`, which the test ZooKeeper does not allow; "
